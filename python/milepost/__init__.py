@@ -1,0 +1,64 @@
+"""milepost: progress you can trust for jobs with thousands of items.
+
+A Rust core counts updates from every thread at the cost of a C call, and one snapshot of that
+state feeds the terminal bars, CI log lines, JSON lines and observers.
+"""
+
+from __future__ import annotations
+
+from . import _milepost
+from ._milepost import SCHEMA_VERSION
+from .errors import InvalidValueError, MilepostError
+from .events import (
+    Event,
+    ItemFailed,
+    ItemRetried,
+    LogLine,
+    PhaseFinished,
+    PhaseStarted,
+    RunFinished,
+    RunStarted,
+    StepFinished,
+    StepStarted,
+)
+from .observers import BaseObserver, ConsoleSummary, JsonSnapshotFile, LoggingObserver, Observer
+from .output import LoggingHandler, print, suspend
+from .pools import thread_map
+from .run import Run, current_run
+from .snapshot import Snapshot
+from .task import Item, Task
+from .track import track
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "BaseObserver",
+    "ConsoleSummary",
+    "Event",
+    "InvalidValueError",
+    "Item",
+    "ItemFailed",
+    "ItemRetried",
+    "JsonSnapshotFile",
+    "LogLine",
+    "LoggingHandler",
+    "LoggingObserver",
+    "MilepostError",
+    "Observer",
+    "PhaseFinished",
+    "PhaseStarted",
+    "Run",
+    "RunFinished",
+    "RunStarted",
+    "Snapshot",
+    "StepFinished",
+    "StepStarted",
+    "Task",
+    "current_run",
+    "print",
+    "suspend",
+    "thread_map",
+    "track",
+    "_milepost",
+]

@@ -1,0 +1,107 @@
+"""Lifecycle events: typed, timestamped records of what happened in a run.
+
+Events are queued when they happen and delivered to observers by the dispatcher thread, never
+on the caller's thread. Counters are not events: observers see them through snapshots.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Optional, Tuple
+
+__all__ = [
+    "Event",
+    "RunStarted",
+    "RunFinished",
+    "PhaseStarted",
+    "PhaseFinished",
+    "StepStarted",
+    "StepFinished",
+    "ItemFailed",
+    "ItemRetried",
+    "LogLine",
+    "BOUNDARY_EVENTS",
+]
+
+
+@dataclass(frozen=True)
+class Event:
+    """Common fields: which run, when (Unix time), and where in the tree (`path`)."""
+
+    run_id: str
+    run_name: str
+    timestamp: float
+    path: Tuple[str, ...] = field(default=())
+    kind: ClassVar[str] = "event"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event as a JSON-ready dict, with its `event` kind."""
+        d = dataclasses.asdict(self)
+        d["path"] = list(self.path)
+        return {"event": self.kind, **d}
+
+
+@dataclass(frozen=True)
+class RunStarted(Event):
+    kind: ClassVar[str] = "run_started"
+
+
+@dataclass(frozen=True)
+class RunFinished(Event):
+    state: str = "completed"
+    elapsed: float = 0.0
+    kind: ClassVar[str] = "run_finished"
+
+
+@dataclass(frozen=True)
+class PhaseStarted(Event):
+    name: str = ""
+    total: Optional[int] = None
+    kind: ClassVar[str] = "phase_started"
+
+
+@dataclass(frozen=True)
+class PhaseFinished(Event):
+    name: str = ""
+    state: str = "completed"
+    kind: ClassVar[str] = "phase_finished"
+
+
+@dataclass(frozen=True)
+class StepStarted(Event):
+    name: str = ""
+    total: Optional[int] = None
+    kind: ClassVar[str] = "step_started"
+
+
+@dataclass(frozen=True)
+class StepFinished(Event):
+    name: str = ""
+    state: str = "completed"
+    kind: ClassVar[str] = "step_finished"
+
+
+@dataclass(frozen=True)
+class ItemFailed(Event):
+    item: str = ""
+    error: str = ""
+    kind: ClassVar[str] = "item_failed"
+
+
+@dataclass(frozen=True)
+class ItemRetried(Event):
+    item: str = ""
+    kind: ClassVar[str] = "item_retried"
+
+
+@dataclass(frozen=True)
+class LogLine(Event):
+    level: str = "info"
+    message: str = ""
+    source: Optional[str] = None
+    kind: ClassVar[str] = "log"
+
+
+#: Events after which boundary-aware observers (the plain renderer) get a fresh snapshot.
+BOUNDARY_EVENTS = (RunStarted, RunFinished, PhaseStarted, PhaseFinished, StepStarted, StepFinished)

@@ -1,0 +1,34 @@
+"""Observers: one protocol, fed off the hot path by the run's dispatcher thread.
+
+An observer gets lifecycle events as they are dequeued (`on_event`), snapshots every
+`interval` seconds (`on_snapshot`; `None` means only the final one), and `close()` at the end.
+Set `snapshot_on_boundaries = True` to also get a snapshot right after a run, phase or step
+starts or finishes. An observer that raises is reported once and never stops the job.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional, Protocol, runtime_checkable
+
+from .base import BaseObserver
+from .console import ConsoleSummary
+from .logging import LoggingObserver
+from .snapshot_file import JsonSnapshotFile
+
+if TYPE_CHECKING:
+    from ..events import Event
+    from ..snapshot import Snapshot
+
+__all__ = ["Observer", "BaseObserver", "ConsoleSummary", "LoggingObserver", "JsonSnapshotFile"]
+
+@runtime_checkable
+class Observer(Protocol):
+    """What the dispatcher calls. Subclass `BaseObserver` to implement only what you need."""
+
+    interval: Optional[float]
+
+    def on_event(self, event: Event) -> None: ...
+
+    def on_snapshot(self, snapshot: Snapshot) -> None: ...
+
+    def close(self) -> None: ...

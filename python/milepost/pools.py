@@ -1,0 +1,104 @@
+"""Thread pools whose workers each get a lane."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Callable, Deque, Iterable, List, Optional, TypeVar, Union
+
+from .run import Run, current_run
+from .task import Task, _length
+
+__all__ = ["thread_map"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: Items submitted ahead of the workers, per worker: enough to keep them busy, few enough
+#: that a million-item iterable is never materialized as futures at once.
+_AHEAD_PER_WORKER = 4
+
+
+def _default_name(item: Any, index: int) -> str:
+    if isinstance(item, (str, int, float)) or hasattr(item, "__fspath__"):
+        return str(item)
+    return f"#{index}"
+
+
+def thread_map(
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    workers: Optional[int] = None,
+    *,
+    description: Optional[str] = None,
+    total: Optional[int] = None,
+    unit: str = "it",
+    item_name: Callable[[T, int], str] = _default_name,
+    return_exceptions: bool = False,
+    run: Optional[Union[Run, Task]] = None,
+    display: Optional[str] = "auto",
+) -> List[Union[R, BaseException]]:
+    """`fn` over `items` on a thread pool, each call tracked as an item in a worker's lane.
+
+    Results come back in input order. An item that raises is counted failed with its error;
+    with `return_exceptions=True` its exception takes its place in the results, otherwise the
+    first one (in input order) is raised once the items before it are done, and items not yet
+    started are not run.
+
+    The work is a phase of `run` (a `Run` or any task), or of the current run; without one,
+    it gets a run of its own.
+    """
+    n_workers = workers or min(32, (threading.active_count() or 1) + 4)
+    if n_workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    label = description or getattr(fn, "__name__", "map")
+    total = total if total is not None else _length(items)
+    parent: Optional[Union[Run, Task]] = run or current_run()
+    own: Optional[Run] = None
+    if parent is None:
+        own = Run(label, display=display).start()
+        parent = own
+    task = parent.phase(label, total, unit) if isinstance(parent, Run) else parent.step(label, total, unit)
+    r = task.run
+    counter = itertools.count()
+    local = threading.local()
+
+    def bind_lane() -> None:
+        lane = r.add_lane(f"w{next(counter)}")
+        local.lane = lane
+        r._bind_lane(lane)
+
+    def call(index: int, item: T) -> R:
+        with task.item(item_name(item, index)):
+            return fn(item)
+
+    results: List[Union[R, BaseException]] = []
+    state = "completed"
+    try:
+        with ThreadPoolExecutor(n_workers, thread_name_prefix="milepost-worker", initializer=bind_lane) as pool:
+            pending: Deque[Future[R]] = deque()
+            source = enumerate(items)
+            for index, item in itertools.islice(source, n_workers * _AHEAD_PER_WORKER):
+                pending.append(pool.submit(call, index, item))
+            while pending:
+                fut = pending.popleft()
+                try:
+                    results.append(fut.result())
+                except Exception as e:  # noqa: BLE001 - reported per the return_exceptions contract
+                    if not return_exceptions:
+                        for f in pending:
+                            f.cancel()
+                        raise
+                    results.append(e)
+                for index, item in itertools.islice(source, 1):
+                    pending.append(pool.submit(call, index, item))
+    except BaseException as e:
+        state = "cancelled" if isinstance(e, KeyboardInterrupt) else "failed"
+        raise
+    finally:
+        task.end(state)
+        if own is not None:
+            own.finish(state)
+    return results

@@ -1,0 +1,69 @@
+"""Displays. Every one reads the same snapshot; which one runs is chosen by `resolve_display`.
+
+| name     | where                                   | how                                          |
+|----------|-----------------------------------------|----------------------------------------------|
+| `native` | a terminal                              | indicatif, drawn by a Rust thread            |
+| `rich`   | Jupyter, or on request                  | rich `Live`, from the dispatcher thread      |
+| `plain`  | CI and log files (not a terminal)       | a summary line every `interval` s, no `\\r`    |
+| `json`   | machines                                | JSON lines: snapshots and events             |
+| `none`   | nowhere                                 |                                              |
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Optional, TextIO
+
+from ..errors import InvalidValueError
+
+__all__ = ["DISPLAYS", "resolve_display"]
+
+DISPLAYS = ("auto", "native", "rich", "plain", "json", "none")
+
+
+def _in_jupyter() -> bool:
+    shell = sys.modules.get("IPython")
+    if shell is None:
+        return False
+    ip = shell.get_ipython()  # type: ignore[attr-defined]
+    return ip is not None and type(ip).__name__ == "ZMQInteractiveShell"
+
+
+def _is_terminal(stream: Optional[TextIO]) -> bool:
+    try:
+        return stream is not None and stream.isatty() and os.environ.get("TERM") != "dumb"
+    except (AttributeError, ValueError):
+        return False
+
+
+def resolve_display(display: Optional[str], stream: Optional[TextIO] = None) -> str:
+    """Picks the display: an explicit `display` argument wins, then `MILEPOST_DISPLAY`, then
+    auto-detection (Jupyter: rich; a terminal: native; anything else: plain)."""
+    choice = display if display not in (None, "auto") else os.environ.get("MILEPOST_DISPLAY", "auto") or "auto"
+    choice = choice.strip().lower()
+    if choice not in DISPLAYS:
+        raise InvalidValueError(f"display must be one of {', '.join(DISPLAYS)}; got {choice!r}")
+    stream = stream if stream is not None else sys.stderr
+    if choice == "auto":
+        if _in_jupyter():
+            return "rich"
+        return "native" if _is_terminal(stream) else "plain"
+    if choice == "native" and not _is_terminal(stream):
+        # The native renderer draws only on a terminal; elsewhere plain lines say the same.
+        return "plain"
+    return choice
+
+
+def interval_from_env(default: float) -> float:
+    """`MILEPOST_INTERVAL` in seconds, if set and valid."""
+    raw = os.environ.get("MILEPOST_INTERVAL")
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidValueError(f"MILEPOST_INTERVAL must be a number of seconds, got {raw!r}") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise InvalidValueError(f"MILEPOST_INTERVAL must be a positive number of seconds, got {raw!r}")
+    return value

@@ -1,0 +1,72 @@
+"""The pure-Python renderer on rich, for Jupyter and wherever the native one cannot draw."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional, TextIO
+
+from .. import _milepost
+from ..events import Event, LogLine
+from ..observers.base import BaseObserver
+
+if TYPE_CHECKING:
+    from ..snapshot import Snapshot
+
+
+class RichRenderer(BaseObserver):
+    """Draws the snapshot with rich's `Live`: the run line, a bar per phase, worker lanes and
+    the last failure. Needs `pip install milepost[rich]`."""
+
+    def __init__(self, stream: Optional[TextIO] = None, interval: float = 0.1, leave: bool = True,
+                 max_lanes: int = 8) -> None:
+        try:
+            from rich.console import Console
+            from rich.live import Live
+        except ImportError as e:  # pragma: no cover - exercised only without the extra
+            raise ImportError("display='rich' needs rich: pip install 'milepost[rich]'") from e
+        import sys
+
+        self.interval = interval
+        self._max_lanes = max_lanes
+        self._console = Console(file=stream or sys.stderr)
+        self._live = Live(console=self._console, auto_refresh=False, transient=not leave)
+        self._live.start()
+
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, LogLine):
+            src = f"[{event.source}] " if event.source else ""
+            self._console.print(f"{event.level.upper()} {src}{event.message}", markup=False, highlight=False)
+
+    def on_snapshot(self, snapshot: Snapshot) -> None:
+        self._live.update(self._render(snapshot), refresh=True)
+
+    def _render(self, snapshot: Snapshot) -> Any:
+        from rich.console import Group
+        from rich.progress_bar import ProgressBar
+        from rich.table import Table
+        from rich.text import Text
+
+        table = Table.grid(padding=(0, 1))
+        table.add_column()
+        table.add_column(width=30)
+        table.add_column()
+        # nodes() and node_lines() walk the tree in the same depth-first order.
+        for (depth, node), (_, _, _, stats) in zip(snapshot.nodes(), snapshot.node_lines()):
+            total = node["total"]
+            bar = ProgressBar(total=float(total) if total else None, completed=float(node["processed"]), width=30)
+            table.add_row(Text("  " * depth + _milepost.sanitize(node["name"])), bar, Text(stats))
+        parts: list[Any] = [Text(snapshot.run_line(), style="bold"), table]
+        lanes = [ln for ln in snapshot.data["lanes"] if ln["state"] != "finished"]
+        for lane in lanes[: self._max_lanes]:
+            item = _milepost.sanitize(lane["item"]) if lane["item"] else "idle"
+            parts.append(Text(f"    {_milepost.sanitize(lane['name'])} ▸ {item} ({lane['done']} done)"))
+        if len(lanes) > self._max_lanes:
+            parts.append(Text(f"    … {len(lanes) - self._max_lanes} more lanes"))
+        failures = snapshot.data["failures"]
+        if failures:
+            f = failures[0]
+            parts.append(Text(f"  ✗ {_milepost.sanitize(f['name'])}: {_milepost.sanitize(f['error'] or '')}",
+                              style="red"))
+        return Group(*parts)
+
+    def close(self) -> None:
+        self._live.stop()

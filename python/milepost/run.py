@@ -1,0 +1,264 @@
+"""`Run`: the top of the tree, owner of the display, the observers and the clock."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import threading
+import time
+import uuid
+from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Optional, Sequence, TextIO, Union
+
+from . import _milepost
+from .dispatch import Dispatcher
+from .events import Event, RunFinished, RunStarted
+from .observers import JsonSnapshotFile, Observer
+from .renderers import interval_from_env, resolve_display
+from .snapshot import Snapshot
+from .task import Task, _exit_state
+
+if TYPE_CHECKING:
+    import os
+    from types import TracebackType
+
+    from .renderers.native import NativeDisplay
+
+__all__ = ["Run", "current_run"]
+
+_current: contextvars.ContextVar[Optional[Run]] = contextvars.ContextVar("milepost_run", default=None)
+
+
+def current_run() -> Optional[Run]:
+    """The run started by the innermost `with Run(...)` in this context, if any."""
+    return _current.get()
+
+
+class Run(Task):
+    """A tracked job: phases, steps and items below it, a display, and observers.
+
+    Args:
+        name: What the run is called on screen and in its events.
+        display: `auto`, `native`, `rich`, `plain`, `json` or `none` (see `resolve_display`).
+        observers: Extra observers, each fed off the hot path.
+        interval: Seconds between plain or JSON lines (default 10 and 1; `MILEPOST_INTERVAL`).
+        output: Where plain, JSON or rich output goes: a stream, a path (appended to), or
+            `"stdout"` / `"stderr"` (default stderr).
+        snapshot_file: Keep the latest snapshot in this JSON file (e.g. `.progress.json`).
+        refresh_hz: Redraws per second of the live displays (at most 20).
+        max_lanes: Worker lanes shown before folding into "… N more lanes".
+        leave: Keep the final frame on screen.
+        redirect: While the native display draws, route `print` output above the bars.
+        clock: A function returning seconds (for tests). With it, nothing runs in the
+            background: call `poll()` to deliver events and snapshots.
+        run_id: An id for the run (default: a random one).
+    """
+
+    def __init__(
+        self,
+        name: str = "run",
+        *,
+        display: Optional[str] = "auto",
+        observers: Sequence[Observer] = (),
+        interval: Optional[float] = None,
+        output: Union[TextIO, str, "os.PathLike[str]", None] = None,
+        snapshot_file: Union[str, "os.PathLike[str]", None] = None,
+        refresh_hz: float = 10.0,
+        max_lanes: int = 8,
+        leave: bool = True,
+        redirect: bool = True,
+        clock: Optional[Callable[[], float]] = None,
+        run_id: Optional[str] = None,
+    ) -> None:
+        self._clock: Callable[[], float] = clock or time.monotonic
+        self._manual = clock is not None
+        self._core = _milepost.RunCore(run_id or uuid.uuid4().hex[:12], name, self._manual, time.time())
+        self._origin = self._clock()
+        super().__init__(self, self._core.root, (self._core.name,))
+        stream = output if hasattr(output, "write") else None
+        self.display = resolve_display(display, stream)  # type: ignore[arg-type]
+        self._output = output
+        self._interval = interval
+        self._refresh_hz = min(max(float(refresh_hz), 0.5), 20.0)
+        self._max_lanes = max_lanes
+        self._leave = leave
+        self._redirect = redirect
+        user = list(observers)
+        if snapshot_file is not None:
+            user.append(JsonSnapshotFile(snapshot_file))
+        self._native: Optional[NativeDisplay] = None
+        self._dispatcher = Dispatcher([*user, *self._make_display()], self.snapshot, self._now)
+        self._tasks: List[Task] = []
+        self._lanes = threading.local()
+        self._token: Optional[contextvars.Token[Optional[Run]]] = None
+        self._started = False
+        self._finished = False
+
+    # -- construction of the display ----------------------------------------------------------
+    def _make_display(self) -> List[Observer]:
+        from .renderers.native import NativeDisplay
+
+        stream = self._output if hasattr(self._output, "write") else None
+        if self.display == "native":
+            self._native = NativeDisplay(self._core, self._refresh_hz, self._max_lanes, self._leave, self._redirect)
+            return [self._native]
+        if self.display == "plain":
+            from .renderers.plain import PlainRenderer
+
+            target = stream or (None if self._output in (None, "stderr") else self._output)
+            if target is not None and not hasattr(target, "write"):
+                target = sys_stdout() if target in ("stdout", "-") else open(target, "a", encoding="utf-8")  # noqa: SIM115
+            return [PlainRenderer(target, interval=self._interval or interval_from_env(10.0))]  # type: ignore[arg-type]
+        if self.display == "json":
+            from .renderers.jsonl import JsonLinesRenderer
+
+            return [JsonLinesRenderer(self._output, interval=self._interval or interval_from_env(1.0))]  # type: ignore[arg-type]
+        if self.display == "rich":
+            from .renderers.rich import RichRenderer
+
+            return [RichRenderer(stream, 1.0 / self._refresh_hz, self._leave, self._max_lanes)]  # type: ignore[arg-type]
+        return []
+
+    # -- identity and time --------------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        return self._core.id
+
+    @property
+    def observers(self) -> List[Observer]:
+        return self._dispatcher.observers
+
+    @property
+    def events_dropped(self) -> int:
+        """Lifecycle events dropped because the queue was full (never silently)."""
+        return self._dispatcher.dropped
+
+    def _now(self) -> float:
+        """Seconds since the run began; pushes the time into a manual clock."""
+        t = self._clock() - self._origin
+        if self._manual:
+            self._core.set_time(t)
+        return t
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> Run:
+        """Starts the display and the background threads (done by `with`)."""
+        if self._started:
+            return self
+        self._started = True
+        self._token = _current.set(self)
+        self._emit(RunStarted, ())
+        if not self._manual:
+            if self._native is not None:
+                self._native.start()
+            else:
+                self._core.start_ticker(self._refresh_hz, native=False)
+            self._dispatcher.start()
+        else:
+            self._now()
+            self._dispatcher.poll()
+        return self
+
+    def finish(self, state: str = "completed") -> None:
+        """Ends the run (idempotent): open phases end with it, observers get the final
+        snapshot and are closed, the display draws its last frame."""
+        if self._finished:
+            return
+        self._finished = True
+        self._now()
+        for task in reversed(self._tasks):
+            task.end(state)
+        self._node.end(state)
+        self._emit(RunFinished, (), state=state, elapsed=self._core.now())
+        try:
+            self._dispatcher.close()
+        finally:
+            if self._native is not None:
+                self._native.stop()
+            else:
+                self._core.stop_ticker()
+            self._reset_current()
+
+    def end(self, state: str = "completed") -> None:
+        self.finish(state)
+
+    def _reset_current(self) -> None:
+        if self._token is not None:
+            try:
+                _current.reset(self._token)
+            except ValueError:  # finished from another context (a tracker collected elsewhere)
+                if _current.get() is self:
+                    _current.set(None)
+            self._token = None
+
+    def __enter__(self) -> Run:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
+    ) -> None:
+        self.finish(_exit_state(exc_type))
+
+    # -- tree ---------------------------------------------------------------------------------
+    def phase(self, name: str, total: Optional[int] = None, unit: str = "it") -> Task:
+        """A phase of the run (setup, map, reduce...). It starts now and ends when its `with`
+        block ends, or when the run ends."""
+        return self._child(self, "phase", name, total, unit)
+
+    def _child(self, parent: Task, kind: str, name: str, total: Optional[int], unit: str) -> Task:
+        node = self._core.add_node(parent._node, kind, name, total, unit)
+        task = Task(self, node, (*parent.path, node.name))
+        self._tasks.append(task)
+        task._announce(total)
+        return task
+
+    # -- lanes --------------------------------------------------------------------------------
+    def add_lane(self, name: str) -> _milepost.Lane:
+        return self._core.add_lane(name)
+
+    @contextlib.contextmanager
+    def lane(self, name: str) -> Iterator[_milepost.Lane]:
+        """Binds a worker lane to the current thread: items started here show in it."""
+        lane = self._core.add_lane(name)
+        previous = getattr(self._lanes, "lane", None)
+        self._lanes.lane = lane
+        try:
+            yield lane
+        finally:
+            self._lanes.lane = previous
+            lane.finish(self._core.now())
+
+    def _bind_lane(self, lane: Optional[_milepost.Lane]) -> None:
+        self._lanes.lane = lane
+
+    def _current_lane(self) -> Optional[_milepost.Lane]:
+        return getattr(self._lanes, "lane", None)
+
+    # -- observation --------------------------------------------------------------------------
+    def _emit(self, cls: type[Event], path: tuple[str, ...], **fields: Any) -> None:
+        self._dispatcher.emit(cls(self._core.id, self._core.name, time.time(), (self._core.name, *path[1:]), **fields))
+
+    def snapshot(self) -> Snapshot:
+        """A consistent view of the whole run now."""
+        self._now()
+        return Snapshot(self._core.snapshot())
+
+    def poll(self) -> None:
+        """Delivers queued events and due snapshots now (what the dispatcher thread does every
+        tick; with an injected clock, the only way they are delivered before the end)."""
+        self._now()
+        self._dispatcher.poll()
+
+    def print(self, *values: Any, sep: str = " ", end: str = "\n") -> None:
+        """Prints above the native bars (or plainly when they are not drawn)."""
+        text = sep.join(str(v) for v in values) + end
+        if self._native is not None and self._started and not self._finished:
+            for line in text.rstrip("\n").split("\n"):
+                self._native.println(line)
+        else:
+            sys_stdout().write(text)
+
+
+def sys_stdout() -> TextIO:
+    import sys
+
+    return sys.stdout

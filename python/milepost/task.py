@@ -1,0 +1,219 @@
+"""Tasks: the run's own node, its phases and their steps, with items inside them.
+
+The counting methods (`advance`, `skip`, `metric`) are the Rust node's own bound methods,
+stored on the instance, so a call costs one C call: no Python frame in between.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Tuple, TypeVar, Union
+
+from . import _milepost
+from .events import ItemFailed, ItemRetried, LogLine, PhaseFinished, PhaseStarted, StepFinished, StepStarted
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from .run import Run
+
+T = TypeVar("T")
+
+_END_STATES = ("completed", "failed", "cancelled")
+
+
+class Task:
+    """A level of the run that counts items: the run itself, a phase or a step.
+
+    Use it as a context manager: leaving it normally marks it completed, an exception marks it
+    failed (and is re-raised), KeyboardInterrupt marks it cancelled.
+    """
+
+    def __init__(self, run: Run, node: _milepost.Node, path: Tuple[str, ...]) -> None:
+        self._run = run
+        self._node = node
+        self.path = path
+        # Bound C methods as instance attributes: the hot path skips a Python frame.
+        self.advance = node.advance
+        self.skip = node.skip
+        self.metric = node.metric
+        self.set_total = node.set_total
+        self.add_total = node.add_total
+
+    # -- structure ---------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self._node.name
+
+    @property
+    def kind(self) -> str:
+        return self._node.kind
+
+    @property
+    def state(self) -> str:
+        return self._node.state
+
+    @property
+    def run(self) -> Run:
+        return self._run
+
+    def step(self, name: str, total: Optional[int] = None, unit: str = "it") -> Task:
+        """A child of this task whose counts roll up into it."""
+        return self._run._child(self, "step", name, total, unit)
+
+    # -- counts ------------------------------------------------------------------------------
+    @property
+    def done(self) -> int:
+        """Items done by this task itself (a snapshot rolls up its steps too)."""
+        return self._node.done
+
+    @property
+    def failed(self) -> int:
+        return self._node.failed
+
+    @property
+    def skipped(self) -> int:
+        return self._node.skipped
+
+    @property
+    def retried(self) -> int:
+        return self._node.retried
+
+    @property
+    def total(self) -> Optional[int]:
+        return self._node.total
+
+    @property
+    def in_flight(self) -> int:
+        return self._node.in_flight
+
+    def fail(self, name: Any, error: Union[BaseException, str]) -> None:
+        """Counts one failed item and keeps its error text (shown on screen, in events)."""
+        text = _error_text(error)
+        self._node.fail(name, text)
+        self._run._emit(ItemFailed, self.path, item=_milepost.sanitize(name), error=text)
+
+    def retry(self, name: Any = None) -> None:
+        """Counts one retry of an item (the item itself is counted when it finally ends)."""
+        self._node.retry(1)
+        if name is not None:
+            self._run._emit(ItemRetried, self.path, item=_milepost.sanitize(name))
+
+    def log(self, message: str, level: str = "info", source: Optional[str] = None) -> None:
+        """A log line attached to this task, shown by the displays and given to observers."""
+        self._run._emit(LogLine, self.path, level=_level(level), message=str(message), source=source)
+
+    # -- items -------------------------------------------------------------------------------
+    def item(self, name: Any) -> Item:
+        """Context manager for one item: records its duration and worker lane; an exception
+        marks it failed with the error text and is re-raised."""
+        return Item(self, name)
+
+    def track(self, iterable: Iterable[T], total: Optional[int] = None) -> Iterator[T]:
+        """Iterates `iterable`, counting each item done when the loop asks for the next one."""
+        if total is None:
+            total = _length(iterable)
+        if total is not None and self._node.total is None:
+            self._node.set_total(total)
+        self._node.start()
+        return _milepost.Tracker(iterable, self._node, total, None)  # type: ignore[return-value]
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def end(self, state: str = "completed") -> None:
+        """Ends the task (idempotent; a task ended once keeps its first end state)."""
+        if self._node.state in _END_STATES:
+            return
+        if state not in _END_STATES:
+            raise ValueError(f"end state must be one of {_END_STATES}, got {state!r}")
+        self._node.end(state)
+        event = PhaseFinished if self.kind == "phase" else StepFinished
+        self._run._emit(event, self.path, name=self.name, state=state)
+
+    def __enter__(self) -> Task:
+        return self
+
+    def __exit__(
+        self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
+    ) -> None:
+        self.end(_exit_state(exc_type))
+
+    def _announce(self, total: Optional[int]) -> None:
+        self._node.start()
+        event = PhaseStarted if self.kind == "phase" else StepStarted
+        self._run._emit(event, self.path, name=self.name, total=total)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {'/'.join(self.path)!r} {self.state} done={self.done}>"
+
+
+class Item:
+    """One item in flight. `skip()` inside the block counts it skipped instead of done."""
+
+    __slots__ = ("_task", "name", "_lane", "_t0", "_skipped")
+
+    def __init__(self, task: Task, name: Any) -> None:
+        self._task = task
+        self.name = name
+        self._lane: Optional[_milepost.Lane] = None
+        self._t0 = 0.0
+        self._skipped = False
+
+    def skip(self) -> None:
+        self._skipped = True
+
+    def metric(self, name: str, value: Union[int, float]) -> None:
+        """Adds to a metric of the item's task (e.g. the tokens this item used)."""
+        self._task._node.metric(name, value)
+
+    def __enter__(self) -> Item:
+        run = self._task._run
+        self._lane = run._current_lane()
+        self._task._node.item_started(self.name, self._lane)
+        self._t0 = run._clock()
+        return self
+
+    def __exit__(
+        self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
+    ) -> None:
+        task = self._task
+        duration = task._run._clock() - self._t0
+        if exc_type is None:
+            status = "skipped" if self._skipped else "done"
+            task._node.item_finished(self.name, status, duration, None, self._lane)
+            return
+        text = _error_text(exc if exc is not None else exc_type())
+        task._node.item_finished(self.name, "failed", duration, text, self._lane)
+        task._run._emit(ItemFailed, task.path, item=_milepost.sanitize(self.name), error=text)
+
+
+def _error_text(error: Union[BaseException, str]) -> str:
+    if isinstance(error, BaseException):
+        msg = str(error)
+        return f"{type(error).__name__}: {msg}" if msg else type(error).__name__
+    return str(error)
+
+
+def _level(level: str) -> str:
+    lv = str(level).lower()
+    if lv not in ("debug", "info", "warning", "error", "critical"):
+        raise ValueError(f"log level must be debug, info, warning, error or critical; got {level!r}")
+    return lv
+
+
+def _exit_state(exc_type: Optional[type[BaseException]]) -> str:
+    if exc_type is None:
+        return "completed"
+    if issubclass(exc_type, (KeyboardInterrupt, GeneratorExit)):
+        return "cancelled"
+    return "failed"
+
+
+def _length(iterable: Iterable[Any]) -> Optional[int]:
+    try:
+        return len(iterable)  # type: ignore[arg-type]
+    except (TypeError, AttributeError):
+        return None
+
+
+def monotonic() -> float:
+    return time.monotonic()

@@ -1,0 +1,42 @@
+//! Time as seconds since the run began. The core never reads a clock on the hot path; the
+//! sampler and item bookkeeping ask [`Clock::now`], and tests drive a [`Clock::Manual`] one.
+
+use std::time::Instant;
+
+use super::counter::AtomicF64;
+
+#[derive(Debug)]
+pub enum Clock {
+    /// Monotonic time since `origin`.
+    System(Instant),
+    /// Time set from outside (an injected Python clock, or a test).
+    Manual(AtomicF64),
+}
+
+impl Clock {
+    pub fn system() -> Self {
+        Self::System(Instant::now())
+    }
+
+    pub fn manual() -> Self {
+        Self::Manual(AtomicF64::new(0.0))
+    }
+
+    pub fn now(&self) -> f64 {
+        match self {
+            Self::System(origin) => origin.elapsed().as_secs_f64(),
+            Self::Manual(t) => t.get(),
+        }
+    }
+
+    /// Sets a manual clock; a system clock ignores it.
+    pub fn set(&self, now: f64) {
+        if let Self::Manual(t) = self {
+            t.set(now);
+        }
+    }
+
+    pub fn is_manual(&self) -> bool {
+        matches!(self, Self::Manual(_))
+    }
+}

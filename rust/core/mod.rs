@@ -1,0 +1,14 @@
+//! The progress model, free of any Python: counters, the rate/ETA window, the run tree and
+//! its snapshot. Everything here is testable with `cargo test --no-default-features`.
+
+pub mod clock;
+pub mod counter;
+pub mod error;
+pub mod eta;
+pub mod lanes;
+pub mod metrics;
+pub mod node;
+pub mod records;
+pub mod run;
+pub mod snapshot;
+pub mod text;

@@ -1,0 +1,196 @@
+//! One level of the tree (the run itself, a phase or a step) and its own counters.
+//! Roll-up to ancestors happens when a snapshot is built, so an update touches one node only.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
+
+use parking_lot::Mutex;
+
+use super::counter::{AtomicF64, Counter};
+use super::eta::RateWindow;
+use super::metrics::MetricValues;
+
+const UNKNOWN_TOTAL: u64 = u64::MAX;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeKind {
+    Run,
+    Phase,
+    Step,
+}
+
+impl NodeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Run => "run",
+            Self::Phase => "phase",
+            Self::Step => "step",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum NodeState {
+    Pending = 0,
+    Running = 1,
+    Completed = 2,
+    Failed = 3,
+    Cancelled = 4,
+}
+
+impl NodeState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => Self::Pending,
+            "running" => Self::Running,
+            "completed" => Self::Completed,
+            "failed" => Self::Failed,
+            "cancelled" => Self::Cancelled,
+            _ => return None,
+        })
+    }
+
+    fn from_u8(v: u8) -> Self {
+        match v {
+            1 => Self::Running,
+            2 => Self::Completed,
+            3 => Self::Failed,
+            4 => Self::Cancelled,
+            _ => Self::Pending,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Node {
+    pub id: usize,
+    pub parent: Option<usize>,
+    pub kind: NodeKind,
+    pub name: String,
+    /// What one item is called on screen ("it", "file", "persona").
+    pub unit: String,
+    total: AtomicU64,
+    pub done: Counter,
+    pub failed: Counter,
+    pub skipped: Counter,
+    pub retried: Counter,
+    in_flight: AtomicI64,
+    item_seconds: AtomicF64,
+    pub items_timed: Counter,
+    pub metrics: MetricValues,
+    state: AtomicU8,
+    started_at: AtomicF64,
+    ended_at: AtomicF64,
+    pub(crate) window: Mutex<RateWindow>,
+}
+
+impl Node {
+    pub fn new(id: usize, parent: Option<usize>, kind: NodeKind, name: String, unit: String, total: Option<u64>) -> Self {
+        Self {
+            id,
+            parent,
+            kind,
+            name,
+            unit,
+            total: AtomicU64::new(total.unwrap_or(UNKNOWN_TOTAL)),
+            done: Counter::default(),
+            failed: Counter::default(),
+            skipped: Counter::default(),
+            retried: Counter::default(),
+            in_flight: AtomicI64::new(0),
+            item_seconds: AtomicF64::new(0.0),
+            items_timed: Counter::default(),
+            metrics: MetricValues::default(),
+            state: AtomicU8::new(NodeState::Pending as u8),
+            started_at: AtomicF64::new(f64::NAN),
+            ended_at: AtomicF64::new(f64::NAN),
+            window: Mutex::new(RateWindow::default()),
+        }
+    }
+
+    /// The total set on this node itself, if any.
+    pub fn own_total(&self) -> Option<u64> {
+        match self.total.load(Ordering::Relaxed) {
+            UNKNOWN_TOTAL => None,
+            t => Some(t),
+        }
+    }
+
+    pub fn set_total(&self, total: Option<u64>) {
+        self.total.store(total.map_or(UNKNOWN_TOTAL, |t| t.min(UNKNOWN_TOTAL - 1)), Ordering::Relaxed);
+    }
+
+    /// Grows a known total by `n` (a total that was unknown becomes `n`).
+    pub fn add_total(&self, n: u64) {
+        let _ = self.total.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
+            Some(if t == UNKNOWN_TOTAL { n } else { t.saturating_add(n).min(UNKNOWN_TOTAL - 1) })
+        });
+    }
+
+    /// Items processed by this node itself (done + failed + skipped).
+    pub fn processed(&self) -> u64 {
+        self.done.get() + self.failed.get() + self.skipped.get()
+    }
+
+    pub fn in_flight(&self) -> i64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    pub fn item_started(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Bookkeeping for an item leaving flight: its duration feeds the mean item time.
+    pub fn item_left(&self, duration: Option<f64>) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if let Some(d) = duration.filter(|d| d.is_finite() && *d >= 0.0) {
+            self.item_seconds.add(d);
+            self.items_timed.add(1);
+        }
+    }
+
+    pub fn item_seconds(&self) -> f64 {
+        self.item_seconds.get()
+    }
+
+    pub fn state(&self) -> NodeState {
+        NodeState::from_u8(self.state.load(Ordering::Relaxed))
+    }
+
+    /// Marks the node running at `now` (once) and anchors its rate window there.
+    pub fn start(&self, now: f64, processed: u64) {
+        if self
+            .state
+            .compare_exchange(NodeState::Pending as u8, NodeState::Running as u8, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.started_at.set(now);
+            self.window.lock().observe(now, processed);
+        }
+    }
+
+    pub fn end(&self, state: NodeState, now: f64) {
+        self.state.store(state as u8, Ordering::Relaxed);
+        if self.ended_at.get().is_nan() {
+            self.ended_at.set(now);
+        }
+    }
+
+    pub fn started_at(&self) -> Option<f64> {
+        Some(self.started_at.get()).filter(|t| !t.is_nan())
+    }
+
+    pub fn ended_at(&self) -> Option<f64> {
+        Some(self.ended_at.get()).filter(|t| !t.is_nan())
+    }
+}

@@ -1,0 +1,58 @@
+//! Bounded lists of recent items and failures.
+
+use std::collections::VecDeque;
+
+use serde::Serialize;
+
+/// A finished item, as shown in "recent" lists.
+#[derive(Debug, Clone, Serialize)]
+pub struct ItemRecord {
+    pub name: String,
+    /// Name of the phase or step the item belongs to.
+    pub node: String,
+    pub status: &'static str,
+    pub duration: Option<f64>,
+    /// Seconds since the run started.
+    pub at: f64,
+    pub lane: Option<String>,
+    pub error: Option<String>,
+}
+
+/// A ring that keeps the newest `cap` entries and counts what it dropped.
+#[derive(Debug, Clone)]
+pub struct Ring<T> {
+    items: VecDeque<T>,
+    cap: usize,
+}
+
+impl<T: Clone> Ring<T> {
+    pub fn new(cap: usize) -> Self {
+        Self { items: VecDeque::with_capacity(cap.min(64)), cap }
+    }
+
+    pub fn push(&mut self, item: T) {
+        if self.items.len() == self.cap {
+            self.items.pop_front();
+        }
+        self.items.push_back(item);
+    }
+
+    /// The newest entries first.
+    pub fn newest_first(&self) -> Vec<T> {
+        self.items.iter().rev().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_keeps_the_newest() {
+        let mut r = Ring::new(3);
+        for i in 0..10 {
+            r.push(i);
+        }
+        assert_eq!(r.newest_first(), vec![9, 8, 7]);
+    }
+}

@@ -1,0 +1,476 @@
+//! The run: its node tree, lanes, metric names, recent items and failures, and the snapshot.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+use super::clock::Clock;
+use super::error::Error;
+use super::eta::Estimate;
+use super::lanes::Lane;
+use super::metrics::{MetricRegistry, MetricSums, MetricValue};
+use super::node::{Node, NodeKind, NodeState};
+use super::records::{ItemRecord, Ring};
+use super::snapshot::{LaneSnapshot, NodeSnapshot, Snapshot, SCHEMA_VERSION};
+use super::text::clip;
+
+/// Longest node or item name kept; longer ones are clipped (the screen clips further).
+pub const MAX_NAME_CHARS: usize = 256;
+/// Longest error text kept per failure.
+pub const MAX_ERROR_CHARS: usize = 2000;
+const RECENT_ITEMS: usize = 32;
+const RECENT_FAILURES: usize = 64;
+const MAX_LANES: usize = 4096;
+
+/// How an item ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemStatus {
+    Done,
+    Failed,
+    Skipped,
+}
+
+impl ItemStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Done => "done",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct RunCore {
+    pub id: String,
+    pub name: String,
+    pub clock: Clock,
+    started_at_unix: f64,
+    nodes: RwLock<Vec<Arc<Node>>>,
+    pub metric_names: MetricRegistry,
+    lanes: RwLock<Vec<Arc<Lane>>>,
+    recent: Mutex<Ring<ItemRecord>>,
+    failures: Mutex<Ring<ItemRecord>>,
+}
+
+/// Counts of one node plus all its descendants.
+#[derive(Debug, Clone, Copy, Default)]
+struct Rolled {
+    done: u64,
+    failed: u64,
+    skipped: u64,
+    retried: u64,
+    in_flight: i64,
+    item_seconds: f64,
+    items_timed: u64,
+    child_total: Option<u64>,
+    has_children: bool,
+    metrics: MetricSums,
+}
+
+impl Rolled {
+    fn processed(&self) -> u64 {
+        self.done + self.failed + self.skipped
+    }
+}
+
+impl RunCore {
+    /// Creates a run whose root node (kind `run`) is started at once.
+    pub fn new(id: &str, name: &str, clock: Clock, started_at_unix: f64) -> Self {
+        let name = clip(name, MAX_NAME_CHARS);
+        let root = Arc::new(Node::new(0, None, NodeKind::Run, name.clone(), "it".to_owned(), None));
+        root.start(clock.now(), 0);
+        Self {
+            id: clip(id, 64),
+            name,
+            clock,
+            started_at_unix,
+            nodes: RwLock::new(vec![root]),
+            metric_names: MetricRegistry::default(),
+            lanes: RwLock::new(Vec::new()),
+            recent: Mutex::new(Ring::new(RECENT_ITEMS)),
+            failures: Mutex::new(Ring::new(RECENT_FAILURES)),
+        }
+    }
+
+    pub fn root(&self) -> Arc<Node> {
+        Arc::clone(&self.nodes.read()[0])
+    }
+
+    pub fn node(&self, id: usize) -> Result<Arc<Node>, Error> {
+        self.nodes.read().get(id).cloned().ok_or(Error::UnknownNode { id })
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.nodes.read().len()
+    }
+
+    /// Adds a phase or step under `parent`.
+    pub fn add_node(
+        &self,
+        parent: usize,
+        kind: NodeKind,
+        name: &str,
+        unit: &str,
+        total: Option<u64>,
+    ) -> Result<Arc<Node>, Error> {
+        if name.is_empty() {
+            return Err(Error::EmptyName { what: "name" });
+        }
+        let mut nodes = self.nodes.write();
+        if parent >= nodes.len() {
+            return Err(Error::UnknownNode { id: parent });
+        }
+        let node = Arc::new(Node::new(nodes.len(), Some(parent), kind, clip(name, MAX_NAME_CHARS), clip(unit, 16), total));
+        nodes.push(Arc::clone(&node));
+        Ok(node)
+    }
+
+    /// Adds a worker lane. Past [`MAX_LANES`] the last lane is reused, keeping memory bounded.
+    pub fn add_lane(&self, name: &str) -> Arc<Lane> {
+        let mut lanes = self.lanes.write();
+        if lanes.len() >= MAX_LANES {
+            return Arc::clone(lanes.last().expect("non-empty"));
+        }
+        let lane = Arc::new(Lane::new(lanes.len(), name, self.clock.now()));
+        lanes.push(Arc::clone(&lane));
+        lane
+    }
+
+    pub fn metric(&self, node: &Node, name: &str, value: f64, is_float: bool) -> Result<(), Error> {
+        if !value.is_finite() {
+            return Err(Error::NotFinite { metric: name.to_owned(), value });
+        }
+        let slot = self.metric_names.slot(name)?;
+        node.metrics.add(slot, value, is_float);
+        Ok(())
+    }
+
+    pub fn item_started(&self, node: &Node, lane: Option<&Lane>, name: &str) {
+        let now = self.clock.now();
+        node.start(now, node.processed());
+        node.item_started();
+        if let Some(lane) = lane {
+            lane.start_item(name, now);
+        }
+    }
+
+    /// Records the end of an item started with [`Self::item_started`].
+    pub fn item_finished(
+        &self,
+        node: &Node,
+        lane: Option<&Lane>,
+        name: &str,
+        status: ItemStatus,
+        duration: Option<f64>,
+        error: Option<&str>,
+    ) {
+        node.item_left(duration);
+        self.count(node, status, 1);
+        let now = self.clock.now();
+        if let Some(lane) = lane {
+            lane.finish_item(status != ItemStatus::Failed, now);
+        }
+        self.record(node, lane, name, status, duration, error, now);
+    }
+
+    /// Counts `n` items as `status` without an item context (`advance`, `skip`, `fail`).
+    pub fn count(&self, node: &Node, status: ItemStatus, n: u64) {
+        match status {
+            ItemStatus::Done => node.done.add(n),
+            ItemStatus::Failed => node.failed.add(n),
+            ItemStatus::Skipped => node.skipped.add(n),
+        }
+    }
+
+    /// Counts one failed item and keeps its error text in the failures list.
+    pub fn fail(&self, node: &Node, name: &str, error: &str) {
+        node.failed.add(1);
+        let now = self.clock.now();
+        self.record(node, None, name, ItemStatus::Failed, None, Some(error), now);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        node: &Node,
+        lane: Option<&Lane>,
+        name: &str,
+        status: ItemStatus,
+        duration: Option<f64>,
+        error: Option<&str>,
+        now: f64,
+    ) {
+        let rec = ItemRecord {
+            name: clip(name, MAX_NAME_CHARS),
+            node: node.name.clone(),
+            status: status.as_str(),
+            duration,
+            at: now,
+            lane: lane.map(|l| l.name.clone()),
+            error: error.map(|e| clip(e, MAX_ERROR_CHARS)),
+        };
+        if status == ItemStatus::Failed {
+            self.failures.lock().push(rec.clone());
+        }
+        self.recent.lock().push(rec);
+    }
+
+    /// Counts of every node including its descendants, indexed by node id.
+    fn roll_up(nodes: &[Arc<Node>]) -> Vec<Rolled> {
+        let mut rolled: Vec<Rolled> = nodes
+            .iter()
+            .map(|n| {
+                let mut r = Rolled {
+                    done: n.done.get(),
+                    failed: n.failed.get(),
+                    skipped: n.skipped.get(),
+                    retried: n.retried.get(),
+                    in_flight: n.in_flight(),
+                    item_seconds: n.item_seconds(),
+                    items_timed: n.items_timed.get(),
+                    child_total: Some(0),
+                    ..Rolled::default()
+                };
+                n.metrics.accumulate(&mut r.metrics);
+                r
+            })
+            .collect();
+        // Children always have larger ids than their parents, so one reverse pass suffices.
+        for i in (1..nodes.len()).rev() {
+            let child = rolled[i];
+            let total = Self::total_of(&nodes[i], &child);
+            let p = &mut rolled[nodes[i].parent.expect("non-root has a parent")];
+            p.done += child.done;
+            p.failed += child.failed;
+            p.skipped += child.skipped;
+            p.retried += child.retried;
+            p.in_flight += child.in_flight;
+            p.item_seconds += child.item_seconds;
+            p.items_timed += child.items_timed;
+            p.metrics.merge(&child.metrics);
+            p.has_children = true;
+            p.child_total = match (p.child_total, total) {
+                (Some(a), Some(b)) => Some(a + b),
+                _ => None,
+            };
+        }
+        rolled
+    }
+
+    fn total_of(node: &Node, r: &Rolled) -> Option<u64> {
+        node.own_total().or(if r.has_children { r.child_total } else { None })
+    }
+
+    /// Records the current counts in every running node's rate window. Cheap: no allocation
+    /// beyond the roll-up vector, no JSON. Called by the sampler between snapshots.
+    pub fn sample(&self, now: f64) {
+        let nodes = self.nodes.read();
+        let rolled = Self::roll_up(&nodes);
+        for (n, r) in nodes.iter().zip(&rolled) {
+            if n.state() == NodeState::Running {
+                n.window.lock().observe(now, r.processed());
+            }
+        }
+    }
+
+    /// A consistent view of the whole run at `now`; also records a rate observation.
+    pub fn snapshot(&self, now: f64) -> Snapshot {
+        let nodes = self.nodes.read().clone();
+        let rolled = Self::roll_up(&nodes);
+        let names = self.metric_names.names();
+        let mut built: Vec<Option<NodeSnapshot>> = nodes
+            .iter()
+            .zip(&rolled)
+            .map(|(n, r)| Some(self.node_snapshot(n, r, now, &names)))
+            .collect();
+        for i in (1..nodes.len()).rev() {
+            let child = built[i].take().expect("built once");
+            let parent = nodes[i].parent.expect("non-root has a parent");
+            built[parent].as_mut().expect("parent precedes child").children.push(child);
+        }
+        let mut root = built[0].take().expect("root");
+        fn order(n: &mut NodeSnapshot) {
+            n.children.reverse();
+            n.children.iter_mut().for_each(order);
+        }
+        order(&mut root);
+        Snapshot {
+            schema: SCHEMA_VERSION,
+            run_id: self.id.clone(),
+            name: self.name.clone(),
+            now,
+            started_at_unix: self.started_at_unix,
+            root,
+            lanes: self.lane_snapshots(now),
+            recent: self.recent.lock().newest_first(),
+            failures: self.failures.lock().newest_first(),
+            metric_names: names,
+        }
+    }
+
+    fn node_snapshot(&self, n: &Node, r: &Rolled, now: f64, names: &[String]) -> NodeSnapshot {
+        let total = Self::total_of(n, r);
+        let processed = r.processed();
+        let state = n.state();
+        let est = if state == NodeState::Running {
+            let mut w = n.window.lock();
+            w.observe(now, processed);
+            w.estimate(now, processed, total)
+        } else {
+            Estimate::default()
+        };
+        let metrics: BTreeMap<String, serde_json::Value> = r
+            .metrics
+            .iter()
+            .filter_map(|(slot, v)| {
+                let value = match v {
+                    MetricValue::Int(i) => serde_json::Value::from(i),
+                    MetricValue::Float(f) => serde_json::Value::from(f),
+                };
+                names.get(slot).map(|name| (name.clone(), value))
+            })
+            .collect();
+        let judged = r.done + r.failed;
+        NodeSnapshot {
+            id: n.id,
+            name: n.name.clone(),
+            kind: n.kind.as_str(),
+            unit: n.unit.clone(),
+            state: state.as_str(),
+            total,
+            done: r.done,
+            failed: r.failed,
+            skipped: r.skipped,
+            retried: r.retried,
+            in_flight: r.in_flight.max(0),
+            processed,
+            fraction: total.map(|t| if t == 0 { 1.0 } else { (processed as f64 / t as f64).min(1.0) }),
+            success_rate: (judged > 0).then(|| r.done as f64 / judged as f64),
+            rate: est.rate,
+            eta: est.eta,
+            eta_low: est.eta_low,
+            eta_high: est.eta_high,
+            mean_item_seconds: (r.items_timed > 0).then(|| r.item_seconds / r.items_timed as f64),
+            elapsed: n.started_at().map(|s| n.ended_at().unwrap_or(now) - s),
+            metrics,
+            children: Vec::new(),
+        }
+    }
+
+    fn lane_snapshots(&self, now: f64) -> Vec<LaneSnapshot> {
+        self.lanes
+            .read()
+            .iter()
+            .map(|l| {
+                let item = l.item();
+                LaneSnapshot {
+                    id: l.id,
+                    name: l.name.clone(),
+                    state: l.state().as_str(),
+                    item: (!item.is_empty()).then_some(item),
+                    done: l.done.get(),
+                    failed: l.failed.get(),
+                    heartbeat_age: (now - l.heartbeat()).max(0.0),
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run() -> RunCore {
+        RunCore::new("r1", "test", Clock::manual(), 0.0)
+    }
+
+    #[test]
+    fn counts_roll_up_to_every_ancestor() {
+        let r = run();
+        let phase = r.add_node(0, NodeKind::Phase, "map", "it", Some(10)).unwrap();
+        let step = r.add_node(phase.id, NodeKind::Step, "inner", "it", Some(4)).unwrap();
+        phase.done.add(3);
+        step.done.add(2);
+        step.failed.add(1);
+        r.fail(&phase, "item-9", "boom");
+        let s = r.snapshot(1.0);
+        let p = &s.root.children[0];
+        assert_eq!((p.done, p.failed, p.processed, p.total), (5, 2, 7, Some(10)));
+        assert_eq!(p.children[0].total, Some(4));
+        assert_eq!((s.root.done, s.root.failed), (5, 2));
+        assert_eq!(s.root.total, Some(10), "root total rolls up from its phase");
+        assert_eq!(s.failures[0].error.as_deref(), Some("boom"));
+    }
+
+    #[test]
+    fn unknown_child_total_makes_parent_total_unknown() {
+        let r = run();
+        r.add_node(0, NodeKind::Phase, "a", "it", Some(5)).unwrap();
+        r.add_node(0, NodeKind::Phase, "b", "it", None).unwrap();
+        assert_eq!(r.snapshot(0.0).root.total, None);
+    }
+
+    #[test]
+    fn metrics_roll_up_and_reject_nan() {
+        let r = run();
+        let a = r.add_node(0, NodeKind::Phase, "a", "it", None).unwrap();
+        let b = r.add_node(a.id, NodeKind::Step, "b", "it", None).unwrap();
+        r.metric(&a, "tokens", 10.0, false).unwrap();
+        r.metric(&b, "tokens", 5.0, false).unwrap();
+        r.metric(&b, "cost", 0.25, true).unwrap();
+        assert!(matches!(r.metric(&b, "cost", f64::NAN, true), Err(Error::NotFinite { .. })));
+        let s = r.snapshot(0.0);
+        assert_eq!(s.root.metrics["tokens"], serde_json::json!(15));
+        assert_eq!(s.root.metrics["cost"], serde_json::json!(0.25));
+    }
+
+    #[test]
+    fn items_track_lanes_durations_and_in_flight() {
+        let r = run();
+        let p = r.add_node(0, NodeKind::Phase, "p", "it", Some(2)).unwrap();
+        let lane = r.add_lane("w0");
+        r.item_started(&p, Some(&lane), "a.json");
+        let s = r.snapshot(0.5);
+        assert_eq!(s.lanes[0].item.as_deref(), Some("a.json"));
+        assert_eq!(s.root.children[0].in_flight, 1);
+        r.clock.set(1.0);
+        r.item_finished(&p, Some(&lane), "a.json", ItemStatus::Done, Some(1.0), None);
+        r.item_started(&p, Some(&lane), "b.json");
+        r.item_finished(&p, Some(&lane), "b.json", ItemStatus::Failed, Some(3.0), Some("bad"));
+        let s = r.snapshot(2.0);
+        let ph = &s.root.children[0];
+        assert_eq!((ph.done, ph.failed, ph.in_flight), (1, 1, 0));
+        assert_eq!(ph.mean_item_seconds, Some(2.0));
+        assert_eq!(ph.success_rate, Some(0.5));
+        assert_eq!((s.lanes[0].done, s.lanes[0].failed), (1, 1));
+        assert_eq!(s.lanes[0].state, "idle");
+        assert_eq!(s.recent[0].name, "b.json");
+        assert_eq!(s.failures.len(), 1);
+    }
+
+    #[test]
+    fn memory_stays_bounded_for_many_items() {
+        let r = run();
+        let p = r.add_node(0, NodeKind::Phase, "p", "it", None).unwrap();
+        for i in 0..10_000 {
+            r.fail(&p, &format!("item-{i}"), &"x".repeat(5000));
+        }
+        let s = r.snapshot(1.0);
+        assert_eq!(s.failures.len(), RECENT_FAILURES);
+        assert_eq!(s.failures[0].name, "item-9999");
+        assert!(s.failures[0].error.as_ref().unwrap().chars().count() <= MAX_ERROR_CHARS + 1);
+        assert_eq!(s.root.failed, 10_000);
+    }
+
+    #[test]
+    fn snapshot_serializes_with_schema() {
+        let r = run();
+        r.add_node(0, NodeKind::Phase, "p", "it", Some(1)).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&r.snapshot(0.0).to_json()).unwrap();
+        assert_eq!(v["schema"], 1);
+        assert_eq!(v["root"]["children"][0]["name"], "p");
+    }
+}

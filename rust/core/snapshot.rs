@@ -1,0 +1,88 @@
+//! One consistent view of a run: what every renderer, observer and stream reads.
+//! Serialized with serde to the JSON documented as schema version [`SCHEMA_VERSION`].
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::records::ItemRecord;
+
+/// Bumped whenever a field changes meaning or disappears (adding fields does not bump it).
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    pub schema: u32,
+    pub run_id: String,
+    pub name: String,
+    /// Seconds since the run started, on the run's clock.
+    pub now: f64,
+    /// Unix time at which the run started.
+    pub started_at_unix: f64,
+    pub root: NodeSnapshot,
+    pub lanes: Vec<LaneSnapshot>,
+    pub recent: Vec<ItemRecord>,
+    pub failures: Vec<ItemRecord>,
+    pub metric_names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeSnapshot {
+    pub id: usize,
+    pub name: String,
+    pub kind: &'static str,
+    pub unit: String,
+    pub state: &'static str,
+    /// Known total, rolled up from children when not set on the node itself.
+    pub total: Option<u64>,
+    pub done: u64,
+    pub failed: u64,
+    pub skipped: u64,
+    pub retried: u64,
+    pub in_flight: i64,
+    /// done + failed + skipped.
+    pub processed: u64,
+    /// processed / total, in 0..=1.
+    pub fraction: Option<f64>,
+    /// done / (done + failed).
+    pub success_rate: Option<f64>,
+    pub rate: Option<f64>,
+    pub eta: Option<f64>,
+    pub eta_low: Option<f64>,
+    pub eta_high: Option<f64>,
+    pub mean_item_seconds: Option<f64>,
+    pub elapsed: Option<f64>,
+    pub metrics: BTreeMap<String, serde_json::Value>,
+    pub children: Vec<NodeSnapshot>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LaneSnapshot {
+    pub id: usize,
+    pub name: String,
+    pub state: &'static str,
+    pub item: Option<String>,
+    pub done: u64,
+    pub failed: u64,
+    /// Seconds since the lane last reported.
+    pub heartbeat_age: f64,
+}
+
+impl Snapshot {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("snapshot serializes")
+    }
+
+    /// Depth-first walk of the tree with each node's depth (the run is depth 0).
+    pub fn walk(&self) -> Vec<(usize, &NodeSnapshot)> {
+        fn go<'a>(n: &'a NodeSnapshot, d: usize, out: &mut Vec<(usize, &'a NodeSnapshot)>) {
+            out.push((d, n));
+            for c in &n.children {
+                go(c, d + 1, out);
+            }
+        }
+        let mut out = Vec::new();
+        go(&self.root, 0, &mut out);
+        out
+    }
+}

@@ -1,0 +1,87 @@
+//! Bounding text that comes from users (item names, error messages) before it is stored.
+
+/// The first `max_chars` characters of `s`, with `…` when cut. Keeps memory bounded
+/// however long a name or error text is.
+pub fn clip(s: &str, max_chars: usize) -> String {
+    match s.char_indices().nth(max_chars) {
+        None => s.to_owned(),
+        Some((cut, _)) => {
+            let mut out = String::with_capacity(cut + 3);
+            out.push_str(&s[..cut]);
+            out.push('…');
+            out
+        }
+    }
+}
+
+/// Removes terminal escape sequences and control characters so that text from users cannot
+/// move the cursor, change colours or rewrite the screen. Tabs and newlines become spaces;
+/// other control characters and bidirectional overrides are dropped.
+pub fn sanitize(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => skip_escape(&mut chars),
+            '\u{9b}' => skip_until_final(&mut chars),
+            '\t' | '\n' | '\r' => out.push(' '),
+            c if c.is_control() => {}
+            '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn skip_escape(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
+    match chars.next() {
+        Some('[') => skip_until_final(chars),
+        // OSC, DCS, PM, APC, SOS: strings ended by BEL or ESC \.
+        Some(']' | 'P' | '^' | '_' | 'X') => {
+            while let Some(c) = chars.next() {
+                if c == '\u{7}' {
+                    break;
+                }
+                if c == '\u{1b}' {
+                    if chars.peek() == Some(&'\\') {
+                        chars.next();
+                    }
+                    break;
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Skips a CSI sequence's parameters up to and including its final byte (0x40..=0x7e).
+fn skip_until_final(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
+    for c in chars.by_ref() {
+        if ('\u{40}'..='\u{7e}').contains(&c) {
+            break;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clip_counts_characters_not_bytes() {
+        assert_eq!(clip("héllo", 10), "héllo");
+        assert_eq!(clip("héllo", 2), "hé…");
+    }
+
+    #[test]
+    fn sanitize_strips_escapes_and_controls() {
+        assert_eq!(sanitize("a\u{1b}[31mred\u{1b}[0m"), "ared");
+        assert_eq!(sanitize("x\u{1b}]0;title\u{7}y"), "xy");
+        assert_eq!(sanitize("x\u{1b}]8;;http://e\u{1b}\\y"), "xy");
+        assert_eq!(sanitize("a\u{1b}[2J\u{1b}[Hb"), "ab");
+        assert_eq!(sanitize("line1\nline2\r\u{7}\u{8}"), "line1 line2 ");
+        assert_eq!(sanitize("evil\u{202e}txt"), "eviltxt");
+        assert_eq!(sanitize("\u{9b}31mz"), "z");
+        assert_eq!(sanitize("plain ünïcode ✓"), "plain ünïcode ✓");
+    }
+}

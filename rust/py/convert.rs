@@ -1,0 +1,46 @@
+//! Argument conversions shared by the wrappers, with errors that name the bad value.
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::PyString;
+
+use crate::core::error::non_negative;
+
+/// A name or message as Rust text. Accepts `str` (lone surrogates from undecodable file
+/// names are replaced, not rejected) and `os.PathLike`; anything else is a `TypeError`.
+pub fn text(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Ok(s.to_string_lossy().into_owned());
+    }
+    if obj.hasattr("__fspath__")? {
+        let p = obj.call_method0("__fspath__")?;
+        if let Ok(s) = p.cast::<PyString>() {
+            return Ok(s.to_string_lossy().into_owned());
+        }
+        return Ok(String::from_utf8_lossy(&p.extract::<Vec<u8>>()?).into_owned());
+    }
+    let repr = obj.repr().map(|r| r.to_string_lossy().chars().take(80).collect::<String>()).unwrap_or_default();
+    Err(PyTypeError::new_err(format!(
+        "{what} must be a str or path, got {}: {repr}",
+        obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+    )))
+}
+
+/// A count or total from Python: an `int` that is not negative.
+pub fn count(obj: &Bound<'_, PyAny>, what: &'static str) -> PyResult<u64> {
+    if obj.is_instance_of::<pyo3::types::PyBool>() || !obj.is_instance_of::<pyo3::types::PyInt>() {
+        let repr = obj.repr().map(|r| r.to_string()).unwrap_or_default();
+        return Err(PyTypeError::new_err(format!("{what} must be an int, got {repr}")));
+    }
+    match obj.extract::<i64>() {
+        Ok(v) => Ok(non_negative(what, v)?),
+        Err(_) => {
+            if obj.lt(0)? {
+                let repr = obj.repr().map(|r| r.to_string()).unwrap_or_default();
+                Err(super::errors::InvalidValueError::new_err(format!("{what} must be >= 0, got {repr}")))
+            } else {
+                Ok(u64::MAX - 1)
+            }
+        }
+    }
+}

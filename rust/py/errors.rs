@@ -1,0 +1,17 @@
+//! Maps the core's error enum to Python exceptions. The classes are defined in
+//! `milepost/errors.py` so that they can subclass both `MilepostError` and `ValueError`.
+
+use pyo3::PyErr;
+
+use crate::core::error::Error;
+
+pyo3::import_exception!(milepost.errors, InvalidValueError);
+
+impl From<Error> for PyErr {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::UnknownNode { .. } => pyo3::exceptions::PyKeyError::new_err(e.to_string()),
+            _ => InvalidValueError::new_err(e.to_string()),
+        }
+    }
+}

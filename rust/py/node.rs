@@ -1,0 +1,203 @@
+//! `Node` (the run, a phase or a step) and `Lane` wrappers. Counting methods are the hot path:
+//! one check and one store, no lock, no clock, no allocation.
+
+use std::sync::Arc;
+
+use pyo3::prelude::*;
+
+use super::convert::{count, text};
+use crate::core::error::non_negative;
+use crate::core::lanes::Lane;
+use crate::core::node::{Node, NodeState};
+use crate::core::run::{ItemStatus, RunCore};
+
+#[pyclass(frozen, name = "Node", module = "milepost._milepost")]
+pub struct PyNode {
+    pub(crate) node: Arc<Node>,
+    pub(crate) run: Arc<RunCore>,
+}
+
+#[pyclass(frozen, name = "Lane", module = "milepost._milepost")]
+pub struct PyLane {
+    pub(crate) lane: Arc<Lane>,
+}
+
+#[pymethods]
+impl PyLane {
+    #[getter]
+    fn id(&self) -> usize {
+        self.lane.id
+    }
+
+    #[getter]
+    fn name(&self) -> &str {
+        &self.lane.name
+    }
+
+    /// Marks the lane finished (its worker has exited).
+    fn finish(&self, now: f64) {
+        self.lane.finish(now);
+    }
+}
+
+fn status(s: &str) -> PyResult<ItemStatus> {
+    match s {
+        "done" => Ok(ItemStatus::Done),
+        "failed" => Ok(ItemStatus::Failed),
+        "skipped" => Ok(ItemStatus::Skipped),
+        _ => Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "item status must be 'done', 'failed' or 'skipped', got {s:?}"
+        ))),
+    }
+}
+
+#[pymethods]
+impl PyNode {
+    /// Counts `n` items done. The GIL serializes every caller, so a plain store is exact.
+    #[pyo3(signature = (n=1))]
+    fn advance(&self, n: i64) -> PyResult<()> {
+        let n = non_negative("advance(n)", n)?;
+        // abi3 wheels cannot load on free-threaded CPython, so the GIL is always held here.
+        self.node.done.add_serialized(n);
+        Ok(())
+    }
+
+    #[pyo3(signature = (n=1))]
+    fn skip(&self, n: i64) -> PyResult<()> {
+        self.node.skipped.add(non_negative("skip(n)", n)?);
+        Ok(())
+    }
+
+    /// Counts `n` failed items without names or error texts.
+    #[pyo3(signature = (n=1))]
+    fn fail_count(&self, n: i64) -> PyResult<()> {
+        self.node.failed.add(non_negative("fail_count(n)", n)?);
+        Ok(())
+    }
+
+    /// Counts one failed item and keeps its error text.
+    fn fail(&self, name: &Bound<'_, PyAny>, error: &Bound<'_, PyAny>) -> PyResult<()> {
+        let name = text(name, "item name")?;
+        let error = text(error, "error")?;
+        self.run.fail(&self.node, &name, &error);
+        Ok(())
+    }
+
+    #[pyo3(signature = (n=1))]
+    fn retry(&self, n: i64) -> PyResult<()> {
+        self.node.retried.add(non_negative("retry(n)", n)?);
+        Ok(())
+    }
+
+    /// Sets the total (`None`: unknown).
+    fn set_total(&self, total: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let total = total.map(|t| count(t, "total")).transpose()?;
+        self.node.set_total(total);
+        Ok(())
+    }
+
+    fn add_total(&self, n: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.node.add_total(count(n, "add_total(n)")?);
+        Ok(())
+    }
+
+    /// Adds `value` to the metric `name` (ints stay ints until a float is added).
+    fn metric(&self, name: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let name = text(name, "metric name")?;
+        let is_int = value.is_instance_of::<pyo3::types::PyInt>();
+        let v: f64 = value.extract().map_err(|_| {
+            let repr = value.repr().map(|r| r.to_string()).unwrap_or_default();
+            pyo3::exceptions::PyTypeError::new_err(format!("metric {name:?} needs a number, got {repr}"))
+        })?;
+        self.run.metric(&self.node, &name, v, !is_int)?;
+        Ok(())
+    }
+
+    #[pyo3(signature = (name, lane=None))]
+    fn item_started(&self, name: &Bound<'_, PyAny>, lane: Option<&PyLane>) -> PyResult<()> {
+        let name = text(name, "item name")?;
+        self.run.item_started(&self.node, lane.map(|l| &*l.lane), &name);
+        Ok(())
+    }
+
+    #[pyo3(signature = (name, status, duration=None, error=None, lane=None))]
+    fn item_finished(
+        &self,
+        name: &Bound<'_, PyAny>,
+        status: &str,
+        duration: Option<f64>,
+        error: Option<&Bound<'_, PyAny>>,
+        lane: Option<&PyLane>,
+    ) -> PyResult<()> {
+        let name = text(name, "item name")?;
+        let error = error.map(|e| text(e, "error")).transpose()?;
+        let st = self::status(status)?;
+        self.run.item_finished(&self.node, lane.map(|l| &*l.lane), &name, st, duration, error.as_deref());
+        Ok(())
+    }
+
+    /// Marks the node running (idempotent).
+    fn start(&self) {
+        self.node.start(self.run.clock.now(), self.node.processed());
+    }
+
+    /// Ends the node: `completed`, `failed` or `cancelled`.
+    fn end(&self, state: &str) -> PyResult<()> {
+        let st = NodeState::parse(state)
+            .filter(|s| !matches!(s, NodeState::Pending | NodeState::Running))
+            .ok_or_else(|| {
+                pyo3::exceptions::PyValueError::new_err(format!(
+                    "end state must be 'completed', 'failed' or 'cancelled', got {state:?}"
+                ))
+            })?;
+        self.node.end(st, self.run.clock.now());
+        Ok(())
+    }
+
+    #[getter]
+    fn id(&self) -> usize {
+        self.node.id
+    }
+    #[getter]
+    fn name(&self) -> &str {
+        &self.node.name
+    }
+    #[getter]
+    fn kind(&self) -> &'static str {
+        self.node.kind.as_str()
+    }
+    #[getter]
+    fn state(&self) -> &'static str {
+        self.node.state().as_str()
+    }
+    #[getter]
+    fn total(&self) -> Option<u64> {
+        self.node.own_total()
+    }
+    /// Items done by this node itself (snapshots roll children up).
+    #[getter]
+    fn done(&self) -> u64 {
+        self.node.done.get()
+    }
+    #[getter]
+    fn failed(&self) -> u64 {
+        self.node.failed.get()
+    }
+    #[getter]
+    fn skipped(&self) -> u64 {
+        self.node.skipped.get()
+    }
+    #[getter]
+    fn retried(&self) -> u64 {
+        self.node.retried.get()
+    }
+    #[getter]
+    fn in_flight(&self) -> i64 {
+        self.node.in_flight()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<Node {} {:?} done={}>", self.node.kind.as_str(), self.node.name, self.node.done.get())
+    }
+}
+

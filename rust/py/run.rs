@@ -1,0 +1,157 @@
+//! `RunCore`: the run's tree, its snapshot, and the ticker thread (sampling and native drawing).
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use pyo3::prelude::*;
+
+use super::convert::{count, text};
+use super::node::{PyLane, PyNode};
+use super::snapshot::PySnapshot;
+use crate::core::clock::Clock;
+use crate::core::node::NodeKind;
+use crate::core::run::RunCore;
+use crate::render::native::{NativeOptions, Ticker};
+
+#[pyclass(frozen, name = "RunCore", module = "milepost._milepost")]
+pub struct PyRunCore {
+    core: Arc<RunCore>,
+    ticker: Mutex<Option<Ticker>>,
+}
+
+#[pymethods]
+impl PyRunCore {
+    #[new]
+    #[pyo3(signature = (run_id, name, manual_clock=false, started_at_unix=0.0))]
+    fn py_new(run_id: &str, name: &Bound<'_, PyAny>, manual_clock: bool, started_at_unix: f64) -> PyResult<Self> {
+        let name = text(name, "run name")?;
+        if name.is_empty() {
+            return Err(crate::core::error::Error::EmptyName { what: "run name" }.into());
+        }
+        let clock = if manual_clock { Clock::manual() } else { Clock::system() };
+        Ok(Self { core: Arc::new(RunCore::new(run_id, &name, clock, started_at_unix)), ticker: Mutex::new(None) })
+    }
+
+    #[getter]
+    fn id(&self) -> &str {
+        &self.core.id
+    }
+
+    #[getter]
+    fn name(&self) -> &str {
+        &self.core.name
+    }
+
+    #[getter]
+    fn root(&self) -> PyNode {
+        PyNode { node: self.core.root(), run: Arc::clone(&self.core) }
+    }
+
+    /// Adds a `phase` or `step` under `parent`.
+    #[pyo3(signature = (parent, kind, name, total=None, unit="it"))]
+    fn add_node(
+        &self,
+        parent: &PyNode,
+        kind: &str,
+        name: &Bound<'_, PyAny>,
+        total: Option<&Bound<'_, PyAny>>,
+        unit: &str,
+    ) -> PyResult<PyNode> {
+        let kind = match kind {
+            "phase" => NodeKind::Phase,
+            "step" => NodeKind::Step,
+            _ => {
+                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "node kind must be 'phase' or 'step', got {kind:?}"
+                )))
+            }
+        };
+        let name = text(name, "name")?;
+        let total = total.map(|t| count(t, "total")).transpose()?;
+        let node = self.core.add_node(parent.node.id, kind, &name, unit, total)?;
+        Ok(PyNode { node, run: Arc::clone(&self.core) })
+    }
+
+    fn add_lane(&self, name: &Bound<'_, PyAny>) -> PyResult<PyLane> {
+        Ok(PyLane { lane: self.core.add_lane(&text(name, "lane name")?) })
+    }
+
+    /// Seconds since the run started, on the run's clock.
+    fn now(&self) -> f64 {
+        self.core.clock.now()
+    }
+
+    /// Sets the time of a manual clock (ignored by the system clock).
+    fn set_time(&self, now: f64) {
+        self.core.clock.set(now);
+    }
+
+    #[getter]
+    fn manual_clock(&self) -> bool {
+        self.core.clock.is_manual()
+    }
+
+    /// Records a rate observation for every running node.
+    fn sample(&self) {
+        self.core.sample(self.core.clock.now());
+    }
+
+    /// A consistent snapshot of the whole run.
+    fn snapshot(&self, py: Python<'_>) -> PySnapshot {
+        let core = Arc::clone(&self.core);
+        PySnapshot { snap: py.detach(move || core.snapshot(core.clock.now())) }
+    }
+
+    /// Starts the background thread: it samples rates at `hz` and, with `native`, draws the
+    /// frame on standard error. A second call replaces nothing and returns False.
+    #[pyo3(signature = (hz=10.0, native=false, max_lanes=8, leave=true))]
+    fn start_ticker(&self, hz: f64, native: bool, max_lanes: usize, leave: bool) -> bool {
+        let mut slot = self.ticker.lock();
+        if slot.is_some() {
+            return false;
+        }
+        let opts = native.then_some(NativeOptions { max_lanes, leave });
+        *slot = Some(Ticker::start(&self.core, hz, opts));
+        true
+    }
+
+    /// Stops the thread after a final frame; waits for it without holding the GIL.
+    fn stop_ticker(&self, py: Python<'_>) {
+        let ticker = self.ticker.lock().take();
+        if let Some(mut t) = ticker {
+            py.detach(move || t.stop());
+        }
+    }
+
+    /// Whether the native display is drawing on a terminal now.
+    #[getter]
+    fn drawing(&self) -> bool {
+        self.ticker.lock().as_ref().is_some_and(Ticker::is_drawing)
+    }
+
+    /// Prints `text` above the native display; False when no native display took it.
+    fn println(&self, py: Python<'_>, text: String) -> bool {
+        let guard = self.ticker.lock();
+        match guard.as_ref() {
+            Some(t) => py.detach(|| t.println(&text)),
+            None => false,
+        }
+    }
+
+    /// Clears the native display and stops drawing (`True`) or starts again (`False`).
+    fn pause(&self, py: Python<'_>, paused: bool) {
+        let guard = self.ticker.lock();
+        if let Some(t) = guard.as_ref() {
+            py.detach(|| if paused { t.pause() } else { t.resume() });
+        }
+    }
+
+    /// Calls `f()` with the native display cleared from the screen, then redraws it.
+    fn suspend(&self, f: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let guard = self.ticker.lock();
+        match guard.as_ref() {
+            Some(t) if t.is_drawing() => t.suspend(|| f.call0().map(Bound::unbind)),
+            _ => f.call0().map(Bound::unbind),
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! `Snapshot`: one consistent view of a run, with its JSON form and its text lines.
+
+use pyo3::prelude::*;
+
+use crate::core::snapshot::Snapshot;
+use crate::render::frame::{frame, node_stats, run_line, FrameOptions};
+
+#[pyclass(frozen, name = "Snapshot", module = "milepost._milepost")]
+pub struct PySnapshot {
+    pub(crate) snap: Snapshot,
+}
+
+#[pymethods]
+impl PySnapshot {
+    /// The snapshot as JSON text (schema documented in the README).
+    fn json(&self) -> String {
+        self.snap.to_json()
+    }
+
+    #[getter]
+    fn now(&self) -> f64 {
+        self.snap.now
+    }
+
+    /// The run's one-line summary.
+    fn run_line(&self) -> String {
+        run_line(&self.snap)
+    }
+
+    /// `(depth, name, state, stats text)` for every phase and step, depth-first.
+    fn node_lines(&self) -> Vec<(usize, String, &'static str, String)> {
+        self.snap
+            .walk()
+            .into_iter()
+            .skip(1)
+            .map(|(d, n)| (d, crate::core::text::sanitize(&n.name), n.state, node_stats(n)))
+            .collect()
+    }
+
+    /// The native renderer's frame for a `width` x `height` terminal, colours included
+    /// unless disabled (NO_COLOR).
+    #[pyo3(signature = (width=100, height=40, max_lanes=8))]
+    fn frame(&self, width: usize, height: usize, max_lanes: usize) -> Vec<String> {
+        frame(&self.snap, &FrameOptions { width, height, max_lanes, tick: 0 })
+    }
+}

@@ -1,0 +1,136 @@
+//! Human formatting of counts, durations, rates and ETAs, shared by every text renderer
+//! (the Python renderers call these through the binding).
+
+/// `1234567` → `"1,234,567"`.
+pub fn count(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Compact SI form: `1234` → `"1.2k"`, `2_500_000` → `"2.5M"`.
+pub fn si(v: f64) -> String {
+    let a = v.abs();
+    let (scaled, suffix) = if a >= 1e12 {
+        (v / 1e12, "T")
+    } else if a >= 1e9 {
+        (v / 1e9, "G")
+    } else if a >= 1e6 {
+        (v / 1e6, "M")
+    } else if a >= 1e3 {
+        (v / 1e3, "k")
+    } else {
+        return if v.fract() == 0.0 { format!("{v:.0}") } else { format!("{v:.2}") };
+    };
+    format!("{scaled:.1}{suffix}")
+}
+
+/// Seconds as `"45s"`, `"3m05s"`, `"2h07m"`, `"3d04h"`; below ten seconds with one decimal.
+pub fn duration(secs: f64) -> String {
+    if !secs.is_finite() || secs < 0.0 {
+        return "?".to_owned();
+    }
+    if secs < 10.0 {
+        return format!("{secs:.1}s");
+    }
+    let s = secs.round() as u64;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..=86_399 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d{:02}h", s / 86_400, (s % 86_400) / 3600),
+    }
+}
+
+/// Items per second, flipped to seconds per item when slower than one a second.
+pub fn rate(per_sec: Option<f64>, unit: &str) -> String {
+    match per_sec {
+        Some(r) if r >= 1.0 => format!("{} {unit}/s", si_rate(r)),
+        Some(r) if r > 0.0 => format!("{} s/{unit}", si_rate(1.0 / r)),
+        _ => format!("? {unit}/s"),
+    }
+}
+
+fn si_rate(v: f64) -> String {
+    if v >= 1000.0 {
+        si(v)
+    } else if v >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+/// `"ETA 38s (30s–52s)"`, `"ETA 38s"` when the range is unknown, `"ETA ?"` when unknown.
+pub fn eta(eta: Option<f64>, low: Option<f64>, high: Option<f64>) -> String {
+    match (eta, low, high) {
+        (Some(e), Some(l), Some(h)) if h > l && duration(l) != duration(h) => {
+            format!("ETA {} ({}–{})", duration(e), duration(l), duration(h))
+        }
+        (Some(e), Some(l), None) => format!("ETA {} ({}–?)", duration(e), duration(l)),
+        (Some(e), _, _) => format!("ETA {}", duration(e)),
+        _ => "ETA ?".to_owned(),
+    }
+}
+
+/// A metric for display: names with `cost` or `usd` are money.
+pub fn metric(name: &str, value: f64) -> String {
+    let lower = name.to_ascii_lowercase();
+    if lower.contains("cost") || lower.contains("usd") {
+        if value.abs() < 10.0 {
+            format!("{name} ${value:.4}")
+        } else {
+            format!("{name} ${value:.2}")
+        }
+    } else {
+        format!("{name} {}", si(value))
+    }
+}
+
+/// Percentage of a fraction in 0..=1.
+pub fn percent(fraction: f64) -> String {
+    format!("{:>3.0}%", (fraction * 100.0).floor())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_si() {
+        assert_eq!(count(0), "0");
+        assert_eq!(count(1234), "1,234");
+        assert_eq!(count(1_234_567), "1,234,567");
+        assert_eq!(si(999.0), "999");
+        assert_eq!(si(1234.0), "1.2k");
+        assert_eq!(si(2_500_000.0), "2.5M");
+        assert_eq!(si(0.25), "0.25");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration(3.25), "3.2s");
+        assert_eq!(duration(45.0), "45s");
+        assert_eq!(duration(185.0), "3m05s");
+        assert_eq!(duration(7620.0), "2h07m");
+        assert_eq!(duration(f64::NAN), "?");
+    }
+
+    #[test]
+    fn rates_and_etas() {
+        assert_eq!(rate(Some(98.24), "it"), "98.2 it/s");
+        assert_eq!(rate(Some(0.5), "it"), "2.0 s/it");
+        assert_eq!(rate(None, "file"), "? file/s");
+        assert_eq!(eta(Some(38.0), Some(30.0), Some(52.0)), "ETA 38s (30s–52s)");
+        assert_eq!(eta(Some(38.0), Some(38.0), Some(38.0)), "ETA 38s");
+        assert_eq!(eta(None, None, None), "ETA ?");
+        assert_eq!(metric("cost_usd", 1.23456), "cost_usd $1.2346");
+        assert_eq!(metric("tokens_in", 120_000.0), "tokens_in 120.0k");
+    }
+}

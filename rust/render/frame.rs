@@ -1,0 +1,232 @@
+//! The terminal layout: a snapshot becomes a list of lines that fit the terminal.
+//!
+//! ```text
+//! ⠹ demo · running 12s · 1,234/5,025 · 12 failed (99.0% ok) · 98.2 it/s · cost_usd $1.2346
+//!   setup  [██████████████████████████████] 100%  25/25 · done in 1.3s
+//!   map    [███████▍                      ]  24%  1,209/5,000 · 98 it/s · ETA 38s (30s–52s)
+//!     w0 ▸ shard-01209.jsonl
+//!     … 6 more lanes
+//!   ✗ shard-00077.jsonl: TimeoutError: upstream took too long
+//! ```
+//! All text that came from users is sanitized before it is placed on a line.
+
+use console::{style, truncate_str};
+
+use super::format;
+use crate::core::snapshot::{NodeSnapshot, Snapshot};
+use crate::core::text::sanitize;
+
+const SPINNER: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+const PARTIAL: [char; 8] = [' ', '▏', '▎', '▍', '▌', '▋', '▊', '▉'];
+const MAX_NAME_COLUMN: usize = 20;
+
+#[derive(Debug, Clone, Copy)]
+pub struct FrameOptions {
+    pub width: usize,
+    pub height: usize,
+    /// Most worker lanes shown before folding into "… N more lanes".
+    pub max_lanes: usize,
+    /// Advances the spinner.
+    pub tick: usize,
+}
+
+/// The run's one-line summary (also used by the plain renderer).
+pub fn run_line(s: &Snapshot) -> String {
+    let r = &s.root;
+    let mut parts = vec![format!(
+        "{} · {} {}",
+        sanitize(&s.name),
+        r.state,
+        format::duration(r.elapsed.unwrap_or(0.0))
+    )];
+    parts.push(match r.total {
+        Some(t) => format!("{}/{}", format::count(r.processed), format::count(t)),
+        None => format!("{} done", format::count(r.processed)),
+    });
+    if r.failed > 0 {
+        let ok = r.success_rate.unwrap_or(0.0) * 100.0;
+        parts.push(format!("{} failed ({ok:.1}% ok)", format::count(r.failed)));
+    }
+    if r.retried > 0 {
+        parts.push(format!("{} retried", format::count(r.retried)));
+    }
+    if r.skipped > 0 {
+        parts.push(format!("{} skipped", format::count(r.skipped)));
+    }
+    if r.state == "running" {
+        parts.push(format::rate(r.rate, &r.unit));
+    }
+    parts.extend(metric_parts(r));
+    parts.join(" · ")
+}
+
+/// Each metric of a node, formatted.
+pub fn metric_parts(n: &NodeSnapshot) -> Vec<String> {
+    n.metrics
+        .iter()
+        .filter_map(|(k, v)| v.as_f64().map(|x| format::metric(&sanitize(k), x)))
+        .collect()
+}
+
+/// A phase's or step's figures after its bar: counts, rate, ETA, failures.
+pub fn node_stats(n: &NodeSnapshot) -> String {
+    let mut parts = vec![match n.total {
+        Some(t) => format!("{}/{}", format::count(n.processed), format::count(t)),
+        None => format!("{} {}", format::count(n.processed), sanitize(&n.unit)),
+    }];
+    match n.state {
+        "running" => {
+            parts.push(format::rate(n.rate, &sanitize(&n.unit)));
+            if n.total.is_some() {
+                parts.push(format::eta(n.eta, n.eta_low, n.eta_high));
+            }
+        }
+        "pending" => parts.push("waiting".to_owned()),
+        state => parts.push(format!("{state} in {}", format::duration(n.elapsed.unwrap_or(0.0)))),
+    }
+    if n.failed > 0 {
+        parts.push(format!("{} failed", format::count(n.failed)));
+    }
+    if n.in_flight > 0 && n.state == "running" {
+        parts.push(format!("{} in flight", n.in_flight));
+    }
+    parts.join(" · ")
+}
+
+/// A text bar `width` cells wide for `fraction` in 0..=1, with eighth-cell resolution.
+pub fn bar(fraction: f64, width: usize) -> String {
+    let eighths = (fraction.clamp(0.0, 1.0) * (width * 8) as f64).round() as usize;
+    let full = eighths / 8;
+    let mut out = "█".repeat(full);
+    if full < width {
+        out.push(PARTIAL[eighths % 8]);
+        out.push_str(&" ".repeat(width - full - 1));
+    }
+    out
+}
+
+fn fit(line: &str, width: usize) -> String {
+    truncate_str(line, width, "…").into_owned()
+}
+
+/// The whole frame, at most `height - 1` lines, each at most `width` columns.
+pub fn frame(s: &Snapshot, o: &FrameOptions) -> Vec<String> {
+    let width = o.width.max(20);
+    let glyph = match s.root.state {
+        "running" => style(SPINNER[o.tick % SPINNER.len()]).for_stderr().cyan(),
+        "completed" => style('✓').for_stderr().green(),
+        _ => style('✗').for_stderr().red(),
+    };
+    let mut lines = vec![fit(&format!("{glyph} {}", run_line(s)), width)];
+    let nodes: Vec<_> = s.walk().into_iter().skip(1).collect();
+    let name_col = nodes
+        .iter()
+        .map(|(d, n)| 2 * (d - 1) + console::measure_text_width(&sanitize(&n.name)))
+        .max()
+        .unwrap_or(0)
+        .min(MAX_NAME_COLUMN);
+    let bar_width = (width / 4).clamp(10, 30);
+    for (depth, n) in nodes {
+        let label = fit(&format!("{}{}", "  ".repeat(depth - 1), sanitize(&n.name)), name_col);
+        let pad = " ".repeat(name_col.saturating_sub(console::measure_text_width(&label)));
+        let bar_text = match n.fraction {
+            Some(f) => {
+                let b = bar(f, bar_width);
+                let b = if n.state == "completed" { style(b).for_stderr().green() } else { style(b).for_stderr().cyan() };
+                format!("[{b}] {}", format::percent(f))
+            }
+            None => format!("[{}]     ", " ".repeat(bar_width)),
+        };
+        lines.push(fit(&format!("  {label}{pad} {bar_text} {}", node_stats(n)), width));
+    }
+    let budget = o.height.saturating_sub(1).saturating_sub(lines.len() + 2);
+    lines.extend(lane_lines(s, o.max_lanes.min(budget), width));
+    if let Some(f) = s.failures.first() {
+        let err = f.error.as_deref().unwrap_or("");
+        let text = format!("  {} {}: {}", style('✗').for_stderr().red(), sanitize(&f.name), sanitize(err));
+        lines.push(fit(&text, width));
+    }
+    lines.truncate(o.height.saturating_sub(1).max(1));
+    lines
+}
+
+/// Busy and idle lanes, up to `max` of them, then "… N more lanes".
+fn lane_lines(s: &Snapshot, max: usize, width: usize) -> Vec<String> {
+    let active: Vec<_> = s.lanes.iter().filter(|l| l.state != "finished").collect();
+    if active.is_empty() {
+        return Vec::new();
+    }
+    let shown = if active.len() > max { max.saturating_sub(1) } else { active.len() };
+    let mut out: Vec<String> = active[..shown]
+        .iter()
+        .map(|l| {
+            let what = match &l.item {
+                Some(item) => format!("{} {}", style('▸').for_stderr().cyan(), sanitize(item)),
+                None => style("idle").for_stderr().dim().to_string(),
+            };
+            fit(&format!("    {} {what} ({} done)", sanitize(&l.name), format::count(l.done)), width)
+        })
+        .collect();
+    if shown < active.len() {
+        out.push(fit(&format!("    … {} more lanes", active.len() - shown), width));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::clock::Clock;
+    use crate::core::node::NodeKind;
+    use crate::core::run::{ItemStatus, RunCore};
+
+    fn sample_run(lanes: usize) -> Snapshot {
+        let r = RunCore::new("id", "job\u{1b}[2J", Clock::manual(), 0.0);
+        let p = r.add_node(0, NodeKind::Phase, "map", "file", Some(100)).unwrap();
+        p.start(0.0, 0);
+        p.done.add(40);
+        for i in 0..lanes {
+            let lane = r.add_lane(&format!("w{i}"));
+            r.item_started(&p, Some(&lane), &format!("item-{i}\u{1b}]0;pwned\u{7}"));
+        }
+        r.item_finished(&p, None, "bad\nname", ItemStatus::Failed, None, Some("Boom\u{1b}[31m!"));
+        r.snapshot(10.0)
+    }
+
+    fn plain(lines: &[String]) -> Vec<String> {
+        lines.iter().map(|l| console::strip_ansi_codes(l).into_owned()).collect()
+    }
+
+    #[test]
+    fn bar_resolution() {
+        assert_eq!(bar(0.0, 4), "    ");
+        assert_eq!(bar(1.0, 4), "████");
+        assert_eq!(bar(0.5, 4), "██  ");
+        assert_eq!(bar(0.53, 4), "██▏ ");
+    }
+
+    #[test]
+    fn lanes_fold_and_text_is_sanitized() {
+        let s = sample_run(12);
+        let o = FrameOptions { width: 100, height: 40, max_lanes: 5, tick: 0 };
+        let lines = plain(&frame(&s, &o));
+        let text = lines.join("\n");
+        assert!(!text.contains('\u{1b}'), "{text}");
+        assert!(text.contains("job · running"));
+        assert!(text.contains("… 8 more lanes"), "{text}");
+        assert_eq!(lines.iter().filter(|l| l.contains('▸')).count(), 4);
+        assert!(text.contains("✗ bad name: Boom!"));
+        assert!(text.contains(" 41%"), "{text}");
+    }
+
+    #[test]
+    fn frame_fits_small_terminals() {
+        let s = sample_run(12);
+        let o = FrameOptions { width: 30, height: 6, max_lanes: 8, tick: 0 };
+        let lines = frame(&s, &o);
+        assert!(lines.len() <= 5);
+        for l in &lines {
+            assert!(console::measure_text_width(l) <= 30, "{l:?}");
+        }
+    }
+}
