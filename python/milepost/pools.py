@@ -63,11 +63,11 @@ def thread_map(
     task = parent.phase(label, total, unit) if isinstance(parent, Run) else parent.step(label, total, unit)
     r = task.run
     counter = itertools.count()
-    local = threading.local()
+    lanes: List[Any] = []
 
     def bind_lane() -> None:
         lane = r.add_lane(f"w{next(counter)}")
-        local.lane = lane
+        lanes.append(lane)
         r._bind_lane(lane)
 
     def call(index: int, item: T) -> R:
@@ -98,6 +98,9 @@ def thread_map(
         state = "cancelled" if isinstance(e, KeyboardInterrupt) else "failed"
         raise
     finally:
+        now = r._core.now()
+        for lane in lanes:
+            lane.finish(now)
         task.end(state)
         if own is not None:
             own.finish(state)

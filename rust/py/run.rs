@@ -145,13 +145,4 @@ impl PyRunCore {
             py.detach(|| if paused { t.pause() } else { t.resume() });
         }
     }
-
-    /// Calls `f()` with the native display cleared from the screen, then redraws it.
-    fn suspend(&self, f: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        let guard = self.ticker.lock();
-        match guard.as_ref() {
-            Some(t) if t.is_drawing() => t.suspend(|| f.call0().map(Bound::unbind)),
-            _ => f.call0().map(Bound::unbind),
-        }
-    }
 }

@@ -13,6 +13,8 @@ use crate::core::node::Node;
 #[pyclass(frozen, name = "Tracker", module = "milepost._milepost")]
 pub struct PyTracker {
     it: Py<PyIterator>,
+    /// The wrapped iterator's `tp_iternext`, looked up once instead of on every item.
+    next_fn: pyo3::ffi::iternextfunc,
     node: Arc<Node>,
     length: Option<usize>,
     /// An item has been handed out and is counted done when the next one is asked for,
@@ -42,8 +44,13 @@ impl PyTracker {
         length: Option<usize>,
         on_end: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
+        let it = PyIterator::from_object(iterable)?;
+        let next_fn = iternext_of(&it).ok_or_else(|| {
+            pyo3::exceptions::PyTypeError::new_err("the iterable's iterator has no __next__")
+        })?;
         Ok(Self {
-            it: PyIterator::from_object(iterable)?.unbind(),
+            next_fn,
+            it: it.unbind(),
             node: Arc::clone(&node.node),
             length,
             pending: AtomicBool::new(false),
@@ -60,10 +67,11 @@ impl PyTracker {
             // abi3 wheels cannot load on free-threaded CPython, so the GIL is always held here.
             self.node.done.add_serialized(1);
         }
-        let mut it = self.it.bind(py).clone();
-        match it.next() {
+        match next_item(self.it.bind(py), self.next_fn) {
             Some(Ok(v)) => {
-                self.pending.store(true, Ordering::Relaxed);
+                if !self.pending.load(Ordering::Relaxed) {
+                    self.pending.store(true, Ordering::Relaxed);
+                }
                 Ok(Some(v))
             }
             Some(Err(e)) => {
@@ -87,6 +95,36 @@ impl PyTracker {
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         self.end(py, "abandoned")
     }
+}
+
+/// The `tp_iternext` slot of `it`'s type.
+#[allow(unsafe_code)]
+fn iternext_of(it: &Bound<'_, PyIterator>) -> Option<pyo3::ffi::iternextfunc> {
+    // SAFETY: `PyType_GetSlot` reads a slot of a live type object (static types allowed from
+    // Python 3.10, the minimum of this abi3 build); the `tp_iternext` slot has this signature.
+    unsafe {
+        let slot = pyo3::ffi::PyType_GetSlot(it.get_type().as_ptr().cast(), pyo3::ffi::Py_tp_iternext);
+        (!slot.is_null()).then(|| std::mem::transmute::<*mut std::ffi::c_void, pyo3::ffi::iternextfunc>(slot))
+    }
+}
+
+/// `next(it)` through the cached slot: no lookup, no reference-count round trip.
+#[allow(unsafe_code)]
+#[inline]
+fn next_item<'py>(it: &Bound<'py, PyIterator>, next_fn: pyo3::ffi::iternextfunc) -> Option<PyResult<Bound<'py, PyAny>>> {
+    let py = it.py();
+    // SAFETY: `next_fn` is the slot of `it`'s own type (a type cannot change its slots once
+    // ready), `it` is alive and we hold the GIL. It returns a new reference, or NULL with an
+    // exception set or not (StopIteration, or nothing, means exhausted).
+    let item = unsafe { next_fn(it.as_ptr()) };
+    if item.is_null() {
+        return match PyErr::take(py) {
+            Some(e) if e.is_instance_of::<pyo3::exceptions::PyStopIteration>(py) => None,
+            other => other.map(Err),
+        };
+    }
+    // SAFETY: a non-null new reference from `tp_iternext`.
+    Some(Ok(unsafe { Bound::from_owned_ptr(py, item) }))
 }
 
 impl Drop for PyTracker {
