@@ -38,6 +38,7 @@ def thread_map(
     item_name: Callable[[T, int], str] = _default_name,
     return_exceptions: bool = False,
     run: Optional[Union[Run, Task]] = None,
+    task: Optional[Task] = None,
     display: Optional[str] = "auto",
 ) -> List[Union[R, BaseException]]:
     """`fn` over `items` on a thread pool, each call tracked as an item in a worker's lane.
@@ -47,20 +48,25 @@ def thread_map(
     first one (in input order) is raised once the items before it are done, and items not yet
     started are not run.
 
-    The work is a phase of `run` (a `Run` or any task), or of the current run; without one,
-    it gets a run of its own.
+    Items are counted in `task` when given (a phase you made, so `fn` can add metrics to
+    it); otherwise in a new phase of `run` (a step when `run` is a phase), or of the current
+    run; without any, the work gets a run of its own. A task made here ends with the map.
     """
     n_workers = workers or min(32, (threading.active_count() or 1) + 4)
     if n_workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     label = description or getattr(fn, "__name__", "map")
     total = total if total is not None else _length(items)
-    parent: Optional[Union[Run, Task]] = run or current_run()
     own: Optional[Run] = None
-    if parent is None:
-        own = Run(label, display=display).start()
-        parent = own
-    task = parent.phase(label, total, unit) if isinstance(parent, Run) else parent.step(label, total, unit)
+    made = task is None
+    if task is None:
+        parent: Optional[Union[Run, Task]] = run or current_run()
+        if parent is None:
+            own = Run(label, display=display).start()
+            parent = own
+        task = parent.phase(label, total, unit) if isinstance(parent, Run) else parent.step(label, total, unit)
+    elif total is not None and task.total is None:
+        task.set_total(total)
     r = task.run
     counter = itertools.count()
     lanes: List[Any] = []
@@ -101,7 +107,8 @@ def thread_map(
         now = r._core.now()
         for lane in lanes:
             lane.finish(now)
-        task.end(state)
+        if made or state != "completed":
+            task.end(state)
         if own is not None:
             own.finish(state)
     return results

@@ -244,8 +244,10 @@ class Run(Task):
 
     def poll(self) -> None:
         """Delivers queued events and due snapshots now (what the dispatcher thread does every
-        tick; with an injected clock, the only way they are delivered before the end)."""
+        tick; with an injected clock, the only way they are delivered before the end). Also
+        records a rate observation, as the background ticker does ten times a second."""
         self._now()
+        self._core.sample()
         self._dispatcher.poll()
 
     def print(self, *values: Any, sep: str = " ", end: str = "\n") -> None:

@@ -6,7 +6,6 @@ stored on the instance, so a call costs one C call: no Python frame in between.
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Tuple, TypeVar, Union
 
 from . import _milepost
@@ -115,6 +114,7 @@ class Task:
             total = _length(iterable)
         if total is not None and self._node.total is None:
             self._node.set_total(total)
+        self._run._now()
         self._node.start()
         return _milepost.Tracker(iterable, self._node, total, None)  # type: ignore[return-value]
 
@@ -125,6 +125,7 @@ class Task:
             return
         if state not in _END_STATES:
             raise ValueError(f"end state must be one of {_END_STATES}, got {state!r}")
+        self._run._now()
         self._node.end(state)
         event = PhaseFinished if self.kind == "phase" else StepFinished
         self._run._emit(event, self.path, name=self.name, state=state)
@@ -138,6 +139,7 @@ class Task:
         self.end(_exit_state(exc_type))
 
     def _announce(self, total: Optional[int]) -> None:
+        self._run._now()
         self._node.start()
         event = PhaseStarted if self.kind == "phase" else StepStarted
         self._run._emit(event, self.path, name=self.name, total=total)
@@ -168,15 +170,15 @@ class Item:
     def __enter__(self) -> Item:
         run = self._task._run
         self._lane = run._current_lane()
+        self._t0 = run._now()
         self._task._node.item_started(self.name, self._lane)
-        self._t0 = run._clock()
         return self
 
     def __exit__(
         self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
     ) -> None:
         task = self._task
-        duration = task._run._clock() - self._t0
+        duration = task._run._now() - self._t0
         if exc_type is None:
             status = "skipped" if self._skipped else "done"
             task._node.item_finished(self.name, status, duration, None, self._lane)
@@ -214,6 +216,3 @@ def _length(iterable: Iterable[Any]) -> Optional[int]:
     except (TypeError, AttributeError):
         return None
 
-
-def monotonic() -> float:
-    return time.monotonic()

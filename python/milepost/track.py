@@ -6,7 +6,7 @@ from typing import Any, Iterable, Iterator, Optional, TextIO, TypeVar
 
 from . import _milepost
 from .run import Run, current_run
-from .task import _length
+from .task import Task, _length
 
 __all__ = ["track"]
 
@@ -66,7 +66,7 @@ def track(
     if parent is not None:
         task = parent.phase(label or "track", total=total, unit=unit)
         task.advance(initial)
-        return _milepost.Tracker(iterable, task._node, total, task.end)  # type: ignore[return-value]
+        return _milepost.Tracker(iterable, task._node, total, _ender(task))  # type: ignore[return-value]
     own = Run(label or "track", display=display, leave=leave, output=file)
     own._node.set_total(total)
     own.start()
@@ -74,8 +74,11 @@ def track(
     return _milepost.Tracker(iterable, own._node, total, _ender(own))  # type: ignore[return-value]
 
 
-def _ender(run: Run) -> Any:
+def _ender(task: Task) -> Any:
+    """The tracker's end callback: exhausted → completed, the iterable raised → failed,
+    left early (`break`, an exception in the loop body) → cancelled."""
+
     def end(how: str) -> None:
-        run.finish({"completed": "completed", "failed": "failed"}.get(how, "cancelled"))
+        task.end({"completed": "completed", "failed": "failed"}.get(how, "cancelled"))
 
     return end

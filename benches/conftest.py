@@ -1,0 +1,136 @@
+"""Shared fixtures and the ratio table printed after a real benchmark run.
+
+Shared machines are noisy, so no benchmark asserts a time. What we read instead is each
+contender's per-item time next to a baseline measured in the same run: the overhead over
+`bare` in ns/item and the ratio to tqdm and rich, which noise moves far less than absolute times.
+
+Every per-item benchmark stores `extra_info["label"]` (bare, milepost, tqdm, rich...) and
+`extra_info["items"]` (items per round); A/B benchmarks run in subprocesses store their result
+in `extra_info["report"]` instead. Set `MILEPOST_BENCH_TABLE=path` to also write the tables
+as Markdown; `MILEPOST_BENCH_STAT` picks the statistic (default `min`: the least disturbed
+round; `median` also works).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from typing import Any, Callable, Dict, Iterator, List, Optional, TextIO
+
+import pytest
+
+_BENCHES = pytest.StashKey[List[Dict[str, Any]]]()
+_STAT = os.environ.get("MILEPOST_BENCH_STAT", "min")
+
+
+@pytest.fixture
+def devnull() -> Iterator[TextIO]:
+    """Where tqdm and rich draw: their formatting work still happens, the terminal's doesn't."""
+    with open(os.devnull, "w", encoding="utf-8") as stream:
+        yield stream
+
+
+@pytest.fixture
+def per_item(benchmark: Any) -> Callable[..., Any]:
+    """`per_item(label, items, target, setup, rounds)`: times `target(*setup())` and labels the
+    result so the summary can divide by `items`. Building the contender happens in `setup`,
+    outside the timed region; draining it (and finishing it) is inside."""
+
+    def measure(label: str, items: int, target: Callable[..., Any], setup: Callable[[], Any], rounds: int = 20) -> Any:
+        benchmark.extra_info["label"] = label
+        benchmark.extra_info["items"] = items
+        return benchmark.pedantic(target, setup=lambda: (setup(), {}), rounds=rounds, warmup_rounds=1)
+
+    return measure
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_benchmark_group_stats(config: pytest.Config, benchmarks: List[Dict[str, Any]], group_by: str) -> Any:
+    # Called only when benchmarks produced stats (never under --benchmark-disable): keep the
+    # flat stats for the terminal summary.
+    config.stash[_BENCHES] = list(benchmarks)
+    return (yield)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    benches = config.stash.get(_BENCHES, None)
+    if not benches:
+        return
+    tables = build_tables(benches)
+    terminalreporter.write_sep("-", f"milepost ratios (per-item time from the {_STAT} round)")
+    for title, header, rows in tables:
+        terminalreporter.write_line("")
+        terminalreporter.write_line(title)
+        for line in text_table(header, rows):
+            terminalreporter.write_line("  " + line)
+    path = os.environ.get("MILEPOST_BENCH_TABLE")
+    if path:
+        with open(path, "w", encoding="utf-8") as out:
+            out.write(markdown(tables))
+        terminalreporter.write_line(f"\nMarkdown table written to {path}")
+
+
+Table = tuple  # (title, header, rows)
+
+
+def build_tables(benches: List[Dict[str, Any]]) -> List[Table]:
+    groups: Dict[str, List[Dict[str, Any]]] = defaultdict(list)
+    for bench in benches:
+        groups[bench["group"] or "ungrouped"].append(bench)
+    tables: List[Table] = []
+    for group in sorted(groups):
+        members = groups[group]
+        timed = [b for b in members if "items" in b["extra_info"]]
+        if timed:
+            tables.append(ratio_table(group, timed))
+        for bench in members:
+            report = bench["extra_info"].get("report")
+            if report:
+                rows = [[key, fmt(value)] for key, value in report.items()]
+                tables.append((f"{group}: {bench['name']}", ["measure", "value"], rows))
+    return tables
+
+
+def ratio_table(group: str, timed: List[Dict[str, Any]]) -> Table:
+    ns = {b["extra_info"]["label"]: b[_STAT] / b["extra_info"]["items"] * 1e9 for b in timed}
+    bare, tqdm, rich = ns.get("bare"), ns.get("tqdm"), ns.get("rich")
+    header = ["benchmark", "ns/item", "overhead ns/item", "x tqdm", "x rich"]
+    order = sorted(ns, key=lambda label: (label != "bare", ns[label]))
+    rows = []
+    for label in order:
+        rows.append([
+            label,
+            f"{ns[label]:.1f}",
+            "baseline" if label == "bare" else (f"{ns[label] - bare:+.1f}" if bare is not None else "-"),
+            _ratio(ns[label], tqdm),
+            _ratio(ns[label], rich),
+        ])
+    items = {b["extra_info"]["items"] for b in timed}
+    return (f"{group} ({', '.join(str(i) for i in sorted(items))} items per round)", header, rows)
+
+
+def _ratio(value: float, reference: Optional[float]) -> str:
+    return f"{value / reference:.2f}" if reference else "-"
+
+
+def fmt(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def text_table(header: List[str], rows: List[List[str]]) -> List[str]:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+             for r in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
+
+
+def markdown(tables: List[Table]) -> str:
+    parts = []
+    for title, header, rows in tables:
+        lines = [f"**{title}**", "", "| " + " | ".join(header) + " |",
+                 "|" + "|".join([":---"] + ["---:"] * (len(header) - 1)) + "|"]
+        lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) + "\n"

@@ -1,0 +1,213 @@
+"""Type stubs for ``milepost._milepost``, the native core built from ``rust/py/*.rs`` by PyO3.
+
+Hand-written: keep in sync with the ``#[pymethods]``, ``#[pyfunction]`` and
+``#[pyo3(signature = ...)]`` attributes there (``tests/test_stubs.py`` runs stubtest against
+the compiled module). Every class is final: PyO3 classes are not subclassable from Python.
+"""
+
+import os
+from collections.abc import Callable, Iterable
+from typing import Any, Final, Literal, Optional, TypeAlias, Union, final
+
+# Names, messages and errors: a ``str`` or any ``os.PathLike`` (its ``__fspath__`` may give
+# ``str`` or ``bytes``; undecodable bytes and lone surrogates are replaced, not rejected).
+_Text: TypeAlias = Union[str, os.PathLike[str], os.PathLike[bytes]]
+_NodeKind: TypeAlias = Literal["run", "phase", "step"]
+_NodeState: TypeAlias = Literal["pending", "running", "completed", "failed", "cancelled"]
+
+__all__ = [
+    "RunCore",
+    "Node",
+    "Lane",
+    "Tracker",
+    "Snapshot",
+    "format_duration",
+    "format_rate",
+    "format_eta",
+    "format_count",
+    "format_metric",
+    "sanitize",
+    "bar",
+    "SCHEMA_VERSION",
+    "MAX_METRICS",
+]
+
+SCHEMA_VERSION: Final[int]
+"""Version of the snapshot JSON schema (``Snapshot.json``)."""
+MAX_METRICS: Final[int]
+"""Most metrics a node keeps; more names raise ``InvalidValueError``."""
+
+@final
+class RunCore:
+    """A run's tree of nodes, its snapshots and its background ticker thread."""
+
+    def __new__(
+        cls, run_id: str, name: _Text, manual_clock: bool = False, started_at_unix: float = 0.0
+    ) -> "RunCore": ...
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def root(self) -> Node:
+        """The run's root node (kind ``"run"``)."""
+    @property
+    def manual_clock(self) -> bool:
+        """Whether the run's clock only moves with ``set_time``."""
+    @property
+    def drawing(self) -> bool:
+        """Whether the native display is drawing on a terminal now."""
+    def add_node(
+        self,
+        parent: Node,
+        kind: str,
+        name: _Text,
+        total: Optional[int] = None,
+        unit: str = "it",
+    ) -> Node:
+        """Adds a ``phase`` or ``step`` under ``parent`` (other kinds raise ``ValueError``)."""
+    def add_lane(self, name: _Text) -> Lane:
+        """Adds a worker lane."""
+    def now(self) -> float:
+        """Seconds since the run started, on the run's clock."""
+    def set_time(self, now: float) -> None:
+        """Sets the time of a manual clock (ignored by the system clock)."""
+    def sample(self) -> None:
+        """Records a rate observation for every running node."""
+    def snapshot(self) -> Snapshot:
+        """A consistent snapshot of the whole run."""
+    def start_ticker(
+        self, hz: float = 10.0, native: bool = False, max_lanes: int = 8, leave: bool = True
+    ) -> bool:
+        """Starts the sampling (and, with ``native``, drawing) thread; False if already started."""
+    def stop_ticker(self) -> None:
+        """Stops the thread after a final frame; waits for it without holding the GIL."""
+    def println(self, text: str) -> bool:
+        """Prints ``text`` above the native display; False when no native display took it."""
+    def pause(self, paused: bool) -> None:
+        """Clears the native display and stops drawing (``True``) or starts again (``False``)."""
+
+@final
+class Node:
+    """The run, a phase or a step. Not constructible: see ``RunCore.root`` and ``add_node``."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def kind(self) -> _NodeKind: ...
+    @property
+    def state(self) -> _NodeState: ...
+    @property
+    def total(self) -> Optional[int]:
+        """This node's own total (``None``: unknown)."""
+    @property
+    def done(self) -> int:
+        """Items done by this node itself (snapshots roll children up)."""
+    @property
+    def failed(self) -> int: ...
+    @property
+    def skipped(self) -> int: ...
+    @property
+    def retried(self) -> int: ...
+    @property
+    def in_flight(self) -> int:
+        """Items started and not yet finished."""
+    def advance(self, n: int = 1) -> None:
+        """Counts ``n`` items done."""
+    def skip(self, n: int = 1) -> None:
+        """Counts ``n`` skipped items."""
+    def fail_count(self, n: int = 1) -> None:
+        """Counts ``n`` failed items without names or error texts."""
+    def fail(self, name: _Text, error: _Text) -> None:
+        """Counts one failed item and keeps its error text."""
+    def retry(self, n: int = 1) -> None:
+        """Counts ``n`` retries."""
+    def set_total(self, total: Optional[int]) -> None:
+        """Sets the total (``None``: unknown)."""
+    def add_total(self, n: int) -> None:
+        """Adds ``n`` to the total."""
+    def metric(self, name: _Text, value: float) -> None:
+        """Adds ``value`` to the metric ``name`` (ints stay ints until a float is added)."""
+    def item_started(self, name: _Text, lane: Optional[Lane] = None) -> None:
+        """Records that the item ``name`` started (on ``lane``)."""
+    def item_finished(
+        self,
+        name: _Text,
+        status: str,
+        duration: Optional[float] = None,
+        error: Optional[_Text] = None,
+        lane: Optional[Lane] = None,
+    ) -> None:
+        """Records that the item ``name`` ended: ``status`` is ``done``, ``failed`` or ``skipped``."""
+    def start(self) -> None:
+        """Marks the node running (idempotent)."""
+    def end(self, state: str) -> None:
+        """Ends the node: ``completed``, ``failed`` or ``cancelled`` (else ``ValueError``)."""
+
+@final
+class Lane:
+    """A worker lane. Not constructible: see ``RunCore.add_lane``."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    def finish(self, now: float) -> None:
+        """Marks the lane finished (its worker has exited)."""
+
+@final
+class Tracker:
+    """The iterator returned by ``track()``: counts an item done when the next is asked for."""
+
+    def __new__(
+        cls,
+        iterable: Iterable[Any],
+        node: Node,
+        length: Optional[int] = None,
+        on_end: Optional[Callable[[str], object]] = None,
+    ) -> "Tracker": ...
+    def __iter__(self) -> "Tracker": ...
+    def __next__(self) -> Any: ...
+    def __len__(self) -> int:
+        """The length given at construction (``TypeError`` when it was ``None``)."""
+    def close(self) -> None:
+        """Ends tracking now (as on ``break``): the run is closed as abandoned."""
+
+@final
+class Snapshot:
+    """One consistent view of a run. Not constructible: see ``RunCore.snapshot``."""
+
+    @property
+    def now(self) -> float:
+        """The run's clock when the snapshot was taken."""
+    def json(self) -> str:
+        """The snapshot as JSON text (schema documented in the README)."""
+    def run_line(self) -> str:
+        """The run's one-line summary."""
+    def node_lines(self) -> list[tuple[int, str, _NodeState, str]]:
+        """``(depth, name, state, stats text)`` for every phase and step, depth-first."""
+    def frame(self, width: int = 100, height: int = 40, max_lanes: int = 8) -> list[str]:
+        """The native renderer's frame for a ``width`` x ``height`` terminal."""
+
+def format_duration(seconds: float) -> str:
+    """Seconds as ``"45s"``, ``"3m05s"``, ``"2h07m"``, ``"3d04h"`` (one decimal below ten seconds)."""
+
+def format_rate(per_second: Optional[float], unit: str = "it") -> str:
+    """Items per second as text, flipped to seconds per item when slower than one a second."""
+
+def format_eta(eta: Optional[float], low: Optional[float] = None, high: Optional[float] = None) -> str:
+    """``"ETA 38s (30s–52s)"``, ``"ETA 38s"`` without a range, ``"ETA ?"`` when unknown."""
+
+def format_count(n: int) -> str:
+    """``1234567`` as ``"1,234,567"``."""
+
+def format_metric(name: str, value: float) -> str:
+    """A metric value for display (names with ``cost`` or ``usd`` are money)."""
+
+def sanitize(text: _Text) -> str:
+    """``text`` without terminal escapes, control characters or bidi overrides."""
+
+def bar(fraction: float, width: int) -> str:
+    """A text bar ``width`` cells wide for ``fraction`` in 0..1, with eighth-cell resolution."""

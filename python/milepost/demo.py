@@ -1,0 +1,82 @@
+"""`milepost demo`: a MapReduce-style job with the failures, retries and token costs of a real one.
+
+setup (index the shards) → map (a thread pool "calls a model" per document: lognormal
+latencies, transient errors that are retried, permanent failures, tokens and cost) → reduce.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from typing import Optional
+
+from .observers import ConsoleSummary
+from .pools import thread_map
+from .run import Run
+
+#: Prices per token of the simulated model, in US dollars.
+PRICE_IN = 3e-6
+PRICE_OUT = 15e-6
+
+
+class TransientError(Exception):
+    """An error worth retrying (a timeout, a rate limit)."""
+
+
+def _latency(rng: random.Random, mean_s: float) -> float:
+    sigma = 0.6
+    return rng.lognormvariate(math.log(mean_s) - sigma * sigma / 2, sigma)
+
+
+def run_demo(
+    items: int = 5000,
+    workers: int = 8,
+    fail_rate: float = 0.02,
+    display: Optional[str] = "auto",
+    item_ms: float = 40.0,
+    seed: int = 0,
+    snapshot_file: Optional[str] = None,
+) -> int:
+    """Runs the demo; returns the number of documents that failed for good."""
+    if items < 1:
+        raise ValueError(f"--items must be >= 1, got {items}")
+    if workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {workers}")
+    if not 0.0 <= fail_rate <= 1.0:
+        raise ValueError(f"--fail-rate must be between 0 and 1, got {fail_rate}")
+    mean_s = max(item_ms, 0.0) / 1000.0
+    with Run("demo", display=display, observers=[ConsoleSummary()], snapshot_file=snapshot_file) as run:
+        with run.phase("setup", total=20, unit="shard") as setup:
+            for i in range(20):
+                with setup.item(f"shard-{i:03d}"):
+                    time.sleep(mean_s / 4)
+        docs = [f"doc-{i:05d}.jsonl" for i in range(items)]
+        with run.phase("map", total=items, unit="doc") as mapping:
+
+            def call_model(doc: str) -> int:
+                rng = random.Random(f"{seed}:{doc}")
+                for attempt in range(3):
+                    time.sleep(_latency(rng, mean_s) if mean_s else 0)
+                    if rng.random() < fail_rate:
+                        if attempt < 2:
+                            mapping.retry(doc)
+                            continue
+                        raise TransientError(f"upstream timed out 3 times on {doc}")
+                    if rng.random() < fail_rate / 2:
+                        raise ValueError(f"malformed record in {doc}")
+                    tokens_in, tokens_out = rng.randint(300, 1500), rng.randint(50, 400)
+                    mapping.metric("tokens_in", tokens_in)
+                    mapping.metric("tokens_out", tokens_out)
+                    mapping.metric("cost_usd", tokens_in * PRICE_IN + tokens_out * PRICE_OUT)
+                    return tokens_out
+                raise AssertionError("unreachable")
+
+            results = thread_map(call_model, docs, workers, task=mapping, return_exceptions=True)
+        failed = sum(isinstance(r, BaseException) for r in results)
+        with run.phase("reduce", total=16, unit="partition") as reduce:
+            for p in range(16):
+                with reduce.item(f"partition-{p:02d}"):
+                    time.sleep(mean_s * 2)
+        run.log(f"wrote 16 partitions; {failed} documents failed", source="reduce")
+    return failed
