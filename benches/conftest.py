@@ -107,7 +107,11 @@ def ratio_table(group: str, timed: List[Dict[str, Any]]) -> Table:
             _ratio(ns[label], rich),
         ])
     items = {b["extra_info"]["items"] for b in timed}
-    return (f"{group} ({', '.join(str(i) for i in sorted(items))} items per round)", header, rows)
+    # Other facts a benchmark recorded (e.g. counts tqdm lost) go in the title, not hidden.
+    notes = [f"{b['extra_info']['label']} {k}={fmt(v)}" for b in timed for k, v in b["extra_info"].items()
+             if k not in ("label", "items", "report")]
+    title = f"{group} ({', '.join(str(i) for i in sorted(items))} items per round)"
+    return (title + (f"; {'; '.join(notes)}" if notes else ""), header, rows)
 
 
 def _ratio(value: float, reference: Optional[float]) -> str:

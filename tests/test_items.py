@@ -87,7 +87,7 @@ def test_thread_map_gives_each_worker_a_lane_and_keeps_order() -> None:
     sq = snap.find("square")
     assert (sq["done"], sq["failed"], sq["total"], sq["state"]) == (99, 1, 100, "completed")
     lanes = snap.data["lanes"]
-    assert len(lanes) == len(seen_threads) <= 4
+    assert len(seen_threads) <= len(lanes) <= 4  # a pool thread may start and find no work left
     assert sum(lane["done"] + lane["failed"] for lane in lanes) == 100
     assert all(lane["state"] == "finished" for lane in lanes)
     assert snap.data["failures"][0]["lane"] in {lane["name"] for lane in lanes}

@@ -186,7 +186,7 @@ class Snapshot:
         """The snapshot as JSON text (schema documented in the README)."""
     def run_line(self) -> str:
         """The run's one-line summary."""
-    def node_lines(self) -> list[tuple[int, str, _NodeState, str]]:
+    def node_lines(self) -> list[tuple[int, str, str, str]]:
         """``(depth, name, state, stats text)`` for every phase and step, depth-first."""
     def frame(self, width: int = 100, height: int = 40, max_lanes: int = 8) -> list[str]:
         """The native renderer's frame for a ``width`` x ``height`` terminal."""

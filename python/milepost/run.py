@@ -104,10 +104,7 @@ class Run(Task):
         if self.display == "plain":
             from .renderers.plain import PlainRenderer
 
-            target = stream or (None if self._output in (None, "stderr") else self._output)
-            if target is not None and not hasattr(target, "write"):
-                target = sys_stdout() if target in ("stdout", "-") else open(target, "a", encoding="utf-8")  # noqa: SIM115
-            return [PlainRenderer(target, interval=self._interval or interval_from_env(10.0))]  # type: ignore[arg-type]
+            return [PlainRenderer(self._output, interval=self._interval or interval_from_env(10.0))]  # type: ignore[arg-type]
         if self.display == "json":
             from .renderers.jsonl import JsonLinesRenderer
 
@@ -240,7 +237,7 @@ class Run(Task):
     def snapshot(self) -> Snapshot:
         """A consistent view of the whole run now."""
         self._now()
-        return Snapshot(self._core.snapshot())
+        return Snapshot(self._core.snapshot(), self._dispatcher.dropped)
 
     def poll(self) -> None:
         """Delivers queued events and due snapshots now (what the dispatcher thread does every

@@ -17,17 +17,20 @@ class Snapshot:
     `frame()` are the same text the native renderer draws.
     """
 
-    __slots__ = ("_native", "_data", "_json")
+    __slots__ = ("_native", "_data", "_json", "events_dropped")
 
-    def __init__(self, native: _milepost.Snapshot) -> None:
+    def __init__(self, native: _milepost.Snapshot, events_dropped: int = 0) -> None:
         self._native = native
         self._data: dict[str, Any] | None = None
         self._json: str | None = None
+        self.events_dropped = events_dropped
 
     def json(self) -> str:
-        """The snapshot as JSON text."""
+        """The snapshot as JSON text (with `events_dropped`, the lifecycle events lost to a
+        full queue)."""
         if self._json is None:
-            self._json = self._native.json()
+            native = self._native.json()
+            self._json = f'{native[:-1]},"events_dropped":{int(self.events_dropped)}}}'
         return self._json
 
     @property

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 import time
-from typing import TYPE_CHECKING, Callable, Optional, TextIO
+from typing import TYPE_CHECKING, Callable
 
 from .. import _milepost
 from ..events import Event, ItemFailed, LogLine
 from ..observers.base import BaseObserver
+from .target import Output, Target
 
 if TYPE_CHECKING:
     from ..snapshot import Snapshot
@@ -20,23 +20,18 @@ class PlainRenderer(BaseObserver):
 
     snapshot_on_boundaries = True
 
-    def __init__(self, stream: Optional[TextIO] = None, interval: float = 10.0,
+    def __init__(self, target: Target = None, interval: float = 10.0,
                  wall: Callable[[], float] = time.time) -> None:
-        self._stream = stream
+        self._out = Output(target)
         self.interval = interval
         self._wall = wall
         self._failures_shown = 0
         self._states: dict[tuple[int, str], str] = {}
 
-    @property
-    def stream(self) -> TextIO:
-        return self._stream or sys.stderr
-
     def _write(self, lines: list[str]) -> None:
         stamp = time.strftime("%H:%M:%S", time.localtime(self._wall()))
         text = "".join(f"[milepost {stamp}] {line}\n" for line in lines)
-        self.stream.write(text.replace("\r", " "))
-        self.stream.flush()
+        self._out.write(text.replace("\r", " "))
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, LogLine):
@@ -58,4 +53,4 @@ class PlainRenderer(BaseObserver):
         self._write(lines)
 
     def close(self) -> None:
-        self.stream.flush()
+        self._out.close()

@@ -1,0 +1,47 @@
+"""Child of test_work_slowdown.py: one timed loop of N items of real Python work.
+
+usage: child_work.py MODE N K [PLAIN_PATH]
+MODE: plain (A), track (B: display="none") or track-plain (C: display="plain" to PLAIN_PATH).
+Prints {"seconds": wall, "cpu": process CPU (all threads), "items": ...} as JSON. Interpreter start-up and imports are outside the
+timed loop, so only the per-item cost and the run's background threads are measured.
+"""
+
+import json
+import sys
+import time
+
+import milepost
+
+
+def work(k):
+    # ~10 µs of arithmetic at the K the parent calibrated.
+    s = 0
+    for i in range(k):
+        s += i * i
+    return s
+
+
+def main():
+    mode, n, k = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    for _ in range(200):  # warm the loop up the same way in every mode
+        work(k)
+    out = open(sys.argv[4], "a", encoding="utf-8") if mode == "track-plain" else None
+    if mode == "plain":
+        items = range(n)
+    elif mode == "track":
+        items = milepost.track(range(n), display="none")
+    else:
+        items = milepost.track(range(n), display="plain", file=out)
+    count = 0
+    c0, t0 = time.process_time(), time.perf_counter()
+    for _ in items:
+        work(k)
+        count += 1
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    if out is not None:
+        out.close()
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "items": count}))
+
+
+if __name__ == "__main__":
+    main()

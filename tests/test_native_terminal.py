@@ -1,0 +1,120 @@
+"""The native renderer as a person sees it: its bytes fed to a terminal emulator (pyte)."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+
+JOB = textwrap.dedent(
+    """
+    import logging, sys, threading, time, milepost
+    lanes = int(sys.argv[1]) if len(sys.argv) > 1 else 12
+    with milepost.Run("job", refresh_hz=20, max_lanes=5) as run:
+        with run.phase("setup", total=3) as s:
+            s.advance(3)
+        ph = run.phase("map", total=100, unit="doc")
+        ph.metric("cost_usd", 1.5)
+        go = threading.Event()
+        def worker(i):
+            with run.lane(f"w{i}"):
+                with ph.item(f"doc-{i}\\x1b[31m\\x1b]0;pwned\\x07.json"):
+                    go.wait(5)
+                    ph.advance(5)
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(12)]
+        for t in threads: t.start()
+        time.sleep(0.6)
+        print("PRINTED-LINE")
+        logging.basicConfig(handlers=[milepost.LoggingHandler()], level=logging.INFO, force=True)
+        logging.getLogger("app").warning("LOGGED-LINE")
+        time.sleep(0.4)
+        SNAPSHOT
+        go.set()
+        for t in threads: t.join()
+        ph.fail("bad\\x1b[2Jitem", "Boom")
+        ph.end()
+    """
+)
+
+
+def _job(snapshot_code: str = "pass") -> str:
+    return JOB.replace("SNAPSHOT", snapshot_code)
+
+
+def test_bars_lanes_and_final_frame_on_screen(pty_run) -> None:
+    mid = "open('/dev/null').close()"
+    res = pty_run(_job(mid), cols=100, rows=30)
+    assert res.status == 0, res.raw[-2000:]
+    text = res.text
+    assert re.search(r"✓ job · completed [\d.]+s · 76/103 · 1 failed", text), text
+    assert re.search(r"setup\s+\[█+\] 100% 3/3 · completed", text), text
+    assert re.search(r"map\s+\[█+[ ▏▎▍▌▋▊▉]*\]\s+73% 73/100 · completed", text), text
+    assert "cost_usd $1.5000" in text
+    assert "✗ baditem: Boom" in text, "the escape sequence in the name is removed"
+    # Output written while the bars were up landed above them, whole.
+    assert "PRINTED-LINE" in res.lines
+    assert any(line.endswith("LOGGED-LINE") for line in res.lines)
+    assert "\x1b]0;pwned" not in res.raw.decode("utf-8", "replace")
+    assert "\x1b[2J" not in res.raw.decode("utf-8", "replace")
+
+
+def test_lanes_fold_into_n_more_while_running(pty_run) -> None:
+    # Capture the screen while the 12 workers hold their items: the child prints nothing
+    # then, so the pty stream read up to that moment is what a person sees.
+    res = pty_run(_job("time.sleep(0.5); sys.__stderr__.flush()"), cols=100, rows=30)
+    assert res.status == 0
+    raw = re.sub(r"\x1b\[[0-9;]*m", "", res.raw.decode("utf-8", "replace"))  # colours off
+    assert "… 8 more lanes" in raw, raw[-3000:]
+    assert re.search(r"w\d+ ▸ doc-\d+\.json \(0 done\)", raw)
+
+
+def test_no_color_means_no_colour_codes(pty_run) -> None:
+    colored = pty_run(_job(), env={})
+    plain = pty_run(_job(), env={"NO_COLOR": "1"})
+    sgr = re.compile(rb"\x1b\[[0-9;]*[1-9][0-9;]*m")
+    assert sgr.search(colored.raw), "colours are used by default on a terminal"
+    assert not sgr.search(plain.raw)
+    assert "✓ job · completed" in plain.text
+
+
+def test_frame_fits_a_narrow_terminal_and_follows_a_resize(pty_run) -> None:
+    code = textwrap.dedent(
+        """
+        import time, milepost
+        with milepost.Run("resize-job-with-a-long-name", refresh_hz=20) as run:
+            ph = run.phase("a-phase-with-a-long-name", total=1000)
+            for i in range(30):
+                ph.advance(10); time.sleep(0.05)
+            print("RESIZE-NOW")
+            for i in range(30):
+                ph.advance(10); time.sleep(0.05)
+        """
+    )
+    res = pty_run(code, cols=120, rows=20, resize_to=(20, 40), resize_after=b"RESIZE-NOW")
+    assert res.status == 0
+    lines = [line for line in res.lines if line]
+    assert any("resize-job" in line for line in lines)
+    # After the resize every drawn line fits 40 columns (pyte's screen is 40 wide: a longer
+    # line would have wrapped onto a line starting mid-word).
+    frame = [line for line in lines if "a-phase" in line or "resize-job" in line]
+    assert all(len(line) <= 40 for line in frame)
+    assert any("[██████    ]" in line for line in frame), lines  # 60% of a 10-cell bar
+
+
+def test_suspend_clears_the_bars_for_raw_output(pty_run) -> None:
+    code = textwrap.dedent(
+        """
+        import os, time, milepost
+        with milepost.Run("sus", refresh_hz=20) as run:
+            ph = run.phase("p", total=10)
+            time.sleep(0.3)
+            with milepost.suspend():
+                os.write(1, b"RAW-OUTPUT\\n")
+                time.sleep(0.3)
+            ph.advance(10)
+            time.sleep(0.2)
+        """
+    )
+    res = pty_run(code)
+    assert res.status == 0
+    assert "RAW-OUTPUT" in res.lines
+    assert any("sus · completed" in line for line in res.lines)

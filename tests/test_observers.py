@@ -1,0 +1,181 @@
+"""Observers: events in order, snapshots on schedule, failures isolated, files atomic."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+import milepost
+from milepost import dispatch
+
+
+class Recorder(milepost.BaseObserver):
+    def __init__(self, interval=None):
+        self.interval = interval
+        self.events = []
+        self.snapshots = []
+        self.closed = 0
+
+    def on_event(self, event):
+        self.events.append(event)
+
+    def on_snapshot(self, snapshot):
+        self.snapshots.append(snapshot)
+
+    def close(self):
+        self.closed += 1
+
+
+def test_lifecycle_events_arrive_typed_and_in_order(clock) -> None:
+    rec = Recorder()
+    with milepost.Run("life", display="none", clock=clock, observers=[rec]) as run:
+        with run.phase("map", total=1) as ph:
+            with ph.step("inner"):
+                ph.fail("doc", ValueError("bad"))
+                ph.retry("doc")
+        run.log("hello", level="WARNING", source="me")
+    kinds = [e.kind for e in rec.events]
+    assert kinds == ["run_started", "phase_started", "step_started", "item_failed", "item_retried",
+                     "step_finished", "phase_finished", "log", "run_finished"]
+    assert isinstance(rec.events[3], milepost.ItemFailed) and rec.events[3].error == "ValueError: bad"
+    assert rec.events[2].path == ("life", "map", "inner")
+    assert rec.events[7].level == "warning" and rec.events[7].source == "me"
+    assert all(e.run_id == run.id and e.timestamp > 0 for e in rec.events)
+    assert rec.events[-1].state == "completed"
+    assert rec.closed == 1
+    assert rec.snapshots[-1].root["state"] == "completed", "the final snapshot comes after the end"
+
+
+def test_observer_is_protocol_compatible() -> None:
+    assert isinstance(Recorder(), milepost.Observer)
+
+
+def test_snapshots_follow_the_interval(clock) -> None:
+    rec = Recorder(interval=5.0)
+    with milepost.Run("sched", display="none", clock=clock, observers=[rec]) as run:
+        ph = run.phase("p")
+        for _ in range(20):
+            clock.advance(1.0)
+            ph.advance()
+            run.poll()
+    # At 0 s (start), 5, 10, 15, 20 s, and the final one.
+    assert len(rec.snapshots) == 6
+    assert [s.root["done"] for s in rec.snapshots][-1] == 20
+
+
+def test_a_failing_observer_is_reported_once_and_never_breaks_the_job(clock, caplog) -> None:
+    class Broken(milepost.BaseObserver):
+        interval = 0.5
+
+        def on_event(self, event):
+            raise RuntimeError("observer bug")
+
+        def on_snapshot(self, snapshot):
+            raise OSError("disk gone")
+
+    rec = Recorder()
+    with caplog.at_level(logging.ERROR, logger="milepost"):
+        with milepost.Run("robust", display="none", clock=clock, observers=[Broken(), rec]) as run:
+            ph = run.phase("p")
+            for _ in range(10):
+                clock.advance(1)
+                ph.advance()
+                run.poll()
+    reports = [r for r in caplog.records if "observer" in r.getMessage()]
+    assert len(reports) == 1 and "observer bug" in reports[0].getMessage()
+    assert rec.snapshots[-1].root["done"] == 10, "the other observer saw everything"
+    assert run._dispatcher.observer_failures() > 10
+
+
+def test_event_queue_is_bounded_and_counts_drops(clock, monkeypatch) -> None:
+    monkeypatch.setattr(dispatch, "MAX_QUEUED_EVENTS", 5)
+    rec = Recorder()
+    with milepost.Run("flood", display="none", clock=clock, observers=[rec]) as run:
+        ph = run.phase("p")
+        for i in range(20):
+            ph.fail(f"x{i}", "e")
+        assert run.events_dropped == 21 - 5  # phase_started and 20 failures, 5 kept
+        assert run.snapshot().data["events_dropped"] == 16
+        snap = run.snapshot()
+    assert snap.find("p")["failed"] == 20, "counts never depend on the event queue"
+
+
+def test_json_snapshot_file_is_written_atomically_and_at_the_end(tmp_path, clock) -> None:
+    path = tmp_path / ".progress.json"
+    with milepost.Run("file", display="none", clock=clock, snapshot_file=path) as run:
+        ph = run.phase("p", total=4)
+        ph.advance(2)
+        clock.advance(3)
+        run.poll()
+        mid = json.loads(path.read_text())
+        assert mid["root"]["children"][0]["done"] == 2 and mid["schema"] == milepost.SCHEMA_VERSION
+        ph.advance(2)
+    final = json.loads(path.read_text())
+    assert final["root"]["state"] == "completed" and final["root"]["done"] == 4
+    assert [p.name for p in tmp_path.iterdir()] == [".progress.json"], "no temporary files left"
+
+
+def test_snapshot_file_write_failure_warns_once(tmp_path, clock, caplog) -> None:
+    # A directory where the file should be makes every replace fail, as a full disk would.
+    target = tmp_path / "snap.json"
+    target.mkdir()
+    (target / "keep").write_text("x")
+    with caplog.at_level(logging.WARNING, logger="milepost"):
+        with milepost.Run("full", display="none", clock=clock, snapshot_file=target) as run:
+            ph = run.phase("p")
+            for _ in range(5):
+                clock.advance(3)
+                ph.advance()
+                run.poll()
+    assert run.snapshot().root["done"] == 5
+    assert len([r for r in caplog.records if "cannot write" in r.getMessage()]) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["snap.json"], "temporary files cleaned up"
+
+
+def test_logging_observer_gives_structured_extra(clock, caplog) -> None:
+    logger = logging.getLogger("test.milepost")
+    with caplog.at_level(logging.INFO, logger="test.milepost"):
+        with milepost.Run("logs", display="none", clock=clock,
+                          observers=[milepost.LoggingObserver(logger, interval=None)]) as run:
+            run.phase("p").fail("doc-1", "boom")
+    failed = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert failed[0].milepost["event"] == "item_failed" and failed[0].milepost["item"] == "doc-1"
+    final = caplog.records[-1]
+    assert final.milepost["failed"] == 1 and final.milepost["run_id"] == run.id
+
+
+def test_console_summary_prints_phases_and_failures(clock) -> None:
+    import io
+
+    out = io.StringIO()
+    with milepost.Run("sum", display="none", clock=clock, observers=[milepost.ConsoleSummary(out)]) as run:
+        with run.phase("map", total=2) as ph:
+            ph.advance()
+            ph.fail("doc-9", "bad")
+    text = out.getvalue()
+    assert text.startswith("summary: sum · completed")
+    assert "map: 2/2" in text and "failed doc-9: bad" in text
+
+
+def test_observers_run_on_the_dispatcher_thread_not_the_callers() -> None:
+    import threading
+
+    seen = threading.Event()
+    threads = set()
+
+    class Where(milepost.BaseObserver):
+        interval = 0.05
+
+        def on_event(self, event):
+            if not seen.is_set():  # the final delivery runs where the run finishes
+                threads.add(threading.current_thread().name)
+            if event.kind == "log":
+                seen.set()
+
+    with milepost.Run("bg", display="none", observers=[Where()]) as run:
+        run.phase("p").advance()
+        run.log("x")
+        assert seen.wait(10), "the dispatcher thread delivers events within its tick"
+    assert threads == {"milepost-dispatch"}
