@@ -50,8 +50,8 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._poll_lock = threading.Lock()
         self.dropped = 0
-        intervals = [o.interval for o in observers if getattr(o, "interval", None)]
-        self._tick = min([tick, *intervals])  # type: ignore[list-item]
+        intervals = [float(i) for i in (getattr(o, "interval", None) for o in observers) if i]
+        self._tick = min([tick, *intervals])
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
 

@@ -55,7 +55,7 @@ def thread_map(
     n_workers = workers or min(32, (threading.active_count() or 1) + 4)
     if n_workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    label = description or getattr(fn, "__name__", "map")
+    label: str = description or getattr(fn, "__name__", None) or "map"
     total = total if total is not None else _length(items)
     own: Optional[Run] = None
     made = task is None

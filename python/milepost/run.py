@@ -104,11 +104,11 @@ class Run(Task):
         if self.display == "plain":
             from .renderers.plain import PlainRenderer
 
-            return [PlainRenderer(self._output, interval=self._interval or interval_from_env(10.0))]  # type: ignore[arg-type]
+            return [PlainRenderer(self._output, interval=self._interval or interval_from_env(10.0))]
         if self.display == "json":
             from .renderers.jsonl import JsonLinesRenderer
 
-            return [JsonLinesRenderer(self._output, interval=self._interval or interval_from_env(1.0))]  # type: ignore[arg-type]
+            return [JsonLinesRenderer(self._output, interval=self._interval or interval_from_env(1.0))]
         if self.display == "rich":
             from .renderers.rich import RichRenderer
 

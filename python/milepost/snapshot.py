@@ -43,7 +43,7 @@ class Snapshot:
     @property
     def root(self) -> dict[str, Any]:
         """The run's own node, with phases and steps as `children`."""
-        return self.data["root"]  # type: ignore[no-any-return]
+        return self.data["root"]
 
     @property
     def now(self) -> float:

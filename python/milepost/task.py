@@ -116,7 +116,7 @@ class Task:
             self._node.set_total(total)
         self._run._now()
         self._node.start()
-        return _milepost.Tracker(iterable, self._node, total, None)  # type: ignore[return-value]
+        return _milepost.Tracker(iterable, self._node, total, None)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def end(self, state: str = "completed") -> None:

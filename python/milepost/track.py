@@ -66,12 +66,12 @@ def track(
     if parent is not None:
         task = parent.phase(label or "track", total=total, unit=unit)
         task.advance(initial)
-        return _milepost.Tracker(iterable, task._node, total, _ender(task))  # type: ignore[return-value]
+        return _milepost.Tracker(iterable, task._node, total, _ender(task))
     own = Run(label or "track", display=display, leave=leave, output=file)
     own._node.set_total(total)
     own.start()
     own.advance(initial)
-    return _milepost.Tracker(iterable, own._node, total, _ender(own))  # type: ignore[return-value]
+    return _milepost.Tracker(iterable, own._node, total, _ender(own))
 
 
 def _ender(task: Task) -> Any:

@@ -71,8 +71,8 @@ class NativeDisplay(BaseObserver):
         ACTIVE.append(self)
         if self._redirect:
             self._saved = (sys.stdout, sys.stderr)
-            sys.stdout = _LineRedirect(self, sys.stdout)  # type: ignore[assignment]
-            sys.stderr = _LineRedirect(self, sys.stderr)  # type: ignore[assignment]
+            sys.stdout = _LineRedirect(self, sys.stdout)
+            sys.stderr = _LineRedirect(self, sys.stderr)
 
     def println(self, line: str, fallback: Optional[TextIO] = None) -> None:
         if not self._core.println(line):

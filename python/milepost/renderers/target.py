@@ -22,7 +22,7 @@ class Output:
             self._stdout = True
         elif isinstance(target, (str, os.PathLike)):
             self._owned = open(target, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
-            self._stream = self._owned  # type: ignore[assignment]
+            self._stream = self._owned
         else:
             self._stream = target
 

@@ -1,0 +1,58 @@
+"""`milepost demo` and the CLI, run as a user would: a real process, with and without a TTY."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import milepost
+
+DEMO = [sys.executable, "-m", "milepost", "demo", "--items", "400", "--item-ms", "2", "--workers", "4"]
+
+
+def test_demo_without_a_tty_prints_plain_lines_and_exits_0(tmp_path) -> None:
+    snap = tmp_path / "p.json"
+    proc = subprocess.run([*DEMO, "--snapshot-file", str(snap)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    err = proc.stderr
+    assert "\r" not in err
+    assert re.search(r"\[milepost \d\d:\d\d:\d\d\] demo · completed", err), err[-2000:]
+    assert "  map: 400/400 · completed" in err
+    assert "summary: demo · completed" in err
+    final = json.loads(snap.read_text())
+    root = final["root"]
+    assert root["state"] == "completed" and root["processed"] == 20 + 400 + 16
+    assert root["metrics"]["tokens_in"] > 0 and root["metrics"]["cost_usd"] > 0
+    assert root["retried"] > 0 and root["failed"] > 0, "the demo shows failures and retries"
+
+
+def test_demo_json_display_is_machine_readable() -> None:
+    proc = subprocess.run([*DEMO, "--display", "json"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0
+    objs = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
+    assert objs[-1]["type"] in ("snapshot", "event")
+    assert any(o.get("event") == "run_finished" for o in objs)
+
+
+def test_demo_under_a_terminal_draws_bars(pty_run) -> None:
+    code = "import sys, milepost.cli; sys.exit(milepost.cli.main(%r))" % (DEMO[3:],)
+    res = pty_run(code, cols=110, rows=30, timeout=120)
+    assert res.status == 0, res.raw[-2000:]
+    text = res.text
+    assert re.search(r"✓ demo · completed .* 436/436", text), text
+    assert re.search(r"map\s+\[█+\] 100% 400/400 · completed", text), text
+    assert "[milepost" not in text, "no plain lines on a terminal"
+
+
+def test_bad_arguments_are_named() -> None:
+    proc = subprocess.run([*DEMO[:4], "--items", "0"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "--items must be >= 1, got 0" in proc.stderr
+    proc = subprocess.run([*DEMO[:4], "--fail-rate", "2"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "--fail-rate must be between 0 and 1, got 2.0" in proc.stderr
+
+
+def test_version() -> None:
+    proc = subprocess.run([sys.executable, "-m", "milepost", "--version"], capture_output=True, text=True)
+    assert proc.stdout.strip() == f"milepost {milepost.__version__}"
