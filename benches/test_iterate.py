@@ -1,7 +1,7 @@
 """Group "iterate": the cost a progress wrapper adds to each step of a `for` loop.
 
 Every contender is drained by the same loop, so the difference to `bare` is the wrapper's
-own cost per item. `islice` is a native wrapper doing nothing: the floor for any C wrapper.
+own cost per item, including its start-up and end amortised over N (as a user pays it). `islice` is a native wrapper doing nothing: the floor for any C wrapper.
 """
 
 import itertools
@@ -42,6 +42,17 @@ def test_milepost_track(per_item):
     with milepost.Run("check", display="none") as run:
         drain(milepost.track(range(N), description="loop"))
         assert run.snapshot().find("loop")["done"] == N
+
+
+def test_milepost_track_in_run(per_item):
+    # The same loop as a phase of a run already going: no run to start and finish per loop,
+    # so the gap to the row above is the fixed cost of a run of its own, spread over N items.
+    with milepost.Run("iterate", display="none") as run:
+        make = lambda: (milepost.track(range(N), description="loop"),)  # noqa: E731
+        assert per_item("milepost in run", N, drain, make) == N - 1
+        loops = run.snapshot().root["children"]  # one phase per round, each counted exactly
+        assert loops and all(loop["done"] == N for loop in loops)
+        assert run.snapshot().root["done"] == N * len(loops)
 
 
 def test_tqdm(per_item, devnull):

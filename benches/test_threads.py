@@ -71,4 +71,4 @@ def test_tqdm_update(per_item, m, devnull, benchmark):
     bars[-1].close()
     # tqdm's lock guards drawing, not `self.n += n`, so a thread switch inside update() can lose
     # counts. Recorded, not asserted: it is tqdm's behaviour, not ours.
-    benchmark.extra_info["tqdm_lost_updates"] = THREADS * m - bars[-1].n
+    benchmark.extra_info["lost_updates"] = THREADS * m - bars[-1].n
