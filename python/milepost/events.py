@@ -14,6 +14,8 @@ __all__ = [
     "Event",
     "RunStarted",
     "RunFinished",
+    "TaskStarted",
+    "TaskFinished",
     "PhaseStarted",
     "PhaseFinished",
     "StepStarted",
@@ -55,30 +57,38 @@ class RunFinished(Event):
 
 
 @dataclass(frozen=True)
-class PhaseStarted(Event):
+class TaskStarted(Event):
+    """A phase or a step started."""
+
     name: str = ""
     total: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class TaskFinished(Event):
+    """A phase or a step ended, in `state` (completed, failed or cancelled)."""
+
+    name: str = ""
+    state: str = "completed"
+
+
+@dataclass(frozen=True)
+class PhaseStarted(TaskStarted):
     kind: ClassVar[str] = "phase_started"
 
 
 @dataclass(frozen=True)
-class PhaseFinished(Event):
-    name: str = ""
-    state: str = "completed"
+class PhaseFinished(TaskFinished):
     kind: ClassVar[str] = "phase_finished"
 
 
 @dataclass(frozen=True)
-class StepStarted(Event):
-    name: str = ""
-    total: Optional[int] = None
+class StepStarted(TaskStarted):
     kind: ClassVar[str] = "step_started"
 
 
 @dataclass(frozen=True)
-class StepFinished(Event):
-    name: str = ""
-    state: str = "completed"
+class StepFinished(TaskFinished):
     kind: ClassVar[str] = "step_finished"
 
 
@@ -104,4 +114,4 @@ class LogLine(Event):
 
 
 #: Events after which boundary-aware observers (the plain renderer) get a fresh snapshot.
-BOUNDARY_EVENTS = (RunStarted, RunFinished, PhaseStarted, PhaseFinished, StepStarted, StepFinished)
+BOUNDARY_EVENTS = (RunStarted, RunFinished, TaskStarted, TaskFinished)

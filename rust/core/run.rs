@@ -23,6 +23,15 @@ const RECENT_ITEMS: usize = 32;
 const RECENT_FAILURES: usize = 64;
 const MAX_LANES: usize = 4096;
 
+/// How an item ended, as reported by the item's context.
+#[derive(Debug, Clone, Copy)]
+pub struct ItemEnd<'a> {
+    pub name: &'a str,
+    pub status: ItemStatus,
+    pub duration: Option<f64>,
+    pub error: Option<&'a str>,
+}
+
 /// How an item ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ItemStatus {
@@ -157,22 +166,14 @@ impl RunCore {
     }
 
     /// Records the end of an item started with [`Self::item_started`].
-    pub fn item_finished(
-        &self,
-        node: &Node,
-        lane: Option<&Lane>,
-        name: &str,
-        status: ItemStatus,
-        duration: Option<f64>,
-        error: Option<&str>,
-    ) {
-        node.item_left(duration);
-        self.count(node, status, 1);
+    pub fn item_finished(&self, node: &Node, lane: Option<&Lane>, end: &ItemEnd<'_>) {
+        node.item_left(end.duration);
+        self.count(node, end.status, 1);
         let now = self.clock.now();
         if let Some(lane) = lane {
-            lane.finish_item(status != ItemStatus::Failed, now);
+            lane.finish_item(end.status != ItemStatus::Failed, now);
         }
-        self.record(node, lane, name, status, duration, error, now);
+        self.record(node, lane, end, now);
     }
 
     /// Counts `n` items as `status` without an item context (`advance`, `skip`, `fail`).
@@ -187,31 +188,21 @@ impl RunCore {
     /// Counts one failed item and keeps its error text in the failures list.
     pub fn fail(&self, node: &Node, name: &str, error: &str) {
         node.failed.add(1);
-        let now = self.clock.now();
-        self.record(node, None, name, ItemStatus::Failed, None, Some(error), now);
+        let end = ItemEnd { name, status: ItemStatus::Failed, duration: None, error: Some(error) };
+        self.record(node, None, &end, self.clock.now());
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn record(
-        &self,
-        node: &Node,
-        lane: Option<&Lane>,
-        name: &str,
-        status: ItemStatus,
-        duration: Option<f64>,
-        error: Option<&str>,
-        now: f64,
-    ) {
+    fn record(&self, node: &Node, lane: Option<&Lane>, end: &ItemEnd<'_>, now: f64) {
         let rec = ItemRecord {
-            name: clip(name, MAX_NAME_CHARS),
+            name: clip(end.name, MAX_NAME_CHARS),
             node: node.name.clone(),
-            status: status.as_str(),
-            duration,
+            status: end.status.as_str(),
+            duration: end.duration,
             at: now,
             lane: lane.map(|l| l.name.clone()),
-            error: error.map(|e| clip(e, MAX_ERROR_CHARS)),
+            error: end.error.map(|e| clip(e, MAX_ERROR_CHARS)),
         };
-        if status == ItemStatus::Failed {
+        if end.status == ItemStatus::Failed {
             self.failures.lock().push(rec.clone());
         }
         self.recent.lock().push(rec);
@@ -437,9 +428,9 @@ mod tests {
         assert_eq!(s.lanes[0].item.as_deref(), Some("a.json"));
         assert_eq!(s.root.children[0].in_flight, 1);
         r.clock.set(1.0);
-        r.item_finished(&p, Some(&lane), "a.json", ItemStatus::Done, Some(1.0), None);
+        r.item_finished(&p, Some(&lane), &ItemEnd { name: "a.json", status: ItemStatus::Done, duration: Some(1.0), error: None });
         r.item_started(&p, Some(&lane), "b.json");
-        r.item_finished(&p, Some(&lane), "b.json", ItemStatus::Failed, Some(3.0), Some("bad"));
+        r.item_finished(&p, Some(&lane), &ItemEnd { name: "b.json", status: ItemStatus::Failed, duration: Some(3.0), error: Some("bad") });
         let s = r.snapshot(2.0);
         let ph = &s.root.children[0];
         assert_eq!((ph.done, ph.failed, ph.in_flight), (1, 1, 0));

@@ -9,7 +9,7 @@ use super::convert::{count, text};
 use crate::core::error::non_negative;
 use crate::core::lanes::Lane;
 use crate::core::node::{Node, NodeState};
-use crate::core::run::{ItemStatus, RunCore};
+use crate::core::run::{ItemEnd, ItemStatus, RunCore};
 
 #[pyclass(frozen, name = "Node", module = "milepost._milepost")]
 pub struct PyNode {
@@ -132,7 +132,8 @@ impl PyNode {
         let name = text(name, "item name")?;
         let error = error.map(|e| text(e, "error")).transpose()?;
         let st = self::status(status)?;
-        self.run.item_finished(&self.node, lane.map(|l| &*l.lane), &name, st, duration, error.as_deref());
+        let end = ItemEnd { name: &name, status: st, duration, error: error.as_deref() };
+        self.run.item_finished(&self.node, lane.map(|l| &*l.lane), &end);
         Ok(())
     }
 

@@ -178,7 +178,7 @@ mod tests {
     use super::*;
     use crate::core::clock::Clock;
     use crate::core::node::NodeKind;
-    use crate::core::run::{ItemStatus, RunCore};
+    use crate::core::run::{ItemEnd, ItemStatus, RunCore};
 
     fn sample_run(lanes: usize) -> Snapshot {
         let r = RunCore::new("id", "job\u{1b}[2J", Clock::manual(), 0.0);
@@ -189,7 +189,7 @@ mod tests {
             let lane = r.add_lane(&format!("w{i}"));
             r.item_started(&p, Some(&lane), &format!("item-{i}\u{1b}]0;pwned\u{7}"));
         }
-        r.item_finished(&p, None, "bad\nname", ItemStatus::Failed, None, Some("Boom\u{1b}[31m!"));
+        r.item_finished(&p, None, &ItemEnd { name: "bad\nname", status: ItemStatus::Failed, duration: None, error: Some("Boom\u{1b}[31m!") });
         r.snapshot(10.0)
     }
 
