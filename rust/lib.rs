@@ -1,5 +1,5 @@
 //! milepost's native core: the progress model (`core`), the terminal renderer (`render`) and,
-//! with the `python` feature, the PyO3 bindings (`py`).
+//! with the `python` feature, the `PyO3` bindings (`py`).
 
 pub mod core;
 pub mod render;

@@ -118,3 +118,19 @@ def test_suspend_clears_the_bars_for_raw_output(pty_run) -> None:
     assert res.status == 0
     assert "RAW-OUTPUT" in res.lines
     assert any("sus · completed" in line for line in res.lines)
+
+
+def test_bare_track_is_one_line_like_tqdm(pty_run) -> None:
+    code = textwrap.dedent(
+        """
+        import time, milepost
+        for i in milepost.track(range(50), desc="hashing", unit="file"):
+            time.sleep(0.005)
+        print("after the loop")
+        """
+    )
+    res = pty_run(code, cols=90, rows=10)
+    assert res.status == 0
+    lines = [line for line in res.lines if line]
+    assert re.fullmatch(r"✓ hashing \[█+\] 100% 50/50 · completed in [\d.]+s", lines[0]), lines
+    assert lines[1] == "after the loop"

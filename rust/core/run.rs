@@ -274,7 +274,7 @@ impl RunCore {
         let mut built: Vec<Option<NodeSnapshot>> = nodes
             .iter()
             .zip(&rolled)
-            .map(|(n, r)| Some(self.node_snapshot(n, r, now, &names)))
+            .map(|(n, r)| Some(Self::node_snapshot(n, r, now, &names)))
             .collect();
         for i in (1..nodes.len()).rev() {
             let child = built[i].take().expect("built once");
@@ -282,11 +282,7 @@ impl RunCore {
             built[parent].as_mut().expect("parent precedes child").children.push(child);
         }
         let mut root = built[0].take().expect("root");
-        fn order(n: &mut NodeSnapshot) {
-            n.children.reverse();
-            n.children.iter_mut().for_each(order);
-        }
-        order(&mut root);
+        reverse_children(&mut root);
         Snapshot {
             schema: SCHEMA_VERSION,
             run_id: self.id.clone(),
@@ -301,7 +297,7 @@ impl RunCore {
         }
     }
 
-    fn node_snapshot(&self, n: &Node, r: &Rolled, now: f64, names: &[String]) -> NodeSnapshot {
+    fn node_snapshot(n: &Node, r: &Rolled, now: f64, names: &[String]) -> NodeSnapshot {
         let total = Self::total_of(n, r);
         let processed = r.processed();
         let state = n.state();
@@ -368,6 +364,12 @@ impl RunCore {
             })
             .collect()
     }
+}
+
+/// Children were pushed newest first while building; put them back in creation order.
+fn reverse_children(n: &mut NodeSnapshot) {
+    n.children.reverse();
+    n.children.iter_mut().for_each(reverse_children);
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! PyO3 glue: thin wrappers over `core` and `render`. No progress logic lives here.
+//! `PyO3` glue: thin wrappers over `core` and `render`. No progress logic lives here.
 
 mod convert;
 mod errors;

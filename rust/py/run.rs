@@ -130,10 +130,10 @@ impl PyRunCore {
     }
 
     /// Prints `text` above the native display; False when no native display took it.
-    fn println(&self, py: Python<'_>, text: String) -> bool {
+    fn println(&self, py: Python<'_>, text: &str) -> bool {
         let guard = self.ticker.lock();
         match guard.as_ref() {
-            Some(t) => py.detach(|| t.println(&text)),
+            Some(t) => py.detach(|| t.println(text)),
             None => false,
         }
     }

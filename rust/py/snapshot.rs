@@ -38,7 +38,7 @@ impl PySnapshot {
     }
 
     /// The native renderer's frame for a `width` x `height` terminal, colours included
-    /// unless disabled (NO_COLOR).
+    /// unless disabled (`NO_COLOR`).
     #[pyo3(signature = (width=100, height=40, max_lanes=8))]
     fn frame(&self, width: usize, height: usize, max_lanes: usize) -> Vec<String> {
         frame(&self.snap, &FrameOptions { width, height, max_lanes, tick: 0 })

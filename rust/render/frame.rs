@@ -93,6 +93,28 @@ pub fn node_stats(n: &NodeSnapshot) -> String {
     parts.join(" · ")
 }
 
+/// `[████▍    ]  45%`, or an empty frame when the total is unknown.
+fn bar_cell(n: &NodeSnapshot, width: usize) -> String {
+    match n.fraction {
+        Some(f) => {
+            let b = bar(f, width);
+            let b = if n.state == "completed" { style(b).for_stderr().green() } else { style(b).for_stderr().cyan() };
+            format!("[{b}] {}", format::percent(f))
+        }
+        None => format!("[{}]     ", " ".repeat(width)),
+    }
+}
+
+/// The run's figures after its own bar: the node stats plus the run-level extras.
+fn run_stats(s: &Snapshot) -> String {
+    let mut parts = vec![node_stats(&s.root)];
+    if s.root.retried > 0 {
+        parts.push(format!("{} retried", format::count(s.root.retried)));
+    }
+    parts.extend(metric_parts(&s.root));
+    parts.join(" · ")
+}
+
 /// A text bar `width` cells wide for `fraction` in 0..=1, with eighth-cell resolution.
 pub fn bar(fraction: f64, width: usize) -> String {
     let eighths = (fraction.clamp(0.0, 1.0) * (width * 8) as f64).round() as usize;
@@ -117,7 +139,14 @@ pub fn frame(s: &Snapshot, o: &FrameOptions) -> Vec<String> {
         "completed" => style('✓').for_stderr().green(),
         _ => style('✗').for_stderr().red(),
     };
-    let mut lines = vec![fit(&format!("{glyph} {}", run_line(s)), width)];
+    let bar_width = (width / 4).clamp(10, 30);
+    // A run without phases (a bare `track()` loop) is one bar line, as in tqdm.
+    let head = if s.root.children.is_empty() && s.root.total.is_some() {
+        format!("{glyph} {} {} {}", sanitize(&s.name), bar_cell(&s.root, bar_width), run_stats(s))
+    } else {
+        format!("{glyph} {}", run_line(s))
+    };
+    let mut lines = vec![fit(&head, width)];
     let nodes: Vec<_> = s.walk().into_iter().skip(1).collect();
     let name_col = nodes
         .iter()
@@ -125,19 +154,10 @@ pub fn frame(s: &Snapshot, o: &FrameOptions) -> Vec<String> {
         .max()
         .unwrap_or(0)
         .min(MAX_NAME_COLUMN);
-    let bar_width = (width / 4).clamp(10, 30);
     for (depth, n) in nodes {
         let label = fit(&format!("{}{}", "  ".repeat(depth - 1), sanitize(&n.name)), name_col);
         let pad = " ".repeat(name_col.saturating_sub(console::measure_text_width(&label)));
-        let bar_text = match n.fraction {
-            Some(f) => {
-                let b = bar(f, bar_width);
-                let b = if n.state == "completed" { style(b).for_stderr().green() } else { style(b).for_stderr().cyan() };
-                format!("[{b}] {}", format::percent(f))
-            }
-            None => format!("[{}]     ", " ".repeat(bar_width)),
-        };
-        lines.push(fit(&format!("  {label}{pad} {bar_text} {}", node_stats(n)), width));
+        lines.push(fit(&format!("  {label}{pad} {} {}", bar_cell(n, bar_width), node_stats(n)), width));
     }
     let budget = o.height.saturating_sub(1).saturating_sub(lines.len() + 2);
     lines.extend(lane_lines(s, o.max_lanes.min(budget), width));
@@ -217,6 +237,17 @@ mod tests {
         assert_eq!(lines.iter().filter(|l| l.contains('▸')).count(), 4);
         assert!(text.contains("✗ bad name: Boom!"));
         assert!(text.contains(" 41%"), "{text}");
+    }
+
+    #[test]
+    fn a_run_without_phases_is_one_bar_line() {
+        let r = RunCore::new("id", "loop", Clock::manual(), 0.0);
+        r.root().set_total(Some(10));
+        r.root().done.add(5);
+        let o = FrameOptions { width: 80, height: 10, max_lanes: 4, tick: 0 };
+        let lines = plain(&frame(&r.snapshot(1.0), &o));
+        assert_eq!(lines.len(), 1);
+        assert!(lines[0].contains("loop [██████████          ]  50% 5/10"), "{lines:?}");
     }
 
     #[test]
