@@ -60,6 +60,8 @@ class Dispatcher:
         return [s.observer for s in self._slots]
 
     def emit(self, event: Event) -> None:
+        if not self._slots:  # nobody listens: nothing to queue
+            return
         with self._lock:
             if len(self._queue) >= MAX_QUEUED_EVENTS:
                 self.dropped += 1
@@ -67,6 +69,8 @@ class Dispatcher:
                 self._queue.append(event)
 
     def start(self) -> None:
+        if not self._slots:  # no observers, no thread to wake the interpreter
+            return
         self._thread = threading.Thread(target=self._loop, name="milepost-dispatch", daemon=True)
         self._thread.start()
 

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Run", "current_run"]
 
+#: How often the rates are sampled when nothing is drawn natively.
+SAMPLE_HZ = 4.0
+
 _current: contextvars.ContextVar[Optional[Run]] = contextvars.ContextVar("milepost_run", default=None)
 
 
@@ -148,7 +151,8 @@ class Run(Task):
             if self._native is not None:
                 self._native.start()
             else:
-                self._core.start_ticker(self._refresh_hz, native=False)
+                # Sampling only: four observations a second are plenty for windows of seconds.
+                self._core.start_ticker(SAMPLE_HZ, native=False)
             self._dispatcher.start()
         else:
             self._now()
