@@ -134,3 +134,20 @@ def test_bare_track_is_one_line_like_tqdm(pty_run) -> None:
     lines = [line for line in res.lines if line]
     assert re.fullmatch(r"✓ hashing \[█+\] 100% 50/50 · completed in [\d.]+s", lines[0]), lines
     assert lines[1] == "after the loop"
+
+
+def test_interrupted_loop_ends_cancelled_with_a_final_frame(pty_run) -> None:
+    code = textwrap.dedent(
+        """
+        import time, milepost
+        for i in milepost.track(range(1000), desc="loop"):
+            time.sleep(0.002)
+            if i == 100:
+                raise KeyboardInterrupt
+        """
+    )
+    res = pty_run(code, cols=90, rows=20)
+    assert res.status != 0
+    text = res.text
+    assert "KeyboardInterrupt" in text
+    assert re.search(r"✗ loop \[.*\]\s+10% 100/1,000 · cancelled", text), text

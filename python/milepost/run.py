@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import contextvars
 import threading
 import time
 import uuid
+import weakref
 from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Optional, Sequence, TextIO, Union
 
 from . import _milepost
@@ -29,6 +31,16 @@ __all__ = ["Run", "current_run"]
 SAMPLE_HZ = 4.0
 
 _current: contextvars.ContextVar[Optional[Run]] = contextvars.ContextVar("milepost_run", default=None)
+
+#: Runs started and not yet finished: ended as "cancelled" if the interpreter exits first
+#: (a loop interrupted at top level keeps its tracker alive in the traceback until then).
+_unfinished: "weakref.WeakSet[Run]" = weakref.WeakSet()
+
+
+@atexit.register
+def _finish_unfinished() -> None:
+    for run in list(_unfinished):
+        run.finish("cancelled")
 
 
 def current_run() -> Optional[Run]:
@@ -145,6 +157,7 @@ class Run(Task):
         if self._started:
             return self
         self._started = True
+        _unfinished.add(self)
         self._token = _current.set(self)
         self._emit(RunStarted, ())
         if not self._manual:
@@ -165,6 +178,7 @@ class Run(Task):
         if self._finished:
             return
         self._finished = True
+        _unfinished.discard(self)
         self._now()
         for task in reversed(self._tasks):
             task.end(state)

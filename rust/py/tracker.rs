@@ -133,8 +133,14 @@ impl Drop for PyTracker {
         // tracker is collected, as tqdm does in `__del__`.
         if let Some(cb) = self.on_end.get_mut().take() {
             Python::try_attach(|py| {
+                // Collected while an exception propagates (Ctrl-C out of the loop): put it
+                // aside, as calling Python with an exception set is an error, then restore it.
+                let pending = PyErr::take(py);
                 if let Err(e) = cb.call1(py, ("abandoned",)) {
                     e.write_unraisable(py, None);
+                }
+                if let Some(e) = pending {
+                    e.restore(py);
                 }
             });
         }
