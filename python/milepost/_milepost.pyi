@@ -21,6 +21,7 @@ __all__ = [
     "Lane",
     "Tracker",
     "Snapshot",
+    "Estimator",
     "format_duration",
     "format_rate",
     "format_eta",
@@ -211,3 +212,17 @@ def sanitize(text: _Text) -> str:
 
 def bar(fraction: float, width: int) -> str:
     """A text bar ``width`` cells wide for ``fraction`` in 0..1, with eighth-cell resolution."""
+
+@final
+class Estimator:
+    """The core's rate/ETA window on its own: feed ``(time, count)`` observations, ask for an
+    estimate. Used to replay traces in the ETA benchmark."""
+
+    def __new__(cls) -> Estimator: ...
+    def observe(self, now: float, count: int) -> None:
+        """Records that ``count`` items were processed by time ``now``."""
+    def estimate(
+        self, now: float, count: int, total: Optional[int] = None
+    ) -> tuple[Optional[float], Optional[float], Optional[float], Optional[float]]:
+        """``(rate, eta, eta_low, eta_high)`` at ``now``; ``None`` where unknown."""
+    def __len__(self) -> int: ...

@@ -2,6 +2,7 @@
 
 mod convert;
 mod errors;
+mod estimator;
 mod node;
 mod run;
 mod snapshot;
@@ -54,6 +55,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<node::PyLane>()?;
     m.add_class::<tracker::PyTracker>()?;
     m.add_class::<snapshot::PySnapshot>()?;
+    m.add_class::<estimator::PyEstimator>()?;
     m.add_function(wrap_pyfunction!(format_duration, m)?)?;
     m.add_function(wrap_pyfunction!(format_rate, m)?)?;
     m.add_function(wrap_pyfunction!(format_eta, m)?)?;
