@@ -5,12 +5,19 @@ from __future__ import annotations
 import io
 
 import milepost
-from milepost.renderers import resolve_display
+from milepost.renderers import native_target, resolve_display
 
 
 class FakeTty(io.StringIO):
+    def __init__(self, fd: int = 2) -> None:
+        super().__init__()
+        self.fd = fd
+
     def isatty(self) -> bool:
         return True
+
+    def fileno(self) -> int:
+        return self.fd
 
 
 def test_auto_is_plain_off_a_terminal_and_native_on_one(monkeypatch) -> None:
@@ -19,6 +26,15 @@ def test_auto_is_plain_off_a_terminal_and_native_on_one(monkeypatch) -> None:
     assert resolve_display(None, FakeTty()) == "native"
     monkeypatch.setenv("TERM", "dumb")
     assert resolve_display("auto", FakeTty()) == "plain"
+
+
+def test_native_draws_on_stderr_or_stdout_only(monkeypatch) -> None:
+    monkeypatch.setenv("TERM", "xterm")
+    assert native_target(FakeTty(2)) == "stderr"
+    assert native_target(FakeTty(1)) == "stdout"
+    # A terminal on another descriptor cannot be drawn on: plain lines go there instead.
+    assert native_target(FakeTty(7)) is None
+    assert resolve_display("auto", FakeTty(7)) == "plain"
 
 
 def test_environment_overrides_auto_but_not_an_explicit_argument(monkeypatch) -> None:

@@ -52,8 +52,8 @@ def test_plain_interval_from_environment(clock, monkeypatch) -> None:
             clock.advance(1)
             ph.advance()
             run.poll()
-    stamps = [line for line in out.getvalue().splitlines() if "  p: " in line]
-    assert 4 <= len(stamps) <= 6
+    stamps = [line for line in out.getvalue().splitlines() if "env › p · running" in line]
+    assert 4 <= len(stamps) <= 6, out.getvalue()
 
 
 def test_plain_display_chosen_by_environment_writes_to_a_file(tmp_path, clock, monkeypatch) -> None:
@@ -61,7 +61,7 @@ def test_plain_display_chosen_by_environment_writes_to_a_file(tmp_path, clock, m
     path = tmp_path / "progress.log"
     with milepost.Run("file", output=str(path), clock=clock) as run:
         run.phase("p", total=1).advance()
-    assert "file · completed" in path.read_text()
+    assert "file › p · completed" in path.read_text()
 
 
 def test_json_lines_follow_the_schema(clock) -> None:
@@ -109,7 +109,7 @@ def test_rich_renderer_draws_bars_lanes_and_failures(clock) -> None:
             with ph.item("doc-4"):
                 run.poll()
     text = out.getvalue()
-    assert "fancy · completed" in text
+    assert "fancy › map · completed" in text
     assert "map" in text and "6/10" in text
     assert "━" in text, "rich's progress bar is drawn"
     assert "doc-3: broken <b>" in text

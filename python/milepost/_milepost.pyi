@@ -78,7 +78,7 @@ class RunCore:
     def snapshot(self) -> Snapshot:
         """A consistent snapshot of the whole run."""
     def start_ticker(
-        self, hz: float = 10.0, native: bool = False, max_lanes: int = 8, leave: bool = True
+        self, hz: float = 10.0, native: bool = False, max_lanes: int = 8, leave: bool = True, stdout: bool = False
     ) -> bool:
         """Starts the sampling (and, with ``native``, drawing) thread; False if already started."""
     def stop_ticker(self) -> None:
@@ -144,6 +144,10 @@ class Node:
         """Records that the item ``name`` ended: ``status`` is ``done``, ``failed`` or ``skipped``."""
     def start(self) -> None:
         """Marks the node running (idempotent)."""
+    def rename(self, name: _Text) -> None:
+        """Renames the node (tqdm's ``set_description``)."""
+    def reopen(self) -> None:
+        """Runs an ended node again, keeping its counts."""
     def end(self, state: str) -> None:
         """Ends the node: ``completed``, ``failed`` or ``cancelled`` (else ``ValueError``)."""
 
@@ -173,6 +177,10 @@ class Tracker:
     def __next__(self) -> Any: ...
     def __len__(self) -> int:
         """The length given at construction (``TypeError`` when it was ``None``)."""
+    def update(self, n: int = 1) -> None:
+        """Counts ``n`` more items done (tqdm's ``update``)."""
+    def set_description(self, desc: _Text, refresh: bool = True) -> None:
+        """Renames the loop's bar (tqdm's ``set_description``)."""
     def close(self) -> None:
         """Ends tracking now (as on ``break``): the run is closed as abandoned."""
 

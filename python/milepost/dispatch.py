@@ -12,6 +12,7 @@ import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Deque, List, Optional, Sequence
 
+from .errors import InvalidValueError
 from .events import BOUNDARY_EVENTS, Event
 
 if TYPE_CHECKING:
@@ -24,13 +25,29 @@ _log = logging.getLogger("milepost")
 MAX_QUEUED_EVENTS = 10_000
 
 
-class _Slot:
-    """An observer and its delivery bookkeeping."""
+#: The dispatcher never wakes more often than this, whatever an observer asks for.
+MIN_TICK = 0.01
 
-    __slots__ = ("observer", "next_due", "failures")
+
+def check_interval(value: Any, what: str) -> Optional[float]:
+    """`None`, or a positive finite number of seconds; anything else is an error naming it."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise InvalidValueError(f"{what} must be a positive number of seconds or None, got {value!r}")
+    return float(value)
+
+
+class _Slot:
+    """An observer, its interval (read once) and its delivery bookkeeping."""
+
+    __slots__ = ("observer", "interval", "boundaries", "next_due", "failures")
 
     def __init__(self, observer: Observer) -> None:
         self.observer = observer
+        name = type(observer).__name__
+        self.interval = check_interval(getattr(observer, "interval", None), f"{name}.interval")
+        self.boundaries = bool(getattr(observer, "snapshot_on_boundaries", False))
         self.next_due = 0.0
         self.failures = 0
 
@@ -50,10 +67,10 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._poll_lock = threading.Lock()
         self.dropped = 0
-        intervals = [float(i) for i in (getattr(o, "interval", None) for o in observers) if i]
-        self._tick = min([tick, *intervals])
+        self._tick = max(MIN_TICK, min([tick, *(s.interval for s in self._slots if s.interval)]))
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
+        self._deferred: Optional[Callable[[], None]] = None
 
     @property
     def observers(self) -> List[Observer]:
@@ -77,6 +94,17 @@ class Dispatcher:
     def _loop(self) -> None:
         while not self._stop.wait(self._tick):
             self.poll()
+            deferred, self._deferred = self._deferred, None
+            if deferred is not None:
+                deferred()
+
+    def on_dispatch_thread(self) -> bool:
+        return self._thread is not None and self._thread is threading.current_thread()
+
+    def defer(self, action: Callable[[], None]) -> None:
+        """Runs `action` on the dispatcher thread once its current delivery is over (for work
+        that would wait on that delivery, such as ending the run from inside an observer)."""
+        self._deferred = action
 
     def poll(self, final: bool = False) -> None:
         """Delivers queued events, then snapshots to the observers that are due."""
@@ -101,14 +129,12 @@ class Dispatcher:
 
     @staticmethod
     def _due(slot: _Slot, now: float, final: bool, boundary: bool) -> bool:
-        obs = slot.observer
-        if final or (boundary and getattr(obs, "snapshot_on_boundaries", False)):
-            slot.next_due = now + (obs.interval or 0.0)
+        if final or (boundary and slot.boundaries):
+            slot.next_due = now + (slot.interval or 0.0)
             return True
-        interval = getattr(obs, "interval", None)
-        if interval is None or now < slot.next_due:
+        if slot.interval is None or now < slot.next_due:
             return False
-        slot.next_due = now + interval
+        slot.next_due = now + slot.interval
         return True
 
     @staticmethod

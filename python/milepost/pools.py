@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-import threading
+import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Deque, Iterable, List, Optional, TypeVar, Union
@@ -52,7 +52,8 @@ def thread_map(
     it); otherwise in a new phase of `run` (a step when `run` is a phase), or of the current
     run; without any, the work gets a run of its own. A task made here ends with the map.
     """
-    n_workers = workers or min(32, (threading.active_count() or 1) + 4)
+    # ThreadPoolExecutor's own default, which tqdm's thread_map uses too.
+    n_workers = workers if workers is not None else min(32, (os.cpu_count() or 1) + 4)
     if n_workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     label: str = description or getattr(fn, "__name__", None) or "map"
@@ -82,28 +83,31 @@ def thread_map(
 
     results: List[Union[R, BaseException]] = []
     state = "completed"
+    pool = ThreadPoolExecutor(n_workers, thread_name_prefix="milepost-worker", initializer=bind_lane)
+    pending: Deque[Future[R]] = deque()
     try:
-        with ThreadPoolExecutor(n_workers, thread_name_prefix="milepost-worker", initializer=bind_lane) as pool:
-            pending: Deque[Future[R]] = deque()
-            source = enumerate(items)
-            for index, item in itertools.islice(source, n_workers * _AHEAD_PER_WORKER):
+        source = enumerate(items)
+        for index, item in itertools.islice(source, n_workers * _AHEAD_PER_WORKER):
+            pending.append(pool.submit(call, index, item))
+        while pending:
+            fut = pending.popleft()
+            try:
+                results.append(fut.result())
+            except Exception as e:  # noqa: BLE001 - reported per the return_exceptions contract
+                if not return_exceptions:
+                    raise
+                results.append(e)
+            for index, item in itertools.islice(source, 1):
                 pending.append(pool.submit(call, index, item))
-            while pending:
-                fut = pending.popleft()
-                try:
-                    results.append(fut.result())
-                except Exception as e:  # noqa: BLE001 - reported per the return_exceptions contract
-                    if not return_exceptions:
-                        for f in pending:
-                            f.cancel()
-                        raise
-                    results.append(e)
-                for index, item in itertools.islice(source, 1):
-                    pending.append(pool.submit(call, index, item))
     except BaseException as e:
         state = "cancelled" if isinstance(e, KeyboardInterrupt) else "failed"
         raise
     finally:
+        # On an error or Ctrl-C, items not started are dropped and running ones are not waited
+        # for (threads cannot be interrupted; they finish in the background).
+        for f in pending:
+            f.cancel()
+        pool.shutdown(wait=state == "completed", cancel_futures=True)
         now = r._core.now()
         for lane in lanes:
             lane.finish(now)

@@ -12,10 +12,11 @@ import weakref
 from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Optional, Sequence, TextIO, Union
 
 from . import _milepost
-from .dispatch import Dispatcher
+from .dispatch import Dispatcher, check_interval
 from .events import Event, RunFinished, RunStarted
 from .observers import JsonSnapshotFile, Observer
-from .renderers import interval_from_env, resolve_display
+from .errors import InvalidValueError
+from .renderers import interval_from_env, native_target, resolve_display
 from .snapshot import Snapshot
 from .task import Task, _exit_state
 
@@ -44,8 +45,10 @@ def _finish_unfinished() -> None:
 
 
 def current_run() -> Optional[Run]:
-    """The run started by the innermost `with Run(...)` in this context, if any."""
-    return _current.get()
+    """The run started by the innermost `with Run(...)` in this context, if it is still going
+    (a run can be ended elsewhere, e.g. by a tracker collected on another thread)."""
+    run = _current.get()
+    return run if run is not None and not run._finished else None
 
 
 class Run(Task):
@@ -91,9 +94,14 @@ class Run(Task):
         super().__init__(self, self._core.root, (self._core.name,))
         stream = output if hasattr(output, "write") else None
         self.display = resolve_display(display, stream)  # type: ignore[arg-type]
+        self._native_stdout = native_target(stream) == "stdout"  # type: ignore[arg-type]
         self._output = output
-        self._interval = interval
-        self._refresh_hz = min(max(float(refresh_hz), 0.5), 20.0)
+        self._interval = check_interval(interval, "interval")
+        if isinstance(refresh_hz, bool) or not isinstance(refresh_hz, (int, float)) or not 0 < refresh_hz <= 20:
+            raise InvalidValueError(f"refresh_hz must be a number in (0, 20], got {refresh_hz!r}")
+        self._refresh_hz = max(float(refresh_hz), 0.5)
+        if isinstance(max_lanes, bool) or not isinstance(max_lanes, int) or max_lanes < 0:
+            raise InvalidValueError(f"max_lanes must be an int >= 0, got {max_lanes!r}")
         self._max_lanes = max_lanes
         self._leave = leave
         self._redirect = redirect
@@ -107,6 +115,7 @@ class Run(Task):
         self._token: Optional[contextvars.Token[Optional[Run]]] = None
         self._started = False
         self._finished = False
+        self._finish_lock = threading.Lock()
 
     # -- construction of the display ----------------------------------------------------------
     def _make_display(self) -> List[Observer]:
@@ -114,7 +123,8 @@ class Run(Task):
 
         stream = self._output if hasattr(self._output, "write") else None
         if self.display == "native":
-            self._native = NativeDisplay(self._core, self._refresh_hz, self._max_lanes, self._leave, self._redirect)
+            self._native = NativeDisplay(self._core, self._refresh_hz, self._max_lanes, self._leave, self._redirect,
+                                         stdout=self._native_stdout)
             return [self._native]
         if self.display == "plain":
             from .renderers.plain import PlainRenderer
@@ -167,6 +177,8 @@ class Run(Task):
                 # Sampling only: four observations a second are plenty for windows of seconds.
                 self._core.start_ticker(SAMPLE_HZ, native=False)
             self._dispatcher.start()
+            # Deliver the start at once (a plain line now, not a tick later).
+            self._dispatcher.poll()
         else:
             self._now()
             self._dispatcher.poll()
@@ -175,9 +187,18 @@ class Run(Task):
     def finish(self, state: str = "completed") -> None:
         """Ends the run (idempotent): open phases end with it, observers get the final
         snapshot and are closed, the display draws its last frame."""
-        if self._finished:
+        if self._dispatcher.on_dispatch_thread():
+            # Ended from inside an observer (or a collection on that thread): finishing waits
+            # for the delivery in progress, so it happens right after it.
+            self._dispatcher.defer(lambda: self._finish(state))
             return
-        self._finished = True
+        self._finish(state)
+
+    def _finish(self, state: str) -> None:
+        with self._finish_lock:
+            if self._finished:
+                return
+            self._finished = True
         _unfinished.discard(self)
         self._now()
         for task in reversed(self._tasks):
@@ -219,9 +240,20 @@ class Run(Task):
         block ends, or when the run ends."""
         return self._child(self, "phase", name, total, unit)
 
-    def _child(self, parent: Task, kind: str, name: str, total: Optional[int], unit: str) -> Task:
+    def _child(self, parent: Task, kind: str, name: str, total: Optional[int], unit: str,
+               reuse: bool = False) -> Task:
+        if reuse:
+            # A loop entered again (the inner loop of a nested pair) goes on in its ended
+            # phase: one line, bounded memory, counts that accumulate.
+            for task in reversed(self._tasks):
+                if task._parent is parent and task.kind == kind and task.name == name and task.state != "running":
+                    if total is not None:
+                        task.add_total(total)
+                    task._node.reopen()
+                    task._announce(total)
+                    return task
         node = self._core.add_node(parent._node, kind, name, total, unit)
-        task = Task(self, node, (*parent.path, node.name))
+        task = Task(self, node, (*parent.path, node.name), parent)
         self._tasks.append(task)
         task._announce(total)
         return task

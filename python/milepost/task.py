@@ -28,9 +28,10 @@ class Task:
     failed (and is re-raised), KeyboardInterrupt marks it cancelled.
     """
 
-    def __init__(self, run: Run, node: _milepost.Node, path: Tuple[str, ...]) -> None:
+    def __init__(self, run: Run, node: _milepost.Node, path: Tuple[str, ...], parent: Optional[Task] = None) -> None:
         self._run = run
         self._node = node
+        self._parent = parent
         self.path = path
         # Bound C methods as instance attributes: the hot path skips a Python frame.
         self.advance = node.advance
@@ -90,17 +91,18 @@ class Task:
         """Counts one failed item and keeps its error text (shown on screen, in events)."""
         text = _error_text(error)
         self._node.fail(name, text)
-        self._run._emit(ItemFailed, self.path, item=_milepost.sanitize(name), error=text)
+        self._run._emit(ItemFailed, self.path, item=_clip(_milepost.sanitize(name), MAX_NAME), error=text)
 
     def retry(self, name: Any = None) -> None:
         """Counts one retry of an item (the item itself is counted when it finally ends)."""
         self._node.retry(1)
         if name is not None:
-            self._run._emit(ItemRetried, self.path, item=_milepost.sanitize(name))
+            self._run._emit(ItemRetried, self.path, item=_clip(_milepost.sanitize(name), MAX_NAME))
 
     def log(self, message: str, level: str = "info", source: Optional[str] = None) -> None:
         """A log line attached to this task, shown by the displays and given to observers."""
-        self._run._emit(LogLine, self.path, level=_level(level), message=str(message), source=source)
+        src = None if source is None else _clip(str(source), MAX_NAME)
+        self._run._emit(LogLine, self.path, level=_level(level), message=_clip(str(message), MAX_MESSAGE), source=src)
 
     # -- items -------------------------------------------------------------------------------
     def item(self, name: Any) -> Item:
@@ -183,16 +185,32 @@ class Item:
             status = "skipped" if self._skipped else "done"
             task._node.item_finished(self.name, status, duration, None, self._lane)
             return
+        if not issubclass(exc_type, Exception):
+            # Ctrl-C or interpreter exit: the item was interrupted, not failed.
+            task._node.item_finished(self.name, "cancelled", duration, None, self._lane)
+            return
         text = _error_text(exc if exc is not None else exc_type())
         task._node.item_finished(self.name, "failed", duration, text, self._lane)
-        task._run._emit(ItemFailed, task.path, item=_milepost.sanitize(self.name), error=text)
+        task._run._emit(ItemFailed, task.path, item=_clip(_milepost.sanitize(self.name), MAX_NAME), error=text)
+
+
+#: Text kept in events, matching what the core keeps in snapshots: events are queued, and a
+#: queue of 10,000 events must not hold 10,000 megabyte-long error messages.
+MAX_NAME = 256
+MAX_MESSAGE = 2000
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _error_text(error: Union[BaseException, str]) -> str:
     if isinstance(error, BaseException):
         msg = str(error)
-        return f"{type(error).__name__}: {msg}" if msg else type(error).__name__
-    return str(error)
+        text = f"{type(error).__name__}: {msg}" if msg else type(error).__name__
+    else:
+        text = str(error)
+    return _clip(text, MAX_MESSAGE)
 
 
 def _level(level: str) -> str:

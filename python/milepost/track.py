@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, Optional, TextIO, TypeVar
+from typing import Any, Iterable, Iterator, Optional, TextIO, TypeVar, Union, overload
 
 from . import _milepost
+from .errors import InvalidValueError
+from .output import print as _print
 from .run import Run, current_run
 from .task import Task, _length
 
-__all__ = ["track"]
+__all__ = ["track", "Bar"]
 
 T = TypeVar("T")
 
@@ -21,8 +23,62 @@ TQDM_IGNORED = frozenset({
 })
 
 
+class Bar:
+    """What `track(total=N)` returns without an iterable: tqdm's manual bar.
+
+    `update(n)` counts `n` items done, `set_description(text)` renames the bar, `write(text)`
+    prints above it, `close()` (or leaving its `with` block) ends it. `n` and `total` read the
+    counts; assigning `total` changes it.
+    """
+
+    def __init__(self, task: Task, own: Optional[Run]) -> None:
+        self._task = task
+        self._own = own
+        self.update = task.advance
+
+    @property
+    def n(self) -> int:
+        return self._task.done
+
+    @property
+    def total(self) -> Optional[int]:
+        return self._task.total
+
+    @total.setter
+    def total(self, value: Optional[int]) -> None:
+        self._task.set_total(value)
+
+    def set_description(self, desc: str, refresh: bool = True) -> None:
+        self._task._node.rename(desc)
+
+    def write(self, text: str) -> None:
+        _print(text)
+
+    def close(self, state: str = "completed") -> None:
+        if self._own is not None:
+            self._own.finish(state)
+        else:
+            self._task.end(state)
+
+    def __enter__(self) -> Bar:
+        return self
+
+    def __exit__(self, exc_type: Optional[type[BaseException]], exc: Any, tb: Any) -> None:
+        from .task import _exit_state
+
+        self.close(_exit_state(exc_type))
+
+
+@overload
+def track(iterable: Iterable[T], total: Optional[int] = ..., description: Optional[str] = ...,
+          unit: str = ..., **kwargs: Any) -> Iterator[T]: ...
+@overload
+def track(iterable: None = ..., total: Optional[int] = ..., description: Optional[str] = ...,
+          unit: str = ..., **kwargs: Any) -> Bar: ...
+
+
 def track(
-    iterable: Iterable[T],
+    iterable: Optional[Iterable[T]] = None,
     total: Optional[int] = None,
     description: Optional[str] = None,
     unit: str = "it",
@@ -35,48 +91,67 @@ def track(
     file: Optional[TextIO] = None,
     run: Optional[Run] = None,
     **tqdm_kwargs: Any,
-) -> Iterator[T]:
+) -> Union[Iterator[T], Bar]:
     """Iterates `iterable` and shows its progress, as `tqdm(iterable)` does.
 
-    Inside a `with Run(...)` block the loop becomes a phase of that run; otherwise it gets a
-    run of its own, which ends when the loop does. An item counts as done when the loop asks
-    for the next one (as in tqdm), so an item whose body raised is not counted.
+    Inside a `with Run(...)` block (or another tracked loop) the loop becomes a phase of that
+    run; a loop entered again under the same description goes on in the same phase (its total
+    grows), so loops inside loops stay one line each. Alone, it gets a run of its own, which
+    ends when the loop does. An item counts as done when the loop asks for the next one (as in
+    tqdm), so an item whose body raised is not counted. Without an iterable it returns a
+    manual `Bar` (`update`, `set_description`, `write`, `close`).
 
     Args:
-        iterable: What to iterate.
+        iterable: What to iterate (or None for a manual bar).
         total: Number of items; taken from `len(iterable)` when it has one.
         description: The label (`desc` is tqdm's name for it).
         unit: What an item is called ("file", "row").
         disable: Return the plain iterator, tracking nothing.
         leave: Keep the final line on screen.
         initial: Items already done before this loop (counted done at once).
-        display: As for `Run`.
-        file: Stream for plain, JSON or rich output (tqdm's `file`).
+        display: As for `Run`; used only when the loop gets a run of its own.
+        file: Stream for the display (tqdm's `file`): stdout or stderr on a terminal draws
+            bars there; any other stream gets plain lines.
         run: The run to add this loop to (default: the current run, if any).
     """
     unknown = set(tqdm_kwargs) - TQDM_IGNORED
     if unknown:
         raise TypeError(f"track() got unexpected keyword argument(s): {', '.join(sorted(unknown))}")
+    if isinstance(initial, bool) or not isinstance(initial, int) or initial < 0:
+        raise InvalidValueError(f"initial must be an int >= 0, got {initial!r}")
+    if description is not None and desc is not None:
+        raise TypeError("track() takes description or desc (its tqdm name), not both")
     if disable:
-        return iter(iterable)
-    label = description or desc
-    if total is None:
+        return iter(iterable) if iterable is not None else Bar(_disabled_task(), None)
+    label = description or desc or "track"
+    if total is None and iterable is not None:
         total = _length(iterable)
     parent = run or current_run()
-    if parent is not None:
-        task = parent.phase(label or "track", total=total, unit=unit)
+    own: Optional[Run] = None
+    if parent is None:
+        own = parent = Run(label, display=display, leave=leave, output=file)
+    try:
+        if own is not None:
+            own.start()
+        task = parent._child(parent, "phase", label, total, unit, reuse=True)
         task.advance(initial)
-        return _milepost.Tracker(iterable, task._node, total, _ender(task))
-    own = Run(label or "track", display=display, leave=leave, output=file)
-    own._node.set_total(total)
-    own.start()
-    own.advance(initial)
-    return _milepost.Tracker(iterable, own._node, total, _ender(own))
+    except BaseException:
+        if own is not None:
+            own.finish("failed")
+        raise
+    if iterable is None:
+        return Bar(task, own)
+    return _milepost.Tracker(iterable, task._node, total, _ender(own or task))
+
+
+def _disabled_task() -> Task:
+    """A task nobody displays, for `track(disable=True)` without an iterable."""
+    return Run("disabled", display="none").phase("disabled")
 
 
 def _ender(task: Task) -> Any:
-    """The tracker's end callback: exhausted → completed, the iterable raised → failed,
-    left early (`break`, an exception in the loop body) → cancelled."""
+    """The tracker's end callback: exhausted → completed, the iterable or the loop body raised
+    → failed (Ctrl-C: cancelled), left with `break` → cancelled (ended before its items)."""
 
     def end(how: str) -> None:
         task.end({"completed": "completed", "failed": "failed"}.get(how, "cancelled"))

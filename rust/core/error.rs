@@ -14,6 +14,8 @@ pub enum Error {
     EmptyName { what: &'static str },
     /// A node id that does not exist in this run.
     UnknownNode { id: usize },
+    /// More phases and steps than a run can hold.
+    TooManyNodes { limit: usize },
 }
 
 impl fmt::Display for Error {
@@ -28,6 +30,10 @@ impl fmt::Display for Error {
             }
             Self::EmptyName { what } => write!(f, "{what} must not be empty"),
             Self::UnknownNode { id } => write!(f, "no node with id {id} in this run"),
+            Self::TooManyNodes { limit } => write!(
+                f,
+                "a run holds at most {limit} phases and steps (a loop re-entered under the same name reuses its phase)"
+            ),
         }
     }
 }

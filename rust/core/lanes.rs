@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use parking_lot::Mutex;
 
 use super::counter::{AtomicF64, Counter};
+use super::run::ItemStatus;
 use super::text::clip;
 
 /// Longest current-item name a lane stores (the renderers truncate further to fit).
@@ -66,11 +67,11 @@ impl Lane {
         self.heartbeat.set(now);
     }
 
-    pub fn finish_item(&self, ok: bool, now: f64) {
-        if ok {
-            self.done.add(1);
-        } else {
-            self.failed.add(1);
+    pub fn finish_item(&self, status: ItemStatus, now: f64) {
+        match status {
+            ItemStatus::Done | ItemStatus::Skipped => self.done.add(1),
+            ItemStatus::Failed => self.failed.add(1),
+            ItemStatus::Cancelled => {}
         }
         self.item.lock().clear();
         self.state.store(LaneState::Idle as u8, Ordering::Relaxed);

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 
 use super::counter::{AtomicF64, Counter};
 use super::eta::RateWindow;
@@ -76,7 +76,7 @@ pub struct Node {
     pub id: usize,
     pub parent: Option<usize>,
     pub kind: NodeKind,
-    pub name: String,
+    name: RwLock<String>,
     /// What one item is called on screen ("it", "file", "persona").
     pub unit: String,
     total: AtomicU64,
@@ -100,7 +100,7 @@ impl Node {
             id,
             parent,
             kind,
-            name,
+            name: RwLock::new(name),
             unit,
             total: AtomicU64::new(total.unwrap_or(UNKNOWN_TOTAL)),
             done: Counter::default(),
@@ -116,6 +116,15 @@ impl Node {
             ended_at: AtomicF64::new(f64::NAN),
             window: Mutex::new(RateWindow::default()),
         }
+    }
+
+    pub fn name(&self) -> String {
+        self.name.read().clone()
+    }
+
+    /// Renames the node (tqdm's `set_description`); `name` is already clipped by the caller.
+    pub fn rename(&self, name: String) {
+        *self.name.write() = name;
     }
 
     /// The total set on this node itself, if any.
@@ -176,6 +185,15 @@ impl Node {
         {
             self.started_at.set(now);
             self.window.lock().observe(now, processed);
+        }
+    }
+
+    /// Runs an ended node again (a loop that is entered once more), keeping its counts.
+    pub fn reopen(&self) {
+        let ended = [NodeState::Completed, NodeState::Failed, NodeState::Cancelled];
+        if ended.contains(&self.state()) {
+            self.ended_at.set(f64::NAN);
+            self.state.store(NodeState::Running as u8, Ordering::Relaxed);
         }
     }
 

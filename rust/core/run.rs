@@ -8,7 +8,7 @@ use parking_lot::{Mutex, RwLock};
 use super::clock::Clock;
 use super::error::Error;
 use super::eta::Estimate;
-use super::lanes::Lane;
+use super::lanes::{Lane, LaneState};
 use super::metrics::{MetricRegistry, MetricSums, MetricValue};
 use super::node::{Node, NodeKind, NodeState};
 use super::records::{ItemRecord, Ring};
@@ -22,6 +22,9 @@ pub const MAX_ERROR_CHARS: usize = 2000;
 const RECENT_ITEMS: usize = 32;
 const RECENT_FAILURES: usize = 64;
 const MAX_LANES: usize = 4096;
+/// Most phases and steps in one run: each has a rate window, so memory stays bounded.
+pub const MAX_NODES: usize = 10_000;
+const SHOWN_FINISHED_LANES: usize = 16;
 
 /// How an item ended, as reported by the item's context.
 #[derive(Debug, Clone, Copy)]
@@ -38,6 +41,8 @@ pub enum ItemStatus {
     Done,
     Failed,
     Skipped,
+    /// Interrupted (Ctrl-C): left flight without being counted.
+    Cancelled,
 }
 
 impl ItemStatus {
@@ -46,6 +51,7 @@ impl ItemStatus {
             Self::Done => "done",
             Self::Failed => "failed",
             Self::Skipped => "skipped",
+            Self::Cancelled => "cancelled",
         }
     }
 }
@@ -131,19 +137,31 @@ impl RunCore {
         if parent >= nodes.len() {
             return Err(Error::UnknownNode { id: parent });
         }
+        if nodes.len() >= MAX_NODES {
+            return Err(Error::TooManyNodes { limit: MAX_NODES });
+        }
         let node = Arc::new(Node::new(nodes.len(), Some(parent), kind, clip(name, MAX_NAME_CHARS), clip(unit, 16), total));
         nodes.push(Arc::clone(&node));
         Ok(node)
     }
 
-    /// Adds a worker lane. Past [`MAX_LANES`] the last lane is reused, keeping memory bounded.
+    /// Adds a worker lane, recycling the slot of a finished one. Past [`MAX_LANES`] live
+    /// lanes the last is shared, keeping memory bounded.
     pub fn add_lane(&self, name: &str) -> Arc<Lane> {
+        let now = self.clock.now();
         let mut lanes = self.lanes.write();
-        if lanes.len() >= MAX_LANES {
-            return Arc::clone(lanes.last().expect("non-empty"));
+        let slot = lanes.iter().position(|l| l.state() == LaneState::Finished);
+        let id = match slot {
+            Some(i) => i,
+            None if lanes.len() < MAX_LANES => lanes.len(),
+            None => return Arc::clone(lanes.last().expect("non-empty")),
+        };
+        let lane = Arc::new(Lane::new(id, name, now));
+        if id == lanes.len() {
+            lanes.push(Arc::clone(&lane));
+        } else {
+            lanes[id] = Arc::clone(&lane);
         }
-        let lane = Arc::new(Lane::new(lanes.len(), name, self.clock.now()));
-        lanes.push(Arc::clone(&lane));
         lane
     }
 
@@ -171,7 +189,7 @@ impl RunCore {
         self.count(node, end.status, 1);
         let now = self.clock.now();
         if let Some(lane) = lane {
-            lane.finish_item(end.status != ItemStatus::Failed, now);
+            lane.finish_item(end.status, now);
         }
         self.record(node, lane, end, now);
     }
@@ -182,6 +200,7 @@ impl RunCore {
             ItemStatus::Done => node.done.add(n),
             ItemStatus::Failed => node.failed.add(n),
             ItemStatus::Skipped => node.skipped.add(n),
+            ItemStatus::Cancelled => {}
         }
     }
 
@@ -195,7 +214,7 @@ impl RunCore {
     fn record(&self, node: &Node, lane: Option<&Lane>, end: &ItemEnd<'_>, now: f64) {
         let rec = ItemRecord {
             name: clip(end.name, MAX_NAME_CHARS),
-            node: node.name.clone(),
+            node: node.name(),
             status: end.status.as_str(),
             duration: end.duration,
             at: now,
@@ -250,8 +269,10 @@ impl RunCore {
         rolled
     }
 
+    /// The node's total: its own when set; else what its children expect plus the items it
+    /// counted itself (known once counted), so a node never shows more done than expected.
     fn total_of(node: &Node, r: &Rolled) -> Option<u64> {
-        node.own_total().or(if r.has_children { r.child_total } else { None })
+        node.own_total().or(if r.has_children { r.child_total.map(|t| t + node.processed()) } else { None })
     }
 
     /// Records the current counts in every running node's rate window. Cheap: no allocation
@@ -322,7 +343,7 @@ impl RunCore {
         let judged = r.done + r.failed;
         NodeSnapshot {
             id: n.id,
-            name: n.name.clone(),
+            name: n.name(),
             kind: n.kind.as_str(),
             unit: n.unit.clone(),
             state: state.as_str(),
@@ -346,10 +367,16 @@ impl RunCore {
         }
     }
 
+    /// Live lanes, and the most recently finished ones up to [`SHOWN_FINISHED_LANES`].
     fn lane_snapshots(&self, now: f64) -> Vec<LaneSnapshot> {
-        self.lanes
-            .read()
+        let lanes = self.lanes.read();
+        let mut finished: Vec<f64> =
+            lanes.iter().filter(|l| l.state() == LaneState::Finished).map(|l| l.heartbeat()).collect();
+        finished.sort_by(|a, b| b.total_cmp(a));
+        let cutoff = finished.get(SHOWN_FINISHED_LANES.saturating_sub(1)).copied().unwrap_or(f64::NEG_INFINITY);
+        lanes
             .iter()
+            .filter(|l| l.state() != LaneState::Finished || l.heartbeat() >= cutoff)
             .map(|l| {
                 let item = l.item();
                 LaneSnapshot {
@@ -399,6 +426,17 @@ mod tests {
     }
 
     #[test]
+    fn own_items_count_toward_an_implied_total() {
+        let r = run();
+        let q = r.add_node(0, NodeKind::Phase, "q", "it", None).unwrap();
+        r.add_node(q.id, NodeKind::Step, "s", "it", Some(5)).unwrap();
+        q.done.add(6);
+        let n = &r.snapshot(1.0).root.children[0];
+        assert_eq!((n.processed, n.total), (6, Some(11)));
+        assert!(n.fraction.unwrap() <= 1.0);
+    }
+
+    #[test]
     fn unknown_child_total_makes_parent_total_unknown() {
         let r = run();
         r.add_node(0, NodeKind::Phase, "a", "it", Some(5)).unwrap();
@@ -442,6 +480,28 @@ mod tests {
         assert_eq!(s.lanes[0].state, "idle");
         assert_eq!(s.recent[0].name, "b.json");
         assert_eq!(s.failures.len(), 1);
+    }
+
+    #[test]
+    fn finished_lanes_are_recycled_and_few_are_shown() {
+        let r = run();
+        for i in 0..5000 {
+            let lane = r.add_lane(&format!("w{i}"));
+            r.clock.set(f64::from(i));
+            lane.finish(f64::from(i));
+        }
+        let live = r.add_lane("live");
+        assert_eq!(live.id, 0, "the first finished slot is reused");
+        assert_eq!(r.lanes.read().len(), 1);
+        let s = r.snapshot(6000.0);
+        assert_eq!(s.lanes.len(), 1);
+        let many: Vec<_> = (0..40).map(|i| r.add_lane(&format!("x{i}"))).collect();
+        for (i, lane) in many.iter().enumerate() {
+            lane.finish(7000.0 + i as f64);
+        }
+        let shown = r.snapshot(8000.0).lanes;
+        assert_eq!(shown.len(), 1 + SHOWN_FINISHED_LANES);
+        assert!(shown.iter().any(|l| l.name == "x39"));
     }
 
     #[test]

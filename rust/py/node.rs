@@ -45,8 +45,9 @@ fn status(s: &str) -> PyResult<ItemStatus> {
         "done" => Ok(ItemStatus::Done),
         "failed" => Ok(ItemStatus::Failed),
         "skipped" => Ok(ItemStatus::Skipped),
+        "cancelled" => Ok(ItemStatus::Cancelled),
         _ => Err(pyo3::exceptions::PyValueError::new_err(format!(
-            "item status must be 'done', 'failed' or 'skipped', got {s:?}"
+            "item status must be 'done', 'failed', 'skipped' or 'cancelled', got {s:?}"
         ))),
     }
 }
@@ -160,8 +161,23 @@ impl PyNode {
         self.node.id
     }
     #[getter]
-    fn name(&self) -> &str {
-        &self.node.name
+    fn name(&self) -> String {
+        self.node.name()
+    }
+
+    /// Renames the node (tqdm's `set_description`).
+    fn rename(&self, name: &Bound<'_, PyAny>) -> PyResult<()> {
+        let name = text(name, "name")?;
+        if name.is_empty() {
+            return Err(crate::core::error::Error::EmptyName { what: "name" }.into());
+        }
+        self.node.rename(crate::core::text::clip(&name, crate::core::run::MAX_NAME_CHARS));
+        Ok(())
+    }
+
+    /// Runs an ended node again, keeping its counts (a loop entered once more).
+    fn reopen(&self) {
+        self.node.reopen();
     }
     #[getter]
     fn kind(&self) -> &'static str {
@@ -198,7 +214,7 @@ impl PyNode {
     }
 
     fn __repr__(&self) -> String {
-        format!("<Node {} {:?} done={}>", self.node.kind.as_str(), self.node.name, self.node.done.get())
+        format!("<Node {} {:?} done={}>", self.node.kind.as_str(), self.node.name(), self.node.done.get())
     }
 }
 

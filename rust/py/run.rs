@@ -11,12 +11,16 @@ use super::snapshot::PySnapshot;
 use crate::core::clock::Clock;
 use crate::core::node::NodeKind;
 use crate::core::run::RunCore;
-use crate::render::native::{NativeOptions, Ticker};
+use crate::render::native::{NativeOptions, Ticker, TickerHandle};
 
 #[pyclass(frozen, name = "RunCore", module = "milepost._milepost")]
 pub struct PyRunCore {
     core: Arc<RunCore>,
     ticker: Mutex<Option<Ticker>>,
+    /// A clone of the ticker's handle. Callers copy it out and let go of the lock before
+    /// they wait on the terminal without the GIL: holding a lock across `detach` would let a
+    /// second thread block on it while holding the GIL the first one needs back.
+    handle: Mutex<Option<TickerHandle>>,
 }
 
 #[pymethods]
@@ -29,7 +33,11 @@ impl PyRunCore {
             return Err(crate::core::error::Error::EmptyName { what: "run name" }.into());
         }
         let clock = if manual_clock { Clock::manual() } else { Clock::system() };
-        Ok(Self { core: Arc::new(RunCore::new(run_id, &name, clock, started_at_unix)), ticker: Mutex::new(None) })
+        Ok(Self {
+            core: Arc::new(RunCore::new(run_id, &name, clock, started_at_unix)),
+            ticker: Mutex::new(None),
+            handle: Mutex::new(None),
+        })
     }
 
     #[getter]
@@ -104,19 +112,22 @@ impl PyRunCore {
 
     /// Starts the background thread: it samples rates at `hz` and, with `native`, draws the
     /// frame on standard error. A second call replaces nothing and returns False.
-    #[pyo3(signature = (hz=10.0, native=false, max_lanes=8, leave=true))]
-    fn start_ticker(&self, hz: f64, native: bool, max_lanes: usize, leave: bool) -> bool {
+    #[pyo3(signature = (hz=10.0, native=false, max_lanes=8, leave=true, stdout=false))]
+    fn start_ticker(&self, hz: f64, native: bool, max_lanes: usize, leave: bool, stdout: bool) -> bool {
         let mut slot = self.ticker.lock();
         if slot.is_some() {
             return false;
         }
-        let opts = native.then_some(NativeOptions { max_lanes, leave });
-        *slot = Some(Ticker::start(&self.core, hz, opts));
+        let opts = native.then_some(NativeOptions { max_lanes, leave, stdout });
+        let ticker = Ticker::start(&self.core, hz, opts);
+        *self.handle.lock() = Some(ticker.handle());
+        *slot = Some(ticker);
         true
     }
 
     /// Stops the thread after a final frame; waits for it without holding the GIL.
     fn stop_ticker(&self, py: Python<'_>) {
+        self.handle.lock().take();
         let ticker = self.ticker.lock().take();
         if let Some(mut t) = ticker {
             py.detach(move || t.stop());
@@ -126,23 +137,23 @@ impl PyRunCore {
     /// Whether the native display is drawing on a terminal now.
     #[getter]
     fn drawing(&self) -> bool {
-        self.ticker.lock().as_ref().is_some_and(Ticker::is_drawing)
+        self.handle.lock().as_ref().is_some_and(TickerHandle::is_drawing)
     }
 
     /// Prints `text` above the native display; False when no native display took it.
     fn println(&self, py: Python<'_>, text: &str) -> bool {
-        let guard = self.ticker.lock();
-        match guard.as_ref() {
-            Some(t) => py.detach(|| t.println(text)),
+        let handle = self.handle.lock().clone();
+        match handle {
+            Some(h) => py.detach(|| h.println(text)),
             None => false,
         }
     }
 
     /// Clears the native display and stops drawing (`True`) or starts again (`False`).
     fn pause(&self, py: Python<'_>, paused: bool) {
-        let guard = self.ticker.lock();
-        if let Some(t) = guard.as_ref() {
-            py.detach(|| if paused { t.pause() } else { t.resume() });
+        let handle = self.handle.lock().clone();
+        if let Some(h) = handle {
+            py.detach(|| if paused { h.pause() } else { h.resume() });
         }
     }
 }

@@ -20,7 +20,7 @@ pub struct PyTracker {
     /// An item has been handed out and is counted done when the next one is asked for,
     /// as tqdm counts: the loop body finished.
     pending: AtomicBool,
-    /// Called once with "completed", "failed" or "abandoned".
+    /// Called once with "completed", "failed", "cancelled" or "abandoned" (left by `break`).
     on_end: Mutex<Option<Py<PyAny>>>,
 }
 
@@ -91,6 +91,24 @@ impl PyTracker {
         self.length.ok_or_else(|| pyo3::exceptions::PyTypeError::new_err("this iterable has no known length"))
     }
 
+    /// Counts `n` more items done (tqdm's `update`, for work the loop itself does not count).
+    #[pyo3(signature = (n=1))]
+    fn update(&self, n: i64) -> PyResult<()> {
+        self.node.done.add(crate::core::error::non_negative("update(n)", n)?);
+        Ok(())
+    }
+
+    /// Renames the loop's bar (tqdm's `set_description`).
+    #[pyo3(signature = (desc, refresh=true))]
+    fn set_description(&self, desc: &Bound<'_, PyAny>, refresh: bool) -> PyResult<()> {
+        let _ = refresh; // every frame is fresh; accepted for tqdm compatibility
+        let name = super::convert::text(desc, "description")?;
+        if !name.is_empty() {
+            self.node.rename(crate::core::text::clip(&name, crate::core::run::MAX_NAME_CHARS));
+        }
+        Ok(())
+    }
+
     /// Ends tracking now (as on `break`): the run is closed as abandoned.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         self.end(py, "abandoned")
@@ -136,7 +154,12 @@ impl Drop for PyTracker {
                 // Collected while an exception propagates (Ctrl-C out of the loop): put it
                 // aside, as calling Python with an exception set is an error, then restore it.
                 let pending = PyErr::take(py);
-                if let Err(e) = cb.call1(py, ("abandoned",)) {
+                let how = match &pending {
+                    None => "abandoned",
+                    Some(e) if e.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py) => "cancelled",
+                    Some(_) => "failed",
+                };
+                if let Err(e) = cb.call1(py, (how,)) {
                     e.write_unraisable(py, None);
                 }
                 if let Some(e) = pending {

@@ -32,6 +32,13 @@ pub struct FrameOptions {
 
 /// The run's one-line summary (also used by the plain renderer).
 pub fn run_line(s: &Snapshot) -> String {
+    if let Some(only) = single_phase(s) {
+        let r = &s.root;
+        let mut parts = vec![format!("{} · {} {}", loop_name(s, only), r.state, format::duration(r.elapsed.unwrap_or(0.0)))];
+        parts.extend(node_figures(only));
+        parts.extend(run_extras(s));
+        return parts.join(" · ");
+    }
     let r = &s.root;
     let mut parts = vec![format!(
         "{} · {} {}",
@@ -68,21 +75,28 @@ pub fn metric_parts(n: &NodeSnapshot) -> Vec<String> {
         .collect()
 }
 
-/// A phase's or step's figures after its bar: counts, rate, ETA, failures.
+/// A phase's or step's figures after its bar: counts, rate, ETA or how it ended, failures.
 pub fn node_stats(n: &NodeSnapshot) -> String {
+    let mut parts = node_figures(n);
+    match n.state {
+        "running" => {}
+        "pending" => parts.insert(1, "waiting".to_owned()),
+        state => parts.insert(1, format!("{state} in {}", format::duration(n.elapsed.unwrap_or(0.0)))),
+    }
+    parts.join(" · ")
+}
+
+/// Counts, and while running the rate and ETA; then failures and items in flight.
+fn node_figures(n: &NodeSnapshot) -> Vec<String> {
     let mut parts = vec![match n.total {
         Some(t) => format!("{}/{}", format::count(n.processed), format::count(t)),
         None => format!("{} {}", format::count(n.processed), sanitize(&n.unit)),
     }];
-    match n.state {
-        "running" => {
-            parts.push(format::rate(n.rate, &sanitize(&n.unit)));
-            if n.total.is_some() {
-                parts.push(format::eta(n.eta, n.eta_low, n.eta_high));
-            }
+    if n.state == "running" {
+        parts.push(format::rate(n.rate, &sanitize(&n.unit)));
+        if n.total.is_some() {
+            parts.push(format::eta(n.eta, n.eta_low, n.eta_high));
         }
-        "pending" => parts.push("waiting".to_owned()),
-        state => parts.push(format!("{state} in {}", format::duration(n.elapsed.unwrap_or(0.0)))),
     }
     if n.failed > 0 {
         parts.push(format!("{} failed", format::count(n.failed)));
@@ -90,7 +104,59 @@ pub fn node_stats(n: &NodeSnapshot) -> String {
     if n.in_flight > 0 && n.state == "running" {
         parts.push(format!("{} in flight", n.in_flight));
     }
-    parts.join(" · ")
+    parts
+}
+
+/// The first line: the run's summary, or its one bar when it is a single loop (a run with no
+/// phases but a total, or with exactly one phase and no steps, as a bare `track()` makes).
+fn head_line(s: &Snapshot, glyph: &str, bar_width: usize, width: usize) -> String {
+    // On a narrow terminal the name gives way, so that the bar and the percentage stay.
+    let name_room = width.saturating_sub(bar_width + 30).max(12);
+    if let Some(only) = single_phase(s) {
+        let name = fit(&loop_name(s, only), name_room);
+        return format!("{glyph} {name} {} {}", bar_cell(only, bar_width), run_stats(s, only));
+    }
+    if s.root.children.is_empty() && s.root.total.is_some() {
+        let name = fit(&sanitize(&s.name), name_room);
+        return format!("{glyph} {name} {} {}", bar_cell(&s.root, bar_width), run_stats(s, &s.root));
+    }
+    format!("{glyph} {}", run_line(s))
+}
+
+/// "name" for a bare loop (run and phase share it), else "run › phase".
+fn loop_name(s: &Snapshot, only: &NodeSnapshot) -> String {
+    if only.name == s.name {
+        sanitize(&s.name)
+    } else {
+        format!("{} › {}", sanitize(&s.name), sanitize(&only.name))
+    }
+}
+
+fn single_phase(s: &Snapshot) -> Option<&NodeSnapshot> {
+    match s.root.children.as_slice() {
+        [only] if only.children.is_empty() => Some(only),
+        _ => None,
+    }
+}
+
+/// Keeps the frame within `room` rows: the oldest finished nodes are counted instead of drawn,
+/// so running ones never scroll away.
+fn fold_finished(nodes: Vec<(usize, &NodeSnapshot)>, room: usize) -> (Vec<(usize, &NodeSnapshot)>, usize) {
+    if nodes.len() <= room {
+        return (nodes, 0);
+    }
+    let mut to_fold = nodes.len() - room.saturating_sub(1).max(1);
+    let mut kept = Vec::with_capacity(room);
+    let mut folded = 0;
+    for (d, n) in nodes {
+        if to_fold > 0 && !matches!(n.state, "running" | "pending") {
+            to_fold -= 1;
+            folded += 1;
+        } else {
+            kept.push((d, n));
+        }
+    }
+    (kept, folded)
 }
 
 /// `[████▍    ]  45%`, or an empty frame when the total is unknown.
@@ -105,14 +171,24 @@ fn bar_cell(n: &NodeSnapshot, width: usize) -> String {
     }
 }
 
-/// The run's figures after its own bar: the node stats plus the run-level extras.
-fn run_stats(s: &Snapshot) -> String {
-    let mut parts = vec![node_stats(&s.root)];
+/// The figures after a one-line run's bar: the node's stats plus the run-level extras.
+fn run_stats(s: &Snapshot, n: &NodeSnapshot) -> String {
+    let mut parts = vec![node_stats(n)];
+    parts.extend(run_extras(s));
+    parts.join(" · ")
+}
+
+/// Retries, skips and metrics of the whole run.
+fn run_extras(s: &Snapshot) -> Vec<String> {
+    let mut parts = Vec::new();
     if s.root.retried > 0 {
         parts.push(format!("{} retried", format::count(s.root.retried)));
     }
+    if s.root.skipped > 0 {
+        parts.push(format!("{} skipped", format::count(s.root.skipped)));
+    }
     parts.extend(metric_parts(&s.root));
-    parts.join(" · ")
+    parts
 }
 
 /// A text bar `width` cells wide for `fraction` in 0..=1, with eighth-cell resolution.
@@ -140,20 +216,21 @@ pub fn frame(s: &Snapshot, o: &FrameOptions) -> Vec<String> {
         _ => style('✗').for_stderr().red(),
     };
     let bar_width = (width / 4).clamp(10, 30);
-    // A run without phases (a bare `track()` loop) is one bar line, as in tqdm.
-    let head = if s.root.children.is_empty() && s.root.total.is_some() {
-        format!("{glyph} {} {} {}", sanitize(&s.name), bar_cell(&s.root, bar_width), run_stats(s))
-    } else {
-        format!("{glyph} {}", run_line(s))
-    };
-    let mut lines = vec![fit(&head, width)];
-    let nodes: Vec<_> = s.walk().into_iter().skip(1).collect();
+    let mut lines = vec![fit(&head_line(s, &glyph.to_string(), bar_width, width), width)];
+    let all: Vec<_> = if single_phase(s).is_some() { Vec::new() } else { s.walk().into_iter().skip(1).collect() };
+    let active_lanes = s.lanes.iter().filter(|l| l.state != "finished").count();
+    // Rows for phases: what is left after the head, two lane rows and the failure row.
+    let room = o.height.saturating_sub(1).saturating_sub(2 + active_lanes.min(2) + 1).max(1);
+    let (nodes, folded) = fold_finished(all, room);
     let name_col = nodes
         .iter()
         .map(|(d, n)| 2 * (d - 1) + console::measure_text_width(&sanitize(&n.name)))
         .max()
         .unwrap_or(0)
         .min(MAX_NAME_COLUMN);
+    if folded > 0 {
+        lines.push(fit(&format!("  {} {folded} earlier phases and steps finished", style('✓').for_stderr().green()), width));
+    }
     for (depth, n) in nodes {
         let label = fit(&format!("{}{}", "  ".repeat(depth - 1), sanitize(&n.name)), name_col);
         let pad = " ".repeat(name_col.saturating_sub(console::measure_text_width(&label)));
@@ -232,7 +309,7 @@ mod tests {
         let lines = plain(&frame(&s, &o));
         let text = lines.join("\n");
         assert!(!text.contains('\u{1b}'), "{text}");
-        assert!(text.contains("job · running"));
+        assert!(text.contains("job › map ["), "{text}");
         assert!(text.contains("… 8 more lanes"), "{text}");
         assert_eq!(lines.iter().filter(|l| l.contains('▸')).count(), 4);
         assert!(text.contains("✗ bad name: Boom!"));
@@ -248,6 +325,29 @@ mod tests {
         let lines = plain(&frame(&r.snapshot(1.0), &o));
         assert_eq!(lines.len(), 1);
         assert!(lines[0].contains("loop [██████████          ]  50% 5/10"), "{lines:?}");
+    }
+
+    #[test]
+    fn a_run_of_one_phase_is_one_bar_line_and_many_phases_fold() {
+        let r = RunCore::new("id", "loop", Clock::manual(), 0.0);
+        let p = r.add_node(0, NodeKind::Phase, "loop", "it", Some(4)).unwrap();
+        p.start(0.0, 0);
+        p.done.add(1);
+        let o = FrameOptions { width: 80, height: 10, max_lanes: 4, tick: 0 };
+        let lines = plain(&frame(&r.snapshot(1.0), &o));
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].starts_with("⠋ loop ["), "{lines:?}");
+        for i in 0..30 {
+            let q = r.add_node(0, NodeKind::Phase, &format!("epoch-{i}"), "it", Some(1)).unwrap();
+            q.start(1.0, 0);
+            if i < 29 {
+                q.end(crate::core::node::NodeState::Completed, 2.0);
+            }
+        }
+        let lines = plain(&frame(&r.snapshot(3.0), &o));
+        assert!(lines.len() <= 9, "{lines:?}");
+        assert!(lines.iter().any(|l| l.contains("earlier phases and steps finished")), "{lines:?}");
+        assert!(lines.iter().any(|l| l.contains("epoch-29")), "the running phase stays: {lines:?}");
     }
 
     #[test]

@@ -19,6 +19,18 @@ pub struct NativeOptions {
     pub max_lanes: usize,
     /// Keep the final frame on screen when the run ends (else clear it).
     pub leave: bool,
+    /// Draw on standard output instead of standard error.
+    pub stdout: bool,
+}
+
+impl NativeOptions {
+    fn term(&self) -> console::Term {
+        if self.stdout {
+            console::Term::stdout()
+        } else {
+            console::Term::stderr()
+        }
+    }
 }
 
 #[derive(Default)]
@@ -37,8 +49,15 @@ struct PauseState {
 /// Samples the run's rates at `hz`, and draws the frame when native display is on.
 pub struct Ticker {
     signal: Arc<StopSignal>,
+    thread: Option<JoinHandle<()>>,
+    handle: TickerHandle,
+}
+
+/// What other threads need to print above the bars or pause them: cheap to clone, so that a
+/// caller never holds a lock of ours while it waits on the terminal.
+#[derive(Clone)]
+pub struct TickerHandle {
     pause: Arc<Mutex<PauseState>>,
-    handle: Option<JoinHandle<()>>,
     multi: Option<MultiProgress>,
 }
 
@@ -68,9 +87,11 @@ impl Painter {
             self.last.clear();
         }
         let snap = run.snapshot(now);
-        let (rows, cols) = console::Term::stderr().size();
+        let (rows, cols) = self.options.term().size();
         let opts = FrameOptions {
-            width: usize::from(cols),
+            // Two columns spare: the terminal echoes "^C" after the last line, and a line that
+            // wrapped would leave a stale copy of it above the final frame.
+            width: usize::from(cols).saturating_sub(2),
             height: usize::from(rows),
             max_lanes: self.options.max_lanes,
             tick: self.tick,
@@ -99,15 +120,23 @@ impl Painter {
 impl Ticker {
     /// Starts the thread. With `native`, it draws to standard error at `hz` (at most 20).
     pub fn start(run: &Arc<RunCore>, hz: f64, native: Option<NativeOptions>) -> Self {
-        let hz = hz.clamp(0.5, 20.0);
+        let hz = if hz.is_finite() { hz.clamp(0.5, 20.0) } else { 10.0 };
         let signal = Arc::new(StopSignal::default());
-        let multi = native.map(|_| MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(hz.ceil() as u8)));
+        let multi = native.map(|o| {
+            let rate = hz.ceil() as u8;
+            let target = if o.stdout {
+                ProgressDrawTarget::stdout_with_hz(rate)
+            } else {
+                ProgressDrawTarget::stderr_with_hz(rate)
+            };
+            MultiProgress::with_draw_target(target)
+        });
         let pause = Arc::new(Mutex::new(PauseState::default()));
         let mut painter = native.zip(multi.clone()).map(|(o, m)| Painter::new(m, Arc::clone(&pause), o));
         let weak: Weak<RunCore> = Arc::downgrade(run);
         let thread_signal = Arc::clone(&signal);
         let period = Duration::from_secs_f64(1.0 / hz);
-        let handle = std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("milepost-ticker".into())
             .spawn(move || loop {
                 let stop = {
@@ -129,23 +158,30 @@ impl Ticker {
                 }
             })
             .expect("spawn the milepost ticker thread");
-        Self { signal, pause, handle: Some(handle), multi }
+        Self { signal, thread: Some(thread), handle: TickerHandle { pause, multi } }
     }
 
+    pub fn handle(&self) -> TickerHandle {
+        self.handle.clone()
+    }
+
+    /// Signals the thread, which draws a final frame, and waits for it.
+    pub fn stop(&mut self) {
+        *self.signal.stopped.lock() = true;
+        self.signal.cv.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl TickerHandle {
     /// Prints a line above the bars (or plainly when not drawing). Returns whether the native
     /// display took it.
     pub fn println(&self, text: &str) -> bool {
         match &self.multi {
             Some(m) if !m.is_hidden() => m.println(text).is_ok(),
             _ => false,
-        }
-    }
-
-    /// Runs `f` with the bars cleared from the screen, then redraws them.
-    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
-        match &self.multi {
-            Some(m) => m.suspend(f),
-            None => f(),
         }
     }
 
@@ -167,15 +203,6 @@ impl Ticker {
 
     pub fn is_drawing(&self) -> bool {
         self.multi.as_ref().is_some_and(|m| !m.is_hidden())
-    }
-
-    /// Signals the thread, which draws a final frame, and waits for it.
-    pub fn stop(&mut self) {
-        *self.signal.stopped.lock() = true;
-        self.signal.cv.notify_all();
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
     }
 }
 
@@ -204,6 +231,6 @@ mod tests {
         t.stop();
         let s = run.snapshot(run.clock.now());
         assert!(s.root.children[0].rate.unwrap() > 0.0);
-        assert!(!t.is_drawing());
+        assert!(!t.handle().is_drawing());
     }
 }

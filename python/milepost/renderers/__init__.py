@@ -37,6 +37,19 @@ def _is_terminal(stream: Optional[TextIO]) -> bool:
         return False
 
 
+def native_target(stream: Optional[TextIO]) -> Optional[str]:
+    """"stderr" or "stdout" when `stream` (default stderr) is that standard stream and a
+    terminal: the only places the native renderer draws."""
+    stream = stream if stream is not None else sys.stderr
+    if not _is_terminal(stream):
+        return None
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+    return {2: "stderr", 1: "stdout"}.get(fd)
+
+
 def resolve_display(display: Optional[str], stream: Optional[TextIO] = None) -> str:
     """Picks the display: an explicit `display` argument wins, then `MILEPOST_DISPLAY`, then
     auto-detection (Jupyter: rich; a terminal: native; anything else: plain)."""
@@ -44,12 +57,11 @@ def resolve_display(display: Optional[str], stream: Optional[TextIO] = None) -> 
     choice = choice.strip().lower()
     if choice not in DISPLAYS:
         raise InvalidValueError(f"display must be one of {', '.join(DISPLAYS)}; got {choice!r}")
-    stream = stream if stream is not None else sys.stderr
     if choice == "auto":
         if _in_jupyter():
             return "rich"
-        return "native" if _is_terminal(stream) else "plain"
-    if choice == "native" and not _is_terminal(stream):
+        return "native" if native_target(stream) else "plain"
+    if choice == "native" and not native_target(stream):
         # The native renderer draws only on a terminal; elsewhere plain lines say the same.
         return "plain"
     return choice

@@ -3,10 +3,10 @@ keeps `print` and log output from garbling the screen, and shows log lines above
 
 from __future__ import annotations
 
-import io
+import os
 import sys
 import threading
-from typing import List, Optional, TextIO
+from typing import Any, List, Optional, TextIO
 
 from .. import _milepost
 from ..events import Event, ItemFailed, LogLine
@@ -16,40 +16,72 @@ from ..observers.base import BaseObserver
 #: write through the newest one.
 ACTIVE: List["NativeDisplay"] = []
 
+#: Failures printed above the bars one by one.
+SHOWN_FAILURES = 5
 
-class _LineRedirect(io.TextIOBase):
-    """Stands in for sys.stdout/sys.stderr while bars are drawn: whole lines go above the bars."""
+#: A line longer than this without a newline is shown as it is, keeping the buffer bounded.
+MAX_PENDING = 8192
+
+
+def _terminal_of(stream: Any) -> Optional[str]:
+    """The terminal device a stream writes to, if it is one."""
+    try:
+        fd = stream.fileno()
+        return os.ttyname(fd) if os.isatty(fd) else None
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+class _LineRedirect:
+    """Stands in for sys.stdout or sys.stderr while bars are drawn on the same terminal:
+    whole lines go above the bars. Everything else is the original stream's."""
 
     def __init__(self, display: NativeDisplay, original: TextIO) -> None:
         self._display = display
         self._original = original
-        self._buf = ""
+        self._pending: List[str] = []
+        self._size = 0
         self._lock = threading.Lock()
 
     def write(self, s: str) -> int:
         with self._lock:
-            self._buf += s
-            while "\n" in self._buf:
-                line, self._buf = self._buf.split("\n", 1)
-                self._display.println(line, fallback=self._original)
+            pieces = s.split("\n")
+            for i, piece in enumerate(pieces):
+                last = i == len(pieces) - 1
+                if not last and piece.endswith("\r"):
+                    piece = piece[:-1]  # a Windows line end
+                if "\r" in piece:
+                    # A carriage return starts the line over (another tool's own progress
+                    # line): keep only what would be left on screen.
+                    self._pending, self._size = [], 0
+                    piece = piece.rsplit("\r", 1)[1]
+                self._pending.append(piece)
+                self._size += len(piece)
+                if not last or self._size > MAX_PENDING:
+                    self._emit()
         return len(s)
 
+    def _emit(self) -> None:
+        line = "".join(self._pending)
+        self._pending, self._size = [], 0
+        self._display.println(line, fallback=self._original)
+
     def flush(self) -> None:
-        with self._lock:
-            if self._buf:
-                self._display.println(self._buf, fallback=self._original)
-                self._buf = ""
+        # A partial line stays until its newline (print(..., end="", flush=True) then more):
+        # emitting it now would split it in two above the bars. close() emits what is left.
         self._original.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._size:
+                self._emit()
 
     def isatty(self) -> bool:
         return self._original.isatty()
 
-    def fileno(self) -> int:
-        return self._original.fileno()
-
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        return getattr(self._original, "encoding", "utf-8")
+    def __getattr__(self, name: str) -> Any:
+        # buffer, encoding, errors, fileno, reconfigure...: the original stream's own.
+        return getattr(self._original, name)
 
 
 class NativeDisplay(BaseObserver):
@@ -57,26 +89,33 @@ class NativeDisplay(BaseObserver):
     above the bars."""
 
     def __init__(self, core: _milepost.RunCore, hz: float = 10.0, max_lanes: int = 8, leave: bool = True,
-                 redirect: bool = True) -> None:
+                 redirect: bool = True, stdout: bool = False) -> None:
         self._core = core
         self._hz = hz
         self._max_lanes = max_lanes
         self._leave = leave
         self._redirect = redirect
-        self._saved: Optional[tuple[TextIO, TextIO]] = None
+        self._stdout = stdout
+        self._proxies: List[tuple[str, _LineRedirect]] = []
         self._failures_shown = 0
 
     def start(self) -> None:
-        self._core.start_ticker(self._hz, native=True, max_lanes=self._max_lanes, leave=self._leave)
+        self._core.start_ticker(self._hz, native=True, max_lanes=self._max_lanes, leave=self._leave,
+                                stdout=self._stdout)
         ACTIVE.append(self)
         if self._redirect:
-            self._saved = (sys.stdout, sys.stderr)
-            sys.stdout = _LineRedirect(self, sys.stdout)
-            sys.stderr = _LineRedirect(self, sys.stderr)
+            drawn_on = _terminal_of(sys.stdout if self._stdout else sys.stderr)
+            for name in ("stdout", "stderr"):
+                stream = getattr(sys, name)
+                # Only the terminal the bars are on: `job.py > out.csv` keeps its rows.
+                if drawn_on is not None and _terminal_of(stream) == drawn_on:
+                    proxy = _LineRedirect(self, stream)
+                    setattr(sys, name, proxy)
+                    self._proxies.append((name, proxy))
 
     def println(self, line: str, fallback: Optional[TextIO] = None) -> None:
         if not self._core.println(line):
-            out = fallback or (self._saved[1] if self._saved else sys.stderr)
+            out = fallback or sys.__stderr__ or sys.stderr
             out.write(line + "\n")
 
     def pause(self, paused: bool) -> None:
@@ -86,17 +125,22 @@ class NativeDisplay(BaseObserver):
         if isinstance(event, LogLine):
             src = f" [{_milepost.sanitize(event.source)}]" if event.source else ""
             self.println(f"{event.level.upper()}{src} {_milepost.sanitize(event.message)}")
-        elif isinstance(event, ItemFailed) and self._failures_shown < 5:
+        elif isinstance(event, ItemFailed) and self._failures_shown <= SHOWN_FAILURES:
+            # A few failures scroll above the bars; the frame keeps the latest and the counts.
             self._failures_shown += 1
+            if self._failures_shown > SHOWN_FAILURES:
+                self.println(f"(more failures are counted in the bars; first {SHOWN_FAILURES} shown)")
+                return
             self.println(f"✗ {_milepost.sanitize(event.item)}: {_milepost.sanitize(event.error)}")
 
     def stop(self) -> None:
-        if self._saved is not None:
-            for proxy in (sys.stdout, sys.stderr):
-                if isinstance(proxy, _LineRedirect):
-                    proxy.flush()
-            sys.stdout, sys.stderr = self._saved
-            self._saved = None
+        for name, proxy in self._proxies:
+            proxy.close()
+            # Put the original back only if nobody replaced our proxy in the meantime
+            # (a redirect_stdout or a capture that began later must not be clobbered).
+            if getattr(sys, name) is proxy:
+                setattr(sys, name, proxy._original)
+        self._proxies.clear()
         if self in ACTIVE:
             ACTIVE.remove(self)
         self._core.stop_ticker()

@@ -14,6 +14,10 @@ if TYPE_CHECKING:
     from ..snapshot import Snapshot
 
 
+#: Failures printed one by one before only the counts go on.
+SHOWN_FAILURES = 20
+
+
 class PlainRenderer(BaseObserver):
     """A summary line for the run and one per running phase every `interval` seconds, and
     at every run, phase or step boundary; log lines and failures as they happen."""
@@ -37,14 +41,20 @@ class PlainRenderer(BaseObserver):
         if isinstance(event, LogLine):
             src = f" [{_milepost.sanitize(event.source)}]" if event.source else ""
             self._write([f"{event.level.upper()}{src} {_milepost.sanitize(event.message)}"])
-        elif isinstance(event, ItemFailed) and self._failures_shown < 20:
+        elif isinstance(event, ItemFailed) and self._failures_shown <= SHOWN_FAILURES:
             # The first failures are shown one by one; after that the counts tell the story.
             self._failures_shown += 1
+            if self._failures_shown > SHOWN_FAILURES:
+                self._write([f"more failures are counted but not printed (first {SHOWN_FAILURES} shown)"])
+                return
             self._write([f"failed {_milepost.sanitize(event.item)}: {_milepost.sanitize(event.error)}"])
 
     def on_snapshot(self, snapshot: Snapshot) -> None:
         lines = [snapshot.run_line()]
-        for index, (depth, name, state, stats) in enumerate(snapshot.node_lines()):
+        nodes = snapshot.node_lines()
+        if len(nodes) == 1 and not snapshot.root["children"][0]["children"]:
+            nodes = []  # a single loop: the run line already carries its figures
+        for index, (depth, name, state, stats) in enumerate(nodes):
             # Running tasks every time; others once, when they reach a new state.
             changed = self._states.get((index, name)) != state
             self._states[(index, name)] = state
