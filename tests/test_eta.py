@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import milepost
 
 
@@ -47,3 +49,52 @@ def test_finished_phase_has_no_eta_and_frozen_elapsed(clock) -> None:
         clock.advance(100)
         p = run.snapshot().find("p")
         assert p["state"] == "completed" and p["eta"] is None and p["elapsed"] == 3.0
+
+
+def test_every_renderer_shows_the_same_eta_from_the_snapshot(clock) -> None:
+    import io
+    import json
+
+    from milepost.renderers.jsonl import JsonLinesRenderer
+    from milepost.renderers.plain import PlainRenderer
+
+    plain, jsonl = io.StringIO(), io.StringIO()
+    observers = [PlainRenderer(plain, interval=1000), JsonLinesRenderer(jsonl, interval=1000)]
+    run = milepost.Run("same", display="none", clock=clock, observers=observers).start()
+    ph = run.phase("p", total=1000)
+    ph2 = run.phase("other")  # two phases: the frame has a line per phase
+    for _ in range(200):
+        clock.advance(0.1)
+        ph.advance()
+        run.poll()
+    snap = run.snapshot()
+    node = snap.find("p")
+    eta_text = milepost._milepost.format_eta(node["eta"], node["eta_low"], node["eta_high"])
+    assert eta_text.startswith("ETA ") and "(" in eta_text, "a range is shown where there is room"
+    frame_line = next(line for line in snap.frame(width=200) if " p " in line)
+    assert eta_text in frame_line
+    observers[0].on_snapshot(snap)
+    observers[1].on_snapshot(snap)
+    assert eta_text in plain.getvalue()
+    line = json.loads(jsonl.getvalue().splitlines()[-1])["snapshot"]["root"]["children"][0]
+    assert (line["eta"], line["eta_low"], line["eta_high"]) == (node["eta"], node["eta_low"], node["eta_high"])
+    ph2.end()
+    run.finish()
+
+
+def test_a_stall_shows_as_stalled_not_as_a_wild_eta(clock) -> None:
+    with milepost.Run("stall", display="none", clock=clock) as run:
+        ph = run.phase("p", total=1000)
+        run.phase("q")
+        for _ in range(100):
+            clock.advance(0.25)
+            ph.advance()
+            run.poll()
+        for _ in range(240):  # a minute with nothing done
+            clock.advance(0.25)
+            run.poll()
+        p = run.snapshot().find("p")
+        assert p["eta"] is None and p["stalled_for"] > 50
+        assert p["eta_low"] > 0, "a lower bound still holds"
+        frame = "\n".join(run.snapshot().frame(width=200))
+        assert re.search(r"p .* · stalled (59s|1m00s)", frame), frame

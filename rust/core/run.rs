@@ -360,6 +360,7 @@ impl RunCore {
             eta: est.eta,
             eta_low: est.eta_low,
             eta_high: est.eta_high,
+            stalled_for: est.stalled,
             mean_item_seconds: (r.items_timed > 0).then(|| r.item_seconds / r.items_timed as f64),
             elapsed: n.started_at().map(|s| n.ended_at().unwrap_or(now) - s),
             metrics,

@@ -50,6 +50,8 @@ pub struct NodeSnapshot {
     pub eta: Option<f64>,
     pub eta_low: Option<f64>,
     pub eta_high: Option<f64>,
+    /// Seconds since the last item, when that is long enough to be a stall.
+    pub stalled_for: Option<f64>,
     pub mean_item_seconds: Option<f64>,
     pub elapsed: Option<f64>,
     pub metrics: BTreeMap<String, serde_json::Value>,

@@ -94,7 +94,9 @@ fn node_figures(n: &NodeSnapshot) -> Vec<String> {
     }];
     if n.state == "running" {
         parts.push(format::rate(n.rate, &sanitize(&n.unit)));
-        if n.total.is_some() {
+        if let Some(s) = n.stalled_for {
+            parts.push(format!("stalled {}", format::duration(s)));
+        } else if n.total.is_some() {
             parts.push(format::eta(n.eta, n.eta_low, n.eta_high));
         }
     }
