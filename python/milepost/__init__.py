@@ -24,9 +24,10 @@ from .events import (
 from .observers import BaseObserver, ConsoleSummary, JsonSnapshotFile, LoggingObserver, Observer
 from .output import LoggingHandler, print, suspend
 from .pools import thread_map
+from .processes import WorkerDied, process_as_completed, process_map
 from .run import Run, current_run
 from .snapshot import Snapshot
-from .task import Item, Task
+from .task import Item, Task, current_item
 from .track import track
 
 __version__ = "0.1.0"
@@ -55,7 +56,11 @@ __all__ = [
     "StepFinished",
     "StepStarted",
     "Task",
+    "WorkerDied",
+    "current_item",
     "current_run",
+    "process_as_completed",
+    "process_map",
     "print",
     "suspend",
     "thread_map",

@@ -22,6 +22,9 @@ __all__ = [
     "Tracker",
     "Snapshot",
     "Estimator",
+    "SharedRun",
+    "SharedNode",
+    "after_fork_in_child",
     "format_duration",
     "format_rate",
     "format_eta",
@@ -85,6 +88,16 @@ class RunCore:
         """Stops the thread after a final frame; waits for it without holding the GIL."""
     def println(self, text: str) -> bool:
         """Prints ``text`` above the native display; False when no native display took it."""
+    def enable_sharing(self, dir: str, stall_after: float = 60.0) -> str:
+        """Shares the run with worker processes through a segment file in ``dir``; its path."""
+    def shared(self) -> Optional[SharedRun]:
+        """This run's segment, as a worker in a forked child uses it."""
+    def shared_index(self, node: Node) -> Optional[int]:
+        """The node's index in the shared table."""
+    def stop_sharing(self) -> None:
+        """Removes the segment file."""
+    def take_worker_events(self) -> list[tuple[list[str], str, int]]:
+        """``(path, json, pid)`` of each event sent by a worker since the last call."""
     def pause(self, paused: bool) -> None:
         """Clears the native display and stops drawing (``True``) or starts again (``False``)."""
 
@@ -169,7 +182,7 @@ class Tracker:
     def __new__(
         cls,
         iterable: Iterable[Any],
-        node: Node,
+        node: Union[Node, SharedNode],
         length: Optional[int] = None,
         on_end: Optional[Callable[[str], object]] = None,
     ) -> "Tracker": ...
@@ -234,3 +247,72 @@ class Estimator:
     ) -> tuple[Optional[float], Optional[float], Optional[float], Optional[float]]:
         """``(rate, eta, eta_low, eta_high)`` at ``now``; ``None`` where unknown."""
     def __len__(self) -> int: ...
+
+def after_fork_in_child() -> None:
+    """Forgets, in a process just forked, the worker slots of its parent."""
+
+@final
+class SharedRun:
+    """A run's shared-memory segment, as a worker process maps it."""
+
+    @staticmethod
+    def attach(path: str) -> SharedRun:
+        """Maps the segment a parent process created at ``path``."""
+    @property
+    def path(self) -> str: ...
+    def node(self, index: int) -> SharedNode:
+        """The node at ``index`` of the shared table."""
+    def child(
+        self, parent: int, kind: str, name: _Text, unit: str = "it", total: Optional[int] = None, reuse: bool = True
+    ) -> int:
+        """A phase or step created by this worker (or the one of that name): its index."""
+    def emit(self, node: int, json: str) -> bool:
+        """Queues an event for the parent; False when the queue was full."""
+    def detach(self) -> None:
+        """Marks this worker as exited cleanly."""
+
+@final
+class SharedNode:
+    """A phase or step as a worker process counts into it (its own slot of the segment)."""
+
+    def advance(self, n: int = 1) -> None: ...
+    def skip(self, n: int = 1) -> None: ...
+    def fail_count(self, n: int = 1) -> None: ...
+    def fail(self, name: _Text, error: _Text) -> None: ...
+    def retry(self, n: int = 1) -> None: ...
+    def set_total(self, total: Optional[int]) -> None: ...
+    def add_total(self, n: int) -> None: ...
+    def metric(self, name: _Text, value: Union[int, float]) -> None: ...
+    def item_started(self, name: _Text, lane: Optional[Any] = None) -> None: ...
+    def item_finished(
+        self,
+        name: _Text,
+        status: str,
+        duration: Optional[float] = None,
+        error: Optional[_Text] = None,
+        lane: Optional[Any] = None,
+    ) -> None: ...
+    def start(self) -> None: ...
+    def end(self, state: str) -> None: ...
+    def rename(self, name: _Text) -> None: ...
+    def reopen(self) -> None: ...
+    @property
+    def id(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def total(self) -> Optional[int]: ...
+    @property
+    def done(self) -> int: ...
+    @property
+    def failed(self) -> int: ...
+    @property
+    def skipped(self) -> int: ...
+    @property
+    def retried(self) -> int: ...
+    @property
+    def in_flight(self) -> int: ...

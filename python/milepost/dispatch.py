@@ -59,8 +59,10 @@ class Dispatcher:
         snapshot: Callable[[], Snapshot],
         now: Callable[[], float],
         tick: float = 0.25,
+        pull: Optional[Callable[[], List[Event]]] = None,
     ) -> None:
         self._slots = [_Slot(o) for o in observers]
+        self._pull = pull
         self._snapshot = snapshot
         self._now = now
         self._queue: Deque[Event] = deque()
@@ -109,6 +111,9 @@ class Dispatcher:
     def poll(self, final: bool = False) -> None:
         """Delivers queued events, then snapshots to the observers that are due."""
         with self._poll_lock:
+            if self._pull is not None and self._slots:
+                for event in self._pull():  # events from worker processes
+                    self.emit(event)
             with self._lock:
                 events = list(self._queue)
                 self._queue.clear()

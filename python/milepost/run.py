@@ -15,7 +15,7 @@ from . import _milepost
 from .dispatch import Dispatcher, check_interval
 from .events import Event, RunFinished, RunStarted
 from .observers import JsonSnapshotFile, Observer
-from .errors import InvalidValueError
+from .errors import InvalidValueError, MilepostError
 from .renderers import interval_from_env, native_target, resolve_display
 from .snapshot import Snapshot
 from .task import Task, _exit_state
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from .renderers.native import NativeDisplay
+    from .workers import WorkerRun
+    from .workers import WorkerRun
 
 __all__ = ["Run", "current_run"]
 
@@ -69,6 +71,8 @@ class Run(Task):
         clock: A function returning seconds (for tests). With it, nothing runs in the
             background: call `poll()` to deliver events and snapshots.
         run_id: An id for the run (default: a random one).
+        stall_after: Seconds a worker process may hold an item without a sign of life
+            before its lane shows it stalled.
     """
 
     def __init__(
@@ -86,6 +90,7 @@ class Run(Task):
         redirect: bool = True,
         clock: Optional[Callable[[], float]] = None,
         run_id: Optional[str] = None,
+        stall_after: float = 60.0,
     ) -> None:
         self._clock: Callable[[], float] = clock or time.monotonic
         self._manual = clock is not None
@@ -108,8 +113,11 @@ class Run(Task):
         user = list(observers)
         if snapshot_file is not None:
             user.append(JsonSnapshotFile(snapshot_file))
+        self._stall_after = check_interval(stall_after, "stall_after") or 60.0
+        self._worker: Optional[WorkerRun] = None
         self._native: Optional[NativeDisplay] = None
-        self._dispatcher = Dispatcher([*user, *self._make_display()], self.snapshot, self._now)
+        self._dispatcher = Dispatcher([*user, *self._make_display()], self.snapshot, self._now,
+                                      pull=self._worker_events)
         self._tasks: List[Task] = []
         self._lanes = threading.local()
         self._token: Optional[contextvars.Token[Optional[Run]]] = None
@@ -151,11 +159,14 @@ class Run(Task):
 
     @property
     def events_dropped(self) -> int:
-        """Lifecycle events dropped because the queue was full (never silently)."""
-        return self._dispatcher.dropped
+        """Lifecycle events dropped because a queue was full (never silently): the run's own
+        queue and the workers' (also in every snapshot as `worker_events_dropped`)."""
+        return self._dispatcher.dropped + int(self.snapshot().data["worker_events_dropped"])
 
     def _now(self) -> float:
         """Seconds since the run began; pushes the time into a manual clock."""
+        if self._worker is not None:
+            return self._worker._now()
         t = self._clock() - self._origin
         if self._manual:
             self._core.set_time(t)
@@ -187,6 +198,8 @@ class Run(Task):
     def finish(self, state: str = "completed") -> None:
         """Ends the run (idempotent): open phases end with it, observers get the final
         snapshot and are closed, the display draws its last frame."""
+        if self._worker is not None:
+            return  # a forked worker's copy: the parent ends the run
         if self._dispatcher.on_dispatch_thread():
             # Ended from inside an observer (or a collection on that thread): finishing waits
             # for the delivery in progress, so it happens right after it.
@@ -204,6 +217,7 @@ class Run(Task):
         for task in reversed(self._tasks):
             task.end(state)
         self._node.end(state)
+        self._core.sample()  # takes what the workers sent last
         self._emit(RunFinished, (), state=state, elapsed=self._core.now())
         try:
             self._dispatcher.close()
@@ -212,6 +226,7 @@ class Run(Task):
                 self._native.stop()
             else:
                 self._core.stop_ticker()
+            self._core.stop_sharing()
             self._reset_current()
 
     def end(self, state: str = "completed") -> None:
@@ -242,6 +257,8 @@ class Run(Task):
 
     def _child(self, parent: Task, kind: str, name: str, total: Optional[int], unit: str,
                reuse: bool = False) -> Task:
+        if self._worker is not None:
+            return self._worker._child(parent, kind, name, total, unit, reuse)
         if reuse:
             # A loop entered again (the inner loop of a nested pair) goes on in its ended
             # phase: one line, bounded memory, counts that accumulate.
@@ -282,10 +299,15 @@ class Run(Task):
 
     # -- observation --------------------------------------------------------------------------
     def _emit(self, cls: type[Event], path: tuple[str, ...], **fields: Any) -> None:
+        if self._worker is not None:
+            self._worker._emit(cls, path, **fields)
+            return
         self._dispatcher.emit(cls(self._core.id, self._core.name, time.time(), (self._core.name, *path[1:]), **fields))
 
     def snapshot(self) -> Snapshot:
         """A consistent view of the whole run now."""
+        if self._worker is not None:
+            raise MilepostError("snapshots are taken in the process that started the run, not in its workers")
         self._now()
         return Snapshot(self._core.snapshot(), self._dispatcher.dropped)
 
@@ -296,6 +318,50 @@ class Run(Task):
         self._now()
         self._core.sample()
         self._dispatcher.poll()
+
+    # -- worker processes ------------------------------------------------------------------------
+    def _share(self) -> str:
+        """Shares the run with worker processes (once): the segment's path."""
+        from .workers import shm_dir
+
+        return self._core.enable_sharing(shm_dir(), self._stall_after)
+
+    def _handle_for(self, task: Task) -> tuple[Any, ...]:
+        """What a task pickles to: enough for a worker process to count into it."""
+        path = self._share()
+        index = self._core.shared_index(task._node)
+        if index is None:
+            raise MilepostError(f"{'/'.join(task.path)!r} cannot be shared with workers: a run shares at most 256 phases and steps")
+        return (path, index, self.id, self.name, task.path)
+
+    def _worker_events(self) -> List[Event]:
+        from .workers import events_from_workers
+
+        return events_from_workers(self)
+
+    def _become_worker(self) -> None:
+        """In a child made by fork: count into shared memory from now on, draw nothing."""
+        from .renderers.native import ACTIVE
+        from .workers import WorkerRun, _runs
+
+        shared = self._core.shared()
+        if shared is None:
+            return
+        worker = WorkerRun(shared, self.id, self.name)
+        _runs[shared.path] = worker
+        for task in (self, *self._tasks):
+            index = self._core.shared_index(task._node)
+            if index is not None:
+                task._bind(shared.node(index))
+                task._shared_index = index
+                task._borrowed = True
+                worker._index[task.path] = index
+        self._worker = worker
+        if self._native is not None:
+            for name, proxy in self._native._proxies:
+                if getattr(sys_module(), name) is proxy:
+                    setattr(sys_module(), name, proxy._original)
+        ACTIVE.clear()
 
     def print(self, *values: Any, sep: str = " ", end: str = "\n") -> None:
         """Prints above the native bars (or plainly when they are not drawn)."""
@@ -311,3 +377,9 @@ def sys_stdout() -> TextIO:
     import sys
 
     return sys.stdout
+
+
+def sys_module() -> Any:
+    import sys
+
+    return sys

@@ -6,6 +6,7 @@ stored on the instance, so a call costs one C call: no Python frame in between.
 
 from __future__ import annotations
 
+import contextvars
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Tuple, TypeVar, Union
 
 from . import _milepost
@@ -21,24 +22,48 @@ T = TypeVar("T")
 _END_STATES = ("completed", "failed", "cancelled")
 
 
+_current_item: contextvars.ContextVar[Optional[Item]] = contextvars.ContextVar("milepost_item", default=None)
+
+
+def current_item() -> Optional[Item]:
+    """The innermost item being processed in this context (in `thread_map` and `process_map`
+    workers, the item their function was called for), to add metrics to it or retry it."""
+    return _current_item.get()
+
+
 class Task:
     """A level of the run that counts items: the run itself, a phase or a step.
 
     Use it as a context manager: leaving it normally marks it completed, an exception marks it
-    failed (and is re-raised), KeyboardInterrupt marks it cancelled.
+    failed (and is re-raised), KeyboardInterrupt marks it cancelled. A task can be passed to
+    worker processes (it pickles to a handle on the run's shared memory): there it counts into
+    the same phase, and the parent's snapshot sums every process.
     """
+
+    #: Index of the node in the run's shared table (in a worker process).
+    _shared_index: Optional[int] = None
+    #: Handed to this worker process by its parent: the parent decides when it ends.
+    _borrowed = False
 
     def __init__(self, run: Run, node: _milepost.Node, path: Tuple[str, ...], parent: Optional[Task] = None) -> None:
         self._run = run
-        self._node = node
         self._parent = parent
         self.path = path
+        self._bind(node)
+
+    def _bind(self, node: Any) -> None:
+        self._node = node
         # Bound C methods as instance attributes: the hot path skips a Python frame.
         self.advance = node.advance
         self.skip = node.skip
         self.metric = node.metric
         self.set_total = node.set_total
         self.add_total = node.add_total
+
+    def __reduce__(self) -> Tuple[Any, Tuple[Any, ...]]:
+        from .workers import task_in_worker
+
+        return (task_in_worker, self._run._handle_for(self))
 
     # -- structure ---------------------------------------------------------------------------
     @property
@@ -123,7 +148,7 @@ class Task:
     # -- lifecycle ---------------------------------------------------------------------------
     def end(self, state: str = "completed") -> None:
         """Ends the task (idempotent; a task ended once keeps its first end state)."""
-        if self._node.state in _END_STATES:
+        if self._borrowed or self._node.state in _END_STATES:
             return
         if state not in _END_STATES:
             raise ValueError(f"end state must be one of {_END_STATES}, got {state!r}")
@@ -153,7 +178,7 @@ class Task:
 class Item:
     """One item in flight. `skip()` inside the block counts it skipped instead of done."""
 
-    __slots__ = ("_task", "name", "_lane", "_t0", "_skipped")
+    __slots__ = ("_task", "name", "_lane", "_t0", "_skipped", "_token")
 
     def __init__(self, task: Task, name: Any) -> None:
         self._task = task
@@ -161,9 +186,18 @@ class Item:
         self._lane: Optional[_milepost.Lane] = None
         self._t0 = 0.0
         self._skipped = False
+        self._token: Optional[contextvars.Token[Optional[Item]]] = None
+
+    @property
+    def task(self) -> Task:
+        return self._task
 
     def skip(self) -> None:
         self._skipped = True
+
+    def retry(self) -> None:
+        """Counts a retry of this item (call it before trying again inside the block)."""
+        self._task.retry(self.name)
 
     def metric(self, name: str, value: Union[int, float]) -> None:
         """Adds to a metric of the item's task (e.g. the tokens this item used)."""
@@ -174,12 +208,16 @@ class Item:
         self._lane = run._current_lane()
         self._t0 = run._now()
         self._task._node.item_started(self.name, self._lane)
+        self._token = _current_item.set(self)
         return self
 
     def __exit__(
         self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
     ) -> None:
         task = self._task
+        if self._token is not None:
+            _current_item.reset(self._token)
+            self._token = None
         duration = task._run._now() - self._t0
         if exc_type is None:
             status = "skipped" if self._skipped else "done"

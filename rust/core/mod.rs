@@ -10,5 +10,7 @@ pub mod metrics;
 pub mod node;
 pub mod records;
 pub mod run;
+pub mod sharing;
+pub mod shm;
 pub mod snapshot;
 pub mod text;

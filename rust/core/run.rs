@@ -12,6 +12,8 @@ use super::lanes::{Lane, LaneState};
 use super::metrics::{MetricRegistry, MetricSums, MetricValue};
 use super::node::{Node, NodeKind, NodeState};
 use super::records::{ItemRecord, Ring};
+use super::sharing::{SharedExtra, Sharing, WorkerEvent};
+use super::shm::{Segment, SegmentError};
 use super::snapshot::{LaneSnapshot, NodeSnapshot, Snapshot, SCHEMA_VERSION};
 use super::text::clip;
 
@@ -67,6 +69,9 @@ pub struct RunCore {
     lanes: RwLock<Vec<Arc<Lane>>>,
     recent: Mutex<Ring<ItemRecord>>,
     failures: Mutex<Ring<ItemRecord>>,
+    /// The segment shared with worker processes, once the run has one. Lock order: never
+    /// take this while holding `nodes`.
+    sharing: Mutex<Option<Sharing>>,
 }
 
 /// Counts of one node plus all its descendants.
@@ -82,11 +87,33 @@ struct Rolled {
     child_total: Option<u64>,
     has_children: bool,
     metrics: MetricSums,
+    own_total: Option<u64>,
+    /// Items counted on the node itself (its own and its workers'), before roll-up.
+    own_processed: u64,
 }
 
 impl Rolled {
     fn processed(&self) -> u64 {
         self.done + self.failed + self.skipped
+    }
+
+    fn add_shared(&mut self, s: &super::shm::SharedSums, metric_slots: &[Option<usize>]) {
+        self.done += s.done;
+        self.failed += s.failed;
+        self.skipped += s.skipped;
+        self.retried += s.retried;
+        self.in_flight += s.in_flight;
+        self.items_timed += s.items_timed;
+        self.item_seconds += s.item_seconds;
+        for &(m, v, is_float) in &s.metrics {
+            if let Some(slot) = metric_slots.get(m).copied().flatten() {
+                self.metrics.values[slot] += v;
+                self.metrics.used |= 1 << slot;
+                if is_float {
+                    self.metrics.floats |= 1 << slot;
+                }
+            }
+        }
     }
 }
 
@@ -106,8 +133,67 @@ impl RunCore {
             lanes: RwLock::new(Vec::new()),
             recent: Mutex::new(Ring::new(RECENT_ITEMS)),
             failures: Mutex::new(Ring::new(RECENT_FAILURES)),
+            sharing: Mutex::new(None),
         }
     }
+
+    /// Shares the run with worker processes through a segment file in `dir` (once; later
+    /// calls return the same path). Every node so far, and every later one, is registered.
+    pub fn enable_sharing(&self, dir: &std::path::Path, stall_after: f64) -> Result<std::path::PathBuf, SegmentError> {
+        let mut sharing = self.sharing.lock();
+        if let Some(sh) = sharing.as_ref() {
+            return Ok(sh.seg.path().to_owned());
+        }
+        let mut sh = Sharing::create(dir, &self.id, stall_after)?;
+        for node in self.nodes.read().iter() {
+            sh.register(node);
+        }
+        let path = sh.seg.path().to_owned();
+        *sharing = Some(sh);
+        Ok(path)
+    }
+
+    pub fn segment(&self) -> Option<Arc<Segment>> {
+        self.sharing.lock().as_ref().map(|s| Arc::clone(&s.seg))
+    }
+
+    /// The node's index in the shared table, when the run is shared.
+    pub fn shared_index(&self, node: &Node) -> Option<usize> {
+        self.sharing.lock().as_ref().and_then(|s| s.shm_index(node.id))
+    }
+
+    /// Removes the segment file (workers that still have it mapped keep their mapping).
+    pub fn stop_sharing(&self) {
+        if let Some(sh) = self.sharing.lock().as_ref() {
+            sh.seg.unlink();
+        }
+    }
+
+    /// Events sent by workers since the last call (item failures, log lines, their phases).
+    pub fn take_worker_events(&self) -> Vec<WorkerEvent> {
+        self.sharing.lock().as_mut().map(Sharing::take_events).unwrap_or_default()
+    }
+
+    pub fn set_total(&self, node: &Node, total: Option<u64>) {
+        node.set_total(total);
+        let sharing = self.sharing.lock();
+        if let Some(sh) = sharing.as_ref() {
+            if let Some(i) = sh.shm_index(node.id) {
+                sh.seg.set_total(i, total);
+            }
+        }
+    }
+
+    pub fn add_total(&self, node: &Node, n: u64) {
+        node.add_total(n);
+        let sharing = self.sharing.lock();
+        if let Some(sh) = sharing.as_ref() {
+            if let Some(i) = sh.shm_index(node.id) {
+                sh.seg.add_total(i, n);
+            }
+        }
+    }
+
 
     pub fn root(&self) -> Arc<Node> {
         Arc::clone(&self.nodes.read()[0])
@@ -142,7 +228,66 @@ impl RunCore {
         }
         let node = Arc::new(Node::new(nodes.len(), Some(parent), kind, clip(name, MAX_NAME_CHARS), clip(unit, 16), total));
         nodes.push(Arc::clone(&node));
+        drop(nodes);
+        if let Some(sh) = self.sharing.lock().as_mut() {
+            sh.register(&node);
+        }
         Ok(node)
+    }
+
+    /// Keeps a failure reported by a worker in the failure list (its count is the worker's).
+    fn record_worker_failure(&self, node_id: usize, item: &str, error: &str, lane: &str) {
+        let Ok(node) = self.node(node_id) else { return };
+        let rec = ItemRecord {
+            name: clip(item, MAX_NAME_CHARS),
+            node: node.name(),
+            status: "failed",
+            duration: None,
+            at: self.clock.now(),
+            lane: Some(lane.to_owned()),
+            error: Some(clip(error, MAX_ERROR_CHARS)),
+        };
+        self.failures.lock().push(rec.clone());
+        self.recent.lock().push(rec);
+    }
+
+    fn path_of(&self, id: usize) -> Vec<String> {
+        let nodes = self.nodes.read();
+        let mut path = Vec::new();
+        let mut cur = nodes.get(id).map(Arc::clone);
+        while let Some(n) = cur {
+            path.push(n.name());
+            cur = n.parent.and_then(|p| nodes.get(p).map(Arc::clone));
+        }
+        path.reverse();
+        path
+    }
+
+    /// Mirrors worker-created nodes, watches worker slots, and returns what the roll-up adds.
+    fn sync_shared(&self, now: f64) -> Option<SharedExtra> {
+        let mut guard = self.sharing.lock();
+        let sh = guard.as_mut()?;
+        for (shm, parent, kind, name, unit, total) in sh.unmirrored() {
+            let mut nodes = self.nodes.write();
+            if nodes.len() >= MAX_NODES {
+                break;
+            }
+            let node = Arc::new(Node::new(nodes.len(), Some(parent.min(nodes.len() - 1)), kind, name, unit, total));
+            nodes.push(Arc::clone(&node));
+            sh.mirrored(shm, node.id);
+        }
+        for (id, open, ended) in sh.worker_node_states() {
+            let Ok(node) = self.node(id) else { continue };
+            if open {
+                node.reopen();
+                node.start(now, 0);
+            } else if let Some(state) = ended {
+                node.end(state, now);
+            }
+        }
+        sh.poll(now, |id| self.path_of(id), |id, item, error, lane| self.record_worker_failure(id, item, error, lane));
+        let count = self.nodes.read().len();
+        Some(sh.extra(count, |name| self.metric_names.slot(name).ok()))
     }
 
     /// Adds a worker lane, recycling the slot of a finished one. Past [`MAX_LANES`] live
@@ -227,8 +372,9 @@ impl RunCore {
         self.recent.lock().push(rec);
     }
 
-    /// Counts of every node including its descendants, indexed by node id.
-    fn roll_up(nodes: &[Arc<Node>]) -> Vec<Rolled> {
+    /// Counts of every node including its descendants (and, for a shared run, the workers'
+    /// counts), indexed by node id.
+    fn roll_up(nodes: &[Arc<Node>], extra: Option<&SharedExtra>) -> Vec<Rolled> {
         let mut rolled: Vec<Rolled> = nodes
             .iter()
             .map(|n| {
@@ -244,13 +390,18 @@ impl RunCore {
                     ..Rolled::default()
                 };
                 n.metrics.accumulate(&mut r.metrics);
+                if let Some(sums) = extra.and_then(|e| e.sums.get(n.id)).and_then(Option::as_ref) {
+                    r.add_shared(sums, &extra.expect("present").metric_slots);
+                }
+                r.own_total = extra.and_then(|e| e.totals.get(n.id).copied().flatten()).or(n.own_total());
+                r.own_processed = r.processed();
                 r
             })
             .collect();
         // Children always have larger ids than their parents, so one reverse pass suffices.
         for i in (1..nodes.len()).rev() {
             let child = rolled[i];
-            let total = Self::total_of(&nodes[i], &child);
+            let total = Self::total_of(&child);
             let p = &mut rolled[nodes[i].parent.expect("non-root has a parent")];
             p.done += child.done;
             p.failed += child.failed;
@@ -271,15 +422,16 @@ impl RunCore {
 
     /// The node's total: its own when set; else what its children expect plus the items it
     /// counted itself (known once counted), so a node never shows more done than expected.
-    fn total_of(node: &Node, r: &Rolled) -> Option<u64> {
-        node.own_total().or(if r.has_children { r.child_total.map(|t| t + node.processed()) } else { None })
+    fn total_of(r: &Rolled) -> Option<u64> {
+        r.own_total.or(if r.has_children { r.child_total.map(|t| t + r.own_processed) } else { None })
     }
 
     /// Records the current counts in every running node's rate window. Cheap: no allocation
     /// beyond the roll-up vector, no JSON. Called by the sampler between snapshots.
     pub fn sample(&self, now: f64) {
+        let extra = self.sync_shared(now);
         let nodes = self.nodes.read();
-        let rolled = Self::roll_up(&nodes);
+        let rolled = Self::roll_up(&nodes, extra.as_ref());
         for (n, r) in nodes.iter().zip(&rolled) {
             if n.state() == NodeState::Running {
                 n.window.lock().observe(now, r.processed());
@@ -289,8 +441,9 @@ impl RunCore {
 
     /// A consistent view of the whole run at `now`; also records a rate observation.
     pub fn snapshot(&self, now: f64) -> Snapshot {
+        let extra = self.sync_shared(now);
         let nodes = self.nodes.read().clone();
-        let rolled = Self::roll_up(&nodes);
+        let rolled = Self::roll_up(&nodes, extra.as_ref());
         let names = self.metric_names.names();
         let mut built: Vec<Option<NodeSnapshot>> = nodes
             .iter()
@@ -312,6 +465,7 @@ impl RunCore {
             started_at_unix: self.started_at_unix,
             root,
             lanes: self.lane_snapshots(now),
+            worker_events_dropped: self.sharing.lock().as_ref().map_or(0, Sharing::events_dropped),
             recent: self.recent.lock().newest_first(),
             failures: self.failures.lock().newest_first(),
             metric_names: names,
@@ -319,7 +473,7 @@ impl RunCore {
     }
 
     fn node_snapshot(n: &Node, r: &Rolled, now: f64, names: &[String]) -> NodeSnapshot {
-        let total = Self::total_of(n, r);
+        let total = Self::total_of(r);
         let processed = r.processed();
         let state = n.state();
         let est = if state == NodeState::Running {
@@ -368,8 +522,17 @@ impl RunCore {
         }
     }
 
-    /// Live lanes, and the most recently finished ones up to [`SHOWN_FINISHED_LANES`].
+    /// Live lanes, and the most recently finished ones up to [`SHOWN_FINISHED_LANES`]; then a
+    /// lane per worker process of a shared run.
     fn lane_snapshots(&self, now: f64) -> Vec<LaneSnapshot> {
+        let mut lanes = self.thread_lanes(now);
+        if let Some(sh) = self.sharing.lock().as_ref() {
+            lanes.extend(sh.lanes(now));
+        }
+        lanes
+    }
+
+    fn thread_lanes(&self, now: f64) -> Vec<LaneSnapshot> {
         let lanes = self.lanes.read();
         let mut finished: Vec<f64> =
             lanes.iter().filter(|l| l.state() == LaneState::Finished).map(|l| l.heartbeat()).collect();

@@ -24,6 +24,8 @@ pub struct Snapshot {
     pub recent: Vec<ItemRecord>,
     pub failures: Vec<ItemRecord>,
     pub metric_names: Vec<String>,
+    /// Events from worker processes lost to a full queue (counted, never silently).
+    pub worker_events_dropped: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -5,6 +5,7 @@ mod errors;
 mod estimator;
 mod node;
 mod run;
+mod shared;
 mod snapshot;
 mod tracker;
 
@@ -56,6 +57,9 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<tracker::PyTracker>()?;
     m.add_class::<snapshot::PySnapshot>()?;
     m.add_class::<estimator::PyEstimator>()?;
+    m.add_class::<shared::PySharedRun>()?;
+    m.add_class::<shared::PySharedNode>()?;
+    m.add_function(wrap_pyfunction!(shared::after_fork_in_child, m)?)?;
     m.add_function(wrap_pyfunction!(format_duration, m)?)?;
     m.add_function(wrap_pyfunction!(format_rate, m)?)?;
     m.add_function(wrap_pyfunction!(format_eta, m)?)?;

@@ -93,12 +93,12 @@ impl PyNode {
     /// Sets the total (`None`: unknown).
     fn set_total(&self, total: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         let total = total.map(|t| count(t, "total")).transpose()?;
-        self.node.set_total(total);
+        self.run.set_total(&self.node, total);
         Ok(())
     }
 
     fn add_total(&self, n: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.node.add_total(count(n, "add_total(n)")?);
+        self.run.add_total(&self.node, count(n, "add_total(n)")?);
         Ok(())
     }
 

@@ -149,6 +149,36 @@ impl PyRunCore {
         }
     }
 
+    /// Shares the run with worker processes through a segment file in `dir`; its path.
+    #[pyo3(signature = (dir, stall_after=60.0))]
+    fn enable_sharing(&self, py: Python<'_>, dir: &str, stall_after: f64) -> PyResult<String> {
+        let core = Arc::clone(&self.core);
+        let dir = std::path::PathBuf::from(dir);
+        py.detach(move || core.enable_sharing(&dir, stall_after))
+            .map(|p| p.to_string_lossy().into_owned())
+            .map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("cannot share the run with workers: {e}")))
+    }
+
+    /// This run's segment, as a worker in a forked child uses it.
+    fn shared(&self) -> Option<super::shared::PySharedRun> {
+        self.core.segment().map(super::shared::PySharedRun::wrap)
+    }
+
+    /// The node's index in the shared table.
+    fn shared_index(&self, node: &PyNode) -> Option<usize> {
+        self.core.shared_index(&node.node)
+    }
+
+    /// Removes the segment file.
+    fn stop_sharing(&self) {
+        self.core.stop_sharing();
+    }
+
+    /// `(path, json, pid)` of each event sent by a worker since the last call.
+    fn take_worker_events(&self) -> Vec<(Vec<String>, String, u32)> {
+        self.core.take_worker_events().into_iter().map(|e| (e.path, e.json, e.pid)).collect()
+    }
+
     /// Clears the native display and stops drawing (`True`) or starts again (`False`).
     fn pause(&self, py: Python<'_>, paused: bool) {
         let handle = self.handle.lock().clone();

@@ -10,12 +10,33 @@ use pyo3::types::PyIterator;
 
 use crate::core::node::Node;
 
+/// Where a tracker counts: the run's own node, or this worker process's slot of a shared one.
+enum Target {
+    Core(Arc<Node>),
+    Shared(Arc<crate::core::shm::Segment>, usize),
+}
+
+impl Target {
+    #[inline]
+    fn add(&self, n: u64) {
+        match self {
+            // abi3 wheels cannot load on free-threaded CPython, so the GIL is always held here.
+            Self::Core(node) => node.done.add_serialized(n),
+            Self::Shared(seg, idx) => {
+                if let Ok(slot) = seg.my_slot() {
+                    seg.bump(slot, *idx, crate::core::shm::segment::C_DONE, n);
+                }
+            }
+        }
+    }
+}
+
 #[pyclass(frozen, name = "Tracker", module = "milepost._milepost")]
 pub struct PyTracker {
     it: Py<PyIterator>,
     /// The wrapped iterator's `tp_iternext`, looked up once instead of on every item.
     next_fn: pyo3::ffi::iternextfunc,
-    node: Arc<Node>,
+    target: Target,
     length: Option<usize>,
     /// An item has been handed out and is counted done when the next one is asked for,
     /// as tqdm counts: the loop body finished.
@@ -40,10 +61,17 @@ impl PyTracker {
     #[pyo3(signature = (iterable, node, length=None, on_end=None))]
     fn py_new(
         iterable: &Bound<'_, PyAny>,
-        node: &super::node::PyNode,
+        node: &Bound<'_, PyAny>,
         length: Option<usize>,
         on_end: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
+        let target = if let Ok(n) = node.cast::<super::node::PyNode>() {
+            Target::Core(Arc::clone(&n.get().node))
+        } else if let Ok(n) = node.cast::<super::shared::PySharedNode>() {
+            Target::Shared(Arc::clone(&n.get().seg), n.get().idx)
+        } else {
+            return Err(pyo3::exceptions::PyTypeError::new_err("Tracker needs a Node or a SharedNode"));
+        };
         let it = PyIterator::from_object(iterable)?;
         let next_fn = iternext_of(&it).ok_or_else(|| {
             pyo3::exceptions::PyTypeError::new_err("the iterable's iterator has no __next__")
@@ -51,7 +79,7 @@ impl PyTracker {
         Ok(Self {
             next_fn,
             it: it.unbind(),
-            node: Arc::clone(&node.node),
+            target,
             length,
             pending: AtomicBool::new(false),
             on_end: Mutex::new(on_end),
@@ -64,8 +92,7 @@ impl PyTracker {
 
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
         if self.pending.load(Ordering::Relaxed) {
-            // abi3 wheels cannot load on free-threaded CPython, so the GIL is always held here.
-            self.node.done.add_serialized(1);
+            self.target.add(1);
         }
         match next_item(self.it.bind(py), self.next_fn) {
             Some(Ok(v)) => {
@@ -94,7 +121,7 @@ impl PyTracker {
     /// Counts `n` more items done (tqdm's `update`, for work the loop itself does not count).
     #[pyo3(signature = (n=1))]
     fn update(&self, n: i64) -> PyResult<()> {
-        self.node.done.add(crate::core::error::non_negative("update(n)", n)?);
+        self.target.add(crate::core::error::non_negative("update(n)", n)?);
         Ok(())
     }
 
@@ -103,8 +130,8 @@ impl PyTracker {
     fn set_description(&self, desc: &Bound<'_, PyAny>, refresh: bool) -> PyResult<()> {
         let _ = refresh; // every frame is fresh; accepted for tqdm compatibility
         let name = super::convert::text(desc, "description")?;
-        if !name.is_empty() {
-            self.node.rename(crate::core::text::clip(&name, crate::core::run::MAX_NAME_CHARS));
+        if let (false, Target::Core(node)) = (name.is_empty(), &self.target) {
+            node.rename(crate::core::text::clip(&name, crate::core::run::MAX_NAME_CHARS));
         }
         Ok(())
     }

@@ -1,0 +1,219 @@
+"""Worker processes: the same task API as in the parent, counting into shared memory.
+
+A task pickles to a small handle (the segment's path and the node's index); unpickled in a
+worker process it becomes a `Task` whose node is a `SharedNode` of this process's slot. A
+child made by `fork` turns the runs it inherits into worker runs the same way, through the
+at-fork hooks registered below. Events (failures, log lines) go to the parent through the
+slot's bounded ring.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import tempfile
+import time
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+
+from . import _milepost
+from .events import Event
+
+if TYPE_CHECKING:
+    from .run import Run
+    from .task import Task
+
+#: Segments attached in this process, by path.
+_attached: Dict[str, _milepost.SharedRun] = {}
+#: Worker runs of this process, by segment path.
+_runs: Dict[str, "WorkerRun"] = {}
+
+
+def shm_dir() -> str:
+    """Where segments live: `MILEPOST_SHM_DIR`, else /dev/shm (memory), else the temp dir."""
+    configured = os.environ.get("MILEPOST_SHM_DIR")
+    if configured:
+        return configured
+    if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
+        return "/dev/shm"
+    return tempfile.gettempdir()
+
+
+#: The exit hook that marks this process's slot as cleanly exited, by segment path.
+_finalizers: Dict[str, Any] = {}
+
+
+def attach(path: str) -> _milepost.SharedRun:
+    shared = _attached.get(path)
+    if shared is None:
+        shared = _attached[path] = _milepost.SharedRun.attach(path)
+        atexit.register(shared.detach)
+        detach_at_exit(shared)
+    return shared
+
+
+def detach_at_exit(shared: _milepost.SharedRun) -> None:
+    """multiprocessing children leave through os._exit: their finalizers run, atexit does not.
+    A child's bootstrap clears the finalizers registered before it (while its arguments were
+    unpickled), so this is checked again whenever the worker works."""
+    from multiprocessing import util
+
+    hook = _finalizers.get(shared.path)
+    if hook is None or not hook.still_active():
+        _finalizers[shared.path] = util.Finalize(None, shared.detach, exitpriority=100)
+
+
+class WorkerRun:
+    """What a `Task` needs from its run, inside a worker process."""
+
+    def __init__(self, shared: _milepost.SharedRun, run_id: str, name: str) -> None:
+        self._shared = shared
+        self._id = run_id
+        self._name = name
+        self._index: Dict[Tuple[str, ...], int] = {}
+        self._finished = False
+        self._tasks: List[Task] = []
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def task(self, index: int, path: Tuple[str, ...], parent: Optional[Task] = None) -> Task:
+        from .task import Task
+
+        self._index[path] = index
+        task = Task(self, self._shared.node(index), path, parent)  # type: ignore[arg-type]
+        task._shared_index = index
+        task._borrowed = parent is None  # handed over by the parent, not made here
+        return task
+
+    def _handle_for(self, task: Task) -> Tuple[Any, ...]:
+        return (self._shared.path, task._shared_index or 0, self._id, self._name, task.path)
+
+    # -- what Task calls ----------------------------------------------------------------------
+    def _now(self) -> float:
+        detach_at_exit(self._shared)  # cheap when already set; see its docstring
+        return time.monotonic()
+
+    def _clock(self) -> float:
+        return time.monotonic()
+
+    def _current_lane(self) -> None:
+        return None  # a worker process is its own lane
+
+    def _emit(self, cls: type[Event], path: Tuple[str, ...], **fields: Any) -> None:
+        index = self._index.get(tuple(path), 0)
+        payload = {"event": cls.kind, "timestamp": time.time(), **fields}
+        self._shared.emit(index, json.dumps(payload, ensure_ascii=False))
+
+    def _child(self, parent: Task, kind: str, name: str, total: Optional[int], unit: str,
+               reuse: bool = False) -> Task:
+        index = self._shared.child(parent._shared_index or 0, kind, name, unit, total, True)
+        task = self.task(index, (*parent.path, str(name)), parent)
+        task._announce(total)
+        return task
+
+    def phase(self, name: str, total: Optional[int] = None, unit: str = "it") -> Task:
+        root = self.task(0, (self._name,))
+        return self._child(root, "phase", name, total, unit)
+
+
+def run_for(path: str, run_id: str, name: str) -> WorkerRun:
+    run = _runs.get(path)
+    if run is None:
+        run = _runs[path] = WorkerRun(attach(path), run_id, name)
+        from .run import _current
+
+        # Loops tracked by worker code without a handle join this run (spawned workers run
+        # tasks on their main thread, whose context this is).
+        _current.set(run)  # type: ignore[arg-type]
+    return run
+
+
+def task_in_worker(path: str, index: int, run_id: str, name: str, task_path: Tuple[str, ...]) -> Task:
+    """Unpickles a task handle in a worker process."""
+    return run_for(path, run_id, name).task(index, tuple(task_path))
+
+
+def events_from_workers(run: Run) -> List[Event]:
+    """The parent's side: worker events as typed events of `run`."""
+    from . import events as ev
+
+    kinds = {cls.kind: cls for cls in vars(ev).values() if isinstance(cls, type) and issubclass(cls, ev.Event)}
+    out: List[Event] = []
+    for path, text, pid in run._core.take_worker_events():
+        try:
+            data = json.loads(text)
+        except ValueError:
+            continue
+        cls = kinds.get(data.pop("event", ""))
+        if cls is None:
+            continue
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k not in ("run_id", "run_name", "path")}
+        fields.setdefault("timestamp", time.time())
+        if cls is ev.LogLine and not fields.get("source"):
+            fields["source"] = f"pid {pid}"
+        out.append(cls(run_id=run.id, run_name=run.name, path=tuple(path), **fields))
+    return out
+
+
+# -- fork -------------------------------------------------------------------------------------
+
+def _before_fork() -> None:
+    from .run import _unfinished
+
+    for run in list(_unfinished):
+        try:
+            run._share()
+        except OSError:
+            pass  # counted locally in the child then; nothing to break in the parent
+
+
+def _after_fork_in_child() -> None:
+    from .run import _unfinished
+
+    _milepost.after_fork_in_child()
+    for run in list(_unfinished):
+        run._become_worker()
+    _unfinished.clear()
+
+
+os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
+
+
+# -- the process pool's side --------------------------------------------------------------------
+
+_pool_task: Optional[Task] = None
+
+
+def init_pool_worker(task: Task) -> None:
+    """ProcessPoolExecutor initializer: the task every chunk of this worker counts in."""
+    global _pool_task
+    _pool_task = task
+
+
+def run_chunk(fn: Any, chunk: List[Tuple[int, Any, str]]) -> List[Tuple[int, bool, Any]]:
+    """Runs `fn` over a chunk in a worker, each call an item of the pool's task."""
+    assert _pool_task is not None, "init_pool_worker did not run"
+    out: List[Tuple[int, bool, Any]] = []
+    for index, item, name in chunk:
+        try:
+            with _pool_task.item(name):
+                out.append((index, True, fn(item)))
+        except Exception as e:  # noqa: BLE001 - returned to the parent per item
+            out.append((index, False, _picklable(e)))
+    return out
+
+
+def _picklable(e: BaseException) -> BaseException:
+    import pickle
+
+    try:
+        pickle.loads(pickle.dumps(e))
+        return e
+    except Exception:  # noqa: BLE001 - any pickling failure
+        return RuntimeError(f"{type(e).__name__}: {e}")

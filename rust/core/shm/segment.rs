@@ -1,0 +1,310 @@
+//! The shared-memory segment: a file mapped by the parent and by every worker process, read
+//! and written only through atomic words.
+//!
+//! # Layout (version [`VERSION`]), in 8-byte words
+//!
+//! ```text
+//! header       HEADER_WORDS       magic "MILEPOST", version, the sizes below, parent pid,
+//!                                 node count (allocation counter)
+//! metric names MAX_METRICS x 9    state (0 empty, 1 claimed, 2 ready), length, a 56-byte name
+//! node table   MAX_NODES x 28     ready, parent, kind, total, open, last state, creator,
+//!                                 name length, 16 name words, unit length, 3 unit words
+//! slots        MAX_SLOTS x SLOT   one per worker process:
+//!   header     32                 state, pid, item seqlock, item length, 16 item words,
+//!                                 done, failed, ring head, ring tail, ring dropped, ...
+//!   counters   MAX_NODES x 41     per node: done, failed, skipped, retried, in flight,
+//!                                 items timed, item seconds (f64), metric used/float masks,
+//!                                 32 metric sums (f64)
+//!   ring       RING x 64          events: a header word (kind, node, length), 63 text words
+//! ```
+//! Each slot has one writer (its worker process; the GIL serializes that process's threads),
+//! so counters are written with plain stores and read by the parent with relaxed loads. The
+//! file is sparse: pages no worker touches take no memory.
+
+#![allow(unsafe_code)]
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use memmap2::MmapMut;
+
+pub const MAGIC: u64 = u64::from_le_bytes(*b"MILEPOST");
+pub const VERSION: u64 = 1;
+pub const MAX_SLOTS: usize = 128;
+pub const MAX_NODES: usize = 256;
+pub const MAX_METRICS: usize = crate::core::metrics::MAX_METRICS;
+pub const RING: usize = 256;
+
+pub const HEADER_WORDS: usize = 16;
+pub const METRIC_ENTRY: usize = 9;
+/// Metric entry words: state, then the name (length word + 7 words).
+pub const M_STATE: usize = 0;
+pub const M_NAME: usize = 1;
+pub const NODE_ENTRY: usize = 28;
+pub const SLOT_HEADER: usize = 32;
+pub const COUNTER_WORDS: usize = 9 + MAX_METRICS;
+pub const RECORD_WORDS: usize = 64;
+pub const SLOT_WORDS: usize = SLOT_HEADER + MAX_NODES * COUNTER_WORDS + RING * RECORD_WORDS;
+
+pub const METRICS_AT: usize = HEADER_WORDS;
+pub const NODES_AT: usize = METRICS_AT + MAX_METRICS * METRIC_ENTRY;
+pub const SLOTS_AT: usize = NODES_AT + MAX_NODES * NODE_ENTRY;
+pub const TOTAL_WORDS: usize = SLOTS_AT + MAX_SLOTS * SLOT_WORDS;
+
+// Header words.
+pub const H_MAGIC: usize = 0;
+pub const H_VERSION: usize = 1;
+pub const H_SLOTS: usize = 2;
+pub const H_NODES: usize = 3;
+pub const H_METRICS: usize = 4;
+pub const H_RING: usize = 5;
+pub const H_PARENT_PID: usize = 6;
+pub const H_NODE_COUNT: usize = 7;
+
+// Node entry words.
+pub const N_READY: usize = 0;
+pub const N_PARENT: usize = 1;
+pub const N_KIND: usize = 2;
+pub const N_TOTAL: usize = 3;
+pub const N_OPEN: usize = 4;
+pub const N_STATE: usize = 5;
+pub const N_CREATOR: usize = 6;
+pub const N_NAME: usize = 7;
+pub const N_UNIT: usize = 24;
+
+// Slot header words.
+pub const S_STATE: usize = 0;
+pub const S_PID: usize = 1;
+pub const S_ITEM: usize = 2;
+pub const S_DONE: usize = 20;
+pub const S_FAILED: usize = 21;
+pub const S_HEAD: usize = 22;
+pub const S_TAIL: usize = 23;
+pub const S_DROPPED: usize = 24;
+
+// Per-node counter words within a slot.
+pub const C_DONE: usize = 0;
+pub const C_FAILED: usize = 1;
+pub const C_SKIPPED: usize = 2;
+pub const C_RETRIED: usize = 3;
+pub const C_IN_FLIGHT: usize = 4;
+pub const C_TIMED: usize = 5;
+pub const C_SECONDS: usize = 6;
+pub const C_USED: usize = 7;
+pub const C_FLOATS: usize = 8;
+pub const C_METRICS: usize = 9;
+
+/// Slot states.
+pub const FREE: u64 = 0;
+pub const ACTIVE: u64 = 1;
+pub const DEAD: u64 = 2;
+pub const EXITED: u64 = 3;
+
+pub const UNKNOWN_TOTAL: u64 = u64::MAX;
+/// No slot claimed by this process yet (after a fork the child starts here again).
+pub const UNCLAIMED: usize = usize::MAX;
+
+/// Why a segment could not be created or attached.
+#[derive(Debug)]
+pub enum SegmentError {
+    Io(std::io::Error),
+    NotASegment(PathBuf),
+    Version { path: PathBuf, found: u64 },
+}
+
+impl std::fmt::Display for SegmentError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Io(e) => write!(f, "{e}"),
+            Self::NotASegment(p) => write!(f, "{} is not a milepost segment", p.display()),
+            Self::Version { path, found } => write!(
+                f,
+                "{} has layout version {found}; this milepost reads version {VERSION} (mixed milepost versions in one job?)",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SegmentError {}
+
+impl From<std::io::Error> for SegmentError {
+    fn from(e: std::io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+/// A mapped segment. The parent's copy (`owner`) removes the file when dropped.
+#[derive(Debug)]
+pub struct Segment {
+    map: MmapMut,
+    path: PathBuf,
+    owner: bool,
+    /// The slot this process writes to, claimed on first write.
+    pub(crate) my_slot: AtomicUsize,
+}
+
+// SAFETY: the mapping is only ever accessed through `AtomicU64` words (see `word`), which are
+// safe to share between threads and, being lock-free, between processes.
+unsafe impl Send for Segment {}
+unsafe impl Sync for Segment {}
+
+impl Segment {
+    /// Creates the segment file at `path` (which must not exist) and maps it.
+    pub fn create(path: &Path, parent_pid: u32) -> Result<Self, SegmentError> {
+        let file = OpenOptions::new().read(true).write(true).create_new(true).open(path)?;
+        file.set_len((TOTAL_WORDS * 8) as u64)?;
+        let seg = Self::map(&file, path, true)?;
+        for (i, v) in [
+            (H_VERSION, VERSION),
+            (H_SLOTS, MAX_SLOTS as u64),
+            (H_NODES, MAX_NODES as u64),
+            (H_METRICS, MAX_METRICS as u64),
+            (H_RING, RING as u64),
+            (H_PARENT_PID, u64::from(parent_pid)),
+        ] {
+            seg.word(i).store(v, Ordering::Relaxed);
+        }
+        for n in 0..MAX_NODES {
+            seg.word(NODES_AT + n * NODE_ENTRY + N_TOTAL).store(UNKNOWN_TOTAL, Ordering::Relaxed);
+        }
+        // Written last, with release ordering: a reader that sees the magic sees the rest.
+        seg.word(H_MAGIC).store(MAGIC, Ordering::Release);
+        Ok(seg)
+    }
+
+    /// Maps an existing segment created by a parent process.
+    pub fn attach(path: &Path) -> Result<Self, SegmentError> {
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        if file.metadata()?.len() < (HEADER_WORDS * 8) as u64 {
+            return Err(SegmentError::NotASegment(path.to_owned()));
+        }
+        let seg = Self::map(&file, path, false)?;
+        if seg.word(H_MAGIC).load(Ordering::Acquire) != MAGIC {
+            return Err(SegmentError::NotASegment(path.to_owned()));
+        }
+        let found = seg.word(H_VERSION).load(Ordering::Relaxed);
+        if found != VERSION || seg.map.len() < TOTAL_WORDS * 8 {
+            return Err(SegmentError::Version { path: path.to_owned(), found });
+        }
+        Ok(seg)
+    }
+
+    fn map(file: &File, path: &Path, owner: bool) -> Result<Self, SegmentError> {
+        // SAFETY: the file is ours (created above, or named by our parent process) and is
+        // only accessed through atomic words, so concurrent writers cannot cause undefined
+        // behaviour; its size is checked before any word beyond the header is read.
+        let map = unsafe { MmapMut::map_mut(file)? };
+        Ok(Self { map, path: path.to_owned(), owner, my_slot: AtomicUsize::new(UNCLAIMED) })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The `index`-th 8-byte word of the segment.
+    #[inline]
+    pub fn word(&self, index: usize) -> &AtomicU64 {
+        assert!(index < self.map.len() / 8, "word {index} is outside the segment");
+        // SAFETY: the index is in bounds (checked above); the mapping is page-aligned, so
+        // every word is 8-byte aligned; `AtomicU64` has the layout of `u64`, and the memory
+        // lives as long as `self.map`, which outlives the returned reference.
+        unsafe { &*self.map.as_ptr().cast::<AtomicU64>().add(index) }
+    }
+
+    pub fn slot_base(slot: usize) -> usize {
+        SLOTS_AT + slot * SLOT_WORDS
+    }
+
+    pub fn counter(slot: usize, node: usize, field: usize) -> usize {
+        Self::slot_base(slot) + SLOT_HEADER + node * COUNTER_WORDS + field
+    }
+
+    pub fn node_entry(node: usize, field: usize) -> usize {
+        NODES_AT + node * NODE_ENTRY + field
+    }
+
+    /// Writes `text` (clipped to `words` x 8 bytes at a character boundary) as a length word
+    /// followed by its bytes packed into words.
+    pub fn write_text(&self, at: usize, words: usize, text: &str) {
+        let max = words * 8;
+        let mut end = text.len().min(max);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let bytes = &text.as_bytes()[..end];
+        for w in 0..words {
+            let mut chunk = [0u8; 8];
+            let from = (w * 8).min(bytes.len());
+            let to = ((w + 1) * 8).min(bytes.len());
+            chunk[..to - from].copy_from_slice(&bytes[from..to]);
+            self.word(at + 1 + w).store(u64::from_le_bytes(chunk), Ordering::Relaxed);
+        }
+        self.word(at).store(end as u64, Ordering::Release);
+    }
+
+    /// Reads text written by `write_text` (invalid UTF-8 is replaced).
+    pub fn read_text(&self, at: usize, words: usize) -> String {
+        let len = (self.word(at).load(Ordering::Acquire) as usize).min(words * 8);
+        let mut bytes = Vec::with_capacity(len);
+        for w in 0..len.div_ceil(8) {
+            bytes.extend_from_slice(&self.word(at + 1 + w).load(Ordering::Relaxed).to_le_bytes());
+        }
+        bytes.truncate(len);
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// Removes the file (the mapping stays valid until dropped).
+    pub fn unlink(&self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        if self.owner {
+            self.unlink();
+        }
+    }
+}
+
+/// Whether process `pid` is running (not gone, not a zombie waiting to be reaped).
+pub fn process_alive(pid: u32) -> bool {
+    let Ok(pid_t) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: `kill` with signal 0 sends nothing; it only checks that the process exists.
+    let exists = unsafe { libc::kill(pid_t, 0) } == 0
+        || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    if !exists {
+        return false;
+    }
+    // A zombie still "exists" until its parent reaps it; /proc says it is dead.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit_once(')').is_none_or(|(_, rest)| !rest.trim_start().starts_with('Z')),
+        Err(_) => true,
+    }
+}
+
+/// Removes segment files in `dir` left by parents that no longer run (a parent killed with
+/// SIGKILL cannot clean up after itself). Returns how many were removed.
+pub fn remove_stale(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("milepost-")) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if !process_alive(pid) && std::fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}

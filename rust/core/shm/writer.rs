@@ -1,0 +1,235 @@
+//! The worker's side: claim a slot, count into it, name the current item, send events.
+//! Every write goes to this process's own slot, so plain stores are exact.
+
+use std::sync::atomic::Ordering;
+
+use super::segment::{
+    Segment, ACTIVE, COUNTER_WORDS, C_FLOATS, C_METRICS, C_USED, EXITED, FREE, MAX_METRICS, MAX_NODES,
+    MAX_SLOTS, METRICS_AT, METRIC_ENTRY, M_NAME, M_STATE, N_CREATOR, N_KIND, N_NAME, N_OPEN, N_PARENT,
+    N_READY, N_STATE, N_TOTAL, N_UNIT, RECORD_WORDS, RING, SLOT_HEADER, S_DONE, S_DROPPED, S_FAILED,
+    S_HEAD, S_ITEM, S_PID, S_STATE, S_TAIL, UNCLAIMED, UNKNOWN_TOTAL, H_NODE_COUNT,
+};
+
+/// What can go wrong on the worker's side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteError {
+    NoFreeSlot,
+    TooManyNodes,
+    TooManyMetrics(String),
+    UnknownNode(usize),
+}
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NoFreeSlot => write!(f, "no free worker slot: a run serves at most {MAX_SLOTS} worker processes"),
+            Self::TooManyNodes => write!(f, "a run shares at most {MAX_NODES} phases and steps with its workers"),
+            Self::TooManyMetrics(n) => write!(f, "cannot add metric {n:?}: a run holds at most {MAX_METRICS} metric names"),
+            Self::UnknownNode(n) => write!(f, "no shared node {n} in this run"),
+        }
+    }
+}
+
+impl std::error::Error for WriteError {}
+
+/// Event kinds carried by the ring (the text is the event's fields as JSON).
+pub const EVENT_JSON: u64 = 1;
+
+impl Segment {
+    /// This process's slot, claimed on first use. The hot path is one load: the process id is
+    /// read (a system call) only when claiming.
+    #[inline]
+    pub fn my_slot(&self) -> Result<usize, WriteError> {
+        match self.my_slot.load(Ordering::Relaxed) {
+            UNCLAIMED => self.claim(std::process::id()),
+            s => Ok(s),
+        }
+    }
+
+    #[cold]
+    pub(crate) fn claim(&self, pid: u32) -> Result<usize, WriteError> {
+        // Free slots first; then slots whose worker exited cleanly (their counts stay).
+        for wanted in [FREE, EXITED] {
+            for slot in 0..MAX_SLOTS {
+                let state = self.word(Self::slot_base(slot) + S_STATE);
+                if state.compare_exchange(wanted, ACTIVE, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                    self.word(Self::slot_base(slot) + S_PID).store(u64::from(pid), Ordering::Release);
+                    self.my_slot.store(slot, Ordering::Relaxed);
+                    return Ok(slot);
+                }
+            }
+        }
+        Err(WriteError::NoFreeSlot)
+    }
+
+    /// Forgets the slot (in a child process just forked: the slot is the parent's).
+    pub fn reset_after_fork(&self) {
+        self.my_slot.store(UNCLAIMED, Ordering::Relaxed);
+    }
+
+    /// Marks this process's slot as cleanly exited (so the parent does not report a death).
+    pub fn detach(&self) {
+        let slot = self.my_slot.swap(UNCLAIMED, Ordering::Relaxed);
+        if slot != UNCLAIMED {
+            let _ = self.word(Self::slot_base(slot) + S_STATE).compare_exchange(
+                ACTIVE,
+                EXITED,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    /// Adds `n` to a per-node counter of `slot` (single writer: a plain store).
+    #[inline]
+    pub fn bump(&self, slot: usize, node: usize, field: usize, n: u64) {
+        let w = self.word(Self::counter(slot, node, field));
+        w.store(w.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+    }
+
+    /// Adds to a float counter (item seconds, metrics) of `slot`.
+    pub fn bump_f64(&self, slot: usize, node: usize, field: usize, v: f64) {
+        let w = self.word(Self::counter(slot, node, field));
+        w.store((f64::from_bits(w.load(Ordering::Relaxed)) + v).to_bits(), Ordering::Relaxed);
+    }
+
+    pub fn add_metric(&self, slot: usize, node: usize, metric: usize, v: f64, is_float: bool) {
+        self.bump_f64(slot, node, C_METRICS + metric, v);
+        let used = self.word(Self::counter(slot, node, C_USED));
+        used.store(used.load(Ordering::Relaxed) | (1 << metric), Ordering::Relaxed);
+        if is_float {
+            let floats = self.word(Self::counter(slot, node, C_FLOATS));
+            floats.store(floats.load(Ordering::Relaxed) | (1 << metric), Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a finished item on the slot itself (the lane's "done" and "failed").
+    pub fn bump_lane(&self, slot: usize, failed: bool) {
+        let w = self.word(Self::slot_base(slot) + if failed { S_FAILED } else { S_DONE });
+        w.store(w.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    /// Sets the lane's current item under a seqlock (odd while writing).
+    pub fn set_item(&self, slot: usize, name: &str) {
+        let at = Self::slot_base(slot) + S_ITEM;
+        let seq = self.word(at);
+        let s = seq.load(Ordering::Relaxed);
+        seq.store(s + 1, Ordering::Release);
+        std::sync::atomic::fence(Ordering::Release);
+        self.write_text(at + 1, 16, name);
+        seq.store(s + 2, Ordering::Release);
+    }
+
+    /// Queues an event for the parent; false (and counted) when the ring is full.
+    pub fn push_event(&self, slot: usize, kind: u64, node: usize, text: &str) -> bool {
+        let base = Self::slot_base(slot);
+        let head = self.word(base + S_HEAD).load(Ordering::Relaxed);
+        let tail = self.word(base + S_TAIL).load(Ordering::Acquire);
+        if head - tail >= RING as u64 {
+            let d = self.word(base + S_DROPPED);
+            d.store(d.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            return false;
+        }
+        let rec = Self::record(slot, head as usize % RING);
+        self.word(rec).store(kind | ((node as u64) << 8), Ordering::Relaxed);
+        self.write_text(rec + 1, RECORD_WORDS - 2, text);
+        self.word(base + S_HEAD).store(head + 1, Ordering::Release);
+        true
+    }
+
+    pub fn record(slot: usize, index: usize) -> usize {
+        Self::slot_base(slot) + SLOT_HEADER + MAX_NODES * COUNTER_WORDS + index * RECORD_WORDS
+    }
+
+    /// Registers a node in the shared table; `creator` 0 is the parent, 1 a worker.
+    pub fn register_node(
+        &self,
+        parent: usize,
+        kind: u64,
+        name: &str,
+        unit: &str,
+        total: Option<u64>,
+        creator: u64,
+    ) -> Result<usize, WriteError> {
+        let idx = self.word(H_NODE_COUNT).fetch_add(1, Ordering::AcqRel) as usize;
+        if idx >= MAX_NODES {
+            self.word(H_NODE_COUNT).fetch_sub(1, Ordering::AcqRel);
+            return Err(WriteError::TooManyNodes);
+        }
+        self.word(Self::node_entry(idx, N_PARENT)).store(parent as u64, Ordering::Relaxed);
+        self.word(Self::node_entry(idx, N_KIND)).store(kind, Ordering::Relaxed);
+        self.word(Self::node_entry(idx, N_TOTAL)).store(total.unwrap_or(UNKNOWN_TOTAL), Ordering::Relaxed);
+        self.word(Self::node_entry(idx, N_CREATOR)).store(creator, Ordering::Relaxed);
+        self.write_text(Self::node_entry(idx, N_NAME), 16, name);
+        self.write_text(Self::node_entry(idx, N_UNIT), 3, unit);
+        self.word(Self::node_entry(idx, N_READY)).store(1, Ordering::Release);
+        Ok(idx)
+    }
+
+    /// A ready node with this parent, kind and name (loops entered again reuse their node).
+    pub fn find_node(&self, parent: usize, kind: u64, name: &str) -> Option<usize> {
+        let count = (self.word(H_NODE_COUNT).load(Ordering::Acquire) as usize).min(MAX_NODES);
+        (0..count).find(|&i| {
+            self.word(Self::node_entry(i, N_READY)).load(Ordering::Acquire) == 1
+                && self.word(Self::node_entry(i, N_PARENT)).load(Ordering::Relaxed) == parent as u64
+                && self.word(Self::node_entry(i, N_KIND)).load(Ordering::Relaxed) == kind
+                && self.read_text(Self::node_entry(i, N_NAME), 16) == name
+        })
+    }
+
+    pub fn check_node(&self, node: usize) -> Result<(), WriteError> {
+        let ready = node < MAX_NODES && self.word(Self::node_entry(node, N_READY)).load(Ordering::Acquire) == 1;
+        if ready {
+            Ok(())
+        } else {
+            Err(WriteError::UnknownNode(node))
+        }
+    }
+
+    /// Sets (None: unknown) or grows a shared node's total.
+    pub fn set_total(&self, node: usize, total: Option<u64>) {
+        self.word(Self::node_entry(node, N_TOTAL)).store(total.unwrap_or(UNKNOWN_TOTAL), Ordering::Relaxed);
+    }
+
+    pub fn add_total(&self, node: usize, n: u64) {
+        let _ = self.word(Self::node_entry(node, N_TOTAL)).fetch_update(Ordering::AcqRel, Ordering::Relaxed, |t| {
+            Some(if t == UNKNOWN_TOTAL { n } else { t.saturating_add(n).min(UNKNOWN_TOTAL - 1) })
+        });
+    }
+
+    /// A worker opens (starts) or closes (ends, in `state`) a node it uses.
+    pub fn open_node(&self, node: usize) {
+        self.word(Self::node_entry(node, N_OPEN)).fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub fn close_node(&self, node: usize, state: u64) {
+        self.word(Self::node_entry(node, N_STATE)).store(state, Ordering::Relaxed);
+        let _ = self.word(Self::node_entry(node, N_OPEN)).fetch_update(Ordering::AcqRel, Ordering::Relaxed, |o| {
+            Some(o.saturating_sub(1))
+        });
+    }
+
+    /// The shared index of metric `name`, registering it on first use.
+    pub fn metric_index(&self, name: &str) -> Result<usize, WriteError> {
+        for i in 0..MAX_METRICS {
+            let at = METRICS_AT + i * METRIC_ENTRY;
+            let state = self.word(at + M_STATE);
+            loop {
+                match state.load(Ordering::Acquire) {
+                    2 if self.read_text(at + M_NAME, 7) == name => return Ok(i),
+                    2 => break,
+                    0 => {
+                        if state.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                            self.write_text(at + M_NAME, 7, name);
+                            state.store(2, Ordering::Release);
+                            return Ok(i);
+                        }
+                    }
+                    // Another process is writing this entry's name: wait for it.
+                    _ => std::hint::spin_loop(),
+                }
+            }
+        }
+        Err(WriteError::TooManyMetrics(name.to_owned()))
+    }
+}

@@ -1,0 +1,326 @@
+//! The worker's handles on a shared run: `SharedRun` (the segment) and `SharedNode` (a phase
+//! or step as a worker process counts into it). Every write lands in this process's slot.
+
+use std::sync::{Arc, Weak};
+
+use parking_lot::Mutex;
+use pyo3::prelude::*;
+
+use super::convert::{count, text};
+use crate::core::error::non_negative;
+use crate::core::shm::segment::{
+    C_DONE, C_FAILED, C_IN_FLIGHT, C_RETRIED, C_SECONDS, C_SKIPPED, C_TIMED,
+};
+use crate::core::shm::{Segment, WriteError};
+
+/// Every segment mapped in this process, so that a forked child can forget the parent's slots.
+static MAPPED: Mutex<Vec<Weak<Segment>>> = Mutex::new(Vec::new());
+
+pub fn track(seg: &Arc<Segment>) {
+    let mut mapped = MAPPED.lock();
+    mapped.retain(|w| w.strong_count() > 0);
+    if !mapped.iter().any(|w| w.as_ptr() == Arc::as_ptr(seg)) {
+        mapped.push(Arc::downgrade(seg));
+    }
+}
+
+/// Called in a child process right after `fork`: its slots are its parent's, not its own.
+#[pyfunction]
+pub fn after_fork_in_child() {
+    for seg in MAPPED.lock().iter().filter_map(Weak::upgrade) {
+        seg.reset_after_fork();
+    }
+}
+
+fn err(e: WriteError) -> PyErr {
+    crate::py::errors::InvalidValueError::new_err(e.to_string())
+}
+
+#[pyclass(frozen, name = "SharedRun", module = "milepost._milepost")]
+pub struct PySharedRun {
+    pub(crate) seg: Arc<Segment>,
+    metrics: Arc<Mutex<Vec<(String, usize)>>>,
+}
+
+impl PySharedRun {
+    pub fn wrap(seg: Arc<Segment>) -> Self {
+        track(&seg);
+        Self { seg, metrics: Arc::new(Mutex::new(Vec::new())) }
+    }
+}
+
+#[pymethods]
+impl PySharedRun {
+    /// Maps the segment a parent process created at `path`.
+    #[staticmethod]
+    fn attach(path: &str) -> PyResult<Self> {
+        let seg = Segment::attach(std::path::Path::new(path)).map_err(|e| {
+            crate::py::errors::InvalidValueError::new_err(format!("cannot attach to {path}: {e}"))
+        })?;
+        Ok(Self::wrap(Arc::new(seg)))
+    }
+
+    #[getter]
+    fn path(&self) -> String {
+        self.seg.path().to_string_lossy().into_owned()
+    }
+
+    /// The node at `index` of the shared table.
+    fn node(&self, index: usize) -> PyResult<PySharedNode> {
+        self.seg.check_node(index).map_err(err)?;
+        Ok(PySharedNode { seg: Arc::clone(&self.seg), idx: index, metrics: Arc::clone(&self.metrics) })
+    }
+
+    /// A phase or step under `parent` created by this worker (or the one of that name, when
+    /// `reuse`): its index.
+    #[pyo3(signature = (parent, kind, name, unit="it", total=None, reuse=true))]
+    fn child(
+        &self,
+        parent: usize,
+        kind: &str,
+        name: &Bound<'_, PyAny>,
+        unit: &str,
+        total: Option<&Bound<'_, PyAny>>,
+        reuse: bool,
+    ) -> PyResult<usize> {
+        let kind = if kind == "phase" { 1 } else { 2 };
+        let name = text(name, "name")?;
+        let total = total.map(|t| count(t, "total")).transpose()?;
+        if reuse {
+            if let Some(i) = self.seg.find_node(parent, kind, &name) {
+                if let Some(t) = total {
+                    self.seg.add_total(i, t);
+                }
+                return Ok(i);
+            }
+        }
+        self.seg.register_node(parent, kind, &name, unit, total, 1).map_err(err)
+    }
+
+    /// Queues an event (its fields as JSON) for the parent; False when the queue was full
+    /// (the parent counts and shows what was dropped).
+    fn emit(&self, node: usize, json: &str) -> PyResult<bool> {
+        let slot = self.seg.my_slot().map_err(err)?;
+        Ok(self.seg.push_event(slot, crate::core::shm::writer::EVENT_JSON, node, json))
+    }
+
+    /// Marks this worker as exited cleanly.
+    fn detach(&self) {
+        self.seg.detach();
+    }
+}
+
+#[pyclass(frozen, name = "SharedNode", module = "milepost._milepost")]
+pub struct PySharedNode {
+    pub(crate) seg: Arc<Segment>,
+    pub(crate) idx: usize,
+    metrics: Arc<Mutex<Vec<(String, usize)>>>,
+}
+
+impl PySharedNode {
+    #[inline]
+    fn add(&self, field: usize, n: u64) -> PyResult<()> {
+        let slot = self.seg.my_slot().map_err(err)?;
+        self.seg.bump(slot, self.idx, field, n);
+        Ok(())
+    }
+
+    fn own(&self, field: usize) -> u64 {
+        let slot = self.seg.my_slot.load(std::sync::atomic::Ordering::Relaxed);
+        if slot == crate::core::shm::segment::UNCLAIMED {
+            return 0;
+        }
+        self.seg.word(Segment::counter(slot, self.idx, field)).load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+#[pymethods]
+impl PySharedNode {
+    /// Counts `n` items done (into this process's slot: one load and one store).
+    #[pyo3(signature = (n=1))]
+    fn advance(&self, n: i64) -> PyResult<()> {
+        self.add(C_DONE, non_negative("advance(n)", n)?)
+    }
+
+    #[pyo3(signature = (n=1))]
+    fn skip(&self, n: i64) -> PyResult<()> {
+        self.add(C_SKIPPED, non_negative("skip(n)", n)?)
+    }
+
+    #[pyo3(signature = (n=1))]
+    fn fail_count(&self, n: i64) -> PyResult<()> {
+        self.add(C_FAILED, non_negative("fail_count(n)", n)?)
+    }
+
+    /// Counts one failed item; its name and error travel to the parent as an event.
+    fn fail(&self, name: &Bound<'_, PyAny>, error: &Bound<'_, PyAny>) -> PyResult<()> {
+        text(name, "item name")?;
+        text(error, "error")?;
+        self.add(C_FAILED, 1)?;
+        self.seg.bump_lane(self.seg.my_slot().map_err(err)?, true);
+        Ok(())
+    }
+
+    #[pyo3(signature = (n=1))]
+    fn retry(&self, n: i64) -> PyResult<()> {
+        self.add(C_RETRIED, non_negative("retry(n)", n)?)
+    }
+
+    fn set_total(&self, total: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let total = total.map(|t| count(t, "total")).transpose()?;
+        self.seg.set_total(self.idx, total);
+        Ok(())
+    }
+
+    fn add_total(&self, n: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.seg.add_total(self.idx, count(n, "add_total(n)")?);
+        Ok(())
+    }
+
+    fn metric(&self, name: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let name = text(name, "metric name")?;
+        let is_int = value.is_instance_of::<pyo3::types::PyInt>();
+        let v: f64 = value.extract().map_err(|_| {
+            let repr = value.repr().map(|r| r.to_string()).unwrap_or_default();
+            pyo3::exceptions::PyTypeError::new_err(format!("metric {name:?} needs a number, got {repr}"))
+        })?;
+        if !v.is_finite() {
+            return Err(crate::core::error::Error::NotFinite { metric: name, value: v }.into());
+        }
+        if name.is_empty() {
+            return Err(crate::core::error::Error::EmptyName { what: "metric name" }.into());
+        }
+        let cached = self.metrics.lock().iter().find(|(n, _)| *n == name).map(|(_, i)| *i);
+        let index = match cached {
+            Some(i) => i,
+            None => {
+                let i = self.seg.metric_index(&name).map_err(err)?;
+                self.metrics.lock().push((name, i));
+                i
+            }
+        };
+        let slot = self.seg.my_slot().map_err(err)?;
+        self.seg.add_metric(slot, self.idx, index, v, !is_int);
+        Ok(())
+    }
+
+    #[pyo3(signature = (name, lane=None))]
+    fn item_started(&self, name: &Bound<'_, PyAny>, lane: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let _ = lane; // a worker process is its own lane
+        let name = text(name, "item name")?;
+        let slot = self.seg.my_slot().map_err(err)?;
+        self.seg.bump(slot, self.idx, C_IN_FLIGHT, 1);
+        self.seg.set_item(slot, &name);
+        Ok(())
+    }
+
+    #[pyo3(signature = (name, status, duration=None, error=None, lane=None))]
+    fn item_finished(
+        &self,
+        name: &Bound<'_, PyAny>,
+        status: &str,
+        duration: Option<f64>,
+        error: Option<&Bound<'_, PyAny>>,
+        lane: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let _ = (lane, error);
+        text(name, "item name")?;
+        let field = match status {
+            "done" => Some(C_DONE),
+            "failed" => Some(C_FAILED),
+            "skipped" => Some(C_SKIPPED),
+            "cancelled" => None,
+            _ => {
+                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "item status must be 'done', 'failed', 'skipped' or 'cancelled', got {status:?}"
+                )))
+            }
+        };
+        let slot = self.seg.my_slot().map_err(err)?;
+        self.seg.bump(slot, self.idx, C_IN_FLIGHT, u64::MAX); // wrapping: minus one
+        if let Some(f) = field {
+            self.seg.bump(slot, self.idx, f, 1);
+            self.seg.bump_lane(slot, f == C_FAILED);
+        }
+        if let Some(d) = duration.filter(|d| d.is_finite() && *d >= 0.0) {
+            self.seg.bump(slot, self.idx, C_TIMED, 1);
+            self.seg.bump_f64(slot, self.idx, C_SECONDS, d);
+        }
+        self.seg.set_item(slot, "");
+        Ok(())
+    }
+
+    /// A worker uses the node (the parent shows worker-created nodes running while used).
+    fn start(&self) {
+        self.seg.open_node(self.idx);
+    }
+
+    fn end(&self, state: &str) -> PyResult<()> {
+        let code = match state {
+            "completed" => 2,
+            "failed" => 3,
+            "cancelled" => 4,
+            _ => {
+                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "end state must be 'completed', 'failed' or 'cancelled', got {state:?}"
+                )))
+            }
+        };
+        self.seg.close_node(self.idx, code);
+        Ok(())
+    }
+
+    /// Names are fixed once shared; accepted for the same API as in the parent.
+    fn rename(&self, name: &Bound<'_, PyAny>) -> PyResult<()> {
+        text(name, "name").map(|_| ())
+    }
+
+    fn reopen(&self) {}
+
+    #[getter]
+    fn id(&self) -> usize {
+        self.idx
+    }
+    #[getter]
+    fn name(&self) -> String {
+        self.seg.node_info(self.idx).map(|n| n.name).unwrap_or_default()
+    }
+    #[getter]
+    fn kind(&self) -> &'static str {
+        match self.seg.node_info(self.idx).map(|n| n.kind) {
+            Some(0) => "run",
+            Some(1) => "phase",
+            _ => "step",
+        }
+    }
+    /// Inside a worker a shared node is always running; the parent decides how it ends.
+    #[getter]
+    fn state(&self) -> &'static str {
+        "running"
+    }
+    #[getter]
+    fn total(&self) -> Option<u64> {
+        self.seg.node_info(self.idx).and_then(|n| n.total)
+    }
+    /// Counts of this worker process (the parent's snapshot sums every worker).
+    #[getter]
+    fn done(&self) -> u64 {
+        self.own(C_DONE)
+    }
+    #[getter]
+    fn failed(&self) -> u64 {
+        self.own(C_FAILED)
+    }
+    #[getter]
+    fn skipped(&self) -> u64 {
+        self.own(C_SKIPPED)
+    }
+    #[getter]
+    fn retried(&self) -> u64 {
+        self.own(C_RETRIED)
+    }
+    #[getter]
+    fn in_flight(&self) -> i64 {
+        self.own(C_IN_FLIGHT) as i64
+    }
+}
