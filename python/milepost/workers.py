@@ -64,12 +64,17 @@ def detach_at_exit(shared: _milepost.SharedRun) -> None:
 
 
 class WorkerRun:
-    """What a `Task` needs from its run, inside a worker process."""
+    """What a `Task` needs from its run, inside a worker process. As the parent of loops
+    tracked in the worker (`track()` finds it as the current run), it stands for the run's
+    root, shared index 0."""
+
+    _shared_index = 0
 
     def __init__(self, shared: _milepost.SharedRun, run_id: str, name: str) -> None:
         self._shared = shared
         self._id = run_id
         self._name = name
+        self.path: Tuple[str, ...] = (name,)
         self._index: Dict[Tuple[str, ...], int] = {}
         self._finished = False
         self._tasks: List[Task] = []

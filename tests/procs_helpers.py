@@ -1,0 +1,62 @@
+"""Functions run in worker processes by test_processes.py (importable by spawned children)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import milepost
+
+
+def square_or_fail(x: int) -> int:
+    item = milepost.current_item()
+    item.metric("tokens", 10)
+    item.metric("cost_usd", 0.5)
+    if x % 25 == 7:
+        raise ValueError(f"bad {x}")
+    return x * x
+
+
+def count_into(task: milepost.Task, n: int) -> int:
+    advance = task.advance
+    for _ in range(n):
+        advance()
+    return os.getpid()
+
+
+def nested_work(task: milepost.Task, k: int) -> None:
+    with task.step("sub", total=5) as sub:
+        for _ in range(5):
+            sub.advance()
+    for _ in milepost.track(range(3), desc="inner-loop"):
+        pass
+    task.log(f"worker {k} done", level="warning")
+    task.fail(f"w{k}-item", "RuntimeError: from a worker")
+
+
+def die_on_13(x: int) -> int:
+    if x == 13:
+        os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(0.01)
+    return x
+
+
+def start_item_then_die(task: milepost.Task) -> None:
+    with task.item("doomed.json"):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def hold_item(task: milepost.Task, seconds: float) -> None:
+    with task.item("slow.json"):
+        time.sleep(seconds)
+
+
+def flood(task: milepost.Task, n: int) -> None:
+    for i in range(n):
+        task.log(f"line {i}")
+
+
+def slow(x: int) -> int:
+    time.sleep(0.05)
+    return x
