@@ -109,7 +109,9 @@ def process_as_completed(
     finally:
         for f in pending:
             f.cancel()
-        pool.shutdown(wait=state == "completed", cancel_futures=True)
+        # Ctrl-C returns at once; otherwise wait, so that the final count sees every worker
+        # that ended (a broken pool terminates its workers: that is quick).
+        pool.shutdown(wait=state != "cancelled", cancel_futures=True)
         r._core.sample()  # account for workers that died, take their last events
         if made or state != "completed":
             task.end(state)
