@@ -16,7 +16,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run a MapReduce-style demo job with its live display")
     demo.add_argument("--items", type=int, default=5000, help="documents to map (default 5000)")
-    demo.add_argument("--workers", type=int, default=8, help="worker threads (default 8)")
+    demo.add_argument("--workers", type=int, default=8, help="worker processes (default 8)")
     demo.add_argument("--fail-rate", type=float, default=0.02, help="chance of an error per attempt (default 0.02)")
     demo.add_argument("--display", choices=DISPLAYS, default="auto", help="display (default: auto)")
     demo.add_argument("--item-ms", type=float, default=40.0, help="mean item time in ms (default 40)")

@@ -1,19 +1,22 @@
 """`milepost demo`: a MapReduce-style job with the failures, retries and token costs of a real one.
 
-setup (index the shards) → map (a thread pool "calls a model" per document: lognormal
-latencies, transient errors that are retried, permanent failures, tokens and cost) → reduce.
+setup (index the shards) → map (a pool of worker processes "calls a model" per document:
+lognormal latencies, transient errors that are retried, permanent failures, tokens and cost,
+all counted in the workers through shared memory) → reduce.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import time
 from typing import Optional
 
 from .observers import ConsoleSummary
-from .pools import thread_map
+from .processes import process_map
 from .run import Run
+from .task import current_item
 
 #: Prices per token of the simulated model, in US dollars.
 PRICE_IN = 3e-6
@@ -27,6 +30,28 @@ class TransientError(Exception):
 def _latency(rng: random.Random, mean_s: float) -> float:
     sigma = 0.6
     return rng.lognormvariate(math.log(mean_s) - sigma * sigma / 2, sigma)
+
+
+def call_model(doc: str, seed: int, fail_rate: float, mean_s: float) -> int:
+    """One document, in a worker process: up to three attempts at a flaky "model"."""
+    item = current_item()
+    assert item is not None, "called by process_map, inside an item"
+    rng = random.Random(f"{seed}:{doc}")
+    for attempt in range(3):
+        time.sleep(_latency(rng, mean_s) if mean_s else 0)
+        if rng.random() < fail_rate:
+            if attempt < 2:
+                item.retry()
+                continue
+            raise TransientError(f"upstream timed out 3 times on {doc}")
+        if rng.random() < fail_rate / 2:
+            raise ValueError(f"malformed record in {doc}")
+        tokens_in, tokens_out = rng.randint(300, 1500), rng.randint(50, 400)
+        item.metric("tokens_in", tokens_in)
+        item.metric("tokens_out", tokens_out)
+        item.metric("cost_usd", tokens_in * PRICE_IN + tokens_out * PRICE_OUT)
+        return tokens_out
+    raise AssertionError("unreachable")
 
 
 def run_demo(
@@ -53,26 +78,9 @@ def run_demo(
                     time.sleep(mean_s / 4)
         docs = [f"doc-{i:05d}.jsonl" for i in range(items)]
         with run.phase("map", total=items, unit="doc") as mapping:
-
-            def call_model(doc: str) -> int:
-                rng = random.Random(f"{seed}:{doc}")
-                for attempt in range(3):
-                    time.sleep(_latency(rng, mean_s) if mean_s else 0)
-                    if rng.random() < fail_rate:
-                        if attempt < 2:
-                            mapping.retry(doc)
-                            continue
-                        raise TransientError(f"upstream timed out 3 times on {doc}")
-                    if rng.random() < fail_rate / 2:
-                        raise ValueError(f"malformed record in {doc}")
-                    tokens_in, tokens_out = rng.randint(300, 1500), rng.randint(50, 400)
-                    mapping.metric("tokens_in", tokens_in)
-                    mapping.metric("tokens_out", tokens_out)
-                    mapping.metric("cost_usd", tokens_in * PRICE_IN + tokens_out * PRICE_OUT)
-                    return tokens_out
-                raise AssertionError("unreachable")
-
-            results = thread_map(call_model, docs, workers, task=mapping, return_exceptions=True)
+            work = functools.partial(call_model, seed=seed, fail_rate=fail_rate, mean_s=mean_s)
+            # Small chunks: a worker's results come back often; its counts are live anyway.
+            results = process_map(work, docs, workers, chunksize=4, task=mapping, return_exceptions=True)
         failed = sum(isinstance(r, BaseException) for r in results)
         with run.phase("reduce", total=16, unit="partition") as reduce:
             for p in range(16):

@@ -64,6 +64,9 @@ pub fn run_line(s: &Snapshot) -> String {
         parts.push(format::rate(r.rate, &r.unit));
     }
     parts.extend(metric_parts(r));
+    if s.worker_events_dropped > 0 {
+        parts.push(format!("{} worker events dropped", format::count(s.worker_events_dropped)));
+    }
     parts.join(" · ")
 }
 
