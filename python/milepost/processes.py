@@ -82,7 +82,10 @@ def process_as_completed(
     pending: Dict[Future[List[Tuple[int, bool, Any]]], List[Tuple[int, Any, str]]] = {}
     state = "completed"
     try:
-        for chunk in itertools.islice(chunks, n_workers * 2):
+        # Enough chunks queued that a worker never waits for the parent to submit the next one
+        # (on a busy machine the parent's thread may not run for a while), few enough that a
+        # long iterable is never materialized.
+        for chunk in itertools.islice(chunks, max(16, n_workers * 4)):
             pending[pool.submit(run_chunk, fn, chunk)] = chunk
         while pending:
             done: Set[Future[Any]]

@@ -78,6 +78,7 @@ class WorkerRun:
         self._index: Dict[Tuple[str, ...], int] = {}
         self._finished = False
         self._tasks: List[Task] = []
+        self._exit_hook = False
 
     @property
     def id(self) -> str:
@@ -101,7 +102,11 @@ class WorkerRun:
 
     # -- what Task calls ----------------------------------------------------------------------
     def _now(self) -> float:
-        detach_at_exit(self._shared)  # cheap when already set; see its docstring
+        if not self._exit_hook:
+            # The first item runs after the process's bootstrap, which is what could have
+            # cleared the hook (see detach_at_exit): checking once is enough.
+            detach_at_exit(self._shared)
+            self._exit_hook = True
         return time.monotonic()
 
     def _clock(self) -> float:
