@@ -115,3 +115,9 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests choose their display explicitly; the developer's environment must not leak in."""
     for var in ("MILEPOST_DISPLAY", "MILEPOST_INTERVAL", "NO_COLOR"):
         monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _history_home(tmp_path_factory, monkeypatch) -> None:
+    """Every test keeps its run history in its own directory, never in the checkout."""
+    monkeypatch.setenv("MILEPOST_HOME", str(tmp_path_factory.mktemp("milepost-home")))

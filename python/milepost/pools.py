@@ -63,7 +63,7 @@ def thread_map(
     if task is None:
         parent: Optional[Union[Run, Task]] = run or current_run()
         if parent is None:
-            own = Run(label, display=display).start()
+            own = Run(label, display=display, history=False).start()
             parent = own
         task = parent.phase(label, total, unit) if isinstance(parent, Run) else parent.step(label, total, unit)
     elif total is not None and task.total is None:

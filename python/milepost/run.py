@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 import weakref
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Optional, Sequence, TextIO, Union
 
 from . import _milepost
@@ -18,6 +19,7 @@ from .observers import JsonSnapshotFile, Observer
 from .errors import InvalidValueError, MilepostError
 from .renderers import interval_from_env, native_target, resolve_display
 from .snapshot import Snapshot
+from .persistence import HistoryObserver, Resume, Store, find_resumable
 from .task import Task, _exit_state
 
 if TYPE_CHECKING:
@@ -73,6 +75,11 @@ class Run(Task):
         run_id: An id for the run (default: a random one).
         stall_after: Seconds a worker process may hold an item without a sign of life
             before its lane shows it stalled.
+        history: Keep the run in the history database (`.milepost/runs.db`, or
+            `$MILEPOST_HOME/runs.db`, or this path); False: keep nothing.
+        resume: Continue an interrupted run instead of starting afresh: True for the latest
+            unfinished run of this name, or a run id. Phases take over the counts they had,
+            and `task.pending(items)` skips the items already done.
     """
 
     def __init__(
@@ -91,10 +98,20 @@ class Run(Task):
         clock: Optional[Callable[[], float]] = None,
         run_id: Optional[str] = None,
         stall_after: float = 60.0,
+        history: Union[bool, str, "os.PathLike[str]"] = True,
+        resume: Union[bool, str] = False,
     ) -> None:
         self._clock: Callable[[], float] = clock or time.monotonic
         self._manual = clock is not None
-        self._core = _milepost.RunCore(run_id or uuid.uuid4().hex[:12], name, self._manual, time.time())
+        self._store: Optional[Store] = None
+        self._resume: Optional[Resume] = None
+        if history:
+            store = Store(None if history is True else Path(history))
+            self._store = store if store.enabled else None
+        if resume:
+            run_id = self._find_resumable(name, resume) or run_id
+        started_at = self._resume.started_at if self._resume is not None else time.time()
+        self._core = _milepost.RunCore(run_id or uuid.uuid4().hex[:12], name, self._manual, started_at)
         self._origin = self._clock()
         super().__init__(self, self._core.root, (self._core.name,))
         stream = output if hasattr(output, "write") else None
@@ -113,6 +130,9 @@ class Run(Task):
         user = list(observers)
         if snapshot_file is not None:
             user.append(JsonSnapshotFile(snapshot_file))
+        if self._store is not None:
+            resumed = self._resume.resumed + 1 if self._resume is not None else 0
+            user.append(HistoryObserver(self._store, self._core.id, self._core.name, started_at, resumed))
         self._stall_after = check_interval(stall_after, "stall_after") or 60.0
         self._worker: Optional[WorkerRun] = None
         self._native: Optional[NativeDisplay] = None
@@ -124,6 +144,16 @@ class Run(Task):
         self._started = False
         self._finished = False
         self._finish_lock = threading.Lock()
+
+    def _find_resumable(self, name: str, which: Union[bool, str]) -> Optional[str]:
+        if self._store is None:
+            raise MilepostError("resume needs the run history, which is off (history=False, or the store could not open)")
+        found = find_resumable(self._store, name, which)
+        if found is None and which is not True:
+            raise MilepostError(f"no run with id {which!r} in {self._store.path}")
+        if found is not None:
+            self._resume = Resume(self._store, found)
+        return found
 
     # -- construction of the display ----------------------------------------------------------
     def _make_display(self) -> List[Observer]:
@@ -227,6 +257,8 @@ class Run(Task):
             else:
                 self._core.stop_ticker()
             self._core.stop_sharing()
+            if self._store is not None:
+                self._store.close()
             self._reset_current()
 
     def end(self, state: str = "completed") -> None:
@@ -272,6 +304,10 @@ class Run(Task):
         node = self._core.add_node(parent._node, kind, name, total, unit)
         task = Task(self, node, (*parent.path, node.name), parent)
         self._tasks.append(task)
+        if self._resume is not None:
+            done, skipped = self._resume.counts.get(task._history_path, (0, 0))
+            task.advance(done)  # a resumed phase starts from what it had reached
+            task.skip(skipped)
         task._announce(total)
         return task
 
@@ -357,6 +393,7 @@ class Run(Task):
                 task._borrowed = True
                 worker._index[task.path] = index
         self._worker = worker
+        self._store = None  # the parent writes the history; a worker never does
         if self._native is not None:
             for name, proxy in self._native._proxies:
                 if getattr(sys_module(), name) is proxy:

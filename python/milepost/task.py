@@ -7,6 +7,9 @@ stored on the instance, so a call costs one C call: no Python frame in between.
 from __future__ import annotations
 
 import contextvars
+import json
+import os
+import time
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Tuple, TypeVar, Union
 
 from . import _milepost
@@ -112,10 +115,28 @@ class Task:
     def in_flight(self) -> int:
         return self._node.in_flight
 
+    @property
+    def _history_path(self) -> str:
+        """The task's path below the run, as the history stores it ("map/inner")."""
+        return "/".join(self.path[1:])
+
+    def pending(self, items: Iterable[T], key: Optional[Any] = None) -> Iterator[T]:
+        """The items not yet done: in a resumed run, those whose `key(item)` (by default the
+        item's name, `str(item)`) was not recorded done or skipped by the run it continues."""
+        resume = getattr(self._run, "_resume", None)
+        finished = resume.finished.get(self._history_path, set()) if resume is not None else set()
+        name_of = key or _item_key
+        for item in items:
+            if not finished or _text(name_of(item)) not in finished:
+                yield item
+
     def fail(self, name: Any, error: Union[BaseException, str]) -> None:
         """Counts one failed item and keeps its error text (shown on screen, in events)."""
         text = _error_text(error)
         self._node.fail(name, text)
+        store = getattr(self._run, "_store", None)
+        if store is not None:
+            store.item((self._run.id, self._history_path, _text(name), "failed", time.time(), None, text, None))
         self._run._emit(ItemFailed, self.path, item=_clip(_milepost.sanitize(name), MAX_NAME), error=text)
 
     def retry(self, name: Any = None) -> None:
@@ -178,7 +199,7 @@ class Task:
 class Item:
     """One item in flight. `skip()` inside the block counts it skipped instead of done."""
 
-    __slots__ = ("_task", "name", "_lane", "_t0", "_skipped", "_token")
+    __slots__ = ("_task", "name", "_lane", "_t0", "_skipped", "_token", "_wall", "_metrics")
 
     def __init__(self, task: Task, name: Any) -> None:
         self._task = task
@@ -187,6 +208,8 @@ class Item:
         self._t0 = 0.0
         self._skipped = False
         self._token: Optional[contextvars.Token[Optional[Item]]] = None
+        self._wall = 0.0
+        self._metrics: Optional[dict[str, float]] = None
 
     @property
     def task(self) -> Task:
@@ -200,8 +223,13 @@ class Item:
         self._task.retry(self.name)
 
     def metric(self, name: str, value: Union[int, float]) -> None:
-        """Adds to a metric of the item's task (e.g. the tokens this item used)."""
+        """Adds to a metric of the item's task (e.g. the tokens this item used); the history
+        keeps it with the item too."""
         self._task._node.metric(name, value)
+        if getattr(self._task._run, "_store", None) is not None:
+            if self._metrics is None:
+                self._metrics = {}
+            self._metrics[name] = self._metrics.get(name, 0) + value
 
     def __enter__(self) -> Item:
         run = self._task._run
@@ -209,6 +237,8 @@ class Item:
         self._t0 = run._now()
         self._task._node.item_started(self.name, self._lane)
         self._token = _current_item.set(self)
+        if getattr(run, "_store", None) is not None:
+            self._wall = time.time()
         return self
 
     def __exit__(
@@ -222,6 +252,7 @@ class Item:
         if exc_type is None:
             status = "skipped" if self._skipped else "done"
             task._node.item_finished(self.name, status, duration, None, self._lane)
+            self._record(status, duration, None)
             return
         if not issubclass(exc_type, Exception):
             # Ctrl-C or interpreter exit: the item was interrupted, not failed.
@@ -229,7 +260,15 @@ class Item:
             return
         text = _error_text(exc if exc is not None else exc_type())
         task._node.item_finished(self.name, "failed", duration, text, self._lane)
+        self._record("failed", duration, text)
         task._run._emit(ItemFailed, task.path, item=_clip(_milepost.sanitize(self.name), MAX_NAME), error=text)
+
+    def _record(self, status: str, duration: float, error: Optional[str]) -> None:
+        store = getattr(self._task._run, "_store", None)
+        if store is not None:
+            metrics = json.dumps(self._metrics) if self._metrics else None
+            store.item((self._task._run.id, self._task._history_path, _text(self.name), status, self._wall,
+                        duration, error, metrics))
 
 
 #: Text kept in events, matching what the core keeps in snapshots: events are queued, and a
@@ -240,6 +279,21 @@ MAX_MESSAGE = 2000
 
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _item_key(item: Any) -> str:
+    return os.fspath(item) if hasattr(item, "__fspath__") else str(item)
+
+
+def _text(value: Any) -> str:
+    """Text safe for the history database (lone surrogates from undecodable file names would
+    fail the whole batch)."""
+    if hasattr(value, "__fspath__"):
+        value = os.fspath(value)
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    text = str(value)
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _error_text(error: Union[BaseException, str]) -> str:

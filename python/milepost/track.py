@@ -129,7 +129,7 @@ def track(
     parent = run or current_run()
     own: Optional[Run] = None
     if parent is None:
-        own = parent = Run(label, display=display, leave=leave, output=file)
+        own = parent = Run(label, display=display, leave=leave, output=file, history=False)
     try:
         if own is not None:
             own.start()

@@ -69,6 +69,8 @@ class WorkerRun:
     root, shared index 0."""
 
     _shared_index = 0
+    _store = None  # the parent keeps the history
+    _resume = None
 
     def __init__(self, shared: _milepost.SharedRun, run_id: str, name: str) -> None:
         self._shared = shared

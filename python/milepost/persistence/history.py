@@ -1,0 +1,146 @@
+"""Keeping a run in the history store: the run's row, its phases, workers and events (an
+observer), and what a resumed run needs from the run it continues."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+from typing import TYPE_CHECKING, Any, Dict, Iterator, Optional, Set, Tuple
+
+from ..events import Event, ItemFailed, ItemRetried, LogLine, RunFinished, TaskFinished, TaskStarted
+from ..observers.base import BaseObserver
+from .store import Store, connect
+
+if TYPE_CHECKING:
+    from ..snapshot import Snapshot
+
+_RUN_UPSERT = """
+INSERT INTO runs (id, name, status, started_at, ended_at, elapsed, total, done, failed, skipped, retried,
+                  metrics, host, pid, argv, resumed)
+VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET status = excluded.status, elapsed = excluded.elapsed,
+    total = excluded.total, done = excluded.done, failed = excluded.failed, skipped = excluded.skipped,
+    retried = excluded.retried, metrics = excluded.metrics, ended_at = NULL,
+    resumed = excluded.resumed, pid = excluded.pid
+"""
+
+_PHASE_UPSERT = """
+INSERT INTO phases (run_id, path, name, kind, status, total, done, failed, skipped, retried, elapsed, rate,
+                    mean_item_seconds, metrics)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (run_id, path) DO UPDATE SET status = excluded.status, total = excluded.total,
+    done = excluded.done, failed = excluded.failed, skipped = excluded.skipped, retried = excluded.retried,
+    elapsed = excluded.elapsed, rate = excluded.rate, mean_item_seconds = excluded.mean_item_seconds,
+    metrics = excluded.metrics
+"""
+
+_WORKER_UPSERT = """
+INSERT INTO workers (run_id, name, state, done, failed) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (run_id, name) DO UPDATE SET state = excluded.state, done = excluded.done, failed = excluded.failed
+"""
+
+
+def phase_paths(snapshot: Snapshot) -> Iterator[Tuple[str, Dict[str, Any]]]:
+    """`("map/inner", node)` for every phase and step of the snapshot."""
+
+    def walk(node: Dict[str, Any], prefix: str) -> Iterator[Tuple[str, Dict[str, Any]]]:
+        for child in node["children"]:
+            path = f"{prefix}/{child['name']}" if prefix else child["name"]
+            yield path, child
+            yield from walk(child, path)
+
+    return walk(snapshot.root, "")
+
+
+class HistoryObserver(BaseObserver):
+    """Writes the run's row, its phases and workers every `interval` seconds and at every
+    boundary, and its events as they come."""
+
+    snapshot_on_boundaries = True
+
+    def __init__(self, store: Store, run_id: str, name: str, started_at: float, resumed: int,
+                 interval: float = 1.0) -> None:
+        self.store = store
+        self.interval = interval
+        self._id = run_id
+        self._name = name
+        self._started_at = started_at
+        self._resumed = resumed
+        self._write_run("running", None)
+
+    def _write_run(self, status: str, snapshot: Optional[Snapshot]) -> None:
+        root = snapshot.root if snapshot is not None else {}
+        self.store.execute(_RUN_UPSERT, (
+            self._id, self._name, status, self._started_at, root.get("elapsed"), root.get("total"),
+            root.get("done", 0), root.get("failed", 0), root.get("skipped", 0), root.get("retried", 0),
+            json.dumps(root.get("metrics", {})), socket.gethostname(), os.getpid(), json.dumps(sys.argv),
+            self._resumed,
+        ))
+
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, (TaskStarted, TaskFinished)) or not isinstance(
+                event, (ItemFailed, ItemRetried, LogLine, RunFinished)):
+            return  # phase rows carry these
+        data = event.to_dict()
+        message = getattr(event, "message", None) or getattr(event, "error", None)
+        self.store.execute(
+            "INSERT INTO events (run_id, ts, kind, level, source, path, message, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (self._id, event.timestamp, event.kind, getattr(event, "level", None), getattr(event, "source", None),
+             "/".join(event.path[1:]), message, json.dumps(data)),
+        )
+
+    def on_snapshot(self, snapshot: Snapshot) -> None:
+        root = snapshot.root
+        self._write_run(root["state"], snapshot)
+        if root["state"] != "running":
+            self.store.execute("UPDATE runs SET ended_at = ? WHERE id = ?", (time.time(), self._id))
+        for path, node in phase_paths(snapshot):
+            self.store.execute(_PHASE_UPSERT, (
+                self._id, path, node["name"], node["kind"], node["state"], node["total"], node["done"],
+                node["failed"], node["skipped"], node["retried"], node["elapsed"], node["rate"],
+                node["mean_item_seconds"], json.dumps(node["metrics"]),
+            ))
+        for lane in snapshot.data["lanes"]:
+            self.store.execute(_WORKER_UPSERT, (self._id, lane["name"], lane["state"], lane["done"], lane["failed"]))
+
+
+class Resume:
+    """What a resumed run takes over from the run it continues: per phase, the counts reached
+    and the names of the items already done or skipped."""
+
+    def __init__(self, store: Store, run_id: str) -> None:
+        self.run_id = run_id
+        db = connect(store.path, readonly=True)
+        try:
+            self.counts: Dict[str, Tuple[int, int]] = {
+                r["path"]: (r["done"], r["skipped"]) for r in db.execute(
+                    "SELECT path, done, skipped FROM phases WHERE run_id = ?", (run_id,))
+            }
+            self.finished: Dict[str, Set[str]] = {}
+            for r in db.execute("SELECT phase, name FROM items WHERE run_id = ? AND status IN ('done', 'skipped')",
+                                (run_id,)):
+                self.finished.setdefault(r["phase"], set()).add(r["name"])
+            self.resumed = int(db.execute("SELECT resumed FROM runs WHERE id = ?", (run_id,)).fetchone()["resumed"])
+            self.started_at = float(db.execute("SELECT started_at FROM runs WHERE id = ?",
+                                               (run_id,)).fetchone()["started_at"])
+        finally:
+            db.close()
+
+
+def find_resumable(store: Store, name: str, which: Any) -> Optional[str]:
+    """The run to continue: `which` is True (the latest unfinished run called `name`) or an id."""
+    if not store.enabled or not store.path.exists():
+        return None
+    db = connect(store.path, readonly=True)
+    try:
+        if which is True:
+            row = db.execute("SELECT id FROM runs WHERE name = ? AND status != 'completed' "
+                             "ORDER BY started_at DESC LIMIT 1", (name,)).fetchone()
+        else:
+            row = db.execute("SELECT id FROM runs WHERE id = ?", (str(which),)).fetchone()
+        return None if row is None else str(row["id"])
+    finally:
+        db.close()

@@ -1,0 +1,174 @@
+"""The history store: a SQLite file written by one background thread, in batches.
+
+Producers (the job's threads) only append a tuple to a bounded queue; the writer thread
+takes everything queued every `flush_interval` seconds (or as soon as a batch is large) and
+writes it in one transaction. A full queue makes producers wait for the writer (nothing is
+dropped); a store that cannot write (full disk, read-only directory, a database from a newer
+milepost) warns once and turns itself off, and the job goes on.
+
+Guarantee: rows queued at least `flush_interval` seconds before the process is killed are in
+the database (WAL journal, `synchronous=NORMAL`: a commit survives the process; after an
+operating-system crash or power loss, the last commits may be lost, unless
+`MILEPOST_SYNCHRONOUS=FULL`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Deque, List, Optional, Sequence, Tuple
+
+from .schema import SchemaError, migrate
+
+_log = logging.getLogger("milepost")
+
+#: Rows waiting for the writer before producers wait for it.
+MAX_QUEUED = 200_000
+#: A batch this large is written without waiting for the interval.
+EAGER_BATCH = 20_000
+
+ITEM_SQL = ("INSERT INTO items (run_id, phase, name, status, started_at, duration, error, metrics) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+
+Op = Tuple[str, Sequence[Any]]
+
+
+def default_path() -> Path:
+    """`$MILEPOST_HOME/runs.db`, else `.milepost/runs.db` in the working directory."""
+    home = os.environ.get("MILEPOST_HOME")
+    return Path(home) / "runs.db" if home else Path(".milepost") / "runs.db"
+
+
+def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """A connection with the store's settings (the schema brought up to date unless
+    `readonly`)."""
+    if readonly:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        sync = os.environ.get("MILEPOST_SYNCHRONOUS", "NORMAL").upper()
+        db.execute(f"PRAGMA synchronous={'FULL' if sync == 'FULL' else 'NORMAL'}")
+        migrate(db)
+    db.row_factory = sqlite3.Row
+    return db
+
+
+class Store:
+    """Writes history rows in the background. Thread-safe; every method returns at once."""
+
+    def __init__(self, path: Optional[Path] = None, flush_interval: float = 0.5) -> None:
+        self.path = Path(path) if path is not None else default_path()
+        self.flush_interval = flush_interval
+        self._queue: Deque[Op] = deque()
+        self._items: Deque[Tuple[Any, ...]] = deque()
+        self._cond = threading.Condition()
+        self._stop = False
+        self.enabled = True
+        self.written = 0
+        self.dropped = 0
+        try:
+            self._db = connect(self.path)
+        except (sqlite3.Error, OSError, SchemaError) as e:
+            self._disable(f"cannot open {self.path} ({e})")
+            return
+        self._thread = threading.Thread(target=self._loop, name="milepost-store", daemon=True)
+        self._thread.start()
+
+    def _disable(self, why: str) -> None:
+        if self.enabled:
+            self.enabled = False
+            _log.warning("milepost: run history is off: %s; the job goes on without it", why)
+
+    # -- producers ----------------------------------------------------------------------------
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Queues one statement (run and phase rows, events)."""
+        if not self.enabled:
+            return
+        self._queue.append((sql, params))
+        self._maybe_wait()
+
+    def item(self, row: Tuple[Any, ...]) -> None:
+        """Queues one item row (`ITEM_SQL`'s parameters): the per-item path, a deque append."""
+        if not self.enabled:
+            self.dropped += 1
+            return
+        self._items.append(row)
+        if len(self._items) >= EAGER_BATCH:
+            self._maybe_wait()
+
+    def _maybe_wait(self) -> None:
+        n = len(self._items) + len(self._queue)
+        if n >= EAGER_BATCH:
+            with self._cond:
+                self._cond.notify()
+        while self.enabled and len(self._items) + len(self._queue) >= MAX_QUEUED:
+            with self._cond:  # backpressure: the writer is behind; wait rather than drop
+                self._cond.notify()
+                self._cond.wait(0.1)
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Waits until everything queued so far is written (or the store is off)."""
+        deadline = time.monotonic() + timeout
+        target = self.written + len(self._items) + len(self._queue)
+        with self._cond:
+            self._cond.notify()
+        while self.enabled and self.written < target and time.monotonic() < deadline:
+            with self._cond:
+                self._cond.notify()
+                self._cond.wait(0.05)
+        return self.written >= target or not self.enabled
+
+    def close(self) -> None:
+        """Writes what is queued and stops the writer."""
+        if not self.enabled:
+            return
+        with self._cond:
+            self._stop = True
+            self._cond.notify()
+        self._thread.join(60)
+        try:
+            self._db.close()
+        except sqlite3.Error:
+            pass
+
+    # -- the writer thread --------------------------------------------------------------------
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                if not self._stop and len(self._items) + len(self._queue) < EAGER_BATCH:
+                    self._cond.wait(self.flush_interval)
+                stopping = self._stop
+            self._write_batch()
+            with self._cond:
+                self._cond.notify_all()
+            if stopping or not self.enabled:
+                return
+
+    def _take(self, q: Deque[Any]) -> List[Any]:
+        out = []
+        for _ in range(len(q)):
+            out.append(q.popleft())
+        return out
+
+    def _write_batch(self) -> None:
+        ops, items = self._take(self._queue), self._take(self._items)
+        if not ops and not items:
+            return
+        try:
+            with self._db:
+                # Statements first: an item's phase row exists before its items.
+                for sql, params in ops:
+                    self._db.execute(sql, params)
+                if items:
+                    self._db.executemany(ITEM_SQL, items)
+            self.written += len(ops) + len(items)
+        except (sqlite3.Error, OSError) as e:
+            self.dropped += len(items)
+            self._disable(f"cannot write to {self.path} ({e})")
