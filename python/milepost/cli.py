@@ -22,11 +22,47 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--item-ms", type=float, default=40.0, help="mean item time in ms (default 40)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.add_argument("--snapshot-file", default=None, help="keep the latest snapshot in this JSON file")
+    hist = sub.add_parser("history", help="recent runs from the history database")
+    hist.add_argument("--name", default=None, help="only runs with this name")
+    hist.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
+    show = sub.add_parser("show", help="one run: phases, workers, failures, metrics")
+    show.add_argument("run", help="a run id, or a name (its latest run)")
+    stats = sub.add_parser("stats", help="durations, costs and success across the runs of a name")
+    stats.add_argument("name")
+    stats.add_argument("--limit", type=int, default=50, help="how many recent runs (default 50)")
+    for p in (hist, show, stats):
+        p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+        p.add_argument("--db", default=None, help="history database (default: $MILEPOST_HOME/runs.db or .milepost/runs.db)")
     return parser
+
+
+def _history_command(args: argparse.Namespace) -> int:
+    import json
+
+    from . import history_cli as h
+
+    try:
+        db = h.open_db(args.db)
+        if args.command == "history":
+            data: object = h.history(db, args.name, args.limit)
+            text = h.history_text(data)  # type: ignore[arg-type]
+        elif args.command == "show":
+            data = h.show(db, args.run)
+            text = h.show_text(data)  # type: ignore[arg-type]
+        else:
+            data = h.stats(db, args.name, args.limit)
+            text = h.stats_text(data)  # type: ignore[arg-type]
+    except h.NoHistory as e:
+        print(f"milepost {args.command}: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(data, indent=2, ensure_ascii=False) if args.json else text)
+    return 0
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in ("history", "show", "stats"):
+        return _history_command(args)
     if args.command == "demo":
         from .demo import run_demo
 

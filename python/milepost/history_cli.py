@@ -1,0 +1,188 @@
+"""`milepost history`, `show` and `stats`: reading the history database."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from . import _milepost
+from .persistence import connect, default_path
+
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+class NoHistory(Exception):
+    """There is no history database, or no such run."""
+
+
+def open_db(path: Optional[str]) -> sqlite3.Connection:
+    db_path = Path(path) if path else default_path()
+    if not db_path.exists():
+        raise NoHistory(f"no run history at {db_path} (runs are kept there by default; MILEPOST_HOME moves it)")
+    return connect(db_path, readonly=True)
+
+
+def _cost(metrics: Dict[str, Any]) -> Optional[float]:
+    costs = [v for k, v in metrics.items() if "cost" in k.lower() or "usd" in k.lower()]
+    return float(sum(costs)) if costs else None
+
+
+def _run_dict(row: sqlite3.Row) -> Dict[str, Any]:
+    metrics = json.loads(row["metrics"] or "{}")
+    judged = row["done"] + row["failed"]
+    return {
+        "id": row["id"], "name": row["name"], "status": row["status"], "started_at": row["started_at"],
+        "ended_at": row["ended_at"], "elapsed": row["elapsed"], "total": row["total"], "done": row["done"],
+        "failed": row["failed"], "skipped": row["skipped"], "retried": row["retried"],
+        "success_rate": (row["done"] / judged) if judged else None, "metrics": metrics, "cost": _cost(metrics),
+        "resumed": row["resumed"],
+    }
+
+
+def history(db: sqlite3.Connection, name: Optional[str], limit: int) -> List[Dict[str, Any]]:
+    sql = "SELECT * FROM runs" + (" WHERE name = ?" if name else "") + " ORDER BY started_at DESC LIMIT ?"
+    return [_run_dict(r) for r in db.execute(sql, (name, limit) if name else (limit,))]
+
+
+def find_run(db: sqlite3.Connection, which: str) -> Dict[str, Any]:
+    row = db.execute("SELECT * FROM runs WHERE id = ?", (which,)).fetchone() or db.execute(
+        "SELECT * FROM runs WHERE name = ? ORDER BY started_at DESC LIMIT 1", (which,)).fetchone()
+    if row is None:
+        raise NoHistory(f"no run with id or name {which!r}")
+    return _run_dict(row)
+
+
+def show(db: sqlite3.Connection, which: str) -> Dict[str, Any]:
+    run = find_run(db, which)
+    run["phases"] = [dict(r) | {"metrics": json.loads(r["metrics"] or "{}")} for r in db.execute(
+        "SELECT path, kind, status, total, done, failed, skipped, retried, elapsed, rate, mean_item_seconds, metrics "
+        "FROM phases WHERE run_id = ? ORDER BY rowid", (run["id"],))]
+    run["workers"] = [dict(r) for r in db.execute(
+        "SELECT name, state, done, failed FROM workers WHERE run_id = ? ORDER BY name", (run["id"],))]
+    failures = [dict(r) for r in db.execute(
+        "SELECT phase, name, error, started_at AS at FROM items WHERE run_id = ? AND status = 'failed' "
+        "ORDER BY id DESC LIMIT 50", (run["id"],))]
+    if not failures:  # failures counted without an item() context are kept as events
+        failures = [dict(r) for r in db.execute(
+            "SELECT path AS phase, json_extract(data, '$.item') AS name, message AS error, ts AS at FROM events "
+            "WHERE run_id = ? AND kind = 'item_failed' ORDER BY id DESC LIMIT 50", (run["id"],))]
+    run["failures"] = failures
+    run["items"] = dict(db.execute(
+        "SELECT count(*) AS n, sum(status = 'done') AS done FROM items WHERE run_id = ?", (run["id"],)).fetchone())
+    return run
+
+
+def stats(db: sqlite3.Connection, name: str, limit: int) -> Dict[str, Any]:
+    runs = list(reversed(history(db, name, limit)))
+    if not runs:
+        raise NoHistory(f"no runs called {name!r}")
+    durations = [r["elapsed"] for r in runs if r["elapsed"] is not None]
+    costs = [r["cost"] for r in runs if r["cost"] is not None]
+    return {
+        "name": name,
+        "runs": runs,
+        "duration": _summary(durations),
+        "cost": _summary(costs),
+        "success_rate": _summary([r["success_rate"] for r in runs if r["success_rate"] is not None]),
+    }
+
+
+def _summary(values: Sequence[float]) -> Optional[Dict[str, float]]:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return {"min": ordered[0], "median": ordered[len(ordered) // 2], "max": ordered[-1], "last": values[-1]}
+
+
+def sparkline(values: Sequence[Optional[float]]) -> str:
+    """One block character a value, scaled from zero to the largest (durations and costs are
+    compared with zero, so equal runs look equal)."""
+    known = [v for v in values if v is not None]
+    if not known:
+        return ""
+    hi = max(max(known), 1e-12)
+    return "".join(" " if v is None else SPARK[max(0, min(7, round(v / hi * 7)))] for v in values)
+
+
+# -- text output --------------------------------------------------------------------------------
+
+def _when(t: Optional[float]) -> str:
+    return "-" if t is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
+
+
+def _items(r: Dict[str, Any]) -> str:
+    """Items processed (done, failed or skipped) out of the total."""
+    processed = _milepost.format_count(r["done"] + r["failed"] + r["skipped"])
+    return f"{processed}/{_milepost.format_count(r['total'])}" if r["total"] is not None else processed
+
+
+def _rate(p: Dict[str, Any]) -> str:
+    processed = p["done"] + p["failed"] + p["skipped"]
+    if p["rate"] is not None:
+        return _milepost.format_rate(p["rate"])
+    return _milepost.format_rate(processed / p["elapsed"]) if p["elapsed"] else "-"
+
+
+def _pct(x: Optional[float]) -> str:
+    return "-" if x is None else f"{x * 100:.1f}%"
+
+
+def _money(x: Optional[float]) -> str:
+    return "-" if x is None else f"${x:.4f}" if x < 10 else f"${x:.2f}"
+
+
+def _dur(x: Optional[float]) -> str:
+    return "-" if x is None else _milepost.format_duration(x)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def history_text(runs: List[Dict[str, Any]]) -> str:
+    if not runs:
+        return "no runs yet"
+    rows = [[r["id"], _milepost.sanitize(r["name"]), r["status"], _when(r["started_at"]), _dur(r["elapsed"]),
+             _items(r), _pct(r["success_rate"]), _money(r["cost"])] for r in runs]
+    return table(["id", "name", "status", "started", "duration", "items", "success", "cost"], rows)
+
+
+def show_text(run: Dict[str, Any]) -> str:
+    out = [f"{_milepost.sanitize(run['name'])} ({run['id']}): {run['status']}, started {_when(run['started_at'])}, "
+           f"{_dur(run['elapsed'])}, {_items(run)} items, {run['failed']} failed, success {_pct(run['success_rate'])}"]
+    if run["metrics"]:
+        out.append("metrics: " + ", ".join(_milepost.format_metric(k, v) for k, v in run["metrics"].items()))
+    if run["phases"]:
+        out.append("")
+        out.append(table(["phase", "status", "items", "failed", "duration", "rate"], [
+            [_milepost.sanitize(p["path"]), p["status"], _items(p), str(p["failed"]), _dur(p["elapsed"]),
+             _rate(p)] for p in run["phases"]]))
+    if run["workers"]:
+        out.append("")
+        out.append(table(["worker", "state", "done", "failed"],
+                         [[_milepost.sanitize(w["name"]), w["state"], str(w["done"]), str(w["failed"])] for w in run["workers"]]))
+    if run["failures"]:
+        out.append("")
+        out.append("failures (newest first):")
+        out += [f"  {_milepost.sanitize(f['phase'] or '')}: {_milepost.sanitize(f['name'] or '')}: "
+                f"{_milepost.sanitize(f['error'] or '')}" for f in run["failures"][:20]]
+    return "\n".join(out)
+
+
+def stats_text(s: Dict[str, Any]) -> str:
+    runs = s["runs"]
+    rows = [[r["id"], r["status"], _when(r["started_at"]), _dur(r["elapsed"]), _items(r), _pct(r["success_rate"]),
+             _money(r["cost"])] for r in runs]
+    out = [f"{_milepost.sanitize(s['name'])}: {len(runs)} runs", "",
+           table(["id", "status", "started", "duration", "items", "success", "cost"], rows), ""]
+    for label, key, fmt in (("duration", "elapsed", _dur), ("cost", "cost", _money)):
+        summary = s[label]
+        if summary:
+            out.append(f"{label:9s} {sparkline([r[key] for r in runs])}  min {fmt(summary['min'])}  "
+                       f"median {fmt(summary['median'])}  max {fmt(summary['max'])}  last {fmt(summary['last'])}")
+    return "\n".join(out)
