@@ -70,6 +70,9 @@ class HistoryObserver(BaseObserver):
         self._started_at = started_at
         self._resumed = resumed
         self._write_run("running", None)
+        # Written before the job starts (a few milliseconds): a run is in the history from its
+        # first moment, even if it is killed at once.
+        store.flush(timeout=5.0)
 
     def _write_run(self, status: str, snapshot: Optional[Snapshot]) -> None:
         root = snapshot.root if snapshot is not None else {}
