@@ -48,10 +48,10 @@ def _history_command(args: argparse.Namespace) -> int:
             text = h.history_text(data)  # type: ignore[arg-type]
         elif args.command == "show":
             data = h.show(db, args.run)
-            text = h.show_text(data)  # type: ignore[arg-type]
+            text = h.show_text(data)
         else:
             data = h.stats(db, args.name, args.limit)
-            text = h.stats_text(data)  # type: ignore[arg-type]
+            text = h.stats_text(data)
     except h.NoHistory as e:
         print(f"milepost {args.command}: {e}", file=sys.stderr)
         return 1
