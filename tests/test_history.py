@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import logging
 import os
 import sqlite3
@@ -192,3 +193,53 @@ def test_cli_history_show_and_stats() -> None:
 def test_cli_without_history_says_where_it_looked(tmp_path) -> None:
     out = _cli("history", "--db", str(tmp_path / "none.db"))
     assert out.returncode == 1 and "no run history at" in out.stderr
+
+
+def test_a_run_seen_before_has_an_eta_before_its_first_items(clock) -> None:
+    with milepost.Run("repeat", display="none", clock=clock) as run:
+        with run.phase("map", total=100) as ph:
+            for _ in range(100):
+                clock.advance(0.1)
+                ph.advance()
+                run.poll()
+    assert run.snapshot().find("map")["elapsed"] == pytest.approx(10.0)
+    with milepost.Run("repeat", display="none", clock=clock) as again:
+        ph = again.phase("map", total=100)
+        clock.advance(0.5)
+        first = again.snapshot().find("map")
+        assert first["eta_from_history"] and first["eta"] == pytest.approx(10.0)
+        assert first["eta_low"] < 10.0 < first["eta_high"]
+        assert "from earlier runs" in "\n".join(again.snapshot().frame(width=200))
+        for _ in range(40):
+            clock.advance(0.2)  # slower than before: its own pace takes over
+            ph.advance()
+            again.poll()
+        own = again.snapshot().find("map")
+        assert not own["eta_from_history"] and own["eta"] == pytest.approx(60 * 0.2, rel=0.1)
+    with milepost.Run("never-seen", display="none", clock=clock) as new:
+        assert new.phase("map", total=10).total == 10
+        assert new.snapshot().find("map")["eta"] is None
+
+
+def test_replay_draws_a_saved_stream_again(tmp_path, clock, pty_run) -> None:
+    stream = tmp_path / "run.jsonl"
+    with milepost.Run("recorded", display="json", output=stream, interval=1, clock=clock) as run:
+        with run.phase("map", total=50) as ph:
+            for i in range(50):
+                clock.advance(0.2)
+                ph.advance()
+                if i == 20:
+                    ph.fail("doc-20", "boom")
+                run.poll()
+    plain = _cli("replay", str(stream), "--no-wait")
+    assert plain.returncode == 0, plain.stderr
+    lines = plain.stdout.splitlines()
+    assert any("recorded › map · running" in line and "ETA" in line for line in lines)
+    assert any("failed doc-20: boom" in line for line in lines)
+    assert "recorded › map · completed" in lines[-1]
+    code = f"import sys, milepost.cli; sys.exit(milepost.cli.main(['replay', {str(stream)!r}, '--speed', '50']))"
+    res = pty_run(code, cols=100, rows=20)
+    assert res.status == 0
+    assert re.search(r"✓ recorded › map \[█+\] 100% 51/50", res.text), res.text
+    snap_only = _cli("replay", str(tmp_path / "nope.json"))
+    assert snap_only.returncode == 2 and "No such file" in snap_only.stderr

@@ -161,6 +161,8 @@ class Node:
         """Renames the node (tqdm's ``set_description``)."""
     def reopen(self) -> None:
         """Runs an ended node again, keeping its counts."""
+    def set_prior_rate(self, rate: float) -> None:
+        """The rate earlier runs reached here: the ETA until this run has its own."""
     def end(self, state: str) -> None:
         """Ends the node: ``completed``, ``failed`` or ``cancelled`` (else ``ValueError``)."""
 
@@ -200,6 +202,10 @@ class Tracker:
 @final
 class Snapshot:
     """One consistent view of a run. Not constructible: see ``RunCore.snapshot``."""
+
+    @staticmethod
+    def from_json(text: str) -> Snapshot:
+        """A snapshot read back from its JSON."""
 
     @property
     def now(self) -> float:

@@ -30,6 +30,10 @@ def _parser() -> argparse.ArgumentParser:
     stats = sub.add_parser("stats", help="durations, costs and success across the runs of a name")
     stats.add_argument("name")
     stats.add_argument("--limit", type=int, default=50, help="how many recent runs (default 50)")
+    rep = sub.add_parser("replay", help="draw a saved JSON-lines stream (display='json') again")
+    rep.add_argument("file", help="a JSON-lines file, or a .progress.json snapshot")
+    rep.add_argument("--speed", type=float, default=1.0, help="faster (2) or slower (0.5) than recorded")
+    rep.add_argument("--no-wait", action="store_true", help="draw everything at once")
     for p in (hist, show, stats):
         p.add_argument("--json", action="store_true", help="print JSON instead of a table")
         p.add_argument("--db", default=None, help="history database (default: $MILEPOST_HOME/runs.db or .milepost/runs.db)")
@@ -63,6 +67,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in ("history", "show", "stats"):
         return _history_command(args)
+    if args.command == "replay":
+        from pathlib import Path
+
+        from .replay import ReplayError, Skipped, replay
+
+        skipped = Skipped()
+        try:
+            replay(Path(args.file), args.speed, not args.no_wait, skipped=skipped)
+        except (OSError, ReplayError) as e:
+            print(f"milepost replay: {e}", file=sys.stderr)
+            return 2
+        if skipped.count:
+            print(f"milepost replay: skipped {skipped.count} lines that are not milepost records "
+                  f"(the first at {skipped.first})", file=sys.stderr)
+        return 0
     if args.command == "demo":
         from .demo import run_demo
 

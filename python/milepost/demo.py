@@ -71,7 +71,10 @@ def run_demo(
     if not 0.0 <= fail_rate <= 1.0:
         raise ValueError(f"--fail-rate must be between 0 and 1, got {fail_rate}")
     mean_s = max(item_ms, 0.0) / 1000.0
-    with Run("demo", display=display, observers=[ConsoleSummary()], snapshot_file=snapshot_file) as run:
+    run = Run("demo", display=display, snapshot_file=snapshot_file)
+    if run.display != "json":  # a summary for people; machines reading JSON lines get only JSON
+        run._dispatcher.add(ConsoleSummary())
+    with run:
         with run.phase("setup", total=20, unit="shard") as setup:
             for i in range(20):
                 with setup.item(f"shard-{i:03d}"):

@@ -74,6 +74,12 @@ class Dispatcher:
         self._thread: Optional[threading.Thread] = None
         self._deferred: Optional[Callable[[], None]] = None
 
+    def add(self, observer: Observer) -> None:
+        """Adds an observer before the run starts."""
+        self._slots.append(_Slot(observer))
+        if self._slots[-1].interval:
+            self._tick = max(MIN_TICK, min(self._tick, self._slots[-1].interval))
+
     @property
     def observers(self) -> List[Observer]:
         return [s.observer for s in self._slots]

@@ -19,7 +19,7 @@ from .observers import JsonSnapshotFile, Observer
 from .errors import InvalidValueError, MilepostError
 from .renderers import interval_from_env, native_target, resolve_display
 from .snapshot import Snapshot
-from .persistence import HistoryObserver, Resume, Store, find_resumable
+from .persistence import HistoryObserver, Resume, Store, find_resumable, prior_rates
 from .task import Task, _exit_state
 
 if TYPE_CHECKING:
@@ -130,8 +130,10 @@ class Run(Task):
         user = list(observers)
         if snapshot_file is not None:
             user.append(JsonSnapshotFile(snapshot_file))
+        self._prior: dict[str, float] = {}
         if self._store is not None:
             resumed = self._resume.resumed + 1 if self._resume is not None else 0
+            self._prior = prior_rates(self._store, self._core.name, self._core.id)
             user.append(HistoryObserver(self._store, self._core.id, self._core.name, started_at, resumed))
         self._stall_after = check_interval(stall_after, "stall_after") or 60.0
         self._worker: Optional[WorkerRun] = None
@@ -304,6 +306,9 @@ class Run(Task):
         node = self._core.add_node(parent._node, kind, name, total, unit)
         task = Task(self, node, (*parent.path, node.name), parent)
         self._tasks.append(task)
+        rate = self._prior.get(task._history_path)
+        if rate is not None:
+            node.set_prior_rate(rate)  # the ETA until this run has a pace of its own
         if self._resume is not None:
             done, skipped = self._resume.counts.get(task._history_path, (0, 0))
             task.advance(done)  # a resumed phase starts from what it had reached

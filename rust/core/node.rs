@@ -91,6 +91,8 @@ pub struct Node {
     state: AtomicU8,
     started_at: AtomicF64,
     ended_at: AtomicF64,
+    /// Items per second of this node in earlier runs of the same name (NaN: none known).
+    prior_rate: AtomicF64,
     pub(crate) window: Mutex<RateWindow>,
 }
 
@@ -114,6 +116,7 @@ impl Node {
             state: AtomicU8::new(NodeState::Pending as u8),
             started_at: AtomicF64::new(f64::NAN),
             ended_at: AtomicF64::new(f64::NAN),
+            prior_rate: AtomicF64::new(f64::NAN),
             window: Mutex::new(RateWindow::default()),
         }
     }
@@ -202,6 +205,17 @@ impl Node {
         if self.ended_at.get().is_nan() {
             self.ended_at.set(now);
         }
+    }
+
+    /// What earlier runs achieved, for an ETA before this run has a pace of its own.
+    pub fn set_prior_rate(&self, rate: f64) {
+        if rate.is_finite() && rate > 0.0 {
+            self.prior_rate.set(rate);
+        }
+    }
+
+    pub fn prior_rate(&self) -> Option<f64> {
+        Some(self.prior_rate.get()).filter(|r| r.is_finite())
     }
 
     pub fn started_at(&self) -> Option<f64> {

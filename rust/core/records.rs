@@ -2,15 +2,17 @@
 
 use std::collections::VecDeque;
 
-use serde::Serialize;
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
 
 /// A finished item, as shown in "recent" lists.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ItemRecord {
     pub name: String,
     /// Name of the phase or step the item belongs to.
     pub node: String,
-    pub status: &'static str,
+    pub status: Cow<'static, str>,
     pub duration: Option<f64>,
     /// Seconds since the run started.
     pub at: f64,

@@ -241,7 +241,7 @@ impl RunCore {
         let rec = ItemRecord {
             name: clip(item, MAX_NAME_CHARS),
             node: node.name(),
-            status: "failed",
+            status: "failed".into(),
             duration: None,
             at: self.clock.now(),
             lane: Some(lane.to_owned()),
@@ -360,7 +360,7 @@ impl RunCore {
         let rec = ItemRecord {
             name: clip(end.name, MAX_NAME_CHARS),
             node: node.name(),
-            status: end.status.as_str(),
+            status: end.status.as_str().into(),
             duration: end.duration,
             at: now,
             lane: lane.map(|l| l.name.clone()),
@@ -476,13 +476,14 @@ impl RunCore {
         let total = Self::total_of(r);
         let processed = r.processed();
         let state = n.state();
-        let est = if state == NodeState::Running {
+        let mut est = if state == NodeState::Running {
             let mut w = n.window.lock();
             w.observe(now, processed);
             w.estimate(now, processed, total)
         } else {
             Estimate::default()
         };
+        let from_history = Self::eta_from_history(n, &mut est, state, processed, total);
         let metrics: BTreeMap<String, serde_json::Value> = r
             .metrics
             .iter()
@@ -498,9 +499,9 @@ impl RunCore {
         NodeSnapshot {
             id: n.id,
             name: n.name(),
-            kind: n.kind.as_str(),
+            kind: n.kind.as_str().into(),
             unit: n.unit.clone(),
-            state: state.as_str(),
+            state: state.as_str().into(),
             total,
             done: r.done,
             failed: r.failed,
@@ -515,6 +516,7 @@ impl RunCore {
             eta_low: est.eta_low,
             eta_high: est.eta_high,
             stalled_for: est.stalled,
+            eta_from_history: from_history,
             mean_item_seconds: (r.items_timed > 0).then(|| r.item_seconds / r.items_timed as f64),
             elapsed: n.started_at().map(|s| n.ended_at().unwrap_or(now) - s),
             metrics,
@@ -524,6 +526,20 @@ impl RunCore {
 
     /// Live lanes, and the most recently finished ones up to [`SHOWN_FINISHED_LANES`]; then a
     /// lane per worker process of a shared run.
+    /// Until a running node has a pace of its own, its ETA comes from the rate earlier runs of
+    /// the same name reached (range: two thirds to one and a half times, as runs differ).
+    fn eta_from_history(n: &Node, est: &mut Estimate, state: NodeState, processed: u64, total: Option<u64>) -> bool {
+        let (Some(total), Some(prior)) = (total, n.prior_rate()) else { return false };
+        if state != NodeState::Running || est.eta.is_some() || est.stalled.is_some() || processed >= total {
+            return false;
+        }
+        let eta = (total - processed) as f64 / prior;
+        est.eta = Some(eta);
+        est.eta_low = Some(eta / 1.5);
+        est.eta_high = Some(eta * 1.5);
+        true
+    }
+
     fn lane_snapshots(&self, now: f64) -> Vec<LaneSnapshot> {
         let mut lanes = self.thread_lanes(now);
         if let Some(sh) = self.sharing.lock().as_ref() {
@@ -546,7 +562,7 @@ impl RunCore {
                 LaneSnapshot {
                     id: l.id,
                     name: l.name.clone(),
-                    state: l.state().as_str(),
+                    state: l.state().as_str().into(),
                     item: (!item.is_empty()).then_some(item),
                     done: l.done.get(),
                     failed: l.failed.get(),
@@ -680,6 +696,34 @@ mod tests {
         assert_eq!(s.failures[0].name, "item-9999");
         assert!(s.failures[0].error.as_ref().unwrap().chars().count() <= MAX_ERROR_CHARS + 1);
         assert_eq!(s.root.failed, 10_000);
+    }
+
+    #[test]
+    fn history_gives_an_eta_until_the_run_has_its_own_pace() {
+        let r = run();
+        let p = r.add_node(0, NodeKind::Phase, "p", "it", Some(100)).unwrap();
+        p.start(0.0, 0);
+        p.set_prior_rate(10.0);
+        let s = r.snapshot(1.0);
+        let n = &s.root.children[0];
+        assert_eq!((n.eta, n.eta_from_history), (Some(10.0), true));
+        for t in 1..=40 {
+            p.done.add(2);
+            r.sample(1.0 + f64::from(t) * 0.25);
+        }
+        let n = r.snapshot(11.0).root.children[0].clone();
+        assert!(!n.eta_from_history, "its own pace takes over");
+        assert!(n.eta.unwrap() > 0.0);
+    }
+
+    #[test]
+    fn snapshot_round_trips_through_json() {
+        let r = run();
+        r.add_node(0, NodeKind::Phase, "p", "doc", Some(3)).unwrap();
+        r.fail(&r.node(1).unwrap(), "x", "boom");
+        let s = r.snapshot(2.0);
+        let back = Snapshot::from_json(&s.to_json()).unwrap();
+        assert_eq!(back.to_json(), s.to_json());
     }
 
     #[test]

@@ -225,7 +225,7 @@ impl Sharing {
                 LaneSnapshot {
                     id: 100_000 + v.slot,
                     name: format!("pid {}", v.pid),
-                    state,
+                    state: state.into(),
                     item: v.item.clone().filter(|_| v.state == ACTIVE),
                     done: v.done,
                     failed: v.failed,

@@ -3,14 +3,16 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
 
 use super::records::ItemRecord;
 
 /// Bumped whenever a field changes meaning or disappears (adding fields does not bump it).
 pub const SCHEMA_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Snapshot {
     pub schema: u32,
     pub run_id: String,
@@ -25,16 +27,17 @@ pub struct Snapshot {
     pub failures: Vec<ItemRecord>,
     pub metric_names: Vec<String>,
     /// Events from worker processes lost to a full queue (counted, never silently).
+    #[serde(default)]
     pub worker_events_dropped: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NodeSnapshot {
     pub id: usize,
     pub name: String,
-    pub kind: &'static str,
+    pub kind: Cow<'static, str>,
     pub unit: String,
-    pub state: &'static str,
+    pub state: Cow<'static, str>,
     /// Known total, rolled up from children when not set on the node itself.
     pub total: Option<u64>,
     pub done: u64,
@@ -53,18 +56,22 @@ pub struct NodeSnapshot {
     pub eta_low: Option<f64>,
     pub eta_high: Option<f64>,
     /// Seconds since the last item, when that is long enough to be a stall.
+    #[serde(default)]
     pub stalled_for: Option<f64>,
+    /// The ETA comes from earlier runs of the same name (this run has no pace of its own yet).
+    #[serde(default)]
+    pub eta_from_history: bool,
     pub mean_item_seconds: Option<f64>,
     pub elapsed: Option<f64>,
     pub metrics: BTreeMap<String, serde_json::Value>,
     pub children: Vec<NodeSnapshot>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LaneSnapshot {
     pub id: usize,
     pub name: String,
-    pub state: &'static str,
+    pub state: Cow<'static, str>,
     pub item: Option<String>,
     pub done: u64,
     pub failed: u64,
@@ -75,6 +82,11 @@ pub struct LaneSnapshot {
 impl Snapshot {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("snapshot serializes")
+    }
+
+    /// Reads a snapshot back from its JSON (a saved `.progress.json` or JSON-lines stream).
+    pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
     }
 
     /// Depth-first walk of the tree with each node's depth (the run is depth 0).

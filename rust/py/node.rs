@@ -175,6 +175,11 @@ impl PyNode {
         Ok(())
     }
 
+    /// The rate (items per second) earlier runs reached here: the ETA until this run has its own.
+    fn set_prior_rate(&self, rate: f64) {
+        self.node.set_prior_rate(rate);
+    }
+
     /// Runs an ended node again, keeping its counts (a loop entered once more).
     fn reopen(&self) {
         self.node.reopen();

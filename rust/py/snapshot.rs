@@ -12,6 +12,14 @@ pub struct PySnapshot {
 
 #[pymethods]
 impl PySnapshot {
+    /// A snapshot read back from its JSON (a `.progress.json` file, a JSON-lines stream).
+    #[staticmethod]
+    fn from_json(text: &str) -> PyResult<Self> {
+        Snapshot::from_json(text)
+            .map(|snap| Self { snap })
+            .map_err(|e| crate::py::errors::InvalidValueError::new_err(format!("not a milepost snapshot: {e}")))
+    }
+
     /// The snapshot as JSON text (schema documented in the README).
     fn json(&self) -> String {
         self.snap.to_json()
@@ -28,12 +36,12 @@ impl PySnapshot {
     }
 
     /// `(depth, name, state, stats text)` for every phase and step, depth-first.
-    fn node_lines(&self) -> Vec<(usize, String, &'static str, String)> {
+    fn node_lines(&self) -> Vec<(usize, String, String, String)> {
         self.snap
             .walk()
             .into_iter()
             .skip(1)
-            .map(|(d, n)| (d, crate::core::text::sanitize(&n.name), n.state, node_stats(n)))
+            .map(|(d, n)| (d, crate::core::text::sanitize(&n.name), n.state.to_string(), node_stats(n)))
             .collect()
     }
 

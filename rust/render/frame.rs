@@ -81,7 +81,7 @@ pub fn metric_parts(n: &NodeSnapshot) -> Vec<String> {
 /// A phase's or step's figures after its bar: counts, rate, ETA or how it ended, failures.
 pub fn node_stats(n: &NodeSnapshot) -> String {
     let mut parts = node_figures(n);
-    match n.state {
+    match &*n.state {
         "running" => {}
         "pending" => parts.insert(1, "waiting".to_owned()),
         state => parts.insert(1, format!("{state} in {}", format::duration(n.elapsed.unwrap_or(0.0)))),
@@ -99,6 +99,8 @@ fn node_figures(n: &NodeSnapshot) -> Vec<String> {
         parts.push(format::rate(n.rate, &sanitize(&n.unit)));
         if let Some(s) = n.stalled_for {
             parts.push(format!("stalled {}", format::duration(s)));
+        } else if n.eta_from_history {
+            parts.push(format!("{} from earlier runs", format::eta(n.eta, n.eta_low, n.eta_high)));
         } else if n.total.is_some() {
             parts.push(format::eta(n.eta, n.eta_low, n.eta_high));
         }
@@ -154,7 +156,7 @@ fn fold_finished(nodes: Vec<(usize, &NodeSnapshot)>, room: usize) -> (Vec<(usize
     let mut kept = Vec::with_capacity(room);
     let mut folded = 0;
     for (d, n) in nodes {
-        if to_fold > 0 && !matches!(n.state, "running" | "pending") {
+        if to_fold > 0 && !matches!(&*n.state, "running" | "pending") {
             to_fold -= 1;
             folded += 1;
         } else {
@@ -215,7 +217,7 @@ fn fit(line: &str, width: usize) -> String {
 /// The whole frame, at most `height - 1` lines, each at most `width` columns.
 pub fn frame(s: &Snapshot, o: &FrameOptions) -> Vec<String> {
     let width = o.width.max(20);
-    let glyph = match s.root.state {
+    let glyph = match &*s.root.state {
         "running" => style(SPINNER[o.tick % SPINNER.len()]).for_stderr().cyan(),
         "completed" => style('✓').for_stderr().green(),
         _ => style('✗').for_stderr().red(),
