@@ -60,3 +60,42 @@ def flood(task: milepost.Task, n: int) -> None:
 def slow(x: int) -> int:
     time.sleep(0.05)
     return x
+
+
+def long_failure(task: milepost.Task) -> None:
+    task.fail("long-one", "E" * 5000)
+    task.log("L" * 3000)
+
+
+def nested_steps(task: milepost.Task) -> None:
+    with task.step("outer") as outer:
+        with outer.step("inner") as inner:
+            inner.advance()
+
+
+def many_metrics(task: milepost.Task, names: int) -> str:
+    try:
+        for i in range(names):
+            task.metric(f"worker-metric-{i}", 1)
+    except milepost.InvalidValueError as e:
+        return str(e)
+    return "no error"
+
+
+def busy_in_one_item(task: milepost.Task, seconds: float) -> None:
+    with task.item("long.json"):
+        with task.step("sub") as sub:
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                sub.advance()
+                time.sleep(0.01)
+
+
+def open_step_forever(task: milepost.Task) -> None:
+    task.step("never-closed").advance()
+    time.sleep(0.2)
+
+
+def long_step_names(task: milepost.Task, k: int) -> None:
+    with task.step("S" * 300) as s:
+        s.advance(k)

@@ -94,6 +94,8 @@ class RunCore:
         """This run's segment, as a worker in a forked child uses it."""
     def shared_index(self, node: Node) -> Optional[int]:
         """The node's index in the shared table."""
+    def end_running(self, state: str) -> None:
+        """Ends every node still running with ``state`` (at the end of the run)."""
     def stop_sharing(self) -> None:
         """Removes the segment file."""
     def take_worker_events(self) -> list[tuple[list[str], str, int]]:

@@ -93,6 +93,12 @@ class Dispatcher:
             else:
                 self._queue.append(event)
 
+    def pull_now(self) -> None:
+        """Queues the worker events waiting now (before the run's own last events)."""
+        if self._pull is not None and self._slots:
+            for event in self._pull():
+                self.emit(event)
+
     def start(self) -> None:
         if not self._slots:  # no observers, no thread to wake the interpreter
             return

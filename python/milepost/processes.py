@@ -24,6 +24,11 @@ class WorkerDied(MilepostError):
     """A worker process died (killed, out of memory): the pool could not run this item."""
 
 
+def _lost(name: str) -> WorkerDied:
+    # Its chunk's results never came back; the counts in the run say whether it ran.
+    return WorkerDied(f"no result for {name!r}: a worker process died and its chunk was lost")
+
+
 def _chunksize(total: Optional[int], workers: int) -> int:
     # multiprocessing.Pool.map's rule: about four chunks a worker.
     if total is None:
@@ -96,7 +101,7 @@ def process_as_completed(
                     results = fut.result()
                 except BrokenProcessPool:
                     state = "failed"
-                    results = [(i, False, WorkerDied(f"a worker process died before {name!r} ran")) for i, _, name in chunk]
+                    results = [(i, False, _lost(name)) for i, _, name in chunk]
                 for index, ok, value in results:
                     yield index, value
                 if state == "completed":
@@ -105,7 +110,7 @@ def process_as_completed(
                 else:
                     for nxt in chunks:  # the pool is broken: what is left cannot run
                         for i, _, name in nxt:
-                            yield i, WorkerDied(f"a worker process died before {name!r} ran")
+                            yield i, WorkerDied(f"{name!r} did not run: a worker process died and broke the pool")
     except BaseException as e:
         state = "cancelled" if isinstance(e, (KeyboardInterrupt, GeneratorExit)) else "failed"
         raise
@@ -115,7 +120,9 @@ def process_as_completed(
         # Ctrl-C returns at once; otherwise wait, so that the final count sees every worker
         # that ended (a broken pool terminates its workers: that is quick).
         pool.shutdown(wait=state != "cancelled", cancel_futures=True)
-        r._core.sample()  # account for workers that died, take their last events
+        core = getattr(r, "_core", None)  # None inside a worker: its parent keeps count
+        if core is not None:
+            core.sample()  # account for workers that died, take their last events
         if made or state != "completed":
             task.end(state)
         if own is not None:

@@ -40,6 +40,8 @@ _current: contextvars.ContextVar[Optional[Run]] = contextvars.ContextVar("milepo
 #: Runs started and not yet finished: ended as "cancelled" if the interpreter exits first
 #: (a loop interrupted at top level keeps its tracker alive in the traceback until then).
 _unfinished: "weakref.WeakSet[Run]" = weakref.WeakSet()
+#: Every run not yet finished, started or not (a fork shares them all with the child).
+_live: "weakref.WeakSet[Run]" = weakref.WeakSet()
 
 
 @atexit.register
@@ -146,6 +148,7 @@ class Run(Task):
         self._started = False
         self._finished = False
         self._finish_lock = threading.Lock()
+        _live.add(self)
 
     def _find_resumable(self, name: str, which: Union[bool, str]) -> Optional[str]:
         if self._store is None:
@@ -245,11 +248,14 @@ class Run(Task):
                 return
             self._finished = True
         _unfinished.discard(self)
+        _live.discard(self)
         self._now()
         for task in reversed(self._tasks):
             task.end(state)
-        self._node.end(state)
         self._core.sample()  # takes what the workers sent last
+        self._dispatcher.pull_now()  # ...and hands it on before the run's end
+        self._core.end_running(state)  # nodes workers created end with the run
+        self._node.end(state)
         self._emit(RunFinished, (), state=state, elapsed=self._core.now())
         try:
             self._dispatcher.close()
@@ -363,9 +369,17 @@ class Run(Task):
     # -- worker processes ------------------------------------------------------------------------
     def _share(self) -> str:
         """Shares the run with worker processes (once): the segment's path."""
-        from .workers import shm_dir
+        from .workers import _owned, shm_dir
 
-        return self._core.enable_sharing(shm_dir(), self._stall_after)
+        path = self._core.enable_sharing(shm_dir(), self._stall_after)
+        _owned[path] = self
+        return path
+
+    def _task_for_index(self, index: int) -> Optional[Task]:
+        for task in (self, *self._tasks):
+            if self._core.shared_index(task._node) == index:
+                return task
+        return None
 
     def _handle_for(self, task: Task) -> tuple[Any, ...]:
         """What a task pickles to: enough for a worker process to count into it."""

@@ -27,6 +27,12 @@ if TYPE_CHECKING:
 _attached: Dict[str, _milepost.SharedRun] = {}
 #: Worker runs of this process, by segment path.
 _runs: Dict[str, "WorkerRun"] = {}
+#: Runs this process shares with its workers, by segment path: a task of one of these
+#: unpickled here (a deep copy, a result sent back) is the run's own task, not a worker's.
+_owned: "Dict[str, Run]" = {}
+
+#: Text room of an event record in the segment (126 words).
+RECORD_BYTES = 1008
 
 
 def shm_dir() -> str:
@@ -103,6 +109,16 @@ class WorkerRun:
         return (self._shared.path, task._shared_index or 0, self._id, self._name, task.path)
 
     # -- what Task calls ----------------------------------------------------------------------
+    def _arm(self) -> None:
+        """Marks this process's slot exited when the process ends, including in children that
+        multiprocessing bootstraps (their bootstrap clears finalizers, then runs after-fork
+        callbacks: this is one)."""
+        from multiprocessing import util
+
+        detach_at_exit(self._shared)
+        util.register_after_fork(self, _rearm)
+        self._exit_hook = True
+
     def _now(self) -> float:
         if not self._exit_hook:
             # The first item runs after the process's bootstrap, which is what could have
@@ -119,8 +135,7 @@ class WorkerRun:
 
     def _emit(self, cls: type[Event], path: Tuple[str, ...], **fields: Any) -> None:
         index = self._index.get(tuple(path), 0)
-        payload = {"event": cls.kind, "timestamp": time.time(), **fields}
-        self._shared.emit(index, json.dumps(payload, ensure_ascii=False))
+        self._shared.emit(index, fit_record({"event": cls.kind, "timestamp": time.time(), **fields}))
 
     def _child(self, parent: Task, kind: str, name: str, total: Optional[int], unit: str,
                reuse: bool = False) -> Task:
@@ -134,10 +149,30 @@ class WorkerRun:
         return self._child(root, "phase", name, total, unit)
 
 
+def fit_record(payload: Dict[str, Any]) -> str:
+    """The event as JSON that fits a ring record: long texts (an error with a traceback) are
+    clipped, longest first, so that the record is always whole and parses."""
+    text = json.dumps(payload, ensure_ascii=False)
+    limit = 600
+    while len(text.encode("utf-8")) > RECORD_BYTES and limit > 8:
+        for key in ("error", "message", "item", "source", "name"):
+            value = payload.get(key)
+            if isinstance(value, str) and len(value) > limit:
+                payload[key] = value[:limit] + "…"
+        text = json.dumps(payload, ensure_ascii=False)
+        limit //= 2
+    return text
+
+
+def _rearm(run: WorkerRun) -> None:
+    detach_at_exit(run._shared)
+
+
 def run_for(path: str, run_id: str, name: str) -> WorkerRun:
     run = _runs.get(path)
     if run is None:
         run = _runs[path] = WorkerRun(attach(path), run_id, name)
+        run._arm()
         from .run import _current
 
         # Loops tracked by worker code without a handle join this run (spawned workers run
@@ -147,7 +182,13 @@ def run_for(path: str, run_id: str, name: str) -> WorkerRun:
 
 
 def task_in_worker(path: str, index: int, run_id: str, name: str, task_path: Tuple[str, ...]) -> Task:
-    """Unpickles a task handle in a worker process."""
+    """Unpickles a task handle: in a worker process, a task counting into shared memory; in
+    the process that owns the run, the run's own task."""
+    owner = _owned.get(path)
+    if owner is not None:
+        own = owner._task_for_index(index)
+        if own is not None:
+            return own
     return run_for(path, run_id, name).task(index, tuple(task_path))
 
 
@@ -176,21 +217,26 @@ def events_from_workers(run: Run) -> List[Event]:
 # -- fork -------------------------------------------------------------------------------------
 
 def _before_fork() -> None:
-    from .run import _unfinished
+    from .run import _live
 
-    for run in list(_unfinished):
-        try:
-            run._share()
-        except OSError:
-            pass  # counted locally in the child then; nothing to break in the parent
+    for run in list(_live):
+        if run._worker is None and not run._finished:
+            try:
+                run._share()
+            except OSError:
+                pass  # the child's counts stay in the child then; nothing breaks in the parent
 
 
 def _after_fork_in_child() -> None:
-    from .run import _unfinished
+    """In the child. Takes no lock that another thread of the parent could have held."""
+    from .run import _live, _unfinished
 
     _milepost.after_fork_in_child()
-    for run in list(_unfinished):
+    _owned.clear()
+    for run in list(_live):
         run._become_worker()
+    for worker in _runs.values():
+        worker._arm()
     _unfinished.clear()
 
 

@@ -119,7 +119,7 @@ fn bursts_need_several_and_then_are_averaged() {
 #[test]
 fn concurrent_heavy_tailed_items() {
     let mut rng = Rng(5);
-    let mut free = vec![0.0_f64; 16];
+    let mut free = [0.0_f64; 16];
     let mut ts: Vec<f64> = (0..2000)
         .map(|_| {
             let (i, start) = free.iter().copied().enumerate().min_by(|a, b| a.1.total_cmp(&b.1)).unwrap();

@@ -93,6 +93,9 @@ pub struct Node {
     ended_at: AtomicF64,
     /// Items per second of this node in earlier runs of the same name (NaN: none known).
     prior_rate: AtomicF64,
+    /// Index in the run's shared-memory table (`u64::MAX`: not shared). Read without a lock,
+    /// so that a forked child can find it.
+    shm: AtomicU64,
     pub(crate) window: Mutex<RateWindow>,
 }
 
@@ -117,6 +120,7 @@ impl Node {
             started_at: AtomicF64::new(f64::NAN),
             ended_at: AtomicF64::new(f64::NAN),
             prior_rate: AtomicF64::new(f64::NAN),
+            shm: AtomicU64::new(u64::MAX),
             window: Mutex::new(RateWindow::default()),
         }
     }
@@ -205,6 +209,17 @@ impl Node {
         if self.ended_at.get().is_nan() {
             self.ended_at.set(now);
         }
+    }
+
+    pub fn shm_index(&self) -> Option<usize> {
+        match self.shm.load(Ordering::Acquire) {
+            u64::MAX => None,
+            i => Some(i as usize),
+        }
+    }
+
+    pub fn set_shm_index(&self, index: usize) {
+        self.shm.store(index as u64, Ordering::Release);
     }
 
     /// What earlier runs achieved, for an ETA before this run has a pace of its own.

@@ -72,6 +72,11 @@ pub struct RunCore {
     /// The segment shared with worker processes, once the run has one. Lock order: never
     /// take this while holding `nodes`.
     sharing: Mutex<Option<Sharing>>,
+    /// The same segment, readable without a lock (a forked child must take no lock).
+    segment: std::sync::OnceLock<Arc<Segment>>,
+    /// The fork generation this run was created in: a different one means this copy is in a
+    /// forked child, where counts go to the child's slot of the segment.
+    fork_generation: u64,
 }
 
 /// Counts of one node plus all its descendants.
@@ -134,6 +139,37 @@ impl RunCore {
             recent: Mutex::new(Ring::new(RECENT_ITEMS)),
             failures: Mutex::new(Ring::new(RECENT_FAILURES)),
             sharing: Mutex::new(None),
+            segment: std::sync::OnceLock::new(),
+            fork_generation: super::shm::segment::fork_generation(),
+        }
+    }
+
+    /// Whether this copy of the run lives in a child forked after it was created.
+    #[inline]
+    pub fn in_forked_child(&self) -> bool {
+        super::shm::segment::fork_generation() != self.fork_generation
+    }
+
+    /// In a forked child: adds `n` to a counter of this process's slot for `node`. False when
+    /// the run is not shared or the node has no shared index (the count stays local).
+    pub fn shared_add(&self, node: &Node, field: usize, n: u64) -> bool {
+        let (Some(seg), Some(idx)) = (self.segment.get(), node.shm_index()) else { return false };
+        match seg.my_slot() {
+            Ok(slot) => {
+                seg.bump(slot, idx, field, n);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Ends every node still running (at the end of the run: nodes created by workers too).
+    pub fn end_running(&self, state: NodeState) {
+        let now = self.clock.now();
+        for node in self.nodes.read().iter() {
+            if node.state() == NodeState::Running {
+                node.end(state, now);
+            }
         }
     }
 
@@ -148,18 +184,25 @@ impl RunCore {
         for node in self.nodes.read().iter() {
             sh.register(node);
         }
+        // The parent's metric names take their places in the shared table first: a worker
+        // that would go past the limit gets the error instead of losing its metric.
+        for name in self.metric_names.names() {
+            let _ = sh.seg.metric_index(&name);
+        }
         let path = sh.seg.path().to_owned();
+        let _ = self.segment.set(Arc::clone(&sh.seg));
         *sharing = Some(sh);
         Ok(path)
     }
 
+    /// The shared segment (without a lock: safe in a forked child).
     pub fn segment(&self) -> Option<Arc<Segment>> {
-        self.sharing.lock().as_ref().map(|s| Arc::clone(&s.seg))
+        self.segment.get().cloned()
     }
 
-    /// The node's index in the shared table, when the run is shared.
+    /// The node's index in the shared table, when the run is shared (without a lock).
     pub fn shared_index(&self, node: &Node) -> Option<usize> {
-        self.sharing.lock().as_ref().and_then(|s| s.shm_index(node.id))
+        node.shm_index()
     }
 
     /// Removes the segment file (workers that still have it mapped keep their mapping).
@@ -267,18 +310,20 @@ impl RunCore {
     fn sync_shared(&self, now: f64) -> Option<SharedExtra> {
         let mut guard = self.sharing.lock();
         let sh = guard.as_mut()?;
-        for (shm, parent, kind, name, unit, total) in sh.unmirrored() {
+        while let Some((shm, parent, kind, name, unit, total)) = sh.next_unmirrored() {
             let mut nodes = self.nodes.write();
             if nodes.len() >= MAX_NODES {
                 break;
             }
             let node = Arc::new(Node::new(nodes.len(), Some(parent.min(nodes.len() - 1)), kind, name, unit, total));
             nodes.push(Arc::clone(&node));
-            sh.mirrored(shm, node.id);
+            drop(nodes);
+            sh.mirrored(shm, &node);
         }
+        let run_over = self.root().state() != NodeState::Running;
         for (id, open, ended) in sh.worker_node_states() {
             let Ok(node) = self.node(id) else { continue };
-            if open {
+            if open && !run_over {
                 node.reopen();
                 node.start(now, 0);
             } else if let Some(state) = ended {
@@ -315,6 +360,9 @@ impl RunCore {
             return Err(Error::NotFinite { metric: name.to_owned(), value });
         }
         let slot = self.metric_names.slot(name)?;
+        if let Some(seg) = self.segment.get() {
+            let _ = seg.metric_index(name); // see enable_sharing
+        }
         node.metrics.add(slot, value, is_float);
         Ok(())
     }

@@ -90,6 +90,7 @@ impl Sharing {
         self.shm_of[node.id] = idx;
         if let Some(i) = idx {
             self.core_of[i] = Some(node.id);
+            node.set_shm_index(i);
         }
     }
 
@@ -97,21 +98,21 @@ impl Sharing {
         self.shm_of.get(core_id).copied().flatten()
     }
 
-    /// Shared nodes the parent has not mirrored yet: `(shm index, parent core id, kind, name,
-    /// unit, total)`.
-    pub fn unmirrored(&self) -> Vec<(usize, usize, NodeKind, String, String, Option<u64>)> {
-        (0..self.seg.node_count())
-            .filter(|&i| self.core_of[i].is_none())
-            .filter_map(|i| {
-                let info = self.seg.node_info(i)?;
-                let parent = self.core_of.get(info.parent).copied().flatten().unwrap_or(0);
-                let kind = if info.kind == 1 { NodeKind::Phase } else { NodeKind::Step };
-                Some((i, parent, kind, info.name, info.unit, info.total))
-            })
-            .collect()
+    /// The next shared node the parent has not mirrored yet: `(shm index, parent core id,
+    /// kind, name, unit, total)`. One at a time, so that a node's parent, created in the same
+    /// sample, is already mirrored when the node is.
+    pub fn next_unmirrored(&self) -> Option<(usize, usize, NodeKind, String, String, Option<u64>)> {
+        (0..self.seg.node_count()).filter(|&i| self.core_of[i].is_none()).find_map(|i| {
+            let info = self.seg.node_info(i)?;
+            let parent = self.core_of.get(info.parent).copied().flatten().unwrap_or(0);
+            let kind = if info.kind == 1 { NodeKind::Phase } else { NodeKind::Step };
+            Some((i, parent, kind, info.name, info.unit, info.total))
+        })
     }
 
-    pub fn mirrored(&mut self, shm: usize, core_id: usize) {
+    pub fn mirrored(&mut self, shm: usize, node: &Node) {
+        let core_id = node.id;
+        node.set_shm_index(shm);
         self.core_of[shm] = Some(core_id);
         if self.shm_of.len() <= core_id {
             self.shm_of.resize(core_id + 1, None);
@@ -188,11 +189,13 @@ impl Sharing {
             }
             for (_, shm, text) in self.seg.drain_events(s) {
                 let core = self.core_of.get(shm).copied().flatten().unwrap_or(0);
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
-                    if v["event"] == "item_failed" {
-                        let item = v["item"].as_str().unwrap_or("");
-                        on_failure(core, item, v["error"].as_str().unwrap_or(""), &lane);
-                    }
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+                    self.dropped += 1; // a record that does not parse is lost: counted, as a drop
+                    continue;
+                };
+                if v["event"] == "item_failed" {
+                    let item = v["item"].as_str().unwrap_or("");
+                    on_failure(core, item, v["error"].as_str().unwrap_or(""), &lane);
                 }
                 push(&mut self.events, &mut self.dropped, WorkerEvent { path: path_of(core), json: text, pid: view.pid });
             }

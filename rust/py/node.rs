@@ -7,6 +7,7 @@ use pyo3::prelude::*;
 
 use super::convert::{count, text};
 use crate::core::error::non_negative;
+use crate::core::shm::segment::{C_DONE, C_FAILED, C_RETRIED, C_SKIPPED};
 use crate::core::lanes::Lane;
 use crate::core::node::{Node, NodeState};
 use crate::core::run::{ItemEnd, ItemStatus, RunCore};
@@ -58,6 +59,11 @@ impl PyNode {
     #[pyo3(signature = (n=1))]
     fn advance(&self, n: i64) -> PyResult<()> {
         let n = non_negative("advance(n)", n)?;
+        // In a forked child (a method bound before the fork) the count goes to the child's
+        // slot of the shared segment; the child's copy of this node is seen by nobody.
+        if self.run.in_forked_child() && self.run.shared_add(&self.node, C_DONE, n) {
+            return Ok(());
+        }
         // abi3 wheels cannot load on free-threaded CPython, so the GIL is always held here.
         self.node.done.add_serialized(n);
         Ok(())
@@ -65,14 +71,20 @@ impl PyNode {
 
     #[pyo3(signature = (n=1))]
     fn skip(&self, n: i64) -> PyResult<()> {
-        self.node.skipped.add(non_negative("skip(n)", n)?);
+        let n = non_negative("skip(n)", n)?;
+        if !(self.run.in_forked_child() && self.run.shared_add(&self.node, C_SKIPPED, n)) {
+            self.node.skipped.add(n);
+        }
         Ok(())
     }
 
     /// Counts `n` failed items without names or error texts.
     #[pyo3(signature = (n=1))]
     fn fail_count(&self, n: i64) -> PyResult<()> {
-        self.node.failed.add(non_negative("fail_count(n)", n)?);
+        let n = non_negative("fail_count(n)", n)?;
+        if !(self.run.in_forked_child() && self.run.shared_add(&self.node, C_FAILED, n)) {
+            self.node.failed.add(n);
+        }
         Ok(())
     }
 
@@ -86,7 +98,10 @@ impl PyNode {
 
     #[pyo3(signature = (n=1))]
     fn retry(&self, n: i64) -> PyResult<()> {
-        self.node.retried.add(non_negative("retry(n)", n)?);
+        let n = non_negative("retry(n)", n)?;
+        if !(self.run.in_forked_child() && self.run.shared_add(&self.node, C_RETRIED, n)) {
+            self.node.retried.add(n);
+        }
         Ok(())
     }
 

@@ -169,6 +169,14 @@ impl PyRunCore {
         self.core.shared_index(&node.node)
     }
 
+    /// Ends every node still running with `state` (at the end of the run).
+    fn end_running(&self, state: &str) -> PyResult<()> {
+        let st = crate::core::node::NodeState::parse(state)
+            .ok_or_else(|| pyo3::exceptions::PyValueError::new_err(format!("unknown state {state:?}")))?;
+        self.core.end_running(st);
+        Ok(())
+    }
+
     /// Removes the segment file.
     fn stop_sharing(&self) {
         self.core.stop_sharing();

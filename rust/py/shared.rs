@@ -1,7 +1,7 @@
 //! The worker's handles on a shared run: `SharedRun` (the segment) and `SharedNode` (a phase
 //! or step as a worker process counts into it). Every write lands in this process's slot.
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 use pyo3::prelude::*;
@@ -13,25 +13,14 @@ use crate::core::shm::segment::{
 };
 use crate::core::shm::{Segment, WriteError};
 
-/// Every segment mapped in this process, so that a forked child can forget the parent's slots.
-static MAPPED: Mutex<Vec<Weak<Segment>>> = Mutex::new(Vec::new());
-
-pub fn track(seg: &Arc<Segment>) {
-    let mut mapped = MAPPED.lock();
-    mapped.retain(|w| w.strong_count() > 0);
-    if !mapped.iter().any(|w| w.as_ptr() == Arc::as_ptr(seg)) {
-        mapped.push(Arc::downgrade(seg));
-    }
-}
-
-/// Called in a child process right after `fork`: its slots are its parent's, not its own.
+/// Called in a child process right after `fork`: the slots it inherited are its parent's.
+/// Lock-free (a lock held by another thread at the fork would never be released here).
 #[pyfunction]
 pub fn after_fork_in_child() {
-    for seg in MAPPED.lock().iter().filter_map(Weak::upgrade) {
-        seg.reset_after_fork();
-    }
+    crate::core::shm::segment::after_fork_in_child();
 }
 
+#[allow(clippy::needless_pass_by_value)] // the shape `map_err` wants
 fn err(e: WriteError) -> PyErr {
     crate::py::errors::InvalidValueError::new_err(e.to_string())
 }
@@ -44,7 +33,6 @@ pub struct PySharedRun {
 
 impl PySharedRun {
     pub fn wrap(seg: Arc<Segment>) -> Self {
-        track(&seg);
         Self { seg, metrics: Arc::new(Mutex::new(Vec::new())) }
     }
 }
@@ -126,14 +114,14 @@ impl PySharedNode {
     }
 
     fn own(&self, field: usize) -> u64 {
-        let slot = self.seg.my_slot.load(std::sync::atomic::Ordering::Relaxed);
-        if slot == crate::core::shm::segment::UNCLAIMED {
-            return 0;
-        }
-        self.seg.word(Segment::counter(slot, self.idx, field)).load(std::sync::atomic::Ordering::Relaxed)
+        self.seg.claimed().map_or(0, |slot| {
+            self.seg.word(Segment::counter(slot, self.idx, field)).load(std::sync::atomic::Ordering::Relaxed)
+        })
     }
 }
 
+// Some methods exist only to give a worker the same API as the parent: they use no state.
+#[allow(clippy::unused_self)]
 #[pymethods]
 impl PySharedNode {
     /// Counts `n` items done (into this process's slot: one load and one store).
@@ -191,13 +179,12 @@ impl PySharedNode {
             return Err(crate::core::error::Error::EmptyName { what: "metric name" }.into());
         }
         let cached = self.metrics.lock().iter().find(|(n, _)| *n == name).map(|(_, i)| *i);
-        let index = match cached {
-            Some(i) => i,
-            None => {
-                let i = self.seg.metric_index(&name).map_err(err)?;
-                self.metrics.lock().push((name, i));
-                i
-            }
+        let index = if let Some(i) = cached {
+            i
+        } else {
+            let i = self.seg.metric_index(&name).map_err(err)?;
+            self.metrics.lock().push((name, i));
+            i
         };
         let slot = self.seg.my_slot().map_err(err)?;
         self.seg.add_metric(slot, self.idx, index, v, !is_int);
@@ -237,11 +224,13 @@ impl PySharedNode {
             }
         };
         let slot = self.seg.my_slot().map_err(err)?;
-        self.seg.bump(slot, self.idx, C_IN_FLIGHT, u64::MAX); // wrapping: minus one
+        // Counted before it leaves flight: a kill between the two stores may count the item
+        // twice (done, and failed as the dead worker's), but never loses it.
         if let Some(f) = field {
             self.seg.bump(slot, self.idx, f, 1);
             self.seg.bump_lane(slot, f == C_FAILED);
         }
+        self.seg.bump(slot, self.idx, C_IN_FLIGHT, u64::MAX); // wrapping: minus one
         if let Some(d) = duration.filter(|d| d.is_finite() && *d >= 0.0) {
             self.seg.bump(slot, self.idx, C_TIMED, 1);
             self.seg.bump_f64(slot, self.idx, C_SECONDS, d);

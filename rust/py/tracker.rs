@@ -12,7 +12,7 @@ use crate::core::node::Node;
 
 /// Where a tracker counts: the run's own node, or this worker process's slot of a shared one.
 enum Target {
-    Core(Arc<Node>),
+    Core(Arc<Node>, Arc<crate::core::run::RunCore>),
     Shared(Arc<crate::core::shm::Segment>, usize),
 }
 
@@ -20,8 +20,14 @@ impl Target {
     #[inline]
     fn add(&self, n: u64) {
         match self {
-            // abi3 wheels cannot load on free-threaded CPython, so the GIL is always held here.
-            Self::Core(node) => node.done.add_serialized(n),
+            Self::Core(node, run) => {
+                // A loop carried into a forked child counts into the child's shared slot.
+                if run.in_forked_child() && run.shared_add(node, crate::core::shm::segment::C_DONE, n) {
+                    return;
+                }
+                // abi3 wheels cannot load on free-threaded CPython, so the GIL is always held.
+                node.done.add_serialized(n);
+            }
             Self::Shared(seg, idx) => {
                 if let Ok(slot) = seg.my_slot() {
                     seg.bump(slot, *idx, crate::core::shm::segment::C_DONE, n);
@@ -66,7 +72,7 @@ impl PyTracker {
         on_end: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
         let target = if let Ok(n) = node.cast::<super::node::PyNode>() {
-            Target::Core(Arc::clone(&n.get().node))
+            Target::Core(Arc::clone(&n.get().node), Arc::clone(&n.get().run))
         } else if let Ok(n) = node.cast::<super::shared::PySharedNode>() {
             Target::Shared(Arc::clone(&n.get().seg), n.get().idx)
         } else {
@@ -130,7 +136,7 @@ impl PyTracker {
     fn set_description(&self, desc: &Bound<'_, PyAny>, refresh: bool) -> PyResult<()> {
         let _ = refresh; // every frame is fresh; accepted for tqdm compatibility
         let name = super::convert::text(desc, "description")?;
-        if let (false, Target::Core(node)) = (name.is_empty(), &self.target) {
+        if let (false, Target::Core(node, _)) = (name.is_empty(), &self.target) {
             node.rename(crate::core::text::clip(&name, crate::core::run::MAX_NAME_CHARS));
         }
         Ok(())

@@ -51,6 +51,8 @@ pub struct Ticker {
     signal: Arc<StopSignal>,
     thread: Option<JoinHandle<()>>,
     handle: TickerHandle,
+    /// The process that started the thread: a forked child has no such thread to stop.
+    pid: u32,
 }
 
 /// What other threads need to print above the bars or pause them: cheap to clone, so that a
@@ -158,7 +160,7 @@ impl Ticker {
                 }
             })
             .expect("spawn the milepost ticker thread");
-        Self { signal, thread: Some(thread), handle: TickerHandle { pause, multi } }
+        Self { signal, thread: Some(thread), handle: TickerHandle { pause, multi }, pid: std::process::id() }
     }
 
     pub fn handle(&self) -> TickerHandle {
@@ -167,6 +169,12 @@ impl Ticker {
 
     /// Signals the thread, which draws a final frame, and waits for it.
     pub fn stop(&mut self) {
+        if std::process::id() != self.pid {
+            // A copy inherited through fork: the thread exists only in the parent. Joining its
+            // handle here would fail; forgetting it is all there is to do.
+            std::mem::forget(self.thread.take());
+            return;
+        }
         *self.signal.stopped.lock() = true;
         self.signal.cv.notify_all();
         if let Some(t) = self.thread.take() {

@@ -6,7 +6,8 @@ use super::segment::{
     Segment, ACTIVE, C_DONE, C_FAILED, C_FLOATS, C_IN_FLIGHT, C_METRICS, C_RETRIED, C_SECONDS, C_SKIPPED,
     C_TIMED, C_USED, DEAD, FREE, H_NODE_COUNT, MAX_METRICS, MAX_NODES, MAX_SLOTS, METRICS_AT, METRIC_ENTRY,
     M_NAME, M_STATE, N_CREATOR, N_KIND, N_NAME, N_OPEN, N_PARENT, N_READY, N_STATE, N_TOTAL, N_UNIT,
-    RECORD_WORDS, RING, S_DONE, S_DROPPED, S_FAILED, S_HEAD, S_ITEM, S_PID, S_STATE, S_TAIL, UNKNOWN_TOTAL,
+    RECORD_WORDS, RING, S_BEAT, S_DONE, S_DROPPED, S_FAILED, S_HEAD, S_ITEM,  S_TAIL,
+    UNKNOWN_TOTAL, CLAIMING,
 };
 
 /// A node of the shared table, as the parent mirrors it.
@@ -76,7 +77,9 @@ impl Segment {
 
     /// Slots that a worker has used (their counts are part of the run).
     pub fn used_slots(&self) -> Vec<usize> {
-        (0..MAX_SLOTS).filter(|&s| self.word(Self::slot_base(s) + S_STATE).load(Ordering::Acquire) != FREE).collect()
+        (0..MAX_SLOTS)
+            .filter(|&s| !matches!(self.state_word(s).load(Ordering::Acquire), FREE | CLAIMING))
+            .collect()
     }
 
     /// `node`'s counts summed over `slots`.
@@ -137,13 +140,13 @@ impl Segment {
         let get = |f: usize| self.word(base + f).load(Ordering::Acquire);
         SlotView {
             slot,
-            pid: get(S_PID) as u32,
-            state: get(S_STATE),
+            pid: self.pid_word(slot).load(Ordering::Acquire) as u32,
+            state: self.state_word(slot).load(Ordering::Acquire),
             item: self.read_item(slot),
             done: get(S_DONE),
             failed: get(S_FAILED),
             dropped: get(S_DROPPED),
-            activity: get(S_DONE) + get(S_FAILED) + get(S_ITEM) + get(S_HEAD),
+            activity: get(S_BEAT).wrapping_add(get(S_ITEM)),
         }
     }
 
@@ -177,11 +180,11 @@ impl Segment {
         }
         let failed = self.word(Self::slot_base(slot) + S_FAILED);
         failed.store(failed.load(Ordering::Relaxed) + lost.iter().map(|(_, n)| n).sum::<u64>(), Ordering::Relaxed);
-        self.word(Self::slot_base(slot) + S_STATE).store(DEAD, Ordering::Release);
+        self.state_word(slot).store(DEAD, Ordering::Release);
         lost
     }
 
     pub fn is_active(&self, slot: usize) -> bool {
-        self.word(Self::slot_base(slot) + S_STATE).load(Ordering::Acquire) == ACTIVE
+        self.state_word(slot).load(Ordering::Acquire) == ACTIVE
     }
 }

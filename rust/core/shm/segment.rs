@@ -9,13 +9,14 @@
 //! metric names MAX_METRICS x 9    state (0 empty, 1 claimed, 2 ready), length, a 56-byte name
 //! node table   MAX_NODES x 28     ready, parent, kind, total, open, last state, creator,
 //!                                 name length, 16 name words, unit length, 3 unit words
+//! slot states  MAX_SLOTS x 2      state (free, claiming, active, dead, exited), pid
 //! slots        MAX_SLOTS x SLOT   one per worker process:
-//!   header     32                 state, pid, item seqlock, item length, 16 item words,
-//!                                 done, failed, ring head, ring tail, ring dropped, ...
+//!   header     32                 (2 unused), item seqlock, item length, 16 item words,
+//!                                 done, failed, ring head, ring tail, ring dropped, beat
 //!   counters   MAX_NODES x 41     per node: done, failed, skipped, retried, in flight,
 //!                                 items timed, item seconds (f64), metric used/float masks,
 //!                                 32 metric sums (f64)
-//!   ring       RING x 64          events: a header word (kind, node, length), 63 text words
+//!   ring       RING x 128         events: a header word (kind, node), length, 126 text words
 //! ```
 //! Each slot has one writer (its worker process; the GIL serializes that process's threads),
 //! so counters are written with plain stores and read by the parent with relaxed loads. The
@@ -25,7 +26,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use memmap2::MmapMut;
 
@@ -44,12 +45,16 @@ pub const M_NAME: usize = 1;
 pub const NODE_ENTRY: usize = 28;
 pub const SLOT_HEADER: usize = 32;
 pub const COUNTER_WORDS: usize = 9 + MAX_METRICS;
-pub const RECORD_WORDS: usize = 64;
+pub const RECORD_WORDS: usize = 128;
 pub const SLOT_WORDS: usize = SLOT_HEADER + MAX_NODES * COUNTER_WORDS + RING * RECORD_WORDS;
 
 pub const METRICS_AT: usize = HEADER_WORDS;
 pub const NODES_AT: usize = METRICS_AT + MAX_METRICS * METRIC_ENTRY;
-pub const SLOTS_AT: usize = NODES_AT + MAX_NODES * NODE_ENTRY;
+/// Each slot's state and pid, kept with the header (reserved when the file is created): the
+/// parent scans them often, and touching an unreserved page of a full tmpfs kills a process,
+/// even to read it.
+pub const SLOTDIR_AT: usize = NODES_AT + MAX_NODES * NODE_ENTRY;
+pub const SLOTS_AT: usize = SLOTDIR_AT + MAX_SLOTS * 2;
 pub const TOTAL_WORDS: usize = SLOTS_AT + MAX_SLOTS * SLOT_WORDS;
 
 // Header words.
@@ -74,14 +79,14 @@ pub const N_NAME: usize = 7;
 pub const N_UNIT: usize = 24;
 
 // Slot header words.
-pub const S_STATE: usize = 0;
-pub const S_PID: usize = 1;
 pub const S_ITEM: usize = 2;
 pub const S_DONE: usize = 20;
 pub const S_FAILED: usize = 21;
 pub const S_HEAD: usize = 22;
 pub const S_TAIL: usize = 23;
 pub const S_DROPPED: usize = 24;
+/// Bumped by every write of the worker: the parent's sign of life.
+pub const S_BEAT: usize = 25;
 
 // Per-node counter words within a slot.
 pub const C_DONE: usize = 0;
@@ -100,10 +105,31 @@ pub const FREE: u64 = 0;
 pub const ACTIVE: u64 = 1;
 pub const DEAD: u64 = 2;
 pub const EXITED: u64 = 3;
+/// Taken by a worker that is still writing its pid: the parent ignores it until ACTIVE.
+pub const CLAIMING: u64 = 4;
 
 pub const UNKNOWN_TOTAL: u64 = u64::MAX;
 /// No slot claimed by this process yet (after a fork the child starts here again).
 pub const UNCLAIMED: usize = usize::MAX;
+
+/// How many times this process has been the child of a fork (bumped, without a lock, by the
+/// at-fork hook). A claimed slot remembers the generation it was claimed in, so a forked
+/// child never writes into its parent's slot, and no lock is taken after a fork: a lock held
+/// by another thread at the moment of the fork would stay locked in the child forever.
+static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+pub fn fork_generation() -> u64 {
+    FORK_GENERATION.load(Ordering::Relaxed)
+}
+
+/// Called in a child process right after `fork`.
+pub fn after_fork_in_child() {
+    FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
+fn pack(slot: usize, generation: u64) -> u64 {
+    (generation << 32) | slot as u64
+}
 
 /// Why a segment could not be created or attached.
 #[derive(Debug)]
@@ -135,14 +161,17 @@ impl From<std::io::Error> for SegmentError {
     }
 }
 
-/// A mapped segment. The parent's copy (`owner`) removes the file when dropped.
+/// A mapped segment. The creating process (not a child that inherited it) removes the file
+/// when dropped.
 #[derive(Debug)]
 pub struct Segment {
     map: MmapMut,
+    file: File,
     path: PathBuf,
-    owner: bool,
-    /// The slot this process writes to, claimed on first write.
-    pub(crate) my_slot: AtomicUsize,
+    /// The process that created the file, if it was this one's ancestor-or-self.
+    owner_pid: Option<u32>,
+    /// The slot this process writes to and the fork generation it was claimed in.
+    pub(crate) my_slot: AtomicU64,
 }
 
 // SAFETY: the mapping is only ever accessed through `AtomicU64` words (see `word`), which are
@@ -155,7 +184,13 @@ impl Segment {
     pub fn create(path: &Path, parent_pid: u32) -> Result<Self, SegmentError> {
         let file = OpenOptions::new().read(true).write(true).create_new(true).open(path)?;
         file.set_len((TOTAL_WORDS * 8) as u64)?;
-        let seg = Self::map(&file, path, true)?;
+        // The header and tables are reserved now, each slot when a worker claims it: writing
+        // to a page of a sparse file on a full filesystem would kill the process (SIGBUS).
+        if let Err(e) = reserve(&file, 0, SLOTS_AT * 8) {
+            let _ = std::fs::remove_file(path);
+            return Err(e.into());
+        }
+        let seg = Self::map(file, path, Some(std::process::id()))?;
         for (i, v) in [
             (H_VERSION, VERSION),
             (H_SLOTS, MAX_SLOTS as u64),
@@ -180,7 +215,7 @@ impl Segment {
         if file.metadata()?.len() < (HEADER_WORDS * 8) as u64 {
             return Err(SegmentError::NotASegment(path.to_owned()));
         }
-        let seg = Self::map(&file, path, false)?;
+        let seg = Self::map(file, path, None)?;
         if seg.word(H_MAGIC).load(Ordering::Acquire) != MAGIC {
             return Err(SegmentError::NotASegment(path.to_owned()));
         }
@@ -191,12 +226,30 @@ impl Segment {
         Ok(seg)
     }
 
-    fn map(file: &File, path: &Path, owner: bool) -> Result<Self, SegmentError> {
+    fn map(file: File, path: &Path, owner_pid: Option<u32>) -> Result<Self, SegmentError> {
         // SAFETY: the file is ours (created above, or named by our parent process) and is
         // only accessed through atomic words, so concurrent writers cannot cause undefined
         // behaviour; its size is checked before any word beyond the header is read.
-        let map = unsafe { MmapMut::map_mut(file)? };
-        Ok(Self { map, path: path.to_owned(), owner, my_slot: AtomicUsize::new(UNCLAIMED) })
+        let map = unsafe { MmapMut::map_mut(&file)? };
+        Ok(Self { map, file, path: path.to_owned(), owner_pid, my_slot: AtomicU64::new(pack(UNCLAIMED, 0)) })
+    }
+
+    /// Reserves the disk space of a slot before it is written.
+    pub(crate) fn reserve_slot(&self, slot: usize) -> std::io::Result<()> {
+        reserve(&self.file, Self::slot_base(slot) * 8, SLOT_WORDS * 8)
+    }
+
+    /// This process's slot, if it claimed one since its last fork.
+    #[inline]
+    pub(crate) fn claimed(&self) -> Option<usize> {
+        let v = self.my_slot.load(Ordering::Relaxed);
+        let slot = (v & 0xffff_ffff) as usize;
+        (v >> 32 == fork_generation() && slot != (UNCLAIMED & 0xffff_ffff)).then_some(slot)
+    }
+
+    pub(crate) fn set_claimed(&self, slot: Option<usize>) {
+        let s = slot.unwrap_or(UNCLAIMED & 0xffff_ffff);
+        self.my_slot.store(pack(s, fork_generation()), Ordering::Relaxed);
     }
 
     pub fn path(&self) -> &Path {
@@ -205,6 +258,7 @@ impl Segment {
 
     /// The `index`-th 8-byte word of the segment.
     #[inline]
+    #[allow(clippy::cast_ptr_alignment)] // the mapping is page-aligned (see the SAFETY note)
     pub fn word(&self, index: usize) -> &AtomicU64 {
         assert!(index < self.map.len() / 8, "word {index} is outside the segment");
         // SAFETY: the index is in bounds (checked above); the mapping is page-aligned, so
@@ -215,6 +269,15 @@ impl Segment {
 
     pub fn slot_base(slot: usize) -> usize {
         SLOTS_AT + slot * SLOT_WORDS
+    }
+
+    /// The slot's state word (in the reserved directory, not in the slot itself).
+    pub fn state_word(&self, slot: usize) -> &AtomicU64 {
+        self.word(SLOTDIR_AT + slot * 2)
+    }
+
+    pub fn pid_word(&self, slot: usize) -> &AtomicU64 {
+        self.word(SLOTDIR_AT + slot * 2 + 1)
     }
 
     pub fn counter(slot: usize, node: usize, field: usize) -> usize {
@@ -228,12 +291,8 @@ impl Segment {
     /// Writes `text` (clipped to `words` x 8 bytes at a character boundary) as a length word
     /// followed by its bytes packed into words.
     pub fn write_text(&self, at: usize, words: usize, text: &str) {
-        let max = words * 8;
-        let mut end = text.len().min(max);
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        let bytes = &text.as_bytes()[..end];
+        let bytes = clip_bytes(text, words).as_bytes();
+        let end = bytes.len();
         for w in 0..words {
             let mut chunk = [0u8; 8];
             let from = (w * 8).min(bytes.len());
@@ -263,10 +322,34 @@ impl Segment {
 
 impl Drop for Segment {
     fn drop(&mut self) {
-        if self.owner {
+        // A forked child that exits must not remove the file its parent still uses.
+        if self.owner_pid == Some(std::process::id()) {
             self.unlink();
         }
     }
+}
+
+/// Allocates `len` bytes of `file` from `offset` (ENOSPC becomes an error here, not a crash
+/// on first write).
+#[allow(clippy::cast_possible_wrap)]
+fn reserve(file: &File, offset: usize, len: usize) -> std::io::Result<()> {
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: the descriptor is open for as long as `file` lives; the call only reserves space.
+    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), offset as libc::off_t, len as libc::off_t) };
+    match rc {
+        // Done, or a filesystem without fallocate: nothing to reserve with, carry on.
+        0 | libc::EOPNOTSUPP | libc::EINVAL => Ok(()),
+        e => Err(std::io::Error::from_raw_os_error(e)),
+    }
+}
+
+/// The longest prefix of `text` that `write_text` keeps in `words` words.
+pub fn clip_bytes(text: &str, words: usize) -> &str {
+    let mut end = text.len().min(words * 8);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// Whether process `pid` is running (not gone, not a zombie waiting to be reaped).

@@ -7,13 +7,14 @@ use super::segment::{
     Segment, ACTIVE, COUNTER_WORDS, C_FLOATS, C_METRICS, C_USED, EXITED, FREE, MAX_METRICS, MAX_NODES,
     MAX_SLOTS, METRICS_AT, METRIC_ENTRY, M_NAME, M_STATE, N_CREATOR, N_KIND, N_NAME, N_OPEN, N_PARENT,
     N_READY, N_STATE, N_TOTAL, N_UNIT, RECORD_WORDS, RING, SLOT_HEADER, S_DONE, S_DROPPED, S_FAILED,
-    S_HEAD, S_ITEM, S_PID, S_STATE, S_TAIL, UNCLAIMED, UNKNOWN_TOTAL, H_NODE_COUNT,
+    S_HEAD, S_ITEM,  S_TAIL, UNKNOWN_TOTAL, H_NODE_COUNT, S_BEAT, CLAIMING, DEAD, clip_bytes,
 };
 
 /// What can go wrong on the worker's side.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteError {
     NoFreeSlot,
+    NoSpace(String),
     TooManyNodes,
     TooManyMetrics(String),
     UnknownNode(usize),
@@ -22,7 +23,8 @@ pub enum WriteError {
 impl std::fmt::Display for WriteError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::NoFreeSlot => write!(f, "no free worker slot: a run serves at most {MAX_SLOTS} worker processes"),
+            Self::NoFreeSlot => write!(f, "no free worker slot: a run serves at most {MAX_SLOTS} worker processes at once"),
+            Self::NoSpace(e) => write!(f, "no room for this worker in the shared-memory segment ({e}); free space in /dev/shm or set MILEPOST_SHM_DIR"),
             Self::TooManyNodes => write!(f, "a run shares at most {MAX_NODES} phases and steps with its workers"),
             Self::TooManyMetrics(n) => write!(f, "cannot add metric {n:?}: a run holds at most {MAX_METRICS} metric names"),
             Self::UnknownNode(n) => write!(f, "no shared node {n} in this run"),
@@ -40,38 +42,41 @@ impl Segment {
     /// read (a system call) only when claiming.
     #[inline]
     pub fn my_slot(&self) -> Result<usize, WriteError> {
-        match self.my_slot.load(Ordering::Relaxed) {
-            UNCLAIMED => self.claim(std::process::id()),
-            s => Ok(s),
+        match self.claimed() {
+            Some(s) => Ok(s),
+            None => self.claim(std::process::id()),
         }
     }
 
     #[cold]
     pub(crate) fn claim(&self, pid: u32) -> Result<usize, WriteError> {
-        // Free slots first; then slots whose worker exited cleanly (their counts stay).
-        for wanted in [FREE, EXITED] {
+        // Free slots first; then slots whose worker exited or died (their counts are already
+        // part of the run, and keep adding up).
+        for wanted in [FREE, EXITED, DEAD] {
             for slot in 0..MAX_SLOTS {
-                let state = self.word(Self::slot_base(slot) + S_STATE);
-                if state.compare_exchange(wanted, ACTIVE, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
-                    self.word(Self::slot_base(slot) + S_PID).store(u64::from(pid), Ordering::Release);
-                    self.my_slot.store(slot, Ordering::Relaxed);
-                    return Ok(slot);
+                let state = self.state_word(slot);
+                if state.compare_exchange(wanted, CLAIMING, Ordering::AcqRel, Ordering::Relaxed).is_err() {
+                    continue;
                 }
+                if let Err(e) = self.reserve_slot(slot) {
+                    state.store(wanted, Ordering::Release);
+                    return Err(WriteError::NoSpace(e.to_string()));
+                }
+                // The pid first, then ACTIVE: the parent never checks a slot with a stale pid.
+                self.pid_word(slot).store(u64::from(pid), Ordering::Release);
+                state.store(ACTIVE, Ordering::Release);
+                self.set_claimed(Some(slot));
+                return Ok(slot);
             }
         }
         Err(WriteError::NoFreeSlot)
     }
 
-    /// Forgets the slot (in a child process just forked: the slot is the parent's).
-    pub fn reset_after_fork(&self) {
-        self.my_slot.store(UNCLAIMED, Ordering::Relaxed);
-    }
-
     /// Marks this process's slot as cleanly exited (so the parent does not report a death).
     pub fn detach(&self) {
-        let slot = self.my_slot.swap(UNCLAIMED, Ordering::Relaxed);
-        if slot != UNCLAIMED {
-            let _ = self.word(Self::slot_base(slot) + S_STATE).compare_exchange(
+        if let Some(slot) = self.claimed() {
+            self.set_claimed(None);
+            let _ = self.state_word(slot).compare_exchange(
                 ACTIVE,
                 EXITED,
                 Ordering::AcqRel,
@@ -85,6 +90,14 @@ impl Segment {
     pub fn bump(&self, slot: usize, node: usize, field: usize, n: u64) {
         let w = self.word(Self::counter(slot, node, field));
         w.store(w.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+        self.beat(slot);
+    }
+
+    /// A sign of life for the parent's stall detection (one store).
+    #[inline]
+    pub fn beat(&self, slot: usize) {
+        let b = self.word(Self::slot_base(slot) + S_BEAT);
+        b.store(b.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
     }
 
     /// Adds to a float counter (item seconds, metrics) of `slot`.
@@ -95,6 +108,7 @@ impl Segment {
 
     pub fn add_metric(&self, slot: usize, node: usize, metric: usize, v: f64, is_float: bool) {
         self.bump_f64(slot, node, C_METRICS + metric, v);
+        self.beat(slot);
         let used = self.word(Self::counter(slot, node, C_USED));
         used.store(used.load(Ordering::Relaxed) | (1 << metric), Ordering::Relaxed);
         if is_float {
@@ -134,6 +148,7 @@ impl Segment {
         self.word(rec).store(kind | ((node as u64) << 8), Ordering::Relaxed);
         self.write_text(rec + 1, RECORD_WORDS - 2, text);
         self.word(base + S_HEAD).store(head + 1, Ordering::Release);
+        self.beat(slot);
         true
     }
 
@@ -173,7 +188,7 @@ impl Segment {
             self.word(Self::node_entry(i, N_READY)).load(Ordering::Acquire) == 1
                 && self.word(Self::node_entry(i, N_PARENT)).load(Ordering::Relaxed) == parent as u64
                 && self.word(Self::node_entry(i, N_KIND)).load(Ordering::Relaxed) == kind
-                && self.read_text(Self::node_entry(i, N_NAME), 16) == name
+                && self.read_text(Self::node_entry(i, N_NAME), 16) == clip_bytes(name, 16)
         })
     }
 
@@ -211,12 +226,15 @@ impl Segment {
 
     /// The shared index of metric `name`, registering it on first use.
     pub fn metric_index(&self, name: &str) -> Result<usize, WriteError> {
+        let wanted = clip_bytes(name, 7);
         for i in 0..MAX_METRICS {
             let at = METRICS_AT + i * METRIC_ENTRY;
             let state = self.word(at + M_STATE);
-            loop {
+            // Another process may be writing this entry's name; a process killed while doing
+            // so would hold it forever, so the wait is bounded (then the entry is passed over).
+            for _ in 0..1_000_000 {
                 match state.load(Ordering::Acquire) {
-                    2 if self.read_text(at + M_NAME, 7) == name => return Ok(i),
+                    2 if self.read_text(at + M_NAME, 7) == wanted => return Ok(i),
                     2 => break,
                     0 => {
                         if state.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
@@ -225,7 +243,6 @@ impl Segment {
                             return Ok(i);
                         }
                     }
-                    // Another process is writing this entry's name: wait for it.
                     _ => std::hint::spin_loop(),
                 }
             }

@@ -1,0 +1,234 @@
+"""Worker processes at their edges: forks under load, forks of forks, slot reuse, long texts,
+deep trees, metric limits, stalls, ordering, a full shared-memory filesystem."""
+
+from __future__ import annotations
+
+import copy
+import multiprocessing as mp
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import pytest
+
+import milepost
+from procs_helpers import (
+    busy_in_one_item,
+    long_failure,
+    long_step_names,
+    many_metrics,
+    nested_steps,
+    open_step_forever,
+    slow,
+)
+
+FORK = mp.get_context("fork")
+
+
+@pytest.fixture(autouse=True)
+def shm_dir(tmp_path, monkeypatch):
+    d = tmp_path / "shm"
+    d.mkdir()
+    monkeypatch.setenv("MILEPOST_SHM_DIR", str(d))
+    return d
+
+
+def test_forks_while_other_threads_snapshot_never_hang() -> None:
+    with milepost.Run("forks", display="none") as run:
+        run.phase("p").advance()
+        stop = threading.Event()
+
+        def snapshots():
+            while not stop.is_set():
+                run.snapshot()
+
+        threads = [threading.Thread(target=snapshots) for _ in range(2)]
+        for t in threads:
+            t.start()
+        try:
+            for _ in range(200):
+                pid = os.fork()
+                if pid == 0:
+                    os._exit(0)
+                deadline = time.monotonic() + 10
+                while os.waitpid(pid, os.WNOHANG) == (0, 0):
+                    if time.monotonic() > deadline:
+                        os.kill(pid, signal.SIGKILL)
+                        os.waitpid(pid, 0)
+                        pytest.fail("a forked child hung after fork")
+                    time.sleep(0.001)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+
+
+def test_a_forked_child_exiting_normally_leaves_the_parents_segment(shm_dir) -> None:
+    code = (
+        "import os, sys, milepost\n"
+        "run = milepost.Run('f', display='none').start()\n"
+        "ph = run.phase('p')\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    ph.advance(5)\n"
+        "    sys.exit(0)\n"
+        "os.waitpid(pid, 0)\n"
+        "print(len(os.listdir(os.environ['MILEPOST_SHM_DIR'])), run.snapshot().find('p')['done'])\n"
+        "run.finish()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=os.environ)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["1", "5"]
+    assert "panicked" not in proc.stderr
+
+
+def test_methods_bound_before_a_fork_and_runs_not_yet_started_count_in_children() -> None:
+    run = milepost.Run("bound", display="none")  # not started yet
+    phase = run.phase("p")
+    advance = phase.advance
+    bar = milepost.track(total=1000, desc="bar", run=run)
+
+    def child():
+        for _ in range(50):
+            advance()
+            bar.update()
+
+    procs = [FORK.Process(target=child) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(30)
+    with run:
+        snap = run.snapshot()
+    assert snap.find("p")["done"] == 150
+    assert snap.find("bar")["done"] == 150
+
+
+def test_many_short_lived_workers_reuse_slots_and_exit_cleanly() -> None:
+    with milepost.Run("many", display="none") as run:
+        phase = run.phase("p")
+
+        def child():
+            phase.advance(10)
+
+        for _ in range(140):
+            p = FORK.Process(target=child)
+            p.start()
+            p.join(30)
+            assert p.exitcode == 0
+        snap = run.snapshot()
+    assert snap.find("p")["done"] == 1400
+    states = {lane["state"] for lane in snap.data["lanes"]}
+    assert states == {"finished"}
+
+
+def test_long_worker_texts_arrive_clipped_never_lost() -> None:
+    got = []
+
+    class Keep(milepost.BaseObserver):
+        def on_event(self, event):
+            got.append(event)
+
+    with milepost.Run("long", display="none", observers=[Keep()]) as run:
+        phase = run.phase("p")
+        p = FORK.Process(target=long_failure, args=(phase,))
+        p.start()
+        p.join(30)
+        snap = run.snapshot()
+    failure = snap.data["failures"][0]
+    assert failure["name"] == "long-one" and failure["error"].startswith("EEEE") and failure["error"].endswith("…")
+    kinds = [e.kind for e in got]
+    assert "item_failed" in kinds and "log" in kinds
+    assert kinds.index("log") < kinds.index("run_finished"), "worker events come before the run's end"
+    assert snap.data["worker_events_dropped"] == 0
+
+
+def test_steps_workers_nest_keep_their_parents() -> None:
+    with milepost.Run("tree", display="none") as run:
+        phase = run.phase("work")
+        with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
+            pool.submit(nested_steps, phase).result()
+        snap = run.snapshot()
+    work = snap.find("work")
+    assert [c["name"] for c in work["children"]] == ["outer"]
+    assert [c["name"] for c in work["children"][0]["children"]] == ["inner"]
+    assert work["done"] == 1
+
+
+def test_a_worker_past_the_metric_limit_gets_the_error() -> None:
+    with milepost.Run("metrics", display="none") as run:
+        phase = run.phase("p")
+        for i in range(20):
+            phase.metric(f"parent-metric-{i}", 1)
+        with ProcessPoolExecutor(1, mp_context=FORK) as pool:
+            message = pool.submit(many_metrics, phase, 20).result()
+        snap = run.snapshot()
+    assert "a run holds at most 32 metric names" in message
+    assert len(snap.find("p")["metrics"]) == 32
+
+
+def test_a_worker_that_keeps_counting_is_not_stalled() -> None:
+    with milepost.Run("busy", display="none", stall_after=0.5) as run:
+        phase = run.phase("p")
+        p = FORK.Process(target=busy_in_one_item, args=(phase, 2.0))
+        p.start()
+        seen = set()
+        deadline = time.monotonic() + 1.8
+        while time.monotonic() < deadline:
+            seen |= {lane["state"] for lane in run.snapshot().data["lanes"] if lane["name"].startswith("pid ")}
+            time.sleep(0.1)
+        p.join(30)
+    assert "busy" in seen and "stalled" not in seen
+
+
+def test_steps_workers_leave_open_end_with_the_run() -> None:
+    with milepost.Run("open", display="none") as run:
+        phase = run.phase("p")
+        p = FORK.Process(target=open_step_forever, args=(phase,))
+        p.start()
+        p.join(30)
+    states = {n["name"]: n["state"] for _, n in run.snapshot().nodes()}
+    assert states == {"p": "completed", "never-closed": "completed"}
+
+
+def test_long_step_names_from_workers_are_reused() -> None:
+    with milepost.Run("names", display="none") as run:
+        phase = run.phase("p")
+        with ProcessPoolExecutor(2, mp_context=FORK) as pool:
+            list(pool.map(long_step_names, [phase] * 300, [1] * 300))
+        snap = run.snapshot()
+    steps = snap.find("p")["children"]
+    assert len(steps) == 1 and steps[0]["done"] == 300
+
+
+def test_a_task_copied_in_the_parent_stays_the_parents() -> None:
+    with milepost.Run("copy", display="none") as run:
+        phase = run.phase("p")
+        run._share()
+        clone = copy.deepcopy({"task": phase})["task"]
+        assert clone is phase
+        assert milepost.current_run() is run
+        milepost.process_map(slow, range(4), workers=2, mp_context=FORK)
+
+
+def test_a_full_shared_memory_filesystem_is_an_error_not_a_crash(tmp_path, monkeypatch) -> None:
+    mount = tmp_path / "tiny-shm"
+    mount.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.fail(f"this test needs to mount a small tmpfs (root): {proc.stderr.strip()}")
+    monkeypatch.setenv("MILEPOST_SHM_DIR", str(mount))
+    try:
+        with milepost.Run("full", display="none") as run:
+            out = milepost.process_map(slow, range(6), workers=2, mp_context=FORK, return_exceptions=True)
+            run.phase("after").advance()
+        errors = [o for o in out if isinstance(o, BaseException)]
+        assert errors and all("no room for this worker" in str(e) for e in errors)
+        assert run.snapshot().find("after")["done"] == 1, "the parent goes on"
+        assert os.listdir(mount) == []
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)  # lazy: a mapping may still be open
