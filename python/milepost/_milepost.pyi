@@ -23,6 +23,7 @@ __all__ = [
     "Snapshot",
     "Estimator",
     "SharedRun",
+    "RowBuffer",
     "SharedNode",
     "after_fork_in_child",
     "format_duration",
@@ -324,3 +325,23 @@ class SharedNode:
     def retried(self) -> int: ...
     @property
     def in_flight(self) -> int: ...
+
+@final
+class RowBuffer:
+    """Item rows for the history store, encoded in Rust as one JSON array."""
+
+    def __new__(cls, run_id: str) -> RowBuffer: ...
+    def push(
+        self,
+        phase: str,
+        name: str,
+        status: str,
+        started_at: float,
+        duration: Optional[float] = None,
+        error: Optional[str] = None,
+        metrics: Optional[str] = None,
+    ) -> int:
+        """Adds an item row; returns how many are waiting."""
+    def take(self) -> Optional[tuple[str, int]]:
+        """The waiting rows as one JSON array and their number."""
+    def __len__(self) -> int: ...

@@ -115,6 +115,10 @@ class Run(Task):
         started_at = self._resume.started_at if self._resume is not None else time.time()
         self._core = _milepost.RunCore(run_id or uuid.uuid4().hex[:12], name, self._manual, started_at)
         self._origin = self._clock()
+        #: Unix time at the run clock's zero: an item's start in the history without a clock call.
+        self._wall_origin = time.time()
+        if self._store is not None:
+            self._store.bind_run(self._core.id)
         super().__init__(self, self._core.root, (self._core.name,))
         stream = output if hasattr(output, "write") else None
         self.display = resolve_display(display, stream)  # type: ignore[arg-type]

@@ -52,6 +52,8 @@ class Task:
         self._run = run
         self._parent = parent
         self.path = path
+        #: The task's path below the run, as the history stores it ("map/inner").
+        self._history_path = "/".join(path[1:])
         self._bind(node)
 
     def _bind(self, node: Any) -> None:
@@ -115,11 +117,6 @@ class Task:
     def in_flight(self) -> int:
         return self._node.in_flight
 
-    @property
-    def _history_path(self) -> str:
-        """The task's path below the run, as the history stores it ("map/inner")."""
-        return "/".join(self.path[1:])
-
     def pending(self, items: Iterable[T], key: Optional[Any] = None) -> Iterator[T]:
         """The items not yet done: in a resumed run, those whose `key(item)` (by default the
         item's name, `str(item)`) was not recorded done or skipped by the run it continues."""
@@ -136,7 +133,7 @@ class Task:
         self._node.fail(name, text)
         store = getattr(self._run, "_store", None)
         if store is not None:
-            store.item((self._run.id, self._history_path, _text(name), "failed", time.time(), None, text, None))
+            store.item(self._history_path, _text(name), "failed", time.time(), None, text, None)
         self._run._emit(ItemFailed, self.path, item=_clip(_milepost.sanitize(name), MAX_NAME), error=text)
 
     def retry(self, name: Any = None) -> None:
@@ -199,7 +196,7 @@ class Task:
 class Item:
     """One item in flight. `skip()` inside the block counts it skipped instead of done."""
 
-    __slots__ = ("_task", "name", "_lane", "_t0", "_skipped", "_token", "_wall", "_metrics")
+    __slots__ = ("_task", "name", "_lane", "_t0", "_skipped", "_token", "_metrics")
 
     def __init__(self, task: Task, name: Any) -> None:
         self._task = task
@@ -208,7 +205,6 @@ class Item:
         self._t0 = 0.0
         self._skipped = False
         self._token: Optional[contextvars.Token[Optional[Item]]] = None
-        self._wall = 0.0
         self._metrics: Optional[dict[str, float]] = None
 
     @property
@@ -237,8 +233,6 @@ class Item:
         self._t0 = run._now()
         self._task._node.item_started(self.name, self._lane)
         self._token = _current_item.set(self)
-        if getattr(run, "_store", None) is not None:
-            self._wall = time.time()
         return self
 
     def __exit__(
@@ -264,11 +258,12 @@ class Item:
         task._run._emit(ItemFailed, task.path, item=_clip(_milepost.sanitize(self.name), MAX_NAME), error=text)
 
     def _record(self, status: str, duration: float, error: Optional[str]) -> None:
-        store = getattr(self._task._run, "_store", None)
+        run = self._task._run
+        store = getattr(run, "_store", None)
         if store is not None:
             metrics = json.dumps(self._metrics) if self._metrics else None
-            store.item((self._task._run.id, self._task._history_path, _text(self.name), status, self._wall,
-                        duration, error, metrics))
+            name = self.name if type(self.name) is str else _text(self.name)
+            store.item(self._task._history_path, name, status, run._wall_origin + self._t0, duration, error, metrics)
 
 
 #: Text kept in events, matching what the core keeps in snapshots: events are queued, and a
@@ -288,6 +283,8 @@ def _item_key(item: Any) -> str:
 def _text(value: Any) -> str:
     """Text safe for the history database (lone surrogates from undecodable file names would
     fail the whole batch)."""
+    if type(value) is str and value.isascii():
+        return value  # the common case, at no cost
     if hasattr(value, "__fspath__"):
         value = os.fspath(value)
     if isinstance(value, bytes):

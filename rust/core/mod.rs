@@ -9,6 +9,7 @@ pub mod lanes;
 pub mod metrics;
 pub mod node;
 pub mod records;
+pub mod rows;
 pub mod run;
 pub mod sharing;
 pub mod shm;

@@ -4,6 +4,7 @@ mod convert;
 mod errors;
 mod estimator;
 mod node;
+mod rows;
 mod run;
 mod shared;
 mod snapshot;
@@ -58,6 +59,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<snapshot::PySnapshot>()?;
     m.add_class::<estimator::PyEstimator>()?;
     m.add_class::<shared::PySharedRun>()?;
+    m.add_class::<rows::PyRowBuffer>()?;
     m.add_class::<shared::PySharedNode>()?;
     m.add_function(wrap_pyfunction!(shared::after_fork_in_child, m)?)?;
     m.add_function(wrap_pyfunction!(format_duration, m)?)?;

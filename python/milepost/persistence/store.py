@@ -23,6 +23,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Deque, List, Optional, Sequence, Tuple
 
+from .. import _milepost
 from .schema import SchemaError, migrate
 
 _log = logging.getLogger("milepost")
@@ -32,8 +33,15 @@ MAX_QUEUED = 200_000
 #: A batch this large is written without waiting for the interval.
 EAGER_BATCH = 20_000
 
-ITEM_SQL = ("INSERT INTO items (run_id, phase, name, status, started_at, duration, error, metrics) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+# A whole batch of item rows in one statement: the rows go in as one JSON array and SQLite
+# unpacks them. Python's sqlite3 releases the GIL around each step of a statement; with one
+# step a batch, the writer thread never waits for the job's thread to hand the GIL back,
+# once per row, at every switch interval (it would fall behind by minutes on a busy job).
+ITEMS_FROM_JSON = (
+    "INSERT INTO items (run_id, phase, name, status, started_at, duration, error, metrics) "
+    "SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7 "
+    "FROM json_each(?)"
+)
 
 Op = Tuple[str, Sequence[Any]]
 
@@ -60,6 +68,23 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     return db
 
 
+class _Dropped:
+    """The row buffer of a store that is off: counts what it is given, keeps nothing."""
+
+    def __init__(self, store: "Store") -> None:
+        self._store = store
+
+    def push(self, *row: Any) -> int:
+        self._store.dropped += 1
+        return 0
+
+    def take(self) -> None:
+        return None
+
+    def __len__(self) -> int:
+        return 0
+
+
 class Store:
     """Writes history rows in the background. Thread-safe; every method returns at once."""
 
@@ -67,9 +92,10 @@ class Store:
         self.path = Path(path) if path is not None else default_path()
         self.flush_interval = flush_interval
         self._queue: Deque[Op] = deque()
-        self._items: Deque[Tuple[Any, ...]] = deque()
+        self._rows = _milepost.RowBuffer("")
         self._cond = threading.Condition()
         self._stop = False
+        self._busy = False
         self.enabled = True
         self.written = 0
         self.dropped = 0
@@ -84,7 +110,12 @@ class Store:
     def _disable(self, why: str) -> None:
         if self.enabled:
             self.enabled = False
+            self._rows = _Dropped(self)  # type: ignore[assignment]
             _log.warning("milepost: run history is off: %s; the job goes on without it", why)
+
+    def bind_run(self, run_id: str) -> None:
+        """The run whose items this store keeps (one store a run)."""
+        self._rows = _milepost.RowBuffer(run_id)
 
     # -- producers ----------------------------------------------------------------------------
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
@@ -94,21 +125,22 @@ class Store:
         self._queue.append((sql, params))
         self._maybe_wait()
 
-    def item(self, row: Tuple[Any, ...]) -> None:
-        """Queues one item row (`ITEM_SQL`'s parameters): the per-item path, a deque append."""
-        if not self.enabled:
-            self.dropped += 1
-            return
-        self._items.append(row)
-        if len(self._items) >= EAGER_BATCH:
+    def item(self, phase: str, name: str, status: str, started_at: float, duration: Optional[float],
+             error: Optional[str], metrics: Optional[str]) -> None:
+        """Queues one item row: the per-item path, one call into the encoder (a store that
+        turned itself off has a row buffer that only counts)."""
+        if self._rows.push(phase, name, status, started_at, duration, error, metrics) >= EAGER_BATCH:
             self._maybe_wait()
 
+    def _pending(self) -> int:
+        return len(self._rows) + len(self._queue)
+
     def _maybe_wait(self) -> None:
-        n = len(self._items) + len(self._queue)
+        n = self._pending()
         if n >= EAGER_BATCH:
             with self._cond:
                 self._cond.notify()
-        while self.enabled and len(self._items) + len(self._queue) >= MAX_QUEUED:
+        while self.enabled and self._pending() >= MAX_QUEUED:
             with self._cond:  # backpressure: the writer is behind; wait rather than drop
                 self._cond.notify()
                 self._cond.wait(0.1)
@@ -116,14 +148,13 @@ class Store:
     def flush(self, timeout: float = 30.0) -> bool:
         """Waits until everything queued so far is written (or the store is off)."""
         deadline = time.monotonic() + timeout
-        target = self.written + len(self._items) + len(self._queue)
         with self._cond:
-            self._cond.notify()
-        while self.enabled and self.written < target and time.monotonic() < deadline:
-            with self._cond:
+            while self.enabled and (self._pending() or self._busy):
+                if time.monotonic() > deadline:
+                    return False
                 self._cond.notify()
                 self._cond.wait(0.05)
-        return self.written >= target or not self.enabled
+        return True
 
     def close(self) -> None:
         """Writes what is queued and stops the writer."""
@@ -142,12 +173,16 @@ class Store:
     def _loop(self) -> None:
         while True:
             with self._cond:
-                if not self._stop and len(self._items) + len(self._queue) < EAGER_BATCH:
+                if not self._stop and self._pending() < EAGER_BATCH:
                     self._cond.wait(self.flush_interval)
                 stopping = self._stop
-            self._write_batch()
-            with self._cond:
-                self._cond.notify_all()
+                self._busy = True
+            try:
+                self._write_batch()
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
             if stopping or not self.enabled:
                 return
 
@@ -158,17 +193,17 @@ class Store:
         return out
 
     def _write_batch(self) -> None:
-        ops, items = self._take(self._queue), self._take(self._items)
-        if not ops and not items:
+        ops, rows = self._take(self._queue), self._rows.take()
+        if not ops and rows is None:
             return
         try:
             with self._db:
                 # Statements first: an item's phase row exists before its items.
                 for sql, params in ops:
                     self._db.execute(sql, params)
-                if items:
-                    self._db.executemany(ITEM_SQL, items)
-            self.written += len(ops) + len(items)
+                if rows is not None:
+                    self._db.execute(ITEMS_FROM_JSON, (rows[0],))
+            self.written += len(ops) + (rows[1] if rows else 0)
         except (sqlite3.Error, OSError) as e:
-            self.dropped += len(items)
+            self.dropped += rows[1] if rows else 0
             self._disable(f"cannot write to {self.path} ({e})")

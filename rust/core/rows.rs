@@ -1,0 +1,104 @@
+//! Item rows for the history store, encoded as they come: a JSON array the store's writer
+//! hands to SQLite in one statement (`json_each`). Encoding here, not in Python, keeps the
+//! writer thread off the interpreter lock while the job runs.
+
+use parking_lot::Mutex;
+
+#[derive(Debug, Default)]
+pub struct RowBuffer {
+    inner: Mutex<(Vec<u8>, usize)>,
+}
+
+/// One item row: phase path, name, status, start (Unix time), duration, error, metrics JSON.
+#[derive(Debug, Clone, Copy)]
+pub struct Row<'a> {
+    pub phase: &'a str,
+    pub name: &'a str,
+    pub status: &'a str,
+    pub started_at: f64,
+    pub duration: Option<f64>,
+    pub error: Option<&'a str>,
+    pub metrics: Option<&'a str>,
+}
+
+fn push_str(out: &mut Vec<u8>, s: &str) {
+    // serde_json escapes exactly as JSON needs; writing into a Vec cannot fail.
+    serde_json::to_writer(&mut *out, s).expect("a str encodes");
+}
+
+fn push_num(out: &mut Vec<u8>, v: Option<f64>) {
+    match v.filter(|v| v.is_finite()) {
+        Some(v) => serde_json::to_writer(&mut *out, &v).expect("a finite f64 encodes"),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+impl RowBuffer {
+    /// Adds a row for run `run_id`; returns how many rows are waiting.
+    pub fn push(&self, run_id: &str, row: &Row<'_>) -> usize {
+        let mut g = self.inner.lock();
+        let (buf, n) = &mut *g;
+        buf.push(if *n == 0 { b'[' } else { b',' });
+        buf.push(b'[');
+        push_str(buf, run_id);
+        for s in [row.phase, row.name, row.status] {
+            buf.push(b',');
+            push_str(buf, s);
+        }
+        buf.push(b',');
+        push_num(buf, Some(row.started_at));
+        buf.push(b',');
+        push_num(buf, row.duration);
+        for s in [row.error, row.metrics] {
+            buf.push(b',');
+            match s {
+                Some(s) => push_str(buf, s),
+                None => buf.extend_from_slice(b"null"),
+            }
+        }
+        buf.push(b']');
+        *n += 1;
+        *n
+    }
+
+    /// The waiting rows as one JSON array, and how many they are (the buffer starts over).
+    pub fn take(&self) -> Option<(String, usize)> {
+        let mut g = self.inner.lock();
+        if g.1 == 0 {
+            return None;
+        }
+        let (mut buf, n) = std::mem::take(&mut *g);
+        buf.push(b']');
+        // Only JSON (valid UTF-8) was ever written into the buffer.
+        Some((String::from_utf8(buf).expect("JSON is UTF-8"), n))
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.lock().1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_encode_as_one_json_array() {
+        let b = RowBuffer::default();
+        assert!(b.take().is_none());
+        let row = Row { phase: "map", name: "a\"b\n\u{7}", status: "done", started_at: 1.5, duration: Some(0.25), error: None, metrics: Some("{\"t\":1}") };
+        assert_eq!(b.push("r1", &row), 1);
+        b.push("r1", &Row { duration: Some(f64::NAN), error: Some("boom"), ..row });
+        let (text, n) = b.take().unwrap();
+        assert_eq!(n, 2);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v[0][2], "a\"b\n\u{7}");
+        assert_eq!(v[1][5], serde_json::Value::Null, "non-finite numbers become null");
+        assert_eq!(v[1][6], "boom");
+        assert!(b.take().is_none());
+    }
+}
