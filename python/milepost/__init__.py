@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from . import _milepost
 from ._milepost import SCHEMA_VERSION
-from .errors import InvalidValueError, MilepostError
+from .errors import Cancelled, InvalidValueError, MilepostError
 from .events import (
     Event,
     ItemFailed,
@@ -35,6 +35,7 @@ __version__ = "0.1.0"
 __all__ = [
     "SCHEMA_VERSION",
     "BaseObserver",
+    "Cancelled",
     "ConsoleSummary",
     "Event",
     "InvalidValueError",

@@ -30,6 +30,11 @@ def _parser() -> argparse.ArgumentParser:
     stats = sub.add_parser("stats", help="durations, costs and success across the runs of a name")
     stats.add_argument("name")
     stats.add_argument("--limit", type=int, default=50, help="how many recent runs (default 50)")
+    srv = sub.add_parser("serve", help="the web dashboard of the run history")
+    srv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; others need a token)")
+    srv.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any free port)")
+    srv.add_argument("--token", default=None, help="token to require (made up when binding beyond loopback)")
+    srv.add_argument("--db", default=None, help="history database (default: $MILEPOST_HOME/runs.db or .milepost/runs.db)")
     rep = sub.add_parser("replay", help="draw a saved JSON-lines stream (display='json') again")
     rep.add_argument("file", help="a JSON-lines file, or a .progress.json snapshot")
     rep.add_argument("--speed", type=float, default=1.0, help="faster (2) or slower (0.5) than recorded")
@@ -67,6 +72,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in ("history", "show", "stats"):
         return _history_command(args)
+    if args.command == "serve":
+        from pathlib import Path
+
+        try:
+            from .dashboard.server import serve_forever
+        except ImportError:
+            print("milepost serve: the dashboard needs: pip install 'milepost[dashboard]'", file=sys.stderr)
+            return 2
+        serve_forever(args.host, args.port, Path(args.db) if args.db else None, args.token)
+        return 0
     if args.command == "replay":
         from pathlib import Path
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["MilepostError", "InvalidValueError"]
+__all__ = ["MilepostError", "InvalidValueError", "Cancelled"]
 
 
 class MilepostError(Exception):
@@ -11,3 +11,8 @@ class MilepostError(Exception):
 
 class InvalidValueError(MilepostError, ValueError):
     """A count, total, metric or name that milepost cannot accept; the message names it."""
+
+
+class Cancelled(MilepostError):
+    """The run was cancelled (from the dashboard, or `run.cancel()`): loops and pools stop
+    handing out items, items in flight finish, and the run ends "cancelled"."""

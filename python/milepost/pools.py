@@ -8,6 +8,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Deque, Iterable, List, Optional, TypeVar, Union
 
+from .errors import Cancelled
 from .run import Run, current_run
 from .task import Task, _length
 
@@ -78,6 +79,8 @@ def thread_map(
         r._bind_lane(lane)
 
     def call(index: int, item: T) -> R:
+        if r.cancelled:  # queued before the cancel: not started
+            raise Cancelled(f"{item_name(item, index)!r} did not run: the run was cancelled")
         with task.item(item_name(item, index)):
             return fn(item)
 
@@ -93,21 +96,26 @@ def thread_map(
             fut = pending.popleft()
             try:
                 results.append(fut.result())
+            except Cancelled:
+                continue  # queued before the cancel, not started; Cancelled is raised below
             except Exception as e:  # noqa: BLE001 - reported per the return_exceptions contract
                 if not return_exceptions:
                     raise
                 results.append(e)
-            for index, item in itertools.islice(source, 1):
-                pending.append(pool.submit(call, index, item))
+            if not r.cancelled:
+                for index, item in itertools.islice(source, 1):
+                    pending.append(pool.submit(call, index, item))
+        if r.cancelled:
+            raise Cancelled("the run was cancelled: items in flight finished, the others did not run")
     except BaseException as e:
-        state = "cancelled" if isinstance(e, KeyboardInterrupt) else "failed"
+        state = "cancelled" if isinstance(e, (KeyboardInterrupt, Cancelled)) else "failed"
         raise
     finally:
-        # On an error or Ctrl-C, items not started are dropped and running ones are not waited
-        # for (threads cannot be interrupted; they finish in the background).
+        # Items not started are dropped. On a cancel or Ctrl-C, items in flight finish first
+        # (threads cannot be interrupted); on an error they finish in the background.
         for f in pending:
             f.cancel()
-        pool.shutdown(wait=state == "completed", cancel_futures=True)
+        pool.shutdown(wait=state in ("completed", "cancelled"), cancel_futures=True)
         now = r._core.now()
         for lane in lanes:
             lane.finish(now)

@@ -8,7 +8,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple, TypeVar, Union
 
-from .errors import MilepostError
+from .errors import Cancelled, MilepostError
 from .pools import _default_name
 from .run import Run, current_run
 from .task import Task, _length
@@ -22,6 +22,12 @@ R = TypeVar("R")
 
 class WorkerDied(MilepostError):
     """A worker process died (killed, out of memory): the pool could not run this item."""
+
+
+def _not_run(name: str, state: str) -> BaseException:
+    if state == "cancelled":
+        return Cancelled(f"{name!r} did not run: the run was cancelled")
+    return WorkerDied(f"{name!r} did not run: a worker process died and broke the pool")
 
 
 def _lost(name: str) -> WorkerDied:
@@ -97,6 +103,11 @@ def process_as_completed(
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
                 chunk = pending.pop(fut)
+                if fut.cancelled():
+                    results = [(i, False, _not_run(name, "cancelled")) for i, _, name in chunk]
+                    for index, _ok, value in results:
+                        yield index, value
+                    continue
                 try:
                     results = fut.result()
                 except BrokenProcessPool:
@@ -104,13 +115,17 @@ def process_as_completed(
                     results = [(i, False, _lost(name)) for i, _, name in chunk]
                 for index, ok, value in results:
                     yield index, value
+                if r.cancelled:
+                    state = "cancelled"
+                    for f in pending:
+                        f.cancel()  # chunks not started yet
                 if state == "completed":
                     for nxt in itertools.islice(chunks, 1):
                         pending[pool.submit(run_chunk, fn, nxt)] = nxt
                 else:
-                    for nxt in chunks:  # the pool is broken: what is left cannot run
+                    for nxt in chunks:  # broken or cancelled: what is left does not run
                         for i, _, name in nxt:
-                            yield i, WorkerDied(f"{name!r} did not run: a worker process died and broke the pool")
+                            yield i, _not_run(name, state)
     except BaseException as e:
         state = "cancelled" if isinstance(e, (KeyboardInterrupt, GeneratorExit)) else "failed"
         raise
@@ -146,6 +161,8 @@ def process_map(
         process_as_completed(fn, items, workers, chunksize, **kwargs)
     )
     ordered = [results[i] for i in range(len(results))]
+    if any(isinstance(v, Cancelled) for v in ordered):
+        raise Cancelled("the run was cancelled: items not started were not run")
     if not return_exceptions:
         for value in ordered:
             if isinstance(value, BaseException):

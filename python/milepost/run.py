@@ -82,6 +82,9 @@ class Run(Task):
         resume: Continue an interrupted run instead of starting afresh: True for the latest
             unfinished run of this name, or a run id. Phases take over the counts they had,
             and `task.pending(items)` skips the items already done.
+        dashboard: Show the run on the web dashboard: True (127.0.0.1:8080), a port, or the
+            keyword arguments of `milepost.dashboard.start` (host, port, token). Needs
+            `pip install 'milepost[dashboard]'`.
     """
 
     def __init__(
@@ -102,6 +105,7 @@ class Run(Task):
         stall_after: float = 60.0,
         history: Union[bool, str, "os.PathLike[str]"] = True,
         resume: Union[bool, str] = False,
+        dashboard: Union[bool, int, dict] = False,
     ) -> None:
         self._clock: Callable[[], float] = clock or time.monotonic
         self._manual = clock is not None
@@ -137,6 +141,10 @@ class Run(Task):
         if snapshot_file is not None:
             user.append(JsonSnapshotFile(snapshot_file))
         self._prior: dict[str, float] = {}
+        if dashboard:
+            from . import dashboard as web
+
+            user.append(web.attach(self, dashboard))
         if self._store is not None:
             resumed = self._resume.resumed + 1 if self._resume is not None else 0
             self._prior = prior_rates(self._store, self._core.name, self._core.id)
@@ -276,6 +284,19 @@ class Run(Task):
     def end(self, state: str = "completed") -> None:
         self.finish(state)
 
+    def cancel(self, reason: str = "") -> None:
+        """Asks the job to stop: loops and pools hand out no more items (in worker processes
+        too), items in flight finish, and the job gets `milepost.Cancelled`, which ends the run
+        "cancelled". Thread-safe; the dashboard's Cancel button calls it."""
+        if self._core.cancelled:
+            return
+        self._core.cancel()
+        self.log(f"cancel requested{': ' + reason if reason else ''}", level="warning", source="milepost")
+
+    @property
+    def cancelled(self) -> bool:
+        return bool(self._core.cancelled)
+
     def _reset_current(self) -> None:
         if self._token is not None:
             try:
@@ -291,7 +312,9 @@ class Run(Task):
     def __exit__(
         self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
     ) -> None:
-        self.finish(_exit_state(exc_type))
+        state = _exit_state(exc_type)
+        # A run asked to cancel ends cancelled, even if the job caught `Cancelled` and went on.
+        self.finish("cancelled" if state == "completed" and self.cancelled else state)
 
     # -- tree ---------------------------------------------------------------------------------
     def phase(self, name: str, total: Optional[int] = None, unit: str = "it") -> Task:

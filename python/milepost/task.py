@@ -310,9 +310,11 @@ def _level(level: str) -> str:
 
 
 def _exit_state(exc_type: Optional[type[BaseException]]) -> str:
+    from .errors import Cancelled
+
     if exc_type is None:
         return "completed"
-    if issubclass(exc_type, (KeyboardInterrupt, GeneratorExit)):
+    if issubclass(exc_type, (KeyboardInterrupt, GeneratorExit, Cancelled)):
         return "cancelled"
     return "failed"
 

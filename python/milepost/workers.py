@@ -105,6 +105,10 @@ class WorkerRun:
         task._borrowed = parent is None  # handed over by the parent, not made here
         return task
 
+    @property
+    def cancelled(self) -> bool:
+        return bool(self._shared.cancelled)
+
     def _handle_for(self, task: Task) -> Tuple[Any, ...]:
         return (self._shared.path, task._shared_index or 0, self._id, self._name, task.path)
 
@@ -257,8 +261,14 @@ def init_pool_worker(task: Task) -> None:
 def run_chunk(fn: Any, chunk: List[Tuple[int, Any, str]]) -> List[Tuple[int, bool, Any]]:
     """Runs `fn` over a chunk in a worker, each call an item of the pool's task."""
     assert _pool_task is not None, "init_pool_worker did not run"
+    from .errors import Cancelled
+
     out: List[Tuple[int, bool, Any]] = []
+    run = _pool_task._run
     for index, item, name in chunk:
+        if run.cancelled:  # the rest of the chunk is not started
+            out.append((index, False, Cancelled(f"{name!r} did not run: the run was cancelled")))
+            continue
         try:
             with _pool_task.item(name):
                 out.append((index, True, fn(item)))

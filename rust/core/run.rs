@@ -77,6 +77,8 @@ pub struct RunCore {
     /// The fork generation this run was created in: a different one means this copy is in a
     /// forked child, where counts go to the child's slot of the segment.
     fork_generation: u64,
+    /// Cancel was asked for (dashboard, `run.cancel()`): loops stop handing out items.
+    cancelled: std::sync::atomic::AtomicBool,
 }
 
 /// Counts of one node plus all its descendants.
@@ -141,7 +143,23 @@ impl RunCore {
             sharing: Mutex::new(None),
             segment: std::sync::OnceLock::new(),
             fork_generation: super::shm::segment::fork_generation(),
+            cancelled: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Asks the job to stop taking new items (workers too, through the segment).
+    pub fn cancel(&self) {
+        self.cancelled.store(true, std::sync::atomic::Ordering::Release);
+        if let Some(seg) = self.segment.get() {
+            seg.set_cancelled();
+        }
+    }
+
+    /// Whether cancel was asked for: here, or (in a worker's copy) through the segment.
+    #[inline]
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(std::sync::atomic::Ordering::Relaxed)
+            || (self.in_forked_child() && self.segment.get().is_some_and(|s| s.is_cancelled()))
     }
 
     /// Whether this copy of the run lives in a child forked after it was created.
@@ -190,6 +208,9 @@ impl RunCore {
             let _ = sh.seg.metric_index(&name);
         }
         let path = sh.seg.path().to_owned();
+        if self.cancelled.load(std::sync::atomic::Ordering::Relaxed) {
+            sh.seg.set_cancelled();
+        }
         let _ = self.segment.set(Arc::clone(&sh.seg));
         *sharing = Some(sh);
         Ok(path)

@@ -6,6 +6,7 @@ use pyo3::PyErr;
 use crate::core::error::Error;
 
 pyo3::import_exception!(milepost.errors, InvalidValueError);
+pyo3::import_exception!(milepost.errors, Cancelled);
 
 impl From<Error> for PyErr {
     fn from(e: Error) -> Self {

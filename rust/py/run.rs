@@ -169,6 +169,16 @@ impl PyRunCore {
         self.core.shared_index(&node.node)
     }
 
+    /// Asks the job to stop taking new items (loops, pools, worker processes).
+    fn cancel(&self) {
+        self.core.cancel();
+    }
+
+    #[getter]
+    fn cancelled(&self) -> bool {
+        self.core.is_cancelled()
+    }
+
     /// Ends every node still running with `state` (at the end of the run).
     fn end_running(&self, state: &str) -> PyResult<()> {
         let st = crate::core::node::NodeState::parse(state)

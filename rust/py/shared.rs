@@ -92,6 +92,11 @@ impl PySharedRun {
         Ok(self.seg.push_event(slot, crate::core::shm::writer::EVENT_JSON, node, json))
     }
 
+    #[getter]
+    fn cancelled(&self) -> bool {
+        self.seg.is_cancelled()
+    }
+
     /// Marks this worker as exited cleanly.
     fn detach(&self) {
         self.seg.detach();

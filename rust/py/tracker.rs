@@ -17,6 +17,15 @@ enum Target {
 }
 
 impl Target {
+    /// Cancel was asked for: the loop gets no more items.
+    #[inline]
+    fn cancelled(&self) -> bool {
+        match self {
+            Self::Core(_, run) => run.is_cancelled(),
+            Self::Shared(seg, _) => seg.is_cancelled(),
+        }
+    }
+
     #[inline]
     fn add(&self, n: u64) {
         match self {
@@ -99,6 +108,11 @@ impl PyTracker {
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
         if self.pending.load(Ordering::Relaxed) {
             self.target.add(1);
+        }
+        if self.target.cancelled() {
+            self.pending.store(false, Ordering::Relaxed);
+            self.end(py, "cancelled")?;
+            return Err(super::errors::Cancelled::new_err("the run was cancelled: no more items are handed out"));
         }
         match next_item(self.it.bind(py), self.next_fn) {
             Some(Ok(v)) => {

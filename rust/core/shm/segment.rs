@@ -66,6 +66,8 @@ pub const H_METRICS: usize = 4;
 pub const H_RING: usize = 5;
 pub const H_PARENT_PID: usize = 6;
 pub const H_NODE_COUNT: usize = 7;
+/// Set (1) when the run is cancelled: workers stop taking new items.
+pub const H_CANCELLED: usize = 8;
 
 // Node entry words.
 pub const N_READY: usize = 0;

@@ -72,6 +72,16 @@ impl Segment {
         Err(WriteError::NoFreeSlot)
     }
 
+    /// Marks the run cancelled, for every worker to see.
+    pub fn set_cancelled(&self) {
+        self.word(super::segment::H_CANCELLED).store(1, Ordering::Release);
+    }
+
+    #[inline]
+    pub fn is_cancelled(&self) -> bool {
+        self.word(super::segment::H_CANCELLED).load(Ordering::Relaxed) == 1
+    }
+
     /// Marks this process's slot as cleanly exited (so the parent does not report a death).
     pub fn detach(&self) {
         if let Some(slot) = self.claimed() {

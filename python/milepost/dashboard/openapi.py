@@ -1,0 +1,48 @@
+"""The dashboard API's OpenAPI description (served at /openapi.json)."""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+_run_id = {"name": "run_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_json = {"application/json": {"schema": {"type": "object"}}}
+
+OPENAPI: Dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "milepost dashboard", "version": "1",
+             "description": "Live and past runs. With a token, send `Authorization: Bearer <token>` "
+                            "(or `?token=` where headers cannot be set: EventSource, WebSocket)."},
+    "paths": {
+        "/api/runs": {"get": {"summary": "Live runs, then past runs, newest first", "parameters": [
+            {"name": "limit", "in": "query", "schema": {"type": "integer", "default": 50, "maximum": 500}},
+            {"name": "offset", "in": "query", "schema": {"type": "integer", "default": 0}},
+            {"name": "name", "in": "query", "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "`{runs: [...], total}`", "content": _json}}}},
+        "/api/runs/{run_id}": {"get": {"summary": "A live run's snapshot, or a past run's record",
+                                       "parameters": [_run_id],
+                                       "responses": {"200": {"description": "`{live, snapshot}` or `{live, run, phases, failures}`",
+                                                             "content": _json},
+                                                     "404": {"description": "No such run"}}}},
+        "/api/runs/{run_id}/logs": {"get": {"summary": "Log lines and failures", "parameters": [
+            _run_id,
+            {"name": "level", "in": "query", "schema": {"enum": ["debug", "info", "warning", "error", "critical"]}},
+            {"name": "source", "in": "query", "schema": {"type": "string"}},
+            {"name": "after", "in": "query", "schema": {"type": "integer"}}],
+            "responses": {"200": {"description": "`{logs: [...]}`", "content": _json}}}},
+        "/api/runs/{run_id}/events": {"get": {
+            "summary": "Server-Sent Events: `snapshot` (at most 10 a second), lifecycle events (with ids; "
+                       "`Last-Event-ID` resumes), keep-alive comments, `end`",
+            "parameters": [_run_id, {"name": "Last-Event-ID", "in": "header", "schema": {"type": "integer"}}],
+            "responses": {"200": {"description": "text/event-stream", "content": {"text/event-stream": {}}}}}},
+        "/api/runs/{run_id}/cancel": {"post": {"summary": "Cancel a live run (token, or the dashboard's own origin)",
+                                               "parameters": [_run_id],
+                                               "responses": {"202": {"description": "Cancel requested"},
+                                                             "403": {"description": "Another origin"},
+                                                             "404": {"description": "Not a live run"}}}},
+        "/ws": {"get": {"summary": "WebSocket: the same stream as /events, as JSON messages `{type, id, data}`",
+                        "parameters": [{"name": "run", "in": "query", "required": True, "schema": {"type": "string"}}],
+                        "responses": {"101": {"description": "Switching protocols"}}}},
+        "/metrics": {"get": {"summary": "Prometheus exposition of the live runs",
+                             "responses": {"200": {"description": "text/plain; version=0.0.4"}}}},
+    },
+}
