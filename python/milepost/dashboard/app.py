@@ -13,9 +13,8 @@ from typing import Any, AsyncIterator, Dict, List, Optional
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -38,17 +37,20 @@ def _token_of(request: Any) -> Optional[str]:
     return request.query_params.get("token")
 
 
-class TokenCheck(BaseHTTPMiddleware):
-    """Every HTTP request carries the token, when the server has one."""
+class TokenCheck:
+    """Every HTTP request carries the token, when the server has one. A plain ASGI middleware:
+    streamed responses pass straight through (no per-chunk copying)."""
 
     def __init__(self, app: Any, token: Optional[str]) -> None:
-        super().__init__(app)
+        self.app = app
         self.token = token
 
-    async def dispatch(self, request: Request, call_next: Any) -> Response:
-        if self.token and not _same(_token_of(request), self.token):
-            return JSONResponse({"error": "a token is needed: open the URL the server printed"}, status_code=401)
-        return await call_next(request)
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self.token and scope["type"] == "http" and not _same(_token_of(Request(scope)), self.token):
+            response = JSONResponse({"error": "a token is needed: open the URL the server printed"}, status_code=401)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def _same(given: Optional[str], token: str) -> bool:
@@ -134,22 +136,45 @@ def create_app(hub: Hub, db: Optional[Path] = None, token: Optional[str] = None)
                                  "message": r["message"], "path": (r["path"] or "").split("/")})
         return JSONResponse({"logs": rows})
 
-    async def events(request: Request) -> Response:
-        ch = hub.get(request.path_params["run_id"])
-        if ch is None:
-            return JSONResponse({"error": "not a live run"}, status_code=404)
-        start = int(request.headers.get("last-event-id") or request.query_params.get("after") or 0)
+    class Events:
+        """The SSE stream as a bare ASGI app: the shared snapshot frame goes out as it is, and a
+        single task listens for the client leaving (no polling per message)."""
 
-        async def stream() -> AsyncIterator[str]:
-            async for kind, event_id, text in _follow(ch, start, request.is_disconnected):
-                if kind == "keepalive":
-                    yield ": keepalive\n\n"
-                else:
-                    head = f"id: {event_id}\n" if event_id else ""
-                    yield f"{head}event: {kind}\ndata: {text}\n\n"
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            request = Request(scope)
+            ch = hub.get(scope["path_params"]["run_id"])
+            if ch is None:
+                await JSONResponse({"error": "not a live run"}, status_code=404)(scope, receive, send)
+                return
+            start = int(request.headers.get("last-event-id") or request.query_params.get("after") or 0)
+            gone = asyncio.Event()
 
-        return StreamingResponse(stream(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+            async def listen() -> None:
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                gone.set()
+
+            listener = asyncio.create_task(listen())
+            await send({"type": "http.response.start", "status": 200, "headers": [
+                (b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
+                (b"x-accel-buffering", b"no")]})
+            try:
+                async for kind, event_id, text in _follow(ch, start, _is_set(gone)):
+                    if kind == "snapshot":
+                        body = ch.snapshot_frame
+                    elif kind == "keepalive":
+                        body = b": keepalive\n\n"
+                    else:
+                        head = f"id: {event_id}\n" if event_id else ""
+                        body = f"{head}event: {kind}\ndata: {text}\n\n".encode("utf-8")
+                    await send({"type": "http.response.body", "body": body, "more_body": True})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            except OSError:
+                pass  # the client went away mid-send
+            finally:
+                listener.cancel()
+
+    events = Events()
 
     async def ws(socket: WebSocket) -> None:
         if token and not _same(_token_of(socket), token):

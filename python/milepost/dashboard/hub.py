@@ -10,7 +10,7 @@ import json
 import threading
 import weakref
 from collections import deque
-from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional, Tuple
 
 from ..events import Event, ItemFailed, LogLine, RunFinished
 from ..observers.base import BaseObserver
@@ -33,21 +33,28 @@ class Channel:
         self.name = run.name
         self._run = weakref.ref(run)
         self.snapshot_json = "{}"
+        #: The snapshot as an SSE frame, encoded once here for every client.
+        self.snapshot_frame = b""
         self.snapshot_seq = 0
         self.events: Deque[Tuple[int, str, str]] = deque(maxlen=MAX_EVENTS)
         self.logs: Deque[Dict[str, Any]] = deque(maxlen=MAX_LOGS)
         self.finished = False
         self._next = 1
         self._lock = threading.Lock()
-        self._waiters: Set[Tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+        # One wake-up for all the clients of the server's loop: a notify costs one
+        # call_soon_threadsafe, however many are watching.
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._changed: Optional[asyncio.Event] = None
 
     @property
     def run(self) -> Optional[Run]:
         return self._run()
 
     def publish_snapshot(self, text: str) -> None:
+        frame = b"event: snapshot\ndata: " + text.encode("utf-8") + b"\n\n"
         with self._lock:
             self.snapshot_json = text
+            self.snapshot_frame = frame
             self.snapshot_seq += 1
         self._notify()
 
@@ -84,25 +91,29 @@ class Channel:
                     and (not source or entry["source"] == source)]
 
     def _notify(self) -> None:
-        for loop, event in list(self._waiters):
+        loop = self._loop
+        if loop is not None:
             try:
-                loop.call_soon_threadsafe(event.set)
-            except RuntimeError:  # that client's loop has closed
-                self._waiters.discard((loop, event))
+                loop.call_soon_threadsafe(self._fire)
+            except RuntimeError:  # the server's loop has closed
+                self._loop = None
+
+    def _fire(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        if changed is not None:
+            changed.set()
 
     async def wait(self, timeout: float) -> bool:
         """Waits for anything new (True) or `timeout` seconds (False)."""
-        loop = asyncio.get_running_loop()
-        event = asyncio.Event()
-        key = (loop, event)
-        self._waiters.add(key)
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        if self._changed is None:
+            self._changed = asyncio.Event()
         try:
-            await asyncio.wait_for(event.wait(), timeout)
+            await asyncio.wait_for(self._changed.wait(), timeout)
             return True
         except asyncio.TimeoutError:
             return False
-        finally:
-            self._waiters.discard(key)
 
 
 class Hub:

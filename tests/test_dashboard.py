@@ -1,0 +1,207 @@
+"""The dashboard server over real HTTP on loopback: API, SSE, WebSocket, metrics, Cancel,
+tokens. Every loop here is bounded in count and time; servers are stopped at the end."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Dict, Iterator, List, Tuple
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from websockets.sync.client import connect
+
+import milepost
+from milepost import dashboard
+
+
+@pytest.fixture
+def server():
+    dashboard.stop()
+    srv = dashboard.start(port=0)
+    yield srv
+    dashboard.stop()
+
+
+def _base(srv) -> str:
+    return f"http://127.0.0.1:{srv.port}"
+
+
+def _sse(url: str, headers: Dict[str, str] | None = None, limit: int = 200, seconds: float = 10) -> Iterator[Tuple[str, str, str]]:
+    """`(event, id, data)` from an SSE stream, at most `limit` of them or `seconds` long."""
+    deadline = time.monotonic() + seconds
+    with httpx.stream("GET", url, headers=headers or {}, timeout=seconds) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        event, eid, data, n = "message", "", "", 0
+        for line in r.iter_lines():
+            if line.startswith(":"):
+                continue
+            if line == "":
+                if data:
+                    yield event, eid, data
+                    n += 1
+                event, eid, data = "message", "", ""
+                if n >= limit or time.monotonic() > deadline:
+                    return
+            elif line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("id: "):
+                eid = line[4:]
+            elif line.startswith("data: "):
+                data += line[6:]
+
+
+def test_api_lists_and_shows_a_live_run(server) -> None:
+    with milepost.Run("web-<b>", display="none", dashboard={"port": 0}) as run:
+        ph = run.phase("map", total=10)
+        ph.advance(4)
+        ph.fail("doc-<script>", "bad <b>")
+        run.log("careful", level="warning", source="me")
+        run.log("chatty", level="info", source="other")
+        time.sleep(0.5)
+        base = _base(server)
+        runs = httpx.get(base + "/api/runs").json()
+        assert runs["runs"][0]["id"] == run.id and runs["runs"][0]["live"] is True
+        assert runs["runs"][0]["name"] == "web-<b>", "JSON carries names as they are; the page escapes"
+        snap = httpx.get(f"{base}/api/runs/{run.id}").json()
+        assert snap["live"] is True and snap["snapshot"]["root"]["children"][0]["done"] == 4
+        logs = httpx.get(f"{base}/api/runs/{run.id}/logs", params={"level": "warning"}).json()["logs"]
+        assert {entry["message"] for entry in logs} == {"careful", "doc-<script>: bad <b>"}
+        only = httpx.get(f"{base}/api/runs/{run.id}/logs", params={"source": "other"}).json()["logs"]
+        assert [entry["message"] for entry in only] == ["chatty"]
+        assert httpx.get(f"{base}/api/runs/nope").status_code == 404
+        spec = httpx.get(base + "/openapi.json").json()
+        assert "/api/runs/{run_id}/events" in spec["paths"]
+    past = httpx.get(f"{base}/api/runs/{run.id}").json()
+    assert past["live"] is False and past["snapshot"]["root"]["state"] == "completed"
+
+
+def test_sse_streams_snapshots_and_events_and_resumes(server) -> None:
+    with milepost.Run("sse", display="none", dashboard={"port": 0}) as run:
+        ph = run.phase("p", total=1000)
+        stop = threading.Event()
+
+        def work():
+            while not stop.is_set():
+                ph.advance()
+                time.sleep(0.005)
+
+        t = threading.Thread(target=work)
+        t.start()
+        try:
+            url = f"{_base(server)}/api/runs/{run.id}/events"
+            got: List[Tuple[str, str, str]] = []
+            start = time.monotonic()
+            for item in _sse(url, limit=40, seconds=4):
+                got.append(item)
+                if sum(1 for e in got if e[0] == "snapshot") >= 10:
+                    break
+            took = time.monotonic() - start
+            kinds = [e[0] for e in got if e[0] != "snapshot"]
+            assert kinds[:2] == ["run_started", "phase_started"]
+            snaps = [json.loads(d) for k, _, d in got if k == "snapshot"]
+            dones = [s["root"]["done"] for s in snaps]
+            assert dones == sorted(dones) and dones[-1] > dones[0], "the numbers rise"
+            assert len(snaps) <= 10 * took + 2, "at most 10 snapshots a second"
+            # Resume after the first event: only later events come again.
+            resumed = [e for e in _sse(url, headers={"Last-Event-ID": "1"}, limit=3, seconds=3) if e[0] != "snapshot"]
+            assert resumed and resumed[0][0] == "phase_started" and int(resumed[0][1]) == 2
+        finally:
+            stop.set()
+            t.join()
+
+
+def test_websocket_carries_the_same_stream(server) -> None:
+    with milepost.Run("ws", display="none", dashboard={"port": 0}) as run:
+        run.phase("p", total=5).advance(2)
+        time.sleep(0.3)
+        with connect(f"ws://127.0.0.1:{server.port}/ws?run={run.id}", open_timeout=5) as sock:
+            messages = [json.loads(sock.recv(timeout=5)) for _ in range(3)]
+    types = [m["type"] for m in messages]
+    assert types[0] == "run_started" and "snapshot" in types
+    snap = next(m for m in messages if m["type"] == "snapshot")["data"]
+    assert snap["root"]["children"][0]["done"] == 2
+
+
+def test_metrics_parse_with_prometheus_client(server) -> None:
+    with milepost.Run("prom", display="none", dashboard={"port": 0}) as run:
+        ph = run.phase("map", total=8)
+        ph.advance(3)
+        ph.metric("cost_usd", 0.5)
+        time.sleep(0.4)
+        text = httpx.get(_base(server) + "/metrics").text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    done = [s for s in families["milepost_items"].samples
+            if s.labels == {"run": run.id, "phase": "map", "status": "done"}]
+    assert done[0].value == 3.0
+    expected = [s for s in families["milepost_items_expected"].samples if s.labels["phase"] == "map"]
+    assert expected[0].value == 8.0
+    cost = [s for s in families["milepost_metric"].samples if s.labels["name"] == "cost_usd"]
+    assert cost[0].value == 0.5
+
+
+def test_cancel_from_the_dashboard_ends_the_run_cancelled(server) -> None:
+    outcome: Dict[str, object] = {}
+
+    def job():
+        with milepost.Run("to-cancel", display="none", dashboard={"port": 0}) as run:
+            outcome["id"] = run.id
+            try:
+                milepost.thread_map(lambda x: time.sleep(0.02), range(10_000), workers=4, description="map")
+            except milepost.Cancelled:
+                outcome["cancelled"] = True
+        outcome["state"] = run.snapshot().root["state"]
+        outcome["done"] = run.snapshot().find("map")["done"]
+
+    t = threading.Thread(target=job)
+    t.start()
+    for _ in range(100):
+        if "id" in outcome:
+            break
+        time.sleep(0.05)
+    time.sleep(0.3)
+    url = f"{_base(server)}/api/runs/{outcome['id']}/cancel"
+    other = httpx.post(url, headers={"Origin": "http://evil.example"})
+    assert other.status_code == 403, "another site's page cannot cancel"
+    ok = httpx.post(url, headers={"Origin": _base(server)})
+    assert ok.status_code == 202
+    t.join(30)
+    assert outcome.get("cancelled") and outcome["state"] == "cancelled"
+    assert 0 < outcome["done"] < 10_000
+
+
+def test_binding_beyond_127_0_0_1_requires_the_token() -> None:
+    dashboard.stop()
+    srv = dashboard.start(host="127.0.0.2", port=0)  # loopback range, but not the default address
+    try:
+        assert srv.token and srv.url.endswith(f"?token={srv.token}")
+        base = f"http://127.0.0.2:{srv.port}"
+        with milepost.Run("secure", display="none", dashboard={"port": 0}) as run:
+            run.phase("p").advance()
+            time.sleep(0.3)
+            assert httpx.get(base + "/api/runs").status_code == 401
+            assert httpx.get(base + "/", params={"token": "wrong"}).status_code == 401
+            assert httpx.get(base + "/api/runs", headers={"Authorization": f"Bearer {srv.token}"}).status_code == 200
+            assert httpx.get(f"{base}/api/runs/{run.id}/events", params={"token": "x"}).status_code == 401
+            first = next(_sse(f"{base}/api/runs/{run.id}/events?token={srv.token}", limit=1, seconds=5))
+            assert first[0] == "run_started"
+            with pytest.raises(Exception):
+                with connect(f"ws://127.0.0.2:{srv.port}/ws?run={run.id}", open_timeout=5) as sock:
+                    sock.recv(timeout=2)
+            with connect(f"ws://127.0.0.2:{srv.port}/ws?run={run.id}&token={srv.token}", open_timeout=5) as sock:
+                assert json.loads(sock.recv(timeout=5))["type"] == "run_started"
+            assert httpx.post(f"{base}/api/runs/{run.id}/cancel").status_code == 401
+    finally:
+        dashboard.stop()
+
+
+def test_the_page_is_whole_and_served_without_a_file_path(server) -> None:
+    base = _base(server)
+    page = httpx.get(base + "/")
+    assert page.status_code == 200 and "<html" in page.text.lower()
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    assert "http://" not in page.text and "https://" not in page.text, "nothing fetched from elsewhere"
+    for probe in ("/page.html", "/dashboard/page.html", "/../pyproject.toml", "/static/page.html"):
+        assert httpx.get(base + probe).status_code == 404
