@@ -4,6 +4,7 @@ tokens. Every loop here is bounded in count and time; servers are stopped at the
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from typing import Dict, Iterator, List, Tuple
@@ -202,6 +203,12 @@ def test_the_page_is_whole_and_served_without_a_file_path(server) -> None:
     page = httpx.get(base + "/")
     assert page.status_code == 200 and "<html" in page.text.lower()
     assert "default-src 'none'" in page.headers["content-security-policy"]
-    assert "http://" not in page.text and "https://" not in page.text, "nothing fetched from elsewhere"
+    # Nothing loaded from elsewhere: no external src/href, CSS url() or @import, and every
+    # fetch, EventSource and WebSocket URL is relative (the SVG namespace URI is no fetch).
+    external = re.findall(r"""(?:src|href)\s*=\s*["']\s*(?:https?:)?//|url\(\s*["']?\s*(?:https?:)?//|@import""",
+                          page.text, flags=re.IGNORECASE)
+    assert external == [], external
+    remote = re.findall(r"""(?:fetch|EventSource|WebSocket)\(\s*["'`]https?://""", page.text)
+    assert remote == [], remote
     for probe in ("/page.html", "/dashboard/page.html", "/../pyproject.toml", "/static/page.html"):
         assert httpx.get(base + probe).status_code == 404

@@ -95,6 +95,10 @@ class RunCore:
         """This run's segment, as a worker in a forked child uses it."""
     def shared_index(self, node: Node) -> Optional[int]:
         """The node's index in the shared table."""
+    def cancel(self) -> None:
+        """Asks the job to stop taking new items (loops, pools, worker processes)."""
+    @property
+    def cancelled(self) -> bool: ...
     def end_running(self, state: str) -> None:
         """Ends every node still running with ``state`` (at the end of the run)."""
     def stop_sharing(self) -> None:
@@ -277,6 +281,8 @@ class SharedRun:
         """A phase or step created by this worker (or the one of that name): its index."""
     def emit(self, node: int, json: str) -> bool:
         """Queues an event for the parent; False when the queue was full."""
+    @property
+    def cancelled(self) -> bool: ...
     def detach(self) -> None:
         """Marks this worker as exited cleanly."""
 

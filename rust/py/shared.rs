@@ -74,15 +74,14 @@ impl PySharedRun {
         let kind = if kind == "phase" { 1 } else { 2 };
         let name = text(name, "name")?;
         let total = total.map(|t| count(t, "total")).transpose()?;
-        if reuse {
-            if let Some(i) = self.seg.find_node(parent, kind, &name) {
-                if let Some(t) = total {
-                    self.seg.add_total(i, t);
-                }
-                return Ok(i);
-            }
+        if !reuse {
+            return self.seg.register_node(parent, kind, &name, unit, total, 1).map_err(err);
         }
-        self.seg.register_node(parent, kind, &name, unit, total, 1).map_err(err)
+        let (i, created) = self.seg.find_or_register(parent, kind, &name, unit, total).map_err(err)?;
+        if let (false, Some(t)) = (created, total) {
+            self.seg.add_total(i, t);
+        }
+        Ok(i)
     }
 
     /// Queues an event (its fields as JSON) for the parent; False when the queue was full

@@ -24,6 +24,12 @@ from .openapi import OPENAPI
 
 #: Seconds between keep-alive comments on an idle stream (proxies close silent connections).
 KEEPALIVE = 15.0
+#: Snapshots sent a second, all streams of the process together: past a handful of watchers,
+#: each gets them less often, so that serving them never costs the job more than a little.
+SNAPSHOT_BUDGET = 100.0
+MAX_SNAPSHOT_HZ = 5.0
+
+_streams = 0  # open streams in this process (on the server's loop only)
 
 
 def _page() -> str:
@@ -259,18 +265,33 @@ def _is_set(event: asyncio.Event) -> Any:
 
 
 async def _follow(ch: Channel, last: int, gone: Any) -> AsyncIterator[tuple[str, int, str]]:
-    """`(kind, id, json)`: lifecycle events after `last`, the latest snapshot whenever there is
-    a new one, "keepalive" when idle, and "end" once the run has finished."""
-    seq = -1
-    while not await gone():
-        for event_id, kind, text in ch.events_after(last):
-            last = event_id
-            yield kind, event_id, text
-        if ch.snapshot_seq != seq:
-            seq = ch.snapshot_seq
-            yield "snapshot", 0, ch.snapshot_json
-        if ch.finished and not ch.events_after(last):
-            yield "end", 0, "{}"
-            return
-        if not await ch.wait(KEEPALIVE):
-            yield "keepalive", 0, ""
+    """`(kind, id, json)`: lifecycle events after `last` (all of them, at once), the latest
+    snapshot when there is a new one (at most `min(5, SNAPSHOT_BUDGET / streams)` a second),
+    "keepalive" when idle, and "end" once the run has finished."""
+    global _streams
+    loop = asyncio.get_running_loop()
+    _streams += 1
+    try:
+        seq, sent_at = -1, 0.0
+        while not await gone():
+            for event_id, kind, text in ch.events_after(last):
+                last = event_id
+                yield kind, event_id, text
+            gap = max(1.0 / MAX_SNAPSHOT_HZ, _streams / SNAPSHOT_BUDGET)
+            sent = False
+            if ch.snapshot_seq != seq and (ch.finished or loop.time() - sent_at >= gap):
+                seq, sent_at, sent = ch.snapshot_seq, loop.time(), True
+                yield "snapshot", 0, ch.snapshot_json
+            if ch.finished and not ch.events_after(last):
+                if ch.snapshot_seq != seq:
+                    yield "snapshot", 0, ch.snapshot_json
+                yield "end", 0, "{}"
+                return
+            if sent or ch.snapshot_seq != seq:
+                # This stream's next turn is a gap away: sleep till then instead of waking at
+                # every publish (events wait for the turn too, at most a fraction of a second).
+                await asyncio.sleep(max(gap - (loop.time() - sent_at), 0.01))
+            elif not await ch.wait(KEEPALIVE):
+                yield "keepalive", 0, ""
+    finally:
+        _streams -= 1

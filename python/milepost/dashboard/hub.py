@@ -6,6 +6,7 @@ wait on the server's event loop, woken through `call_soon_threadsafe`."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import threading
 import weakref
@@ -44,7 +45,7 @@ class Channel:
         # One wake-up for all the clients of the server's loop: a notify costs one
         # call_soon_threadsafe, however many are watching.
         self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._changed: Optional[asyncio.Event] = None
+        self._waiting: List[asyncio.Future[bool]] = []
 
     @property
     def run(self) -> Optional[Run]:
@@ -80,8 +81,16 @@ class Channel:
         self._notify()
 
     def events_after(self, last: int) -> List[Tuple[int, str, str]]:
+        """The events after id `last`. Ids are consecutive, so this is a slice of the ring,
+        not a scan: every client asks at every wake-up."""
+        if last >= self._next - 1:
+            return []
         with self._lock:
-            return [e for e in self.events if e[0] > last]
+            if not self.events:
+                return []
+            first = self.events[0][0]
+            start = max(0, last - first + 1)
+            return list(itertools.islice(self.events, start, None))
 
     def logs_matching(self, level: Optional[str], source: Optional[str], after: int) -> List[Dict[str, Any]]:
         floor = LEVELS.get((level or "").lower(), 0)
@@ -99,21 +108,27 @@ class Channel:
                 self._loop = None
 
     def _fire(self) -> None:
-        changed, self._changed = self._changed, asyncio.Event()
-        if changed is not None:
-            changed.set()
+        waiting, self._waiting = self._waiting, []
+        for fut in waiting:
+            if not fut.done():
+                fut.set_result(True)
 
     async def wait(self, timeout: float) -> bool:
-        """Waits for anything new (True) or `timeout` seconds (False)."""
-        if self._loop is None:
-            self._loop = asyncio.get_running_loop()
-        if self._changed is None:
-            self._changed = asyncio.Event()
+        """Waits for anything new (True) or `timeout` seconds (False). A bare future and a
+        timer: no task is made, however many streams wait."""
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        fut: asyncio.Future[bool] = loop.create_future()
+        self._waiting.append(fut)
+        def expire() -> None:
+            if not fut.done():
+                fut.set_result(False)
+
+        timer = loop.call_later(timeout, expire)
         try:
-            await asyncio.wait_for(self._changed.wait(), timeout)
-            return True
-        except asyncio.TimeoutError:
-            return False
+            return await fut
+        finally:
+            timer.cancel()
 
 
 class Hub:

@@ -54,5 +54,5 @@ class _Runs:
 
 def metrics_text(hub: Hub) -> Tuple[bytes, str]:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Runs(hub))  # type: ignore[arg-type]
+    registry.register(_Runs(hub))
     return generate_latest(registry), CONTENT_TYPE_LATEST

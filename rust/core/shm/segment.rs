@@ -68,6 +68,9 @@ pub const H_PARENT_PID: usize = 6;
 pub const H_NODE_COUNT: usize = 7;
 /// Set (1) when the run is cancelled: workers stop taking new items.
 pub const H_CANCELLED: usize = 8;
+/// The pid of the process registering a node (0: free), so that two workers asking for the
+/// same step at once get one step.
+pub const H_REGISTER_LOCK: usize = 9;
 
 // Node entry words.
 pub const N_READY: usize = 0;

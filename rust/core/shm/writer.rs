@@ -191,6 +191,43 @@ impl Segment {
         Ok(idx)
     }
 
+    /// The node with this parent, kind and name, registering it if there is none, as one step
+    /// for all processes (a lock word in the header; a lock whose holder died is taken over).
+    pub fn find_or_register(
+        &self,
+        parent: usize,
+        kind: u64,
+        name: &str,
+        unit: &str,
+        total: Option<u64>,
+    ) -> Result<(usize, bool), WriteError> {
+        let lock = self.word(super::segment::H_REGISTER_LOCK);
+        let me = u64::from(std::process::id());
+        let mut spins = 0_u32;
+        loop {
+            match lock.compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => break,
+                Err(holder) => {
+                    spins += 1;
+                    if spins % 10_000 == 0 && !super::segment::process_alive(holder as u32) {
+                        let _ = lock.compare_exchange(holder, 0, Ordering::AcqRel, Ordering::Relaxed);
+                    }
+                    std::hint::spin_loop();
+                    if spins % 64 == 0 {
+                        std::thread::yield_now();
+                    }
+                }
+            }
+        }
+        let found = self.find_node(parent, kind, name);
+        let out = match found {
+            Some(i) => Ok((i, false)),
+            None => self.register_node(parent, kind, name, unit, total, 1).map(|i| (i, true)),
+        };
+        lock.store(0, Ordering::Release);
+        out
+    }
+
     /// A ready node with this parent, kind and name (loops entered again reuse their node).
     pub fn find_node(&self, parent: usize, kind: u64, name: &str) -> Option<usize> {
         let count = (self.word(H_NODE_COUNT).load(Ordering::Acquire) as usize).min(MAX_NODES);
