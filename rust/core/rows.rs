@@ -1,5 +1,5 @@
 //! Item rows for the history store, encoded as they come: a JSON array the store's writer
-//! hands to SQLite in one statement (`json_each`). Encoding here, not in Python, keeps the
+//! hands to `SQLite` in one statement (`json_each`). Encoding here, not in Python, keeps the
 //! writer thread off the interpreter lock while the job runs.
 
 use parking_lot::Mutex;
