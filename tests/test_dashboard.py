@@ -212,3 +212,29 @@ def test_the_page_is_whole_and_served_without_a_file_path(server) -> None:
     assert remote == [], remote
     for probe in ("/page.html", "/dashboard/page.html", "/../pyproject.toml", "/static/page.html"):
         assert httpx.get(base + probe).status_code == 404
+
+
+def test_milepost_serve_shows_the_history(tmp_path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    db = tmp_path / "runs.db"
+    with milepost.Run("kept", display="none", history=db) as run:
+        run.phase("p", total=3).advance(3)
+    with subprocess.Popen([sys.executable, "-m", "milepost", "serve", "--port", "0", "--db", str(db)],
+                          stdout=subprocess.PIPE, text=True, env=os.environ) as proc:
+        try:
+            line = proc.stdout.readline()
+            assert line.startswith("milepost dashboard: http://127.0.0.1:") and ":0/" not in line
+            url = line.split(": ", 1)[1].strip()
+            runs = httpx.get(url + "api/runs", timeout=10).json()["runs"]
+            assert [(r["name"], r["status"], r["live"]) for r in runs] == [("kept", "completed", False)]
+            past = httpx.get(f"{url}api/runs/{run.id}", timeout=10).json()
+            assert past["live"] is False and past["phases"][0]["done"] == 3
+            assert httpx.get(url, timeout=10).status_code == 200
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+    assert proc.returncode == 0

@@ -54,13 +54,21 @@ def needs_token(host: str, token: Optional[str]) -> Optional[str]:
 
 
 def serve_forever(host: str, port: int, db: Optional[Path], token: Optional[str]) -> None:
-    """`milepost serve`: the dashboard of the history database, in the foreground."""
+    """`milepost serve`: the dashboard of the history database, until Ctrl-C or SIGTERM."""
+    import signal
+
     from . import hub
     from .app import create_app
 
     token = needs_token(host, token)
-    server = DashboardServer(create_app(hub, db, token), host, port, token)
-    config = server._server.config
-    server._server.config = config
-    print(f"milepost dashboard: http://{host}:{port}/" + (f"?token={token}" if token else ""), flush=True)
-    server._server.run()
+    server = DashboardServer(create_app(hub, db, token), host, port, token).start()
+    print(f"milepost dashboard: {server.url}", flush=True)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    try:
+        while not done.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
