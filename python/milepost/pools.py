@@ -6,7 +6,7 @@ import itertools
 import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable, Deque, Iterable, List, Optional, TypeVar, Union
+from typing import Any, Callable, Deque, Iterable, List, Optional, Tuple, TypeVar, Union
 
 from .errors import Cancelled
 from .run import Run, current_run
@@ -26,6 +26,32 @@ def _default_name(item: Any, index: int) -> str:
     if isinstance(item, (str, int, float)) or hasattr(item, "__fspath__"):
         return str(item)
     return f"#{index}"
+
+
+def pool_task(
+    fn: Callable[..., Any],
+    description: Optional[str],
+    total: Optional[int],
+    unit: str,
+    run: Optional[Union[Run, Task]],
+    task: Optional[Task],
+    display: Optional[str],
+) -> Tuple[Task, Optional[Run], bool]:
+    """The task a pool counts into, for thread and process pools alike: `task` if given; else a
+    new phase of `run` (a step when `run` is a task) or of the current run; else a run of its
+    own. Returns the task, that own run (to finish) and whether the task was made here."""
+    if task is not None:
+        if total is not None and task.total is None:
+            task.set_total(total)
+        return task, None, False
+    label: str = description or getattr(fn, "__name__", None) or "map"
+    parent: Optional[Union[Run, Task]] = run or current_run()
+    own: Optional[Run] = None
+    if parent is None:
+        own = Run(label, display=display, history=False).start()
+        parent = own
+    made = parent.phase(label, total, unit) if isinstance(parent, Run) else parent.step(label, total, unit)
+    return made, own, True
 
 
 def thread_map(
@@ -57,18 +83,8 @@ def thread_map(
     n_workers = workers if workers is not None else min(32, (os.cpu_count() or 1) + 4)
     if n_workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    label: str = description or getattr(fn, "__name__", None) or "map"
     total = total if total is not None else _length(items)
-    own: Optional[Run] = None
-    made = task is None
-    if task is None:
-        parent: Optional[Union[Run, Task]] = run or current_run()
-        if parent is None:
-            own = Run(label, display=display, history=False).start()
-            parent = own
-        task = parent.phase(label, total, unit) if isinstance(parent, Run) else parent.step(label, total, unit)
-    elif total is not None and task.total is None:
-        task.set_total(total)
+    task, own, made = pool_task(fn, description, total, unit, run, task, display)
     r = task.run
     counter = itertools.count()
     lanes: List[Any] = []

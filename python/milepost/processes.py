@@ -9,7 +9,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple, TypeVar, Union
 
 from .errors import Cancelled, MilepostError
-from .pools import _default_name
+from .pools import _default_name, pool_task
 from .run import Run, current_run
 from .task import Task, _length
 from .workers import init_pool_worker, run_chunk
@@ -70,21 +70,11 @@ def process_as_completed(
     n_workers = workers or multiprocessing.cpu_count()
     if n_workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    label: str = description or getattr(fn, "__name__", None) or "map"
     total = total if total is not None else _length(items)
     size = chunksize or _chunksize(total, n_workers)
     if size < 1:
         raise ValueError(f"chunksize must be >= 1, got {chunksize}")
-    own: Optional[Run] = None
-    made = task is None
-    if task is None:
-        parent: Optional[Union[Run, Task]] = run or current_run()
-        if parent is None:
-            own = Run(label, display=display, history=False).start()
-            parent = own
-        task = parent.phase(label, total, unit) if isinstance(parent, Run) else parent.step(label, total, unit)
-    elif total is not None and task.total is None:
-        task.set_total(total)
+    task, own, made = pool_task(fn, description, total, unit, run, task, display)
     r = task.run
     indexed = ((i, item, item_name(item, i)) for i, item in enumerate(items))
     chunks = iter(lambda: list(itertools.islice(indexed, size)), [])

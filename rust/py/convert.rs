@@ -44,3 +44,14 @@ pub fn count(obj: &Bound<'_, PyAny>, what: &'static str) -> PyResult<u64> {
         }
     }
 }
+
+/// A metric value from Python: any real number (`is_float` false for ints, which then sum
+/// exactly); anything else is a `TypeError` naming the metric and the value.
+pub fn metric_value(name: &str, value: &Bound<'_, PyAny>) -> PyResult<(f64, bool)> {
+    let is_int = value.is_instance_of::<pyo3::types::PyInt>();
+    let v: f64 = value.extract().map_err(|_| {
+        let repr = value.repr().map(|r| r.to_string()).unwrap_or_default();
+        PyTypeError::new_err(format!("metric {name:?} needs a number, got {repr}"))
+    })?;
+    Ok((v, !is_int))
+}

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use pyo3::prelude::*;
 
-use super::convert::{count, text};
+use super::convert::{count, metric_value, text};
 use crate::core::error::non_negative;
 use crate::core::shm::segment::{C_DONE, C_FAILED, C_RETRIED, C_SKIPPED};
 use crate::core::lanes::Lane;
@@ -120,12 +120,8 @@ impl PyNode {
     /// Adds `value` to the metric `name` (ints stay ints until a float is added).
     fn metric(&self, name: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let name = text(name, "metric name")?;
-        let is_int = value.is_instance_of::<pyo3::types::PyInt>();
-        let v: f64 = value.extract().map_err(|_| {
-            let repr = value.repr().map(|r| r.to_string()).unwrap_or_default();
-            pyo3::exceptions::PyTypeError::new_err(format!("metric {name:?} needs a number, got {repr}"))
-        })?;
-        self.run.metric(&self.node, &name, v, !is_int)?;
+        let (v, is_float) = metric_value(&name, value)?;
+        self.run.metric(&self.node, &name, v, is_float)?;
         Ok(())
     }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use pyo3::prelude::*;
 
-use super::convert::{count, text};
+use super::convert::{count, metric_value, text};
 use crate::core::error::non_negative;
 use crate::core::shm::segment::{
     C_DONE, C_FAILED, C_IN_FLIGHT, C_RETRIED, C_SECONDS, C_SKIPPED, C_TIMED,
@@ -171,11 +171,7 @@ impl PySharedNode {
 
     fn metric(&self, name: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let name = text(name, "metric name")?;
-        let is_int = value.is_instance_of::<pyo3::types::PyInt>();
-        let v: f64 = value.extract().map_err(|_| {
-            let repr = value.repr().map(|r| r.to_string()).unwrap_or_default();
-            pyo3::exceptions::PyTypeError::new_err(format!("metric {name:?} needs a number, got {repr}"))
-        })?;
+        let (v, is_float) = metric_value(&name, value)?;
         if !v.is_finite() {
             return Err(crate::core::error::Error::NotFinite { metric: name, value: v }.into());
         }
@@ -191,7 +187,7 @@ impl PySharedNode {
             i
         };
         let slot = self.seg.my_slot().map_err(err)?;
-        self.seg.add_metric(slot, self.idx, index, v, !is_int);
+        self.seg.add_metric(slot, self.idx, index, v, is_float);
         Ok(())
     }
 
