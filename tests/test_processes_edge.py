@@ -7,6 +7,7 @@ import copy
 import multiprocessing as mp
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -16,6 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 import pytest
 
 import milepost
+import milepost.persistence
 from procs_helpers import (
     busy_in_one_item,
     long_failure,
@@ -232,3 +234,32 @@ def test_a_full_shared_memory_filesystem_is_an_error_not_a_crash(tmp_path, monke
         assert os.listdir(mount) == []
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=True)  # lazy: a mapping may still be open
+
+
+def test_a_resumed_run_skips_what_the_process_pool_finished() -> None:
+    """process_map writes a history row (in the parent) for every item whose result came back,
+    so pending() in a resumed run leaves out exactly those."""
+    from procs_helpers import die_on_13, square_or_fail
+
+    ctx = mp.get_context("fork")
+    with milepost.Run("pool-resume", display="none") as first:
+        with first.phase("map") as ph:
+            out = milepost.process_map(die_on_13, range(40), workers=2, chunksize=4, task=ph,
+                                       return_exceptions=True, mp_context=ctx)
+        with first.phase("score") as ph:
+            scored = milepost.process_map(square_or_fail, range(30), workers=2, task=ph,
+                                          return_exceptions=True, mp_context=ctx)
+    came_back = {i for i, o in enumerate(out) if not isinstance(o, BaseException)}
+    assert came_back and len(came_back) < 40, "the worker's death lost some items"
+    db = sqlite3.connect(str(milepost.persistence.default_path()))
+    rows = db.execute("SELECT name, status, duration, error FROM items WHERE run_id = ? AND phase = 'score'",
+                      (first.id,)).fetchall()
+    failed = {name: error for name, status, _, error in rows if status == "failed"}
+    assert failed == {"7": "ValueError: bad 7"}
+    assert len(rows) == 30 and all(d is not None and d >= 0 for _, _, d, _ in rows)
+
+    with milepost.Run("pool-resume", display="none", resume=first.id) as again:
+        left = list(again.phase("map").pending(range(40)))
+        rescored = list(again.phase("score").pending(range(30)))
+    assert set(left) == set(range(40)) - came_back
+    assert rescored == [7], "only the failed item is pending"

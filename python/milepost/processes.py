@@ -11,8 +11,8 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set,
 from .errors import Cancelled, MilepostError
 from .pools import _default_name, pool_task
 from .run import Run, current_run
-from .task import Task, _length
-from .workers import init_pool_worker, run_chunk
+from .task import Task, _error_text, _length, _text
+from .workers import ChunkResult, init_pool_worker, run_chunk
 
 __all__ = ["process_map", "process_as_completed", "WorkerDied"]
 
@@ -33,6 +33,22 @@ def _not_run(name: str, state: str) -> BaseException:
 def _lost(name: str) -> WorkerDied:
     # Its chunk's results never came back; the counts in the run say whether it ran.
     return WorkerDied(f"no result for {name!r}: a worker process died and its chunk was lost")
+
+
+def _record_rows(task: Task, chunk: List[Tuple[int, Any, str]], results: List[ChunkResult]) -> None:
+    """History rows for a chunk's items, written by the parent (a worker has no store), so that
+    a resumed run's `pending()` knows the items the pool finished. Items that did not start get
+    no row: a resumed run runs them."""
+    store = getattr(task.run, "_store", None)
+    if store is None:
+        return
+    names = {i: name for i, _, name in chunk}
+    for index, ok, value, started, duration in results:
+        if started is None:
+            continue
+        error = None if ok else _error_text(value)
+        store.item(task._history_path, _text(names[index]), "done" if ok else "failed", started, duration,
+                   error, None)
 
 
 def _chunksize(total: Optional[int], workers: int) -> int:
@@ -80,7 +96,7 @@ def process_as_completed(
     chunks = iter(lambda: list(itertools.islice(indexed, size)), [])
     ctx = mp_context or multiprocessing.get_context()
     pool = ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=init_pool_worker, initargs=(task,))
-    pending: Dict[Future[List[Tuple[int, bool, Any]]], List[Tuple[int, Any, str]]] = {}
+    pending: Dict[Future[List[ChunkResult]], List[Tuple[int, Any, str]]] = {}
     state = "completed"
     try:
         # Enough chunks queued that a worker never waits for the parent to submit the next one
@@ -94,16 +110,16 @@ def process_as_completed(
             for fut in done:
                 chunk = pending.pop(fut)
                 if fut.cancelled():
-                    results = [(i, False, _not_run(name, "cancelled")) for i, _, name in chunk]
-                    for index, _ok, value in results:
-                        yield index, value
+                    for i, _, name in chunk:
+                        yield i, _not_run(name, "cancelled")
                     continue
                 try:
                     results = fut.result()
                 except BrokenProcessPool:
                     state = "failed"
-                    results = [(i, False, _lost(name)) for i, _, name in chunk]
-                for index, ok, value in results:
+                    results = [(i, False, _lost(name), None, None) for i, _, name in chunk]
+                _record_rows(task, chunk, results)
+                for index, _ok, value, _started, _duration in results:
                     yield index, value
                 if r.cancelled:
                     state = "cancelled"

@@ -31,6 +31,10 @@ _runs: Dict[str, "WorkerRun"] = {}
 #: unpickled here (a deep copy, a result sent back) is the run's own task, not a worker's.
 _owned: "Dict[str, Run]" = {}
 
+#: A pool item's result from a worker: index, ok, value (or exception), start (Unix time) and
+#: duration (None for an item that did not start).
+ChunkResult = Tuple[int, bool, Any, Optional[float], Optional[float]]
+
 #: Text room of an event record in the segment (126 words).
 RECORD_BYTES = 1008
 
@@ -258,22 +262,25 @@ def init_pool_worker(task: Task) -> None:
     _pool_task = task
 
 
-def run_chunk(fn: Any, chunk: List[Tuple[int, Any, str]]) -> List[Tuple[int, bool, Any]]:
-    """Runs `fn` over a chunk in a worker, each call an item of the pool's task."""
+def run_chunk(fn: Any, chunk: List[Tuple[int, Any, str]]) -> List[ChunkResult]:
+    """Runs `fn` over a chunk in a worker, each call an item of the pool's task. Each result
+    carries the item's start (Unix time) and duration, for the parent's history rows."""
     assert _pool_task is not None, "init_pool_worker did not run"
     from .errors import Cancelled
 
-    out: List[Tuple[int, bool, Any]] = []
+    out: List[ChunkResult] = []
     run = _pool_task._run
     for index, item, name in chunk:
         if run.cancelled:  # the rest of the chunk is not started
-            out.append((index, False, Cancelled(f"{name!r} did not run: the run was cancelled")))
+            out.append((index, False, Cancelled(f"{name!r} did not run: the run was cancelled"), None, None))
             continue
+        started, t0 = time.time(), time.perf_counter()
         try:
             with _pool_task.item(name):
-                out.append((index, True, fn(item)))
+                value = fn(item)
+            out.append((index, True, value, started, time.perf_counter() - t0))
         except Exception as e:  # noqa: BLE001 - returned to the parent per item
-            out.append((index, False, _picklable(e)))
+            out.append((index, False, _picklable(e), started, time.perf_counter() - t0))
     return out
 
 
