@@ -4,6 +4,7 @@ deep trees, metric limits, stalls, ordering, a full shared-memory filesystem."""
 from __future__ import annotations
 
 import copy
+import json
 import multiprocessing as mp
 import os
 import signal
@@ -236,12 +237,13 @@ def test_a_full_shared_memory_filesystem_is_an_error_not_a_crash(tmp_path, monke
         subprocess.run(["umount", "-l", str(mount)], check=True)  # lazy: a mapping may still be open
 
 
-def test_a_resumed_run_skips_what_the_process_pool_finished() -> None:
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_a_resumed_run_skips_what_the_process_pool_finished(method) -> None:
     """process_map writes a history row (in the parent) for every item whose result came back,
     so pending() in a resumed run leaves out exactly those."""
     from procs_helpers import die_on_13, square_or_fail
 
-    ctx = mp.get_context("fork")
+    ctx = mp.get_context(method)
     with milepost.Run("pool-resume", display="none") as first:
         with first.phase("map") as ph:
             out = milepost.process_map(die_on_13, range(40), workers=2, chunksize=4, task=ph,
@@ -252,11 +254,12 @@ def test_a_resumed_run_skips_what_the_process_pool_finished() -> None:
     came_back = {i for i, o in enumerate(out) if not isinstance(o, BaseException)}
     assert came_back and len(came_back) < 40, "the worker's death lost some items"
     db = sqlite3.connect(str(milepost.persistence.default_path()))
-    rows = db.execute("SELECT name, status, duration, error FROM items WHERE run_id = ? AND phase = 'score'",
+    rows = db.execute("SELECT name, status, duration, error, metrics FROM items WHERE run_id = ? AND phase = 'score'",
                       (first.id,)).fetchall()
-    failed = {name: error for name, status, _, error in rows if status == "failed"}
+    failed = {name: error for name, status, _, error, _ in rows if status == "failed"}
     assert failed == {"7": "ValueError: bad 7"}
-    assert len(rows) == 30 and all(d is not None and d >= 0 for _, _, d, _ in rows)
+    assert len(rows) == 30 and all(d is not None and d >= 0 for _, _, d, _, _ in rows)
+    assert all(json.loads(m) == {"tokens": 10, "cost_usd": 0.5} for *_, m in rows), "each item's own metrics"
 
     with milepost.Run("pool-resume", display="none", resume=first.id) as again:
         left = list(again.phase("map").pending(range(40)))

@@ -43,12 +43,12 @@ def _record_rows(task: Task, chunk: List[Tuple[int, Any, str]], results: List[Ch
     if store is None:
         return
     names = {i: name for i, _, name in chunk}
-    for index, ok, value, started, duration in results:
+    for index, ok, value, started, duration, metrics in results:
         if started is None:
             continue
         error = None if ok else _error_text(value)
         store.item(task._history_path, _text(names[index]), "done" if ok else "failed", started, duration,
-                   error, None)
+                   error, metrics)
 
 
 def _chunksize(total: Optional[int], workers: int) -> int:
@@ -117,9 +117,9 @@ def process_as_completed(
                     results = fut.result()
                 except BrokenProcessPool:
                     state = "failed"
-                    results = [(i, False, _lost(name), None, None) for i, _, name in chunk]
+                    results = [(i, False, _lost(name), None, None, None) for i, _, name in chunk]
                 _record_rows(task, chunk, results)
-                for index, _ok, value, _started, _duration in results:
+                for index, _ok, value, *_row in results:
                     yield index, value
                 if r.cancelled:
                     state = "cancelled"

@@ -110,6 +110,7 @@ class Run(Task):
         self._clock: Callable[[], float] = clock or time.monotonic
         self._manual = clock is not None
         self._store: Optional[Store] = None
+        self._keeps_item_metrics = False  # without a store, an item's metrics count only in its task
         self._resume: Optional[Resume] = None
         if history:
             store = Store(None if history is True else Path(history))
@@ -440,6 +441,7 @@ class Run(Task):
                 worker._index[task.path] = index
         self._worker = worker
         self._store = None  # the parent writes the history; a worker never does
+        self._keeps_item_metrics = True  # a pool item's metrics go back with its result
         if self._native is not None:
             for name, proxy in self._native._proxies:
                 if getattr(sys_module(), name) is proxy:

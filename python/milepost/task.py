@@ -222,7 +222,8 @@ class Item:
         """Adds to a metric of the item's task (e.g. the tokens this item used); the history
         keeps it with the item too."""
         self._task._node.metric(name, value)
-        if getattr(self._task._run, "_store", None) is not None:
+        run = self._task._run
+        if getattr(run, "_store", None) is not None or getattr(run, "_keeps_item_metrics", False):
             if self._metrics is None:
                 self._metrics = {}
             self._metrics[name] = self._metrics.get(name, 0) + value

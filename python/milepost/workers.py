@@ -32,8 +32,8 @@ _runs: Dict[str, "WorkerRun"] = {}
 _owned: "Dict[str, Run]" = {}
 
 #: A pool item's result from a worker: index, ok, value (or exception), start (Unix time) and
-#: duration (None for an item that did not start).
-ChunkResult = Tuple[int, bool, Any, Optional[float], Optional[float]]
+#: duration (None for an item that did not start), and the item's own metrics as JSON.
+ChunkResult = Tuple[int, bool, Any, Optional[float], Optional[float], Optional[str]]
 
 #: Text room of an event record in the segment (126 words).
 RECORD_BYTES = 1008
@@ -81,6 +81,7 @@ class WorkerRun:
     _shared_index = 0
     _store = None  # the parent keeps the history
     _resume = None
+    _keeps_item_metrics = True  # a pool item's metrics go back to the parent for its history row
 
     def __init__(self, shared: _milepost.SharedRun, run_id: str, name: str) -> None:
         self._shared = shared
@@ -272,15 +273,18 @@ def run_chunk(fn: Any, chunk: List[Tuple[int, Any, str]]) -> List[ChunkResult]:
     run = _pool_task._run
     for index, item, name in chunk:
         if run.cancelled:  # the rest of the chunk is not started
-            out.append((index, False, Cancelled(f"{name!r} did not run: the run was cancelled"), None, None))
+            out.append((index, False, Cancelled(f"{name!r} did not run: the run was cancelled"), None, None, None))
             continue
         started, t0 = time.time(), time.perf_counter()
+        it = _pool_task.item(name)
         try:
-            with _pool_task.item(name):
-                value = fn(item)
-            out.append((index, True, value, started, time.perf_counter() - t0))
+            with it:
+                value: Any = fn(item)
+            ok = True
         except Exception as e:  # noqa: BLE001 - returned to the parent per item
-            out.append((index, False, _picklable(e), started, time.perf_counter() - t0))
+            ok, value = False, _picklable(e)
+        metrics = json.dumps(it._metrics) if it._metrics else None
+        out.append((index, ok, value, started, time.perf_counter() - t0, metrics))
     return out
 
 
