@@ -7,7 +7,7 @@ the compiled module). Every class is final: PyO3 classes are not subclassable fr
 
 import os
 from collections.abc import Callable, Iterable
-from typing import Any, Final, Literal, Optional, TypeAlias, Union, final
+from typing import Any, Final, Literal, Optional, TypeAlias, Union, final, type_check_only
 
 # Names, messages and errors: a ``str`` or any ``os.PathLike`` (its ``__fspath__`` may give
 # ``str`` or ``bytes``; undecodable bytes and lone surrogates are replaced, not rejected).
@@ -32,7 +32,6 @@ __all__ = [
     "format_count",
     "format_metric",
     "sanitize",
-    "bar",
     "SCHEMA_VERSION",
     "MAX_METRICS",
 ]
@@ -56,12 +55,6 @@ class RunCore:
     @property
     def root(self) -> Node:
         """The run's root node (kind ``"run"``)."""
-    @property
-    def manual_clock(self) -> bool:
-        """Whether the run's clock only moves with ``set_time``."""
-    @property
-    def drawing(self) -> bool:
-        """Whether the native display is drawing on a terminal now."""
     def add_node(
         self,
         parent: Node,
@@ -108,9 +101,9 @@ class RunCore:
     def pause(self, paused: bool) -> None:
         """Clears the native display and stops drawing (``True``) or starts again (``False``)."""
 
-@final
-class Node:
-    """The run, a phase or a step. Not constructible: see ``RunCore.root`` and ``add_node``."""
+@type_check_only
+class _NodeBase:
+    """What ``Node`` and ``SharedNode`` share: the counting API a ``Task`` calls."""
 
     @property
     def id(self) -> int: ...
@@ -139,8 +132,6 @@ class Node:
         """Counts ``n`` items done."""
     def skip(self, n: int = 1) -> None:
         """Counts ``n`` skipped items."""
-    def fail_count(self, n: int = 1) -> None:
-        """Counts ``n`` failed items without names or error texts."""
     def fail(self, name: _Text, error: _Text) -> None:
         """Counts one failed item and keeps its error text."""
     def retry(self, n: int = 1) -> None:
@@ -151,6 +142,19 @@ class Node:
         """Adds ``n`` to the total."""
     def metric(self, name: _Text, value: float) -> None:
         """Adds ``value`` to the metric ``name`` (ints stay ints until a float is added)."""
+    def start(self) -> None:
+        """Marks the node running (idempotent)."""
+    def rename(self, name: _Text) -> None:
+        """Renames the node (tqdm's ``set_description``)."""
+    def reopen(self) -> None:
+        """Runs an ended node again, keeping its counts."""
+    def end(self, state: str) -> None:
+        """Ends the node: ``completed``, ``failed`` or ``cancelled`` (else ``ValueError``)."""
+
+@final
+class Node(_NodeBase):
+    """The run, a phase or a step. Not constructible: see ``RunCore.root`` and ``add_node``."""
+
     def item_started(self, name: _Text, lane: Optional[Lane] = None) -> None:
         """Records that the item ``name`` started (on ``lane``)."""
     def item_finished(
@@ -162,16 +166,8 @@ class Node:
         lane: Optional[Lane] = None,
     ) -> None:
         """Records that the item ``name`` ended: ``status`` is ``done``, ``failed`` or ``skipped``."""
-    def start(self) -> None:
-        """Marks the node running (idempotent)."""
-    def rename(self, name: _Text) -> None:
-        """Renames the node (tqdm's ``set_description``)."""
-    def reopen(self) -> None:
-        """Runs an ended node again, keeping its counts."""
     def set_prior_rate(self, rate: float) -> None:
         """The rate earlier runs reached here: the ETA until this run has its own."""
-    def end(self, state: str) -> None:
-        """Ends the node: ``completed``, ``failed`` or ``cancelled`` (else ``ValueError``)."""
 
 @final
 class Lane:
@@ -244,9 +240,6 @@ def format_metric(name: str, value: float) -> str:
 def sanitize(text: _Text) -> str:
     """``text`` without terminal escapes, control characters or bidi overrides."""
 
-def bar(fraction: float, width: int) -> str:
-    """A text bar ``width`` cells wide for ``fraction`` in 0..1, with eighth-cell resolution."""
-
 @final
 class Estimator:
     """The core's rate/ETA window on its own: feed ``(time, count)`` observations, ask for an
@@ -276,9 +269,10 @@ class SharedRun:
     def node(self, index: int) -> SharedNode:
         """The node at ``index`` of the shared table."""
     def child(
-        self, parent: int, kind: str, name: _Text, unit: str = "it", total: Optional[int] = None, reuse: bool = True
+        self, parent: int, kind: str, name: _Text, unit: str = "it", total: Optional[int] = None
     ) -> int:
-        """A phase or step created by this worker (or the one of that name): its index."""
+        """The phase or step of that name under ``parent``, registered by this worker if no process
+        did yet: its index."""
     def emit(self, node: int, json: str) -> bool:
         """Queues an event for the parent; False when the queue was full."""
     @property
@@ -287,17 +281,9 @@ class SharedRun:
         """Marks this worker as exited cleanly."""
 
 @final
-class SharedNode:
+class SharedNode(_NodeBase):
     """A phase or step as a worker process counts into it (its own slot of the segment)."""
 
-    def advance(self, n: int = 1) -> None: ...
-    def skip(self, n: int = 1) -> None: ...
-    def fail_count(self, n: int = 1) -> None: ...
-    def fail(self, name: _Text, error: _Text) -> None: ...
-    def retry(self, n: int = 1) -> None: ...
-    def set_total(self, total: Optional[int]) -> None: ...
-    def add_total(self, n: int) -> None: ...
-    def metric(self, name: _Text, value: Union[int, float]) -> None: ...
     def item_started(self, name: _Text, lane: Optional[Any] = None) -> None: ...
     def item_finished(
         self,
@@ -307,30 +293,6 @@ class SharedNode:
         error: Optional[_Text] = None,
         lane: Optional[Any] = None,
     ) -> None: ...
-    def start(self) -> None: ...
-    def end(self, state: str) -> None: ...
-    def rename(self, name: _Text) -> None: ...
-    def reopen(self) -> None: ...
-    @property
-    def id(self) -> int: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def kind(self) -> str: ...
-    @property
-    def state(self) -> str: ...
-    @property
-    def total(self) -> Optional[int]: ...
-    @property
-    def done(self) -> int: ...
-    @property
-    def failed(self) -> int: ...
-    @property
-    def skipped(self) -> int: ...
-    @property
-    def retried(self) -> int: ...
-    @property
-    def in_flight(self) -> int: ...
 
 @final
 class RowBuffer:

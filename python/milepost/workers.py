@@ -148,7 +148,7 @@ class WorkerRun:
 
     def _child(self, parent: Task, kind: str, name: str, total: Optional[int], unit: str,
                reuse: bool = False) -> Task:
-        index = self._shared.child(parent._shared_index or 0, kind, name, unit, total, True)
+        index = self._shared.child(parent._shared_index or 0, kind, name, unit, total)
         task = self.task(index, (*parent.path, str(name)), parent)
         task._announce(total)
         return task

@@ -35,8 +35,4 @@ impl Clock {
             t.set(now);
         }
     }
-
-    pub fn is_manual(&self) -> bool {
-        matches!(self, Self::Manual(_))
-    }
 }

@@ -30,10 +30,6 @@ impl Counter {
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
-
-    pub fn set(&self, v: u64) {
-        self.0.store(v, Ordering::Relaxed);
-    }
 }
 
 /// An `f64` stored as bits in an `AtomicU64`; `add` is a compare-and-swap loop.

@@ -9,7 +9,22 @@ use super::counter::{AtomicF64, Counter};
 use super::eta::RateWindow;
 use super::metrics::MetricValues;
 
-const UNKNOWN_TOTAL: u64 = u64::MAX;
+/// How a total is stored in one atomic word, here and in the shared segment: `u64::MAX` is
+/// "unknown", so a known total stops one below it.
+pub const UNKNOWN_TOTAL: u64 = u64::MAX;
+
+pub fn encode_total(total: Option<u64>) -> u64 {
+    total.map_or(UNKNOWN_TOTAL, |t| t.min(UNKNOWN_TOTAL - 1))
+}
+
+pub fn decode_total(word: u64) -> Option<u64> {
+    (word != UNKNOWN_TOTAL).then_some(word)
+}
+
+/// A stored total grown by `n` (an unknown one becomes `n`).
+pub fn grow_total(word: u64, n: u64) -> u64 {
+    if word == UNKNOWN_TOTAL { n.min(UNKNOWN_TOTAL - 1) } else { word.saturating_add(n).min(UNKNOWN_TOTAL - 1) }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NodeKind {
@@ -24,6 +39,23 @@ impl NodeKind {
             Self::Run => "run",
             Self::Phase => "phase",
             Self::Step => "step",
+        }
+    }
+
+    /// The kind's code in the shared segment's node table.
+    pub fn code(self) -> u64 {
+        match self {
+            Self::Run => 0,
+            Self::Phase => 1,
+            Self::Step => 2,
+        }
+    }
+
+    pub fn from_code(code: u64) -> Self {
+        match code {
+            0 => Self::Run,
+            1 => Self::Phase,
+            _ => Self::Step,
         }
     }
 }
@@ -60,7 +92,7 @@ impl NodeState {
         })
     }
 
-    fn from_u8(v: u8) -> Self {
+    pub(crate) fn from_u8(v: u8) -> Self {
         match v {
             1 => Self::Running,
             2 => Self::Completed,
@@ -107,7 +139,7 @@ impl Node {
             kind,
             name: RwLock::new(name),
             unit,
-            total: AtomicU64::new(total.unwrap_or(UNKNOWN_TOTAL)),
+            total: AtomicU64::new(encode_total(total)),
             done: Counter::default(),
             failed: Counter::default(),
             skipped: Counter::default(),
@@ -136,21 +168,16 @@ impl Node {
 
     /// The total set on this node itself, if any.
     pub fn own_total(&self) -> Option<u64> {
-        match self.total.load(Ordering::Relaxed) {
-            UNKNOWN_TOTAL => None,
-            t => Some(t),
-        }
+        decode_total(self.total.load(Ordering::Relaxed))
     }
 
     pub fn set_total(&self, total: Option<u64>) {
-        self.total.store(total.map_or(UNKNOWN_TOTAL, |t| t.min(UNKNOWN_TOTAL - 1)), Ordering::Relaxed);
+        self.total.store(encode_total(total), Ordering::Relaxed);
     }
 
     /// Grows a known total by `n` (a total that was unknown becomes `n`).
     pub fn add_total(&self, n: u64) {
-        let _ = self.total.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
-            Some(if t == UNKNOWN_TOTAL { n } else { t.saturating_add(n).min(UNKNOWN_TOTAL - 1) })
-        });
+        let _ = self.total.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| Some(grow_total(t, n)));
     }
 
     /// Items processed by this node itself (done + failed + skipped).

@@ -168,9 +168,14 @@ impl RunCore {
         super::shm::segment::fork_generation() != self.fork_generation
     }
 
-    /// In a forked child: adds `n` to a counter of this process's slot for `node`. False when
-    /// the run is not shared or the node has no shared index (the count stays local).
+    /// In a forked child: adds `n` to a counter of this process's slot for `node`. False in
+    /// the run's own process, or when the run is not shared or the node has no shared index
+    /// (the count stays local).
+    #[inline]
     pub fn shared_add(&self, node: &Node, field: usize, n: u64) -> bool {
+        if !self.in_forked_child() {
+            return false;
+        }
         let (Some(seg), Some(idx)) = (self.segment.get(), node.shm_index()) else { return false };
         match seg.my_slot() {
             Ok(slot) => {
@@ -221,11 +226,6 @@ impl RunCore {
         self.segment.get().cloned()
     }
 
-    /// The node's index in the shared table, when the run is shared (without a lock).
-    pub fn shared_index(&self, node: &Node) -> Option<usize> {
-        node.shm_index()
-    }
-
     /// Removes the segment file (workers that still have it mapped keep their mapping).
     pub fn stop_sharing(&self) {
         if let Some(sh) = self.sharing.lock().as_ref() {
@@ -238,26 +238,20 @@ impl RunCore {
         self.sharing.lock().as_mut().map(Sharing::take_events).unwrap_or_default()
     }
 
+    // Totals reach the segment without the `sharing` lock: a forked child calls these too.
     pub fn set_total(&self, node: &Node, total: Option<u64>) {
         node.set_total(total);
-        let sharing = self.sharing.lock();
-        if let Some(sh) = sharing.as_ref() {
-            if let Some(i) = sh.shm_index(node.id) {
-                sh.seg.set_total(i, total);
-            }
+        if let (Some(seg), Some(i)) = (self.segment.get(), node.shm_index()) {
+            seg.set_total(i, total);
         }
     }
 
     pub fn add_total(&self, node: &Node, n: u64) {
         node.add_total(n);
-        let sharing = self.sharing.lock();
-        if let Some(sh) = sharing.as_ref() {
-            if let Some(i) = sh.shm_index(node.id) {
-                sh.seg.add_total(i, n);
-            }
+        if let (Some(seg), Some(i)) = (self.segment.get(), node.shm_index()) {
+            seg.add_total(i, n);
         }
     }
-
 
     pub fn root(&self) -> Arc<Node> {
         Arc::clone(&self.nodes.read()[0])
@@ -265,10 +259,6 @@ impl RunCore {
 
     pub fn node(&self, id: usize) -> Result<Arc<Node>, Error> {
         self.nodes.read().get(id).cloned().ok_or(Error::UnknownNode { id })
-    }
-
-    pub fn node_count(&self) -> usize {
-        self.nodes.read().len()
     }
 
     /// Adds a phase or step under `parent`.
@@ -302,17 +292,8 @@ impl RunCore {
     /// Keeps a failure reported by a worker in the failure list (its count is the worker's).
     fn record_worker_failure(&self, node_id: usize, item: &str, error: &str, lane: &str) {
         let Ok(node) = self.node(node_id) else { return };
-        let rec = ItemRecord {
-            name: clip(item, MAX_NAME_CHARS),
-            node: node.name(),
-            status: "failed".into(),
-            duration: None,
-            at: self.clock.now(),
-            lane: Some(lane.to_owned()),
-            error: Some(clip(error, MAX_ERROR_CHARS)),
-        };
-        self.failures.lock().push(rec.clone());
-        self.recent.lock().push(rec);
+        let end = ItemEnd { name: item, status: ItemStatus::Failed, duration: None, error: Some(error) };
+        self.record(&node, Some(lane), &end, self.clock.now());
     }
 
     fn path_of(&self, id: usize) -> Vec<String> {
@@ -405,7 +386,7 @@ impl RunCore {
         if let Some(lane) = lane {
             lane.finish_item(end.status, now);
         }
-        self.record(node, lane, end, now);
+        self.record(node, lane.map(|l| l.name.as_str()), end, now);
     }
 
     /// Counts `n` items as `status` without an item context (`advance`, `skip`, `fail`).
@@ -425,14 +406,14 @@ impl RunCore {
         self.record(node, None, &end, self.clock.now());
     }
 
-    fn record(&self, node: &Node, lane: Option<&Lane>, end: &ItemEnd<'_>, now: f64) {
+    fn record(&self, node: &Node, lane: Option<&str>, end: &ItemEnd<'_>, now: f64) {
         let rec = ItemRecord {
             name: clip(end.name, MAX_NAME_CHARS),
             node: node.name(),
             status: end.status.as_str().into(),
             duration: end.duration,
             at: now,
-            lane: lane.map(|l| l.name.clone()),
+            lane: lane.map(str::to_owned),
             error: end.error.map(|e| clip(e, MAX_ERROR_CHARS)),
         };
         if end.status == ItemStatus::Failed {
@@ -593,8 +574,6 @@ impl RunCore {
         }
     }
 
-    /// Live lanes, and the most recently finished ones up to [`SHOWN_FINISHED_LANES`]; then a
-    /// lane per worker process of a shared run.
     /// Until a running node has a pace of its own, its ETA comes from the rate earlier runs of
     /// the same name reached (range: two thirds to one and a half times, as runs differ).
     fn eta_from_history(n: &Node, est: &mut Estimate, state: NodeState, processed: u64, total: Option<u64>) -> bool {
@@ -609,6 +588,8 @@ impl RunCore {
         true
     }
 
+    /// Live lanes, and the most recently finished ones up to [`SHOWN_FINISHED_LANES`]; then a
+    /// lane per worker process of a shared run.
     fn lane_snapshots(&self, now: f64) -> Vec<LaneSnapshot> {
         let mut lanes = self.thread_lanes(now);
         if let Some(sh) = self.sharing.lock().as_ref() {

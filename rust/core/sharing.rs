@@ -78,19 +78,8 @@ impl Sharing {
     /// Registers a node of the parent's tree; nodes past the segment's table stay local.
     pub fn register(&mut self, node: &Node) {
         let parent = node.parent.and_then(|p| self.shm_of.get(p).copied().flatten()).unwrap_or(0);
-        let kind = match node.kind {
-            NodeKind::Run => 0,
-            NodeKind::Phase => 1,
-            NodeKind::Step => 2,
-        };
-        let idx = self.seg.register_node(parent, kind, &node.name(), &node.unit, node.own_total(), 0).ok();
-        if self.shm_of.len() <= node.id {
-            self.shm_of.resize(node.id + 1, None);
-        }
-        self.shm_of[node.id] = idx;
-        if let Some(i) = idx {
-            self.core_of[i] = Some(node.id);
-            node.set_shm_index(i);
+        if let Ok(i) = self.seg.register_node(parent, node.kind.code(), &node.name(), &node.unit, node.own_total(), 0) {
+            self.mirrored(i, node);
         }
     }
 
@@ -105,7 +94,7 @@ impl Sharing {
         (0..self.seg.node_count()).filter(|&i| self.core_of[i].is_none()).find_map(|i| {
             let info = self.seg.node_info(i)?;
             let parent = self.core_of.get(info.parent).copied().flatten().unwrap_or(0);
-            let kind = if info.kind == 1 { NodeKind::Phase } else { NodeKind::Step };
+            let kind = NodeKind::from_code(info.kind);
             Some((i, parent, kind, info.name, info.unit, info.total))
         })
     }
@@ -125,12 +114,9 @@ impl Sharing {
         (0..self.seg.node_count())
             .filter_map(|i| {
                 let info = self.seg.node_info(i).filter(|n| n.creator == 1)?;
-                let state = NodeState::parse(match info.state {
-                    2 => "completed",
-                    3 => "failed",
-                    4 => "cancelled",
-                    _ => "",
-                });
+                // Workers write an end state's code (NodeState's) when they close the node.
+                let state = Some(NodeState::from_u8(info.state as u8))
+                    .filter(|s| !matches!(s, NodeState::Pending | NodeState::Running));
                 Some((self.core_of[i]?, info.open > 0, state))
             })
             .collect()

@@ -19,7 +19,7 @@ fn workers_counts_nodes_and_events_reach_the_snapshot() {
     let (run, path) = shared_run("a");
     let phase = run.add_node(0, NodeKind::Phase, "map", "doc", Some(10)).unwrap();
     phase.done.add(2);
-    let shm_phase = run.shared_index(&phase).unwrap();
+    let shm_phase = phase.shm_index().unwrap();
     let w = Segment::attach(&path).unwrap();
     let slot = w.claim(std::process::id()).unwrap();
     w.bump(slot, shm_phase, C_DONE, 5);
@@ -50,7 +50,7 @@ fn workers_counts_nodes_and_events_reach_the_snapshot() {
 fn a_dead_worker_has_its_items_counted_failed() {
     let (run, path) = shared_run("b");
     let phase = run.add_node(0, NodeKind::Phase, "map", "it", Some(4)).unwrap();
-    let shm_phase = run.shared_index(&phase).unwrap();
+    let shm_phase = phase.shm_index().unwrap();
     let w = Segment::attach(&path).unwrap();
     // A pid that does not exist: the parent sees this worker as dead at its next sample.
     let slot = w.claim(999_999_999).unwrap();

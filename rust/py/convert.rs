@@ -5,6 +5,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyString;
 
 use crate::core::error::non_negative;
+use crate::core::node::NodeState;
+use crate::core::run::ItemStatus;
 
 /// A name or message as Rust text. Accepts `str` (lone surrogates from undecodable file
 /// names are replaced, not rejected) and `os.PathLike`; anything else is a `TypeError`.
@@ -54,4 +56,28 @@ pub fn metric_value(name: &str, value: &Bound<'_, PyAny>) -> PyResult<(f64, bool
         PyTypeError::new_err(format!("metric {name:?} needs a number, got {repr}"))
     })?;
     Ok((v, !is_int))
+}
+
+/// An item's end, as the Python API names it.
+pub fn item_status(s: &str) -> PyResult<ItemStatus> {
+    match s {
+        "done" => Ok(ItemStatus::Done),
+        "failed" => Ok(ItemStatus::Failed),
+        "skipped" => Ok(ItemStatus::Skipped),
+        "cancelled" => Ok(ItemStatus::Cancelled),
+        _ => Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "item status must be 'done', 'failed', 'skipped' or 'cancelled', got {s:?}"
+        ))),
+    }
+}
+
+/// A state a phase or step can end in.
+pub fn end_state(state: &str) -> PyResult<NodeState> {
+    NodeState::parse(state)
+        .filter(|s| !matches!(s, NodeState::Pending | NodeState::Running))
+        .ok_or_else(|| {
+            pyo3::exceptions::PyValueError::new_err(format!(
+                "end state must be 'completed', 'failed' or 'cancelled', got {state:?}"
+            ))
+        })
 }

@@ -46,11 +46,6 @@ fn sanitize(text: &Bound<'_, PyAny>) -> PyResult<String> {
     Ok(crate::core::text::sanitize(&convert::text(text, "text")?))
 }
 
-#[pyfunction]
-fn bar(fraction: f64, width: usize) -> String {
-    crate::render::frame::bar(fraction, width)
-}
-
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<run::PyRunCore>()?;
     m.add_class::<node::PyNode>()?;
@@ -68,7 +63,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(format_count, m)?)?;
     m.add_function(wrap_pyfunction!(format_metric, m)?)?;
     m.add_function(wrap_pyfunction!(sanitize, m)?)?;
-    m.add_function(wrap_pyfunction!(bar, m)?)?;
     m.add("SCHEMA_VERSION", crate::core::snapshot::SCHEMA_VERSION)?;
     m.add("MAX_METRICS", crate::core::metrics::MAX_METRICS)?;
     Ok(())

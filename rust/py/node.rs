@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use pyo3::prelude::*;
 
-use super::convert::{count, metric_value, text};
+use super::convert::{count, end_state, item_status, metric_value, text};
 use crate::core::error::non_negative;
-use crate::core::shm::segment::{C_DONE, C_FAILED, C_RETRIED, C_SKIPPED};
+use crate::core::shm::segment::{C_DONE, C_RETRIED, C_SKIPPED};
 use crate::core::lanes::Lane;
-use crate::core::node::{Node, NodeState};
-use crate::core::run::{ItemEnd, ItemStatus, RunCore};
+use crate::core::node::Node;
+use crate::core::run::{ItemEnd, RunCore};
 
 #[pyclass(frozen, name = "Node", module = "milepost._milepost")]
 pub struct PyNode {
@@ -41,18 +41,6 @@ impl PyLane {
     }
 }
 
-fn status(s: &str) -> PyResult<ItemStatus> {
-    match s {
-        "done" => Ok(ItemStatus::Done),
-        "failed" => Ok(ItemStatus::Failed),
-        "skipped" => Ok(ItemStatus::Skipped),
-        "cancelled" => Ok(ItemStatus::Cancelled),
-        _ => Err(pyo3::exceptions::PyValueError::new_err(format!(
-            "item status must be 'done', 'failed', 'skipped' or 'cancelled', got {s:?}"
-        ))),
-    }
-}
-
 #[pymethods]
 impl PyNode {
     /// Counts `n` items done. The GIL serializes every caller, so a plain store is exact.
@@ -61,7 +49,7 @@ impl PyNode {
         let n = non_negative("advance(n)", n)?;
         // In a forked child (a method bound before the fork) the count goes to the child's
         // slot of the shared segment; the child's copy of this node is seen by nobody.
-        if self.run.in_forked_child() && self.run.shared_add(&self.node, C_DONE, n) {
+        if self.run.shared_add(&self.node, C_DONE, n) {
             return Ok(());
         }
         // abi3 wheels cannot load on free-threaded CPython, so the GIL is always held here.
@@ -72,18 +60,8 @@ impl PyNode {
     #[pyo3(signature = (n=1))]
     fn skip(&self, n: i64) -> PyResult<()> {
         let n = non_negative("skip(n)", n)?;
-        if !(self.run.in_forked_child() && self.run.shared_add(&self.node, C_SKIPPED, n)) {
+        if !self.run.shared_add(&self.node, C_SKIPPED, n) {
             self.node.skipped.add(n);
-        }
-        Ok(())
-    }
-
-    /// Counts `n` failed items without names or error texts.
-    #[pyo3(signature = (n=1))]
-    fn fail_count(&self, n: i64) -> PyResult<()> {
-        let n = non_negative("fail_count(n)", n)?;
-        if !(self.run.in_forked_child() && self.run.shared_add(&self.node, C_FAILED, n)) {
-            self.node.failed.add(n);
         }
         Ok(())
     }
@@ -99,7 +77,7 @@ impl PyNode {
     #[pyo3(signature = (n=1))]
     fn retry(&self, n: i64) -> PyResult<()> {
         let n = non_negative("retry(n)", n)?;
-        if !(self.run.in_forked_child() && self.run.shared_add(&self.node, C_RETRIED, n)) {
+        if !self.run.shared_add(&self.node, C_RETRIED, n) {
             self.node.retried.add(n);
         }
         Ok(())
@@ -143,7 +121,7 @@ impl PyNode {
     ) -> PyResult<()> {
         let name = text(name, "item name")?;
         let error = error.map(|e| text(e, "error")).transpose()?;
-        let st = self::status(status)?;
+        let st = item_status(status)?;
         let end = ItemEnd { name: &name, status: st, duration, error: error.as_deref() };
         self.run.item_finished(&self.node, lane.map(|l| &*l.lane), &end);
         Ok(())
@@ -156,13 +134,7 @@ impl PyNode {
 
     /// Ends the node: `completed`, `failed` or `cancelled`.
     fn end(&self, state: &str) -> PyResult<()> {
-        let st = NodeState::parse(state)
-            .filter(|s| !matches!(s, NodeState::Pending | NodeState::Running))
-            .ok_or_else(|| {
-                pyo3::exceptions::PyValueError::new_err(format!(
-                    "end state must be 'completed', 'failed' or 'cancelled', got {state:?}"
-                ))
-            })?;
+        let st = end_state(state)?;
         self.node.end(st, self.run.clock.now());
         Ok(())
     }

@@ -94,11 +94,6 @@ impl PyRunCore {
         self.core.clock.set(now);
     }
 
-    #[getter]
-    fn manual_clock(&self) -> bool {
-        self.core.clock.is_manual()
-    }
-
     /// Records a rate observation for every running node.
     fn sample(&self) {
         self.core.sample(self.core.clock.now());
@@ -134,12 +129,6 @@ impl PyRunCore {
         }
     }
 
-    /// Whether the native display is drawing on a terminal now.
-    #[getter]
-    fn drawing(&self) -> bool {
-        self.handle.lock().as_ref().is_some_and(TickerHandle::is_drawing)
-    }
-
     /// Prints `text` above the native display; False when no native display took it.
     fn println(&self, py: Python<'_>, text: &str) -> bool {
         let handle = self.handle.lock().clone();
@@ -166,7 +155,7 @@ impl PyRunCore {
 
     /// The node's index in the shared table.
     fn shared_index(&self, node: &PyNode) -> Option<usize> {
-        self.core.shared_index(&node.node)
+        node.node.shm_index()
     }
 
     /// Asks the job to stop taking new items (loops, pools, worker processes).

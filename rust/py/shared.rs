@@ -6,12 +6,14 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use pyo3::prelude::*;
 
-use super::convert::{count, metric_value, text};
+use super::convert::{count, end_state, item_status, metric_value, text};
 use crate::core::error::non_negative;
 use crate::core::shm::segment::{
     C_DONE, C_FAILED, C_IN_FLIGHT, C_RETRIED, C_SECONDS, C_SKIPPED, C_TIMED,
 };
 use crate::core::shm::{Segment, WriteError};
+use crate::core::node::NodeKind;
+use crate::core::run::ItemStatus;
 
 /// Called in a child process right after `fork`: the slots it inherited are its parent's.
 /// Lock-free (a lock held by another thread at the fork would never be released here).
@@ -59,9 +61,9 @@ impl PySharedRun {
         Ok(PySharedNode { seg: Arc::clone(&self.seg), idx: index, metrics: Arc::clone(&self.metrics) })
     }
 
-    /// A phase or step under `parent` created by this worker (or the one of that name, when
-    /// `reuse`): its index.
-    #[pyo3(signature = (parent, kind, name, unit="it", total=None, reuse=true))]
+    /// The phase or step of that name under `parent`, registered by this worker if no process
+    /// did yet (loops entered again reuse their node): its index.
+    #[pyo3(signature = (parent, kind, name, unit="it", total=None))]
     fn child(
         &self,
         parent: usize,
@@ -69,14 +71,10 @@ impl PySharedRun {
         name: &Bound<'_, PyAny>,
         unit: &str,
         total: Option<&Bound<'_, PyAny>>,
-        reuse: bool,
     ) -> PyResult<usize> {
-        let kind = if kind == "phase" { 1 } else { 2 };
+        let kind = if kind == "phase" { NodeKind::Phase } else { NodeKind::Step }.code();
         let name = text(name, "name")?;
         let total = total.map(|t| count(t, "total")).transpose()?;
-        if !reuse {
-            return self.seg.register_node(parent, kind, &name, unit, total, 1).map_err(err);
-        }
         let (i, created) = self.seg.find_or_register(parent, kind, &name, unit, total).map_err(err)?;
         if let (false, Some(t)) = (created, total) {
             self.seg.add_total(i, t);
@@ -137,11 +135,6 @@ impl PySharedNode {
     #[pyo3(signature = (n=1))]
     fn skip(&self, n: i64) -> PyResult<()> {
         self.add(C_SKIPPED, non_negative("skip(n)", n)?)
-    }
-
-    #[pyo3(signature = (n=1))]
-    fn fail_count(&self, n: i64) -> PyResult<()> {
-        self.add(C_FAILED, non_negative("fail_count(n)", n)?)
     }
 
     /// Counts one failed item; its name and error travel to the parent as an event.
@@ -212,16 +205,11 @@ impl PySharedNode {
     ) -> PyResult<()> {
         let _ = (lane, error);
         text(name, "item name")?;
-        let field = match status {
-            "done" => Some(C_DONE),
-            "failed" => Some(C_FAILED),
-            "skipped" => Some(C_SKIPPED),
-            "cancelled" => None,
-            _ => {
-                return Err(pyo3::exceptions::PyValueError::new_err(format!(
-                    "item status must be 'done', 'failed', 'skipped' or 'cancelled', got {status:?}"
-                )))
-            }
+        let field = match item_status(status)? {
+            ItemStatus::Done => Some(C_DONE),
+            ItemStatus::Failed => Some(C_FAILED),
+            ItemStatus::Skipped => Some(C_SKIPPED),
+            ItemStatus::Cancelled => None,
         };
         let slot = self.seg.my_slot().map_err(err)?;
         // Counted before it leaves flight: a kill between the two stores may count the item
@@ -245,17 +233,8 @@ impl PySharedNode {
     }
 
     fn end(&self, state: &str) -> PyResult<()> {
-        let code = match state {
-            "completed" => 2,
-            "failed" => 3,
-            "cancelled" => 4,
-            _ => {
-                return Err(pyo3::exceptions::PyValueError::new_err(format!(
-                    "end state must be 'completed', 'failed' or 'cancelled', got {state:?}"
-                )))
-            }
-        };
-        self.seg.close_node(self.idx, code);
+        // The end state's code is NodeState's, which the parent reads back.
+        self.seg.close_node(self.idx, end_state(state)? as u64);
         Ok(())
     }
 
@@ -276,11 +255,7 @@ impl PySharedNode {
     }
     #[getter]
     fn kind(&self) -> &'static str {
-        match self.seg.node_info(self.idx).map(|n| n.kind) {
-            Some(0) => "run",
-            Some(1) => "phase",
-            _ => "step",
-        }
+        self.seg.node_info(self.idx).map_or(NodeKind::Step, |n| NodeKind::from_code(n.kind)).as_str()
     }
     /// Inside a worker a shared node is always running; the parent decides how it ends.
     #[getter]

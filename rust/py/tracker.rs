@@ -31,7 +31,7 @@ impl Target {
         match self {
             Self::Core(node, run) => {
                 // A loop carried into a forked child counts into the child's shared slot.
-                if run.in_forked_child() && run.shared_add(node, crate::core::shm::segment::C_DONE, n) {
+                if run.shared_add(node, crate::core::shm::segment::C_DONE, n) {
                     return;
                 }
                 // abi3 wheels cannot load on free-threaded CPython, so the GIL is always held.

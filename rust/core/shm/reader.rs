@@ -3,12 +3,13 @@
 use std::sync::atomic::Ordering;
 
 use super::segment::{
-    Segment, ACTIVE, C_DONE, C_FAILED, C_FLOATS, C_IN_FLIGHT, C_METRICS, C_RETRIED, C_SECONDS, C_SKIPPED,
+    Segment, C_DONE, C_FAILED, C_FLOATS, C_IN_FLIGHT, C_METRICS, C_RETRIED, C_SECONDS, C_SKIPPED,
     C_TIMED, C_USED, DEAD, FREE, H_NODE_COUNT, MAX_METRICS, MAX_NODES, MAX_SLOTS, METRICS_AT, METRIC_ENTRY,
     M_NAME, M_STATE, N_CREATOR, N_KIND, N_NAME, N_OPEN, N_PARENT, N_READY, N_STATE, N_TOTAL, N_UNIT,
     RECORD_WORDS, RING, S_BEAT, S_DONE, S_DROPPED, S_FAILED, S_HEAD, S_ITEM,  S_TAIL,
-    UNKNOWN_TOTAL, CLAIMING,
+    CLAIMING,
 };
+use crate::core::node::decode_total;
 
 /// A node of the shared table, as the parent mirrors it.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,7 +69,7 @@ impl Segment {
             kind: self.word(Self::node_entry(node, N_KIND)).load(Ordering::Relaxed),
             name: self.read_text(Self::node_entry(node, N_NAME), 16),
             unit: self.read_text(Self::node_entry(node, N_UNIT), 3),
-            total: (total != UNKNOWN_TOTAL).then_some(total),
+            total: decode_total(total),
             open: self.word(Self::node_entry(node, N_OPEN)).load(Ordering::Relaxed),
             state: self.word(Self::node_entry(node, N_STATE)).load(Ordering::Relaxed),
             creator: self.word(Self::node_entry(node, N_CREATOR)).load(Ordering::Relaxed),
@@ -182,9 +183,5 @@ impl Segment {
         failed.store(failed.load(Ordering::Relaxed) + lost.iter().map(|(_, n)| n).sum::<u64>(), Ordering::Relaxed);
         self.state_word(slot).store(DEAD, Ordering::Release);
         lost
-    }
-
-    pub fn is_active(&self, slot: usize) -> bool {
-        self.state_word(slot).load(Ordering::Acquire) == ACTIVE
     }
 }

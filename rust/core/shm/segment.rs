@@ -113,7 +113,7 @@ pub const EXITED: u64 = 3;
 /// Taken by a worker that is still writing its pid: the parent ignores it until ACTIVE.
 pub const CLAIMING: u64 = 4;
 
-pub const UNKNOWN_TOTAL: u64 = u64::MAX;
+use crate::core::node::UNKNOWN_TOTAL;
 /// No slot claimed by this process yet (after a fork the child starts here again).
 pub const UNCLAIMED: usize = usize::MAX;
 

@@ -1,7 +1,6 @@
 //! Tests of the segment within one process (the cross-process behaviour is tested from Python
 //! with real worker processes).
 
-use std::sync::atomic::Ordering;
 
 use super::segment::{C_DONE, C_IN_FLIGHT, DEAD, EXITED};
 use super::*;
@@ -74,7 +73,6 @@ fn detach_frees_the_slot_for_reuse_and_fork_resets() {
     super::segment::after_fork_in_child();
     assert_eq!(w.claimed(), None, "a forked child does not write into its parent's slot");
     assert!(before.is_some());
-    let _ = Ordering::Relaxed;
 }
 
 #[test]

@@ -7,8 +7,9 @@ use super::segment::{
     Segment, ACTIVE, COUNTER_WORDS, C_FLOATS, C_METRICS, C_USED, EXITED, FREE, MAX_METRICS, MAX_NODES,
     MAX_SLOTS, METRICS_AT, METRIC_ENTRY, M_NAME, M_STATE, N_CREATOR, N_KIND, N_NAME, N_OPEN, N_PARENT,
     N_READY, N_STATE, N_TOTAL, N_UNIT, RECORD_WORDS, RING, SLOT_HEADER, S_DONE, S_DROPPED, S_FAILED,
-    S_HEAD, S_ITEM,  S_TAIL, UNKNOWN_TOTAL, H_NODE_COUNT, S_BEAT, CLAIMING, DEAD, clip_bytes,
+    S_HEAD, S_ITEM,  S_TAIL, H_NODE_COUNT, S_BEAT, CLAIMING, DEAD, clip_bytes,
 };
+use crate::core::node::{encode_total, grow_total};
 
 /// What can go wrong on the worker's side.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,7 +184,7 @@ impl Segment {
         }
         self.word(Self::node_entry(idx, N_PARENT)).store(parent as u64, Ordering::Relaxed);
         self.word(Self::node_entry(idx, N_KIND)).store(kind, Ordering::Relaxed);
-        self.word(Self::node_entry(idx, N_TOTAL)).store(total.unwrap_or(UNKNOWN_TOTAL), Ordering::Relaxed);
+        self.word(Self::node_entry(idx, N_TOTAL)).store(encode_total(total), Ordering::Relaxed);
         self.word(Self::node_entry(idx, N_CREATOR)).store(creator, Ordering::Relaxed);
         self.write_text(Self::node_entry(idx, N_NAME), 16, name);
         self.write_text(Self::node_entry(idx, N_UNIT), 3, unit);
@@ -250,13 +251,12 @@ impl Segment {
 
     /// Sets (None: unknown) or grows a shared node's total.
     pub fn set_total(&self, node: usize, total: Option<u64>) {
-        self.word(Self::node_entry(node, N_TOTAL)).store(total.unwrap_or(UNKNOWN_TOTAL), Ordering::Relaxed);
+        self.word(Self::node_entry(node, N_TOTAL)).store(encode_total(total), Ordering::Relaxed);
     }
 
     pub fn add_total(&self, node: usize, n: u64) {
-        let _ = self.word(Self::node_entry(node, N_TOTAL)).fetch_update(Ordering::AcqRel, Ordering::Relaxed, |t| {
-            Some(if t == UNKNOWN_TOTAL { n } else { t.saturating_add(n).min(UNKNOWN_TOTAL - 1) })
-        });
+        let _ = self.word(Self::node_entry(node, N_TOTAL))
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |t| Some(grow_total(t, n)));
     }
 
     /// A worker opens (starts) or closes (ends, in `state`) a node it uses.
