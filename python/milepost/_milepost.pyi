@@ -86,8 +86,6 @@ class RunCore:
         """Shares the run with worker processes through a segment file in ``dir``; its path."""
     def shared(self) -> Optional[SharedRun]:
         """This run's segment, as a worker in a forked child uses it."""
-    def shared_index(self, node: Node) -> Optional[int]:
-        """The node's index in the shared table."""
     def cancel(self) -> None:
         """Asks the job to stop taking new items (loops, pools, worker processes)."""
     @property
@@ -166,6 +164,9 @@ class Node(_NodeBase):
         lane: Optional[Lane] = None,
     ) -> None:
         """Records that the item ``name`` ended: ``status`` is ``done``, ``failed`` or ``skipped``."""
+    @property
+    def shared_index(self) -> Optional[int]:
+        """The node's index in the shared table, once the run is shared."""
     def set_prior_rate(self, rate: float) -> None:
         """The rate earlier runs reached here: the ETA until this run has its own."""
 

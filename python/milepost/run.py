@@ -405,14 +405,14 @@ class Run(Task):
 
     def _task_for_index(self, index: int) -> Optional[Task]:
         for task in (self, *self._tasks):
-            if self._core.shared_index(task._node) == index:
+            if task._node.shared_index == index:
                 return task
         return None
 
     def _handle_for(self, task: Task) -> tuple[Any, ...]:
         """What a task pickles to: enough for a worker process to count into it."""
         path = self._share()
-        index = self._core.shared_index(task._node)
+        index = task._node.shared_index
         if index is None:
             raise MilepostError(f"{'/'.join(task.path)!r} cannot be shared with workers: a run shares at most 256 phases and steps")
         return (path, index, self.id, self.name, task.path)
@@ -433,7 +433,7 @@ class Run(Task):
         worker = WorkerRun(shared, self.id, self.name)
         _runs[shared.path] = worker
         for task in (self, *self._tasks):
-            index = self._core.shared_index(task._node)
+            index = task._node.shared_index
             if index is not None:
                 task._bind(shared.node(index))
                 task._shared_index = index

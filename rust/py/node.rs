@@ -127,6 +127,12 @@ impl PyNode {
         Ok(())
     }
 
+    /// The node's index in the shared table, once the run is shared.
+    #[getter]
+    fn shared_index(&self) -> Option<usize> {
+        self.node.shm_index()
+    }
+
     /// Marks the node running (idempotent).
     fn start(&self) {
         self.node.start(self.run.clock.now(), self.node.processed());

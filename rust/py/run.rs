@@ -153,11 +153,6 @@ impl PyRunCore {
         self.core.segment().map(super::shared::PySharedRun::wrap)
     }
 
-    /// The node's index in the shared table.
-    fn shared_index(&self, node: &PyNode) -> Option<usize> {
-        node.node.shm_index()
-    }
-
     /// Asks the job to stop taking new items (loops, pools, worker processes).
     fn cancel(&self) {
         self.core.cancel();
