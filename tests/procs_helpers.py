@@ -99,3 +99,8 @@ def open_step_forever(task: milepost.Task) -> None:
 def long_step_names(task: milepost.Task, k: int) -> None:
     with task.step("S" * 300) as s:
         s.advance(k)
+
+
+def threads_inside(n: int) -> int:
+    """A thread pool inside a pool worker: its items count into the worker's run."""
+    return sum(milepost.thread_map(abs, range(-n, 0), workers=2, description="inner"))

@@ -266,3 +266,16 @@ def test_a_resumed_run_skips_what_the_process_pool_finished(method) -> None:
         rescored = list(again.phase("score").pending(range(30)))
     assert set(left) == set(range(40)) - came_back
     assert rescored == [7], "only the failed item is pending"
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_a_thread_pool_inside_a_process_pool_worker(method) -> None:
+    from procs_helpers import threads_inside
+
+    with milepost.Run("nested-pools", display="none", history=False) as run:
+        out = milepost.process_map(threads_inside, [3, 4, 5], workers=2, description="outer",
+                                   mp_context=mp.get_context(method))
+        snap = run.snapshot()
+    assert out == [6, 10, 15]
+    assert snap.find("outer")["done"] == 3
+    assert snap.find("inner")["done"] == 12, "every inner item counted, from every worker"

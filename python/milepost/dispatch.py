@@ -123,9 +123,7 @@ class Dispatcher:
     def poll(self, final: bool = False) -> None:
         """Delivers queued events, then snapshots to the observers that are due."""
         with self._poll_lock:
-            if self._pull is not None and self._slots:
-                for event in self._pull():  # events from worker processes
-                    self.emit(event)
+            self.pull_now()  # events from worker processes
             with self._lock:
                 events = list(self._queue)
                 self._queue.clear()

@@ -16,3 +16,8 @@ class InvalidValueError(MilepostError, ValueError):
 class Cancelled(MilepostError):
     """The run was cancelled (from the dashboard, or `run.cancel()`): loops and pools stop
     handing out items, items in flight finish, and the run ends "cancelled"."""
+
+    @classmethod
+    def not_started(cls, name: str) -> "Cancelled":
+        """What a pool gives for an item it did not start because the run was cancelled."""
+        return cls(f"{name!r} did not run: the run was cancelled")

@@ -50,7 +50,11 @@ def pool_task(
     if parent is None:
         own = Run(label, display=display, history=False).start()
         parent = own
-    made = parent.phase(label, total, unit) if isinstance(parent, Run) else parent.step(label, total, unit)
+    # Under a run (a worker process's run too, which is no Task), a phase; under a task, a step.
+    if isinstance(parent, Run) or not isinstance(parent, Task):
+        made = parent.phase(label, total, unit)
+    else:
+        made = parent.step(label, total, unit)
     return made, own, True
 
 
@@ -96,7 +100,7 @@ def thread_map(
 
     def call(index: int, item: T) -> R:
         if r.cancelled:  # queued before the cancel: not started
-            raise Cancelled(f"{item_name(item, index)!r} did not run: the run was cancelled")
+            raise Cancelled.not_started(item_name(item, index))
         with task.item(item_name(item, index)):
             return fn(item)
 
@@ -132,9 +136,7 @@ def thread_map(
         for f in pending:
             f.cancel()
         pool.shutdown(wait=state in ("completed", "cancelled"), cancel_futures=True)
-        now = r._core.now()
-        for lane in lanes:
-            lane.finish(now)
+        r._finish_lanes(lanes)
         if made or state != "completed":
             task.end(state)
         if own is not None:

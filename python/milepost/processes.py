@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set,
 from .errors import Cancelled, MilepostError
 from .pools import _default_name, pool_task
 from .run import Run, current_run
-from .task import Task, _error_text, _length, _text
+from .task import Task, _length, _text
 from .workers import ChunkResult, init_pool_worker, run_chunk
 
 __all__ = ["process_map", "process_as_completed", "WorkerDied"]
@@ -26,7 +26,7 @@ class WorkerDied(MilepostError):
 
 def _not_run(name: str, state: str) -> BaseException:
     if state == "cancelled":
-        return Cancelled(f"{name!r} did not run: the run was cancelled")
+        return Cancelled.not_started(name)
     return WorkerDied(f"{name!r} did not run: a worker process died and broke the pool")
 
 
@@ -36,19 +36,15 @@ def _lost(name: str) -> WorkerDied:
 
 
 def _record_rows(task: Task, chunk: List[Tuple[int, Any, str]], results: List[ChunkResult]) -> None:
-    """History rows for a chunk's items, written by the parent (a worker has no store), so that
-    a resumed run's `pending()` knows the items the pool finished. Items that did not start get
-    no row: a resumed run runs them."""
-    store = getattr(task.run, "_store", None)
+    """History rows for a chunk's items (one result per item, in chunk order), stored by the
+    parent (a worker has no store), so that a resumed run's `pending()` knows the items the
+    pool finished. Items that did not start have no row: a resumed run runs them."""
+    store = task.run._store
     if store is None:
         return
-    names = {i: name for i, _, name in chunk}
-    for index, ok, value, started, duration, metrics in results:
-        if started is None:
-            continue
-        error = None if ok else _error_text(value)
-        store.item(task._history_path, _text(names[index]), "done" if ok else "failed", started, duration,
-                   error, metrics)
+    for (_, _, name), (_, _, _, row) in zip(chunk, results):
+        if row is not None:
+            store.item(task._history_path, _text(name), *row)
 
 
 def _chunksize(total: Optional[int], workers: int) -> int:
@@ -117,9 +113,9 @@ def process_as_completed(
                     results = fut.result()
                 except BrokenProcessPool:
                     state = "failed"
-                    results = [(i, False, _lost(name), None, None, None) for i, _, name in chunk]
+                    results = [(i, False, _lost(name), None) for i, _, name in chunk]
                 _record_rows(task, chunk, results)
-                for index, _ok, value, *_row in results:
+                for index, _ok, value, _row in results:
                     yield index, value
                 if r.cancelled:
                     state = "cancelled"
@@ -141,9 +137,7 @@ def process_as_completed(
         # Ctrl-C returns at once; otherwise wait, so that the final count sees every worker
         # that ended (a broken pool terminates its workers: that is quick).
         pool.shutdown(wait=state != "cancelled", cancel_futures=True)
-        core = getattr(r, "_core", None)  # None inside a worker: its parent keeps count
-        if core is not None:
-            core.sample()  # account for workers that died, take their last events
+        r._sample_now()  # account for workers that died, take their last events
         if made or state != "completed":
             task.end(state)
         if own is not None:

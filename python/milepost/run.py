@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import contextvars
+import sys
 import threading
 import time
 import uuid
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from .renderers.native import NativeDisplay
-    from .workers import WorkerRun
     from .workers import WorkerRun
 
 __all__ = ["Run", "current_run"]
@@ -110,11 +110,12 @@ class Run(Task):
         self._clock: Callable[[], float] = clock or time.monotonic
         self._manual = clock is not None
         self._store: Optional[Store] = None
-        self._keeps_item_metrics = False  # without a store, an item's metrics count only in its task
         self._resume: Optional[Resume] = None
         if history:
             store = Store(None if history is True else Path(history))
             self._store = store if store.enabled else None
+        #: Items keep their history row (and their own metrics) only where someone stores it.
+        self._keeps_item_rows = self._store is not None
         if resume:
             run_id = self._find_resumable(name, resume) or run_id
         started_at = self._resume.started_at if self._resume is not None else time.time()
@@ -126,6 +127,7 @@ class Run(Task):
             self._store.bind_run(self._core.id)
         super().__init__(self, self._core.root, (self._core.name,))
         stream = output if hasattr(output, "write") else None
+        self._stream = stream
         self.display = resolve_display(display, stream)  # type: ignore[arg-type]
         self._native_stdout = native_target(stream) == "stdout"  # type: ignore[arg-type]
         self._output = output
@@ -177,7 +179,7 @@ class Run(Task):
     def _make_display(self) -> List[Observer]:
         from .renderers.native import NativeDisplay
 
-        stream = self._output if hasattr(self._output, "write") else None
+        stream = self._stream
         if self.display == "native":
             self._native = NativeDisplay(self._core, self._refresh_hz, self._max_lanes, self._leave, self._redirect,
                                          stdout=self._native_stdout)
@@ -369,6 +371,16 @@ class Run(Task):
     def _bind_lane(self, lane: Optional[_milepost.Lane]) -> None:
         self._lanes.lane = lane
 
+    def _finish_lanes(self, lanes: List[_milepost.Lane]) -> None:
+        """Marks a pool's lanes finished (its threads have exited)."""
+        now = self._core.now()
+        for lane in lanes:
+            lane.finish(now)
+
+    def _sample_now(self) -> None:
+        """Takes a sample at once: accounts for workers that died, takes their last events."""
+        self._core.sample()
+
     def _current_lane(self) -> Optional[_milepost.Lane]:
         return getattr(self._lanes, "lane", None)
 
@@ -441,11 +453,9 @@ class Run(Task):
                 worker._index[task.path] = index
         self._worker = worker
         self._store = None  # the parent writes the history; a worker never does
-        self._keeps_item_metrics = True  # a pool item's metrics go back with its result
+        self._keeps_item_rows = True  # a pool item's row goes back with its result
         if self._native is not None:
-            for name, proxy in self._native._proxies:
-                if getattr(sys_module(), name) is proxy:
-                    setattr(sys_module(), name, proxy._original)
+            self._native.restore_streams()  # not stop(): the child has no ticker thread to stop
         ACTIVE.clear()
 
     def print(self, *values: Any, sep: str = " ", end: str = "\n") -> None:
@@ -455,16 +465,4 @@ class Run(Task):
             for line in text.rstrip("\n").split("\n"):
                 self._native.println(line)
         else:
-            sys_stdout().write(text)
-
-
-def sys_stdout() -> TextIO:
-    import sys
-
-    return sys.stdout
-
-
-def sys_module() -> Any:
-    import sys
-
-    return sys
+            sys.stdout.write(text)

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+#: An item's history row: status, start (Unix time), duration, error text, metrics as JSON.
+ItemRow = Tuple[str, float, float, Optional[str], Optional[str]]
+
 _END_STATES = ("completed", "failed", "cancelled")
 
 
@@ -120,7 +123,7 @@ class Task:
     def pending(self, items: Iterable[T], key: Optional[Any] = None) -> Iterator[T]:
         """The items not yet done: in a resumed run, those whose `key(item)` (by default the
         item's name, `str(item)`) was not recorded done or skipped by the run it continues."""
-        resume = getattr(self._run, "_resume", None)
+        resume = self._run._resume
         finished = resume.finished.get(self._history_path, set()) if resume is not None else set()
         name_of = key or _item_key
         for item in items:
@@ -131,7 +134,7 @@ class Task:
         """Counts one failed item and keeps its error text (shown on screen, in events)."""
         text = _error_text(error)
         self._node.fail(name, text)
-        store = getattr(self._run, "_store", None)
+        store = self._run._store
         if store is not None:
             store.item(self._history_path, _text(name), "failed", time.time(), None, text, None)
         self._run._emit(ItemFailed, self.path, item=_clip(_milepost.sanitize(name), MAX_NAME), error=text)
@@ -196,16 +199,15 @@ class Task:
 class Item:
     """One item in flight. `skip()` inside the block counts it skipped instead of done."""
 
-    __slots__ = ("_task", "name", "_lane", "_t0", "_skipped", "_token", "_metrics")
+    __slots__ = ("_task", "name", "_lane", "_t0", "_skipped", "_token", "_metrics", "row")
 
     def __init__(self, task: Task, name: Any) -> None:
         self._task = task
         self.name = name
-        self._lane: Optional[_milepost.Lane] = None
-        self._t0 = 0.0
         self._skipped = False
-        self._token: Optional[contextvars.Token[Optional[Item]]] = None
         self._metrics: Optional[dict[str, float]] = None
+        #: The item's history row once it ended, when its run keeps rows (see `ItemRow`).
+        self.row: Optional[ItemRow] = None
 
     @property
     def task(self) -> Task:
@@ -222,8 +224,7 @@ class Item:
         """Adds to a metric of the item's task (e.g. the tokens this item used); the history
         keeps it with the item too."""
         self._task._node.metric(name, value)
-        run = self._task._run
-        if getattr(run, "_store", None) is not None or getattr(run, "_keeps_item_metrics", False):
+        if self._task._run._keeps_item_rows:
             if self._metrics is None:
                 self._metrics = {}
             self._metrics[name] = self._metrics.get(name, 0) + value
@@ -233,7 +234,7 @@ class Item:
         self._lane = run._current_lane()
         self._t0 = run._now()
         self._task._node.item_started(self.name, self._lane)
-        self._token = _current_item.set(self)
+        self._token: Optional[contextvars.Token[Optional[Item]]] = _current_item.set(self)
         return self
 
     def __exit__(
@@ -260,11 +261,13 @@ class Item:
 
     def _record(self, status: str, duration: float, error: Optional[str]) -> None:
         run = self._task._run
-        store = getattr(run, "_store", None)
-        if store is not None:
-            metrics = json.dumps(self._metrics) if self._metrics else None
+        if not run._keeps_item_rows:
+            return
+        metrics = json.dumps(self._metrics) if self._metrics else None
+        self.row = (status, run._wall_origin + self._t0, duration, error, metrics)
+        if run._store is not None:
             name = self.name if type(self.name) is str else _text(self.name)
-            store.item(self._task._history_path, name, status, run._wall_origin + self._t0, duration, error, metrics)
+            run._store.item(self._task._history_path, name, *self.row)
 
 
 #: Text kept in events, matching what the core keeps in snapshots: events are queued, and a

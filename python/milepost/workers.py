@@ -16,12 +16,12 @@ import tempfile
 import time
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
-from . import _milepost
+from . import _milepost, events
 from .events import Event
 
 if TYPE_CHECKING:
     from .run import Run
-    from .task import Task
+    from .task import ItemRow, Task
 
 #: Segments attached in this process, by path.
 _attached: Dict[str, _milepost.SharedRun] = {}
@@ -31,9 +31,9 @@ _runs: Dict[str, "WorkerRun"] = {}
 #: unpickled here (a deep copy, a result sent back) is the run's own task, not a worker's.
 _owned: "Dict[str, Run]" = {}
 
-#: A pool item's result from a worker: index, ok, value (or exception), start (Unix time) and
-#: duration (None for an item that did not start), and the item's own metrics as JSON.
-ChunkResult = Tuple[int, bool, Any, Optional[float], Optional[float], Optional[str]]
+#: A pool item's result from a worker: index, ok, value (or exception), and the item's history
+#: row (None for an item that did not start).
+ChunkResult = Tuple[int, bool, Any, Optional["ItemRow"]]
 
 #: Text room of an event record in the segment (126 words).
 RECORD_BYTES = 1008
@@ -81,7 +81,7 @@ class WorkerRun:
     _shared_index = 0
     _store = None  # the parent keeps the history
     _resume = None
-    _keeps_item_metrics = True  # a pool item's metrics go back to the parent for its history row
+    _keeps_item_rows = True  # a pool item's row goes back to the parent, which stores it
 
     def __init__(self, shared: _milepost.SharedRun, run_id: str, name: str) -> None:
         self._shared = shared
@@ -91,7 +91,8 @@ class WorkerRun:
         self._index: Dict[Tuple[str, ...], int] = {}
         self._finished = False
         self._tasks: List[Task] = []
-        self._exit_hook = False
+        #: Unix time at the clock's zero (`_now` is the monotonic clock): an item's start.
+        self._wall_origin = time.time() - time.monotonic()
 
     @property
     def id(self) -> str:
@@ -126,21 +127,25 @@ class WorkerRun:
 
         detach_at_exit(self._shared)
         util.register_after_fork(self, _rearm)
-        self._exit_hook = True
 
     def _now(self) -> float:
-        if not self._exit_hook:
-            # The first item runs after the process's bootstrap, which is what could have
-            # cleared the hook (see detach_at_exit): checking once is enough.
-            detach_at_exit(self._shared)
-            self._exit_hook = True
         return time.monotonic()
 
-    def _clock(self) -> float:
-        return time.monotonic()
-
+    # A worker process is its own lane: a thread pool inside it adds none.
     def _current_lane(self) -> None:
-        return None  # a worker process is its own lane
+        return None
+
+    def add_lane(self, name: str) -> None:
+        return None
+
+    def _bind_lane(self, lane: None) -> None:
+        pass
+
+    def _finish_lanes(self, lanes: List[None]) -> None:
+        pass
+
+    def _sample_now(self) -> None:
+        pass  # the parent samples
 
     def _emit(self, cls: type[Event], path: Tuple[str, ...], **fields: Any) -> None:
         index = self._index.get(tuple(path), 0)
@@ -201,23 +206,26 @@ def task_in_worker(path: str, index: int, run_id: str, name: str, task_path: Tup
     return run_for(path, run_id, name).task(index, tuple(task_path))
 
 
+#: Event classes by their `kind`, as worker records name them.
+_KINDS: Dict[str, type[Event]] = {
+    cls.kind: cls for cls in vars(events).values() if isinstance(cls, type) and issubclass(cls, Event)
+}
+
+
 def events_from_workers(run: Run) -> List[Event]:
     """The parent's side: worker events as typed events of `run`."""
-    from . import events as ev
-
-    kinds = {cls.kind: cls for cls in vars(ev).values() if isinstance(cls, type) and issubclass(cls, ev.Event)}
     out: List[Event] = []
     for path, text, pid in run._core.take_worker_events():
         try:
             data = json.loads(text)
         except ValueError:
             continue
-        cls = kinds.get(data.pop("event", ""))
+        cls = _KINDS.get(data.pop("event", ""))
         if cls is None:
             continue
         fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k not in ("run_id", "run_name", "path")}
         fields.setdefault("timestamp", time.time())
-        if cls is ev.LogLine and not fields.get("source"):
+        if cls is events.LogLine and not fields.get("source"):
             fields["source"] = f"pid {pid}"
         out.append(cls(run_id=run.id, run_name=run.name, path=tuple(path), **fields))
     return out
@@ -265,7 +273,7 @@ def init_pool_worker(task: Task) -> None:
 
 def run_chunk(fn: Any, chunk: List[Tuple[int, Any, str]]) -> List[ChunkResult]:
     """Runs `fn` over a chunk in a worker, each call an item of the pool's task. Each result
-    carries the item's start (Unix time) and duration, for the parent's history rows."""
+    carries the item's history row, which the parent stores."""
     assert _pool_task is not None, "init_pool_worker did not run"
     from .errors import Cancelled
 
@@ -273,9 +281,8 @@ def run_chunk(fn: Any, chunk: List[Tuple[int, Any, str]]) -> List[ChunkResult]:
     run = _pool_task._run
     for index, item, name in chunk:
         if run.cancelled:  # the rest of the chunk is not started
-            out.append((index, False, Cancelled(f"{name!r} did not run: the run was cancelled"), None, None, None))
+            out.append((index, False, Cancelled.not_started(name), None))
             continue
-        started, t0 = time.time(), time.perf_counter()
         it = _pool_task.item(name)
         try:
             with it:
@@ -283,8 +290,7 @@ def run_chunk(fn: Any, chunk: List[Tuple[int, Any, str]]) -> List[ChunkResult]:
             ok = True
         except Exception as e:  # noqa: BLE001 - returned to the parent per item
             ok, value = False, _picklable(e)
-        metrics = json.dumps(it._metrics) if it._metrics else None
-        out.append((index, ok, value, started, time.perf_counter() - t0, metrics))
+        out.append((index, ok, value, it.row))
     return out
 
 

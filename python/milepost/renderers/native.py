@@ -133,14 +133,19 @@ class NativeDisplay(BaseObserver):
                 return
             self.println(f"✗ {_milepost.sanitize(event.item)}: {_milepost.sanitize(event.error)}")
 
-    def stop(self) -> None:
+    def restore_streams(self) -> None:
+        """Puts back the streams this display redirected."""
         for name, proxy in self._proxies:
-            proxy.close()
-            # Put the original back only if nobody replaced our proxy in the meantime
-            # (a redirect_stdout or a capture that began later must not be clobbered).
+            # Only if nobody replaced our proxy in the meantime (a redirect_stdout or a
+            # capture that began later must not be clobbered).
             if getattr(sys, name) is proxy:
                 setattr(sys, name, proxy._original)
         self._proxies.clear()
+
+    def stop(self) -> None:
+        for _, proxy in self._proxies:
+            proxy.close()
+        self.restore_streams()
         if self in ACTIVE:
             ACTIVE.remove(self)
         self._core.stop_ticker()
