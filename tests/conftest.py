@@ -16,6 +16,7 @@ from typing import Callable, Dict, List, Optional
 
 import pyte
 import pytest
+import milepost
 
 
 class FakeClock:
@@ -121,3 +122,18 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def _history_home(tmp_path_factory, monkeypatch) -> None:
     """Every test keeps its run history in its own directory, never in the checkout."""
     monkeypatch.setenv("MILEPOST_HOME", str(tmp_path_factory.mktemp("milepost-home")))
+
+
+class EventLog(milepost.BaseObserver):
+    """Keeps every event it is given, in order (a test reads `.events`)."""
+
+    def __init__(self) -> None:
+        self.events: list = []
+
+    def on_event(self, event) -> None:
+        self.events.append(event)
+
+
+@pytest.fixture
+def event_log() -> EventLog:
+    return EventLog()

@@ -158,6 +158,8 @@ def test_a_full_disk_mid_run_warns_once_and_loses_no_count(tiny_disk, monkeypatc
     assert run.snapshot().find("p")["done"] == 20_000
     warnings = [r.getMessage() for r in caplog.records if "run history is off" in r.getMessage()]
     assert len(warnings) == 1 and "full" in warnings[0]
+    lost = [r.getMessage() for r in caplog.records if "are not in the history" in r.getMessage()]
+    assert len(lost) == 1 and int(lost[0].split()[1]) > 0, "the rows the full disk cost are counted"
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:

@@ -24,14 +24,9 @@ def test_item_records_duration_and_success(clock) -> None:
         assert snap.data["recent"][0]["duration"] == 4.0
 
 
-def test_item_failure_records_error_and_reraises(clock) -> None:
-    events = []
-
-    class Collect(milepost.BaseObserver):
-        def on_event(self, event):
-            events.append(event)
-
-    with milepost.Run("items", display="none", clock=clock, observers=[Collect()]) as run:
+def test_item_failure_records_error_and_reraises(clock, event_log) -> None:
+    events = event_log.events
+    with milepost.Run("items", display="none", clock=clock, observers=[event_log]) as run:
         ph = run.phase("p")
         with pytest.raises(KeyError):
             with ph.item("doc-7"):

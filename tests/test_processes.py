@@ -106,14 +106,9 @@ def test_two_workers_a_million_updates_each_end_exact() -> None:
         assert run.snapshot().find("hammer")["done"] == 2_000_000
 
 
-def test_nested_phases_steps_loops_and_events_from_workers() -> None:
-    events = []
-
-    class Keep(milepost.BaseObserver):
-        def on_event(self, event):
-            events.append(event)
-
-    with milepost.Run("nest", display="none", observers=[Keep()]) as run:
+def test_nested_phases_steps_loops_and_events_from_workers(event_log) -> None:
+    events = event_log.events
+    with milepost.Run("nest", display="none", observers=[event_log]) as run:
         phase = run.phase("work")
         with ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as pool:
             list(pool.map(nested_work, [phase] * 4, range(4)))

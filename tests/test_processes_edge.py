@@ -129,14 +129,9 @@ def test_many_short_lived_workers_reuse_slots_and_exit_cleanly() -> None:
     assert states == {"finished"}
 
 
-def test_long_worker_texts_arrive_clipped_never_lost() -> None:
-    got = []
-
-    class Keep(milepost.BaseObserver):
-        def on_event(self, event):
-            got.append(event)
-
-    with milepost.Run("long", display="none", observers=[Keep()]) as run:
+def test_long_worker_texts_arrive_clipped_never_lost(event_log) -> None:
+    got = event_log.events
+    with milepost.Run("long", display="none", observers=[event_log]) as run:
         phase = run.phase("p")
         p = FORK.Process(target=long_failure, args=(phase,))
         p.start()

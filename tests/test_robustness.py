@@ -164,14 +164,9 @@ def test_a_run_ended_from_inside_an_observer_does_not_hang() -> None:
     run.finish()  # idempotent
 
 
-def test_event_text_is_clipped_like_the_snapshot(clock) -> None:
-    events = []
-
-    class Keep(milepost.BaseObserver):
-        def on_event(self, event):
-            events.append(event)
-
-    with milepost.Run("r", display="none", clock=clock, observers=[Keep()]) as run:
+def test_event_text_is_clipped_like_the_snapshot(clock, event_log) -> None:
+    events = event_log.events
+    with milepost.Run("r", display="none", clock=clock, observers=[event_log]) as run:
         run.phase("p").fail("n" * 10_000, "e" * 1_000_000)
         run.log("m" * 1_000_000, source="s" * 10_000)
     failed = next(e for e in events if e.kind == "item_failed")

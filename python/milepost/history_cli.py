@@ -25,7 +25,8 @@ def open_db(path: Optional[str]) -> sqlite3.Connection:
     return connect(db_path, readonly=True)
 
 
-def _cost(metrics: Dict[str, Any]) -> Optional[float]:
+def cost_of(metrics: Dict[str, Any]) -> Optional[float]:
+    """A run's cost: the sum of its metrics named like money (`cost`, `usd`), or None."""
     costs = [v for k, v in metrics.items() if "cost" in k.lower() or "usd" in k.lower()]
     return float(sum(costs)) if costs else None
 
@@ -37,7 +38,7 @@ def _run_dict(row: sqlite3.Row) -> Dict[str, Any]:
         "id": row["id"], "name": row["name"], "status": row["status"], "started_at": row["started_at"],
         "ended_at": row["ended_at"], "elapsed": row["elapsed"], "total": row["total"], "done": row["done"],
         "failed": row["failed"], "skipped": row["skipped"], "retried": row["retried"],
-        "success_rate": (row["done"] / judged) if judged else None, "metrics": metrics, "cost": _cost(metrics),
+        "success_rate": (row["done"] / judged) if judged else None, "metrics": metrics, "cost": cost_of(metrics),
         "resumed": row["resumed"],
     }
 

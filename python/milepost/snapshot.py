@@ -10,6 +10,15 @@ from . import _milepost
 __all__ = ["Snapshot"]
 
 
+def node_paths(root: dict[str, Any]) -> Iterator[Tuple[str, dict[str, Any]]]:
+    """`("map/inner", node)` for every phase and step under a snapshot's `root`, depth-first:
+    the path the history and the metrics name a node by."""
+    for child in root.get("children", []):
+        yield child["name"], child
+        for path, node in node_paths(child):
+            yield f"{child['name']}/{path}", node
+
+
 class Snapshot:
     """One consistent view of a run, as every renderer and observer sees it.
 

@@ -41,11 +41,10 @@ def start(host: str = "127.0.0.1", port: int = 8080, token: Optional[str] = None
     global _server
     with _lock:
         if _server is None:
-            from .app import create_app as make
             from .server import DashboardServer, needs_token
 
             token = needs_token(host, token)
-            _server = DashboardServer(make(hub, Path(db) if db else None, token), host, port, token).start()
+            _server = DashboardServer(create_app(db, token), host, port, token).start()
         return _server
 
 

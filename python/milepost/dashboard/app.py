@@ -18,6 +18,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from ..history_cli import cost_of
 from .hub import LEVELS, Channel, Hub
 from .metrics import metrics_text
 from .openapi import OPENAPI
@@ -98,7 +99,7 @@ def create_app(hub: Hub, db: Optional[Path] = None, token: Optional[str] = None)
                          "started_at": snap.get("started_at_unix"), "elapsed": root.get("elapsed"),
                          "done": root.get("done", 0), "failed": root.get("failed", 0),
                          "skipped": root.get("skipped", 0), "total": root.get("total"),
-                         "cost": _cost(root.get("metrics", {})), "live": not ch.finished})
+                         "cost": cost_of(root.get("metrics", {})), "live": not ch.finished})
         seen = {r["id"] for r in live}
         conn = history()
         old = [] if conn is None else [dict(r, live=False) for r in past(conn, name, offset + limit + len(seen))
@@ -250,11 +251,6 @@ def create_app(hub: Hub, db: Optional[Path] = None, token: Optional[str] = None)
         Route("/healthz", health),
     ]
     return Starlette(routes=routes, middleware=[Middleware(TokenCheck, token=token)])
-
-
-def _cost(metrics: Dict[str, Any]) -> Optional[float]:
-    costs = [v for k, v in metrics.items() if "cost" in k.lower() or "usd" in k.lower()]
-    return float(sum(costs)) if costs else None
 
 
 def _is_set(event: asyncio.Event) -> Any:

@@ -9,14 +9,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from ..snapshot import node_paths
 from .hub import Hub
-
-
-def _nodes(node: Dict[str, Any], path: str = "") -> Iterator[Tuple[str, Dict[str, Any]]]:
-    for child in node.get("children", []):
-        p = f"{path}/{child['name']}" if path else child["name"]
-        yield p, child
-        yield from _nodes(child, p)
 
 
 class _Runs:
@@ -37,7 +31,7 @@ class _Runs:
             snap = json.loads(ch.snapshot_json)
             run_id = ch.run_id
             running.add_metric([run_id, ch.name], 1.0 if snap["root"]["state"] == "running" else 0.0)
-            for path, node in [("", snap["root"]), *_nodes(snap["root"])]:
+            for path, node in [("", snap["root"]), *node_paths(snap["root"])]:
                 for status in ("done", "failed", "skipped", "retried"):
                     items.add_metric([run_id, path, status], float(node[status]))
                 if node["total"] is not None:

@@ -30,7 +30,7 @@ OPENAPI: Dict[str, Any] = {
             {"name": "after", "in": "query", "schema": {"type": "integer"}}],
             "responses": {"200": {"description": "`{logs: [...]}`", "content": _json}}}},
         "/api/runs/{run_id}/events": {"get": {
-            "summary": "Server-Sent Events: `snapshot` (at most 10 a second), lifecycle events (with ids; "
+            "summary": "Server-Sent Events: `snapshot` (at most 5 a second), lifecycle events (with ids; "
                        "`Last-Event-ID` resumes), keep-alive comments, `end`",
             "parameters": [_run_id, {"name": "Last-Event-ID", "in": "header", "schema": {"type": "integer"}}],
             "responses": {"200": {"description": "text/event-stream", "content": {"text/event-stream": {}}}}}},

@@ -57,11 +57,9 @@ def serve_forever(host: str, port: int, db: Optional[Path], token: Optional[str]
     """`milepost serve`: the dashboard of the history database, until Ctrl-C or SIGTERM."""
     import signal
 
-    from . import hub
-    from .app import create_app
+    from . import start, stop
 
-    token = needs_token(host, token)
-    server = DashboardServer(create_app(hub, db, token), host, port, token).start()
+    server = start(host, port, token, db)
     print(f"milepost dashboard: {server.url}", flush=True)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
@@ -71,4 +69,4 @@ def serve_forever(host: str, port: int, db: Optional[Path], token: Optional[str]
     except KeyboardInterrupt:
         pass
     finally:
-        server.stop()
+        stop()

@@ -8,10 +8,11 @@ import os
 import socket
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
 
-from ..events import Event, ItemFailed, ItemRetried, LogLine, RunFinished, TaskFinished, TaskStarted
+from ..events import Event, ItemFailed, ItemRetried, LogLine, RunFinished
 from ..observers.base import BaseObserver
+from ..snapshot import node_paths
 from .store import Store, connect
 
 if TYPE_CHECKING:
@@ -20,10 +21,10 @@ if TYPE_CHECKING:
 _RUN_UPSERT = """
 INSERT INTO runs (id, name, status, started_at, ended_at, elapsed, total, done, failed, skipped, retried,
                   metrics, host, pid, argv, resumed)
-VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET status = excluded.status, elapsed = excluded.elapsed,
     total = excluded.total, done = excluded.done, failed = excluded.failed, skipped = excluded.skipped,
-    retried = excluded.retried, metrics = excluded.metrics, ended_at = NULL,
+    retried = excluded.retried, metrics = excluded.metrics, ended_at = excluded.ended_at,
     resumed = excluded.resumed, pid = excluded.pid
 """
 
@@ -43,18 +44,6 @@ ON CONFLICT (run_id, name) DO UPDATE SET state = excluded.state, done = excluded
 """
 
 
-def phase_paths(snapshot: Snapshot) -> Iterator[Tuple[str, Dict[str, Any]]]:
-    """`("map/inner", node)` for every phase and step of the snapshot."""
-
-    def walk(node: Dict[str, Any], prefix: str) -> Iterator[Tuple[str, Dict[str, Any]]]:
-        for child in node["children"]:
-            path = f"{prefix}/{child['name']}" if prefix else child["name"]
-            yield path, child
-            yield from walk(child, path)
-
-    return walk(snapshot.root, "")
-
-
 class HistoryObserver(BaseObserver):
     """Writes the run's row, its phases and workers every `interval` seconds and at every
     boundary, and its events as they come."""
@@ -69,6 +58,8 @@ class HistoryObserver(BaseObserver):
         self._name = name
         self._started_at = started_at
         self._resumed = resumed
+        # Fixed for the life of the run (a resumed run is a new process: its own observer).
+        self._host, self._pid, self._argv = socket.gethostname(), os.getpid(), json.dumps(sys.argv)
         self._write_run("running", None)
         # Written before the job starts (a few milliseconds): a run is in the history from its
         # first moment, even if it is killed at once.
@@ -76,17 +67,16 @@ class HistoryObserver(BaseObserver):
 
     def _write_run(self, status: str, snapshot: Optional[Snapshot]) -> None:
         root = snapshot.root if snapshot is not None else {}
+        ended_at = None if status == "running" else time.time()
         self.store.execute(_RUN_UPSERT, (
-            self._id, self._name, status, self._started_at, root.get("elapsed"), root.get("total"),
+            self._id, self._name, status, self._started_at, ended_at, root.get("elapsed"), root.get("total"),
             root.get("done", 0), root.get("failed", 0), root.get("skipped", 0), root.get("retried", 0),
-            json.dumps(root.get("metrics", {})), socket.gethostname(), os.getpid(), json.dumps(sys.argv),
-            self._resumed,
+            json.dumps(root.get("metrics", {})), self._host, self._pid, self._argv, self._resumed,
         ))
 
     def on_event(self, event: Event) -> None:
-        if isinstance(event, (TaskStarted, TaskFinished)) or not isinstance(
-                event, (ItemFailed, ItemRetried, LogLine, RunFinished)):
-            return  # phase rows carry these
+        if not isinstance(event, (ItemFailed, ItemRetried, LogLine, RunFinished)):
+            return  # phase rows carry the rest
         data = event.to_dict()
         message = getattr(event, "message", None) or getattr(event, "error", None)
         self.store.execute(
@@ -96,11 +86,8 @@ class HistoryObserver(BaseObserver):
         )
 
     def on_snapshot(self, snapshot: Snapshot) -> None:
-        root = snapshot.root
-        self._write_run(root["state"], snapshot)
-        if root["state"] != "running":
-            self.store.execute("UPDATE runs SET ended_at = ? WHERE id = ?", (time.time(), self._id))
-        for path, node in phase_paths(snapshot):
+        self._write_run(snapshot.root["state"], snapshot)
+        for path, node in node_paths(snapshot.root):
             self.store.execute(_PHASE_UPSERT, (
                 self._id, path, node["name"], node["kind"], node["state"], node["total"], node["done"],
                 node["failed"], node["skipped"], node["retried"], node["elapsed"], node["rate"],
@@ -126,9 +113,8 @@ class Resume:
             for r in db.execute("SELECT phase, name FROM items WHERE run_id = ? AND status IN ('done', 'skipped')",
                                 (run_id,)):
                 self.finished.setdefault(r["phase"], set()).add(r["name"])
-            self.resumed = int(db.execute("SELECT resumed FROM runs WHERE id = ?", (run_id,)).fetchone()["resumed"])
-            self.started_at = float(db.execute("SELECT started_at FROM runs WHERE id = ?",
-                                               (run_id,)).fetchone()["started_at"])
+            row = db.execute("SELECT resumed, started_at FROM runs WHERE id = ?", (run_id,)).fetchone()
+            self.resumed, self.started_at = int(row["resumed"]), float(row["started_at"])
         finally:
             db.close()
 

@@ -158,16 +158,17 @@ class Store:
 
     def close(self) -> None:
         """Writes what is queued and stops the writer."""
-        if not self.enabled:
-            return
-        with self._cond:
-            self._stop = True
-            self._cond.notify()
-        self._thread.join(60)
-        try:
-            self._db.close()
-        except sqlite3.Error:
-            pass
+        if self.enabled:
+            with self._cond:
+                self._stop = True
+                self._cond.notify()
+            self._thread.join(60)
+            try:
+                self._db.close()
+            except sqlite3.Error:
+                pass
+        if self.dropped:
+            _log.warning("milepost: %d item rows of this run are not in the history (it was off)", self.dropped)
 
     # -- the writer thread --------------------------------------------------------------------
     def _loop(self) -> None:
