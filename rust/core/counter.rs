@@ -90,3 +90,33 @@ mod tests {
         assert!((f.get() + 0.25).abs() < 1e-12);
     }
 }
+
+/// A node's item counts as read at one moment: its own, a worker slot's, or rolled up.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Counts {
+    pub done: u64,
+    pub failed: u64,
+    pub skipped: u64,
+    pub retried: u64,
+    pub in_flight: i64,
+    pub items_timed: u64,
+    pub item_seconds: f64,
+}
+
+impl Counts {
+    pub fn processed(&self) -> u64 {
+        self.done + self.failed + self.skipped
+    }
+}
+
+impl std::ops::AddAssign for Counts {
+    fn add_assign(&mut self, o: Self) {
+        self.done += o.done;
+        self.failed += o.failed;
+        self.skipped += o.skipped;
+        self.retried += o.retried;
+        self.in_flight += o.in_flight;
+        self.items_timed += o.items_timed;
+        self.item_seconds += o.item_seconds;
+    }
+}

@@ -185,6 +185,19 @@ impl Node {
         self.done.get() + self.failed.get() + self.skipped.get()
     }
 
+    /// This node's own counts now.
+    pub fn counts(&self) -> super::counter::Counts {
+        super::counter::Counts {
+            done: self.done.get(),
+            failed: self.failed.get(),
+            skipped: self.skipped.get(),
+            retried: self.retried.get(),
+            in_flight: self.in_flight(),
+            items_timed: self.items_timed.get(),
+            item_seconds: self.item_seconds(),
+        }
+    }
+
     pub fn in_flight(&self) -> i64 {
         self.in_flight.load(Ordering::Relaxed)
     }

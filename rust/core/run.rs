@@ -6,6 +6,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 use super::clock::Clock;
+use super::counter::Counts;
 use super::error::Error;
 use super::eta::Estimate;
 use super::lanes::{Lane, LaneState};
@@ -84,13 +85,7 @@ pub struct RunCore {
 /// Counts of one node plus all its descendants.
 #[derive(Debug, Clone, Copy, Default)]
 struct Rolled {
-    done: u64,
-    failed: u64,
-    skipped: u64,
-    retried: u64,
-    in_flight: i64,
-    item_seconds: f64,
-    items_timed: u64,
+    counts: Counts,
     child_total: Option<u64>,
     has_children: bool,
     metrics: MetricSums,
@@ -101,17 +96,11 @@ struct Rolled {
 
 impl Rolled {
     fn processed(&self) -> u64 {
-        self.done + self.failed + self.skipped
+        self.counts.processed()
     }
 
     fn add_shared(&mut self, s: &super::shm::SharedSums, metric_slots: &[Option<usize>]) {
-        self.done += s.done;
-        self.failed += s.failed;
-        self.skipped += s.skipped;
-        self.retried += s.retried;
-        self.in_flight += s.in_flight;
-        self.items_timed += s.items_timed;
-        self.item_seconds += s.item_seconds;
+        self.counts += s.counts;
         for &(m, v, is_float) in &s.metrics {
             if let Some(slot) = metric_slots.get(m).copied().flatten() {
                 self.metrics.values[slot] += v;
@@ -429,13 +418,7 @@ impl RunCore {
             .iter()
             .map(|n| {
                 let mut r = Rolled {
-                    done: n.done.get(),
-                    failed: n.failed.get(),
-                    skipped: n.skipped.get(),
-                    retried: n.retried.get(),
-                    in_flight: n.in_flight(),
-                    item_seconds: n.item_seconds(),
-                    items_timed: n.items_timed.get(),
+                    counts: n.counts(),
                     child_total: Some(0),
                     ..Rolled::default()
                 };
@@ -453,13 +436,7 @@ impl RunCore {
             let child = rolled[i];
             let total = Self::total_of(&child);
             let p = &mut rolled[nodes[i].parent.expect("non-root has a parent")];
-            p.done += child.done;
-            p.failed += child.failed;
-            p.skipped += child.skipped;
-            p.retried += child.retried;
-            p.in_flight += child.in_flight;
-            p.item_seconds += child.item_seconds;
-            p.items_timed += child.items_timed;
+            p.counts += child.counts;
             p.metrics.merge(&child.metrics);
             p.has_children = true;
             p.child_total = match (p.child_total, total) {
@@ -545,7 +522,8 @@ impl RunCore {
                 names.get(slot).map(|name| (name.clone(), value))
             })
             .collect();
-        let judged = r.done + r.failed;
+        let c = r.counts;
+        let judged = c.done + c.failed;
         NodeSnapshot {
             id: n.id,
             name: n.name(),
@@ -553,21 +531,21 @@ impl RunCore {
             unit: n.unit.clone(),
             state: state.as_str().into(),
             total,
-            done: r.done,
-            failed: r.failed,
-            skipped: r.skipped,
-            retried: r.retried,
-            in_flight: r.in_flight.max(0),
+            done: c.done,
+            failed: c.failed,
+            skipped: c.skipped,
+            retried: c.retried,
+            in_flight: c.in_flight.max(0),
             processed,
             fraction: total.map(|t| if t == 0 { 1.0 } else { (processed as f64 / t as f64).min(1.0) }),
-            success_rate: (judged > 0).then(|| r.done as f64 / judged as f64),
+            success_rate: (judged > 0).then(|| c.done as f64 / judged as f64),
             rate: est.rate,
             eta: est.eta,
             eta_low: est.eta_low,
             eta_high: est.eta_high,
             stalled_for: est.stalled,
             eta_from_history: from_history,
-            mean_item_seconds: (r.items_timed > 0).then(|| r.item_seconds / r.items_timed as f64),
+            mean_item_seconds: (c.items_timed > 0).then(|| c.item_seconds / c.items_timed as f64),
             elapsed: n.started_at().map(|s| n.ended_at().unwrap_or(now) - s),
             metrics,
             children: Vec::new(),

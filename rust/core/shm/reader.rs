@@ -29,13 +29,7 @@ pub struct NodeInfo {
 /// Counts of one node summed over every worker slot.
 #[derive(Debug, Clone, Default)]
 pub struct SharedSums {
-    pub done: u64,
-    pub failed: u64,
-    pub skipped: u64,
-    pub retried: u64,
-    pub in_flight: i64,
-    pub items_timed: u64,
-    pub item_seconds: f64,
+    pub counts: crate::core::counter::Counts,
     /// `(shared metric index, sum, any float)`.
     pub metrics: Vec<(usize, f64, bool)>,
 }
@@ -90,13 +84,15 @@ impl Segment {
         let (mut used, mut floats) = (0_u64, 0_u64);
         for &s in slots {
             let get = |f: usize| self.word(Self::counter(s, node, f)).load(Ordering::Relaxed);
-            sums.done += get(C_DONE);
-            sums.failed += get(C_FAILED);
-            sums.skipped += get(C_SKIPPED);
-            sums.retried += get(C_RETRIED);
-            sums.in_flight += get(C_IN_FLIGHT) as i64;
-            sums.items_timed += get(C_TIMED);
-            sums.item_seconds += f64::from_bits(get(C_SECONDS));
+            sums.counts += crate::core::counter::Counts {
+                done: get(C_DONE),
+                failed: get(C_FAILED),
+                skipped: get(C_SKIPPED),
+                retried: get(C_RETRIED),
+                in_flight: get(C_IN_FLIGHT) as i64,
+                items_timed: get(C_TIMED),
+                item_seconds: f64::from_bits(get(C_SECONDS)),
+            };
             let u = get(C_USED);
             if u != 0 {
                 for (m, v) in metric.iter_mut().enumerate().filter(|(m, _)| u & (1 << m) != 0) {

@@ -27,7 +27,7 @@ fn create_attach_count_and_sum() {
     a.add_metric(sa, phase, m, 5.0, false);
     b.add_metric(sb, phase, m, 0.5, true);
     let sums = parent.sum_node(phase, &parent.used_slots());
-    assert_eq!(sums.done, 7);
+    assert_eq!(sums.counts.done, 7);
     assert_eq!(sums.metrics, vec![(m, 5.5, true)]);
     assert_eq!(parent.node_info(phase).unwrap().name, "map");
     assert_eq!(parent.find_node(root, 1, "map"), Some(phase));
@@ -55,7 +55,7 @@ fn items_events_and_deaths() {
     assert_eq!(events[0].2, "{\"i\":0}");
     assert_eq!(parent.account_death(s), vec![(node, 1)]);
     let sums = parent.sum_node(node, &parent.used_slots());
-    assert_eq!((sums.failed, sums.in_flight), (1, 0));
+    assert_eq!((sums.counts.failed, sums.counts.in_flight), (1, 0));
     assert_eq!(parent.slot_view(s).state, DEAD);
 }
 
