@@ -169,15 +169,20 @@ def test_observers_run_on_the_dispatcher_thread_not_the_callers() -> None:
         interval = 0.05
 
         def on_event(self, event):
-            # run_started is delivered at once where the run starts; the final delivery runs
-            # where the run finishes; everything between goes through the dispatcher thread.
-            if event.kind != "run_started" and not seen.is_set():
-                threads.add(threading.current_thread().name)
+            threads.add(threading.current_thread().name)
             if event.kind == "log":
                 seen.set()
+
+        def on_snapshot(self, snapshot):
+            threads.add(threading.current_thread().name)
+
+        def close(self):
+            threads.add(threading.current_thread().name)
 
     with milepost.Run("bg", display="none", observers=[Where()]) as run:
         run.phase("p").advance()
         run.log("x")
         assert seen.wait(10), "the dispatcher thread delivers events within its tick"
-    assert threads == {"milepost-dispatch"}
+    milepost.dispatch._wait_for_user_observers()
+    # The start, every event and snapshot, the final delivery and close: never the caller's.
+    assert threads == {"milepost-observers"}

@@ -32,14 +32,27 @@ __all__ = [
     "format_count",
     "format_metric",
     "sanitize",
+    "item_key",
     "SCHEMA_VERSION",
     "MAX_METRICS",
+    "MAX_COUNT",
+    "MAX_NAME_CHARS",
+    "MAX_ERROR_CHARS",
+    "MAX_NODES",
 ]
 
 SCHEMA_VERSION: Final[int]
 """Version of the snapshot JSON schema (``Snapshot.json``)."""
 MAX_METRICS: Final[int]
 """Most metrics a node keeps; more names raise ``InvalidValueError``."""
+MAX_COUNT: Final[int]
+"""The largest count, total or integer metric value (2**53 - 1); beyond it ``InvalidValueError``."""
+MAX_NAME_CHARS: Final[int]
+"""Longest name kept (node, lane, item); longer ones are clipped."""
+MAX_ERROR_CHARS: Final[int]
+"""Longest error or log text kept."""
+MAX_NODES: Final[int]
+"""Most phases and steps in one run."""
 
 @final
 class RunCore:
@@ -92,6 +105,12 @@ class RunCore:
     def cancelled(self) -> bool: ...
     def end_running(self, state: str) -> None:
         """Ends every node still running with ``state`` (at the end of the run)."""
+    def finish(self) -> None:
+        """Ends the run's counting: every later update raises ``RunEndedError``."""
+    def release_workers(self, pids: list[int]) -> None:
+        """Worker processes about to be stopped: their items in flight leave flight uncounted."""
+    def node_states(self) -> list[_NodeState]:
+        """The state of every phase and step (workers' included)."""
     def stop_sharing(self) -> None:
         """Removes the segment file."""
     def take_worker_events(self) -> list[tuple[list[str], str, int]]:
@@ -126,14 +145,14 @@ class _NodeBase:
     @property
     def in_flight(self) -> int:
         """Items started and not yet finished."""
-    def advance(self, n: int = 1) -> None:
-        """Counts ``n`` items done."""
-    def skip(self, n: int = 1) -> None:
-        """Counts ``n`` skipped items."""
+    def advance(self, n: Optional[int] = None) -> None:
+        """Counts ``n`` (default 1) items done."""
+    def skip(self, n: Optional[int] = None) -> None:
+        """Counts ``n`` (default 1) skipped items."""
     def fail(self, name: _Text, error: _Text) -> None:
         """Counts one failed item and keeps its error text."""
-    def retry(self, n: int = 1) -> None:
-        """Counts ``n`` retries."""
+    def retry(self, n: Optional[int] = None) -> None:
+        """Counts ``n`` (default 1) retries."""
     def set_total(self, total: Optional[int]) -> None:
         """Sets the total (``None``: unknown)."""
     def add_total(self, n: int) -> None:
@@ -164,6 +183,24 @@ class Node(_NodeBase):
         lane: Optional[Lane] = None,
     ) -> None:
         """Records that the item ``name`` ended: ``status`` is ``done``, ``failed`` or ``skipped``."""
+    def record_item(
+        self,
+        name: _Text,
+        status: str,
+        duration: Optional[float],
+        at: float,
+        lane: Optional[str] = None,
+        error: Optional[_Text] = None,
+    ) -> None:
+        """Keeps an item a worker process counted in the recent (and failures) list."""
+    @property
+    def path(self) -> str:
+        """The node's key in the history (unambiguous, fixed at creation)."""
+    @property
+    def counted(self) -> tuple[int, int, int, int]:
+        """Own items done and skipped in an item context, then done and skipped otherwise."""
+    def restore(self, item_done: int, item_skipped: int, done: int, skipped: int) -> None:
+        """What a resumed run takes over, each into its own counter."""
     @property
     def shared_index(self) -> Optional[int]:
         """The node's index in the shared table, once the run is shared."""
@@ -190,14 +227,14 @@ class Tracker:
         iterable: Iterable[Any],
         node: Union[Node, SharedNode],
         length: Optional[int] = None,
-        on_end: Optional[Callable[[str], object]] = None,
+        on_end: Optional[Callable[[str, Optional[BaseException]], object]] = None,
     ) -> "Tracker": ...
     def __iter__(self) -> "Tracker": ...
     def __next__(self) -> Any: ...
     def __len__(self) -> int:
         """The length given at construction (``TypeError`` when it was ``None``)."""
-    def update(self, n: int = 1) -> None:
-        """Counts ``n`` more items done (tqdm's ``update``)."""
+    def update(self, n: Optional[int] = None) -> None:
+        """Counts ``n`` (default 1) more items done (tqdm's ``update``)."""
     def set_description(self, desc: _Text, refresh: bool = True) -> None:
         """Renames the loop's bar (tqdm's ``set_description``)."""
     def close(self) -> None:
@@ -216,6 +253,8 @@ class Snapshot:
         """The run's clock when the snapshot was taken."""
     def json(self) -> str:
         """The snapshot as JSON text (schema documented in the README)."""
+    def explicit_counts(self) -> list[tuple[str, str, int, int]]:
+        """``(path, kind, done, skipped)``: each node's own counts made without an item context."""
     def run_line(self) -> str:
         """The run's one-line summary."""
     def node_lines(self) -> list[tuple[int, str, str, str]]:
@@ -240,6 +279,9 @@ def format_metric(name: str, value: float) -> str:
 
 def sanitize(text: _Text) -> str:
     """``text`` without terminal escapes, control characters or bidi overrides."""
+
+def item_key(name: _Text) -> str:
+    """The name the history keeps for an item (a long one: its beginning and a hash)."""
 
 @final
 class Estimator:

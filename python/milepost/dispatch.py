@@ -1,16 +1,21 @@
-"""The dispatcher: moves lifecycle events and sampled snapshots to observers, off the hot path.
+"""Delivery: moves lifecycle events and sampled snapshots to observers, off the job's threads.
 
-Events go into a bounded queue (a full queue counts what it drops instead of growing); a
-background thread drains it every tick and hands out snapshots when observers' intervals are
-due. With an injected clock there is no thread: `poll()` does the same work on demand.
+Events go into a bounded queue per dispatcher (a full queue counts what it drops instead of
+growing); a background thread drains it every tick and hands out snapshots when observers'
+intervals are due. A run has two dispatchers (see `Delivery`): one for its own observers
+(displays, history, files), whose final delivery the run's end waits for, and one for the
+observers the user passed, which never hold up the job. With an injected clock there are no
+threads: `poll()` does the same work on demand.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
+import weakref
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable, Deque, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Deque, Iterable, List, Optional, Sequence
 
 from .errors import InvalidValueError
 from .events import BOUNDARY_EVENTS, Event
@@ -24,9 +29,15 @@ _log = logging.getLogger("milepost")
 #: Most events waiting for delivery; past this they are dropped and counted.
 MAX_QUEUED_EVENTS = 10_000
 
-
 #: The dispatcher never wakes more often than this, whatever an observer asks for.
 MIN_TICK = 0.01
+
+#: Seconds the end of a run waits for its own observers' final delivery (the history's last
+#: write, the last frame, the dashboard's last events) before it goes on without them.
+OWN_CLOSE_TIMEOUT = 30.0
+
+#: Seconds the interpreter's exit waits for user observers still finishing their delivery.
+USER_EXIT_TIMEOUT = 10.0
 
 
 def check_interval(value: Any, what: str) -> Optional[float]:
@@ -36,6 +47,13 @@ def check_interval(value: Any, what: str) -> Optional[float]:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
         raise InvalidValueError(f"{what} must be a positive number of seconds or None, got {value!r}")
     return float(value)
+
+
+def is_own(observer: Observer) -> bool:
+    """Whether `observer` is one of milepost's own (a display, the history, a file, the
+    dashboard, the console summary): fast, and waited for at the run's end. Anything else,
+    subclasses of milepost's classes included, is the user's."""
+    return type(observer).__module__.startswith("milepost.")
 
 
 class _Slot:
@@ -53,18 +71,22 @@ class _Slot:
 
 
 class Dispatcher:
+    """Delivers events and due snapshots to a group of observers, on one background thread."""
+
     def __init__(
         self,
         observers: Sequence[Observer],
         snapshot: Callable[[], Snapshot],
         now: Callable[[], float],
         tick: float = 0.25,
-        pull: Optional[Callable[[], List[Event]]] = None,
+        pull: Optional[Callable[[], None]] = None,
+        name: str = "milepost-dispatch",
     ) -> None:
         self._slots = [_Slot(o) for o in observers]
         self._pull = pull
         self._snapshot = snapshot
         self._now = now
+        self._name = name
         self._queue: Deque[Event] = deque()
         self._lock = threading.Lock()
         self._poll_lock = threading.Lock()
@@ -73,6 +95,7 @@ class Dispatcher:
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._deferred: Optional[Callable[[], None]] = None
+        self._closed = False
 
     def add(self, observer: Observer) -> None:
         """Adds an observer before the run starts."""
@@ -93,24 +116,23 @@ class Dispatcher:
             else:
                 self._queue.append(event)
 
-    def pull_now(self) -> None:
-        """Queues the worker events waiting now (before the run's own last events)."""
-        if self._pull is not None and self._slots:
-            for event in self._pull():
-                self.emit(event)
-
     def start(self) -> None:
+        """Starts the thread, which delivers what is queued at once (the run's start)."""
         if not self._slots:  # no observers, no thread to wake the interpreter
             return
-        self._thread = threading.Thread(target=self._loop, name="milepost-dispatch", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
         self._thread.start()
 
     def _loop(self) -> None:
-        while not self._stop.wait(self._tick):
-            self.poll()
+        while True:
+            final = self._stop.is_set()
+            self.poll(final=final)
             deferred, self._deferred = self._deferred, None
             if deferred is not None:
                 deferred()
+            if final or self._closed:
+                return
+            self._stop.wait(self._tick)
 
     def on_dispatch_thread(self) -> bool:
         return self._thread is not None and self._thread is threading.current_thread()
@@ -121,9 +143,13 @@ class Dispatcher:
         self._deferred = action
 
     def poll(self, final: bool = False) -> None:
-        """Delivers queued events, then snapshots to the observers that are due."""
+        """Delivers queued events, then snapshots to the observers that are due; with `final`,
+        a last snapshot to every observer and `close()` (once)."""
         with self._poll_lock:
-            self.pull_now()  # events from worker processes
+            if self._closed:
+                return
+            if self._pull is not None:
+                self._pull()  # events from worker processes
             with self._lock:
                 events = list(self._queue)
                 self._queue.clear()
@@ -139,6 +165,7 @@ class Dispatcher:
                     snap = snap or self._snapshot()
                     self._call(slot, "on_snapshot", snap)
             if final:
+                self._closed = True
                 for slot in self._slots:
                     self._call(slot, "close")
 
@@ -164,12 +191,99 @@ class Dispatcher:
                     slot.observer, method, type(e).__name__, e,
                 )
 
-    def close(self) -> None:
-        """Stops the thread and makes the final delivery (every observer gets a last snapshot)."""
+    def close(self, timeout: Optional[float]) -> bool:
+        """Makes the final delivery (every observer gets a last snapshot, then `close()`) on the
+        dispatcher thread, and waits for it at most `timeout` seconds (0: not at all). Without
+        a thread it happens here. True when it is over."""
         self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join()
-        self.poll(final=True)
+        thread = self._thread
+        if thread is None or thread is threading.current_thread():
+            self.poll(final=True)
+            return True
+        if timeout:
+            thread.join(timeout)
+        return not thread.is_alive()
 
     def observer_failures(self) -> int:
         return sum(s.failures for s in self._slots)
+
+
+#: User dispatchers whose final delivery may still be going on: the interpreter's exit waits
+#: for them (bounded), as they run on daemon threads.
+_finishing: "weakref.WeakSet[Dispatcher]" = weakref.WeakSet()
+
+
+@atexit.register
+def _wait_for_user_observers() -> None:
+    for d in list(_finishing):
+        if not d.close(USER_EXIT_TIMEOUT):
+            _log.warning("milepost: observers %r did not finish within %.0f s of the interpreter's exit",
+                         d.observers, USER_EXIT_TIMEOUT)
+
+
+class Delivery:
+    """A run's two dispatchers: its own observers (displays, history, files, dashboard) on
+    one thread, the user's on another. Every event goes to both. The end of the run waits for
+    its own observers' final delivery (bounded) and never for the user's, which finish in the
+    background (the interpreter's exit waits for them, bounded): an observer that sleeps holds
+    up neither the job nor the history."""
+
+    def __init__(
+        self,
+        observers: Iterable[Observer],
+        snapshot: Callable[[], Snapshot],
+        now: Callable[[], float],
+        pull: Callable[[], List[Event]],
+    ) -> None:
+        observers = list(observers)
+        self._pull_source = pull
+        self.own = Dispatcher([o for o in observers if is_own(o)], snapshot, now, pull=self.pull_now)
+        self.user = Dispatcher([o for o in observers if not is_own(o)], snapshot, now, name="milepost-observers")
+
+    @property
+    def observers(self) -> List[Observer]:
+        return [*self.own.observers, *self.user.observers]
+
+    @property
+    def dropped(self) -> int:
+        """Events some observer missed because its queue was full (the larger of the two)."""
+        return max(self.own.dropped, self.user.dropped)
+
+    def add(self, observer: Observer) -> None:
+        (self.own if is_own(observer) else self.user).add(observer)
+
+    def emit(self, event: Event) -> None:
+        self.own.emit(event)
+        self.user.emit(event)
+
+    def pull_now(self) -> None:
+        """Queues the worker processes' events waiting now, for both dispatchers."""
+        for event in self._pull_source():
+            self.emit(event)
+
+    def start(self) -> None:
+        if not self.own.observers:
+            # Worker events are pulled by whichever thread runs.
+            self.own._pull, self.user._pull = None, self.pull_now  # noqa: SLF001 - the pair's own wiring
+        self.own.start()
+        self.user.start()
+
+    def poll(self) -> None:
+        self.own.poll()
+        self.user.poll()
+
+    def on_dispatch_thread(self) -> Optional[Dispatcher]:
+        """The dispatcher whose thread this is, if any."""
+        return next((d for d in (self.own, self.user) if d.on_dispatch_thread()), None)
+
+    def close(self) -> None:
+        """The final delivery: waited for (bounded) for the run's own observers, handed to
+        the background for the user's."""
+        if not self.own.close(OWN_CLOSE_TIMEOUT):
+            _log.warning("milepost: the run's observers %r did not finish within %.0f s; going on without them",
+                         self.own.observers, OWN_CLOSE_TIMEOUT)
+        if not self.user.close(0):
+            _finishing.add(self.user)
+
+    def observer_failures(self) -> int:
+        return self.own.observer_failures() + self.user.observer_failures()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["MilepostError", "InvalidValueError", "Cancelled"]
+__all__ = ["MilepostError", "InvalidValueError", "Cancelled", "RunEndedError"]
 
 
 class MilepostError(Exception):
@@ -21,3 +21,10 @@ class Cancelled(MilepostError):
     def not_started(cls, name: str) -> "Cancelled":
         """What a pool gives for an item it did not start because the run was cancelled."""
         return cls(f"{name!r} did not run: the run was cancelled")
+
+
+class RunEndedError(MilepostError, RuntimeError):
+    """An update (a count, a total, a metric, an item, a log line) reached a run that has
+    ended. Its counts were final when it ended, so a late update is refused rather than lost
+    without a word: end the run after the work it counts (join your threads inside `with
+    Run`)."""

@@ -9,6 +9,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Deque, Iterable, List, Optional, Tuple, TypeVar, Union
 
 from .errors import Cancelled
+from .outcome import end_state
 from .run import Run, current_run
 from .task import Task, _length
 
@@ -42,7 +43,9 @@ def pool_task(
     own. Returns the task, that own run (to finish) and whether the task was made here."""
     if task is not None:
         if total is not None and task.total is None:
-            task.set_total(total)
+            # The task expects this pool's items on top of those it counted already (a resumed
+            # phase starts from what it had done, and the pool brings what is left).
+            task.set_total(task.done + task.failed + task.skipped + total)
         return task, None, False
     label: str = description or getattr(fn, "__name__", None) or "map"
     parent: Optional[Union[Run, Task]] = run or current_run()
@@ -56,6 +59,37 @@ def pool_task(
     else:
         made = parent.step(label, total, unit)
     return made, own, True
+
+
+class PoolScope:
+    """A pool's task and how it ends, for thread and process pools alike: the one rule of
+    `outcome.end_state` for the exception the pool call ends with; without one, failed when
+    the pool broke (a worker process died), cancelled when the run was cancelled."""
+
+    def __init__(self, fn: Callable[..., Any], description: Optional[str], total: Optional[int], unit: str,
+                 run: Optional[Union[Run, Task]], task: Optional[Task], display: Optional[str]) -> None:
+        self.task, self._own, self._made = pool_task(fn, description, total, unit, run, task, display)
+        self.broken = False
+
+    @property
+    def run(self) -> Run:
+        return self.task.run
+
+    def state(self, exc: Optional[BaseException]) -> str:
+        if exc is not None:
+            return end_state(type(exc), exc)
+        if self.broken:
+            return "failed"
+        return "cancelled" if self.run.cancelled else "completed"
+
+    def end(self, exc: Optional[BaseException]) -> None:
+        """Ends the task made here (or any task the pool failed or cancelled) and a run of
+        the pool's own."""
+        state = self.state(exc)
+        if self._made or state != "completed":
+            self.task.end(state)
+        if self._own is not None:
+            self._own.finish(state)
 
 
 def thread_map(
@@ -88,8 +122,8 @@ def thread_map(
     if n_workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     total = total if total is not None else _length(items)
-    task, own, made = pool_task(fn, description, total, unit, run, task, display)
-    r = task.run
+    scope = PoolScope(fn, description, total, unit, run, task, display)
+    task, r = scope.task, scope.run
     counter = itertools.count()
     lanes: List[Any] = []
 
@@ -104,41 +138,45 @@ def thread_map(
         with task.item(item_name(item, index)):
             return fn(item)
 
-    results: List[Union[R, BaseException]] = []
-    state = "completed"
+    failure: Optional[BaseException] = None
     pool = ThreadPoolExecutor(n_workers, thread_name_prefix="milepost-worker", initializer=bind_lane)
     pending: Deque[Future[R]] = deque()
     try:
-        source = enumerate(items)
-        for index, item in itertools.islice(source, n_workers * _AHEAD_PER_WORKER):
-            pending.append(pool.submit(call, index, item))
-        while pending:
-            fut = pending.popleft()
-            try:
-                results.append(fut.result())
-            except Cancelled:
-                continue  # queued before the cancel, not started; Cancelled is raised below
-            except Exception as e:  # noqa: BLE001 - reported per the return_exceptions contract
-                if not return_exceptions:
-                    raise
-                results.append(e)
-            if not r.cancelled:
-                for index, item in itertools.islice(source, 1):
-                    pending.append(pool.submit(call, index, item))
-        if r.cancelled:
-            raise Cancelled("the run was cancelled: items in flight finished, the others did not run")
+        return _collect(pool, pending, call, items, n_workers, return_exceptions, r)
     except BaseException as e:
-        state = "cancelled" if isinstance(e, (KeyboardInterrupt, Cancelled)) else "failed"
+        failure = e
         raise
     finally:
-        # Items not started are dropped. On a cancel or Ctrl-C, items in flight finish first
-        # (threads cannot be interrupted); on an error they finish in the background.
+        # Items not started are dropped. A cancel lets the items in flight finish first; an
+        # error or Ctrl-C returns at once (a thread cannot be interrupted: items in flight
+        # finish in the background, and the interpreter's exit waits for them).
         for f in pending:
             f.cancel()
-        pool.shutdown(wait=state in ("completed", "cancelled"), cancel_futures=True)
+        pool.shutdown(wait=failure is None or isinstance(failure, Cancelled), cancel_futures=True)
         r._finish_lanes(lanes)
-        if made or state != "completed":
-            task.end(state)
-        if own is not None:
-            own.finish(state)
+        scope.end(failure)
+
+
+def _collect(pool: ThreadPoolExecutor, pending: Deque[Future[R]], call: Callable[[int, T], R],
+             items: Iterable[T], n_workers: int, return_exceptions: bool, r: Run) -> List[Union[R, BaseException]]:
+    """Feeds the pool with bounded read-ahead and gathers results in input order."""
+    results: List[Union[R, BaseException]] = []
+    source = enumerate(items)
+    for index, item in itertools.islice(source, n_workers * _AHEAD_PER_WORKER):
+        pending.append(pool.submit(call, index, item))
+    while pending:
+        fut = pending.popleft()
+        try:
+            results.append(fut.result())
+        except Cancelled:
+            continue  # queued before the cancel, not started; Cancelled is raised below
+        except Exception as e:  # noqa: BLE001 - reported per the return_exceptions contract
+            if not return_exceptions:
+                raise
+            results.append(e)
+        if not r.cancelled:
+            for index, item in itertools.islice(source, 1):
+                pending.append(pool.submit(call, index, item))
+    if r.cancelled:
+        raise Cancelled("the run was cancelled: items in flight finished, the others did not run")
     return results

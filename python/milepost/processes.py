@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
+import os
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple, TypeVar, Union
 
 from .errors import Cancelled, MilepostError
-from .pools import _default_name, pool_task
-from .run import Run, current_run
+from .pools import PoolScope, _default_name
+from .run import Run
 from .task import Task, _length, _text
 from .workers import ChunkResult, init_pool_worker, run_chunk
 
@@ -18,6 +19,9 @@ __all__ = ["process_map", "process_as_completed", "WorkerDied"]
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+#: An item as the pool hands it out: its index, the item, its name.
+Job = Tuple[int, Any, str]
 
 
 class WorkerDied(MilepostError):
@@ -35,16 +39,24 @@ def _lost(name: str) -> WorkerDied:
     return WorkerDied(f"no result for {name!r}: a worker process died and its chunk was lost")
 
 
-def _record_rows(task: Task, chunk: List[Tuple[int, Any, str]], results: List[ChunkResult]) -> None:
-    """History rows for a chunk's items (one result per item, in chunk order), stored by the
-    parent (a worker has no store), so that a resumed run's `pending()` knows the items the
-    pool finished. Items that did not start have no row: a resumed run runs them."""
-    store = task.run._store
-    if store is None:
-        return
-    for (_, _, name), (_, _, _, row) in zip(chunk, results):
-        if row is not None:
+def _record(task: Task, chunk: List[Job], pid: int, results: List[ChunkResult]) -> None:
+    """What the parent keeps of a chunk whose results came back (one result per item, in chunk
+    order): the history row of every item that ran (a worker has no store), so that a resumed
+    run's `pending()` knows them; and the finished items in the run's recent list (failures are
+    there already, sent by the worker as it failed). Items that did not start have no row: a
+    resumed run runs them."""
+    run = task.run
+    store = run._store
+    lane = f"pid {pid}"
+    for (_, _, name), (_, ok, _, row) in zip(chunk, results):
+        if row is None:
+            continue
+        if store is not None:
             store.item(task._history_path, _text(name), *row)
+        status, started_at, duration = row[0], row[1], row[2]
+        if ok:
+            at = started_at + (duration or 0.0) - run._wall_origin
+            task._node.record_item(name, status, duration, at, lane)
 
 
 def _chunksize(total: Optional[int], workers: int) -> int:
@@ -53,6 +65,116 @@ def _chunksize(total: Optional[int], workers: int) -> int:
         return 16
     size, extra = divmod(total, workers * 4)
     return max(1, size + bool(extra))
+
+
+def _stop_on_interrupt(pool: ProcessPoolExecutor, pending: Dict[Future[Any], List[Job]], run: Run) -> None:
+    """Ctrl-C in the parent behaves like Cancel: the workers (which ignore SIGINT; the parent
+    decides) hand out no new items, and the call returns once the items in flight have ended.
+    A second Ctrl-C stops the workers at once; their items in flight are left uncounted, as an
+    item interrupted by Ctrl-C is."""
+    run.cancel("Ctrl-C")
+    for f in pending:
+        f.cancel()
+    running = [f for f in pending if not f.done()]
+    try:
+        wait(running)
+    except KeyboardInterrupt:
+        # `_processes` is the executor's only record of its workers' pids.
+        procs = list((pool._processes or {}).values())  # noqa: SLF001
+        run._core.release_workers([p.pid for p in procs if p.pid is not None])
+        for p in procs:
+            p.kill()
+        for p in procs:
+            p.join(2)
+
+
+class _Pool:
+    """One process pool run: chunks submitted with bounded read-ahead, results as they come
+    back. Marks the scope broken when a worker dies; leaves ending the task to the caller."""
+
+    def __init__(self, scope: PoolScope, fn: Callable[[Any], Any], items: Iterable[Any], n_workers: int,
+                 size: int, item_name: Callable[[Any, int], str], ctx: Any) -> None:
+        self.scope = scope
+        self.fn = fn
+        self.n_workers = n_workers
+        indexed = ((i, item, item_name(item, i)) for i, item in enumerate(items))
+        self.chunks: Iterator[List[Job]] = iter(lambda: list(itertools.islice(indexed, size)), [])
+        self.pool = ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=init_pool_worker,
+                                        initargs=(scope.task, os.getpid()))
+        self.pending: Dict[Future[Tuple[int, List[ChunkResult]]], List[Job]] = {}
+
+    def _submit(self, chunk: List[Job]) -> None:
+        self.pending[self.pool.submit(run_chunk, self.fn, chunk)] = chunk
+
+    def results(self) -> Iterator[Tuple[int, Any]]:
+        """`(index, result or exception)` as chunks come back."""
+        wait_at_end = True
+        try:
+            # Enough chunks queued that a worker never waits for the parent to submit the next
+            # one (on a busy machine the parent's thread may not run for a while), few enough
+            # that a long iterable is never materialized.
+            for chunk in itertools.islice(self.chunks, max(16, self.n_workers * 4)):
+                self._submit(chunk)
+            while self.pending:
+                done: Set[Future[Any]]
+                done, _ = wait(self.pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    yield from self._chunk_done(fut)
+        except KeyboardInterrupt:
+            _stop_on_interrupt(self.pool, self.pending, self.scope.run)
+            raise
+        except GeneratorExit:
+            wait_at_end = False  # the caller stopped listening: chunks in flight end on their own
+            raise
+        finally:
+            for f in self.pending:
+                f.cancel()
+            # Waits for the workers (quick: they have no more items, or were stopped), so that
+            # the final count sees every worker that ended.
+            self.pool.shutdown(wait=wait_at_end, cancel_futures=True)
+            self.scope.run._sample_now()  # account for workers that died, take their last events
+
+    def _chunk_done(self, fut: Future[Any]) -> Iterator[Tuple[int, Any]]:
+        """A chunk's results, then the next chunk submitted (or, once the pool broke or the run
+        was cancelled, what is left reported as not run)."""
+        chunk = self.pending.pop(fut)
+        if fut.cancelled():
+            for i, _, name in chunk:
+                yield i, _not_run(name, "cancelled")
+            return
+        try:
+            pid, results = fut.result()
+            _record(self.scope.task, chunk, pid, results)
+        except BrokenProcessPool:
+            self.scope.broken = True
+            results = [(i, False, _lost(name), None) for i, _, name in chunk]
+        for index, _ok, value, _row in results:
+            yield index, value
+        state = self.scope.state(None)
+        if state == "completed":
+            for nxt in itertools.islice(self.chunks, 1):
+                self._submit(nxt)
+            return
+        for f in self.pending:
+            f.cancel()  # chunks not started yet
+        for nxt in self.chunks:  # broken or cancelled: what is left does not run
+            for i, _, name in nxt:
+                yield i, _not_run(name, state)
+
+
+def _make_pool(fn: Callable[[Any], Any], items: Iterable[Any], workers: Optional[int], chunksize: Optional[int],
+               description: Optional[str], total: Optional[int], unit: str, item_name: Callable[[Any, int], str],
+               run: Optional[Union[Run, Task]], task: Optional[Task], mp_context: Optional[Any],
+               display: Optional[str]) -> _Pool:
+    n_workers = workers or multiprocessing.cpu_count()
+    if n_workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    total = total if total is not None else _length(items)
+    size = chunksize or _chunksize(total, n_workers)
+    if size < 1:
+        raise ValueError(f"chunksize must be >= 1, got {chunksize}")
+    scope = PoolScope(fn, description, total, unit, run, task, display)
+    return _Pool(scope, fn, items, n_workers, size, item_name, mp_context or multiprocessing.get_context())
 
 
 def process_as_completed(
@@ -77,71 +199,19 @@ def process_as_completed(
     `fn` must be picklable (defined at module level), as for `ProcessPoolExecutor`. Inside
     it, `milepost.current_item()` is the item being processed. If a worker dies, its item in
     flight is counted failed ("worker died"), the pool breaks (as `concurrent.futures`' does)
-    and the items that did not run come back as `WorkerDied`.
+    and the items that did not run come back as `WorkerDied`. Ctrl-C cancels: no new items
+    start, the call returns once the items in flight end (a second Ctrl-C stops them).
     """
-    n_workers = workers or multiprocessing.cpu_count()
-    if n_workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
-    total = total if total is not None else _length(items)
-    size = chunksize or _chunksize(total, n_workers)
-    if size < 1:
-        raise ValueError(f"chunksize must be >= 1, got {chunksize}")
-    task, own, made = pool_task(fn, description, total, unit, run, task, display)
-    r = task.run
-    indexed = ((i, item, item_name(item, i)) for i, item in enumerate(items))
-    chunks = iter(lambda: list(itertools.islice(indexed, size)), [])
-    ctx = mp_context or multiprocessing.get_context()
-    pool = ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=init_pool_worker, initargs=(task,))
-    pending: Dict[Future[List[ChunkResult]], List[Tuple[int, Any, str]]] = {}
-    state = "completed"
+    pool = _make_pool(fn, items, workers, chunksize, description, total, unit, item_name, run, task,
+                      mp_context, display)
+    failure: Optional[BaseException] = None
     try:
-        # Enough chunks queued that a worker never waits for the parent to submit the next one
-        # (on a busy machine the parent's thread may not run for a while), few enough that a
-        # long iterable is never materialized.
-        for chunk in itertools.islice(chunks, max(16, n_workers * 4)):
-            pending[pool.submit(run_chunk, fn, chunk)] = chunk
-        while pending:
-            done: Set[Future[Any]]
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                chunk = pending.pop(fut)
-                if fut.cancelled():
-                    for i, _, name in chunk:
-                        yield i, _not_run(name, "cancelled")
-                    continue
-                try:
-                    results = fut.result()
-                except BrokenProcessPool:
-                    state = "failed"
-                    results = [(i, False, _lost(name), None) for i, _, name in chunk]
-                _record_rows(task, chunk, results)
-                for index, _ok, value, _row in results:
-                    yield index, value
-                if r.cancelled:
-                    state = "cancelled"
-                    for f in pending:
-                        f.cancel()  # chunks not started yet
-                if state == "completed":
-                    for nxt in itertools.islice(chunks, 1):
-                        pending[pool.submit(run_chunk, fn, nxt)] = nxt
-                else:
-                    for nxt in chunks:  # broken or cancelled: what is left does not run
-                        for i, _, name in nxt:
-                            yield i, _not_run(name, state)
+        yield from pool.results()
     except BaseException as e:
-        state = "cancelled" if isinstance(e, (KeyboardInterrupt, GeneratorExit)) else "failed"
+        failure = e
         raise
     finally:
-        for f in pending:
-            f.cancel()
-        # Ctrl-C returns at once; otherwise wait, so that the final count sees every worker
-        # that ended (a broken pool terminates its workers: that is quick).
-        pool.shutdown(wait=state != "cancelled", cancel_futures=True)
-        r._sample_now()  # account for workers that died, take their last events
-        if made or state != "completed":
-            task.end(state)
-        if own is not None:
-            own.finish(state)
+        pool.scope.end(failure)
 
 
 def process_map(
@@ -151,20 +221,35 @@ def process_map(
     chunksize: Optional[int] = None,
     *,
     return_exceptions: bool = False,
-    **kwargs: Any,
+    description: Optional[str] = None,
+    total: Optional[int] = None,
+    unit: str = "it",
+    item_name: Callable[[T, int], str] = _default_name,
+    run: Optional[Union[Run, Task]] = None,
+    task: Optional[Task] = None,
+    mp_context: Optional[Any] = None,
+    display: Optional[str] = "auto",
 ) -> List[Union[R, BaseException]]:
     """`fn` over `items` in worker processes, results in input order (see
     `process_as_completed` for the arguments). An item that raises is counted failed with
     its error; with `return_exceptions=True` its exception takes its place in the results,
-    otherwise the first exception (in input order) is raised once everything has run."""
-    results: Dict[int, Union[R, BaseException]] = dict(
-        process_as_completed(fn, items, workers, chunksize, **kwargs)
-    )
-    ordered = [results[i] for i in range(len(results))]
-    if any(isinstance(v, Cancelled) for v in ordered):
-        raise Cancelled("the run was cancelled: items not started were not run")
-    if not return_exceptions:
-        for value in ordered:
-            if isinstance(value, BaseException):
-                raise value
-    return ordered
+    otherwise the first exception (in input order) is raised once everything has run, and the
+    pool's task ends failed."""
+    pool = _make_pool(fn, items, workers, chunksize, description, total, unit, item_name, run, task,
+                      mp_context, display)
+    failure: Optional[BaseException] = None
+    try:
+        results: Dict[int, Union[R, BaseException]] = dict(pool.results())
+        ordered = [results[i] for i in range(len(results))]
+        if any(isinstance(v, Cancelled) for v in ordered):
+            raise Cancelled("the run was cancelled: items not started were not run")
+        if not return_exceptions:
+            for value in ordered:
+                if isinstance(value, BaseException):
+                    raise value
+        return ordered
+    except BaseException as e:
+        failure = e
+        raise
+    finally:
+        pool.scope.end(failure)

@@ -14,14 +14,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Optional, Sequence, TextIO, Union
 
 from . import _milepost
-from .dispatch import Dispatcher, check_interval
+from .dispatch import Delivery, check_interval
 from .events import Event, RunFinished, RunStarted
 from .observers import JsonSnapshotFile, Observer
 from .errors import InvalidValueError, MilepostError
+from .outcome import end_state, run_end_state
 from .renderers import interval_from_env, native_target, resolve_display
+from .signals import sigint_held
 from .snapshot import Snapshot
 from .persistence import HistoryObserver, Resume, Store, find_resumable, prior_rates
-from .task import Task, _exit_state
+from .task import Task
 
 if TYPE_CHECKING:
     import os
@@ -126,6 +128,8 @@ class Run(Task):
         if self._store is not None:
             self._store.bind_run(self._core.id)
         super().__init__(self, self._core.root, (self._core.name,))
+        if self._resume is not None:
+            self._node.restore(*self._resume.counts(""))  # what the run itself had counted
         stream = output if hasattr(output, "write") else None
         self._stream = stream
         self.display = resolve_display(display, stream)  # type: ignore[arg-type]
@@ -155,8 +159,7 @@ class Run(Task):
         self._stall_after = check_interval(stall_after, "stall_after") or 60.0
         self._worker: Optional[WorkerRun] = None
         self._native: Optional[NativeDisplay] = None
-        self._dispatcher = Dispatcher([*user, *self._make_display()], self.snapshot, self._now,
-                                      pull=self._worker_events)
+        self._dispatcher = Delivery([*user, *self._make_display()], self.snapshot, self._now, pull=self._worker_events)
         self._tasks: List[Task] = []
         self._lanes = threading.local()
         self._token: Optional[contextvars.Token[Optional[Run]]] = None
@@ -237,9 +240,8 @@ class Run(Task):
             else:
                 # Sampling only: four observations a second are plenty for windows of seconds.
                 self._core.start_ticker(SAMPLE_HZ, native=False)
+            # Its threads deliver the start at once; none of it runs on the caller's thread.
             self._dispatcher.start()
-            # Deliver the start at once (a plain line now, not a tick later).
-            self._dispatcher.poll()
         else:
             self._now()
             self._dispatcher.poll()
@@ -247,13 +249,16 @@ class Run(Task):
 
     def finish(self, state: str = "completed") -> None:
         """Ends the run (idempotent): open phases end with it, observers get the final
-        snapshot and are closed, the display draws its last frame."""
+        snapshot and are closed, the display draws its last frame. How it ends follows one
+        rule (`outcome.run_end_state`): a cancel asked for ends it cancelled, a failed phase or
+        step makes an otherwise completed run failed."""
         if self._worker is not None:
             return  # a forked worker's copy: the parent ends the run
-        if self._dispatcher.on_dispatch_thread():
+        dispatcher = self._dispatcher.on_dispatch_thread()
+        if dispatcher is not None:
             # Ended from inside an observer (or a collection on that thread): finishing waits
             # for the delivery in progress, so it happens right after it.
-            self._dispatcher.defer(lambda: self._finish(state))
+            dispatcher.defer(lambda: self._finish(state))
             return
         self._finish(state)
 
@@ -262,27 +267,34 @@ class Run(Task):
             if self._finished:
                 return
             self._finished = True
-        _unfinished.discard(self)
-        _live.discard(self)
-        self._now()
-        for task in reversed(self._tasks):
-            task.end(state)
-        self._core.sample()  # takes what the workers sent last
-        self._dispatcher.pull_now()  # ...and hands it on before the run's end
-        self._core.end_running(state)  # nodes workers created end with the run
-        self._node.end(state)
-        self._emit(RunFinished, (), state=state, elapsed=self._core.now())
-        try:
-            self._dispatcher.close()
-        finally:
-            if self._native is not None:
-                self._native.stop()
-            else:
-                self._core.stop_ticker()
-            self._core.stop_sharing()
-            if self._store is not None:
-                self._store.close()
-            self._reset_current()
+        # A Ctrl-C while the run ends is held until the history has the final state.
+        with sigint_held():
+            self._core.finish()  # counts are final from here: later updates are refused
+            _unfinished.discard(self)
+            _live.discard(self)
+            self._now()
+            for task in reversed(self._tasks):
+                task.end(state)
+            self._core.sample()  # takes what the workers sent last
+            self._dispatcher.pull_now()  # ...and hands it on before the run's end
+            state = run_end_state(state, self.cancelled, self._core.node_states())
+            self._core.end_running(state)  # nodes workers created end with the run
+            self._node.end(state)
+            self._emit(RunFinished, (), state=state, elapsed=self._core.now())
+            try:
+                self._dispatcher.close()
+            finally:
+                self._stop_background()
+
+    def _stop_background(self) -> None:
+        if self._native is not None:
+            self._native.stop()
+        else:
+            self._core.stop_ticker()
+        self._core.stop_sharing()
+        if self._store is not None:
+            self._store.close()
+        self._reset_current()
 
     def end(self, state: str = "completed") -> None:
         self.finish(state)
@@ -315,9 +327,7 @@ class Run(Task):
     def __exit__(
         self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
     ) -> None:
-        state = _exit_state(exc_type)
-        # A run asked to cancel ends cancelled, even if the job caught `Cancelled` and went on.
-        self.finish("cancelled" if state == "completed" and self.cancelled else state)
+        self.finish(end_state(exc_type, exc))
 
     # -- tree ---------------------------------------------------------------------------------
     def phase(self, name: str, total: Optional[int] = None, unit: str = "it") -> Task:
@@ -346,9 +356,8 @@ class Run(Task):
         if rate is not None:
             node.set_prior_rate(rate)  # the ETA until this run has a pace of its own
         if self._resume is not None:
-            done, skipped = self._resume.counts.get(task._history_path, (0, 0))
-            task.advance(done)  # a resumed phase starts from what it had reached
-            task.skip(skipped)
+            # A resumed phase starts from what it had reached: its items from their rows.
+            node.restore(*self._resume.counts(task._history_path))
         task._announce(total)
         return task
 

@@ -12,11 +12,11 @@ __all__ = ["Snapshot"]
 
 def node_paths(root: dict[str, Any]) -> Iterator[Tuple[str, dict[str, Any]]]:
     """`("map/inner", node)` for every phase and step under a snapshot's `root`, depth-first:
-    the path the history and the metrics name a node by."""
+    the path the history and the metrics name a node by (the node's `path`: names escaped and
+    repeated names numbered, so that no two nodes share one)."""
     for child in root.get("children", []):
-        yield child["name"], child
-        for path, node in node_paths(child):
-            yield f"{child['name']}/{path}", node
+        yield child["path"], child
+        yield from node_paths(child)
 
 
 class Snapshot:
@@ -74,6 +74,11 @@ class Snapshot:
             if n["name"] == name:
                 return n
         raise KeyError(name)
+
+    def explicit_counts(self) -> List[Tuple[str, str, int, int]]:
+        """`(path, kind, done, skipped)` per node: its own counts made without an item
+        context, which the history keeps for a resumed run."""
+        return self._native.explicit_counts()
 
     def run_line(self) -> str:
         return self._native.run_line()

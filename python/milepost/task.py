@@ -13,7 +13,9 @@ import time
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Tuple, TypeVar, Union
 
 from . import _milepost
+from .errors import RunEndedError
 from .events import ItemFailed, ItemRetried, LogLine, PhaseFinished, PhaseStarted, StepFinished, StepStarted
+from .outcome import END_STATES, end_state
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -24,8 +26,6 @@ T = TypeVar("T")
 
 #: An item's history row: status, start (Unix time), duration, error text, metrics as JSON.
 ItemRow = Tuple[str, float, float, Optional[str], Optional[str]]
-
-_END_STATES = ("completed", "failed", "cancelled")
 
 
 _current_item: contextvars.ContextVar[Optional[Item]] = contextvars.ContextVar("milepost_item", default=None)
@@ -55,9 +55,10 @@ class Task:
         self._run = run
         self._parent = parent
         self.path = path
-        #: The task's path below the run, as the history stores it ("map/inner").
-        self._history_path = "/".join(path[1:])
         self._bind(node)
+        #: The task's key in the history (unambiguous: names escaped, repeated names
+        #: numbered; see the README).
+        self._history_path: str = getattr(node, "path", "/".join(path[1:]))
 
     def _bind(self, node: Any) -> None:
         self._node = node
@@ -122,12 +123,14 @@ class Task:
 
     def pending(self, items: Iterable[T], key: Optional[Any] = None) -> Iterator[T]:
         """The items not yet done: in a resumed run, those whose `key(item)` (by default the
-        item's name, `str(item)`) was not recorded done or skipped by the run it continues."""
+        item's name, `str(item)`) was not recorded done or skipped by the run it continues.
+        Names are compared as the history keeps them (a name over 256 characters by its
+        beginning and a hash of the whole)."""
         resume = self._run._resume
         finished = resume.finished.get(self._history_path, set()) if resume is not None else set()
         name_of = key or _item_key
         for item in items:
-            if not finished or _text(name_of(item)) not in finished:
+            if not finished or _milepost.item_key(_text(name_of(item))) not in finished:
                 yield item
 
     def fail(self, name: Any, error: Union[BaseException, str]) -> None:
@@ -147,6 +150,8 @@ class Task:
 
     def log(self, message: str, level: str = "info", source: Optional[str] = None) -> None:
         """A log line attached to this task, shown by the displays and given to observers."""
+        if self._run._finished:
+            raise RunEndedError(f"log() after run {self._run.name!r} ended: nothing would show it")
         src = None if source is None else _clip(str(source), MAX_NAME)
         self._run._emit(LogLine, self.path, level=_level(level), message=_clip(str(message), MAX_MESSAGE), source=src)
 
@@ -169,10 +174,10 @@ class Task:
     # -- lifecycle ---------------------------------------------------------------------------
     def end(self, state: str = "completed") -> None:
         """Ends the task (idempotent; a task ended once keeps its first end state)."""
-        if self._borrowed or self._node.state in _END_STATES:
+        if self._borrowed or self._node.state in END_STATES:
             return
-        if state not in _END_STATES:
-            raise ValueError(f"end state must be one of {_END_STATES}, got {state!r}")
+        if state not in END_STATES:
+            raise ValueError(f"end state must be one of {END_STATES}, got {state!r}")
         self._run._now()
         self._node.end(state)
         event = PhaseFinished if self.kind == "phase" else StepFinished
@@ -184,7 +189,7 @@ class Task:
     def __exit__(
         self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
     ) -> None:
-        self.end(_exit_state(exc_type))
+        self.end(end_state(exc_type, exc))
 
     def _announce(self, total: Optional[int]) -> None:
         self._run._now()
@@ -250,8 +255,8 @@ class Item:
             task._node.item_finished(self.name, status, duration, None, self._lane)
             self._record(status, duration, None)
             return
-        if not issubclass(exc_type, Exception):
-            # Ctrl-C or interpreter exit: the item was interrupted, not failed.
+        if end_state(exc_type, exc) != "failed":
+            # Ctrl-C, a cancel, sys.exit(0): the item was interrupted, not failed.
             task._node.item_finished(self.name, "cancelled", duration, None, self._lane)
             return
         text = _error_text(exc if exc is not None else exc_type())
@@ -270,10 +275,10 @@ class Item:
             run._store.item(self._task._history_path, name, *self.row)
 
 
-#: Text kept in events, matching what the core keeps in snapshots: events are queued, and a
-#: queue of 10,000 events must not hold 10,000 megabyte-long error messages.
-MAX_NAME = 256
-MAX_MESSAGE = 2000
+#: Text kept in events, as the core keeps it in snapshots (the core's limits, read from it):
+#: events are queued, and a queue of 10,000 events must not hold megabyte-long messages.
+MAX_NAME: int = _milepost.MAX_NAME_CHARS
+MAX_MESSAGE: int = _milepost.MAX_ERROR_CHARS
 
 
 def _clip(text: str, limit: int) -> str:
@@ -311,16 +316,6 @@ def _level(level: str) -> str:
     if lv not in ("debug", "info", "warning", "error", "critical"):
         raise ValueError(f"log level must be debug, info, warning, error or critical; got {level!r}")
     return lv
-
-
-def _exit_state(exc_type: Optional[type[BaseException]]) -> str:
-    from .errors import Cancelled
-
-    if exc_type is None:
-        return "completed"
-    if issubclass(exc_type, (KeyboardInterrupt, GeneratorExit, Cancelled)):
-        return "cancelled"
-    return "failed"
 
 
 def _length(iterable: Iterable[Any]) -> Optional[int]:

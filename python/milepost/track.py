@@ -6,6 +6,7 @@ from typing import Any, Iterable, Iterator, Optional, TextIO, TypeVar, Union, ov
 
 from . import _milepost
 from .errors import InvalidValueError
+from .outcome import end_state
 from .output import print as _print
 from .run import Run, current_run
 from .task import Task, _length
@@ -64,9 +65,7 @@ class Bar:
         return self
 
     def __exit__(self, exc_type: Optional[type[BaseException]], exc: Any, tb: Any) -> None:
-        from .task import _exit_state
-
-        self.close(_exit_state(exc_type))
+        self.close(end_state(exc_type, exc))
 
 
 @overload
@@ -77,7 +76,7 @@ def track(iterable: None = ..., total: Optional[int] = ..., description: Optiona
           unit: str = ..., **kwargs: Any) -> Bar: ...
 
 
-def track(
+def track(  # noqa: PLR0913 - tqdm's signature
     iterable: Optional[Iterable[T]] = None,
     total: Optional[int] = None,
     description: Optional[str] = None,
@@ -91,7 +90,7 @@ def track(
     file: Optional[TextIO] = None,
     run: Optional[Run] = None,
     **tqdm_kwargs: Any,
-) -> Union[Iterator[T], Bar]:
+) -> Union[Iterator[T], Bar, DisabledBar]:
     """Iterates `iterable` and shows its progress, as `tqdm(iterable)` does.
 
     Inside a `with Run(...)` block (or another tracked loop) the loop becomes a phase of that
@@ -122,7 +121,8 @@ def track(
     if description is not None and desc is not None:
         raise TypeError("track() takes description or desc (its tqdm name), not both")
     if disable:
-        return iter(iterable) if iterable is not None else Bar(_disabled_task(), None)
+        # Nothing at all: no run, no history, no thread (tqdm's disable=True).
+        return iter(iterable) if iterable is not None else DisabledBar(total, initial)
     label = description or desc or "track"
     if total is None and iterable is not None:
         total = _length(iterable)
@@ -144,16 +144,42 @@ def track(
     return _milepost.Tracker(iterable, task._node, total, _ender(own or task))
 
 
-def _disabled_task() -> Task:
-    """A task nobody displays, for `track(disable=True)` without an iterable."""
-    return Run("disabled", display="none").phase("disabled")
+class DisabledBar:
+    """What `track(total=N, disable=True)` returns: the manual bar's methods, doing nothing
+    but keeping `n` and `total` (tqdm's behaviour), leaving no trace."""
+
+    def __init__(self, total: Optional[int], initial: int) -> None:
+        self.n = initial
+        self.total = total
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+
+    def set_description(self, desc: str, refresh: bool = True) -> None:
+        pass
+
+    def write(self, text: str) -> None:
+        _print(text)
+
+    def close(self, state: str = "completed") -> None:
+        pass
+
+    def __enter__(self) -> DisabledBar:
+        return self
+
+    def __exit__(self, exc_type: Optional[type[BaseException]], exc: Any, tb: Any) -> None:
+        pass
 
 
 def _ender(task: Task) -> Any:
-    """The tracker's end callback: exhausted → completed, the iterable or the loop body raised
-    → failed (Ctrl-C: cancelled), left with `break` → cancelled (ended before its items)."""
+    """The tracker's end callback: exhausted → completed; left with `break` → cancelled (ended
+    before its items); the iterable or the loop body raised → the one rule of `end_state`
+    (Ctrl-C: cancelled, `sys.exit(0)`: completed, an error: failed)."""
 
-    def end(how: str) -> None:
-        task.end({"completed": "completed", "failed": "failed"}.get(how, "cancelled"))
+    def end(how: str, exc: Optional[BaseException] = None) -> None:
+        if exc is not None:
+            task.end(end_state(type(exc), exc))
+        else:
+            task.end("completed" if how == "completed" else "cancelled")
 
     return end

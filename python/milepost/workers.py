@@ -12,7 +12,9 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import signal
 import tempfile
+import threading
 import time
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
@@ -264,16 +266,51 @@ os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
 
 _pool_task: Optional[Task] = None
 
+#: Seconds between a pool worker's checks that its parent still runs.
+PARENT_CHECK = 0.5
 
-def init_pool_worker(task: Task) -> None:
-    """ProcessPoolExecutor initializer: the task every chunk of this worker counts in."""
+
+def init_pool_worker(task: Task, parent_pid: int) -> None:
+    """ProcessPoolExecutor initializer: the task every chunk of this worker counts in.
+
+    Ctrl-C reaches every process of the terminal's foreground group; a pool's workers ignore
+    it, and the parent stops the pool (see `processes._stop_on_interrupt`), so that no item is
+    cut half-way and none starts after it. A worker whose parent is gone (killed with SIGKILL,
+    unable to stop its pool) exits within a second."""
     global _pool_task
     _pool_task = task
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _watch_parent(parent_pid)
 
 
-def run_chunk(fn: Any, chunk: List[Tuple[int, Any, str]]) -> List[ChunkResult]:
-    """Runs `fn` over a chunk in a worker, each call an item of the pool's task. Each result
-    carries the item's history row, which the parent stores."""
+def _watch_parent(parent_pid: int) -> None:
+    # The pool's processes are children of the parent (or, under forkserver, of the fork
+    # server, which exits with the parent): either way a dead parent changes ours.
+    first = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_CHECK)
+            if os.getppid() != first or not _alive(parent_pid):
+                os._exit(1)  # nobody is left to read our results
+
+    threading.Thread(target=watch, name="milepost-parent-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_chunk(fn: Any, chunk: List[Tuple[int, Any, str]]) -> Tuple[int, List[ChunkResult]]:
+    """Runs `fn` over a chunk in a worker, each call an item of the pool's task. Returns this
+    worker's pid (the lane the items ran in) and, per item, its result and its history row,
+    which the parent stores."""
     assert _pool_task is not None, "init_pool_worker did not run"
     from .errors import Cancelled
 
@@ -291,7 +328,7 @@ def run_chunk(fn: Any, chunk: List[Tuple[int, Any, str]]) -> List[ChunkResult]:
         except Exception as e:  # noqa: BLE001 - returned to the parent per item
             ok, value = False, _picklable(e)
         out.append((index, ok, value, it.row))
-    return out
+    return os.getpid(), out
 
 
 def _picklable(e: BaseException) -> BaseException:

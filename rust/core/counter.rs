@@ -2,6 +2,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::limits::MAX_COUNT;
+
 /// A count that only grows.
 ///
 /// Readers (the sampler, the render thread) use relaxed loads: a snapshot may be a few
@@ -11,19 +13,36 @@ pub struct Counter(AtomicU64);
 
 impl Counter {
     /// Adds `n` with a locked read-modify-write: exact with any number of concurrent writers.
+    /// For counts whose callers already checked the range (see [`Self::try_add`]).
     #[inline]
     pub fn add(&self, n: u64) {
         self.0.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// Adds `n` with a plain load and store (one cycle instead of the ~18 of a locked add).
+    /// Adds `n` with a plain load and store (one cycle instead of the ~18 of a locked add),
+    /// unless the sum would pass [`MAX_COUNT`]: then nothing is added and the current value is
+    /// the error.
     ///
     /// Exact only while the caller serializes all writers of this counter. The Python binding
     /// does: in a GIL build every call into it holds the GIL, so no two writers overlap.
     #[inline]
-    pub fn add_serialized(&self, n: u64) {
+    pub fn try_add_serialized(&self, n: u64) -> Result<(), u64> {
         let v = self.0.load(Ordering::Relaxed);
-        self.0.store(v.wrapping_add(n), Ordering::Relaxed);
+        // Both are at most MAX_COUNT (2**53 - 1), so the sum cannot wrap.
+        let sum = v + n;
+        if sum > MAX_COUNT {
+            return Err(v);
+        }
+        self.0.store(sum, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Adds `n` atomically unless the sum would pass [`MAX_COUNT`] (the current value is the
+    /// error): exact with any number of concurrent writers.
+    pub fn try_add(&self, n: u64) -> Result<(), u64> {
+        self.0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_add(n).filter(|s| *s <= MAX_COUNT))
+            .map(|_| ())
     }
 
     #[inline]
@@ -92,6 +111,10 @@ mod tests {
 }
 
 /// A node's item counts as read at one moment: its own, a worker slot's, or rolled up.
+///
+/// `done` and `skipped` include the items that ended inside an `item()` context, which are
+/// also counted apart (`item_done`, `item_skipped`): those are the items the history keeps a
+/// row for, so a resumed run takes them from the rows and the rest from its counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Counts {
     pub done: u64,
@@ -101,22 +124,55 @@ pub struct Counts {
     pub in_flight: i64,
     pub items_timed: u64,
     pub item_seconds: f64,
+    pub item_done: u64,
+    pub item_skipped: u64,
 }
 
 impl Counts {
     pub fn processed(&self) -> u64 {
-        self.done + self.failed + self.skipped
+        (self.done + self.failed + self.skipped).min(MAX_COUNT)
     }
+
+    /// Done and skipped counted without an item context (`advance`, `skip`, loops).
+    pub fn explicit(&self) -> (u64, u64) {
+        (self.done.saturating_sub(self.item_done), self.skipped.saturating_sub(self.item_skipped))
+    }
+}
+
+/// A sum of counts stops at [`MAX_COUNT`]: every single count is within it (checked where it
+/// is added), and a roll-up of many never shows a number readers cannot hold.
+fn sum(a: u64, b: u64) -> u64 {
+    a.saturating_add(b).min(MAX_COUNT)
 }
 
 impl std::ops::AddAssign for Counts {
     fn add_assign(&mut self, o: Self) {
-        self.done += o.done;
-        self.failed += o.failed;
-        self.skipped += o.skipped;
-        self.retried += o.retried;
+        self.done = sum(self.done, o.done);
+        self.failed = sum(self.failed, o.failed);
+        self.skipped = sum(self.skipped, o.skipped);
+        self.retried = sum(self.retried, o.retried);
         self.in_flight += o.in_flight;
-        self.items_timed += o.items_timed;
+        self.items_timed = sum(self.items_timed, o.items_timed);
         self.item_seconds += o.item_seconds;
+        self.item_done = sum(self.item_done, o.item_done);
+        self.item_skipped = sum(self.item_skipped, o.item_skipped);
+    }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    #[test]
+    fn adds_stop_at_the_largest_count() {
+        let c = Counter::default();
+        c.try_add_serialized(MAX_COUNT - 1).unwrap();
+        assert_eq!(c.try_add_serialized(2), Err(MAX_COUNT - 1), "refused, nothing added");
+        c.try_add_serialized(1).unwrap();
+        assert_eq!(c.get(), MAX_COUNT);
+        assert_eq!(c.try_add(1), Err(MAX_COUNT));
+        let mut a = Counts { done: MAX_COUNT, ..Counts::default() };
+        a += Counts { done: MAX_COUNT, ..Counts::default() };
+        assert_eq!(a.done, MAX_COUNT, "a roll-up saturates");
     }
 }

@@ -2,10 +2,17 @@
 
 use std::fmt;
 
+use super::limits::MAX_COUNT;
+use super::shm::WriteError;
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Error {
     /// A count or total below zero.
     Negative { what: &'static str, value: i64 },
+    /// A count, total or integer metric above [`MAX_COUNT`] (the value as the caller wrote it).
+    TooLarge { what: String, value: String },
+    /// A count or total that an addition would take past [`MAX_COUNT`].
+    Overflow { what: &'static str, node: String, at: u64, n: u64 },
     /// A metric value that is NaN or infinite.
     NotFinite { metric: String, value: f64 },
     /// More distinct metric names than a run can hold.
@@ -16,12 +23,23 @@ pub enum Error {
     UnknownNode { id: usize },
     /// More phases and steps than a run can hold.
     TooManyNodes { limit: usize },
+    /// An update (a count, a total, a metric, an item, a log line) after the run ended.
+    RunEnded { run: String, call: &'static str },
+    /// A worker process could not write into the run's shared memory.
+    Shared(WriteError),
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Negative { what, value } => write!(f, "{what} must be >= 0, got {value}"),
+            Self::TooLarge { what, value } => {
+                write!(f, "{what} must be at most {MAX_COUNT} (2**53 - 1, the largest count), got {value}")
+            }
+            Self::Overflow { what, node, at, n } => write!(
+                f,
+                "{what}: {node:?} is at {at}; adding {n} would pass {MAX_COUNT} (2**53 - 1, the largest count)"
+            ),
             Self::NotFinite { metric, value } => {
                 write!(f, "metric {metric:?} must be a finite number, got {value}")
             }
@@ -34,13 +52,34 @@ impl fmt::Display for Error {
                 f,
                 "a run holds at most {limit} phases and steps (a loop re-entered under the same name reuses its phase)"
             ),
+            Self::RunEnded { run, call } => {
+                let which = if run.is_empty() { "the run".to_owned() } else { format!("run {run:?}") };
+                write!(f, "{call} after {which} ended: its counts were final when it ended (end the run after the work it counts)")
+            }
+            Self::Shared(e) => write!(f, "{e}"),
         }
     }
 }
 
 impl std::error::Error for Error {}
 
-/// Converts a signed count from the API into a `u64`, naming `what` in the error.
+impl From<WriteError> for Error {
+    fn from(e: WriteError) -> Self {
+        Self::Shared(e)
+    }
+}
+
+/// Converts a signed count from the API into a `u64` in `0..=MAX_COUNT`, naming `what` in the
+/// error.
 pub fn non_negative(what: &'static str, value: i64) -> Result<u64, Error> {
-    u64::try_from(value).map_err(|_| Error::Negative { what, value })
+    let v = u64::try_from(value).map_err(|_| Error::Negative { what, value })?;
+    within_range(what, v)
+}
+
+/// `value` if it is at most [`MAX_COUNT`].
+pub fn within_range(what: &str, value: u64) -> Result<u64, Error> {
+    if value > MAX_COUNT {
+        return Err(Error::TooLarge { what: what.to_owned(), value: value.to_string() });
+    }
+    Ok(value)
 }

@@ -6,6 +6,7 @@ pub mod counter;
 pub mod error;
 pub mod eta;
 pub mod lanes;
+pub mod limits;
 pub mod metrics;
 pub mod node;
 pub mod records;

@@ -26,6 +26,58 @@ pub fn grow_total(word: u64, n: u64) -> u64 {
     if word == UNKNOWN_TOTAL { n.min(UNKNOWN_TOTAL - 1) } else { word.saturating_add(n).min(UNKNOWN_TOTAL - 1) }
 }
 
+/// Which count an update adds to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tally {
+    Done,
+    Failed,
+    Skipped,
+    Retried,
+    /// Done inside an item context (the history keeps the item's row).
+    ItemDone,
+    ItemSkipped,
+}
+
+impl Tally {
+    /// What the API call is called, for errors.
+    pub fn call(self) -> &'static str {
+        match self {
+            Self::Done | Self::ItemDone => "advance(n)",
+            Self::Failed => "fail()",
+            Self::Skipped | Self::ItemSkipped => "skip(n)",
+            Self::Retried => "retry()",
+        }
+    }
+
+    /// The per-node counter word of a worker slot this tally goes to.
+    pub fn shm_field(self) -> usize {
+        use super::shm::segment::{C_DONE, C_FAILED, C_ITEM_DONE, C_ITEM_SKIPPED, C_RETRIED, C_SKIPPED};
+        match self {
+            Self::Done => C_DONE,
+            Self::Failed => C_FAILED,
+            Self::Skipped => C_SKIPPED,
+            Self::Retried => C_RETRIED,
+            Self::ItemDone => C_ITEM_DONE,
+            Self::ItemSkipped => C_ITEM_SKIPPED,
+        }
+    }
+}
+
+/// A name as a part of a history path: `%`, `/` and `#` escaped, so that a name with a slash
+/// is never taken for a step, nor a name ending in `#2` for a second sibling.
+pub fn path_part(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '/' => out.push_str("%2F"),
+            '#' => out.push_str("%23"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NodeKind {
     Run,
@@ -112,10 +164,18 @@ pub struct Node {
     /// What one item is called on screen ("it", "file", "persona").
     pub unit: String,
     total: AtomicU64,
+    /// The node's key in the history: its parent's path, then its name with `%`, `/` and `#`
+    /// escaped, and `#2`, `#3`... for a later sibling of the same name. Fixed at creation
+    /// (a rename does not move the node's history).
+    pub path: String,
+    /// Counted by `advance`, `skip`, `fail` and loops.
     pub done: Counter,
     pub failed: Counter,
     pub skipped: Counter,
     pub retried: Counter,
+    /// Ended inside an item context (`item()`, pools): the history keeps a row for each.
+    pub item_done: Counter,
+    pub item_skipped: Counter,
     in_flight: AtomicI64,
     item_seconds: AtomicF64,
     pub items_timed: Counter,
@@ -133,10 +193,23 @@ pub struct Node {
 
 impl Node {
     pub fn new(id: usize, parent: Option<usize>, kind: NodeKind, name: String, unit: String, total: Option<u64>) -> Self {
+        Self::with_path(id, parent, kind, (name, String::new()), unit, total)
+    }
+
+    /// A node with its history path (see [`Self::path`]).
+    pub fn with_path(
+        id: usize,
+        parent: Option<usize>,
+        kind: NodeKind,
+        (name, path): (String, String),
+        unit: String,
+        total: Option<u64>,
+    ) -> Self {
         Self {
             id,
             parent,
             kind,
+            path,
             name: RwLock::new(name),
             unit,
             total: AtomicU64::new(encode_total(total)),
@@ -144,6 +217,8 @@ impl Node {
             failed: Counter::default(),
             skipped: Counter::default(),
             retried: Counter::default(),
+            item_done: Counter::default(),
+            item_skipped: Counter::default(),
             in_flight: AtomicI64::new(0),
             item_seconds: AtomicF64::new(0.0),
             items_timed: Counter::default(),
@@ -182,19 +257,34 @@ impl Node {
 
     /// Items processed by this node itself (done + failed + skipped).
     pub fn processed(&self) -> u64 {
-        self.done.get() + self.failed.get() + self.skipped.get()
+        self.counts().processed()
     }
 
     /// This node's own counts now.
     pub fn counts(&self) -> super::counter::Counts {
+        let (item_done, item_skipped) = (self.item_done.get(), self.item_skipped.get());
         super::counter::Counts {
-            done: self.done.get(),
+            done: self.done.get() + item_done,
             failed: self.failed.get(),
-            skipped: self.skipped.get(),
+            skipped: self.skipped.get() + item_skipped,
             retried: self.retried.get(),
             in_flight: self.in_flight(),
             items_timed: self.items_timed.get(),
             item_seconds: self.item_seconds(),
+            item_done,
+            item_skipped,
+        }
+    }
+
+    /// The counter a tally goes to.
+    pub fn counter(&self, t: Tally) -> &Counter {
+        match t {
+            Tally::Done => &self.done,
+            Tally::Failed => &self.failed,
+            Tally::Skipped => &self.skipped,
+            Tally::Retried => &self.retried,
+            Tally::ItemDone => &self.item_done,
+            Tally::ItemSkipped => &self.item_skipped,
         }
     }
 

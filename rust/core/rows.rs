@@ -34,14 +34,19 @@ fn push_num(out: &mut Vec<u8>, v: Option<f64>) {
 }
 
 impl RowBuffer {
-    /// Adds a row for run `run_id`; returns how many rows are waiting.
+    /// Adds a row for run `run_id`; returns how many rows are waiting. The name is stored as
+    /// its history key and the error clipped (see `text::item_key`), so that a row stays small
+    /// whatever the job hands in.
     pub fn push(&self, run_id: &str, row: &Row<'_>) -> usize {
+        let name = super::text::item_key(row.name);
+        let error = row.error.map(|e| super::text::clip(e, super::limits::MAX_ERROR_CHARS));
+        let row = Row { name: &name, error: error.as_deref(), ..*row };
         let mut g = self.inner.lock();
         let (buf, n) = &mut *g;
         buf.push(if *n == 0 { b'[' } else { b',' });
         buf.push(b'[');
         push_str(buf, run_id);
-        for s in [row.phase, row.name, row.status] {
+        for s in [row.phase, &name, row.status] {
             buf.push(b',');
             push_str(buf, s);
         }
@@ -100,5 +105,15 @@ mod tests {
         assert_eq!(v[1][5], serde_json::Value::Null, "non-finite numbers become null");
         assert_eq!(v[1][6], "boom");
         assert!(b.take().is_none());
+    }
+
+    #[test]
+    fn names_and_errors_are_bounded() {
+        let b = RowBuffer::default();
+        let long = "n".repeat(1_000_000);
+        let err = "e".repeat(100_000);
+        b.push("r1", &Row { phase: "p", name: &long, status: "failed", started_at: 0.0, duration: None, error: Some(&err), metrics: None });
+        let (text, _) = b.take().unwrap();
+        assert!(text.len() < 4000, "a row stays small: {} bytes", text.len());
     }
 }

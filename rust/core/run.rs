@@ -11,22 +11,18 @@ use super::error::Error;
 use super::eta::Estimate;
 use super::lanes::{Lane, LaneState};
 use super::metrics::{MetricRegistry, MetricSums, MetricValue};
-use super::node::{Node, NodeKind, NodeState};
+use super::limits::MAX_COUNT;
+use super::node::{path_part, Node, NodeKind, NodeState, Tally};
 use super::records::{ItemRecord, Ring};
 use super::sharing::{SharedExtra, Sharing, WorkerEvent};
 use super::shm::{Segment, SegmentError};
 use super::snapshot::{LaneSnapshot, NodeSnapshot, Snapshot, SCHEMA_VERSION};
 use super::text::clip;
 
-/// Longest node or item name kept; longer ones are clipped (the screen clips further).
-pub const MAX_NAME_CHARS: usize = 256;
-/// Longest error text kept per failure.
-pub const MAX_ERROR_CHARS: usize = 2000;
+pub use super::limits::{MAX_ERROR_CHARS, MAX_NAME_CHARS, MAX_NODES};
 const RECENT_ITEMS: usize = 32;
 const RECENT_FAILURES: usize = 64;
 const MAX_LANES: usize = 4096;
-/// Most phases and steps in one run: each has a rate window, so memory stays bounded.
-pub const MAX_NODES: usize = 10_000;
 const SHOWN_FINISHED_LANES: usize = 16;
 
 /// How an item ended, as reported by the item's context.
@@ -80,6 +76,11 @@ pub struct RunCore {
     fork_generation: u64,
     /// Cancel was asked for (dashboard, `run.cancel()`): loops stop handing out items.
     cancelled: std::sync::atomic::AtomicBool,
+    /// The run has ended: its counts are final, and later updates are refused.
+    finished: std::sync::atomic::AtomicBool,
+    /// How many nodes have each history path so far (a later sibling of the same name gets
+    /// `#2`, `#3`...).
+    paths: Mutex<std::collections::HashMap<String, usize>>,
 }
 
 /// Counts of one node plus all its descendants.
@@ -92,6 +93,8 @@ struct Rolled {
     own_total: Option<u64>,
     /// Items counted on the node itself (its own and its workers'), before roll-up.
     own_processed: u64,
+    /// The node's own done and skipped counted without an item context (see `Counts`).
+    own_explicit: (u64, u64),
 }
 
 impl Rolled {
@@ -133,9 +136,64 @@ impl RunCore {
             segment: std::sync::OnceLock::new(),
             fork_generation: super::shm::segment::fork_generation(),
             cancelled: std::sync::atomic::AtomicBool::new(false),
+            finished: std::sync::atomic::AtomicBool::new(false),
+            paths: Mutex::new(std::collections::HashMap::new()),
         }
     }
 
+    /// Ends the run's counting: from now on every update is refused with
+    /// [`Error::RunEnded`] (in worker processes too), so what the final snapshot shows is all
+    /// there ever was.
+    pub fn finish(&self) {
+        self.finished.store(true, std::sync::atomic::Ordering::Release);
+        if let Some(seg) = self.segment.get() {
+            seg.set_ended();
+        }
+    }
+
+    /// An error unless the run is still going.
+    #[inline]
+    pub fn check_open(&self, call: &'static str) -> Result<(), Error> {
+        if self.finished.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(Error::RunEnded { run: self.name.clone(), call });
+        }
+        if self.in_forked_child() && self.segment.get().is_some_and(|s| s.is_ended()) {
+            return Err(Error::RunEnded { run: self.name.clone(), call });
+        }
+        Ok(())
+    }
+
+    /// Adds `n` to a count of `node`: the hot path of `advance()` (one check, one store). In
+    /// a forked child the count goes to this process's slot of the shared segment.
+    #[inline]
+    pub fn tally(&self, node: &Node, t: Tally, n: u64) -> Result<(), Error> {
+        if self.finished.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(Error::RunEnded { run: self.name.clone(), call: t.call() });
+        }
+        if self.in_forked_child() {
+            if let (Some(seg), Some(idx)) = (self.segment.get(), node.shm_index()) {
+                return seg.tally(idx, t, n);
+            }
+        }
+        let c = node.counter(t);
+        // abi3 wheels cannot load on free-threaded CPython: the GIL serializes every caller,
+        // so the hottest count can use a plain store.
+        let added = if t == Tally::Done { c.try_add_serialized(n) } else { c.try_add(n) };
+        added.map_err(|at| Error::Overflow { what: t.call(), node: node.name(), at, n })
+    }
+
+    /// The history path of a new node named `name` under `parent` (see [`Node::path`]).
+    fn path_for(&self, nodes: &[Arc<Node>], parent: usize, name: &str) -> String {
+        let part = path_part(name);
+        let base = match nodes.get(parent) {
+            Some(p) if p.kind != NodeKind::Run => format!("{}/{part}", p.path),
+            _ => part,
+        };
+        let mut seen = self.paths.lock();
+        let n = seen.entry(base.clone()).or_insert(0);
+        *n += 1;
+        if *n == 1 { base } else { format!("{base}#{n}") }
+    }
     /// Asks the job to stop taking new items (workers too, through the segment).
     pub fn cancel(&self) {
         self.cancelled.store(true, std::sync::atomic::Ordering::Release);
@@ -157,22 +215,21 @@ impl RunCore {
         super::shm::segment::fork_generation() != self.fork_generation
     }
 
-    /// In a forked child: adds `n` to a counter of this process's slot for `node`. False in
-    /// the run's own process, or when the run is not shared or the node has no shared index
-    /// (the count stays local).
-    #[inline]
-    pub fn shared_add(&self, node: &Node, field: usize, n: u64) -> bool {
-        if !self.in_forked_child() {
-            return false;
-        }
-        let (Some(seg), Some(idx)) = (self.segment.get(), node.shm_index()) else { return false };
-        match seg.my_slot() {
-            Ok(slot) => {
-                seg.bump(slot, idx, field, n);
-                true
+    /// Worker processes the parent is about to stop (`pids`): their items in flight leave
+    /// flight uncounted instead of being reported failed by a dead worker.
+    pub fn release_workers(&self, pids: &[u32]) {
+        let Some(seg) = self.segment.get() else { return };
+        for slot in seg.used_slots() {
+            let view = seg.slot_view(slot);
+            if view.state == super::shm::segment::ACTIVE && pids.contains(&view.pid) {
+                seg.account_stop(slot);
             }
-            Err(_) => false,
         }
+    }
+
+    /// The state of every phase and step (not the run itself).
+    pub fn node_states(&self) -> Vec<NodeState> {
+        self.nodes.read().iter().skip(1).map(|n| n.state()).collect()
     }
 
     /// Ends every node still running (at the end of the run: nodes created by workers too).
@@ -228,18 +285,31 @@ impl RunCore {
     }
 
     // Totals reach the segment without the `sharing` lock: a forked child calls these too.
-    pub fn set_total(&self, node: &Node, total: Option<u64>) {
+    pub fn set_total(&self, node: &Node, total: Option<u64>) -> Result<(), Error> {
+        self.check_open("set_total()")?;
         node.set_total(total);
         if let (Some(seg), Some(i)) = (self.segment.get(), node.shm_index()) {
             seg.set_total(i, total);
         }
+        Ok(())
     }
 
-    pub fn add_total(&self, node: &Node, n: u64) {
+    /// Grows the total by `n`; refused when that would pass [`MAX_COUNT`].
+    pub fn add_total(&self, node: &Node, n: u64) -> Result<(), Error> {
+        self.check_open("add_total()")?;
+        let shared = self.segment.get().zip(node.shm_index());
+        let at = match shared {
+            Some((seg, i)) => seg.node_info(i).and_then(|info| info.total),
+            None => node.own_total(),
+        };
+        if let Some(at) = at.filter(|t| t + n > MAX_COUNT) {
+            return Err(Error::Overflow { what: "add_total(n)", node: node.name(), at, n });
+        }
         node.add_total(n);
-        if let (Some(seg), Some(i)) = (self.segment.get(), node.shm_index()) {
+        if let Some((seg, i)) = shared {
             seg.add_total(i, n);
         }
+        Ok(())
     }
 
     pub fn root(&self) -> Arc<Node> {
@@ -269,7 +339,9 @@ impl RunCore {
         if nodes.len() >= MAX_NODES {
             return Err(Error::TooManyNodes { limit: MAX_NODES });
         }
-        let node = Arc::new(Node::new(nodes.len(), Some(parent), kind, clip(name, MAX_NAME_CHARS), clip(unit, 16), total));
+        let name = clip(name, MAX_NAME_CHARS);
+        let path = self.path_for(&nodes, parent, &name);
+        let node = Arc::new(Node::with_path(nodes.len(), Some(parent), kind, (name, path), clip(unit, 16), total));
         nodes.push(Arc::clone(&node));
         drop(nodes);
         if let Some(sh) = self.sharing.lock().as_mut() {
@@ -306,7 +378,9 @@ impl RunCore {
             if nodes.len() >= MAX_NODES {
                 break;
             }
-            let node = Arc::new(Node::new(nodes.len(), Some(parent.min(nodes.len() - 1)), kind, name, unit, total));
+            let parent = parent.min(nodes.len() - 1);
+            let path = self.path_for(&nodes, parent, &name);
+            let node = Arc::new(Node::with_path(nodes.len(), Some(parent), kind, (name, path), unit, total));
             nodes.push(Arc::clone(&node));
             drop(nodes);
             sh.mirrored(shm, &node);
@@ -347,8 +421,12 @@ impl RunCore {
     }
 
     pub fn metric(&self, node: &Node, name: &str, value: f64, is_float: bool) -> Result<(), Error> {
+        self.check_open("metric()")?;
         if !value.is_finite() {
             return Err(Error::NotFinite { metric: name.to_owned(), value });
+        }
+        if !is_float && value.abs() > MAX_COUNT as f64 {
+            return Err(Error::TooLarge { what: format!("metric {name:?}"), value: format!("{value:.0}") });
         }
         let slot = self.metric_names.slot(name)?;
         if let Some(seg) = self.segment.get() {
@@ -358,41 +436,48 @@ impl RunCore {
         Ok(())
     }
 
-    pub fn item_started(&self, node: &Node, lane: Option<&Lane>, name: &str) {
+    pub fn item_started(&self, node: &Node, lane: Option<&Lane>, name: &str) -> Result<(), Error> {
+        self.check_open("item()")?;
         let now = self.clock.now();
         node.start(now, node.processed());
         node.item_started();
         if let Some(lane) = lane {
             lane.start_item(name, now);
         }
+        Ok(())
     }
 
-    /// Records the end of an item started with [`Self::item_started`].
-    pub fn item_finished(&self, node: &Node, lane: Option<&Lane>, end: &ItemEnd<'_>) {
+    /// Records the end of an item started with [`Self::item_started`]. Its count goes apart
+    /// from explicit counts (see `Counts`): the history keeps the item's row.
+    pub fn item_finished(&self, node: &Node, lane: Option<&Lane>, end: &ItemEnd<'_>) -> Result<(), Error> {
+        self.check_open("item()")?;
         node.item_left(end.duration);
-        self.count(node, end.status, 1);
+        match end.status {
+            ItemStatus::Done => self.tally(node, Tally::ItemDone, 1)?,
+            ItemStatus::Skipped => self.tally(node, Tally::ItemSkipped, 1)?,
+            ItemStatus::Failed => self.tally(node, Tally::Failed, 1)?,
+            ItemStatus::Cancelled => {}
+        }
         let now = self.clock.now();
         if let Some(lane) = lane {
             lane.finish_item(end.status, now);
         }
         self.record(node, lane.map(|l| l.name.as_str()), end, now);
-    }
-
-    /// Counts `n` items as `status` without an item context (`advance`, `skip`, `fail`).
-    pub fn count(&self, node: &Node, status: ItemStatus, n: u64) {
-        match status {
-            ItemStatus::Done => node.done.add(n),
-            ItemStatus::Failed => node.failed.add(n),
-            ItemStatus::Skipped => node.skipped.add(n),
-            ItemStatus::Cancelled => {}
-        }
+        Ok(())
     }
 
     /// Counts one failed item and keeps its error text in the failures list.
-    pub fn fail(&self, node: &Node, name: &str, error: &str) {
-        node.failed.add(1);
+    pub fn fail(&self, node: &Node, name: &str, error: &str) -> Result<(), Error> {
+        self.tally(node, Tally::Failed, 1)?;
         let end = ItemEnd { name, status: ItemStatus::Failed, duration: None, error: Some(error) };
         self.record(node, None, &end, self.clock.now());
+        Ok(())
+    }
+
+    /// Keeps a finished item in the recent list (and a failure in the failures list) without
+    /// counting it: for items a worker process counted, whose results came back later.
+    pub fn record_item(&self, node: &Node, lane: Option<&str>, end: &ItemEnd<'_>, at: f64) {
+        self.record(node, lane, end, at);
     }
 
     fn record(&self, node: &Node, lane: Option<&str>, end: &ItemEnd<'_>, now: f64) {
@@ -428,6 +513,7 @@ impl RunCore {
                 }
                 r.own_total = extra.and_then(|e| e.totals.get(n.id).copied().flatten()).or(n.own_total());
                 r.own_processed = r.processed();
+                r.own_explicit = r.counts.explicit();
                 r
             })
             .collect();
@@ -440,7 +526,7 @@ impl RunCore {
             p.metrics.merge(&child.metrics);
             p.has_children = true;
             p.child_total = match (p.child_total, total) {
-                (Some(a), Some(b)) => Some(a + b),
+                (Some(a), Some(b)) => Some(a.saturating_add(b).min(MAX_COUNT)),
                 _ => None,
             };
         }
@@ -450,7 +536,7 @@ impl RunCore {
     /// The node's total: its own when set; else what its children expect plus the items it
     /// counted itself (known once counted), so a node never shows more done than expected.
     fn total_of(r: &Rolled) -> Option<u64> {
-        r.own_total.or(if r.has_children { r.child_total.map(|t| t + r.own_processed) } else { None })
+        r.own_total.or(if r.has_children { r.child_total.map(|t| (t + r.own_processed).min(MAX_COUNT)) } else { None })
     }
 
     /// Records the current counts in every running node's rate window. Cheap: no allocation
@@ -527,6 +613,8 @@ impl RunCore {
         NodeSnapshot {
             id: n.id,
             name: n.name(),
+            path: n.path.clone(),
+            explicit: r.own_explicit,
             kind: n.kind.as_str().into(),
             unit: n.unit.clone(),
             state: state.as_str().into(),
@@ -623,7 +711,7 @@ mod tests {
         phase.done.add(3);
         step.done.add(2);
         step.failed.add(1);
-        r.fail(&phase, "item-9", "boom");
+        r.fail(&phase, "item-9", "boom").unwrap();
         let s = r.snapshot(1.0);
         let p = &s.root.children[0];
         assert_eq!((p.done, p.failed, p.processed, p.total), (5, 2, 7, Some(10)));
@@ -671,14 +759,14 @@ mod tests {
         let r = run();
         let p = r.add_node(0, NodeKind::Phase, "p", "it", Some(2)).unwrap();
         let lane = r.add_lane("w0");
-        r.item_started(&p, Some(&lane), "a.json");
+        r.item_started(&p, Some(&lane), "a.json").unwrap();
         let s = r.snapshot(0.5);
         assert_eq!(s.lanes[0].item.as_deref(), Some("a.json"));
         assert_eq!(s.root.children[0].in_flight, 1);
         r.clock.set(1.0);
-        r.item_finished(&p, Some(&lane), &ItemEnd { name: "a.json", status: ItemStatus::Done, duration: Some(1.0), error: None });
-        r.item_started(&p, Some(&lane), "b.json");
-        r.item_finished(&p, Some(&lane), &ItemEnd { name: "b.json", status: ItemStatus::Failed, duration: Some(3.0), error: Some("bad") });
+        r.item_finished(&p, Some(&lane), &ItemEnd { name: "a.json", status: ItemStatus::Done, duration: Some(1.0), error: None }).unwrap();
+        r.item_started(&p, Some(&lane), "b.json").unwrap();
+        r.item_finished(&p, Some(&lane), &ItemEnd { name: "b.json", status: ItemStatus::Failed, duration: Some(3.0), error: Some("bad") }).unwrap();
         let s = r.snapshot(2.0);
         let ph = &s.root.children[0];
         assert_eq!((ph.done, ph.failed, ph.in_flight), (1, 1, 0));
@@ -717,7 +805,7 @@ mod tests {
         let r = run();
         let p = r.add_node(0, NodeKind::Phase, "p", "it", None).unwrap();
         for i in 0..10_000 {
-            r.fail(&p, &format!("item-{i}"), &"x".repeat(5000));
+            r.fail(&p, &format!("item-{i}"), &"x".repeat(5000)).unwrap();
         }
         let s = r.snapshot(1.0);
         assert_eq!(s.failures.len(), RECENT_FAILURES);
@@ -748,7 +836,7 @@ mod tests {
     fn snapshot_round_trips_through_json() {
         let r = run();
         r.add_node(0, NodeKind::Phase, "p", "doc", Some(3)).unwrap();
-        r.fail(&r.node(1).unwrap(), "x", "boom");
+        r.fail(&r.node(1).unwrap(), "x", "boom").unwrap();
         let s = r.snapshot(2.0);
         let back = Snapshot::from_json(&s.to_json()).unwrap();
         assert_eq!(back.to_json(), s.to_json());

@@ -35,6 +35,14 @@ pub struct Snapshot {
 pub struct NodeSnapshot {
     pub id: usize,
     pub name: String,
+    /// The node's key in the history: names from below the run, `/`-separated, with `%`,
+    /// `/` and `#` in names escaped and `#2`... for a later sibling of the same name.
+    #[serde(default)]
+    pub path: String,
+    /// The node's own done and skipped counted without an item context, at the moment of the
+    /// snapshot: what a resumed run takes over besides the items the history has rows for.
+    #[serde(skip)]
+    pub explicit: (u64, u64),
     pub kind: Cow<'static, str>,
     pub unit: String,
     pub state: Cow<'static, str>,

@@ -1,5 +1,7 @@
 //! Bounding text that comes from users (item names, error messages) before it is stored.
 
+use super::limits::MAX_NAME_CHARS;
+
 /// The first `max_chars` characters of `s`, with `…` when cut. Keeps memory bounded
 /// however long a name or error text is.
 pub fn clip(s: &str, max_chars: usize) -> String {
@@ -12,6 +14,22 @@ pub fn clip(s: &str, max_chars: usize) -> String {
             out
         }
     }
+}
+
+/// The name the history keeps for an item (and `pending()` compares with): the name itself
+/// when it has at most [`MAX_NAME_CHARS`] characters; a longer one as its beginning, `…#` and
+/// a hash of the whole name, so that it stays bounded and two long names that share their
+/// beginning stay two items.
+pub fn item_key(name: &str) -> std::borrow::Cow<'_, str> {
+    // Short names (nearly all) cost one scan and no copy.
+    if name.len() <= MAX_NAME_CHARS || name.chars().nth(MAX_NAME_CHARS).is_none() {
+        return std::borrow::Cow::Borrowed(name);
+    }
+    // FNV-1a (64 bits): stable across versions and platforms, which the keys of a resumed
+    // run depend on; collisions are out of reach for the names of one run.
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let keep: String = name.chars().take(MAX_NAME_CHARS - 18).collect();
+    std::borrow::Cow::Owned(format!("{keep}…#{hash:016x}"))
 }
 
 /// Removes terminal escape sequences and control characters so that text from users cannot
@@ -71,6 +89,18 @@ mod tests {
     fn clip_counts_characters_not_bytes() {
         assert_eq!(clip("héllo", 10), "héllo");
         assert_eq!(clip("héllo", 2), "hé…");
+    }
+
+    #[test]
+    fn long_item_keys_are_bounded_and_distinct() {
+        assert_eq!(item_key("short"), "short");
+        let a = format!("{}a", "x".repeat(5000));
+        let b = format!("{}b", "x".repeat(5000));
+        let (ka, kb) = (item_key(&a), item_key(&b));
+        assert_eq!(ka.chars().count(), MAX_NAME_CHARS);
+        assert_ne!(ka, kb);
+        assert_eq!(ka, item_key(&a), "stable");
+        assert_eq!(item_key(&"y".repeat(MAX_NAME_CHARS)), "y".repeat(MAX_NAME_CHARS));
     }
 
     #[test]

@@ -28,29 +28,47 @@ pub fn text(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
     )))
 }
 
-/// A count or total from Python: an `int` that is not negative.
+/// A count or total from Python: an `int` in `0..=MAX_COUNT` (2**53 - 1).
 pub fn count(obj: &Bound<'_, PyAny>, what: &'static str) -> PyResult<u64> {
     if obj.is_instance_of::<pyo3::types::PyBool>() || !obj.is_instance_of::<pyo3::types::PyInt>() {
         let repr = obj.repr().map(|r| r.to_string()).unwrap_or_default();
         return Err(PyTypeError::new_err(format!("{what} must be an int, got {repr}")));
     }
+    amount(Some(obj), what)
+}
+
+/// How many items a counting call adds (`advance(n)`, `skip(n)`...): 1 when not given, else
+/// an integer in `0..=MAX_COUNT`; anything else is an error naming the value (an int too big
+/// for 64 bits included, which would otherwise be a bare `OverflowError`).
+#[inline]
+pub fn amount(obj: Option<&Bound<'_, PyAny>>, what: &'static str) -> PyResult<u64> {
+    let Some(obj) = obj else { return Ok(1) };
     match obj.extract::<i64>() {
         Ok(v) => Ok(non_negative(what, v)?),
-        Err(_) => {
-            if obj.lt(0)? {
-                let repr = obj.repr().map(|r| r.to_string()).unwrap_or_default();
-                Err(super::errors::InvalidValueError::new_err(format!("{what} must be >= 0, got {repr}")))
-            } else {
-                Ok(u64::MAX - 1)
-            }
-        }
+        Err(e) => Err(bad_amount(obj, what, e)),
     }
+}
+
+#[cold]
+fn bad_amount(obj: &Bound<'_, PyAny>, what: &'static str, e: PyErr) -> PyErr {
+    if !obj.is_instance_of::<pyo3::types::PyInt>() {
+        return e; // a float, a str...: PyO3's TypeError names the type
+    }
+    let repr: String = obj.repr().map(|r| r.to_string()).unwrap_or_default().chars().take(60).collect();
+    if obj.lt(0).unwrap_or(false) {
+        return super::errors::InvalidValueError::new_err(format!("{what} must be >= 0, got {repr}"));
+    }
+    crate::core::error::Error::TooLarge { what: what.to_owned(), value: repr }.into()
 }
 
 /// A metric value from Python: any real number (`is_float` false for ints, which then sum
 /// exactly); anything else is a `TypeError` naming the metric and the value.
 pub fn metric_value(name: &str, value: &Bound<'_, PyAny>) -> PyResult<(f64, bool)> {
     let is_int = value.is_instance_of::<pyo3::types::PyInt>();
+    if is_int && value.extract::<i64>().is_err() {
+        let repr: String = value.repr().map(|r| r.to_string()).unwrap_or_default().chars().take(60).collect();
+        return Err(crate::core::error::Error::TooLarge { what: format!("metric {name:?}"), value: repr }.into());
+    }
     let v: f64 = value.extract().map_err(|_| {
         let repr = value.repr().map(|r| r.to_string()).unwrap_or_default();
         PyTypeError::new_err(format!("metric {name:?} needs a number, got {repr}"))

@@ -41,6 +41,12 @@ fn format_metric(name: &str, value: f64) -> String {
     format::metric(name, value)
 }
 
+/// The name the history keeps for an item (see `core::text::item_key`).
+#[pyfunction]
+fn item_key(name: &Bound<'_, PyAny>) -> PyResult<String> {
+    Ok(crate::core::text::item_key(&convert::text(name, "item name")?).into_owned())
+}
+
 #[pyfunction]
 fn sanitize(text: &Bound<'_, PyAny>) -> PyResult<String> {
     Ok(crate::core::text::sanitize(&convert::text(text, "text")?))
@@ -63,6 +69,11 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(format_count, m)?)?;
     m.add_function(wrap_pyfunction!(format_metric, m)?)?;
     m.add_function(wrap_pyfunction!(sanitize, m)?)?;
+    m.add_function(wrap_pyfunction!(item_key, m)?)?;
+    m.add("MAX_COUNT", crate::core::limits::MAX_COUNT)?;
+    m.add("MAX_NAME_CHARS", crate::core::limits::MAX_NAME_CHARS)?;
+    m.add("MAX_ERROR_CHARS", crate::core::limits::MAX_ERROR_CHARS)?;
+    m.add("MAX_NODES", crate::core::limits::MAX_NODES)?;
     m.add("SCHEMA_VERSION", crate::core::snapshot::SCHEMA_VERSION)?;
     m.add("MAX_METRICS", crate::core::metrics::MAX_METRICS)?;
     Ok(())

@@ -5,11 +5,9 @@ use std::sync::Arc;
 
 use pyo3::prelude::*;
 
-use super::convert::{count, end_state, item_status, metric_value, text};
-use crate::core::error::non_negative;
-use crate::core::shm::segment::{C_DONE, C_RETRIED, C_SKIPPED};
+use super::convert::{amount, count, end_state, item_status, metric_value, text};
 use crate::core::lanes::Lane;
-use crate::core::node::Node;
+use crate::core::node::{Node, Tally};
 use crate::core::run::{ItemEnd, RunCore};
 
 #[pyclass(frozen, name = "Node", module = "milepost._milepost")]
@@ -43,56 +41,37 @@ impl PyLane {
 
 #[pymethods]
 impl PyNode {
-    /// Counts `n` items done. The GIL serializes every caller, so a plain store is exact.
-    #[pyo3(signature = (n=1))]
-    fn advance(&self, n: i64) -> PyResult<()> {
-        let n = non_negative("advance(n)", n)?;
-        // In a forked child (a method bound before the fork) the count goes to the child's
-        // slot of the shared segment; the child's copy of this node is seen by nobody.
-        if self.run.shared_add(&self.node, C_DONE, n) {
-            return Ok(());
-        }
-        // abi3 wheels cannot load on free-threaded CPython, so the GIL is always held here.
-        self.node.done.add_serialized(n);
-        Ok(())
+    /// Counts `n` items done: one check and one plain store (see `RunCore::tally`).
+    #[pyo3(signature = (n=None))]
+    fn advance(&self, n: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        Ok(self.run.tally(&self.node, Tally::Done, amount(n, "advance(n)")?)?)
     }
 
-    #[pyo3(signature = (n=1))]
-    fn skip(&self, n: i64) -> PyResult<()> {
-        let n = non_negative("skip(n)", n)?;
-        if !self.run.shared_add(&self.node, C_SKIPPED, n) {
-            self.node.skipped.add(n);
-        }
-        Ok(())
+    #[pyo3(signature = (n=None))]
+    fn skip(&self, n: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        Ok(self.run.tally(&self.node, Tally::Skipped, amount(n, "skip(n)")?)?)
     }
 
     /// Counts one failed item and keeps its error text.
     fn fail(&self, name: &Bound<'_, PyAny>, error: &Bound<'_, PyAny>) -> PyResult<()> {
         let name = text(name, "item name")?;
         let error = text(error, "error")?;
-        self.run.fail(&self.node, &name, &error);
-        Ok(())
+        Ok(self.run.fail(&self.node, &name, &error)?)
     }
 
-    #[pyo3(signature = (n=1))]
-    fn retry(&self, n: i64) -> PyResult<()> {
-        let n = non_negative("retry(n)", n)?;
-        if !self.run.shared_add(&self.node, C_RETRIED, n) {
-            self.node.retried.add(n);
-        }
-        Ok(())
+    #[pyo3(signature = (n=None))]
+    fn retry(&self, n: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        Ok(self.run.tally(&self.node, Tally::Retried, amount(n, "retry(n)")?)?)
     }
 
     /// Sets the total (`None`: unknown).
     fn set_total(&self, total: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         let total = total.map(|t| count(t, "total")).transpose()?;
-        self.run.set_total(&self.node, total);
-        Ok(())
+        Ok(self.run.set_total(&self.node, total)?)
     }
 
     fn add_total(&self, n: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.run.add_total(&self.node, count(n, "add_total(n)")?);
-        Ok(())
+        Ok(self.run.add_total(&self.node, count(n, "add_total(n)")?)?)
     }
 
     /// Adds `value` to the metric `name` (ints stay ints until a float is added).
@@ -106,8 +85,7 @@ impl PyNode {
     #[pyo3(signature = (name, lane=None))]
     fn item_started(&self, name: &Bound<'_, PyAny>, lane: Option<&PyLane>) -> PyResult<()> {
         let name = text(name, "item name")?;
-        self.run.item_started(&self.node, lane.map(|l| &*l.lane), &name);
-        Ok(())
+        Ok(self.run.item_started(&self.node, lane.map(|l| &*l.lane), &name)?)
     }
 
     #[pyo3(signature = (name, status, duration=None, error=None, lane=None))]
@@ -123,8 +101,32 @@ impl PyNode {
         let error = error.map(|e| text(e, "error")).transpose()?;
         let st = item_status(status)?;
         let end = ItemEnd { name: &name, status: st, duration, error: error.as_deref() };
-        self.run.item_finished(&self.node, lane.map(|l| &*l.lane), &end);
+        Ok(self.run.item_finished(&self.node, lane.map(|l| &*l.lane), &end)?)
+    }
+
+    /// Keeps an item a worker process counted in the recent list (and a failure in the
+    /// failures list), without counting it again: `at` is seconds on the run's clock.
+    #[pyo3(signature = (name, status, duration, at, lane=None, error=None))]
+    fn record_item(
+        &self,
+        name: &Bound<'_, PyAny>,
+        status: &str,
+        duration: Option<f64>,
+        at: f64,
+        lane: Option<&str>,
+        error: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let name = text(name, "item name")?;
+        let error = error.map(|e| text(e, "error")).transpose()?;
+        let end = ItemEnd { name: &name, status: item_status(status)?, duration, error: error.as_deref() };
+        self.run.record_item(&self.node, lane, &end, at);
         Ok(())
+    }
+
+    /// The node's key in the history (see the README: unambiguous, fixed at creation).
+    #[getter]
+    fn path(&self) -> &str {
+        &self.node.path
     }
 
     /// The node's index in the shared table, once the run is shared.
@@ -188,7 +190,7 @@ impl PyNode {
     /// Items done by this node itself (snapshots roll children up).
     #[getter]
     fn done(&self) -> u64 {
-        self.node.done.get()
+        self.node.counts().done
     }
     #[getter]
     fn failed(&self) -> u64 {
@@ -196,11 +198,27 @@ impl PyNode {
     }
     #[getter]
     fn skipped(&self) -> u64 {
-        self.node.skipped.get()
+        self.node.counts().skipped
     }
     #[getter]
     fn retried(&self) -> u64 {
         self.node.retried.get()
+    }
+    /// Items done and skipped by this node itself in an item context, which the history keeps
+    /// rows for; and the rest (`advance`, `skip`, loops): what a resumed run restores.
+    #[getter]
+    fn counted(&self) -> (u64, u64, u64, u64) {
+        let c = self.node.counts();
+        let (done, skipped) = c.explicit();
+        (c.item_done, c.item_skipped, done, skipped)
+    }
+    /// Restores what a resumed run takes over: items with history rows (done, skipped) and
+    /// explicit counts (done, skipped), each into its own counter.
+    fn restore(&self, item_done: u64, item_skipped: u64, done: u64, skipped: u64) -> PyResult<()> {
+        for (t, n) in [(Tally::ItemDone, item_done), (Tally::ItemSkipped, item_skipped), (Tally::Done, done), (Tally::Skipped, skipped)] {
+            self.run.tally(&self.node, t, crate::core::error::within_range("a resumed count", n)?)?;
+        }
+        Ok(())
     }
     #[getter]
     fn in_flight(&self) -> i64 {
@@ -208,7 +226,7 @@ impl PyNode {
     }
 
     fn __repr__(&self) -> String {
-        format!("<Node {} {:?} done={}>", self.node.kind.as_str(), self.node.name(), self.node.done.get())
+        format!("<Node {} {:?} done={}>", self.node.kind.as_str(), self.node.name(), self.node.counts().done)
     }
 }
 

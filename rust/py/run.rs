@@ -153,6 +153,11 @@ impl PyRunCore {
         self.core.segment().map(super::shared::PySharedRun::wrap)
     }
 
+    /// Ends the run's counting: every later update raises `RunEndedError` (workers' too).
+    fn finish(&self) {
+        self.core.finish();
+    }
+
     /// Asks the job to stop taking new items (loops, pools, worker processes).
     fn cancel(&self) {
         self.core.cancel();
@@ -169,6 +174,16 @@ impl PyRunCore {
             .ok_or_else(|| pyo3::exceptions::PyValueError::new_err(format!("unknown state {state:?}")))?;
         self.core.end_running(st);
         Ok(())
+    }
+
+    /// Worker processes about to be stopped: their items in flight leave flight uncounted.
+    fn release_workers(&self, pids: Vec<u32>) {
+        self.core.release_workers(&pids);
+    }
+
+    /// The state of every phase and step (workers' included), for the run's end state.
+    fn node_states(&self) -> Vec<&'static str> {
+        self.core.node_states().into_iter().map(crate::core::node::NodeState::as_str).collect()
     }
 
     /// Removes the segment file.

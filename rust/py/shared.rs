@@ -6,13 +6,11 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use pyo3::prelude::*;
 
-use super::convert::{count, end_state, item_status, metric_value, text};
-use crate::core::error::non_negative;
-use crate::core::shm::segment::{
-    C_DONE, C_FAILED, C_IN_FLIGHT, C_RETRIED, C_SECONDS, C_SKIPPED, C_TIMED,
-};
+use super::convert::{amount, count, end_state, item_status, metric_value, text};
+use crate::core::error::Error;
+use crate::core::shm::segment::{C_DONE, C_FAILED, C_IN_FLIGHT, C_RETRIED, C_SECONDS, C_SKIPPED, C_TIMED};
 use crate::core::shm::{Segment, WriteError};
-use crate::core::node::NodeKind;
+use crate::core::node::{NodeKind, Tally};
 use crate::core::run::ItemStatus;
 
 /// Called in a child process right after `fork`: the slots it inherited are its parent's.
@@ -108,10 +106,11 @@ pub struct PySharedNode {
 }
 
 impl PySharedNode {
-    #[inline]
-    fn add(&self, field: usize, n: u64) -> PyResult<()> {
-        let slot = self.seg.my_slot().map_err(err)?;
-        self.seg.bump(slot, self.idx, field, n);
+    /// An error once the parent has ended the run (as in the parent).
+    fn check_open(&self, call: &'static str) -> PyResult<()> {
+        if self.seg.is_ended() {
+            return Err(Error::RunEnded { run: String::new(), call }.into());
+        }
         Ok(())
     }
 
@@ -127,49 +126,60 @@ impl PySharedNode {
 #[pymethods]
 impl PySharedNode {
     /// Counts `n` items done (into this process's slot: one load and one store).
-    #[pyo3(signature = (n=1))]
-    fn advance(&self, n: i64) -> PyResult<()> {
-        self.add(C_DONE, non_negative("advance(n)", n)?)
+    #[pyo3(signature = (n=None))]
+    fn advance(&self, n: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        Ok(self.seg.tally(self.idx, Tally::Done, amount(n, "advance(n)")?)?)
     }
 
-    #[pyo3(signature = (n=1))]
-    fn skip(&self, n: i64) -> PyResult<()> {
-        self.add(C_SKIPPED, non_negative("skip(n)", n)?)
+    #[pyo3(signature = (n=None))]
+    fn skip(&self, n: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        Ok(self.seg.tally(self.idx, Tally::Skipped, amount(n, "skip(n)")?)?)
     }
 
     /// Counts one failed item; its name and error travel to the parent as an event.
     fn fail(&self, name: &Bound<'_, PyAny>, error: &Bound<'_, PyAny>) -> PyResult<()> {
         text(name, "item name")?;
         text(error, "error")?;
-        self.add(C_FAILED, 1)?;
+        self.seg.tally(self.idx, Tally::Failed, 1)?;
         self.seg.bump_lane(self.seg.my_slot().map_err(err)?, true);
         Ok(())
     }
 
-    #[pyo3(signature = (n=1))]
-    fn retry(&self, n: i64) -> PyResult<()> {
-        self.add(C_RETRIED, non_negative("retry(n)", n)?)
+    #[pyo3(signature = (n=None))]
+    fn retry(&self, n: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        Ok(self.seg.tally(self.idx, Tally::Retried, amount(n, "retry(n)")?)?)
     }
 
     fn set_total(&self, total: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        self.check_open("set_total()")?;
         let total = total.map(|t| count(t, "total")).transpose()?;
         self.seg.set_total(self.idx, total);
         Ok(())
     }
 
     fn add_total(&self, n: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.seg.add_total(self.idx, count(n, "add_total(n)")?);
+        self.check_open("add_total()")?;
+        let n = count(n, "add_total(n)")?;
+        let info = self.seg.node_info(self.idx);
+        if let Some((name, at)) = info.and_then(|i| i.total.map(|t| (i.name, t))).filter(|(_, t)| t + n > crate::core::limits::MAX_COUNT) {
+            return Err(Error::Overflow { what: "add_total(n)", node: name, at, n }.into());
+        }
+        self.seg.add_total(self.idx, n);
         Ok(())
     }
 
     fn metric(&self, name: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.check_open("metric()")?;
         let name = text(name, "metric name")?;
         let (v, is_float) = metric_value(&name, value)?;
         if !v.is_finite() {
-            return Err(crate::core::error::Error::NotFinite { metric: name, value: v }.into());
+            return Err(Error::NotFinite { metric: name, value: v }.into());
         }
         if name.is_empty() {
-            return Err(crate::core::error::Error::EmptyName { what: "metric name" }.into());
+            return Err(Error::EmptyName { what: "metric name" }.into());
+        }
+        if !is_float && v.abs() > crate::core::limits::MAX_COUNT as f64 {
+            return Err(Error::TooLarge { what: format!("metric {name:?}"), value: format!("{v:.0}") }.into());
         }
         let cached = self.metrics.lock().iter().find(|(n, _)| *n == name).map(|(_, i)| *i);
         let index = if let Some(i) = cached {
@@ -187,6 +197,7 @@ impl PySharedNode {
     #[pyo3(signature = (name, lane=None))]
     fn item_started(&self, name: &Bound<'_, PyAny>, lane: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         let _ = lane; // a worker process is its own lane
+        self.check_open("item()")?;
         let name = text(name, "item name")?;
         let slot = self.seg.my_slot().map_err(err)?;
         self.seg.bump(slot, self.idx, C_IN_FLIGHT, 1);
@@ -205,18 +216,18 @@ impl PySharedNode {
     ) -> PyResult<()> {
         let _ = (lane, error);
         text(name, "item name")?;
-        let field = match item_status(status)? {
-            ItemStatus::Done => Some(C_DONE),
-            ItemStatus::Failed => Some(C_FAILED),
-            ItemStatus::Skipped => Some(C_SKIPPED),
+        let tally = match item_status(status)? {
+            ItemStatus::Done => Some(Tally::ItemDone),
+            ItemStatus::Failed => Some(Tally::Failed),
+            ItemStatus::Skipped => Some(Tally::ItemSkipped),
             ItemStatus::Cancelled => None,
         };
         let slot = self.seg.my_slot().map_err(err)?;
         // Counted before it leaves flight: a kill between the two stores may count the item
         // twice (done, and failed as the dead worker's), but never loses it.
-        if let Some(f) = field {
-            self.seg.bump(slot, self.idx, f, 1);
-            self.seg.bump_lane(slot, f == C_FAILED);
+        if let Some(t) = tally {
+            self.seg.tally(self.idx, t, 1)?;
+            self.seg.bump_lane(slot, t == Tally::Failed);
         }
         self.seg.bump(slot, self.idx, C_IN_FLIGHT, u64::MAX); // wrapping: minus one
         if let Some(d) = duration.filter(|d| d.is_finite() && *d >= 0.0) {
@@ -269,7 +280,7 @@ impl PySharedNode {
     /// Counts of this worker process (the parent's snapshot sums every worker).
     #[getter]
     fn done(&self) -> u64 {
-        self.own(C_DONE)
+        self.own(C_DONE) + self.own(Tally::ItemDone.shm_field())
     }
     #[getter]
     fn failed(&self) -> u64 {
@@ -277,7 +288,7 @@ impl PySharedNode {
     }
     #[getter]
     fn skipped(&self) -> u64 {
-        self.own(C_SKIPPED)
+        self.own(C_SKIPPED) + self.own(Tally::ItemSkipped.shm_field())
     }
     #[getter]
     fn retried(&self) -> u64 {

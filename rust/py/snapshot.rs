@@ -25,6 +25,18 @@ impl PySnapshot {
         self.snap.to_json()
     }
 
+    /// `(path, kind, done, skipped)` for the run and every phase and step: the node's own
+    /// done and skipped counted without an item context (`advance`, `skip`, loops), as they
+    /// were at this snapshot. The history keeps them so a resumed run can take them over
+    /// (the items counted in an item context it takes from their rows).
+    fn explicit_counts(&self) -> Vec<(String, String, u64, u64)> {
+        self.snap
+            .walk()
+            .into_iter()
+            .map(|(_, n)| (n.path.clone(), n.kind.to_string(), n.explicit.0, n.explicit.1))
+            .collect()
+    }
+
     #[getter]
     fn now(&self) -> f64 {
         self.snap.now

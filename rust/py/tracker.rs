@@ -8,7 +8,7 @@ use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::PyIterator;
 
-use crate::core::node::Node;
+use crate::core::node::{Node, Tally};
 
 /// Where a tracker counts: the run's own node, or this worker process's slot of a shared one.
 enum Target {
@@ -26,22 +26,12 @@ impl Target {
         }
     }
 
+    /// Counts `n` items done (in a forked child, into its slot of the shared segment).
     #[inline]
-    fn add(&self, n: u64) {
+    fn add(&self, n: u64) -> Result<(), crate::core::error::Error> {
         match self {
-            Self::Core(node, run) => {
-                // A loop carried into a forked child counts into the child's shared slot.
-                if run.shared_add(node, crate::core::shm::segment::C_DONE, n) {
-                    return;
-                }
-                // abi3 wheels cannot load on free-threaded CPython, so the GIL is always held.
-                node.done.add_serialized(n);
-            }
-            Self::Shared(seg, idx) => {
-                if let Ok(slot) = seg.my_slot() {
-                    seg.bump(slot, *idx, crate::core::shm::segment::C_DONE, n);
-                }
-            }
+            Self::Core(node, run) => run.tally(node, Tally::Done, n),
+            Self::Shared(seg, idx) => seg.tally(*idx, Tally::Done, n),
         }
     }
 }
@@ -56,15 +46,17 @@ pub struct PyTracker {
     /// An item has been handed out and is counted done when the next one is asked for,
     /// as tqdm counts: the loop body finished.
     pending: AtomicBool,
-    /// Called once with "completed", "failed", "cancelled" or "abandoned" (left by `break`).
+    /// Called once: `("completed", None)` when exhausted, `("abandoned", None)` when left by
+    /// `break` or a cancel, `("raised", exception)` when the iterable or the loop body raised
+    /// (Python decides what that exception means for the loop's end state).
     on_end: Mutex<Option<Py<PyAny>>>,
 }
 
 impl PyTracker {
-    fn end(&self, py: Python<'_>, how: &str) -> PyResult<()> {
+    fn end(&self, py: Python<'_>, how: &str, exc: Option<&PyErr>) -> PyResult<()> {
         let cb = self.on_end.lock().take();
         if let Some(cb) = cb {
-            cb.call1(py, (how,))?;
+            cb.call1(py, (how, exc.map(|e| e.value(py).clone())))?;
         }
         Ok(())
     }
@@ -107,12 +99,13 @@ impl PyTracker {
 
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
         if self.pending.load(Ordering::Relaxed) {
-            self.target.add(1);
+            self.target.add(1)?;
         }
         if self.target.cancelled() {
             self.pending.store(false, Ordering::Relaxed);
-            self.end(py, "cancelled")?;
-            return Err(super::errors::Cancelled::new_err("the run was cancelled: no more items are handed out"));
+            let err = super::errors::Cancelled::new_err("the run was cancelled: no more items are handed out");
+            self.end(py, "raised", Some(&err))?;
+            return Err(err);
         }
         match next_item(self.it.bind(py), self.next_fn) {
             Some(Ok(v)) => {
@@ -123,12 +116,12 @@ impl PyTracker {
             }
             Some(Err(e)) => {
                 self.pending.store(false, Ordering::Relaxed);
-                self.end(py, "failed")?;
+                self.end(py, "raised", Some(&e))?;
                 Err(e)
             }
             None => {
                 self.pending.store(false, Ordering::Relaxed);
-                self.end(py, "completed")?;
+                self.end(py, "completed", None)?;
                 Ok(None)
             }
         }
@@ -139,10 +132,9 @@ impl PyTracker {
     }
 
     /// Counts `n` more items done (tqdm's `update`, for work the loop itself does not count).
-    #[pyo3(signature = (n=1))]
-    fn update(&self, n: i64) -> PyResult<()> {
-        self.target.add(crate::core::error::non_negative("update(n)", n)?);
-        Ok(())
+    #[pyo3(signature = (n=None))]
+    fn update(&self, n: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        Ok(self.target.add(super::convert::amount(n, "update(n)")?)?)
     }
 
     /// Renames the loop's bar (tqdm's `set_description`).
@@ -158,7 +150,7 @@ impl PyTracker {
 
     /// Ends tracking now (as on `break`): the run is closed as abandoned.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        self.end(py, "abandoned")
+        self.end(py, "abandoned", None)
     }
 }
 
@@ -201,12 +193,8 @@ impl Drop for PyTracker {
                 // Collected while an exception propagates (Ctrl-C out of the loop): put it
                 // aside, as calling Python with an exception set is an error, then restore it.
                 let pending = PyErr::take(py);
-                let how = match &pending {
-                    None => "abandoned",
-                    Some(e) if e.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py) => "cancelled",
-                    Some(_) => "failed",
-                };
-                if let Err(e) = cb.call1(py, (how,)) {
+                let how = if pending.is_some() { "raised" } else { "abandoned" };
+                if let Err(e) = cb.call1(py, (how, pending.as_ref().map(|e| e.value(py).clone()))) {
                     e.write_unraisable(py, None);
                 }
                 if let Some(e) = pending {

@@ -291,9 +291,9 @@ mod tests {
         p.done.add(40);
         for i in 0..lanes {
             let lane = r.add_lane(&format!("w{i}"));
-            r.item_started(&p, Some(&lane), &format!("item-{i}\u{1b}]0;pwned\u{7}"));
+            r.item_started(&p, Some(&lane), &format!("item-{i}\u{1b}]0;pwned\u{7}")).unwrap();
         }
-        r.item_finished(&p, None, &ItemEnd { name: "bad\nname", status: ItemStatus::Failed, duration: None, error: Some("Boom\u{1b}[31m!") });
+        r.item_finished(&p, None, &ItemEnd { name: "bad\nname", status: ItemStatus::Failed, duration: None, error: Some("Boom\u{1b}[31m!") }).unwrap();
         r.snapshot(10.0)
     }
 

@@ -18,24 +18,27 @@ from .store import Store, connect
 if TYPE_CHECKING:
     from ..snapshot import Snapshot
 
-_RUN_UPSERT = """
-INSERT INTO runs (id, name, status, started_at, ended_at, elapsed, total, done, failed, skipped, retried,
-                  metrics, host, pid, argv, resumed)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (id) DO UPDATE SET status = excluded.status, elapsed = excluded.elapsed,
-    total = excluded.total, done = excluded.done, failed = excluded.failed, skipped = excluded.skipped,
-    retried = excluded.retried, metrics = excluded.metrics, ended_at = excluded.ended_at,
-    resumed = excluded.resumed, pid = excluded.pid
+# The run's first row: a resumed run keeps the counts its history shows until its own first
+# snapshot replaces them (a resumed run killed at once must not read "0 done").
+_RUN_START = """
+INSERT INTO runs (id, name, status, started_at, host, pid, argv, resumed) VALUES (?, ?, 'running', ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET status = 'running', ended_at = NULL, pid = excluded.pid, argv = excluded.argv,
+    host = excluded.host, resumed = excluded.resumed
+"""
+
+_RUN_UPDATE = """
+UPDATE runs SET status = ?, ended_at = ?, elapsed = ?, total = ?, done = ?, failed = ?, skipped = ?, retried = ?,
+    metrics = ?, explicit_done = ?, explicit_skipped = ? WHERE id = ?
 """
 
 _PHASE_UPSERT = """
 INSERT INTO phases (run_id, path, name, kind, status, total, done, failed, skipped, retried, elapsed, rate,
-                    mean_item_seconds, metrics)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (run_id, path) DO UPDATE SET status = excluded.status, total = excluded.total,
+                    mean_item_seconds, metrics, explicit_done, explicit_skipped)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (run_id, path) DO UPDATE SET name = excluded.name, status = excluded.status, total = excluded.total,
     done = excluded.done, failed = excluded.failed, skipped = excluded.skipped, retried = excluded.retried,
     elapsed = excluded.elapsed, rate = excluded.rate, mean_item_seconds = excluded.mean_item_seconds,
-    metrics = excluded.metrics
+    metrics = excluded.metrics, explicit_done = excluded.explicit_done, explicit_skipped = excluded.explicit_skipped
 """
 
 _WORKER_UPSERT = """
@@ -55,24 +58,12 @@ class HistoryObserver(BaseObserver):
         self.store = store
         self.interval = interval
         self._id = run_id
-        self._name = name
-        self._started_at = started_at
-        self._resumed = resumed
         # Fixed for the life of the run (a resumed run is a new process: its own observer).
-        self._host, self._pid, self._argv = socket.gethostname(), os.getpid(), json.dumps(sys.argv)
-        self._write_run("running", None)
+        host, pid, argv = socket.gethostname(), os.getpid(), json.dumps(sys.argv)
+        store.execute(_RUN_START, (run_id, name, started_at, host, pid, argv, resumed))
         # Written before the job starts (a few milliseconds): a run is in the history from its
         # first moment, even if it is killed at once.
         store.flush(timeout=5.0)
-
-    def _write_run(self, status: str, snapshot: Optional[Snapshot]) -> None:
-        root = snapshot.root if snapshot is not None else {}
-        ended_at = None if status == "running" else time.time()
-        self.store.execute(_RUN_UPSERT, (
-            self._id, self._name, status, self._started_at, ended_at, root.get("elapsed"), root.get("total"),
-            root.get("done", 0), root.get("failed", 0), root.get("skipped", 0), root.get("retried", 0),
-            json.dumps(root.get("metrics", {})), self._host, self._pid, self._argv, self._resumed,
-        ))
 
     def on_event(self, event: Event) -> None:
         if not isinstance(event, (ItemFailed, ItemRetried, LogLine, RunFinished)):
@@ -86,37 +77,59 @@ class HistoryObserver(BaseObserver):
         )
 
     def on_snapshot(self, snapshot: Snapshot) -> None:
-        self._write_run(snapshot.root["state"], snapshot)
-        for path, node in node_paths(snapshot.root):
+        root = snapshot.root
+        explicit = {path: (done, skipped) for path, _, done, skipped in snapshot.explicit_counts()}
+        status = root["state"]
+        self.store.execute(_RUN_UPDATE, (
+            status, None if status == "running" else time.time(), root["elapsed"], root["total"], root["done"],
+            root["failed"], root["skipped"], root["retried"], json.dumps(root["metrics"]), *explicit.get("", (0, 0)),
+            self._id,
+        ))
+        for path, node in node_paths(root):
             self.store.execute(_PHASE_UPSERT, (
                 self._id, path, node["name"], node["kind"], node["state"], node["total"], node["done"],
                 node["failed"], node["skipped"], node["retried"], node["elapsed"], node["rate"],
-                node["mean_item_seconds"], json.dumps(node["metrics"]),
+                node["mean_item_seconds"], json.dumps(node["metrics"]), *explicit.get(path, (0, 0)),
             ))
         for lane in snapshot.data["lanes"]:
             self.store.execute(_WORKER_UPSERT, (self._id, lane["name"], lane["state"], lane["done"], lane["failed"]))
 
 
 class Resume:
-    """What a resumed run takes over from the run it continues: per phase, the counts reached
-    and the names of the items already done or skipped."""
+    """What a resumed run takes over from the run it continues, per node path (`""` is the run
+    itself): the items recorded done or skipped (their names, for `pending()`, and how many),
+    and the counts the node reached without an item context (`advance`, `skip`, loops).
+
+    Counts of items are taken from the item rows, never from a saved count: the rows and a
+    count saved a moment apart could disagree, and a resumed run would skip items it never
+    counts (or count items it runs again)."""
 
     def __init__(self, store: Store, run_id: str) -> None:
         self.run_id = run_id
         db = connect(store.path, readonly=True)
         try:
-            self.counts: Dict[str, Tuple[int, int]] = {
-                r["path"]: (r["done"], r["skipped"]) for r in db.execute(
-                    "SELECT path, done, skipped FROM phases WHERE run_id = ?", (run_id,))
+            self.explicit: Dict[str, Tuple[int, int]] = {
+                r["path"]: (r["explicit_done"], r["explicit_skipped"]) for r in db.execute(
+                    "SELECT path, explicit_done, explicit_skipped FROM phases WHERE run_id = ?", (run_id,))
             }
             self.finished: Dict[str, Set[str]] = {}
-            for r in db.execute("SELECT phase, name FROM items WHERE run_id = ? AND status IN ('done', 'skipped')",
+            self.items: Dict[str, Tuple[int, int]] = {}
+            for r in db.execute("SELECT phase, name, status FROM items WHERE run_id = ? AND status IN ('done', 'skipped')",
                                 (run_id,)):
                 self.finished.setdefault(r["phase"], set()).add(r["name"])
-            row = db.execute("SELECT resumed, started_at FROM runs WHERE id = ?", (run_id,)).fetchone()
+                done, skipped = self.items.get(r["phase"], (0, 0))
+                self.items[r["phase"]] = (done + 1, skipped) if r["status"] == "done" else (done, skipped + 1)
+            row = db.execute("SELECT resumed, started_at, explicit_done, explicit_skipped FROM runs WHERE id = ?",
+                             (run_id,)).fetchone()
             self.resumed, self.started_at = int(row["resumed"]), float(row["started_at"])
+            self.explicit[""] = (row["explicit_done"], row["explicit_skipped"])
         finally:
             db.close()
+
+    def counts(self, path: str) -> Tuple[int, int, int, int]:
+        """What the node at `path` starts from: items done and skipped (from their rows), then
+        done and skipped counted otherwise."""
+        return (*self.items.get(path, (0, 0)), *self.explicit.get(path, (0, 0)))
 
 
 def find_resumable(store: Store, name: str, which: Any) -> Optional[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Callable, Dict
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _V1 = """
 CREATE TABLE runs (
@@ -82,9 +82,41 @@ CREATE TABLE events (
 CREATE INDEX events_by_run ON events (run_id, ts);
 """
 
+# Version 2: the counts a resumed run takes over besides its item rows. A node's own done and
+# skipped counted without an item context (advance, skip, loops) are kept apart from the items
+# the `items` table has rows for, which a resumed run counts from those rows: a count and the
+# rows it stands for can then never disagree. Existing rows get their estimate: what the node
+# counted beyond its item rows and its direct children's counts.
+_V2 = """
+ALTER TABLE phases ADD COLUMN explicit_done INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE phases ADD COLUMN explicit_skipped INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN explicit_done INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN explicit_skipped INTEGER NOT NULL DEFAULT 0;
+UPDATE phases SET
+    explicit_done = max(0, done
+        - (SELECT count(*) FROM items i WHERE i.run_id = phases.run_id AND i.phase = phases.path
+           AND i.status = 'done')
+        - (SELECT coalesce(sum(c.done), 0) FROM phases c WHERE c.run_id = phases.run_id
+           AND c.path LIKE phases.path || '/%' AND instr(substr(c.path, length(phases.path) + 2), '/') = 0)),
+    explicit_skipped = max(0, skipped
+        - (SELECT count(*) FROM items i WHERE i.run_id = phases.run_id AND i.phase = phases.path
+           AND i.status = 'skipped')
+        - (SELECT coalesce(sum(c.skipped), 0) FROM phases c WHERE c.run_id = phases.run_id
+           AND c.path LIKE phases.path || '/%' AND instr(substr(c.path, length(phases.path) + 2), '/') = 0));
+"""
+
 MIGRATIONS: Dict[int, Callable[[sqlite3.Connection], object]] = {
-    1: lambda db: db.executescript(_V1),
+    1: lambda db: _script(db, _V1),
+    2: lambda db: _script(db, _V2),
 }
+
+
+def _script(db: sqlite3.Connection, script: str) -> None:
+    """Runs `script` statement by statement inside the caller's transaction (`executescript`
+    would commit first)."""
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
 
 
 class SchemaError(Exception):
@@ -92,12 +124,22 @@ class SchemaError(Exception):
 
 
 def migrate(db: sqlite3.Connection) -> int:
-    """Brings `db` to `SCHEMA_VERSION`; returns the version it had."""
-    found = db.execute("PRAGMA user_version").fetchone()[0]
-    if found > SCHEMA_VERSION:
-        raise SchemaError(f"history schema {found} is newer than this milepost's ({SCHEMA_VERSION})")
-    for version in range(found + 1, SCHEMA_VERSION + 1):
-        with db:
-            MIGRATIONS[version](db)
-            db.execute(f"PRAGMA user_version = {version}")
-    return int(found)
+    """Brings `db` to `SCHEMA_VERSION`, one migration a transaction (two processes opening the
+    same new database at once: the second waits for the first and finds it done); returns the
+    version it had."""
+    first = db.execute("PRAGMA user_version").fetchone()[0]
+    if first > SCHEMA_VERSION:
+        raise SchemaError(f"history schema {first} is newer than this milepost's ({SCHEMA_VERSION})")
+    while True:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            found = db.execute("PRAGMA user_version").fetchone()[0]
+            if found >= SCHEMA_VERSION:
+                db.execute("COMMIT")
+                return int(first)
+            MIGRATIONS[found + 1](db)
+            db.execute(f"PRAGMA user_version = {found + 1}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise

@@ -4,7 +4,8 @@ Producers (the job's threads) only append a tuple to a bounded queue; the writer
 takes everything queued every `flush_interval` seconds (or as soon as a batch is large) and
 writes it in one transaction. A full queue makes producers wait for the writer (nothing is
 dropped); a store that cannot write (full disk, read-only directory, a database from a newer
-milepost) warns once and turns itself off, and the job goes on.
+milepost, any error at all in the writer) warns once and turns itself off, and the job goes
+on. Nobody ever waits for a writer thread that is gone.
 
 Guarantee: rows queued at least `flush_interval` seconds before the process is killed are in
 the database (WAL journal, `synchronous=NORMAL`: a commit survives the process; after an
@@ -110,7 +111,11 @@ class Store:
     def _disable(self, why: str) -> None:
         if self.enabled:
             self.enabled = False
+            waiting = self._rows
             self._rows = _Dropped(self)  # type: ignore[assignment]
+            # Rows queued and never written are counted in the final warning.
+            self.dropped += len(waiting)
+            self._queue.clear()
             _log.warning("milepost: run history is off: %s; the job goes on without it", why)
 
     def bind_run(self, run_id: str) -> None:
@@ -135,12 +140,18 @@ class Store:
     def _pending(self) -> int:
         return len(self._rows) + len(self._queue)
 
+    def _writer_alive(self) -> bool:
+        """Whether there is a writer to wait for; a writer found gone turns the store off."""
+        if self.enabled and not self._thread.is_alive():
+            self._disable("its writer thread is gone")
+        return self.enabled
+
     def _maybe_wait(self) -> None:
         n = self._pending()
         if n >= EAGER_BATCH:
             with self._cond:
                 self._cond.notify()
-        while self.enabled and self._pending() >= MAX_QUEUED:
+        while self._pending() >= MAX_QUEUED and self._writer_alive():
             with self._cond:  # backpressure: the writer is behind; wait rather than drop
                 self._cond.notify()
                 self._cond.wait(0.1)
@@ -149,7 +160,7 @@ class Store:
         """Waits until everything queued so far is written (or the store is off)."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self.enabled and (self._pending() or self._busy):
+            while (self._pending() or self._busy) and self._writer_alive():
                 if time.monotonic() > deadline:
                     return False
                 self._cond.notify()
@@ -172,6 +183,16 @@ class Store:
 
     # -- the writer thread --------------------------------------------------------------------
     def _loop(self) -> None:
+        try:
+            self._write_until_stopped()
+        except BaseException as e:  # noqa: BLE001 - the writer must never die without a word
+            self._disable(f"its writer stopped ({type(e).__name__}: {e})")
+        finally:
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+
+    def _write_until_stopped(self) -> None:
         while True:
             with self._cond:
                 if not self._stop and self._pending() < EAGER_BATCH:
@@ -205,6 +226,6 @@ class Store:
                 if rows is not None:
                     self._db.execute(ITEMS_FROM_JSON, (rows[0],))
             self.written += len(ops) + (rows[1] if rows else 0)
-        except (sqlite3.Error, OSError) as e:
+        except Exception as e:  # noqa: BLE001 - any failure (a full disk, a bad value) turns history off
             self.dropped += rows[1] if rows else 0
-            self._disable(f"cannot write to {self.path} ({e})")
+            self._disable(f"cannot write to {self.path} ({type(e).__name__}: {e})")

@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering;
 
 use super::segment::{
-    Segment, C_DONE, C_FAILED, C_FLOATS, C_IN_FLIGHT, C_METRICS, C_RETRIED, C_SECONDS, C_SKIPPED,
+    Segment, C_DONE, C_FAILED, C_ITEM_DONE, C_ITEM_SKIPPED, C_FLOATS, C_IN_FLIGHT, C_METRICS, C_RETRIED, C_SECONDS, C_SKIPPED,
     C_TIMED, C_USED, DEAD, FREE, H_NODE_COUNT, MAX_METRICS, MAX_NODES, MAX_SLOTS, METRICS_AT, METRIC_ENTRY,
     M_NAME, M_STATE, N_CREATOR, N_KIND, N_NAME, N_OPEN, N_PARENT, N_READY, N_STATE, N_TOTAL, N_UNIT,
     RECORD_WORDS, RING, S_BEAT, S_DONE, S_DROPPED, S_FAILED, S_HEAD, S_ITEM,  S_TAIL,
@@ -84,14 +84,17 @@ impl Segment {
         let (mut used, mut floats) = (0_u64, 0_u64);
         for &s in slots {
             let get = |f: usize| self.word(Self::counter(s, node, f)).load(Ordering::Relaxed);
+            let (item_done, item_skipped) = (get(C_ITEM_DONE), get(C_ITEM_SKIPPED));
             sums.counts += crate::core::counter::Counts {
-                done: get(C_DONE),
+                done: get(C_DONE).saturating_add(item_done),
                 failed: get(C_FAILED),
-                skipped: get(C_SKIPPED),
+                skipped: get(C_SKIPPED).saturating_add(item_skipped),
                 retried: get(C_RETRIED),
                 in_flight: get(C_IN_FLIGHT) as i64,
                 items_timed: get(C_TIMED),
                 item_seconds: f64::from_bits(get(C_SECONDS)),
+                item_done,
+                item_skipped,
             };
             let u = get(C_USED);
             if u != 0 {
@@ -161,6 +164,15 @@ impl Segment {
         }
         self.word(base + S_TAIL).store(tail, Ordering::Release);
         out
+    }
+
+    /// A worker the parent stops on purpose (a second Ctrl-C): its items in flight leave
+    /// flight uncounted, as an item interrupted by Ctrl-C does, and its slot is exited.
+    pub fn account_stop(&self, slot: usize) {
+        for node in 0..self.node_count() {
+            self.word(Self::counter(slot, node, C_IN_FLIGHT)).store(0, Ordering::Release);
+        }
+        self.state_word(slot).store(super::segment::EXITED, Ordering::Release);
     }
 
     /// A worker died: its items in flight become failed (written by the parent into the dead

@@ -13,8 +13,9 @@
 //! slots        MAX_SLOTS x SLOT   one per worker process:
 //!   header     32                 (2 unused), item seqlock, item length, 16 item words,
 //!                                 done, failed, ring head, ring tail, ring dropped, beat
-//!   counters   MAX_NODES x 41     per node: done, failed, skipped, retried, in flight,
+//!   counters   MAX_NODES x 43     per node: done, failed, skipped, retried, in flight,
 //!                                 items timed, item seconds (f64), metric used/float masks,
+//!                                 items done, items skipped (ended in an item context),
 //!                                 32 metric sums (f64)
 //!   ring       RING x 128         events: a header word (kind, node), length, 126 text words
 //! ```
@@ -31,7 +32,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use memmap2::MmapMut;
 
 pub const MAGIC: u64 = u64::from_le_bytes(*b"MILEPOST");
-pub const VERSION: u64 = 1;
+pub const VERSION: u64 = 2;
 pub const MAX_SLOTS: usize = 128;
 pub const MAX_NODES: usize = 256;
 pub const MAX_METRICS: usize = crate::core::metrics::MAX_METRICS;
@@ -44,7 +45,7 @@ pub const M_STATE: usize = 0;
 pub const M_NAME: usize = 1;
 pub const NODE_ENTRY: usize = 28;
 pub const SLOT_HEADER: usize = 32;
-pub const COUNTER_WORDS: usize = 9 + MAX_METRICS;
+pub const COUNTER_WORDS: usize = 11 + MAX_METRICS;
 pub const RECORD_WORDS: usize = 128;
 pub const SLOT_WORDS: usize = SLOT_HEADER + MAX_NODES * COUNTER_WORDS + RING * RECORD_WORDS;
 
@@ -71,6 +72,8 @@ pub const H_CANCELLED: usize = 8;
 /// The pid of the process registering a node (0: free), so that two workers asking for the
 /// same step at once get one step.
 pub const H_REGISTER_LOCK: usize = 9;
+/// Set (1) when the run has ended: a worker's update after that is refused, as in the parent.
+pub const H_ENDED: usize = 10;
 
 // Node entry words.
 pub const N_READY: usize = 0;
@@ -103,7 +106,11 @@ pub const C_TIMED: usize = 5;
 pub const C_SECONDS: usize = 6;
 pub const C_USED: usize = 7;
 pub const C_FLOATS: usize = 8;
-pub const C_METRICS: usize = 9;
+/// Done and skipped in an item context, kept apart from `C_DONE` / `C_SKIPPED` (the reader
+/// sums them), as the parent's node keeps them (see `Counts`).
+pub const C_ITEM_DONE: usize = 9;
+pub const C_ITEM_SKIPPED: usize = 10;
+pub const C_METRICS: usize = 11;
 
 /// Slot states.
 pub const FREE: u64 = 0;

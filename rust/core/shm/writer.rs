@@ -9,7 +9,9 @@ use super::segment::{
     N_READY, N_STATE, N_TOTAL, N_UNIT, RECORD_WORDS, RING, SLOT_HEADER, S_DONE, S_DROPPED, S_FAILED,
     S_HEAD, S_ITEM,  S_TAIL, H_NODE_COUNT, S_BEAT, CLAIMING, DEAD, clip_bytes,
 };
-use crate::core::node::{encode_total, grow_total};
+use crate::core::error::Error;
+use crate::core::limits::MAX_COUNT;
+use crate::core::node::{encode_total, grow_total, Tally};
 
 /// What can go wrong on the worker's side.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +83,37 @@ impl Segment {
     #[inline]
     pub fn is_cancelled(&self) -> bool {
         self.word(super::segment::H_CANCELLED).load(Ordering::Relaxed) == 1
+    }
+
+    /// Marks the run ended: workers' later updates are refused.
+    pub fn set_ended(&self) {
+        self.word(super::segment::H_ENDED).store(1, Ordering::Release);
+    }
+
+    #[inline]
+    pub fn is_ended(&self) -> bool {
+        self.word(super::segment::H_ENDED).load(Ordering::Relaxed) == 1
+    }
+
+    /// Adds `n` to `tally` of shared node `node` in this process's slot: a worker's count,
+    /// checked as the parent checks its own (the run goes on, the count stays within
+    /// [`MAX_COUNT`]). One slot has one writer, so a plain store is exact.
+    #[inline]
+    pub fn tally(&self, node: usize, t: Tally, n: u64) -> Result<(), Error> {
+        if self.is_ended() {
+            return Err(Error::RunEnded { run: String::new(), call: t.call() });
+        }
+        let slot = self.my_slot()?;
+        let w = self.word(Self::counter(slot, node, t.shm_field()));
+        let at = w.load(Ordering::Relaxed);
+        // Both are at most MAX_COUNT (2**53 - 1): the sum cannot wrap.
+        if at + n > MAX_COUNT {
+            let name = self.node_info(node).map(|i| i.name).unwrap_or_default();
+            return Err(Error::Overflow { what: t.call(), node: name, at, n });
+        }
+        w.store(at + n, Ordering::Relaxed);
+        self.beat(slot);
+        Ok(())
     }
 
     /// Marks this process's slot as cleanly exited (so the parent does not report a death).
