@@ -1,0 +1,198 @@
+"""Resume takes over exactly what the history recorded: items from their rows, other counts
+from the run's own checkpoint; history paths are unambiguous; item names are bounded.
+
+Jobs run in real subprocesses against a real SQLite file and are killed with real signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import milepost
+from milepost.persistence import default_path
+
+ITEM_JOB = textwrap.dedent(
+    """
+    import sys, time, milepost
+    n = int(sys.argv[1])
+    with milepost.Run("exact", resume=True, display="none") as run:
+        with run.phase("p", total=n) as ph:
+            print("start", ph.done, ph.skipped, flush=True)
+            for i in ph.pending(range(n)):
+                with ph.item(str(i)):
+                    time.sleep(0.0004)
+    print("final", run.snapshot().find("p")["done"], flush=True)
+    """
+)
+
+
+def _env(home: Path) -> dict:
+    return {**os.environ, "MILEPOST_HOME": str(home)}
+
+
+def _done_rows(home: Path) -> int:
+    db = sqlite3.connect(str(home / "runs.db"))
+    try:
+        return int(db.execute("SELECT count(*) FROM items WHERE status = 'done'").fetchone()[0])
+    finally:
+        db.close()
+
+
+def _start_and_kill(code: str, home: Path, after: float, *args: str, sig: int = signal.SIGKILL) -> str:
+    proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=_env(home))
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    assert first.startswith("start"), first + proc.stderr.read() if proc.stderr else first
+    time.sleep(after)
+    proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=60)
+    return first + out
+
+
+def test_a_killed_item_job_resumes_with_counts_equal_to_its_rows(tmp_path) -> None:
+    """Issue 9, item 1: a phase resumed from a count saved a moment apart from the rows it
+    skips lost the items in between (completed 2,000/5,000)."""
+    _start_and_kill(ITEM_JOB, tmp_path, 1.2, "5000")
+    recorded = _done_rows(tmp_path)
+    assert 0 < recorded < 5000, "killed mid-run"
+    out = subprocess.run([sys.executable, "-c", ITEM_JOB, "5000"], capture_output=True, text=True,
+                         env=_env(tmp_path), timeout=120, check=True).stdout.split("\n")
+    assert out[0] == f"start {recorded} 0", "the resumed phase starts from exactly the items recorded done"
+    assert out[1] == "final 5000"
+    assert _done_rows(tmp_path) == 5000
+
+
+POOL_JOB = textwrap.dedent(
+    """
+    import sys, time, milepost
+
+    def score(path):
+        time.sleep(0.005)
+        return len(path)
+
+    if __name__ == "__main__":
+        paths = [f"doc-{i:04d}" for i in range(1000)]
+        with milepost.Run("score-corpus", resume=True, display="none") as run:
+            with run.phase("score") as ph:
+                todo = list(ph.pending(paths))
+                print("start", ph.done, len(todo), flush=True)
+                milepost.process_map(score, todo, workers=2, task=ph, return_exceptions=True)
+            node = run.snapshot().find("score")
+            print("final", node["done"], node["total"], flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "sigkill"])
+def test_the_readme_pool_resume_ends_at_exactly_the_items(tmp_path, sig) -> None:
+    """Issue 9, item 2: the README's "Process pools resume too" example ended 1,055/500 after
+    Ctrl-C and 862/750 after SIGKILL."""
+    script = tmp_path / "score.py"
+    script.write_text(POOL_JOB)
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=_env(tmp_path))
+    assert proc.stdout is not None and proc.stdout.readline().startswith("start 0 1000")
+    time.sleep(1.5)
+    proc.send_signal(sig)
+    proc.communicate(timeout=60)
+    recorded = _done_rows(tmp_path)
+    assert 0 < recorded < 1000
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=_env(tmp_path),
+                         timeout=120, check=True).stdout.split("\n")
+    assert out[0] == f"start {recorded} {1000 - recorded}"
+    assert out[1] == "final 1000 1000"
+
+
+def test_a_resumed_run_killed_at_once_keeps_its_counts_in_the_history(tmp_path) -> None:
+    """Issue 9, item 3: the resumed run's first row reset the history's count to 0."""
+    code = textwrap.dedent(
+        """
+        import os, signal, sys, milepost
+        stop = sys.argv[1] == "stop"
+        with milepost.Run("again", resume=True, display="none") as run:
+            with run.phase("p", total=500) as ph:
+                print("start", ph.done, flush=True)
+                if not stop:
+                    os.kill(os.getpid(), signal.SIGKILL)  # killed within its first moment
+                for i in ph.pending(range(500)):
+                    with ph.item(str(i)):
+                        if i == 300:
+                            raise KeyboardInterrupt
+        """
+    )
+    first = subprocess.run([sys.executable, "-c", code, "stop"], capture_output=True, text=True, env=_env(tmp_path),
+                           timeout=60)
+    assert first.returncode != 0 and "KeyboardInterrupt" in first.stderr
+    second = subprocess.run([sys.executable, "-c", code, "kill"], capture_output=True, text=True, env=_env(tmp_path),
+                            timeout=60)
+    assert second.returncode == -signal.SIGKILL and second.stdout == "start 300\n"
+    db = sqlite3.connect(str(tmp_path / "runs.db"))
+    status, done, resumed = db.execute("SELECT status, done, resumed FROM runs").fetchone()
+    assert (status, done, resumed) == ("running", 300, 1), "the history still shows what was done"
+
+
+def test_repeated_and_slashed_names_keep_their_own_history_rows() -> None:
+    """Issue 9, item 5: two phases of one name, or a phase `x/y` beside step `y` of phase
+    `x`, wrote one history row (10 and 5 done left one row with 5)."""
+    with milepost.Run("paths", display="none") as run:
+        with run.phase("x") as a:
+            a.advance(10)
+        with run.phase("x") as b:
+            b.advance(5)
+        with run.phase("x/y") as slashed:
+            slashed.advance(3)
+        with run.phase("x") as c, c.step("y") as step:
+            step.advance(4)
+        with run.phase("a#2") as hashed:
+            hashed.advance(2)
+    db = sqlite3.connect(str(default_path()))
+    rows = dict(db.execute("SELECT path, done FROM phases WHERE run_id = ?", (run.id,)).fetchall())
+    assert rows == {"x": 10, "x#2": 5, "x%2Fy": 3, "x#3": 4, "x#3/y": 4, "a%232": 2}
+    paths = [n["path"] for _, n in run.snapshot().nodes()]
+    assert paths == ["x", "x#2", "x%2Fy", "x#3", "x#3/y", "a%232"], "the snapshot names them the same way"
+
+
+def test_repeated_names_resume_into_their_own_phase() -> None:
+    def job(stop: bool) -> None:
+        with milepost.Run("twins", display="none", resume=True) as run:
+            for n in range(2):
+                with run.phase("load", total=10) as ph:
+                    for i in ph.pending(range(10)):
+                        with ph.item(f"{n}-{i}"):
+                            if stop and n == 1 and i == 4:
+                                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        job(stop=True)
+    with milepost.Run("twins", display="none", resume=True) as run:
+        first = run.phase("load", total=10)
+        second = run.phase("load", total=10)
+        assert (first.done, second.done) == (10, 4)
+
+
+def test_item_names_are_stored_bounded_and_still_resume(tmp_path) -> None:
+    """Issue 9, item 6: a 1,000,000-character name was stored whole."""
+    long_a, long_b = "a" * 1_000_000 + "1", "a" * 1_000_000 + "2"
+    with pytest.raises(KeyboardInterrupt):
+        with milepost.Run("long", display="none") as run:
+            with run.phase("p") as ph:
+                for name in (long_a, long_b, "short"):
+                    with ph.item(name):
+                        if name == "short":
+                            raise KeyboardInterrupt
+    db = sqlite3.connect(str(default_path()))
+    lengths = [n for (n,) in db.execute("SELECT length(name) FROM items WHERE run_id = ?", (run.id,))]
+    assert lengths == [256, 256], "the 256 characters the README promises"
+    with milepost.Run("long", display="none", resume=True) as again:
+        with again.phase("p") as ph:
+            assert list(ph.pending([long_a, long_b, "short"])) == ["short"], "long names are told apart"
+            assert ph.done == 2
