@@ -203,13 +203,21 @@ def test_the_page_is_whole_and_served_without_a_file_path(server) -> None:
     page = httpx.get(base + "/")
     assert page.status_code == 200 and "<html" in page.text.lower()
     assert "default-src 'none'" in page.headers["content-security-policy"]
+    script, style = httpx.get(base + "/page.js"), httpx.get(base + "/page.css")
+    assert script.headers["content-type"].startswith("text/javascript") and "textContent" in script.text
+    assert style.headers["content-type"].startswith("text/css") and "#run-name" in style.text
+    text = page.text + script.text + style.text
     # Nothing loaded from elsewhere: no external src/href, CSS url() or @import, and every
     # fetch, EventSource and WebSocket URL is relative (the SVG namespace URI is no fetch).
     external = re.findall(r"""(?:src|href)\s*=\s*["']\s*(?:https?:)?//|url\(\s*["']?\s*(?:https?:)?//|@import""",
-                          page.text, flags=re.IGNORECASE)
+                          text, flags=re.IGNORECASE)
     assert external == [], external
-    remote = re.findall(r"""(?:fetch|EventSource|WebSocket)\(\s*["'`]https?://""", page.text)
+    remote = re.findall(r"""(?:fetch|EventSource|WebSocket)\(\s*["'`]https?://""", text)
     assert remote == [], remote
+    # ...and relative to where the app is mounted: no path from the server's root.
+    rooted = re.findall(r"""(?:api|fetch|EventSource)\(\s*["'`]/|(?:src|href)\s*=\s*["']/""", text)
+    assert rooted == [], rooted
+    assert "<script>" not in page.text and "<style>" not in page.text, "no inline script or style"
     for probe in ("/page.html", "/dashboard/page.html", "/../pyproject.toml", "/static/page.html"):
         assert httpx.get(base + probe).status_code == 404
 
