@@ -567,24 +567,25 @@
       if (gen !== st.gen) return;
       showCancel(false);
     });
-    es.addEventListener("end", function () {
+    es.addEventListener("end", function () { if (gen === st.gen) onEnd(gen); });
+  }
+
+  /* The run's last snapshot came just before "end": it is shown as final, then the finished
+     run is asked for from the API, if the server is still there (it goes when the job exits). */
+  function onEnd(gen) {
+    closeStream();
+    st.ended = true;
+    var sn = st.pendingSnap || st.lastSnap;
+    st.pendingSnap = null;
+    if (sn) { renderSnapshot(sn, false); finalInSidebar(sn); }
+    showCancel(false);
+    setConn("", "finished");
+    scheduleLogs();
+    setTimeout(function () {
       if (gen !== st.gen) return;
-      closeStream();
-      st.ended = true;
-      // The final snapshot came just before "end": show it now, as final.
-      var sn = st.pendingSnap || st.lastSnap;
-      st.pendingSnap = null;
-      if (sn) { renderSnapshot(sn, false); finalInSidebar(sn); }
-      showCancel(false);
-      setConn("", "finished");
-      scheduleLogs();
-      // Then the finished run from the API, if the server is still there (it goes when the job exits).
-      setTimeout(function () {
-        if (gen !== st.gen) return;
-        loadRun(gen, false);
-        loadRuns();
-      }, 300);
-    });
+      loadRun(gen, false);
+      loadRuns();
+    }, 300);
   }
 
   /* The sidebar's row of the run that ended, from its final snapshot (the list itself may not
