@@ -39,7 +39,7 @@ def _watch(proc: subprocess.Popen, clients: int, seconds: float) -> float:
     socks = []
     for _ in range(clients):
         s = socket.create_connection(("127.0.0.1", int(port)), timeout=10)
-        s.sendall(f"GET /api/runs/{run_id}/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        s.sendall(f"GET /api/runs/{run_id}/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
         s.setblocking(False)
         socks.append(s)
 

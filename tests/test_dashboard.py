@@ -203,13 +203,21 @@ def test_the_page_is_whole_and_served_without_a_file_path(server) -> None:
     page = httpx.get(base + "/")
     assert page.status_code == 200 and "<html" in page.text.lower()
     assert "default-src 'none'" in page.headers["content-security-policy"]
+    script, style = httpx.get(base + "/page.js"), httpx.get(base + "/page.css")
+    assert script.headers["content-type"].startswith("text/javascript") and "textContent" in script.text
+    assert style.headers["content-type"].startswith("text/css") and "#run-name" in style.text
+    text = page.text + script.text + style.text
     # Nothing loaded from elsewhere: no external src/href, CSS url() or @import, and every
     # fetch, EventSource and WebSocket URL is relative (the SVG namespace URI is no fetch).
     external = re.findall(r"""(?:src|href)\s*=\s*["']\s*(?:https?:)?//|url\(\s*["']?\s*(?:https?:)?//|@import""",
-                          page.text, flags=re.IGNORECASE)
+                          text, flags=re.IGNORECASE)
     assert external == [], external
-    remote = re.findall(r"""(?:fetch|EventSource|WebSocket)\(\s*["'`]https?://""", page.text)
+    remote = re.findall(r"""(?:fetch|EventSource|WebSocket)\(\s*["'`]https?://""", text)
     assert remote == [], remote
+    # ...and relative to where the app is mounted: no path from the server's root.
+    rooted = re.findall(r"""(?:api|fetch|EventSource)\(\s*["'`]/|(?:src|href)\s*=\s*["']/""", text)
+    assert rooted == [], rooted
+    assert "<script>" not in page.text and "<style>" not in page.text, "no inline script or style"
     for probe in ("/page.html", "/dashboard/page.html", "/../pyproject.toml", "/static/page.html"):
         assert httpx.get(base + probe).status_code == 404
 
@@ -238,3 +246,179 @@ def test_milepost_serve_shows_the_history(tmp_path) -> None:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=30)
     assert proc.returncode == 0
+
+
+def test_a_foreign_host_is_refused_on_loopback(server) -> None:
+    """DNS rebinding: a page on attacker.example, its name resolved to 127.0.0.1, sends its own
+    Host. Only loopback names and addresses on the server's own port are answered."""
+    port = server.port
+    with milepost.Run("rebind", display="none", dashboard={"port": 0}) as run:
+        run.phase("p", total=10).advance(2)
+        run.log("secret line", source="me")
+        time.sleep(0.3)
+        base = _base(server)
+        for host in (f"attacker.example:{port}", "attacker.example", f"127.0.0.1:{port + 1}",
+                     f"localhost.attacker.example:{port}", "127.0.0.1"):
+            for path in ("/api/runs", f"/api/runs/{run.id}/logs", "/", "/metrics"):
+                r = httpx.get(base + path, headers={"Host": host})
+                assert r.status_code == 400, (host, path, r.status_code)
+                assert host in r.json()["error"] and "secret line" not in r.text
+            r = httpx.post(f"{base}/api/runs/{run.id}/cancel",
+                           headers={"Host": host, "Origin": f"http://{host}"})
+            assert r.status_code == 400
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"127.0.0.5:{port}", f"[::1]:{port}"):
+            assert httpx.get(base + "/api/runs", headers={"Host": host}).status_code == 200, host
+        assert not run.cancelled
+
+
+def test_cancel_without_an_origin_or_token_is_refused(server) -> None:
+    """Any local process could cancel with a bare POST: it needs the page's own Origin."""
+    with milepost.Run("no-origin", display="none", dashboard={"port": 0}) as run:
+        run.phase("p", total=10).advance(1)
+        time.sleep(0.2)
+        r = httpx.post(f"{_base(server)}/api/runs/{run.id}/cancel")
+        assert r.status_code == 403 and "origin" in r.json()["error"].lower()
+        assert not run.cancelled
+
+
+def test_the_websocket_refuses_a_foreign_origin_and_host(server) -> None:
+    from websockets.exceptions import InvalidStatus
+
+    with milepost.Run("ws-origin", display="none", dashboard={"port": 0}) as run:
+        run.phase("p").advance()
+        time.sleep(0.2)
+        url = f"ws://127.0.0.1:{server.port}/ws?run={run.id}"
+        with pytest.raises(InvalidStatus) as refused:
+            with connect(url, origin="http://evil.example", open_timeout=5) as sock:  # type: ignore[arg-type]
+                sock.recv(timeout=2)
+        assert refused.value.response.status_code == 403
+        with pytest.raises(InvalidStatus):
+            with connect(url, additional_headers={"Host": f"attacker.example:{server.port}"}, open_timeout=5) as sock:
+                sock.recv(timeout=2)
+        own = f"http://127.0.0.1:{server.port}"
+        with connect(url, origin=own, open_timeout=5) as sock:  # type: ignore[arg-type]
+            assert json.loads(sock.recv(timeout=5))["type"] == "run_started"
+
+
+def test_responses_forbid_framing_and_sniffing_and_inline_script(server) -> None:
+    base = _base(server)
+    page = httpx.get(base + "/")
+    csp = page.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp and "'unsafe-inline'" not in csp.split("script-src", 1)[1].split(";")[0]
+    assert page.headers["x-frame-options"] == "DENY"
+    for path in ("/", "/api/runs", "/metrics", "/openapi.json", "/healthz", "/api/runs/nope"):
+        r = httpx.get(base + path)
+        assert r.headers["x-content-type-options"] == "nosniff", path
+        assert r.headers["x-frame-options"] == "DENY", path
+
+
+@pytest.mark.parametrize("path, param, value", [
+    ("/api/runs", "limit", "abc"), ("/api/runs", "limit", "-1"), ("/api/runs", "offset", "x"),
+    ("/api/runs/{id}/logs", "after", "abc"), ("/api/runs/{id}/logs", "level", "loud"),
+    ("/api/runs/{id}/events", "after", "abc"),
+])
+def test_bad_query_values_get_400_naming_them(server, path, param, value) -> None:
+    with milepost.Run("bad-input", display="none", dashboard={"port": 0}) as run:
+        time.sleep(0.1)
+        r = httpx.get(_base(server) + path.format(id=run.id), params={param: value})
+        assert r.status_code == 400
+        error = r.json()["error"]
+        assert param in error and repr(value) in error, error
+
+
+def test_a_bad_last_event_id_gets_400(server) -> None:
+    with milepost.Run("bad-header", display="none", dashboard={"port": 0}) as run:
+        r = httpx.get(f"{_base(server)}/api/runs/{run.id}/events", headers={"Last-Event-ID": "x1"})
+        assert r.status_code == 400 and "Last-Event-ID" in r.json()["error"]
+
+
+@pytest.mark.parametrize("token", ["x", "abc123", "a" * 32])
+def test_a_weak_token_is_refused(token) -> None:
+    dashboard.stop()
+    with pytest.raises(milepost.InvalidValueError, match="token"):
+        dashboard.start(host="127.0.0.2", port=0, token=token)
+    assert dashboard.current() is None
+    with pytest.raises(milepost.InvalidValueError, match="token"):
+        dashboard.create_app(token=token)
+
+
+def test_dashboard_zero_serves_on_a_free_port() -> None:
+    dashboard.stop()
+    try:
+        with milepost.Run("port-zero", display="none", dashboard=0) as run:
+            srv = dashboard.current()
+            assert srv is not None and srv.port not in (0, 8080)
+            time.sleep(0.2)
+            ids = [r["id"] for r in httpx.get(_base(srv) + "/api/runs").json()["runs"]]
+            assert run.id in ids
+    finally:
+        dashboard.stop()
+
+
+def test_a_busy_port_does_not_stop_the_job(caplog) -> None:
+    """Another process holds the port: the job still runs, on the next free port, and the
+    warning names the busy port."""
+    import logging
+    import socket
+
+    dashboard.stop()
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    busy = holder.getsockname()[1]
+    try:
+        with caplog.at_level(logging.WARNING, logger="milepost"):
+            with milepost.Run("busy", display="none", dashboard={"port": busy}) as run:
+                run.phase("p", total=3).advance(3)
+                srv = dashboard.current()
+        assert run.snapshot().root["done"] == 3
+        assert srv is not None and srv.port != busy
+        assert str(busy) in caplog.text and str(srv.port) in caplog.text
+    finally:
+        holder.close()
+        dashboard.stop()
+
+
+def test_starting_on_a_busy_port_names_it() -> None:
+    import socket
+
+    dashboard.stop()
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        busy = holder.getsockname()[1]
+        with pytest.raises(OSError, match=f"127.0.0.1:{busy}"):
+            dashboard.start(port=busy)
+    assert dashboard.current() is None
+
+
+def test_two_servers_stream_the_same_run(server) -> None:
+    """The run's own server and an app that mounts `create_app()` (each its own loop) follow
+    one run together, and both get its end."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from test_dashboard_end import raw_sse, read_to_eof, sse_events
+
+    outer = uvicorn.Server(uvicorn.Config(Starlette(routes=[Mount("/progress", app=dashboard.create_app())]),
+                                          host="127.0.0.1", port=0, log_level="critical", lifespan="off"))
+    thread = threading.Thread(target=outer.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(200):
+            if outer.started:
+                break
+            time.sleep(0.05)
+        port = outer.servers[0].sockets[0].getsockname()[1]
+        with milepost.Run("two-loops", display="none", dashboard={"port": 0}) as run:
+            ours = raw_sse(server.port, run.id)
+            mounted = raw_sse(port, run.id, "/progress")
+            time.sleep(0.3)
+            run.phase("p", total=3).advance(3)
+        for raw in (read_to_eof(ours, 10), read_to_eof(mounted, 10)):
+            kinds = [k for k, _ in sse_events(raw)]
+            assert kinds[-1:] == ["end"] and "run_finished" in kinds, kinds[-4:]
+    finally:
+        outer.should_exit = True
+        thread.join(15)

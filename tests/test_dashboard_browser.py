@@ -5,19 +5,27 @@ A screenshot is kept in tests/artifacts/."""
 from __future__ import annotations
 
 import re
-import shutil
 import threading
 import time
 from pathlib import Path
-from typing import Dict
+from typing import Callable, Dict
 
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import expect, sync_playwright
 
 import milepost
 from milepost import dashboard
+from test_dashboard_page import chromium
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
+
+
+def _until(check: Callable[[], bool], what: str, seconds: float = 15.0) -> None:
+    """Polls `check` (bounded: `seconds`) until it holds."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"waited {seconds}s for: {what}"
+        time.sleep(0.1)
 
 
 def _number(text: str) -> int:
@@ -70,44 +78,36 @@ def test_the_page_follows_a_live_run_and_cancels_it(live_job) -> None:
     run = state["run"]
     dialogs = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox"])
+        browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
         try:
-            # The page's own policy forbids eval; the test's probes are evaluated, so they run in
-            # a context that bypasses it (the policy itself is tested in test_dashboard.py).
-            context = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)
+            # Under the page's own policy (no bypass): the probes run in playwright's own world.
+            context = browser.new_context(viewport={"width": 1280, "height": 800})
             page = context.new_page()
             page.on("dialog", lambda d: (dialogs.append(d.message), d.accept()))
             page.goto(server.url, wait_until="domcontentloaded")
-            page.wait_for_function("document.querySelector('#run-name') && "
-                                   "document.querySelector('#run-name').textContent.includes('nightly')",
-                                   timeout=15_000)
+            expect(page.locator("#run-name")).to_contain_text("nightly", timeout=15_000)
             # The hostile name is text on the page, and nothing ran from it.
             assert page.text_content("#run-name") == "nightly <script>alert(1)</script>"
             assert not dialogs
             # The numbers rise while the job advances.
             first = _number(page.text_content("#run-done") or "")
-            page.wait_for_function(
-                f"(() => {{ const t = document.querySelector('#run-done').textContent.replace(/[^0-9]/g, '');"
-                f" return parseInt(t || '0') > {first} + 5; }})()", timeout=15_000)
+            _until(lambda: _number(page.text_content("#run-done") or "") > first + 5, "the done count rises")
             assert page.locator("#phases .phase").count() >= 2
             assert page.locator("#lanes .lane").count() >= 1
-            page.wait_for_selector("#failures .failure", timeout=15_000)
-            assert "bad record" in page.text_content("#failures")
+            expect(page.locator("#failures .failure").first).to_be_visible(timeout=15_000)
+            assert "bad record" in (page.text_content("#failures") or "")
             # The log filter: warnings and worse only, then one source only.
-            page.wait_for_selector("#logs .log", timeout=15_000)
+            expect(page.locator("#logs .log").first).to_be_visible(timeout=15_000)
             page.select_option("#log-level", "warning")
-            page.wait_for_function(
-                "[...document.querySelectorAll('#logs .log')].length > 0 && "
-                "[...document.querySelectorAll('#logs .log')].every(r => !/\\binfo\\b/i.test(r.textContent))",
-                timeout=10_000)
-            texts = page.locator("#logs .log").all_text_contents()
+            rows = page.locator("#logs .log")
+            _until(lambda: rows.count() > 0 and not any(re.search(r"\binfo\b", t, re.I) for t in rows.all_text_contents()),
+                   "only warnings and worse")
+            texts = rows.all_text_contents()
             assert any("slow upstream" in t for t in texts)
             assert not any("starting the map" in t for t in texts)
             page.select_option("#log-source", "fetcher")
-            page.wait_for_function(
-                "[...document.querySelectorAll('#logs .log')].length > 0 && "
-                "[...document.querySelectorAll('#logs .log')].every(r => r.textContent.includes('fetcher'))",
-                timeout=10_000)
+            _until(lambda: rows.count() > 0 and all("fetcher" in t for t in rows.all_text_contents()),
+                   "only the fetcher's lines")
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=False)
             # Cancel, with its confirmation.
@@ -115,8 +115,7 @@ def test_the_page_follows_a_live_run_and_cancels_it(live_job) -> None:
             thread.join(30)
             assert dialogs and "Cancel run" in dialogs[-1]
             assert state.get("cancelled") and state["state"] == "cancelled"
-            page.wait_for_function(
-                "document.querySelector('#run-state').textContent.toLowerCase().includes('cancel')", timeout=15_000)
+            expect(page.locator("#run-state")).to_contain_text("cancel", timeout=15_000)
             snap = run.snapshot()
             assert 0 < snap.find("map")["done"] < 5000
         finally:

@@ -148,7 +148,7 @@ class Run(Task):
         if snapshot_file is not None:
             user.append(JsonSnapshotFile(snapshot_file))
         self._prior: dict[str, float] = {}
-        if dashboard:
+        if dashboard is not False and dashboard is not None:  # 0 is a port: any free one
             from . import dashboard as web
 
             user.append(web.attach(self, dashboard))

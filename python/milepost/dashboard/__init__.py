@@ -1,16 +1,19 @@
 """The live web dashboard: a page, a JSON API, SSE and WebSocket streams, Prometheus metrics,
 Cancel. `pip install 'milepost[dashboard]'`.
 
-`Run(..., dashboard=True)` starts the process's one server (127.0.0.1:8080 by default) and
-shows the run there; `milepost serve` shows the history. `create_app()` mounts it elsewhere.
+`Run(..., dashboard=True)` starts the process's one server (127.0.0.1:8080 by default, or the
+next free port) and shows the run there; `milepost serve` shows the history. `create_app()`
+mounts it elsewhere.
 """
 
 from __future__ import annotations
 
+import atexit
+import errno
 import logging
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Optional, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Union
 
 from .hub import DashboardObserver, Hub
 
@@ -20,15 +23,19 @@ if TYPE_CHECKING:
 
 __all__ = ["hub", "start", "stop", "current", "create_app", "attach"]
 
+#: Ports tried, from the asked one on, when `Run(dashboard=...)` finds it busy.
+PORT_TRIES = 10
+
 hub = Hub()
 _server: Optional[DashboardServer] = None
 _lock = threading.Lock()
+_exit_hook = False
 _log = logging.getLogger("milepost")
 
 
 def create_app(db: Optional[Union[str, Path]] = None, token: Optional[str] = None) -> Any:
     """The dashboard as an ASGI app (for your own Starlette or FastAPI app: `app.mount("/progress",
-    milepost.dashboard.create_app())`)."""
+    milepost.dashboard.create_app())`). Without a token it answers loopback names only."""
     from .app import create_app as make
 
     return make(hub, Path(db) if db else None, token)
@@ -37,14 +44,18 @@ def create_app(db: Optional[Union[str, Path]] = None, token: Optional[str] = Non
 def start(host: str = "127.0.0.1", port: int = 8080, token: Optional[str] = None,
           db: Optional[Union[str, Path]] = None) -> DashboardServer:
     """Starts this process's dashboard server (once; later calls return it). Binding anything
-    but loopback needs a token: one is made if none is given, and is part of the URL."""
-    global _server
+    but loopback needs a token: one is made if none is given, and is part of the URL. A busy
+    port is an OSError naming it."""
+    global _server, _exit_hook
     with _lock:
         if _server is None:
             from .server import DashboardServer, needs_token
 
             token = needs_token(host, token)
             _server = DashboardServer(create_app(db, token), host, port, token).start()
+            if not _exit_hook:
+                atexit.register(_at_exit)
+                _exit_hook = True
         return _server
 
 
@@ -53,6 +64,7 @@ def current() -> Optional[DashboardServer]:
 
 
 def stop() -> None:
+    """Stops the server, letting open streams finish (a couple of seconds at most)."""
     global _server
     with _lock:
         if _server is not None:
@@ -62,11 +74,44 @@ def stop() -> None:
 
 def attach(run: Run, options: Union[bool, int, Dict[str, Any]]) -> DashboardObserver:
     """Shows `run` on the dashboard (starting the server if needed) and says where, once."""
-    kwargs: Dict[str, Any] = options if isinstance(options, dict) else {}
+    kwargs: Dict[str, Any] = dict(options) if isinstance(options, dict) else {}
     if isinstance(options, int) and not isinstance(options, bool):
         kwargs = {"port": options}
-    fresh = _server is None
-    server = start(**kwargs)
-    if fresh:
-        _log.warning("milepost dashboard: %s", server.url)
+    if _server is None:
+        _start_for_run(kwargs)
     return DashboardObserver(hub.add(run))
+
+
+def _start_for_run(kwargs: Dict[str, Any]) -> None:
+    """Starts the server on the asked port or, if another process holds it, one of the next
+    PORT_TRIES; failing that, says why and lets the job go on without it (a job is never
+    stopped by its dashboard)."""
+    from .server import hostport
+
+    host, port = str(kwargs.get("host", "127.0.0.1")), int(kwargs.get("port", 8080))
+    tried: List[str] = []
+    for candidate in [port] if port == 0 else range(port, min(port + PORT_TRIES, 65536)):
+        try:
+            server = start(**{**kwargs, "port": candidate})
+        except OSError as e:
+            tried.append(str(e))
+            if e.errno == errno.EADDRINUSE:
+                continue
+            break
+        busy = f" ({hostport(host, port)} is busy)" if candidate != port else ""
+        _log.warning("milepost dashboard: %s%s", server.url, busy)
+        return
+    more = f" (and the next {len(tried) - 1} ports)" if len(tried) > 1 else ""
+    _log.warning("milepost dashboard: not started, the run goes on without it: %s%s", tried[0], more)
+
+
+def _at_exit() -> None:
+    """At the interpreter's exit, before the server's thread is cut: a run still open on the
+    dashboard ends now ("cancelled", as milepost's own exit hook would end it a moment later,
+    too late for its viewers: this hook, registered later, runs first), so that its streams
+    get the end; then the server stops, letting them finish (bounded)."""
+    for ch in hub.channels():
+        run = ch.run
+        if run is not None and not ch.finished and ch.last_id > 0:  # started, not ended
+            run.finish("cancelled")
+    stop()

@@ -1,4 +1,4 @@
-"""Live runs as the dashboard serves them: per run, the latest snapshot (encoded once, sent to
+"""The live runs as the dashboard serves them: per run, the latest snapshot (encoded once, sent to
 every client), a bounded ring of lifecycle events with ids (for `Last-Event-ID`), and a
 bounded ring of log lines and failures. Runs publish from their dispatcher thread; clients
 wait on the server's event loop, woken through `call_soon_threadsafe`."""
@@ -11,9 +11,9 @@ import json
 import threading
 import weakref
 from collections import deque
-from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Deque, Dict, List, Mapping, NamedTuple, Optional, Tuple
 
-from ..events import Event, ItemFailed, LogLine, RunFinished
+from ..events import Event, ItemFailed, LogLine
 from ..observers.base import BaseObserver
 
 if TYPE_CHECKING:
@@ -24,6 +24,40 @@ MAX_EVENTS = 1000
 MAX_LOGS = 2000
 MAX_CHANNELS = 50
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+#: Seconds the end of a run waits, at most, for its open streams to be sent the final snapshot,
+#: `run_finished` and `end` (a stuck client costs the job no more than this, once).
+END_WAIT = 2.0
+
+
+class Entry(NamedTuple):
+    """A lifecycle event as every stream sends it: encoded once, here."""
+
+    id: int
+    kind: str
+    text: str    # the event's JSON (WebSocket messages)
+    frame: bytes  # the whole SSE frame
+
+
+def log_row(event_id: int, data: Mapping[str, Any]) -> Dict[str, Any]:
+    """A log line or a failure as the log pane shows it, from the event's dict (`to_dict()`, as
+    kept live and in the history alike): one shape wherever the row comes from. `path` is
+    below the run (the run is the page's subject); a failure's source is its phase's path."""
+    path = [str(p) for p in list(data.get("path") or [])[1:]]
+    if data.get("event") == "item_failed":
+        level, source = "error", "/".join(path) or None
+        message = f"{data.get('item', '')}: {data.get('error', '')}"
+    else:
+        level, source, message = str(data.get("level") or "info"), data.get("source"), str(data.get("message", ""))
+    return {"id": event_id, "ts": data.get("timestamp"), "kind": data.get("event"), "level": level,
+            "source": source, "message": message, "path": path}
+
+
+def rows_matching(rows: List[Dict[str, Any]], level: Optional[str], source: Optional[str],
+                  after: int) -> List[Dict[str, Any]]:
+    """The rows after id `after`, at `level` or worse, from `source` (None: any)."""
+    floor = LEVELS.get((level or "").lower(), 0)
+    return [r for r in rows if r["id"] > after and LEVELS.get(r["level"], 20) >= floor
+            and (not source or r["source"] == source)]
 
 
 class Channel:
@@ -37,19 +71,26 @@ class Channel:
         #: The snapshot as an SSE frame, encoded once here for every client.
         self.snapshot_frame = b""
         self.snapshot_seq = 0
-        self.events: Deque[Tuple[int, str, str]] = deque(maxlen=MAX_EVENTS)
+        self.events: Deque[Entry] = deque(maxlen=MAX_EVENTS)
         self.logs: Deque[Dict[str, Any]] = deque(maxlen=MAX_LOGS)
+        #: True once the run's observer is closed: its final snapshot and events are all here.
         self.finished = False
         self._next = 1
         self._lock = threading.Lock()
-        # One wake-up for all the clients of the server's loop: a notify costs one
-        # call_soon_threadsafe, however many are watching.
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._waiting: List[asyncio.Future[bool]] = []
+        # Streams wait on their server's loop, on futures shared by all the streams of that loop:
+        # a publish costs one call_soon_threadsafe per loop, however many are watching. (One
+        # loop per server: `Run(dashboard=...)`'s own, and any app that mounts `create_app()`.)
+        self._loops: Dict[asyncio.AbstractEventLoop, _Waiters] = {}
+        self._viewers = 0
+        self._no_viewers = threading.Condition()
 
     @property
     def run(self) -> Optional[Run]:
         return self._run()
+
+    @property
+    def last_id(self) -> int:
+        return self._next - 1
 
     def publish_snapshot(self, text: str) -> None:
         frame = b"event: snapshot\ndata: " + text.encode("utf-8") + b"\n\n"
@@ -59,76 +100,128 @@ class Channel:
             self.snapshot_seq += 1
         self._notify()
 
+    def latest(self) -> Tuple[int, str, bytes]:
+        """`(seq, json, frame)` of the latest snapshot, read together."""
+        with self._lock:
+            return self.snapshot_seq, self.snapshot_json, self.snapshot_frame
+
     def publish_event(self, event: Event) -> None:
         data = event.to_dict()
         text = json.dumps(data, ensure_ascii=False)
         with self._lock:
             event_id = self._next
             self._next += 1
-            self.events.append((event_id, event.kind, text))
+            frame = f"id: {event_id}\nevent: {event.kind}\ndata: {text}\n\n".encode("utf-8")
+            self.events.append(Entry(event_id, event.kind, text, frame))
             if isinstance(event, (LogLine, ItemFailed)):
-                level = event.level if isinstance(event, LogLine) else "error"
-                message = event.message if isinstance(event, LogLine) else f"{event.item}: {event.error}"
-                source = event.source if isinstance(event, LogLine) else "/".join(event.path[1:])
-                self.logs.append({"id": event_id, "ts": event.timestamp, "level": level, "source": source,
-                                  "message": message, "path": list(event.path)})
-            if isinstance(event, RunFinished):
-                self.finished = True
+                self.logs.append(log_row(event_id, data))
         self._notify()
 
     def close(self) -> None:
+        """The run's last snapshot and events are published: streams send them and `end`."""
         self.finished = True
         self._notify()
 
-    def events_after(self, last: int) -> List[Tuple[int, str, str]]:
-        """The events after id `last`. Ids are consecutive, so this is a slice of the ring,
-        not a scan: every client asks at every wake-up."""
+    def batch_after(self, last: int, limit: Optional[int]) -> Tuple[List[Entry], Optional[Tuple[int, int]]]:
+        """The events after id `last`, at most `limit` of them (the latest), and the ids
+        `(first, last)` skipped to keep to it (or lost from the ring), if any. Ids are
+        consecutive, so this is a slice of the ring, not a scan."""
         if last >= self._next - 1:
-            return []
+            return [], None
         with self._lock:
             if not self.events:
-                return []
-            first = self.events[0][0]
+                return [], None
+            first = self.events[0].id
             start = max(0, last - first + 1)
-            return list(itertools.islice(self.events, start, None))
+            if limit is not None:
+                start = max(start, len(self.events) - limit)
+            batch = list(itertools.islice(self.events, start, None))
+        skipped = (last + 1, batch[0].id - 1) if batch and batch[0].id > last + 1 else None
+        return batch, skipped
 
     def logs_matching(self, level: Optional[str], source: Optional[str], after: int) -> List[Dict[str, Any]]:
-        floor = LEVELS.get((level or "").lower(), 0)
         with self._lock:
-            return [entry for entry in self.logs
-                    if entry["id"] > after and LEVELS.get(entry["level"], 20) >= floor
-                    and (not source or entry["source"] == source)]
+            rows = list(self.logs)
+        return rows_matching(rows, level, source, after)
 
+    # -- the servers' loops side ---------------------------------------------------------------
     def _notify(self) -> None:
-        loop = self._loop
-        if loop is not None:
+        for loop, waiters in list(self._loops.items()):
             try:
-                loop.call_soon_threadsafe(self._fire)
-            except RuntimeError:  # the server's loop has closed
-                self._loop = None
+                loop.call_soon_threadsafe(self._fire, waiters)
+            except RuntimeError:  # that server's loop has closed
+                with self._lock:
+                    self._loops.pop(loop, None)
 
-    def _fire(self) -> None:
-        waiting, self._waiting = self._waiting, []
-        for fut in waiting:
-            if not fut.done():
-                fut.set_result(True)
+    def _fire(self, waiters: _Waiters) -> None:
+        changed, waiters.changed = waiters.changed, None
+        if changed is not None and not changed.done():
+            changed.set_result(None)
+        if self.finished and waiters.ended is not None and not waiters.ended.done():
+            waiters.ended.set_result(None)
 
-    async def wait(self, timeout: float) -> bool:
-        """Waits for anything new (True) or `timeout` seconds (False). A bare future and a
-        timer: no task is made, however many streams wait."""
+    def _waiters(self) -> _Waiters:
         loop = asyncio.get_running_loop()
-        self._loop = loop
-        fut: asyncio.Future[bool] = loop.create_future()
-        self._waiting.append(fut)
-        def expire() -> None:
-            if not fut.done():
-                fut.set_result(False)
+        waiters = self._loops.get(loop)
+        if waiters is None:
+            with self._lock:
+                waiters = self._loops.setdefault(loop, _Waiters())
+        return waiters
 
-        timer = loop.call_later(timeout, expire)
-        try:
-            return await fut
-        finally:
-            timer.cancel()
+    def bind(self) -> None:
+        """Called on its server's loop by each stream as it starts: publishes wake that loop."""
+        self._waiters()
+
+    def changed(self) -> asyncio.Future[None]:
+        """Done at the next publish (or close)."""
+        waiters = self._waiters()
+        if waiters.changed is None or waiters.changed.done():
+            waiters.changed = asyncio.get_running_loop().create_future()
+        return waiters.changed
+
+    def ended(self) -> asyncio.Future[None]:
+        """Done once the channel is closed."""
+        waiters = self._waiters()
+        if waiters.ended is None:
+            waiters.ended = asyncio.get_running_loop().create_future()
+        if self.finished and not waiters.ended.done():
+            waiters.ended.set_result(None)
+        return waiters.ended
+
+    # -- open streams, for the end of the run --------------------------------------------------
+    def viewer_opened(self) -> None:
+        with self._no_viewers:
+            self._viewers += 1
+
+    def viewer_closed(self) -> None:
+        with self._no_viewers:
+            self._viewers -= 1
+            self._no_viewers.notify_all()
+
+    def wait_for_viewers(self, timeout: float) -> bool:
+        """Waits until every stream of this channel has ended (True) or `timeout` seconds.
+        Never on the server's own loop, which is what ends them."""
+        if _running_loop() in self._loops:
+            return self._viewers <= 0
+        with self._no_viewers:
+            return self._no_viewers.wait_for(lambda: self._viewers <= 0, timeout)
+
+
+def _running_loop() -> Optional[asyncio.AbstractEventLoop]:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+class _Waiters:
+    """One loop's futures for a channel, shared by the streams on that loop."""
+
+    __slots__ = ("changed", "ended")
+
+    def __init__(self) -> None:
+        self.changed: Optional[asyncio.Future[None]] = None
+        self.ended: Optional[asyncio.Future[None]] = None
 
 
 class Hub:
@@ -171,4 +264,8 @@ class DashboardObserver(BaseObserver):
         self.channel.publish_event(event)
 
     def close(self) -> None:
+        # Called with the run's final snapshot and events delivered: the viewers get them and
+        # `end` before the run is over for the job, so a process that exits right after its
+        # `with Run(...)` does not cut them off (bounded: END_WAIT seconds at most).
         self.channel.close()
+        self.channel.wait_for_viewers(END_WAIT)

@@ -11,6 +11,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ..snapshot import node_paths
 from .hub import Hub
+from .streams import open_streams
 
 
 class _Runs:
@@ -43,7 +44,9 @@ class _Runs:
                     eta.add_metric([run_id, path], float(node["eta"]))
                 for name, value in node["metrics"].items():
                     metric.add_metric([run_id, path, name], float(value))
-        yield from (items, total, flight, rate, eta, metric, running)
+        streams = GaugeMetricFamily("milepost_dashboard_streams", "SSE and WebSocket streams open in this process")
+        streams.add_metric([], float(open_streams()))
+        yield from (items, total, flight, rate, eta, metric, running, streams)
 
 
 def metrics_text(hub: Hub) -> Tuple[bytes, str]:
