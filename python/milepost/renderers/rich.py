@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional, TextIO
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, TextIO
 
 from .. import _milepost
 from ..events import Event, LogLine
@@ -10,6 +10,35 @@ from ..observers.base import BaseObserver
 
 if TYPE_CHECKING:
     from ..snapshot import Snapshot
+
+
+#: Lanes of dead and stalled workers come first, so that folding never hides them.
+_LANE_ORDER = {"died": 0, "stalled": 1}
+
+
+def lane_lines(lanes: List[Dict[str, Any]], max_lanes: int) -> List[str]:
+    """The native frame's lane lines (`rust/render/frame.rs`), without colour: the lanes
+    still at work, problems first, then "… N more lanes"."""
+    active = sorted((ln for ln in lanes if ln["state"] != "finished"), key=lambda ln: _LANE_ORDER.get(ln["state"], 2))
+    shown = active if len(active) <= max_lanes else active[: max(max_lanes - 1, 0)]
+    lines = [_lane_line(ln) for ln in shown]
+    if len(shown) < len(active):
+        lines.append(f"    … {len(active) - len(shown)} more lanes")
+    return lines
+
+
+def _lane_line(lane: Dict[str, Any]) -> str:
+    item = f"▸ {_milepost.sanitize(lane['item'])}" if lane["item"] else None
+    if lane["state"] == "died":
+        what = "died"
+    elif lane["state"] == "stalled":
+        what = f"stalled {_milepost.format_duration(lane['heartbeat_age'])}" + (f" {item}" if item else "")
+    else:
+        what = item or "idle"
+    counts = f"{_milepost.format_count(lane['done'])} done"
+    if lane["failed"]:
+        counts += f", {_milepost.format_count(lane['failed'])} failed"
+    return f"    {_milepost.sanitize(lane['name'])} {what} ({counts})"
 
 
 class RichRenderer(BaseObserver):
@@ -33,8 +62,10 @@ class RichRenderer(BaseObserver):
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, LogLine):
-            src = f"[{event.source}] " if event.source else ""
-            self._console.print(f"{event.level.upper()} {src}{event.message}", markup=False, highlight=False)
+            # Sanitized like every other display's text: a log line must not drive the terminal.
+            src = f"[{_milepost.sanitize(event.source)}] " if event.source else ""
+            self._console.print(f"{event.level.upper()} {src}{_milepost.sanitize(event.message)}", markup=False,
+                                highlight=False)
 
     def on_snapshot(self, snapshot: Snapshot) -> None:
         self._live.update(self._render(snapshot), refresh=True)
@@ -55,12 +86,7 @@ class RichRenderer(BaseObserver):
             bar = ProgressBar(total=float(total) if total else None, completed=float(node["processed"]), width=30)
             table.add_row(Text("  " * depth + _milepost.sanitize(node["name"])), bar, Text(stats))
         parts: list[Any] = [Text(snapshot.run_line(), style="bold"), table]
-        lanes = [ln for ln in snapshot.data["lanes"] if ln["state"] != "finished"]
-        for lane in lanes[: self._max_lanes]:
-            item = _milepost.sanitize(lane["item"]) if lane["item"] else "idle"
-            parts.append(Text(f"    {_milepost.sanitize(lane['name'])} ▸ {item} ({lane['done']} done)"))
-        if len(lanes) > self._max_lanes:
-            parts.append(Text(f"    … {len(lanes) - self._max_lanes} more lanes"))
+        parts.extend(Text(line) for line in lane_lines(snapshot.data["lanes"], self._max_lanes))
         failures = snapshot.data["failures"]
         if failures:
             f = failures[0]
