@@ -36,11 +36,17 @@ def _run_dict(row: sqlite3.Row) -> Dict[str, Any]:
     judged = row["done"] + row["failed"]
     return {
         "id": row["id"], "name": row["name"], "status": row["status"], "started_at": row["started_at"],
-        "ended_at": row["ended_at"], "elapsed": row["elapsed"], "total": row["total"], "done": row["done"],
+        "ended_at": row["ended_at"], "elapsed": row["elapsed"], "total": row["total"],
+        "processed": _processed(row), "done": row["done"],
         "failed": row["failed"], "skipped": row["skipped"], "retried": row["retried"],
         "success_rate": (row["done"] / judged) if judged else None, "metrics": metrics, "cost": cost_of(metrics),
         "resumed": row["resumed"],
     }
+
+
+def _processed(row: Any) -> int:
+    """Progress, as every display counts it: items done, failed or skipped."""
+    return int(row["done"] + row["failed"] + row["skipped"])
 
 
 def history(db: sqlite3.Connection, name: Optional[str], limit: int) -> List[Dict[str, Any]]:
@@ -58,7 +64,7 @@ def find_run(db: sqlite3.Connection, which: str) -> Dict[str, Any]:
 
 def show(db: sqlite3.Connection, which: str) -> Dict[str, Any]:
     run = find_run(db, which)
-    run["phases"] = [dict(r) | {"metrics": json.loads(r["metrics"] or "{}")} for r in db.execute(
+    run["phases"] = [dict(r) | {"processed": _processed(r), "metrics": json.loads(r["metrics"] or "{}")} for r in db.execute(
         "SELECT path, kind, status, total, done, failed, skipped, retried, elapsed, rate, mean_item_seconds, metrics "
         "FROM phases WHERE run_id = ? ORDER BY rowid", (run["id"],))]
     run["workers"] = [dict(r) for r in db.execute(
@@ -116,15 +122,14 @@ def _when(t: Optional[float]) -> str:
 
 def _items(r: Dict[str, Any]) -> str:
     """Items processed (done, failed or skipped) out of the total."""
-    processed = _milepost.format_count(r["done"] + r["failed"] + r["skipped"])
+    processed = _milepost.format_count(r["processed"])
     return f"{processed}/{_milepost.format_count(r['total'])}" if r["total"] is not None else processed
 
 
 def _rate(p: Dict[str, Any]) -> str:
-    processed = p["done"] + p["failed"] + p["skipped"]
     if p["rate"] is not None:
         return _milepost.format_rate(p["rate"])
-    return _milepost.format_rate(processed / p["elapsed"]) if p["elapsed"] else "-"
+    return _milepost.format_rate(p["processed"] / p["elapsed"]) if p["elapsed"] else "-"
 
 
 def _pct(x: Optional[float]) -> str:
@@ -150,17 +155,19 @@ def history_text(runs: List[Dict[str, Any]]) -> str:
         return "no runs yet"
     rows = [[r["id"], _milepost.sanitize(r["name"]), r["status"], _when(r["started_at"]), _dur(r["elapsed"]),
              _items(r), _pct(r["success_rate"]), _money(r["cost"])] for r in runs]
-    return table(["id", "name", "status", "started", "duration", "items", "success", "cost"], rows)
+    return table(["id", "name", "status", "started", "duration", "processed", "success", "cost"], rows)
 
 
 def show_text(run: Dict[str, Any]) -> str:
     out = [f"{_milepost.sanitize(run['name'])} ({run['id']}): {run['status']}, started {_when(run['started_at'])}, "
-           f"{_dur(run['elapsed'])}, {_items(run)} items, {run['failed']} failed, success {_pct(run['success_rate'])}"]
+           f"{_dur(run['elapsed'])}, {_items(run)} processed: {_milepost.format_count(run['done'])} done, "
+           f"{_milepost.format_count(run['failed'])} failed, {_milepost.format_count(run['skipped'])} skipped, "
+           f"success {_pct(run['success_rate'])}"]
     if run["metrics"]:
         out.append("metrics: " + ", ".join(_milepost.format_metric(k, v) for k, v in run["metrics"].items()))
     if run["phases"]:
         out.append("")
-        out.append(table(["phase", "status", "items", "failed", "duration", "rate"], [
+        out.append(table(["phase", "status", "processed", "failed", "duration", "rate"], [
             [_milepost.sanitize(p["path"]), p["status"], _items(p), str(p["failed"]), _dur(p["elapsed"]),
              _rate(p)] for p in run["phases"]]))
     if run["workers"]:
@@ -180,7 +187,7 @@ def stats_text(s: Dict[str, Any]) -> str:
     rows = [[r["id"], r["status"], _when(r["started_at"]), _dur(r["elapsed"]), _items(r), _pct(r["success_rate"]),
              _money(r["cost"])] for r in runs]
     out = [f"{_milepost.sanitize(s['name'])}: {len(runs)} runs", "",
-           table(["id", "status", "started", "duration", "items", "success", "cost"], rows), ""]
+           table(["id", "status", "started", "duration", "processed", "success", "cost"], rows), ""]
     for label, key, fmt in (("duration", "elapsed", _dur), ("cost", "cost", _money)):
         summary = s[label]
         if summary:

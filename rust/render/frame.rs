@@ -46,9 +46,11 @@ pub fn run_line(s: &Snapshot) -> String {
         r.state,
         format::duration(r.elapsed.unwrap_or(0.0))
     )];
+    // Progress is processed items (done, failed or skipped) out of the total, on every
+    // display and in the CLI; "done" alone would claim the failed and skipped ones succeeded.
     parts.push(match r.total {
         Some(t) => format!("{}/{}", format::count(r.processed), format::count(t)),
-        None => format!("{} done", format::count(r.processed)),
+        None => format!("{} processed", format::count(r.processed)),
     });
     if r.failed > 0 {
         let ok = r.success_rate.unwrap_or(0.0) * 100.0;
