@@ -10,6 +10,19 @@ from . import __version__
 from .renderers import DISPLAYS
 
 
+def _count_or_all(text: str) -> Optional[int]:
+    """A count >= 0, or "all" (None)."""
+    if text.strip().lower() == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a count >= 0 or 'all', got {text!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="milepost", description="Progress you can trust for long jobs.")
     parser.add_argument("--version", action="version", version=f"milepost {__version__}")
@@ -27,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     hist.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
     show = sub.add_parser("show", help="one run: phases, workers, failures, metrics")
     show.add_argument("run", help="a run id, or a name (its latest run)")
+    show.add_argument("--failures", type=_count_or_all, default=20, metavar="N",
+                      help="how many failures to list, newest first (default 20; 'all')")
     stats = sub.add_parser("stats", help="durations, costs and success across the runs of a name")
     stats.add_argument("name")
     stats.add_argument("--limit", type=int, default=50, help="how many recent runs (default 50)")
@@ -56,8 +71,8 @@ def _history_command(args: argparse.Namespace) -> int:
             data: object = h.history(db, args.name, args.limit)
             text = h.history_text(data)  # type: ignore[arg-type]
         elif args.command == "show":
-            data = h.show(db, args.run)
-            text = h.show_text(data)
+            data = h.show(db, args.run, args.failures)
+            text = h.show_text(data, args.db)
         else:
             data = h.stats(db, args.name, args.limit)
             text = h.stats_text(data)

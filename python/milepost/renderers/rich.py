@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, TextIO
 from .. import _milepost
 from ..events import Event, LogLine
 from ..observers.base import BaseObserver
+from .failures import FirstFailures, failure_text
+from .native import SHOWN_FAILURES
 
 if TYPE_CHECKING:
     from ..snapshot import Snapshot
@@ -56,6 +58,9 @@ class RichRenderer(BaseObserver):
 
         self.interval = interval
         self._max_lanes = max_lanes
+        # As on the native display: the first failures above the live view, the latest in it.
+        self._failures = FirstFailures(SHOWN_FAILURES)
+        self._final: Optional[Snapshot] = None
         self._console = Console(file=stream or sys.stderr)
         self._live = Live(console=self._console, auto_refresh=False, transient=not leave)
         self._live.start()
@@ -66,8 +71,13 @@ class RichRenderer(BaseObserver):
             src = f"[{_milepost.sanitize(event.source)}] " if event.source else ""
             self._console.print(f"{event.level.upper()} {src}{_milepost.sanitize(event.message)}", markup=False,
                                 highlight=False)
+        else:
+            failure = self._failures.on_event(event)
+            if failure is not None:
+                self._console.print(f"✗ {failure}", markup=False, highlight=False, style="red")
 
     def on_snapshot(self, snapshot: Snapshot) -> None:
+        self._final = snapshot
         self._live.update(self._render(snapshot), refresh=True)
 
     def _render(self, snapshot: Snapshot) -> Any:
@@ -90,9 +100,11 @@ class RichRenderer(BaseObserver):
         failures = snapshot.data["failures"]
         if failures:
             f = failures[0]
-            parts.append(Text(f"  ✗ {_milepost.sanitize(f['name'])}: {_milepost.sanitize(f['error'] or '')}",
-                              style="red"))
+            parts.append(Text(f"  ✗ {failure_text(f['name'], f['error'])}", style="red"))
         return Group(*parts)
 
     def close(self) -> None:
+        note = self._failures.end(self._final)
+        if note is not None:
+            self._console.print(note, markup=False, highlight=False)
         self._live.stop()
