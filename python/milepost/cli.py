@@ -35,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--item-ms", type=float, default=40.0, help="mean item time in ms (default 40)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.add_argument("--snapshot-file", default=None, help="keep the latest snapshot in this JSON file")
+    demo.add_argument("--output", default=None,
+                      help="where plain, JSON or rich output goes: stdout, stderr (default) or a file (appended to)")
     hist = sub.add_parser("history", help="recent runs from the history database")
     hist.add_argument("--name", default=None, help="only runs with this name")
     hist.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
@@ -117,7 +119,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         try:
             run_demo(args.items, args.workers, args.fail_rate, args.display, args.item_ms, args.seed,
-                     args.snapshot_file)
+                     args.snapshot_file, args.output)
         except ValueError as e:
             print(f"milepost demo: {e}", file=sys.stderr)
             return 2
