@@ -342,6 +342,20 @@ mod tests {
     }
 
     #[test]
+    fn dead_and_stalled_lanes_come_first_and_say_so() {
+        let mut s = sample_run(6);
+        let dead = &mut s.lanes[4];
+        (dead.state, dead.item, dead.done, dead.failed) = ("died".into(), None, 500, 1);
+        let stalled = &mut s.lanes[5];
+        (stalled.state, stalled.heartbeat_age) = ("stalled".into(), 65.0);
+        let o = FrameOptions { width: 100, height: 40, max_lanes: 3, tick: 0 };
+        let text = plain(&frame(&s, &o)).join("\n");
+        assert!(text.contains("    w4 died (500 done, 1 failed)"), "{text}");
+        assert!(text.contains("    w5 stalled 1m05s ▸ item-5"), "{text}");
+        assert!(text.contains("    … 4 more lanes"), "{text}");
+    }
+
+    #[test]
     fn a_run_without_phases_is_one_bar_line() {
         let r = RunCore::new("id", "loop", Clock::manual(), 0.0);
         r.root().set_total(Some(10));

@@ -2,7 +2,7 @@
 
 | name     | where                                   | how                                          |
 |----------|-----------------------------------------|----------------------------------------------|
-| `native` | a terminal                              | indicatif, drawn by a Rust thread            |
+| `native` | a terminal                              | drawn by a Rust thread, never with the GIL   |
 | `rich`   | Jupyter, or on request                  | rich `Live`, from the dispatcher thread      |
 | `plain`  | CI and log files (not a terminal)       | a summary line every `interval` s, no `\\r`    |
 | `json`   | machines                                | JSON lines: snapshots and events             |
