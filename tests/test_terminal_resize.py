@@ -67,7 +67,11 @@ class Tmux:
         return [line.rstrip() for line in text.splitlines() if line.strip()]
 
     def kill(self) -> None:
+        path = subprocess.run(["tmux", "-L", self.socket, "display-message", "-p", "#{socket_path}"],
+                              capture_output=True, text=True, timeout=10).stdout.strip()
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=10)
+        if path:
+            Path(path).unlink(missing_ok=True)  # tmux leaves its socket file behind
 
 
 @pytest.fixture
