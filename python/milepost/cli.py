@@ -10,6 +10,19 @@ from . import __version__
 from .renderers import DISPLAYS
 
 
+def _count_or_all(text: str) -> Optional[int]:
+    """A count >= 0, or "all" (None)."""
+    if text.strip().lower() == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a count >= 0 or 'all', got {text!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="milepost", description="Progress you can trust for long jobs.")
     parser.add_argument("--version", action="version", version=f"milepost {__version__}")
@@ -22,11 +35,15 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--item-ms", type=float, default=40.0, help="mean item time in ms (default 40)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.add_argument("--snapshot-file", default=None, help="keep the latest snapshot in this JSON file")
+    demo.add_argument("--output", default=None,
+                      help="where plain, JSON or rich output goes: stdout, stderr (default) or a file (appended to)")
     hist = sub.add_parser("history", help="recent runs from the history database")
     hist.add_argument("--name", default=None, help="only runs with this name")
     hist.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
     show = sub.add_parser("show", help="one run: phases, workers, failures, metrics")
     show.add_argument("run", help="a run id, or a name (its latest run)")
+    show.add_argument("--failures", type=_count_or_all, default=20, metavar="N",
+                      help="how many failures to list, newest first (default 20; 'all')")
     stats = sub.add_parser("stats", help="durations, costs and success across the runs of a name")
     stats.add_argument("name")
     stats.add_argument("--limit", type=int, default=50, help="how many recent runs (default 50)")
@@ -56,8 +73,8 @@ def _history_command(args: argparse.Namespace) -> int:
             data: object = h.history(db, args.name, args.limit)
             text = h.history_text(data)  # type: ignore[arg-type]
         elif args.command == "show":
-            data = h.show(db, args.run)
-            text = h.show_text(data)
+            data = h.show(db, args.run, args.failures)
+            text = h.show_text(data, args.db)
         else:
             data = h.stats(db, args.name, args.limit)
             text = h.stats_text(data)
@@ -102,7 +119,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         try:
             run_demo(args.items, args.workers, args.fail_rate, args.display, args.item_ms, args.seed,
-                     args.snapshot_file)
+                     args.snapshot_file, args.output)
         except ValueError as e:
             print(f"milepost demo: {e}", file=sys.stderr)
             return 2

@@ -62,8 +62,10 @@ def run_demo(
     item_ms: float = 40.0,
     seed: int = 0,
     snapshot_file: Optional[str] = None,
+    output: Optional[str] = None,
 ) -> int:
-    """Runs the demo; returns the number of documents that failed for good."""
+    """Runs the demo; returns the number of documents that failed for good. `output` is
+    `Run(output=...)`: "stdout", "stderr" or a file path (plain, JSON and rich output)."""
     if items < 1:
         raise ValueError(f"--items must be >= 1, got {items}")
     if workers < 1:
@@ -71,7 +73,7 @@ def run_demo(
     if not 0.0 <= fail_rate <= 1.0:
         raise ValueError(f"--fail-rate must be between 0 and 1, got {fail_rate}")
     mean_s = max(item_ms, 0.0) / 1000.0
-    run = Run("demo", display=display, snapshot_file=snapshot_file)
+    run = Run("demo", display=display, snapshot_file=snapshot_file, output=output)
     if run.display != "json":  # a summary for people; machines reading JSON lines get only JSON
         run._dispatcher.add(ConsoleSummary())
     with run:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sqlite3
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from . import _milepost
 from .persistence import connect, default_path
+from .renderers.failures import more_failures
 
 SPARK = "▁▂▃▄▅▆▇█"
 
@@ -36,11 +39,17 @@ def _run_dict(row: sqlite3.Row) -> Dict[str, Any]:
     judged = row["done"] + row["failed"]
     return {
         "id": row["id"], "name": row["name"], "status": row["status"], "started_at": row["started_at"],
-        "ended_at": row["ended_at"], "elapsed": row["elapsed"], "total": row["total"], "done": row["done"],
+        "ended_at": row["ended_at"], "elapsed": row["elapsed"], "total": row["total"],
+        "processed": _processed(row), "done": row["done"],
         "failed": row["failed"], "skipped": row["skipped"], "retried": row["retried"],
         "success_rate": (row["done"] / judged) if judged else None, "metrics": metrics, "cost": cost_of(metrics),
         "resumed": row["resumed"],
     }
+
+
+def _processed(row: Any) -> int:
+    """Progress, as every display counts it: items done, failed or skipped."""
+    return int(row["done"] + row["failed"] + row["skipped"])
 
 
 def history(db: sqlite3.Connection, name: Optional[str], limit: int) -> List[Dict[str, Any]]:
@@ -56,24 +65,46 @@ def find_run(db: sqlite3.Connection, which: str) -> Dict[str, Any]:
     return _run_dict(row)
 
 
-def show(db: sqlite3.Connection, which: str) -> Dict[str, Any]:
+def show(db: sqlite3.Connection, which: str, failures: Optional[int] = 20) -> Dict[str, Any]:
+    """A run with its phases, workers and its newest `failures` failures (None: all of them);
+    `failures_recorded` says how many the history holds."""
     run = find_run(db, which)
-    run["phases"] = [dict(r) | {"metrics": json.loads(r["metrics"] or "{}")} for r in db.execute(
+    phases = db.execute(
         "SELECT path, kind, status, total, done, failed, skipped, retried, elapsed, rate, mean_item_seconds, metrics "
-        "FROM phases WHERE run_id = ? ORDER BY rowid", (run["id"],))]
+        "FROM phases WHERE run_id = ? ORDER BY rowid", (run["id"],))
+    run["phases"] = [dict(r) | {"processed": _processed(r), "metrics": json.loads(r["metrics"] or "{}")} for r in phases]
     run["workers"] = [dict(r) for r in db.execute(
         "SELECT name, state, done, failed FROM workers WHERE run_id = ? ORDER BY name", (run["id"],))]
-    failures = [dict(r) for r in db.execute(
-        "SELECT phase, name, error, started_at AS at FROM items WHERE run_id = ? AND status = 'failed' "
-        "ORDER BY id DESC LIMIT 50", (run["id"],))]
-    if not failures:  # failures counted without an item() context are kept as events
-        failures = [dict(r) for r in db.execute(
-            "SELECT path AS phase, json_extract(data, '$.item') AS name, message AS error, ts AS at FROM events "
-            "WHERE run_id = ? AND kind = 'item_failed' ORDER BY id DESC LIMIT 50", (run["id"],))]
-    run["failures"] = failures
+    recorded = recorded_failures(db, run["id"])
+    run["failures"] = recorded if failures is None else recorded[:failures]
+    run["failures_recorded"] = len(recorded)
     run["items"] = dict(db.execute(
         "SELECT count(*) AS n, sum(status = 'done') AS done FROM items WHERE run_id = ?", (run["id"],)).fetchone())
     return run
+
+
+def recorded_failures(db: sqlite3.Connection, run_id: str) -> List[Dict[str, Any]]:
+    """Every failure the history holds for a run, newest first. Every failure is an event
+    (those of workers, and a dead worker's item, included); a failure from `item()` or
+    `fail()` also has an item row, which stands in for its event if that was dropped."""
+    failures = [dict(r) for r in db.execute(
+        "SELECT path AS phase, json_extract(data, '$.item') AS name, message AS error, ts AS at FROM events "
+        "WHERE run_id = ? AND kind = 'item_failed'", (run_id,))]
+    # Events name an item sanitized and clipped; item rows keep the name as given.
+    with_event = Counter((f["phase"], _item_key(f["name"])) for f in failures)
+    for row in db.execute("SELECT phase, name, error, started_at + coalesce(duration, 0) AS at FROM items "
+                          "WHERE run_id = ? AND status = 'failed'", (run_id,)):
+        key = (row["phase"], _item_key(row["name"]))
+        if with_event[key] > 0:
+            with_event[key] -= 1
+        else:
+            failures.append(dict(row))
+    failures.sort(key=lambda f: f["at"] or 0.0, reverse=True)
+    return failures
+
+
+def _item_key(name: Optional[str]) -> str:
+    return _milepost.sanitize(name or "")[:256]
 
 
 def stats(db: sqlite3.Connection, name: str, limit: int) -> Dict[str, Any]:
@@ -116,15 +147,14 @@ def _when(t: Optional[float]) -> str:
 
 def _items(r: Dict[str, Any]) -> str:
     """Items processed (done, failed or skipped) out of the total."""
-    processed = _milepost.format_count(r["done"] + r["failed"] + r["skipped"])
+    processed = _milepost.format_count(r["processed"])
     return f"{processed}/{_milepost.format_count(r['total'])}" if r["total"] is not None else processed
 
 
 def _rate(p: Dict[str, Any]) -> str:
-    processed = p["done"] + p["failed"] + p["skipped"]
     if p["rate"] is not None:
         return _milepost.format_rate(p["rate"])
-    return _milepost.format_rate(processed / p["elapsed"]) if p["elapsed"] else "-"
+    return _milepost.format_rate(p["processed"] / p["elapsed"]) if p["elapsed"] else "-"
 
 
 def _pct(x: Optional[float]) -> str:
@@ -150,29 +180,46 @@ def history_text(runs: List[Dict[str, Any]]) -> str:
         return "no runs yet"
     rows = [[r["id"], _milepost.sanitize(r["name"]), r["status"], _when(r["started_at"]), _dur(r["elapsed"]),
              _items(r), _pct(r["success_rate"]), _money(r["cost"])] for r in runs]
-    return table(["id", "name", "status", "started", "duration", "items", "success", "cost"], rows)
+    return table(["id", "name", "status", "started", "duration", "processed", "success", "cost"], rows)
 
 
-def show_text(run: Dict[str, Any]) -> str:
+def show_text(run: Dict[str, Any], db: Optional[str] = None) -> str:
     out = [f"{_milepost.sanitize(run['name'])} ({run['id']}): {run['status']}, started {_when(run['started_at'])}, "
-           f"{_dur(run['elapsed'])}, {_items(run)} items, {run['failed']} failed, success {_pct(run['success_rate'])}"]
+           f"{_dur(run['elapsed'])}, {_items(run)} processed: {_milepost.format_count(run['done'])} done, "
+           f"{_milepost.format_count(run['failed'])} failed, {_milepost.format_count(run['skipped'])} skipped, "
+           f"success {_pct(run['success_rate'])}"]
     if run["metrics"]:
         out.append("metrics: " + ", ".join(_milepost.format_metric(k, v) for k, v in run["metrics"].items()))
     if run["phases"]:
         out.append("")
-        out.append(table(["phase", "status", "items", "failed", "duration", "rate"], [
+        out.append(table(["phase", "status", "processed", "failed", "duration", "rate"], [
             [_milepost.sanitize(p["path"]), p["status"], _items(p), str(p["failed"]), _dur(p["elapsed"]),
              _rate(p)] for p in run["phases"]]))
     if run["workers"]:
         out.append("")
         out.append(table(["worker", "state", "done", "failed"],
                          [[_milepost.sanitize(w["name"]), w["state"], str(w["done"]), str(w["failed"])] for w in run["workers"]]))
-    if run["failures"]:
+    if run["failures"] or run["failed"]:
         out.append("")
         out.append("failures (newest first):")
         out += [f"  {_milepost.sanitize(f['phase'] or '')}: {_milepost.sanitize(f['name'] or '')}: "
-                f"{_milepost.sanitize(f['error'] or '')}" for f in run["failures"][:20]]
+                f"{_milepost.sanitize(f['error'] or '')}" for f in run["failures"]]
+        out += _failures_notes(run, db)
     return "\n".join(out)
+
+
+def _failures_notes(run: Dict[str, Any], db: Optional[str]) -> List[str]:
+    """What the list of failures leaves out: those not listed, and those counted that the
+    history does not hold (their events were dropped, or the history was off)."""
+    notes = []
+    listed, recorded = len(run["failures"]), run["failures_recorded"]
+    where = f"milepost show {run['id']} --failures all" + (f" --db {shlex.quote(db)}" if db else "")
+    more = more_failures(recorded - listed, where)
+    if more is not None:
+        notes.append(f"  {more}")
+    if run["failed"] > recorded:
+        notes.append(f"  ({_milepost.format_count(run['failed'] - recorded)} more were counted but not recorded)")
+    return notes
 
 
 def stats_text(s: Dict[str, Any]) -> str:
@@ -180,7 +227,7 @@ def stats_text(s: Dict[str, Any]) -> str:
     rows = [[r["id"], r["status"], _when(r["started_at"]), _dur(r["elapsed"]), _items(r), _pct(r["success_rate"]),
              _money(r["cost"])] for r in runs]
     out = [f"{_milepost.sanitize(s['name'])}: {len(runs)} runs", "",
-           table(["id", "status", "started", "duration", "items", "success", "cost"], rows), ""]
+           table(["id", "status", "started", "duration", "processed", "success", "cost"], rows), ""]
     for label, key, fmt in (("duration", "elapsed", _dur), ("cost", "cost", _money)):
         summary = s[label]
         if summary:

@@ -13,7 +13,7 @@
 use console::{style, truncate_str};
 
 use super::format;
-use crate::core::snapshot::{NodeSnapshot, Snapshot};
+use crate::core::snapshot::{LaneSnapshot, NodeSnapshot, Snapshot};
 use crate::core::text::sanitize;
 
 const SPINNER: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
@@ -46,9 +46,11 @@ pub fn run_line(s: &Snapshot) -> String {
         r.state,
         format::duration(r.elapsed.unwrap_or(0.0))
     )];
+    // Progress is processed items (done, failed or skipped) out of the total, on every
+    // display and in the CLI; "done" alone would claim the failed and skipped ones succeeded.
     parts.push(match r.total {
         Some(t) => format!("{}/{}", format::count(r.processed), format::count(t)),
-        None => format!("{} done", format::count(r.processed)),
+        None => format!("{} processed", format::count(r.processed)),
     });
     if r.failed > 0 {
         let ok = r.success_rate.unwrap_or(0.0) * 100.0;
@@ -254,27 +256,43 @@ pub fn frame(s: &Snapshot, o: &FrameOptions) -> Vec<String> {
     lines
 }
 
-/// Busy and idle lanes, up to `max` of them, then "… N more lanes".
+/// Lanes still at work, up to `max` of them, then "… N more lanes". Dead and stalled workers
+/// come first, so that folding never hides them; the rest keep their order.
 fn lane_lines(s: &Snapshot, max: usize, width: usize) -> Vec<String> {
-    let active: Vec<_> = s.lanes.iter().filter(|l| l.state != "finished").collect();
+    let mut active: Vec<_> = s.lanes.iter().filter(|l| l.state != "finished").collect();
     if active.is_empty() {
         return Vec::new();
     }
+    active.sort_by_key(|l| match &*l.state {
+        "died" => 0,
+        "stalled" => 1,
+        _ => 2,
+    });
     let shown = if active.len() > max { max.saturating_sub(1) } else { active.len() };
-    let mut out: Vec<String> = active[..shown]
-        .iter()
-        .map(|l| {
-            let what = match &l.item {
-                Some(item) => format!("{} {}", style('▸').for_stderr().cyan(), sanitize(item)),
-                None => style("idle").for_stderr().dim().to_string(),
-            };
-            fit(&format!("    {} {what} ({} done)", sanitize(&l.name), format::count(l.done)), width)
-        })
-        .collect();
+    let mut out: Vec<String> = active[..shown].iter().map(|l| fit(&lane_line(l), width)).collect();
     if shown < active.len() {
         out.push(fit(&format!("    … {} more lanes", active.len() - shown), width));
     }
     out
+}
+
+/// `w3 ▸ doc-7.json (12 done)`, `w3 idle (12 done)`, `pid 42 stalled 1m05s ▸ doc-7.json (…)`,
+/// `pid 42 died (12 done, 1 failed)`: the state before the item, whose name may be clipped.
+fn lane_line(l: &LaneSnapshot) -> String {
+    let item = l.item.as_deref().map(|i| format!(" {} {}", style('▸').for_stderr().cyan(), sanitize(i)));
+    let what = match &*l.state {
+        "died" => style("died").for_stderr().red().to_string(),
+        "stalled" => {
+            let quiet = style(format!("stalled {}", format::duration(l.heartbeat_age))).for_stderr().yellow();
+            format!("{quiet}{}", item.unwrap_or_default())
+        }
+        _ => item.map_or_else(|| style("idle").for_stderr().dim().to_string(), |i| i.trim_start().to_owned()),
+    };
+    let counts = match l.failed {
+        0 => format!("{} done", format::count(l.done)),
+        f => format!("{} done, {} failed", format::count(l.done), format::count(f)),
+    };
+    format!("    {} {what} ({counts})", sanitize(&l.name))
 }
 
 #[cfg(test)]
@@ -321,6 +339,20 @@ mod tests {
         assert_eq!(lines.iter().filter(|l| l.contains('▸')).count(), 4);
         assert!(text.contains("✗ bad name: Boom!"));
         assert!(text.contains(" 41%"), "{text}");
+    }
+
+    #[test]
+    fn dead_and_stalled_lanes_come_first_and_say_so() {
+        let mut s = sample_run(6);
+        let dead = &mut s.lanes[4];
+        (dead.state, dead.item, dead.done, dead.failed) = ("died".into(), None, 500, 1);
+        let stalled = &mut s.lanes[5];
+        (stalled.state, stalled.heartbeat_age) = ("stalled".into(), 65.0);
+        let o = FrameOptions { width: 100, height: 40, max_lanes: 3, tick: 0 };
+        let text = plain(&frame(&s, &o)).join("\n");
+        assert!(text.contains("    w4 died (500 done, 1 failed)"), "{text}");
+        assert!(text.contains("    w5 stalled 1m05s ▸ item-5"), "{text}");
+        assert!(text.contains("    … 4 more lanes"), "{text}");
     }
 
     #[test]

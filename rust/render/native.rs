@@ -1,13 +1,23 @@
-//! The background thread that samples a run and, on a terminal, draws it with indicatif.
+//! The background thread that samples a run and, on a terminal, draws it.
 //!
 //! The thread holds no Python object and never takes the GIL: it reaches the run through a
 //! `Weak`, wakes on a `Condvar` (so stopping is immediate), and is joined in `Drop`.
+//!
+//! It draws the frame itself instead of through indicatif. indicatif pads every line with spaces
+//! to the terminal's width and lets the terminal wrap to the next row, so its frame, and the lines
+//! printed above it, are one long wrapped line to the terminal; a terminal that re-wraps its lines
+//! when it is resized (tmux, VTE, kitty, iTerm2, Windows Terminal) then moves them to rows that
+//! indicatif's row count, taken at the old width, does not match: narrowing left pieces of old
+//! frames in the scrollback, widening erased lines printed above the bars. Here every line of
+//! the frame ends with a newline and is narrower than the terminal, and the frame on screen is
+//! remembered by the widths of its lines, so that erasing it counts the rows they take at the
+//! width the terminal has now.
 
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use console::{measure_text_width, Term};
 use parking_lot::{Condvar, Mutex};
 
 use super::frame::{frame, FrameOptions};
@@ -24,11 +34,11 @@ pub struct NativeOptions {
 }
 
 impl NativeOptions {
-    fn term(&self) -> console::Term {
+    fn term(&self) -> Term {
         if self.stdout {
-            console::Term::stdout()
+            Term::stdout()
         } else {
-            console::Term::stderr()
+            Term::stderr()
         }
     }
 }
@@ -39,11 +49,66 @@ struct StopSignal {
     cv: Condvar,
 }
 
-/// Held while painting, so that a pause never races a frame onto a cleared screen.
-#[derive(Default)]
-struct PauseState {
+/// The frame on the terminal. Everything written to the terminal goes through it, under its
+/// lock, so that a printed line and a frame never interleave.
+struct Screen {
+    term: Term,
+    /// The visible width of each line of the frame on screen; empty when none is.
+    drawn: Vec<usize>,
+    /// The frame last laid out (redrawn under a printed line) and the terminal size it was
+    /// laid out for (rows, columns).
+    last: Vec<String>,
+    last_size: (u16, u16),
+    /// `suspend()`: nothing is drawn until `resume()`.
     paused: bool,
-    redraw: bool,
+    /// The run ended: its final frame is ordinary output now, never redrawn.
+    finished: bool,
+}
+
+impl Screen {
+    fn new(term: Term) -> Self {
+        Self { term, drawn: Vec::new(), last: Vec::new(), last_size: (0, 0), paused: false, finished: false }
+    }
+
+    /// Appends what clears the frame's rows, from its last up to its first, where it leaves
+    /// the cursor. The cursor is at the end of the frame's last line. A line is counted at the
+    /// width the terminal has now: one that a narrower terminal re-wrapped takes several rows.
+    /// Row by row rather than "erase below": tmux moves a screen cleared from its top-left
+    /// corner into the scrollback, which would keep a copy of every frame drawn at the top.
+    fn erase(&mut self, out: &mut String) {
+        if self.drawn.is_empty() {
+            return;
+        }
+        let rows = rows_taken(&self.drawn, usize::from(self.term.size().1));
+        out.push_str("\r\x1b[2K");
+        for _ in 1..rows {
+            out.push_str("\x1b[A\x1b[2K");
+        }
+        self.drawn.clear();
+    }
+
+    /// Appends the frame; the cursor stays at the end of its last line (no newline after it,
+    /// so that the frame never scrolls a blank row onto the screen).
+    fn put(&mut self, out: &mut String, lines: &[String]) {
+        out.push_str(&lines.join("\n"));
+        self.drawn = lines.iter().map(|l| measure_text_width(l)).collect();
+    }
+
+    /// One write, so that the terminal never shows a half-drawn frame. A terminal that went
+    /// away is not an error of the job's: what could not be written is dropped.
+    fn send(&self, out: &str) {
+        if !out.is_empty() {
+            let _ = self.term.write_str(out);
+            let _ = self.term.flush();
+        }
+    }
+}
+
+/// Rows that lines of these visible widths take on a terminal `cols` wide that re-wraps them
+/// (an empty line still takes its row).
+fn rows_taken(widths: &[usize], cols: usize) -> usize {
+    let cols = cols.max(1);
+    widths.iter().map(|w| w.div_ceil(cols).max(1)).sum()
 }
 
 /// Samples the run's rates at `hz`, and draws the frame when native display is on.
@@ -59,63 +124,63 @@ pub struct Ticker {
 /// caller never holds a lock of ours while it waits on the terminal.
 #[derive(Clone)]
 pub struct TickerHandle {
-    pause: Arc<Mutex<PauseState>>,
-    multi: Option<MultiProgress>,
+    /// Present when drawing on a terminal.
+    screen: Option<Arc<Mutex<Screen>>>,
 }
 
 struct Painter {
-    multi: MultiProgress,
-    pause: Arc<Mutex<PauseState>>,
-    bar: ProgressBar,
+    screen: Arc<Mutex<Screen>>,
+    term: Term,
     options: NativeOptions,
     tick: usize,
-    last: String,
 }
 
 impl Painter {
-    fn new(multi: MultiProgress, pause: Arc<Mutex<PauseState>>, options: NativeOptions) -> Self {
-        let style = ProgressStyle::with_template("{msg}").expect("static template");
-        let bar = multi.add(ProgressBar::new_spinner().with_style(style));
-        Self { multi, pause, bar, options, tick: 0, last: String::new() }
-    }
-
-    fn paint(&mut self, run: &RunCore, now: f64) {
-        let pause = Arc::clone(&self.pause);
-        let mut state = pause.lock();
-        if state.paused {
-            return;
-        }
-        if std::mem::take(&mut state.redraw) {
-            self.last.clear();
-        }
+    fn lines(&mut self, run: &RunCore, now: f64) -> (Vec<String>, (u16, u16)) {
         let snap = run.snapshot(now);
-        let (rows, cols) = self.options.term().size();
+        let size = self.term.size();
         let opts = FrameOptions {
             // Two columns spare: the terminal echoes "^C" after the last line, and a line that
             // wrapped would leave a stale copy of it above the final frame.
-            width: usize::from(cols).saturating_sub(2),
-            height: usize::from(rows),
+            width: usize::from(size.1).saturating_sub(2),
+            height: usize::from(size.0),
             max_lanes: self.options.max_lanes,
             tick: self.tick,
         };
         self.tick += 1;
-        let text = frame(&snap, &opts).join("\n");
-        // Unchanged frames are not sent to the terminal again.
-        if text != self.last {
-            self.bar.set_message(text.clone());
-            self.last = text;
-        }
+        (frame(&snap, &opts), size)
     }
 
-    fn finish(&mut self, run: &RunCore, now: f64) {
-        self.pause.lock().paused = false;
-        self.paint(run, now);
-        if self.options.leave {
-            self.bar.finish();
-        } else {
-            self.bar.finish_and_clear();
-            let _ = self.multi.clear();
+    fn paint(&mut self, run: &RunCore, now: f64) {
+        let (lines, size) = self.lines(run, now);
+        let mut screen = self.screen.lock();
+        // Unchanged frames are not sent to the terminal again.
+        let unchanged = !screen.drawn.is_empty() && screen.last == lines && screen.last_size == size;
+        if screen.paused || screen.finished || unchanged {
+            return;
         }
+        let mut out = String::new();
+        screen.erase(&mut out);
+        screen.put(&mut out, &lines);
+        screen.send(&out);
+        screen.last = lines;
+        screen.last_size = size;
+    }
+
+    /// The final frame: left on screen as ordinary output (followed by a newline), or cleared.
+    fn finish(&mut self, run: &RunCore, now: f64) {
+        let (lines, _) = self.lines(run, now);
+        let mut screen = self.screen.lock();
+        let mut out = String::new();
+        screen.erase(&mut out);
+        if self.options.leave {
+            screen.put(&mut out, &lines);
+            out.push('\n');
+            screen.drawn.clear();
+        }
+        screen.send(&out);
+        screen.last.clear();
+        screen.finished = true;
     }
 }
 
@@ -124,17 +189,14 @@ impl Ticker {
     pub fn start(run: &Arc<RunCore>, hz: f64, native: Option<NativeOptions>) -> Self {
         let hz = if hz.is_finite() { hz.clamp(0.5, 20.0) } else { 10.0 };
         let signal = Arc::new(StopSignal::default());
-        let multi = native.map(|o| {
-            let rate = hz.ceil() as u8;
-            let target = if o.stdout {
-                ProgressDrawTarget::stdout_with_hz(rate)
-            } else {
-                ProgressDrawTarget::stderr_with_hz(rate)
-            };
-            MultiProgress::with_draw_target(target)
+        // Off a terminal nothing is drawn (the Python side picks plain lines there anyway).
+        let mut painter = native.map(|o| (o, o.term())).filter(|(_, t)| t.is_term()).map(|(options, term)| Painter {
+            screen: Arc::new(Mutex::new(Screen::new(term.clone()))),
+            term,
+            options,
+            tick: 0,
         });
-        let pause = Arc::new(Mutex::new(PauseState::default()));
-        let mut painter = native.zip(multi.clone()).map(|(o, m)| Painter::new(m, Arc::clone(&pause), o));
+        let handle = TickerHandle { screen: painter.as_ref().map(|p| Arc::clone(&p.screen)) };
         let weak: Weak<RunCore> = Arc::downgrade(run);
         let thread_signal = Arc::clone(&signal);
         let period = Duration::from_secs_f64(1.0 / hz);
@@ -160,7 +222,7 @@ impl Ticker {
                 }
             })
             .expect("spawn the milepost ticker thread");
-        Self { signal, thread: Some(thread), handle: TickerHandle { pause, multi }, pid: std::process::id() }
+        Self { signal, thread: Some(thread), handle, pid: std::process::id() }
     }
 
     pub fn handle(&self) -> TickerHandle {
@@ -184,33 +246,45 @@ impl Ticker {
 }
 
 impl TickerHandle {
-    /// Prints a line above the bars (or plainly when not drawing). Returns whether the native
-    /// display took it.
+    /// Prints a line above the bars. Returns whether the native display took it (false when
+    /// it does not draw: the caller prints it plainly).
     pub fn println(&self, text: &str) -> bool {
-        match &self.multi {
-            Some(m) if !m.is_hidden() => m.println(text).is_ok(),
-            _ => false,
+        let Some(screen) = &self.screen else { return false };
+        let mut screen = screen.lock();
+        let mut out = String::new();
+        screen.erase(&mut out);
+        out.push_str(text);
+        out.push('\n');
+        if !screen.paused && !screen.finished && !screen.last.is_empty() {
+            let last = std::mem::take(&mut screen.last);
+            screen.put(&mut out, &last);
+            screen.last = last;
         }
+        screen.send(&out);
+        true
     }
 
     /// Clears the bars and stops drawing until `resume`; for output that cannot go through
     /// `println` (a child process writing to the terminal).
     pub fn pause(&self) {
-        let mut state = self.pause.lock();
-        state.paused = true;
-        if let Some(m) = &self.multi {
-            let _ = m.clear();
+        if let Some(screen) = &self.screen {
+            let mut screen = screen.lock();
+            let mut out = String::new();
+            screen.erase(&mut out);
+            screen.send(&out);
+            screen.paused = true;
         }
     }
 
+    /// Draws again from the next tick (the frame was erased, so it is drawn even if unchanged).
     pub fn resume(&self) {
-        let mut state = self.pause.lock();
-        state.paused = false;
-        state.redraw = true;
+        if let Some(screen) = &self.screen {
+            screen.lock().paused = false;
+        }
     }
 
     pub fn is_drawing(&self) -> bool {
-        self.multi.as_ref().is_some_and(|m| !m.is_hidden())
+        self.screen.is_some()
     }
 }
 
@@ -225,6 +299,14 @@ mod tests {
     use super::*;
     use crate::core::clock::Clock;
     use crate::core::node::NodeKind;
+
+    #[test]
+    fn rows_are_counted_at_the_width_the_terminal_has_now() {
+        assert_eq!(rows_taken(&[118, 40, 0], 120), 3);
+        assert_eq!(rows_taken(&[118, 40, 0], 80), 4, "the wide line re-wrapped onto two rows");
+        assert_eq!(rows_taken(&[118, 80, 81], 40), 3 + 2 + 3);
+        assert_eq!(rows_taken(&[], 80), 0);
+    }
 
     #[test]
     fn sampler_thread_observes_and_stops() {

@@ -2,7 +2,7 @@
 
 | name     | where                                   | how                                          |
 |----------|-----------------------------------------|----------------------------------------------|
-| `native` | a terminal                              | indicatif, drawn by a Rust thread            |
+| `native` | a terminal                              | drawn by a Rust thread, never with the GIL   |
 | `rich`   | Jupyter, or on request                  | rich `Live`, from the dispatcher thread      |
 | `plain`  | CI and log files (not a terminal)       | a summary line every `interval` s, no `\\r`    |
 | `json`   | machines                                | JSON lines: snapshots and events             |
@@ -11,15 +11,18 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
-from typing import Optional, TextIO
+from typing import Optional, Set, TextIO, Tuple
 
 from ..errors import InvalidValueError
 
 __all__ = ["DISPLAYS", "resolve_display"]
 
 DISPLAYS = ("auto", "native", "rich", "plain", "json", "none")
+
+_log = logging.getLogger("milepost")
 
 
 def _in_jupyter() -> bool:
@@ -52,11 +55,19 @@ def native_target(stream: Optional[TextIO]) -> Optional[str]:
 
 def resolve_display(display: Optional[str], stream: Optional[TextIO] = None) -> str:
     """Picks the display: an explicit `display` argument wins, then `MILEPOST_DISPLAY`, then
-    auto-detection (Jupyter: rich; a terminal: native; anything else: plain)."""
-    choice = display if display not in (None, "auto") else os.environ.get("MILEPOST_DISPLAY", "auto") or "auto"
-    choice = choice.strip().lower()
-    if choice not in DISPLAYS:
-        raise InvalidValueError(f"display must be one of {', '.join(DISPLAYS)}; got {choice!r}")
+    auto-detection (Jupyter: rich; a terminal: native; anything else: plain). A bad argument
+    is an error; a bad `MILEPOST_DISPLAY` is warned about and ignored (`auto`): a setting
+    meant for every job must not stop one."""
+    if display not in (None, "auto"):
+        choice = str(display).strip().lower()
+        if choice not in DISPLAYS:
+            raise InvalidValueError(f"display must be one of {', '.join(DISPLAYS)}; got {display!r}")
+    else:
+        raw = os.environ.get("MILEPOST_DISPLAY", "")
+        choice = raw.strip().lower() or "auto"
+        if choice not in DISPLAYS:
+            _warn_env("MILEPOST_DISPLAY", raw, f"is not a display ({', '.join(DISPLAYS)}); using auto")
+            choice = "auto"
     if choice == "auto":
         if _in_jupyter():
             return "rich"
@@ -68,14 +79,26 @@ def resolve_display(display: Optional[str], stream: Optional[TextIO] = None) -> 
 
 
 def interval_from_env(default: float) -> float:
-    """`MILEPOST_INTERVAL` in seconds, if set and valid."""
+    """`MILEPOST_INTERVAL` in seconds if set and valid; else (warned about) `default`."""
     raw = os.environ.get("MILEPOST_INTERVAL")
     if not raw:
         return default
     try:
         value = float(raw)
     except ValueError:
-        raise InvalidValueError(f"MILEPOST_INTERVAL must be a number of seconds, got {raw!r}") from None
-    if not value > 0 or value != value or value == float("inf"):
-        raise InvalidValueError(f"MILEPOST_INTERVAL must be a positive number of seconds, got {raw!r}")
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        _warn_env("MILEPOST_INTERVAL", raw, f"is not a positive number of seconds; using {default:g}")
+        return default
     return value
+
+
+#: (variable, value) pairs already warned about: a job that starts many runs (a loop of
+#: `track()` calls) is told once.
+_warned: Set[Tuple[str, str]] = set()
+
+
+def _warn_env(name: str, raw: str, why: str) -> None:
+    if (name, raw) not in _warned:
+        _warned.add((name, raw))
+        _log.warning("milepost: %s=%r %s", name, raw, why)

@@ -6,17 +6,21 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from typing import Any, List, Optional, TextIO
+from typing import TYPE_CHECKING, Any, List, Optional, TextIO
 
 from .. import _milepost
-from ..events import Event, ItemFailed, LogLine
+from ..events import Event, LogLine
 from ..observers.base import BaseObserver
+from .failures import FirstFailures
+
+if TYPE_CHECKING:
+    from ..snapshot import Snapshot
 
 #: Native displays currently drawing, newest last; `milepost.print` and the logging handler
 #: write through the newest one.
 ACTIVE: List["NativeDisplay"] = []
 
-#: Failures printed above the bars one by one.
+#: Failures printed above the bars one by one (the first ones); the frame shows the latest.
 SHOWN_FAILURES = 5
 
 #: A line longer than this without a newline is shown as it is, keeping the buffer bounded.
@@ -86,7 +90,7 @@ class _LineRedirect:
 
 class NativeDisplay(BaseObserver):
     """Starts the Rust ticker in drawing mode and prints log lines and the first failures
-    above the bars."""
+    above the bars, and at the end how many more failures there were."""
 
     def __init__(self, core: _milepost.RunCore, hz: float = 10.0, max_lanes: int = 8, leave: bool = True,
                  redirect: bool = True, stdout: bool = False) -> None:
@@ -97,7 +101,8 @@ class NativeDisplay(BaseObserver):
         self._redirect = redirect
         self._stdout = stdout
         self._proxies: List[tuple[str, _LineRedirect]] = []
-        self._failures_shown = 0
+        self._failures = FirstFailures(SHOWN_FAILURES)
+        self._final: Optional[Snapshot] = None
 
     def start(self) -> None:
         self._core.start_ticker(self._hz, native=True, max_lanes=self._max_lanes, leave=self._leave,
@@ -125,13 +130,19 @@ class NativeDisplay(BaseObserver):
         if isinstance(event, LogLine):
             src = f" [{_milepost.sanitize(event.source)}]" if event.source else ""
             self.println(f"{event.level.upper()}{src} {_milepost.sanitize(event.message)}")
-        elif isinstance(event, ItemFailed) and self._failures_shown <= SHOWN_FAILURES:
-            # A few failures scroll above the bars; the frame keeps the latest and the counts.
-            self._failures_shown += 1
-            if self._failures_shown > SHOWN_FAILURES:
-                self.println(f"(more failures are counted in the bars; first {SHOWN_FAILURES} shown)")
-                return
-            self.println(f"✗ {_milepost.sanitize(event.item)}: {_milepost.sanitize(event.error)}")
+        else:
+            failure = self._failures.on_event(event)
+            if failure is not None:
+                self.println(f"✗ {failure}")
+
+    def on_snapshot(self, snapshot: Snapshot) -> None:
+        self._final = snapshot  # interval None: the final snapshot only
+
+    def close(self) -> None:
+        # Above the final frame, which the run draws after closing its observers.
+        note = self._failures.end(self._final)
+        if note is not None:
+            self.println(note)
 
     def restore_streams(self) -> None:
         """Puts back the streams this display redirected."""

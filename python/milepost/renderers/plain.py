@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Optional
 
 from .. import _milepost
-from ..events import Event, ItemFailed, LogLine
+from ..events import Event, LogLine
 from ..observers.base import BaseObserver
+from .failures import FirstFailures
 from .target import Output, Target
 
 if TYPE_CHECKING:
     from ..snapshot import Snapshot
 
 
-#: Failures printed one by one before only the counts go on.
+#: Failures printed one by one (the first ones); the end says how many more there were.
 SHOWN_FAILURES = 20
 
 
@@ -29,7 +30,8 @@ class PlainRenderer(BaseObserver):
         self._out = Output(target)
         self.interval = interval
         self._wall = wall
-        self._failures_shown = 0
+        self._failures = FirstFailures(SHOWN_FAILURES)
+        self._final: Optional[Snapshot] = None
         self._states: dict[tuple[int, str], str] = {}
 
     def _write(self, lines: list[str]) -> None:
@@ -41,15 +43,13 @@ class PlainRenderer(BaseObserver):
         if isinstance(event, LogLine):
             src = f" [{_milepost.sanitize(event.source)}]" if event.source else ""
             self._write([f"{event.level.upper()}{src} {_milepost.sanitize(event.message)}"])
-        elif isinstance(event, ItemFailed) and self._failures_shown <= SHOWN_FAILURES:
-            # The first failures are shown one by one; after that the counts tell the story.
-            self._failures_shown += 1
-            if self._failures_shown > SHOWN_FAILURES:
-                self._write([f"more failures are counted but not printed (first {SHOWN_FAILURES} shown)"])
-                return
-            self._write([f"failed {_milepost.sanitize(event.item)}: {_milepost.sanitize(event.error)}"])
+        else:
+            failure = self._failures.on_event(event)
+            if failure is not None:
+                self._write([f"failed {failure}"])
 
     def on_snapshot(self, snapshot: Snapshot) -> None:
+        self._final = snapshot
         lines = [snapshot.run_line()]
         nodes = snapshot.node_lines()
         if len(nodes) == 1 and not snapshot.root["children"][0]["children"]:
@@ -63,4 +63,7 @@ class PlainRenderer(BaseObserver):
         self._write(lines)
 
     def close(self) -> None:
+        note = self._failures.end(self._final)
+        if note is not None:
+            self._write([note])
         self._out.close()

@@ -2,14 +2,45 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional, TextIO
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, TextIO
 
 from .. import _milepost
 from ..events import Event, LogLine
 from ..observers.base import BaseObserver
+from .failures import FirstFailures, failure_text
+from .native import SHOWN_FAILURES
 
 if TYPE_CHECKING:
     from ..snapshot import Snapshot
+
+
+#: Lanes of dead and stalled workers come first, so that folding never hides them.
+_LANE_ORDER = {"died": 0, "stalled": 1}
+
+
+def lane_lines(lanes: List[Dict[str, Any]], max_lanes: int) -> List[str]:
+    """The native frame's lane lines (`rust/render/frame.rs`), without colour: the lanes
+    still at work, problems first, then "… N more lanes"."""
+    active = sorted((ln for ln in lanes if ln["state"] != "finished"), key=lambda ln: _LANE_ORDER.get(ln["state"], 2))
+    shown = active if len(active) <= max_lanes else active[: max(max_lanes - 1, 0)]
+    lines = [_lane_line(ln) for ln in shown]
+    if len(shown) < len(active):
+        lines.append(f"    … {len(active) - len(shown)} more lanes")
+    return lines
+
+
+def _lane_line(lane: Dict[str, Any]) -> str:
+    item = f"▸ {_milepost.sanitize(lane['item'])}" if lane["item"] else None
+    if lane["state"] == "died":
+        what = "died"
+    elif lane["state"] == "stalled":
+        what = f"stalled {_milepost.format_duration(lane['heartbeat_age'])}" + (f" {item}" if item else "")
+    else:
+        what = item or "idle"
+    counts = f"{_milepost.format_count(lane['done'])} done"
+    if lane["failed"]:
+        counts += f", {_milepost.format_count(lane['failed'])} failed"
+    return f"    {_milepost.sanitize(lane['name'])} {what} ({counts})"
 
 
 class RichRenderer(BaseObserver):
@@ -27,16 +58,26 @@ class RichRenderer(BaseObserver):
 
         self.interval = interval
         self._max_lanes = max_lanes
+        # As on the native display: the first failures above the live view, the latest in it.
+        self._failures = FirstFailures(SHOWN_FAILURES)
+        self._final: Optional[Snapshot] = None
         self._console = Console(file=stream or sys.stderr)
         self._live = Live(console=self._console, auto_refresh=False, transient=not leave)
         self._live.start()
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, LogLine):
-            src = f"[{event.source}] " if event.source else ""
-            self._console.print(f"{event.level.upper()} {src}{event.message}", markup=False, highlight=False)
+            # Sanitized like every other display's text: a log line must not drive the terminal.
+            src = f"[{_milepost.sanitize(event.source)}] " if event.source else ""
+            self._console.print(f"{event.level.upper()} {src}{_milepost.sanitize(event.message)}", markup=False,
+                                highlight=False)
+        else:
+            failure = self._failures.on_event(event)
+            if failure is not None:
+                self._console.print(f"✗ {failure}", markup=False, highlight=False, style="red")
 
     def on_snapshot(self, snapshot: Snapshot) -> None:
+        self._final = snapshot
         self._live.update(self._render(snapshot), refresh=True)
 
     def _render(self, snapshot: Snapshot) -> Any:
@@ -55,18 +96,15 @@ class RichRenderer(BaseObserver):
             bar = ProgressBar(total=float(total) if total else None, completed=float(node["processed"]), width=30)
             table.add_row(Text("  " * depth + _milepost.sanitize(node["name"])), bar, Text(stats))
         parts: list[Any] = [Text(snapshot.run_line(), style="bold"), table]
-        lanes = [ln for ln in snapshot.data["lanes"] if ln["state"] != "finished"]
-        for lane in lanes[: self._max_lanes]:
-            item = _milepost.sanitize(lane["item"]) if lane["item"] else "idle"
-            parts.append(Text(f"    {_milepost.sanitize(lane['name'])} ▸ {item} ({lane['done']} done)"))
-        if len(lanes) > self._max_lanes:
-            parts.append(Text(f"    … {len(lanes) - self._max_lanes} more lanes"))
+        parts.extend(Text(line) for line in lane_lines(snapshot.data["lanes"], self._max_lanes))
         failures = snapshot.data["failures"]
         if failures:
             f = failures[0]
-            parts.append(Text(f"  ✗ {_milepost.sanitize(f['name'])}: {_milepost.sanitize(f['error'] or '')}",
-                              style="red"))
+            parts.append(Text(f"  ✗ {failure_text(f['name'], f['error'])}", style="red"))
         return Group(*parts)
 
     def close(self) -> None:
+        note = self._failures.end(self._final)
+        if note is not None:
+            self._console.print(note, markup=False, highlight=False)
         self._live.stop()

@@ -1,0 +1,89 @@
+"""Failures as the displays list them. Every display that lists some of a run's failures ends the
+list with how many more there were and where all of them are:
+"… and 45 more failures (milepost show 3f2a9c1b0d4e)"."""
+
+from __future__ import annotations
+
+import shlex
+from typing import TYPE_CHECKING, Any, List, Optional, Tuple
+
+from .. import _milepost
+from ..events import Event, ItemFailed, RunStarted
+
+if TYPE_CHECKING:
+    from ..snapshot import Snapshot
+
+
+def where_failures_are(run_id: str) -> Optional[str]:
+    """The command that lists every failure of the run, or None when the run keeps no history.
+    Called while the run is live (at `RunStarted`): the registry of live runs is where a
+    display, which is handed events and snapshots only, can learn whether and where the run
+    keeps its history."""
+    from ..persistence import default_path
+    from ..run import _live
+
+    for run in list(_live):
+        if run.id == run_id:
+            store = run._store
+            if store is None:
+                return None
+            at_default = store.path.resolve() == default_path().resolve()
+            return f"milepost show {run_id}" + ("" if at_default else f" --db {shlex.quote(str(store.path))}")
+    return None
+
+
+def more_failures(more: int, where: Optional[str]) -> Optional[str]:
+    """`… and 3 more failures (where)`, or None when there are none."""
+    if more <= 0:
+        return None
+    noun = "failure" if more == 1 else "failures"
+    return f"… and {_milepost.format_count(more)} more {noun}" + (f" ({where})" if where else "")
+
+
+def failure_text(name: Any, error: Any) -> str:
+    """`item: error`, safe to draw."""
+    return f"{_milepost.sanitize(str(name or ''))}: {_milepost.sanitize(str(error or ''))}"
+
+
+class FirstFailures:
+    """A live display's list: the first `limit` failures as they happen, then, at the end, a
+    line for the ones it did not print."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.printed = 0
+        self._where: Optional[str] = None
+
+    def on_event(self, event: Event) -> Optional[str]:
+        """`item: error` for a failure to print now, else None."""
+        if isinstance(event, RunStarted):
+            self._where = where_failures_are(event.run_id)
+        elif isinstance(event, ItemFailed) and self.printed < self.limit:
+            self.printed += 1
+            return failure_text(event.item, event.error)
+        return None
+
+    def end(self, snapshot: Optional[Snapshot]) -> Optional[str]:
+        """The closing line, from the run's final count (failures from workers included)."""
+        if snapshot is None:
+            return None
+        return more_failures(int(snapshot.root["failed"]) - self.printed, self._where)
+
+
+class LatestFailures:
+    """An end summary's list: the latest `limit` failures of the final snapshot, newest first,
+    then a line for the rest."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._where: Optional[str] = None
+
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self._where = where_failures_are(event.run_id)
+
+    def lines(self, snapshot: Snapshot) -> Tuple[List[str], Optional[str]]:
+        """`item: error` for each failure listed, and the closing line (None if none is due)."""
+        shown = snapshot.data["failures"][: self.limit]
+        more = more_failures(int(snapshot.root["failed"]) - len(shown), self._where)
+        return [failure_text(f["name"], f["error"]) for f in shown], more
