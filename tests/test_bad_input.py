@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import math
 
 import pytest
@@ -127,16 +128,20 @@ def test_escape_sequences_are_sanitized_in_every_text_output(clock) -> None:
         assert "evil name" in shown
 
 
-def test_bad_display_and_interval_names_the_value(monkeypatch) -> None:
+def test_bad_display_and_interval_names_the_value(monkeypatch, caplog) -> None:
     with pytest.raises(InvalidValueError, match="'fancy'"):
         milepost.Run("x", display="fancy")
-    monkeypatch.setenv("MILEPOST_DISPLAY", "sparkles")
-    with pytest.raises(InvalidValueError, match="'sparkles'"):
-        milepost.Run("x")
-    monkeypatch.setenv("MILEPOST_DISPLAY", "plain")
-    monkeypatch.setenv("MILEPOST_INTERVAL", "soon")
-    with pytest.raises(InvalidValueError, match="MILEPOST_INTERVAL must be a number of seconds, got 'soon'"):
-        milepost.Run("x")
+    # Environment variables are the machine's, not the job's: a bad one warns (naming it and
+    # its value) and falls back instead of stopping the job (issue 9, item 33).
+    monkeypatch.setenv("MILEPOST_DISPLAY", "sparkles-bad-input")
+    monkeypatch.setenv("MILEPOST_INTERVAL", "soon-bad-input")
+    with caplog.at_level(logging.WARNING, logger="milepost"):
+        with milepost.Run("x", history=False) as run:
+            pass
+    assert run.display in ("plain", "native")
+    messages = " ".join(r.getMessage() for r in caplog.records)
+    assert "MILEPOST_DISPLAY" in messages and "sparkles-bad-input" in messages
+    assert "MILEPOST_INTERVAL" in messages and "soon-bad-input" in messages
 
 
 def test_json_stream_stays_valid_with_hostile_names(clock) -> None:

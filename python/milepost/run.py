@@ -207,6 +207,12 @@ class Run(Task):
         return self._core.id
 
     @property
+    def history_path(self) -> Optional[Path]:
+        """The history database this run is kept in, or None when it keeps none (or the
+        history turned itself off)."""
+        return self._store.path if self._store is not None and self._store.enabled else None
+
+    @property
     def observers(self) -> List[Observer]:
         return self._dispatcher.observers
 

@@ -69,9 +69,10 @@ impl Lane {
 
     pub fn finish_item(&self, status: ItemStatus, now: f64) {
         match status {
-            ItemStatus::Done | ItemStatus::Skipped => self.done.add(1),
+            // A lane's "done" means done, as everywhere: a skipped item is neither.
+            ItemStatus::Done => self.done.add(1),
             ItemStatus::Failed => self.failed.add(1),
-            ItemStatus::Cancelled => {}
+            ItemStatus::Skipped | ItemStatus::Cancelled => {}
         }
         self.item.lock().clear();
         self.state.store(LaneState::Idle as u8, Ordering::Relaxed);

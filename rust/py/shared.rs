@@ -227,7 +227,10 @@ impl PySharedNode {
         // twice (done, and failed as the dead worker's), but never loses it.
         if let Some(t) = tally {
             self.seg.tally(self.idx, t, 1)?;
-            self.seg.bump_lane(slot, t == Tally::Failed);
+            // A lane's "done" means done, as everywhere: a skipped item is neither.
+            if t != Tally::ItemSkipped {
+                self.seg.bump_lane(slot, t == Tally::Failed);
+            }
         }
         self.seg.bump(slot, self.idx, C_IN_FLIGHT, u64::MAX); // wrapping: minus one
         if let Some(d) = duration.filter(|d| d.is_finite() && *d >= 0.0) {

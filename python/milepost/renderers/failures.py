@@ -24,11 +24,11 @@ def where_failures_are(run_id: str) -> Optional[str]:
 
     for run in list(_live):
         if run.id == run_id:
-            store = run._store
-            if store is None:
+            path = run.history_path
+            if path is None:
                 return None
-            at_default = store.path.resolve() == default_path().resolve()
-            return f"milepost show {run_id}" + ("" if at_default else f" --db {shlex.quote(str(store.path))}")
+            at_default = path.resolve() == default_path().resolve()
+            return f"milepost show {run_id}" + ("" if at_default else f" --db {shlex.quote(str(path))}")
     return None
 
 
