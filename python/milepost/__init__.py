@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from . import _milepost
 from ._milepost import SCHEMA_VERSION
-from .errors import Cancelled, InvalidValueError, MilepostError
+from .errors import Cancelled, InvalidValueError, MilepostError, RunEndedError
 from .events import (
     Event,
     ItemFailed,
@@ -51,6 +51,7 @@ __all__ = [
     "PhaseFinished",
     "PhaseStarted",
     "Run",
+    "RunEndedError",
     "RunFinished",
     "RunStarted",
     "Snapshot",

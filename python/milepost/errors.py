@@ -20,7 +20,12 @@ class Cancelled(MilepostError):
     @classmethod
     def not_started(cls, name: str) -> "Cancelled":
         """What a pool gives for an item it did not start because the run was cancelled."""
-        return cls(f"{name!r} did not run: the run was cancelled")
+        return NotStarted(f"{name!r} did not run: the run was cancelled")
+
+
+class NotStarted(Cancelled):
+    """An item a pool did not start because the run was cancelled (told apart from a
+    `Cancelled` that the item's own code raised, which ends the pool cancelled)."""
 
 
 class RunEndedError(MilepostError, RuntimeError):

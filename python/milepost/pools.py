@@ -8,7 +8,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Deque, Iterable, List, Optional, Tuple, TypeVar, Union
 
-from .errors import Cancelled
+from .errors import Cancelled, NotStarted
 from .outcome import end_state
 from .run import Run, current_run
 from .task import Task, _length
@@ -168,7 +168,7 @@ def _collect(pool: ThreadPoolExecutor, pending: Deque[Future[R]], call: Callable
         fut = pending.popleft()
         try:
             results.append(fut.result())
-        except Cancelled:
+        except NotStarted:
             continue  # queued before the cancel, not started; Cancelled is raised below
         except Exception as e:  # noqa: BLE001 - reported per the return_exceptions contract
             if not return_exceptions:

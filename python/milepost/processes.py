@@ -9,7 +9,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple, TypeVar, Union
 
-from .errors import Cancelled, MilepostError
+from .errors import Cancelled, MilepostError, NotStarted
 from .pools import PoolScope, _default_name
 from .run import Run
 from .task import Task, _length, _text
@@ -241,7 +241,7 @@ def process_map(
     try:
         results: Dict[int, Union[R, BaseException]] = dict(pool.results())
         ordered = [results[i] for i in range(len(results))]
-        if any(isinstance(v, Cancelled) for v in ordered):
+        if any(isinstance(v, NotStarted) for v in ordered):
             raise Cancelled("the run was cancelled: items not started were not run")
         if not return_exceptions:
             for value in ordered:
