@@ -1,26 +1,24 @@
-//! The background thread that samples a run and, on a terminal, draws it.
+//! The background thread that samples a run and, on a terminal, draws it with indicatif.
 //!
 //! The thread holds no Python object and never takes the GIL: it reaches the run through a
 //! `Weak`, wakes on a `Condvar` (so stopping is immediate), and is joined in `Drop`.
 //!
-//! It draws the frame itself instead of through indicatif. indicatif pads every line with spaces
-//! to the terminal's width and lets the terminal wrap to the next row, so its frame, and the lines
-//! printed above it, are one long wrapped line to the terminal; a terminal that re-wraps its lines
-//! when it is resized (tmux, VTE, kitty, iTerm2, Windows Terminal) then moves them to rows that
-//! indicatif's row count, taken at the old width, does not match: narrowing left pieces of old
-//! frames in the scrollback, widening erased lines printed above the bars. Here every line of
-//! the frame ends with a newline and is narrower than the terminal, and the frame on screen is
-//! remembered by the widths of its lines, so that erasing it counts the rows they take at the
-//! width the terminal has now.
+//! indicatif's `MultiProgress` holds the frame (one bar whose message is the frame's lines),
+//! limits how often it is drawn, prints lines above it and clears it for `pause`. It draws on a
+//! [`NewlineTerm`] rather than straight on the terminal, so that a terminal that re-wraps its
+//! lines when it is resized keeps no pieces of old frames and loses none of the lines printed
+//! above them (`newline_term.rs` says why indicatif's own drawing does not, and how).
 
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use console::{measure_text_width, Term};
+use console::Term;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use parking_lot::{Condvar, Mutex};
 
 use super::frame::{frame, FrameOptions};
+use super::newline_term::{NewlineTerm, Screen};
 use crate::core::run::RunCore;
 
 /// How the native display looks.
@@ -49,66 +47,129 @@ struct StopSignal {
     cv: Condvar,
 }
 
-/// The frame on the terminal. Everything written to the terminal goes through it, under its
-/// lock, so that a printed line and a frame never interleave.
-struct Screen {
-    term: Term,
-    /// The visible width of each line of the frame on screen; empty when none is.
-    drawn: Vec<usize>,
-    /// The frame last laid out (redrawn under a printed line) and the terminal size it was
-    /// laid out for (rows, columns).
+/// The frame on the terminal. Everything drawn or printed goes through it, under its lock
+/// (always taken before indicatif's own), so that a pause never races a frame onto a cleared
+/// screen.
+struct Display {
+    multi: MultiProgress,
+    /// The frame: a bar of the `MultiProgress` whose message is the frame's lines. Out of the
+    /// `MultiProgress` while paused; dropped when the run ends, which makes indicatif leave
+    /// whatever it drew last (the final frame, or nothing) on screen as ordinary output.
+    bar: Option<ProgressBar>,
+    term: NewlineTerm,
+    /// The frame last laid out and the terminal size it was laid out for (rows, columns):
+    /// unchanged frames are not drawn again. Emptied to draw the next one whatever it is.
     last: Vec<String>,
     last_size: (u16, u16),
     /// `suspend()`: nothing is drawn until `resume()`.
     paused: bool,
     /// The run ended: its final frame is ordinary output now, never redrawn.
     finished: bool,
+    /// The process that draws: a forked child's copy never does.
+    pid: u32,
 }
 
-impl Screen {
-    fn new(term: Term) -> Self {
-        Self { term, drawn: Vec::new(), last: Vec::new(), last_size: (0, 0), paused: false, finished: false }
+impl Display {
+    /// Draws on `screen` at most `hz` times a second (printed lines are drawn at once).
+    fn new(screen: Box<dyn Screen>, hz: u8) -> Self {
+        let term = NewlineTerm::new(screen);
+        let multi =
+            MultiProgress::with_draw_target(ProgressDrawTarget::term_like_with_hz(Box::new(term.clone()), hz.max(1)));
+        let style = ProgressStyle::with_template("{msg}").expect("static template");
+        // Hidden until added: a bar never draws anywhere but through the MultiProgress.
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden()).with_style(style);
+        let bar = multi.add(bar);
+        Self {
+            multi,
+            bar: Some(bar),
+            term,
+            last: Vec::new(),
+            last_size: (0, 0),
+            paused: false,
+            finished: false,
+            pid: std::process::id(),
+        }
     }
 
-    /// Appends what clears the frame's rows, from its last up to its first, where it leaves
-    /// the cursor. The cursor is at the end of the frame's last line. A line is counted at the
-    /// width the terminal has now: one that a narrower terminal re-wrapped takes several rows.
-    /// Row by row rather than "erase below": tmux moves a screen cleared from its top-left
-    /// corner into the scrollback, which would keep a copy of every frame drawn at the top.
-    fn erase(&mut self, out: &mut String) {
-        if self.drawn.is_empty() {
+    fn draw(&mut self, lines: Vec<String>, size: (u16, u16)) {
+        let Some(bar) = &self.bar else { return };
+        if self.paused || (self.last == lines && self.last_size == size) {
             return;
         }
-        let rows = rows_taken(&self.drawn, usize::from(self.term.size().1));
-        out.push_str("\r\x1b[2K");
-        for _ in 1..rows {
-            out.push_str("\x1b[A\x1b[2K");
-        }
-        self.drawn.clear();
+        // indicatif draws each line of the message as a line of the bar.
+        bar.set_message(lines.join("\n"));
+        self.last = lines;
+        self.last_size = size;
     }
 
-    /// Appends the frame; the cursor stays at the end of its last line (no newline after it,
-    /// so that the frame never scrolls a blank row onto the screen).
-    fn put(&mut self, out: &mut String, lines: &[String]) {
-        out.push_str(&lines.join("\n"));
-        self.drawn = lines.iter().map(|l| measure_text_width(l)).collect();
+    /// Prints a line above the bars: indicatif erases them, prints it and draws them again.
+    fn println(&mut self, text: &str) {
+        let _ = self.multi.println(text);
+        if self.paused || self.finished {
+            // No bar follows the line to end it: it is ended now, so that other output (what
+            // `suspend()` is for) starts on a line of its own.
+            self.term.settle();
+        }
     }
 
-    /// One write, so that the terminal never shows a half-drawn frame. A terminal that went
-    /// away is not an error of the job's: what could not be written is dropped.
-    fn send(&self, out: &str) {
-        if !out.is_empty() {
-            let _ = self.term.write_str(out);
-            let _ = self.term.flush();
+    /// Takes the bar out of the `MultiProgress` and clears it: printed lines then go on
+    /// alone, and nothing is drawn until `resume`. (`MultiProgress::suspend` would hold
+    /// indicatif's lock until the bars are back, across the caller's code.)
+    fn pause(&mut self) {
+        if self.paused || self.finished {
+            return;
         }
+        if let Some(bar) = &self.bar {
+            self.multi.remove(bar);
+        }
+        let _ = self.multi.clear();
+        self.paused = true;
+    }
+
+    /// Puts the bar back; it is drawn from the next tick (the frame was erased, so it is drawn
+    /// even if unchanged).
+    fn resume(&mut self) {
+        if !self.paused {
+            return;
+        }
+        self.paused = false;
+        if let Some(bar) = &self.bar {
+            self.multi.add(bar.clone());
+        }
+        self.last.clear();
+    }
+
+    /// The final frame: left on screen as ordinary output (followed by a newline), or cleared.
+    fn finish(&mut self, lines: &[String], leave: bool) {
+        if self.finished {
+            return;
+        }
+        self.resume();
+        if let Some(bar) = self.bar.take() {
+            if leave {
+                bar.finish_with_message(lines.join("\n"));
+            } else {
+                bar.finish_and_clear();
+            }
+        }
+        self.term.settle();
+        self.last.clear();
+        self.finished = true;
     }
 }
 
-/// Rows that lines of these visible widths take on a terminal `cols` wide that re-wraps them
-/// (an empty line still takes its row).
-fn rows_taken(widths: &[usize], cols: usize) -> usize {
-    let cols = cols.max(1);
-    widths.iter().map(|w| w.div_ceil(cols).max(1)).sum()
+impl Drop for Display {
+    /// Dropped before the run's end (the run went away first): what is drawn stays on screen,
+    /// as with `leave`.
+    fn drop(&mut self) {
+        if self.finished || std::process::id() != self.pid {
+            return;
+        }
+        if let Some(bar) = self.bar.take() {
+            bar.abandon();
+        }
+        self.term.settle();
+    }
 }
 
 /// Samples the run's rates at `hz`, and draws the frame when native display is on.
@@ -125,11 +186,11 @@ pub struct Ticker {
 #[derive(Clone)]
 pub struct TickerHandle {
     /// Present when drawing on a terminal.
-    screen: Option<Arc<Mutex<Screen>>>,
+    display: Option<Arc<Mutex<Display>>>,
 }
 
 struct Painter {
-    screen: Arc<Mutex<Screen>>,
+    display: Arc<Mutex<Display>>,
     term: Term,
     options: NativeOptions,
     tick: usize,
@@ -153,34 +214,12 @@ impl Painter {
 
     fn paint(&mut self, run: &RunCore, now: f64) {
         let (lines, size) = self.lines(run, now);
-        let mut screen = self.screen.lock();
-        // Unchanged frames are not sent to the terminal again.
-        let unchanged = !screen.drawn.is_empty() && screen.last == lines && screen.last_size == size;
-        if screen.paused || screen.finished || unchanged {
-            return;
-        }
-        let mut out = String::new();
-        screen.erase(&mut out);
-        screen.put(&mut out, &lines);
-        screen.send(&out);
-        screen.last = lines;
-        screen.last_size = size;
+        self.display.lock().draw(lines, size);
     }
 
-    /// The final frame: left on screen as ordinary output (followed by a newline), or cleared.
     fn finish(&mut self, run: &RunCore, now: f64) {
         let (lines, _) = self.lines(run, now);
-        let mut screen = self.screen.lock();
-        let mut out = String::new();
-        screen.erase(&mut out);
-        if self.options.leave {
-            screen.put(&mut out, &lines);
-            out.push('\n');
-            screen.drawn.clear();
-        }
-        screen.send(&out);
-        screen.last.clear();
-        screen.finished = true;
+        self.display.lock().finish(&lines, self.options.leave);
     }
 }
 
@@ -190,13 +229,15 @@ impl Ticker {
         let hz = if hz.is_finite() { hz.clamp(0.5, 20.0) } else { 10.0 };
         let signal = Arc::new(StopSignal::default());
         // Off a terminal nothing is drawn (the Python side picks plain lines there anyway).
+        // indicatif draws at most as often as the thread ticks.
+        let rate = hz.ceil() as u8;
         let mut painter = native.map(|o| (o, o.term())).filter(|(_, t)| t.is_term()).map(|(options, term)| Painter {
-            screen: Arc::new(Mutex::new(Screen::new(term.clone()))),
+            display: Arc::new(Mutex::new(Display::new(Box::new(term.clone()), rate))),
             term,
             options,
             tick: 0,
         });
-        let handle = TickerHandle { screen: painter.as_ref().map(|p| Arc::clone(&p.screen)) };
+        let handle = TickerHandle { display: painter.as_ref().map(|p| Arc::clone(&p.display)) };
         let weak: Weak<RunCore> = Arc::downgrade(run);
         let thread_signal = Arc::clone(&signal);
         let period = Duration::from_secs_f64(1.0 / hz);
@@ -249,42 +290,28 @@ impl TickerHandle {
     /// Prints a line above the bars. Returns whether the native display took it (false when
     /// it does not draw: the caller prints it plainly).
     pub fn println(&self, text: &str) -> bool {
-        let Some(screen) = &self.screen else { return false };
-        let mut screen = screen.lock();
-        let mut out = String::new();
-        screen.erase(&mut out);
-        out.push_str(text);
-        out.push('\n');
-        if !screen.paused && !screen.finished && !screen.last.is_empty() {
-            let last = std::mem::take(&mut screen.last);
-            screen.put(&mut out, &last);
-            screen.last = last;
-        }
-        screen.send(&out);
+        let Some(display) = &self.display else { return false };
+        display.lock().println(text);
         true
     }
 
     /// Clears the bars and stops drawing until `resume`; for output that cannot go through
     /// `println` (a child process writing to the terminal).
     pub fn pause(&self) {
-        if let Some(screen) = &self.screen {
-            let mut screen = screen.lock();
-            let mut out = String::new();
-            screen.erase(&mut out);
-            screen.send(&out);
-            screen.paused = true;
+        if let Some(display) = &self.display {
+            display.lock().pause();
         }
     }
 
-    /// Draws again from the next tick (the frame was erased, so it is drawn even if unchanged).
+    /// Draws again from the next tick.
     pub fn resume(&self) {
-        if let Some(screen) = &self.screen {
-            screen.lock().paused = false;
+        if let Some(display) = &self.display {
+            display.lock().resume();
         }
     }
 
     pub fn is_drawing(&self) -> bool {
-        self.screen.is_some()
+        self.display.is_some()
     }
 }
 
@@ -298,14 +325,78 @@ impl Drop for Ticker {
 mod tests {
     use super::*;
     use crate::core::clock::Clock;
+    use crate::render::newline_term::{FakeScreen, Rewrapping};
     use crate::core::node::NodeKind;
 
+    fn lines(c: char) -> Vec<String> {
+        vec![format!("{c} run"), format!("  {c} phase")]
+    }
+
+    fn display(screen: &FakeScreen) -> Display {
+        Display::new(Box::new(screen.clone()), 20)
+    }
+
     #[test]
-    fn rows_are_counted_at_the_width_the_terminal_has_now() {
-        assert_eq!(rows_taken(&[118, 40, 0], 120), 3);
-        assert_eq!(rows_taken(&[118, 40, 0], 80), 4, "the wide line re-wrapped onto two rows");
-        assert_eq!(rows_taken(&[118, 80, 81], 40), 3 + 2 + 3);
-        assert_eq!(rows_taken(&[], 80), 0);
+    fn printed_lines_go_above_the_bars_and_pause_clears_them() {
+        let screen = FakeScreen::new(24, 80);
+        let mut tty = Rewrapping::new(80);
+        let mut d = display(&screen);
+        d.draw(lines('a'), (24, 80));
+        d.println("printed");
+        tty.feed(&screen.take());
+        assert_eq!(tty.text(), ["printed", "a run", "  a phase"]);
+        d.draw(lines('a'), (24, 80));
+        assert_eq!(screen.take(), "", "an unchanged frame is not drawn again");
+
+        d.pause();
+        d.draw(lines('b'), (24, 80));
+        d.println("while paused");
+        let out = screen.take();
+        assert!(out.ends_with("while paused\n"), "ended, for the output that pause is for: {out:?}");
+        tty.feed(&out);
+        tty.feed("raw output\n");
+        assert_eq!(tty.text(), ["printed", "while paused", "raw output"]);
+
+        d.resume();
+        d.draw(lines('b'), (24, 80));
+        d.println("after");
+        tty.feed(&screen.take());
+        assert_eq!(tty.text(), ["printed", "while paused", "raw output", "after", "b run", "  b phase"]);
+    }
+
+    #[test]
+    fn the_final_frame_stays_as_output_or_is_cleared() {
+        for leave in [true, false] {
+            let screen = FakeScreen::new(24, 80);
+            let mut tty = Rewrapping::new(80);
+            let mut d = display(&screen);
+            d.draw(lines('a'), (24, 80));
+            d.println("printed");
+            d.finish(&lines('z'), leave);
+            d.draw(lines('c'), (24, 80));
+            d.println("after the end");
+            let out = screen.take();
+            assert!(out.ends_with("after the end\n"), "{out:?}");
+            tty.feed(&out);
+            if leave {
+                assert_eq!(tty.text(), ["printed", "z run", "  z phase", "after the end"]);
+            } else {
+                assert_eq!(tty.text(), ["printed", "after the end"]);
+            }
+        }
+    }
+
+    #[test]
+    fn a_display_dropped_before_the_end_leaves_its_frame() {
+        let screen = FakeScreen::new(24, 80);
+        let mut tty = Rewrapping::new(80);
+        let mut d = display(&screen);
+        d.draw(lines('a'), (24, 80));
+        drop(d);
+        let out = screen.take();
+        assert!(out.ends_with('\n'), "{out:?}");
+        tty.feed(&out);
+        assert_eq!(tty.text(), ["a run", "  a phase"]);
     }
 
     #[test]
