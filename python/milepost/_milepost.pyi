@@ -149,8 +149,9 @@ class _NodeBase:
         """Counts ``n`` (default 1) items done."""
     def skip(self, n: Optional[int] = None) -> None:
         """Counts ``n`` (default 1) skipped items."""
-    def fail(self, name: _Text, error: _Text) -> None:
-        """Counts one failed item and keeps its error text."""
+    def fail(self, name: _Text, error: _Text, rows: Optional[RowBuffer] = None, at: float = 0.0) -> int:
+        """Counts one failed item and keeps its error text; with ``rows``, queues its history
+        row in the same call. How many rows are waiting."""
     def retry(self, n: Optional[int] = None) -> None:
         """Counts ``n`` (default 1) retries."""
     def set_total(self, total: Optional[int]) -> None:
@@ -181,8 +182,13 @@ class Node(_NodeBase):
         duration: Optional[float] = None,
         error: Optional[_Text] = None,
         lane: Optional[Lane] = None,
-    ) -> None:
-        """Records that the item ``name`` ended: ``status`` is ``done``, ``failed`` or ``skipped``."""
+        rows: Optional[RowBuffer] = None,
+        started_at: float = 0.0,
+        metrics: Optional[str] = None,
+    ) -> int:
+        """Records that the item ``name`` ended (``done``, ``failed``, ``skipped`` or
+        ``cancelled``); with ``rows``, queues its history row in the same call. How many rows
+        are waiting."""
     def record_item(
         self,
         name: _Text,
@@ -335,7 +341,10 @@ class SharedNode(_NodeBase):
         duration: Optional[float] = None,
         error: Optional[_Text] = None,
         lane: Optional[Any] = None,
-    ) -> None: ...
+        rows: Optional[Any] = None,
+        started_at: float = 0.0,
+        metrics: Optional[str] = None,
+    ) -> int: ...
 
 @final
 class RowBuffer:

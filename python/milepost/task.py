@@ -136,10 +136,11 @@ class Task:
     def fail(self, name: Any, error: Union[BaseException, str]) -> None:
         """Counts one failed item and keeps its error text (shown on screen, in events)."""
         text = _error_text(error)
-        self._node.fail(name, text)
         store = self._run._store
+        # The count and the history row in one call: no Ctrl-C can fall between them.
+        waiting = self._node.fail(name, text, store.buffer if store is not None else None, time.time())
         if store is not None:
-            store.item(self._history_path, _text(name), "failed", time.time(), None, text, None)
+            store.pushed(waiting)
         self._run._emit(ItemFailed, self.path, item=_clip(_milepost.sanitize(name), MAX_NAME), error=text)
 
     def retry(self, name: Any = None) -> None:
@@ -251,28 +252,30 @@ class Item:
             self._token = None
         duration = task._run._now() - self._t0
         if exc_type is None:
-            status = "skipped" if self._skipped else "done"
-            task._node.item_finished(self.name, status, duration, None, self._lane)
-            self._record(status, duration, None)
-            return
-        if end_state(exc_type, exc) != "failed":
+            self._end("skipped" if self._skipped else "done", duration, None)
+        elif end_state(exc_type, exc) != "failed":
             # Ctrl-C, a cancel, sys.exit(0): the item was interrupted, not failed.
-            task._node.item_finished(self.name, "cancelled", duration, None, self._lane)
-            return
-        text = _error_text(exc if exc is not None else exc_type())
-        task._node.item_finished(self.name, "failed", duration, text, self._lane)
-        self._record("failed", duration, text)
-        task._run._emit(ItemFailed, task.path, item=_clip(_milepost.sanitize(self.name), MAX_NAME), error=text)
+            self._end("cancelled", duration, None)
+        else:
+            text = _error_text(exc if exc is not None else exc_type())
+            self._end("failed", duration, text)
+            task._run._emit(ItemFailed, task.path, item=_clip(_milepost.sanitize(self.name), MAX_NAME), error=text)
 
-    def _record(self, status: str, duration: float, error: Optional[str]) -> None:
+    def _end(self, status: str, duration: float, error: Optional[str]) -> None:
+        """Counts the item and, where the run keeps rows, queues its history row in the same
+        native call (no Ctrl-C can fall between the count and the row)."""
         run = self._task._run
-        if not run._keeps_item_rows:
-            return
-        metrics = json.dumps(self._metrics) if self._metrics else None
-        self.row = (status, run._wall_origin + self._t0, duration, error, metrics)
-        if run._store is not None:
-            name = self.name if type(self.name) is str else _text(self.name)
-            run._store.item(self._task._history_path, name, *self.row)
+        keeps = run._keeps_item_rows and status != "cancelled"
+        metrics = json.dumps(self._metrics) if keeps and self._metrics else None
+        started = run._wall_origin + self._t0
+        store = run._store
+        waiting = self._task._node.item_finished(self.name, status, duration, error, self._lane,
+                                                 store.buffer if store is not None and keeps else None,
+                                                 started, metrics)
+        if keeps:
+            self.row = (status, started, duration, error, metrics)
+            if store is not None:
+                store.pushed(waiting)
 
 
 #: Text kept in events, as the core keeps it in snapshots (the core's limits, read from it):

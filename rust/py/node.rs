@@ -6,9 +6,11 @@ use std::sync::Arc;
 use pyo3::prelude::*;
 
 use super::convert::{amount, count, end_state, item_status, metric_value, text};
+use super::rows::PyRowBuffer;
+use crate::core::rows::Row;
 use crate::core::lanes::Lane;
 use crate::core::node::{Node, Tally};
-use crate::core::run::{ItemEnd, RunCore};
+use crate::core::run::{ItemEnd, ItemStatus, RunCore};
 
 #[pyclass(frozen, name = "Node", module = "milepost._milepost")]
 pub struct PyNode {
@@ -52,13 +54,6 @@ impl PyNode {
         Ok(self.run.tally(&self.node, Tally::Skipped, amount(n, "skip(n)")?)?)
     }
 
-    /// Counts one failed item and keeps its error text.
-    fn fail(&self, name: &Bound<'_, PyAny>, error: &Bound<'_, PyAny>) -> PyResult<()> {
-        let name = text(name, "item name")?;
-        let error = text(error, "error")?;
-        Ok(self.run.fail(&self.node, &name, &error)?)
-    }
-
     #[pyo3(signature = (n=None))]
     fn retry(&self, n: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         Ok(self.run.tally(&self.node, Tally::Retried, amount(n, "retry(n)")?)?)
@@ -88,7 +83,11 @@ impl PyNode {
         Ok(self.run.item_started(&self.node, lane.map(|l| &*l.lane), &name)?)
     }
 
-    #[pyo3(signature = (name, status, duration=None, error=None, lane=None))]
+    /// Records the end of an item. With `rows` (the history's row buffer), the item's row is
+    /// queued in the same call as its count, so that no Ctrl-C can fall between the two: the
+    /// history's counts and its rows always agree. Returns how many rows are waiting.
+    #[pyo3(signature = (name, status, duration=None, error=None, lane=None, rows=None, started_at=0.0, metrics=None))]
+    #[allow(clippy::too_many_arguments)]
     fn item_finished(
         &self,
         name: &Bound<'_, PyAny>,
@@ -96,12 +95,38 @@ impl PyNode {
         duration: Option<f64>,
         error: Option<&Bound<'_, PyAny>>,
         lane: Option<&PyLane>,
-    ) -> PyResult<()> {
+        rows: Option<&PyRowBuffer>,
+        started_at: f64,
+        metrics: Option<&str>,
+    ) -> PyResult<usize> {
         let name = text(name, "item name")?;
         let error = error.map(|e| text(e, "error")).transpose()?;
         let st = item_status(status)?;
         let end = ItemEnd { name: &name, status: st, duration, error: error.as_deref() };
-        Ok(self.run.item_finished(&self.node, lane.map(|l| &*l.lane), &end)?)
+        self.run.item_finished(&self.node, lane.map(|l| &*l.lane), &end)?;
+        Ok(match rows {
+            Some(rows) if st != ItemStatus::Cancelled => rows.push_row(&Row {
+                phase: &self.node.path,
+                name: &name,
+                status,
+                started_at,
+                duration,
+                error: error.as_deref(),
+                metrics,
+            }),
+            _ => 0,
+        })
+    }
+
+    /// Counts one failed item and keeps its error text; with `rows`, its history row is
+    /// queued in the same call (see `item_finished`). Returns how many rows are waiting.
+    #[pyo3(signature = (name, error, rows=None, at=0.0))]
+    fn fail(&self, name: &Bound<'_, PyAny>, error: &Bound<'_, PyAny>, rows: Option<&PyRowBuffer>, at: f64) -> PyResult<usize> {
+        let name = text(name, "item name")?;
+        let error = text(error, "error")?;
+        self.run.fail(&self.node, &name, &error)?;
+        let row = Row { phase: &self.node.path, name: &name, status: "failed", started_at: at, duration: None, error: Some(&error), metrics: None };
+        Ok(rows.map_or(0, |r| r.push_row(&row)))
     }
 
     /// Keeps an item a worker process counted in the recent list (and a failure in the

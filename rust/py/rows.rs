@@ -11,6 +11,13 @@ pub struct PyRowBuffer {
     rows: RowBuffer,
 }
 
+impl PyRowBuffer {
+    /// Adds a row (from another wrapper: an item's end queues its row in the same call).
+    pub(crate) fn push_row(&self, row: &Row<'_>) -> usize {
+        self.rows.push(&self.run_id, row)
+    }
+}
+
 #[pymethods]
 impl PyRowBuffer {
     #[new]

@@ -177,6 +177,7 @@ impl PyRunCore {
     }
 
     /// Worker processes about to be stopped: their items in flight leave flight uncounted.
+    #[allow(clippy::needless_pass_by_value)] // PyO3 extracts a Python list into an owned Vec
     fn release_workers(&self, pids: Vec<u32>) {
         self.core.release_workers(&pids);
     }

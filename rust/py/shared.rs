@@ -137,12 +137,14 @@ impl PySharedNode {
     }
 
     /// Counts one failed item; its name and error travel to the parent as an event.
-    fn fail(&self, name: &Bound<'_, PyAny>, error: &Bound<'_, PyAny>) -> PyResult<()> {
+    #[pyo3(signature = (name, error, rows=None, at=0.0))]
+    fn fail(&self, name: &Bound<'_, PyAny>, error: &Bound<'_, PyAny>, rows: Option<&Bound<'_, PyAny>>, at: f64) -> PyResult<usize> {
+        let _ = (rows, at); // a worker keeps no rows
         text(name, "item name")?;
         text(error, "error")?;
         self.seg.tally(self.idx, Tally::Failed, 1)?;
         self.seg.bump_lane(self.seg.my_slot().map_err(err)?, true);
-        Ok(())
+        Ok(0)
     }
 
     #[pyo3(signature = (n=None))]
@@ -205,7 +207,10 @@ impl PySharedNode {
         Ok(())
     }
 
-    #[pyo3(signature = (name, status, duration=None, error=None, lane=None))]
+    /// As `Node.item_finished`; a worker keeps no rows (its items' rows go back to the parent
+    /// with their results), so `rows` is never given here and 0 rows are waiting.
+    #[pyo3(signature = (name, status, duration=None, error=None, lane=None, rows=None, started_at=0.0, metrics=None))]
+    #[allow(clippy::too_many_arguments)]
     fn item_finished(
         &self,
         name: &Bound<'_, PyAny>,
@@ -213,8 +218,11 @@ impl PySharedNode {
         duration: Option<f64>,
         error: Option<&Bound<'_, PyAny>>,
         lane: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<()> {
-        let _ = (lane, error);
+        rows: Option<&Bound<'_, PyAny>>,
+        started_at: f64,
+        metrics: Option<&str>,
+    ) -> PyResult<usize> {
+        let _ = (lane, error, rows, started_at, metrics);
         text(name, "item name")?;
         let tally = match item_status(status)? {
             ItemStatus::Done => Some(Tally::ItemDone),
@@ -238,7 +246,7 @@ impl PySharedNode {
             self.seg.bump_f64(slot, self.idx, C_SECONDS, d);
         }
         self.seg.set_item(slot, "");
-        Ok(())
+        Ok(0)
     }
 
     /// A worker uses the node (the parent shows worker-created nodes running while used).

@@ -130,6 +130,22 @@ class Store:
         self._queue.append((sql, params))
         self._maybe_wait()
 
+    @property
+    def buffer(self) -> Optional[_milepost.RowBuffer]:
+        """The row buffer, for an item's end to queue its row in the same native call that
+        counts it (None once the store is off)."""
+        rows = self._rows
+        return rows if isinstance(rows, _milepost.RowBuffer) else None
+
+    def pushed(self, waiting: int) -> None:
+        """After a row went through `buffer` (`waiting` rows now, 0 when none was queued
+        because the store is off): wakes the writer for a large batch; counts the row as
+        missing when the store is off."""
+        if not self.enabled:
+            self.dropped += 1
+        elif waiting >= EAGER_BATCH:
+            self._maybe_wait()
+
     def item(self, phase: str, name: str, status: str, started_at: float, duration: Optional[float],
              error: Optional[str], metrics: Optional[str]) -> None:
         """Queues one item row: the per-item path, one call into the encoder (a store that
