@@ -15,7 +15,13 @@ from typing import Iterator
 
 import pytest
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
+
+@pytest.fixture(autouse=True)
+def _needs_tmux() -> None:
+    # Failed, not skipped: a test that cannot run is not a test that passed.
+    if shutil.which("tmux") is None:
+        pytest.fail("tmux is needed: apt-get install tmux (`bash .ci/run` installs it)")
+
 
 # Failure lines long enough to wrap at 60 columns, a phase line long enough to wrap at 80, and
 # a gate file: the job waits at its middle until the test has resized the window.
