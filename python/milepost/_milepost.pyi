@@ -333,6 +333,17 @@ class SharedRun:
 class SharedNode(_NodeBase):
     """A phase or step as a worker process counts into it (its own slot of the segment)."""
 
+    def record_item(
+        self,
+        name: _Text,
+        status: str,
+        duration: Optional[float],
+        at: float,
+        lane: Optional[str] = None,
+        error: Optional[_Text] = None,
+    ) -> None:
+        """Accepted for the same API as ``Node``: a worker keeps no recent list."""
+
     def item_started(self, name: _Text, lane: Optional[Any] = None) -> None: ...
     def item_finished(
         self,

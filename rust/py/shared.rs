@@ -249,6 +249,24 @@ impl PySharedNode {
         Ok(0)
     }
 
+    /// Accepted for the same API as in the parent: a worker's recent items are the parent's
+    /// to keep (its failures reach it as events), so a pool run inside a worker records none.
+    #[pyo3(signature = (name, status, duration, at, lane=None, error=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn record_item(
+        &self,
+        name: &Bound<'_, PyAny>,
+        status: &str,
+        duration: Option<f64>,
+        at: f64,
+        lane: Option<&str>,
+        error: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let _ = (duration, at, lane, error);
+        text(name, "item name")?;
+        item_status(status).map(|_| ())
+    }
+
     /// A worker uses the node (the parent shows worker-created nodes running while used).
     fn start(&self) {
         self.seg.open_node(self.idx);
