@@ -168,6 +168,17 @@ class _NodeBase:
         """Runs an ended node again, keeping its counts."""
     def end(self, state: str) -> None:
         """Ends the node: ``completed``, ``failed`` or ``cancelled`` (else ``ValueError``)."""
+    def record_item(
+        self,
+        name: _Text,
+        status: str,
+        duration: Optional[float],
+        at: float,
+        lane: Optional[str] = None,
+        error: Optional[_Text] = None,
+    ) -> None:
+        """Keeps an item a worker process counted in the run's recent (and failures) list; a
+        ``SharedNode`` accepts it and keeps nothing (a worker has no recent list)."""
 
 @final
 class Node(_NodeBase):
@@ -189,16 +200,6 @@ class Node(_NodeBase):
         """Records that the item ``name`` ended (``done``, ``failed``, ``skipped`` or
         ``cancelled``); with ``rows``, queues its history row in the same call. How many rows
         are waiting."""
-    def record_item(
-        self,
-        name: _Text,
-        status: str,
-        duration: Optional[float],
-        at: float,
-        lane: Optional[str] = None,
-        error: Optional[_Text] = None,
-    ) -> None:
-        """Keeps an item a worker process counted in the recent (and failures) list."""
     @property
     def path(self) -> str:
         """The node's key in the history (unambiguous, fixed at creation)."""
@@ -332,17 +333,6 @@ class SharedRun:
 @final
 class SharedNode(_NodeBase):
     """A phase or step as a worker process counts into it (its own slot of the segment)."""
-
-    def record_item(
-        self,
-        name: _Text,
-        status: str,
-        duration: Optional[float],
-        at: float,
-        lane: Optional[str] = None,
-        error: Optional[_Text] = None,
-    ) -> None:
-        """Accepted for the same API as ``Node``: a worker keeps no recent list."""
 
     def item_started(self, name: _Text, lane: Optional[Any] = None) -> None: ...
     def item_finished(
