@@ -104,3 +104,14 @@ def long_step_names(task: milepost.Task, k: int) -> None:
 def threads_inside(n: int) -> int:
     """A thread pool inside a pool worker: its items count into the worker's run."""
     return sum(milepost.thread_map(abs, range(-n, 0), workers=2, description="inner"))
+
+
+def child_sigint_ignored(_: int) -> bool:
+    """Whether a program started from a pool item ignores SIGINT (its SigIgn mask)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", "print(open('/proc/self/status').read())"], capture_output=True,
+                         text=True, check=True).stdout
+    mask = next(line.split()[1] for line in out.splitlines() if line.startswith("SigIgn:"))
+    return bool(int(mask, 16) & (1 << (signal.SIGINT - 1)))

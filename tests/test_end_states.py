@@ -160,3 +160,50 @@ def test_a_block_a_loop_and_a_thread_pool_agree_on_an_exception(clock, exc, stat
             milepost.thread_map(raise_it, range(3), workers=1, description="pool")
         states = [run.snapshot().find(n)["state"] for n in ("block", "loop", "pool")]
     assert states == [state] * 3
+
+
+def test_new_phases_and_steps_after_the_end_are_refused_and_end_changes_nothing(clock) -> None:
+    with milepost.Run("closed", display="none", clock=clock) as run:
+        ph = run.phase("p")
+    with pytest.raises(milepost.RunEndedError):
+        run.phase("late")
+    with pytest.raises(milepost.RunEndedError):
+        ph.step("late")
+    ph.end("failed")
+    assert [n["state"] for _, n in run.snapshot().nodes()] == ["completed"]
+
+
+def test_a_forked_child_is_refused_after_its_parent_ended_the_run() -> None:
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    with milepost.Run("forked", display="none") as run:
+        ph = run.phase("p")
+        gate, told = ctx.Event(), ctx.Queue()
+
+        def child() -> None:
+            gate.wait(30)
+            refused = []
+            for name, call in (("log", lambda: ph.log("late")), ("advance", lambda: ph.advance()),
+                               ("step", lambda: ph.step("late"))):
+                try:
+                    call()
+                except milepost.RunEndedError:
+                    refused.append(name)
+            told.put(refused)
+
+        proc = ctx.Process(target=child)
+        proc.start()
+    gate.set()
+    assert told.get(timeout=30) == ["log", "advance", "step"]
+    proc.join(30)
+
+
+def test_done_counted_both_ways_stays_within_the_range(clock) -> None:
+    with milepost.Run("both", display="none", clock=clock) as run:
+        ph = run.phase("p")
+        ph.advance(2**53 - 1)
+        with pytest.raises(milepost.InvalidValueError, match="9007199254740991"):
+            with ph.item("one more"):
+                pass
+    assert run.snapshot().find("p")["done"] == 2**53 - 1

@@ -163,3 +163,39 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_programs_started_by_pool_items_get_ctrl_c_as_usual(tmp_path) -> None:
+    """Pool workers leave Ctrl-C to the parent without ignoring it: a program an item starts
+    gets the default disposition (found in review: `SigIgn` was inherited)."""
+    with milepost.Run("children", display="none", history=False):
+        masks = milepost.process_map(helpers.child_sigint_ignored, range(2), workers=2)
+    assert masks == [False, False]
+
+
+def test_the_run_goes_on_after_a_ctrl_c_in_a_pool_is_caught(tmp_path) -> None:
+    script = tmp_path / "caught.py"
+    script.write_text(textwrap.dedent(
+        """
+        import sys, time, milepost
+
+        def work(x):
+            time.sleep(0.05)
+            return x
+
+        if __name__ == "__main__":
+            with milepost.Run("caught", display="none") as run:
+                try:
+                    milepost.process_map(work, range(2000), workers=2, chunksize=50)
+                except KeyboardInterrupt:
+                    print("interrupted", flush=True)
+                after = sum(1 for _ in milepost.track(range(5), description="after"))
+                more = milepost.thread_map(abs, range(-3, 0), workers=2, description="more")
+            print(after, more, run.snapshot().root["state"], flush=True)
+        """
+    ))
+    proc = _start(script, tmp_path)
+    time.sleep(2.0)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert out.splitlines() == ["interrupted", "5 [3, 2, 1] completed"], err

@@ -196,3 +196,83 @@ def test_item_names_are_stored_bounded_and_still_resume(tmp_path) -> None:
         with again.phase("p") as ph:
             assert list(ph.pending([long_a, long_b, "short"])) == ["short"], "long names are told apart"
             assert ph.done == 2
+
+
+LOOP_AND_POOL_JOB = textwrap.dedent(
+    """
+    import os, sys, milepost
+
+    def work(x):
+        return x
+
+    def crash_at_6(x):
+        if x == 6 and sys.argv[1] == "crash":
+            os._exit(1)
+        return x
+
+    if __name__ == "__main__":
+        with milepost.Run("made-phases", resume=True, display="none") as run:
+            for x in milepost.track(range(10), description="loop"):
+                pass
+            milepost.process_map(work, range(10), workers=2, description="procs")
+            milepost.thread_map(crash_at_6, range(10), workers=1, description="threads")
+        snap = run.snapshot()
+        print(*[f"{n}={snap.find(n)['done']}/{snap.find(n)['total']}" for n in ("loop", "procs", "threads")])
+    """
+)
+
+
+def test_loops_and_pools_that_make_their_phase_count_what_they_run_in_a_resumed_run(tmp_path) -> None:
+    """A loop or a pool making its own phase runs every item it is given again: in a resumed
+    run it counts them now, never on top of what the history had (found in review: 16/10)."""
+    script = tmp_path / "job.py"
+    script.write_text(LOOP_AND_POOL_JOB)
+    crashed = subprocess.run([sys.executable, str(script), "crash"], capture_output=True, text=True,
+                             env=_env(tmp_path), timeout=120)
+    assert crashed.returncode == 1
+    out = subprocess.run([sys.executable, str(script), "again"], capture_output=True, text=True, env=_env(tmp_path),
+                         timeout=120, check=True).stdout.split()
+    assert out == ["loop=10/10", "procs=10/10", "threads=10/10"]
+
+
+def test_undecodable_names_are_recognized_on_resume() -> None:
+    names = ["ok", "bad\udcff\udcfe", "also\ud800bad"]
+
+    def job(stop: bool) -> milepost.Run:
+        with milepost.Run("surrogates", display="none", resume=True) as run:
+            with run.phase("p", total=len(names)) as ph:
+                for name in ph.pending(names):
+                    with ph.item(name):
+                        if stop and name == names[-1]:
+                            raise KeyboardInterrupt
+        return run
+
+    with pytest.raises(KeyboardInterrupt):
+        job(stop=True)
+    run = job(stop=False)
+    assert run.snapshot().find("p")["done"] == 3, "the two names done before are skipped and counted once"
+    db = sqlite3.connect(str(default_path()))
+    assert db.execute("SELECT count(*) FROM items WHERE status = 'done'").fetchone()[0] == 3
+
+
+def test_a_version_1_history_migrates_with_exact_resume_counts(tmp_path) -> None:
+    from milepost.persistence.schema import _V1, _script
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(str(path))
+    _script(db, _V1)
+    db.execute("PRAGMA user_version = 1")
+    db.execute("INSERT INTO runs (id, name, status, started_at, done) VALUES ('r', 'old', 'cancelled', 0, 12)")
+    # `_` and case are no wildcards: `loadXdata/s` and `Load_data/s` are not steps of `load_data`.
+    for p, done in (("load_data", 5), ("loadXdata", 3), ("loadXdata/s", 3), ("Load_data", 4), ("Load_data/s", 4)):
+        db.execute("INSERT INTO phases (run_id, path, name, kind, status, done) VALUES ('r', ?, ?, 'phase', "
+                   "'cancelled', ?)", (p, p, done))
+    db.executemany("INSERT INTO items (run_id, phase, name, status) VALUES ('r', 'load_data', ?, 'done')",
+                   [("a",), ("b",)])
+    db.commit()
+    db.close()
+    with milepost.Run("old", display="none", history=path, resume="r") as run:
+        assert run.phase("load_data").done == 5, "2 from its rows, 3 counted otherwise"
+        other = run.phase("loadXdata")
+        assert (other.done, other.step("s").done) == (0, 3), "a parent's own count leaves its steps' out"
+    assert sqlite3.connect(str(path)).execute("PRAGMA user_version").fetchone()[0] == 2

@@ -125,3 +125,32 @@ def test_a_disabled_bar_leaves_no_trace() -> None:
     assert not default_path().exists(), "no history database"
     assert bar.n == 3 and bar.total == 10
     assert threading.active_count() == threads and milepost.current_run() is None
+
+
+def test_a_run_ended_by_an_observer_is_written_before_the_process_exits(tmp_path) -> None:
+    """Found in review: `run.finish()` from an observer's thread left the history `running`
+    with done 0 when the process exited right after `with Run`."""
+    script = textwrap.dedent(
+        """
+        import milepost
+
+        class Stopper(milepost.BaseObserver):
+            interval = 0.05
+            def on_snapshot(self, snapshot):
+                if snapshot.root["done"] > 1000:
+                    run.finish()
+
+        with milepost.Run("stopped", display="none", observers=[Stopper()]) as run:
+            ph = run.phase("p")
+            try:
+                while True:
+                    ph.advance()
+            except milepost.RunEndedError:
+                pass
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60,
+                   env={**os.environ, "MILEPOST_HOME": str(tmp_path)})
+    db = sqlite3.connect(str(tmp_path / "runs.db"))
+    status, done = db.execute("SELECT status, done FROM runs").fetchone()
+    assert status == "completed" and done > 1000

@@ -107,8 +107,12 @@ class RunCore:
         """Ends every node still running with ``state`` (at the end of the run)."""
     def finish(self) -> None:
         """Ends the run's counting: every later update raises ``RunEndedError``."""
-    def release_workers(self, pids: list[int]) -> None:
-        """Worker processes about to be stopped: their items in flight leave flight uncounted."""
+    def stopping_workers(self, pids: list[int]) -> None:
+        """Worker processes about to be stopped (a second Ctrl-C): not deaths."""
+    def stopped_workers(self) -> None:
+        """The stopped workers are gone: their items in flight leave flight uncounted."""
+    def stop_pool(self, pool: int, stop: bool) -> None:
+        """Tells pool ``pool``'s workers to stop handing out items (``False``: frees the bit)."""
     def node_states(self) -> list[_NodeState]:
         """The state of every phase and step (workers' included)."""
     def stop_sharing(self) -> None:
@@ -327,6 +331,8 @@ class SharedRun:
         """Queues an event for the parent; False when the queue was full."""
     @property
     def cancelled(self) -> bool: ...
+    def pool_stopped(self, pool: int) -> bool:
+        """Whether the parent told pool ``pool`` to stop handing out items."""
     def detach(self) -> None:
         """Marks this worker as exited cleanly."""
 

@@ -53,12 +53,17 @@ def pool_task(
     if parent is None:
         own = Run(label, display=display, history=False).start()
         parent = own
-    # Under a run (a worker process's run too, which is no Task), a phase; under a task, a step.
-    if isinstance(parent, Run) or not isinstance(parent, Task):
-        made = parent.phase(label, total, unit)
-    else:
-        made = parent.step(label, total, unit)
-    return made, own, True
+    return _own_phase(parent, label, total, unit), own, True
+
+
+def _own_phase(parent: Union[Run, Task], label: str, total: Optional[int], unit: str) -> Task:
+    """The phase a pool makes (a step under a task). In a resumed run it starts from nothing:
+    the pool runs every item it is given, so it counts them all now."""
+    if isinstance(parent, Run):
+        return parent._child(parent, "phase", label, total, unit, restore=False)
+    if isinstance(parent, Task):
+        return parent.run._child(parent, "step", label, total, unit, restore=False)
+    return parent.phase(label, total, unit)  # a worker process's run: nothing to restore there
 
 
 class PoolScope:

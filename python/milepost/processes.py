@@ -67,12 +67,14 @@ def _chunksize(total: Optional[int], workers: int) -> int:
     return max(1, size + bool(extra))
 
 
-def _stop_on_interrupt(pool: ProcessPoolExecutor, pending: Dict[Future[Any], List[Job]], run: Run) -> None:
-    """Ctrl-C in the parent behaves like Cancel: the workers (which ignore SIGINT; the parent
-    decides) hand out no new items, and the call returns once the items in flight have ended.
-    A second Ctrl-C stops the workers at once; their items in flight are left uncounted, as an
-    item interrupted by Ctrl-C is."""
-    run.cancel("Ctrl-C")
+def _stop_on_interrupt(pool: ProcessPoolExecutor, pending: Dict[Future[Any], List[Job]], run: Run,
+                       number: int) -> None:
+    """Ctrl-C in the parent stops the pool as Cancel would (the run goes on, if the job goes
+    on): the workers, whose handler leaves the decision to the parent, hand out no new items,
+    and the call returns once the items in flight have ended. A second Ctrl-C stops the
+    workers at once; their items in flight are left uncounted, as an item interrupted by
+    Ctrl-C is."""
+    run._core.stop_pool(number, True)
     for f in pending:
         f.cancel()
     running = [f for f in pending if not f.done()]
@@ -81,11 +83,13 @@ def _stop_on_interrupt(pool: ProcessPoolExecutor, pending: Dict[Future[Any], Lis
     except KeyboardInterrupt:
         # `_processes` is the executor's only record of its workers' pids.
         procs = list((pool._processes or {}).values())  # noqa: SLF001
-        run._core.release_workers([p.pid for p in procs if p.pid is not None])
+        run._core.stopping_workers([p.pid for p in procs if p.pid is not None])
         for p in procs:
             p.kill()
         for p in procs:
             p.join(2)
+        run._core.stopped_workers()
+        raise
 
 
 class _Pool:
@@ -99,8 +103,9 @@ class _Pool:
         self.n_workers = n_workers
         indexed = ((i, item, item_name(item, i)) for i, item in enumerate(items))
         self.chunks: Iterator[List[Job]] = iter(lambda: list(itertools.islice(indexed, size)), [])
+        self.number = scope.run._next_pool()
         self.pool = ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=init_pool_worker,
-                                        initargs=(scope.task, os.getpid()))
+                                        initargs=(scope.task, os.getpid(), self.number))
         self.pending: Dict[Future[Tuple[int, List[ChunkResult]]], List[Job]] = {}
 
     def _submit(self, chunk: List[Job]) -> None:
@@ -121,7 +126,7 @@ class _Pool:
                 for fut in done:
                     yield from self._chunk_done(fut)
         except KeyboardInterrupt:
-            _stop_on_interrupt(self.pool, self.pending, self.scope.run)
+            _stop_on_interrupt(self.pool, self.pending, self.scope.run, self.number)  # a second one raises here
             raise
         except GeneratorExit:
             wait_at_end = False  # the caller stopped listening: chunks in flight end on their own
@@ -132,15 +137,16 @@ class _Pool:
             # Waits for the workers (quick: they have no more items, or were stopped), so that
             # the final count sees every worker that ended.
             self.pool.shutdown(wait=wait_at_end, cancel_futures=True)
+            self.scope.run._core.stop_pool(self.number, False)  # the bit may serve another pool
             self.scope.run._sample_now()  # account for workers that died, take their last events
 
     def _chunk_done(self, fut: Future[Any]) -> Iterator[Tuple[int, Any]]:
         """A chunk's results, then the next chunk submitted (or, once the pool broke or the run
         was cancelled, what is left reported as not run)."""
         chunk = self.pending.pop(fut)
-        if fut.cancelled():
+        if fut.cancelled():  # by a broken pool or a cancel: the scope says which
             for i, _, name in chunk:
-                yield i, _not_run(name, "cancelled")
+                yield i, _not_run(name, self.scope.state(None))
             return
         try:
             pid, results = fut.result()

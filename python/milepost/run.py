@@ -17,7 +17,7 @@ from . import _milepost
 from .dispatch import Delivery, check_interval
 from .events import Event, RunFinished, RunStarted
 from .observers import JsonSnapshotFile, Observer
-from .errors import InvalidValueError, MilepostError
+from .errors import InvalidValueError, MilepostError, RunEndedError
 from .outcome import end_state, run_end_state
 from .renderers import interval_from_env, native_target, resolve_display
 from .signals import sigint_held
@@ -36,6 +36,8 @@ __all__ = ["Run", "current_run"]
 
 #: How often the rates are sampled when nothing is drawn natively.
 SAMPLE_HZ = 4.0
+#: Seconds a thread leaving a run waits for another thread that is writing the run's end.
+FINISH_WAIT = 60.0
 
 _current: contextvars.ContextVar[Optional[Run]] = contextvars.ContextVar("milepost_run", default=None)
 
@@ -166,6 +168,9 @@ class Run(Task):
         self._started = False
         self._finished = False
         self._finish_lock = threading.Lock()
+        #: Set once the run's end is written: another thread leaving the run waits for it.
+        self._ended = threading.Event()
+        self._pools = 0
         _live.add(self)
 
     def _find_resumable(self, name: str, which: Union[bool, str]) -> Optional[str]:
@@ -257,40 +262,49 @@ class Run(Task):
         """Ends the run (idempotent): open phases end with it, observers get the final
         snapshot and are closed, the display draws its last frame. How it ends follows one
         rule (`outcome.run_end_state`): a cancel asked for ends it cancelled, a failed phase or
-        step makes an otherwise completed run failed."""
+        step makes an otherwise completed run failed. Returns once the end is written, also
+        when another thread is ending the run."""
         if self._worker is not None:
             return  # a forked worker's copy: the parent ends the run
         dispatcher = self._dispatcher.on_dispatch_thread()
         if dispatcher is not None:
             # Ended from inside an observer (or a collection on that thread): finishing waits
             # for the delivery in progress, so it happens right after it.
-            dispatcher.defer(lambda: self._finish(state))
+            dispatcher.defer(lambda: self._finish(state, wait=False))
             return
         self._finish(state)
 
-    def _finish(self, state: str) -> None:
-        with self._finish_lock:
-            if self._finished:
-                return
-            self._finished = True
+    def _finish(self, state: str, wait: bool = True) -> None:
         # A Ctrl-C while the run ends is held until the history has the final state.
         with sigint_held():
-            self._core.finish()  # counts are final from here: later updates are refused
-            _unfinished.discard(self)
-            _live.discard(self)
-            self._now()
-            for task in reversed(self._tasks):
-                task.end(state)
-            self._core.sample()  # takes what the workers sent last
-            self._dispatcher.pull_now()  # ...and hands it on before the run's end
-            state = run_end_state(state, self.cancelled, self._core.node_states())
-            self._core.end_running(state)  # nodes workers created end with the run
-            self._node.end(state)
-            self._emit(RunFinished, (), state=state, elapsed=self._core.now())
+            with self._finish_lock:
+                started, self._finished = self._finished, True
+            if started:
+                if wait:  # another thread is ending the run: the end is written when we return
+                    self._ended.wait(FINISH_WAIT)
+                return
             try:
-                self._dispatcher.close()
+                self._end(state)
             finally:
-                self._stop_background()
+                self._ended.set()
+                _unfinished.discard(self)
+
+    def _end(self, state: str) -> None:
+        self._core.finish()  # counts are final from here: later updates are refused
+        _live.discard(self)
+        self._now()
+        for task in reversed(self._tasks):
+            task.end(state)
+        self._core.sample()  # takes what the workers sent last
+        self._dispatcher.pull_now()  # ...and hands it on before the run's end
+        state = run_end_state(state, self.cancelled, self._core.node_states())
+        self._core.end_running(state)  # nodes workers created end with the run
+        self._node.end(state)
+        self._emit(RunFinished, (), state=state, elapsed=self._core.now())
+        try:
+            self._dispatcher.close()
+        finally:
+            self._stop_background()
 
     def _stop_background(self) -> None:
         if self._native is not None:
@@ -342,9 +356,14 @@ class Run(Task):
         return self._child(self, "phase", name, total, unit)
 
     def _child(self, parent: Task, kind: str, name: str, total: Optional[int], unit: str,
-               reuse: bool = False) -> Task:
+               reuse: bool = False, restore: bool = True) -> Task:
+        """A new phase or step (with `reuse`, a loop's ended one of that name goes on). In a
+        resumed run a phase you make takes over what it had counted (`restore`); a loop or a
+        pool making its own counts what it runs now, since it runs what it is given again."""
         if self._worker is not None:
             return self._worker._child(parent, kind, name, total, unit, reuse)
+        if self._finished:
+            raise RunEndedError(f"{kind}() after run {self.name!r} ended")
         if reuse:
             # A loop entered again (the inner loop of a nested pair) goes on in its ended
             # phase: one line, bounded memory, counts that accumulate.
@@ -361,11 +380,21 @@ class Run(Task):
         rate = self._prior.get(task._history_path)
         if rate is not None:
             node.set_prior_rate(rate)  # the ETA until this run has a pace of its own
-        if self._resume is not None:
+        if self._resume is not None and restore:
             # A resumed phase starts from what it had reached: its items from their rows.
             node.restore(*self._resume.counts(task._history_path))
         task._announce(total)
         return task
+
+    def _pool_stopped(self, pool: int) -> bool:
+        """In a worker process: whether the parent told pool `pool` to stop (a Ctrl-C)."""
+        return self._worker is not None and self._worker._pool_stopped(pool)
+
+    def _next_pool(self) -> int:
+        """A number for a new pool of this run (the bit its workers are told to stop by)."""
+        with self._finish_lock:
+            self._pools += 1
+            return self._pools
 
     # -- lanes --------------------------------------------------------------------------------
     def add_lane(self, name: str) -> _milepost.Lane:

@@ -130,7 +130,7 @@ class Task:
         finished = resume.finished.get(self._history_path, set()) if resume is not None else set()
         name_of = key or _item_key
         for item in items:
-            if not finished or _milepost.item_key(_text(name_of(item))) not in finished:
+            if not finished or _key(name_of(item)) not in finished:
                 yield item
 
     def fail(self, name: Any, error: Union[BaseException, str]) -> None:
@@ -292,17 +292,23 @@ def _item_key(item: Any) -> str:
     return os.fspath(item) if hasattr(item, "__fspath__") else str(item)
 
 
+def _key(name: Any) -> str:
+    """The history key of an item name, converted by the native layer exactly as the name of
+    a stored row was (undecodable characters replaced alike)."""
+    return _milepost.item_key(name if isinstance(name, str) or hasattr(name, "__fspath__") else str(name))
+
+
 def _text(value: Any) -> str:
-    """Text safe for the history database (lone surrogates from undecodable file names would
-    fail the whole batch)."""
-    if type(value) is str and value.isascii():
-        return value  # the common case, at no cost
+    """An item's name as text: a path's `fspath` (bytes decoded), anything else `str()`. Lone
+    surrogates (undecodable file names) are left for the native layer, which replaces them as
+    it does for every name it stores, so that a key and its stored row compare equal."""
+    if type(value) is str:
+        return value
     if hasattr(value, "__fspath__"):
         value = os.fspath(value)
     if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    text = str(value)
-    return text.encode("utf-8", "replace").decode("utf-8")
+        return value.decode("utf-8", "surrogateescape")
+    return str(value)
 
 
 def _error_text(error: Union[BaseException, str]) -> str:

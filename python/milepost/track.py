@@ -133,7 +133,8 @@ def track(  # noqa: PLR0913 - tqdm's signature
     try:
         if own is not None:
             own.start()
-        task = parent._child(parent, "phase", label, total, unit, reuse=True)
+        # A loop counts what it iterates now: in a resumed run it starts from nothing.
+        task = parent._child(parent, "phase", label, total, unit, reuse=True, restore=False)
         task.advance(initial)
     except BaseException:
         if own is not None:

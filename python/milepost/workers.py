@@ -117,6 +117,10 @@ class WorkerRun:
     def cancelled(self) -> bool:
         return bool(self._shared.cancelled)
 
+    def _pool_stopped(self, pool: int) -> bool:
+        """Whether the parent told pool `pool` to stop handing out items (a Ctrl-C)."""
+        return bool(self._shared.pool_stopped(pool))
+
     def _handle_for(self, task: Task) -> Tuple[Any, ...]:
         return (self._shared.path, task._shared_index or 0, self._id, self._name, task.path)
 
@@ -154,7 +158,7 @@ class WorkerRun:
         self._shared.emit(index, fit_record({"event": cls.kind, "timestamp": time.time(), **fields}))
 
     def _child(self, parent: Task, kind: str, name: str, total: Optional[int], unit: str,
-               reuse: bool = False) -> Task:
+               reuse: bool = False, restore: bool = True) -> Task:
         index = self._shared.child(parent._shared_index or 0, kind, name, unit, total)
         task = self.task(index, (*parent.path, str(name)), parent)
         task._announce(total)
@@ -265,22 +269,30 @@ os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
 # -- the process pool's side --------------------------------------------------------------------
 
 _pool_task: Optional[Task] = None
+_pool = 0
 
 #: Seconds between a pool worker's checks that its parent still runs.
 PARENT_CHECK = 0.5
 
 
-def init_pool_worker(task: Task, parent_pid: int) -> None:
-    """ProcessPoolExecutor initializer: the task every chunk of this worker counts in.
+def init_pool_worker(task: Task, parent_pid: int, pool: int) -> None:
+    """ProcessPoolExecutor initializer: the task every chunk of this worker counts in, and the
+    pool's number (the bit the parent sets to stop it).
 
-    Ctrl-C reaches every process of the terminal's foreground group; a pool's workers ignore
-    it, and the parent stops the pool (see `processes._stop_on_interrupt`), so that no item is
-    cut half-way and none starts after it. A worker whose parent is gone (killed with SIGKILL,
-    unable to stop its pool) exits within a second."""
-    global _pool_task
-    _pool_task = task
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    Ctrl-C reaches every process of the terminal's foreground group; a pool's workers let the
+    parent decide (see `processes._stop_on_interrupt`), so that no item is cut half-way and
+    none starts after it. Their handler does nothing (rather than ignoring the signal, which
+    programs the items start would inherit: a caught signal goes back to its default on exec).
+    A worker whose parent is gone (killed with SIGKILL, unable to stop its pool) exits within
+    a second."""
+    global _pool_task, _pool
+    _pool_task, _pool = task, pool
+    signal.signal(signal.SIGINT, _parent_decides)
     _watch_parent(parent_pid)
+
+
+def _parent_decides(signum: int, frame: Any) -> None:
+    """A pool worker's SIGINT handler: nothing; the parent stops the pool."""
 
 
 def _watch_parent(parent_pid: int) -> None:
@@ -317,7 +329,7 @@ def run_chunk(fn: Any, chunk: List[Tuple[int, Any, str]]) -> Tuple[int, List[Chu
     out: List[ChunkResult] = []
     run = _pool_task._run
     for index, item, name in chunk:
-        if run.cancelled:  # the rest of the chunk is not started
+        if run.cancelled or run._pool_stopped(_pool):  # the rest of the chunk is not started
             out.append((index, False, Cancelled.not_started(name), None))
             continue
         it = _pool_task.item(name)

@@ -25,24 +25,28 @@ impl Counter {
     ///
     /// Exact only while the caller serializes all writers of this counter. The Python binding
     /// does: in a GIL build every call into it holds the GIL, so no two writers overlap.
+    /// `base` is what counts beside this counter towards the same limit (done counted in an
+    /// item context beside done counted without one); the error is `base` plus the value.
     #[inline]
-    pub fn try_add_serialized(&self, n: u64) -> Result<(), u64> {
+    pub fn try_add_serialized(&self, n: u64, base: u64) -> Result<(), u64> {
         let v = self.0.load(Ordering::Relaxed);
-        // Both are at most MAX_COUNT (2**53 - 1), so the sum cannot wrap.
-        let sum = v + n;
-        if sum > MAX_COUNT {
-            return Err(v);
+        // All three are at most MAX_COUNT (2**53 - 1), so the sum cannot wrap.
+        if base + v + n > MAX_COUNT {
+            return Err(base + v);
         }
-        self.0.store(sum, Ordering::Relaxed);
+        self.0.store(v + n, Ordering::Relaxed);
         Ok(())
     }
 
-    /// Adds `n` atomically unless the sum would pass [`MAX_COUNT`] (the current value is the
-    /// error): exact with any number of concurrent writers.
-    pub fn try_add(&self, n: u64) -> Result<(), u64> {
+    /// Adds `n` atomically unless `base` plus the sum would pass [`MAX_COUNT`] (`base` plus
+    /// the current value is the error): exact with any number of concurrent writers.
+    pub fn try_add(&self, n: u64, base: u64) -> Result<(), u64> {
         self.0
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_add(n).filter(|s| *s <= MAX_COUNT))
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                v.checked_add(n).filter(|s| base.saturating_add(*s) <= MAX_COUNT)
+            })
             .map(|_| ())
+            .map_err(|v| base.saturating_add(v))
     }
 
     #[inline]
@@ -166,11 +170,13 @@ mod limit_tests {
     #[test]
     fn adds_stop_at_the_largest_count() {
         let c = Counter::default();
-        c.try_add_serialized(MAX_COUNT - 1).unwrap();
-        assert_eq!(c.try_add_serialized(2), Err(MAX_COUNT - 1), "refused, nothing added");
-        c.try_add_serialized(1).unwrap();
+        c.try_add_serialized(MAX_COUNT - 1, 0).unwrap();
+        assert_eq!(c.try_add_serialized(2, 0), Err(MAX_COUNT - 1), "refused, nothing added");
+        c.try_add_serialized(1, 0).unwrap();
         assert_eq!(c.get(), MAX_COUNT);
-        assert_eq!(c.try_add(1), Err(MAX_COUNT));
+        assert_eq!(c.try_add(1, 0), Err(MAX_COUNT));
+        let d = Counter::default();
+        assert_eq!(d.try_add(2, MAX_COUNT - 1), Err(MAX_COUNT - 1), "the partner counts too");
         let mut a = Counts { done: MAX_COUNT, ..Counts::default() };
         a += Counts { done: MAX_COUNT, ..Counts::default() };
         assert_eq!(a.done, MAX_COUNT, "a roll-up saturates");

@@ -49,6 +49,18 @@ impl Tally {
         }
     }
 
+    /// The other count of the same kind (done counted with or without an item context): the
+    /// two add up to the node's done (or skipped), which must stay within the range.
+    pub fn partner(self) -> Option<Self> {
+        match self {
+            Self::Done => Some(Self::ItemDone),
+            Self::ItemDone => Some(Self::Done),
+            Self::Skipped => Some(Self::ItemSkipped),
+            Self::ItemSkipped => Some(Self::Skipped),
+            Self::Failed | Self::Retried => None,
+        }
+    }
+
     /// The per-node counter word of a worker slot this tally goes to.
     pub fn shm_field(self) -> usize {
         use super::shm::segment::{C_DONE, C_FAILED, C_ITEM_DONE, C_ITEM_SKIPPED, C_RETRIED, C_SKIPPED};

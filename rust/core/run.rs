@@ -176,9 +176,11 @@ impl RunCore {
             }
         }
         let c = node.counter(t);
+        // Done (or skipped) counts both ways; their sum is what stays within the range.
+        let base = t.partner().map_or(0, |p| node.counter(p).get());
         // abi3 wheels cannot load on free-threaded CPython: the GIL serializes every caller,
         // so the hottest count can use a plain store.
-        let added = if t == Tally::Done { c.try_add_serialized(n) } else { c.try_add(n) };
+        let added = if t == Tally::Done { c.try_add_serialized(n, base) } else { c.try_add(n, base) };
         added.map_err(|at| Error::Overflow { what: t.call(), node: node.name(), at, n })
     }
 
@@ -215,15 +217,35 @@ impl RunCore {
         super::shm::segment::fork_generation() != self.fork_generation
     }
 
-    /// Worker processes the parent is about to stop (`pids`): their items in flight leave
-    /// flight uncounted instead of being reported failed by a dead worker.
-    pub fn release_workers(&self, pids: &[u32]) {
+    /// Worker processes the parent is about to stop (`pids`, a second Ctrl-C): marked so that
+    /// the sampler does not take their end for a death. Call `stopped_workers` once they are
+    /// gone.
+    pub fn stopping_workers(&self, pids: &[u32]) {
         let Some(seg) = self.segment.get() else { return };
         for slot in seg.used_slots() {
             let view = seg.slot_view(slot);
             if view.state == super::shm::segment::ACTIVE && pids.contains(&view.pid) {
+                seg.state_word(slot).store(super::shm::segment::STOPPING, std::sync::atomic::Ordering::Release);
+            }
+        }
+    }
+
+    /// Worker processes the parent stopped, now gone: their items in flight leave flight
+    /// uncounted, as an item interrupted by Ctrl-C does (not failed, as a death's are).
+    pub fn stopped_workers(&self) {
+        let Some(seg) = self.segment.get() else { return };
+        for slot in seg.used_slots() {
+            if seg.state_word(slot).load(std::sync::atomic::Ordering::Acquire) == super::shm::segment::STOPPING {
                 seg.account_stop(slot);
             }
+        }
+    }
+
+    /// Tells pool `pool`'s workers to stop handing out items (a Ctrl-C), or, with `false`,
+    /// frees its bit when the pool is over. Nothing happens for a run not shared.
+    pub fn stop_pool(&self, pool: usize, stop: bool) {
+        if let Some(seg) = self.segment.get() {
+            seg.set_pool_stop(pool, stop);
         }
     }
 
@@ -332,6 +354,7 @@ impl RunCore {
         if name.is_empty() {
             return Err(Error::EmptyName { what: "name" });
         }
+        self.check_open(if kind == NodeKind::Step { "step()" } else { "phase()" })?;
         let mut nodes = self.nodes.write();
         if parent >= nodes.len() {
             return Err(Error::UnknownNode { id: parent });

@@ -176,10 +176,20 @@ impl PyRunCore {
         Ok(())
     }
 
-    /// Worker processes about to be stopped: their items in flight leave flight uncounted.
+    /// Worker processes about to be stopped (a second Ctrl-C): not deaths.
     #[allow(clippy::needless_pass_by_value)] // PyO3 extracts a Python list into an owned Vec
-    fn release_workers(&self, pids: Vec<u32>) {
-        self.core.release_workers(&pids);
+    fn stopping_workers(&self, pids: Vec<u32>) {
+        self.core.stopping_workers(&pids);
+    }
+
+    /// The stopped workers are gone: their items in flight leave flight uncounted.
+    fn stopped_workers(&self) {
+        self.core.stopped_workers();
+    }
+
+    /// Tells pool `pool`'s workers to stop handing out items (`stop=False`: frees the bit).
+    fn stop_pool(&self, pool: usize, stop: bool) {
+        self.core.stop_pool(pool, stop);
     }
 
     /// The state of every phase and step (workers' included), for the run's end state.

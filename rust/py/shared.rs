@@ -70,7 +70,9 @@ impl PySharedRun {
         unit: &str,
         total: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<usize> {
-        let kind = if kind == "phase" { NodeKind::Phase } else { NodeKind::Step }.code();
+        let kind = if kind == "phase" { NodeKind::Phase } else { NodeKind::Step };
+        self.seg.check_open(if kind == NodeKind::Step { "step()" } else { "phase()" })?;
+        let kind = kind.code();
         let name = text(name, "name")?;
         let total = total.map(|t| count(t, "total")).transpose()?;
         let (i, created) = self.seg.find_or_register(parent, kind, &name, unit, total).map_err(err)?;
@@ -83,6 +85,7 @@ impl PySharedRun {
     /// Queues an event (its fields as JSON) for the parent; False when the queue was full
     /// (the parent counts and shows what was dropped).
     fn emit(&self, node: usize, json: &str) -> PyResult<bool> {
+        self.seg.check_open("log()")?;
         let slot = self.seg.my_slot().map_err(err)?;
         Ok(self.seg.push_event(slot, crate::core::shm::writer::EVENT_JSON, node, json))
     }
@@ -90,6 +93,11 @@ impl PySharedRun {
     #[getter]
     fn cancelled(&self) -> bool {
         self.seg.is_cancelled()
+    }
+
+    /// Whether the parent told pool `pool` to stop handing out items (a Ctrl-C).
+    fn pool_stopped(&self, pool: usize) -> bool {
+        self.seg.pool_stopped(pool)
     }
 
     /// Marks this worker as exited cleanly.

@@ -97,12 +97,21 @@ UPDATE phases SET
         - (SELECT count(*) FROM items i WHERE i.run_id = phases.run_id AND i.phase = phases.path
            AND i.status = 'done')
         - (SELECT coalesce(sum(c.done), 0) FROM phases c WHERE c.run_id = phases.run_id
-           AND c.path LIKE phases.path || '/%' AND instr(substr(c.path, length(phases.path) + 2), '/') = 0)),
+           AND substr(c.path, 1, length(phases.path) + 1) = phases.path || '/'
+           AND instr(substr(c.path, length(phases.path) + 2), '/') = 0)),
     explicit_skipped = max(0, skipped
         - (SELECT count(*) FROM items i WHERE i.run_id = phases.run_id AND i.phase = phases.path
            AND i.status = 'skipped')
         - (SELECT coalesce(sum(c.skipped), 0) FROM phases c WHERE c.run_id = phases.run_id
-           AND c.path LIKE phases.path || '/%' AND instr(substr(c.path, length(phases.path) + 2), '/') = 0));
+           AND substr(c.path, 1, length(phases.path) + 1) = phases.path || '/'
+           AND instr(substr(c.path, length(phases.path) + 2), '/') = 0));
+UPDATE runs SET
+    explicit_done = max(0, done
+        - (SELECT count(*) FROM items i WHERE i.run_id = runs.id AND i.phase = '' AND i.status = 'done')
+        - (SELECT coalesce(sum(c.done), 0) FROM phases c WHERE c.run_id = runs.id AND instr(c.path, '/') = 0)),
+    explicit_skipped = max(0, skipped
+        - (SELECT count(*) FROM items i WHERE i.run_id = runs.id AND i.phase = '' AND i.status = 'skipped')
+        - (SELECT coalesce(sum(c.skipped), 0) FROM phases c WHERE c.run_id = runs.id AND instr(c.path, '/') = 0));
 """
 
 MIGRATIONS: Dict[int, Callable[[sqlite3.Connection], object]] = {

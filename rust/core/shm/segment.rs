@@ -74,6 +74,12 @@ pub const H_CANCELLED: usize = 8;
 pub const H_REGISTER_LOCK: usize = 9;
 /// Set (1) when the run has ended: a worker's update after that is refused, as in the parent.
 pub const H_ENDED: usize = 10;
+/// Bits telling pools to stop (a Ctrl-C in the parent): pool `b` is bit `b % 64` of word
+/// `H_POOL_STOP + b / 64`. A pool's workers stop handing out items when its bit is set, and the
+/// run goes on.
+pub const H_POOL_STOP: usize = 11;
+pub const POOL_STOP_WORDS: usize = 4;
+pub const MAX_POOLS: usize = POOL_STOP_WORDS * 64;
 
 // Node entry words.
 pub const N_READY: usize = 0;
@@ -119,6 +125,8 @@ pub const DEAD: u64 = 2;
 pub const EXITED: u64 = 3;
 /// Taken by a worker that is still writing its pid: the parent ignores it until ACTIVE.
 pub const CLAIMING: u64 = 4;
+/// Being stopped by the parent (a second Ctrl-C): not a death, its items not failures.
+pub const STOPPING: u64 = 5;
 
 use crate::core::node::UNKNOWN_TOTAL;
 /// No slot claimed by this process yet (after a fork the child starts here again).

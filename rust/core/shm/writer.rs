@@ -85,6 +85,34 @@ impl Segment {
         self.word(super::segment::H_CANCELLED).load(Ordering::Relaxed) == 1
     }
 
+    /// Tells pool `pool`'s workers to stop handing out items (or lets the bit go, `false`,
+    /// when the pool is over and its bit may serve another).
+    pub fn set_pool_stop(&self, pool: usize, stop: bool) {
+        let pool = pool % super::segment::MAX_POOLS;
+        let w = self.word(super::segment::H_POOL_STOP + pool / 64);
+        let bit = 1_u64 << (pool % 64);
+        if stop {
+            w.fetch_or(bit, Ordering::AcqRel);
+        } else {
+            w.fetch_and(!bit, Ordering::AcqRel);
+        }
+    }
+
+    /// Whether pool `pool` was told to stop (one load: checked before every item).
+    #[inline]
+    pub fn pool_stopped(&self, pool: usize) -> bool {
+        let pool = pool % super::segment::MAX_POOLS;
+        self.word(super::segment::H_POOL_STOP + pool / 64).load(Ordering::Relaxed) & (1 << (pool % 64)) != 0
+    }
+
+    /// An error once the run has ended (as in the parent).
+    pub fn check_open(&self, call: &'static str) -> Result<(), Error> {
+        if self.is_ended() {
+            return Err(Error::RunEnded { run: String::new(), call });
+        }
+        Ok(())
+    }
+
     /// Marks the run ended: workers' later updates are refused.
     pub fn set_ended(&self) {
         self.word(super::segment::H_ENDED).store(1, Ordering::Release);
@@ -105,13 +133,15 @@ impl Segment {
         }
         let slot = self.my_slot()?;
         let w = self.word(Self::counter(slot, node, t.shm_field()));
-        let at = w.load(Ordering::Relaxed);
+        let own = w.load(Ordering::Relaxed);
+        // Done (or skipped) counts both ways; their sum is what stays within the range.
+        let at = own + t.partner().map_or(0, |p| self.word(Self::counter(slot, node, p.shm_field())).load(Ordering::Relaxed));
         // Both are at most MAX_COUNT (2**53 - 1): the sum cannot wrap.
         if at + n > MAX_COUNT {
             let name = self.node_info(node).map(|i| i.name).unwrap_or_default();
             return Err(Error::Overflow { what: t.call(), node: name, at, n });
         }
-        w.store(at + n, Ordering::Relaxed);
+        w.store(own + n, Ordering::Relaxed);
         self.beat(slot);
         Ok(())
     }
