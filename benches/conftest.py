@@ -23,6 +23,13 @@ _BENCHES = pytest.StashKey[List[Dict[str, Any]]]()
 _STAT = os.environ.get("MILEPOST_BENCH_STAT", "min")
 
 
+@pytest.fixture(autouse=True)
+def _history_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Benchmarks keep their runs' history in a directory of their own, never in the checkout
+    (nor in the history `milepost history` shows the user)."""
+    monkeypatch.setenv("MILEPOST_HOME", str(tmp_path_factory.mktemp("milepost-home")))
+
+
 @pytest.fixture
 def devnull() -> Iterator[TextIO]:
     """Where tqdm and rich draw: their formatting work still happens, the terminal's doesn't."""

@@ -207,3 +207,13 @@ def test_done_counted_both_ways_stays_within_the_range(clock) -> None:
             with ph.item("one more"):
                 pass
     assert run.snapshot().find("p")["done"] == 2**53 - 1
+
+
+def test_a_bare_loops_first_plain_line_shows_its_total_and_unit() -> None:
+    """Found by a newcomer: a bare `track()` began with `· 0 processed · ? it/s`."""
+    out = io.StringIO()
+    for _ in milepost.track(["a", "b", "c"], desc="files", unit="file", display="plain", file=out):
+        pass
+    first = out.getvalue().splitlines()[0]
+    # The loop may be over before the first delivery: either way its line shows the total.
+    assert "/3" in first and "processed" not in first, first

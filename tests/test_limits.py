@@ -101,3 +101,22 @@ def test_a_writer_that_fails_turns_history_off_and_nobody_waits_for_it(tmp_path,
     messages = [r.getMessage() for r in caplog.records]
     assert any("run history is off" in m and "OverflowError" in m for m in messages), messages
     assert any("item rows of this run are not in the history" in m for m in messages), messages
+
+
+def test_a_history_that_cannot_open_says_at_the_end_how_many_rows_it_misses(tmp_path, caplog) -> None:
+    """Found by a newcomer: with a history that could not open, the end said nothing."""
+    newer = tmp_path / "newer.db"
+    db = sqlite3.connect(str(newer))
+    db.execute("PRAGMA user_version = 99")
+    db.close()
+    with caplog.at_level(logging.WARNING, logger="milepost"):
+        with milepost.Run("no-history", display="none", history=newer) as run:
+            with run.phase("p") as ph:
+                for i in range(7):
+                    with ph.item(str(i)):
+                        pass
+                ph.fail("x", "boom")
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("run history is off" in m for m in messages), messages
+    assert any("8 item rows of this run are not in the history" in m for m in messages), messages
+    assert run.history_path is None

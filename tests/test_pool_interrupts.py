@@ -84,8 +84,9 @@ def test_a_second_ctrl_c_stops_the_workers_at_once(tmp_path) -> None:
     time.sleep(0.5)
     sent = time.time()
     os.killpg(proc.pid, signal.SIGINT)
-    proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=60)
     assert time.time() - sent < 5.0
+    assert "Exception in thread" not in err and "InvalidStateError" not in err, err
     assert not [pid for pid in workers if _alive(pid)], "the workers are gone"
     db = sqlite3.connect(str(tmp_path / "runs.db"))
     status, failed = db.execute("SELECT status, failed FROM runs").fetchone()

@@ -5,6 +5,7 @@ Jobs run in real subprocesses against a real SQLite file and are killed with rea
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -236,7 +237,7 @@ def test_loops_and_pools_that_make_their_phase_count_what_they_run_in_a_resumed_
 
 
 def test_undecodable_names_are_recognized_on_resume() -> None:
-    names = ["ok", "bad\udcff\udcfe", "also\ud800bad"]
+    names = ["ok", "bad\udcff\udcfe", "nul\x00name", "also\ud800bad"]
 
     def job(stop: bool) -> milepost.Run:
         with milepost.Run("surrogates", display="none", resume=True) as run:
@@ -250,9 +251,9 @@ def test_undecodable_names_are_recognized_on_resume() -> None:
     with pytest.raises(KeyboardInterrupt):
         job(stop=True)
     run = job(stop=False)
-    assert run.snapshot().find("p")["done"] == 3, "the two names done before are skipped and counted once"
+    assert run.snapshot().find("p")["done"] == 4, "the three names done before are skipped and counted once"
     db = sqlite3.connect(str(default_path()))
-    assert db.execute("SELECT count(*) FROM items WHERE status = 'done'").fetchone()[0] == 3
+    assert db.execute("SELECT count(*) FROM items WHERE status = 'done'").fetchone()[0] == 4
 
 
 def test_a_version_1_history_migrates_with_exact_resume_counts(tmp_path) -> None:
@@ -276,3 +277,34 @@ def test_a_version_1_history_migrates_with_exact_resume_counts(tmp_path) -> None
         other = run.phase("loadXdata")
         assert (other.done, other.step("s").done) == (0, 3), "a parent's own count leaves its steps' out"
     assert sqlite3.connect(str(path)).execute("PRAGMA user_version").fetchone()[0] == 2
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_pool_item_rows_start_when_the_items_started(method) -> None:
+    """Found while testing Ctrl-C: rows from forked workers had start times off by the
+    worker's monotonic clock (hours in the future)."""
+    import multiprocessing
+
+    sys.path.insert(0, os.path.dirname(__file__))
+    import procs_helpers as helpers
+
+    before = time.time()
+    with milepost.Run(f"starts-{method}", display="none") as run:
+        milepost.process_map(helpers.slow, range(8), workers=2, mp_context=multiprocessing.get_context(method))
+    after = time.time()
+    db = sqlite3.connect(str(default_path()))
+    starts = [t for (t,) in db.execute("SELECT started_at FROM items WHERE run_id = ?", (run.id,))]
+    assert len(starts) == 8 and all(before <= t <= after for t in starts), (before, starts, after)
+
+
+def test_a_resumed_runs_duration_adds_up_its_attempts() -> None:
+    """Found by a newcomer: a run resumed twice showed only its last attempt's duration."""
+    for attempt in range(3):
+        with pytest.raises(KeyboardInterrupt) if attempt < 2 else contextlib.nullcontext():
+            with milepost.Run("long", display="none", resume=True) as run:
+                time.sleep(0.3)
+                if attempt < 2:
+                    raise KeyboardInterrupt
+    db = sqlite3.connect(str(default_path()))
+    elapsed, resumed = db.execute("SELECT elapsed, resumed FROM runs WHERE id = ?", (run.id,)).fetchone()
+    assert resumed == 2 and elapsed >= 0.85, elapsed

@@ -67,29 +67,40 @@ def _chunksize(total: Optional[int], workers: int) -> int:
     return max(1, size + bool(extra))
 
 
-def _stop_on_interrupt(pool: ProcessPoolExecutor, pending: Dict[Future[Any], List[Job]], run: Run,
+def _stop_on_interrupt(pool: ProcessPoolExecutor, pending: Dict[Future[Any], List[Job]], task: Task,
                        number: int) -> None:
     """Ctrl-C in the parent stops the pool as Cancel would (the run goes on, if the job goes
-    on): the workers, whose handler leaves the decision to the parent, hand out no new items,
-    and the call returns once the items in flight have ended. A second Ctrl-C stops the
-    workers at once; their items in flight are left uncounted, as an item interrupted by
-    Ctrl-C is."""
+    on): the workers, whose handler leaves the decision to the parent, hand out no new items
+    (the chunks still queued come back at once, not started), and the call returns once the
+    items in flight have ended; their rows are kept, so a resumed run skips them. A second
+    Ctrl-C stops the workers at once; their items in flight are left uncounted, as an item
+    interrupted by Ctrl-C is."""
+    run = task.run
     run._core.stop_pool(number, True)
-    for f in pending:
-        f.cancel()
-    running = [f for f in pending if not f.done()]
     try:
-        wait(running)
+        wait(pending)
     except KeyboardInterrupt:
-        # `_processes` is the executor's only record of its workers' pids.
-        procs = list((pool._processes or {}).values())  # noqa: SLF001
-        run._core.stopping_workers([p.pid for p in procs if p.pid is not None])
-        for p in procs:
-            p.kill()
-        for p in procs:
-            p.join(2)
-        run._core.stopped_workers()
+        _stop_workers(pool, run)
         raise
+    for fut, chunk in pending.items():
+        if not fut.cancelled() and fut.exception() is None:
+            pid, results = fut.result()
+            _record(task, chunk, pid, results)
+
+
+def _stop_workers(pool: ProcessPoolExecutor, run: Run) -> None:
+    """Kills the pool's workers, telling the run first that these are no deaths."""
+    # `_processes` is the executor's only record of its workers' pids.
+    procs = list((pool._processes or {}).values())  # noqa: SLF001
+    run._core.stopping_workers([p.pid for p in procs if p.pid is not None])
+    for p in procs:
+        p.kill()
+    for p in procs:
+        p.join(2)
+    # The executor notices its workers are gone and fails their futures; let it finish that
+    # before anything else touches them (cancelling one it is failing raises in its thread).
+    pool.shutdown(wait=True)
+    run._core.stopped_workers()
 
 
 class _Pool:
@@ -126,7 +137,7 @@ class _Pool:
                 for fut in done:
                     yield from self._chunk_done(fut)
         except KeyboardInterrupt:
-            _stop_on_interrupt(self.pool, self.pending, self.scope.run, self.number)  # a second one raises here
+            _stop_on_interrupt(self.pool, self.pending, self.scope.task, self.number)  # a second one raises here
             raise
         except GeneratorExit:
             wait_at_end = False  # the caller stopped listening: chunks in flight end on their own

@@ -117,7 +117,9 @@ class Run(Task):
         self._resume: Optional[Resume] = None
         if history:
             store = Store(None if history is True else Path(history))
-            self._store = store if store.enabled else None
+            # Kept even when it could not open: it counts the item rows the history misses, and
+            # says how many at the end.
+            self._store = store
         #: Items keep their history row (and their own metrics) only where someone stores it.
         self._keeps_item_rows = self._store is not None
         if resume:
@@ -127,8 +129,8 @@ class Run(Task):
         self._origin = self._clock()
         #: Unix time at the run clock's zero: an item's start in the history without a clock call.
         self._wall_origin = time.time()
-        if self._store is not None:
-            self._store.bind_run(self._core.id)
+        if self._keeps_item_rows:
+            self._store.bind_run(self._core.id)  # type: ignore[union-attr]
         super().__init__(self, self._core.root, (self._core.name,))
         if self._resume is not None:
             self._node.restore(*self._resume.counts(""))  # what the run itself had counted
@@ -154,10 +156,11 @@ class Run(Task):
             from . import dashboard as web
 
             user.append(web.attach(self, dashboard))
-        if self._store is not None:
+        if self._store is not None and self._store.enabled:
             resumed = self._resume.resumed + 1 if self._resume is not None else 0
+            before = self._resume.elapsed if self._resume is not None else 0.0
             self._prior = prior_rates(self._store, self._core.name, self._core.id)
-            user.append(HistoryObserver(self._store, self._core.id, self._core.name, started_at, resumed))
+            user.append(HistoryObserver(self._store, self._core.id, self._core.name, started_at, resumed, before))
         self._stall_after = check_interval(stall_after, "stall_after") or 60.0
         self._worker: Optional[WorkerRun] = None
         self._native: Optional[NativeDisplay] = None
@@ -166,6 +169,7 @@ class Run(Task):
         self._lanes = threading.local()
         self._token: Optional[contextvars.Token[Optional[Run]]] = None
         self._started = False
+        self._launched = False
         self._finished = False
         self._finish_lock = threading.Lock()
         #: Set once the run's end is written: another thread leaving the run waits for it.
@@ -174,7 +178,7 @@ class Run(Task):
         _live.add(self)
 
     def _find_resumable(self, name: str, which: Union[bool, str]) -> Optional[str]:
-        if self._store is None:
+        if self._store is None or not self._store.enabled:
             raise MilepostError("resume needs the run history, which is off (history=False, or the store could not open)")
         found = find_resumable(self._store, name, which)
         if found is None and which is not True:
@@ -239,12 +243,24 @@ class Run(Task):
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> Run:
         """Starts the display and the background threads (done by `with`)."""
+        self._begin()
+        return self._launch()
+
+    def _begin(self) -> None:
+        """The run's start, before anything is delivered: a loop of its own (`track()`) makes
+        its phase between this and `_launch`, so the first line already shows its total."""
         if self._started:
-            return self
+            return
         self._started = True
         _unfinished.add(self)
         self._token = _current.set(self)
         self._emit(RunStarted, ())
+
+    def _launch(self) -> Run:
+        """Starts the display and the threads that deliver events (from the start on)."""
+        if self._launched:
+            return self
+        self._launched = True
         if not self._manual:
             if self._native is not None:
                 self._native.start()
@@ -496,6 +512,8 @@ class Run(Task):
                 task._borrowed = True
                 worker._index[task.path] = index
         self._worker = worker
+        # Item rows' start times: the worker's clock (`_now` is its monotonic time now).
+        self._wall_origin = worker._wall_origin
         self._store = None  # the parent writes the history; a worker never does
         self._keeps_item_rows = True  # a pool item's row goes back with its result
         if self._native is not None:

@@ -132,10 +132,12 @@ def track(  # noqa: PLR0913 - tqdm's signature
         own = parent = Run(label, display=display, leave=leave, output=file, history=False)
     try:
         if own is not None:
-            own.start()
+            own._begin()
         # A loop counts what it iterates now: in a resumed run it starts from nothing.
         task = parent._child(parent, "phase", label, total, unit, reuse=True, restore=False)
         task.advance(initial)
+        if own is not None:
+            own._launch()  # the first line already shows the loop with its total and unit
     except BaseException:
         if own is not None:
             own.finish("failed")

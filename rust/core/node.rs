@@ -76,7 +76,8 @@ impl Tally {
 }
 
 /// A name as a part of a history path: `%`, `/` and `#` escaped, so that a name with a slash
-/// is never taken for a step, nor a name ending in `#2` for a second sibling.
+/// is never taken for a step, nor a name ending in `#2` for a second sibling (and NUL, which
+/// would cut the text short in `SQLite`).
 pub fn path_part(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for c in name.chars() {
@@ -84,6 +85,8 @@ pub fn path_part(name: &str) -> String {
             '%' => out.push_str("%25"),
             '/' => out.push_str("%2F"),
             '#' => out.push_str("%23"),
+            // SQLite's JSON functions read text as C strings: a NUL would cut the path.
+            '\0' => out.push_str("%00"),
             c => out.push(c),
         }
     }

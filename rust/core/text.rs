@@ -21,6 +21,11 @@ pub fn clip(s: &str, max_chars: usize) -> String {
 /// a hash of the whole name, so that it stays bounded and two long names that share their
 /// beginning stay two items.
 pub fn item_key(name: &str) -> std::borrow::Cow<'_, str> {
+    // SQLite reads the rows' text as C strings: a NUL would cut the stored name short, and it
+    // would never match again. It is kept as U+FFFD, here and for `pending()` alike.
+    if name.contains('\0') {
+        return std::borrow::Cow::Owned(item_key(&name.replace('\0', "\u{fffd}")).into_owned());
+    }
     // Short names (nearly all) cost one scan and no copy.
     if name.len() <= MAX_NAME_CHARS || name.chars().nth(MAX_NAME_CHARS).is_none() {
         return std::borrow::Cow::Borrowed(name);
@@ -101,6 +106,7 @@ mod tests {
         assert_ne!(ka, kb);
         assert_eq!(ka, item_key(&a), "stable");
         assert_eq!(item_key(&"y".repeat(MAX_NAME_CHARS)), "y".repeat(MAX_NAME_CHARS));
+        assert_eq!(item_key("a\0b"), "a\u{fffd}b", "no NUL reaches SQLite");
     }
 
     #[test]

@@ -54,10 +54,12 @@ class HistoryObserver(BaseObserver):
     snapshot_on_boundaries = True
 
     def __init__(self, store: Store, run_id: str, name: str, started_at: float, resumed: int,
-                 interval: float = 1.0) -> None:
+                 elapsed_before: float = 0.0, interval: float = 1.0) -> None:
         self.store = store
         self.interval = interval
         self._id = run_id
+        #: Seconds the runs this one resumes had run: a resumed run's duration adds them up.
+        self._before = elapsed_before
         # Fixed for the life of the run (a resumed run is a new process: its own observer).
         host, pid, argv = socket.gethostname(), os.getpid(), json.dumps(sys.argv)
         store.execute(_RUN_START, (run_id, name, started_at, host, pid, argv, resumed))
@@ -80,8 +82,9 @@ class HistoryObserver(BaseObserver):
         root = snapshot.root
         explicit = {path: (done, skipped) for path, _, done, skipped in snapshot.explicit_counts()}
         status = root["state"]
+        elapsed = None if root["elapsed"] is None else self._before + root["elapsed"]
         self.store.execute(_RUN_UPDATE, (
-            status, None if status == "running" else time.time(), root["elapsed"], root["total"], root["done"],
+            status, None if status == "running" else time.time(), elapsed, root["total"], root["done"],
             root["failed"], root["skipped"], root["retried"], json.dumps(root["metrics"]), *explicit.get("", (0, 0)),
             self._id,
         ))
@@ -119,9 +122,11 @@ class Resume:
                 self.finished.setdefault(r["phase"], set()).add(r["name"])
                 done, skipped = self.items.get(r["phase"], (0, 0))
                 self.items[r["phase"]] = (done + 1, skipped) if r["status"] == "done" else (done, skipped + 1)
-            row = db.execute("SELECT resumed, started_at, explicit_done, explicit_skipped FROM runs WHERE id = ?",
-                             (run_id,)).fetchone()
+            row = db.execute("SELECT resumed, started_at, elapsed, explicit_done, explicit_skipped FROM runs "
+                             "WHERE id = ?", (run_id,)).fetchone()
             self.resumed, self.started_at = int(row["resumed"]), float(row["started_at"])
+            #: Seconds the run had run before (its duration goes on from there).
+            self.elapsed = float(row["elapsed"] or 0.0)
             self.explicit[""] = (row["explicit_done"], row["explicit_skipped"])
         finally:
             db.close()

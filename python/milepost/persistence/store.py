@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import sqlite3
 import threading
 import time
@@ -33,6 +34,9 @@ _log = logging.getLogger("milepost")
 MAX_QUEUED = 200_000
 #: A batch this large is written without waiting for the interval.
 EAGER_BATCH = 20_000
+#: Seconds between checks of a producer waiting for the writer, and of `flush()`.
+BACKPRESSURE_NAP = 0.02
+FLUSH_NAP = 0.01
 
 # A whole batch of item rows in one statement: the rows go in as one JSON array and SQLite
 # unpacks them. Python's sqlite3 releases the GIL around each step of a statement; with one
@@ -94,7 +98,10 @@ class Store:
         self.flush_interval = flush_interval
         self._queue: Deque[Op] = deque()
         self._rows = _milepost.RowBuffer("")
-        self._cond = threading.Condition()
+        # Wake-ups for the writer. A C-implemented queue, not a Condition: the job's threads
+        # only put into it, and a Condition's lock taken by the job's thread can be left held
+        # by a Ctrl-C that lands inside its Python `__enter__`, which hangs the writer for good.
+        self._wake: "queue.SimpleQueue[bool]" = queue.SimpleQueue()
         self._stop = False
         self._busy = False
         self.enabled = True
@@ -120,7 +127,8 @@ class Store:
 
     def bind_run(self, run_id: str) -> None:
         """The run whose items this store keeps (one store a run)."""
-        self._rows = _milepost.RowBuffer(run_id)
+        if self.enabled:
+            self._rows = _milepost.RowBuffer(run_id)
 
     # -- producers ----------------------------------------------------------------------------
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
@@ -135,7 +143,7 @@ class Store:
         """The row buffer, for an item's end to queue its row in the same native call that
         counts it (None once the store is off)."""
         rows = self._rows
-        return rows if isinstance(rows, _milepost.RowBuffer) else None
+        return rows if self.enabled and isinstance(rows, _milepost.RowBuffer) else None
 
     def pushed(self, waiting: int) -> None:
         """After a row went through `buffer` (`waiting` rows now, 0 when none was queued
@@ -165,30 +173,27 @@ class Store:
     def _maybe_wait(self) -> None:
         n = self._pending()
         if n >= EAGER_BATCH:
-            with self._cond:
-                self._cond.notify()
+            self._wake.put(True)
         while self._pending() >= MAX_QUEUED and self._writer_alive():
-            with self._cond:  # backpressure: the writer is behind; wait rather than drop
-                self._cond.notify()
-                self._cond.wait(0.1)
+            # Backpressure: the writer is behind; wait for it rather than drop rows.
+            self._wake.put(True)
+            time.sleep(BACKPRESSURE_NAP)
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Waits until everything queued so far is written (or the store is off)."""
         deadline = time.monotonic() + timeout
-        with self._cond:
-            while (self._pending() or self._busy) and self._writer_alive():
-                if time.monotonic() > deadline:
-                    return False
-                self._cond.notify()
-                self._cond.wait(0.05)
+        self._wake.put(True)
+        while (self._pending() or self._busy) and self._writer_alive():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(FLUSH_NAP)
         return True
 
     def close(self) -> None:
         """Writes what is queued and stops the writer."""
         if self.enabled:
-            with self._cond:
-                self._stop = True
-                self._cond.notify()
+            self._stop = True
+            self._wake.put(True)
             self._thread.join(60)
             try:
                 self._db.close()
@@ -204,23 +209,23 @@ class Store:
         except BaseException as e:  # noqa: BLE001 - the writer must never die without a word
             self._disable(f"its writer stopped ({type(e).__name__}: {e})")
         finally:
-            with self._cond:
-                self._busy = False
-                self._cond.notify_all()
+            self._busy = False
 
     def _write_until_stopped(self) -> None:
         while True:
-            with self._cond:
-                if not self._stop and self._pending() < EAGER_BATCH:
-                    self._cond.wait(self.flush_interval)
-                stopping = self._stop
-                self._busy = True
+            if not self._stop and self._pending() < EAGER_BATCH:
+                try:
+                    self._wake.get(timeout=self.flush_interval)
+                except queue.Empty:
+                    pass
+            while not self._wake.empty():  # wake-ups that came meanwhile: this batch serves them
+                self._wake.get_nowait()
+            stopping = self._stop
+            self._busy = True
             try:
                 self._write_batch()
             finally:
-                with self._cond:
-                    self._busy = False
-                    self._cond.notify_all()
+                self._busy = False
             if stopping or not self.enabled:
                 return
 
