@@ -150,3 +150,18 @@ def test_json_stream_stays_valid_with_hostile_names(clock) -> None:
         run.phase("p\x1b[31m").fail("a\"b\\c\n", "\x00")
     for line in out.getvalue().splitlines():
         json.loads(line)
+
+
+@pytest.mark.parametrize("bad", [{"display": "fancy"}, {"refresh_hz": 0}, {"max_lanes": -1}, {"stall_after": -2},
+                                 {"interval": "soon"}])
+def test_a_run_refused_for_bad_input_leaves_no_trace(bad) -> None:
+    """Bad input is refused before anything is made: no history row, no writer thread."""
+    import threading
+
+    from milepost.persistence import default_path
+
+    before = {t.name for t in threading.enumerate()}
+    with pytest.raises(InvalidValueError):
+        milepost.Run("refused", **bad)
+    assert not default_path().exists()
+    assert {t.name for t in threading.enumerate()} <= before

@@ -77,17 +77,20 @@ def test_a_writer_that_fails_turns_history_off_and_nobody_waits_for_it(tmp_path,
     calls = {"n": 0}
     real = Store._write_batch
 
-    def fail_once(self):  # fault injection: the writer meets an error SQLite never raises
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise OverflowError("Python int too large to convert to SQLite INTEGER")
+    ours = tmp_path / "runs.db"
+
+    def fail_once(self):  # fault injection: our writer meets an error SQLite never raises
+        if self.path == ours:  # not the writer of a store another test left running
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise OverflowError("Python int too large to convert to SQLite INTEGER")
         return real(self)
 
     monkeypatch.setattr(Store, "_write_batch", fail_once)
     done = threading.Event()
 
     def job() -> None:
-        with milepost.Run("writer", display="none", history=tmp_path / "runs.db") as run:
+        with milepost.Run("writer", display="none", history=ours) as run:
             with run.phase("p") as ph:
                 for i in range(250_000):  # past the store's bound of 200,000 queued rows
                     with ph.item(f"i{i}"):

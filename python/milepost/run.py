@@ -111,6 +111,16 @@ class Run(Task):
         resume: Union[bool, str] = False,
         dashboard: Union[bool, int, dict] = False,
     ) -> None:
+        # Every argument is checked before anything is made (a history row, a thread, a
+        # server): bad input leaves no trace.
+        stream = output if hasattr(output, "write") else None
+        self.display = resolve_display(display, stream)  # type: ignore[arg-type]
+        self._interval = check_interval(interval, "interval")
+        if isinstance(refresh_hz, bool) or not isinstance(refresh_hz, (int, float)) or not 0 < refresh_hz <= 20:
+            raise InvalidValueError(f"refresh_hz must be a number in (0, 20], got {refresh_hz!r}")
+        if isinstance(max_lanes, bool) or not isinstance(max_lanes, int) or max_lanes < 0:
+            raise InvalidValueError(f"max_lanes must be an int >= 0, got {max_lanes!r}")
+        self._stall_after = check_interval(stall_after, "stall_after") or 60.0
         self._clock: Callable[[], float] = clock or time.monotonic
         self._manual = clock is not None
         self._store: Optional[Store] = None
@@ -134,17 +144,10 @@ class Run(Task):
         super().__init__(self, self._core.root, (self._core.name,))
         if self._resume is not None:
             self._node.restore(*self._resume.counts(""))  # what the run itself had counted
-        stream = output if hasattr(output, "write") else None
         self._stream = stream
-        self.display = resolve_display(display, stream)  # type: ignore[arg-type]
         self._native_stdout = native_target(stream) == "stdout"  # type: ignore[arg-type]
         self._output = output
-        self._interval = check_interval(interval, "interval")
-        if isinstance(refresh_hz, bool) or not isinstance(refresh_hz, (int, float)) or not 0 < refresh_hz <= 20:
-            raise InvalidValueError(f"refresh_hz must be a number in (0, 20], got {refresh_hz!r}")
         self._refresh_hz = max(float(refresh_hz), 0.5)
-        if isinstance(max_lanes, bool) or not isinstance(max_lanes, int) or max_lanes < 0:
-            raise InvalidValueError(f"max_lanes must be an int >= 0, got {max_lanes!r}")
         self._max_lanes = max_lanes
         self._leave = leave
         self._redirect = redirect
@@ -161,7 +164,6 @@ class Run(Task):
             before = self._resume.elapsed if self._resume is not None else 0.0
             self._prior = prior_rates(self._store, self._core.name, self._core.id)
             user.append(HistoryObserver(self._store, self._core.id, self._core.name, started_at, resumed, before))
-        self._stall_after = check_interval(stall_after, "stall_after") or 60.0
         self._worker: Optional[WorkerRun] = None
         self._native: Optional[NativeDisplay] = None
         self._dispatcher = Delivery([*user, *self._make_display()], self.snapshot, self._now, pull=self._worker_events)
