@@ -1,0 +1,51 @@
+"""The CLI as a user runs it, in a subprocess: `milepost show` names phases as they were named."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import milepost
+
+CLI = [sys.executable, "-m", "milepost"]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=60)
+
+
+def _awkward_names_run() -> str:
+    """A run whose phase and step names need escaping in a history path, and repeat."""
+    with milepost.Run("paths", display="none") as run:
+        with run.phase("x/y", total=1) as ph:
+            ph.fail("item-1", "bad slash")
+        with run.phase("50%#1", total=1) as ph:
+            ph.advance()
+        with run.phase("load", total=1) as ph:
+            ph.advance()
+        with run.phase("load", total=2) as ph:
+            with ph.step("inner/part") as step:
+                step.fail("item-2", "bad step")
+            ph.advance()
+    return run.id
+
+
+def test_show_names_phases_as_named_and_keeps_levels_and_repeats_apart() -> None:
+    run_id = _awkward_names_run()
+    shown = _cli("show", run_id)
+    assert shown.returncode == 0, shown.stderr
+    out = shown.stdout
+    phases = [line.split("  ")[0] for line in out.splitlines()[4:9]]
+    assert phases == ["x/y", "50%#1", "load", "load (2nd)", "load (2nd) › inner/part"], out
+    for escaped in ("%2F", "%25", "%23", "load#2"):
+        assert escaped not in out, out
+    assert "  x/y: item-1: bad slash" in out, out
+    assert "  load (2nd) › inner/part: item-2: bad step" in out, out
+    # JSON keeps the stored path, and gives the names too.
+    data = json.loads(_cli("show", run_id, "--json").stdout)
+    got = [(p["path"], p["name"], p["display"]) for p in data["phases"]]
+    assert got == [("x%2Fy", "x/y", "x/y"), ("50%25%231", "50%#1", "50%#1"), ("load", "load", "load"),
+                   ("load#2", "load", "load (2nd)"), ("load#2/inner%2Fpart", "inner/part", "load (2nd) › inner/part")]
+    # Each failure once (its event and its item row are one failure), with where it happened.
+    failures = [(f["name"], f["phase_display"]) for f in data["failures"]]
+    assert sorted(failures) == [("item-1", "x/y"), ("item-2", "load (2nd) › inner/part")]
