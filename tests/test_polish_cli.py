@@ -1,4 +1,5 @@
-"""The CLI as a user runs it, in a subprocess: `milepost show` names phases as they were named."""
+"""The CLI as a user runs it, in a subprocess: `milepost show` names phases as they were named,
+and `demo --display none` prints nothing."""
 
 from __future__ import annotations
 
@@ -49,3 +50,10 @@ def test_show_names_phases_as_named_and_keeps_levels_and_repeats_apart() -> None
     # Each failure once (its event and its item row are one failure), with where it happened.
     failures = [(f["name"], f["phase_display"]) for f in data["failures"]]
     assert sorted(failures) == [("item-1", "x/y"), ("item-2", "load (2nd) › inner/part")]
+
+
+def test_demo_with_display_none_prints_nothing() -> None:
+    proc = subprocess.run([*CLI, "demo", "--items", "40", "--item-ms", "1", "--workers", "2", "--display", "none"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "" and proc.stderr == "", (proc.stdout, proc.stderr)

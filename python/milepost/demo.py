@@ -74,7 +74,8 @@ def run_demo(
         raise ValueError(f"--fail-rate must be between 0 and 1, got {fail_rate}")
     mean_s = max(item_ms, 0.0) / 1000.0
     run = Run("demo", display=display, snapshot_file=snapshot_file, output=output)
-    if run.display != "json":  # a summary for people; machines reading JSON lines get only JSON
+    # A summary for people: machines reading JSON lines get only JSON, and "none" is nothing.
+    if run.display not in ("json", "none"):
         run._dispatcher.add(ConsoleSummary())
     with run:
         with run.phase("setup", total=20, unit="shard") as setup:
