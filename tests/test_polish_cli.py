@@ -1,11 +1,16 @@
 """The CLI as a user runs it, in a subprocess: `milepost show` names phases as they were named,
-and `demo --display none` prints nothing."""
+`demo --display none` prints nothing, and no command ends in a traceback when its output pipe
+closes early (`milepost show run | head -3`)."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+from typing import List
+
 import milepost
 
 CLI = [sys.executable, "-m", "milepost"]
@@ -57,3 +62,45 @@ def test_demo_with_display_none_prints_nothing() -> None:
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "" and proc.stderr == "", (proc.stdout, proc.stderr)
+
+
+def _closed_early(args: List[str], unbuffered: bool) -> subprocess.CompletedProcess:
+    """`milepost ARGS | head -c 1`: the reader takes a byte and closes the pipe."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1" if unbuffered else "")
+    proc = subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert proc.stdout is not None and proc.stderr is not None
+    with proc.stdout:
+        proc.stdout.read(1)
+    with proc.stderr:
+        err = proc.stderr.read().decode("utf-8", "replace")
+    status = proc.wait(120)
+    return subprocess.CompletedProcess(args, status, "", err)
+
+
+def test_every_command_exits_quietly_when_its_output_pipe_closes(tmp_path) -> None:
+    run_id = _awkward_names_run()
+    # Enough output that it cannot all fit in the pipe before the reader leaves.
+    with milepost.Run("many", display="none") as run:
+        with run.phase("map") as ph:
+            for i in range(3000):
+                ph.fail(f"item-{i}", "x" * 200)
+    snap = tmp_path / "run.jsonl"
+    with milepost.Run("replayed", display="json", output=str(snap)) as r:
+        for i in range(2000):
+            r.log(f"line {i} " + "y" * 100)
+    cases = [
+        ["show", run.id, "--failures", "all"],
+        ["show", run.id, "--failures", "all", "--json"],
+        ["show", run_id],
+        ["history", "--limit", "1000"],
+        ["history", "--json"],
+        ["stats", "many", "--json"],
+        ["replay", str(snap), "--no-wait"],
+        ["demo", "--items", "200", "--item-ms", "1", "--workers", "2", "--display", "json", "--output", "stdout"],
+        ["--help"],
+    ]
+    for args, unbuffered in [(args, False) for args in cases] + [(args, True) for args in cases[:3]]:
+        res = _closed_early(args, unbuffered)
+        assert "Traceback" not in res.stderr and "BrokenPipeError" not in res.stderr, (args, res.stderr)
+        assert res.stderr == "", (args, unbuffered, res.stderr)
+        assert res.returncode in (0, 141, -signal.SIGPIPE), (args, unbuffered, res.returncode)
