@@ -46,3 +46,29 @@ def test_a_long_failure_and_log_line_take_one_row_each_above_the_bars(pty_run) -
     assert shown.returncode == 0, shown.stderr
     errors = [f["error"] for f in json.loads(shown.stdout)["failures"]]
     assert sorted(errors) == ["Traceback: " + "E" * 1985 + "END!", "wide: " + "错" * 300 + "END!"], errors
+
+
+NO_TOTAL = textwrap.dedent(
+    """
+    import time, milepost
+    with milepost.Run("no-total", refresh_hz=20) as run:
+        with run.phase("map", total=4) as ph:
+            ph.advance(4)
+        with run.phase("reduce") as ph:
+            for _ in range(8):
+                ph.advance()
+                time.sleep(0.06)
+    """
+)
+
+
+def test_a_phase_that_completed_without_a_total_draws_its_bar_full(pty_run) -> None:
+    res = pty_run(NO_TOTAL, cols=100, rows=20)
+    assert res.status == 0, res.raw[-2000:]
+    bar = (100 - 2) // 4  # the frame's bar width on a 100-column terminal
+    # While it runs, its total is unknown: an empty bar.
+    raw = re.sub(r"\x1b\[[0-9;]*m", "", res.raw.decode("utf-8", "replace"))
+    assert re.search(r"reduce \[ {%d}\]\s+\d+ it · [\d.]+ it/s" % bar, raw), raw[-3000:]
+    # Completed, it has processed all it had: a full bar.
+    assert re.search(r"reduce \[█{%d}\] 100%% 8 it · completed" % bar, res.text), res.text
+    assert re.search(r"map\s+\[█{%d}\] 100%% 4/4 · completed" % bar, res.text), res.text
