@@ -1,18 +1,24 @@
-"""The dashboard page at a run's end, in a real browser (Debian's Chromium, driven by
-playwright): every part of the page shows the final state, the HISTORY table and the runs list
-included, whether the job's process exits at once (taking its server with it) or lingers.
-Every wait is bounded; every child process is stopped."""
+"""The dashboard at a run's end, in a real browser (Debian's Chromium, driven by playwright):
+every part of the page shows the final state, the HISTORY table and the runs list included,
+whether the job's process exits at once (taking its server with it) or lingers. And a forked
+child (a pool's worker) never holds the dashboard's port. Every wait is bounded; every child
+process and server is stopped."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import socket
 import subprocess
 import sys
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator, List
 
+import httpx
 from playwright.sync_api import expect
 
+import milepost
+from milepost import dashboard
 from test_dashboard_end import Child
 from test_dashboard_page import _policy_errors, browser_page
 
@@ -108,3 +114,58 @@ def test_the_history_table_is_asked_for_again_while_the_server_lingers() -> None
         assert any(u.endswith("api/runs?limit=50&offset=0") for u in requests), requests
         child.go()
     assert _policy_errors(errors) == []
+
+
+def _listening_inode(port: int) -> int:
+    """The inode of the socket listening on 127.0.0.1:`port` (from /proc/net/tcp)."""
+    want = f"0100007F:{port:04X}"
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[1] == want and fields[3] == "0A":  # LISTEN
+                return int(fields[9])
+    raise AssertionError(f"nothing listens on 127.0.0.1:{port}")
+
+
+def fds_of_socket(inode: int) -> List[int]:
+    """This process's file descriptors open on the socket `inode`."""
+    held = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") == f"socket:[{inode}]":
+                held.append(int(fd))
+        except OSError:
+            pass  # the directory's own descriptor, gone by now
+    return held
+
+
+def _forked_child(inode: int, found: Any, leave: Any) -> None:
+    found.put(fds_of_socket(inode))
+    leave.wait(30)
+
+
+def test_forked_children_never_hold_the_dashboard_port() -> None:
+    dashboard.stop()
+    server = dashboard.start("127.0.0.1", 0)
+    port = server.port
+    inode = _listening_inode(port)
+    assert fds_of_socket(inode), "the parent listens"
+    ctx = multiprocessing.get_context("fork")
+    found, leave = ctx.Queue(), ctx.Event()
+    child = ctx.Process(target=_forked_child, args=(inode, found, leave))
+    child.start()
+    try:
+        assert found.get(timeout=30) == [], "the child holds the dashboard's listening socket"
+        # A pool's workers too (process_map forks them here).
+        with milepost.Run("fork-port", display="none", history=False) as run:
+            held = milepost.process_map(fds_of_socket, [inode] * 4, workers=2, mp_context=ctx, task=run.phase("p"))
+        assert held == [[]] * 4
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).text == "ok", "the parent still serves"
+        # Stopped in the parent, the port is free while the child lives.
+        dashboard.stop()
+        assert child.is_alive()
+        socket.create_server(("127.0.0.1", port)).close()
+    finally:
+        leave.set()
+        child.join(30)
+        dashboard.stop()
