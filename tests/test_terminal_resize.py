@@ -23,8 +23,9 @@ def _needs_tmux() -> None:
         pytest.fail("tmux is needed: apt-get install tmux (`bash .ci/run` installs it)")
 
 
-# Failure lines long enough to wrap at 60 columns, a phase line long enough to wrap at 80, and
-# a gate file: the job waits at its middle until the test has resized the window.
+# Printed lines long enough to wrap at 60 columns, failures (clipped to one row each), a phase
+# line long enough to wrap at 80, and a gate file: the job waits at its middle until the test has
+# resized the window.
 JOB = textwrap.dedent(
     """
     import os, sys, time, milepost
@@ -34,6 +35,7 @@ JOB = textwrap.dedent(
         ph.metric("cost_usd", 1.25)
         for i in range(3):
             ph.fail(f"failure-line-{i}-" + "x" * 60, "ValueError: long enough to wrap at sixty columns")
+            print(f"printed-line-{i}-" + "x" * 60 + ": long enough to wrap at sixty columns")
         for i in range(20):
             ph.advance(5); time.sleep(0.05)
         print("PRINTED-BEFORE-RESIZE")
@@ -110,10 +112,13 @@ def _check(lines: list[str]) -> None:
     # One frame is left: the final one. A fragment of an earlier frame would repeat the name.
     assert text.count("resize-job") == 1, text
     assert any(line.startswith("✓ resize-job ›") for line in lines), text
-    # Everything printed above the bars is still there, once, and whole.
+    # Everything printed above the bars is still there, once, and whole (failures as one row
+    # each, clipped to the width at the time).
     for i in range(3):
-        failure = f"✗ failure-line-{i}-{'x' * 60}: ValueError: long enough to wrap at sixty columns"
-        assert lines.count(failure) == 1, text
+        printed = f"printed-line-{i}-{'x' * 60}: long enough to wrap at sixty columns"
+        assert lines.count(printed) == 1, text
+        failure = [line for line in lines if line.startswith(f"✗ failure-line-{i}-{'x' * 20}")]
+        assert len(failure) == 1 and failure[0].endswith("…"), text
     assert lines.count("PRINTED-BEFORE-RESIZE") == 1, text
     assert lines[-1] == "JOB-ENDED", text
 

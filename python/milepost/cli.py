@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import List, Optional
 
@@ -85,7 +86,39 @@ def _history_command(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The status of a command whose output pipe closed (`milepost show run | head -3`): what a
+#: shell reports for a program that SIGPIPE ended, as `cat` or `grep` would be.
+PIPE_CLOSED = 128 + 13
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    """Runs a command. When its output pipe closes early, it stops there, quietly."""
+    try:
+        try:
+            return _main(argv)
+        finally:
+            # What is still buffered is written now, so that a closed pipe is caught below
+            # rather than reported by the interpreter at exit.
+            sys.stdout.flush()
+    except BrokenPipeError:
+        _drop_stdout()
+        return PIPE_CLOSED
+
+
+def _drop_stdout() -> None:
+    """Points standard output at /dev/null: what is left in its buffer, flushed at exit, goes
+    nowhere instead of failing again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        finally:
+            os.close(devnull)
+    except (AttributeError, OSError, ValueError):
+        pass
+
+
+def _main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in ("history", "show", "stats"):
         return _history_command(args)
@@ -107,6 +140,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         skipped = Skipped()
         try:
             replay(Path(args.file), args.speed, not args.no_wait, skipped=skipped)
+        except BrokenPipeError:
+            raise  # not the file's fault: the output went (main stops quietly)
         except (OSError, ReplayError) as e:
             print(f"milepost replay: {e}", file=sys.stderr)
             return 2

@@ -7,12 +7,15 @@ all counted in the workers through shared memory) → reduce.
 
 from __future__ import annotations
 
+import errno
 import functools
 import math
 import random
+import sys
 import time
-from typing import Optional
+from typing import Any, Optional, TextIO
 
+from .errors import Cancelled, MilepostError
 from .observers import ConsoleSummary
 from .processes import process_map
 from .run import Run
@@ -54,6 +57,58 @@ def call_model(doc: str, seed: int, fail_rate: float, mean_s: float) -> int:
     raise AssertionError("unreachable")
 
 
+class _ReaderWatch:
+    """Standard output while the demo's display writes there (`--output stdout`): when its
+    reader goes (`milepost demo --output stdout | head`), the demo is cancelled and writes
+    nothing more, its summary included, as a program that SIGPIPE ends would be."""
+
+    def __init__(self, stream: TextIO, run: Run) -> None:
+        self._stream = stream
+        self._run = run
+        self.gone = False
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                self._stream.write(text)
+            except BrokenPipeError:
+                self._went()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._went()
+
+    def _went(self) -> None:
+        self.gone = True
+        try:
+            self._run.cancel("the reader of standard output has gone")
+        except MilepostError:
+            pass  # the run had ended: nothing is left to stop
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)  # fileno, isatty, encoding...: the stream's own
+
+
+class _SummaryOut:
+    """Standard error for the demo's summary, unless the reader of its output has gone."""
+
+    def __init__(self, watch: Optional[_ReaderWatch]) -> None:
+        self._watch = watch
+
+    def write(self, text: str) -> int:
+        if self._watch is None or not self._watch.gone:
+            sys.stderr.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._watch is None or not self._watch.gone:
+            sys.stderr.flush()
+
+
 def run_demo(
     items: int = 5000,
     workers: int = 8,
@@ -65,7 +120,8 @@ def run_demo(
     output: Optional[str] = None,
 ) -> int:
     """Runs the demo; returns the number of documents that failed for good. `output` is
-    `Run(output=...)`: "stdout", "stderr" or a file path (plain, JSON and rich output)."""
+    `Run(output=...)`: "stdout", "stderr" or a file path (plain, JSON and rich output). Raises
+    BrokenPipeError, having stopped the demo, when the reader of standard output has gone."""
     if items < 1:
         raise ValueError(f"--items must be >= 1, got {items}")
     if workers < 1:
@@ -74,8 +130,27 @@ def run_demo(
         raise ValueError(f"--fail-rate must be between 0 and 1, got {fail_rate}")
     mean_s = max(item_ms, 0.0) / 1000.0
     run = Run("demo", display=display, snapshot_file=snapshot_file, output=output)
-    if run.display != "json":  # a summary for people; machines reading JSON lines get only JSON
-        run._dispatcher.add(ConsoleSummary())
+    watch = _ReaderWatch(sys.stdout, run) if output in ("stdout", "-") else None
+    # A summary for people: machines reading JSON lines get only JSON, and "none" is nothing.
+    if run.display not in ("json", "none"):
+        run._dispatcher.add(ConsoleSummary(_SummaryOut(watch)))  # type: ignore[arg-type]
+    previous = sys.stdout
+    if watch is not None:
+        sys.stdout = watch  # the display looks it up at each write
+    try:
+        failed = _job(run, items, workers, fail_rate, mean_s, seed)
+    except Cancelled:
+        if watch is None or not watch.gone:
+            raise
+    finally:
+        if sys.stdout is watch:
+            sys.stdout = previous
+    if watch is not None and watch.gone:
+        raise BrokenPipeError(errno.EPIPE, "the reader of standard output has gone")
+    return failed
+
+
+def _job(run: Run, items: int, workers: int, fail_rate: float, mean_s: float, seed: int) -> int:
     with run:
         with run.phase("setup", total=20, unit="shard") as setup:
             for i in range(20):

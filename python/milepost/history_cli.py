@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import sqlite3
 import time
-from collections import Counter
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from . import _milepost
 from .persistence import connect, default_path
@@ -19,6 +19,34 @@ SPARK = "▁▂▃▄▅▆▇█"
 
 class NoHistory(Exception):
     """There is no history database, or no such run."""
+
+
+#: A history path's escapes (README "History paths are unambiguous").
+_UNESCAPE = {"%25": "%", "%2F": "/", "%23": "#"}
+_ESCAPED = re.compile("%25|%2F|%23")
+
+
+def path_levels(path: Optional[str]) -> List[Tuple[str, int]]:
+    """The levels of a history path (`load#2/inner%2Fpart`) below the run: each level's name as
+    it was given, and which sibling of that name it is (1 for the first, 2 for `#2`, ...)."""
+    levels = []
+    for level in (path or "").split("/") if path else []:
+        name, sep, nth = level.rpartition("#")  # a `#` in a name is escaped: this one numbers it
+        if not (sep and nth.isdigit()):
+            name, nth = level, "1"
+        levels.append((_ESCAPED.sub(lambda m: _UNESCAPE[m.group(0)], name), int(nth)))
+    return levels
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def display_path(levels: Sequence[Tuple[str, int]]) -> str:
+    """A path for people: names as given, levels joined by ` › `, a later sibling of the same
+    name marked (`load (2nd)`): `load (2nd) › inner/part`."""
+    return " › ".join(_milepost.sanitize(name) + (f" ({_ordinal(nth)})" if nth > 1 else "") for name, nth in levels)
 
 
 def open_db(path: Optional[str]) -> sqlite3.Connection:
@@ -70,9 +98,11 @@ def show(db: sqlite3.Connection, which: str, failures: Optional[int] = 20) -> Di
     `failures_recorded` says how many the history holds."""
     run = find_run(db, which)
     phases = db.execute(
-        "SELECT path, kind, status, total, done, failed, skipped, retried, elapsed, rate, mean_item_seconds, metrics "
-        "FROM phases WHERE run_id = ? ORDER BY rowid", (run["id"],))
-    run["phases"] = [dict(r) | {"processed": _processed(r), "metrics": json.loads(r["metrics"] or "{}")} for r in phases]
+        "SELECT path, name, kind, status, total, done, failed, skipped, retried, elapsed, rate, mean_item_seconds, "
+        "metrics FROM phases WHERE run_id = ? ORDER BY rowid", (run["id"],))
+    # `path` as stored (escaped, unambiguous); `display` as `show` prints it.
+    run["phases"] = [dict(r) | {"processed": _processed(r), "metrics": json.loads(r["metrics"] or "{}"),
+                                "display": display_path(path_levels(r["path"]))} for r in phases]
     run["workers"] = [dict(r) for r in db.execute(
         "SELECT name, state, done, failed FROM workers WHERE run_id = ? ORDER BY name", (run["id"],))]
     recorded = recorded_failures(db, run["id"])
@@ -87,20 +117,41 @@ def recorded_failures(db: sqlite3.Connection, run_id: str) -> List[Dict[str, Any
     """Every failure the history holds for a run, newest first. Every failure is an event
     (those of workers, and a dead worker's item, included); a failure from `item()` or
     `fail()` also has an item row, which stands in for its event if that was dropped."""
-    failures = [dict(r) for r in db.execute(
-        "SELECT path AS phase, json_extract(data, '$.item') AS name, message AS error, ts AS at FROM events "
-        "WHERE run_id = ? AND kind = 'item_failed'", (run_id,))]
-    # Events name an item sanitized and clipped; item rows keep the name as given.
-    with_event = Counter((f["phase"], _item_key(f["name"])) for f in failures)
+    events = [dict(r) for r in db.execute(
+        "SELECT path AS phase, json_extract(data, '$.item') AS name, message AS error, ts AS at, "
+        "json_extract(data, '$.path') AS names FROM events WHERE run_id = ? AND kind = 'item_failed'", (run_id,))]
+    # An event names its phase by the names of its levels (the run's first), an item row by its
+    # history path: they are matched on the names. Events name an item sanitized and clipped;
+    # item rows keep the name as given.
+    unmatched: Dict[Tuple[Tuple[str, ...], str], List[Dict[str, Any]]] = {}
+    for f in events:
+        names = _event_names(f.pop("names"), f["phase"])
+        f["phase_display"] = display_path([(n, 1) for n in names])
+        unmatched.setdefault((names, _item_key(f["name"])), []).append(f)
+    failures = list(events)
     for row in db.execute("SELECT phase, name, error, started_at + coalesce(duration, 0) AS at FROM items "
                           "WHERE run_id = ? AND status = 'failed'", (run_id,)):
-        key = (row["phase"], _item_key(row["name"]))
-        if with_event[key] > 0:
-            with_event[key] -= 1
+        levels = path_levels(row["phase"])
+        key = (tuple(n for n, _ in levels), _item_key(row["name"]))
+        if unmatched.get(key):
+            # The same failure: the row's path also says which of same-named phases it was.
+            unmatched[key].pop(0)["phase_display"] = display_path(levels)
         else:
-            failures.append(dict(row))
+            failures.append(dict(row) | {"phase_display": display_path(levels)})
     failures.sort(key=lambda f: f["at"] or 0.0, reverse=True)
     return failures
+
+
+def _event_names(names: Optional[str], path: Optional[str]) -> Tuple[str, ...]:
+    """The names of an event's levels below the run: from its `path` list, else (an event
+    stored without one) from its path column."""
+    try:
+        listed = json.loads(names) if names else None
+    except ValueError:
+        listed = None
+    if isinstance(listed, list) and listed:
+        return tuple(str(n) for n in listed[1:])
+    return tuple(n for n, _ in path_levels(path))
 
 
 def _item_key(name: Optional[str]) -> str:
@@ -193,7 +244,7 @@ def show_text(run: Dict[str, Any], db: Optional[str] = None) -> str:
     if run["phases"]:
         out.append("")
         out.append(table(["phase", "status", "processed", "failed", "duration", "rate"], [
-            [_milepost.sanitize(p["path"]), p["status"], _items(p), str(p["failed"]), _dur(p["elapsed"]),
+            [p["display"], p["status"], _items(p), str(p["failed"]), _dur(p["elapsed"]),
              _rate(p)] for p in run["phases"]]))
     if run["workers"]:
         out.append("")
@@ -202,7 +253,7 @@ def show_text(run: Dict[str, Any], db: Optional[str] = None) -> str:
     if run["failures"] or run["failed"]:
         out.append("")
         out.append("failures (newest first):")
-        out += [f"  {_milepost.sanitize(f['phase'] or '')}: {_milepost.sanitize(f['name'] or '')}: "
+        out += [f"  {f['phase_display']}: {_milepost.sanitize(f['name'] or '')}: "
                 f"{_milepost.sanitize(f['error'] or '')}" for f in run["failures"]]
         out += _failures_notes(run, db)
     return "\n".join(out)

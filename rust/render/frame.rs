@@ -168,9 +168,14 @@ fn fold_finished(nodes: Vec<(usize, &NodeSnapshot)>, room: usize) -> (Vec<(usize
     (kept, folded)
 }
 
-/// `[████▍    ]  45%`, or an empty frame when the total is unknown.
+/// `[████▍    ]  45%`, or an empty frame when the total is unknown. A node that completed
+/// processed everything it had, known total or not: its bar is full.
 fn bar_cell(n: &NodeSnapshot, width: usize) -> String {
-    match n.fraction {
+    let fraction = match n.fraction {
+        None if n.state == "completed" => Some(1.0),
+        f => f,
+    };
+    match fraction {
         Some(f) => {
             let b = bar(f, width);
             let b = if n.state == "completed" { style(b).for_stderr().green() } else { style(b).for_stderr().cyan() };
@@ -387,6 +392,42 @@ mod tests {
         assert!(lines.len() <= 9, "{lines:?}");
         assert!(lines.iter().any(|l| l.contains("earlier phases and steps finished")), "{lines:?}");
         assert!(lines.iter().any(|l| l.contains("epoch-29")), "the running phase stays: {lines:?}");
+    }
+
+    #[test]
+    fn a_completed_node_without_a_total_draws_its_bar_full() {
+        let r = RunCore::new("id", "job", Clock::manual(), 0.0);
+        let map = r.add_node(0, NodeKind::Phase, "map", "it", Some(4)).unwrap();
+        map.start(0.0, 0);
+        map.done.add(4);
+        map.end(crate::core::node::NodeState::Completed, 1.0);
+        let reduce = r.add_node(0, NodeKind::Phase, "reduce", "it", None).unwrap();
+        reduce.start(1.0, 0);
+        reduce.done.add(8);
+        let o = FrameOptions { width: 80, height: 10, max_lanes: 4, tick: 0 };
+        let empty = format!("[{}]", " ".repeat(20));
+        let full = format!("[{}]", "█".repeat(20));
+        let line = |lines: Vec<String>| lines.into_iter().find(|l| l.contains("reduce")).unwrap();
+        let running = line(plain(&frame(&r.snapshot(2.0), &o)));
+        assert!(running.contains(&empty), "unknown while running: {running}");
+        reduce.end(crate::core::node::NodeState::Completed, 3.0);
+        let done = line(plain(&frame(&r.snapshot(3.0), &o)));
+        assert!(done.contains(&format!("{full} 100% 8 it · completed")), "processed all it had: {done}");
+        // A node that failed or was cancelled did not process all it had: its bar stays empty.
+        let cut = r.add_node(0, NodeKind::Phase, "cut", "it", None).unwrap();
+        cut.start(3.0, 0);
+        cut.done.add(2);
+        cut.end(crate::core::node::NodeState::Cancelled, 4.0);
+        let cut_line = plain(&frame(&r.snapshot(4.0), &o)).into_iter().find(|l| l.contains("cut")).unwrap();
+        assert!(cut_line.contains(&empty), "{cut_line}");
+        // A bare loop without a total (its run line is its bar) too.
+        let r = RunCore::new("id", "loop", Clock::manual(), 0.0);
+        let p = r.add_node(0, NodeKind::Phase, "loop", "it", None).unwrap();
+        p.start(0.0, 0);
+        p.done.add(3);
+        p.end(crate::core::node::NodeState::Completed, 1.0);
+        let lines = plain(&frame(&r.snapshot(1.0), &o));
+        assert!(lines[0].contains(&format!("{full} 100% 3 it")), "{lines:?}");
     }
 
     #[test]

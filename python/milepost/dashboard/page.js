@@ -300,6 +300,7 @@
     logBusy: false,
     logDirty: false,
     ended: false,         // the selected run's stream said "end": its final state is shown
+    finalRow: null,       // then its row (runs list, history table) from the final snapshot
     logCount: 0,
     historyRuns: [],
     cancelRequested: false,
@@ -338,7 +339,7 @@
   function loadRuns() {
     return api("api/runs?limit=50&offset=0").then(function (data) {
       banner(null);
-      var runs = (data && data.runs) || [];
+      var runs = withFinal((data && data.runs) || []);
       st.runs = runs;
       renderRuns(runs, data && data.total);
       if (st.selectedId == null && runs.length) {
@@ -441,6 +442,7 @@
     st.unit = "it";
     st.cancelRequested = false;
     st.ended = false;
+    st.finalRow = null;
     st.logAfter = 0;
     st.logKeys = new Set();
     st.logSources = new Set();
@@ -577,7 +579,7 @@
     st.ended = true;
     var sn = st.pendingSnap || st.lastSnap;
     st.pendingSnap = null;
-    if (sn) { renderSnapshot(sn, false); finalInSidebar(sn); }
+    if (sn) { renderSnapshot(sn, false); showFinalRow(sn); }
     showCancel(false);
     setConn("", "finished");
     scheduleLogs();
@@ -588,19 +590,39 @@
     }, 300);
   }
 
-  /* The sidebar's row of the run that ended, from its final snapshot (the list itself may not
-     be asked for again: the server goes when the job exits). */
-  function finalInSidebar(snap) {
+  /* The run that ended, in the runs list and the history table, from its final snapshot at
+     once: both were loaded while it was live, and the server that would give them again goes
+     when the job exits. (If it is still there, onEnd asks it for both too.) */
+  function showFinalRow(snap) {
     var root = snap.root || {};
-    st.runs.forEach(function (r) {
-      if (String(r.id) !== String(st.selectedId)) return;
-      r.live = false;
-      r.status = root.state || r.status;
-      ["elapsed", "done", "failed", "skipped", "processed", "total"].forEach(function (k) {
-        if (root[k] !== undefined) r[k] = root[k];
-      });
+    var row = { live: false, status: root.state };
+    ["elapsed", "done", "failed", "skipped", "processed", "total"].forEach(function (k) {
+      if (root[k] !== undefined) row[k] = root[k];
     });
+    var money = moneyMetrics(root.metrics);
+    if (money.length) row.cost = money.reduce(function (sum, k) { return sum + (Number(root.metrics[k]) || 0); }, 0);
+    row.id = st.selectedId;
+    st.finalRow = row;
+    st.runs = withFinal(st.runs);
     renderRuns(st.runs, null);
+    if (st.historyRuns.length) {
+      st.historyRuns = withFinal(st.historyRuns);
+      renderHistory(st.historyRuns);
+    }
+  }
+
+  /* `runs` with the row of the run that ended made final, where they still say it is live (a
+     list asked for just before its end, or while the server has not closed it yet). */
+  function withFinal(runs) {
+    var f = st.finalRow;
+    if (!f) return runs;
+    return runs.map(function (r) {
+      if (String(r.id) !== String(f.id) || !r.live) return r;
+      var out = {};
+      Object.keys(r).forEach(function (k) { out[k] = r[k]; });
+      Object.keys(f).forEach(function (k) { if (f[k] !== undefined) out[k] = f[k]; });
+      return out;
+    });
   }
 
   // ------------------------------------------------------------------ rendering: header
@@ -1014,7 +1036,7 @@
     if (!name) return;
     api("api/runs?limit=50&offset=0&name=" + encodeURIComponent(name)).then(function (data) {
       if (gen !== st.gen) return;
-      var runs = ((data && data.runs) || []).filter(function (r) { return r.name === name || r.name == null; });
+      var runs = withFinal(((data && data.runs) || []).filter(function (r) { return r.name === name || r.name == null; }));
       st.historyRuns = runs;
       renderHistory(runs);
       if (!st.live) drawPastTrendCharts();

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import socket
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any, Optional
 
@@ -53,6 +55,28 @@ def listen(host: str, port: int) -> socket.socket:
         raise OSError(e.errno, f"the dashboard cannot listen on {hostport(host, port)}: {e.strerror or e}") from None
 
 
+#: The servers of this process: a forked child closes their listening sockets.
+_SERVERS: "weakref.WeakSet[DashboardServer]" = weakref.WeakSet()
+
+
+def _close_in_child() -> None:
+    """In a child just forked (a pool's worker): the listening socket of every dashboard of the
+    parent is closed, so that the child never holds the port; the parent's server, whose thread
+    the child does not have, goes on. Closed, not shut down: that would stop the parent's too."""
+    try:
+        servers = list(_SERVERS)
+    except Exception:  # noqa: BLE001 - never let a fork fail for this
+        return
+    for server in servers:
+        try:
+            server._socket.close()
+        except OSError:
+            pass
+
+
+os.register_at_fork(after_in_child=_close_in_child)
+
+
 class DashboardServer:
     """Serves `app` on `host:port` (port 0: any free port) from a daemon thread."""
 
@@ -60,6 +84,8 @@ class DashboardServer:
         self.host = host
         self.token = token
         self._socket = listen(host, port)
+        self._port = int(self._socket.getsockname()[1])  # known in a forked child too
+        _SERVERS.add(self)
         # log_config=None: uvicorn leaves the process's logging alone (no handler on stderr).
         config = uvicorn.Config(app, log_config=None, log_level=None, lifespan="off",
                                 timeout_graceful_shutdown=STOP_GRACE)
@@ -81,7 +107,7 @@ class DashboardServer:
 
     @property
     def port(self) -> int:
-        return int(self._socket.getsockname()[1])
+        return self._port
 
     @property
     def url(self) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import unicodedata
 from typing import TYPE_CHECKING, Any, List, Optional, TextIO
 
 from .. import _milepost
@@ -25,6 +26,29 @@ SHOWN_FAILURES = 5
 
 #: A line longer than this without a newline is shown as it is, keeping the buffer bounded.
 MAX_PENDING = 8192
+
+
+def _columns(ch: str) -> int:
+    """The terminal columns a character takes: 2 for wide East Asian ones, 0 for combining
+    marks and format characters, else 1."""
+    if ch < "\u0300":
+        return 1
+    if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+def clip_to(text: str, columns: int) -> str:
+    """`text` as it fits in `columns` terminal columns: whole, or cut and ending in `…`."""
+    used, cut = 0, None
+    for i, ch in enumerate(text):
+        width = _columns(ch)
+        if cut is None and used + width > columns - 1:
+            cut = i  # what is kept if the text is too long: room for the `…`
+        used += width
+        if used > columns:
+            return text[:cut] + "…"
+    return text
 
 
 def _terminal_of(stream: Any) -> Optional[str]:
@@ -126,14 +150,25 @@ class NativeDisplay(BaseObserver):
     def pause(self, paused: bool) -> None:
         self._core.pause(paused)
 
+    def _fit(self, line: str) -> str:
+        """A log line or failure as one row of the terminal the bars are on (at its width now):
+        a 2,000-character error would wrap over a screenful. The snapshot and the history keep
+        the whole text."""
+        try:
+            cols = os.get_terminal_size(1 if self._stdout else 2).columns
+        except OSError:
+            return line
+        # A column spare (the frame keeps two): a line as wide as the terminal wraps on some.
+        return clip_to(line, max(cols - 1, 20)) if cols > 0 else line
+
     def on_event(self, event: Event) -> None:
         if isinstance(event, LogLine):
             src = f" [{_milepost.sanitize(event.source)}]" if event.source else ""
-            self.println(f"{event.level.upper()}{src} {_milepost.sanitize(event.message)}")
+            self.println(self._fit(f"{event.level.upper()}{src} {_milepost.sanitize(event.message)}"))
         else:
             failure = self._failures.on_event(event)
             if failure is not None:
-                self.println(f"✗ {failure}")
+                self.println(self._fit(f"✗ {failure}"))
 
     def on_snapshot(self, snapshot: Snapshot) -> None:
         self._final = snapshot  # interval None: the final snapshot only

@@ -1,0 +1,106 @@
+"""The CLI as a user runs it, in a subprocess: `milepost show` names phases as they were named,
+`demo --display none` prints nothing, and no command ends in a traceback when its output pipe
+closes early (`milepost show run | head -3`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from typing import List
+
+import milepost
+
+CLI = [sys.executable, "-m", "milepost"]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=60)
+
+
+def _awkward_names_run() -> str:
+    """A run whose phase and step names need escaping in a history path, and repeat."""
+    with milepost.Run("paths", display="none") as run:
+        with run.phase("x/y", total=1) as ph:
+            ph.fail("item-1", "bad slash")
+        with run.phase("50%#1", total=1) as ph:
+            ph.advance()
+        with run.phase("load", total=1) as ph:
+            ph.advance()
+        with run.phase("load", total=2) as ph:
+            with ph.step("inner/part") as step:
+                step.fail("item-2", "bad step")
+            ph.advance()
+    return run.id
+
+
+def test_show_names_phases_as_named_and_keeps_levels_and_repeats_apart() -> None:
+    run_id = _awkward_names_run()
+    shown = _cli("show", run_id)
+    assert shown.returncode == 0, shown.stderr
+    out = shown.stdout
+    phases = [line.split("  ")[0] for line in out.splitlines()[4:9]]
+    assert phases == ["x/y", "50%#1", "load", "load (2nd)", "load (2nd) › inner/part"], out
+    for escaped in ("%2F", "%25", "%23", "load#2"):
+        assert escaped not in out, out
+    assert "  x/y: item-1: bad slash" in out, out
+    assert "  load (2nd) › inner/part: item-2: bad step" in out, out
+    # JSON keeps the stored path, and gives the names too.
+    data = json.loads(_cli("show", run_id, "--json").stdout)
+    got = [(p["path"], p["name"], p["display"]) for p in data["phases"]]
+    assert got == [("x%2Fy", "x/y", "x/y"), ("50%25%231", "50%#1", "50%#1"), ("load", "load", "load"),
+                   ("load#2", "load", "load (2nd)"), ("load#2/inner%2Fpart", "inner/part", "load (2nd) › inner/part")]
+    # Each failure once (its event and its item row are one failure), with where it happened.
+    failures = [(f["name"], f["phase_display"]) for f in data["failures"]]
+    assert sorted(failures) == [("item-1", "x/y"), ("item-2", "load (2nd) › inner/part")]
+
+
+def test_demo_with_display_none_prints_nothing() -> None:
+    proc = subprocess.run([*CLI, "demo", "--items", "40", "--item-ms", "1", "--workers", "2", "--display", "none"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "" and proc.stderr == "", (proc.stdout, proc.stderr)
+
+
+def _closed_early(args: List[str], unbuffered: bool) -> subprocess.CompletedProcess:
+    """`milepost ARGS | head -c 1`: the reader takes a byte and closes the pipe."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1" if unbuffered else "")
+    proc = subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert proc.stdout is not None and proc.stderr is not None
+    with proc.stdout:
+        proc.stdout.read(1)
+    with proc.stderr:
+        err = proc.stderr.read().decode("utf-8", "replace")
+    status = proc.wait(120)
+    return subprocess.CompletedProcess(args, status, "", err)
+
+
+def test_every_command_exits_quietly_when_its_output_pipe_closes(tmp_path) -> None:
+    run_id = _awkward_names_run()
+    # Enough output that it cannot all fit in the pipe before the reader leaves.
+    with milepost.Run("many", display="none") as run:
+        with run.phase("map") as ph:
+            for i in range(3000):
+                ph.fail(f"item-{i}", "x" * 200)
+    snap = tmp_path / "run.jsonl"
+    with milepost.Run("replayed", display="json", output=str(snap)) as r:
+        for i in range(2000):
+            r.log(f"line {i} " + "y" * 100)
+    cases = [
+        ["show", run.id, "--failures", "all"],
+        ["show", run.id, "--failures", "all", "--json"],
+        ["show", run_id],
+        ["history", "--limit", "1000"],
+        ["history", "--json"],
+        ["stats", "many", "--json"],
+        ["replay", str(snap), "--no-wait"],
+        ["demo", "--items", "200", "--item-ms", "1", "--workers", "2", "--display", "json", "--output", "stdout"],
+        ["--help"],
+    ]
+    for args, unbuffered in [(args, False) for args in cases] + [(args, True) for args in cases[:3]]:
+        res = _closed_early(args, unbuffered)
+        assert "Traceback" not in res.stderr and "BrokenPipeError" not in res.stderr, (args, res.stderr)
+        assert res.stderr == "", (args, unbuffered, res.stderr)
+        assert res.returncode in (0, 141, -signal.SIGPIPE), (args, unbuffered, res.returncode)
