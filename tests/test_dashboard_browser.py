@@ -67,7 +67,7 @@ def live_job():
     assert started.wait(20)
     yield server, state, thread
     run = state.get("run")
-    if run is not None and not run._finished:
+    if run is not None and not run.finished:
         run.cancel("test teardown")
     thread.join(30)
     dashboard.stop()

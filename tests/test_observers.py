@@ -86,7 +86,7 @@ def test_a_failing_observer_is_reported_once_and_never_breaks_the_job(clock, cap
     reports = [r for r in caplog.records if "observer" in r.getMessage()]
     assert len(reports) == 1 and "observer bug" in reports[0].getMessage()
     assert rec.snapshots[-1].root["done"] == 10, "the other observer saw everything"
-    assert run._dispatcher.observer_failures() > 10
+    assert run.observer_failures > 10
 
 
 def test_event_queue_is_bounded_and_counts_drops(clock, monkeypatch) -> None:

@@ -227,7 +227,7 @@ def test_a_segment_left_by_a_killed_parent_is_removed_at_the_next_start(shm_dir)
         import os, signal, sys, milepost
         run = milepost.Run("orphan", display="none").start()
         run.phase("p")
-        print(run._share(), flush=True)
+        print(run.share(), flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
         """
     )
@@ -237,7 +237,7 @@ def test_a_segment_left_by_a_killed_parent_is_removed_at_the_next_start(shm_dir)
     left = Path(proc.stdout.strip())
     assert left.exists() and left.parent == shm_dir
     with milepost.Run("next", display="none") as run:
-        run._share()
+        run.share()
         assert not left.exists(), "the next run cleans up after a dead parent"
 
 

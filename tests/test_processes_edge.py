@@ -206,7 +206,7 @@ def test_long_step_names_from_workers_are_reused() -> None:
 def test_a_task_copied_in_the_parent_stays_the_parents() -> None:
     with milepost.Run("copy", display="none") as run:
         phase = run.phase("p")
-        run._share()
+        run.share()
         clone = copy.deepcopy({"task": phase})["task"]
         assert clone is phase
         assert milepost.current_run() is run

@@ -340,6 +340,10 @@ class SharedRun:
 class SharedNode(_NodeBase):
     """A phase or step as a worker process counts into it (its own slot of the segment)."""
 
+    @property
+    def shared_index(self) -> Optional[int]:
+        """The node's index in the shared table."""
+
     def item_started(self, name: _Text, lane: Optional[Any] = None) -> None: ...
     def item_finished(
         self,

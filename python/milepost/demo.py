@@ -18,6 +18,7 @@ from typing import Any, Optional, TextIO
 from .errors import Cancelled, MilepostError
 from .observers import ConsoleSummary
 from .processes import process_map
+from .renderers.options import DisplayOptions
 from .run import Run
 from .task import current_item
 
@@ -62,9 +63,10 @@ class _ReaderWatch:
     reader goes (`milepost demo --output stdout | head`), the demo is cancelled and writes
     nothing more, its summary included, as a program that SIGPIPE ends would be."""
 
-    def __init__(self, stream: TextIO, run: Run) -> None:
+    def __init__(self, stream: TextIO) -> None:
         self._stream = stream
-        self._run = run
+        #: The run to cancel when the reader goes (set once the run is made).
+        self.run: Optional[Run] = None
         self.gone = False
 
     def write(self, text: str) -> int:
@@ -85,7 +87,8 @@ class _ReaderWatch:
     def _went(self) -> None:
         self.gone = True
         try:
-            self._run.cancel("the reader of standard output has gone")
+            if self.run is not None:
+                self.run.cancel("the reader of standard output has gone")
         except MilepostError:
             pass  # the run had ended: nothing is left to stop
 
@@ -129,11 +132,13 @@ def run_demo(
     if not 0.0 <= fail_rate <= 1.0:
         raise ValueError(f"--fail-rate must be between 0 and 1, got {fail_rate}")
     mean_s = max(item_ms, 0.0) / 1000.0
-    run = Run("demo", display=display, snapshot_file=snapshot_file, output=output)
-    watch = _ReaderWatch(sys.stdout, run) if output in ("stdout", "-") else None
+    watch = _ReaderWatch(sys.stdout) if output in ("stdout", "-") else None
     # A summary for people: machines reading JSON lines get only JSON, and "none" is nothing.
-    if run.display not in ("json", "none"):
-        run._dispatcher.add(ConsoleSummary(_SummaryOut(watch)))  # type: ignore[arg-type]
+    shown = DisplayOptions.make(display, output).display
+    summary = [ConsoleSummary(_SummaryOut(watch))] if shown not in ("json", "none") else []  # type: ignore[arg-type]
+    run = Run("demo", display=display, snapshot_file=snapshot_file, output=output, observers=summary)
+    if watch is not None:
+        watch.run = run
     previous = sys.stdout
     if watch is not None:
         sys.stdout = watch  # the display looks it up at each write

@@ -96,6 +96,9 @@ class Dispatcher:
         self._thread: Optional[threading.Thread] = None
         self._deferred: Optional[Callable[[], None]] = None
         self._closed = False
+        #: The thread calls the observers' `stop()` after their final delivery (else the
+        #: caller does: see `Delivery`).
+        self._stop_after = False
 
     def add(self, observer: Observer) -> None:
         """Adds an observer before the run starts."""
@@ -116,14 +119,31 @@ class Dispatcher:
             else:
                 self._queue.append(event)
 
-    def start(self) -> None:
-        """Starts the thread, which delivers what is queued at once (the run's start)."""
+    def set_pull(self, pull: Optional[Callable[[], None]]) -> None:
+        """What this dispatcher calls first at every delivery (taking worker events)."""
+        self._pull = pull
+
+    def start(self, observers_here: bool = False) -> None:
+        """Starts the thread, which calls the observers' `start()` (unless `observers_here`:
+        then it happens now, on this thread) and delivers what is queued at once."""
+        if observers_here:
+            self.start_observers()
         if not self._slots:  # no observers, no thread to wake the interpreter
             return
-        self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+        self._thread = threading.Thread(target=self._loop, args=(not observers_here,), name=self._name, daemon=True)
         self._thread.start()
 
-    def _loop(self) -> None:
+    def start_observers(self) -> None:
+        for slot in self._slots:
+            self._call(slot, "start")
+
+    def stop_observers(self) -> None:
+        for slot in self._slots:
+            self._call(slot, "stop")
+
+    def _loop(self, start: bool) -> None:
+        if start:
+            self.start_observers()
         while True:
             final = self._stop.is_set()
             self.poll(final=final)
@@ -131,6 +151,8 @@ class Dispatcher:
             if deferred is not None:
                 deferred()
             if final or self._closed:
+                if self._stop_after:
+                    self.stop_observers()
                 return
             self._stop.wait(self._tick)
 
@@ -181,8 +203,11 @@ class Dispatcher:
 
     @staticmethod
     def _call(slot: _Slot, method: str, *args: Any) -> None:
+        call = getattr(slot.observer, method, None)
+        if call is None:  # `start` and `stop` are optional
+            return
         try:
-            getattr(slot.observer, method)(*args)
+            call(*args)
         except Exception as e:  # noqa: BLE001 - an observer must never break the job
             slot.failures += 1
             if slot.failures == 1:
@@ -191,14 +216,18 @@ class Dispatcher:
                     slot.observer, method, type(e).__name__, e,
                 )
 
-    def close(self, timeout: Optional[float]) -> bool:
-        """Makes the final delivery (every observer gets a last snapshot, then `close()`) on the
-        dispatcher thread, and waits for it at most `timeout` seconds (0: not at all). Without
-        a thread it happens here. True when it is over."""
+    def close(self, timeout: Optional[float], stop_after: bool = False) -> bool:
+        """Makes the final delivery (every observer gets a last snapshot, then `close()`, and
+        with `stop_after` then `stop()`) on the dispatcher thread, and waits for it at most
+        `timeout` seconds (0: not at all). Without a thread it happens here. True when it is
+        over."""
+        self._stop_after = stop_after
         self._stop.set()
         thread = self._thread
         if thread is None or thread is threading.current_thread():
             self.poll(final=True)
+            if stop_after:
+                self.stop_observers()
             return True
         if timeout:
             thread.join(timeout)
@@ -261,11 +290,19 @@ class Delivery:
         for event in self._pull_source():
             self.emit(event)
 
-    def start(self) -> None:
+    def start(self, threads: bool = True) -> None:
+        """The observers' `start()`: the run's own here and now (its display is up before
+        the job runs), the user's on their thread. Without `threads` (an injected clock),
+        everything happens here, in `poll()` and `close()`."""
         if not self.own.observers:
             # Worker events are pulled by whichever thread runs.
-            self.own._pull, self.user._pull = None, self.pull_now  # noqa: SLF001 - the pair's own wiring
-        self.own.start()
+            self.own.set_pull(None)
+            self.user.set_pull(self.pull_now)
+        if not threads:
+            self.own.start_observers()
+            self.user.start_observers()
+            return
+        self.own.start(observers_here=True)
         self.user.start()
 
     def poll(self) -> None:
@@ -278,12 +315,17 @@ class Delivery:
 
     def close(self) -> None:
         """The final delivery: waited for (bounded) for the run's own observers, handed to
-        the background for the user's."""
+        the background for the user's (their `stop()` follows on their thread)."""
         if not self.own.close(OWN_CLOSE_TIMEOUT):
             _log.warning("milepost: the run's observers %r did not finish within %.0f s; going on without them",
                          self.own.observers, OWN_CLOSE_TIMEOUT)
-        if not self.user.close(0):
+        if not self.user.close(0, stop_after=True):
             _finishing.add(self.user)
+
+    def stop_own(self) -> None:
+        """The run's own observers' `stop()`, here: after the final delivery, the display
+        draws its last frame and gives the streams back."""
+        self.own.stop_observers()
 
     def observer_failures(self) -> int:
         return self.own.observer_failures() + self.user.observer_failures()

@@ -46,6 +46,9 @@ class Event:
 
 @dataclass(frozen=True)
 class RunStarted(Event):
+    """The run started; `history` is the database it is kept in (None: it keeps none)."""
+
+    history: Optional[str] = None
     kind: ClassVar[str] = "run_started"
 
 

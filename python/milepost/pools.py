@@ -8,10 +8,11 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Deque, Iterable, List, Optional, Tuple, TypeVar, Union
 
-from .errors import Cancelled, NotStarted
+from . import context
+from .errors import Cancelled, InvalidValueError, NotStarted
 from .outcome import end_state
-from .run import Run, current_run
-from .task import Task, _length
+from .run import Run
+from .task import Task, length_of
 
 __all__ = ["thread_map"]
 
@@ -23,7 +24,8 @@ R = TypeVar("R")
 _AHEAD_PER_WORKER = 4
 
 
-def _default_name(item: Any, index: int) -> str:
+def default_name(item: Any, index: int) -> str:
+    """An item's name in a pool: the item for strings, numbers and paths, else `#index`."""
     if isinstance(item, (str, int, float)) or hasattr(item, "__fspath__"):
         return str(item)
     return f"#{index}"
@@ -34,7 +36,7 @@ def pool_task(
     description: Optional[str],
     total: Optional[int],
     unit: str,
-    run: Optional[Union[Run, Task]],
+    run: Optional[Task],
     task: Optional[Task],
     display: Optional[str],
 ) -> Tuple[Task, Optional[Run], bool]:
@@ -48,22 +50,15 @@ def pool_task(
             task.set_total(task.done + task.failed + task.skipped + total)
         return task, None, False
     label: str = description or getattr(fn, "__name__", None) or "map"
-    parent: Optional[Union[Run, Task]] = run or current_run()
+    parent: Optional[Task] = run if run is not None else context.current_root()
     own: Optional[Run] = None
     if parent is None:
         own = Run(label, display=display, history=False).start()
         parent = own
-    return _own_phase(parent, label, total, unit), own, True
-
-
-def _own_phase(parent: Union[Run, Task], label: str, total: Optional[int], unit: str) -> Task:
-    """The phase a pool makes (a step under a task). In a resumed run it starts from nothing:
-    the pool runs every item it is given, so it counts them all now."""
-    if isinstance(parent, Run):
-        return parent._child(parent, "phase", label, total, unit, restore=False)
-    if isinstance(parent, Task):
-        return parent.run._child(parent, "step", label, total, unit, restore=False)
-    return parent.phase(label, total, unit)  # a worker process's run: nothing to restore there
+    # A pool makes its own phase (a step under a task). In a resumed run it starts from
+    # nothing: the pool runs every item it is given, so it counts them all now.
+    kind = "phase" if parent.kind == "run" else "step"
+    return parent.context.child(parent, kind, label, total, unit, restore=False), own, True
 
 
 class PoolScope:
@@ -72,20 +67,21 @@ class PoolScope:
     the pool broke (a worker process died), cancelled when the run was cancelled."""
 
     def __init__(self, fn: Callable[..., Any], description: Optional[str], total: Optional[int], unit: str,
-                 run: Optional[Union[Run, Task]], task: Optional[Task], display: Optional[str]) -> None:
+                 run: Optional[Task], task: Optional[Task], display: Optional[str]) -> None:
         self.task, self._own, self._made = pool_task(fn, description, total, unit, run, task, display)
         self.broken = False
 
     @property
-    def run(self) -> Run:
-        return self.task.run
+    def context(self) -> Any:
+        """The run as the pool's task sees it (see `context.RunContext`)."""
+        return self.task.context
 
     def state(self, exc: Optional[BaseException]) -> str:
         if exc is not None:
             return end_state(type(exc), exc)
         if self.broken:
             return "failed"
-        return "cancelled" if self.run.cancelled else "completed"
+        return "cancelled" if self.context.cancelled else "completed"
 
     def end(self, exc: Optional[BaseException]) -> None:
         """Ends the task made here (or any task the pool failed or cancelled) and a run of
@@ -97,6 +93,14 @@ class PoolScope:
             self._own.finish(state)
 
 
+def worker_count(workers: Optional[int], default: int) -> int:
+    """How many workers a pool gets: `workers`, or `default`; at least one."""
+    n = workers if workers is not None else default
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise InvalidValueError(f"workers must be an int >= 1, got {workers!r}")
+    return n
+
+
 def thread_map(
     fn: Callable[[T], R],
     items: Iterable[T],
@@ -105,9 +109,9 @@ def thread_map(
     description: Optional[str] = None,
     total: Optional[int] = None,
     unit: str = "it",
-    item_name: Callable[[T, int], str] = _default_name,
+    item_name: Callable[[T, int], str] = default_name,
     return_exceptions: bool = False,
-    run: Optional[Union[Run, Task]] = None,
+    run: Optional[Task] = None,
     task: Optional[Task] = None,
     display: Optional[str] = "auto",
 ) -> List[Union[R, BaseException]]:
@@ -123,65 +127,76 @@ def thread_map(
     run; without any, the work gets a run of its own. A task made here ends with the map.
     """
     # ThreadPoolExecutor's own default, which tqdm's thread_map uses too.
-    n_workers = workers if workers is not None else min(32, (os.cpu_count() or 1) + 4)
-    if n_workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
-    total = total if total is not None else _length(items)
-    scope = PoolScope(fn, description, total, unit, run, task, display)
-    task, r = scope.task, scope.run
-    counter = itertools.count()
-    lanes: List[Any] = []
-
-    def bind_lane() -> None:
-        lane = r.add_lane(f"w{next(counter)}")
-        lanes.append(lane)
-        r._bind_lane(lane)
-
-    def call(index: int, item: T) -> R:
-        if r.cancelled:  # queued before the cancel: not started
-            raise Cancelled.not_started(item_name(item, index))
-        with task.item(item_name(item, index)):
-            return fn(item)
-
-    failure: Optional[BaseException] = None
-    pool = ThreadPoolExecutor(n_workers, thread_name_prefix="milepost-worker", initializer=bind_lane)
-    pending: Deque[Future[R]] = deque()
-    try:
-        return _collect(pool, pending, call, items, n_workers, return_exceptions, r)
-    except BaseException as e:
-        failure = e
-        raise
-    finally:
-        # Items not started are dropped. A cancel lets the items in flight finish first; an
-        # error or Ctrl-C returns at once (a thread cannot be interrupted: items in flight
-        # finish in the background, and the interpreter's exit waits for them).
-        for f in pending:
-            f.cancel()
-        pool.shutdown(wait=failure is None or isinstance(failure, Cancelled), cancel_futures=True)
-        r._finish_lanes(lanes)
-        scope.end(failure)
+    n_workers = worker_count(workers, min(32, (os.cpu_count() or 1) + 4))
+    total = total if total is not None else length_of(items)
+    pool = _ThreadPool(PoolScope(fn, description, total, unit, run, task, display), fn, n_workers, item_name)
+    return pool.map(items, return_exceptions)
 
 
-def _collect(pool: ThreadPoolExecutor, pending: Deque[Future[R]], call: Callable[[int, T], R],
-             items: Iterable[T], n_workers: int, return_exceptions: bool, r: Run) -> List[Union[R, BaseException]]:
-    """Feeds the pool with bounded read-ahead and gathers results in input order."""
-    results: List[Union[R, BaseException]] = []
-    source = enumerate(items)
-    for index, item in itertools.islice(source, n_workers * _AHEAD_PER_WORKER):
-        pending.append(pool.submit(call, index, item))
-    while pending:
-        fut = pending.popleft()
+class _ThreadPool:
+    """One `thread_map`: a lane per worker thread, bounded read-ahead, results in order."""
+
+    def __init__(self, scope: PoolScope, fn: Callable[[Any], Any], n_workers: int,
+                 item_name: Callable[[Any, int], str]) -> None:
+        self.scope = scope
+        self.fn = fn
+        self.n_workers = n_workers
+        self.item_name = item_name
+        self.lanes: List[Any] = []
+        self._numbers = itertools.count()
+
+    def _bind_lane(self) -> None:
+        ctx = self.scope.context
+        lane = ctx.add_lane(f"w{next(self._numbers)}")
+        self.lanes.append(lane)
+        ctx.bind_lane(lane)
+
+    def _call(self, index: int, item: Any) -> Any:
+        if self.scope.context.cancelled:  # queued before the cancel: not started
+            raise Cancelled.not_started(self.item_name(item, index))
+        with self.scope.task.item(self.item_name(item, index)):
+            return self.fn(item)
+
+    def map(self, items: Iterable[Any], return_exceptions: bool) -> List[Any]:
+        failure: Optional[BaseException] = None
+        pool = ThreadPoolExecutor(self.n_workers, thread_name_prefix="milepost-worker", initializer=self._bind_lane)
+        pending: Deque[Future[Any]] = deque()
         try:
-            results.append(fut.result())
-        except NotStarted:
-            continue  # queued before the cancel, not started; Cancelled is raised below
-        except Exception as e:  # noqa: BLE001 - reported per the return_exceptions contract
-            if not return_exceptions:
-                raise
-            results.append(e)
-        if not r.cancelled:
-            for index, item in itertools.islice(source, 1):
-                pending.append(pool.submit(call, index, item))
-    if r.cancelled:
-        raise Cancelled("the run was cancelled: items in flight finished, the others did not run")
-    return results
+            return self._collect(pool, pending, items, return_exceptions)
+        except BaseException as e:
+            failure = e
+            raise
+        finally:
+            # Items not started are dropped. A cancel lets the items in flight finish first;
+            # an error or Ctrl-C returns at once (a thread cannot be interrupted: items in
+            # flight finish in the background, and the interpreter's exit waits for them).
+            for f in pending:
+                f.cancel()
+            pool.shutdown(wait=failure is None or isinstance(failure, Cancelled), cancel_futures=True)
+            self.scope.context.finish_lanes(self.lanes)
+            self.scope.end(failure)
+
+    def _collect(self, pool: ThreadPoolExecutor, pending: Deque[Future[Any]], items: Iterable[Any],
+                 return_exceptions: bool) -> List[Any]:
+        """Feeds the pool with bounded read-ahead and gathers results in input order."""
+        ctx = self.scope.context
+        results: List[Any] = []
+        source = enumerate(items)
+        for index, item in itertools.islice(source, self.n_workers * _AHEAD_PER_WORKER):
+            pending.append(pool.submit(self._call, index, item))
+        while pending:
+            fut = pending.popleft()
+            try:
+                results.append(fut.result())
+            except NotStarted:
+                continue  # queued before the cancel, not started; Cancelled is raised below
+            except Exception as e:  # noqa: BLE001 - reported per the return_exceptions contract
+                if not return_exceptions:
+                    raise
+                results.append(e)
+            if not ctx.cancelled:
+                for index, item in itertools.islice(source, 1):
+                    pending.append(pool.submit(self._call, index, item))
+        if ctx.cancelled:
+            raise Cancelled("the run was cancelled: items in flight finished, the others did not run")
+        return results

@@ -9,10 +9,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple, TypeVar, Union
 
-from .errors import Cancelled, MilepostError, NotStarted
-from .pools import PoolScope, _default_name
-from .run import Run
-from .task import Task, _length, _text
+from .errors import Cancelled, InvalidValueError, MilepostError, NotStarted
+from .pools import PoolScope, default_name, worker_count
+from .task import Task, length_of
 from .workers import ChunkResult, init_pool_worker, run_chunk
 
 __all__ = ["process_map", "process_as_completed", "WorkerDied"]
@@ -41,22 +40,13 @@ def _lost(name: str) -> WorkerDied:
 
 def _record(task: Task, chunk: List[Job], pid: int, results: List[ChunkResult]) -> None:
     """What the parent keeps of a chunk whose results came back (one result per item, in chunk
-    order): the history row of every item that ran (a worker has no store), so that a resumed
-    run's `pending()` knows them; and the finished items in the run's recent list (failures are
-    there already, sent by the worker as it failed). Items that did not start have no row: a
-    resumed run runs them."""
-    run = task.run
-    store = run._store
+    order): each item that ran, in the history (a worker has no store) so that a resumed run's
+    `pending()` knows it, and in the run's recent list. Items that did not start have no row:
+    a resumed run runs them."""
     lane = f"pid {pid}"
-    for (_, _, name), (_, ok, _, row) in zip(chunk, results):
-        if row is None:
-            continue
-        if store is not None:
-            store.item(task._history_path, _text(name), *row)
-        status, started_at, duration = row[0], row[1], row[2]
-        if ok:
-            at = started_at + (duration or 0.0) - run._wall_origin
-            task._node.record_item(name, status, duration, at, lane)
+    for (_, _, name), (_, _, _, row) in zip(chunk, results):
+        if row is not None:
+            task.record(name, row, lane)
 
 
 def _chunksize(total: Optional[int], workers: int) -> int:
@@ -75,12 +65,11 @@ def _stop_on_interrupt(pool: ProcessPoolExecutor, pending: Dict[Future[Any], Lis
     items in flight have ended; their rows are kept, so a resumed run skips them. A second
     Ctrl-C stops the workers at once; their items in flight are left uncounted, as an item
     interrupted by Ctrl-C is."""
-    run = task.run
-    run._core.stop_pool(number, True)
+    task.context.stop_pool(number, True)
     try:
         wait(pending)
     except KeyboardInterrupt:
-        _stop_workers(pool, run)
+        _stop_workers(pool, task)
         raise
     for fut, chunk in pending.items():
         if not fut.cancelled() and fut.exception() is None:
@@ -88,11 +77,11 @@ def _stop_on_interrupt(pool: ProcessPoolExecutor, pending: Dict[Future[Any], Lis
             _record(task, chunk, pid, results)
 
 
-def _stop_workers(pool: ProcessPoolExecutor, run: Run) -> None:
+def _stop_workers(pool: ProcessPoolExecutor, task: Task) -> None:
     """Kills the pool's workers, telling the run first that these are no deaths."""
     # `_processes` is the executor's only record of its workers' pids.
     procs = list((pool._processes or {}).values())  # noqa: SLF001
-    run._core.stopping_workers([p.pid for p in procs if p.pid is not None])
+    task.context.stopping_workers([p.pid for p in procs if p.pid is not None])
     for p in procs:
         p.kill()
     for p in procs:
@@ -100,7 +89,7 @@ def _stop_workers(pool: ProcessPoolExecutor, run: Run) -> None:
     # The executor notices its workers are gone and fails their futures; let it finish that
     # before anything else touches them (cancelling one it is failing raises in its thread).
     pool.shutdown(wait=True)
-    run._core.stopped_workers()
+    task.context.stopped_workers()
 
 
 class _Pool:
@@ -114,7 +103,7 @@ class _Pool:
         self.n_workers = n_workers
         indexed = ((i, item, item_name(item, i)) for i, item in enumerate(items))
         self.chunks: Iterator[List[Job]] = iter(lambda: list(itertools.islice(indexed, size)), [])
-        self.number = scope.run._next_pool()
+        self.number = scope.context.next_pool()
         self.pool = ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=init_pool_worker,
                                         initargs=(scope.task, os.getpid(), self.number))
         self.pending: Dict[Future[Tuple[int, List[ChunkResult]]], List[Job]] = {}
@@ -148,8 +137,8 @@ class _Pool:
             # Waits for the workers (quick: they have no more items, or were stopped), so that
             # the final count sees every worker that ended.
             self.pool.shutdown(wait=wait_at_end, cancel_futures=True)
-            self.scope.run._core.stop_pool(self.number, False)  # the bit may serve another pool
-            self.scope.run._sample_now()  # account for workers that died, take their last events
+            self.scope.context.stop_pool(self.number, False)  # the bit may serve another pool
+            self.scope.context.sample()  # account for workers that died, take their last events
 
     def _chunk_done(self, fut: Future[Any]) -> Iterator[Tuple[int, Any]]:
         """A chunk's results, then the next chunk submitted (or, once the pool broke or the run
@@ -181,15 +170,13 @@ class _Pool:
 
 def _make_pool(fn: Callable[[Any], Any], items: Iterable[Any], workers: Optional[int], chunksize: Optional[int],
                description: Optional[str], total: Optional[int], unit: str, item_name: Callable[[Any, int], str],
-               run: Optional[Union[Run, Task]], task: Optional[Task], mp_context: Optional[Any],
+               run: Optional[Task], task: Optional[Task], mp_context: Optional[Any],
                display: Optional[str]) -> _Pool:
-    n_workers = workers or multiprocessing.cpu_count()
-    if n_workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
-    total = total if total is not None else _length(items)
-    size = chunksize or _chunksize(total, n_workers)
-    if size < 1:
-        raise ValueError(f"chunksize must be >= 1, got {chunksize}")
+    n_workers = worker_count(workers, multiprocessing.cpu_count())
+    total = total if total is not None else length_of(items)
+    size = chunksize if chunksize is not None else _chunksize(total, n_workers)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise InvalidValueError(f"chunksize must be an int >= 1, got {chunksize!r}")
     scope = PoolScope(fn, description, total, unit, run, task, display)
     return _Pool(scope, fn, items, n_workers, size, item_name, mp_context or multiprocessing.get_context())
 
@@ -203,8 +190,8 @@ def process_as_completed(
     description: Optional[str] = None,
     total: Optional[int] = None,
     unit: str = "it",
-    item_name: Callable[[T, int], str] = _default_name,
-    run: Optional[Union[Run, Task]] = None,
+    item_name: Callable[[T, int], str] = default_name,
+    run: Optional[Task] = None,
     task: Optional[Task] = None,
     mp_context: Optional[Any] = None,
     display: Optional[str] = "auto",
@@ -241,8 +228,8 @@ def process_map(
     description: Optional[str] = None,
     total: Optional[int] = None,
     unit: str = "it",
-    item_name: Callable[[T, int], str] = _default_name,
-    run: Optional[Union[Run, Task]] = None,
+    item_name: Callable[[T, int], str] = default_name,
+    run: Optional[Task] = None,
     task: Optional[Task] = None,
     mp_context: Optional[Any] = None,
     display: Optional[str] = "auto",

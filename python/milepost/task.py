@@ -1,7 +1,9 @@
 """Tasks: the run's own node, its phases and their steps, with items inside them.
 
-The counting methods (`advance`, `skip`, `metric`) are the Rust node's own bound methods,
-stored on the instance, so a call costs one C call: no Python frame in between.
+The counting methods (`advance`, `skip`, `metric`) are the native node's own bound methods,
+stored on the instance, so a call costs one C call: no Python frame in between. Everything
+else a task asks of its run goes through its `RunContext` (see `context.py`): a task never
+knows which process, or which kind of run, it counts in.
 """
 
 from __future__ import annotations
@@ -13,22 +15,27 @@ import time
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Tuple, TypeVar, Union
 
 from . import _milepost
-from .errors import RunEndedError
+from .context import ItemRow, RunContext
+from .errors import InvalidValueError, RunEndedError
 from .events import ItemFailed, ItemRetried, LogLine, PhaseFinished, PhaseStarted, StepFinished, StepStarted
 from .outcome import END_STATES, end_state
 
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from .run import Run
+__all__ = ["Item", "Task", "current_item"]
 
 T = TypeVar("T")
-
-#: An item's history row: status, start (Unix time), duration, error text, metrics as JSON.
-ItemRow = Tuple[str, float, float, Optional[str], Optional[str]]
-
+#: A task's native node: the run's own, or a worker's slot of the shared memory.
+AnyNode = Union[_milepost.Node, _milepost.SharedNode]
 
 _current_item: contextvars.ContextVar[Optional[Item]] = contextvars.ContextVar("milepost_item", default=None)
+
+#: Text kept in events, as the core keeps it in snapshots (the core's limits, read from it):
+#: events are queued, and a queue of 10,000 events must not hold megabyte-long messages.
+MAX_NAME: int = _milepost.MAX_NAME_CHARS
+MAX_MESSAGE: int = _milepost.MAX_ERROR_CHARS
+LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 def current_item() -> Optional[Item]:
@@ -44,23 +51,21 @@ class Task:
     failed (and is re-raised), KeyboardInterrupt marks it cancelled. A task can be passed to
     worker processes (it pickles to a handle on the run's shared memory): there it counts into
     the same phase, and the parent's snapshot sums every process.
+
+    `context` is the run as the task sees it; `begin`, `reopen` and `record` are the context's
+    and the pools' side of the task, not for jobs to call.
     """
 
-    #: Index of the node in the run's shared table (in a worker process).
-    _shared_index: Optional[int] = None
-    #: Handed to this worker process by its parent: the parent decides when it ends.
-    _borrowed = False
-
-    def __init__(self, run: Run, node: _milepost.Node, path: Tuple[str, ...], parent: Optional[Task] = None) -> None:
-        self._run = run
-        self._parent = parent
+    def __init__(self, context: RunContext, node: AnyNode, path: Tuple[str, ...],
+                 parent: Optional[Task] = None, borrowed: bool = False) -> None:
+        self.context = context
+        self.parent = parent
         self.path = path
+        #: Handed to this worker process by its parent: the parent decides when it ends.
+        self._borrowed = borrowed
         self._bind(node)
-        #: The task's key in the history (unambiguous: names escaped, repeated names
-        #: numbered; see the README).
-        self._history_path: str = getattr(node, "path", "/".join(path[1:]))
 
-    def _bind(self, node: Any) -> None:
+    def _bind(self, node: AnyNode) -> None:
         self._node = node
         # Bound C methods as instance attributes: the hot path skips a Python frame.
         self.advance = node.advance
@@ -69,10 +74,17 @@ class Task:
         self.set_total = node.set_total
         self.add_total = node.add_total
 
-    def __reduce__(self) -> Tuple[Any, Tuple[Any, ...]]:
-        from .workers import task_in_worker
+    def hand_over(self, context: RunContext, node: AnyNode) -> None:
+        """From now on the task counts into `node` through `context` (a child made by fork
+        hands the tasks it inherited over to its slot of the run's shared memory); the parent
+        decides when it ends."""
+        self.context = context
+        self._borrowed = True
+        self._bind(node)
 
-        return (task_in_worker, self._run._handle_for(self))
+    def __reduce__(self) -> Tuple[Any, Tuple[Any, ...]]:
+        # A small handle on the run's shared memory, which a worker process counts through.
+        return self.context.handle(self)
 
     # -- structure ---------------------------------------------------------------------------
     @property
@@ -88,12 +100,34 @@ class Task:
         return self._node.state
 
     @property
-    def run(self) -> Run:
-        return self._run
+    def run(self) -> Any:
+        """The run this task belongs to (in a worker process, the worker's view of it)."""
+        return self.context.run
+
+    @property
+    def key(self) -> str:
+        """The task's key in the history: unambiguous (names escaped, repeated names
+        numbered; see the README), fixed when the task was made."""
+        return getattr(self._node, "path", None) or "/".join(self.path[1:])
+
+    @property
+    def node(self) -> AnyNode:
+        """The native node this task counts into (its methods are the task's hot path)."""
+        return self._node
+
+    @property
+    def shared_index(self) -> Optional[int]:
+        """The task's index in the run's shared memory, once the run is shared."""
+        return self._node.shared_index
 
     def step(self, name: str, total: Optional[int] = None, unit: str = "it") -> Task:
         """A child of this task whose counts roll up into it."""
-        return self._run._child(self, "step", name, total, unit)
+        return self.context.child(self, "step", name, total, unit)
+
+    def rename(self, name: str) -> None:
+        """Renames the task on every display (tqdm's `set_description`); its history key
+        stays the one it was made with."""
+        self._node.rename(name)
 
     # -- counts ------------------------------------------------------------------------------
     @property
@@ -126,8 +160,7 @@ class Task:
         item's name, `str(item)`) was not recorded done or skipped by the run it continues.
         Names are compared as the history keeps them (a name over 256 characters by its
         beginning and a hash of the whole)."""
-        resume = self._run._resume
-        finished = resume.finished.get(self._history_path, set()) if resume is not None else set()
+        finished = self.context.finished_keys(self.key)
         name_of = key or _item_key
         for item in items:
             if not finished or _key(name_of(item)) not in finished:
@@ -136,41 +169,56 @@ class Task:
     def fail(self, name: Any, error: Union[BaseException, str]) -> None:
         """Counts one failed item and keeps its error text (shown on screen, in events)."""
         text = _error_text(error)
-        store = self._run._store
+        rows = self.context.rows
         # The count and the history row in one call: no Ctrl-C can fall between them.
-        waiting = self._node.fail(name, text, store.buffer if store is not None else None, time.time())
-        if store is not None:
-            store.pushed(waiting)
-        self._run._emit(ItemFailed, self.path, item=_clip(_milepost.sanitize(name), MAX_NAME), error=text)
+        waiting = self._node.fail(name, text, rows.buffer if rows is not None else None, time.time())
+        if rows is not None:
+            rows.pushed(waiting)
+        self.context.emit(ItemFailed, self.path, item=_clip(_milepost.sanitize(name), MAX_NAME), error=text)
 
     def retry(self, name: Any = None) -> None:
         """Counts one retry of an item (the item itself is counted when it finally ends)."""
         self._node.retry(1)
         if name is not None:
-            self._run._emit(ItemRetried, self.path, item=_clip(_milepost.sanitize(name), MAX_NAME))
+            self.context.emit(ItemRetried, self.path, item=_clip(_milepost.sanitize(name), MAX_NAME))
 
     def log(self, message: str, level: str = "info", source: Optional[str] = None) -> None:
         """A log line attached to this task, shown by the displays and given to observers."""
-        if self._run._finished:
-            raise RunEndedError(f"log() after run {self._run.name!r} ended: nothing would show it")
+        if self.context.finished:
+            raise RunEndedError(f"log() after run {self.context.name!r} ended: nothing would show it")
         src = None if source is None else _clip(str(source), MAX_NAME)
-        self._run._emit(LogLine, self.path, level=_level(level), message=_clip(str(message), MAX_MESSAGE), source=src)
+        self.context.emit(LogLine, self.path, level=_level(level), message=_clip(str(message), MAX_MESSAGE), source=src)
 
     # -- items -------------------------------------------------------------------------------
     def item(self, name: Any) -> Item:
         """Context manager for one item: records its duration and worker lane; an exception
         marks it failed with the error text and is re-raised."""
-        return Item(self, name)
+        return Item(self, self._node, name)
+
+    def record(self, name: Any, row: ItemRow, lane: str) -> None:
+        """An item that ran elsewhere (in a pool's worker process) and was counted there: its
+        history row, and its place in the run's recent list (a failure is there already)."""
+        rows = self.context.rows
+        if rows is not None:
+            rows.item(self.key, _text(name), *row)
+        status, started_at, duration = row[0], row[1], row[2]
+        if status != "failed":
+            at = started_at + (duration or 0.0) - self.context.wall(0.0)
+            self._node.record_item(name, status, duration, at, lane)
 
     def track(self, iterable: Iterable[T], total: Optional[int] = None) -> Iterator[T]:
         """Iterates `iterable`, counting each item done when the loop asks for the next one."""
         if total is None:
-            total = _length(iterable)
+            total = length_of(iterable)
         if total is not None and self._node.total is None:
             self._node.set_total(total)
-        self._run._now()
+        self.context.now()
         self._node.start()
         return _milepost.Tracker(iterable, self._node, total, None)
+
+    def tracker(self, iterable: Iterable[T], total: Optional[int], on_end: Any) -> Iterator[T]:
+        """The native iterator of a `track()` loop over this task, ending it through `on_end`."""
+        return _milepost.Tracker(iterable, self._node, total, on_end)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def end(self, state: str = "completed") -> None:
@@ -178,11 +226,11 @@ class Task:
         if self._borrowed or self._node.state in END_STATES:
             return
         if state not in END_STATES:
-            raise ValueError(f"end state must be one of {END_STATES}, got {state!r}")
-        self._run._now()
+            raise InvalidValueError(f"end state must be one of {END_STATES}, got {state!r}")
+        self.context.now()
         self._node.end(state)
         event = PhaseFinished if self.kind == "phase" else StepFinished
-        self._run._emit(event, self.path, name=self.name, state=state)
+        self.context.emit(event, self.path, name=self.name, state=state)
 
     def __enter__(self) -> Task:
         return self
@@ -192,11 +240,19 @@ class Task:
     ) -> None:
         self.end(end_state(exc_type, exc))
 
-    def _announce(self, total: Optional[int]) -> None:
-        self._run._now()
+    def begin(self, total: Optional[int]) -> None:
+        """The task starts (its context made it): running, and its start event."""
+        self.context.now()
         self._node.start()
         event = PhaseStarted if self.kind == "phase" else StepStarted
-        self._run._emit(event, self.path, name=self.name, total=total)
+        self.context.emit(event, self.path, name=self.name, total=total)
+
+    def reopen(self, total: Optional[int]) -> None:
+        """A loop entered again goes on in this ended task: its total grows by `total`."""
+        if total is not None:
+            self.add_total(total)
+        self._node.reopen()
+        self.begin(total)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {'/'.join(self.path)!r} {self.state} done={self.done}>"
@@ -205,10 +261,12 @@ class Task:
 class Item:
     """One item in flight. `skip()` inside the block counts it skipped instead of done."""
 
-    __slots__ = ("_task", "name", "_lane", "_t0", "_skipped", "_token", "_metrics", "row")
+    __slots__ = ("_task", "_node", "_context", "name", "_lane", "_t0", "_skipped", "_token", "_metrics", "row")
 
-    def __init__(self, task: Task, name: Any) -> None:
+    def __init__(self, task: Task, node: AnyNode, name: Any) -> None:
         self._task = task
+        self._node = node
+        self._context = task.context
         self.name = name
         self._skipped = False
         self._metrics: Optional[dict[str, float]] = None
@@ -229,28 +287,26 @@ class Item:
     def metric(self, name: str, value: Union[int, float]) -> None:
         """Adds to a metric of the item's task (e.g. the tokens this item used); the history
         keeps it with the item too."""
-        self._task._node.metric(name, value)
-        if self._task._run._keeps_item_rows:
+        self._node.metric(name, value)
+        if self._context.keeps_rows:
             if self._metrics is None:
                 self._metrics = {}
             self._metrics[name] = self._metrics.get(name, 0) + value
 
     def __enter__(self) -> Item:
-        run = self._task._run
-        self._lane = run._current_lane()
-        self._t0 = run._now()
-        self._task._node.item_started(self.name, self._lane)
+        self._lane = self._context.lane()
+        self._t0 = self._context.now()
+        self._node.item_started(self.name, self._lane)
         self._token: Optional[contextvars.Token[Optional[Item]]] = _current_item.set(self)
         return self
 
     def __exit__(
         self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
     ) -> None:
-        task = self._task
         if self._token is not None:
             _current_item.reset(self._token)
             self._token = None
-        duration = task._run._now() - self._t0
+        duration = self._context.now() - self._t0
         if exc_type is None:
             self._end("skipped" if self._skipped else "done", duration, None)
         elif end_state(exc_type, exc) != "failed":
@@ -259,29 +315,23 @@ class Item:
         else:
             text = _error_text(exc if exc is not None else exc_type())
             self._end("failed", duration, text)
-            task._run._emit(ItemFailed, task.path, item=_clip(_milepost.sanitize(self.name), MAX_NAME), error=text)
+            item = _clip(_milepost.sanitize(self.name), MAX_NAME)
+            self._context.emit(ItemFailed, self._task.path, item=item, error=text)
 
     def _end(self, status: str, duration: float, error: Optional[str]) -> None:
         """Counts the item and, where the run keeps rows, queues its history row in the same
         native call (no Ctrl-C can fall between the count and the row)."""
-        run = self._task._run
-        keeps = run._keeps_item_rows and status != "cancelled"
+        context = self._context
+        keeps = context.keeps_rows and status != "cancelled"
         metrics = json.dumps(self._metrics) if keeps and self._metrics else None
-        started = run._wall_origin + self._t0
-        store = run._store
-        waiting = self._task._node.item_finished(self.name, status, duration, error, self._lane,
-                                                 store.buffer if store is not None and keeps else None,
-                                                 started, metrics)
+        started = context.wall(self._t0)
+        rows = context.rows if keeps else None
+        waiting = self._node.item_finished(self.name, status, duration, error, self._lane,
+                                           rows.buffer if rows is not None else None, started, metrics)
         if keeps:
             self.row = (status, started, duration, error, metrics)
-            if store is not None:
-                store.pushed(waiting)
-
-
-#: Text kept in events, as the core keeps it in snapshots (the core's limits, read from it):
-#: events are queued, and a queue of 10,000 events must not hold megabyte-long messages.
-MAX_NAME: int = _milepost.MAX_NAME_CHARS
-MAX_MESSAGE: int = _milepost.MAX_ERROR_CHARS
+            if rows is not None:
+                rows.pushed(waiting)
 
 
 def _clip(text: str, limit: int) -> str:
@@ -322,14 +372,17 @@ def _error_text(error: Union[BaseException, str]) -> str:
 
 def _level(level: str) -> str:
     lv = str(level).lower()
-    if lv not in ("debug", "info", "warning", "error", "critical"):
-        raise ValueError(f"log level must be debug, info, warning, error or critical; got {level!r}")
+    if lv not in LEVELS:
+        raise InvalidValueError(f"log level must be one of {', '.join(LEVELS)}; got {level!r}")
     return lv
 
 
-def _length(iterable: Iterable[Any]) -> Optional[int]:
+def length_of(iterable: Iterable[Any]) -> Optional[int]:
+    """`len(iterable)` when it has one."""
     try:
         return len(iterable)  # type: ignore[arg-type]
     except (TypeError, AttributeError):
         return None
+
+
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Iterator, Optional, TextIO, TypeVar, Union, overload
 
-from . import _milepost
+from . import context
 from .errors import InvalidValueError
 from .outcome import end_state
 from .output import print as _print
-from .run import Run, current_run
-from .task import Task, _length
+from .run import Run
+from .task import Task, length_of
 
 __all__ = ["track", "Bar"]
 
@@ -50,7 +50,7 @@ class Bar:
         self._task.set_total(value)
 
     def set_description(self, desc: str, refresh: bool = True) -> None:
-        self._task._node.rename(desc)
+        self._task.rename(desc)
 
     def write(self, text: str) -> None:
         _print(text)
@@ -125,26 +125,27 @@ def track(  # noqa: PLR0913 - tqdm's signature
         return iter(iterable) if iterable is not None else DisabledBar(total, initial)
     label = description or desc or "track"
     if total is None and iterable is not None:
-        total = _length(iterable)
-    parent = run or current_run()
+        total = length_of(iterable)
+    parent: Optional[Task] = run if run is not None else context.current_root()
     own: Optional[Run] = None
     if parent is None:
         own = parent = Run(label, display=display, leave=leave, output=file, history=False)
     try:
         if own is not None:
-            own._begin()
+            own.open()
         # A loop counts what it iterates now: in a resumed run it starts from nothing.
-        task = parent._child(parent, "phase", label, total, unit, reuse=True, restore=False)
+        kind = "phase" if parent.kind == "run" else "step"
+        task = parent.context.child(parent, kind, label, total, unit, reuse=True, restore=False)
         task.advance(initial)
         if own is not None:
-            own._launch()  # the first line already shows the loop with its total and unit
+            own.start()  # the first line already shows the loop with its total and unit
     except BaseException:
         if own is not None:
             own.finish("failed")
         raise
     if iterable is None:
         return Bar(task, own)
-    return _milepost.Tracker(iterable, task._node, total, _ender(own or task))
+    return task.tracker(iterable, total, _ender(own or task))
 
 
 class DisabledBar:

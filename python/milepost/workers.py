@@ -1,44 +1,44 @@
 """Worker processes: the same task API as in the parent, counting into shared memory.
 
 A task pickles to a small handle (the segment's path and the node's index); unpickled in a
-worker process it becomes a `Task` whose node is a `SharedNode` of this process's slot. A
-child made by `fork` turns the runs it inherits into worker runs the same way, through the
-at-fork hooks registered below. Events (failures, log lines) go to the parent through the
-slot's bounded ring.
+worker process it becomes a `Task` whose context is a `WorkerContext` and whose node counts
+into this process's slot. A child made by `fork` hands the runs it inherits to worker
+contexts the same way (see `owner.py`). Events (failures, log lines) go to the parent through
+the slot's bounded ring.
 """
 
 from __future__ import annotations
 
 import atexit
+import itertools
 import json
 import os
 import signal
 import tempfile
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
-from . import _milepost, events
+from . import _milepost, context, events
+from .context import ItemRow
+from .errors import Cancelled
 from .events import Event
-
-if TYPE_CHECKING:
-    from .run import Run
-    from .task import ItemRow, Task
+from .task import Task
 
 #: Segments attached in this process, by path.
 _attached: Dict[str, _milepost.SharedRun] = {}
-#: Worker runs of this process, by segment path.
-_runs: Dict[str, "WorkerRun"] = {}
-#: Runs this process shares with its workers, by segment path: a task of one of these
-#: unpickled here (a deep copy, a result sent back) is the run's own task, not a worker's.
-_owned: "Dict[str, Run]" = {}
+#: Worker contexts of this process, by segment path.
+_workers: Dict[str, "WorkerContext"] = {}
+#: Runs this process shares with its workers, by segment path (their `Owner`s): a task of one
+#: of these unpickled here (a deep copy, a result sent back) is the run's own task.
+owned: Dict[str, Any] = {}
 
 #: A pool item's result from a worker: index, ok, value (or exception), and the item's history
 #: row (None for an item that did not start).
-ChunkResult = Tuple[int, bool, Any, Optional["ItemRow"]]
+ChunkResult = Tuple[int, bool, Any, Optional[ItemRow]]
 
-#: Text room of an event record in the segment (126 words).
-RECORD_BYTES = 1008
+#: Text room of an event record in the segment, as the core lays it out.
+RECORD_BYTES: int = getattr(_milepost, "RECORD_BYTES", 1008)
 
 
 def shm_dir() -> str:
@@ -75,26 +75,25 @@ def detach_at_exit(shared: _milepost.SharedRun) -> None:
         _finalizers[shared.path] = util.Finalize(None, shared.detach, exitpriority=100)
 
 
-class WorkerRun:
-    """What a `Task` needs from its run, inside a worker process. As the parent of loops
-    tracked in the worker (`track()` finds it as the current run), it stands for the run's
-    root, shared index 0."""
+class WorkerContext:
+    """The `RunContext` of a run inside a worker process: counts go to this process's slot
+    of the run's shared memory, events through its ring; the parent keeps the history, draws,
+    samples and ends the run. It is also the worker's view of the run (`task.run`)."""
 
-    _shared_index = 0
-    _store = None  # the parent keeps the history
-    _resume = None
-    _keeps_item_rows = True  # a pool item's row goes back to the parent, which stores it
+    keeps_rows = True  # a pool item's row goes back to the parent, which stores it
+    rows = None  # ...but none is stored here
+    finished = False  # the native layer refuses updates once the parent ended the run
 
     def __init__(self, shared: _milepost.SharedRun, run_id: str, name: str) -> None:
         self._shared = shared
         self._id = run_id
         self._name = name
-        self.path: Tuple[str, ...] = (name,)
         self._index: Dict[Tuple[str, ...], int] = {}
-        self._finished = False
-        self._tasks: List[Task] = []
-        #: Unix time at the clock's zero (`_now` is the monotonic clock): an item's start.
+        #: Unix time at the clock's zero (`now` is the monotonic clock): an item's start.
         self._wall_origin = time.time() - time.monotonic()
+        self._pools = itertools.count(1)
+        #: The run's root in this process: the parent of loops and pools made here.
+        self.root = self.task(0, (name,))
 
     @property
     def id(self) -> str:
@@ -104,28 +103,93 @@ class WorkerRun:
     def name(self) -> str:
         return self._name
 
-    def task(self, index: int, path: Tuple[str, ...], parent: Optional[Task] = None) -> Task:
-        from .task import Task
+    @property
+    def path(self) -> str:
+        return self._shared.path
 
-        self._index[path] = index
-        task = Task(self, self._shared.node(index), path, parent)  # type: ignore[arg-type]
-        task._shared_index = index
-        task._borrowed = parent is None  # handed over by the parent, not made here
-        return task
+    @property
+    def run(self) -> WorkerContext:
+        return self
 
     @property
     def cancelled(self) -> bool:
         return bool(self._shared.cancelled)
 
-    def _pool_stopped(self, pool: int) -> bool:
+    def task(self, index: int, path: Tuple[str, ...], parent: Optional[Task] = None) -> Task:
+        """The task of shared node `index` (one handed over by the parent when `parent` is
+        None: the parent decides when it ends)."""
+        self._index[path] = index
+        return Task(self, self._shared.node(index), path, parent, borrowed=parent is None)
+
+    def adopt(self, task: Task) -> None:
+        """A task inherited through `fork`: it counts into this process's slot from now on."""
+        index = task.shared_index
+        if index is not None:
+            self._index[task.path] = index
+            task.hand_over(self, self._shared.node(index))
+
+    def phase(self, name: str, total: Optional[int] = None, unit: str = "it") -> Task:
+        """A phase of the run, made in this worker (as `Run.phase`)."""
+        return self.child(self.root, "phase", name, total, unit)
+
+    # -- RunContext ---------------------------------------------------------------------------
+    def now(self) -> float:
+        return time.monotonic()
+
+    def wall(self, t: float) -> float:
+        return self._wall_origin + t
+
+    def emit(self, cls: type[Event], path: Tuple[str, ...], **fields: Any) -> None:
+        index = self._index.get(tuple(path), 0)
+        self._shared.emit(index, fit_record({"event": cls.kind, "timestamp": time.time(), **fields}))
+
+    def child(self, parent: Task, kind: str, name: str, total: Optional[int], unit: str, *,
+              reuse: bool = False, restore: bool = True) -> Task:
+        # Loops entered again find their shared node by name: `reuse` is the segment's way.
+        index = self._shared.child(parent.shared_index or 0, kind, name, unit, total)
+        task = self.task(index, (*parent.path, str(name)), parent)
+        task.begin(total)
+        return task
+
+    # A worker process is its own lane: a thread pool inside it adds none.
+    def lane(self) -> None:
+        return None
+
+    def add_lane(self, name: str) -> None:
+        return None
+
+    def bind_lane(self, lane: Optional[_milepost.Lane]) -> None:
+        pass
+
+    def finish_lanes(self, lanes: Iterable[Optional[_milepost.Lane]]) -> None:
+        pass
+
+    def finished_keys(self, key: str) -> Set[str]:
+        return set()  # `pending()` runs in the parent, which has the history
+
+    def handle(self, task: Task) -> Tuple[Any, Tuple[Any, ...]]:
+        return (task_in_worker, (self._shared.path, task.shared_index or 0, self._id, self._name, task.path))
+
+    def sample(self) -> None:
+        pass  # the parent samples
+
+    def next_pool(self) -> int:
+        return next(self._pools)
+
+    def stop_pool(self, pool: int, stop: bool) -> None:
+        pass  # a worker's own pools are threads; process pools start in the parent
+
+    def pool_stopped(self, pool: int) -> bool:
         """Whether the parent told pool `pool` to stop handing out items (a Ctrl-C)."""
         return bool(self._shared.pool_stopped(pool))
 
-    def _handle_for(self, task: Task) -> Tuple[Any, ...]:
-        return (self._shared.path, task._shared_index or 0, self._id, self._name, task.path)
+    def stopping_workers(self, pids: List[int]) -> None:
+        pass
 
-    # -- what Task calls ----------------------------------------------------------------------
-    def _arm(self) -> None:
+    def stopped_workers(self) -> None:
+        pass
+
+    def arm(self) -> None:
         """Marks this process's slot exited when the process ends, including in children that
         multiprocessing bootstraps (their bootstrap clears finalizers, then runs after-fork
         callbacks: this is one)."""
@@ -134,39 +198,8 @@ class WorkerRun:
         detach_at_exit(self._shared)
         util.register_after_fork(self, _rearm)
 
-    def _now(self) -> float:
-        return time.monotonic()
-
-    # A worker process is its own lane: a thread pool inside it adds none.
-    def _current_lane(self) -> None:
-        return None
-
-    def add_lane(self, name: str) -> None:
-        return None
-
-    def _bind_lane(self, lane: None) -> None:
-        pass
-
-    def _finish_lanes(self, lanes: List[None]) -> None:
-        pass
-
-    def _sample_now(self) -> None:
-        pass  # the parent samples
-
-    def _emit(self, cls: type[Event], path: Tuple[str, ...], **fields: Any) -> None:
-        index = self._index.get(tuple(path), 0)
-        self._shared.emit(index, fit_record({"event": cls.kind, "timestamp": time.time(), **fields}))
-
-    def _child(self, parent: Task, kind: str, name: str, total: Optional[int], unit: str,
-               reuse: bool = False, restore: bool = True) -> Task:
-        index = self._shared.child(parent._shared_index or 0, kind, name, unit, total)
-        task = self.task(index, (*parent.path, str(name)), parent)
-        task._announce(total)
-        return task
-
-    def phase(self, name: str, total: Optional[int] = None, unit: str = "it") -> Task:
-        root = self.task(0, (self._name,))
-        return self._child(root, "phase", name, total, unit)
+    def detach_hook(self) -> None:
+        detach_at_exit(self._shared)
 
 
 def fit_record(payload: Dict[str, Any]) -> str:
@@ -184,29 +217,33 @@ def fit_record(payload: Dict[str, Any]) -> str:
     return text
 
 
-def _rearm(run: WorkerRun) -> None:
-    detach_at_exit(run._shared)
+def _rearm(worker: WorkerContext) -> None:
+    worker.detach_hook()
 
 
-def run_for(path: str, run_id: str, name: str) -> WorkerRun:
-    run = _runs.get(path)
-    if run is None:
-        run = _runs[path] = WorkerRun(attach(path), run_id, name)
-        run._arm()
-        from .run import _current
+def register_worker(worker: WorkerContext) -> None:
+    """A worker context of this process (a fork's child hands its inherited runs to one)."""
+    _workers[worker.path] = worker
+    worker.arm()
 
+
+def run_for(path: str, run_id: str, name: str) -> WorkerContext:
+    worker = _workers.get(path)
+    if worker is None:
+        worker = WorkerContext(attach(path), run_id, name)
+        register_worker(worker)
         # Loops tracked by worker code without a handle join this run (spawned workers run
         # tasks on their main thread, whose context this is).
-        _current.set(run)  # type: ignore[arg-type]
-    return run
+        context.set_current(worker.root)
+    return worker
 
 
 def task_in_worker(path: str, index: int, run_id: str, name: str, task_path: Tuple[str, ...]) -> Task:
     """Unpickles a task handle: in a worker process, a task counting into shared memory; in
     the process that owns the run, the run's own task."""
-    owner = _owned.get(path)
+    owner = owned.get(path)
     if owner is not None:
-        own = owner._task_for_index(index)
+        own = owner.task_for_index(index)
         if own is not None:
             return own
     return run_for(path, run_id, name).task(index, tuple(task_path))
@@ -218,10 +255,10 @@ _KINDS: Dict[str, type[Event]] = {
 }
 
 
-def events_from_workers(run: Run) -> List[Event]:
-    """The parent's side: worker events as typed events of `run`."""
+def events_from_workers(core: _milepost.RunCore, run_id: str, run_name: str) -> List[Event]:
+    """The parent's side: worker events as typed events of the run."""
     out: List[Event] = []
-    for path, text, pid in run._core.take_worker_events():
+    for path, text, pid in core.take_worker_events():
         try:
             data = json.loads(text)
         except ValueError:
@@ -233,37 +270,21 @@ def events_from_workers(run: Run) -> List[Event]:
         fields.setdefault("timestamp", time.time())
         if cls is events.LogLine and not fields.get("source"):
             fields["source"] = f"pid {pid}"
-        out.append(cls(run_id=run.id, run_name=run.name, path=tuple(path), **fields))
+        out.append(cls(run_id=run_id, run_name=run_name, path=tuple(path), **fields))
     return out
 
 
-# -- fork -------------------------------------------------------------------------------------
-
-def _before_fork() -> None:
-    from .run import _live
-
-    for run in list(_live):
-        if run._worker is None and not run._finished:
-            try:
-                run._share()
-            except OSError:
-                pass  # the child's counts stay in the child then; nothing breaks in the parent
-
+# -- fork: the worker's side (the parent's runs hand themselves over in owner.py) ---------------
 
 def _after_fork_in_child() -> None:
     """In the child. Takes no lock that another thread of the parent could have held."""
-    from .run import _live, _unfinished
-
     _milepost.after_fork_in_child()
-    _owned.clear()
-    for run in list(_live):
-        run._become_worker()
-    for worker in _runs.values():
-        worker._arm()
-    _unfinished.clear()
+    owned.clear()
+    for worker in _workers.values():
+        worker.arm()
 
 
-os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 # -- the process pool's side --------------------------------------------------------------------
@@ -324,12 +345,10 @@ def run_chunk(fn: Any, chunk: List[Tuple[int, Any, str]]) -> Tuple[int, List[Chu
     worker's pid (the lane the items ran in) and, per item, its result and its history row,
     which the parent stores."""
     assert _pool_task is not None, "init_pool_worker did not run"
-    from .errors import Cancelled
-
     out: List[ChunkResult] = []
-    run = _pool_task._run
+    ctx = _pool_task.context
     for index, item, name in chunk:
-        if run.cancelled or run._pool_stopped(_pool):  # the rest of the chunk is not started
+        if ctx.cancelled or ctx.pool_stopped(_pool):  # the rest of the chunk is not started
             out.append((index, False, Cancelled.not_started(name), None))
             continue
         it = _pool_task.item(name)

@@ -297,6 +297,11 @@ impl PySharedNode {
     fn id(&self) -> usize {
         self.idx
     }
+    /// The node's index in the shared table (as `Node.shared_index`).
+    #[getter]
+    fn shared_index(&self) -> Option<usize> {
+        Some(self.idx)
+    }
     #[getter]
     fn name(&self) -> String {
         self.seg.node_info(self.idx).map(|n| n.name).unwrap_or_default()

@@ -1,7 +1,8 @@
 """Observers: one protocol, fed off the hot path by the run's dispatcher thread.
 
-An observer gets lifecycle events as they are dequeued (`on_event`), snapshots every
-`interval` seconds (`on_snapshot`; `None` means only the final one), and `close()` at the end.
+An observer gets `start()` when the run starts, lifecycle events as they are dequeued
+(`on_event`), snapshots every `interval` seconds (`on_snapshot`; `None` means only the final
+one), `close()` after the final snapshot and `stop()` once the run has stopped.
 Set `snapshot_on_boundaries = True` to also get a snapshot right after a run, phase or step
 starts or finishes. An observer that raises is reported once and never stops the job.
 """
@@ -23,7 +24,8 @@ __all__ = ["Observer", "BaseObserver", "ConsoleSummary", "LoggingObserver", "Jso
 
 @runtime_checkable
 class Observer(Protocol):
-    """What the dispatcher calls. Subclass `BaseObserver` to implement only what you need."""
+    """What the dispatcher calls. Subclass `BaseObserver` to implement only what you need;
+    `start()` and `stop()` (see `BaseObserver`) are called too when an observer has them."""
 
     interval: Optional[float]
 

@@ -10,10 +10,17 @@ if TYPE_CHECKING:
 
 
 class BaseObserver:
-    """Implements the observer protocol with no-ops; `interval=None`: final snapshot only."""
+    """Implements the observer protocol with no-ops; `interval=None`: final snapshot only.
+
+    The order of calls: `start()` once, then events and snapshots, then the final snapshot,
+    `close()`, and `stop()` once the run has let go of everything (its display included).
+    """
 
     interval: Optional[float] = None
     snapshot_on_boundaries: bool = False
+
+    def start(self) -> None:
+        """Called once when the run starts, before any event."""
 
     def on_event(self, event: Event) -> None:
         """Called for every lifecycle event, in order."""
@@ -23,3 +30,6 @@ class BaseObserver:
 
     def close(self) -> None:
         """Called once when the run has finished, after the final snapshot."""
+
+    def stop(self) -> None:
+        """Called once after `close()`, when the run has stopped its threads and display."""

@@ -5,6 +5,7 @@ list with how many more there were and where all of them are:
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
 from .. import _milepost
@@ -14,22 +15,16 @@ if TYPE_CHECKING:
     from ..snapshot import Snapshot
 
 
-def where_failures_are(run_id: str) -> Optional[str]:
-    """The command that lists every failure of the run, or None when the run keeps no history.
-    Called while the run is live (at `RunStarted`): the registry of live runs is where a
-    display, which is handed events and snapshots only, can learn whether and where the run
-    keeps its history."""
+def where_failures_are(run_id: str, history: Optional[str]) -> Optional[str]:
+    """The command that lists every failure of the run, or None when the run keeps no history
+    (`history` is where the run's start event says it is kept)."""
     from ..persistence import default_path
-    from ..run import _live
 
-    for run in list(_live):
-        if run.id == run_id:
-            path = run.history_path
-            if path is None:
-                return None
-            at_default = path.resolve() == default_path().resolve()
-            return f"milepost show {run_id}" + ("" if at_default else f" --db {shlex.quote(str(path))}")
-    return None
+    if history is None:
+        return None
+    path = Path(history)
+    at_default = path.resolve() == default_path().resolve()
+    return f"milepost show {run_id}" + ("" if at_default else f" --db {shlex.quote(str(path))}")
 
 
 def more_failures(more: int, where: Optional[str]) -> Optional[str]:
@@ -57,7 +52,7 @@ class FirstFailures:
     def on_event(self, event: Event) -> Optional[str]:
         """`item: error` for a failure to print now, else None."""
         if isinstance(event, RunStarted):
-            self._where = where_failures_are(event.run_id)
+            self._where = where_failures_are(event.run_id, event.history)
         elif isinstance(event, ItemFailed) and self.printed < self.limit:
             self.printed += 1
             return failure_text(event.item, event.error)
@@ -80,7 +75,7 @@ class LatestFailures:
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, RunStarted):
-            self._where = where_failures_are(event.run_id)
+            self._where = where_failures_are(event.run_id, event.history)
 
     def lines(self, snapshot: Snapshot) -> Tuple[List[str], Optional[str]]:
         """`item: error` for each failure listed, and the closing line (None if none is due)."""

@@ -107,6 +107,11 @@ class _LineRedirect:
     def isatty(self) -> bool:
         return self._original.isatty()
 
+    @property
+    def original(self) -> TextIO:
+        """The stream this one stands in for."""
+        return self._original
+
     def __getattr__(self, name: str) -> Any:
         # buffer, encoding, errors, fileno, reconfigure...: the original stream's own.
         return getattr(self._original, name)
@@ -185,13 +190,25 @@ class NativeDisplay(BaseObserver):
             # Only if nobody replaced our proxy in the meantime (a redirect_stdout or a
             # capture that began later must not be clobbered).
             if getattr(sys, name) is proxy:
-                setattr(sys, name, proxy._original)
+                setattr(sys, name, proxy.original)
         self._proxies.clear()
 
     def stop(self) -> None:
+        """Draws the final frame (after `close()`'s lines above it) and gives the streams back."""
         for _, proxy in self._proxies:
             proxy.close()
         self.restore_streams()
         if self in ACTIVE:
             ACTIVE.remove(self)
         self._core.stop_ticker()
+
+
+def _forget_displays() -> None:
+    """In a child made by fork: no display draws there (the child has no ticker thread), and
+    the streams the parent's displays redirected are the child's own again."""
+    for display in ACTIVE:
+        display.restore_streams()
+    ACTIVE.clear()
+
+
+os.register_at_fork(after_in_child=_forget_displays)

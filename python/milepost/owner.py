@@ -1,0 +1,242 @@
+"""The run as its tasks see it in the process that made it: the `RunContext` of a `Run`.
+
+It holds what the run's tasks share (the native core, the clock, the delivery of events, the
+history, what a resumed run takes over, worker lanes, the sharing with worker processes);
+`Run` keeps only the run's lifecycle. In a child made by `fork`, every task is handed to a
+`workers.WorkerContext` instead (`become_worker`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import weakref
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Set, Tuple, cast
+
+from . import _milepost, workers
+from .errors import MilepostError, RunEndedError
+from .task import Task
+
+if TYPE_CHECKING:
+    from .context import RowSink
+    from .dispatch import Delivery
+    from .events import Event
+    from .persistence import Resume, Store
+
+__all__ = ["Owner"]
+
+
+class Owner:
+    """The `RunContext` of a run in the process that made it."""
+
+    def __init__(self, core: _milepost.RunCore, clock: Optional[Callable[[], float]], store: Optional[Store],
+                 resume: Optional[Resume], stall_after: float) -> None:
+        self.core = core
+        self._clock: Callable[[], float] = clock or time.monotonic
+        self._manual = clock is not None
+        self._origin = self._clock()
+        #: Unix time at the run clock's zero: an item's start in the history without a clock call.
+        self._wall_origin = time.time()
+        self.store = store
+        self.resume = resume
+        self.prior: Dict[str, float] = {}
+        self.stall_after = stall_after
+        self.delivery: Optional[Delivery] = None
+        self.tasks: List[Task] = []
+        self._lanes = threading.local()
+        self._run: Optional[weakref.ReferenceType[Any]] = None
+        self._finished = False
+        self._pools = 0
+        self._lock = threading.Lock()
+        LIVE.add(self)
+
+    def bind(self, run: Task, delivery: Delivery) -> None:
+        """The run this is the context of, and how its events are delivered."""
+        self._run = weakref.ref(run)
+        self.delivery = delivery
+
+    # -- RunContext: identity and state ----------------------------------------------------------
+    @property
+    def id(self) -> str:
+        return self.core.id
+
+    @property
+    def name(self) -> str:
+        return self.core.name
+
+    @property
+    def run(self) -> Any:
+        return self._run() if self._run is not None else None
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    def mark_finished(self) -> bool:
+        """Marks the run ended; False if it was already (another thread is ending it)."""
+        with self._lock:
+            first, self._finished = not self._finished, True
+        LIVE.discard(self)
+        return first
+
+    @property
+    def cancelled(self) -> bool:
+        return bool(self.core.cancelled)
+
+    @property
+    def keeps_rows(self) -> bool:
+        return self.store is not None
+
+    @property
+    def rows(self) -> Optional[RowSink]:
+        return self.store
+
+    # -- RunContext: time and events -------------------------------------------------------------
+    def now(self) -> float:
+        """Seconds since the run began; pushes the time into a manual clock."""
+        t = self._clock() - self._origin
+        if self._manual:
+            self.core.set_time(t)
+        return t
+
+    def wall(self, t: float) -> float:
+        return self._wall_origin + t
+
+    @property
+    def manual(self) -> bool:
+        return self._manual
+
+    def emit(self, cls: type[Event], path: Tuple[str, ...], **fields: Any) -> None:
+        if self.delivery is not None:
+            self.delivery.emit(cls(self.core.id, self.core.name, time.time(), (self.core.name, *path[1:]), **fields))
+
+    # -- RunContext: the tree --------------------------------------------------------------------
+    def child(self, parent: Task, kind: str, name: str, total: Optional[int], unit: str, *,
+              reuse: bool = False, restore: bool = True) -> Task:
+        """A new phase or step (with `reuse`, a loop's ended one of that name goes on). In a
+        resumed run a phase you make takes over what it had counted (`restore`); a loop or a
+        pool making its own counts what it runs now, since it runs what it is given again."""
+        if self._finished:
+            raise RunEndedError(f"{kind}() after run {self.name!r} ended")
+        if reuse:
+            # A loop entered again (the inner loop of a nested pair) goes on in its ended
+            # phase: one line, bounded memory, counts that accumulate.
+            for task in reversed(self.tasks):
+                if task.parent is parent and task.kind == kind and task.name == name and task.state != "running":
+                    task.reopen(total)
+                    return task
+        # In the process that made the run, every node is the run's own.
+        node = self.core.add_node(cast(_milepost.Node, parent.node), kind, name, total, unit)
+        task = Task(self, node, (*parent.path, node.name), parent)
+        self.tasks.append(task)
+        rate = self.prior.get(task.key)
+        if rate is not None:
+            node.set_prior_rate(rate)  # the ETA until this run has a pace of its own
+        if self.resume is not None and restore:
+            # A resumed phase starts from what it had reached: its items from their rows.
+            node.restore(*self.resume.counts(task.key))
+        task.begin(total)
+        return task
+
+    def finished_keys(self, key: str) -> Set[str]:
+        return self.resume.finished.get(key, set()) if self.resume is not None else set()
+
+    # -- RunContext: lanes -----------------------------------------------------------------------
+    def lane(self) -> Optional[_milepost.Lane]:
+        return getattr(self._lanes, "lane", None)
+
+    def add_lane(self, name: str) -> Optional[_milepost.Lane]:
+        return self.core.add_lane(name)
+
+    def bind_lane(self, lane: Optional[_milepost.Lane]) -> None:
+        self._lanes.lane = lane
+
+    def finish_lanes(self, lanes: Iterable[Optional[_milepost.Lane]]) -> None:
+        now = self.core.now()
+        for lane in lanes:
+            if lane is not None:
+                lane.finish(now)
+
+    # -- RunContext: worker processes and pools --------------------------------------------------
+    def sample(self) -> None:
+        self.core.sample()
+
+    def share(self) -> str:
+        """Shares the run with worker processes (once): the segment's path."""
+        path = self.core.enable_sharing(workers.shm_dir(), self.stall_after)
+        workers.owned[path] = self
+        return path
+
+    def handle(self, task: Task) -> Tuple[Any, Tuple[Any, ...]]:
+        path = self.share()
+        index = task.shared_index
+        if index is None:
+            raise MilepostError(f"{'/'.join(task.path)!r} cannot be shared with workers: a run shares at most "
+                                "256 phases and steps")
+        return (workers.task_in_worker, (path, index, self.id, self.name, task.path))
+
+    def task_for_index(self, index: int) -> Optional[Task]:
+        run = self.run
+        for task in (run, *self.tasks):
+            if task is not None and task.shared_index == index:
+                return task
+        return None
+
+    def worker_events(self) -> List[Event]:
+        return workers.events_from_workers(self.core, self.id, self.name)
+
+    def next_pool(self) -> int:
+        with self._lock:
+            self._pools += 1
+            return self._pools
+
+    def stop_pool(self, pool: int, stop: bool) -> None:
+        self.core.stop_pool(pool, stop)
+
+    def pool_stopped(self, pool: int) -> bool:
+        return False  # asked in workers; the parent sets the bit
+
+    def stopping_workers(self, pids: List[int]) -> None:
+        self.core.stopping_workers(pids)
+
+    def stopped_workers(self) -> None:
+        self.core.stopped_workers()
+
+    def become_worker(self) -> None:
+        """In a child made by fork: every task of the run counts into shared memory from now
+        on, through a worker's context; nothing is drawn or stored here."""
+        shared = self.core.shared()
+        run = self.run
+        if shared is None or run is None:
+            return
+        worker = workers.WorkerContext(shared, self.id, self.name)
+        workers.register_worker(worker)
+        for task in (run, *self.tasks):
+            worker.adopt(task)
+
+
+#: Runs not yet finished in this process: a fork shares them all with the child, which hands
+#: them over to worker contexts.
+LIVE: "weakref.WeakSet[Owner]" = weakref.WeakSet()
+
+
+def _before_fork() -> None:
+    for owner in list(LIVE):
+        if not owner.finished:
+            try:
+                owner.share()
+            except OSError:
+                pass  # the child's counts stay in the child then; nothing breaks in the parent
+
+
+def _after_fork_in_child() -> None:
+    """In the child (after the workers' own hook). Takes no lock that another thread of the
+    parent could have held."""
+    for owner in list(LIVE):
+        owner.become_worker()
+    LIVE.clear()
+
+
+os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
+
