@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Any, Optional, TextIO
 
-from .errors import Cancelled, MilepostError
+from .errors import Cancelled, InvalidValueError, MilepostError
 from .observers import ConsoleSummary
 from .processes import process_map
 from .renderers.options import DisplayOptions
@@ -126,11 +126,11 @@ def run_demo(
     `Run(output=...)`: "stdout", "stderr" or a file path (plain, JSON and rich output). Raises
     BrokenPipeError, having stopped the demo, when the reader of standard output has gone."""
     if items < 1:
-        raise ValueError(f"--items must be >= 1, got {items}")
+        raise InvalidValueError(f"--items must be >= 1, got {items}")
     if workers < 1:
-        raise ValueError(f"--workers must be >= 1, got {workers}")
+        raise InvalidValueError(f"--workers must be >= 1, got {workers}")
     if not 0.0 <= fail_rate <= 1.0:
-        raise ValueError(f"--fail-rate must be between 0 and 1, got {fail_rate}")
+        raise InvalidValueError(f"--fail-rate must be between 0 and 1, got {fail_rate}")
     mean_s = max(item_ms, 0.0) / 1000.0
     watch = _ReaderWatch(sys.stdout) if output in ("stdout", "-") else None
     # A summary for people: machines reading JSON lines get only JSON, and "none" is nothing.

@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from . import _milepost
 from .persistence import connect, default_path
-from .renderers.failures import more_failures
+from .text import more_failures
 
 SPARK = "▁▂▃▄▅▆▇█"
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, Optional, TextIO
 
 from . import _milepost
+from .text import event_line
 from .snapshot import Snapshot
 
 
@@ -58,18 +59,6 @@ def records(path: Path, skipped: Optional[Skipped] = None) -> Iterator[Dict[str,
         raise ReplayError(f"{path}: no milepost records in it (a JSON-lines stream from display='json')")
 
 
-def _event_text(e: Dict[str, Any]) -> str:
-    kind = e.get("event", "event")
-    if kind == "item_failed":
-        return f"failed {_milepost.sanitize(str(e.get('item', '')))}: {_milepost.sanitize(str(e.get('error', '')))}"
-    if kind == "item_retried":
-        return f"retried {_milepost.sanitize(str(e.get('item', '')))}"
-    if kind == "log":
-        return f"{str(e.get('level', 'info')).upper()} {_milepost.sanitize(str(e.get('message', '')))}"
-    what = e.get("name") or e.get("run_name") or ""
-    return f"{kind.replace('_', ' ')}: {_milepost.sanitize(str(what))}"
-
-
 def replay(path: Path, speed: float = 1.0, wait: bool = True, out: Optional[TextIO] = None,
            skipped: Optional[Skipped] = None) -> int:
     """Draws the stream; returns how many snapshots were drawn."""
@@ -85,7 +74,7 @@ def replay(path: Path, speed: float = 1.0, wait: bool = True, out: Optional[Text
         last_ts = ts
         stamp = time.strftime("%H:%M:%S", time.localtime(ts))
         if rec["type"] == "event":
-            line = f"[{stamp}] {_event_text(rec)}"
+            line = f"[{stamp}] {event_line(rec)}"
             if on_terminal and drawn_lines:
                 out.write(f"\x1b[{drawn_lines}F\x1b[J")  # above the frame, which is drawn again next
                 drawn_lines = 0

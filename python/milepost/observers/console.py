@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Optional, TextIO
 
-from ..renderers.failures import LatestFailures
+from ..text import LatestFailures
 from .base import BaseObserver
 
 if TYPE_CHECKING:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Deque, List, Optional, Sequence, Tuple
 
 from .. import _milepost
+from ..home import default_history
 from .schema import SchemaError, migrate
 
 _log = logging.getLogger("milepost")
@@ -53,8 +54,7 @@ Op = Tuple[str, Sequence[Any]]
 
 def default_path() -> Path:
     """`$MILEPOST_HOME/runs.db`, else `.milepost/runs.db` in the working directory."""
-    home = os.environ.get("MILEPOST_HOME")
-    return Path(home) / "runs.db" if home else Path(".milepost") / "runs.db"
+    return default_history()
 
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any, List, Optional, TextIO
 from .. import _milepost
 from ..events import Event, LogLine
 from ..observers.base import BaseObserver
-from .failures import FirstFailures
+from ..text import FirstFailures
+from ..text import log_line
 
 if TYPE_CHECKING:
     from ..snapshot import Snapshot
@@ -168,8 +169,7 @@ class NativeDisplay(BaseObserver):
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, LogLine):
-            src = f" [{_milepost.sanitize(event.source)}]" if event.source else ""
-            self.println(self._fit(f"{event.level.upper()}{src} {_milepost.sanitize(event.message)}"))
+            self.println(self._fit(log_line(event.level, event.message, event.source)))
         else:
             failure = self._failures.on_event(event)
             if failure is not None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Callable, Optional
 
-from .. import _milepost
 from ..events import Event, LogLine
 from ..observers.base import BaseObserver
-from .failures import FirstFailures
+from ..text import FirstFailures
 from .target import Output, Target
+from ..text import log_line
 
 if TYPE_CHECKING:
     from ..snapshot import Snapshot
@@ -41,8 +41,7 @@ class PlainRenderer(BaseObserver):
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, LogLine):
-            src = f" [{_milepost.sanitize(event.source)}]" if event.source else ""
-            self._write([f"{event.level.upper()}{src} {_milepost.sanitize(event.message)}"])
+            self._write([log_line(event.level, event.message, event.source)])
         else:
             failure = self._failures.on_event(event)
             if failure is not None:

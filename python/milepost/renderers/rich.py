@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, TextIO
 from .. import _milepost
 from ..events import Event, LogLine
 from ..observers.base import BaseObserver
-from .failures import FirstFailures, failure_text
+from ..text import FirstFailures
+from ..text import failure_line, log_line
 from .native import SHOWN_FAILURES
 
 if TYPE_CHECKING:
@@ -67,10 +68,7 @@ class RichRenderer(BaseObserver):
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, LogLine):
-            # Sanitized like every other display's text: a log line must not drive the terminal.
-            src = f"[{_milepost.sanitize(event.source)}] " if event.source else ""
-            self._console.print(f"{event.level.upper()} {src}{_milepost.sanitize(event.message)}", markup=False,
-                                highlight=False)
+            self._console.print(log_line(event.level, event.message, event.source), markup=False, highlight=False)
         else:
             failure = self._failures.on_event(event)
             if failure is not None:
@@ -100,7 +98,7 @@ class RichRenderer(BaseObserver):
         failures = snapshot.data["failures"]
         if failures:
             f = failures[0]
-            parts.append(Text(f"  ✗ {failure_text(f['name'], f['error'])}", style="red"))
+            parts.append(Text(f"  ✗ {failure_line(f['name'], f['error'])}", style="red"))
         return Group(*parts)
 
     def close(self) -> None:

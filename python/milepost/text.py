@@ -1,29 +1,62 @@
-"""Failures as the displays list them. Every display that lists some of a run's failures ends the
-list with how many more there were and where all of them are:
-"… and 45 more failures (milepost show 3f2a9c1b0d4e)"."""
+"""The text of events as every display writes it: the native display, plain lines, rich, the
+console summary and `milepost replay` share these lines, so that a failure or a log line reads
+the same everywhere; and which failures a display lists, with how many more there were and
+where all of them are (`… and 45 more failures (milepost show 3f2a9c1b0d4e)`). All text that
+came from users is sanitized here."""
 
 from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, List, Mapping, Optional, Tuple
 
-from .. import _milepost
-from ..events import Event, ItemFailed, RunStarted
+from . import _milepost
+from .home import default_history
+
+from .events import Event, ItemFailed, RunStarted
 
 if TYPE_CHECKING:
-    from ..snapshot import Snapshot
+    from .snapshot import Snapshot
+
+__all__ = ["FirstFailures", "LatestFailures", "event_line", "failure_line", "log_line", "more_failures"]
+
+
+def _safe(value: Any) -> str:
+    return _milepost.sanitize(str(value if value is not None else ""))
+
+
+def failure_line(item: Any, error: Any) -> str:
+    """`doc-7.json: ValueError: bad record`."""
+    return f"{_safe(item)}: {_safe(error)}"
+
+
+def log_line(level: Any, message: Any, source: Optional[Any] = None) -> str:
+    """`WARNING [fetcher] slow upstream`."""
+    src = f" [{_safe(source)}]" if source else ""
+    return f"{str(level or 'info').upper()}{src} {_safe(message)}"
+
+
+def event_line(event: Mapping[str, Any]) -> str:
+    """Any event, from its JSON form (`milepost replay`): failures and log lines as above,
+    the rest as `phase finished: map`."""
+    kind = str(event.get("event", "event"))
+    if kind == "item_failed":
+        return f"failed {failure_line(event.get('item'), event.get('error'))}"
+    if kind == "item_retried":
+        return f"retried {_safe(event.get('item'))}"
+    if kind == "log":
+        return log_line(event.get("level"), event.get("message"), event.get("source"))
+    what = event.get("name") or event.get("run_name") or ""
+    return f"{kind.replace('_', ' ')}: {_safe(what)}"
 
 
 def where_failures_are(run_id: str, history: Optional[str]) -> Optional[str]:
     """The command that lists every failure of the run, or None when the run keeps no history
     (`history` is where the run's start event says it is kept)."""
-    from ..persistence import default_path
-
     if history is None:
         return None
     path = Path(history)
-    at_default = path.resolve() == default_path().resolve()
+    at_default = path.resolve() == default_history().resolve()
     return f"milepost show {run_id}" + ("" if at_default else f" --db {shlex.quote(str(path))}")
 
 
@@ -33,11 +66,6 @@ def more_failures(more: int, where: Optional[str]) -> Optional[str]:
         return None
     noun = "failure" if more == 1 else "failures"
     return f"… and {_milepost.format_count(more)} more {noun}" + (f" ({where})" if where else "")
-
-
-def failure_text(name: Any, error: Any) -> str:
-    """`item: error`, safe to draw."""
-    return f"{_milepost.sanitize(str(name or ''))}: {_milepost.sanitize(str(error or ''))}"
 
 
 class FirstFailures:
@@ -55,7 +83,7 @@ class FirstFailures:
             self._where = where_failures_are(event.run_id, event.history)
         elif isinstance(event, ItemFailed) and self.printed < self.limit:
             self.printed += 1
-            return failure_text(event.item, event.error)
+            return failure_line(event.item, event.error)
         return None
 
     def end(self, snapshot: Optional[Snapshot]) -> Optional[str]:
@@ -81,4 +109,4 @@ class LatestFailures:
         """`item: error` for each failure listed, and the closing line (None if none is due)."""
         shown = snapshot.data["failures"][: self.limit]
         more = more_failures(int(snapshot.root["failed"]) - len(shown), self._where)
-        return [failure_text(f["name"], f["error"]) for f in shown], more
+        return [failure_line(f["name"], f["error"]) for f in shown], more
