@@ -14,7 +14,8 @@ import time
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Set, Tuple, cast
 
-from . import _milepost, workers
+from . import _milepost
+from . import workers
 from .errors import MilepostError, RunEndedError
 from .task import Task
 

@@ -19,7 +19,8 @@ import threading
 import time
 from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
-from . import _milepost, context, events
+from . import _milepost
+from . import context, events
 from .context import ItemRow
 from .errors import Cancelled
 from .events import Event
