@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, Optional, TextIO, TypeVar, Union, overload
+from typing import Any, Dict, Iterable, Iterator, Optional, TextIO, Tuple, TypeVar, Union, overload
 
 from . import context
 from .errors import InvalidValueError
@@ -113,6 +113,20 @@ def track(  # noqa: PLR0913 - tqdm's signature
             bars there; any other stream gets plain lines.
         run: The run to add this loop to (default: the current run, if any).
     """
+    _check(tqdm_kwargs, initial, description, desc)
+    if disable:
+        # Nothing at all: no run, no history, no thread (tqdm's disable=True).
+        return iter(iterable) if iterable is not None else DisabledBar(total, initial)
+    label = description or desc or "track"
+    if total is None and iterable is not None:
+        total = length_of(iterable)
+    task, own = _loop_task(label, total, unit, initial, run, display, leave, file)
+    if iterable is None:
+        return Bar(task, own)
+    return task.tracker(iterable, total, _ender(own or task))
+
+
+def _check(tqdm_kwargs: Dict[str, Any], initial: Any, description: Optional[str], desc: Optional[str]) -> None:
     unknown = set(tqdm_kwargs) - TQDM_IGNORED
     if unknown:
         raise TypeError(f"track() got unexpected keyword argument(s): {', '.join(sorted(unknown))}")
@@ -120,12 +134,12 @@ def track(  # noqa: PLR0913 - tqdm's signature
         raise InvalidValueError(f"initial must be an int >= 0, got {initial!r}")
     if description is not None and desc is not None:
         raise TypeError("track() takes description or desc (its tqdm name), not both")
-    if disable:
-        # Nothing at all: no run, no history, no thread (tqdm's disable=True).
-        return iter(iterable) if iterable is not None else DisabledBar(total, initial)
-    label = description or desc or "track"
-    if total is None and iterable is not None:
-        total = length_of(iterable)
+
+
+def _loop_task(label: str, total: Optional[int], unit: str, initial: int, run: Optional[Task],
+               display: Optional[str], leave: bool, file: Optional[TextIO]) -> Tuple[Task, Optional[Run]]:
+    """The phase a loop counts in (a step under a task), in the current run or in a run of
+    its own, which it returns too (the loop ends it)."""
     parent: Optional[Task] = run if run is not None else context.current_root()
     own: Optional[Run] = None
     if parent is None:
@@ -143,9 +157,7 @@ def track(  # noqa: PLR0913 - tqdm's signature
         if own is not None:
             own.finish("failed")
         raise
-    if iterable is None:
-        return Bar(task, own)
-    return task.tracker(iterable, total, _ender(own or task))
+    return task, own
 
 
 class DisabledBar:
