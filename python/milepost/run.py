@@ -458,7 +458,9 @@ class Run(Task):
         if self._worker is not None:
             raise MilepostError("snapshots are taken in the process that started the run, not in its workers")
         self._now()
-        return Snapshot(self._core.snapshot(), self._dispatcher.dropped)
+        self._core.sample()  # what happened since the last sample, then a read that changes nothing
+        self._core.add_events_dropped(self._dispatcher.dropped - self._core.events_dropped)
+        return Snapshot(self._core.snapshot())
 
     def poll(self) -> None:
         """Delivers queued events and due snapshots now (what the dispatcher thread does every

@@ -58,7 +58,7 @@ class Task:
         self._bind(node)
         #: The task's key in the history (unambiguous: names escaped, repeated names
         #: numbered; see the README).
-        self._history_path: str = getattr(node, "path", "/".join(path[1:]))
+        self._history_path: str = node.path if node.path is not None else "/".join(path[1:])
 
     def _bind(self, node: Any) -> None:
         self._node = node

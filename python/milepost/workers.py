@@ -1,7 +1,7 @@
 """Worker processes: the same task API as in the parent, counting into shared memory.
 
 A task pickles to a small handle (the segment's path and the node's index); unpickled in a
-worker process it becomes a `Task` whose node is a `SharedNode` of this process's slot. A
+worker process it becomes a `Task` whose node counts into this process's slot. A
 child made by `fork` turns the runs it inherits into worker runs the same way, through the
 at-fork hooks registered below. Events (failures, log lines) go to the parent through the
 slot's bounded ring.

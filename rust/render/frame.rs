@@ -247,18 +247,23 @@ pub fn frame(s: &Snapshot, o: &FrameOptions) -> Vec<String> {
     }
     let budget = o.height.saturating_sub(1).saturating_sub(lines.len() + 2);
     lines.extend(lane_lines(s, o.max_lanes.min(budget), width));
-    if let Some(f) = s.failures.first() {
-        let err = f.error.as_deref().unwrap_or("");
-        let text = format!("  {} {}: {}", style('✗').for_stderr().red(), sanitize(&f.name), sanitize(err));
-        lines.push(fit(&text, width));
+    if let Some(line) = failure_line(s) {
+        lines.push(fit(&line, width));
     }
     lines.truncate(o.height.saturating_sub(1).max(1));
     lines
 }
 
+/// `  ✗ name: error` for the newest failure.
+pub fn failure_line(s: &Snapshot) -> Option<String> {
+    let f = s.failures.first()?;
+    let err = f.error.as_deref().unwrap_or("");
+    Some(format!("  {} {}: {}", style('✗').for_stderr().red(), sanitize(&f.name), sanitize(err)))
+}
+
 /// Lanes still at work, up to `max` of them, then "… N more lanes". Dead and stalled workers
 /// come first, so that folding never hides them; the rest keep their order.
-fn lane_lines(s: &Snapshot, max: usize, width: usize) -> Vec<String> {
+pub fn lane_lines(s: &Snapshot, max: usize, width: usize) -> Vec<String> {
     let mut active: Vec<_> = s.lanes.iter().filter(|l| l.state != "finished").collect();
     if active.is_empty() {
         return Vec::new();
