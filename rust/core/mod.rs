@@ -15,6 +15,7 @@ pub mod node;
 pub mod records;
 pub mod rows;
 pub mod run;
+pub mod schema;
 pub mod sharing;
 pub mod shm;
 pub mod snapshot;
