@@ -34,18 +34,14 @@ pub struct FrameOptions {
 pub fn run_line(s: &Snapshot) -> String {
     if let Some(only) = single_phase(s) {
         let r = &s.root;
-        let mut parts = vec![format!("{} · {} {}", loop_name(s, only), r.state, format::duration(r.elapsed.unwrap_or(0.0)))];
+        let mut parts =
+            vec![format!("{} · {} {}", loop_name(s, only), r.state, format::duration(r.elapsed.unwrap_or(0.0)))];
         parts.extend(node_figures(only));
         parts.extend(run_extras(s));
         return parts.join(" · ");
     }
     let r = &s.root;
-    let mut parts = vec![format!(
-        "{} · {} {}",
-        sanitize(&s.name),
-        r.state,
-        format::duration(r.elapsed.unwrap_or(0.0))
-    )];
+    let mut parts = vec![format!("{} · {} {}", sanitize(&s.name), r.state, format::duration(r.elapsed.unwrap_or(0.0)))];
     // Progress is processed items (done, failed or skipped) out of the total, on every
     // display and in the CLI; "done" alone would claim the failed and skipped ones succeeded.
     parts.push(match r.total {
@@ -74,10 +70,7 @@ pub fn run_line(s: &Snapshot) -> String {
 
 /// Each metric of a node, formatted.
 pub fn metric_parts(n: &NodeSnapshot) -> Vec<String> {
-    n.metrics
-        .iter()
-        .filter_map(|(k, v)| v.as_f64().map(|x| format::metric(&sanitize(k), x)))
-        .collect()
+    n.metrics.iter().filter_map(|(k, v)| v.as_f64().map(|x| format::metric(&sanitize(k), x))).collect()
 }
 
 /// A phase's or step's figures after its bar: counts, rate, ETA or how it ended, failures.
@@ -238,7 +231,10 @@ pub fn frame(s: &Snapshot, o: &FrameOptions) -> Vec<String> {
         .unwrap_or(0)
         .min(MAX_NAME_COLUMN);
     if folded > 0 {
-        lines.push(fit(&format!("  {} {folded} earlier phases and steps finished", style('✓').for_stderr().green()), width));
+        lines.push(fit(
+            &format!("  {} {folded} earlier phases and steps finished", style('✓').for_stderr().green()),
+            width,
+        ));
     }
     for (depth, n) in nodes {
         let label = fit(&format!("{}{}", "  ".repeat(depth - 1), sanitize(&n.name)), name_col);
@@ -316,7 +312,12 @@ mod tests {
             let lane = r.add_lane(&format!("w{i}"));
             r.item_started(&p, Some(&lane), &format!("item-{i}\u{1b}]0;pwned\u{7}")).unwrap();
         }
-        r.item_finished(&p, None, &ItemEnd { name: "bad\nname", status: ItemStatus::Failed, duration: None, error: Some("Boom\u{1b}[31m!") }).unwrap();
+        r.item_finished(
+            &p,
+            None,
+            &ItemEnd { name: "bad\nname", status: ItemStatus::Failed, duration: None, error: Some("Boom\u{1b}[31m!") },
+        )
+        .unwrap();
         r.snapshot(10.0)
     }
 
