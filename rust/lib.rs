@@ -2,12 +2,31 @@
 //! with the `python` feature, the `PyO3` bindings (`py`).
 
 pub mod core;
-pub mod render;
 #[cfg(feature = "python")]
 mod py;
+pub mod render;
 
+/// `milepost._milepost`: the bindings' classes and functions, and the core's limits (see
+/// `core::limits::EXPORTED`), which the Python package reads here instead of keeping copies.
 #[cfg(feature = "python")]
 #[pyo3::pymodule]
-fn _milepost(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {
-    py::register(m)
+mod _milepost {
+    use pyo3::prelude::*;
+
+    #[pymodule_export]
+    use crate::py::{PyEstimator, PyLane, PyNode, PyRowBuffer, PyRunCore, PySharedRun, PySnapshot, PyTracker};
+
+    #[pymodule_export]
+    use crate::py::{after_fork_in_child, format_count, format_duration, format_eta, format_metric, format_rate};
+
+    #[pymodule_export]
+    use crate::py::{is_money, item_key, sanitize};
+
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        for (name, value) in crate::core::limits::EXPORTED {
+            m.add(name, value)?;
+        }
+        Ok(())
+    }
 }

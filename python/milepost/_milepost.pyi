@@ -7,7 +7,7 @@ the compiled module). Every class is final: PyO3 classes are not subclassable fr
 
 import os
 from collections.abc import Callable, Iterable
-from typing import Any, Final, Literal, Optional, TypeAlias, Union, final, type_check_only
+from typing import Any, Final, Literal, Optional, TypeAlias, Union, final
 
 # Names, messages and errors: a ``str`` or any ``os.PathLike`` (its ``__fspath__`` may give
 # ``str`` or ``bytes``; undecodable bytes and lone surrogates are replaced, not rejected).
@@ -24,13 +24,13 @@ __all__ = [
     "Estimator",
     "SharedRun",
     "RowBuffer",
-    "SharedNode",
     "after_fork_in_child",
     "format_duration",
     "format_rate",
     "format_eta",
     "format_count",
     "format_metric",
+    "is_money",
     "sanitize",
     "item_key",
     "SCHEMA_VERSION",
@@ -39,6 +39,9 @@ __all__ = [
     "MAX_NAME_CHARS",
     "MAX_ERROR_CHARS",
     "MAX_NODES",
+    "MAX_SHARED_NODES",
+    "MAX_WORKER_PROCESSES",
+    "RECORD_BYTES",
 ]
 
 SCHEMA_VERSION: Final[int]
@@ -53,6 +56,13 @@ MAX_ERROR_CHARS: Final[int]
 """Longest error or log text kept."""
 MAX_NODES: Final[int]
 """Most phases and steps in one run."""
+MAX_SHARED_NODES: Final[int]
+"""Most phases and steps a run shares with its worker processes (a node past it counts in the
+parent only, and cannot be handed to a worker)."""
+MAX_WORKER_PROCESSES: Final[int]
+"""Most worker processes counting into one run at once."""
+RECORD_BYTES: Final[int]
+"""Longest event (its JSON, in UTF-8 bytes) a worker process can send its parent."""
 
 @final
 class RunCore:
@@ -76,7 +86,7 @@ class RunCore:
         total: Optional[int] = None,
         unit: str = "it",
     ) -> Node:
-        """Adds a ``phase`` or ``step`` under ``parent`` (other kinds raise ``ValueError``)."""
+        """Adds a ``phase`` or ``step`` under ``parent`` (other kinds raise ``InvalidValueError``)."""
     def add_lane(self, name: _Text) -> Lane:
         """Adds a worker lane."""
     def now(self) -> float:
@@ -84,9 +94,18 @@ class RunCore:
     def set_time(self, now: float) -> None:
         """Sets the time of a manual clock (ignored by the system clock)."""
     def sample(self) -> None:
-        """Records a rate observation for every running node."""
+        """Takes in what happened since the last sample: nodes, events and deaths of worker
+        processes, and a rate observation for every running node. The only call that does."""
     def snapshot(self) -> Snapshot:
-        """A consistent snapshot of the whole run."""
+        """A consistent snapshot of the whole run, as of the last ``sample()`` for rates and
+        workers' events (counts are read now). Changes nothing: call ``sample()`` first for a
+        snapshot that is shown."""
+    def add_events_dropped(self, n: int) -> None:
+        """Counts ``n`` more lifecycle events lost to a full observer queue (the snapshot's
+        ``events_dropped``)."""
+    @property
+    def events_dropped(self) -> int:
+        """Lifecycle events lost to full observer queues so far."""
     def start_ticker(
         self, hz: float = 10.0, native: bool = False, max_lanes: int = 8, leave: bool = True, stdout: bool = False
     ) -> bool:
@@ -96,7 +115,8 @@ class RunCore:
     def println(self, text: str) -> bool:
         """Prints ``text`` above the native display; False when no native display took it."""
     def enable_sharing(self, dir: str, stall_after: float = 60.0) -> str:
-        """Shares the run with worker processes through a segment file in ``dir``; its path."""
+        """Shares the run with worker processes through a segment file in ``dir``; its path
+        (``SharingError``, an ``OSError``, when the file cannot be made)."""
     def shared(self) -> Optional[SharedRun]:
         """This run's segment, as a worker in a forked child uses it."""
     def cancel(self) -> None:
@@ -118,28 +138,31 @@ class RunCore:
     def stop_sharing(self) -> None:
         """Removes the segment file."""
     def take_worker_events(self) -> list[tuple[list[str], str, int]]:
-        """``(path, json, pid)`` of each event sent by a worker since the last call."""
+        """``(path, json, pid)`` of each event sent by a worker that sampling took in since the
+        last call."""
     def pause(self, paused: bool) -> None:
         """Clears the native display and stops drawing (``True``) or starts again (``False``)."""
 
-@type_check_only
-class _NodeBase:
-    """What ``Node`` and ``SharedNode`` share: the counting API a ``Task`` calls."""
+@final
+class Node:
+    """The run, a phase or a step, wherever it counts: a node of this process's run (see
+    ``RunCore.root`` and ``add_node``) or, in a worker process, a node of its parent's run
+    counted into this process's slot (see ``SharedRun.node``). Not constructible."""
 
-    @property
-    def id(self) -> int: ...
     @property
     def name(self) -> str: ...
     @property
     def kind(self) -> _NodeKind: ...
     @property
-    def state(self) -> _NodeState: ...
+    def state(self) -> _NodeState:
+        """In a worker process always ``"running"``: the parent decides how a node ends."""
     @property
     def total(self) -> Optional[int]:
-        """This node's own total (``None``: unknown)."""
+        """This node's own total (``None``: unknown); a shared node's as its workers grew it."""
     @property
     def done(self) -> int:
-        """Items done by this node itself (snapshots roll children up)."""
+        """Items done by this node itself (snapshots roll children up); in a worker process,
+        this process's."""
     @property
     def failed(self) -> int: ...
     @property
@@ -149,6 +172,13 @@ class _NodeBase:
     @property
     def in_flight(self) -> int:
         """Items started and not yet finished."""
+    @property
+    def path(self) -> Optional[str]:
+        """The node's key in the history (unambiguous, fixed at creation); ``None`` in a worker
+        process, whose parent keeps the history."""
+    @property
+    def shared_index(self) -> Optional[int]:
+        """The node's index in the shared table, once the run is shared."""
     def advance(self, n: Optional[int] = None) -> None:
         """Counts ``n`` (default 1) items done."""
     def skip(self, n: Optional[int] = None) -> None:
@@ -164,32 +194,8 @@ class _NodeBase:
         """Adds ``n`` to the total."""
     def metric(self, name: _Text, value: float) -> None:
         """Adds ``value`` to the metric ``name`` (ints stay ints until a float is added)."""
-    def start(self) -> None:
-        """Marks the node running (idempotent)."""
-    def rename(self, name: _Text) -> None:
-        """Renames the node (tqdm's ``set_description``)."""
-    def reopen(self) -> None:
-        """Runs an ended node again, keeping its counts."""
-    def end(self, state: str) -> None:
-        """Ends the node: ``completed``, ``failed`` or ``cancelled`` (else ``ValueError``)."""
-    def record_item(
-        self,
-        name: _Text,
-        status: str,
-        duration: Optional[float],
-        at: float,
-        lane: Optional[str] = None,
-        error: Optional[_Text] = None,
-    ) -> None:
-        """Keeps an item a worker process counted in the run's recent (and failures) list; a
-        ``SharedNode`` accepts it and keeps nothing (a worker has no recent list)."""
-
-@final
-class Node(_NodeBase):
-    """The run, a phase or a step. Not constructible: see ``RunCore.root`` and ``add_node``."""
-
     def item_started(self, name: _Text, lane: Optional[Lane] = None) -> None:
-        """Records that the item ``name`` started (on ``lane``)."""
+        """Records that the item ``name`` started (on ``lane``; a worker process is its own)."""
     def item_finished(
         self,
         name: _Text,
@@ -202,19 +208,30 @@ class Node(_NodeBase):
         metrics: Optional[str] = None,
     ) -> int:
         """Records that the item ``name`` ended (``done``, ``failed``, ``skipped`` or
-        ``cancelled``); with ``rows``, queues its history row in the same call. How many rows
-        are waiting."""
-    @property
-    def path(self) -> str:
-        """The node's key in the history (unambiguous, fixed at creation)."""
-    @property
-    def counted(self) -> tuple[int, int, int, int]:
-        """Own items done and skipped in an item context, then done and skipped otherwise."""
+        ``cancelled``); with ``rows``, queues its history row in the same call (a worker
+        process queues none: its rows go back to the parent). How many rows are waiting."""
+    def record_item(
+        self,
+        name: _Text,
+        status: str,
+        duration: Optional[float],
+        at: float,
+        lane: Optional[str] = None,
+        error: Optional[_Text] = None,
+    ) -> None:
+        """Keeps an item a worker process counted in the run's recent (and failures) list; in
+        a worker process it keeps nothing (a worker has no recent list)."""
     def restore(self, item_done: int, item_skipped: int, done: int, skipped: int) -> None:
         """What a resumed run takes over, each into its own counter."""
-    @property
-    def shared_index(self) -> Optional[int]:
-        """The node's index in the shared table, once the run is shared."""
+    def start(self) -> None:
+        """Marks the node running (idempotent)."""
+    def rename(self, name: _Text) -> None:
+        """Renames the node (tqdm's ``set_description``); an empty name raises
+        ``InvalidValueError``. A shared node's name is fixed: a worker keeps it."""
+    def reopen(self) -> None:
+        """Runs an ended node again, keeping its counts."""
+    def end(self, state: str) -> None:
+        """Ends the node: ``completed``, ``failed`` or ``cancelled`` (else ``InvalidValueError``)."""
     def set_prior_rate(self, rate: float) -> None:
         """The rate earlier runs reached here: the ETA until this run has its own."""
 
@@ -236,7 +253,7 @@ class Tracker:
     def __new__(
         cls,
         iterable: Iterable[Any],
-        node: Union[Node, SharedNode],
+        node: Node,
         length: Optional[int] = None,
         on_end: Optional[Callable[[str, Optional[BaseException]], object]] = None,
     ) -> "Tracker": ...
@@ -268,8 +285,16 @@ class Snapshot:
         """``(path, kind, done, skipped)``: each node's own counts made without an item context."""
     def run_line(self) -> str:
         """The run's one-line summary."""
+    @property
+    def events_dropped(self) -> int:
+        """Lifecycle events lost to a full observer queue (also in ``json()``)."""
     def node_lines(self) -> list[tuple[int, str, str, str]]:
         """``(depth, name, state, stats text)`` for every phase and step, depth-first."""
+    def lane_lines(self, max_lanes: int) -> list[str]:
+        """The native frame's lane lines without colour: lanes still at work, dead and stalled
+        ones first, at most ``max_lanes`` lines (the last then ``… N more lanes``)."""
+    def failure_line(self) -> Optional[str]:
+        """The native frame's line for the newest failure (``  ✗ name: error``), uncoloured."""
     def frame(self, width: int = 100, height: int = 40, max_lanes: int = 8) -> list[str]:
         """The native renderer's frame for a ``width`` x ``height`` terminal."""
 
@@ -286,7 +311,11 @@ def format_count(n: int) -> str:
     """``1234567`` as ``"1,234,567"``."""
 
 def format_metric(name: str, value: float) -> str:
-    """A metric value for display (names with ``cost`` or ``usd`` are money)."""
+    """A metric value for display (money, see ``is_money``, in dollars)."""
+
+def is_money(name: str) -> bool:
+    """Whether a metric is money: its name contains ``cost`` or ``usd`` (any case). The one
+    rule; a snapshot node's ``cost`` sums these."""
 
 def sanitize(text: _Text) -> str:
     """``text`` without terminal escapes, control characters or bidi overrides."""
@@ -320,8 +349,9 @@ class SharedRun:
         """Maps the segment a parent process created at ``path``."""
     @property
     def path(self) -> str: ...
-    def node(self, index: int) -> SharedNode:
-        """The node at ``index`` of the shared table."""
+    def node(self, index: int) -> Node:
+        """The node at ``index`` of the shared table, counting into this process's slot
+        (``InvalidValueError`` for an index the table does not hold)."""
     def child(
         self, parent: int, kind: str, name: _Text, unit: str = "it", total: Optional[int] = None
     ) -> int:
@@ -335,27 +365,6 @@ class SharedRun:
         """Whether the parent told pool ``pool`` to stop handing out items."""
     def detach(self) -> None:
         """Marks this worker as exited cleanly."""
-
-@final
-class SharedNode(_NodeBase):
-    """A phase or step as a worker process counts into it (its own slot of the segment)."""
-
-    @property
-    def shared_index(self) -> Optional[int]:
-        """The node's index in the shared table."""
-
-    def item_started(self, name: _Text, lane: Optional[Any] = None) -> None: ...
-    def item_finished(
-        self,
-        name: _Text,
-        status: str,
-        duration: Optional[float] = None,
-        error: Optional[_Text] = None,
-        lane: Optional[Any] = None,
-        rows: Optional[Any] = None,
-        started_at: float = 0.0,
-        metrics: Optional[str] = None,
-    ) -> int: ...
 
 @final
 class RowBuffer:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["MilepostError", "InvalidValueError", "Cancelled", "RunEndedError"]
+__all__ = ["MilepostError", "InvalidValueError", "Cancelled", "RunEndedError", "SharingError"]
 
 
 class MilepostError(Exception):
@@ -33,3 +33,8 @@ class RunEndedError(MilepostError, RuntimeError):
     ended. Its counts were final when it ended, so a late update is refused rather than lost
     without a word: end the run after the work it counts (join your threads inside `with
     Run`)."""
+
+
+class SharingError(MilepostError, OSError):
+    """The run could not be shared with worker processes: its shared-memory segment could not
+    be made (a full or read-only `/dev/shm`; `MILEPOST_SHM_DIR` moves it)."""

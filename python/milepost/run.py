@@ -310,7 +310,9 @@ class Run(Task):
         if self.context is not self._owner:
             raise MilepostError("snapshots are taken in the process that started the run, not in its workers")
         self._owner.now()
-        return Snapshot(self._core.snapshot(), self._delivery.dropped)
+        self._core.sample()  # what happened since the last sample, then a read that changes nothing
+        self._core.add_events_dropped(self._delivery.dropped - self._core.events_dropped)
+        return Snapshot(self._core.snapshot())
 
     def poll(self) -> None:
         """Delivers queued events and due snapshots now (what the dispatcher thread does every

@@ -26,20 +26,22 @@ class Snapshot:
     `frame()` are the same text the native renderer draws.
     """
 
-    __slots__ = ("_native", "_data", "_json", "events_dropped")
+    __slots__ = ("_native", "_data", "_json")
 
-    def __init__(self, native: _milepost.Snapshot, events_dropped: int = 0) -> None:
+    def __init__(self, native: _milepost.Snapshot) -> None:
         self._native = native
         self._data: dict[str, Any] | None = None
         self._json: str | None = None
-        self.events_dropped = events_dropped
+
+    @property
+    def events_dropped(self) -> int:
+        """Lifecycle events lost to a full observer queue."""
+        return self._native.events_dropped
 
     def json(self) -> str:
-        """The snapshot as JSON text (with `events_dropped`, the lifecycle events lost to a
-        full queue)."""
+        """The snapshot as JSON text."""
         if self._json is None:
-            native = self._native.json()
-            self._json = f'{native[:-1]},"events_dropped":{int(self.events_dropped)}}}'
+            self._json = self._native.json()
         return self._json
 
     @property

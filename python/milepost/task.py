@@ -26,8 +26,8 @@ if TYPE_CHECKING:
 __all__ = ["Item", "Task", "current_item"]
 
 T = TypeVar("T")
-#: A task's native node: the run's own, or a worker's slot of the shared memory.
-AnyNode = Union[_milepost.Node, _milepost.SharedNode]
+#: A task's native node: the run's own, or (the same class) a worker's slot of the shared memory.
+AnyNode = _milepost.Node
 
 _current_item: contextvars.ContextVar[Optional[Item]] = contextvars.ContextVar("milepost_item", default=None)
 
@@ -108,7 +108,7 @@ class Task:
     def key(self) -> str:
         """The task's key in the history: unambiguous (names escaped, repeated names
         numbered; see the README), fixed when the task was made."""
-        return getattr(self._node, "path", None) or "/".join(self.path[1:])
+        return self._node.path or "/".join(self.path[1:])
 
     @property
     def node(self) -> AnyNode:

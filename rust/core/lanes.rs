@@ -5,37 +5,12 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use parking_lot::Mutex;
 
 use super::counter::{AtomicF64, Counter};
-use super::run::ItemStatus;
+use super::kinds::ItemStatus;
+pub use super::kinds::LaneState;
 use super::text::clip;
 
 /// Longest current-item name a lane stores (the renderers truncate further to fit).
 pub const MAX_ITEM_CHARS: usize = 256;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum LaneState {
-    Idle = 0,
-    Busy = 1,
-    Finished = 2,
-}
-
-impl LaneState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Idle => "idle",
-            Self::Busy => "busy",
-            Self::Finished => "finished",
-        }
-    }
-
-    fn from_u8(v: u8) -> Self {
-        match v {
-            1 => Self::Busy,
-            2 => Self::Finished,
-            _ => Self::Idle,
-        }
-    }
-}
 
 #[derive(Debug)]
 pub struct Lane {

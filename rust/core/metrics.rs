@@ -13,6 +13,29 @@ use super::error::Error;
 /// How many distinct metric names one run can hold.
 pub const MAX_METRICS: usize = 32;
 
+/// Whether metric `name` is money: its name contains `cost` or `usd` (any case). The one rule
+/// for every display (the `$` of the terminal, a node's `cost` in the snapshot, the history's
+/// and the dashboard's cost columns), exported to Python as `_milepost.is_money`.
+pub fn is_money(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.contains("cost") || lower.contains("usd")
+}
+
+/// Checks a metric update before it reaches any node, local or shared: a name, a finite
+/// value, and an integer within the count range (it is summed exactly, as counts are).
+pub fn check(name: &str, value: f64, is_float: bool) -> Result<(), Error> {
+    if name.is_empty() {
+        return Err(Error::EmptyName { what: "metric name" });
+    }
+    if !value.is_finite() {
+        return Err(Error::NotFinite { metric: name.to_owned(), value });
+    }
+    if !is_float && value.abs() > super::limits::MAX_COUNT as f64 {
+        return Err(Error::TooLarge { what: format!("metric {name:?}"), value: format!("{value:.0}") });
+    }
+    Ok(())
+}
+
 /// Maps metric names to slot indices, shared by every node of a run.
 #[derive(Debug, Default)]
 pub struct MetricRegistry {
@@ -127,6 +150,21 @@ mod tests {
             r.slot(&format!("m{i}")).unwrap();
         }
         assert!(matches!(r.slot("one-too-many"), Err(Error::TooManyMetrics { .. })));
+    }
+
+    #[test]
+    fn money_is_one_rule() {
+        assert!(is_money("cost_usd") && is_money("LLM Cost") && is_money("USD"));
+        assert!(!is_money("tokens") && !is_money("latency_s"));
+    }
+
+    #[test]
+    fn checks_come_before_any_node() {
+        assert!(check("tokens", 3.0, false).is_ok());
+        assert!(matches!(check("", 1.0, false), Err(Error::EmptyName { .. })));
+        assert!(matches!(check("x", f64::INFINITY, true), Err(Error::NotFinite { .. })));
+        assert!(matches!(check("x", 2f64.powi(60), false), Err(Error::TooLarge { .. })));
+        assert!(check("x", 2f64.powi(60), true).is_ok(), "a float sum has no exact range to keep");
     }
 
     #[test]

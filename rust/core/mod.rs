@@ -1,10 +1,13 @@
-//! The progress model, free of any Python: counters, the rate/ETA window, the run tree and
-//! its snapshot. Everything here is testable with `cargo test --no-default-features`.
+//! The progress model, free of any Python: counters, the rate/ETA window, the run tree, the
+//! counting handle and the snapshot. Everything here is testable with
+//! `cargo test --no-default-features`.
 
 pub mod clock;
 pub mod counter;
 pub mod error;
 pub mod eta;
+pub mod handle;
+pub mod kinds;
 pub mod lanes;
 pub mod limits;
 pub mod metrics;
@@ -12,7 +15,9 @@ pub mod node;
 pub mod records;
 pub mod rows;
 pub mod run;
+pub mod schema;
 pub mod sharing;
 pub mod shm;
 pub mod snapshot;
 pub mod text;
+pub mod tracked;

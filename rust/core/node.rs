@@ -7,6 +7,7 @@ use parking_lot::{Mutex, RwLock};
 
 use super::counter::{AtomicF64, Counter};
 use super::eta::RateWindow;
+pub use super::kinds::{NodeKind, NodeState};
 use super::metrics::MetricValues;
 
 /// How a total is stored in one atomic word, here and in the shared segment: `u64::MAX` is
@@ -23,7 +24,11 @@ pub fn decode_total(word: u64) -> Option<u64> {
 
 /// A stored total grown by `n` (an unknown one becomes `n`).
 pub fn grow_total(word: u64, n: u64) -> u64 {
-    if word == UNKNOWN_TOTAL { n.min(UNKNOWN_TOTAL - 1) } else { word.saturating_add(n).min(UNKNOWN_TOTAL - 1) }
+    if word == UNKNOWN_TOTAL {
+        n.min(UNKNOWN_TOTAL - 1)
+    } else {
+        word.saturating_add(n).min(UNKNOWN_TOTAL - 1)
+    }
 }
 
 /// Which count an update adds to.
@@ -61,6 +66,17 @@ impl Tally {
         }
     }
 
+    /// What an item's end counts (a cancelled item leaves flight uncounted).
+    pub fn of_item(status: super::kinds::ItemStatus) -> Option<Self> {
+        use super::kinds::ItemStatus;
+        match status {
+            ItemStatus::Done => Some(Self::ItemDone),
+            ItemStatus::Failed => Some(Self::Failed),
+            ItemStatus::Skipped => Some(Self::ItemSkipped),
+            ItemStatus::Cancelled => None,
+        }
+    }
+
     /// The per-node counter word of a worker slot this tally goes to.
     pub fn shm_field(self) -> usize {
         use super::shm::segment::{C_DONE, C_FAILED, C_ITEM_DONE, C_ITEM_SKIPPED, C_RETRIED, C_SKIPPED};
@@ -91,83 +107,6 @@ pub fn path_part(name: &str) -> String {
         }
     }
     out
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NodeKind {
-    Run,
-    Phase,
-    Step,
-}
-
-impl NodeKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Run => "run",
-            Self::Phase => "phase",
-            Self::Step => "step",
-        }
-    }
-
-    /// The kind's code in the shared segment's node table.
-    pub fn code(self) -> u64 {
-        match self {
-            Self::Run => 0,
-            Self::Phase => 1,
-            Self::Step => 2,
-        }
-    }
-
-    pub fn from_code(code: u64) -> Self {
-        match code {
-            0 => Self::Run,
-            1 => Self::Phase,
-            _ => Self::Step,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum NodeState {
-    Pending = 0,
-    Running = 1,
-    Completed = 2,
-    Failed = 3,
-    Cancelled = 4,
-}
-
-impl NodeState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Running => "running",
-            Self::Completed => "completed",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "pending" => Self::Pending,
-            "running" => Self::Running,
-            "completed" => Self::Completed,
-            "failed" => Self::Failed,
-            "cancelled" => Self::Cancelled,
-            _ => return None,
-        })
-    }
-
-    pub(crate) fn from_u8(v: u8) -> Self {
-        match v {
-            1 => Self::Running,
-            2 => Self::Completed,
-            3 => Self::Failed,
-            4 => Self::Cancelled,
-            _ => Self::Pending,
-        }
-    }
 }
 
 #[derive(Debug)]
@@ -207,17 +146,15 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn new(id: usize, parent: Option<usize>, kind: NodeKind, name: String, unit: String, total: Option<u64>) -> Self {
+    pub fn new(
+        id: usize, parent: Option<usize>, kind: NodeKind, name: String, unit: String, total: Option<u64>,
+    ) -> Self {
         Self::with_path(id, parent, kind, (name, String::new()), unit, total)
     }
 
     /// A node with its history path (see [`Self::path`]).
     pub fn with_path(
-        id: usize,
-        parent: Option<usize>,
-        kind: NodeKind,
-        (name, path): (String, String),
-        unit: String,
+        id: usize, parent: Option<usize>, kind: NodeKind, (name, path): (String, String), unit: String,
         total: Option<u64>,
     ) -> Self {
         Self {

@@ -2,17 +2,20 @@
 
 use std::collections::VecDeque;
 
-use std::borrow::Cow;
-
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::kinds::ItemStatus;
+
 /// A finished item, as shown in "recent" lists.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "record")]
 pub struct ItemRecord {
     pub name: String,
     /// Name of the phase or step the item belongs to.
     pub node: String,
-    pub status: Cow<'static, str>,
+    #[schemars(description = "How the item ended.")]
+    pub status: ItemStatus,
     pub duration: Option<f64>,
     /// Seconds since the run started.
     pub at: f64,

@@ -4,8 +4,10 @@
 
 use parking_lot::Mutex;
 
+/// Rows of one run, waiting for the store's writer.
 #[derive(Debug, Default)]
 pub struct RowBuffer {
+    run_id: String,
     inner: Mutex<(Vec<u8>, usize)>,
 }
 
@@ -34,10 +36,14 @@ fn push_num(out: &mut Vec<u8>, v: Option<f64>) {
 }
 
 impl RowBuffer {
-    /// Adds a row for run `run_id`; returns how many rows are waiting. The name is stored as
+    pub fn new(run_id: &str) -> Self {
+        Self { run_id: run_id.to_owned(), inner: Mutex::default() }
+    }
+
+    /// Adds a row of the buffer's run; returns how many rows are waiting. The name is stored as
     /// its history key and the error clipped (see `text::item_key`), so that a row stays small
     /// whatever the job hands in.
-    pub fn push(&self, run_id: &str, row: &Row<'_>) -> usize {
+    pub fn push(&self, row: &Row<'_>) -> usize {
         let name = super::text::item_key(row.name);
         let error = row.error.map(|e| super::text::clip(e, super::limits::MAX_ERROR_CHARS));
         let row = Row { name: &name, error: error.as_deref(), ..*row };
@@ -45,7 +51,7 @@ impl RowBuffer {
         let (buf, n) = &mut *g;
         buf.push(if *n == 0 { b'[' } else { b',' });
         buf.push(b'[');
-        push_str(buf, run_id);
+        push_str(buf, &self.run_id);
         for s in [row.phase, &name, row.status] {
             buf.push(b',');
             push_str(buf, s);
@@ -93,11 +99,19 @@ mod tests {
 
     #[test]
     fn rows_encode_as_one_json_array() {
-        let b = RowBuffer::default();
+        let b = RowBuffer::new("r1");
         assert!(b.take().is_none());
-        let row = Row { phase: "map", name: "a\"b\n\u{7}", status: "done", started_at: 1.5, duration: Some(0.25), error: None, metrics: Some("{\"t\":1}") };
-        assert_eq!(b.push("r1", &row), 1);
-        b.push("r1", &Row { duration: Some(f64::NAN), error: Some("boom"), ..row });
+        let row = Row {
+            phase: "map",
+            name: "a\"b\n\u{7}",
+            status: "done",
+            started_at: 1.5,
+            duration: Some(0.25),
+            error: None,
+            metrics: Some("{\"t\":1}"),
+        };
+        assert_eq!(b.push(&row), 1);
+        b.push(&Row { duration: Some(f64::NAN), error: Some("boom"), ..row });
         let (text, n) = b.take().unwrap();
         assert_eq!(n, 2);
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -109,10 +123,18 @@ mod tests {
 
     #[test]
     fn names_and_errors_are_bounded() {
-        let b = RowBuffer::default();
+        let b = RowBuffer::new("r1");
         let long = "n".repeat(1_000_000);
         let err = "e".repeat(100_000);
-        b.push("r1", &Row { phase: "p", name: &long, status: "failed", started_at: 0.0, duration: None, error: Some(&err), metrics: None });
+        b.push(&Row {
+            phase: "p",
+            name: &long,
+            status: "failed",
+            started_at: 0.0,
+            duration: None,
+            error: Some(&err),
+            metrics: None,
+        });
         let (text, _) = b.take().unwrap();
         assert!(text.len() < 4000, "a row stays small: {} bytes", text.len());
     }

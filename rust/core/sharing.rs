@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::kinds::LaneState;
 use super::metrics::MAX_METRICS;
 use super::node::{Node, NodeKind, NodeState};
 use super::shm::segment::{ACTIVE, DEAD, EXITED};
@@ -115,21 +116,24 @@ impl Sharing {
             .filter_map(|i| {
                 let info = self.seg.node_info(i).filter(|n| n.creator == 1)?;
                 // Workers write an end state's code (NodeState's) when they close the node.
-                let state = Some(NodeState::from_u8(info.state as u8))
-                    .filter(|s| !matches!(s, NodeState::Pending | NodeState::Running));
+                let state = Some(NodeState::from_u8(info.state as u8)).filter(|s| s.is_end());
                 Some((self.core_of[i]?, info.open > 0, state))
             })
             .collect()
     }
 
-    /// Sums, totals and metric slots for the roll-up; `metric_slot` maps a name to the run's
-    /// metric slot.
-    pub fn extra(&mut self, nodes: usize, metric_slot: impl Fn(&str) -> Option<usize>) -> SharedExtra {
+    /// Maps the segment's metric names to the run's metric slots (`metric_slot`), for names
+    /// not mapped yet (workers add names as they go).
+    pub fn map_metrics(&mut self, metric_slot: impl Fn(&str) -> Option<usize>) {
         for m in 0..MAX_METRICS {
             if self.metric_of[m].is_none() {
                 self.metric_of[m] = self.seg.metric_name(m).and_then(|n| metric_slot(&n));
             }
         }
+    }
+
+    /// Sums, totals and metric slots for the roll-up of a tree of `nodes` nodes, read now.
+    pub fn extra(&self, nodes: usize) -> SharedExtra {
         let slots = self.seg.used_slots();
         let mut extra = SharedExtra { metric_slots: self.metric_of, ..SharedExtra::default() };
         extra.sums.resize(nodes, None);
@@ -146,9 +150,7 @@ impl Sharing {
     /// Watches the slots: activity, deaths, queued events. `path_of` names a node's path,
     /// `on_failure` keeps a failure `(core id, item, error, lane)` in the run's list.
     pub fn poll(
-        &mut self,
-        now: f64,
-        path_of: impl Fn(usize) -> Vec<String>,
+        &mut self, now: f64, path_of: impl Fn(usize) -> Vec<String>,
         mut on_failure: impl FnMut(usize, &str, &str, &str),
     ) {
         let slots = self.seg.used_slots();
@@ -169,7 +171,11 @@ impl Sharing {
                     let core = self.core_of[shm].unwrap_or(0);
                     on_failure(core, &item, &error, &lane);
                     let json = serde_json::json!({"event": "item_failed", "item": item, "error": error});
-                    push(&mut self.events, &mut self.dropped, WorkerEvent { path: path_of(core), json: json.to_string(), pid: view.pid });
+                    push(
+                        &mut self.events,
+                        &mut self.dropped,
+                        WorkerEvent { path: path_of(core), json: json.to_string(), pid: view.pid },
+                    );
                 }
                 view.state = DEAD;
             }
@@ -183,7 +189,11 @@ impl Sharing {
                     let item = v["item"].as_str().unwrap_or("");
                     on_failure(core, item, v["error"].as_str().unwrap_or(""), &lane);
                 }
-                push(&mut self.events, &mut self.dropped, WorkerEvent { path: path_of(core), json: text, pid: view.pid });
+                push(
+                    &mut self.events,
+                    &mut self.dropped,
+                    WorkerEvent { path: path_of(core), json: text, pid: view.pid },
+                );
             }
         }
     }
@@ -205,16 +215,16 @@ impl Sharing {
                 let since = self.watch.get(v.slot).map_or(now, |w| w.1);
                 let quiet = now - since;
                 let state = match v.state {
-                    DEAD => "died",
-                    EXITED => "finished",
-                    _ if v.item.is_some() && quiet > self.stall_after => "stalled",
-                    _ if v.item.is_some() => "busy",
-                    _ => "idle",
+                    DEAD => LaneState::Died,
+                    EXITED => LaneState::Finished,
+                    _ if v.item.is_some() && quiet > self.stall_after => LaneState::Stalled,
+                    _ if v.item.is_some() => LaneState::Busy,
+                    _ => LaneState::Idle,
                 };
                 LaneSnapshot {
                     id: 100_000 + v.slot,
                     name: format!("pid {}", v.pid),
-                    state: state.into(),
+                    state: state.as_str().into(),
                     item: v.item.clone().filter(|_| v.state == ACTIVE),
                     done: v.done,
                     failed: v.failed,

@@ -30,6 +30,7 @@ fn workers_counts_nodes_and_events_reach_the_snapshot() {
     w.bump(slot, step, C_DONE, 1);
     w.push_event(slot, 1, step, r#"{"event":"item_failed","item":"doc-3","error":"ValueError: x"}"#);
     w.add_total(shm_phase, 5);
+    run.sample(1.0);
     let s = run.snapshot(1.0);
     let map = &s.root.children[0];
     assert_eq!(map.done, 2 + 5 + 1, "parent, worker and the worker's step");

@@ -1,19 +1,29 @@
 //! One consistent view of a run: what every renderer, observer and stream reads.
-//! Serialized with serde to the JSON documented as schema version [`SCHEMA_VERSION`].
-
-use std::collections::BTreeMap;
+//! Serialized with serde to the JSON documented as schema version [`SCHEMA_VERSION`]; the
+//! published JSON Schema is generated from these types (`core::schema`).
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::kinds::{LaneState, NodeKind, NodeState};
+use super::limits::MAX_COUNT;
 use super::records::ItemRecord;
+use super::run::{RECENT_FAILURES, RECENT_ITEMS};
 
 /// Bumped whenever a field changes meaning or disappears (adding fields does not bump it).
 pub const SCHEMA_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[schemars(
+    title = "milepost snapshot, schema version 1",
+    description = "run.snapshot().data, the .progress.json file, and the 'snapshot' of a JSON-lines record.",
+    extend("$id" = "https://milepost.invalid/schema/snapshot-v1.json")
+)]
 pub struct Snapshot {
+    #[schemars(extend("const" = SCHEMA_VERSION))]
     pub schema: u32,
     pub run_id: String,
     pub name: String,
@@ -23,41 +33,60 @@ pub struct Snapshot {
     pub started_at_unix: f64,
     pub root: NodeSnapshot,
     pub lanes: Vec<LaneSnapshot>,
+    /// The newest finished items, newest first.
+    #[schemars(length(max = RECENT_ITEMS))]
     pub recent: Vec<ItemRecord>,
+    /// The newest failures, newest first.
+    #[schemars(length(max = RECENT_FAILURES))]
     pub failures: Vec<ItemRecord>,
     pub metric_names: Vec<String>,
     /// Events from worker processes lost to a full queue (counted, never silently).
     #[serde(default)]
     pub worker_events_dropped: u64,
+    /// Lifecycle events lost to the run's full observer queue.
+    #[serde(default)]
+    pub events_dropped: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "node")]
 pub struct NodeSnapshot {
     pub id: usize,
     pub name: String,
-    /// The node's key in the history: names from below the run, `/`-separated, with `%`,
-    /// `/` and `#` in names escaped and `#2`... for a later sibling of the same name.
+    #[schemars(description = "The node's key in the history: names below the run joined by '/', with '%', '/' \
+        and '#' escaped and later siblings of the same name numbered ('#2'); '' for the run itself.")]
     #[serde(default)]
     pub path: String,
     /// The node's own done and skipped counted without an item context, at the moment of the
     /// snapshot: what a resumed run takes over besides the items the history has rows for.
     #[serde(skip)]
     pub explicit: (u64, u64),
-    pub kind: Cow<'static, str>,
+    #[schemars(description = "The run itself, a phase, or a step inside a phase.")]
+    pub kind: NodeKind,
     pub unit: String,
-    pub state: Cow<'static, str>,
+    #[schemars(description = "Pending until it starts, running, then how it ended.")]
+    pub state: NodeState,
     /// Known total, rolled up from children when not set on the node itself.
+    #[schemars(range(max = MAX_COUNT))]
     pub total: Option<u64>,
+    #[schemars(range(max = MAX_COUNT))]
     pub done: u64,
+    #[schemars(range(max = MAX_COUNT))]
     pub failed: u64,
+    #[schemars(range(max = MAX_COUNT))]
     pub skipped: u64,
+    #[schemars(range(max = MAX_COUNT))]
     pub retried: u64,
+    #[schemars(range(min = 0))]
     pub in_flight: i64,
     /// done + failed + skipped.
+    #[schemars(range(max = MAX_COUNT))]
     pub processed: u64,
     /// processed / total, in 0..=1.
+    #[schemars(range(min = 0, max = 1))]
     pub fraction: Option<f64>,
     /// done / (done + failed).
+    #[schemars(range(min = 0, max = 1))]
     pub success_rate: Option<f64>,
     pub rate: Option<f64>,
     pub eta: Option<f64>,
@@ -71,19 +100,32 @@ pub struct NodeSnapshot {
     pub eta_from_history: bool,
     pub mean_item_seconds: Option<f64>,
     pub elapsed: Option<f64>,
+    /// Sums by metric name, rolled up from children; integers while only integers were added.
+    #[schemars(with = "BTreeMap<String, f64>")]
     pub metrics: BTreeMap<String, serde_json::Value>,
+    /// The sum of the money metrics (see `metrics::is_money`), null when there are none.
+    #[serde(default)]
+    pub cost: Option<f64>,
     pub children: Vec<NodeSnapshot>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "lane")]
 pub struct LaneSnapshot {
     pub id: usize,
     pub name: String,
+    // One of `LaneState`'s names, as text: layouts compare it as they show it.
+    #[schemars(
+        with = "LaneState",
+        description = "A thread lane is idle, busy or finished; a worker \
+        process's lane is also stalled (no sign of life for a while) or died."
+    )]
     pub state: Cow<'static, str>,
     pub item: Option<String>,
     pub done: u64,
     pub failed: u64,
     /// Seconds since the lane last reported.
+    #[schemars(range(min = 0))]
     pub heartbeat_age: f64,
 }
 
@@ -93,8 +135,15 @@ impl Snapshot {
     }
 
     /// Reads a snapshot back from its JSON (a saved `.progress.json` or JSON-lines stream).
-    pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
-        serde_json::from_str(text)
+    pub fn from_json(text: &str) -> Result<Self, super::error::Error> {
+        serde_json::from_str(text).map_err(|e| super::error::Error::NotASnapshot(e.to_string()))
+    }
+
+    /// `(path, kind, done, skipped)` for the run and every phase and step: the node's own
+    /// done and skipped counted without an item context, which the history keeps so that a
+    /// resumed run can take them over (the items with rows it takes from their rows).
+    pub fn explicit_counts(&self) -> Vec<(String, &'static str, u64, u64)> {
+        self.walk().into_iter().map(|(_, n)| (n.path.clone(), n.kind.as_str(), n.explicit.0, n.explicit.1)).collect()
     }
 
     /// Depth-first walk of the tree with each node's depth (the run is depth 0).

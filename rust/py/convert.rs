@@ -1,16 +1,23 @@
-//! Argument conversions shared by the wrappers, with errors that name the bad value.
+//! Argument conversions shared by the wrappers. A value of the wrong Python type is a
+//! `TypeError` naming it; a value of the right type out of range is the core's error.
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::PyString;
+use pyo3::types::{PyBool, PyInt, PyString};
 
-use crate::core::error::non_negative;
-use crate::core::node::NodeState;
-use crate::core::run::ItemStatus;
+use crate::core::error::{non_negative, Error};
+
+/// Any Python object, as the wrappers take their arguments.
+pub type Obj<'py> = Bound<'py, PyAny>;
+
+/// `repr(obj)`, at most `max` characters (error messages name the value, not a megabyte of it).
+fn repr(obj: &Obj<'_>, max: usize) -> String {
+    obj.repr().map(|r| r.to_string_lossy().chars().take(max).collect()).unwrap_or_default()
+}
 
 /// A name or message as Rust text. Accepts `str` (lone surrogates from undecodable file
 /// names are replaced, not rejected) and `os.PathLike`; anything else is a `TypeError`.
-pub fn text(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
+pub fn text(obj: &Obj<'_>, what: &str) -> PyResult<String> {
     if let Ok(s) = obj.cast::<PyString>() {
         return Ok(s.to_string_lossy().into_owned());
     }
@@ -21,18 +28,14 @@ pub fn text(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
         }
         return Ok(String::from_utf8_lossy(&p.extract::<Vec<u8>>()?).into_owned());
     }
-    let repr = obj.repr().map(|r| r.to_string_lossy().chars().take(80).collect::<String>()).unwrap_or_default();
-    Err(PyTypeError::new_err(format!(
-        "{what} must be a str or path, got {}: {repr}",
-        obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()
-    )))
+    let type_name = obj.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+    Err(PyTypeError::new_err(format!("{what} must be a str or path, got {type_name}: {}", repr(obj, 80))))
 }
 
 /// A count or total from Python: an `int` in `0..=MAX_COUNT` (2**53 - 1).
-pub fn count(obj: &Bound<'_, PyAny>, what: &'static str) -> PyResult<u64> {
-    if obj.is_instance_of::<pyo3::types::PyBool>() || !obj.is_instance_of::<pyo3::types::PyInt>() {
-        let repr = obj.repr().map(|r| r.to_string()).unwrap_or_default();
-        return Err(PyTypeError::new_err(format!("{what} must be an int, got {repr}")));
+pub fn count(obj: &Obj<'_>, what: &'static str) -> PyResult<u64> {
+    if obj.is_instance_of::<PyBool>() || !obj.is_instance_of::<PyInt>() {
+        return Err(PyTypeError::new_err(format!("{what} must be an int, got {}", repr(obj, usize::MAX))));
     }
     amount(Some(obj), what)
 }
@@ -41,7 +44,7 @@ pub fn count(obj: &Bound<'_, PyAny>, what: &'static str) -> PyResult<u64> {
 /// an integer in `0..=MAX_COUNT`; anything else is an error naming the value (an int too big
 /// for 64 bits included, which would otherwise be a bare `OverflowError`).
 #[inline]
-pub fn amount(obj: Option<&Bound<'_, PyAny>>, what: &'static str) -> PyResult<u64> {
+pub fn amount(obj: Option<&Obj<'_>>, what: &'static str) -> PyResult<u64> {
     let Some(obj) = obj else { return Ok(1) };
     match obj.extract::<i64>() {
         Ok(v) => Ok(non_negative(what, v)?),
@@ -50,52 +53,26 @@ pub fn amount(obj: Option<&Bound<'_, PyAny>>, what: &'static str) -> PyResult<u6
 }
 
 #[cold]
-fn bad_amount(obj: &Bound<'_, PyAny>, what: &'static str, e: PyErr) -> PyErr {
-    if !obj.is_instance_of::<pyo3::types::PyInt>() {
+fn bad_amount(obj: &Obj<'_>, what: &'static str, e: PyErr) -> PyErr {
+    if !obj.is_instance_of::<PyInt>() {
         return e; // a float, a str...: PyO3's TypeError names the type
     }
-    let repr: String = obj.repr().map(|r| r.to_string()).unwrap_or_default().chars().take(60).collect();
+    let value = repr(obj, 60);
     if obj.lt(0).unwrap_or(false) {
-        return super::errors::InvalidValueError::new_err(format!("{what} must be >= 0, got {repr}"));
+        return Error::Negative { what, value }.into();
     }
-    crate::core::error::Error::TooLarge { what: what.to_owned(), value: repr }.into()
+    Error::TooLarge { what: what.to_owned(), value }.into()
 }
 
 /// A metric value from Python: any real number (`is_float` false for ints, which then sum
 /// exactly); anything else is a `TypeError` naming the metric and the value.
-pub fn metric_value(name: &str, value: &Bound<'_, PyAny>) -> PyResult<(f64, bool)> {
-    let is_int = value.is_instance_of::<pyo3::types::PyInt>();
+pub fn metric_value(name: &str, value: &Obj<'_>) -> PyResult<(f64, bool)> {
+    let is_int = value.is_instance_of::<PyInt>();
     if is_int && value.extract::<i64>().is_err() {
-        let repr: String = value.repr().map(|r| r.to_string()).unwrap_or_default().chars().take(60).collect();
-        return Err(crate::core::error::Error::TooLarge { what: format!("metric {name:?}"), value: repr }.into());
+        return Err(Error::TooLarge { what: format!("metric {name:?}"), value: repr(value, 60) }.into());
     }
     let v: f64 = value.extract().map_err(|_| {
-        let repr = value.repr().map(|r| r.to_string()).unwrap_or_default();
-        PyTypeError::new_err(format!("metric {name:?} needs a number, got {repr}"))
+        PyTypeError::new_err(format!("metric {name:?} needs a number, got {}", repr(value, usize::MAX)))
     })?;
     Ok((v, !is_int))
-}
-
-/// An item's end, as the Python API names it.
-pub fn item_status(s: &str) -> PyResult<ItemStatus> {
-    match s {
-        "done" => Ok(ItemStatus::Done),
-        "failed" => Ok(ItemStatus::Failed),
-        "skipped" => Ok(ItemStatus::Skipped),
-        "cancelled" => Ok(ItemStatus::Cancelled),
-        _ => Err(pyo3::exceptions::PyValueError::new_err(format!(
-            "item status must be 'done', 'failed', 'skipped' or 'cancelled', got {s:?}"
-        ))),
-    }
-}
-
-/// A state a phase or step can end in.
-pub fn end_state(state: &str) -> PyResult<NodeState> {
-    NodeState::parse(state)
-        .filter(|s| !matches!(s, NodeState::Pending | NodeState::Running))
-        .ok_or_else(|| {
-            pyo3::exceptions::PyValueError::new_err(format!(
-                "end state must be 'completed', 'failed' or 'cancelled', got {state:?}"
-            ))
-        })
 }

@@ -1,21 +1,22 @@
-//! Maps the core's error enum to Python exceptions, in one place. The classes are defined in
-//! `milepost/errors.py` so that they can subclass both `MilepostError` and the standard
-//! exception of the same meaning.
-
-use pyo3::PyErr;
+//! Maps the core's error enum to Python exceptions, in one place. The classes (`milepost/errors.py`)
+//! subclass both `MilepostError` and the standard exception of the same meaning.
 
 use crate::core::error::Error;
 
 pyo3::import_exception!(milepost.errors, InvalidValueError);
 pyo3::import_exception!(milepost.errors, Cancelled);
 pyo3::import_exception!(milepost.errors, RunEndedError);
+pyo3::import_exception!(milepost.errors, SharingError);
 
-impl From<Error> for PyErr {
+impl From<Error> for pyo3::PyErr {
     fn from(e: Error) -> Self {
+        let message = e.to_string();
         match e {
-            Error::UnknownNode { .. } => pyo3::exceptions::PyKeyError::new_err(e.to_string()),
-            Error::RunEnded { .. } => RunEndedError::new_err(e.to_string()),
-            _ => InvalidValueError::new_err(e.to_string()),
+            Error::UnknownNode { .. } => pyo3::exceptions::PyKeyError::new_err(message),
+            Error::RunEnded { .. } => RunEndedError::new_err(message),
+            Error::Cancelled => Cancelled::new_err(message),
+            Error::Sharing(_) => SharingError::new_err(message),
+            _ => InvalidValueError::new_err(message),
         }
     }
 }

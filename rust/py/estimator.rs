@@ -6,6 +6,9 @@ use pyo3::prelude::*;
 
 use crate::core::eta::RateWindow;
 
+/// `(rate, eta, eta_low, eta_high)`, `None` where unknown.
+type Estimate = (Option<f64>, Option<f64>, Option<f64>, Option<f64>);
+
 #[pyclass(frozen, name = "Estimator", module = "milepost._milepost")]
 pub struct PyEstimator {
     window: Mutex<RateWindow>,
@@ -17,19 +20,14 @@ impl PyEstimator {
     fn py_new() -> Self {
         Self { window: Mutex::new(RateWindow::default()) }
     }
-
-    /// Records that `count` items were processed by time `now` (seconds, any origin).
     fn observe(&self, now: f64, count: u64) {
         self.window.lock().observe(now, count);
     }
-
-    /// `(rate, eta, eta_low, eta_high)` at `now`; `None` where unknown.
     #[pyo3(signature = (now, count, total=None))]
-    fn estimate(&self, now: f64, count: u64, total: Option<u64>) -> (Option<f64>, Option<f64>, Option<f64>, Option<f64>) {
+    fn estimate(&self, now: f64, count: u64, total: Option<u64>) -> Estimate {
         let e = self.window.lock().estimate(now, count, total);
         (e.rate, e.eta, e.eta_low, e.eta_high)
     }
-
     fn __len__(&self) -> usize {
         self.window.lock().len()
     }

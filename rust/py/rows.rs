@@ -7,50 +7,32 @@ use crate::core::rows::{Row, RowBuffer};
 
 #[pyclass(frozen, name = "RowBuffer", module = "milepost._milepost")]
 pub struct PyRowBuffer {
-    run_id: String,
-    rows: RowBuffer,
-}
-
-impl PyRowBuffer {
-    /// Adds a row (from another wrapper: an item's end queues its row in the same call).
-    pub(crate) fn push_row(&self, row: &Row<'_>) -> usize {
-        self.rows.push(&self.run_id, row)
-    }
+    pub(crate) rows: RowBuffer,
 }
 
 #[pymethods]
 impl PyRowBuffer {
     #[new]
-    fn py_new(run_id: String) -> Self {
-        Self { run_id, rows: RowBuffer::default() }
+    fn py_new(run_id: &str) -> Self {
+        Self { rows: RowBuffer::new(run_id) }
     }
-
     /// Adds an item row; returns how many are waiting. Names that are not valid UTF-8 (lone
     /// surrogates from undecodable file names) are stored with replacement characters.
     #[pyo3(signature = (phase, name, status, started_at, duration=None, error=None, metrics=None))]
     #[allow(clippy::too_many_arguments)]
     fn push(
-        &self,
-        phase: &Bound<'_, PyString>,
-        name: &Bound<'_, PyString>,
-        status: &str,
-        started_at: f64,
-        duration: Option<f64>,
-        error: Option<&Bound<'_, PyString>>,
-        metrics: Option<&str>,
+        &self, phase: &Bound<'_, PyString>, name: &Bound<'_, PyString>, status: &str, started_at: f64,
+        duration: Option<f64>, error: Option<&Bound<'_, PyString>>, metrics: Option<&str>,
     ) -> usize {
-        let (phase, name) = (phase.to_string_lossy(), name.to_string_lossy());
-        let error = error.map(|e| e.to_string_lossy());
-        let row = Row { phase: &phase, name: &name, status, started_at, duration, error: error.as_deref(), metrics };
-        self.rows.push(&self.run_id, &row)
+        let (phase, name, err) = (phase.to_string_lossy(), name.to_string_lossy(), error.map(|e| e.to_string_lossy()));
+        let error = err.as_deref();
+        self.rows.push(&Row { phase: &phase, name: &name, status, started_at, duration, error, metrics })
     }
-
     /// The waiting rows as one JSON array and their number, or None; the GIL is released
     /// while the buffer is swapped.
     fn take(&self, py: Python<'_>) -> Option<(String, usize)> {
         py.detach(|| self.rows.take())
     }
-
     fn __len__(&self) -> usize {
         self.rows.len()
     }

@@ -1,51 +1,24 @@
 //! The iterator returned by `track()`. Its `__next__` is the hottest path of all: one call
-//! into the wrapped iterator plus one plain store.
-
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+//! into the wrapped iterator plus one plain store (the counting is `core::tracked`'s).
 
 use parking_lot::Mutex;
+use pyo3::exceptions::{PyStopIteration, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::PyIterator;
 
-use crate::core::node::{Node, Tally};
-
-/// Where a tracker counts: the run's own node, or this worker process's slot of a shared one.
-enum Target {
-    Core(Arc<Node>, Arc<crate::core::run::RunCore>),
-    Shared(Arc<crate::core::shm::Segment>, usize),
-}
-
-impl Target {
-    /// Cancel was asked for: the loop gets no more items.
-    #[inline]
-    fn cancelled(&self) -> bool {
-        match self {
-            Self::Core(_, run) => run.is_cancelled(),
-            Self::Shared(seg, _) => seg.is_cancelled(),
-        }
-    }
-
-    /// Counts `n` items done (in a forked child, into its slot of the shared segment).
-    #[inline]
-    fn add(&self, n: u64) -> Result<(), crate::core::error::Error> {
-        match self {
-            Self::Core(node, run) => run.tally(node, Tally::Done, n),
-            Self::Shared(seg, idx) => seg.tally(*idx, Tally::Done, n),
-        }
-    }
-}
+use super::convert::{amount, text, Obj};
+use super::node::PyNode;
+use crate::core::error::Error;
+use crate::core::node::Tally;
+use crate::core::tracked::TrackedLoop;
 
 #[pyclass(frozen, name = "Tracker", module = "milepost._milepost")]
 pub struct PyTracker {
     it: Py<PyIterator>,
     /// The wrapped iterator's `tp_iternext`, looked up once instead of on every item.
     next_fn: pyo3::ffi::iternextfunc,
-    target: Target,
+    tracked: TrackedLoop,
     length: Option<usize>,
-    /// An item has been handed out and is counted done when the next one is asked for,
-    /// as tqdm counts: the loop body finished.
-    pending: AtomicBool,
     /// Called once: `("completed", None)` when exhausted, `("abandoned", None)` when left by
     /// `break` or a cancel, `("raised", exception)` when the iterable or the loop body raised
     /// (Python decides what that exception means for the loop's end state).
@@ -66,88 +39,56 @@ impl PyTracker {
 impl PyTracker {
     #[new]
     #[pyo3(signature = (iterable, node, length=None, on_end=None))]
-    fn py_new(
-        iterable: &Bound<'_, PyAny>,
-        node: &Bound<'_, PyAny>,
-        length: Option<usize>,
-        on_end: Option<Py<PyAny>>,
-    ) -> PyResult<Self> {
-        let target = if let Ok(n) = node.cast::<super::node::PyNode>() {
-            Target::Core(Arc::clone(&n.get().node), Arc::clone(&n.get().run))
-        } else if let Ok(n) = node.cast::<super::shared::PySharedNode>() {
-            Target::Shared(Arc::clone(&n.get().seg), n.get().idx)
-        } else {
-            return Err(pyo3::exceptions::PyTypeError::new_err("Tracker needs a Node or a SharedNode"));
-        };
+    fn py_new(iterable: &Obj<'_>, node: &PyNode, length: Option<usize>, on_end: Option<Py<PyAny>>) -> PyResult<Self> {
         let it = PyIterator::from_object(iterable)?;
-        let next_fn = iternext_of(&it).ok_or_else(|| {
-            pyo3::exceptions::PyTypeError::new_err("the iterable's iterator has no __next__")
-        })?;
-        Ok(Self {
-            next_fn,
-            it: it.unbind(),
-            target,
-            length,
-            pending: AtomicBool::new(false),
-            on_end: Mutex::new(on_end),
-        })
+        let next_fn =
+            iternext_of(&it).ok_or_else(|| PyTypeError::new_err("the iterable's iterator has no __next__"))?;
+        let tracked = TrackedLoop::new(node.handle.clone());
+        Ok(Self { it: it.unbind(), next_fn, tracked, length, on_end: Mutex::new(on_end) })
     }
-
     fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
         slf
     }
-
-    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        if self.pending.load(Ordering::Relaxed) {
-            self.target.add(1)?;
-        }
-        if self.target.cancelled() {
-            self.pending.store(false, Ordering::Relaxed);
-            let err = super::errors::Cancelled::new_err("the run was cancelled: no more items are handed out");
-            self.end(py, "raised", Some(&err))?;
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Obj<'py>>> {
+        if let Err(e) = self.tracked.before_next() {
+            let (cancelled, err) = (e == Error::Cancelled, PyErr::from(e));
+            if cancelled {
+                self.end(py, "raised", Some(&err))?;
+            }
             return Err(err);
         }
-        match next_item(self.it.bind(py), self.next_fn) {
-            Some(Ok(v)) => {
-                if !self.pending.load(Ordering::Relaxed) {
-                    self.pending.store(true, Ordering::Relaxed);
-                }
-                Ok(Some(v))
-            }
+        let next = next_item(self.it.bind(py), self.next_fn);
+        match &next {
+            Some(Ok(_)) => self.tracked.handed_out(),
             Some(Err(e)) => {
-                self.pending.store(false, Ordering::Relaxed);
-                self.end(py, "raised", Some(&e))?;
-                Err(e)
+                self.tracked.over();
+                self.end(py, "raised", Some(e))?;
             }
             None => {
-                self.pending.store(false, Ordering::Relaxed);
+                self.tracked.over();
                 self.end(py, "completed", None)?;
-                Ok(None)
             }
         }
+        next.transpose()
     }
-
     fn __len__(&self) -> PyResult<usize> {
-        self.length.ok_or_else(|| pyo3::exceptions::PyTypeError::new_err("this iterable has no known length"))
+        self.length.ok_or_else(|| PyTypeError::new_err("this iterable has no known length"))
     }
-
     /// Counts `n` more items done (tqdm's `update`, for work the loop itself does not count).
     #[pyo3(signature = (n=None))]
-    fn update(&self, n: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-        Ok(self.target.add(super::convert::amount(n, "update(n)")?)?)
+    fn update(&self, n: Option<&Obj<'_>>) -> PyResult<()> {
+        Ok(self.tracked.handle.tally(Tally::Done, amount(n, "update(n)")?)?)
     }
-
-    /// Renames the loop's bar (tqdm's `set_description`).
+    /// Renames the loop's bar (tqdm's `set_description`, which takes an empty one and keeps
+    /// the name; `refresh` is accepted for tqdm: every frame is fresh).
     #[pyo3(signature = (desc, refresh=true))]
-    fn set_description(&self, desc: &Bound<'_, PyAny>, refresh: bool) -> PyResult<()> {
-        let _ = refresh; // every frame is fresh; accepted for tqdm compatibility
-        let name = super::convert::text(desc, "description")?;
-        if let (false, Target::Core(node, _)) = (name.is_empty(), &self.target) {
-            node.rename(crate::core::text::clip(&name, crate::core::run::MAX_NAME_CHARS));
+    fn set_description(&self, desc: &Obj<'_>, refresh: bool) -> PyResult<()> {
+        let _ = refresh;
+        match text(desc, "description")?.as_str() {
+            "" => Ok(()),
+            name => Ok(self.tracked.handle.rename(name)?),
         }
-        Ok(())
     }
-
     /// Ends tracking now (as on `break`): the run is closed as abandoned.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         self.end(py, "abandoned", None)
@@ -168,7 +109,7 @@ fn iternext_of(it: &Bound<'_, PyIterator>) -> Option<pyo3::ffi::iternextfunc> {
 /// `next(it)` through the cached slot: no lookup, no reference-count round trip.
 #[allow(unsafe_code)]
 #[inline]
-fn next_item<'py>(it: &Bound<'py, PyIterator>, next_fn: pyo3::ffi::iternextfunc) -> Option<PyResult<Bound<'py, PyAny>>> {
+fn next_item<'py>(it: &Bound<'py, PyIterator>, next_fn: pyo3::ffi::iternextfunc) -> Option<PyResult<Obj<'py>>> {
     let py = it.py();
     // SAFETY: `next_fn` is the slot of `it`'s own type (a type cannot change its slots once
     // ready), `it` is alive and we hold the GIL. It returns a new reference, or NULL with an
@@ -176,7 +117,7 @@ fn next_item<'py>(it: &Bound<'py, PyIterator>, next_fn: pyo3::ffi::iternextfunc)
     let item = unsafe { next_fn(it.as_ptr()) };
     if item.is_null() {
         return match PyErr::take(py) {
-            Some(e) if e.is_instance_of::<pyo3::exceptions::PyStopIteration>(py) => None,
+            Some(e) if e.is_instance_of::<PyStopIteration>(py) => None,
             other => other.map(Err),
         };
     }

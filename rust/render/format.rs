@@ -79,10 +79,9 @@ pub fn eta(eta: Option<f64>, low: Option<f64>, high: Option<f64>) -> String {
     }
 }
 
-/// A metric for display: names with `cost` or `usd` are money.
+/// A metric for display: money (see `metrics::is_money`) in dollars.
 pub fn metric(name: &str, value: f64) -> String {
-    let lower = name.to_ascii_lowercase();
-    if lower.contains("cost") || lower.contains("usd") {
+    if crate::core::metrics::is_money(name) {
         if value.abs() < 10.0 {
             format!("{name} ${value:.4}")
         } else {

@@ -34,18 +34,14 @@ pub struct FrameOptions {
 pub fn run_line(s: &Snapshot) -> String {
     if let Some(only) = single_phase(s) {
         let r = &s.root;
-        let mut parts = vec![format!("{} · {} {}", loop_name(s, only), r.state, format::duration(r.elapsed.unwrap_or(0.0)))];
+        let mut parts =
+            vec![format!("{} · {} {}", loop_name(s, only), r.state, format::duration(r.elapsed.unwrap_or(0.0)))];
         parts.extend(node_figures(only));
         parts.extend(run_extras(s));
         return parts.join(" · ");
     }
     let r = &s.root;
-    let mut parts = vec![format!(
-        "{} · {} {}",
-        sanitize(&s.name),
-        r.state,
-        format::duration(r.elapsed.unwrap_or(0.0))
-    )];
+    let mut parts = vec![format!("{} · {} {}", sanitize(&s.name), r.state, format::duration(r.elapsed.unwrap_or(0.0)))];
     // Progress is processed items (done, failed or skipped) out of the total, on every
     // display and in the CLI; "done" alone would claim the failed and skipped ones succeeded.
     parts.push(match r.total {
@@ -74,10 +70,7 @@ pub fn run_line(s: &Snapshot) -> String {
 
 /// Each metric of a node, formatted.
 pub fn metric_parts(n: &NodeSnapshot) -> Vec<String> {
-    n.metrics
-        .iter()
-        .filter_map(|(k, v)| v.as_f64().map(|x| format::metric(&sanitize(k), x)))
-        .collect()
+    n.metrics.iter().filter_map(|(k, v)| v.as_f64().map(|x| format::metric(&sanitize(k), x))).collect()
 }
 
 /// A phase's or step's figures after its bar: counts, rate, ETA or how it ended, failures.
@@ -243,7 +236,10 @@ pub fn frame(s: &Snapshot, o: &FrameOptions) -> Vec<String> {
         .unwrap_or(0)
         .min(MAX_NAME_COLUMN);
     if folded > 0 {
-        lines.push(fit(&format!("  {} {folded} earlier phases and steps finished", style('✓').for_stderr().green()), width));
+        lines.push(fit(
+            &format!("  {} {folded} earlier phases and steps finished", style('✓').for_stderr().green()),
+            width,
+        ));
     }
     for (depth, n) in nodes {
         let label = fit(&format!("{}{}", "  ".repeat(depth - 1), sanitize(&n.name)), name_col);
@@ -252,18 +248,23 @@ pub fn frame(s: &Snapshot, o: &FrameOptions) -> Vec<String> {
     }
     let budget = o.height.saturating_sub(1).saturating_sub(lines.len() + 2);
     lines.extend(lane_lines(s, o.max_lanes.min(budget), width));
-    if let Some(f) = s.failures.first() {
-        let err = f.error.as_deref().unwrap_or("");
-        let text = format!("  {} {}: {}", style('✗').for_stderr().red(), sanitize(&f.name), sanitize(err));
-        lines.push(fit(&text, width));
+    if let Some(line) = failure_line(s) {
+        lines.push(fit(&line, width));
     }
     lines.truncate(o.height.saturating_sub(1).max(1));
     lines
 }
 
+/// `  ✗ name: error` for the newest failure.
+pub fn failure_line(s: &Snapshot) -> Option<String> {
+    let f = s.failures.first()?;
+    let err = f.error.as_deref().unwrap_or("");
+    Some(format!("  {} {}: {}", style('✗').for_stderr().red(), sanitize(&f.name), sanitize(err)))
+}
+
 /// Lanes still at work, up to `max` of them, then "… N more lanes". Dead and stalled workers
 /// come first, so that folding never hides them; the rest keep their order.
-fn lane_lines(s: &Snapshot, max: usize, width: usize) -> Vec<String> {
+pub fn lane_lines(s: &Snapshot, max: usize, width: usize) -> Vec<String> {
     let mut active: Vec<_> = s.lanes.iter().filter(|l| l.state != "finished").collect();
     if active.is_empty() {
         return Vec::new();
@@ -316,7 +317,12 @@ mod tests {
             let lane = r.add_lane(&format!("w{i}"));
             r.item_started(&p, Some(&lane), &format!("item-{i}\u{1b}]0;pwned\u{7}")).unwrap();
         }
-        r.item_finished(&p, None, &ItemEnd { name: "bad\nname", status: ItemStatus::Failed, duration: None, error: Some("Boom\u{1b}[31m!") }).unwrap();
+        r.item_finished(
+            &p,
+            None,
+            &ItemEnd { name: "bad\nname", status: ItemStatus::Failed, duration: None, error: Some("Boom\u{1b}[31m!") },
+        )
+        .unwrap();
         r.snapshot(10.0)
     }
 

@@ -4,5 +4,6 @@
 
 pub mod format;
 pub mod frame;
+pub mod lines;
 pub mod native;
 pub mod newline_term;

@@ -198,6 +198,7 @@ struct Painter {
 
 impl Painter {
     fn lines(&mut self, run: &RunCore, now: f64) -> (Vec<String>, (u16, u16)) {
+        run.sample(now);
         let snap = run.snapshot(now);
         let size = self.term.size();
         let opts = FrameOptions {
@@ -315,6 +316,41 @@ impl TickerHandle {
     }
 }
 
+/// A run's ticker as its owner keeps it: started at most once, stopped once. Its handle is
+/// kept apart and copied out, so that a caller lets go of every lock of ours before it waits
+/// on the terminal (with the GIL released: holding a lock across that wait would let a second
+/// thread block on it while holding the GIL the first one needs back).
+#[derive(Default)]
+pub struct TickerSlot {
+    ticker: Mutex<Option<Ticker>>,
+    handle: Mutex<Option<TickerHandle>>,
+}
+
+impl TickerSlot {
+    /// Starts the ticker (see [`Ticker::start`]); false, and nothing replaced, if it was.
+    pub fn start(&self, run: &Arc<RunCore>, hz: f64, native: Option<NativeOptions>) -> bool {
+        let mut slot = self.ticker.lock();
+        if slot.is_some() {
+            return false;
+        }
+        let ticker = Ticker::start(run, hz, native);
+        *self.handle.lock() = Some(ticker.handle());
+        *slot = Some(ticker);
+        true
+    }
+
+    /// The ticker, to stop (its handle is forgotten first: nothing prints after the end).
+    pub fn take(&self) -> Option<Ticker> {
+        self.handle.lock().take();
+        self.ticker.lock().take()
+    }
+
+    /// A copy of the running ticker's handle.
+    pub fn handle(&self) -> Option<TickerHandle> {
+        self.handle.lock().clone()
+    }
+}
+
 impl Drop for Ticker {
     fn drop(&mut self) {
         self.stop();
@@ -325,8 +361,8 @@ impl Drop for Ticker {
 mod tests {
     use super::*;
     use crate::core::clock::Clock;
-    use crate::render::newline_term::{FakeScreen, Rewrapping};
     use crate::core::node::NodeKind;
+    use crate::render::newline_term::{FakeScreen, Rewrapping};
 
     fn lines(c: char) -> Vec<String> {
         vec![format!("{c} run"), format!("  {c} phase")]

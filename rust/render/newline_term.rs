@@ -192,8 +192,7 @@ pub struct NewlineTerm {
 impl NewlineTerm {
     pub fn new(screen: Box<dyn Screen>) -> Self {
         let cols = usize::from(screen.size().1);
-        let state =
-            State { screen, out: String::new(), phase: Phase::Idle, lines: VecDeque::new(), open: false, cols };
+        let state = State { screen, out: String::new(), phase: Phase::Idle, lines: VecDeque::new(), open: false, cols };
         Self { state: Arc::new(Mutex::new(state)) }
     }
 

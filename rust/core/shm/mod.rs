@@ -2,6 +2,7 @@
 //! slot of its own at the cost of an in-process update, and the parent sums the slots into
 //! the snapshot. `segment` holds the layout, `writer` the worker's side, `reader` the parent's.
 
+mod counting;
 pub mod reader;
 pub mod segment;
 pub mod writer;

@@ -3,11 +3,10 @@
 use std::sync::atomic::Ordering;
 
 use super::segment::{
-    Segment, C_DONE, C_FAILED, C_ITEM_DONE, C_ITEM_SKIPPED, C_FLOATS, C_IN_FLIGHT, C_METRICS, C_RETRIED, C_SECONDS, C_SKIPPED,
-    C_TIMED, C_USED, DEAD, FREE, H_NODE_COUNT, MAX_METRICS, MAX_NODES, MAX_SLOTS, METRICS_AT, METRIC_ENTRY,
-    M_NAME, M_STATE, N_CREATOR, N_KIND, N_NAME, N_OPEN, N_PARENT, N_READY, N_STATE, N_TOTAL, N_UNIT,
-    RECORD_WORDS, RING, S_BEAT, S_DONE, S_DROPPED, S_FAILED, S_HEAD, S_ITEM,  S_TAIL,
-    CLAIMING,
+    Segment, CLAIMING, C_DONE, C_FAILED, C_FLOATS, C_IN_FLIGHT, C_ITEM_DONE, C_ITEM_SKIPPED, C_METRICS, C_RETRIED,
+    C_SECONDS, C_SKIPPED, C_TIMED, C_USED, DEAD, FREE, H_NODE_COUNT, MAX_METRICS, MAX_NODES, MAX_SLOTS, METRICS_AT,
+    METRIC_ENTRY, M_NAME, M_STATE, N_CREATOR, N_KIND, N_NAME, N_OPEN, N_PARENT, N_READY, N_STATE, N_TOTAL, N_UNIT,
+    RECORD_TEXT_WORDS, RING, S_BEAT, S_DONE, S_DROPPED, S_FAILED, S_HEAD, S_ITEM, S_TAIL,
 };
 use crate::core::node::decode_total;
 
@@ -72,9 +71,7 @@ impl Segment {
 
     /// Slots that a worker has used (their counts are part of the run).
     pub fn used_slots(&self) -> Vec<usize> {
-        (0..MAX_SLOTS)
-            .filter(|&s| !matches!(self.state_word(s).load(Ordering::Acquire), FREE | CLAIMING))
-            .collect()
+        (0..MAX_SLOTS).filter(|&s| !matches!(self.state_word(s).load(Ordering::Acquire), FREE | CLAIMING)).collect()
     }
 
     /// `node`'s counts summed over `slots`.
@@ -105,10 +102,8 @@ impl Segment {
                 floats |= get(C_FLOATS);
             }
         }
-        sums.metrics = (0..MAX_METRICS)
-            .filter(|m| used & (1 << m) != 0)
-            .map(|m| (m, metric[m], floats & (1 << m) != 0))
-            .collect();
+        sums.metrics =
+            (0..MAX_METRICS).filter(|m| used & (1 << m) != 0).map(|m| (m, metric[m], floats & (1 << m) != 0)).collect();
         sums
     }
 
@@ -159,7 +154,7 @@ impl Segment {
         while tail < head {
             let rec = Self::record(slot, tail as usize % RING);
             let header = self.word(rec).load(Ordering::Relaxed);
-            out.push((header & 0xff, (header >> 8) as usize, self.read_text(rec + 1, RECORD_WORDS - 2)));
+            out.push((header & 0xff, (header >> 8) as usize, self.read_text(rec + 1, RECORD_TEXT_WORDS)));
             tail += 1;
         }
         self.word(base + S_TAIL).store(tail, Ordering::Release);

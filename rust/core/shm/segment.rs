@@ -47,6 +47,11 @@ pub const NODE_ENTRY: usize = 28;
 pub const SLOT_HEADER: usize = 32;
 pub const COUNTER_WORDS: usize = 11 + MAX_METRICS;
 pub const RECORD_WORDS: usize = 128;
+/// Words of a ring record's text: after its header word and the text's length word.
+pub const RECORD_TEXT_WORDS: usize = RECORD_WORDS - 2;
+/// Longest event text a worker can queue, in bytes (longer text is cut, and its JSON broken:
+/// the worker's side clips what it sends to fit).
+pub const RECORD_BYTES: usize = RECORD_TEXT_WORDS * 8;
 pub const SLOT_WORDS: usize = SLOT_HEADER + MAX_NODES * COUNTER_WORDS + RING * RECORD_WORDS;
 
 pub const METRICS_AT: usize = HEADER_WORDS;
@@ -192,6 +197,10 @@ pub struct Segment {
     owner_pid: Option<u32>,
     /// The slot this process writes to and the fork generation it was claimed in.
     pub(crate) my_slot: AtomicU64,
+    /// Metric names this process already found in the table, with their index (see
+    /// `metric_index`). Only ever `try_lock`ed: a child forked while another thread of its
+    /// parent held it finds it locked for good, and looks names up in the table instead.
+    pub(crate) metric_cache: parking_lot::Mutex<Vec<(String, usize)>>,
 }
 
 // SAFETY: the mapping is only ever accessed through `AtomicU64` words (see `word`), which are
@@ -251,7 +260,14 @@ impl Segment {
         // only accessed through atomic words, so concurrent writers cannot cause undefined
         // behaviour; its size is checked before any word beyond the header is read.
         let map = unsafe { MmapMut::map_mut(&file)? };
-        Ok(Self { map, file, path: path.to_owned(), owner_pid, my_slot: AtomicU64::new(pack(UNCLAIMED, 0)) })
+        Ok(Self {
+            map,
+            file,
+            path: path.to_owned(),
+            owner_pid,
+            my_slot: AtomicU64::new(pack(UNCLAIMED, 0)),
+            metric_cache: parking_lot::Mutex::new(Vec::new()),
+        })
     }
 
     /// Reserves the disk space of a slot before it is written.
@@ -378,8 +394,8 @@ pub fn process_alive(pid: u32) -> bool {
         return false;
     };
     // SAFETY: `kill` with signal 0 sends nothing; it only checks that the process exists.
-    let exists = unsafe { libc::kill(pid_t, 0) } == 0
-        || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    let exists =
+        unsafe { libc::kill(pid_t, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
     if !exists {
         return false;
     }

@@ -1,7 +1,6 @@
 //! Tests of the segment within one process (the cross-process behaviour is tested from Python
 //! with real worker processes).
 
-
 use super::segment::{C_DONE, C_IN_FLIGHT, DEAD, EXITED};
 use super::*;
 

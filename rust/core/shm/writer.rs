@@ -4,14 +4,13 @@
 use std::sync::atomic::Ordering;
 
 use super::segment::{
-    Segment, ACTIVE, COUNTER_WORDS, C_FLOATS, C_METRICS, C_USED, EXITED, FREE, MAX_METRICS, MAX_NODES,
-    MAX_SLOTS, METRICS_AT, METRIC_ENTRY, M_NAME, M_STATE, N_CREATOR, N_KIND, N_NAME, N_OPEN, N_PARENT,
-    N_READY, N_STATE, N_TOTAL, N_UNIT, RECORD_WORDS, RING, SLOT_HEADER, S_DONE, S_DROPPED, S_FAILED,
-    S_HEAD, S_ITEM,  S_TAIL, H_NODE_COUNT, S_BEAT, CLAIMING, DEAD, clip_bytes,
+    clip_bytes, Segment, ACTIVE, CLAIMING, COUNTER_WORDS, C_FLOATS, C_METRICS, C_USED, DEAD, EXITED, FREE,
+    H_NODE_COUNT, MAX_METRICS, MAX_NODES, MAX_SLOTS, METRICS_AT, METRIC_ENTRY, M_NAME, M_STATE, N_CREATOR, N_KIND,
+    N_NAME, N_OPEN, N_PARENT, N_READY, N_STATE, N_TOTAL, N_UNIT, RECORD_TEXT_WORDS, RECORD_WORDS, RING, SLOT_HEADER,
+    S_BEAT, S_DONE, S_DROPPED, S_FAILED, S_HEAD, S_ITEM, S_TAIL,
 };
 use crate::core::error::Error;
-use crate::core::limits::MAX_COUNT;
-use crate::core::node::{encode_total, grow_total, Tally};
+use crate::core::node::{encode_total, grow_total};
 
 /// What can go wrong on the worker's side.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,10 +104,10 @@ impl Segment {
         self.word(super::segment::H_POOL_STOP + pool / 64).load(Ordering::Relaxed) & (1 << (pool % 64)) != 0
     }
 
-    /// An error once the run has ended (as in the parent).
-    pub fn check_open(&self, call: &'static str) -> Result<(), Error> {
+    /// An error once the run has ended (as in the parent). `call` names the refused call.
+    pub fn check_open(&self, call: impl Into<std::borrow::Cow<'static, str>>) -> Result<(), Error> {
         if self.is_ended() {
-            return Err(Error::RunEnded { run: String::new(), call });
+            return Err(Error::RunEnded { run: String::new(), call: call.into() });
         }
         Ok(())
     }
@@ -123,39 +122,11 @@ impl Segment {
         self.word(super::segment::H_ENDED).load(Ordering::Relaxed) == 1
     }
 
-    /// Adds `n` to `tally` of shared node `node` in this process's slot: a worker's count,
-    /// checked as the parent checks its own (the run goes on, the count stays within
-    /// [`MAX_COUNT`]). One slot has one writer, so a plain store is exact.
-    #[inline]
-    pub fn tally(&self, node: usize, t: Tally, n: u64) -> Result<(), Error> {
-        if self.is_ended() {
-            return Err(Error::RunEnded { run: String::new(), call: t.call() });
-        }
-        let slot = self.my_slot()?;
-        let w = self.word(Self::counter(slot, node, t.shm_field()));
-        let own = w.load(Ordering::Relaxed);
-        // Done (or skipped) counts both ways; their sum is what stays within the range.
-        let at = own + t.partner().map_or(0, |p| self.word(Self::counter(slot, node, p.shm_field())).load(Ordering::Relaxed));
-        // Both are at most MAX_COUNT (2**53 - 1): the sum cannot wrap.
-        if at + n > MAX_COUNT {
-            let name = self.node_info(node).map(|i| i.name).unwrap_or_default();
-            return Err(Error::Overflow { what: t.call(), node: name, at, n });
-        }
-        w.store(own + n, Ordering::Relaxed);
-        self.beat(slot);
-        Ok(())
-    }
-
     /// Marks this process's slot as cleanly exited (so the parent does not report a death).
     pub fn detach(&self) {
         if let Some(slot) = self.claimed() {
             self.set_claimed(None);
-            let _ = self.state_word(slot).compare_exchange(
-                ACTIVE,
-                EXITED,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            );
+            let _ = self.state_word(slot).compare_exchange(ACTIVE, EXITED, Ordering::AcqRel, Ordering::Relaxed);
         }
     }
 
@@ -220,7 +191,7 @@ impl Segment {
         }
         let rec = Self::record(slot, head as usize % RING);
         self.word(rec).store(kind | ((node as u64) << 8), Ordering::Relaxed);
-        self.write_text(rec + 1, RECORD_WORDS - 2, text);
+        self.write_text(rec + 1, RECORD_TEXT_WORDS, text);
         self.word(base + S_HEAD).store(head + 1, Ordering::Release);
         self.beat(slot);
         true
@@ -232,13 +203,7 @@ impl Segment {
 
     /// Registers a node in the shared table; `creator` 0 is the parent, 1 a worker.
     pub fn register_node(
-        &self,
-        parent: usize,
-        kind: u64,
-        name: &str,
-        unit: &str,
-        total: Option<u64>,
-        creator: u64,
+        &self, parent: usize, kind: u64, name: &str, unit: &str, total: Option<u64>, creator: u64,
     ) -> Result<usize, WriteError> {
         let idx = self.word(H_NODE_COUNT).fetch_add(1, Ordering::AcqRel) as usize;
         if idx >= MAX_NODES {
@@ -258,12 +223,7 @@ impl Segment {
     /// The node with this parent, kind and name, registering it if there is none, as one step
     /// for all processes (a lock word in the header; a lock whose holder died is taken over).
     pub fn find_or_register(
-        &self,
-        parent: usize,
-        kind: u64,
-        name: &str,
-        unit: &str,
-        total: Option<u64>,
+        &self, parent: usize, kind: u64, name: &str, unit: &str, total: Option<u64>,
     ) -> Result<(usize, bool), WriteError> {
         let lock = self.word(super::segment::H_REGISTER_LOCK);
         let me = u64::from(std::process::id());
@@ -318,7 +278,8 @@ impl Segment {
     }
 
     pub fn add_total(&self, node: usize, n: u64) {
-        let _ = self.word(Self::node_entry(node, N_TOTAL))
+        let _ = self
+            .word(Self::node_entry(node, N_TOTAL))
             .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |t| Some(grow_total(t, n)));
     }
 
@@ -329,13 +290,25 @@ impl Segment {
 
     pub fn close_node(&self, node: usize, state: u64) {
         self.word(Self::node_entry(node, N_STATE)).store(state, Ordering::Relaxed);
-        let _ = self.word(Self::node_entry(node, N_OPEN)).fetch_update(Ordering::AcqRel, Ordering::Relaxed, |o| {
-            Some(o.saturating_sub(1))
-        });
+        let _ = self
+            .word(Self::node_entry(node, N_OPEN))
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |o| Some(o.saturating_sub(1)));
     }
 
-    /// The shared index of metric `name`, registering it on first use.
+    /// The shared index of metric `name`, registering it on first use (remembered by this
+    /// process: a worker adds metrics per item, and the table holds the names as text).
     pub fn metric_index(&self, name: &str) -> Result<usize, WriteError> {
+        if let Some(i) = self.metric_cache.try_lock().and_then(|c| c.iter().find(|(n, _)| n == name).map(|e| e.1)) {
+            return Ok(i);
+        }
+        let i = self.find_or_add_metric(name)?;
+        if let Some(mut cache) = self.metric_cache.try_lock() {
+            cache.push((name.to_owned(), i));
+        }
+        Ok(i)
+    }
+
+    fn find_or_add_metric(&self, name: &str) -> Result<usize, WriteError> {
         let wanted = clip_bytes(name, 7);
         for i in 0..MAX_METRICS {
             let at = METRICS_AT + i * METRIC_ENTRY;

@@ -1,0 +1,127 @@
+//! Counting into a node of this process's run: the local arm of the counting handle
+//! (`core::handle`), which checks what is common to every arm (an open run, values in range)
+//! before it calls these.
+
+use std::sync::atomic::Ordering;
+
+use super::{ItemEnd, ItemStatus, RunCore, MAX_ERROR_CHARS, MAX_NAME_CHARS};
+use crate::core::error::Error;
+use crate::core::lanes::Lane;
+use crate::core::node::{Node, Tally};
+use crate::core::records::ItemRecord;
+use crate::core::text::clip;
+
+impl RunCore {
+    /// Adds `n` to a count of `node`: the hot path of `advance()`, one check and one store.
+    #[inline]
+    pub fn tally(&self, node: &Node, t: Tally, n: u64) -> Result<(), Error> {
+        if self.finished.load(Ordering::Relaxed) {
+            return Err(Error::RunEnded { run: self.name.clone(), call: t.call().into() });
+        }
+        let c = node.counter(t);
+        // Done (or skipped) counts both ways; their sum is what stays within the range.
+        let base = t.partner().map_or(0, |p| node.counter(p).get());
+        // abi3 wheels cannot load on free-threaded CPython: the GIL serializes every caller,
+        // so the hottest count can use a plain store.
+        let added = if t == Tally::Done { c.try_add_serialized(n, base) } else { c.try_add(n, base) };
+        added.map_err(|at| Error::Overflow { what: t.call(), node: node.name(), at, n })
+    }
+
+    /// `node`'s own total; for a shared node the segment's, which workers may have grown.
+    pub fn node_total(&self, node: &Node) -> Option<u64> {
+        match self.segment.get().zip(node.shm_index()) {
+            Some((seg, i)) => seg.node_info(i).and_then(|info| info.total),
+            None => node.own_total(),
+        }
+    }
+
+    // Totals reach the segment without the `sharing` lock: a forked child calls these too.
+    pub(crate) fn set_total(&self, node: &Node, total: Option<u64>) {
+        node.set_total(total);
+        if let (Some(seg), Some(i)) = (self.segment.get(), node.shm_index()) {
+            seg.set_total(i, total);
+        }
+    }
+
+    /// Grows the total by `n` (the handle checked that it stays in range).
+    pub(crate) fn add_total(&self, node: &Node, n: u64) {
+        node.add_total(n);
+        if let (Some(seg), Some(i)) = (self.segment.get(), node.shm_index()) {
+            seg.add_total(i, n);
+        }
+    }
+
+    /// Adds to metric `name` of `node` (the handle checked the value).
+    pub(crate) fn add_metric(&self, node: &Node, name: &str, value: f64, is_float: bool) -> Result<(), Error> {
+        let slot = self.metric_names.slot(name)?;
+        if let Some(seg) = self.segment.get() {
+            let _ = seg.metric_index(name); // see enable_sharing
+        }
+        node.metrics.add(slot, value, is_float);
+        Ok(())
+    }
+
+    pub fn item_started(&self, node: &Node, lane: Option<&Lane>, name: &str) -> Result<(), Error> {
+        self.check_open("item()")?;
+        let now = self.clock.now();
+        node.start(now, node.processed());
+        node.item_started();
+        if let Some(lane) = lane {
+            lane.start_item(name, now);
+        }
+        Ok(())
+    }
+
+    /// Records the end of an item started with [`Self::item_started`]. Its count goes apart
+    /// from explicit counts (see `Counts`): the history keeps the item's row.
+    pub fn item_finished(&self, node: &Node, lane: Option<&Lane>, end: &ItemEnd<'_>) -> Result<(), Error> {
+        self.check_open("item()")?;
+        node.item_left(end.duration);
+        if let Some(t) = Tally::of_item(end.status) {
+            self.tally(node, t, 1)?;
+        }
+        let now = self.clock.now();
+        if let Some(lane) = lane {
+            lane.finish_item(end.status, now);
+        }
+        self.record(node, lane.map(|l| l.name.as_str()), end, now);
+        Ok(())
+    }
+
+    /// Counts one failed item and keeps its error text in the failures list.
+    pub fn fail(&self, node: &Node, name: &str, error: &str) -> Result<(), Error> {
+        self.tally(node, Tally::Failed, 1)?;
+        let end = ItemEnd { name, status: ItemStatus::Failed, duration: None, error: Some(error) };
+        self.record(node, None, &end, self.clock.now());
+        Ok(())
+    }
+
+    /// Keeps a finished item in the recent list (and a failure in the failures list) without
+    /// counting it: for items a worker process counted, whose results came back later.
+    pub fn record_item(&self, node: &Node, lane: Option<&str>, end: &ItemEnd<'_>, at: f64) {
+        self.record(node, lane, end, at);
+    }
+
+    /// Keeps a failure reported by a worker in the failure list (its count is the worker's).
+    pub(super) fn record_worker_failure(&self, node_id: usize, item: &str, error: &str, lane: &str) {
+        let Ok(node) = self.node(node_id) else { return };
+        let end = ItemEnd { name: item, status: ItemStatus::Failed, duration: None, error: Some(error) };
+        self.record(&node, Some(lane), &end, self.clock.now());
+    }
+
+    fn record(&self, node: &Node, lane: Option<&str>, end: &ItemEnd<'_>, now: f64) {
+        let rec = ItemRecord {
+            name: clip(end.name, MAX_NAME_CHARS),
+            node: node.name(),
+            status: end.status,
+            duration: end.duration,
+            at: now,
+            lane: lane.map(str::to_owned),
+            error: end.error.map(|e| clip(e, MAX_ERROR_CHARS)),
+        };
+        if end.status == ItemStatus::Failed {
+            self.failures.lock().push(rec.clone());
+        }
+        self.recent.lock().push(rec);
+    }
+}
