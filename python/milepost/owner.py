@@ -174,7 +174,7 @@ class Owner:
         index = task.shared_index
         if index is None:
             raise MilepostError(f"{'/'.join(task.path)!r} cannot be shared with workers: a run shares at most "
-                                "256 phases and steps")
+                                f"{_milepost.MAX_SHARED_NODES} phases and steps")
         return (workers.task_in_worker, (path, index, self.id, self.name, task.path))
 
     def task_for_index(self, index: int) -> Optional[Task]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator, List, Tuple
+from typing import Optional, Any, Iterator, List, Tuple
 
 from . import _milepost
 
@@ -90,3 +90,12 @@ class Snapshot:
 
     def frame(self, width: int = 100, height: int = 40, max_lanes: int = 8) -> List[str]:
         return self._native.frame(width, height, max_lanes)
+
+    def lane_lines(self, max_lanes: int = 8) -> List[str]:
+        """The native frame's lane lines without colour: the lanes at work, problems first,
+        then "… N more lanes"."""
+        return self._native.lane_lines(max_lanes)
+
+    def failure_line(self) -> Optional[str]:
+        """The native frame's line for the newest failure (`  ✗ item: error`), if any."""
+        return self._native.failure_line()

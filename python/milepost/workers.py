@@ -39,7 +39,7 @@ owned: Dict[str, Any] = {}
 ChunkResult = Tuple[int, bool, Any, Optional[ItemRow]]
 
 #: Text room of an event record in the segment, as the core lays it out.
-RECORD_BYTES: int = getattr(_milepost, "RECORD_BYTES", 1008)
+RECORD_BYTES: int = _milepost.RECORD_BYTES
 
 
 def shm_dir() -> str:

@@ -2,46 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, TextIO
+from typing import TYPE_CHECKING, Any, Optional, TextIO
 
 from .. import _milepost
 from ..events import Event, LogLine
 from ..observers.base import BaseObserver
-from ..text import FirstFailures
-from ..text import failure_line, log_line
+from ..text import FirstFailures, log_line
 from .native import SHOWN_FAILURES
 
 if TYPE_CHECKING:
     from ..snapshot import Snapshot
-
-
-#: Lanes of dead and stalled workers come first, so that folding never hides them.
-_LANE_ORDER = {"died": 0, "stalled": 1}
-
-
-def lane_lines(lanes: List[Dict[str, Any]], max_lanes: int) -> List[str]:
-    """The native frame's lane lines (`rust/render/frame.rs`), without colour: the lanes
-    still at work, problems first, then "… N more lanes"."""
-    active = sorted((ln for ln in lanes if ln["state"] != "finished"), key=lambda ln: _LANE_ORDER.get(ln["state"], 2))
-    shown = active if len(active) <= max_lanes else active[: max(max_lanes - 1, 0)]
-    lines = [_lane_line(ln) for ln in shown]
-    if len(shown) < len(active):
-        lines.append(f"    … {len(active) - len(shown)} more lanes")
-    return lines
-
-
-def _lane_line(lane: Dict[str, Any]) -> str:
-    item = f"▸ {_milepost.sanitize(lane['item'])}" if lane["item"] else None
-    if lane["state"] == "died":
-        what = "died"
-    elif lane["state"] == "stalled":
-        what = f"stalled {_milepost.format_duration(lane['heartbeat_age'])}" + (f" {item}" if item else "")
-    else:
-        what = item or "idle"
-    counts = f"{_milepost.format_count(lane['done'])} done"
-    if lane["failed"]:
-        counts += f", {_milepost.format_count(lane['failed'])} failed"
-    return f"    {_milepost.sanitize(lane['name'])} {what} ({counts})"
 
 
 class RichRenderer(BaseObserver):
@@ -94,11 +64,11 @@ class RichRenderer(BaseObserver):
             bar = ProgressBar(total=float(total) if total else None, completed=float(node["processed"]), width=30)
             table.add_row(Text("  " * depth + _milepost.sanitize(node["name"])), bar, Text(stats))
         parts: list[Any] = [Text(snapshot.run_line(), style="bold"), table]
-        parts.extend(Text(line) for line in lane_lines(snapshot.data["lanes"], self._max_lanes))
-        failures = snapshot.data["failures"]
-        if failures:
-            f = failures[0]
-            parts.append(Text(f"  ✗ {failure_line(f['name'], f['error'])}", style="red"))
+        # The native frame's own lane and failure lines: no display re-implements them.
+        parts.extend(Text(line) for line in snapshot.lane_lines(self._max_lanes))
+        failure = snapshot.failure_line()
+        if failure is not None:
+            parts.append(Text(failure, style="red"))
         return Group(*parts)
 
     def close(self) -> None:
