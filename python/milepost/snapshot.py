@@ -1,37 +1,123 @@
-"""The Python face of a snapshot: the Rust view plus its parsed JSON, built on demand."""
+"""The Python face of a snapshot: the native view, its JSON, and a typed view of the JSON
+(`SnapshotData`, `NodeData`...: the README's schema as TypedDicts) with one walk of its tree."""
 
 from __future__ import annotations
 
 import json
-from typing import Optional, Any, Iterator, List, Tuple
+from typing import Dict, Iterator, List, Literal, Optional, Tuple, TypedDict, Union
 
 from . import _milepost
 
-__all__ = ["Snapshot"]
+__all__ = ["ItemData", "LaneData", "NodeData", "Snapshot", "SnapshotData", "node_paths", "walk"]
+
+NodeKind = Literal["run", "phase", "step"]
+NodeState = Literal["pending", "running", "completed", "failed", "cancelled"]
 
 
-def node_paths(root: dict[str, Any]) -> Iterator[Tuple[str, dict[str, Any]]]:
-    """`("map/inner", node)` for every phase and step under a snapshot's `root`, depth-first:
-    the path the history and the metrics name a node by (the node's `path`: names escaped and
-    repeated names numbered, so that no two nodes share one)."""
-    for child in root.get("children", []):
-        yield child["path"], child
-        yield from node_paths(child)
+class NodeData(TypedDict):
+    """The run, a phase or a step, counts rolled up (README: "Snapshot schema")."""
+
+    id: int
+    name: str
+    path: str
+    kind: NodeKind
+    unit: str
+    state: NodeState
+    total: Optional[int]
+    done: int
+    failed: int
+    skipped: int
+    retried: int
+    in_flight: int
+    processed: int
+    fraction: Optional[float]
+    success_rate: Optional[float]
+    rate: Optional[float]
+    eta: Optional[float]
+    eta_low: Optional[float]
+    eta_high: Optional[float]
+    stalled_for: Optional[float]
+    eta_from_history: bool
+    mean_item_seconds: Optional[float]
+    elapsed: Optional[float]
+    metrics: Dict[str, Union[int, float]]
+    cost: Optional[float]
+    children: List[NodeData]
+
+
+class LaneData(TypedDict):
+    """A worker thread's or worker process's lane."""
+
+    id: int
+    name: str
+    state: str
+    item: Optional[str]
+    done: int
+    failed: int
+    heartbeat_age: float
+
+
+class ItemData(TypedDict):
+    """A finished item in `recent`, or a failure in `failures`."""
+
+    name: str
+    node: str
+    status: str
+    duration: Optional[float]
+    at: float
+    lane: Optional[str]
+    error: Optional[str]
+
+
+class SnapshotData(TypedDict):
+    """The whole snapshot document."""
+
+    schema: int
+    run_id: str
+    name: str
+    now: float
+    started_at_unix: float
+    events_dropped: int
+    worker_events_dropped: int
+    root: NodeData
+    lanes: List[LaneData]
+    recent: List[ItemData]
+    failures: List[ItemData]
+    metric_names: List[str]
+
+
+def walk(root: NodeData) -> Iterator[Tuple[int, NodeData]]:
+    """`(depth, node)` for every phase and step below `root`, depth-first, in creation order
+    (the run itself excluded): the one walk of the tree every reader uses."""
+    stack: List[Tuple[int, NodeData]] = [(1, child) for child in reversed(root["children"])]
+    while stack:
+        depth, node = stack.pop()
+        yield depth, node
+        stack.extend((depth + 1, child) for child in reversed(node["children"]))
+
+
+def node_paths(root: NodeData) -> Iterator[Tuple[str, NodeData]]:
+    """`("map/inner", node)` for every phase and step under `root`: the key the history and
+    the metrics name a node by (names escaped and repeated names numbered, so that no two
+    nodes share one)."""
+    for _, node in walk(root):
+        yield node["path"], node
 
 
 class Snapshot:
     """One consistent view of a run, as every renderer and observer sees it.
 
-    `data` is the JSON document (schema in the README); `run_line()`, `node_lines()` and
-    `frame()` are the same text the native renderer draws.
+    `data` is the JSON document, typed as `SnapshotData` (schema in the README); `run_line()`,
+    `node_lines()`, `lane_lines()`, `failure_line()` and `frame()` are the text the native
+    renderer draws, for displays that lay out the rest themselves.
     """
 
     __slots__ = ("_native", "_data", "_json")
 
     def __init__(self, native: _milepost.Snapshot) -> None:
         self._native = native
-        self._data: dict[str, Any] | None = None
-        self._json: str | None = None
+        self._data: Optional[SnapshotData] = None
+        self._json: Optional[str] = None
 
     @property
     def events_dropped(self) -> int:
@@ -45,14 +131,14 @@ class Snapshot:
         return self._json
 
     @property
-    def data(self) -> dict[str, Any]:
+    def data(self) -> SnapshotData:
         """The snapshot as a dict (parsed once)."""
         if self._data is None:
             self._data = json.loads(self.json())
         return self._data
 
     @property
-    def root(self) -> dict[str, Any]:
+    def root(self) -> NodeData:
         """The run's own node, with phases and steps as `children`."""
         return self.data["root"]
 
@@ -60,17 +146,11 @@ class Snapshot:
     def now(self) -> float:
         return self._native.now
 
-    def nodes(self) -> Iterator[Tuple[int, dict[str, Any]]]:
+    def nodes(self) -> Iterator[Tuple[int, NodeData]]:
         """`(depth, node)` for every phase and step, depth-first (the run itself excluded)."""
+        return walk(self.root)
 
-        def walk(n: dict[str, Any], d: int) -> Iterator[Tuple[int, dict[str, Any]]]:
-            for c in n["children"]:
-                yield d, c
-                yield from walk(c, d + 1)
-
-        return walk(self.root, 1)
-
-    def find(self, name: str) -> dict[str, Any]:
+    def find(self, name: str) -> NodeData:
         """The first phase or step called `name`."""
         for _, n in self.nodes():
             if n["name"] == name:
@@ -86,6 +166,7 @@ class Snapshot:
         return self._native.run_line()
 
     def node_lines(self) -> List[Tuple[int, str, str, str]]:
+        """`(depth, name, state, stats)` for every phase and step, in `nodes()`'s order."""
         return self._native.node_lines()
 
     def frame(self, width: int = 100, height: int = 40, max_lanes: int = 8) -> List[str]:

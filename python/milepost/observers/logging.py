@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Dict, Optional
 
 from ..events import ItemFailed, LogLine
 from .base import BaseObserver
@@ -42,6 +42,8 @@ class LoggingObserver(BaseObserver):
 
     def on_snapshot(self, snapshot: Snapshot) -> None:
         root = snapshot.root
-        fields = {k: root[k] for k in ("done", "failed", "skipped", "retried", "total", "rate", "eta")}
+        fields: Dict[str, object] = {"done": root["done"], "failed": root["failed"], "skipped": root["skipped"],
+                                     "retried": root["retried"], "total": root["total"], "rate": root["rate"],
+                                     "eta": root["eta"]}
         fields["run_id"] = snapshot.data["run_id"]
         self._logger.log(self._level, snapshot.run_line(), extra={"milepost": fields})
