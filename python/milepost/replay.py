@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, Optional, TextIO
 
 from . import _milepost
+from .errors import MilepostError
 from .text import event_line
 from .snapshot import Snapshot
 
 
-class ReplayError(Exception):
+class ReplayError(MilepostError):
     """The file is not a milepost stream; the message names the line."""
 
 
