@@ -85,14 +85,18 @@ impl Segment {
 
     /// This process's own counts of `node` (the parent's snapshot sums every process).
     pub fn own_counts(&self, node: usize) -> Counts {
-        let Some(slot) = self.claimed() else { return Counts::default() };
-        let get = |t: Tally| self.word(Self::counter(slot, node, t.shm_field())).load(Ordering::Relaxed);
-        let (item_done, item_skipped) = (get(Tally::ItemDone), get(Tally::ItemSkipped));
+        self.claimed().map_or_else(Counts::default, |slot| self.slot_counts(slot, node))
+    }
+
+    /// The counts of `node` in worker slot `slot`: done and skipped with and without an item
+    /// context added up, as a node's own counts are.
+    pub fn slot_counts(&self, slot: usize, node: usize) -> Counts {
         let word = |f: usize| self.word(Self::counter(slot, node, f)).load(Ordering::Relaxed);
+        let (item_done, item_skipped) = (word(Tally::ItemDone.shm_field()), word(Tally::ItemSkipped.shm_field()));
         Counts {
-            done: get(Tally::Done) + item_done,
+            done: word(Tally::Done.shm_field()).saturating_add(item_done),
             failed: word(C_FAILED),
-            skipped: word(C_SKIPPED) + item_skipped,
+            skipped: word(C_SKIPPED).saturating_add(item_skipped),
             retried: word(C_RETRIED),
             in_flight: word(C_IN_FLIGHT) as i64,
             items_timed: word(C_TIMED),

@@ -3,10 +3,10 @@
 use std::sync::atomic::Ordering;
 
 use super::segment::{
-    Segment, CLAIMING, C_DONE, C_FAILED, C_FLOATS, C_IN_FLIGHT, C_ITEM_DONE, C_ITEM_SKIPPED, C_METRICS, C_RETRIED,
-    C_SECONDS, C_SKIPPED, C_TIMED, C_USED, DEAD, FREE, H_NODE_COUNT, MAX_METRICS, MAX_NODES, MAX_SLOTS, METRICS_AT,
-    METRIC_ENTRY, M_NAME, M_STATE, N_CREATOR, N_KIND, N_NAME, N_OPEN, N_PARENT, N_READY, N_STATE, N_TOTAL, N_UNIT,
-    RECORD_TEXT_WORDS, RING, S_BEAT, S_DONE, S_DROPPED, S_FAILED, S_HEAD, S_ITEM, S_TAIL,
+    Segment, CLAIMING, C_FAILED, C_FLOATS, C_IN_FLIGHT, C_METRICS, C_USED, DEAD, FREE, H_NODE_COUNT, MAX_METRICS,
+    MAX_NODES, MAX_SLOTS, METRICS_AT, METRIC_ENTRY, M_NAME, M_STATE, N_CREATOR, N_KIND, N_NAME, N_OPEN, N_PARENT,
+    N_READY, N_STATE, N_TOTAL, N_UNIT, RECORD_TEXT_WORDS, RING, S_BEAT, S_DONE, S_DROPPED, S_FAILED, S_HEAD, S_ITEM,
+    S_TAIL,
 };
 use crate::core::node::decode_total;
 
@@ -81,18 +81,7 @@ impl Segment {
         let (mut used, mut floats) = (0_u64, 0_u64);
         for &s in slots {
             let get = |f: usize| self.word(Self::counter(s, node, f)).load(Ordering::Relaxed);
-            let (item_done, item_skipped) = (get(C_ITEM_DONE), get(C_ITEM_SKIPPED));
-            sums.counts += crate::core::counter::Counts {
-                done: get(C_DONE).saturating_add(item_done),
-                failed: get(C_FAILED),
-                skipped: get(C_SKIPPED).saturating_add(item_skipped),
-                retried: get(C_RETRIED),
-                in_flight: get(C_IN_FLIGHT) as i64,
-                items_timed: get(C_TIMED),
-                item_seconds: f64::from_bits(get(C_SECONDS)),
-                item_done,
-                item_skipped,
-            };
+            sums.counts += self.slot_counts(s, node);
             let u = get(C_USED);
             if u != 0 {
                 for (m, v) in metric.iter_mut().enumerate().filter(|(m, _)| u & (1 << m) != 0) {
