@@ -1,5 +1,4 @@
-//! Maps the core's error enum to Python exceptions, in one place. The classes (`milepost/errors.py`)
-//! subclass both `MilepostError` and the standard exception of the same meaning.
+//! The core's error enum as Python exceptions, in one place (classes: `milepost/errors.py`).
 
 use crate::core::error::Error;
 

@@ -6,9 +6,6 @@ use pyo3::prelude::*;
 
 use crate::core::eta::RateWindow;
 
-/// `(rate, eta, eta_low, eta_high)`, `None` where unknown.
-type Estimate = (Option<f64>, Option<f64>, Option<f64>, Option<f64>);
-
 #[pyclass(frozen, name = "Estimator", module = "milepost._milepost")]
 pub struct PyEstimator {
     window: Mutex<RateWindow>,
@@ -23,8 +20,11 @@ impl PyEstimator {
     fn observe(&self, now: f64, count: u64) {
         self.window.lock().observe(now, count);
     }
+    /// `(rate, eta, eta_low, eta_high)`, `None` where unknown.
     #[pyo3(signature = (now, count, total=None))]
-    fn estimate(&self, now: f64, count: u64, total: Option<u64>) -> Estimate {
+    fn estimate(
+        &self, now: f64, count: u64, total: Option<u64>,
+    ) -> (Option<f64>, Option<f64>, Option<f64>, Option<f64>) {
         let e = self.window.lock().estimate(now, count, total);
         (e.rate, e.eta, e.eta_low, e.eta_high)
     }
