@@ -4,10 +4,9 @@ WebSocket), Prometheus metrics, Cancel. Mount it in your own app with `create_ap
 from __future__ import annotations
 
 import json
-import sqlite3
 from importlib import resources
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Callable, List, Mapping, Optional, TypeVar
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -16,9 +15,12 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from ..history_cli import cost_of
+from ..persistence import History, NoHistory, Unreadable
+from ..persistence.logs import LEVELS
+from ..persistence.money import cost_of
+from ..persistence.records import ListedRun, LogRecord, RunRecord
 from .guard import Guard, check_token, own_origin
-from .hub import LEVELS, Hub, log_row, rows_matching
+from .hub import Channel, Hub
 from .metrics import metrics_text
 from .openapi import OPENAPI
 from .streams import serve_sse, serve_ws
@@ -29,6 +31,9 @@ PAGE_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; connect
                "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 ASSETS = {"/": ("page.html", "text/html; charset=utf-8"), "/page.js": ("page.js", "text/javascript; charset=utf-8"),
           "/page.css": ("page.css", "text/css; charset=utf-8")}
+
+
+T = TypeVar("T")
 
 
 class BadInput(Exception):
@@ -60,44 +65,36 @@ class Api:
     def __init__(self, hub: Hub, db: Optional[Path], token: Optional[str]) -> None:
         self.hub, self.db, self.token = hub, db, token
 
-    def history(self) -> Optional[sqlite3.Connection]:
-        from ..history_cli import NoHistory, open_db
-
+    def read(self, what: Callable[[History], T], default: T) -> T:
+        """`what` read from the history, or `default` when there is none (or it cannot be read):
+        the live runs are served all the same."""
         try:
-            return open_db(str(self.db) if self.db else None)
-        except (NoHistory, sqlite3.Error):
-            return None
+            with History.open(self.db) as history:
+                return what(history)
+        except (NoHistory, Unreadable):
+            return default
 
     async def runs(self, request: Request) -> Response:
-        from ..history_cli import history as past
-
         limit = int_param(request.query_params, "limit", 50, high=500, low=1)
         offset = int_param(request.query_params, "offset", 0)
         name = request.query_params.get("name")
-        live = [_live_row(ch) for ch in self.hub.channels() if not name or ch.name == name]
+        live = [live_row(ch) for ch in self.hub.channels() if not name or ch.name == name]
         seen = {r["id"] for r in live}
-        conn = self.history()
-        old = [] if conn is None else [_past_row(r) for r in past(conn, name, offset + limit + len(seen))
-                                       if r["id"] not in seen]
-        every = live + old
+        # Past runs from the first: the page numbers the live and past runs together.
+        past: List[RunRecord] = self.read(lambda h: h.runs(name, offset + limit + len(seen)), [])
+        every = live + [listed(r) for r in past if r["id"] not in seen]
         return JSONResponse({"runs": every[offset:offset + limit], "total": len(every)})
 
     async def run(self, request: Request) -> Response:
-        from ..history_cli import NoHistory, show
-
         run_id = request.path_params["run_id"]
         ch = self.hub.get(run_id)
         if ch is not None and ch.snapshot_seq:
             return JSONResponse({"live": not ch.finished, "snapshot": json.loads(ch.snapshot_json)})
-        conn = self.history()
-        try:
-            if conn is None:
-                raise NoHistory(run_id)
-            found = show(conn, run_id)
-        except NoHistory:
+        found = self.read(lambda h: h.run(run_id), None)
+        if found is None:
             return JSONResponse({"error": f"no run {run_id!r}"}, status_code=404)
-        return JSONResponse({"live": False, "run": {k: v for k, v in found.items() if k not in ("phases", "failures")},
-                             "phases": found["phases"], "failures": found["failures"]})
+        overview = {k: v for k, v in found.items() if k not in ("phases", "failures")}
+        return JSONResponse({"live": False, "run": overview, "phases": found["phases"], "failures": found["failures"]})
 
     async def logs(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]
@@ -106,14 +103,8 @@ class Api:
         ch = self.hub.get(run_id)
         if ch is not None:
             return JSONResponse({"logs": ch.logs_matching(level, source, after)})
-        conn = self.history()
-        rows: List[Dict[str, Any]] = []
-        if conn is not None:
-            # The event as it was published, so that a past row has the shape of a live one.
-            rows = [log_row(r["id"], json.loads(r["data"] or "{}")) for r in conn.execute(
-                "SELECT id, data FROM events WHERE run_id = ? AND kind IN ('log', 'item_failed') AND id > ? "
-                "ORDER BY id", (run_id, after))]
-        return JSONResponse({"logs": rows_matching(rows, level, source, after)})
+        past: List[LogRecord] = self.read(lambda h: h.logs(run_id, level, source, after), [])
+        return JSONResponse({"logs": past})
 
     async def events(self, scope: Any, receive: Any, send: Any) -> None:
         """SSE, as a bare ASGI app: a turn's frames go out as one chunk, uncopied."""
@@ -217,16 +208,20 @@ def create_app(hub: Hub, db: Optional[Path] = None, token: Optional[str] = None)
                      exception_handlers={BadInput: _bad_input})
 
 
-def _live_row(ch: Any) -> Dict[str, Any]:
+def live_row(ch: Channel) -> ListedRun:
+    """A live run as the list shows it, from its latest snapshot (what the history would say
+    of it may be a second older)."""
     snap = json.loads(ch.snapshot_json) if ch.snapshot_seq else {}
     root = snap.get("root", {})
+    metrics = root.get("metrics", {})
     return {"id": ch.run_id, "name": ch.name, "status": root.get("state", "running"),
-            "started_at": snap.get("started_at_unix"), "elapsed": root.get("elapsed"),
-            "done": root.get("done", 0), "failed": root.get("failed", 0), "skipped": root.get("skipped", 0),
-            "processed": root.get("processed", 0), "total": root.get("total"),
-            "cost": cost_of(root.get("metrics", {})), "live": not ch.finished}
+            "started_at": snap.get("started_at_unix"), "ended_at": None, "elapsed": root.get("elapsed"),
+            "total": root.get("total"), "processed": root.get("processed", 0), "done": root.get("done", 0),
+            "failed": root.get("failed", 0), "skipped": root.get("skipped", 0), "retried": root.get("retried", 0),
+            "success_rate": root.get("success_rate"), "metrics": metrics,
+            "cost": root["cost"] if "cost" in root else cost_of(metrics), "resumed": None, "live": not ch.finished}
 
 
-def _past_row(row: Mapping[str, Any]) -> Dict[str, Any]:
-    processed = sum(int(row.get(k) or 0) for k in ("done", "failed", "skipped"))
-    return dict(row, processed=processed, live=False)
+def listed(run: RunRecord) -> ListedRun:
+    """A past run as the list shows it."""
+    return {**run, "live": False}
