@@ -23,7 +23,7 @@ from .guard import Guard, check_token, own_origin
 from .hub import Channel, Hub
 from .metrics import metrics_text
 from .openapi import OPENAPI
-from .streams import serve_sse, serve_ws
+from .streams import SseStream, serve_ws
 
 #: The page and its script and style: parts of the package, never a file-system path. The page
 #: runs no inline script and loads nothing from elsewhere, so its policy can say just that.
@@ -106,19 +106,12 @@ class Api:
         past: List[LogRecord] = self.read(lambda h: h.logs(run_id, level, source, after), [])
         return JSONResponse({"logs": past})
 
-    async def events(self, scope: Any, receive: Any, send: Any) -> None:
-        """SSE, as a bare ASGI app: a turn's frames go out as one chunk, uncopied."""
-        request = Request(scope)
-        try:
-            start = max(int_param(request.headers, "Last-Event-ID", 0), int_param(request.query_params, "after", 0))
-        except BadInput as e:
-            await JSONResponse({"error": str(e)}, status_code=400)(scope, receive, send)
-            return
-        ch = self.hub.get(scope["path_params"]["run_id"])
+    async def events(self, request: Request) -> Response:
+        start = max(int_param(request.headers, "Last-Event-ID", 0), int_param(request.query_params, "after", 0))
+        ch = self.hub.get(request.path_params["run_id"])
         if ch is None:
-            await JSONResponse({"error": "not a live run"}, status_code=404)(scope, receive, send)
-            return
-        await serve_sse(ch, start, receive, send)
+            return JSONResponse({"error": "not a live run"}, status_code=404)
+        return SseStream(ch, start)
 
     async def ws(self, socket: WebSocket) -> None:
         ch = self.hub.get(socket.query_params.get("run", ""))
@@ -155,16 +148,6 @@ class Api:
         return Response(text, media_type=content_type)
 
 
-class _Asgi:
-    """A bare ASGI app for a Route (a function there is taken for a request handler)."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await self.app(scope, receive, send)
-
-
 def _asset(name: str, media: str) -> Any:
     async def endpoint(request: Request) -> Response:
         text = resources.files("milepost.dashboard").joinpath(name).read_text(encoding="utf-8")
@@ -197,7 +180,7 @@ def create_app(hub: Hub, db: Optional[Path] = None, token: Optional[str] = None)
         Route("/api/runs", api.runs),
         Route("/api/runs/{run_id}", api.run),
         Route("/api/runs/{run_id}/logs", api.logs),
-        Route("/api/runs/{run_id}/events", _Asgi(api.events)),
+        Route("/api/runs/{run_id}/events", api.events),
         Route("/api/runs/{run_id}/cancel", api.cancel, methods=["POST"]),
         WebSocketRoute("/ws", api.ws),
         Route("/metrics", api.metrics),

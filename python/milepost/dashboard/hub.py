@@ -18,6 +18,7 @@ from ..observers.base import BaseObserver
 from ..persistence.logs import log_row, rows_matching
 from ..persistence.money import cost_of
 from ..persistence.records import LogRecord
+from .frames import frame
 
 if TYPE_CHECKING:
     from ..run import Run
@@ -73,10 +74,10 @@ class Channel:
         return self._next - 1
 
     def publish_snapshot(self, text: str) -> None:
-        frame = b"event: snapshot\ndata: " + text.encode("utf-8") + b"\n\n"
+        encoded = frame("snapshot", text)
         with self._lock:
             self.snapshot_json = text
-            self.snapshot_frame = frame
+            self.snapshot_frame = encoded
             self.snapshot_seq += 1
         self._notify()
 
@@ -91,8 +92,7 @@ class Channel:
         with self._lock:
             event_id = self._next
             self._next += 1
-            frame = f"id: {event_id}\nevent: {event.kind}\ndata: {text}\n\n".encode("utf-8")
-            self.events.append(Entry(event_id, event.kind, text, frame))
+            self.events.append(Entry(event_id, event.kind, text, frame(event.kind, text, event_id)))
             if isinstance(event, (LogLine, ItemFailed)):
                 self.logs.append(log_row(event_id, data))
         self._notify()
