@@ -72,6 +72,7 @@ class History:
         return cls(connect(db_path, readonly=True))
 
     def close(self) -> None:
+        """Closes the connection."""
         self.db.close()
 
     def __enter__(self) -> History:
@@ -112,6 +113,7 @@ class History:
         return [phase_record(r) for r in self.db.execute(_PHASES, (run_id,))]
 
     def workers(self, run_id: str) -> List[WorkerRecord]:
+        """A run's worker lanes as last written, by name."""
         return [{"name": r["name"], "state": r["state"], "done": r["done"], "failed": r["failed"]}
                 for r in self.db.execute("SELECT name, state, done, failed FROM workers WHERE run_id = ? "
                                          "ORDER BY name", (run_id,))]

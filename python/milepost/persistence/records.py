@@ -8,9 +8,10 @@ from typing import Dict, List, Optional
 try:  # pydantic, which generates the dashboard's schemas, needs this TypedDict before Python 3.12
     from typing_extensions import TypedDict
 except ImportError:  # pragma: no cover - without typing_extensions there is no pydantic either
-    from typing import TypedDict  # type: ignore[assignment]
+    from typing import TypedDict
 
-__all__ = ["RunRecord", "ListedRun", "PhaseRecord", "WorkerRecord", "FailureRecord", "ItemCounts", "RunOverview",
+# TypedDict too: the dashboard's answer types take it from here, for the same reason.
+__all__ = ["TypedDict", "RunRecord", "ListedRun", "PhaseRecord", "WorkerRecord", "FailureRecord", "ItemCounts", "RunOverview",
            "RunDetail", "LogRecord", "Summary", "Stats"]
 
 
