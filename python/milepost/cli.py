@@ -66,23 +66,25 @@ def _parser() -> argparse.ArgumentParser:
 def _history_command(args: argparse.Namespace) -> int:
     import json
 
-    from . import history_cli as h
+    from . import history_cli as text
+    from .persistence import History, NoHistory
 
+    data: object
     try:
-        db = h.open_db(args.db)
-        if args.command == "history":
-            data: object = h.history(db, args.name, args.limit)
-            text = h.history_text(data)  # type: ignore[arg-type]
-        elif args.command == "show":
-            data = h.show(db, args.run, args.failures)
-            text = h.show_text(data, args.db)
-        else:
-            data = h.stats(db, args.name, args.limit)
-            text = h.stats_text(data)
-    except h.NoHistory as e:
+        with History.open(args.db) as history:
+            if args.command == "history":
+                runs = history.runs(args.name, args.limit)
+                data, shown = runs, text.history_text(runs)
+            elif args.command == "show":
+                run = history.run(args.run, args.failures)
+                data, shown = run, text.show_text(run, args.db)
+            else:
+                stats = history.stats(args.name, args.limit)
+                data, shown = stats, text.stats_text(stats)
+    except NoHistory as e:
         print(f"milepost {args.command}: {e}", file=sys.stderr)
         return 1
-    print(json.dumps(data, indent=2, ensure_ascii=False) if args.json else text)
+    print(json.dumps(data, indent=2, ensure_ascii=False) if args.json else shown)
     return 0
 
 

@@ -1,27 +1,24 @@
-"""The dashboard's ASGI app (Starlette): the page, the JSON API, the live streams (SSE and
-WebSocket), Prometheus metrics, Cancel. Mount it in your own app with `create_app(...)`."""
+"""The dashboard's ASGI app (Starlette): the page, the JSON API and live streams (`api`),
+Prometheus metrics, Cancel, and the OpenAPI description of it all. Mount it in your own app
+with `create_app(...)`."""
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from importlib import resources
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Optional
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route, WebSocketRoute
-from starlette.websockets import WebSocket
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 
-from ..history_cli import cost_of
-from .guard import Guard, check_token, own_origin
-from .hub import LEVELS, Hub, log_row, rows_matching
-from .metrics import metrics_text
-from .openapi import OPENAPI
-from .streams import serve_sse, serve_ws
+from .api import Api
+from .guard import Guard, check_token
+from .hub import Hub
+from .openapi import Operation, describe, documented
+from .params import BadInput
 
 #: The page and its script and style: parts of the package, never a file-system path. The page
 #: runs no inline script and loads nothing from elsewhere, so its policy can say just that.
@@ -31,150 +28,8 @@ ASSETS = {"/": ("page.html", "text/html; charset=utf-8"), "/page.js": ("page.js"
           "/page.css": ("page.css", "text/css; charset=utf-8")}
 
 
-class BadInput(Exception):
-    """A query value the API cannot take: answered 400 with this message."""
-
-
-def int_param(query: Mapping[str, str], name: str, default: int, high: Optional[int] = None, low: int = 0) -> int:
-    """A whole number from the query (or a header), `low..high`; BadInput names it otherwise."""
-    raw = query.get(name)
-    if raw is None or raw == "":
-        return default
-    value = int(raw) if raw.isascii() and raw.isdigit() else None
-    if value is None or value < low or (high is not None and value > high):
-        span = f"from {low} to {high}" if high is not None else f"{low} or more"
-        raise BadInput(f"{name} must be a whole number {span}, got {raw!r}")
-    return value
-
-
-def level_param(query: Mapping[str, str]) -> Optional[str]:
-    level = query.get("level")
-    if level is not None and level != "" and level.lower() not in LEVELS:
-        raise BadInput(f"level must be one of {', '.join(LEVELS)}, got {level!r}")
-    return level or None
-
-
-class Api:
-    """The endpoints, over the live runs of `hub` and the past runs in the history `db`."""
-
-    def __init__(self, hub: Hub, db: Optional[Path], token: Optional[str]) -> None:
-        self.hub, self.db, self.token = hub, db, token
-
-    def history(self) -> Optional[sqlite3.Connection]:
-        from ..history_cli import NoHistory, open_db
-
-        try:
-            return open_db(str(self.db) if self.db else None)
-        except (NoHistory, sqlite3.Error):
-            return None
-
-    async def runs(self, request: Request) -> Response:
-        from ..history_cli import history as past
-
-        limit = int_param(request.query_params, "limit", 50, high=500, low=1)
-        offset = int_param(request.query_params, "offset", 0)
-        name = request.query_params.get("name")
-        live = [_live_row(ch) for ch in self.hub.channels() if not name or ch.name == name]
-        seen = {r["id"] for r in live}
-        conn = self.history()
-        old = [] if conn is None else [_past_row(r) for r in past(conn, name, offset + limit + len(seen))
-                                       if r["id"] not in seen]
-        every = live + old
-        return JSONResponse({"runs": every[offset:offset + limit], "total": len(every)})
-
-    async def run(self, request: Request) -> Response:
-        from ..history_cli import NoHistory, show
-
-        run_id = request.path_params["run_id"]
-        ch = self.hub.get(run_id)
-        if ch is not None and ch.snapshot_seq:
-            return JSONResponse({"live": not ch.finished, "snapshot": json.loads(ch.snapshot_json)})
-        conn = self.history()
-        try:
-            if conn is None:
-                raise NoHistory(run_id)
-            found = show(conn, run_id)
-        except NoHistory:
-            return JSONResponse({"error": f"no run {run_id!r}"}, status_code=404)
-        return JSONResponse({"live": False, "run": {k: v for k, v in found.items() if k not in ("phases", "failures")},
-                             "phases": found["phases"], "failures": found["failures"]})
-
-    async def logs(self, request: Request) -> Response:
-        run_id = request.path_params["run_id"]
-        level, source = level_param(request.query_params), request.query_params.get("source")
-        after = int_param(request.query_params, "after", 0)
-        ch = self.hub.get(run_id)
-        if ch is not None:
-            return JSONResponse({"logs": ch.logs_matching(level, source, after)})
-        conn = self.history()
-        rows: List[Dict[str, Any]] = []
-        if conn is not None:
-            # The event as it was published, so that a past row has the shape of a live one.
-            rows = [log_row(r["id"], json.loads(r["data"] or "{}")) for r in conn.execute(
-                "SELECT id, data FROM events WHERE run_id = ? AND kind IN ('log', 'item_failed') AND id > ? "
-                "ORDER BY id", (run_id, after))]
-        return JSONResponse({"logs": rows_matching(rows, level, source, after)})
-
-    async def events(self, scope: Any, receive: Any, send: Any) -> None:
-        """SSE, as a bare ASGI app: a turn's frames go out as one chunk, uncopied."""
-        request = Request(scope)
-        try:
-            start = max(int_param(request.headers, "Last-Event-ID", 0), int_param(request.query_params, "after", 0))
-        except BadInput as e:
-            await JSONResponse({"error": str(e)}, status_code=400)(scope, receive, send)
-            return
-        ch = self.hub.get(scope["path_params"]["run_id"])
-        if ch is None:
-            await JSONResponse({"error": "not a live run"}, status_code=404)(scope, receive, send)
-            return
-        await serve_sse(ch, start, receive, send)
-
-    async def ws(self, socket: WebSocket) -> None:
-        ch = self.hub.get(socket.query_params.get("run", ""))
-        await socket.accept()
-        try:
-            after = int_param(socket.query_params, "after", 0)
-        except BadInput as e:
-            ch, problem = None, str(e)
-        else:
-            problem = "not a live run"
-        if ch is None:
-            await socket.send_text(json.dumps({"type": "error", "error": problem}))
-            await socket.close()
-            return
-        await serve_ws(socket, ch, after)
-
-    async def cancel(self, request: Request) -> Response:
-        # With a token, the guard checked it. Without one (loopback), only the dashboard's own
-        # page may cancel: the browser sends its Origin, which a page of another site cannot
-        # send, and a bare request from anything else on the machine does not have.
-        origin = request.headers.get("origin")
-        if not self.token and origin != own_origin(request.scope, request.headers):
-            return JSONResponse({"error": f"cancel needs the dashboard's own page (origin {origin!r} is not it) "
-                                          "or the token"}, status_code=403)
-        ch = self.hub.get(request.path_params["run_id"])
-        run_obj = ch.run if ch is not None else None
-        if run_obj is None or ch is None or ch.finished:
-            return JSONResponse({"error": "not a live run"}, status_code=404)
-        run_obj.cancel("from the dashboard")
-        return JSONResponse({"cancelled": True}, status_code=202)
-
-    async def metrics(self, request: Request) -> Response:
-        text, content_type = metrics_text(self.hub)
-        return Response(text, media_type=content_type)
-
-
-class _Asgi:
-    """A bare ASGI app for a Route (a function there is taken for a request handler)."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await self.app(scope, receive, send)
-
-
 def _asset(name: str, media: str) -> Any:
+    @documented(Operation(f"The page's {name}" if name != "page.html" else "The page", (), {200: (media, media)}))
     async def endpoint(request: Request) -> Response:
         text = resources.files("milepost.dashboard").joinpath(name).read_text(encoding="utf-8")
         policy = {"Content-Security-Policy": PAGE_POLICY} if name.endswith(".html") else {}
@@ -183,10 +38,19 @@ def _asset(name: str, media: str) -> Any:
     return endpoint
 
 
-async def _openapi(request: Request) -> Response:
-    return JSONResponse(OPENAPI)
+def _openapi(routes: List[BaseRoute]) -> Any:
+    described: List[Dict[str, Any]] = []  # made at the first request (pydantic is imported then)
+
+    @documented(Operation("This description (OpenAPI 3.1)", (), {200: ("The description", "application/json")}))
+    async def endpoint(request: Request) -> Response:
+        if not described:
+            described.append(describe(routes))
+        return JSONResponse(described[0])
+
+    return endpoint
 
 
+@documented(Operation("`ok` while the server answers", (), {200: ("ok", "text/plain")}))
 async def _health(request: Request) -> Response:
     return PlainTextResponse("ok")
 
@@ -201,32 +65,17 @@ def create_app(hub: Hub, db: Optional[Path] = None, token: Optional[str] = None)
     if token is not None:
         check_token(token)
     api = Api(hub, db, token)
-    routes = [
+    routes: List[BaseRoute] = [
         *(Route(path, _asset(name, media)) for path, (name, media) in ASSETS.items()),
         Route("/api/runs", api.runs),
         Route("/api/runs/{run_id}", api.run),
         Route("/api/runs/{run_id}/logs", api.logs),
-        Route("/api/runs/{run_id}/events", _Asgi(api.events)),
+        Route("/api/runs/{run_id}/events", api.events),
         Route("/api/runs/{run_id}/cancel", api.cancel, methods=["POST"]),
         WebSocketRoute("/ws", api.ws),
         Route("/metrics", api.metrics),
-        Route("/openapi.json", _openapi),
         Route("/healthz", _health),
     ]
+    routes.append(Route("/openapi.json", _openapi(routes)))
     return Starlette(routes=routes, middleware=[Middleware(Guard, token=token)],
                      exception_handlers={BadInput: _bad_input})
-
-
-def _live_row(ch: Any) -> Dict[str, Any]:
-    snap = json.loads(ch.snapshot_json) if ch.snapshot_seq else {}
-    root = snap.get("root", {})
-    return {"id": ch.run_id, "name": ch.name, "status": root.get("state", "running"),
-            "started_at": snap.get("started_at_unix"), "elapsed": root.get("elapsed"),
-            "done": root.get("done", 0), "failed": root.get("failed", 0), "skipped": root.get("skipped", 0),
-            "processed": root.get("processed", 0), "total": root.get("total"),
-            "cost": cost_of(root.get("metrics", {})), "live": not ch.finished}
-
-
-def _past_row(row: Mapping[str, Any]) -> Dict[str, Any]:
-    processed = sum(int(row.get(k) or 0) for k in ("done", "failed", "skipped"))
-    return dict(row, processed=processed, live=False)

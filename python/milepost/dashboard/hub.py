@@ -11,10 +11,14 @@ import json
 import threading
 import weakref
 from collections import deque
-from typing import TYPE_CHECKING, Any, Deque, Dict, List, Mapping, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Deque, Dict, List, NamedTuple, Optional, Tuple
 
 from ..events import Event, ItemFailed, LogLine
 from ..observers.base import BaseObserver
+from ..persistence.logs import log_row, rows_matching
+from ..persistence.money import cost_of
+from ..persistence.records import LogRecord
+from .frames import frame
 
 if TYPE_CHECKING:
     from ..run import Run
@@ -23,7 +27,6 @@ if TYPE_CHECKING:
 MAX_EVENTS = 1000
 MAX_LOGS = 2000
 MAX_CHANNELS = 50
-LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 #: Seconds the end of a run waits, at most, for its open streams to be sent the final snapshot,
 #: `run_finished` and `end` (a stuck client costs the job no more than this, once).
 END_WAIT = 2.0
@@ -38,28 +41,6 @@ class Entry(NamedTuple):
     frame: bytes  # the whole SSE frame
 
 
-def log_row(event_id: int, data: Mapping[str, Any]) -> Dict[str, Any]:
-    """A log line or a failure as the log pane shows it, from the event's dict (`to_dict()`, as
-    kept live and in the history alike): one shape wherever the row comes from. `path` is
-    below the run (the run is the page's subject); a failure's source is its phase's path."""
-    path = [str(p) for p in list(data.get("path") or [])[1:]]
-    if data.get("event") == "item_failed":
-        level, source = "error", "/".join(path) or None
-        message = f"{data.get('item', '')}: {data.get('error', '')}"
-    else:
-        level, source, message = str(data.get("level") or "info"), data.get("source"), str(data.get("message", ""))
-    return {"id": event_id, "ts": data.get("timestamp"), "kind": data.get("event"), "level": level,
-            "source": source, "message": message, "path": path}
-
-
-def rows_matching(rows: List[Dict[str, Any]], level: Optional[str], source: Optional[str],
-                  after: int) -> List[Dict[str, Any]]:
-    """The rows after id `after`, at `level` or worse, from `source` (None: any)."""
-    floor = LEVELS.get((level or "").lower(), 0)
-    return [r for r in rows if r["id"] > after and LEVELS.get(r["level"], 20) >= floor
-            and (not source or r["source"] == source)]
-
-
 class Channel:
     """One live run's stream."""
 
@@ -72,7 +53,7 @@ class Channel:
         self.snapshot_frame = b""
         self.snapshot_seq = 0
         self.events: Deque[Entry] = deque(maxlen=MAX_EVENTS)
-        self.logs: Deque[Dict[str, Any]] = deque(maxlen=MAX_LOGS)
+        self.logs: Deque[LogRecord] = deque(maxlen=MAX_LOGS)
         #: True once the run's observer is closed: its final snapshot and events are all here.
         self.finished = False
         self._next = 1
@@ -93,10 +74,10 @@ class Channel:
         return self._next - 1
 
     def publish_snapshot(self, text: str) -> None:
-        frame = b"event: snapshot\ndata: " + text.encode("utf-8") + b"\n\n"
+        encoded = frame("snapshot", text)
         with self._lock:
             self.snapshot_json = text
-            self.snapshot_frame = frame
+            self.snapshot_frame = encoded
             self.snapshot_seq += 1
         self._notify()
 
@@ -111,8 +92,7 @@ class Channel:
         with self._lock:
             event_id = self._next
             self._next += 1
-            frame = f"id: {event_id}\nevent: {event.kind}\ndata: {text}\n\n".encode("utf-8")
-            self.events.append(Entry(event_id, event.kind, text, frame))
+            self.events.append(Entry(event_id, event.kind, text, frame(event.kind, text, event_id)))
             if isinstance(event, (LogLine, ItemFailed)):
                 self.logs.append(log_row(event_id, data))
         self._notify()
@@ -139,7 +119,7 @@ class Channel:
         skipped = (last + 1, batch[0].id - 1) if batch and batch[0].id > last + 1 else None
         return batch, skipped
 
-    def logs_matching(self, level: Optional[str], source: Optional[str], after: int) -> List[Dict[str, Any]]:
+    def logs_matching(self, level: Optional[str], source: Optional[str], after: int) -> List[LogRecord]:
         with self._lock:
             rows = list(self.logs)
         return rows_matching(rows, level, source, after)
@@ -258,7 +238,7 @@ class DashboardObserver(BaseObserver):
         self.interval = interval
 
     def on_snapshot(self, snapshot: Snapshot) -> None:
-        self.channel.publish_snapshot(snapshot.json())
+        self.channel.publish_snapshot(snapshot_json(snapshot))
 
     def on_event(self, event: Event) -> None:
         self.channel.publish_event(event)
@@ -269,3 +249,20 @@ class DashboardObserver(BaseObserver):
         # `with Run(...)` does not cut them off (bounded: END_WAIT seconds at most).
         self.channel.close()
         self.channel.wait_for_viewers(END_WAIT)
+
+
+def snapshot_json(snapshot: Snapshot) -> str:
+    """The snapshot as the dashboard sends it: every node with its `cost` (the page shows the
+    cost it is given, never a sum of its own). The core's snapshot carries `cost` once it
+    exports its money rule; until then it is added here, by `persistence.money`."""
+    if "cost" in snapshot.root:
+        return snapshot.json()
+    return json.dumps({**snapshot.data, "root": _with_cost(snapshot.root)}, ensure_ascii=False,
+                      separators=(",", ":"))
+
+
+def _with_cost(node: Dict[str, Any]) -> Dict[str, Any]:
+    """A copy of `node` and its children with their costs (the snapshot's dict is shared by
+    every observer: never changed)."""
+    return {**node, "cost": cost_of(node.get("metrics") or {}),
+            "children": [_with_cost(child) for child in node.get("children") or []]}

@@ -70,8 +70,6 @@
     if (Math.abs(v) < 10) return "$" + v.toFixed(4);
     return "$" + v.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
   }
-  function isMoney(name) { return /cost|usd/i.test(String(name)); }
-  function fmtMetric(name, v) { return isMoney(name) ? fmtMoney(v) : fmtNum(v); }
   function fmtClock(unix) {
     if (unix == null || !isFinite(unix)) return "";
     var d = new Date(unix * 1000);
@@ -292,7 +290,7 @@
     costSeries: [],
     lastChartDraw: 0,
     unit: "it",
-    costMetric: null,
+    hasCost: false,       // the live run has money metrics (its snapshot gives a `cost`)
     logKeys: new Set(),
     logSources: new Set(),
     logGen: 0,
@@ -438,7 +436,7 @@
     st.lastSnap = null;
     st.rateSeries = [];
     st.costSeries = [];
-    st.costMetric = null;
+    st.hasCost = false;
     st.unit = "it";
     st.cancelRequested = false;
     st.ended = false;
@@ -599,8 +597,7 @@
     ["elapsed", "done", "failed", "skipped", "processed", "total"].forEach(function (k) {
       if (root[k] !== undefined) row[k] = root[k];
     });
-    var money = moneyMetrics(root.metrics);
-    if (money.length) row.cost = money.reduce(function (sum, k) { return sum + (Number(root.metrics[k]) || 0); }, 0);
+    if (root.cost !== undefined) row.cost = root.cost;
     row.id = st.selectedId;
     st.finalRow = row;
     st.runs = withFinal(st.runs);
@@ -626,11 +623,6 @@
   }
 
   // ------------------------------------------------------------------ rendering: header
-  // The server's rule (history_cli.cost_of): a run's cost is the sum of its money metrics.
-  function moneyMetrics(metrics) {
-    return Object.keys(metrics || {}).filter(isMoney);
-  }
-
   function renderHeader(o) {
     setText($("run-name"), o.name || "(unnamed)");
     setTitle($("run-name"), o.name || "");
@@ -803,9 +795,9 @@
     st.lastSnap = snap;
     var root = snap.root || {};
     st.unit = root.unit || "it";
-    var costNames = moneyMetrics(root.metrics);
-    st.costMetric = costNames.length ? costNames.join(" + ") : null;
-    var cost = costNames.length ? costNames.reduce(function (sum, n) { return sum + Number(root.metrics[n]); }, 0) : null;
+    // Which metrics are money is the server's rule: every node of the snapshot carries its `cost`.
+    var cost = root.cost != null ? root.cost : null;
+    st.hasCost = cost != null;
     var notes = [];
     if (root.stalled_for != null && root.stalled_for > 0 && root.state === "running") notes.push("Stalled for " + fmtDur(root.stalled_for));
     if (snap.worker_events_dropped) notes.push(fmtInt(snap.worker_events_dropped) + " worker events dropped");
@@ -856,7 +848,7 @@
 
   function drawLiveCharts() {
     setText($("chart-rate-title"), "Throughput (" + st.unit + "/s)");
-    setText($("chart-cost-title"), "Cumulative cost" + (st.costMetric ? " (" + st.costMetric + ")" : ""));
+    setText($("chart-cost-title"), "Cumulative cost");
     drawChart($("chart-rate"), {
       type: "line", points: st.rateSeries, timeAxis: true, xFmt: fmtDur, yFmt: fmtTick, lastFmt: fmtNum,
       xLabel: "run time", yLabel: st.unit + "/s", color: "#2f6fed", empty: "Waiting for data…"
@@ -864,7 +856,7 @@
     drawChart($("chart-cost"), {
       type: "line", points: st.costSeries, timeAxis: true, xFmt: fmtDur, yFmt: fmtMoney,
       xLabel: "run time", yLabel: "cost", color: "#159447",
-      empty: st.costMetric ? "Waiting for data…" : "No cost metric in this run"
+      empty: st.hasCost ? "Waiting for data…" : "No cost metric in this run"
     });
   }
 

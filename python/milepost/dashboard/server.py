@@ -31,7 +31,7 @@ class _NotFromTheServer(logging.Filter):
 
 
 _QUIET = _NotFromTheServer()
-_QUIET_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi", "asyncio")
+_QUIET_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi", "asyncio", "sse_starlette.sse")
 
 
 def _quiet_logs() -> None:
@@ -68,10 +68,7 @@ def _close_in_child() -> None:
     except Exception:  # noqa: BLE001 - never let a fork fail for this
         return
     for server in servers:
-        try:
-            server._socket.close()
-        except OSError:
-            pass
+        server.close_in_child()
 
 
 os.register_at_fork(after_in_child=_close_in_child)
@@ -104,6 +101,14 @@ class DashboardServer:
                 raise OSError(f"the dashboard on {hostport(self.host, self.port)} did not start")
             time.sleep(0.01)
         return self
+
+    def close_in_child(self) -> None:
+        """Closes the listening socket in a child just forked (closed, not shut down: that
+        would stop the parent's server too)."""
+        try:
+            self._socket.close()
+        except OSError:
+            pass
 
     @property
     def port(self) -> int:

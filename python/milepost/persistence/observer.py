@@ -1,5 +1,5 @@
-"""Keeping a run in the history store: the run's row, its phases, workers and events (an
-observer), and what a resumed run needs from the run it continues."""
+"""Writing a run into the history: its row, its phases, workers and events (an observer).
+Item rows take the hot path instead (`Store.buffer`, `Store.item`); reads are in `reads`."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import os
 import socket
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING
 
 from ..events import Event, ItemFailed, ItemRetried, LogLine, RunFinished
 from ..observers.base import BaseObserver
 from ..snapshot import node_paths
-from .store import Store, connect
+from .store import Store
 
 if TYPE_CHECKING:
     from ..snapshot import Snapshot
@@ -96,79 +96,3 @@ class HistoryObserver(BaseObserver):
             ))
         for lane in snapshot.data["lanes"]:
             self.store.execute(_WORKER_UPSERT, (self._id, lane["name"], lane["state"], lane["done"], lane["failed"]))
-
-
-class Resume:
-    """What a resumed run takes over from the run it continues, per node path (`""` is the run
-    itself): the items recorded done or skipped (their names, for `pending()`, and how many),
-    and the counts the node reached without an item context (`advance`, `skip`, loops).
-
-    Counts of items are taken from the item rows, never from a saved count: the rows and a
-    count saved a moment apart could disagree, and a resumed run would skip items it never
-    counts (or count items it runs again)."""
-
-    def __init__(self, store: Store, run_id: str) -> None:
-        self.run_id = run_id
-        db = connect(store.path, readonly=True)
-        try:
-            self.explicit: Dict[str, Tuple[int, int]] = {
-                r["path"]: (r["explicit_done"], r["explicit_skipped"]) for r in db.execute(
-                    "SELECT path, explicit_done, explicit_skipped FROM phases WHERE run_id = ?", (run_id,))
-            }
-            self.finished: Dict[str, Set[str]] = {}
-            self.items: Dict[str, Tuple[int, int]] = {}
-            for r in db.execute("SELECT phase, name, status FROM items WHERE run_id = ? AND status IN ('done', 'skipped')",
-                                (run_id,)):
-                self.finished.setdefault(r["phase"], set()).add(r["name"])
-                done, skipped = self.items.get(r["phase"], (0, 0))
-                self.items[r["phase"]] = (done + 1, skipped) if r["status"] == "done" else (done, skipped + 1)
-            row = db.execute("SELECT resumed, started_at, elapsed, explicit_done, explicit_skipped FROM runs "
-                             "WHERE id = ?", (run_id,)).fetchone()
-            self.resumed, self.started_at = int(row["resumed"]), float(row["started_at"])
-            #: Seconds the run had run before (its duration goes on from there).
-            self.elapsed = float(row["elapsed"] or 0.0)
-            self.explicit[""] = (row["explicit_done"], row["explicit_skipped"])
-        finally:
-            db.close()
-
-    def counts(self, path: str) -> Tuple[int, int, int, int]:
-        """What the node at `path` starts from: items done and skipped (from their rows), then
-        done and skipped counted otherwise."""
-        return (*self.items.get(path, (0, 0)), *self.explicit.get(path, (0, 0)))
-
-
-def find_resumable(store: Store, name: str, which: Any) -> Optional[str]:
-    """The run to continue: `which` is True (the latest unfinished run called `name`) or an id."""
-    if not store.enabled or not store.path.exists():
-        return None
-    db = connect(store.path, readonly=True)
-    try:
-        if which is True:
-            row = db.execute("SELECT id FROM runs WHERE name = ? AND status != 'completed' "
-                             "ORDER BY started_at DESC LIMIT 1", (name,)).fetchone()
-        else:
-            row = db.execute("SELECT id FROM runs WHERE id = ?", (str(which),)).fetchone()
-        return None if row is None else str(row["id"])
-    finally:
-        db.close()
-
-
-def prior_rates(store: Store, name: str, exclude: str, runs: int = 5) -> Dict[str, float]:
-    """Per phase path, the median rate (items per second) of the last `runs` completed runs
-    called `name`: an ETA for the phases of a new run before it has a pace of its own."""
-    if not store.path.exists():
-        return {}
-    db = connect(store.path, readonly=True)
-    try:
-        ids = [r["id"] for r in db.execute(
-            "SELECT id FROM runs WHERE name = ? AND status = 'completed' AND id != ? ORDER BY started_at DESC LIMIT ?",
-            (name, exclude, runs))]
-        rates: Dict[str, List[float]] = {}
-        for run_id in ids:
-            for r in db.execute("SELECT path, done + failed + skipped AS n, elapsed FROM phases WHERE run_id = ?",
-                                (run_id,)):
-                if r["elapsed"] and r["n"]:
-                    rates.setdefault(r["path"], []).append(r["n"] / r["elapsed"])
-        return {path: sorted(v)[len(v) // 2] for path, v in rates.items()}
-    finally:
-        db.close()

@@ -1,0 +1,217 @@
+"""Every read of the history database: the runs, one run, its logs, stats across runs, the run
+to resume and its counts, and the pace of earlier runs. The CLI, the dashboard and `Run`
+(resume, ETA from history) all ask here; no SQL lives anywhere else outside `persistence`.
+
+Writes go the other way: run, phase and worker rows through `HistoryObserver`, item rows through
+`Store.buffer` / `Store.item` (the hot path), all written by the store's one writer thread.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Dict, List, Optional, Set, Tuple, Type, Union
+
+from ..errors import MilepostError
+from .failures import recorded_failures
+from .logs import log_row, rows_matching
+from .money import cost_of
+from .paths import display_path, path_levels
+from .records import ItemCounts, LogRecord, PhaseRecord, RunDetail, RunRecord, Stats, Summary, WorkerRecord
+from .store import connect, default_path
+
+_PHASES = ("SELECT path, name, kind, status, total, done, failed, skipped, retried, elapsed, rate, mean_item_seconds, "
+           "metrics FROM phases WHERE run_id = ? ORDER BY rowid")
+_LOGS = ("SELECT id, data FROM events WHERE run_id = ? AND kind IN ('log', 'item_failed') AND id > ? "
+         "ORDER BY id")
+_RECENT_COMPLETED = ("SELECT id FROM runs WHERE name = ? AND status = 'completed' AND id != ? "
+                     "ORDER BY started_at DESC LIMIT ?")
+
+
+class NoHistory(MilepostError, LookupError):
+    """There is no history database, or no such run in it."""
+
+
+#: What a read raises when the file cannot be read as a history (locked for too long, damaged,
+#: not a database): callers that must not fail (the dashboard) catch it without naming SQLite.
+Unreadable = sqlite3.Error
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """What the history holds of a run for the run that continues it, per node path (`""` is
+    the run itself)."""
+
+    #: Item names recorded done or skipped (what `pending()` leaves out).
+    finished: Dict[str, Set[str]]
+    #: Items recorded done and skipped, counted from their rows.
+    items: Dict[str, Tuple[int, int]]
+    #: Done and skipped counted without an item (advance, skip, loops).
+    explicit: Dict[str, Tuple[int, int]]
+    resumed: int
+    started_at: float
+    #: Seconds the run had run.
+    elapsed: float
+
+
+class History:
+    """Reads of one history database, over a read-only connection (close it, or use `with`)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    @classmethod
+    def open(cls, path: Optional[Union[str, Path]] = None) -> History:
+        """The history at `path` (default: `default_path()`); NoHistory if there is none."""
+        db_path = Path(path) if path else default_path()
+        if not db_path.exists():
+            raise NoHistory(f"no run history at {db_path} (runs are kept there by default; MILEPOST_HOME moves it)")
+        return cls(connect(db_path, readonly=True))
+
+    def close(self) -> None:
+        """Closes the connection."""
+        self.db.close()
+
+    def __enter__(self) -> History:
+        return self
+
+    def __exit__(self, kind: Optional[Type[BaseException]], value: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> None:
+        self.close()
+
+    # -- runs ---------------------------------------------------------------------------------
+    def runs(self, name: Optional[str] = None, limit: int = 20, offset: int = 0) -> List[RunRecord]:
+        """The runs, newest first: all of them or those called `name`, `limit` from `offset`."""
+        where, args = (" WHERE name = ?", [name]) if name else ("", [])
+        sql = f"SELECT * FROM runs{where} ORDER BY started_at DESC LIMIT ? OFFSET ?"
+        return [run_record(r) for r in self.db.execute(sql, (*args, limit, offset))]
+
+    def find_run(self, which: str) -> RunRecord:
+        """The run with id `which`, else the latest run called `which`; NoHistory if none."""
+        row = self.db.execute("SELECT * FROM runs WHERE id = ?", (which,)).fetchone() or self.db.execute(
+            "SELECT * FROM runs WHERE name = ? ORDER BY started_at DESC LIMIT 1", (which,)).fetchone()
+        if row is None:
+            raise NoHistory(f"no run with id or name {which!r}")
+        return run_record(row)
+
+    def run(self, which: str, failures: Optional[int] = 20) -> RunDetail:
+        """A run (by id, or the latest of a name) with its phases, workers and its newest
+        `failures` failures (None: all of them); `failures_recorded` says how many there are."""
+        run = self.find_run(which)
+        recorded = recorded_failures(self.db, run["id"])
+        items = self.db.execute("SELECT count(*) AS n, sum(status = 'done') AS done FROM items WHERE run_id = ?",
+                                (run["id"],)).fetchone()
+        return {**run, "phases": self.phases(run["id"]), "workers": self.workers(run["id"]),
+                "failures": recorded if failures is None else recorded[:failures],
+                "failures_recorded": len(recorded), "items": ItemCounts(n=items["n"], done=items["done"])}
+
+    def phases(self, run_id: str) -> List[PhaseRecord]:
+        """A run's phases and steps, in the order they started."""
+        return [phase_record(r) for r in self.db.execute(_PHASES, (run_id,))]
+
+    def workers(self, run_id: str) -> List[WorkerRecord]:
+        """A run's worker lanes as last written, by name."""
+        return [{"name": r["name"], "state": r["state"], "done": r["done"], "failed": r["failed"]}
+                for r in self.db.execute("SELECT name, state, done, failed FROM workers WHERE run_id = ? "
+                                         "ORDER BY name", (run_id,))]
+
+    def logs(self, run_id: str, level: Optional[str] = None, source: Optional[str] = None,
+             after: int = 0) -> List[LogRecord]:
+        """A run's log lines and failures after row id `after`, at `level` or worse, from
+        `source`: rows of the shape a live run's log pane has (`persistence.logs`)."""
+        rows = (log_row(r["id"], json.loads(r["data"] or "{}")) for r in self.db.execute(_LOGS, (run_id, after)))
+        return rows_matching(rows, level, source, after)
+
+    def stats(self, name: str, limit: int) -> Stats:
+        """Durations, costs and success across the latest `limit` runs called `name`."""
+        runs = list(reversed(self.runs(name, limit)))
+        if not runs:
+            raise NoHistory(f"no runs called {name!r}")
+        return {
+            "name": name,
+            "runs": runs,
+            "duration": summary([r["elapsed"] for r in runs if r["elapsed"] is not None]),
+            "cost": summary([r["cost"] for r in runs if r["cost"] is not None]),
+            "success_rate": summary([r["success_rate"] for r in runs if r["success_rate"] is not None]),
+        }
+
+    # -- what a new run takes from earlier ones -----------------------------------------------
+    def resumable(self, name: str, which: Union[bool, str]) -> Optional[str]:
+        """The run to continue: `which` is True (the latest unfinished run called `name`) or an
+        id (that run, whatever its name)."""
+        if which is True:
+            row = self.db.execute("SELECT id FROM runs WHERE name = ? AND status != 'completed' "
+                                  "ORDER BY started_at DESC LIMIT 1", (name,)).fetchone()
+        else:
+            row = self.db.execute("SELECT id FROM runs WHERE id = ?", (str(which),)).fetchone()
+        return None if row is None else str(row["id"])
+
+    def resume_point(self, run_id: str) -> ResumePoint:
+        """What the run `run_id` reached. Counts of items come from the item rows, never from a
+        saved count: the rows and a count saved a moment apart could disagree, and a resumed run
+        would skip items it never counts (or count items it runs again)."""
+        explicit = {r["path"]: (r["explicit_done"], r["explicit_skipped"]) for r in self.db.execute(
+            "SELECT path, explicit_done, explicit_skipped FROM phases WHERE run_id = ?", (run_id,))}
+        finished: Dict[str, Set[str]] = {}
+        items: Dict[str, Tuple[int, int]] = {}
+        for r in self.db.execute("SELECT phase, name, status FROM items WHERE run_id = ? "
+                                 "AND status IN ('done', 'skipped')", (run_id,)):
+            finished.setdefault(r["phase"], set()).add(r["name"])
+            done, skipped = items.get(r["phase"], (0, 0))
+            items[r["phase"]] = (done + 1, skipped) if r["status"] == "done" else (done, skipped + 1)
+        row = self.db.execute("SELECT resumed, started_at, elapsed, explicit_done, explicit_skipped FROM runs "
+                              "WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise NoHistory(f"no run with id {run_id!r}")
+        explicit[""] = (row["explicit_done"], row["explicit_skipped"])
+        return ResumePoint(finished, items, explicit, int(row["resumed"]), float(row["started_at"]),
+                           float(row["elapsed"] or 0.0))
+
+    def prior_rates(self, name: str, exclude: str, runs: int = 5) -> Dict[str, float]:
+        """Per phase path, the median rate (items per second) of the last `runs` completed runs
+        called `name` (but `exclude`): an ETA for a new run's phases before they have a pace."""
+        rates: Dict[str, List[float]] = {}
+        for (run_id,) in self.db.execute(_RECENT_COMPLETED, (name, exclude, runs)).fetchall():
+            for r in self.db.execute("SELECT path, done + failed + skipped AS n, elapsed FROM phases "
+                                     "WHERE run_id = ?", (run_id,)):
+                if r["elapsed"] and r["n"]:
+                    rates.setdefault(r["path"], []).append(r["n"] / r["elapsed"])
+        return {path: sorted(v)[len(v) // 2] for path, v in rates.items()}
+
+
+def run_record(row: Any) -> RunRecord:
+    """A run's row as a record (with what every display derives: processed, success, cost)."""
+    metrics = json.loads(row["metrics"] or "{}")
+    judged = row["done"] + row["failed"]
+    return {
+        "id": row["id"], "name": row["name"], "status": row["status"], "started_at": row["started_at"],
+        "ended_at": row["ended_at"], "elapsed": row["elapsed"], "total": row["total"],
+        "processed": row["done"] + row["failed"] + row["skipped"], "done": row["done"],
+        "failed": row["failed"], "skipped": row["skipped"], "retried": row["retried"],
+        "success_rate": (row["done"] / judged) if judged else None, "metrics": metrics, "cost": cost_of(metrics),
+        "resumed": row["resumed"],
+    }
+
+
+def phase_record(row: Any) -> PhaseRecord:
+    """A phase's row as a record: `path` as stored, `display` as `milepost show` prints it."""
+    metrics = json.loads(row["metrics"] or "{}")
+    return {
+        "path": row["path"], "name": row["name"], "kind": row["kind"], "status": row["status"],
+        "total": row["total"], "done": row["done"], "failed": row["failed"], "skipped": row["skipped"],
+        "retried": row["retried"], "elapsed": row["elapsed"], "rate": row["rate"],
+        "mean_item_seconds": row["mean_item_seconds"], "metrics": metrics,
+        "processed": row["done"] + row["failed"] + row["skipped"], "cost": cost_of(metrics),
+        "display": display_path(path_levels(row["path"])),
+    }
+
+
+def summary(values: List[float]) -> Optional[Summary]:
+    """min, median, max and the last of `values` (oldest first), or None without any."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return {"min": ordered[0], "median": ordered[len(ordered) // 2], "max": ordered[-1], "last": values[-1]}

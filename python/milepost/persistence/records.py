@@ -1,0 +1,142 @@
+"""What the history's reads return: typed dicts, so that the CLI's `--json`, the dashboard's API
+and its OpenAPI description (JSON Schemas generated from these types) share one shape."""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+try:  # pydantic, which generates the dashboard's schemas, needs this TypedDict before Python 3.12
+    from typing_extensions import TypedDict
+except ImportError:  # pragma: no cover - without typing_extensions there is no pydantic either
+    from typing import TypedDict
+
+# TypedDict too: the dashboard's answer types take it from here, for the same reason.
+__all__ = ["TypedDict", "RunRecord", "ListedRun", "PhaseRecord", "WorkerRecord", "FailureRecord", "ItemCounts", "RunOverview",
+           "RunDetail", "LogRecord", "Summary", "Stats"]
+
+
+class RunRecord(TypedDict):
+    """A run: its row in the history (or, for a live run, its latest snapshot)."""
+
+    id: str
+    name: str
+    status: str
+    started_at: Optional[float]
+    ended_at: Optional[float]
+    elapsed: Optional[float]
+    total: Optional[int]
+    #: Items done, failed or skipped: progress, as every display counts it.
+    processed: int
+    done: int
+    failed: int
+    skipped: int
+    retried: int
+    #: Done out of done and failed; None before any was judged.
+    success_rate: Optional[float]
+    metrics: Dict[str, float]
+    #: The sum of the money metrics (`persistence.money`), None without any.
+    cost: Optional[float]
+    #: How many times the run was resumed (None for a live run the history was not asked about).
+    resumed: Optional[int]
+
+
+class ListedRun(RunRecord):
+    """A run in the dashboard's list: live (this process has it) or from the history."""
+
+    live: bool
+
+
+class PhaseRecord(TypedDict):
+    """A phase or step of a past run."""
+
+    #: The stored history path (escaped, unambiguous: `load#2/inner%2Fpart`).
+    path: str
+    name: str
+    kind: str
+    status: str
+    total: Optional[int]
+    processed: int
+    done: int
+    failed: int
+    skipped: int
+    retried: int
+    elapsed: Optional[float]
+    rate: Optional[float]
+    mean_item_seconds: Optional[float]
+    metrics: Dict[str, float]
+    cost: Optional[float]
+    #: The path for people: `load (2nd) › inner/part`.
+    display: str
+
+
+class WorkerRecord(TypedDict):
+    name: str
+    state: str
+    done: int
+    failed: int
+
+
+class FailureRecord(TypedDict):
+    """One failure: its event, or its item row where the event was not kept."""
+
+    #: Where it happened: the event's path (names below the run) or the item row's history path.
+    phase: Optional[str]
+    name: Optional[str]
+    error: Optional[str]
+    #: Unix time it was recorded.
+    at: Optional[float]
+    phase_display: str
+
+
+class ItemCounts(TypedDict):
+    """Item rows the history holds for a run."""
+
+    n: int
+    done: Optional[int]
+
+
+class RunOverview(RunRecord):
+    """A past run as `GET /api/runs/{id}` gives it beside its phases and failures."""
+
+    workers: List[WorkerRecord]
+    #: How many failures the history holds (the list may show fewer).
+    failures_recorded: int
+    items: ItemCounts
+
+
+class RunDetail(RunOverview):
+    """A past run with its phases and its newest failures (`milepost show`)."""
+
+    phases: List[PhaseRecord]
+    failures: List[FailureRecord]
+
+
+class LogRecord(TypedDict):
+    """A log line or a failure, as the dashboard's log pane lists it."""
+
+    id: int
+    ts: Optional[float]
+    kind: Optional[str]
+    level: str
+    source: Optional[str]
+    message: str
+    #: Names of the levels below the run.
+    path: List[str]
+
+
+class Summary(TypedDict):
+    min: float
+    median: float
+    max: float
+    last: float
+
+
+class Stats(TypedDict):
+    """Durations, costs and success across the recent runs of a name (`milepost stats`)."""
+
+    name: str
+    #: Oldest first.
+    runs: List[RunRecord]
+    duration: Optional[Summary]
+    cost: Optional[Summary]
+    success_rate: Optional[Summary]

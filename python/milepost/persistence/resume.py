@@ -1,0 +1,54 @@
+"""What a new run takes from the history: the run it resumes and that run's counts, and the
+pace earlier runs of its name reached (an ETA before its own first items)."""
+
+from __future__ import annotations
+
+from typing import Dict, Optional, Set, Tuple, Union
+
+from .reads import History
+from .store import Store
+
+
+class Resume:
+    """What a resumed run takes over from the run it continues, per node path (`""` is the run
+    itself): the items recorded done or skipped (their names, for `pending()`, and how many),
+    and the counts the node reached without an item context (`advance`, `skip`, loops).
+
+    Args:
+        store: The run's store (its database is read, not written).
+        run_id: The run to continue (found by `find_resumable`).
+    """
+
+    def __init__(self, store: Store, run_id: str) -> None:
+        self.run_id = run_id
+        with History.open(store.path) as history:
+            point = history.resume_point(run_id)
+        self.finished: Dict[str, Set[str]] = point.finished
+        self.items: Dict[str, Tuple[int, int]] = point.items
+        self.explicit: Dict[str, Tuple[int, int]] = point.explicit
+        self.resumed, self.started_at = point.resumed, point.started_at
+        #: Seconds the run had run before (its duration goes on from there).
+        self.elapsed = point.elapsed
+
+    def counts(self, path: str) -> Tuple[int, int, int, int]:
+        """What the node at `path` starts from: items done and skipped (from their rows), then
+        done and skipped counted otherwise."""
+        return (*self.items.get(path, (0, 0)), *self.explicit.get(path, (0, 0)))
+
+
+def find_resumable(store: Store, name: str, which: Union[bool, str]) -> Optional[str]:
+    """The run to continue: `which` is True (the latest unfinished run called `name`) or an id;
+    None when there is none (or no history to look in)."""
+    if not store.enabled or not store.path.exists():
+        return None
+    with History.open(store.path) as history:
+        return history.resumable(name, which)
+
+
+def prior_rates(store: Store, name: str, exclude: str, runs: int = 5) -> Dict[str, float]:
+    """Per phase path, the median rate of the last `runs` completed runs called `name`
+    (`History.prior_rates`); empty without a history."""
+    if not store.path.exists():
+        return {}
+    with History.open(store.path) as history:
+        return history.prior_rates(name, exclude, runs)
