@@ -11,14 +11,12 @@ import json
 import threading
 import weakref
 from collections import deque
-from typing import TYPE_CHECKING, Any, Deque, Dict, List, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Deque, Dict, List, NamedTuple, Optional, Tuple
 
 from ..events import Event, ItemFailed, LogLine
 from ..observers.base import BaseObserver
 from ..persistence.logs import log_row, rows_matching
-from ..persistence.money import cost_of
 from ..persistence.records import LogRecord
-from .frames import frame
 
 if TYPE_CHECKING:
     from ..run import Run
@@ -74,7 +72,7 @@ class Channel:
         return self._next - 1
 
     def publish_snapshot(self, text: str) -> None:
-        encoded = frame("snapshot", text)
+        encoded = b"event: snapshot\ndata: " + text.encode("utf-8") + b"\n\n"
         with self._lock:
             self.snapshot_json = text
             self.snapshot_frame = encoded
@@ -92,7 +90,8 @@ class Channel:
         with self._lock:
             event_id = self._next
             self._next += 1
-            self.events.append(Entry(event_id, event.kind, text, frame(event.kind, text, event_id)))
+            frame = f"id: {event_id}\nevent: {event.kind}\ndata: {text}\n\n".encode("utf-8")
+            self.events.append(Entry(event_id, event.kind, text, frame))
             if isinstance(event, (LogLine, ItemFailed)):
                 self.logs.append(log_row(event_id, data))
         self._notify()
@@ -238,7 +237,8 @@ class DashboardObserver(BaseObserver):
         self.interval = interval
 
     def on_snapshot(self, snapshot: Snapshot) -> None:
-        self.channel.publish_snapshot(snapshot_json(snapshot))
+        # The core's snapshot carries every node's `cost`: the page shows what it is given.
+        self.channel.publish_snapshot(snapshot.json())
 
     def on_event(self, event: Event) -> None:
         self.channel.publish_event(event)
@@ -249,20 +249,3 @@ class DashboardObserver(BaseObserver):
         # `with Run(...)` does not cut them off (bounded: END_WAIT seconds at most).
         self.channel.close()
         self.channel.wait_for_viewers(END_WAIT)
-
-
-def snapshot_json(snapshot: Snapshot) -> str:
-    """The snapshot as the dashboard sends it: every node with its `cost` (the page shows the
-    cost it is given, never a sum of its own). The core's snapshot carries `cost` once it
-    exports its money rule; until then it is added here, by `persistence.money`."""
-    if "cost" in snapshot.root:
-        return snapshot.json()
-    return json.dumps({**snapshot.data, "root": _with_cost(snapshot.root)}, ensure_ascii=False,
-                      separators=(",", ":"))
-
-
-def _with_cost(node: Dict[str, Any]) -> Dict[str, Any]:
-    """A copy of `node` and its children with their costs (the snapshot's dict is shared by
-    every observer: never changed)."""
-    return {**node, "cost": cost_of(node.get("metrics") or {}),
-            "children": [_with_cost(child) for child in node.get("children") or []]}

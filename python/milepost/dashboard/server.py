@@ -31,7 +31,7 @@ class _NotFromTheServer(logging.Filter):
 
 
 _QUIET = _NotFromTheServer()
-_QUIET_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi", "asyncio", "sse_starlette.sse")
+_QUIET_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi", "asyncio")
 
 
 def _quiet_logs() -> None:

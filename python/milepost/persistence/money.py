@@ -1,26 +1,17 @@
-"""Which metrics are money, and what a run or a node cost: the one rule every display reads.
-
-Until the core exports its own rule (`_milepost.is_money`, with a `cost` field per node of the
-snapshot), this is the only place in Python that decides it: the CLI, the dashboard's API and
-its page all take the `cost` this module computes, never their own sum of metric names.
-"""
+"""What a run or a node cost, by the core's one rule for money metrics (`_milepost.is_money`:
+a metric whose name mentions `cost` or `usd`, any case). The live snapshot carries a `cost` per
+node from the same rule; the history's records get theirs here; the CLI, the dashboard's API and
+its page take the `cost` they are given, never their own sum of metric names."""
 
 from __future__ import annotations
 
 from typing import Mapping, Optional
 
+from .. import _milepost
 
-def is_money(name: str) -> bool:
-    """Whether a metric named `name` is money: its name mentions `cost` or `usd` (any case).
+__all__ = ["cost_of", "is_money"]
 
-    Args:
-        name: A metric's name, as the job gave it (`cost_usd`, `embedding_cost`).
-
-    Returns:
-        True for money metrics, summed into a `cost`.
-    """
-    lower = name.lower()
-    return "cost" in lower or "usd" in lower
+is_money = _milepost.is_money
 
 
 def cost_of(metrics: Mapping[str, float]) -> Optional[float]:
