@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 import time
+from pathlib import Path
 
 import milepost
 
 sys.path.insert(0, str(Path(__file__).parent))
 from busywork import work  # noqa: E402
 from milepost import dashboard
-
 
 
 def main() -> None:

@@ -42,8 +42,13 @@ def main():
         release.set()
         for t in threads:
             t.join()
-    result = {"display": run.display, "cpu": cpu, "wall": wall, "in_flight": in_flight,
-              "done": run.snapshot().find("work")["done"]}
+    result = {
+        "display": run.display,
+        "cpu": cpu,
+        "wall": wall,
+        "in_flight": in_flight,
+        "done": run.snapshot().find("work")["done"],
+    }
     with open(result_path, "w", encoding="utf-8") as out:
         json.dump(result, out)
 

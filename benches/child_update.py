@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from typing import Any, Dict
 
-
 _queue: Any = None
 
 

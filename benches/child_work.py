@@ -2,20 +2,20 @@
 
 usage: child_work.py MODE N K [PLAIN_PATH]
 MODE: plain (A), track (B: display="none") or track-plain (C: display="plain" to PLAIN_PATH).
-Prints {"seconds": wall, "cpu": process CPU (all threads), "items": ...} as JSON. Interpreter start-up and imports are outside the
-timed loop, so only the per-item cost and the run's background threads are measured.
+Prints {"seconds": wall, "cpu": process CPU (all threads), "items": ...} as JSON. Interpreter
+start-up and imports are outside the timed loop, so only the per-item cost and the run's
+background threads are measured.
 """
 
 import json
 import sys
-from pathlib import Path
 import time
+from pathlib import Path
 
 import milepost
 
 sys.path.insert(0, str(Path(__file__).parent))
 from busywork import work  # noqa: E402
-
 
 
 def main():

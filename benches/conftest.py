@@ -106,17 +106,23 @@ def ratio_table(group: str, timed: List[Dict[str, Any]]) -> Table:
     order = sorted(ns, key=lambda label: (label != "bare", ns[label]))
     rows = []
     for label in order:
-        rows.append([
-            label,
-            f"{ns[label]:.1f}",
-            "baseline" if label == "bare" else (f"{ns[label] - bare:+.1f}" if bare is not None else "-"),
-            _ratio(ns[label], tqdm),
-            _ratio(ns[label], rich),
-        ])
+        rows.append(
+            [
+                label,
+                f"{ns[label]:.1f}",
+                "baseline" if label == "bare" else (f"{ns[label] - bare:+.1f}" if bare is not None else "-"),
+                _ratio(ns[label], tqdm),
+                _ratio(ns[label], rich),
+            ]
+        )
     items = {b["extra_info"]["items"] for b in timed}
     # Other facts a benchmark recorded (e.g. counts tqdm lost) go in the title, not hidden.
-    notes = [f"{b['extra_info']['label']} {k}={fmt(v)}" for b in timed for k, v in b["extra_info"].items()
-             if k not in ("label", "items", "report")]
+    notes = [
+        f"{b['extra_info']['label']} {k}={fmt(v)}"
+        for b in timed
+        for k, v in b["extra_info"].items()
+        if k not in ("label", "items", "report")
+    ]
     title = f"{group} ({', '.join(str(i) for i in sorted(items))} items per round)"
     return (title + (f"; {'; '.join(notes)}" if notes else ""), header, rows)
 
@@ -131,8 +137,10 @@ def fmt(value: Any) -> str:
 
 def text_table(header: List[str], rows: List[List[str]]) -> List[str]:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-             for r in [header, *rows]]
+    lines = [
+        "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+        for r in [header, *rows]
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return lines
 
@@ -140,8 +148,12 @@ def text_table(header: List[str], rows: List[List[str]]) -> List[str]:
 def markdown(tables: List[Table]) -> str:
     parts = []
     for title, header, rows in tables:
-        lines = [f"**{title}**", "", "| " + " | ".join(header) + " |",
-                 "|" + "|".join([":---"] + ["---:"] * (len(header) - 1)) + "|"]
+        lines = [
+            f"**{title}**",
+            "",
+            "| " + " | ".join(header) + " |",
+            "|" + "|".join([":---"] + ["---:"] * (len(header) - 1)) + "|",
+        ]
         lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n"

@@ -35,8 +35,9 @@ def steady(seed: int, n: int = 2000, mean: float = 0.9, cv: float = 0.3) -> List
     return _sequential([_gamma(rng, mean, cv) for _ in range(n)])
 
 
-def warmup(seed: int, n: int = 2000, mean: float = 0.6, cv: float = 0.3,
-           warm_frac: float = 0.1, slower: float = 4.0) -> List[float]:
+def warmup(
+    seed: int, n: int = 2000, mean: float = 0.6, cv: float = 0.3, warm_frac: float = 0.1, slower: float = 4.0
+) -> List[float]:
     """Slow warm-up (caches cold, JIT, connections opening): the first `warm_frac` of the items
     take `slower` times as long, then the rate is `steady`'s. ~26 min, 8 of them warming up."""
     rng = random.Random(seed)
@@ -44,18 +45,16 @@ def warmup(seed: int, n: int = 2000, mean: float = 0.6, cv: float = 0.3,
     return _sequential([_gamma(rng, mean * (slower if i < warm else 1.0), cv) for i in range(n)])
 
 
-def slowdown(seed: int, n: int = 2000, mean: float = 0.5, cv: float = 0.3,
-             end_factor: float = 3.0) -> List[float]:
+def slowdown(seed: int, n: int = 2000, mean: float = 0.5, cv: float = 0.3, end_factor: float = 3.0) -> List[float]:
     """Steady slowdown (a growing index, a leaking cache): item time grows linearly from `mean`
     at the first item to `end_factor` x `mean` at the last. ~33 min."""
     rng = random.Random(seed)
-    return _sequential([
-        _gamma(rng, mean * (1.0 + (end_factor - 1.0) * i / max(n - 1, 1)), cv) for i in range(n)
-    ])
+    return _sequential([_gamma(rng, mean * (1.0 + (end_factor - 1.0) * i / max(n - 1, 1)), cv) for i in range(n)])
 
 
-def bursts(seed: int, n: int = 2000, chunk: int = 50, gap: float = 30.0, gap_cv: float = 0.2,
-           spacing: float = 10e-6) -> List[float]:
+def bursts(
+    seed: int, n: int = 2000, chunk: int = 50, gap: float = 30.0, gap_cv: float = 0.2, spacing: float = 10e-6
+) -> List[float]:
     """A chunked process pool (`imap(..., chunksize=50)`): the parent only sees results when a
     whole chunk comes back, so `chunk` items complete `spacing` s (~10 us, exponential) apart,
     with ~`gap` s (gamma, cv `gap_cv`) between chunks. 40 chunks, ~20 min."""
@@ -69,8 +68,7 @@ def bursts(seed: int, n: int = 2000, chunk: int = 50, gap: float = 30.0, gap_cv:
     return out
 
 
-def heavy_tail(seed: int, n: int = 2000, workers: int = 16, median: float = 8.0,
-               sigma: float = 1.0) -> List[float]:
+def heavy_tail(seed: int, n: int = 2000, workers: int = 16, median: float = 8.0, sigma: float = 1.0) -> List[float]:
     """`workers` concurrent workers, each taking the next item as soon as it is free; item
     durations are lognormal (median `median` s, sigma `sigma`: mean ~13 s, 1% above ~80 s), so
     completions come out of order and in clumps. ~1.2 items/s, ~27 min."""
@@ -85,8 +83,7 @@ def heavy_tail(seed: int, n: int = 2000, workers: int = 16, median: float = 8.0,
     return sorted(out)
 
 
-def stall(seed: int, n: int = 2000, mean: float = 0.8, cv: float = 0.3,
-          stall_frac: float = 0.2) -> List[float]:
+def stall(seed: int, n: int = 2000, mean: float = 0.8, cv: float = 0.3, stall_frac: float = 0.2) -> List[float]:
     """Steady, then a stall (a rate limit, a lost connection) starting somewhere between 40% and
     60% of the items and lasting `stall_frac` of the whole run, then recovery at the old rate.
     ~27 min of work + ~7 min of stall."""

@@ -23,8 +23,9 @@ CHILD = Path(__file__).with_name("child_dashboard.py")
 
 
 def _round(clients: int, seconds: float) -> float:
-    with subprocess.Popen([sys.executable, str(CHILD), str(seconds), "300"], stdin=subprocess.PIPE,
-                          stdout=subprocess.PIPE, text=True) as proc:
+    with subprocess.Popen(
+        [sys.executable, str(CHILD), str(seconds), "300"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    ) as proc:
         return _watch(proc, clients, seconds)
 
 

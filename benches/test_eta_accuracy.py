@@ -113,5 +113,7 @@ if __name__ == "__main__":
     table = results()
     sys.stdout.write(markdown(table))
     _write_table(table)
-    print(f"\n{len(WORKLOADS)} workloads x {len(SEEDS)} seeds x {len(CHECKPOINTS)} checkpoints, N={N}: "
-          f"{time.perf_counter() - start:.1f} s")
+    print(
+        f"\n{len(WORKLOADS)} workloads x {len(SEEDS)} seeds x {len(CHECKPOINTS)} checkpoints, N={N}: "
+        f"{time.perf_counter() - start:.1f} s"
+    )

@@ -1,7 +1,8 @@
 """Group "iterate": the cost a progress wrapper adds to each step of a `for` loop.
 
 Every contender is drained by the same loop, so the difference to `bare` is the wrapper's
-own cost per item, including its start-up and end amortised over N (as a user pays it). `islice` is a native wrapper doing nothing: the floor for any C wrapper.
+own cost per item, including its start-up and end amortised over N (as a user pays it).
+`islice` is a native wrapper doing nothing: the floor for any C wrapper.
 """
 
 import itertools

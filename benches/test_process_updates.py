@@ -95,7 +95,7 @@ def test_one_ms_items_on_two_processes(benchmark) -> None:
 
     def ab():
         for r in range(rounds):
-            for f in ((a, b) if r % 2 == 0 else (b, a)):
+            for f in (a, b) if r % 2 == 0 else (b, a):
                 f()
 
     benchmark.pedantic(ab, rounds=1, iterations=1)

@@ -31,8 +31,14 @@ def run_child(display, window, result_path):
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLS, 0, 0))
     env = {k: v for k, v in os.environ.items() if k != "MILEPOST_DISPLAY"}
     env["TERM"] = "xterm-256color"
-    proc = subprocess.Popen([sys.executable, str(CHILD), display, str(window), str(result_path)],
-                            stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(CHILD), display, str(window), str(result_path)],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        start_new_session=True,
+    )
     os.close(slave)
     drawn = bytearray()
 
@@ -67,7 +73,7 @@ def test_render_cpu(benchmark, tmp_path):
 
     def ab():
         for r in range(rounds):
-            for display in (("native", "none") if r % 2 == 0 else ("none", "native")):
+            for display in ("native", "none") if r % 2 == 0 else ("none", "native"):
                 result, drawn = run_child(display, window, tmp_path / f"{display}-{r}.json")
                 assert result["display"] == display  # native really drew, not plain fallback
                 assert result["in_flight"] == 16 and result["done"] == 16

@@ -63,8 +63,9 @@ def _time(f, k):
 
 
 def _child(mode: str, n: int, k: int) -> dict:
-    out = subprocess.run([sys.executable, str(CHILD), mode, str(n), str(k)], capture_output=True, text=True,
-                         check=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, str(CHILD), mode, str(n), str(k)], capture_output=True, text=True, check=True, timeout=600
+    )
     return json.loads(out.stdout)
 
 
@@ -75,7 +76,7 @@ def test_history_overhead_on_100_us_items(benchmark) -> None:
 
     def ab():
         for r in range(rounds):
-            for mode in (("none", "history") if r % 2 == 0 else ("history", "none")):
+            for mode in ("none", "history") if r % 2 == 0 else ("history", "none"):
                 res = _child(mode, n, k)
                 assert res["done"] == n
                 if mode == "history":

@@ -47,8 +47,14 @@ def _time(f, k, reps):
 def child(mode, n, k, plain_path):
     # A short plain interval so C really writes lines during the loop, not only at its ends.
     env = {**os.environ, "MILEPOST_INTERVAL": "0.5"}
-    out = subprocess.run([sys.executable, str(CHILD), mode, str(n), str(k), str(plain_path)],
-                         capture_output=True, text=True, env=env, check=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, str(CHILD), mode, str(n), str(k), str(plain_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        timeout=120,
+    )
     return json.loads(out.stdout)
 
 
@@ -62,7 +68,7 @@ def test_work_slowdown(benchmark, tmp_path):
 
     def ab():
         for r in range(rounds):
-            for mode in MODES[r % 3:] + MODES[:r % 3]:
+            for mode in MODES[r % 3 :] + MODES[: r % 3]:
                 result = child(mode, n, k, plain_path)
                 assert result["items"] == n
                 seconds[mode].append(result["seconds"])

@@ -16,6 +16,7 @@ from typing import Callable, Dict, List, Optional
 
 import pyte
 import pytest
+
 import milepost
 
 

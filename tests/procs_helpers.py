@@ -111,7 +111,8 @@ def child_sigint_ignored(_: int) -> bool:
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-c", "print(open('/proc/self/status').read())"], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", "print(open('/proc/self/status').read())"], capture_output=True, text=True, check=True
+    ).stdout
     mask = next(line.split()[1] for line in out.splitlines() if line.startswith("SigIgn:"))
     return bool(int(mask, 16) & (1 << (signal.SIGINT - 1)))

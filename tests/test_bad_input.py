@@ -69,7 +69,7 @@ def test_too_many_metric_names(run) -> None:
     ph = run.phase("p")
     for i in range(milepost._milepost.MAX_METRICS):
         ph.metric(f"m{i}", 1)
-    with pytest.raises(InvalidValueError, match="cannot add metric \"extra\""):
+    with pytest.raises(InvalidValueError, match='cannot add metric "extra"'):
         ph.metric("extra", 1)
 
 
@@ -147,13 +147,14 @@ def test_bad_display_and_interval_names_the_value(monkeypatch, caplog) -> None:
 def test_json_stream_stays_valid_with_hostile_names(clock) -> None:
     out = io.StringIO()
     with milepost.Run("j\x00\ud800", display="json", output=out, clock=clock) as run:
-        run.phase("p\x1b[31m").fail("a\"b\\c\n", "\x00")
+        run.phase("p\x1b[31m").fail('a"b\\c\n', "\x00")
     for line in out.getvalue().splitlines():
         json.loads(line)
 
 
-@pytest.mark.parametrize("bad", [{"display": "fancy"}, {"refresh_hz": 0}, {"max_lanes": -1}, {"stall_after": -2},
-                                 {"interval": "soon"}])
+@pytest.mark.parametrize(
+    "bad", [{"display": "fancy"}, {"refresh_hz": 0}, {"max_lanes": -1}, {"stall_after": -2}, {"interval": "soon"}]
+)
 def test_a_run_refused_for_bad_input_leaves_no_trace(bad) -> None:
     """Bad input is refused before anything is made: no history row, no writer thread."""
     import threading

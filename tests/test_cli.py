@@ -62,16 +62,25 @@ def test_demo_json_lines_go_where_output_says(tmp_path) -> None:
     # `--display json > run.jsonl` needs the lines on stdout: `--output stdout` puts them there.
     redirected = tmp_path / "run.jsonl"
     with redirected.open("w") as stdout:
-        proc = subprocess.run([*DEMO, "--items", "60", "--display", "json", "--output", "stdout"], stdout=stdout,
-                              stderr=subprocess.PIPE, text=True, timeout=120)
+        proc = subprocess.run(
+            [*DEMO, "--items", "60", "--display", "json", "--output", "stdout"],
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
     assert proc.returncode == 0, proc.stderr
     objs = [json.loads(line) for line in redirected.read_text().splitlines()]
     assert any(o.get("event") == "run_finished" for o in objs)
     assert not any(line.startswith("{") for line in proc.stderr.splitlines())
     # A path: appended to, nothing of it on the standard streams.
     path = tmp_path / "to-file.jsonl"
-    proc = subprocess.run([*DEMO, "--items", "60", "--display", "json", "--output", str(path)], capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [*DEMO, "--items", "60", "--display", "json", "--output", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert any(json.loads(line).get("event") == "run_finished" for line in path.read_text().splitlines())
     assert "{" not in proc.stdout + proc.stderr

@@ -30,7 +30,9 @@ def _base(srv) -> str:
     return f"http://127.0.0.1:{srv.port}"
 
 
-def _sse(url: str, headers: Dict[str, str] | None = None, limit: int = 200, seconds: float = 10) -> Iterator[Tuple[str, str, str]]:
+def _sse(
+    url: str, headers: Dict[str, str] | None = None, limit: int = 200, seconds: float = 10
+) -> Iterator[Tuple[str, str, str]]:
     """`(event, id, data)` from an SSE stream, at most `limit` of them or `seconds` long."""
     deadline = time.monotonic() + seconds
     with httpx.stream("GET", url, headers=headers or {}, timeout=seconds) as r:
@@ -134,8 +136,9 @@ def test_metrics_parse_with_prometheus_client(server) -> None:
         time.sleep(0.4)
         text = httpx.get(_base(server) + "/metrics").text
     families = {f.name: f for f in text_string_to_metric_families(text)}
-    done = [s for s in families["milepost_items"].samples
-            if s.labels == {"run": run.id, "phase": "map", "status": "done"}]
+    done = [
+        s for s in families["milepost_items"].samples if s.labels == {"run": run.id, "phase": "map", "status": "done"}
+    ]
     assert done[0].value == 3.0
     expected = [s for s in families["milepost_items_expected"].samples if s.labels["phase"] == "map"]
     assert expected[0].value == 8.0
@@ -209,8 +212,11 @@ def test_the_page_is_whole_and_served_without_a_file_path(server) -> None:
     text = page.text + script.text + style.text
     # Nothing loaded from elsewhere: no external src/href, CSS url() or @import, and every
     # fetch, EventSource and WebSocket URL is relative (the SVG namespace URI is no fetch).
-    external = re.findall(r"""(?:src|href)\s*=\s*["']\s*(?:https?:)?//|url\(\s*["']?\s*(?:https?:)?//|@import""",
-                          text, flags=re.IGNORECASE)
+    external = re.findall(
+        r"""(?:src|href)\s*=\s*["']\s*(?:https?:)?//|url\(\s*["']?\s*(?:https?:)?//|@import""",
+        text,
+        flags=re.IGNORECASE,
+    )
     assert external == [], external
     remote = re.findall(r"""(?:fetch|EventSource|WebSocket)\(\s*["'`]https?://""", text)
     assert remote == [], remote
@@ -231,8 +237,12 @@ def test_milepost_serve_shows_the_history(tmp_path) -> None:
     db = tmp_path / "runs.db"
     with milepost.Run("kept", display="none", history=db) as run:
         run.phase("p", total=3).advance(3)
-    with subprocess.Popen([sys.executable, "-m", "milepost", "serve", "--port", "0", "--db", str(db)],
-                          stdout=subprocess.PIPE, text=True, env=os.environ) as proc:
+    with subprocess.Popen(
+        [sys.executable, "-m", "milepost", "serve", "--port", "0", "--db", str(db)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=os.environ,
+    ) as proc:
         try:
             line = proc.stdout.readline()
             assert line.startswith("milepost dashboard: http://127.0.0.1:") and ":0/" not in line
@@ -257,14 +267,18 @@ def test_a_foreign_host_is_refused_on_loopback(server) -> None:
         run.log("secret line", source="me")
         time.sleep(0.3)
         base = _base(server)
-        for host in (f"attacker.example:{port}", "attacker.example", f"127.0.0.1:{port + 1}",
-                     f"localhost.attacker.example:{port}", "127.0.0.1"):
+        for host in (
+            f"attacker.example:{port}",
+            "attacker.example",
+            f"127.0.0.1:{port + 1}",
+            f"localhost.attacker.example:{port}",
+            "127.0.0.1",
+        ):
             for path in ("/api/runs", f"/api/runs/{run.id}/logs", "/", "/metrics"):
                 r = httpx.get(base + path, headers={"Host": host})
                 assert r.status_code == 400, (host, path, r.status_code)
                 assert host in r.json()["error"] and "secret line" not in r.text
-            r = httpx.post(f"{base}/api/runs/{run.id}/cancel",
-                           headers={"Host": host, "Origin": f"http://{host}"})
+            r = httpx.post(f"{base}/api/runs/{run.id}/cancel", headers={"Host": host, "Origin": f"http://{host}"})
             assert r.status_code == 400
         for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"127.0.0.5:{port}", f"[::1]:{port}"):
             assert httpx.get(base + "/api/runs", headers={"Host": host}).status_code == 200, host
@@ -312,11 +326,17 @@ def test_responses_forbid_framing_and_sniffing_and_inline_script(server) -> None
         assert r.headers["x-frame-options"] == "DENY", path
 
 
-@pytest.mark.parametrize("path, param, value", [
-    ("/api/runs", "limit", "abc"), ("/api/runs", "limit", "-1"), ("/api/runs", "offset", "x"),
-    ("/api/runs/{id}/logs", "after", "abc"), ("/api/runs/{id}/logs", "level", "loud"),
-    ("/api/runs/{id}/events", "after", "abc"),
-])
+@pytest.mark.parametrize(
+    "path, param, value",
+    [
+        ("/api/runs", "limit", "abc"),
+        ("/api/runs", "limit", "-1"),
+        ("/api/runs", "offset", "x"),
+        ("/api/runs/{id}/logs", "after", "abc"),
+        ("/api/runs/{id}/logs", "level", "loud"),
+        ("/api/runs/{id}/events", "after", "abc"),
+    ],
+)
 def test_bad_query_values_get_400_naming_them(server, path, param, value) -> None:
     with milepost.Run("bad-input", display="none", dashboard={"port": 0}) as run:
         time.sleep(0.1)
@@ -401,8 +421,15 @@ def test_two_servers_stream_the_same_run(server) -> None:
 
     from test_dashboard_end import raw_sse, read_to_eof, sse_events
 
-    outer = uvicorn.Server(uvicorn.Config(Starlette(routes=[Mount("/progress", app=dashboard.create_app())]),
-                                          host="127.0.0.1", port=0, log_level="critical", lifespan="off"))
+    outer = uvicorn.Server(
+        uvicorn.Config(
+            Starlette(routes=[Mount("/progress", app=dashboard.create_app())]),
+            host="127.0.0.1",
+            port=0,
+            log_level="critical",
+            lifespan="off",
+        )
+    )
     thread = threading.Thread(target=outer.run, daemon=True)
     thread.start()
     try:

@@ -56,8 +56,7 @@ def live_job():
             run.log("retry budget low", level="error", source="fetcher")
             started.set()
             try:
-                milepost.thread_map(work, range(5000), workers=3, description="map", unit="doc",
-                                    return_exceptions=True)
+                milepost.thread_map(work, range(5000), workers=3, description="map", unit="doc", return_exceptions=True)
             except milepost.Cancelled:
                 state["cancelled"] = True
         state["state"] = run.snapshot().root["state"]
@@ -100,14 +99,18 @@ def test_the_page_follows_a_live_run_and_cancels_it(live_job) -> None:
             expect(page.locator("#logs .log").first).to_be_visible(timeout=15_000)
             page.select_option("#log-level", "warning")
             rows = page.locator("#logs .log")
-            _until(lambda: rows.count() > 0 and not any(re.search(r"\binfo\b", t, re.I) for t in rows.all_text_contents()),
-                   "only warnings and worse")
+            _until(
+                lambda: rows.count() > 0 and not any(re.search(r"\binfo\b", t, re.I) for t in rows.all_text_contents()),
+                "only warnings and worse",
+            )
             texts = rows.all_text_contents()
             assert any("slow upstream" in t for t in texts)
             assert not any("starting the map" in t for t in texts)
             page.select_option("#log-source", "fetcher")
-            _until(lambda: rows.count() > 0 and all("fetcher" in t for t in rows.all_text_contents()),
-                   "only the fetcher's lines")
+            _until(
+                lambda: rows.count() > 0 and all("fetcher" in t for t in rows.all_text_contents()),
+                "only the fetcher's lines",
+            )
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=False)
             # Cancel, with its confirmation.

@@ -78,8 +78,14 @@ class Child:
 def child_job(mode: str = "short", n: int = 60, timeout: float = 60.0) -> Iterator[Child]:
     """Starts the child job; at the end waits for it (bounded) and kills it if it lingers."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    with subprocess.Popen([sys.executable, "-c", CHILD, mode, str(n)], stdin=subprocess.PIPE,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as proc:
+    with subprocess.Popen(
+        [sys.executable, "-c", CHILD, mode, str(n)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    ) as proc:
         try:
             assert proc.stdout is not None
             line = proc.stdout.readline().split()
@@ -97,8 +103,10 @@ def child_job(mode: str = "short", n: int = 60, timeout: float = 60.0) -> Iterat
 def raw_sse(port: int, run_id: str, prefix: str = "") -> socket.socket:
     """An SSE request on a raw socket (read it with `read_to_eof`); `prefix`: where the app is mounted."""
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    s.sendall(f"GET {prefix}/api/runs/{run_id}/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-              "Connection: close\r\n\r\n".encode())
+    s.sendall(
+        f"GET {prefix}/api/runs/{run_id}/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        "Connection: close\r\n\r\n".encode()
+    )
     return s
 
 
@@ -173,6 +181,9 @@ def test_prometheus_sees_the_final_counts_once_the_run_has_ended() -> None:
     families = {f.name: f for f in text_string_to_metric_families(text)}
     running = [s.value for s in families["milepost_run_running"].samples if s.labels["run"] == job.run_id]
     assert running == [0.0]
-    done = [s.value for s in families["milepost_items"].samples
-            if s.labels == {"run": job.run_id, "phase": "", "status": "done"}]
+    done = [
+        s.value
+        for s in families["milepost_items"].samples
+        if s.labels == {"run": job.run_id, "phase": "", "status": "done"}
+    ]
     assert done == [30.0 - 4]  # items 3, 10, 17 and 24 failed

@@ -72,7 +72,7 @@ def test_three_hundred_sse_clients_on_a_busy_run() -> None:
                     for i in range(0, 100):
                         reading[i] = False  # stuck: connected, never reading again
                     for i in range(100, 200):
-                        _reset(socks[i])    # gone: killed mid-stream
+                        _reset(socks[i])  # gone: killed mid-stream
                 t = time.monotonic()
                 assert httpx.get(job.base + "/healthz", timeout=10).status_code == 200
                 waits.append(time.monotonic() - t)

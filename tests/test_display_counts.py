@@ -53,8 +53,9 @@ def test_plain_run_line_says_processed_when_the_total_is_unknown(clock) -> None:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "milepost", *args], capture_output=True, text=True, timeout=60,
-                          env={**os.environ})
+    return subprocess.run(
+        [sys.executable, "-m", "milepost", *args], capture_output=True, text=True, timeout=60, env={**os.environ}
+    )
 
 
 def test_cli_counts_processed_and_names_it(tmp_path) -> None:

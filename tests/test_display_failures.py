@@ -70,8 +70,9 @@ def test_rich_lists_the_first_5_then_says_how_many_more_and_where(clock) -> None
 
 def test_summary_lists_the_latest_5_then_says_how_many_more_and_where(clock, tmp_path) -> None:
     out = io.StringIO()
-    with milepost.Run("job", display="none", clock=clock, run_id="sum-run",
-                      observers=[milepost.ConsoleSummary(out)]) as run:
+    with milepost.Run(
+        "job", display="none", clock=clock, run_id="sum-run", observers=[milepost.ConsoleSummary(out)]
+    ) as run:
         _fail_n(run, clock, 8)
     lines = out.getvalue().splitlines()
     assert [line for line in lines if "failed item-" in line] == [f"  failed item-{i}: boom" for i in (7, 6, 5, 4, 3)]
@@ -80,15 +81,22 @@ def test_summary_lists_the_latest_5_then_says_how_many_more_and_where(clock, tmp
     db = tmp_path / "elsewhere.db"
     for history, hint in ((db, f" (milepost show other-run --db {db})"), (False, "")):
         out = io.StringIO()
-        with milepost.Run("job", display="none", clock=clock, run_id="other-run", history=history,
-                          observers=[milepost.ConsoleSummary(out)]) as run:
+        with milepost.Run(
+            "job",
+            display="none",
+            clock=clock,
+            run_id="other-run",
+            history=history,
+            observers=[milepost.ConsoleSummary(out)],
+        ) as run:
             _fail_n(run, clock, 6)
         assert out.getvalue().splitlines()[-1] == f"  … and 1 more failure{hint}"
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "milepost", *args], capture_output=True, text=True, timeout=60,
-                          env={**os.environ})
+    return subprocess.run(
+        [sys.executable, "-m", "milepost", *args], capture_output=True, text=True, timeout=60, env={**os.environ}
+    )
 
 
 def test_show_lists_every_kind_of_failure_and_says_how_many_more() -> None:
@@ -115,4 +123,3 @@ def test_show_lists_every_kind_of_failure_and_says_how_many_more() -> None:
     assert "more failures" not in every.stdout
     data = json.loads(_cli("show", run.id, "--json", "--failures", "5").stdout)
     assert data["failed"] == 51 and data["failures_recorded"] == 51 and len(data["failures"]) == 5
-

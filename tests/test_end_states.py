@@ -28,8 +28,9 @@ def _status(run_id: str) -> str:
         db.close()
 
 
-@pytest.mark.parametrize(("code", "state"), [("0", "completed"), ("None", "completed"), ("3", "failed"),
-                                             ("'bye'", "failed")])
+@pytest.mark.parametrize(
+    ("code", "state"), [("0", "completed"), ("None", "completed"), ("3", "failed"), ("'bye'", "failed")]
+)
 def test_sys_exit_inside_a_run_ends_it_by_its_code(tmp_path, code, state) -> None:
     """Issue 9, item 9: `sys.exit(0)` inside a run recorded it failed."""
     script = textwrap.dedent(
@@ -42,8 +43,13 @@ def test_sys_exit_inside_a_run_ends_it_by_its_code(tmp_path, code, state) -> Non
                 sys.exit({code})
         """
     )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "MILEPOST_HOME": str(tmp_path)})
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "MILEPOST_HOME": str(tmp_path)},
+    )
     run_id = proc.stdout.strip()
     db = sqlite3.connect(str(tmp_path / "runs.db"))
     assert db.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()[0] == state
@@ -55,9 +61,17 @@ def test_updates_after_the_run_ended_are_refused_naming_the_run(clock) -> None:
     with milepost.Run("over", display="none", clock=clock) as run:
         ph = run.phase("p")
         ph.advance(2)
-    calls = [lambda: ph.advance(), lambda: ph.skip(), lambda: ph.fail("x", "e"), lambda: ph.set_total(5),
-             lambda: ph.add_total(1), lambda: ph.metric("tokens", 1), lambda: ph.log("late"),
-             lambda: ph.item("late").__enter__(), lambda: run.advance()]
+    calls = [
+        lambda: ph.advance(),
+        lambda: ph.skip(),
+        lambda: ph.fail("x", "e"),
+        lambda: ph.set_total(5),
+        lambda: ph.add_total(1),
+        lambda: ph.metric("tokens", 1),
+        lambda: ph.log("late"),
+        lambda: ph.item("late").__enter__(),
+        lambda: run.advance(),
+    ]
     for call in calls:
         with pytest.raises(milepost.RunEndedError, match="'over'|\"over\""):
             call()
@@ -98,8 +112,9 @@ def test_a_worker_dying_under_return_exceptions_fails_the_run_everywhere() -> No
     """Issue 9, item 13: the run ended "completed" with a check mark while its phase failed."""
     out = io.StringIO()
     with milepost.Run("dies", display="plain", output=out) as run:
-        results = milepost.process_map(helpers.die_on_13, range(40), workers=2, chunksize=2, description="map",
-                                       return_exceptions=True)
+        results = milepost.process_map(
+            helpers.die_on_13, range(40), workers=2, chunksize=2, description="map", return_exceptions=True
+        )
     assert any(isinstance(r, milepost.WorkerDied) for r in results)
     snap = run.snapshot()
     assert (snap.find("map")["state"], snap.root["state"]) == ("failed", "failed")
@@ -140,10 +155,16 @@ def test_every_pool_ends_a_cancel_the_same_way(kind) -> None:
     assert _cancelled_pools(kind) == "cancelled"
 
 
-@pytest.mark.parametrize(("exc", "state"), [
-    (KeyboardInterrupt, "cancelled"), (milepost.Cancelled, "cancelled"), (SystemExit(0), "completed"),
-    (ValueError, "failed"), (SystemExit(2), "failed"),
-])
+@pytest.mark.parametrize(
+    ("exc", "state"),
+    [
+        (KeyboardInterrupt, "cancelled"),
+        (milepost.Cancelled, "cancelled"),
+        (SystemExit(0), "completed"),
+        (ValueError, "failed"),
+        (SystemExit(2), "failed"),
+    ],
+)
 def test_a_block_a_loop_and_a_thread_pool_agree_on_an_exception(clock, exc, state) -> None:
     def raise_it(*_):
         raise exc
@@ -184,8 +205,11 @@ def test_a_forked_child_is_refused_after_its_parent_ended_the_run() -> None:
         def child() -> None:
             gate.wait(30)
             refused = []
-            for name, call in (("log", lambda: ph.log("late")), ("advance", lambda: ph.advance()),
-                               ("step", lambda: ph.step("late"))):
+            for name, call in (
+                ("log", lambda: ph.log("late")),
+                ("advance", lambda: ph.advance()),
+                ("step", lambda: ph.step("late")),
+            ):
                 try:
                     call()
                 except milepost.RunEndedError:

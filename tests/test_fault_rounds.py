@@ -63,8 +63,9 @@ def _rows(db_path: Path) -> Tuple[str, List[Tuple[str, int]]]:
         db.close()
 
 
-def _rounds(tmp_path: Path, argv: List[str], n: int, rounds: int, seed: int,
-            window: Tuple[float, float] = (0.05, 0.6)) -> Dict[str, int]:
+def _rounds(
+    tmp_path: Path, argv: List[str], n: int, rounds: int, seed: int, window: Tuple[float, float] = (0.05, 0.6)
+) -> Dict[str, int]:
     """Kills the job `rounds` times at random moments, checking the database after each kill
     and the resumed counts at each start; returns the first line of every start."""
     rng = random.Random(seed)
@@ -76,7 +77,9 @@ def _rounds(tmp_path: Path, argv: List[str], n: int, rounds: int, seed: int,
         proc = subprocess.Popen([*argv, str(n)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         assert proc.stdout is not None
         start = proc.stdout.readline().split()
-        assert start and start[0] == "start", f"round {r}: the job did not start ({proc.stderr.read() if proc.stderr else ''})"
+        assert start and start[0] == "start", (
+            f"round {r}: the job did not start ({proc.stderr.read() if proc.stderr else ''})"
+        )
         assert int(start[1]) == sum(c for _, c in before), f"round {r}: resumed at {start[1]}, rows say {len(before)}"
         time.sleep(rng.uniform(*window))
         proc.send_signal(signal.SIGKILL)
@@ -96,8 +99,9 @@ def test_twenty_kill_and_resume_rounds_of_an_item_job_end_exact(tmp_path) -> Non
     recorded = _rounds(tmp_path, [sys.executable, "-c", ITEM_JOB], n, rounds=20, seed=9)
     assert 0 < len(recorded) < n, "the kills landed mid-run"
     env = {**os.environ, "MILEPOST_HOME": str(tmp_path)}
-    out = subprocess.run([sys.executable, "-c", ITEM_JOB, str(n)], capture_output=True, text=True, env=env,
-                         timeout=300, check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", ITEM_JOB, str(n)], capture_output=True, text=True, env=env, timeout=300, check=True
+    ).stdout.split()
     assert out == ["start", str(len(recorded)), "final", str(n)]
     check, rows = _rows(tmp_path / "runs.db")
     assert check == "ok" and len(rows) == n and all(count == 1 for _, count in rows)
@@ -112,8 +116,9 @@ def test_kill_and_resume_rounds_of_a_process_pool_end_exact(tmp_path) -> None:
     recorded = _rounds(tmp_path, [sys.executable, str(script)], n, rounds=8, seed=10, window=(0.3, 1.2))
     assert 0 < len(recorded) < n
     env = {**os.environ, "MILEPOST_HOME": str(tmp_path)}
-    out = subprocess.run([sys.executable, str(script), str(n)], capture_output=True, text=True, env=env,
-                         timeout=300, check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, str(script), str(n)], capture_output=True, text=True, env=env, timeout=300, check=True
+    ).stdout.split()
     assert out == ["start", str(len(recorded)), "final", str(n), str(n)]
     check, rows = _rows(tmp_path / "runs.db")
     assert check == "ok" and len(rows) == n and all(count == 1 for _, count in rows)

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import re
 import logging
 import os
+import re
 import sqlite3
 import subprocess
 import sys
-import uuid
-from pathlib import Path
 
 import pytest
 
@@ -51,8 +49,9 @@ def test_a_run_is_kept_with_its_phases_items_and_events() -> None:
     assert json.loads(r["metrics"]) == {"tokens": 60}
     p = db.execute("SELECT * FROM phases WHERE run_id = ?", (run.id,)).fetchone()
     assert (p["path"], p["status"], p["done"], p["failed"]) == ("map", "completed", 19, 1)
-    items = db.execute("SELECT name, status, duration, error, metrics FROM items WHERE run_id = ? ORDER BY id",
-                       (run.id,)).fetchall()
+    items = db.execute(
+        "SELECT name, status, duration, error, metrics FROM items WHERE run_id = ? ORDER BY id", (run.id,)
+    ).fetchall()
     assert len(items) == 20 and items[0]["status"] == "done" and items[0]["duration"] >= 0
     assert json.loads(items[0]["metrics"]) == {"tokens": 3}
     failed = [i for i in items if i["status"] == "failed"]
@@ -140,7 +139,9 @@ def tiny_disk(tmp_path):
     """A 256 KiB filesystem, so that the history really runs out of space."""
     mount = tmp_path / "tiny"
     mount.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True, text=True)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True, text=True
+    )
     if proc.returncode != 0:
         pytest.fail(f"this test needs to mount a small tmpfs (root): {proc.stderr.strip()}")
     yield mount
@@ -163,8 +164,9 @@ def test_a_full_disk_mid_run_warns_once_and_loses_no_count(tiny_disk, monkeypatc
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "milepost", *args], capture_output=True, text=True, timeout=60,
-                          env={**os.environ})
+    return subprocess.run(
+        [sys.executable, "-m", "milepost", *args], capture_output=True, text=True, timeout=60, env={**os.environ}
+    )
 
 
 def test_cli_history_show_and_stats() -> None:

@@ -41,7 +41,12 @@ def _runs() -> list:
 
 def test_money_is_one_rule() -> None:
     assert [is_money(n) for n in ("cost_usd", "EMBED_COST", "usd", "tokens", "latency")] == [
-        True, True, True, False, False]
+        True,
+        True,
+        True,
+        False,
+        False,
+    ]
     assert cost_of({"cost_usd": 0.5, "embed_cost": 0.25, "tokens": 10}) == 0.75
     assert cost_of({"tokens": 10}) is None, "no money metric is no cost, not a cost of zero"
 

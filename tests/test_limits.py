@@ -21,16 +21,20 @@ def test_the_range_is_the_extensions_own() -> None:
     assert milepost._milepost.MAX_COUNT == MAX
 
 
-@pytest.mark.parametrize("call", [
-    lambda ph: ph.advance(2**63),
-    lambda ph: ph.advance(MAX + 1),
-    lambda ph: ph.skip(2**64),
-    lambda ph: milepost.track(range(3), run=ph.run).update(10**30),
-    lambda ph: ph.set_total(2**63),
-    lambda ph: ph.add_total(MAX + 1),
-    lambda ph: ph.metric("bytes", 2**63),
-    lambda ph: ph.metric("bytes", 10**400),
-], ids=["advance-2**63", "advance-max+1", "skip", "tracker-update", "set_total", "add_total", "metric", "metric-huge"])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda ph: ph.advance(2**63),
+        lambda ph: ph.advance(MAX + 1),
+        lambda ph: ph.skip(2**64),
+        lambda ph: milepost.track(range(3), run=ph.run).update(10**30),
+        lambda ph: ph.set_total(2**63),
+        lambda ph: ph.add_total(MAX + 1),
+        lambda ph: ph.metric("bytes", 2**63),
+        lambda ph: ph.metric("bytes", 10**400),
+    ],
+    ids=["advance-2**63", "advance-max+1", "skip", "tracker-update", "set_total", "add_total", "metric", "metric-huge"],
+)
 def test_values_past_the_range_are_refused_at_the_call_naming_them(clock, call) -> None:
     """Issue 9, item 4: a total of 2**63 was taken, then killed the history writer."""
     with milepost.Run("r", display="none", clock=clock) as run:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import logging
 
-import pytest
-
 import milepost
 from milepost import dispatch
 
@@ -37,8 +35,17 @@ def test_lifecycle_events_arrive_typed_and_in_order(clock) -> None:
                 ph.retry("doc")
         run.log("hello", level="WARNING", source="me")
     kinds = [e.kind for e in rec.events]
-    assert kinds == ["run_started", "phase_started", "step_started", "item_failed", "item_retried",
-                     "step_finished", "phase_finished", "log", "run_finished"]
+    assert kinds == [
+        "run_started",
+        "phase_started",
+        "step_started",
+        "item_failed",
+        "item_retried",
+        "step_finished",
+        "phase_finished",
+        "log",
+        "run_finished",
+    ]
     assert isinstance(rec.events[3], milepost.ItemFailed) and rec.events[3].error == "ValueError: bad"
     assert rec.events[2].path == ("life", "map", "inner")
     assert rec.events[7].level == "warning" and rec.events[7].source == "me"
@@ -137,8 +144,9 @@ def test_snapshot_file_write_failure_warns_once(tmp_path, clock, caplog) -> None
 def test_logging_observer_gives_structured_extra(clock, caplog) -> None:
     logger = logging.getLogger("test.milepost")
     with caplog.at_level(logging.INFO, logger="test.milepost"):
-        with milepost.Run("logs", display="none", clock=clock,
-                          observers=[milepost.LoggingObserver(logger, interval=None)]) as run:
+        with milepost.Run(
+            "logs", display="none", clock=clock, observers=[milepost.LoggingObserver(logger, interval=None)]
+        ) as run:
             run.phase("p").fail("doc-1", "boom")
     failed = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert failed[0].milepost["event"] == "item_failed" and failed[0].milepost["item"] == "doc-1"

@@ -80,9 +80,30 @@ def test_json_lines_follow_the_schema(clock) -> None:
     last = snaps[-1]["snapshot"]
     assert last["run_id"] == run.id and last["root"]["done"] == 102 and last["root"]["failed"] == 1
     map_node = last["root"]["children"][1]
-    for key in ("total", "done", "failed", "skipped", "retried", "in_flight", "processed", "fraction",
-                "success_rate", "rate", "eta", "eta_low", "eta_high", "mean_item_seconds", "elapsed",
-                "metrics", "children", "unit", "state", "kind", "name", "id"):
+    for key in (
+        "total",
+        "done",
+        "failed",
+        "skipped",
+        "retried",
+        "in_flight",
+        "processed",
+        "fraction",
+        "success_rate",
+        "rate",
+        "eta",
+        "eta_low",
+        "eta_high",
+        "mean_item_seconds",
+        "elapsed",
+        "metrics",
+        "children",
+        "unit",
+        "state",
+        "kind",
+        "name",
+        "id",
+    ):
         assert key in map_node, key
     assert map_node["unit"] == "doc"
     mid = snaps[len(snaps) // 2]["snapshot"]["root"]["children"][1]

@@ -50,16 +50,25 @@ def test_show_names_phases_as_named_and_keeps_levels_and_repeats_apart() -> None
     # JSON keeps the stored path, and gives the names too.
     data = json.loads(_cli("show", run_id, "--json").stdout)
     got = [(p["path"], p["name"], p["display"]) for p in data["phases"]]
-    assert got == [("x%2Fy", "x/y", "x/y"), ("50%25%231", "50%#1", "50%#1"), ("load", "load", "load"),
-                   ("load#2", "load", "load (2nd)"), ("load#2/inner%2Fpart", "inner/part", "load (2nd) › inner/part")]
+    assert got == [
+        ("x%2Fy", "x/y", "x/y"),
+        ("50%25%231", "50%#1", "50%#1"),
+        ("load", "load", "load"),
+        ("load#2", "load", "load (2nd)"),
+        ("load#2/inner%2Fpart", "inner/part", "load (2nd) › inner/part"),
+    ]
     # Each failure once (its event and its item row are one failure), with where it happened.
     failures = [(f["name"], f["phase_display"]) for f in data["failures"]]
     assert sorted(failures) == [("item-1", "x/y"), ("item-2", "load (2nd) › inner/part")]
 
 
 def test_demo_with_display_none_prints_nothing() -> None:
-    proc = subprocess.run([*CLI, "demo", "--items", "40", "--item-ms", "1", "--workers", "2", "--display", "none"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [*CLI, "demo", "--items", "40", "--item-ms", "1", "--workers", "2", "--display", "none"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "" and proc.stderr == "", (proc.stdout, proc.stderr)
 

@@ -50,8 +50,14 @@ if mode == "linger":
 @contextmanager
 def job(mode: str, n: int) -> Iterator[Child]:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    with subprocess.Popen([sys.executable, "-c", CHILD, mode, str(n)], stdin=subprocess.PIPE,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as proc:
+    with subprocess.Popen(
+        [sys.executable, "-c", CHILD, mode, str(n)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    ) as proc:
         try:
             assert proc.stdout is not None
             line = proc.stdout.readline().split()

@@ -41,8 +41,12 @@ def test_a_long_failure_and_log_line_take_one_row_each_above_the_bars(pty_run) -
     assert "END!" not in res.text and "TAIL" not in res.text
     assert re.search(r"✓ long-lines › map \[", res.text) or "long-lines · completed" in res.text, res.text
     # The whole error is kept: in the history and in `milepost show`.
-    shown = subprocess.run([sys.executable, "-m", "milepost", "show", "long-lines-run", "--json"],
-                           capture_output=True, text=True, timeout=60)
+    shown = subprocess.run(
+        [sys.executable, "-m", "milepost", "show", "long-lines-run", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert shown.returncode == 0, shown.stderr
     errors = [f["error"] for f in json.loads(shown.stdout)["failures"]]
     assert sorted(errors) == ["Traceback: " + "E" * 1985 + "END!", "wide: " + "错" * 300 + "END!"], errors

@@ -41,8 +41,14 @@ PROCESS_JOB = textwrap.dedent(
 def _start(script: Path, home: Path, *args: str) -> subprocess.Popen:
     # A session of its own: Ctrl-C reaches the whole process group, workers included, as a
     # terminal sends it.
-    return subprocess.Popen([sys.executable, str(script), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "MILEPOST_HOME": str(home)}, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, str(script), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "MILEPOST_HOME": str(home)},
+        start_new_session=True,
+    )
 
 
 def _rows_started_after(home: Path, t: float) -> int:
@@ -96,8 +102,9 @@ def test_a_second_ctrl_c_stops_the_workers_at_once(tmp_path) -> None:
 def test_ctrl_c_in_thread_map_returns_at_once(tmp_path) -> None:
     """Issue 9, item 12: Ctrl-C waited for the items in flight (5 s with 5 s items)."""
     script = tmp_path / "threads.py"
-    script.write_text(textwrap.dedent(
-        """
+    script.write_text(
+        textwrap.dedent(
+            """
         import time, milepost
         with milepost.Run("threads", display="none") as run:
             try:
@@ -105,7 +112,8 @@ def test_ctrl_c_in_thread_map_returns_at_once(tmp_path) -> None:
             except KeyboardInterrupt:
                 print("interrupted", time.time(), flush=True)
         """
-    ))
+        )
+    )
     proc = _start(script, tmp_path)
     time.sleep(1.0)
     sent = time.time()
@@ -138,8 +146,9 @@ def test_workers_of_a_parent_killed_with_sigkill_exit(tmp_path) -> None:
 def test_finished_pool_items_show_in_the_snapshot(clock=None) -> None:
     """Issue 9, item 15: successful process_map items never appeared in `recent` (0 of 300)."""
     with milepost.Run("recent", display="none") as run:
-        milepost.process_map(helpers.square_or_fail, range(300), workers=2, chunksize=10, description="map",
-                             return_exceptions=True)
+        milepost.process_map(
+            helpers.square_or_fail, range(300), workers=2, chunksize=10, description="map", return_exceptions=True
+        )
     recent = run.snapshot().data["recent"]
     done = [r for r in recent if r["status"] == "done"]
     assert len(done) >= 20, recent
@@ -176,8 +185,9 @@ def test_programs_started_by_pool_items_get_ctrl_c_as_usual(tmp_path) -> None:
 
 def test_the_run_goes_on_after_a_ctrl_c_in_a_pool_is_caught(tmp_path) -> None:
     script = tmp_path / "caught.py"
-    script.write_text(textwrap.dedent(
-        """
+    script.write_text(
+        textwrap.dedent(
+            """
         import sys, time, milepost
 
         def work(x):
@@ -194,7 +204,8 @@ def test_the_run_goes_on_after_a_ctrl_c_in_a_pool_is_caught(tmp_path) -> None:
                 more = milepost.thread_map(abs, range(-3, 0), workers=2, description="more")
             print(after, more, run.snapshot().root["state"], flush=True)
         """
-    ))
+        )
+    )
     proc = _start(script, tmp_path)
     time.sleep(2.0)
     os.killpg(proc.pid, signal.SIGINT)

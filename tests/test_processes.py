@@ -51,8 +51,15 @@ def _wait_for(predicate, seconds: float = 5.0) -> bool:
 @pytest.mark.parametrize("method", METHODS)
 def test_process_map_counts_every_item_exactly(method, shm_dir) -> None:
     with milepost.Run("pm", display="none") as run:
-        out = milepost.process_map(square_or_fail, range(300), workers=2, description="map", chunksize=7,
-                                   return_exceptions=True, mp_context=mp.get_context(method))
+        out = milepost.process_map(
+            square_or_fail,
+            range(300),
+            workers=2,
+            description="map",
+            chunksize=7,
+            return_exceptions=True,
+            mp_context=mp.get_context(method),
+        )
         snap = run.snapshot()
     assert [o for o in out if not isinstance(o, Exception)] == [x * x for x in range(300) if x % 25 != 7]
     assert [str(o) for o in out if isinstance(o, Exception)] == [f"bad {x}" for x in range(300) if x % 25 == 7]
@@ -76,8 +83,11 @@ def test_process_map_raises_the_first_error_by_default() -> None:
 
 def test_as_completed_yields_every_index_once() -> None:
     with milepost.Run("ac", display="none") as run:
-        seen = dict(milepost.process_as_completed(slow, range(40), workers=2, chunksize=3, description="ac",
-                                                  mp_context=mp.get_context("fork")))
+        seen = dict(
+            milepost.process_as_completed(
+                slow, range(40), workers=2, chunksize=3, description="ac", mp_context=mp.get_context("fork")
+            )
+        )
         assert run.snapshot().find("ac")["done"] == 40
     assert seen == {i: i for i in range(40)}
 
@@ -150,8 +160,15 @@ def test_a_killed_worker_is_found_and_its_item_counted_failed() -> None:
 
 def test_process_map_survives_a_killed_worker_with_exact_counts() -> None:
     with milepost.Run("kill", display="none") as run:
-        out = milepost.process_map(die_on_13, range(60), workers=2, chunksize=4, description="m",
-                                   return_exceptions=True, mp_context=mp.get_context("fork"))
+        out = milepost.process_map(
+            die_on_13,
+            range(60),
+            workers=2,
+            chunksize=4,
+            description="m",
+            return_exceptions=True,
+            mp_context=mp.get_context("fork"),
+        )
         snap = run.snapshot()
     m = snap.find("m")
     died = [o for o in out if isinstance(o, milepost.WorkerDied)]
@@ -170,6 +187,7 @@ def test_a_silent_worker_shows_stalled() -> None:
         child = ctx.Process(target=hold_item, args=(phase, 3.0))
         child.start()
         try:
+
             def lane_state():
                 lanes = [lane for lane in run.snapshot().data["lanes"] if lane["name"] == f"pid {child.pid}"]
                 return lanes and lanes[0]["state"]
@@ -214,7 +232,7 @@ def test_no_segment_is_left_behind(how, shm_dir) -> None:
         return run
 
     if how == "normal":
-        run = job()
+        job()
     else:
         with pytest.raises((RuntimeError, KeyboardInterrupt)):
             job()

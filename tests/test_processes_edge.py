@@ -216,7 +216,9 @@ def test_a_task_copied_in_the_parent_stays_the_parents() -> None:
 def test_a_full_shared_memory_filesystem_is_an_error_not_a_crash(tmp_path, monkeypatch) -> None:
     mount = tmp_path / "tiny-shm"
     mount.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], capture_output=True, text=True)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], capture_output=True, text=True
+    )
     if proc.returncode != 0:
         pytest.fail(f"this test needs to mount a small tmpfs (root): {proc.stderr.strip()}")
     monkeypatch.setenv("MILEPOST_SHM_DIR", str(mount))
@@ -241,16 +243,17 @@ def test_a_resumed_run_skips_what_the_process_pool_finished(method) -> None:
     ctx = mp.get_context(method)
     with milepost.Run("pool-resume", display="none") as first:
         with first.phase("map") as ph:
-            out = milepost.process_map(die_on_13, range(40), workers=2, chunksize=4, task=ph,
-                                       return_exceptions=True, mp_context=ctx)
+            out = milepost.process_map(
+                die_on_13, range(40), workers=2, chunksize=4, task=ph, return_exceptions=True, mp_context=ctx
+            )
         with first.phase("score") as ph:
-            scored = milepost.process_map(square_or_fail, range(30), workers=2, task=ph,
-                                          return_exceptions=True, mp_context=ctx)
+            milepost.process_map(square_or_fail, range(30), workers=2, task=ph, return_exceptions=True, mp_context=ctx)
     came_back = {i for i, o in enumerate(out) if not isinstance(o, BaseException)}
     assert came_back and len(came_back) < 40, "the worker's death lost some items"
     db = sqlite3.connect(str(milepost.persistence.default_path()))
-    rows = db.execute("SELECT name, status, duration, error, metrics FROM items WHERE run_id = ? AND phase = 'score'",
-                      (first.id,)).fetchall()
+    rows = db.execute(
+        "SELECT name, status, duration, error, metrics FROM items WHERE run_id = ? AND phase = 'score'", (first.id,)
+    ).fetchall()
     failed = {name: error for name, status, _, error, _ in rows if status == "failed"}
     assert failed == {"7": "ValueError: bad 7"}
     assert len(rows) == 30 and all(d is not None and d >= 0 for _, _, d, _, _ in rows)
@@ -268,8 +271,9 @@ def test_a_thread_pool_inside_a_process_pool_worker(method) -> None:
     from procs_helpers import threads_inside
 
     with milepost.Run("nested-pools", display="none", history=False) as run:
-        out = milepost.process_map(threads_inside, [3, 4, 5], workers=2, description="outer",
-                                   mp_context=mp.get_context(method))
+        out = milepost.process_map(
+            threads_inside, [3, 4, 5], workers=2, description="outer", mp_context=mp.get_context(method)
+        )
         snap = run.snapshot()
     assert out == [6, 10, 15]
     assert snap.find("outer")["done"] == 3

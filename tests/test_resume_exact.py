@@ -48,8 +48,9 @@ def _done_rows(home: Path) -> int:
 
 
 def _start_and_kill(code: str, home: Path, after: float, *args: str, sig: int = signal.SIGKILL) -> str:
-    proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=_env(home))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(home)
+    )
     assert proc.stdout is not None
     first = proc.stdout.readline()
     assert first.startswith("start"), first + proc.stderr.read() if proc.stderr else first
@@ -65,8 +66,14 @@ def test_a_killed_item_job_resumes_with_counts_equal_to_its_rows(tmp_path) -> No
     _start_and_kill(ITEM_JOB, tmp_path, 1.2, "5000")
     recorded = _done_rows(tmp_path)
     assert 0 < recorded < 5000, "killed mid-run"
-    out = subprocess.run([sys.executable, "-c", ITEM_JOB, "5000"], capture_output=True, text=True,
-                         env=_env(tmp_path), timeout=120, check=True).stdout.split("\n")
+    out = subprocess.run(
+        [sys.executable, "-c", ITEM_JOB, "5000"],
+        capture_output=True,
+        text=True,
+        env=_env(tmp_path),
+        timeout=120,
+        check=True,
+    ).stdout.split("\n")
     assert out[0] == f"start {recorded} 0", "the resumed phase starts from exactly the items recorded done"
     assert out[1] == "final 5000"
     assert _done_rows(tmp_path) == 5000
@@ -99,16 +106,18 @@ def test_the_readme_pool_resume_ends_at_exactly_the_items(tmp_path, sig) -> None
     Ctrl-C and 862/750 after SIGKILL."""
     script = tmp_path / "score.py"
     script.write_text(POOL_JOB)
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=_env(tmp_path))
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(tmp_path)
+    )
     assert proc.stdout is not None and proc.stdout.readline().startswith("start 0 1000")
     time.sleep(1.5)
     proc.send_signal(sig)
     proc.communicate(timeout=60)
     recorded = _done_rows(tmp_path)
     assert 0 < recorded < 1000
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=_env(tmp_path),
-                         timeout=120, check=True).stdout.split("\n")
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=_env(tmp_path), timeout=120, check=True
+    ).stdout.split("\n")
     assert out[0] == f"start {recorded} {1000 - recorded}"
     assert out[1] == "final 1000 1000"
 
@@ -130,11 +139,13 @@ def test_a_resumed_run_killed_at_once_keeps_its_counts_in_the_history(tmp_path) 
                             raise KeyboardInterrupt
         """
     )
-    first = subprocess.run([sys.executable, "-c", code, "stop"], capture_output=True, text=True, env=_env(tmp_path),
-                           timeout=60)
+    first = subprocess.run(
+        [sys.executable, "-c", code, "stop"], capture_output=True, text=True, env=_env(tmp_path), timeout=60
+    )
     assert first.returncode != 0 and "KeyboardInterrupt" in first.stderr
-    second = subprocess.run([sys.executable, "-c", code, "kill"], capture_output=True, text=True, env=_env(tmp_path),
-                            timeout=60)
+    second = subprocess.run(
+        [sys.executable, "-c", code, "kill"], capture_output=True, text=True, env=_env(tmp_path), timeout=60
+    )
     assert second.returncode == -signal.SIGKILL and second.stdout == "start 300\n"
     db = sqlite3.connect(str(tmp_path / "runs.db"))
     status, done, resumed = db.execute("SELECT status, done, resumed FROM runs").fetchone()
@@ -228,11 +239,18 @@ def test_loops_and_pools_that_make_their_phase_count_what_they_run_in_a_resumed_
     run it counts them now, never on top of what the history had (found in review: 16/10)."""
     script = tmp_path / "job.py"
     script.write_text(LOOP_AND_POOL_JOB)
-    crashed = subprocess.run([sys.executable, str(script), "crash"], capture_output=True, text=True,
-                             env=_env(tmp_path), timeout=120)
+    crashed = subprocess.run(
+        [sys.executable, str(script), "crash"], capture_output=True, text=True, env=_env(tmp_path), timeout=120
+    )
     assert crashed.returncode == 1
-    out = subprocess.run([sys.executable, str(script), "again"], capture_output=True, text=True, env=_env(tmp_path),
-                         timeout=120, check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, str(script), "again"],
+        capture_output=True,
+        text=True,
+        env=_env(tmp_path),
+        timeout=120,
+        check=True,
+    ).stdout.split()
     assert out == ["loop=10/10", "procs=10/10", "threads=10/10"]
 
 
@@ -266,10 +284,13 @@ def test_a_version_1_history_migrates_with_exact_resume_counts(tmp_path) -> None
     db.execute("INSERT INTO runs (id, name, status, started_at, done) VALUES ('r', 'old', 'cancelled', 0, 12)")
     # `_` and case are no wildcards: `loadXdata/s` and `Load_data/s` are not steps of `load_data`.
     for p, done in (("load_data", 5), ("loadXdata", 3), ("loadXdata/s", 3), ("Load_data", 4), ("Load_data/s", 4)):
-        db.execute("INSERT INTO phases (run_id, path, name, kind, status, done) VALUES ('r', ?, ?, 'phase', "
-                   "'cancelled', ?)", (p, p, done))
-    db.executemany("INSERT INTO items (run_id, phase, name, status) VALUES ('r', 'load_data', ?, 'done')",
-                   [("a",), ("b",)])
+        db.execute(
+            "INSERT INTO phases (run_id, path, name, kind, status, done) VALUES ('r', ?, ?, 'phase', 'cancelled', ?)",
+            (p, p, done),
+        )
+    db.executemany(
+        "INSERT INTO items (run_id, phase, name, status) VALUES ('r', 'load_data', ?, 'done')", [("a",), ("b",)]
+    )
     db.commit()
     db.close()
     with milepost.Run("old", display="none", history=path, resume="r") as run:

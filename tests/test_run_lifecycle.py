@@ -51,8 +51,9 @@ def test_a_slow_observer_holds_up_neither_entering_nor_leaving_a_run() -> None:
     left = time.monotonic() - t1
     assert entered < 0.5 and left < 0.5, (entered, left)
     db = sqlite3.connect(str(default_path()))
-    assert db.execute("SELECT status, done FROM runs WHERE id = ?", (run.id,)).fetchone() == ("completed", 5), \
+    assert db.execute("SELECT status, done FROM runs WHERE id = ?", (run.id,)).fetchone() == ("completed", 5), (
         "the run's own history is written without waiting for the user's observer"
+    )
     assert slow.closed.wait(30), "the slow observer still gets its final delivery, in the background"
     assert slow.events[0] == "run_started" and slow.events[-1] == "run_finished"
 
@@ -96,8 +97,13 @@ def test_a_second_ctrl_c_while_the_run_ends_leaves_the_history_right(tmp_path) -
     stale counts (4 of 6 trials)."""
     for trial, gap in enumerate((0.0, 0.002, 0.005, 0.01, 0.02, 0.05)):
         home = tmp_path / f"t{trial}"
-        proc = subprocess.Popen([sys.executable, "-c", INTERRUPTED_JOB], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, env={**os.environ, "MILEPOST_HOME": str(home)})
+        proc = subprocess.Popen(
+            [sys.executable, "-c", INTERRUPTED_JOB],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "MILEPOST_HOME": str(home)},
+        )
         assert proc.stdout is not None and proc.stdout.readline() == "started\n"
         time.sleep(0.5)
         proc.send_signal(signal.SIGINT)
@@ -149,8 +155,9 @@ def test_a_run_ended_by_an_observer_is_written_before_the_process_exits(tmp_path
                 pass
         """
     )
-    subprocess.run([sys.executable, "-c", script], check=True, timeout=60,
-                   env={**os.environ, "MILEPOST_HOME": str(tmp_path)})
+    subprocess.run(
+        [sys.executable, "-c", script], check=True, timeout=60, env={**os.environ, "MILEPOST_HOME": str(tmp_path)}
+    )
     db = sqlite3.connect(str(tmp_path / "runs.db"))
     status, done = db.execute("SELECT status, done FROM runs").fetchone()
     assert status == "completed" and done > 1000

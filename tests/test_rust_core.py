@@ -18,7 +18,10 @@ def test_cargo_test_of_the_core() -> None:
     # Without the `python` feature: the core, the frame layout and the ticker, no PyO3.
     proc = subprocess.run(
         [cargo, "test", "--no-default-features", "--locked", "--quiet"],
-        cwd=ROOT, capture_output=True, text=True, timeout=1800,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
     )
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
     assert "test result: ok" in proc.stdout

@@ -21,10 +21,12 @@ SCHEMAS = Path(milepost.__file__).parent / "schema"
 def validators():
     snapshot = json.loads((SCHEMAS / "snapshot-v1.json").read_text())
     jsonl = json.loads((SCHEMAS / "jsonl-v1.json").read_text())
-    registry = Registry().with_resources([
-        ("https://milepost.invalid/schema/snapshot-v1.json", Resource.from_contents(snapshot)),
-        ("https://milepost.invalid/schema/jsonl-v1.json", Resource.from_contents(jsonl)),
-    ])
+    registry = Registry().with_resources(
+        [
+            ("https://milepost.invalid/schema/snapshot-v1.json", Resource.from_contents(snapshot)),
+            ("https://milepost.invalid/schema/jsonl-v1.json", Resource.from_contents(jsonl)),
+        ]
+    )
     cls = jsonschema.Draft202012Validator
     cls.check_schema(snapshot)
     cls.check_schema(jsonl)
@@ -58,8 +60,9 @@ def test_snapshots_progress_file_and_json_lines_follow_the_schema(validators, tm
 def test_worker_processes_output_follows_the_schema(validators) -> None:
     snap_v, _ = validators
     with milepost.Run("schema-workers", display="none") as run:
-        milepost.process_map(square_or_fail, range(40), workers=2, return_exceptions=True,
-                             mp_context=mp.get_context("fork"))
+        milepost.process_map(
+            square_or_fail, range(40), workers=2, return_exceptions=True, mp_context=mp.get_context("fork")
+        )
         snap_v.validate(run.snapshot().data)
 
 

@@ -57,8 +57,13 @@ class Tmux:
         self.tmp = tmp
 
     def __call__(self, *args: str) -> str:
-        proc = subprocess.run(["tmux", "-L", self.socket, "-f", "/dev/null", *args], capture_output=True,
-                              text=True, timeout=10, check=True)
+        proc = subprocess.run(
+            ["tmux", "-L", self.socket, "-f", "/dev/null", *args],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
         return proc.stdout
 
     def wait_for(self, text: str, timeout: float = 30.0) -> None:
@@ -75,8 +80,12 @@ class Tmux:
         return [line.rstrip() for line in text.splitlines() if line.strip()]
 
     def kill(self) -> None:
-        path = subprocess.run(["tmux", "-L", self.socket, "display-message", "-p", "#{socket_path}"],
-                              capture_output=True, text=True, timeout=10).stdout.strip()
+        path = subprocess.run(
+            ["tmux", "-L", self.socket, "display-message", "-p", "#{socket_path}"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=10)
         if path:
             Path(path).unlink(missing_ok=True)  # tmux leaves its socket file behind
@@ -95,8 +104,7 @@ def _resize_during_job(tmux: Tmux, start_cols: int, end_cols: int) -> list[str]:
     job = tmux.tmp / "job.py"
     job.write_text(JOB)
     gate = tmux.tmp / "gate"
-    tmux("new-session", "-d", "-s", "t", "-x", str(start_cols), "-y", "30",
-         f"{sys.executable} {job} {gate}; sleep 60")
+    tmux("new-session", "-d", "-s", "t", "-x", str(start_cols), "-y", "30", f"{sys.executable} {job} {gate}; sleep 60")
     tmux("set-option", "-t", "t", "window-size", "manual")
     tmux.wait_for("PRINTED-BEFORE-RESIZE")
     time.sleep(0.3)  # a few frames at the first width

@@ -352,9 +352,7 @@ class SharedRun:
     def node(self, index: int) -> Node:
         """The node at ``index`` of the shared table, counting into this process's slot
         (``InvalidValueError`` for an index the table does not hold)."""
-    def child(
-        self, parent: int, kind: str, name: _Text, unit: str = "it", total: Optional[int] = None
-    ) -> int:
+    def child(self, parent: int, kind: str, name: _Text, unit: str = "it", total: Optional[int] = None) -> int:
         """The phase or step of that name under ``parent``, registered by this worker if no process
         did yet: its index."""
     def emit(self, node: int, json: str) -> bool:

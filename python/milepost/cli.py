@@ -36,30 +36,44 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--item-ms", type=float, default=40.0, help="mean item time in ms (default 40)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.add_argument("--snapshot-file", default=None, help="keep the latest snapshot in this JSON file")
-    demo.add_argument("--output", default=None,
-                      help="where plain, JSON or rich output goes: stdout, stderr (default) or a file (appended to)")
+    demo.add_argument(
+        "--output",
+        default=None,
+        help="where plain, JSON or rich output goes: stdout, stderr (default) or a file (appended to)",
+    )
     hist = sub.add_parser("history", help="recent runs from the history database")
     hist.add_argument("--name", default=None, help="only runs with this name")
     hist.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
     show = sub.add_parser("show", help="one run: phases, workers, failures, metrics")
     show.add_argument("run", help="a run id, or a name (its latest run)")
-    show.add_argument("--failures", type=_count_or_all, default=20, metavar="N",
-                      help="how many failures to list, newest first (default 20; 'all')")
+    show.add_argument(
+        "--failures",
+        type=_count_or_all,
+        default=20,
+        metavar="N",
+        help="how many failures to list, newest first (default 20; 'all')",
+    )
     stats = sub.add_parser("stats", help="durations, costs and success across the runs of a name")
     stats.add_argument("name")
     stats.add_argument("--limit", type=int, default=50, help="how many recent runs (default 50)")
     srv = sub.add_parser("serve", help="the web dashboard of the run history")
-    srv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; others need a token)")
+    srv.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; others need a token)"
+    )
     srv.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any free port)")
     srv.add_argument("--token", default=None, help="token to require (made up when binding beyond loopback)")
-    srv.add_argument("--db", default=None, help="history database (default: $MILEPOST_HOME/runs.db or .milepost/runs.db)")
+    srv.add_argument(
+        "--db", default=None, help="history database (default: $MILEPOST_HOME/runs.db or .milepost/runs.db)"
+    )
     rep = sub.add_parser("replay", help="draw a saved JSON-lines stream (display='json') again")
     rep.add_argument("file", help="a JSON-lines file, or a .progress.json snapshot")
     rep.add_argument("--speed", type=float, default=1.0, help="faster (2) or slower (0.5) than recorded")
     rep.add_argument("--no-wait", action="store_true", help="draw everything at once")
     for p in (hist, show, stats):
         p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-        p.add_argument("--db", default=None, help="history database (default: $MILEPOST_HOME/runs.db or .milepost/runs.db)")
+        p.add_argument(
+            "--db", default=None, help="history database (default: $MILEPOST_HOME/runs.db or .milepost/runs.db)"
+        )
     return parser
 
 
@@ -148,15 +162,26 @@ def _main(argv: Optional[List[str]] = None) -> int:
             print(f"milepost replay: {e}", file=sys.stderr)
             return 2
         if skipped.count:
-            print(f"milepost replay: skipped {skipped.count} lines that are not milepost records "
-                  f"(the first at {skipped.first})", file=sys.stderr)
+            print(
+                f"milepost replay: skipped {skipped.count} lines that are not milepost records "
+                f"(the first at {skipped.first})",
+                file=sys.stderr,
+            )
         return 0
     if args.command == "demo":
         from .demo import run_demo
 
         try:
-            run_demo(args.items, args.workers, args.fail_rate, args.display, args.item_ms, args.seed,
-                     args.snapshot_file, args.output)
+            run_demo(
+                args.items,
+                args.workers,
+                args.fail_rate,
+                args.display,
+                args.item_ms,
+                args.seed,
+                args.snapshot_file,
+                args.output,
+            )
         except ValueError as e:
             print(f"milepost demo: {e}", file=sys.stderr)
             return 2

@@ -34,8 +34,16 @@ class RowSink(Protocol):
 
     def pushed(self, waiting: int) -> None: ...
 
-    def item(self, phase: str, name: str, status: str, started_at: float, duration: Optional[float],
-             error: Optional[str], metrics: Optional[str]) -> None: ...
+    def item(
+        self,
+        phase: str,
+        name: str,
+        status: str,
+        started_at: float,
+        duration: Optional[float],
+        error: Optional[str],
+        metrics: Optional[str],
+    ) -> None: ...
 
 
 class RunContext(Protocol):
@@ -76,8 +84,17 @@ class RunContext(Protocol):
     def emit(self, cls: type[Event], path: Tuple[str, ...], **fields: Any) -> None:
         """A lifecycle event of the task at `path`."""
 
-    def child(self, parent: Task, kind: str, name: str, total: Optional[int], unit: str, *,
-              reuse: bool = False, restore: bool = True) -> Task:
+    def child(
+        self,
+        parent: Task,
+        kind: str,
+        name: str,
+        total: Optional[int],
+        unit: str,
+        *,
+        reuse: bool = False,
+        restore: bool = True,
+    ) -> Task:
         """A new phase or step under `parent` (`reuse`: a loop's ended one of that name goes
         on; `restore`: in a resumed run it takes over what it had counted)."""
 

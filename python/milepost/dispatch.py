@@ -213,7 +213,10 @@ class Dispatcher:
             if slot.failures == 1:
                 _log.error(
                     "milepost: observer %r failed in %s: %s: %s (further errors from it are not shown)",
-                    slot.observer, method, type(e).__name__, e,
+                    slot.observer,
+                    method,
+                    type(e).__name__,
+                    e,
                 )
 
     def close(self, timeout: Optional[float], stop_after: bool = False) -> bool:
@@ -246,8 +249,11 @@ _finishing: "weakref.WeakSet[Dispatcher]" = weakref.WeakSet()
 def _wait_for_user_observers() -> None:
     for d in list(_finishing):
         if not d.close(USER_EXIT_TIMEOUT):
-            _log.warning("milepost: observers %r did not finish within %.0f s of the interpreter's exit",
-                         d.observers, USER_EXIT_TIMEOUT)
+            _log.warning(
+                "milepost: observers %r did not finish within %.0f s of the interpreter's exit",
+                d.observers,
+                USER_EXIT_TIMEOUT,
+            )
 
 
 class Delivery:
@@ -317,8 +323,11 @@ class Delivery:
         """The final delivery: waited for (bounded) for the run's own observers, handed to
         the background for the user's (their `stop()` follows on their thread)."""
         if not self.own.close(OWN_CLOSE_TIMEOUT):
-            _log.warning("milepost: the run's observers %r did not finish within %.0f s; going on without them",
-                         self.own.observers, OWN_CLOSE_TIMEOUT)
+            _log.warning(
+                "milepost: the run's observers %r did not finish within %.0f s; going on without them",
+                self.own.observers,
+                OWN_CLOSE_TIMEOUT,
+            )
         if not self.user.close(0, stop_after=True):
             _finishing.add(self.user)
 

@@ -26,6 +26,7 @@ def sparkline(values: Sequence[Optional[float]]) -> str:
 
 # -- text output --------------------------------------------------------------------------------
 
+
 def _when(t: Optional[float]) -> str:
     return "-" if t is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
 
@@ -57,7 +58,7 @@ def _dur(x: Optional[float]) -> str:
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """Columns padded to their widest cell, under a header and a rule."""
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()  # noqa: E731
     return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 
 
@@ -65,34 +66,59 @@ def history_text(runs: Sequence[RunRecord]) -> str:
     """`milepost history`: one line a run."""
     if not runs:
         return "no runs yet"
-    rows = [[r["id"], _milepost.sanitize(r["name"]), r["status"], _when(r["started_at"]), _dur(r["elapsed"]),
-             _items(r), _pct(r["success_rate"]), _money(r["cost"])] for r in runs]
+    rows = [
+        [
+            r["id"],
+            _milepost.sanitize(r["name"]),
+            r["status"],
+            _when(r["started_at"]),
+            _dur(r["elapsed"]),
+            _items(r),
+            _pct(r["success_rate"]),
+            _money(r["cost"]),
+        ]
+        for r in runs
+    ]
     return table(["id", "name", "status", "started", "duration", "processed", "success", "cost"], rows)
 
 
 def show_text(run: RunDetail, db: Optional[str] = None) -> str:
     """`milepost show`: the run, its metrics, phases, workers and failures (`db`: the `--db` given,
     for the command that lists them all)."""
-    out = [f"{_milepost.sanitize(run['name'])} ({run['id']}): {run['status']}, started {_when(run['started_at'])}, "
-           f"{_dur(run['elapsed'])}, {_items(run)} processed: {_milepost.format_count(run['done'])} done, "
-           f"{_milepost.format_count(run['failed'])} failed, {_milepost.format_count(run['skipped'])} skipped, "
-           f"success {_pct(run['success_rate'])}"]
+    out = [
+        f"{_milepost.sanitize(run['name'])} ({run['id']}): {run['status']}, started {_when(run['started_at'])}, "
+        f"{_dur(run['elapsed'])}, {_items(run)} processed: {_milepost.format_count(run['done'])} done, "
+        f"{_milepost.format_count(run['failed'])} failed, {_milepost.format_count(run['skipped'])} skipped, "
+        f"success {_pct(run['success_rate'])}"
+    ]
     if run["metrics"]:
         out.append("metrics: " + ", ".join(_milepost.format_metric(k, v) for k, v in run["metrics"].items()))
     if run["phases"]:
         out.append("")
-        out.append(table(["phase", "status", "processed", "failed", "duration", "rate"], [
-            [p["display"], p["status"], _items(p), str(p["failed"]), _dur(p["elapsed"]),
-             _rate(p)] for p in run["phases"]]))
+        out.append(
+            table(
+                ["phase", "status", "processed", "failed", "duration", "rate"],
+                [
+                    [p["display"], p["status"], _items(p), str(p["failed"]), _dur(p["elapsed"]), _rate(p)]
+                    for p in run["phases"]
+                ],
+            )
+        )
     if run["workers"]:
         out.append("")
-        out.append(table(["worker", "state", "done", "failed"],
-                         [[_milepost.sanitize(w["name"]), w["state"], str(w["done"]), str(w["failed"])] for w in run["workers"]]))
+        out.append(
+            table(
+                ["worker", "state", "done", "failed"],
+                [[_milepost.sanitize(w["name"]), w["state"], str(w["done"]), str(w["failed"])] for w in run["workers"]],
+            )
+        )
     if run["failures"] or run["failed"]:
         out.append("")
         out.append("failures (newest first):")
-        out += [f"  {f['phase_display']}: {_milepost.sanitize(f['name'] or '')}: "
-                f"{_milepost.sanitize(f['error'] or '')}" for f in run["failures"]]
+        out += [
+            f"  {f['phase_display']}: {_milepost.sanitize(f['name'] or '')}: {_milepost.sanitize(f['error'] or '')}"
+            for f in run["failures"]
+        ]
         out += _failures_notes(run, db)
     return "\n".join(out)
 
@@ -114,14 +140,32 @@ def _failures_notes(run: RunDetail, db: Optional[str]) -> List[str]:
 def stats_text(s: Stats) -> str:
     """`milepost stats`: the runs, then sparklines and summaries of durations and costs."""
     runs = s["runs"]
-    rows = [[r["id"], r["status"], _when(r["started_at"]), _dur(r["elapsed"]), _items(r), _pct(r["success_rate"]),
-             _money(r["cost"])] for r in runs]
-    out = [f"{_milepost.sanitize(s['name'])}: {len(runs)} runs", "",
-           table(["id", "status", "started", "duration", "processed", "success", "cost"], rows), ""]
-    lines = (("duration", s["duration"], [r["elapsed"] for r in runs], _dur),
-             ("cost", s["cost"], [r["cost"] for r in runs], _money))
+    rows = [
+        [
+            r["id"],
+            r["status"],
+            _when(r["started_at"]),
+            _dur(r["elapsed"]),
+            _items(r),
+            _pct(r["success_rate"]),
+            _money(r["cost"]),
+        ]
+        for r in runs
+    ]
+    out = [
+        f"{_milepost.sanitize(s['name'])}: {len(runs)} runs",
+        "",
+        table(["id", "status", "started", "duration", "processed", "success", "cost"], rows),
+        "",
+    ]
+    lines = (
+        ("duration", s["duration"], [r["elapsed"] for r in runs], _dur),
+        ("cost", s["cost"], [r["cost"] for r in runs], _money),
+    )
     for label, summary, values, fmt in lines:
         if summary:
-            out.append(f"{label:9s} {sparkline(values)}  min {fmt(summary['min'])}  "
-                       f"median {fmt(summary['median'])}  max {fmt(summary['max'])}  last {fmt(summary['last'])}")
+            out.append(
+                f"{label:9s} {sparkline(values)}  min {fmt(summary['min'])}  "
+                f"median {fmt(summary['median'])}  max {fmt(summary['max'])}  last {fmt(summary['last'])}"
+            )
     return "\n".join(out)

@@ -14,8 +14,7 @@ import time
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Set, Tuple, cast
 
-from . import _milepost
-from . import workers
+from . import _milepost, workers
 from .errors import MilepostError, RunEndedError
 from .task import Task
 
@@ -31,8 +30,14 @@ __all__ = ["Owner"]
 class Owner:
     """The `RunContext` of a run in the process that made it."""
 
-    def __init__(self, core: _milepost.RunCore, clock: Optional[Callable[[], float]], store: Optional[Store],
-                 resume: Optional[Resume], stall_after: float) -> None:
+    def __init__(
+        self,
+        core: _milepost.RunCore,
+        clock: Optional[Callable[[], float]],
+        store: Optional[Store],
+        resume: Optional[Resume],
+        stall_after: float,
+    ) -> None:
         self.core = core
         self._clock: Callable[[], float] = clock or time.monotonic
         self._manual = clock is not None
@@ -113,8 +118,17 @@ class Owner:
             self.delivery.emit(cls(self.core.id, self.core.name, time.time(), (self.core.name, *path[1:]), **fields))
 
     # -- RunContext: the tree --------------------------------------------------------------------
-    def child(self, parent: Task, kind: str, name: str, total: Optional[int], unit: str, *,
-              reuse: bool = False, restore: bool = True) -> Task:
+    def child(
+        self,
+        parent: Task,
+        kind: str,
+        name: str,
+        total: Optional[int],
+        unit: str,
+        *,
+        reuse: bool = False,
+        restore: bool = True,
+    ) -> Task:
         """A new phase or step (with `reuse`, a loop's ended one of that name goes on). In a
         resumed run a phase you make takes over what it had counted (`restore`); a loop or a
         pool making its own counts what it runs now, since it runs what it is given again."""
@@ -173,8 +187,10 @@ class Owner:
         path = self.share()
         index = task.shared_index
         if index is None:
-            raise MilepostError(f"{'/'.join(task.path)!r} cannot be shared with workers: a run shares at most "
-                                f"{_milepost.MAX_SHARED_NODES} phases and steps")
+            raise MilepostError(
+                f"{'/'.join(task.path)!r} cannot be shared with workers: a run shares at most "
+                f"{_milepost.MAX_SHARED_NODES} phases and steps"
+            )
         return (workers.task_in_worker, (path, index, self.id, self.name, task.path))
 
     def task_for_index(self, index: int) -> Optional[Task]:
@@ -240,4 +256,3 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
-

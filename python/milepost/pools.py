@@ -66,8 +66,16 @@ class PoolScope:
     `outcome.end_state` for the exception the pool call ends with; without one, failed when
     the pool broke (a worker process died), cancelled when the run was cancelled."""
 
-    def __init__(self, fn: Callable[..., Any], description: Optional[str], total: Optional[int], unit: str,
-                 run: Optional[Task], task: Optional[Task], display: Optional[str]) -> None:
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        description: Optional[str],
+        total: Optional[int],
+        unit: str,
+        run: Optional[Task],
+        task: Optional[Task],
+        display: Optional[str],
+    ) -> None:
         self.task, self._own, self._made = pool_task(fn, description, total, unit, run, task, display)
         self.broken = False
 
@@ -136,8 +144,9 @@ def thread_map(
 class _ThreadPool:
     """One `thread_map`: a lane per worker thread, bounded read-ahead, results in order."""
 
-    def __init__(self, scope: PoolScope, fn: Callable[[Any], Any], n_workers: int,
-                 item_name: Callable[[Any, int], str]) -> None:
+    def __init__(
+        self, scope: PoolScope, fn: Callable[[Any], Any], n_workers: int, item_name: Callable[[Any, int], str]
+    ) -> None:
         self.scope = scope
         self.fn = fn
         self.n_workers = n_workers
@@ -176,8 +185,9 @@ class _ThreadPool:
             self.scope.context.finish_lanes(self.lanes)
             self.scope.end(failure)
 
-    def _collect(self, pool: ThreadPoolExecutor, pending: Deque[Future[Any]], items: Iterable[Any],
-                 return_exceptions: bool) -> List[Any]:
+    def _collect(
+        self, pool: ThreadPoolExecutor, pending: Deque[Future[Any]], items: Iterable[Any], return_exceptions: bool
+    ) -> List[Any]:
         """Feeds the pool with bounded read-ahead and gathers results in input order."""
         ctx = self.scope.context
         results: List[Any] = []

@@ -44,7 +44,7 @@ def _record(task: Task, chunk: List[Job], pid: int, results: List[ChunkResult]) 
     `pending()` knows it, and in the run's recent list. Items that did not start have no row:
     a resumed run runs them."""
     lane = f"pid {pid}"
-    for (_, _, name), (_, _, _, row) in zip(chunk, results):
+    for (_, _, name), (_, _, _, row) in zip(chunk, results, strict=True):
         if row is not None:
             task.record(name, row, lane)
 
@@ -57,8 +57,9 @@ def _chunksize(total: Optional[int], workers: int) -> int:
     return max(1, size + bool(extra))
 
 
-def _stop_on_interrupt(pool: ProcessPoolExecutor, pending: Dict[Future[Any], List[Job]], task: Task,
-                       number: int) -> None:
+def _stop_on_interrupt(
+    pool: ProcessPoolExecutor, pending: Dict[Future[Any], List[Job]], task: Task, number: int
+) -> None:
     """Ctrl-C in the parent stops the pool as Cancel would (the run goes on, if the job goes
     on): the workers, whose handler leaves the decision to the parent, hand out no new items
     (the chunks still queued come back at once, not started), and the call returns once the
@@ -96,16 +97,25 @@ class _Pool:
     """One process pool run: chunks submitted with bounded read-ahead, results as they come
     back. Marks the scope broken when a worker dies; leaves ending the task to the caller."""
 
-    def __init__(self, scope: PoolScope, fn: Callable[[Any], Any], items: Iterable[Any], n_workers: int,
-                 size: int, item_name: Callable[[Any, int], str], ctx: Any) -> None:
+    def __init__(
+        self,
+        scope: PoolScope,
+        fn: Callable[[Any], Any],
+        items: Iterable[Any],
+        n_workers: int,
+        size: int,
+        item_name: Callable[[Any, int], str],
+        ctx: Any,
+    ) -> None:
         self.scope = scope
         self.fn = fn
         self.n_workers = n_workers
         indexed = ((i, item, item_name(item, i)) for i, item in enumerate(items))
         self.chunks: Iterator[List[Job]] = iter(lambda: list(itertools.islice(indexed, size)), [])
         self.number = scope.context.next_pool()
-        self.pool = ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=init_pool_worker,
-                                        initargs=(scope.task, os.getpid(), self.number))
+        self.pool = ProcessPoolExecutor(
+            n_workers, mp_context=ctx, initializer=init_pool_worker, initargs=(scope.task, os.getpid(), self.number)
+        )
         self.pending: Dict[Future[Tuple[int, List[ChunkResult]]], List[Job]] = {}
 
     def _submit(self, chunk: List[Job]) -> None:
@@ -168,10 +178,20 @@ class _Pool:
                 yield i, _not_run(name, state)
 
 
-def _make_pool(fn: Callable[[Any], Any], items: Iterable[Any], workers: Optional[int], chunksize: Optional[int],
-               description: Optional[str], total: Optional[int], unit: str, item_name: Callable[[Any, int], str],
-               run: Optional[Task], task: Optional[Task], mp_context: Optional[Any],
-               display: Optional[str]) -> _Pool:
+def _make_pool(
+    fn: Callable[[Any], Any],
+    items: Iterable[Any],
+    workers: Optional[int],
+    chunksize: Optional[int],
+    description: Optional[str],
+    total: Optional[int],
+    unit: str,
+    item_name: Callable[[Any, int], str],
+    run: Optional[Task],
+    task: Optional[Task],
+    mp_context: Optional[Any],
+    display: Optional[str],
+) -> _Pool:
     n_workers = worker_count(workers, multiprocessing.cpu_count())
     total = total if total is not None else length_of(items)
     size = chunksize if chunksize is not None else _chunksize(total, n_workers)
@@ -206,8 +226,9 @@ def process_as_completed(
     and the items that did not run come back as `WorkerDied`. Ctrl-C cancels: no new items
     start, the call returns once the items in flight end (a second Ctrl-C stops them).
     """
-    pool = _make_pool(fn, items, workers, chunksize, description, total, unit, item_name, run, task,
-                      mp_context, display)
+    pool = _make_pool(
+        fn, items, workers, chunksize, description, total, unit, item_name, run, task, mp_context, display
+    )
     failure: Optional[BaseException] = None
     try:
         yield from pool.results()
@@ -239,8 +260,9 @@ def process_map(
     its error; with `return_exceptions=True` its exception takes its place in the results,
     otherwise the first exception (in input order) is raised once everything has run, and the
     pool's task ends failed."""
-    pool = _make_pool(fn, items, workers, chunksize, description, total, unit, item_name, run, task,
-                      mp_context, display)
+    pool = _make_pool(
+        fn, items, workers, chunksize, description, total, unit, item_name, run, task, mp_context, display
+    )
     failure: Optional[BaseException] = None
     try:
         results: Dict[int, Union[R, BaseException]] = dict(pool.results())

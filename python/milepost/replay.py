@@ -12,8 +12,8 @@ from typing import Any, Dict, Iterator, Optional, TextIO
 
 from . import _milepost
 from .errors import MilepostError
-from .text import event_line
 from .snapshot import Snapshot
+from .text import event_line
 
 
 class ReplayError(MilepostError):
@@ -60,8 +60,9 @@ def records(path: Path, skipped: Optional[Skipped] = None) -> Iterator[Dict[str,
         raise ReplayError(f"{path}: no milepost records in it (a JSON-lines stream from display='json')")
 
 
-def replay(path: Path, speed: float = 1.0, wait: bool = True, out: Optional[TextIO] = None,
-           skipped: Optional[Skipped] = None) -> int:
+def replay(
+    path: Path, speed: float = 1.0, wait: bool = True, out: Optional[TextIO] = None, skipped: Optional[Skipped] = None
+) -> int:
     """Draws the stream; returns how many snapshots were drawn."""
     out = out or sys.stdout
     on_terminal = out.isatty()

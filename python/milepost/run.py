@@ -15,8 +15,7 @@ import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Optional, Sequence, TextIO, Union
 
-from . import _milepost
-from . import context
+from . import _milepost, context
 from .dispatch import Delivery, check_interval
 from .errors import MilepostError
 from .events import RunFinished, RunStarted

@@ -56,8 +56,14 @@ class Task:
     and the pools' side of the task, not for jobs to call.
     """
 
-    def __init__(self, context: RunContext, node: AnyNode, path: Tuple[str, ...],
-                 parent: Optional[Task] = None, borrowed: bool = False) -> None:
+    def __init__(
+        self,
+        context: RunContext,
+        node: AnyNode,
+        path: Tuple[str, ...],
+        parent: Optional[Task] = None,
+        borrowed: bool = False,
+    ) -> None:
         self.context = context
         self.parent = parent
         self.path = path
@@ -326,8 +332,9 @@ class Item:
         metrics = json.dumps(self._metrics) if keeps and self._metrics else None
         started = context.wall(self._t0)
         rows = context.rows if keeps else None
-        waiting = self._node.item_finished(self.name, status, duration, error, self._lane,
-                                           rows.buffer if rows is not None else None, started, metrics)
+        waiting = self._node.item_finished(
+            self.name, status, duration, error, self._lane, rows.buffer if rows is not None else None, started, metrics
+        )
         if keeps:
             self.row = (status, started, duration, error, metrics)
             if rows is not None:
@@ -383,6 +390,3 @@ def length_of(iterable: Iterable[Any]) -> Optional[int]:
         return len(iterable)  # type: ignore[arg-type]
     except (TypeError, AttributeError):
         return None
-
-
-

@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, List, Mapping, Optional, Tuple
 
 from . import _milepost
-from .home import default_history
-
 from .events import Event, ItemFailed, RunStarted
+from .home import default_history
 
 if TYPE_CHECKING:
     from .snapshot import Snapshot

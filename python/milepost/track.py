@@ -17,11 +17,29 @@ T = TypeVar("T")
 
 #: tqdm keywords that are accepted so that switching is a one-line change, and ignored because
 #: milepost decides them itself (refresh rate, width, smoothing, bar layout).
-TQDM_IGNORED = frozenset({
-    "ncols", "nrows", "mininterval", "maxinterval", "miniters", "ascii", "smoothing", "dynamic_ncols",
-    "bar_format", "position", "postfix", "unit_scale", "unit_divisor", "write_bytes", "lock_args",
-    "colour", "delay", "gui", "leave_on_exit",
-})
+TQDM_IGNORED = frozenset(
+    {
+        "ncols",
+        "nrows",
+        "mininterval",
+        "maxinterval",
+        "miniters",
+        "ascii",
+        "smoothing",
+        "dynamic_ncols",
+        "bar_format",
+        "position",
+        "postfix",
+        "unit_scale",
+        "unit_divisor",
+        "write_bytes",
+        "lock_args",
+        "colour",
+        "delay",
+        "gui",
+        "leave_on_exit",
+    }
+)
 
 
 class Bar:
@@ -69,11 +87,13 @@ class Bar:
 
 
 @overload
-def track(iterable: Iterable[T], total: Optional[int] = ..., description: Optional[str] = ...,
-          unit: str = ..., **kwargs: Any) -> Iterator[T]: ...
+def track(
+    iterable: Iterable[T], total: Optional[int] = ..., description: Optional[str] = ..., unit: str = ..., **kwargs: Any
+) -> Iterator[T]: ...
 @overload
-def track(iterable: None = ..., total: Optional[int] = ..., description: Optional[str] = ...,
-          unit: str = ..., **kwargs: Any) -> Bar: ...
+def track(
+    iterable: None = ..., total: Optional[int] = ..., description: Optional[str] = ..., unit: str = ..., **kwargs: Any
+) -> Bar: ...
 
 
 def track(  # noqa: PLR0913 - tqdm's signature
@@ -136,8 +156,16 @@ def _check(tqdm_kwargs: Dict[str, Any], initial: Any, description: Optional[str]
         raise TypeError("track() takes description or desc (its tqdm name), not both")
 
 
-def _loop_task(label: str, total: Optional[int], unit: str, initial: int, run: Optional[Task],
-               display: Optional[str], leave: bool, file: Optional[TextIO]) -> Tuple[Task, Optional[Run]]:
+def _loop_task(
+    label: str,
+    total: Optional[int],
+    unit: str,
+    initial: int,
+    run: Optional[Task],
+    display: Optional[str],
+    leave: bool,
+    file: Optional[TextIO],
+) -> Tuple[Task, Optional[Run]]:
     """The phase a loop counts in (a step under a task), in the current run or in a run of
     its own, which it returns too (the loop ends it)."""
     parent: Optional[Task] = run if run is not None else context.current_root()

@@ -19,8 +19,7 @@ import threading
 import time
 from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
-from . import _milepost
-from . import context, events
+from . import _milepost, context, events
 from .context import ItemRow
 from .errors import Cancelled
 from .events import Event
@@ -144,8 +143,17 @@ class WorkerContext:
         index = self._index.get(tuple(path), 0)
         self._shared.emit(index, fit_record({"event": cls.kind, "timestamp": time.time(), **fields}))
 
-    def child(self, parent: Task, kind: str, name: str, total: Optional[int], unit: str, *,
-              reuse: bool = False, restore: bool = True) -> Task:
+    def child(
+        self,
+        parent: Task,
+        kind: str,
+        name: str,
+        total: Optional[int],
+        unit: str,
+        *,
+        reuse: bool = False,
+        restore: bool = True,
+    ) -> Task:
         # Loops entered again find their shared node by name: `reuse` is the segment's way.
         index = self._shared.child(parent.shared_index or 0, kind, name, unit, total)
         task = self.task(index, (*parent.path, str(name)), parent)
@@ -267,7 +275,9 @@ def events_from_workers(core: _milepost.RunCore, run_id: str, run_name: str) -> 
         cls = _KINDS.get(data.pop("event", ""))
         if cls is None:
             continue
-        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k not in ("run_id", "run_name", "path")}
+        fields = {
+            k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k not in ("run_id", "run_name", "path")
+        }
         fields.setdefault("timestamp", time.time())
         if cls is events.LogLine and not fields.get("source"):
             fields["source"] = f"pid {pid}"
@@ -276,6 +286,7 @@ def events_from_workers(core: _milepost.RunCore, run_id: str, run_name: str) -> 
 
 
 # -- fork: the worker's side (the parent's runs hand themselves over in owner.py) ---------------
+
 
 def _after_fork_in_child() -> None:
     """In the child. Takes no lock that another thread of the parent could have held."""

@@ -41,8 +41,9 @@ def create_app(db: Optional[Union[str, Path]] = None, token: Optional[str] = Non
     return make(hub, Path(db) if db else None, token)
 
 
-def start(host: str = "127.0.0.1", port: int = 8080, token: Optional[str] = None,
-          db: Optional[Union[str, Path]] = None) -> DashboardServer:
+def start(
+    host: str = "127.0.0.1", port: int = 8080, token: Optional[str] = None, db: Optional[Union[str, Path]] = None
+) -> DashboardServer:
     """Starts this process's dashboard server (once; later calls return it). Binding anything
     but loopback needs a token: one is made if none is given, and is part of the URL. A busy
     port is an OSError naming it."""

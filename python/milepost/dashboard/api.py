@@ -45,8 +45,13 @@ class Api:
         except (NoHistory, Unreadable):
             return default
 
-    @documented(Operation("Live runs, then past runs, newest first", (LIMIT, OFFSET, NAME),
-                          {200: ("The runs and how many there are", RunList), **BAD}))
+    @documented(
+        Operation(
+            "Live runs, then past runs, newest first",
+            (LIMIT, OFFSET, NAME),
+            {200: ("The runs and how many there are", RunList), **BAD},
+        )
+    )
     async def runs(self, request: Request) -> Response:
         limit, offset = LIMIT.number(request.query_params), OFFSET.number(request.query_params)
         name = NAME.text(request.query_params)
@@ -55,11 +60,21 @@ class Api:
         # Past runs from the first: the page numbers the live and past runs together.
         past: List[RunRecord] = self.read(lambda h: h.runs(name, offset + limit + len(seen)), [])
         every = live + [listed(r) for r in past if r["id"] not in seen]
-        return JSONResponse({"runs": every[offset:offset + limit], "total": len(every)})
+        return JSONResponse({"runs": every[offset : offset + limit], "total": len(every)})
 
-    @documented(Operation("A live run's snapshot, or a past run's record", (RUN_ID,), {
-        200: ("`{live, snapshot}` for a run this process has, else `{live, run, phases, failures}`", (LiveRun, PastRun)),
-        404: ("No such run", ErrorAnswer)}))
+    @documented(
+        Operation(
+            "A live run's snapshot, or a past run's record",
+            (RUN_ID,),
+            {
+                200: (
+                    "`{live, snapshot}` for a run this process has, else `{live, run, phases, failures}`",
+                    (LiveRun, PastRun),
+                ),
+                404: ("No such run", ErrorAnswer),
+            },
+        )
+    )
     async def run(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]
         ch = self.hub.get(run_id)
@@ -71,8 +86,13 @@ class Api:
         overview = {k: v for k, v in found.items() if k not in ("phases", "failures")}
         return JSONResponse({"live": False, "run": overview, "phases": found["phases"], "failures": found["failures"]})
 
-    @documented(Operation("Log lines and failures (`path` below the run), after a row id",
-                          (RUN_ID, LEVEL, SOURCE, AFTER), {200: ("The rows, oldest first", LogList), **BAD}))
+    @documented(
+        Operation(
+            "Log lines and failures (`path` below the run), after a row id",
+            (RUN_ID, LEVEL, SOURCE, AFTER),
+            {200: ("The rows, oldest first", LogList), **BAD},
+        )
+    )
     async def logs(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]
         level, source = LEVEL.text(request.query_params), SOURCE.text(request.query_params)
@@ -83,11 +103,15 @@ class Api:
         past: List[LogRecord] = self.read(lambda h: h.logs(run_id, level, source, after), [])
         return JSONResponse({"logs": past})
 
-    @documented(Operation(
-        "Server-Sent Events: `snapshot` (at most 5 a second), lifecycle events (with ids; `Last-Event-ID` or "
-        "`after` resumes; at most 100 a turn, a stream further behind gets `skipped` `{first, last}`), keep-alive "
-        "comments, and `end` after the run's last snapshot", (RUN_ID, LAST_EVENT_ID, AFTER),
-        {200: ("The stream", "text/event-stream"), **BAD, **NOT_LIVE}))
+    @documented(
+        Operation(
+            "Server-Sent Events: `snapshot` (at most 5 a second), lifecycle events (with ids; `Last-Event-ID` or "
+            "`after` resumes; at most 100 a turn, a stream further behind gets `skipped` `{first, last}`), keep-alive "
+            "comments, and `end` after the run's last snapshot",
+            (RUN_ID, LAST_EVENT_ID, AFTER),
+            {200: ("The stream", "text/event-stream"), **BAD, **NOT_LIVE},
+        )
+    )
     async def events(self, request: Request) -> Response:
         start = max(LAST_EVENT_ID.number(request.headers), AFTER.number(request.query_params))
         ch = self.hub.get(request.path_params["run_id"])
@@ -95,8 +119,14 @@ class Api:
             return JSONResponse({"error": "not a live run"}, status_code=404)
         return SseStream(ch, start)
 
-    @documented(Operation("WebSocket: the same stream as /events, as JSON messages `{type, id, data}`; a page of "
-                          "another Origin is refused", (RUN, AFTER), {101: ("Switching protocols", None)}))
+    @documented(
+        Operation(
+            "WebSocket: the same stream as /events, as JSON messages `{type, id, data}`; a page of "
+            "another Origin is refused",
+            (RUN, AFTER),
+            {101: ("Switching protocols", None)},
+        )
+    )
     async def ws(self, socket: WebSocket) -> None:
         ch = self.hub.get(socket.query_params.get("run", ""))
         await socket.accept()
@@ -112,17 +142,23 @@ class Api:
             return
         await serve_ws(socket, ch, after)
 
-    @documented(Operation("Cancel a live run (the token, or the dashboard's own Origin: a request without one is "
-                          "refused)", (RUN_ID,), {202: ("Cancel requested", CancelAnswer),
-                                                  403: ("Another Origin, or none", ErrorAnswer), **NOT_LIVE}))
+    @documented(
+        Operation(
+            "Cancel a live run (the token, or the dashboard's own Origin: a request without one is refused)",
+            (RUN_ID,),
+            {202: ("Cancel requested", CancelAnswer), 403: ("Another Origin, or none", ErrorAnswer), **NOT_LIVE},
+        )
+    )
     async def cancel(self, request: Request) -> Response:
         # With a token, the guard checked it. Without one (loopback), only the dashboard's own
         # page may cancel: the browser sends its Origin, which a page of another site cannot
         # send, and a bare request from anything else on the machine does not have.
         origin = request.headers.get("origin")
         if not self.token and origin != own_origin(request.scope, request.headers):
-            return JSONResponse({"error": f"cancel needs the dashboard's own page (origin {origin!r} is not it) "
-                                          "or the token"}, status_code=403)
+            return JSONResponse(
+                {"error": f"cancel needs the dashboard's own page (origin {origin!r} is not it) or the token"},
+                status_code=403,
+            )
         ch = self.hub.get(request.path_params["run_id"])
         run_obj = ch.run if ch is not None else None
         if run_obj is None or ch is None or ch.finished:
@@ -130,8 +166,13 @@ class Api:
         run_obj.cancel("from the dashboard")
         return JSONResponse({"cancelled": True}, status_code=202)
 
-    @documented(Operation("Prometheus exposition of the live runs (and the open streams)", (),
-                          {200: ("Metrics", "text/plain; version=0.0.4")}))
+    @documented(
+        Operation(
+            "Prometheus exposition of the live runs (and the open streams)",
+            (),
+            {200: ("Metrics", "text/plain; version=0.0.4")},
+        )
+    )
     async def metrics(self, request: Request) -> Response:
         text, content_type = metrics_text(self.hub)
         return Response(text, media_type=content_type)
@@ -143,12 +184,25 @@ def live_row(ch: Channel) -> ListedRun:
     snap = json.loads(ch.snapshot_json) if ch.snapshot_seq else {}
     root = snap.get("root", {})
     metrics = root.get("metrics", {})
-    return {"id": ch.run_id, "name": ch.name, "status": root.get("state", "running"),
-            "started_at": snap.get("started_at_unix"), "ended_at": None, "elapsed": root.get("elapsed"),
-            "total": root.get("total"), "processed": root.get("processed", 0), "done": root.get("done", 0),
-            "failed": root.get("failed", 0), "skipped": root.get("skipped", 0), "retried": root.get("retried", 0),
-            "success_rate": root.get("success_rate"), "metrics": metrics,
-            "cost": root["cost"] if "cost" in root else cost_of(metrics), "resumed": None, "live": not ch.finished}
+    return {
+        "id": ch.run_id,
+        "name": ch.name,
+        "status": root.get("state", "running"),
+        "started_at": snap.get("started_at_unix"),
+        "ended_at": None,
+        "elapsed": root.get("elapsed"),
+        "total": root.get("total"),
+        "processed": root.get("processed", 0),
+        "done": root.get("done", 0),
+        "failed": root.get("failed", 0),
+        "skipped": root.get("skipped", 0),
+        "retried": root.get("retried", 0),
+        "success_rate": root.get("success_rate"),
+        "metrics": metrics,
+        "cost": root["cost"] if "cost" in root else cost_of(metrics),
+        "resumed": None,
+        "live": not ch.finished,
+    }
 
 
 def listed(run: RunRecord) -> ListedRun:

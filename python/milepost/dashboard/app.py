@@ -22,10 +22,15 @@ from .params import BadInput
 
 #: The page and its script and style: parts of the package, never a file-system path. The page
 #: runs no inline script and loads nothing from elsewhere, so its policy can say just that.
-PAGE_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-               "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-ASSETS = {"/": ("page.html", "text/html; charset=utf-8"), "/page.js": ("page.js", "text/javascript; charset=utf-8"),
-          "/page.css": ("page.css", "text/css; charset=utf-8")}
+PAGE_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+ASSETS = {
+    "/": ("page.html", "text/html; charset=utf-8"),
+    "/page.js": ("page.js", "text/javascript; charset=utf-8"),
+    "/page.css": ("page.css", "text/css; charset=utf-8"),
+}
 
 
 def _asset(name: str, media: str) -> Any:
@@ -77,5 +82,6 @@ def create_app(hub: Hub, db: Optional[Path] = None, token: Optional[str] = None)
         Route("/healthz", _health),
     ]
     routes.append(Route("/openapi.json", _openapi(routes)))
-    return Starlette(routes=routes, middleware=[Middleware(Guard, token=token)],
-                     exception_handlers={BadInput: _bad_input})
+    return Starlette(
+        routes=routes, middleware=[Middleware(Guard, token=token)], exception_handlers={BadInput: _bad_input}
+    )

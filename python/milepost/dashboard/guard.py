@@ -38,7 +38,8 @@ def check_token(token: str) -> str:
         raise InvalidValueError(
             f"the dashboard token must have at least {MIN_TOKEN_LENGTH} characters, {MIN_TOKEN_SYMBOLS} of them "
             f"different (got {len(token)} characters, {len(set(token))} different); leave it out to get a "
-            f"random one like {secrets.token_urlsafe(18)!r}")
+            f"random one like {secrets.token_urlsafe(18)!r}"
+        )
     return token
 
 

@@ -35,7 +35,7 @@ class Entry(NamedTuple):
 
     id: int
     kind: str
-    text: str    # the event's JSON (WebSocket messages)
+    text: str  # the event's JSON (WebSocket messages)
     frame: bytes  # the whole SSE frame
 
 

@@ -22,10 +22,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: type, or nothing.
 Answer = Tuple[str, Union[type, Tuple[type, ...], str, None]]
 
-INFO = {"title": "milepost dashboard", "version": "1",
-        "description": "Live and past runs. With a token, send `Authorization: Bearer <token>` (or `?token=` "
-                       "where headers cannot be set: EventSource, WebSocket). Without one, only loopback Hosts "
-                       "on the server's port are answered (400 otherwise)."}
+INFO = {
+    "title": "milepost dashboard",
+    "version": "1",
+    "description": "Live and past runs. With a token, send `Authorization: Bearer <token>` (or `?token=` "
+    "where headers cannot be set: EventSource, WebSocket). Without one, only loopback Hosts "
+    "on the server's port are answered (400 otherwise).",
+}
 #: JSON Schemas are referred to here (OpenAPI 3.1 schemas are JSON Schema 2020-12).
 REF = "#/components/schemas/{model}"
 
@@ -55,13 +58,16 @@ def describe(routes: Sequence[BaseRoute]) -> Dict[str, Any]:
     # A WebSocket route is no HTTP endpoint to Starlette; it is described as the GET it starts with.
     endpoints += [(r.path, "get", r.endpoint) for r in routes if isinstance(r, WebSocketRoute)]
     operations = [(path, method, _operation_of(func, path)) for path, method, func in endpoints]
-    types = sorted({t for _, _, op in operations for _, kind in op.answers.values() for t in _types(kind)},
-                   key=lambda t: t.__name__)
+    types = sorted(
+        {t for _, _, op in operations for _, kind in op.answers.values() for t in _types(kind)},
+        key=lambda t: t.__name__,
+    )
     schemas = _schemas(types)
     paths: Dict[str, Dict[str, Any]] = {}
     for path, method, op in operations:
         paths.setdefault(path, {})[method] = {
-            "summary": op.summary, "parameters": [p.describe() for p in op.params],
+            "summary": op.summary,
+            "parameters": [p.describe() for p in op.params],
             "responses": {str(status): _answer(answer) for status, answer in op.answers.items()},
         }
     return {"openapi": "3.1.0", "info": INFO, "paths": paths, "components": {"schemas": schemas}}
@@ -95,8 +101,9 @@ def _schemas(types: List[type]) -> Dict[str, Any]:
     only, when the description is first asked for."""
     from pydantic import TypeAdapter
 
-    _, definitions = TypeAdapter.json_schemas([(t.__name__, "serialization", TypeAdapter(t)) for t in types],
-                                              ref_template=REF)
+    _, definitions = TypeAdapter.json_schemas(
+        [(t.__name__, "serialization", TypeAdapter(t)) for t in types], ref_template=REF
+    )
     schemas: Dict[str, Any] = dict(definitions.get("$defs", {}))
     snapshot, snapshot_defs = _published_snapshot()
     schemas.update(snapshot_defs, Snapshot=snapshot)

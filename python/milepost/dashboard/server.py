@@ -84,11 +84,13 @@ class DashboardServer:
         self._port = int(self._socket.getsockname()[1])  # known in a forked child too
         _SERVERS.add(self)
         # log_config=None: uvicorn leaves the process's logging alone (no handler on stderr).
-        config = uvicorn.Config(app, log_config=None, log_level=None, lifespan="off",
-                                timeout_graceful_shutdown=STOP_GRACE)
+        config = uvicorn.Config(
+            app, log_config=None, log_level=None, lifespan="off", timeout_graceful_shutdown=STOP_GRACE
+        )
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
-                                        name=THREAD_NAME, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, name=THREAD_NAME, daemon=True
+        )
 
     def start(self, timeout: float = 15.0) -> DashboardServer:
         _quiet_logs()

@@ -137,7 +137,9 @@ def ws_messages(turn: Optional[Turn]) -> List[str]:
         return []
     out = [f'{{"type":"{e.kind}","id":{e.id},"data":{e.text}}}' for e in turn.events]
     if turn.skipped:
-        out.insert(0, json.dumps({"type": "skipped", "id": 0, "data": dict(zip(("first", "last"), turn.skipped))}))
+        out.insert(
+            0, json.dumps({"type": "skipped", "id": 0, "data": dict(zip(("first", "last"), turn.skipped, strict=True))})
+        )
     if turn.snapshot:
         out.append(f'{{"type":"snapshot","id":0,"data":{turn.snapshot[0]}}}')
     if turn.end:
@@ -159,13 +161,22 @@ async def serve_sse(ch: Channel, last: int, receive: Any, send: Any) -> None:
     listener = asyncio.ensure_future(listen())
     with Viewing(ch):
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": [
-                (b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
-                (b"x-accel-buffering", b"no")]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-type", b"text/event-stream; charset=utf-8"),
+                        (b"cache-control", b"no-cache"),
+                        (b"x-accel-buffering", b"no"),
+                    ],
+                }
+            )
             async for turn in turns(ch, last, gone):
                 body = sse_body(turn)
-                await asyncio.wait_for(send({"type": "http.response.body", "body": body, "more_body": True}),
-                                       SEND_TIMEOUT)
+                await asyncio.wait_for(
+                    send({"type": "http.response.body", "body": body, "more_body": True}), SEND_TIMEOUT
+                )
             if not gone.done():
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         except (OSError, asyncio.TimeoutError):

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Observer", "BaseObserver", "ConsoleSummary", "LoggingObserver", "JsonSnapshotFile"]
 
+
 @runtime_checkable
 class Observer(Protocol):
     """What the dispatcher calls. Subclass `BaseObserver` to implement only what you need;

@@ -12,8 +12,13 @@ if TYPE_CHECKING:
     from ..events import Event
     from ..snapshot import Snapshot
 
-_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR,
-           "critical": logging.CRITICAL}
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
 
 
 class LoggingObserver(BaseObserver):
@@ -21,8 +26,9 @@ class LoggingObserver(BaseObserver):
     summary every `interval` seconds. Each record carries `extra={"milepost": {...}}`, which
     structlog and JSON log formatters pick up as fields."""
 
-    def __init__(self, logger: Optional[logging.Logger] = None, interval: Optional[float] = 30.0,
-                 level: int = logging.INFO) -> None:
+    def __init__(
+        self, logger: Optional[logging.Logger] = None, interval: Optional[float] = 30.0, level: int = logging.INFO
+    ) -> None:
         self._logger = logger or logging.getLogger("milepost.run")
         self.interval = interval
         self._level = level
@@ -42,8 +48,14 @@ class LoggingObserver(BaseObserver):
 
     def on_snapshot(self, snapshot: Snapshot) -> None:
         root = snapshot.root
-        fields: Dict[str, object] = {"done": root["done"], "failed": root["failed"], "skipped": root["skipped"],
-                                     "retried": root["retried"], "total": root["total"], "rate": root["rate"],
-                                     "eta": root["eta"]}
+        fields: Dict[str, object] = {
+            "done": root["done"],
+            "failed": root["failed"],
+            "skipped": root["skipped"],
+            "retried": root["retried"],
+            "total": root["total"],
+            "rate": root["rate"],
+            "eta": root["eta"],
+        }
         fields["run_id"] = snapshot.data["run_id"]
         self._logger.log(self._level, snapshot.run_line(), extra={"milepost": fields})

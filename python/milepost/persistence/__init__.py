@@ -17,5 +17,18 @@ from .resume import Resume, find_resumable, prior_rates
 from .schema import SCHEMA_VERSION
 from .store import Store, connect, default_path
 
-__all__ = ["HistoryObserver", "History", "NoHistory", "Resume", "SCHEMA_VERSION", "Store", "connect", "cost_of",
-           "default_path", "find_resumable", "is_money", "prior_rates", "Unreadable"]
+__all__ = [
+    "HistoryObserver",
+    "History",
+    "NoHistory",
+    "Resume",
+    "SCHEMA_VERSION",
+    "Store",
+    "connect",
+    "cost_of",
+    "default_path",
+    "find_resumable",
+    "is_money",
+    "prior_rates",
+    "Unreadable",
+]

@@ -10,10 +10,14 @@ from .. import _milepost
 from .paths import display_path, path_levels
 from .records import FailureRecord
 
-_EVENTS = ("SELECT path AS phase, json_extract(data, '$.item') AS name, message AS error, ts AS at, "
-           "json_extract(data, '$.path') AS names FROM events WHERE run_id = ? AND kind = 'item_failed'")
-_ROWS = ("SELECT phase, name, error, started_at + coalesce(duration, 0) AS at FROM items "
-         "WHERE run_id = ? AND status = 'failed'")
+_EVENTS = (
+    "SELECT path AS phase, json_extract(data, '$.item') AS name, message AS error, ts AS at, "
+    "json_extract(data, '$.path') AS names FROM events WHERE run_id = ? AND kind = 'item_failed'"
+)
+_ROWS = (
+    "SELECT phase, name, error, started_at + coalesce(duration, 0) AS at FROM items "
+    "WHERE run_id = ? AND status = 'failed'"
+)
 #: How long an item name is kept (in events, sanitized and clipped to this).
 _NAME_CHARS = 256
 
@@ -30,8 +34,13 @@ def recorded_failures(db: sqlite3.Connection, run_id: str) -> List[FailureRecord
     unmatched: Dict[Tuple[Tuple[str, ...], str], List[FailureRecord]] = {}
     for r in db.execute(_EVENTS, (run_id,)):
         names = _event_names(r["names"], r["phase"])
-        failure: FailureRecord = {"phase": r["phase"], "name": r["name"], "error": r["error"], "at": r["at"],
-                                  "phase_display": display_path([(n, 1) for n in names])}
+        failure: FailureRecord = {
+            "phase": r["phase"],
+            "name": r["name"],
+            "error": r["error"],
+            "at": r["at"],
+            "phase_display": display_path([(n, 1) for n in names]),
+        }
         events.append(failure)
         unmatched.setdefault((names, _item_key(r["name"])), []).append(failure)
     failures = list(events)
@@ -42,8 +51,15 @@ def recorded_failures(db: sqlite3.Connection, run_id: str) -> List[FailureRecord
             # The same failure: the row's path also says which of same-named phases it was.
             unmatched[key].pop(0)["phase_display"] = display_path(levels)
         else:
-            failures.append({"phase": row["phase"], "name": row["name"], "error": row["error"], "at": row["at"],
-                             "phase_display": display_path(levels)})
+            failures.append(
+                {
+                    "phase": row["phase"],
+                    "name": row["name"],
+                    "error": row["error"],
+                    "at": row["at"],
+                    "phase_display": display_path(levels),
+                }
+            )
     failures.sort(key=lambda f: f["at"] or 0.0, reverse=True)
     return failures
 

@@ -28,13 +28,24 @@ def log_row(event_id: int, data: Mapping[str, Any]) -> LogRecord:
         message = f"{data.get('item', '')}: {data.get('error', '')}"
     else:
         level, source, message = str(data.get("level") or "info"), data.get("source"), str(data.get("message", ""))
-    return {"id": event_id, "ts": data.get("timestamp"), "kind": data.get("event"), "level": level,
-            "source": source, "message": message, "path": path}
+    return {
+        "id": event_id,
+        "ts": data.get("timestamp"),
+        "kind": data.get("event"),
+        "level": level,
+        "source": source,
+        "message": message,
+        "path": path,
+    }
 
 
-def rows_matching(rows: Iterable[LogRecord], level: Optional[str], source: Optional[str],
-                  after: int) -> List[LogRecord]:
+def rows_matching(
+    rows: Iterable[LogRecord], level: Optional[str], source: Optional[str], after: int
+) -> List[LogRecord]:
     """The rows after id `after`, at `level` or worse, from `source` (None: any)."""
     floor = LEVELS.get((level or "").lower(), 0)
-    return [r for r in rows if r["id"] > after and LEVELS.get(r["level"], 20) >= floor
-            and (not source or r["source"] == source)]
+    return [
+        r
+        for r in rows
+        if r["id"] > after and LEVELS.get(r["level"], 20) >= floor and (not source or r["source"] == source)
+    ]

@@ -53,8 +53,16 @@ class HistoryObserver(BaseObserver):
 
     snapshot_on_boundaries = True
 
-    def __init__(self, store: Store, run_id: str, name: str, started_at: float, resumed: int,
-                 elapsed_before: float = 0.0, interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        run_id: str,
+        name: str,
+        started_at: float,
+        resumed: int,
+        elapsed_before: float = 0.0,
+        interval: float = 1.0,
+    ) -> None:
         self.store = store
         self.interval = interval
         self._id = run_id
@@ -74,8 +82,16 @@ class HistoryObserver(BaseObserver):
         message = getattr(event, "message", None) or getattr(event, "error", None)
         self.store.execute(
             "INSERT INTO events (run_id, ts, kind, level, source, path, message, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (self._id, event.timestamp, event.kind, getattr(event, "level", None), getattr(event, "source", None),
-             "/".join(event.path[1:]), message, json.dumps(data)),
+            (
+                self._id,
+                event.timestamp,
+                event.kind,
+                getattr(event, "level", None),
+                getattr(event, "source", None),
+                "/".join(event.path[1:]),
+                message,
+                json.dumps(data),
+            ),
         )
 
     def on_snapshot(self, snapshot: Snapshot) -> None:
@@ -83,16 +99,42 @@ class HistoryObserver(BaseObserver):
         explicit = {path: (done, skipped) for path, _, done, skipped in snapshot.explicit_counts()}
         status = root["state"]
         elapsed = None if root["elapsed"] is None else self._before + root["elapsed"]
-        self.store.execute(_RUN_UPDATE, (
-            status, None if status == "running" else time.time(), elapsed, root["total"], root["done"],
-            root["failed"], root["skipped"], root["retried"], json.dumps(root["metrics"]), *explicit.get("", (0, 0)),
-            self._id,
-        ))
+        self.store.execute(
+            _RUN_UPDATE,
+            (
+                status,
+                None if status == "running" else time.time(),
+                elapsed,
+                root["total"],
+                root["done"],
+                root["failed"],
+                root["skipped"],
+                root["retried"],
+                json.dumps(root["metrics"]),
+                *explicit.get("", (0, 0)),
+                self._id,
+            ),
+        )
         for path, node in node_paths(root):
-            self.store.execute(_PHASE_UPSERT, (
-                self._id, path, node["name"], node["kind"], node["state"], node["total"], node["done"],
-                node["failed"], node["skipped"], node["retried"], node["elapsed"], node["rate"],
-                node["mean_item_seconds"], json.dumps(node["metrics"]), *explicit.get(path, (0, 0)),
-            ))
+            self.store.execute(
+                _PHASE_UPSERT,
+                (
+                    self._id,
+                    path,
+                    node["name"],
+                    node["kind"],
+                    node["state"],
+                    node["total"],
+                    node["done"],
+                    node["failed"],
+                    node["skipped"],
+                    node["retried"],
+                    node["elapsed"],
+                    node["rate"],
+                    node["mean_item_seconds"],
+                    json.dumps(node["metrics"]),
+                    *explicit.get(path, (0, 0)),
+                ),
+            )
         for lane in snapshot.data["lanes"]:
             self.store.execute(_WORKER_UPSERT, (self._id, lane["name"], lane["state"], lane["done"], lane["failed"]))

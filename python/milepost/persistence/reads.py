@@ -23,12 +23,14 @@ from .paths import display_path, path_levels
 from .records import ItemCounts, LogRecord, PhaseRecord, RunDetail, RunRecord, Stats, Summary, WorkerRecord
 from .store import connect, default_path
 
-_PHASES = ("SELECT path, name, kind, status, total, done, failed, skipped, retried, elapsed, rate, mean_item_seconds, "
-           "metrics FROM phases WHERE run_id = ? ORDER BY rowid")
-_LOGS = ("SELECT id, data FROM events WHERE run_id = ? AND kind IN ('log', 'item_failed') AND id > ? "
-         "ORDER BY id")
-_RECENT_COMPLETED = ("SELECT id FROM runs WHERE name = ? AND status = 'completed' AND id != ? "
-                     "ORDER BY started_at DESC LIMIT ?")
+_PHASES = (
+    "SELECT path, name, kind, status, total, done, failed, skipped, retried, elapsed, rate, mean_item_seconds, "
+    "metrics FROM phases WHERE run_id = ? ORDER BY rowid"
+)
+_LOGS = "SELECT id, data FROM events WHERE run_id = ? AND kind IN ('log', 'item_failed') AND id > ? ORDER BY id"
+_RECENT_COMPLETED = (
+    "SELECT id FROM runs WHERE name = ? AND status = 'completed' AND id != ? ORDER BY started_at DESC LIMIT ?"
+)
 
 
 class NoHistory(MilepostError, LookupError):
@@ -78,8 +80,9 @@ class History:
     def __enter__(self) -> History:
         return self
 
-    def __exit__(self, kind: Optional[Type[BaseException]], value: Optional[BaseException],
-                 tb: Optional[TracebackType]) -> None:
+    def __exit__(
+        self, kind: Optional[Type[BaseException]], value: Optional[BaseException], tb: Optional[TracebackType]
+    ) -> None:
         self.close()
 
     # -- runs ---------------------------------------------------------------------------------
@@ -91,8 +94,12 @@ class History:
 
     def find_run(self, which: str) -> RunRecord:
         """The run with id `which`, else the latest run called `which`; NoHistory if none."""
-        row = self.db.execute("SELECT * FROM runs WHERE id = ?", (which,)).fetchone() or self.db.execute(
-            "SELECT * FROM runs WHERE name = ? ORDER BY started_at DESC LIMIT 1", (which,)).fetchone()
+        row = (
+            self.db.execute("SELECT * FROM runs WHERE id = ?", (which,)).fetchone()
+            or self.db.execute(
+                "SELECT * FROM runs WHERE name = ? ORDER BY started_at DESC LIMIT 1", (which,)
+            ).fetchone()
+        )
         if row is None:
             raise NoHistory(f"no run with id or name {which!r}")
         return run_record(row)
@@ -102,11 +109,17 @@ class History:
         `failures` failures (None: all of them); `failures_recorded` says how many there are."""
         run = self.find_run(which)
         recorded = recorded_failures(self.db, run["id"])
-        items = self.db.execute("SELECT count(*) AS n, sum(status = 'done') AS done FROM items WHERE run_id = ?",
-                                (run["id"],)).fetchone()
-        return {**run, "phases": self.phases(run["id"]), "workers": self.workers(run["id"]),
-                "failures": recorded if failures is None else recorded[:failures],
-                "failures_recorded": len(recorded), "items": ItemCounts(n=items["n"], done=items["done"])}
+        items = self.db.execute(
+            "SELECT count(*) AS n, sum(status = 'done') AS done FROM items WHERE run_id = ?", (run["id"],)
+        ).fetchone()
+        return {
+            **run,
+            "phases": self.phases(run["id"]),
+            "workers": self.workers(run["id"]),
+            "failures": recorded if failures is None else recorded[:failures],
+            "failures_recorded": len(recorded),
+            "items": ItemCounts(n=items["n"], done=items["done"]),
+        }
 
     def phases(self, run_id: str) -> List[PhaseRecord]:
         """A run's phases and steps, in the order they started."""
@@ -114,12 +127,16 @@ class History:
 
     def workers(self, run_id: str) -> List[WorkerRecord]:
         """A run's worker lanes as last written, by name."""
-        return [{"name": r["name"], "state": r["state"], "done": r["done"], "failed": r["failed"]}
-                for r in self.db.execute("SELECT name, state, done, failed FROM workers WHERE run_id = ? "
-                                         "ORDER BY name", (run_id,))]
+        return [
+            {"name": r["name"], "state": r["state"], "done": r["done"], "failed": r["failed"]}
+            for r in self.db.execute(
+                "SELECT name, state, done, failed FROM workers WHERE run_id = ? ORDER BY name", (run_id,)
+            )
+        ]
 
-    def logs(self, run_id: str, level: Optional[str] = None, source: Optional[str] = None,
-             after: int = 0) -> List[LogRecord]:
+    def logs(
+        self, run_id: str, level: Optional[str] = None, source: Optional[str] = None, after: int = 0
+    ) -> List[LogRecord]:
         """A run's log lines and failures after row id `after`, at `level` or worse, from
         `source`: rows of the shape a live run's log pane has (`persistence.logs`)."""
         rows = (log_row(r["id"], json.loads(r["data"] or "{}")) for r in self.db.execute(_LOGS, (run_id, after)))
@@ -143,8 +160,9 @@ class History:
         """The run to continue: `which` is True (the latest unfinished run called `name`) or an
         id (that run, whatever its name)."""
         if which is True:
-            row = self.db.execute("SELECT id FROM runs WHERE name = ? AND status != 'completed' "
-                                  "ORDER BY started_at DESC LIMIT 1", (name,)).fetchone()
+            row = self.db.execute(
+                "SELECT id FROM runs WHERE name = ? AND status != 'completed' ORDER BY started_at DESC LIMIT 1", (name,)
+            ).fetchone()
         else:
             row = self.db.execute("SELECT id FROM runs WHERE id = ?", (str(which),)).fetchone()
         return None if row is None else str(row["id"])
@@ -153,30 +171,38 @@ class History:
         """What the run `run_id` reached. Counts of items come from the item rows, never from a
         saved count: the rows and a count saved a moment apart could disagree, and a resumed run
         would skip items it never counts (or count items it runs again)."""
-        explicit = {r["path"]: (r["explicit_done"], r["explicit_skipped"]) for r in self.db.execute(
-            "SELECT path, explicit_done, explicit_skipped FROM phases WHERE run_id = ?", (run_id,))}
+        explicit = {
+            r["path"]: (r["explicit_done"], r["explicit_skipped"])
+            for r in self.db.execute(
+                "SELECT path, explicit_done, explicit_skipped FROM phases WHERE run_id = ?", (run_id,)
+            )
+        }
         finished: Dict[str, Set[str]] = {}
         items: Dict[str, Tuple[int, int]] = {}
-        for r in self.db.execute("SELECT phase, name, status FROM items WHERE run_id = ? "
-                                 "AND status IN ('done', 'skipped')", (run_id,)):
+        for r in self.db.execute(
+            "SELECT phase, name, status FROM items WHERE run_id = ? AND status IN ('done', 'skipped')", (run_id,)
+        ):
             finished.setdefault(r["phase"], set()).add(r["name"])
             done, skipped = items.get(r["phase"], (0, 0))
             items[r["phase"]] = (done + 1, skipped) if r["status"] == "done" else (done, skipped + 1)
-        row = self.db.execute("SELECT resumed, started_at, elapsed, explicit_done, explicit_skipped FROM runs "
-                              "WHERE id = ?", (run_id,)).fetchone()
+        row = self.db.execute(
+            "SELECT resumed, started_at, elapsed, explicit_done, explicit_skipped FROM runs WHERE id = ?", (run_id,)
+        ).fetchone()
         if row is None:
             raise NoHistory(f"no run with id {run_id!r}")
         explicit[""] = (row["explicit_done"], row["explicit_skipped"])
-        return ResumePoint(finished, items, explicit, int(row["resumed"]), float(row["started_at"]),
-                           float(row["elapsed"] or 0.0))
+        return ResumePoint(
+            finished, items, explicit, int(row["resumed"]), float(row["started_at"]), float(row["elapsed"] or 0.0)
+        )
 
     def prior_rates(self, name: str, exclude: str, runs: int = 5) -> Dict[str, float]:
         """Per phase path, the median rate (items per second) of the last `runs` completed runs
         called `name` (but `exclude`): an ETA for a new run's phases before they have a pace."""
         rates: Dict[str, List[float]] = {}
         for (run_id,) in self.db.execute(_RECENT_COMPLETED, (name, exclude, runs)).fetchall():
-            for r in self.db.execute("SELECT path, done + failed + skipped AS n, elapsed FROM phases "
-                                     "WHERE run_id = ?", (run_id,)):
+            for r in self.db.execute(
+                "SELECT path, done + failed + skipped AS n, elapsed FROM phases WHERE run_id = ?", (run_id,)
+            ):
                 if r["elapsed"] and r["n"]:
                     rates.setdefault(r["path"], []).append(r["n"] / r["elapsed"])
         return {path: sorted(v)[len(v) // 2] for path, v in rates.items()}
@@ -187,11 +213,21 @@ def run_record(row: Any) -> RunRecord:
     metrics = json.loads(row["metrics"] or "{}")
     judged = row["done"] + row["failed"]
     return {
-        "id": row["id"], "name": row["name"], "status": row["status"], "started_at": row["started_at"],
-        "ended_at": row["ended_at"], "elapsed": row["elapsed"], "total": row["total"],
-        "processed": row["done"] + row["failed"] + row["skipped"], "done": row["done"],
-        "failed": row["failed"], "skipped": row["skipped"], "retried": row["retried"],
-        "success_rate": (row["done"] / judged) if judged else None, "metrics": metrics, "cost": cost_of(metrics),
+        "id": row["id"],
+        "name": row["name"],
+        "status": row["status"],
+        "started_at": row["started_at"],
+        "ended_at": row["ended_at"],
+        "elapsed": row["elapsed"],
+        "total": row["total"],
+        "processed": row["done"] + row["failed"] + row["skipped"],
+        "done": row["done"],
+        "failed": row["failed"],
+        "skipped": row["skipped"],
+        "retried": row["retried"],
+        "success_rate": (row["done"] / judged) if judged else None,
+        "metrics": metrics,
+        "cost": cost_of(metrics),
         "resumed": row["resumed"],
     }
 
@@ -200,11 +236,21 @@ def phase_record(row: Any) -> PhaseRecord:
     """A phase's row as a record: `path` as stored, `display` as `milepost show` prints it."""
     metrics = json.loads(row["metrics"] or "{}")
     return {
-        "path": row["path"], "name": row["name"], "kind": row["kind"], "status": row["status"],
-        "total": row["total"], "done": row["done"], "failed": row["failed"], "skipped": row["skipped"],
-        "retried": row["retried"], "elapsed": row["elapsed"], "rate": row["rate"],
-        "mean_item_seconds": row["mean_item_seconds"], "metrics": metrics,
-        "processed": row["done"] + row["failed"] + row["skipped"], "cost": cost_of(metrics),
+        "path": row["path"],
+        "name": row["name"],
+        "kind": row["kind"],
+        "status": row["status"],
+        "total": row["total"],
+        "done": row["done"],
+        "failed": row["failed"],
+        "skipped": row["skipped"],
+        "retried": row["retried"],
+        "elapsed": row["elapsed"],
+        "rate": row["rate"],
+        "mean_item_seconds": row["mean_item_seconds"],
+        "metrics": metrics,
+        "processed": row["done"] + row["failed"] + row["skipped"],
+        "cost": cost_of(metrics),
         "display": display_path(path_levels(row["path"])),
     }
 

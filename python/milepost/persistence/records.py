@@ -11,8 +11,20 @@ except ImportError:  # pragma: no cover - without typing_extensions there is no 
     from typing import TypedDict
 
 # TypedDict too: the dashboard's answer types take it from here, for the same reason.
-__all__ = ["TypedDict", "RunRecord", "ListedRun", "PhaseRecord", "WorkerRecord", "FailureRecord", "ItemCounts", "RunOverview",
-           "RunDetail", "LogRecord", "Summary", "Stats"]
+__all__ = [
+    "TypedDict",
+    "RunRecord",
+    "ListedRun",
+    "PhaseRecord",
+    "WorkerRecord",
+    "FailureRecord",
+    "ItemCounts",
+    "RunOverview",
+    "RunDetail",
+    "LogRecord",
+    "Summary",
+    "Stats",
+]
 
 
 class RunRecord(TypedDict):

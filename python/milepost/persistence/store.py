@@ -154,8 +154,16 @@ class Store:
         elif waiting >= EAGER_BATCH:
             self._maybe_wait()
 
-    def item(self, phase: str, name: str, status: str, started_at: float, duration: Optional[float],
-             error: Optional[str], metrics: Optional[str]) -> None:
+    def item(
+        self,
+        phase: str,
+        name: str,
+        status: str,
+        started_at: float,
+        duration: Optional[float],
+        error: Optional[str],
+        metrics: Optional[str],
+    ) -> None:
         """Queues one item row: the per-item path, one call into the encoder (a store that
         turned itself off has a row buffer that only counts)."""
         if self._rows.push(phase, name, status, started_at, duration, error, metrics) >= EAGER_BATCH:

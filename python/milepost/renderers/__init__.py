@@ -41,7 +41,7 @@ def _is_terminal(stream: Optional[TextIO]) -> bool:
 
 
 def native_target(stream: Optional[TextIO]) -> Optional[str]:
-    """"stderr" or "stdout" when `stream` (default stderr) is that standard stream and a
+    """ "stderr" or "stdout" when `stream` (default stderr) is that standard stream and a
     terminal: the only places the native renderer draws."""
     stream = stream if stream is not None else sys.stderr
     if not _is_terminal(stream):

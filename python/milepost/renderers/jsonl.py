@@ -37,8 +37,9 @@ class JsonLinesRenderer(BaseObserver):
 
     def on_snapshot(self, snapshot: Snapshot) -> None:
         # The snapshot's own JSON is spliced in as-is: no parse and re-serialize per line.
-        head = json.dumps({"schema": _milepost.SCHEMA_VERSION, "type": "snapshot", "ts": self._wall()},
-                          separators=(",", ":"))
+        head = json.dumps(
+            {"schema": _milepost.SCHEMA_VERSION, "type": "snapshot", "ts": self._wall()}, separators=(",", ":")
+        )
         self._out.write(f'{head[:-1]},"snapshot":{snapshot.json()}}}\n')
 
     def close(self) -> None:

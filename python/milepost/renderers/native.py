@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING, Any, List, Optional, TextIO
 from .. import _milepost
 from ..events import Event, LogLine
 from ..observers.base import BaseObserver
-from ..text import FirstFailures
-from ..text import log_line
+from ..text import FirstFailures, log_line
 
 if TYPE_CHECKING:
     from ..snapshot import Snapshot
@@ -122,8 +121,15 @@ class NativeDisplay(BaseObserver):
     """Starts the Rust ticker in drawing mode and prints log lines and the first failures
     above the bars, and at the end how many more failures there were."""
 
-    def __init__(self, core: _milepost.RunCore, hz: float = 10.0, max_lanes: int = 8, leave: bool = True,
-                 redirect: bool = True, stdout: bool = False) -> None:
+    def __init__(
+        self,
+        core: _milepost.RunCore,
+        hz: float = 10.0,
+        max_lanes: int = 8,
+        leave: bool = True,
+        redirect: bool = True,
+        stdout: bool = False,
+    ) -> None:
         self._core = core
         self._hz = hz
         self._max_lanes = max_lanes
@@ -135,8 +141,9 @@ class NativeDisplay(BaseObserver):
         self._final: Optional[Snapshot] = None
 
     def start(self) -> None:
-        self._core.start_ticker(self._hz, native=True, max_lanes=self._max_lanes, leave=self._leave,
-                                stdout=self._stdout)
+        self._core.start_ticker(
+            self._hz, native=True, max_lanes=self._max_lanes, leave=self._leave, stdout=self._stdout
+        )
         ACTIVE.append(self)
         if self._redirect:
             drawn_on = _terminal_of(sys.stdout if self._stdout else sys.stderr)

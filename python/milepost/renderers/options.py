@@ -44,8 +44,16 @@ class DisplayOptions:
     redirect: bool = True
 
     @classmethod
-    def make(cls, display: Optional[str] = "auto", output: Output = None, interval: Optional[float] = None,
-             refresh_hz: float = 10.0, max_lanes: int = 8, leave: bool = True, redirect: bool = True) -> DisplayOptions:
+    def make(
+        cls,
+        display: Optional[str] = "auto",
+        output: Output = None,
+        interval: Optional[float] = None,
+        refresh_hz: float = 10.0,
+        max_lanes: int = 8,
+        leave: bool = True,
+        redirect: bool = True,
+    ) -> DisplayOptions:
         """The options, every value checked (an error names the bad one)."""
         stream = output if hasattr(output, "write") else None
         chosen = resolve_display(display, stream)  # type: ignore[arg-type]
@@ -53,8 +61,15 @@ class DisplayOptions:
             raise InvalidValueError(f"refresh_hz must be a number in (0, 20], got {refresh_hz!r}")
         if isinstance(max_lanes, bool) or not isinstance(max_lanes, int) or max_lanes < 0:
             raise InvalidValueError(f"max_lanes must be an int >= 0, got {max_lanes!r}")
-        return cls(chosen, output, check_interval(interval, "interval"), max(float(refresh_hz), 0.5), max_lanes,
-                   leave, redirect)
+        return cls(
+            chosen,
+            output,
+            check_interval(interval, "interval"),
+            max(float(refresh_hz), 0.5),
+            max_lanes,
+            leave,
+            redirect,
+        )
 
     @property
     def stream(self) -> Optional[TextIO]:
@@ -65,8 +80,16 @@ class DisplayOptions:
         if self.display == "native":
             from .native import NativeDisplay
 
-            return [NativeDisplay(core, self.refresh_hz, self.max_lanes, self.leave, self.redirect,
-                                  stdout=native_target(self.stream) == "stdout")]
+            return [
+                NativeDisplay(
+                    core,
+                    self.refresh_hz,
+                    self.max_lanes,
+                    self.leave,
+                    self.redirect,
+                    stdout=native_target(self.stream) == "stdout",
+                )
+            ]
         if self.display == "plain":
             from .plain import PlainRenderer
 

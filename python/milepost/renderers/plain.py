@@ -7,9 +7,8 @@ from typing import TYPE_CHECKING, Callable, Optional
 
 from ..events import Event, LogLine
 from ..observers.base import BaseObserver
-from ..text import FirstFailures
+from ..text import FirstFailures, log_line
 from .target import Output, Target
-from ..text import log_line
 
 if TYPE_CHECKING:
     from ..snapshot import Snapshot
@@ -25,8 +24,7 @@ class PlainRenderer(BaseObserver):
 
     snapshot_on_boundaries = True
 
-    def __init__(self, target: Target = None, interval: float = 10.0,
-                 wall: Callable[[], float] = time.time) -> None:
+    def __init__(self, target: Target = None, interval: float = 10.0, wall: Callable[[], float] = time.time) -> None:
         self._out = Output(target)
         self.interval = interval
         self._wall = wall

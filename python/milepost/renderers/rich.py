@@ -18,8 +18,9 @@ class RichRenderer(BaseObserver):
     """Draws the snapshot with rich's `Live`: the run line, a bar per phase, worker lanes and
     the last failure. Needs `pip install milepost[rich]`."""
 
-    def __init__(self, stream: Optional[TextIO] = None, interval: float = 0.1, leave: bool = True,
-                 max_lanes: int = 8) -> None:
+    def __init__(
+        self, stream: Optional[TextIO] = None, interval: float = 0.1, leave: bool = True, max_lanes: int = 8
+    ) -> None:
         try:
             from rich.console import Console
             from rich.live import Live
@@ -59,7 +60,7 @@ class RichRenderer(BaseObserver):
         table.add_column(width=30)
         table.add_column()
         # nodes() and node_lines() walk the tree in the same depth-first order.
-        for (depth, node), (_, _, _, stats) in zip(snapshot.nodes(), snapshot.node_lines()):
+        for (depth, node), (_, _, _, stats) in zip(snapshot.nodes(), snapshot.node_lines(), strict=True):
             total = node["total"]
             bar = ProgressBar(total=float(total) if total else None, completed=float(node["processed"]), width=30)
             table.add_row(Text("  " * depth + _milepost.sanitize(node["name"])), bar, Text(stats))
