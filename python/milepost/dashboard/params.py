@@ -6,10 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Tuple
 
+from ..errors import MilepostError
 from ..persistence.logs import LEVELS
 
 
-class BadInput(Exception):
+class BadInput(MilepostError, ValueError):
     """A value the API cannot take: answered 400 with this message, which names it."""
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Callable, Dict
 
+from ..errors import MilepostError
+
 SCHEMA_VERSION = 2
 
 _V1 = """
@@ -128,7 +130,7 @@ def _script(db: sqlite3.Connection, script: str) -> None:
             db.execute(statement)
 
 
-class SchemaError(Exception):
+class SchemaError(MilepostError):
     """The database was written by a newer milepost."""
 
 
