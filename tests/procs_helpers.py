@@ -116,3 +116,17 @@ def child_sigint_ignored(_: int) -> bool:
     ).stdout
     mask = next(line.split()[1] for line in out.splitlines() if line.startswith("SigIgn:"))
     return bool(int(mask, 16) & (1 << (signal.SIGINT - 1)))
+
+
+def use_the_current_run(task: milepost.Task, n: int) -> tuple:
+    """Worker code that asks for its run, as it would in the parent (`current_run()`)."""
+    run = milepost.current_run()
+    assert task.run is run
+    for _ in milepost.track(range(n), desc="tracked-in-worker", run=run):
+        pass
+    with run.phase("worker-phase", total=2) as ph:
+        ph.advance(2)
+    milepost.thread_map(abs, range(-3, 0), run=run, description="threads-in-worker")
+    with run.lane("mine") as lane:
+        assert lane is None
+    return (run.kind, run.id, run.name, run.history_path, run.cancelled, run.finished)

@@ -152,9 +152,11 @@ class Run(Task):
     @property
     def history_path(self) -> Optional[Path]:
         """The history database this run is kept in, or None when it keeps none (or the
-        history turned itself off)."""
+        history turned itself off; in a forked worker, where the parent keeps it)."""
         store = self._owner.store
-        return store.path if store is not None and store.enabled else None
+        if store is None or not store.enabled or self.context is not self._owner:
+            return None
+        return store.path
 
     @property
     def observers(self) -> List[Observer]:

@@ -10,6 +10,7 @@ the slot's bounded ring.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import itertools
 import json
 import os
@@ -17,12 +18,13 @@ import signal
 import tempfile
 import threading
 import time
-from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
 from . import _milepost, context, events
 from .context import ItemRow
-from .errors import Cancelled
+from .errors import Cancelled, MilepostError
 from .events import Event
+from .output import print as _print
 from .task import Task
 
 #: Segments attached in this process, by path.
@@ -75,10 +77,48 @@ def detach_at_exit(shared: _milepost.SharedRun) -> None:
         _finalizers[shared.path] = util.Finalize(None, shared.detach, exitpriority=100)
 
 
+class WorkerRun(Task):
+    """The run inside a worker process (`current_run()`, `task.run`): the task API on the
+    run's root, and what a job asks of its run (phases, lanes, whether it was cancelled,
+    `print`). The parent keeps the run's lifecycle, its history and its snapshots."""
+
+    @property
+    def id(self) -> str:
+        return self.context.id
+
+    @property
+    def cancelled(self) -> bool:
+        return self.context.cancelled
+
+    @property
+    def finished(self) -> bool:
+        return self.context.finished
+
+    @property
+    def history_path(self) -> None:
+        return None  # the parent keeps the history
+
+    def phase(self, name: str, total: Optional[int] = None, unit: str = "it") -> Task:
+        return self.context.child(self, "phase", name, total, unit)
+
+    def add_lane(self, name: str) -> None:
+        return None  # a worker process is its own lane
+
+    @contextlib.contextmanager
+    def lane(self, name: str) -> Iterator[None]:
+        yield None
+
+    def cancel(self, reason: str = "") -> None:
+        raise MilepostError("cancel() is asked of the run in the process that started it, not in its workers")
+
+    def print(self, *values: Any, sep: str = " ", end: str = "\n") -> None:
+        _print(*values, sep=sep, end=end)
+
+
 class WorkerContext:
     """The `RunContext` of a run inside a worker process: counts go to this process's slot
     of the run's shared memory, events through its ring; the parent keeps the history, draws,
-    samples and ends the run. It is also the worker's view of the run (`task.run`)."""
+    samples and ends the run. The worker's view of the run (`task.run`) is its `root`."""
 
     keeps_rows = True  # a pool item's row goes back to the parent, which stores it
     rows = None  # ...but none is stored here
@@ -92,8 +132,10 @@ class WorkerContext:
         #: Unix time at the clock's zero (`now` is the monotonic clock): an item's start.
         self._wall_origin = time.time() - time.monotonic()
         self._pools = itertools.count(1)
-        #: The run's root in this process: the parent of loops and pools made here.
-        self.root = self.task(0, (name,))
+        #: The run's root in this process: the parent of loops and pools made here (in a
+        #: child made by fork, the `Run` it inherited; see `adopt`).
+        self.root: Task = WorkerRun(self, shared.node(0), (name,), None, borrowed=True)
+        self._index[(name,)] = 0
 
     @property
     def id(self) -> str:
@@ -108,8 +150,8 @@ class WorkerContext:
         return self._shared.path
 
     @property
-    def run(self) -> WorkerContext:
-        return self
+    def run(self) -> Task:
+        return self.root
 
     @property
     def cancelled(self) -> bool:
@@ -127,10 +169,8 @@ class WorkerContext:
         if index is not None:
             self._index[task.path] = index
             task.hand_over(self, self._shared.node(index))
-
-    def phase(self, name: str, total: Optional[int] = None, unit: str = "it") -> Task:
-        """A phase of the run, made in this worker (as `Run.phase`)."""
-        return self.child(self.root, "phase", name, total, unit)
+            if task.kind == "run":
+                self.root = task  # the child's `current_run()` stays the `Run` it knows
 
     # -- RunContext ---------------------------------------------------------------------------
     def now(self) -> float:
