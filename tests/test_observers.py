@@ -194,3 +194,80 @@ def test_observers_run_on_the_dispatcher_thread_not_the_callers() -> None:
     milepost.dispatch._wait_for_user_observers()
     # The start, every event and snapshot, the final delivery and close: never the caller's.
     assert threads == {"milepost-observers"}
+
+
+def test_snapshots_from_many_threads_while_events_drop_count_each_drop_once(clock, monkeypatch) -> None:
+    import threading
+
+    import sys
+    import time
+
+    monkeypatch.setattr(dispatch, "MAX_QUEUED_EVENTS", 5)
+    sys.setswitchinterval(1e-6)  # threads switch between any two bytecodes: races show
+    counted = dispatch.Delivery.dropped.fget
+
+    def slow_to_read(delivery):  # widens the window between reading the count and noting it
+        value = counted(delivery)
+        time.sleep(0.0005)
+        return value
+
+    monkeypatch.setattr(dispatch.Delivery, "dropped", property(slow_to_read))
+    errors = []
+    with milepost.Run("race", display="none", clock=clock, observers=[Recorder()], history=False) as run:
+        ph = run.phase("p")
+        go = threading.Barrier(6)
+        failed = [0]
+
+        def snapshots() -> None:
+            go.wait()
+            try:
+                for _ in range(300):
+                    run.snapshot()
+            except Exception as e:  # reported below
+                errors.append(e)
+
+        def drops() -> None:
+            go.wait()
+            while any(t.is_alive() for t in threads[:5]):  # events drop while snapshots are taken
+                ph.fail(f"x{failed[0]}", "e")
+                failed[0] += 1
+
+        threads = [threading.Thread(target=snapshots) for _ in range(5)] + [threading.Thread(target=drops)]
+        for t in threads:
+            t.start()
+        try:
+            for t in threads:
+                t.join(60)
+        finally:
+            sys.setswitchinterval(0.005)
+        dropped = run.events_dropped
+        final = run.snapshot().data["events_dropped"]
+    assert errors == []
+    assert dropped == final == failed[0] + 1 - 5  # phase_started and the failures, 5 kept
+
+
+def test_a_failing_snapshot_never_stops_the_delivery(caplog) -> None:
+    import threading
+
+    seen = threading.Event()
+
+    class Last(milepost.BaseObserver):
+        interval = 0.02
+
+        def on_event(self, event):
+            if event.kind == "log":
+                seen.set()
+
+    run = milepost.Run("snapfail", display="none", observers=[Last()], history=False)
+
+    def broken():
+        raise RuntimeError("no snapshot now")
+
+    with caplog.at_level(logging.ERROR, logger="milepost"):
+        run._delivery.user._snapshot = broken  # noqa: SLF001 - the fault injected
+        with run:
+            run.phase("p").advance()
+            run.log("after")
+            assert seen.wait(10), "events still arrive after snapshots failed"
+    assert run.state == "completed"
+    assert sum("taking a snapshot failed" in r.getMessage() for r in caplog.records) == 1

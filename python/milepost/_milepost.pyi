@@ -100,9 +100,9 @@ class RunCore:
         """A consistent snapshot of the whole run, as of the last ``sample()`` for rates and
         workers' events (counts are read now). Changes nothing: call ``sample()`` first for a
         snapshot that is shown."""
-    def add_events_dropped(self, n: int) -> None:
-        """Counts ``n`` more lifecycle events lost to a full observer queue (the snapshot's
-        ``events_dropped``)."""
+    def note_events_dropped(self, total: int) -> None:
+        """Lifecycle events lost to full observer queues so far, ``total`` (the snapshot's
+        ``events_dropped``); the count never goes down."""
     @property
     def events_dropped(self) -> int:
         """Lifecycle events lost to full observer queues so far."""

@@ -91,6 +91,7 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._poll_lock = threading.Lock()
         self.dropped = 0
+        self.snapshot_failures = 0
         self._tick = max(MIN_TICK, min([tick, *(s.interval for s in self._slots if s.interval)]))
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
@@ -184,12 +185,25 @@ class Dispatcher:
             snap: Optional[Snapshot] = None
             for slot in self._slots:
                 if self._due(slot, now, final, boundary):
-                    snap = snap or self._snapshot()
+                    snap = snap or self._take_snapshot()
+                    if snap is None:
+                        break  # nothing to deliver this time; events and close() go on
                     self._call(slot, "on_snapshot", snap)
             if final:
                 self._closed = True
                 for slot in self._slots:
                     self._call(slot, "close")
+
+    def _take_snapshot(self) -> Optional[Snapshot]:
+        """The snapshot to deliver, or None if taking it failed (said once): the thread that
+        delivers must outlive any one failure, or the run's end would wait on a dead one."""
+        try:
+            return self._snapshot()
+        except Exception as e:  # noqa: BLE001 - logged, the delivery goes on
+            self.snapshot_failures += 1
+            if self.snapshot_failures == 1:
+                _log.error("milepost: taking a snapshot failed: %s: %s (further failures are not shown)", type(e).__name__, e)
+            return None
 
     @staticmethod
     def _due(slot: _Slot, now: float, final: bool, boundary: bool) -> bool:

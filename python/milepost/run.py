@@ -127,16 +127,21 @@ class Run(Task):
         self._owner = owner
         if resumed is not None:
             core.root.restore(*resumed.counts(""))  # what the run itself had counted
-        own: List[Observer] = [*observers, *options.displays(core)]
-        if snapshot_file is not None:
-            own.append(JsonSnapshotFile(snapshot_file))
+        # What can still fail (a display's output, the dashboard's arguments) is made before
+        # the history writes its row: a run that never started leaves none.
+        shown = options.displays(core, manual=clock is not None)
+        files = [JsonSnapshotFile(snapshot_file)] if snapshot_file is not None else []
+        if dashboard is not False and dashboard is not None:  # 0 is a port: any free one
+            files.append(_dashboard(self, dashboard))
+        # Delivery follows this order: the history first, so that a slow display (a stalled
+        # terminal) never delays what is kept; the user's observers have their own thread.
+        own: List[Observer] = []
         if store is not None and store.enabled:
             owner.prior = prior_rates(store, core.name, core.id)
             before = resumed.elapsed if resumed is not None else 0.0
             times = resumed.resumed + 1 if resumed is not None else 0
             own.append(HistoryObserver(store, core.id, core.name, started_at, times, before))
-        if dashboard is not False and dashboard is not None:  # 0 is a port: any free one
-            own.append(_dashboard(self, dashboard))
+        own += [*files, *shown, *observers]
         self._delivery = Delivery(own, self.snapshot, owner.now, pull=owner.worker_events)
         owner.bind(self, self._delivery)
         self._token: Any = None
@@ -312,7 +317,7 @@ class Run(Task):
             raise MilepostError("snapshots are taken in the process that started the run, not in its workers")
         self._owner.now()
         self._core.sample()  # what happened since the last sample, then a read that changes nothing
-        self._core.add_events_dropped(self._delivery.dropped - self._core.events_dropped)
+        self._core.note_events_dropped(self._delivery.dropped)
         return Snapshot(self._core.snapshot())
 
     def poll(self) -> None:

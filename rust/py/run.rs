@@ -109,8 +109,8 @@ impl PyRunCore {
     fn events_dropped(&self) -> u64 {
         self.core.events_dropped()
     }
-    fn add_events_dropped(&self, n: u64) {
-        self.core.add_events_dropped(n);
+    fn note_events_dropped(&self, total: u64) {
+        self.core.note_events_dropped(total);
     }
     fn now(&self) -> f64 {
         self.core.clock.now()

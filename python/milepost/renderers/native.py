@@ -129,8 +129,12 @@ class NativeDisplay(BaseObserver):
         leave: bool = True,
         redirect: bool = True,
         stdout: bool = False,
+        manual: bool = False,
     ) -> None:
         self._core = core
+        #: The run's clock is injected (tests): nothing runs in the background, so no frames
+        #: are drawn and no stream is redirected; log lines and failures are still printed.
+        self._manual = manual
         self._hz = hz
         self._max_lanes = max_lanes
         self._leave = leave
@@ -141,6 +145,8 @@ class NativeDisplay(BaseObserver):
         self._final: Optional[Snapshot] = None
 
     def start(self) -> None:
+        if self._manual:
+            return
         self._core.start_ticker(
             self._hz, native=True, max_lanes=self._max_lanes, leave=self._leave, stdout=self._stdout
         )

@@ -75,8 +75,9 @@ class DisplayOptions:
     def stream(self) -> Optional[TextIO]:
         return self.output if hasattr(self.output, "write") else None  # type: ignore[return-value]
 
-    def displays(self, core: _milepost.RunCore) -> List[Observer]:
-        """The display observers these options ask for, drawing `core`'s run."""
+    def displays(self, core: _milepost.RunCore, manual: bool = False) -> List[Observer]:
+        """The display observers these options ask for, drawing `core`'s run (`manual`: the
+        run's clock is injected, nothing may run in the background)."""
         if self.display == "native":
             from .native import NativeDisplay
 
@@ -88,6 +89,7 @@ class DisplayOptions:
                     self.leave,
                     self.redirect,
                     stdout=native_target(self.stream) == "stdout",
+                    manual=manual,
                 )
             ]
         if self.display == "plain":

@@ -285,10 +285,12 @@ impl RunCore {
         self.sharing.lock().as_mut().map(Sharing::take_events).unwrap_or_default()
     }
 
-    /// Counts `n` more lifecycle events lost to a full observer queue: the snapshot's
-    /// `events_dropped` (the queues are the Python dispatcher's, the count is the run's).
-    pub fn add_events_dropped(&self, n: u64) {
-        self.events_dropped.fetch_add(n, Ordering::Relaxed);
+    /// Lifecycle events lost to a full observer queue so far, `total` of them: the
+    /// snapshot's `events_dropped` (the queues are the Python dispatcher's, the count is the
+    /// run's). It only grows: threads reporting at once, each with the total it read, leave
+    /// the largest.
+    pub fn note_events_dropped(&self, total: u64) {
+        self.events_dropped.fetch_max(total, Ordering::Relaxed);
     }
 
     pub fn events_dropped(&self) -> u64 {
