@@ -329,3 +329,28 @@ def test_a_resumed_runs_duration_adds_up_its_attempts() -> None:
     db = sqlite3.connect(str(default_path()))
     elapsed, resumed = db.execute("SELECT elapsed, resumed FROM runs WHERE id = ?", (run.id,)).fetchone()
     assert resumed == 2 and elapsed >= 0.85, elapsed
+
+
+def _pending_in_child(ph: milepost.Task, queue) -> None:
+    queue.put(list(ph.pending(range(10))))
+
+
+def test_pending_in_a_forked_child_of_a_resumed_run_skips_what_was_done() -> None:
+    import multiprocessing as mp
+
+    with pytest.raises(KeyboardInterrupt):
+        with milepost.Run("forked-resume", display="none") as run:
+            with run.phase("p", total=10) as ph:
+                for i in range(10):
+                    with ph.item(str(i)):
+                        if i == 6:
+                            raise KeyboardInterrupt
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    with milepost.Run("forked-resume", display="none", resume=True) as run:
+        with run.phase("p", total=10) as ph:
+            child = ctx.Process(target=_pending_in_child, args=(ph, queue))
+            child.start()
+            in_child = queue.get(timeout=30)
+            child.join(30)
+            assert in_child == list(ph.pending(range(10))) == [6, 7, 8, 9]

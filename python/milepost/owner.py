@@ -227,7 +227,7 @@ class Owner:
         run = self.run
         if shared is None or run is None:
             return
-        worker = workers.WorkerContext(shared, self.id, self.name)
+        worker = workers.WorkerContext(shared, self.id, self.name, self.resume.finished if self.resume else None)
         workers.register_worker(worker)
         for task in (run, *self.tasks):
             worker.adopt(task)

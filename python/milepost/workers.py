@@ -124,8 +124,13 @@ class WorkerContext:
     rows = None  # ...but none is stored here
     finished = False  # the native layer refuses updates once the parent ended the run
 
-    def __init__(self, shared: _milepost.SharedRun, run_id: str, name: str) -> None:
+    def __init__(
+        self, shared: _milepost.SharedRun, run_id: str, name: str, finished: Optional[Dict[str, Set[str]]] = None
+    ) -> None:
         self._shared = shared
+        #: In a child forked from a resumed run, what the run it continues had finished (by
+        #: task key): `pending()` works there as in the parent.
+        self._finished = finished or {}
         self._id = run_id
         self._name = name
         self._index: Dict[Tuple[str, ...], int] = {}
@@ -214,7 +219,7 @@ class WorkerContext:
         pass
 
     def finished_keys(self, key: str) -> Set[str]:
-        return set()  # `pending()` runs in the parent, which has the history
+        return self._finished.get(key, set())
 
     def handle(self, task: Task) -> Tuple[Any, Tuple[Any, ...]]:
         return (task_in_worker, (self._shared.path, task.shared_index or 0, self._id, self._name, task.path))
