@@ -39,6 +39,10 @@ OWN_CLOSE_TIMEOUT = 30.0
 #: Seconds the interpreter's exit waits for user observers still finishing their delivery.
 USER_EXIT_TIMEOUT = 10.0
 
+#: Seconds a user observers' thread waits, after their final delivery, for the run to let go
+#: of everything before their `stop()` (the run's end waits OWN_CLOSE_TIMEOUT at most first).
+RELEASE_WAIT = OWN_CLOSE_TIMEOUT + 10.0
+
 
 def check_interval(value: Any, what: str) -> Optional[float]:
     """`None`, or a positive finite number of seconds; anything else is an error naming it."""
@@ -59,10 +63,15 @@ def is_own(observer: Observer) -> bool:
 class _Slot:
     """An observer, its interval (read once) and its delivery bookkeeping."""
 
-    __slots__ = ("observer", "interval", "boundaries", "next_due", "failures")
+    __slots__ = ("observer", "interval", "boundaries", "next_due", "failures", "lifecycle", "started")
 
     def __init__(self, observer: Observer) -> None:
         self.observer = observer
+        #: `start()` and `stop()` are the observer protocol's only on classes that say so
+        #: (`BaseObserver` does): on anything else they may mean something else (a
+        #: `threading.Thread` subclass has a `start()` of its own).
+        self.lifecycle = getattr(observer, "lifecycle", False) is True
+        self.started = False
         name = type(observer).__name__
         self.interval = check_interval(getattr(observer, "interval", None), f"{name}.interval")
         self.boundaries = bool(getattr(observer, "snapshot_on_boundaries", False))
@@ -97,9 +106,11 @@ class Dispatcher:
         self._thread: Optional[threading.Thread] = None
         self._deferred: Optional[Callable[[], None]] = None
         self._closed = False
-        #: The thread calls the observers' `stop()` after their final delivery (else the
-        #: caller does: see `Delivery`).
+        #: The observers' `stop()` follows their final delivery, once the run has let go of
+        #: everything (`release()`); else the caller stops them (see `Delivery`).
         self._stop_after = False
+        self._released = threading.Event()
+        self._stopped = False
 
     def add(self, observer: Observer) -> None:
         """Adds an observer before the run starts."""
@@ -136,11 +147,19 @@ class Dispatcher:
 
     def start_observers(self) -> None:
         for slot in self._slots:
-            self._call(slot, "start")
+            if slot.lifecycle and not slot.started:
+                slot.started = True
+                self._call(slot, "start")
 
     def stop_observers(self) -> None:
+        """Each started observer's `stop()`, once, whoever asks first."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
         for slot in self._slots:
-            self._call(slot, "stop")
+            if slot.started:
+                self._call(slot, "stop")
 
     def _loop(self, start: bool) -> None:
         if start:
@@ -152,7 +171,7 @@ class Dispatcher:
             if deferred is not None:
                 deferred()
             if final or self._closed:
-                if self._stop_after:
+                if self._stop_after and self._released.wait(RELEASE_WAIT):
                     self.stop_observers()
                 return
             self._stop.wait(self._tick)
@@ -238,17 +257,23 @@ class Dispatcher:
         with `stop_after` then `stop()`) on the dispatcher thread, and waits for it at most
         `timeout` seconds (0: not at all). Without a thread it happens here. True when it is
         over."""
-        self._stop_after = stop_after
+        self._stop_after |= stop_after
         self._stop.set()
         thread = self._thread
         if thread is None or thread is threading.current_thread():
             self.poll(final=True)
-            if stop_after:
-                self.stop_observers()
             return True
         if timeout:
             thread.join(timeout)
         return not thread.is_alive()
+
+    def release(self) -> None:
+        """The run has let go of everything (its display, its threads): the observers closed
+        with `stop_after` are stopped now, on their thread if it is still there."""
+        self._released.set()
+        thread = self._thread
+        if self._stop_after and (thread is None or thread is threading.current_thread() or not thread.is_alive()):
+            self.stop_observers()
 
     def observer_failures(self) -> int:
         return sum(s.failures for s in self._slots)
@@ -349,6 +374,11 @@ class Delivery:
         """The run's own observers' `stop()`, here: after the final delivery, the display
         draws its last frame and gives the streams back."""
         self.own.stop_observers()
+
+    def release(self) -> None:
+        """The run has let go of everything: the user's observers are stopped (on their
+        thread)."""
+        self.user.release()
 
     def observer_failures(self) -> int:
         return self.own.observer_failures() + self.user.observer_failures()

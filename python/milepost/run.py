@@ -263,14 +263,17 @@ class Run(Task):
         try:
             self._delivery.close()
         finally:
-            self._delivery.stop_own()
-            self._core.stop_ticker()
-            self._core.stop_sharing()
-            if self._owner.store is not None:
-                self._owner.store.close()
-            if self._token is not None:
-                context.reset_current(self._token, self)
-                self._token = None
+            try:
+                self._delivery.stop_own()
+                self._core.stop_ticker()
+                self._core.stop_sharing()
+                if self._owner.store is not None:
+                    self._owner.store.close()
+                if self._token is not None:
+                    context.reset_current(self._token, self)
+                    self._token = None
+            finally:
+                self._delivery.release()  # the user's observers' stop(): the run let go of all
 
     def cancel(self, reason: str = "") -> None:
         """Asks the job to stop: loops and pools hand out no more items (in worker processes

@@ -26,7 +26,8 @@ __all__ = ["Observer", "BaseObserver", "ConsoleSummary", "LoggingObserver", "Jso
 @runtime_checkable
 class Observer(Protocol):
     """What the dispatcher calls. Subclass `BaseObserver` to implement only what you need;
-    `start()` and `stop()` (see `BaseObserver`) are called too when an observer has them."""
+    its `start()` and `stop()` are called too (on another class, only if it sets
+    `lifecycle = True`: a `start()` may mean something else there)."""
 
     interval: Optional[float]
 

@@ -18,6 +18,9 @@ class BaseObserver:
 
     interval: Optional[float] = None
     snapshot_on_boundaries: bool = False
+    #: `start()` and `stop()` below are called: an observer that does not subclass this
+    #: class sets it to True to have its own called.
+    lifecycle: bool = True
 
     def start(self) -> None:
         """Called once when the run starts, before any event."""
