@@ -278,3 +278,17 @@ def test_a_thread_pool_inside_a_process_pool_worker(method) -> None:
     assert out == [6, 10, 15]
     assert snap.find("outer")["done"] == 3
     assert snap.find("inner")["done"] == 12, "every inner item counted, from every worker"
+
+
+@pytest.mark.parametrize("workers, chunksize", [(0, None), (None, 0), (0, 0)])
+def test_zero_workers_or_chunksize_mean_the_default(workers, chunksize) -> None:
+    with milepost.Run("zeros", display="none", history=False) as run:
+        out = milepost.process_map(abs, range(-20, 0), workers=workers, chunksize=chunksize)
+    assert out == list(range(20, 0, -1))
+    assert run.snapshot().find("abs")["done"] == 20
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "2"])
+def test_bad_worker_counts_are_named(bad) -> None:
+    with pytest.raises(milepost.InvalidValueError, match=repr(bad)):
+        milepost.process_map(abs, range(3), workers=bad, display="none")

@@ -70,3 +70,25 @@ def test_the_schema_rejects_what_is_not_a_snapshot(validators) -> None:
     snap_v, _ = validators
     with pytest.raises(jsonschema.ValidationError):
         snap_v.validate({"schema": 2, "root": {}})
+
+
+def test_a_snapshot_saved_before_the_later_fields_still_validates(validators, clock) -> None:
+    """`path`, `cost` and `events_dropped` came after version 1 was published: a snapshot
+    saved without them is still a version 1 snapshot."""
+    snap_v, _ = validators
+    with milepost.Run("older", display="none", clock=clock, history=False) as run:
+        with run.phase("map", total=2) as ph:
+            ph.advance(2)
+        data = run.snapshot().data
+    del data["events_dropped"]
+
+    def strip(node: dict) -> None:
+        del node["path"], node["cost"]
+        for child in node["children"]:
+            strip(child)
+
+    strip(data["root"])
+    snap_v.validate(data)
+    del data["root"]["children"][0]["done"]  # a field that was always there still is required
+    with pytest.raises(jsonschema.ValidationError, match="'done' is a required property"):
+        snap_v.validate(data)

@@ -192,9 +192,11 @@ def _make_pool(
     mp_context: Optional[Any],
     display: Optional[str],
 ) -> _Pool:
-    n_workers = worker_count(workers, multiprocessing.cpu_count())
+    # 0 means the default, as it always has here (None too): one worker per CPU, chunks sized
+    # to give each worker about four.
+    n_workers = worker_count(None if workers == 0 else workers, multiprocessing.cpu_count())
     total = total if total is not None else length_of(items)
-    size = chunksize if chunksize is not None else _chunksize(total, n_workers)
+    size = chunksize if chunksize not in (None, 0) else _chunksize(total, n_workers)
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise InvalidValueError(f"chunksize must be an int >= 1, got {chunksize!r}")
     scope = PoolScope(fn, description, total, unit, run, task, display)

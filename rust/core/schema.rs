@@ -12,12 +12,28 @@ use super::snapshot::Snapshot;
 /// Where the schema is published, relative to the crate.
 pub const SNAPSHOT_SCHEMA_PATH: &str = "python/milepost/schema/snapshot-v1.json";
 
+/// Fields added to version 1 after it was published, by where they are (`None`: the
+/// snapshot itself, else a `$defs` name): written by every snapshot now, but not required, so
+/// that snapshots saved before they existed still validate (adding fields bumps no version).
+const ADDED_SINCE_PUBLISHED: &[(Option<&str>, &str)] =
+    &[(None, "events_dropped"), (Some("node"), "path"), (Some("node"), "cost")];
+
 /// The snapshot schema as pretty JSON text (draft 2020-12), as committed.
 pub fn snapshot_schema() -> String {
-    // As serialized: every field is written, so every field is required. Rust's integer
-    // formats ("uint64"...) are not JSON Schema's and are left out.
+    // As serialized: every field is written, so every field is required (but see
+    // ADDED_SINCE_PUBLISHED). Rust's integer formats ("uint64"...) are not JSON Schema's and
+    // are left out.
     let settings = SchemaSettings::draft2020_12().for_serialize().with_transform(RestrictFormats::default());
-    let schema = settings.into_generator().into_root_schema_for::<Snapshot>();
+    let mut schema = settings.into_generator().into_root_schema_for::<Snapshot>().to_value();
+    for (def, field) in ADDED_SINCE_PUBLISHED {
+        let object = match def {
+            None => &mut schema,
+            Some(name) => &mut schema["$defs"][*name],
+        };
+        if let Some(required) = object.get_mut("required").and_then(serde_json::Value::as_array_mut) {
+            required.retain(|name| name != field);
+        }
+    }
     serde_json::to_string_pretty(&schema).expect("a schema serializes") + "\n"
 }
 
@@ -54,5 +70,8 @@ mod tests {
         );
         assert_eq!(node["kind"]["enum"], serde_json::json!(["run", "phase", "step"]));
         assert!(node["path"]["description"].as_str().unwrap().contains("'#2'"));
+        let required = &v["$defs"]["node"]["required"];
+        assert!(required.as_array().unwrap().contains(&serde_json::json!("done")));
+        assert!(!required.as_array().unwrap().contains(&serde_json::json!("cost")));
     }
 }
