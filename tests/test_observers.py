@@ -197,9 +197,8 @@ def test_observers_run_on_the_dispatcher_thread_not_the_callers() -> None:
 
 
 def test_snapshots_from_many_threads_while_events_drop_count_each_drop_once(clock, monkeypatch) -> None:
-    import threading
-
     import sys
+    import threading
     import time
 
     monkeypatch.setattr(dispatch, "MAX_QUEUED_EVENTS", 5)

@@ -221,7 +221,9 @@ class Dispatcher:
         except Exception as e:  # noqa: BLE001 - logged, the delivery goes on
             self.snapshot_failures += 1
             if self.snapshot_failures == 1:
-                _log.error("milepost: taking a snapshot failed: %s: %s (further failures are not shown)", type(e).__name__, e)
+                _log.error(
+                    "milepost: taking a snapshot failed: %s: %s (further failures are not shown)", type(e).__name__, e
+                )
             return None
 
     @staticmethod
