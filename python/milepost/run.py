@@ -130,7 +130,7 @@ class Run(Task):
         # What can still fail (a display's output, the dashboard's arguments) is made before
         # the history writes its row: a run that never started leaves none.
         shown = options.displays(core, manual=clock is not None)
-        files = [JsonSnapshotFile(snapshot_file)] if snapshot_file is not None else []
+        files: List[Observer] = [JsonSnapshotFile(snapshot_file)] if snapshot_file is not None else []
         if dashboard is not False and dashboard is not None:  # 0 is a port: any free one
             files.append(_dashboard(self, dashboard))
         # Delivery follows this order: the history first, so that a slow display (a stalled
