@@ -121,8 +121,10 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(autouse=True)
 def _history_home(tmp_path_factory, monkeypatch) -> None:
-    """Every test keeps its run history in its own directory, never in the checkout."""
+    """Every test keeps its run history in its own directory, never in the checkout, and
+    publishes its live runs in its own directory, never in the user's."""
     monkeypatch.setenv("MILEPOST_HOME", str(tmp_path_factory.mktemp("milepost-home")))
+    monkeypatch.setenv("MILEPOST_LIVE_DIR", str(tmp_path_factory.mktemp("milepost-live") / "live"))
 
 
 class EventLog(milepost.BaseObserver):

@@ -7,7 +7,7 @@ import os
 import sys
 from typing import List, Optional
 
-from . import __version__
+from . import __version__, live_cli
 from .renderers import DISPLAYS
 
 
@@ -69,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("file", help="a JSON-lines file, or a .progress.json snapshot")
     rep.add_argument("--speed", type=float, default=1.0, help="faster (2) or slower (0.5) than recorded")
     rep.add_argument("--no-wait", action="store_true", help="draw everything at once")
+    live_cli.add_parsers(sub)
     for p in (hist, show, stats):
         p.add_argument("--json", action="store_true", help="print JSON instead of a table")
         p.add_argument(
@@ -138,6 +139,8 @@ def _main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in ("history", "show", "stats"):
         return _history_command(args)
+    if args.command in live_cli.COMMANDS:
+        return live_cli.run_command(args)
     if args.command == "serve":
         from pathlib import Path
 

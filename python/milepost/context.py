@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Iterable, List, Optional, Protocol, Set, 
 if TYPE_CHECKING:
     from . import _milepost
     from .events import Event
+    from .steer import Steer
     from .task import Task
 
 __all__ = ["RowSink", "RunContext", "current_root", "set_current", "reset_current"]
@@ -74,6 +75,10 @@ class RunContext(Protocol):
     @property
     def rows(self) -> Optional[RowSink]:
         """Where item rows are stored in this process (None: not here)."""
+
+    @property
+    def steer(self) -> Optional[Steer]:
+        """What the live channel sees and asks of the run here (None: not in this process)."""
 
     def now(self) -> float:
         """Seconds on the run's clock."""

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional,
 
 from . import _milepost, workers
 from .errors import MilepostError, RunEndedError
+from .steer import Steer
 from .task import Task
 
 if TYPE_CHECKING:
@@ -55,6 +56,8 @@ class Owner:
         self._finished = False
         self._pools = 0
         self._lock = threading.Lock()
+        #: What the live channel sees and asks of the run here (see `steer`).
+        self.steer: Optional[Steer] = Steer()
         LIVE.add(self)
 
     def bind(self, run: Task, delivery: Delivery) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Deque, Iterable, List, Optional, Tuple, TypeVar, Union
@@ -59,6 +60,55 @@ def pool_task(
     # nothing: the pool runs every item it is given, so it counts them all now.
     kind = "phase" if parent.kind == "run" else "step"
     return parent.context.child(parent, kind, label, total, unit, restore=False), own, True
+
+
+class Again:
+    """A pool's failed items, and those asked to run again (`milepost retry`, the monitor's
+    `r`), for thread and process pools alike. A retry counts as one more item: the task's total
+    grows by the items run again, and each counts as retried; the failure stays counted."""
+
+    def __init__(self, task: Task) -> None:
+        self._task = task
+        self._failed: List[Tuple[int, Any, str]] = []
+        self._queued: List[Tuple[int, Any, str]] = []
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def failed(self, index: int, item: Any, name: str) -> None:
+        with self._lock:
+            self._failed.append((index, item, name))
+
+    def request_retry(self) -> int:
+        with self._lock:
+            if self._closed or not self._failed:
+                return 0
+            again, self._failed = self._failed, []
+            self._queued += again
+        if self._task.total is not None:
+            self._task.add_total(len(again))
+        for _, _, name in again:
+            self._task.retry(name)
+        return len(again)
+
+    def take(self) -> List[Tuple[int, Any]]:
+        with self._lock:
+            queued, self._queued = self._queued, []
+        return [(index, item) for index, item, _ in queued]
+
+    def take_jobs(self) -> List[Tuple[int, Any, str]]:
+        with self._lock:
+            queued, self._queued = self._queued, []
+        return queued
+
+    def pending_or_close(self) -> bool:
+        """Whether items wait to run again; if none do, no more are taken."""
+        with self._lock:
+            self._closed = not self._queued
+            return not self._closed
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
 
 
 class PoolScope:
@@ -153,6 +203,7 @@ class _ThreadPool:
         self.item_name = item_name
         self.lanes: List[Any] = []
         self._numbers = itertools.count()
+        self.again = Again(scope.task)
 
     def _bind_lane(self) -> None:
         ctx = self.scope.context
@@ -169,44 +220,69 @@ class _ThreadPool:
     def map(self, items: Iterable[Any], return_exceptions: bool) -> List[Any]:
         failure: Optional[BaseException] = None
         pool = ThreadPoolExecutor(self.n_workers, thread_name_prefix="milepost-worker", initializer=self._bind_lane)
-        pending: Deque[Future[Any]] = deque()
+        pending: Deque[Tuple[int, Any, Future[Any]]] = deque()
+        steer = self.scope.context.steer
+        if steer is not None and return_exceptions:  # without, the first failure ends the map
+            steer.add_pool(self.again)
         try:
             return self._collect(pool, pending, items, return_exceptions)
         except BaseException as e:
             failure = e
             raise
         finally:
+            self.again.close()
+            if steer is not None:
+                steer.remove_pool(self.again)
             # Items not started are dropped. A cancel lets the items in flight finish first;
             # an error or Ctrl-C returns at once (a thread cannot be interrupted: items in
             # flight finish in the background, and the interpreter's exit waits for them).
-            for f in pending:
+            for _, _, f in pending:
                 f.cancel()
             pool.shutdown(wait=failure is None or isinstance(failure, Cancelled), cancel_futures=True)
             self.scope.context.finish_lanes(self.lanes)
             self.scope.end(failure)
 
+    def _submit(
+        self, pool: ThreadPoolExecutor, pending: Deque[Tuple[int, Any, Future[Any]]], index: int, item: Any
+    ) -> None:
+        pending.append((index, item, pool.submit(self._call, index, item)))
+
     def _collect(
-        self, pool: ThreadPoolExecutor, pending: Deque[Future[Any]], items: Iterable[Any], return_exceptions: bool
+        self,
+        pool: ThreadPoolExecutor,
+        pending: Deque[Tuple[int, Any, Future[Any]]],
+        items: Iterable[Any],
+        return_exceptions: bool,
     ) -> List[Any]:
-        """Feeds the pool with bounded read-ahead and gathers results in input order."""
+        """Feeds the pool with bounded read-ahead and gathers results in input order; items
+        asked to run again go in beside the new ones, and the map waits for them."""
         ctx = self.scope.context
         results: List[Any] = []
         source = enumerate(items)
         for index, item in itertools.islice(source, self.n_workers * _AHEAD_PER_WORKER):
-            pending.append(pool.submit(self._call, index, item))
+            self._submit(pool, pending, index, item)
         while pending:
-            fut = pending.popleft()
+            index, item, fut = pending.popleft()
             try:
-                results.append(fut.result())
+                value = fut.result()
             except NotStarted:
                 continue  # queued before the cancel, not started; Cancelled is raised below
             except Exception as e:  # noqa: BLE001 - reported per the return_exceptions contract
                 if not return_exceptions:
                     raise
-                results.append(e)
-            if not ctx.cancelled:
-                for index, item in itertools.islice(source, 1):
-                    pending.append(pool.submit(self._call, index, item))
+                value = e
+                self.again.failed(index, item, self.item_name(item, index))
+            if index < len(results):
+                results[index] = value  # an item run again
+            else:
+                results.append(value)
+            if ctx.cancelled:
+                continue
+            for index, item in itertools.chain(self.again.take(), itertools.islice(source, 1)):
+                self._submit(pool, pending, index, item)
+            if not pending and self.again.pending_or_close():
+                for index, item in self.again.take():
+                    self._submit(pool, pending, index, item)
         if ctx.cancelled:
             raise Cancelled("the run was cancelled: items in flight finished, the others did not run")
         return results

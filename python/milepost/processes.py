@@ -10,7 +10,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple, TypeVar, Union
 
 from .errors import Cancelled, InvalidValueError, MilepostError, NotStarted
-from .pools import PoolScope, default_name, worker_count
+from .pools import Again, PoolScope, default_name, worker_count
 from .task import Task, length_of
 from .workers import ChunkResult, init_pool_worker, run_chunk
 
@@ -117,6 +117,7 @@ class _Pool:
             n_workers, mp_context=ctx, initializer=init_pool_worker, initargs=(scope.task, os.getpid(), self.number)
         )
         self.pending: Dict[Future[Tuple[int, List[ChunkResult]]], List[Job]] = {}
+        self.again = Again(scope.task)
 
     def _submit(self, chunk: List[Job]) -> None:
         self.pending[self.pool.submit(run_chunk, self.fn, chunk)] = chunk
@@ -130,7 +131,10 @@ class _Pool:
             # that a long iterable is never materialized.
             for chunk in itertools.islice(self.chunks, max(16, self.n_workers * 4)):
                 self._submit(chunk)
-            while self.pending:
+            steer = self.scope.context.steer
+            if steer is not None:
+                steer.add_pool(self.again)
+            while self.pending or self._run_again():
                 done: Set[Future[Any]]
                 done, _ = wait(self.pending, return_when=FIRST_COMPLETED)
                 for fut in done:
@@ -142,6 +146,9 @@ class _Pool:
             wait_at_end = False  # the caller stopped listening: chunks in flight end on their own
             raise
         finally:
+            self.again.close()
+            if self.scope.context.steer is not None:
+                self.scope.context.steer.remove_pool(self.again)
             for f in self.pending:
                 f.cancel()
             # Waits for the workers (quick: they have no more items, or were stopped), so that
@@ -149,6 +156,14 @@ class _Pool:
             self.pool.shutdown(wait=wait_at_end, cancel_futures=True)
             self.scope.context.stop_pool(self.number, False)  # the bit may serve another pool
             self.scope.context.sample()  # account for workers that died, take their last events
+
+    def _run_again(self) -> bool:
+        """Once every chunk came back: the items asked to run again, as one more chunk (the
+        pool waits for them); False when there are none (none are taken after this)."""
+        if self.scope.state(None) != "completed" or not self.again.pending_or_close():
+            return False
+        self._submit(self.again.take_jobs())
+        return True
 
     def _chunk_done(self, fut: Future[Any]) -> Iterator[Tuple[int, Any]]:
         """A chunk's results, then the next chunk submitted (or, once the pool broke or the run
@@ -164,10 +179,15 @@ class _Pool:
         except BrokenProcessPool:
             self.scope.broken = True
             results = [(i, False, _lost(name), None) for i, _, name in chunk]
-        for index, _ok, value, _row in results:
+        for job, (index, ok, value, row) in zip(chunk, results, strict=True):
+            if not ok and row is not None:  # it ran and raised: it may be asked to run again
+                self.again.failed(*job)
             yield index, value
         state = self.scope.state(None)
         if state == "completed":
+            again = self.again.take_jobs()
+            if again:
+                self._submit(again)
             for nxt in itertools.islice(self.chunks, 1):
                 self._submit(nxt)
             return

@@ -13,12 +13,13 @@ import time
 import uuid
 import weakref
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Optional, Sequence, TextIO, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence, TextIO, Union
 
 from . import _milepost, context
 from .dispatch import Delivery, check_interval
 from .errors import MilepostError
 from .events import RunFinished, RunStarted
+from .live.publisher import LivePublisher, Steering
 from .observers import JsonSnapshotFile, Observer
 from .outcome import end_state, run_end_state
 from .output import print as _print
@@ -135,13 +136,7 @@ class Run(Task):
             files.append(_dashboard(self, dashboard))
         # Delivery follows this order: the history first, so that a slow display (a stalled
         # terminal) never delays what is kept; the user's observers have their own thread.
-        own: List[Observer] = []
-        if store is not None and store.enabled:
-            owner.prior = prior_rates(store, core.name, core.id)
-            before = resumed.elapsed if resumed is not None else 0.0
-            times = resumed.resumed + 1 if resumed is not None else 0
-            own.append(HistoryObserver(store, core.id, core.name, started_at, times, before))
-        own += [*files, *shown, *observers]
+        own: List[Observer] = [*self._kept(started_at), *files, *shown, *observers]
         self._delivery = Delivery(own, self.snapshot, owner.now, pull=owner.worker_events)
         owner.bind(self, self._delivery)
         self._token: Any = None
@@ -149,10 +144,33 @@ class Run(Task):
         #: Set once the run's end is written: another thread leaving the run waits for it.
         self._ended = threading.Event()
 
+    def _kept(self, started_at: float) -> List[Observer]:
+        """The history's observer, and the live channel of a run that keeps a history."""
+        store, core, resumed = self._owner.store, self._core, self._owner.resume
+        if store is None or not store.enabled:
+            return []
+        self._owner.prior = prior_rates(store, core.name, core.id)
+        before = resumed.elapsed if resumed is not None else 0.0
+        times = resumed.resumed + 1 if resumed is not None else 0
+        kept: List[Observer] = [HistoryObserver(store, core.id, core.name, started_at, times, before)]
+        steer = self._owner.steer
+        if steer is not None and os.environ.get("MILEPOST_LIVE", "on").lower() not in ("0", "off", "no", "false"):
+            steering = Steering(self.cancel, steer.retry, steer.request_skip, steer.snapshot_meta, steer.outputs)
+            kept.append(LivePublisher(core.id, core.name, started_at, store.path, steering))
+        return kept
+
     # -- identity ---------------------------------------------------------------------------
     @property
     def id(self) -> str:
         return self._core.id
+
+    @property
+    def meta(self) -> Dict[str, Any]:
+        """What the run is about (model, provider, dataset...): `milepost monitor`, `milepost
+        runs` and the dashboard show it beside the run. Set keys at any time; values are shown
+        as text."""
+        steer = self._owner.steer
+        return steer.meta if steer is not None else {}
 
     @property
     def history_path(self) -> Optional[Path]:

@@ -267,7 +267,21 @@ class Task:
 class Item:
     """One item in flight. `skip()` inside the block counts it skipped instead of done."""
 
-    __slots__ = ("_task", "_node", "_context", "name", "_lane", "_t0", "_skipped", "_token", "_metrics", "row")
+    __slots__ = (
+        "_task",
+        "_node",
+        "_context",
+        "name",
+        "_lane",
+        "_t0",
+        "_skipped",
+        "_token",
+        "_metrics",
+        "row",
+        "_key",
+        "_streamed",
+        "_asked",
+    )
 
     def __init__(self, task: Task, node: AnyNode, name: Any) -> None:
         self._task = task
@@ -278,6 +292,8 @@ class Item:
         self._metrics: Optional[dict[str, float]] = None
         #: The item's history row once it ended, when its run keeps rows (see `ItemRow`).
         self.row: Optional[ItemRow] = None
+        self._key: Optional[str] = None  # its name as text, once the live channel needs it
+        self._streamed = self._asked = False
 
     @property
     def task(self) -> Task:
@@ -289,6 +305,30 @@ class Item:
     def retry(self) -> None:
         """Counts a retry of this item (call it before trying again inside the block)."""
         self._task.retry(self.name)
+
+    def output(self, text: str) -> None:
+        """Adds to the item's streamed output (an LLM's tokens as they come): `milepost
+        monitor` shows its end while the item is in flight. Kept in the run's process only,
+        bounded (the last 2,000 characters); nothing is stored in the history."""
+        steer = self._context.steer
+        if steer is not None:
+            steer.stream(self._text_key(), str(text))
+            self._streamed = True
+
+    @property
+    def skip_requested(self) -> bool:
+        """Someone asked to skip this item (`milepost skip`, the monitor): a job that can stop
+        it half-way checks this and leaves the block after `skip()`."""
+        steer = self._context.steer
+        if steer is None or not steer.skip_requested(self._text_key()):
+            return False
+        self._asked = True
+        return True
+
+    def _text_key(self) -> str:
+        if self._key is None:
+            self._key = _text(self.name)
+        return self._key
 
     def metric(self, name: str, value: Union[int, float]) -> None:
         """Adds to a metric of the item's task (e.g. the tokens this item used); the history
@@ -312,6 +352,8 @@ class Item:
         if self._token is not None:
             _current_item.reset(self._token)
             self._token = None
+        if self._streamed or self._asked:
+            self._let_go()
         duration = self._context.now() - self._t0
         if exc_type is None:
             self._end("skipped" if self._skipped else "done", duration, None)
@@ -323,6 +365,13 @@ class Item:
             self._end("failed", duration, text)
             item = _clip(_milepost.sanitize(self.name), MAX_NAME)
             self._context.emit(ItemFailed, self._task.path, item=item, error=text)
+
+    def _let_go(self) -> None:
+        """The live channel forgets the item's output and the skip asked for it."""
+        steer = self._context.steer
+        if steer is not None:
+            steer.end_stream(self._text_key())
+            steer.skipped(self._text_key())
 
     def _end(self, status: str, duration: float, error: Optional[str]) -> None:
         """Counts the item and, where the run keeps rows, queues its history row in the same

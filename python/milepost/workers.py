@@ -123,6 +123,7 @@ class WorkerContext:
     keeps_rows = True  # a pool item's row goes back to the parent, which stores it
     rows = None  # ...but none is stored here
     finished = False  # the native layer refuses updates once the parent ended the run
+    steer = None  # the live channel is the parent's
 
     def __init__(
         self, shared: _milepost.SharedRun, run_id: str, name: str, finished: Optional[Dict[str, Set[str]]] = None

@@ -1,0 +1,90 @@
+"""Commands to a live run, as files: a client drops one in the run's `commands/` directory
+(written aside, then renamed in: never read half-written), the run takes it on its next tick
+(every 0.25 s), carries it out and drops its answer in `replies/`.
+
+Files, not a socket: nothing to serve in the job, nothing to reconnect, and a command left by a
+client that vanished is answered all the same (see the README for the measurements).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Dict, Iterator, Optional
+
+__all__ = ["KINDS", "write_json", "drop", "take", "answer", "wait_answer"]
+
+#: What a run can be asked, and what each takes: cancel it; run the failed items of its running
+#: pools again; skip an item in flight (the job sees `item.skip_requested`).
+KINDS = {"cancel": None, "retry": None, "skip": "item"}
+
+COMMANDS = "commands"
+REPLIES = "replies"
+
+
+def write_json(path: Path, data: Any, text: Optional[str] = None) -> None:
+    """`data` (or ready JSON `text`) as `path`, replaced atomically, readable by its owner only."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text if text is not None else json.dumps(data, ensure_ascii=False))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def drop(run: Path, kind: str, arg: Optional[str], sender: str) -> str:
+    """Leaves a command for the run in directory `run`: its id."""
+    command_id = f"{time.time_ns()}-{uuid.uuid4().hex[:8]}"
+    body = {"id": command_id, "kind": kind, "arg": arg, "from": sender, "at": time.time()}
+    write_json(run / COMMANDS / f"{command_id}.json", body)
+    return command_id
+
+
+def take(run: Path) -> Iterator[Dict[str, Any]]:
+    """The commands waiting for the run, oldest first, each taken (removed) as it is read."""
+    try:
+        names = sorted(n for n in os.listdir(run / COMMANDS) if n.endswith(".json") and not n.startswith("."))
+    except FileNotFoundError:
+        return
+    for name in names:
+        path = run / COMMANDS / name
+        try:
+            text = path.read_text(encoding="utf-8")
+            path.unlink()
+        except OSError:
+            continue  # taken by another reader of this run (never two: the run is one process)
+        try:
+            command = json.loads(text)
+            if not isinstance(command, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            command = {"id": name[: -len(".json")], "kind": None, "bad": text[:200]}
+        command.setdefault("id", name[: -len(".json")])
+        yield command
+
+
+def answer(run: Path, command_id: str, ok: bool, message: str) -> None:
+    safe = "".join(c for c in str(command_id) if c.isalnum() or c in "-_")[:64] or "unnamed"
+    write_json(run / REPLIES / f"{safe}.json", {"id": command_id, "ok": ok, "message": message, "at": time.time()})
+
+
+def wait_answer(run: Path, command_id: str, timeout: float) -> Optional[Dict[str, Any]]:
+    """The run's answer to a command, or None if none came within `timeout` seconds."""
+    path = run / REPLIES / f"{command_id}.json"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            reply = json.loads(path.read_text(encoding="utf-8"))
+            path.unlink(missing_ok=True)
+            return reply if isinstance(reply, dict) else None
+        except (OSError, ValueError):
+            pass
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.02)

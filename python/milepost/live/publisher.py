@@ -1,0 +1,179 @@
+"""The run's side of the live channel: an observer that publishes the run outside its process
+and carries out the commands it is sent.
+
+In the run's directory (see `place`): `run.json` (who and where, written once),
+`snapshot.json` (the latest snapshot with the run's metadata and the tails of items' output,
+replaced atomically four times a second and at the end, with how the run ended),
+`events.jsonl` (lifecycle events and log lines, appended; kept under EVENTS_BYTES by starting
+a new file and keeping the one before as `events.1.jsonl`), and the `commands/` and `replies/`
+of `commands`. A write that fails (a full disk) is said once and publishing stops; the job
+goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, TextIO
+
+from ..events import Event, RunFinished
+from ..observers.base import BaseObserver
+from . import commands
+from .place import FORMAT, HOST, LiveError, ensure_live_dir, process_start, run_dir
+from .reader import prune
+
+if TYPE_CHECKING:
+    from ..snapshot import Snapshot
+
+__all__ = ["LivePublisher", "Steering"]
+
+_log = logging.getLogger("milepost")
+
+#: Seconds between published snapshots (and between looks for commands).
+PUBLISH_INTERVAL = 0.25
+#: Size at which the events file starts over (the previous one is kept beside it).
+EVENTS_BYTES = 4 * 1024 * 1024
+
+
+class Steering:
+    """What the commands do to the run (given by the run: the publisher never imports it)."""
+
+    def __init__(
+        self,
+        cancel: Callable[[str], None],
+        retry: Callable[[], int],
+        skip: Callable[[str], bool],
+        meta: Callable[[], Dict[str, Any]],
+        outputs: Callable[[], Dict[str, str]],
+    ) -> None:
+        self.cancel = cancel
+        self.retry = retry
+        self.skip = skip
+        self.meta = meta
+        self.outputs = outputs
+
+
+class LivePublisher(BaseObserver):
+    """Publishes a run in the live directory (see the module's docstring)."""
+
+    interval = PUBLISH_INTERVAL
+    snapshot_on_boundaries = True
+
+    def __init__(self, run_id: str, name: str, started_at: float, history: Optional[Path], steer: Steering) -> None:
+        self._id = run_id
+        self._info = {
+            "format": FORMAT,
+            "id": run_id,
+            "name": name,
+            "pid": os.getpid(),
+            "pid_start": process_start(os.getpid()),
+            "host": HOST,
+            "argv": list(sys.argv),
+            "cwd": os.getcwd(),
+            "started_at": started_at,
+            "history": str(history.resolve()) if history is not None else None,
+        }
+        self._steer = steer
+        self._dir: Optional[Path] = None
+        self._events: Optional[TextIO] = None
+        self._ended: Optional[str] = None
+        self._off = False
+
+    @property
+    def directory(self) -> Optional[Path]:
+        return self._dir
+
+    def start(self) -> None:
+        self._guard(self._open)
+
+    def _open(self) -> None:
+        root = ensure_live_dir()
+        prune(root)
+        directory = run_dir(self._id, root)
+        for sub in (directory, directory / commands.COMMANDS, directory / commands.REPLIES):
+            sub.mkdir(mode=0o700, exist_ok=True)
+        self._dir = directory
+        commands.write_json(directory / "run.json", self._info)
+        self._events = open(directory / "events.jsonl", "a", encoding="utf-8")  # noqa: SIM115 - kept open
+        os.chmod(directory / "events.jsonl", 0o600)
+
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, RunFinished):
+            self._ended = event.state
+        if self._events is not None:
+            self._guard(self._append, event)
+
+    def _append(self, event: Event) -> None:
+        assert self._events is not None and self._dir is not None
+        self._events.write(json.dumps(event.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n")
+        if self._events.tell() > EVENTS_BYTES:
+            self._events.close()
+            os.replace(self._dir / "events.jsonl", self._dir / "events.1.jsonl")
+            self._events = open(self._dir / "events.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+            os.chmod(self._dir / "events.jsonl", 0o600)
+
+    def on_snapshot(self, snapshot: Snapshot) -> None:
+        if self._dir is None:
+            return
+        self._guard(self._publish, snapshot)
+        self._guard(self._obey)
+
+    def _publish(self, snapshot: Snapshot) -> None:
+        assert self._dir is not None
+        if self._events is not None:
+            self._events.flush()  # events before the snapshot that follows them
+        head = {
+            "format": FORMAT,
+            "published": time.time(),
+            "ended": self._ended,
+            "meta": self._steer.meta(),
+            "outputs": self._steer.outputs(),
+        }
+        text = json.dumps(head, ensure_ascii=False, separators=(",", ":"))
+        commands.write_json(self._dir / "snapshot.json", None, f'{text[:-1]},"snapshot":{snapshot.json()}}}')
+
+    def _obey(self) -> None:
+        assert self._dir is not None
+        for command in commands.take(self._dir):
+            ok, message = self._carry_out(command)
+            commands.answer(self._dir, command["id"], ok, message)
+
+    def _carry_out(self, command: Dict[str, Any]) -> tuple[bool, str]:
+        kind, arg, sender = command.get("kind"), command.get("arg"), str(command.get("from") or "a client")
+        if self._ended is not None:
+            return False, f"the run has ended ({self._ended}): nothing changed"
+        if kind == "cancel":
+            self._steer.cancel(f"asked by {sender}")
+            return True, "cancel requested: items in flight finish, no new ones start"
+        if kind == "retry":
+            n = self._steer.retry()
+            if n == 0:
+                return True, "no failed items to run again in the run's running pools"
+            return True, f"{n} failed item{'s' if n != 1 else ''} will run again"
+        if kind == "skip" and isinstance(arg, str) and arg:
+            if self._steer.skip(arg):
+                return True, f"skip asked for {arg!r}: the job skips it where it checks item.skip_requested"
+            return False, f"no item {arg!r} is in flight in the run's process"
+        return False, f"unknown command {kind!r} (expected one of {', '.join(commands.KINDS)})"
+
+    def close(self) -> None:
+        if self._dir is None:
+            return
+        # Commands that came after the last look are answered: nobody waits for ever.
+        self._guard(self._obey)
+        if self._events is not None:
+            self._guard(self._events.close)
+            self._events = None
+
+    def _guard(self, action: Callable[..., Any], *args: Any) -> None:
+        if self._off:
+            return
+        try:
+            action(*args)
+        except (OSError, LiveError) as e:
+            self._off = True
+            _log.warning("milepost: live publishing stopped (%s); the job goes on, `milepost monitor` cannot see it", e)

@@ -1,0 +1,222 @@
+"""The clients' side of the live channel: find the runs published on this machine, read their
+latest state and events, tell a live run from one whose process died, send commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+from . import commands
+from .place import FORMAT, HOST, LiveError, alive, check_owned, live_dir, run_dir
+
+__all__ = ["LiveRun", "LiveState", "EventTail", "list_runs", "find_run", "prune", "KEEP_SECONDS", "ANSWER_WAIT"]
+
+#: How long the directory of a run that ended (or crashed) is kept: `milepost runs` lists it as
+#: recent until then.
+KEEP_SECONDS = 7 * 24 * 3600
+#: Seconds a client waits for a live run to answer a command (it looks four times a second).
+ANSWER_WAIT = 3.0
+
+
+@dataclass
+class LiveState:
+    """A run as last published: `state` is how it ended, `running`, or `crashed` (its process
+    is gone and it never ended)."""
+
+    state: str
+    published: float
+    snapshot: Dict[str, Any]
+    meta: Dict[str, Any] = field(default_factory=dict)
+    outputs: Dict[str, str] = field(default_factory=dict)
+
+    @property
+    def root(self) -> Dict[str, Any]:
+        return self.snapshot.get("root", {})
+
+    @property
+    def ended(self) -> bool:
+        return self.state != "running"
+
+
+class LiveRun:
+    """A run in the live directory (see `place`)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        try:
+            check_owned(directory)
+            self.info: Dict[str, Any] = json.loads((directory / "run.json").read_text(encoding="utf-8"))
+        except FileNotFoundError as e:
+            raise LiveError(f"{directory} is not a published run (no run.json)") from e
+        except ValueError as e:
+            raise LiveError(f"{directory / 'run.json'} is unreadable: {e}") from e
+        if not isinstance(self.info, dict):
+            raise LiveError(f"{directory / 'run.json'} is not a run description")
+        version = self.info.get("format")
+        if not isinstance(version, int) or version > FORMAT:
+            raise LiveError(
+                f"run {directory.name} was published by a newer milepost (live format {version!r}, this one "
+                f"reads {FORMAT}): upgrade milepost to attach to it"
+            )
+
+    @property
+    def id(self) -> str:
+        return str(self.info.get("id", self.directory.name))
+
+    @property
+    def name(self) -> str:
+        return str(self.info.get("name", "?"))
+
+    @property
+    def pid(self) -> int:
+        return int(self.info.get("pid", 0))
+
+    @property
+    def command(self) -> str:
+        return " ".join(str(a) for a in self.info.get("argv", []))
+
+    @property
+    def started_at(self) -> float:
+        return float(self.info.get("started_at", 0.0))
+
+    @property
+    def history(self) -> Optional[Path]:
+        path = self.info.get("history")
+        return Path(path) if path else None
+
+    def process_alive(self) -> bool:
+        if self.info.get("host") != HOST:
+            return True  # another machine's process (a shared home): we cannot tell; trust it
+        return alive(self.pid, self.info.get("pid_start"))
+
+    def read(self) -> LiveState:
+        """The latest published state. A run whose process is gone without its end being
+        published is `crashed`; its last published counts stay readable."""
+        try:
+            data = json.loads((self.directory / "snapshot.json").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            data = {}
+        except ValueError as e:  # written aside and renamed in: only a foreign hand makes this
+            raise LiveError(f"{self.directory / 'snapshot.json'} is unreadable: {e}") from e
+        ended = data.get("ended")
+        state = str(ended) if ended else ("running" if self.process_alive() else "crashed")
+        return LiveState(
+            state,
+            float(data.get("published", 0.0)),
+            data.get("snapshot") or {},
+            data.get("meta") or {},
+            data.get("outputs") or {},
+        )
+
+    def events(self) -> EventTail:
+        return EventTail(self.directory)
+
+    def send(self, kind: str, arg: Optional[str] = None, timeout: float = ANSWER_WAIT) -> str:
+        """Sends a command and returns the run's answer; raises `LiveError` when the run has
+        ended, cannot be reached, or refused it (nothing changed then)."""
+        if kind not in commands.KINDS:
+            raise LiveError(f"unknown command {kind!r} (expected one of {', '.join(commands.KINDS)})")
+        if commands.KINDS[kind] and not arg:
+            raise LiveError(f"{kind} needs an {commands.KINDS[kind]}")
+        state = self.read().state
+        if state != "running":
+            raise LiveError(f"run {self.name} ({self.id}) has ended ({state}): nothing changed")
+        command_id = commands.drop(self.directory, kind, arg, f"pid {os.getpid()} on {HOST}")
+        reply = commands.wait_answer(self.directory, command_id, timeout)
+        if reply is None:
+            (self.directory / commands.COMMANDS / f"{command_id}.json").unlink(missing_ok=True)
+            state = self.read().state
+            why = f"it has ended ({state})" if state != "running" else f"it did not answer within {timeout:g} s"
+            raise LiveError(f"run {self.name} ({self.id}): {why}; nothing changed")
+        if not reply.get("ok"):
+            raise LiveError(str(reply.get("message", "refused")))
+        return str(reply.get("message", "done"))
+
+
+class EventTail:
+    """New lines of a run's `events.jsonl` since the last call (follows it across the start of
+    a new file)."""
+
+    def __init__(self, directory: Path) -> None:
+        self._path = directory / "events.jsonl"
+        self._inode: Optional[int] = None
+        self._offset = 0
+        self._partial = b""
+
+    def new(self, limit: int = 10_000) -> List[Dict[str, Any]]:
+        try:
+            st = self._path.stat()
+        except FileNotFoundError:
+            return []
+        if st.st_ino != self._inode or st.st_size < self._offset:
+            self._inode, self._offset, self._partial = st.st_ino, 0, b""
+        if st.st_size == self._offset:
+            return []
+        with open(self._path, "rb") as f:
+            f.seek(self._offset)
+            data = f.read(min(st.st_size - self._offset, 8 * 1024 * 1024))
+        self._offset += len(data)
+        lines = (self._partial + data).split(b"\n")
+        self._partial = lines.pop()
+        out: List[Dict[str, Any]] = []
+        for line in lines[-limit:]:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict):
+                out.append(event)
+        return out
+
+
+def list_runs(root: Optional[Path] = None) -> List[Tuple[LiveRun, LiveState]]:
+    """Every run published on this machine by this user, newest first, with its state."""
+    root = root or live_dir()
+    if not root.exists():
+        return []
+    check_owned(root)
+    found: List[Tuple[LiveRun, LiveState]] = []
+    for entry in os.scandir(root):
+        if not entry.is_dir(follow_symlinks=False):
+            continue
+        try:
+            run = LiveRun(Path(entry.path))
+            found.append((run, run.read()))
+        except LiveError:
+            continue  # half-made or foreign: not a run to list
+    found.sort(key=lambda pair: pair[0].started_at, reverse=True)
+    return found
+
+
+def find_run(which: str, root: Optional[Path] = None) -> LiveRun:
+    """A run by id, by the start of its id, or by name (the newest of that name)."""
+    root = root or live_dir()
+    if not root.exists():
+        raise LiveError(f"no live runs on this machine yet ({root} does not exist)")
+    check_owned(root)
+    exact = run_dir(which, root) if all(c not in which for c in "/\\\0") and which not in (".", "..") else None
+    if exact is not None and exact.is_dir():
+        return LiveRun(exact)
+    runs = list_runs(root)
+    by_prefix = [r for r, _ in runs if r.id.startswith(which)]
+    if len(by_prefix) == 1:
+        return by_prefix[0]
+    by_name = [r for r, _ in runs if r.name == which]
+    if by_name:
+        return by_name[0]
+    if len(by_prefix) > 1:
+        raise LiveError(f"{which!r} is the start of {len(by_prefix)} run ids: give more of it")
+    raise LiveError(f"no run {which!r} on this machine (see `milepost runs`)")
+
+
+def prune(root: Path, keep: float = KEEP_SECONDS) -> None:
+    """Removes the directories of runs that ended (or crashed) over `keep` seconds ago."""
+    now = time.time()
+    for run, state in list_runs(root):
+        if state.ended and now - max(state.published, run.started_at) > keep:
+            shutil.rmtree(run.directory, ignore_errors=True)

@@ -1,0 +1,120 @@
+"""Jobs run in their own process by the live-channel tests: `python live_jobs.py KIND ...`.
+
+Each prints `started <run id>` once its run is published, and `ended <state>` at the end."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import milepost
+
+
+def steady(n: int, item_seconds: float) -> None:
+    """A loop of `n` items of `item_seconds` each, with metrics and streamed output."""
+    run = milepost.Run("steady", display="none")
+    try:
+        with run:
+            run.meta.update(model="test-model", provider="local")
+            print("started", run.id, flush=True)
+            with run.phase("work", total=n, unit="doc") as ph:
+                for i in ph.pending(range(n)):
+                    if run.cancelled:
+                        raise milepost.Cancelled("cancel asked")
+                    with ph.item(f"doc-{i}") as item:
+                        item.output(f"token-{i} ")
+                        item.metric("tokens", 3)
+                        time.sleep(item_seconds)
+                    if i % 7 == 3:
+                        run.log(f"note {i}", level="warning", source="job")
+    except milepost.Cancelled:
+        pass
+    print("ended", run.state, flush=True)
+
+
+def _flaky(x: int) -> int:
+    """Fails the first time it sees an item that is 3 mod 10, then succeeds."""
+    calls = Path(sys.argv[-1])
+    with open(calls, "a") as f:
+        f.write(f"{x}\n")
+    seen = calls.read_text().split().count(str(x))
+    time.sleep(0.02)
+    if x % 10 == 3 and seen == 1:
+        raise ValueError(f"flaky {x}")
+    return x
+
+
+def retries(kind: str, n: int, calls: str) -> None:
+    """`n` items in a thread or process pool; the job waits (bounded) for a retry of its
+    failures before the pool is done, so the test can ask for one."""
+    with milepost.Run("retries", display="none") as run:
+        print("started", run.id, flush=True)
+        items = list(range(n))
+        if kind == "threads":
+            out = milepost.thread_map(_slow_tail, items, workers=4, return_exceptions=True, description="pool")
+        else:
+            import multiprocessing as mp
+
+            out = milepost.process_map(
+                _slow_tail,
+                items,
+                workers=2,
+                chunksize=1,
+                return_exceptions=True,
+                description="pool",
+                mp_context=mp.get_context("fork"),
+            )
+        failed = [i for i, v in enumerate(out) if isinstance(v, BaseException)]
+        print("results", json.dumps(failed), flush=True)
+    print("ended", run.state, flush=True)
+
+
+def _slow_tail(x: int) -> int:
+    # The last item takes long enough for the test to see the failures and send a retry.
+    if x == int(sys.argv[2]) - 1:
+        deadline = time.monotonic() + 20
+        marker = Path(sys.argv[-1] + ".retried")
+        while time.monotonic() < deadline and not marker.exists():
+            time.sleep(0.02)
+    return _flaky(x)
+
+
+def skippable(n: int) -> None:
+    """Items that each wait until they are asked to be skipped (or 10 s)."""
+    with milepost.Run("skippable", display="none") as run:
+        print("started", run.id, flush=True)
+        with run.phase("p", total=n) as ph:
+            for i in range(n):
+                with ph.item(f"item-{i}") as item:
+                    deadline = time.monotonic() + 10
+                    while time.monotonic() < deadline:
+                        if item.skip_requested:
+                            item.skip()
+                            break
+                        time.sleep(0.02)
+    print("ended", run.state, ph.skipped, flush=True)
+
+
+def quick(n: int) -> None:
+    """Counts `n` and exits at once."""
+    with milepost.Run("quick", display="none") as run:
+        print("started", run.id, flush=True)
+        with run.phase("p", total=n) as ph:
+            ph.advance(n)
+    print("ended", run.state, flush=True)
+
+
+if __name__ == "__main__":
+    what = sys.argv[1]
+    if what == "steady":
+        steady(int(sys.argv[2]), float(sys.argv[3]))
+    elif what in ("threads", "processes"):
+        retries(what, int(sys.argv[2]), sys.argv[3])
+    elif what == "skippable":
+        skippable(int(sys.argv[2]))
+    elif what == "quick":
+        quick(int(sys.argv[2]))
+    else:
+        raise SystemExit(f"unknown job {what!r}")

@@ -1,0 +1,191 @@
+"""The live channel: a job in another process publishes itself; `milepost runs` finds it,
+commands steer it, and how it ended (or that it crashed) is always readable."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import milepost
+from milepost.live.place import LiveError, live_dir
+from milepost.live.reader import find_run, list_runs
+
+JOBS = str(Path(__file__).parent / "live_jobs.py")
+
+
+def _start(*args: str) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, JOBS, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.startswith("started"), line + (proc.stderr.read() if proc.stderr else "")
+    return proc, line.split()[1]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "milepost", *args], capture_output=True, text=True, timeout=60)
+
+
+def _wait_for(predicate, seconds: float = 10.0, step: float = 0.02):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"not within {seconds} s")
+
+
+def test_a_job_is_listed_live_then_with_its_final_counts() -> None:
+    proc, run_id = _start("steady", "60", "0.02")
+    try:
+        run = find_run(run_id)
+        _wait_for(lambda: run.read().root.get("done", 0) > 3)
+        listed = json.loads(_cli("runs", "--json").stdout)
+        mine = next(e for e in listed if e["id"] == run_id)
+        assert mine["state"] == "running" and mine["name"] == "steady" and mine["pid"] == proc.pid
+        assert mine["meta"] == {"model": "test-model", "provider": "local"}
+        assert "live_jobs.py" in mine["command"]
+        table = _cli("runs").stdout
+        assert "running" in table and run_id in table and "steady" in table
+    finally:
+        out, _ = proc.communicate(timeout=60)
+    assert "ended completed" in out
+    state = find_run(run_id).read()
+    assert state.state == "completed"
+    assert state.root["done"] == 60 and state.root["children"][0]["done"] == 60
+
+
+def test_a_job_that_exits_at_once_is_shown_completed_with_its_counts() -> None:
+    proc, run_id = _start("quick", "1234")
+    proc.communicate(timeout=60)
+    state = find_run(run_id).read()
+    assert (state.state, state.root["done"]) == ("completed", 1234)
+
+
+def test_a_killed_job_shows_crashed_and_keeps_its_last_counts() -> None:
+    proc, run_id = _start("steady", "100000", "0.01")
+    run = find_run(run_id)
+    _wait_for(lambda: run.read().root.get("done", 0) > 5)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    t0 = time.monotonic()
+    _wait_for(lambda: run.read().state == "crashed", seconds=2)
+    assert time.monotonic() - t0 < 2
+    assert run.read().root["done"] > 5, "the last published counts stay readable"
+    assert "crashed" in _cli("runs").stdout
+
+
+def test_cancel_reaches_the_job_within_a_second_and_its_history_is_saved() -> None:
+    proc, run_id = _start("steady", "100000", "0.01")
+    try:
+        run = find_run(run_id)
+        _wait_for(lambda: run.read().root.get("done", 0) > 5)
+        t0 = time.monotonic()
+        result = _cli("cancel", run_id)
+        assert result.returncode == 0, result.stderr
+        assert "cancel requested" in result.stdout
+        _wait_for(lambda: run.read().state == "cancelled", seconds=5)
+        assert time.monotonic() - t0 < 1.0 + 1.5, "the answer and the end within a second of the command"
+    finally:
+        out, _ = proc.communicate(timeout=30)
+    assert "ended cancelled" in out
+    db = sqlite3.connect(str(find_run(run_id).history))
+    try:
+        assert db.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()[0] == "cancelled"
+    finally:
+        db.close()
+    again = _cli("cancel", run_id)
+    assert again.returncode == 1 and "has ended (cancelled): nothing changed" in again.stderr
+
+
+@pytest.mark.parametrize("kind", ["threads", "processes"])
+def test_retry_runs_exactly_the_failed_items_again(kind, tmp_path) -> None:
+    calls = tmp_path / "calls"
+    proc, run_id = _start(kind, "40", str(calls))
+    try:
+        run = find_run(run_id)
+        # Items 3, 13, 23, 33 fail the first time; the last item (39) waits for the retry.
+        _wait_for(lambda: run.read().root.get("failed", 0) == 4, seconds=30)
+        answer = run.send("retry")
+        assert answer == "4 failed items will run again"
+        Path(str(calls) + ".retried").touch()
+    finally:
+        out, err = proc.communicate(timeout=60)
+    assert "ended completed" in out, out + err
+    results = json.loads(next(line for line in out.splitlines() if line.startswith("results"))[len("results") :])
+    assert results == [], "the items run again succeeded and took their places in the results"
+    seen = calls.read_text().split()
+    again = sorted(int(x) for x in set(seen) if seen.count(x) > 1)
+    assert again == [3, 13, 23, 33], "exactly the failed items ran again, none of the completed ones"
+    root = find_run(run_id).read().root
+    assert (root["done"], root["failed"], root["retried"], root["total"]) == (40, 4, 4, 44)
+
+
+def test_an_item_asked_to_skip_sees_it() -> None:
+    proc, run_id = _start("skippable", "3")
+    try:
+        run = find_run(run_id)
+        for i in range(3):
+            _wait_for(lambda i=i: run.read().root.get("in_flight", 0) == 1, seconds=10)
+            assert "skip asked" in run.send("skip", f"item-{i}")
+            _wait_for(lambda i=i: run.read().root.get("skipped", 0) == i + 1, seconds=5)
+    finally:
+        out, _ = proc.communicate(timeout=60)
+    assert "ended completed 3" in out
+
+
+def test_bad_requests_are_clear_and_change_nothing(tmp_path) -> None:
+    nothing = _cli("cancel", "no-such-run")
+    assert nothing.returncode == 1 and "no live runs on this machine yet" in nothing.stderr
+    proc, run_id = _start("quick", "5")
+    proc.communicate(timeout=60)
+    missing = _cli("cancel", "no-such-run")
+    assert missing.returncode == 1 and "no run 'no-such-run' on this machine" in missing.stderr
+    assert _cli("skip", run_id).returncode == 2  # the item is missing: argparse says so
+    run = find_run(run_id)
+    with pytest.raises(LiveError, match="unknown command 'reboot'"):
+        run.send("reboot")
+    # A run published by a newer milepost
+    info = json.loads((run.directory / "run.json").read_text())
+    (run.directory / "run.json").write_text(json.dumps({**info, "format": 99}))
+    with pytest.raises(LiveError, match="newer milepost"):
+        find_run(run_id)
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="making a directory another user's needs root")
+def test_another_users_runs_are_refused(tmp_path) -> None:
+    proc, run_id = _start("quick", "5")
+    proc.communicate(timeout=60)
+    directory = live_dir() / run_id
+    os.chown(directory, 65534, 65534)
+    with pytest.raises(LiveError, match="belongs to another user"):
+        find_run(run_id).read()
+    assert all(r.id != run_id for r, _ in list_runs())
+    os.chown(live_dir(), 65534, 65534)
+    result = _cli("runs")
+    assert result.returncode == 1 and "belongs to another user" in result.stderr
+
+
+def test_the_live_files_are_the_users_alone() -> None:
+    with milepost.Run("private", display="none") as run:
+        run.phase("p").advance()
+    directory = live_dir() / run.id
+    assert stat.S_IMODE(live_dir().stat().st_mode) == 0o700
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    for name in ("run.json", "snapshot.json", "events.jsonl"):
+        assert stat.S_IMODE((directory / name).stat().st_mode) == 0o600, name
+
+
+def test_a_run_without_history_publishes_nothing() -> None:
+    with milepost.Run("unkept", display="none", history=False) as run:
+        run.phase("p").advance()
+    assert not (live_dir() / run.id).exists()
