@@ -1,0 +1,1 @@
+"""`milepost monitor`: a terminal UI attached to a live run (Textual)."""
