@@ -241,3 +241,17 @@ def test_a_bare_loops_first_plain_line_shows_its_total_and_unit() -> None:
     first = out.getvalue().splitlines()[0]
     # The loop may be over before the first delivery: either way its line shows the total.
     assert "/3" in first and "processed" not in first, first
+
+
+def test_pending_hands_out_no_more_items_once_cancelled(clock) -> None:
+    seen = []
+    with pytest.raises(milepost.Cancelled):
+        with milepost.Run("pending-cancel", display="none", clock=clock) as run:
+            with run.phase("p", total=10) as ph:
+                for i in ph.pending(range(10)):
+                    with ph.item(str(i)):
+                        seen.append(i)
+                    if i == 3:
+                        run.cancel("enough")
+    assert seen == [0, 1, 2, 3]
+    assert run.state == "cancelled" and ph.state == "cancelled"

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Tuple, Type
 
 from . import _milepost
 from .context import ItemRow, RunContext
-from .errors import InvalidValueError, RunEndedError
+from .errors import Cancelled, InvalidValueError, RunEndedError
 from .events import ItemFailed, ItemRetried, LogLine, PhaseFinished, PhaseStarted, StepFinished, StepStarted
 from .outcome import END_STATES, end_state
 
@@ -164,11 +164,15 @@ class Task:
     def pending(self, items: Iterable[T], key: Optional[Any] = None) -> Iterator[T]:
         """The items not yet done: in a resumed run, those whose `key(item)` (by default the
         item's name, `str(item)`) was not recorded done or skipped by the run it continues.
+        Once the run is cancelled it hands out no more and raises `milepost.Cancelled`.
         Names are compared as the history keeps them (a name over 256 characters by its
         beginning and a hash of the whole)."""
         finished = self.context.finished_keys(self.key)
         name_of = key or _item_key
+        context = self.context
         for item in items:
+            if context.cancelled:  # a cancel hands out no more items, as track() and the pools do
+                raise Cancelled("the run was cancelled: the items left were not handed out")
             if not finished or _key(name_of(item)) not in finished:
                 yield item
 
