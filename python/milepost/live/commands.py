@@ -26,16 +26,33 @@ COMMANDS = "commands"
 REPLIES = "replies"
 
 
-def write_json(path: Path, data: Any, text: Optional[str] = None) -> None:
-    """`data` (or ready JSON `text`) as `path`, replaced atomically, readable by its owner only."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def write_json(path: Path, data: Any, text: Optional[str] = None, private_tmp: bool = False) -> None:
+    """`data` (or ready JSON `text`) as `path`, replaced atomically, readable by its owner only.
+
+    `private_tmp`: the caller is the file's only writer, so it is written aside under one fixed
+    name (a third of the cost of a fresh temporary name, which the run pays four times a
+    second); otherwise under a unique name."""
+    raw = (text if text is not None else json.dumps(data, ensure_ascii=False)).encode("utf-8")
+    if private_tmp:
+        tmp = str(path.parent / f".{path.name}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    else:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text if text is not None else json.dumps(data, ensure_ascii=False))
+        try:
+            _write_all(fd, raw)  # a regular file takes it in one write; the loop is for the rule
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _write_all(fd: int, raw: bytes) -> None:
+    view = memoryview(raw)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def drop(run: Path, kind: str, arg: Optional[str], sender: str) -> str:

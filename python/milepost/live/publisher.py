@@ -134,7 +134,8 @@ class LivePublisher(BaseObserver):
             "outputs": self._steer.outputs(),
         }
         text = json.dumps(head, ensure_ascii=False, separators=(",", ":"))
-        commands.write_json(self._dir / "snapshot.json", None, f'{text[:-1]},"snapshot":{snapshot.json()}}}')
+        body = f'{text[:-1]},"snapshot":{snapshot.json()}}}'
+        commands.write_json(self._dir / "snapshot.json", None, body, private_tmp=True)
 
     def _obey(self) -> None:
         assert self._dir is not None
