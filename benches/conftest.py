@@ -26,8 +26,10 @@ _STAT = os.environ.get("MILEPOST_BENCH_STAT", "min")
 @pytest.fixture(autouse=True)
 def _history_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Benchmarks keep their runs' history in a directory of their own, never in the checkout
-    (nor in the history `milepost history` shows the user)."""
+    (nor in the history `milepost history` shows the user), and publish their live runs in one
+    of their own (never where `milepost runs` looks)."""
     monkeypatch.setenv("MILEPOST_HOME", str(tmp_path_factory.mktemp("milepost-home")))
+    monkeypatch.setenv("MILEPOST_LIVE_DIR", str(tmp_path_factory.mktemp("milepost-live") / "live"))
 
 
 @pytest.fixture
