@@ -43,7 +43,8 @@ class LogList(TypedDict):
 
 
 class ErrorAnswer(TypedDict):
-    """What went wrong: a value that cannot be taken (named), a run that is not there."""
+    """What went wrong: a value that cannot be taken (named), a run that is not there, a run that
+    has ended (naming how) or did not answer."""
 
     error: str
 
