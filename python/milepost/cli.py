@@ -56,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     stats = sub.add_parser("stats", help="durations, costs and success across the runs of a name")
     stats.add_argument("name")
     stats.add_argument("--limit", type=int, default=50, help="how many recent runs (default 50)")
-    srv = sub.add_parser("serve", help="the web dashboard of the run history")
+    srv = sub.add_parser("serve", help="the web dashboard: the live runs on this machine and the run history")
     srv.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; others need a token)"
     )

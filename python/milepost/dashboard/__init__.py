@@ -2,8 +2,9 @@
 Cancel. `pip install 'milepost[dashboard]'`.
 
 `Run(..., dashboard=True)` starts the process's one server (127.0.0.1:8080 by default, or the
-next free port) and shows the run there; `milepost serve` shows the history. `create_app()`
-mounts it elsewhere.
+next free port) and shows the run there; `milepost serve` shows the history and the live runs
+of every process of the user on the machine (`live=True`: read from the live directory, see
+`livefeed`). `create_app()` mounts it elsewhere.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .hub import DashboardObserver, Hub
 
 if TYPE_CHECKING:
     from ..run import Run
+    from .livefeed import LiveFeed
     from .server import DashboardServer
 
 __all__ = ["hub", "start", "stop", "current", "create_app", "attach"]
@@ -28,32 +30,53 @@ PORT_TRIES = 10
 
 hub = Hub()
 _server: Optional[DashboardServer] = None
+_feed: Optional[LiveFeed] = None
 _lock = threading.Lock()
 _exit_hook = False
 _log = logging.getLogger("milepost")
 
 
-def create_app(db: Optional[Union[str, Path]] = None, token: Optional[str] = None) -> Any:
+def create_app(db: Optional[Union[str, Path]] = None, token: Optional[str] = None, live: bool = False) -> Any:
     """The dashboard as an ASGI app (for your own Starlette or FastAPI app: `app.mount("/progress",
-    milepost.dashboard.create_app())`). Without a token it answers loopback names only."""
+    milepost.dashboard.create_app())`). Without a token it answers loopback names only. With
+    `live`, it also shows the live runs of the user's other processes, followed by a thread
+    started here (`app.state.live_feed.stop()` stops it)."""
     from .app import create_app as make
 
-    return make(hub, Path(db) if db else None, token)
+    return make(hub, Path(db) if db else None, token, _new_feed() if live else None)
+
+
+def _new_feed() -> LiveFeed:
+    from .livefeed import LiveFeed
+
+    # A run of this process is shown from its own channel, not from the live directory too.
+    return LiveFeed(lambda run_id: hub.get(run_id) is not None).start()
 
 
 def start(
-    host: str = "127.0.0.1", port: int = 8080, token: Optional[str] = None, db: Optional[Union[str, Path]] = None
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    token: Optional[str] = None,
+    db: Optional[Union[str, Path]] = None,
+    live: bool = False,
 ) -> DashboardServer:
     """Starts this process's dashboard server (once; later calls return it). Binding anything
     but loopback needs a token: one is made if none is given, and is part of the URL. A busy
-    port is an OSError naming it."""
-    global _server, _exit_hook
+    port is an OSError naming it. `live`: also the live runs of the user's other processes."""
+    global _server, _feed, _exit_hook
     with _lock:
         if _server is None:
             from .server import DashboardServer, needs_token
 
             token = needs_token(host, token)
-            _server = DashboardServer(create_app(db, token), host, port, token).start()
+            app = create_app(db, token, live)
+            try:
+                _server = DashboardServer(app, host, port, token).start()
+            except BaseException:
+                if app.state.live_feed is not None:
+                    app.state.live_feed.stop()
+                raise
+            _feed = app.state.live_feed
             if not _exit_hook:
                 atexit.register(_at_exit)
                 _exit_hook = True
@@ -65,12 +88,16 @@ def current() -> Optional[DashboardServer]:
 
 
 def stop() -> None:
-    """Stops the server, letting open streams finish (a couple of seconds at most)."""
-    global _server
+    """Stops the server, letting open streams finish (a couple of seconds at most), and the
+    live feed's thread."""
+    global _server, _feed
     with _lock:
         if _server is not None:
             _server.stop()
             _server = None
+        if _feed is not None:
+            _feed.stop()
+            _feed = None
 
 
 def attach(run: Run, options: Union[bool, int, Dict[str, Any]]) -> DashboardObserver:

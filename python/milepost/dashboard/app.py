@@ -1,6 +1,6 @@
 """The dashboard's ASGI app (Starlette): the page, the JSON API and live streams (`api`),
-Prometheus metrics, Cancel, and the OpenAPI description of it all. Mount it in your own app
-with `create_app(...)`."""
+Prometheus metrics, Cancel and Retry (`steering`), and the OpenAPI description of it all. Mount
+it in your own app with `create_app(...)`."""
 
 from __future__ import annotations
 
@@ -17,8 +17,10 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from .api import Api
 from .guard import Guard, check_token
 from .hub import Hub
+from .livefeed import LiveFeed
 from .openapi import Operation, describe, documented
 from .params import BadInput
+from .steering import Steering
 
 #: The page and its script and style: parts of the package, never a file-system path. The page
 #: runs no inline script and loads nothing from elsewhere, so its policy can say just that.
@@ -64,24 +66,31 @@ async def _bad_input(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": str(exc)}, status_code=400)
 
 
-def create_app(hub: Hub, db: Optional[Path] = None, token: Optional[str] = None) -> Starlette:
-    """The dashboard for the live runs of `hub` and the past runs in the history `db`. Every
-    path is relative to where it is mounted (the page asks for `api/...`, not `/api/...`)."""
+def create_app(
+    hub: Hub, db: Optional[Path] = None, token: Optional[str] = None, feed: Optional[LiveFeed] = None
+) -> Starlette:
+    """The dashboard for the live runs of `hub` (and of `feed`: other processes') and the past
+    runs in the history `db`. Every path is relative to where it is mounted (the page asks for
+    `api/...`, not `/api/...`)."""
     if token is not None:
         check_token(token)
-    api = Api(hub, db, token)
+    api = Api(hub, db, token, feed)
+    steering = Steering(api)
     routes: List[BaseRoute] = [
         *(Route(path, _asset(name, media)) for path, (name, media) in ASSETS.items()),
         Route("/api/runs", api.runs),
         Route("/api/runs/{run_id}", api.run),
         Route("/api/runs/{run_id}/logs", api.logs),
         Route("/api/runs/{run_id}/events", api.events),
-        Route("/api/runs/{run_id}/cancel", api.cancel, methods=["POST"]),
+        Route("/api/runs/{run_id}/cancel", steering.cancel, methods=["POST"]),
+        Route("/api/runs/{run_id}/retry", steering.retry, methods=["POST"]),
         WebSocketRoute("/ws", api.ws),
         Route("/metrics", api.metrics),
         Route("/healthz", _health),
     ]
     routes.append(Route("/openapi.json", _openapi(routes)))
-    return Starlette(
+    app = Starlette(
         routes=routes, middleware=[Middleware(Guard, token=token)], exception_handlers={BadInput: _bad_input}
     )
+    app.state.live_feed = feed  # whoever made the feed stops it (`dashboard.stop()` does)
+    return app

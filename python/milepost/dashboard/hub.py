@@ -1,7 +1,8 @@
 """The live runs as the dashboard serves them: per run, the latest snapshot (encoded once, sent to
 every client), a bounded ring of lifecycle events with ids (for `Last-Event-ID`), and a
-bounded ring of log lines and failures. Runs publish from their dispatcher thread; clients
-wait on the server's event loop, woken through `call_soon_threadsafe`."""
+bounded ring of log lines and failures. Runs of this process publish from their dispatcher
+thread, runs of other processes from the live feed's thread (`livefeed`); clients wait on the
+server's event loop, woken through `call_soon_threadsafe`."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import json
 import threading
 import weakref
 from collections import deque
-from typing import TYPE_CHECKING, Deque, Dict, List, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Deque, Dict, Iterable, List, Mapping, NamedTuple, Optional, Tuple
 
-from ..events import Event, ItemFailed, LogLine
+from ..events import Event
 from ..observers.base import BaseObserver
 from ..persistence.logs import log_row, rows_matching
 from ..persistence.records import LogRecord
@@ -39,13 +40,23 @@ class Entry(NamedTuple):
     frame: bytes  # the whole SSE frame
 
 
-class Channel:
-    """One live run's stream."""
+#: The event kinds the log pane lists (log lines and failures).
+LOG_KINDS = ("log", "item_failed")
 
-    def __init__(self, run: Run) -> None:
-        self.run_id = run.id
-        self.name = run.name
-        self._run = weakref.ref(run)
+
+class Channel:
+    """One live run's stream: of a run of this process (`run`), or of another process's run
+    read from the live directory (no `run`; its `state` and `ended_at` are the feed's)."""
+
+    def __init__(self, run_id: str, name: str, run: Optional[Run] = None) -> None:
+        self.run_id = run_id
+        self.name = name
+        self._run = weakref.ref(run) if run is not None else None
+        #: How the run stands when the snapshot cannot say it (`crashed`: its process died
+        #: without ending it); None: the snapshot's own state.
+        self.state: Optional[str] = None
+        self.ended_at: Optional[float] = None
+        self.started_at: Optional[float] = None
         self.snapshot_json = "{}"
         #: The snapshot as an SSE frame, encoded once here for every client.
         self.snapshot_frame = b""
@@ -65,7 +76,12 @@ class Channel:
 
     @property
     def run(self) -> Optional[Run]:
-        return self._run()
+        return self._run() if self._run is not None else None
+
+    @property
+    def remote(self) -> bool:
+        """Another process's run, read from the live directory."""
+        return self._run is None
 
     @property
     def last_id(self) -> int:
@@ -85,15 +101,22 @@ class Channel:
             return self.snapshot_seq, self.snapshot_json, self.snapshot_frame
 
     def publish_event(self, event: Event) -> None:
-        data = event.to_dict()
-        text = json.dumps(data, ensure_ascii=False)
+        self.publish_dicts([event.to_dict()])
+
+    def publish_dicts(self, events: Iterable[Mapping[str, Any]]) -> None:
+        """Events as `Event.to_dict()` gives them (`event`: the kind), in order; clients are
+        woken once for them all."""
         with self._lock:
-            event_id = self._next
-            self._next += 1
-            frame = f"id: {event_id}\nevent: {event.kind}\ndata: {text}\n\n".encode("utf-8")
-            self.events.append(Entry(event_id, event.kind, text, frame))
-            if isinstance(event, (LogLine, ItemFailed)):
-                self.logs.append(log_row(event_id, data))
+            for data in events:
+                kind = str(data.get("event", "event"))
+                text = json.dumps(data, ensure_ascii=False)
+                safe = _safe_kind(kind)
+                event_id = self._next
+                self._next += 1
+                frame = f"id: {event_id}\nevent: {safe}\ndata: {text}\n\n".encode("utf-8")
+                self.events.append(Entry(event_id, safe, text, frame))
+                if kind in LOG_KINDS:
+                    self.logs.append(log_row(event_id, data))
         self._notify()
 
     def close(self) -> None:
@@ -186,6 +209,21 @@ class Channel:
             return self._no_viewers.wait_for(lambda: self._viewers <= 0, timeout)
 
 
+def state_of(ch: Channel, root: Mapping[str, Any]) -> str:
+    """How a run stands: its snapshot's state (`root`), unless the channel knows better (its
+    process died: `crashed`; it ended before the snapshot said so)."""
+    if ch.state is not None and ch.state != "running":
+        return ch.state
+    return str(root.get("state", "running"))
+
+
+def _safe_kind(kind: str) -> str:
+    """An event kind as streams send it (SSE `event:`, WebSocket `type`): a kind read from
+    another process's file must not break the frame (a line break starts a field of its own,
+    a quote ends the JSON string)."""
+    return "".join(c for c in kind if c.isalnum() or c in "_-.")[:64] or "event"
+
+
 def _running_loop() -> Optional[asyncio.AbstractEventLoop]:
     try:
         return asyncio.get_running_loop()
@@ -212,7 +250,7 @@ class Hub:
 
     def add(self, run: Run) -> Channel:
         with self._lock:
-            channel = self._channels.get(run.id) or Channel(run)
+            channel = self._channels.get(run.id) or Channel(run.id, run.name, run)
             self._channels[run.id] = channel
             while len(self._channels) > MAX_CHANNELS:
                 oldest = next(iter(self._channels))

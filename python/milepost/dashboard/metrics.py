@@ -1,22 +1,26 @@
-"""Prometheus exposition of the live runs (their latest snapshots), via prometheus-client."""
+"""Prometheus exposition of the runs on show (their latest snapshots: the final one of a run
+that ended, the last one of a run whose process crashed), via prometheus-client."""
 
 from __future__ import annotations
 
 import json
-from typing import Iterator, Tuple
+from typing import Iterator, List, Tuple
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ..snapshot import node_paths
-from .hub import Hub
+from .hub import Channel, state_of
 from .streams import open_streams
+
+#: The states `milepost_run_state` has a series for (each run: 1 for its own, 0 for the others).
+STATES = ("pending", "running", "completed", "failed", "cancelled", "crashed")
 
 
 class _Runs:
-    def __init__(self, hub: Hub) -> None:
-        self.hub = hub
+    def __init__(self, channels: List[Channel]) -> None:
+        self.channels = channels
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         items = GaugeMetricFamily("milepost_items", "Items processed, by status", labels=["run", "phase", "status"])
@@ -26,12 +30,17 @@ class _Runs:
         eta = GaugeMetricFamily("milepost_eta_seconds", "Estimated seconds to go", labels=["run", "phase"])
         metric = GaugeMetricFamily("milepost_metric", "Summed metrics (tokens, cost)", labels=["run", "phase", "name"])
         running = GaugeMetricFamily("milepost_run_running", "1 while the run is running", labels=["run", "name"])
-        for ch in self.hub.channels():
+        states = GaugeMetricFamily(
+            "milepost_run_state", "1 for the run's state (crashed: its process died)", labels=["run", "name", "state"]
+        )
+        for ch in self.channels:
             if not ch.snapshot_seq:
                 continue
             snap = json.loads(ch.snapshot_json)
-            run_id = ch.run_id
-            running.add_metric([run_id, ch.name], 1.0 if snap["root"]["state"] == "running" else 0.0)
+            run_id, state = ch.run_id, state_of(ch, snap["root"])
+            running.add_metric([run_id, ch.name], 1.0 if state == "running" else 0.0)
+            for one in STATES:
+                states.add_metric([run_id, ch.name, one], 1.0 if state == one else 0.0)
             for path, node in [("", snap["root"]), *node_paths(snap["root"])]:
                 for status in ("done", "failed", "skipped", "retried"):
                     items.add_metric([run_id, path, status], float(node[status]))
@@ -46,10 +55,10 @@ class _Runs:
                     metric.add_metric([run_id, path, name], float(value))
         streams = GaugeMetricFamily("milepost_dashboard_streams", "SSE and WebSocket streams open in this process")
         streams.add_metric([], float(open_streams()))
-        yield from (items, total, flight, rate, eta, metric, running, streams)
+        yield from (items, total, flight, rate, eta, metric, running, states, streams)
 
 
-def metrics_text(hub: Hub) -> Tuple[bytes, str]:
+def metrics_text(channels: List[Channel]) -> Tuple[bytes, str]:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Runs(hub))
+    registry.register(_Runs(channels))
     return generate_latest(registry), CONTENT_TYPE_LATEST

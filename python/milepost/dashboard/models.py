@@ -8,7 +8,7 @@ from typing import Any, Dict, List
 
 from ..persistence.records import FailureRecord, ListedRun, LogRecord, PhaseRecord, RunOverview, TypedDict
 
-__all__ = ["RunList", "PastRun", "LiveRun", "LogList", "ErrorAnswer", "CancelAnswer"]
+__all__ = ["RunList", "PastRun", "LiveRun", "LogList", "ErrorAnswer", "CancelAnswer", "RetryAnswer"]
 
 
 class RunList(TypedDict):
@@ -28,10 +28,13 @@ class PastRun(TypedDict):
 
 
 class LiveRun(TypedDict):
-    """A run this process has: its latest snapshot (schema: `milepost/schema/snapshot-v1.json`,
-    each node with its `cost`); `live` is false once it has ended."""
+    """A live run (this process's, or another process's from the live directory): its latest
+    snapshot (schema: `milepost/schema/snapshot-v1.json`, each node with its `cost`); `live` is
+    false once it has ended; `state` is the snapshot's, or `crashed` when the run's process
+    vanished without ending it (the snapshot is then its last one)."""
 
     live: bool
+    state: str
     snapshot: Dict[str, Any]
 
 
@@ -40,10 +43,20 @@ class LogList(TypedDict):
 
 
 class ErrorAnswer(TypedDict):
-    """What went wrong: a value that cannot be taken (named), a run that is not there."""
+    """What went wrong: a value that cannot be taken (named), a run that is not there, a run that
+    has ended (naming how) or did not answer."""
 
     error: str
 
 
 class CancelAnswer(TypedDict):
+    """Cancel requested; `message` is the run's answer (items in flight finish, no new ones start)."""
+
     cancelled: bool
+    message: str
+
+
+class RetryAnswer(TypedDict):
+    """The run's answer: how many failed items will run again (none, when no running pool has any)."""
+
+    message: str

@@ -16,9 +16,14 @@
     if (TOKEN) headers["Authorization"] = "Bearer " + TOKEN;
     return fetch(path, { method: opts.method || "GET", headers: headers, cache: "no-store" }).then(function (res) {
       if (!res.ok) {
-        var err = new Error("HTTP " + res.status + (res.status === 401 || res.status === 403 ? " (unauthorized: is ?token= missing or wrong?)" : ""));
-        err.status = res.status;
-        throw err;
+        // The server says what went wrong in `error` (a run that has ended, naming how): shown as is.
+        return res.json().catch(function () { return null; }).then(function (body) {
+          var why = body && body.error ? String(body.error)
+            : "HTTP " + res.status + (res.status === 401 || res.status === 403 ? " (unauthorized: is ?token= missing or wrong?)" : "");
+          var err = new Error(why);
+          err.status = res.status;
+          throw err;
+        });
       }
       return res.status === 204 ? {} : res.json();
     });
@@ -298,6 +303,7 @@
     logBusy: false,
     logDirty: false,
     ended: false,         // the selected run's stream said "end": its final state is shown
+    runState: null,       // the server's word on the run's state when its snapshot cannot say it ("crashed")
     finalRow: null,       // then its row (runs list, history table) from the final snapshot
     logCount: 0,
     historyRuns: [],
@@ -306,14 +312,27 @@
   };
 
   var cancelBtn = $("cancel");
+  var retryBtn = $("retry");
   var costStat = $("run-cost-stat");
   var costStatAnchor = costStat.nextElementSibling;
   cancelBtn.parentNode.removeChild(cancelBtn);
+  retryBtn.parentNode.removeChild(retryBtn);
   costStat.parentNode.removeChild(costStat);
 
   function showCancel(show) {
     if (show && !cancelBtn.parentNode) $("cancel-msg").parentNode.appendChild(cancelBtn);
     if (!show && cancelBtn.parentNode) cancelBtn.parentNode.removeChild(cancelBtn);
+    if (!show) showRetry(false);
+  }
+  /* Retry is offered while the run is live and has failures (the run answers how many will
+     run again: those of its pools still running). */
+  function showRetry(show) {
+    if (show && !retryBtn.parentNode) $("cancel-msg").parentNode.insertBefore(retryBtn, cancelBtn.parentNode ? cancelBtn : null);
+    if (!show && retryBtn.parentNode) retryBtn.parentNode.removeChild(retryBtn);
+  }
+  /* A state the snapshot cannot say (the run's process vanished: "crashed") wins over its own. */
+  function stateOf(root) {
+    return st.runState && st.runState !== "running" ? st.runState : root.state;
   }
   function showCost(value) {
     if (value != null && isFinite(value)) {
@@ -440,6 +459,7 @@
     st.unit = "it";
     st.cancelRequested = false;
     st.ended = false;
+    st.runState = null;
     st.finalRow = null;
     st.logAfter = 0;
     st.logKeys = new Set();
@@ -459,6 +479,8 @@
     showCancel(false);
     cancelBtn.disabled = false;
     setText(cancelBtn, "Cancel run");
+    retryBtn.disabled = false;
+    setText(retryBtn, "Retry failed items");
     var srcSel = $("log-source");
     while (srcSel.options.length > 1) srcSel.remove(1);
     srcSel.value = "all";
@@ -484,6 +506,7 @@
     return api("api/runs/" + encodeURIComponent(id)).then(function (data) {
       if (gen !== st.gen) return;
       banner(null);
+      st.runState = data.state || null;
       if (data.live) {
         st.live = true;
         var snap = data.snapshot || {};
@@ -567,6 +590,12 @@
       if (gen !== st.gen) return;
       showCancel(false);
     });
+    // Another process's run whose process vanished without ending it: "end" follows.
+    es.addEventListener("run_crashed", function () {
+      if (gen !== st.gen) return;
+      st.runState = "crashed";
+      showCancel(false);
+    });
     es.addEventListener("end", function () { if (gen === st.gen) onEnd(gen); });
   }
 
@@ -593,7 +622,7 @@
      when the job exits. (If it is still there, onEnd asks it for both too.) */
   function showFinalRow(snap) {
     var root = snap.root || {};
-    var row = { live: false, status: root.state };
+    var row = { live: false, status: stateOf(root) };
     ["elapsed", "done", "failed", "skipped", "processed", "total"].forEach(function (k) {
       if (root[k] !== undefined) row[k] = root[k];
     });
@@ -802,18 +831,21 @@
     if (root.stalled_for != null && root.stalled_for > 0 && root.state === "running") notes.push("Stalled for " + fmtDur(root.stalled_for));
     if (snap.worker_events_dropped) notes.push(fmtInt(snap.worker_events_dropped) + " worker events dropped");
     if (snap.events_dropped) notes.push(fmtInt(snap.events_dropped) + " events dropped");
+    var state = stateOf(root);
+    if (state === "crashed") notes.push("The run's process vanished without ending it: these are its last published counts.");
     var eta = etaText(root);
     renderHeader({
-      name: snap.name || root.name, state: root.state,
+      name: snap.name || root.name, state: state,
       elapsed: root.elapsed != null ? root.elapsed : snap.now,
       processed: root.processed != null ? root.processed : (root.done || 0) + (root.failed || 0) + (root.skipped || 0),
       total: root.total, done: root.done, failed: root.failed,
       success: root.success_rate, rate: root.rate, unit: st.unit,
       cost: cost, fraction: root.fraction, notes: notes,
-      etaText: root.state === "running" || root.state === "pending" ? eta.text.replace(/^ETA /, "") + (eta.sub ? " · " + eta.sub : "") : "—"
+      etaText: state === "running" || state === "pending" ? eta.text.replace(/^ETA /, "") + (eta.sub ? " · " + eta.sub : "") : "—"
     });
-    var running = !final && (root.state === "running" || root.state === "pending");
+    var running = !final && (state === "running" || state === "pending");
     showCancel(running);
+    showRetry(running && (root.failed || 0) > 0);
     if (running && st.cancelRequested) { cancelBtn.disabled = true; setText(cancelBtn, "Cancelling…"); }
     if (!running && st.es == null) setConn("", "finished");
 
@@ -1147,7 +1179,8 @@
     api("api/runs/" + encodeURIComponent(id) + "/cancel", { method: "POST" }).then(function (data) {
       if (gen !== st.gen) return;
       st.cancelRequested = true;
-      setText(msg, data && data.cancelled === false ? "Cancel not accepted" : "Cancellation requested");
+      // The run's own answer when it is another process's ("cancel requested: items in flight finish...").
+      setText(msg, data && data.cancelled === false ? "Cancel not accepted" : (data && data.message) || "Cancellation requested");
       if (data && data.cancelled === false) { msg.className = "err"; cancelBtn.disabled = false; setText(cancelBtn, "Cancel run"); }
     }).catch(function (e) {
       if (gen !== st.gen) return;
@@ -1155,6 +1188,29 @@
       setText(msg, "Cancel failed: " + e.message);
       cancelBtn.disabled = false;
       setText(cancelBtn, "Cancel run");
+    });
+  });
+
+  retryBtn.addEventListener("click", function () {
+    var id = st.selectedId, gen = st.gen;
+    var name = (st.lastSnap && st.lastSnap.name) || st.selectedName || String(id);
+    if (!window.confirm("Run the failed items of " + name + " again?")) return;
+    retryBtn.disabled = true;
+    setText(retryBtn, "Asking…");
+    var msg = $("cancel-msg");
+    msg.className = "";
+    setText(msg, "");
+    api("api/runs/" + encodeURIComponent(id) + "/retry", { method: "POST" }).then(function (data) {
+      if (gen !== st.gen) return;
+      setText(msg, (data && data.message) || "Retry requested");
+    }).catch(function (e) {
+      if (gen !== st.gen) return;
+      msg.className = "err";
+      setText(msg, "Retry failed: " + e.message);
+    }).then(function () {
+      if (gen !== st.gen) return;
+      retryBtn.disabled = false;
+      setText(retryBtn, "Retry failed items");
     });
   });
 

@@ -135,14 +135,15 @@ def needs_token(host: str, token: Optional[str]) -> Optional[str]:
 
 
 def serve_forever(host: str, port: int, db: Optional[Path], token: Optional[str]) -> None:
-    """`milepost serve`: the dashboard of the history database, until Ctrl-C or SIGTERM."""
+    """`milepost serve`: the dashboard of the history database and of the live runs of every
+    process of the user on this machine, until Ctrl-C or SIGTERM."""
     import signal
     import sys
 
     from . import start, stop
 
     try:
-        server = start(host, port, token, db)
+        server = start(host, port, token, db, live=True)
     except (OSError, ValueError) as e:
         print(f"milepost serve: {e}", file=sys.stderr)
         raise SystemExit(2) from None
