@@ -30,6 +30,7 @@ class ConfirmCancel(ModalScreen[bool]):
         width: 72; max-width: 100%; height: auto;
         border: thick $error; background: $surface; padding: 1 2;
     }
+    ConfirmCancel Label { width: 100%; }
     ConfirmCancel Horizontal { height: auto; margin-top: 1; }
     ConfirmCancel Button { margin-right: 2; }
     """

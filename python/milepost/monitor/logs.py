@@ -68,8 +68,7 @@ class LogScreen(Screen[None]):
         self.query_one("#filter", Static).update(
             Text.assemble(
                 ("Logs", "bold"),
-                f" of {clean(self.feed.run.name)} ({self.feed.run.id})   level ≥ {level}   source: {source}",
-                ("   v: level · s: source · esc: back", "dim"),
+                f" of {clean(self.feed.run.name)} ({self.feed.run.id}) · level ≥ {level} · source: {source}",
             )
         )
         self.shown = []

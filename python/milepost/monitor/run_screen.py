@@ -89,11 +89,13 @@ class RunScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        # The first items are read here, not in a worker: the first frame is whole.
+        self._items_at = time.monotonic()
         self.tick()
         if self.view is not None:
             self.view.items, self.view.items_note = recent_items(self.live)
-            self._items_at = time.monotonic()
-            self.redraw()
+            self._items_processed = int(self.view.root.get("processed") or 0)
+            self.redraw("items")
         self.set_interval(POLL_SECONDS, self.tick)
 
     def tick(self) -> None:
