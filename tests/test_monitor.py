@@ -9,6 +9,8 @@ import statistics
 import time
 from pathlib import Path
 
+import monitor_fixtures as fixture
+from milepost.live.place import live_dir
 from milepost.live.reader import find_run
 from milepost.monitor.app import MonitorApp
 from milepost.monitor.dialogs import ConfirmCancel
@@ -162,3 +164,35 @@ def test_a_killed_job_shows_crashed_within_two_seconds() -> None:
         drive(app, body)
     finally:
         stop_job(proc)
+
+
+def test_it_redraws_for_the_new_size_when_the_terminal_is_resized(tmp_path: Path) -> None:
+    fixture.publish(live_dir(), tmp_path / "runs.db")
+    app = MonitorApp(find_run(fixture.RUN_ID), clock=lambda: fixture.CLOCK)
+
+    async def body(pilot) -> None:
+        wide = await until(pilot, lambda: isinstance(app.screen, RunScreen) and screen_text(app))
+        summarize = next(line for line in wide.splitlines() if "summarize █" in line)
+        assert "52%" in summarize and "ETA 7m21s" in summarize, "wide: a phase is one line"
+        await pilot.resize_terminal(60, 30)
+        await until(pilot, lambda: max(len(line) for line in screen_text(app).splitlines()) <= 60)
+        narrow = screen_text(app).splitlines()
+        at = next(i for i, line in enumerate(narrow) if "summarize" in line and "618/1,200" in line)
+        assert "52%" in narrow[at + 1] and "ETA 7m21s (6m28s–8m50s)" in narrow[at + 2], "narrow: three lines"
+        await pilot.resize_terminal(120, 40)
+        await until(pilot, lambda: any("summarize" in line and "ETA" in line for line in screen_text(app).splitlines()))
+
+    drive(app, body)
+
+
+def test_without_a_run_it_lists_them_and_attaches_to_the_one_picked(tmp_path: Path) -> None:
+    fixture.publish(live_dir(), tmp_path / "runs.db")
+    app = MonitorApp(None, clock=lambda: fixture.CLOCK)
+
+    async def body(pilot) -> None:
+        await until(pilot, lambda: "summarize-docs" in screen_text(app), what="the list")
+        assert "● running" in screen_text(app) and fixture.RUN_ID in screen_text(app)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, RunScreen) and "In flight · 3" in screen_text(app))
+
+    drive(app, body)
