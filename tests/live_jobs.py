@@ -32,6 +32,31 @@ def steady(n: int, item_seconds: float) -> None:
     print("ended", run.state, flush=True)
 
 
+def chatty(n: int, item_seconds: float) -> None:
+    """Items with tokens and cost, one in four failing; log lines at three levels from two
+    sources (the monitor's log view filters them)."""
+    run = milepost.Run("chatty", display="none")
+    with run:
+        print("started", run.id, flush=True)
+        with run.phase("work", total=n) as ph:
+            for i in range(n):
+                if run.cancelled:
+                    break
+                try:
+                    with ph.item(f"doc-{i}") as item:
+                        item.metric("tokens", 5)
+                        item.metric("cost_usd", 0.001)
+                        time.sleep(item_seconds)
+                        if i % 4 == 1:
+                            raise ValueError(f"bad doc {i}")
+                except ValueError:
+                    pass
+                run.log(f"loaded {i}", level="info", source="loader")
+                if i % 3 == 0:
+                    run.log(f"slow answer {i}", level="warning", source="llm")
+    print("ended", run.state, flush=True)
+
+
 def _flaky(x: int) -> int:
     """Fails the first time it sees an item that is 3 mod 10, then succeeds."""
     calls = Path(sys.argv[-1])
@@ -112,6 +137,8 @@ if __name__ == "__main__":
         retries(what, int(sys.argv[2]), sys.argv[3])
     elif what == "skippable":
         skippable(int(sys.argv[2]))
+    elif what == "chatty":
+        chatty(int(sys.argv[2]), float(sys.argv[3]))
     elif what == "quick":
         quick(int(sys.argv[2]))
     else:

@@ -87,6 +87,23 @@ def test_logs_filter_as_the_dashboard_serves_them() -> None:
         assert every[0]["path"] == ["map"] and every[0]["level"] == "error"
 
 
+def test_recent_items_are_the_newest_of_the_run_with_their_own_metrics() -> None:
+    with milepost.Run("items", display="none") as run:
+        with run.phase("map", total=5) as ph:
+            for i in range(5):
+                with ph.item(f"doc-{i}") as item:
+                    item.metric("tokens", 10 + i)
+                    item.metric("cost_usd", 0.01)
+    other = _runs()[0]
+    with History.open() as h:
+        newest = h.recent_items(run.id, limit=3)
+        assert [r["name"] for r in newest] == ["doc-4", "doc-3", "doc-2"]
+        assert newest[0]["metrics"] == {"tokens": 14, "cost_usd": 0.01} and newest[0]["cost"] == pytest.approx(0.01)
+        assert newest[0]["status"] == "done" and newest[0]["phase"] == "map" and newest[0]["duration"] is not None
+        assert [r["name"] for r in h.recent_items(run.id, limit=10, after=newest[1]["id"])] == ["doc-4"]
+        assert all(r["name"] != "doc-4" for r in h.recent_items(other)), "only the run's own items"
+
+
 def test_stats_resumable_and_prior_rates() -> None:
     a1, a2, a3, _ = _runs()
     with History.open() as h:

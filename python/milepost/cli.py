@@ -139,6 +139,13 @@ def _main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in ("history", "show", "stats"):
         return _history_command(args)
+    if args.command == "monitor":
+        try:
+            from .monitor import run_monitor
+        except ImportError:
+            print("milepost monitor: the monitor needs: pip install 'milepost[monitor]'", file=sys.stderr)
+            return 2
+        return run_monitor(args.run)
     if args.command in live_cli.COMMANDS:
         return live_cli.run_command(args)
     if args.command == "serve":

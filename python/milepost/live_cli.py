@@ -30,26 +30,16 @@ def add_parsers(sub: Any) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
+    """`runs`, `cancel`, `retry` and `skip` (`monitor` is started by `cli`: it sits above this layer)."""
     try:
         if args.command == "runs":
             return _runs(args.json)
-        if args.command == "monitor":
-            return _monitor(args.run)
         run = find_run(args.run)
         print(run.send(args.command, getattr(args, "item", None)))
         return 0
     except LiveError as e:
         print(f"milepost {args.command}: {e}", file=sys.stderr)
         return 1
-
-
-def _monitor(which: Any) -> int:
-    try:
-        from .monitor import run_monitor
-    except ImportError:
-        print("milepost monitor: the monitor needs: pip install 'milepost[monitor]'", file=sys.stderr)
-        return 2
-    return run_monitor(which)
 
 
 def row(run: LiveRun, state: LiveState) -> Dict[str, Any]:

@@ -60,7 +60,7 @@ class Steering:
 class LivePublisher(BaseObserver):
     """Publishes a run in the live directory (see the module's docstring)."""
 
-    interval: Optional[float] = PUBLISH_INTERVAL
+    interval: Optional[float] = PUBLISH_INTERVAL  # typed as the observer protocol has it
     snapshot_on_boundaries = True
 
     def __init__(self, run_id: str, name: str, started_at: float, history: Optional[Path], steer: Steering) -> None:

@@ -20,7 +20,7 @@ from .failures import recorded_failures
 from .logs import log_row, rows_matching
 from .money import cost_of
 from .paths import display_path, path_levels
-from .records import ItemCounts, LogRecord, PhaseRecord, RunDetail, RunRecord, Stats, Summary, WorkerRecord
+from .records import ItemCounts, ItemRecord, LogRecord, PhaseRecord, RunDetail, RunRecord, Stats, Summary, WorkerRecord
 from .store import connect, default_path
 
 _PHASES = (
@@ -28,6 +28,12 @@ _PHASES = (
     "metrics FROM phases WHERE run_id = ? ORDER BY rowid"
 )
 _LOGS = "SELECT id, data FROM events WHERE run_id = ? AND kind IN ('log', 'item_failed') AND id > ? ORDER BY id"
+# `+run_id` keeps SQLite off the (run_id, phase, status) index: walking the rows newest first
+# stops after `limit` of them, where the index would gather and sort all of a long run's rows.
+_RECENT_ITEMS = (
+    "SELECT id, phase, name, status, started_at, duration, error, metrics FROM items "
+    "WHERE +run_id = ? AND id > ? ORDER BY id DESC LIMIT ?"
+)
 _RECENT_COMPLETED = (
     "SELECT id FROM runs WHERE name = ? AND status = 'completed' AND id != ? ORDER BY started_at DESC LIMIT ?"
 )
@@ -142,6 +148,11 @@ class History:
         rows = (log_row(r["id"], json.loads(r["data"] or "{}")) for r in self.db.execute(_LOGS, (run_id, after)))
         return rows_matching(rows, level, source, after)
 
+    def recent_items(self, run_id: str, limit: int = 20, after: int = 0) -> List[ItemRecord]:
+        """A run's newest `limit` finished items (row id above `after`), newest first, each
+        with its own metrics: what a live run's monitor lists as it goes."""
+        return [item_record(r) for r in self.db.execute(_RECENT_ITEMS, (run_id, after, limit))]
+
     def stats(self, name: str, limit: int) -> Stats:
         """Durations, costs and success across the latest `limit` runs called `name`."""
         runs = list(reversed(self.runs(name, limit)))
@@ -229,6 +240,22 @@ def run_record(row: Any) -> RunRecord:
         "metrics": metrics,
         "cost": cost_of(metrics),
         "resumed": row["resumed"],
+    }
+
+
+def item_record(row: Any) -> ItemRecord:
+    """An item's row as a record (its metrics parsed, its cost summed)."""
+    metrics = json.loads(row["metrics"] or "{}")
+    return {
+        "id": row["id"],
+        "phase": row["phase"],
+        "name": row["name"],
+        "status": row["status"],
+        "started_at": row["started_at"],
+        "duration": row["duration"],
+        "error": row["error"],
+        "metrics": metrics,
+        "cost": cost_of(metrics),
     }
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "RunOverview",
     "RunDetail",
     "LogRecord",
+    "ItemRecord",
     "Summary",
     "Stats",
 ]
@@ -134,6 +135,22 @@ class LogRecord(TypedDict):
     message: str
     #: Names of the levels below the run.
     path: List[str]
+
+
+class ItemRecord(TypedDict):
+    """A finished item's row: how it ended, with its own metrics (`milepost monitor`)."""
+
+    id: int
+    #: Its node's history path (`map/inner`; empty for the run itself).
+    phase: str
+    name: str
+    status: str
+    started_at: Optional[float]
+    duration: Optional[float]
+    error: Optional[str]
+    metrics: Dict[str, float]
+    #: The sum of its money metrics, None without any.
+    cost: Optional[float]
 
 
 class Summary(TypedDict):

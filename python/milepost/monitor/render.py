@@ -1,0 +1,172 @@
+"""The monitor's panels as Rich renderables, from a `View` and the width they get: pure
+functions (no Textual), so each panel reads the same at any size and in any test."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from .. import _milepost
+from .looks import Bar, clean, count, duration, mark, state_text, wall_time
+from .view import ENDINGS, View
+
+__all__ = ["header", "phases", "in_flight", "items", "failures", "totals", "NARROW"]
+
+#: Below this many columns a phase takes three lines (name, bar, pace) instead of one.
+NARROW = 90
+#: Lines of an item's streamed output shown under it.
+OUTPUT_LINES = 3
+
+
+def header(view: View, width: int) -> RenderableType:
+    run = view.run
+    title = Text.assemble((clean(run.name), "bold"), "  ", state_text(view.state.state))
+    title.append(f"   id {run.id} · pid {run.pid} on {clean(run.info.get('host', '?'))}", style="dim")
+    lines: List[RenderableType] = [title, Text(f"command: {clean(run.command)}", overflow="ellipsis", no_wrap=True)]
+    if view.state.meta:
+        lines.append(Text(" · ".join(f"{clean(k)} {clean(v)}" for k, v in view.state.meta.items())))
+    lines.append(Text(f"started {wall_time(run.started_at)} · elapsed {duration(view.elapsed)}"))
+    if view.ended:
+        symbol, style = mark(view.state.state)
+        ending = ENDINGS.get(view.state.state, view.state.state)
+        lines.append(Text(f"{symbol} Run ended {ending}. Press q to quit.", style=f"{style} reverse"))
+    return Group(*lines)
+
+
+def _counts(node: Dict[str, Any]) -> str:
+    total = node.get("total")
+    text = f"{count(node.get('processed', 0))}/{count(total)}" if total is not None else count(node.get("processed"))
+    text += f" {clean(node.get('unit') or 'it')}"
+    for key in ("failed", "skipped", "retried"):
+        if node.get(key):
+            text += f" · {count(node[key])} {key}"
+    return text
+
+
+def _pct(node: Dict[str, Any]) -> str:
+    fraction = node.get("fraction")
+    return "   –" if fraction is None else f"{fraction * 100:3.0f}%"
+
+
+def _rate(node: Dict[str, Any]) -> str:
+    """The node's rate; once it stopped (no rate then), its mean over its whole time."""
+    rate, elapsed = node.get("rate"), node.get("elapsed")
+    if rate is None and elapsed and node.get("state") != "running":
+        rate = float(node.get("processed") or 0) / float(elapsed)
+    return _milepost.format_rate(rate, clean(node.get("unit") or "it"))
+
+
+def _pace(node: Dict[str, Any], ended: bool) -> tuple[str, str]:
+    rate = _rate(node)
+    if node.get("state") != "running" or ended:
+        return rate, f"took {duration(node.get('elapsed'))}"
+    eta = _milepost.format_eta(node.get("eta"), node.get("eta_low"), node.get("eta_high"))
+    return rate, eta + (" (from history)" if node.get("eta_from_history") else "")
+
+
+def phases(view: View, width: int) -> RenderableType:
+    nodes = view.phases
+    if not nodes:
+        return Text("no phases yet", style="dim")
+    narrow = width < NARROW
+    table = Table.grid(padding=(0, 1), expand=True)
+    table.add_column(no_wrap=True, overflow="ellipsis", max_width=16 if narrow else 28)
+    table.add_column(no_wrap=True, overflow="ellipsis", ratio=1)  # the bar (narrow: counts, bar, pace)
+    if not narrow:
+        for justify in ("right", "left", "right", "left", "left"):  # %, counts, rate, ETA, state
+            table.add_column(no_wrap=True, justify=justify)
+    for node in nodes:
+        name = Text("  " * (node["depth"] - 1) + clean(node.get("name")), style="bold" if node["depth"] == 1 else "")
+        state = str(node.get("state", "?"))
+        bar = Bar(node.get("fraction"), state)
+        rate, eta = _pace(node, view.ended)
+        if narrow:
+            table.add_row(name, Text.assemble(_counts(node), "  ", state_text(state)))
+            table.add_row(Text(_pct(node)), bar)
+            table.add_row("", Text(f"{rate} · {eta}", style="dim"))
+        else:
+            table.add_row(name, bar, _pct(node), _counts(node), rate, eta, state_text(state))
+    return table
+
+
+def in_flight(view: View, width: int) -> RenderableType:
+    rows = view.in_flight
+    n = int(view.root.get("in_flight") or 0)
+    if not rows:
+        if view.ended:
+            return Text("nothing: the run is over", style="dim")
+        text = f"{count(n)} item{'s' if n != 1 else ''} in flight" if n else "nothing in flight"
+        return Text(text, style="dim")
+    lines: List[RenderableType] = []
+    for row in rows:
+        symbol, style = mark(str(row.get("state")))
+        line = Text.assemble((f"{symbol} {clean(row['lane'])}", style), "  ", (clean(row.get("item") or "—"), "bold"))
+        if row.get("done") is not None:
+            line.append(f"   {count(row['done'])} done · {count(row.get('failed') or 0)} failed", style="dim")
+        lines.append(line)
+        for text in _tail(str(row.get("output") or ""), OUTPUT_LINES):
+            lines.append(Text(f"    │ {text}", style="italic", overflow="ellipsis", no_wrap=True))
+    return Group(*lines)
+
+
+def _tail(output: str, n: int) -> List[str]:
+    """The last `n` non-empty lines of an output tail, cleaned."""
+    return [clean(line) for line in output.splitlines() if line.strip()][-n:]
+
+
+def items(view: View, width: int, limit: int = 8) -> RenderableType:
+    if view.items_note:
+        return Text(view.items_note, style="dim")
+    if not view.items:
+        return Text("none yet", style="dim")
+    table = Table.grid(padding=(0, 2), expand=True)
+    table.add_column(no_wrap=True)
+    table.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
+    table.add_column(no_wrap=True, justify="right")
+    table.add_column(no_wrap=True, overflow="ellipsis", ratio=3)
+    for item in view.items[:limit]:
+        status = str(item["status"])
+        # Tokens and the like first, money last.
+        ordered = sorted(item["metrics"].items(), key=lambda kv: (_milepost.is_money(kv[0]), kv[0]))
+        metrics = " · ".join(_milepost.format_metric(k, v) for k, v in ordered)
+        detail = Text(metrics)
+        if item.get("error"):
+            detail = Text(clean(item["error"]), style="red")
+        table.add_row(state_text(status), clean(item["name"]), duration(item.get("duration")), detail)
+    return table
+
+
+def failures(view: View, width: int, limit: int = 6) -> Optional[RenderableType]:
+    """The newest failures, or None when there are none (the panel hides)."""
+    listed = view.failures
+    if not listed:
+        return None
+    lines: List[RenderableType] = []
+    for failure in listed[-limit:]:
+        where = f" ({clean(failure['node'])})" if failure.get("node") else ""
+        line = Text.assemble(("✗ ", "bold red"), (clean(failure.get("name")), "bold red"), where, ": ")
+        line.append(clean(failure.get("error")), style="red")
+        lines.append(line)
+    more = int(view.root.get("failed") or 0) - len(lines)
+    if more > 0:
+        lines.append(Text(f"… and {count(more)} more (milepost show {view.run.id})", style="dim"))
+    return Group(*lines)
+
+
+def totals(view: View, width: int) -> Text:
+    root = view.root
+    metrics = sorted((root.get("metrics") or {}).items())
+    # Money is the cost below, summed once.
+    parts = [_milepost.format_metric(k, v) for k, v in metrics if not _milepost.is_money(k)]
+    cost = root.get("cost")
+    parts.append("cost –" if cost is None else _milepost.format_metric("cost", cost))
+    parts.append(_rate(root))
+    parts.append(f"elapsed {duration(view.elapsed)}")
+    done = f"{count(root.get('done', 0))} done"
+    if root.get("failed"):
+        done += f" · {count(root['failed'])} failed"
+    parts.append(done)
+    return Text(" · ".join(parts))

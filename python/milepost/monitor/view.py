@@ -1,0 +1,85 @@
+"""What the monitor shows at one moment: the run's description, its latest published state, its
+newest finished items from the history, and the time it is now (given by the app's clock, so
+that a test can fix it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from ..live.reader import LiveRun, LiveState
+from ..persistence.records import ItemRecord
+
+__all__ = ["View", "ENDINGS"]
+
+#: How a run that is over ended, in words.
+ENDINGS = {
+    "completed": "completed: every item was processed",
+    "failed": "failed: the job raised or items failed",
+    "cancelled": "cancelled: stopped on request; items in flight finished",
+    "crashed": "crashed: the job's process is gone without saying how it ended (last published counts shown)",
+}
+
+
+@dataclass
+class View:
+    run: LiveRun
+    state: LiveState
+    now: float
+    items: List[ItemRecord] = field(default_factory=list)
+    #: Why the history cannot be read (None: it was read, or there is nothing to read yet).
+    items_note: Optional[str] = None
+
+    @property
+    def root(self) -> Dict[str, Any]:
+        return self.state.root
+
+    @property
+    def ended(self) -> bool:
+        return self.state.ended
+
+    @property
+    def elapsed(self) -> Optional[float]:
+        """Seconds the run has run: as published, plus the time since while it runs (a run that
+        ended, or crashed, stopped its clock when it last published)."""
+        elapsed = self.root.get("elapsed")
+        if elapsed is None:
+            return None if self.ended or not self.run.started_at else max(0.0, self.now - self.run.started_at)
+        if self.ended or not self.state.published:
+            return float(elapsed)
+        return float(elapsed) + max(0.0, self.now - self.state.published)
+
+    @property
+    def phases(self) -> List[Dict[str, Any]]:
+        """The run's nodes below it, depth-first, each with its `depth` (1: a phase)."""
+        out: List[Dict[str, Any]] = []
+        stack = [(1, child) for child in reversed(self.root.get("children") or [])]
+        while stack:
+            depth, node = stack.pop()
+            out.append({**node, "depth": depth})
+            stack.extend((depth + 1, child) for child in reversed(node.get("children") or []))
+        return out
+
+    @property
+    def lanes(self) -> List[Dict[str, Any]]:
+        return list(self.state.snapshot.get("lanes") or [])
+
+    @property
+    def failures(self) -> List[Dict[str, Any]]:
+        return list(self.state.snapshot.get("failures") or [])
+
+    @property
+    def in_flight(self) -> List[Dict[str, Any]]:
+        """Every item at work, by lane (`lane`, `state`, `item`, `output`, `done`, `failed`): the
+        worker lanes first, then the items that stream output outside any lane (a plain loop's
+        item, shown in lane `main`)."""
+        outputs = dict(self.state.outputs)
+        rows: List[Dict[str, Any]] = []
+        for lane in self.lanes:
+            item = lane.get("item")
+            if lane.get("state") in ("busy", "stalled", "died") or item:
+                output = outputs.pop(str(item), "") if item else ""
+                rows.append({**lane, "lane": str(lane.get("name", "?")), "output": output})
+        for name, text in outputs.items():
+            rows.append({"lane": "main", "state": "busy", "item": name, "output": text, "done": None, "failed": None})
+        return rows
