@@ -6,10 +6,11 @@ import argparse
 import json
 import sys
 import time
-from typing import Any, Dict, List
+from typing import Any, List
 
 from .live.place import LiveError
-from .live.reader import LiveRun, LiveState, find_run, list_runs
+from .live.reader import find_run, list_runs
+from .live.summary import progress, row
 
 __all__ = ["add_parsers", "run_command", "COMMANDS"]
 
@@ -40,34 +41,6 @@ def run_command(args: argparse.Namespace) -> int:
     except LiveError as e:
         print(f"milepost {args.command}: {e}", file=sys.stderr)
         return 1
-
-
-def row(run: LiveRun, state: LiveState) -> Dict[str, Any]:
-    root = state.root
-    return {
-        "id": run.id,
-        "name": run.name,
-        "state": state.state,
-        "pid": run.pid,
-        "done": root.get("done", 0),
-        "failed": root.get("failed", 0),
-        "total": root.get("total"),
-        "fraction": root.get("fraction"),
-        "started_at": run.started_at,
-        "published": state.published,
-        "command": run.command,
-        "meta": state.meta,
-    }
-
-
-def progress(entry: Dict[str, Any]) -> str:
-    done, total = entry["done"], entry["total"]
-    text = f"{done:,}" if total is None else f"{done:,}/{total:,}"
-    if entry["fraction"] is not None:
-        text += f" {entry['fraction'] * 100:.0f}%"
-    if entry["failed"]:
-        text += f" ({entry['failed']:,} failed)"
-    return text
 
 
 def _age(t: float) -> str:

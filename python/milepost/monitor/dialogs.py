@@ -15,7 +15,7 @@ from textual.widgets.option_list import Option
 
 from ..live.place import LiveError
 from ..live.reader import LiveRun, LiveState, list_runs
-from ..live_cli import progress, row
+from ..live.summary import progress, row
 from .looks import clean, state_text, wall_time
 
 __all__ = ["ConfirmCancel", "PickRun"]
