@@ -137,3 +137,61 @@ def test_update_to_reader_latency(benchmark, tmp_path, monkeypatch) -> None:
         "median (ms)": round(statistics.median(ordered) * 1000),
         "p95 (ms)": round(ordered[int(len(ordered) * 0.95) - 1] * 1000),
     }
+
+
+def test_update_to_monitor_screen_latency(benchmark) -> None:
+    """From an `advance()` in a job's process to the count on an attached `milepost monitor`
+    (its Textual app headless, in this process), median and p95."""
+    pytest.importorskip("textual")
+    import asyncio
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from milepost.monitor.app import MonitorApp
+    from milepost.monitor.run_screen import RunScreen
+
+    n = 4 if benchmark.disabled else 60
+    child = Path(__file__).with_name("child_ticks.py")
+    proc = subprocess.Popen(
+        [sys.executable, str(child), str(n)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    run_id = proc.stdout.readline().split()[1]
+    seen: Dict[int, float] = {}
+
+    def shown(app: MonitorApp) -> int:
+        screen = app.screen
+        return int(screen.view.root.get("done", 0)) if isinstance(screen, RunScreen) and screen.view else -1
+
+    async def watch() -> None:
+        app = MonitorApp(find_run(run_id))
+        async with app.run_test(size=(120, 40)) as pilot:
+            deadline = time.monotonic() + 30
+            while shown(app) < 0 and time.monotonic() < deadline:
+                await pilot.pause(0.01)
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+            deadline = time.monotonic() + n * 0.4 + 30
+            while len(seen) < n and time.monotonic() < deadline:
+                done = shown(app)
+                if done > 0 and done not in seen:
+                    seen[done] = time.time()  # the screen was drawn from this view
+                await pilot.pause(0.005)
+
+    try:
+        benchmark.pedantic(lambda: asyncio.run(watch()), rounds=1, iterations=1)
+        counted = [float(proc.stdout.readline()) for _ in range(n)]
+        proc.stdin.write("end\n")
+        proc.stdin.flush()
+    finally:
+        proc.communicate(timeout=60)
+    # A count seen by a later snapshot than its own (two advances in one quarter second) is
+    # measured from its own advance all the same.
+    latencies = sorted(seen[k] - counted[k - 1] for k in seen if 0 < k <= n)
+    assert len(latencies) >= n // 2, "the monitor followed the count"
+    benchmark.extra_info["report"] = {
+        "updates": len(latencies),
+        "median (ms)": round(statistics.median(latencies) * 1000),
+        "p95 (ms)": round(latencies[max(0, int(len(latencies) * 0.95) - 1)] * 1000),
+    }

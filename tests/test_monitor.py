@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import signal
 import sqlite3
-import statistics
 import time
 from pathlib import Path
 
@@ -25,7 +24,7 @@ def _done(app: MonitorApp) -> int:
     return int(screen.view.root.get("done", 0))
 
 
-def test_the_numbers_on_screen_rise_as_the_job_goes_on_and_follow_it_closely() -> None:
+def test_the_numbers_on_screen_rise_as_the_job_goes_on() -> None:
     proc, run_id = start_job("steady", "100000", "0.01")
     app = MonitorApp(find_run(run_id))
     seen = {}
@@ -51,9 +50,7 @@ def test_the_numbers_on_screen_rise_as_the_job_goes_on_and_follow_it_closely() -
     assert "tokens 3" in seen["text"], "a finished item's own metrics, from the history"
     latencies = seen["latencies"]
     assert len(latencies) >= 8, "four snapshots a second are drawn"
-    median = statistics.median(latencies)
-    print(f"update-to-screen latency: median {median * 1000:.0f} ms over {len(latencies)} snapshots")
-    assert median <= 0.25
+    # How fast is measured in benches/test_live.py (timed assertions do not belong in tests).
 
 
 def test_cancel_asks_first_and_the_job_ends_cancelled_with_its_history_saved() -> None:
