@@ -134,6 +134,8 @@ def test_five_monitors_and_twenty_streams_barely_slow_the_job(benchmark) -> None
     finally:
         server.terminate()
         server.wait(timeout=30)
+        if server.stdout is not None:
+            server.stdout.close()
     slowdowns = [(a / w - 1) * 100 for a, w in zip(alone, watched, strict=True)]
     benchmark.extra_info["report"] = {
         "monitors": monitors,
