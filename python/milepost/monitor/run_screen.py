@@ -51,6 +51,10 @@ def recent_items(run: LiveRun, limit: int = ITEMS) -> Tuple[List[ItemRecord], Op
         return [], f"the history cannot be read: {e}"
 
 
+#: The panels a new snapshot changes.
+SNAPSHOT_PANELS = ("run", "phases", "in-flight", "failures", "totals")
+
+
 class RunScreen(Screen[None]):
     DEFAULT_CSS = """
     RunScreen #run { height: auto; padding: 0 1; background: $boost; }
@@ -113,7 +117,8 @@ class RunScreen(Screen[None]):
             if self.view is None:
                 self.view = View(self.live, state, self.clock())
             self.view.state, self.view.now = state, self.clock()
-            self.redraw()
+            # The finished items come from the history, drawn when they are read (below).
+            self.redraw(*SNAPSHOT_PANELS)
             published = state.published
             self.call_after_refresh(lambda: self.latencies.append(time.time() - published))
             self.app.sub_title = f"{self.live.name} · {state.state}"
