@@ -144,5 +144,6 @@ def test_five_monitors_and_twenty_streams_barely_slow_the_job(benchmark) -> None
         "rounds": rounds,
         "items/s, nobody watching (median)": round(statistics.median(alone)),
         "items/s, watched (median)": round(statistics.median(watched)),
+        "slowdown per round (%)": " ".join(f"{x:.2f}" for x in slowdowns),
         "slowdown, median of rounds (%)": round(statistics.median(slowdowns), 2),
     }

@@ -282,9 +282,7 @@ class Item:
         "_token",
         "_metrics",
         "row",
-        "_key",
-        "_streamed",
-        "_asked",
+        "_live",
     )
 
     def __init__(self, task: Task, node: AnyNode, name: Any) -> None:
@@ -296,8 +294,9 @@ class Item:
         self._metrics: Optional[dict[str, float]] = None
         #: The item's history row once it ended, when its run keeps rows (see `ItemRow`).
         self.row: Optional[ItemRow] = None
-        self._key: Optional[str] = None  # its name as text, once the live channel needs it
-        self._streamed = self._asked = False
+        #: The live channel holds something of this item (its output, a skip asked for it):
+        #: one flag, so that an item nobody streams or skips pays one store and one test.
+        self._live = False
 
     @property
     def task(self) -> Task:
@@ -316,23 +315,18 @@ class Item:
         bounded (the last 2,000 characters); nothing is stored in the history."""
         steer = self._context.steer
         if steer is not None:
-            steer.stream(self._text_key(), str(text))
-            self._streamed = True
+            steer.stream(_text(self.name), str(text))
+            self._live = True
 
     @property
     def skip_requested(self) -> bool:
         """Someone asked to skip this item (`milepost skip`, the monitor): a job that can stop
         it half-way checks this and leaves the block after `skip()`."""
         steer = self._context.steer
-        if steer is None or not steer.skip_requested(self._text_key()):
+        if steer is None or not steer.skip_requested(_text(self.name)):
             return False
-        self._asked = True
+        self._live = True
         return True
-
-    def _text_key(self) -> str:
-        if self._key is None:
-            self._key = _text(self.name)
-        return self._key
 
     def metric(self, name: str, value: Union[int, float]) -> None:
         """Adds to a metric of the item's task (e.g. the tokens this item used); the history
@@ -356,7 +350,7 @@ class Item:
         if self._token is not None:
             _current_item.reset(self._token)
             self._token = None
-        if self._streamed or self._asked:
+        if self._live:
             self._let_go()
         duration = self._context.now() - self._t0
         if exc_type is None:
@@ -374,8 +368,9 @@ class Item:
         """The live channel forgets the item's output and the skip asked for it."""
         steer = self._context.steer
         if steer is not None:
-            steer.end_stream(self._text_key())
-            steer.skipped(self._text_key())
+            name = _text(self.name)
+            steer.end_stream(name)
+            steer.skipped(name)
 
     def _end(self, status: str, duration: float, error: Optional[str]) -> None:
         """Counts the item and, where the run keeps rows, queues its history row in the same
