@@ -105,3 +105,26 @@ def test_in_tmux_it_shows_the_run_and_q_leaves_the_job_running() -> None:
         if proc.poll() is None:
             proc.kill()
             stop_job(proc)
+
+
+def test_history_commands_and_the_monitor_refuse_a_newer_database(tmp_path) -> None:
+    import sqlite3
+    import subprocess
+    import sys
+
+    import milepost
+    from milepost.live.reader import find_run
+    from milepost.monitor.run_screen import recent_items
+
+    db = tmp_path / "runs.db"
+    with milepost.Run("newer", display="none", history=db) as run:
+        run.phase("p").advance()
+    connection = sqlite3.connect(str(db))
+    connection.execute("PRAGMA user_version = 99")
+    connection.close()
+    shown = subprocess.run(
+        [sys.executable, "-m", "milepost", "history", "--db", str(db)], capture_output=True, text=True, timeout=60
+    )
+    assert shown.returncode == 1 and "written by a newer milepost" in shown.stderr, shown.stderr
+    items, note = recent_items(find_run(run.id))
+    assert items == [] and note is not None and "newer milepost" in note

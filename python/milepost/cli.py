@@ -82,7 +82,7 @@ def _history_command(args: argparse.Namespace) -> int:
     import json
 
     from . import history_cli as text
-    from .persistence import History, NoHistory
+    from .persistence import History, NoHistory, SchemaError
 
     data: object
     try:
@@ -96,7 +96,7 @@ def _history_command(args: argparse.Namespace) -> int:
             else:
                 stats = history.stats(args.name, args.limit)
                 data, shown = stats, text.stats_text(stats)
-    except NoHistory as e:
+    except (NoHistory, SchemaError) as e:
         print(f"milepost {args.command}: {e}", file=sys.stderr)
         return 1
     print(json.dumps(data, indent=2, ensure_ascii=False) if args.json else shown)

@@ -19,7 +19,7 @@ from textual.worker import Worker, WorkerState
 
 from ..live.place import LiveError
 from ..live.reader import LiveRun
-from ..persistence import History, NoHistory, Unreadable
+from ..persistence import History, NoHistory, SchemaError, Unreadable
 from ..persistence.records import ItemRecord
 from . import render
 from .dialogs import ConfirmCancel
@@ -47,6 +47,8 @@ def recent_items(run: LiveRun, limit: int = ITEMS) -> Tuple[List[ItemRecord], Op
             return history.recent_items(run.id, limit), None
     except NoHistory:
         return [], "no history database yet"
+    except SchemaError as e:
+        return [], str(e)
     except Unreadable as e:
         return [], f"the history cannot be read: {e}"
 

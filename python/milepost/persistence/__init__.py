@@ -14,7 +14,7 @@ from .money import cost_of, is_money
 from .observer import HistoryObserver
 from .reads import History, NoHistory, Unreadable
 from .resume import Resume, find_resumable, prior_rates
-from .schema import SCHEMA_VERSION
+from .schema import SCHEMA_VERSION, SchemaError
 from .store import Store, connect, default_path
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "NoHistory",
     "Resume",
     "SCHEMA_VERSION",
+    "SchemaError",
     "Store",
     "connect",
     "cost_of",

@@ -27,7 +27,7 @@ from typing import Any, Deque, List, Optional, Sequence, Tuple
 
 from .. import _milepost
 from ..home import default_history
-from .schema import SchemaError, migrate
+from .schema import SCHEMA_VERSION, SchemaError, migrate
 
 _log = logging.getLogger("milepost")
 
@@ -62,6 +62,13 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     `readonly`)."""
     if readonly:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:  # its tables may mean something else: read nothing
+            db.close()
+            raise SchemaError(
+                f"{path} was written by a newer milepost (history schema {version}, this one reads up to "
+                f"{SCHEMA_VERSION}): upgrade milepost to read it"
+            )
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
