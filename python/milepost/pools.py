@@ -67,8 +67,10 @@ class Again:
     `r`), for thread and process pools alike. A retry counts as one more item: the task's total
     grows by the items run again, and each counts as retried; the failure stays counted."""
 
-    def __init__(self, task: Task) -> None:
+    def __init__(self, task: Task, taking: Callable[[], bool]) -> None:
         self._task = task
+        #: Whether the pool still takes work (not once the run was cancelled or the pool broke).
+        self._taking = taking
         self._failed: List[Tuple[int, Any, str]] = []
         self._queued: List[Tuple[int, Any, str]] = []
         self._closed = False
@@ -79,15 +81,18 @@ class Again:
             self._failed.append((index, item, name))
 
     def request_retry(self) -> int:
+        # Under the lock from the answer to the queue: the pool cannot close in between (items
+        # counted, never run), nor run an item before its total grew.
         with self._lock:
-            if self._closed or not self._failed:
+            if self._closed or not self._failed or not self._taking():
                 return 0
-            again, self._failed = self._failed, []
+            again = self._failed
+            if self._task.total is not None:
+                self._task.add_total(len(again))
+            for _, _, name in again:
+                self._task.retry(name)
+            self._failed = []
             self._queued += again
-        if self._task.total is not None:
-            self._task.add_total(len(again))
-        for _, _, name in again:
-            self._task.retry(name)
         return len(again)
 
     def take(self) -> List[Tuple[int, Any]]:
@@ -203,7 +208,7 @@ class _ThreadPool:
         self.item_name = item_name
         self.lanes: List[Any] = []
         self._numbers = itertools.count()
-        self.again = Again(scope.task)
+        self.again = Again(scope.task, lambda: not scope.context.cancelled)
 
     def _bind_lane(self) -> None:
         ctx = self.scope.context
@@ -214,8 +219,16 @@ class _ThreadPool:
     def _call(self, index: int, item: Any) -> Any:
         if self.scope.context.cancelled:  # queued before the cancel: not started
             raise Cancelled.not_started(self.item_name(item, index))
-        with self.scope.task.item(self.item_name(item, index)):
-            return self.fn(item)
+        name = self.item_name(item, index)
+        try:
+            with self.scope.task.item(name):
+                return self.fn(item)
+        except Cancelled:
+            raise  # cancelled, not failed: nothing to run again
+        except Exception:
+            # Retryable from the moment it failed, not once the results before it are in.
+            self.again.failed(index, item, name)
+            raise
 
     def map(self, items: Iterable[Any], return_exceptions: bool) -> List[Any]:
         failure: Optional[BaseException] = None
@@ -271,7 +284,6 @@ class _ThreadPool:
                 if not return_exceptions:
                     raise
                 value = e
-                self.again.failed(index, item, self.item_name(item, index))
             if index < len(results):
                 results[index] = value  # an item run again
             else:

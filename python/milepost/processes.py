@@ -117,7 +117,7 @@ class _Pool:
             n_workers, mp_context=ctx, initializer=init_pool_worker, initargs=(scope.task, os.getpid(), self.number)
         )
         self.pending: Dict[Future[Tuple[int, List[ChunkResult]]], List[Job]] = {}
-        self.again = Again(scope.task)
+        self.again = Again(scope.task, lambda: scope.state(None) == "completed")
 
     def _submit(self, chunk: List[Job]) -> None:
         self.pending[self.pool.submit(run_chunk, self.fn, chunk)] = chunk

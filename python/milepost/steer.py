@@ -6,15 +6,18 @@ in its context): what it streams or is asked stays in the parent's hands."""
 from __future__ import annotations
 
 import threading
+import time
 import weakref
-from typing import Any, Dict, Protocol, Set
+from typing import Any, Dict, List, Protocol
 
 __all__ = ["Steer", "Retryable", "TAIL_CHARS"]
 
 #: Characters of an item's streamed output kept for the monitor (its end).
 TAIL_CHARS = 2000
-#: Skip requests kept at most (a request for an item that never comes is forgotten first).
+#: Skip requests kept at most (a request for an item that never comes is forgotten first),
+#: and for how many seconds.
 MAX_SKIPS = 1000
+SKIP_SECONDS = 600.0
 
 
 class Retryable(Protocol):
@@ -27,7 +30,7 @@ class Steer:
         #: Shown by the monitor and the dashboard beside the run (model, provider, ...).
         self.meta: Dict[str, Any] = {}
         self._tails: Dict[str, str] = {}
-        self._skips: Dict[str, None] = {}
+        self._skips: Dict[str, float] = {}
         self._pools: "weakref.WeakSet[Any]" = weakref.WeakSet()
         self._lock = threading.Lock()
 
@@ -45,36 +48,45 @@ class Steer:
             return dict(self._tails)
 
     # -- skips ----------------------------------------------------------------------------------
-    def request_skip(self, name: str) -> bool:
-        with self._lock:
-            self._skips[name] = None
-            while len(self._skips) > MAX_SKIPS:
-                del self._skips[next(iter(self._skips))]
-        return True
-
-    def skip_requested(self, name: str) -> bool:
-        return name in self._skips
-
-    def skipped(self, name: str) -> None:
+    def request_skip(self, name: str) -> None:
         with self._lock:
             self._skips.pop(name, None)
+            self._skips[name] = time.monotonic()
+            while len(self._skips) > MAX_SKIPS:
+                del self._skips[next(iter(self._skips))]
 
-    @property
-    def skips(self) -> Set[str]:
-        return set(self._skips)
+    def take_skip(self, name: str) -> bool:
+        """Whether a skip was asked for `name` (and not too long ago): the asking item takes it,
+        so that a later item of the same name is not skipped by the same request."""
+        if name not in self._skips:  # the common case, without the lock
+            return False
+        with self._lock:
+            asked = self._skips.pop(name, None)
+        return asked is not None and time.monotonic() - asked < SKIP_SECONDS
 
     # -- retries --------------------------------------------------------------------------------
     def add_pool(self, pool: Retryable) -> None:
-        self._pools.add(pool)
+        with self._lock:
+            self._pools.add(pool)
 
     def remove_pool(self, pool: Retryable) -> None:
-        self._pools.discard(pool)
+        with self._lock:
+            self._pools.discard(pool)
 
     def retry(self) -> int:
         """Asks every running pool to run its failed items again: how many will."""
-        return sum(pool.request_retry() for pool in list(self._pools))
+        with self._lock:
+            pools: List[Any] = list(self._pools)
+        return sum(pool.request_retry() for pool in pools)
 
     def snapshot_meta(self) -> Dict[str, Any]:
-        return {
-            str(k): v if isinstance(v, (str, int, float, bool)) or v is None else str(v) for k, v in self.meta.items()
-        }
+        """`meta` as JSON-ready values (a copy first: the job may be setting keys meanwhile)."""
+        meta = dict(self.meta)
+        return {_shown(k): v if isinstance(v, (str, int, float, bool)) or v is None else _shown(v) for k, v in meta.items()}
+
+
+def _shown(value: Any) -> str:
+    try:
+        return str(value)
+    except Exception:  # noqa: BLE001 - a value that cannot say what it is still shows as something
+        return f"<{type(value).__name__}>"

@@ -38,6 +38,10 @@ MAX_MESSAGE: int = _milepost.MAX_ERROR_CHARS
 LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
+#: What the live channel holds of an item (`Item._live`).
+STREAMED, SKIP_ASKED = 1, 2
+
+
 def current_item() -> Optional[Item]:
     """The innermost item being processed in this context (in `thread_map` and `process_map`
     workers, the item their function was called for), to add metrics to it or retry it."""
@@ -294,9 +298,9 @@ class Item:
         self._metrics: Optional[dict[str, float]] = None
         #: The item's history row once it ended, when its run keeps rows (see `ItemRow`).
         self.row: Optional[ItemRow] = None
-        #: The live channel holds something of this item (its output, a skip asked for it):
-        #: one flag, so that an item nobody streams or skips pays one store and one test.
-        self._live = False
+        #: What the live channel holds of this item (STREAMED, SKIP_ASKED): one int, so that an
+        #: item nobody streams or skips pays one store and one test.
+        self._live = 0
 
     @property
     def task(self) -> Task:
@@ -316,16 +320,18 @@ class Item:
         steer = self._context.steer
         if steer is not None:
             steer.stream(_text(self.name), str(text))
-            self._live = True
+            self._live |= STREAMED
 
     @property
     def skip_requested(self) -> bool:
         """Someone asked to skip this item (`milepost skip`, the monitor): a job that can stop
         it half-way checks this and leaves the block after `skip()`."""
+        if self._live & SKIP_ASKED:
+            return True
         steer = self._context.steer
-        if steer is None or not steer.skip_requested(_text(self.name)):
+        if steer is None or not steer.take_skip(_text(self.name)):
             return False
-        self._live = True
+        self._live |= SKIP_ASKED
         return True
 
     def metric(self, name: str, value: Union[int, float]) -> None:
@@ -350,7 +356,7 @@ class Item:
         if self._token is not None:
             _current_item.reset(self._token)
             self._token = None
-        if self._live:
+        if self._live & STREAMED:
             self._let_go()
         duration = self._context.now() - self._t0
         if exc_type is None:
@@ -365,12 +371,10 @@ class Item:
             self._context.emit(ItemFailed, self._task.path, item=item, error=text)
 
     def _let_go(self) -> None:
-        """The live channel forgets the item's output and the skip asked for it."""
+        """The live channel forgets the item's output."""
         steer = self._context.steer
         if steer is not None:
-            name = _text(self.name)
-            steer.end_stream(name)
-            steer.skipped(name)
+            steer.end_stream(_text(self.name))
 
     def _end(self, status: str, duration: float, error: Optional[str]) -> None:
         """Counts the item and, where the run keeps rows, queues its history row in the same

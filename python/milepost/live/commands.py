@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 import time
 import uuid
@@ -34,7 +35,7 @@ def write_json(path: Path, data: Any, text: Optional[str] = None, private_tmp: b
     second); otherwise under a unique name."""
     raw = (text if text is not None else json.dumps(data, ensure_ascii=False)).encode("utf-8")
     if private_tmp:
-        tmp = str(path.parent / f".{path.name}.tmp")
+        tmp = str(path.parent / f".{path.name}.{os.getpid()}.tmp")  # two processes of one run id
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     else:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -72,10 +73,11 @@ def take(run: Path) -> Iterator[Dict[str, Any]]:
     for name in names:
         path = run / COMMANDS / name
         try:
-            text = path.read_text(encoding="utf-8")
+            text = _read_small(path)
             path.unlink()
         except OSError:
-            continue  # taken by another reader of this run (never two: the run is one process)
+            path.unlink(missing_ok=True)  # not a command: a link, a pipe, a directory
+            continue
         try:
             command = json.loads(text)
             if not isinstance(command, dict):
@@ -84,6 +86,22 @@ def take(run: Path) -> Iterator[Dict[str, Any]]:
             command = {"id": name[: -len(".json")], "kind": None, "bad": text[:200]}
         command.setdefault("id", name[: -len(".json")])
         yield command
+
+
+#: The most of a command file that is read (a command is a few hundred bytes).
+MAX_COMMAND_BYTES = 64 * 1024
+
+
+def _read_small(path: Path) -> str:
+    """A command file's text: a regular file only (never through a link, never a pipe that
+    would block the run's dispatcher), at most MAX_COMMAND_BYTES of it."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        return os.read(fd, MAX_COMMAND_BYTES).decode("utf-8", "replace")
+    finally:
+        os.close(fd)
 
 
 def answer(run: Path, command_id: str, ok: bool, message: str) -> None:

@@ -13,7 +13,7 @@ import os
 import socket
 import stat
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 from ..errors import MilepostError
 
@@ -64,17 +64,22 @@ def run_dir(run_id: str, root: Optional[Path] = None) -> Path:
     return (root or live_dir()) / run_id
 
 
-def process_start(pid: int) -> Optional[int]:
-    """When process `pid` started (clock ticks since boot, from /proc), or None where that is
-    unknown: with the pid it tells a live process from a new one that reuses its number."""
+def _stat(pid: int) -> Optional[List[bytes]]:
+    """The fields of /proc/`pid`/stat after the command name, or None where there are none."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read()
     except OSError:
         return None
     # The command name (field 2) is in parentheses and may hold spaces: count from its end.
-    fields = data[data.rindex(b")") + 2 :].split()
-    return int(fields[19])
+    return data[data.rindex(b")") + 2 :].split()
+
+
+def process_start(pid: int) -> Optional[int]:
+    """When process `pid` started (clock ticks since boot, from /proc), or None where that is
+    unknown: with the pid it tells a live process from a new one that reuses its number."""
+    fields = _stat(pid)
+    return int(fields[19]) if fields else None
 
 
 def alive(pid: int, start: Optional[int]) -> bool:
@@ -85,5 +90,10 @@ def alive(pid: int, start: Optional[int]) -> bool:
         return False
     except PermissionError:
         return False  # there, but another user's: a reused pid (ours we could signal)
-    now = process_start(pid)
-    return start is None or now is None or now == start
+    fields = _stat(pid)
+    if fields is None:
+        # Gone since the signal check, or no /proc on this system (the pid is all we have).
+        return not os.path.exists("/proc/self/stat")
+    if fields[0] in (b"Z", b"X"):
+        return False  # killed, and not yet reaped by its parent
+    return start is None or int(fields[19]) == start

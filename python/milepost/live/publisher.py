@@ -46,7 +46,7 @@ class Steering:
         self,
         cancel: Callable[[str], None],
         retry: Callable[[], int],
-        skip: Callable[[str], bool],
+        skip: Callable[[str], None],
         meta: Callable[[], Dict[str, Any]],
         outputs: Callable[[], Dict[str, str]],
     ) -> None:
@@ -82,6 +82,7 @@ class LivePublisher(BaseObserver):
         self._events: Optional[TextIO] = None
         self._ended: Optional[str] = None
         self._off = False
+        self._written = 0
 
     @property
     def directory(self) -> Optional[Path]:
@@ -99,6 +100,7 @@ class LivePublisher(BaseObserver):
         self._dir = directory
         commands.write_json(directory / "run.json", self._info)
         self._events = open(directory / "events.jsonl", "a", encoding="utf-8")  # noqa: SIM115 - kept open
+        self._written = self._events.tell()
         os.chmod(directory / "events.jsonl", 0o600)
 
     def on_event(self, event: Event) -> None:
@@ -109,8 +111,11 @@ class LivePublisher(BaseObserver):
 
     def _append(self, event: Event) -> None:
         assert self._events is not None and self._dir is not None
-        self._events.write(json.dumps(event.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n")
-        if self._events.tell() > EVENTS_BYTES:
+        line = json.dumps(event.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n"
+        self._events.write(line)
+        self._written += len(line)  # characters: near enough to bytes for a bound (tell() flushes)
+        if self._written > EVENTS_BYTES:
+            self._written = 0
             self._events.close()
             os.replace(self._dir / "events.jsonl", self._dir / "events.1.jsonl")
             self._events = open(self._dir / "events.jsonl", "a", encoding="utf-8")  # noqa: SIM115
@@ -140,7 +145,10 @@ class LivePublisher(BaseObserver):
     def _obey(self) -> None:
         assert self._dir is not None
         for command in commands.take(self._dir):
-            ok, message = self._carry_out(command)
+            try:
+                ok, message = self._carry_out(command)
+            except Exception as e:  # noqa: BLE001 - a taken command is always answered
+                ok, message = False, f"the run could not do it: {type(e).__name__}: {e}"
             commands.answer(self._dir, command["id"], ok, message)
 
     def _carry_out(self, command: Dict[str, Any]) -> tuple[bool, str]:
@@ -156,9 +164,11 @@ class LivePublisher(BaseObserver):
                 return True, "no failed items to run again in the run's running pools"
             return True, f"{n} failed item{'s' if n != 1 else ''} will run again"
         if kind == "skip" and isinstance(arg, str) and arg:
-            if self._steer.skip(arg):
-                return True, f"skip asked for {arg!r}: the job skips it where it checks item.skip_requested"
-            return False, f"no item {arg!r} is in flight in the run's process"
+            self._steer.skip(arg)
+            return True, (
+                f"skip asked for {arg!r}: skipped if the job checks item.skip_requested while it runs it "
+                "(within 10 minutes, in the run's own process)"
+            )
         return False, f"unknown command {kind!r} (expected one of {', '.join(commands.KINDS)})"
 
     def close(self) -> None:

@@ -21,6 +21,8 @@ __all__ = ["LiveRun", "LiveState", "EventTail", "list_runs", "find_run", "prune"
 KEEP_SECONDS = 7 * 24 * 3600
 #: Seconds a client waits for a live run to answer a command (it looks four times a second).
 ANSWER_WAIT = 3.0
+#: Seconds between two prunings of the live directory.
+PRUNE_EVERY = 3600.0
 
 
 @dataclass
@@ -57,6 +59,11 @@ class LiveRun:
             raise LiveError(f"{directory / 'run.json'} is unreadable: {e}") from e
         if not isinstance(self.info, dict):
             raise LiveError(f"{directory / 'run.json'} is not a run description")
+        try:  # what every client reads of it, checked once
+            int(self.info.get("pid", 0))
+            float(self.info.get("started_at", 0.0))
+        except (TypeError, ValueError) as e:
+            raise LiveError(f"{directory / 'run.json'} is not a run description: {e}") from e
         version = self.info.get("format")
         if not isinstance(version, int) or version > FORMAT:
             raise LiveError(
@@ -103,11 +110,13 @@ class LiveRun:
             data = {}
         except ValueError as e:  # written aside and renamed in: only a foreign hand makes this
             raise LiveError(f"{self.directory / 'snapshot.json'} is unreadable: {e}") from e
+        if not isinstance(data, dict) or not isinstance(data.get("snapshot") or {}, dict):
+            raise LiveError(f"{self.directory / 'snapshot.json'} is not a published snapshot")
         ended = data.get("ended")
         state = str(ended) if ended else ("running" if self.process_alive() else "crashed")
         return LiveState(
             state,
-            float(data.get("published", 0.0)),
+            float(data.get("published") or 0.0),
             data.get("snapshot") or {},
             data.get("meta") or {},
             data.get("outputs") or {},
@@ -129,7 +138,13 @@ class LiveRun:
         command_id = commands.drop(self.directory, kind, arg, f"pid {os.getpid()} on {HOST}")
         reply = commands.wait_answer(self.directory, command_id, timeout)
         if reply is None:
-            (self.directory / commands.COMMANDS / f"{command_id}.json").unlink(missing_ok=True)
+            try:
+                (self.directory / commands.COMMANDS / f"{command_id}.json").unlink()
+            except FileNotFoundError:  # the run took it: it may still carry it out
+                raise LiveError(
+                    f"run {self.name} ({self.id}) took the command but did not answer within {timeout:g} s "
+                    "(it may be busy): it may still carry it out"
+                ) from None
             state = self.read().state
             why = f"it has ended ({state})" if state != "running" else f"it did not answer within {timeout:g} s"
             raise LiveError(f"run {self.name} ({self.id}): {why}; nothing changed")
@@ -187,7 +202,7 @@ def list_runs(root: Optional[Path] = None) -> List[Tuple[LiveRun, LiveState]]:
         try:
             run = LiveRun(Path(entry.path))
             found.append((run, run.read()))
-        except LiveError:
+        except (LiveError, OSError, ValueError, TypeError):
             continue  # half-made or foreign: not a run to list
     found.sort(key=lambda pair: pair[0].started_at, reverse=True)
     return found
@@ -215,8 +230,25 @@ def find_run(which: str, root: Optional[Path] = None) -> LiveRun:
 
 
 def prune(root: Path, keep: float = KEEP_SECONDS) -> None:
-    """Removes the directories of runs that ended (or crashed) over `keep` seconds ago."""
+    """Removes the directories of runs that ended (or crashed) over `keep` seconds ago; at most
+    once every PRUNE_EVERY seconds (a run starts on the job's thread: it must stay cheap)."""
+    marker = root / ".pruned"
+    try:
+        if time.time() - marker.stat().st_mtime < PRUNE_EVERY:
+            return
+    except FileNotFoundError:
+        pass
+    marker.touch(mode=0o600)
+    os.utime(marker)
     now = time.time()
-    for run, state in list_runs(root):
-        if state.ended and now - max(state.published, run.started_at) > keep:
-            shutil.rmtree(run.directory, ignore_errors=True)
+    for entry in os.scandir(root):
+        if not entry.is_dir(follow_symlinks=False):
+            continue
+        try:
+            # A live run publishes four times a second: only an old file can be a run to remove.
+            if now - (Path(entry.path) / "snapshot.json").stat().st_mtime <= keep:
+                continue
+            if LiveRun(Path(entry.path)).read().ended:
+                shutil.rmtree(entry.path, ignore_errors=True)
+        except (LiveError, OSError, ValueError, TypeError):
+            continue  # not a run, or not ours to judge: left alone
