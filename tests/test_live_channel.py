@@ -189,3 +189,50 @@ def test_a_run_without_history_publishes_nothing() -> None:
     with milepost.Run("unkept", display="none", history=False) as run:
         run.phase("p").advance()
     assert not (live_dir() / run.id).exists()
+
+
+def test_a_name_is_never_taken_for_the_start_of_another_runs_id() -> None:
+    with milepost.Run("other", display="none") as other:
+        other.phase("p").advance()
+    prefix = other.id[:4]
+    with milepost.Run(prefix, display="none") as named:
+        assert find_run(prefix).id == named.id, "the run of that name, not the run whose id starts so"
+        assert find_run(other.id[:6]).id == other.id
+        result = _cli("cancel", "a" * 300)
+        assert result.returncode == 1 and "no run 'aaaa" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_milepost_runs_shows_names_and_commands_as_text() -> None:
+    with milepost.Run("evil\x1b[31mRED\x1b[0m\nline2\ttab", display="none") as run:
+        run.phase("p").advance()
+    table = _cli("runs").stdout
+    assert "\x1b" not in table and "evilRED line2 tab" in table
+    assert len([line for line in table.splitlines() if run.id in line]) == 1
+
+
+def test_the_history_commands_show_a_killed_run_crashed() -> None:
+    proc, run_id = _start("steady", "100000", "0.01")
+    run = find_run(run_id)
+    _wait_for(lambda: run.read().root.get("done", 0) > 3)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    shown = subprocess.run(
+        [sys.executable, "-m", "milepost", "history", "--json", "--db", str(run.history)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert [r["status"] for r in json.loads(shown.stdout) if r["id"] == run_id] == ["crashed"]
+
+
+def test_a_run_that_stopped_publishing_and_then_completed_is_not_called_crashed() -> None:
+    with milepost.Run("went-quiet", display="none") as run:
+        with run.phase("p") as ph:
+            ph.advance(3)
+    # Its publishing had stopped (as on a full disk): the last published state says running.
+    directory = live_dir() / run.id
+    snapshot = json.loads((directory / "snapshot.json").read_text())
+    (directory / "snapshot.json").write_text(json.dumps({**snapshot, "ended": None}))
+    info = json.loads((directory / "run.json").read_text())
+    (directory / "run.json").write_text(json.dumps({**info, "pid": 2**22 + 12345, "pid_start": 1}))  # gone
+    assert find_run(run.id).read().state == "completed", "the history says how it ended"

@@ -155,7 +155,10 @@ def test_a_killed_job_shows_crashed_within_two_seconds() -> None:
         t0 = time.monotonic()
         await until(pilot, lambda: "Run ended crashed" in screen_text(app), seconds=2, what="crashed")
         assert time.monotonic() - t0 < 2
-        assert "‼ crashed" in screen_text(app)
+        text = screen_text(app)
+        assert "‼ crashed" in text
+        assert "● running" not in text, "nothing of a crashed run is shown running"
+        assert "nothing: the run is over" in text, "nor in flight"
 
     try:
         drive(app, body)

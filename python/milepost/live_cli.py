@@ -8,6 +8,7 @@ import sys
 import time
 from typing import Any, List
 
+from . import _milepost
 from .live.place import LiveError
 from .live.reader import find_run, list_runs
 from .live.summary import progress, row
@@ -43,6 +44,10 @@ def run_command(args: argparse.Namespace) -> int:
         return 1
 
 
+def _clean(text: str) -> str:
+    return _milepost.sanitize(text).replace("\t", " ")
+
+
 def _age(t: float) -> str:
     seconds = max(0.0, time.time() - t)
     if seconds < 90:
@@ -68,8 +73,17 @@ def _runs(as_json: bool) -> int:
         return 0
     table: List[List[str]] = [["STATE", "NAME", "ID", "PID", "PROGRESS", "STARTED", "COMMAND"]]
     for e in entries:
+        # Names and commands are the job's text: no escape sequence or newline reaches the terminal.
         table.append(
-            [e["state"], e["name"], e["id"], str(e["pid"]), progress(e), _age(e["started_at"]), e["command"][:60]]
+            [
+                e["state"],
+                _clean(e["name"]),
+                e["id"],
+                str(e["pid"]),
+                progress(e),
+                _age(e["started_at"]),
+                _clean(e["command"])[:60],
+            ]
         )
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]) - 1)]
     for r in table:

@@ -82,7 +82,9 @@ class Steer:
     def snapshot_meta(self) -> Dict[str, Any]:
         """`meta` as JSON-ready values (a copy first: the job may be setting keys meanwhile)."""
         meta = dict(self.meta)
-        return {_shown(k): v if isinstance(v, (str, int, float, bool)) or v is None else _shown(v) for k, v in meta.items()}
+        return {
+            _shown(k): v if isinstance(v, (str, int, float, bool)) or v is None else _shown(v) for k, v in meta.items()
+        }
 
 
 def _shown(value: Any) -> str:

@@ -6,11 +6,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
+from ..errors import MilepostError
+from ..outcome import END_STATES
+from ..persistence import History
 from . import commands
 from .place import FORMAT, HOST, LiveError, alive, check_owned, live_dir, run_dir
 
@@ -50,6 +54,7 @@ class LiveRun:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        self._end: Optional[str] = None
         try:
             check_owned(directory)
             self.info: Dict[str, Any] = json.loads((directory / "run.json").read_text(encoding="utf-8"))
@@ -113,7 +118,7 @@ class LiveRun:
         if not isinstance(data, dict) or not isinstance(data.get("snapshot") or {}, dict):
             raise LiveError(f"{self.directory / 'snapshot.json'} is not a published snapshot")
         ended = data.get("ended")
-        state = str(ended) if ended else ("running" if self.process_alive() else "crashed")
+        state = str(ended) if ended else ("running" if self.process_alive() else self._end_in_history())
         return LiveState(
             state,
             float(data.get("published") or 0.0),
@@ -121,6 +126,22 @@ class LiveRun:
             data.get("meta") or {},
             data.get("outputs") or {},
         )
+
+    def _end_in_history(self) -> str:
+        """How a run whose process is gone without publishing its end ended, as its history
+        has it (publishing may have stopped on a full disk while the run went on to its end);
+        `crashed` when the history does not say either. Known once, then kept."""
+        if self._end is None:
+            self._end = "crashed"
+            if self.history is not None:
+                try:
+                    with History.open(self.history) as history:
+                        status = history.status(self.id)
+                except (MilepostError, sqlite3.Error, OSError):
+                    status = None
+                if status in END_STATES:
+                    self._end = str(status)
+        return self._end
 
     def events(self) -> EventTail:
         return EventTail(self.directory)
@@ -209,21 +230,27 @@ def list_runs(root: Optional[Path] = None) -> List[Tuple[LiveRun, LiveState]]:
 
 
 def find_run(which: str, root: Optional[Path] = None) -> LiveRun:
-    """A run by id, by the start of its id, or by name (the newest of that name)."""
+    """A run by id, by name (the newest of that name), or by the start of its id: in that
+    order, so that a name made of hex digits (`cafe`, `2024`) is never taken for another run's
+    id."""
     root = root or live_dir()
     if not root.exists():
         raise LiveError(f"no live runs on this machine yet ({root} does not exist)")
     check_owned(root)
-    exact = run_dir(which, root) if all(c not in which for c in "/\\\0") and which not in (".", "..") else None
-    if exact is not None and exact.is_dir():
+    try:
+        exact: Optional[Path] = run_dir(which, root)
+        is_run = exact is not None and exact.is_dir()
+    except (LiveError, OSError):
+        is_run = False  # not an id this directory could hold (a path, a 300-character name)
+    if is_run and exact is not None:
         return LiveRun(exact)
     runs = list_runs(root)
-    by_prefix = [r for r, _ in runs if r.id.startswith(which)]
-    if len(by_prefix) == 1:
-        return by_prefix[0]
     by_name = [r for r, _ in runs if r.name == which]
     if by_name:
         return by_name[0]
+    by_prefix = [r for r, _ in runs if r.id.startswith(which)] if which else []
+    if len(by_prefix) == 1:
+        return by_prefix[0]
     if len(by_prefix) > 1:
         raise LiveError(f"{which!r} is the start of {len(by_prefix)} run ids: give more of it")
     raise LiveError(f"no run {which!r} on this machine (see `milepost runs`)")

@@ -17,6 +17,7 @@ def row(run: LiveRun, state: LiveState) -> Dict[str, Any]:
         "state": state.state,
         "pid": run.pid,
         "done": root.get("done", 0),
+        "processed": root.get("processed", root.get("done", 0)),
         "failed": root.get("failed", 0),
         "total": root.get("total"),
         "fraction": root.get("fraction"),
@@ -28,8 +29,8 @@ def row(run: LiveRun, state: LiveState) -> Dict[str, Any]:
 
 
 def progress(entry: Dict[str, Any]) -> str:
-    done, total = entry["done"], entry["total"]
-    text = f"{done:,}" if total is None else f"{done:,}/{total:,}"
+    processed, total = entry["processed"], entry["total"]
+    text = f"{processed:,}" if total is None else f"{processed:,}/{total:,}"
     if entry["fraction"] is not None:
         text += f" {entry['fraction'] * 100:.0f}%"
     if entry["failed"]:

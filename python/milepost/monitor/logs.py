@@ -15,7 +15,7 @@ from textual.widgets import Footer, RichLog, Static
 from ..persistence.logs import rows_matching
 from ..persistence.records import LogRecord
 from .feed import Feed
-from .looks import LEVEL_STYLES, clean
+from .looks import LEVEL_STYLES, clean, legible_text
 
 __all__ = ["LogScreen", "LEVEL_FILTERS", "SHOWN_ROWS"]
 
@@ -83,7 +83,7 @@ class LogScreen(Screen[None]):
         self.shown.extend(kept)
         log = self.query_one("#log", RichLog)
         for r in kept:
-            log.write(_line(r))
+            log.write(legible_text(_line(r)))
 
 
 def _line(row: LogRecord) -> Text:

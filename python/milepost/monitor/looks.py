@@ -4,8 +4,9 @@ given, and the text helpers every panel shares."""
 
 from __future__ import annotations
 
+import os
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterable, Optional
 
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.measure import Measurement
@@ -37,6 +38,37 @@ STATES: Dict[str, tuple[str, str]] = {
 }
 
 LEVEL_STYLES = {"debug": "dim", "info": "", "warning": "yellow", "error": "bold red", "critical": "bold red reverse"}
+
+
+def _legible(style: Optional[Style]) -> Optional[Style]:
+    """Without colour (NO_COLOR), only what stays legible: no text colour, no dimming (Textual
+    would turn red on black into grey on black); the background, bold, italic and reverse stay,
+    and so do the marks."""
+    if style is None:
+        return None
+    return Style(bgcolor=style.bgcolor, bold=style.bold, italic=style.italic, reverse=style.reverse)
+
+
+def no_color() -> bool:
+    return bool(os.environ.get("NO_COLOR"))
+
+
+def legible(segments: Iterable[Segment]) -> Iterable[Segment]:
+    """`segments` as drawn: as they are, or, under NO_COLOR, without colour or dimming."""
+    if not no_color():
+        return segments
+    return (Segment(text, _legible(style), control) for text, style, control in segments)
+
+
+def legible_text(text: Text) -> Text:
+    """A line for a log widget, under NO_COLOR without colour or dimming."""
+    if not no_color():
+        return text
+    plain = Text(text.plain)
+    for span in text.spans:
+        style = Style.parse(span.style) if isinstance(span.style, str) else span.style
+        plain.stylize(Style(bold=style.bold, italic=style.italic, reverse=style.reverse), span.start, span.end)
+    return plain
 
 
 def mark(state: str) -> tuple[str, str]:

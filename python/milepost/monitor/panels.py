@@ -17,6 +17,7 @@ from textual.geometry import Size
 from textual.strip import Strip
 from textual.widget import Widget
 
+from .looks import legible
 from .view import View
 
 __all__ = ["Panel"]
@@ -64,7 +65,7 @@ class Panel(Widget):
             options = console.options.update_width(width)
             style = self.rich_style
             self._lines = [
-                Strip(Segment.adjust_line_length(line, width, style=style), width)
+                Strip(Segment.adjust_line_length(list(legible(line)), width, style=style), width)
                 for line in console.render_lines(renderable, options, style=style, pad=False)
             ]
         self._width = width

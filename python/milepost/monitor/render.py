@@ -29,6 +29,13 @@ def header(view: View, width: int) -> RenderableType:
     if view.state.meta:
         lines.append(Text(" · ".join(f"{clean(k)} {clean(v)}" for k, v in view.state.meta.items())))
     lines.append(Text(f"started {wall_time(run.started_at)} · elapsed {duration(view.elapsed)}"))
+    silent = view.silent_for
+    if silent is not None:
+        lines.append(
+            Text(
+                f"⚠ no update from the run for {duration(silent)}: it may have stopped publishing", style="bold yellow"
+            )
+        )
     if view.ended:
         symbol, style = mark(view.state.state)
         ending = ENDINGS.get(view.state.state, view.state.state)

@@ -21,6 +21,11 @@ ENDINGS = {
 }
 
 
+#: Seconds without a publication after which a running run is said to be silent (it publishes
+#: four times a second: a full disk, or a job that stopped its own dispatcher).
+SILENT_AFTER = 5.0
+
+
 @dataclass
 class View:
     run: LiveRun
@@ -32,7 +37,22 @@ class View:
 
     @property
     def root(self) -> Dict[str, Any]:
-        return self.state.root
+        return self._settled(self.state.root)
+
+    def _settled(self, node: Dict[str, Any]) -> Dict[str, Any]:
+        """A node as shown: in a crashed run, what was running when it last published is
+        crashed now, with no rate or ETA (its counts stay as published)."""
+        if self.state.state == "crashed" and node.get("state") == "running":
+            return {**node, "state": "crashed", "rate": None, "eta": None}
+        return node
+
+    @property
+    def silent_for(self) -> Optional[float]:
+        """Seconds since a running run last published, when that is long enough to say so."""
+        if self.ended or not self.state.published:
+            return None
+        quiet = self.now - self.state.published
+        return quiet if quiet >= SILENT_AFTER else None
 
     @property
     def ended(self) -> bool:
@@ -56,7 +76,7 @@ class View:
         stack = [(1, child) for child in reversed(self.root.get("children") or [])]
         while stack:
             depth, node = stack.pop()
-            out.append({**node, "depth": depth})
+            out.append({**self._settled(node), "depth": depth})
             stack.extend((depth + 1, child) for child in reversed(node.get("children") or []))
         return out
 
@@ -73,6 +93,8 @@ class View:
         """Every item at work, by lane (`lane`, `state`, `item`, `output`, `done`, `failed`): the
         worker lanes first, then the items that stream output outside any lane (a plain loop's
         item, shown in lane `main`)."""
+        if self.ended:
+            return []  # nothing is at work in a run that is over (crashed included)
         outputs = dict(self.state.outputs)
         rows: List[Dict[str, Any]] = []
         for lane in self.lanes:

@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import Any, Dict, List, Optional, Set, Tuple, Type, Union
 
 from ..errors import MilepostError
+from ..pids import HOST, alive
 from .failures import recorded_failures
 from .logs import log_row, rows_matching
 from .money import cost_of
@@ -90,6 +91,11 @@ class History:
         self, kind: Optional[Type[BaseException]], value: Optional[BaseException], tb: Optional[TracebackType]
     ) -> None:
         self.close()
+
+    def status(self, run_id: str) -> Optional[str]:
+        """The run's status as the history has it (`crashed` for a dead `running` one), or None."""
+        row = self.db.execute("SELECT status, host, pid FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return _status(row) if row is not None else None
 
     # -- runs ---------------------------------------------------------------------------------
     def runs(self, name: Optional[str] = None, limit: int = 20, offset: int = 0) -> List[RunRecord]:
@@ -219,6 +225,17 @@ class History:
         return {path: sorted(v)[len(v) // 2] for path, v in rates.items()}
 
 
+def _status(row: Any) -> str:
+    """A run's status, `crashed` for one still `running` in the history whose process on this
+    machine is gone (killed before it could write its end)."""
+    status = str(row["status"])
+    keys = row.keys()
+    if status == "running" and "pid" in keys and "host" in keys and row["host"] == HOST and row["pid"]:
+        if not alive(int(row["pid"]), None):
+            return "crashed"
+    return status
+
+
 def run_record(row: Any) -> RunRecord:
     """A run's row as a record (with what every display derives: processed, success, cost)."""
     metrics = json.loads(row["metrics"] or "{}")
@@ -226,7 +243,7 @@ def run_record(row: Any) -> RunRecord:
     return {
         "id": row["id"],
         "name": row["name"],
-        "status": row["status"],
+        "status": _status(row),
         "started_at": row["started_at"],
         "ended_at": row["ended_at"],
         "elapsed": row["elapsed"],

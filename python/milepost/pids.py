@@ -1,0 +1,50 @@
+"""Is the process that wrote a run still there? Its pid, and (on Linux) when it started, so
+that a new process that reuses the number is no alibi, and a killed one not yet reaped by its
+parent (a zombie) counts as gone. Read by the live channel and by the history's readers."""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import List, Optional
+
+__all__ = ["HOST", "alive", "process_start"]
+
+#: This machine's name: a run on another host (a shared home directory) is never judged by
+#: its pid here.
+HOST = socket.gethostname()
+
+
+def _stat(pid: int) -> Optional[List[bytes]]:
+    """The fields of /proc/`pid`/stat after the command name, or None where there are none."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    # The command name (field 2) is in parentheses and may hold spaces: count from its end.
+    return data[data.rindex(b")") + 2 :].split()
+
+
+def process_start(pid: int) -> Optional[int]:
+    """When process `pid` started (clock ticks since boot, from /proc), or None where that is
+    unknown: with the pid it tells a live process from a new one that reuses its number."""
+    fields = _stat(pid)
+    return int(fields[19]) if fields else None
+
+
+def alive(pid: int, start: Optional[int]) -> bool:
+    """Whether the process that published a run is still there."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False  # there, but another user's: a reused pid (ours we could signal)
+    fields = _stat(pid)
+    if fields is None:
+        # Gone since the signal check, or no /proc on this system (the pid is all we have).
+        return not os.path.exists("/proc/self/stat")
+    if fields[0] in (b"Z", b"X"):
+        return False  # killed, and not yet reaped by its parent
+    return start is None or int(fields[19]) == start
