@@ -5,11 +5,24 @@ Each prints `started <run id>` once its run is published, and `ended <state>` at
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Tuple
 
 import milepost
+
+
+def start_job(*args: str) -> Tuple[subprocess.Popen, str]:
+    """(For tests.) A job of this file in its own process, and its run id once it is published."""
+    proc = subprocess.Popen(
+        [sys.executable, __file__, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.startswith("started"), line + (proc.stderr.read() if proc.stderr else "")
+    return proc, line.split()[1]
 
 
 def steady(n: int, item_seconds: float) -> None:

@@ -5,23 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Tuple
 
+from live_jobs import start_job
 from milepost.monitor.app import MonitorApp
 
+__all__ = ["drive", "screen_text", "start_job", "stop_job", "until"]
+
 JOBS = str(Path(__file__).parent / "live_jobs.py")
-
-
-def start_job(*args: str) -> Tuple[subprocess.Popen, str]:
-    """A job of `live_jobs.py` and its run id, once it is published."""
-    proc = subprocess.Popen([sys.executable, JOBS, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert line.startswith("started"), line + (proc.stderr.read() if proc.stderr else "")
-    return proc, line.split()[1]
 
 
 def stop_job(proc: subprocess.Popen) -> str:

@@ -16,18 +16,9 @@ from pathlib import Path
 import pytest
 
 import milepost
+from live_jobs import start_job as _start
 from milepost.live.place import LiveError, live_dir
 from milepost.live.reader import find_run, list_runs
-
-JOBS = str(Path(__file__).parent / "live_jobs.py")
-
-
-def _start(*args: str) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, JOBS, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert line.startswith("started"), line + (proc.stderr.read() if proc.stderr else "")
-    return proc, line.split()[1]
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
