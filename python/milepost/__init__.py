@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from . import _milepost
 from ._milepost import SCHEMA_VERSION
+from .aio import async_as_completed, async_map
 from .errors import Cancelled, InvalidValueError, MilepostError, RunEndedError
 from .events import (
     Event,
@@ -59,6 +60,8 @@ __all__ = [
     "StepStarted",
     "Task",
     "WorkerDied",
+    "async_as_completed",
+    "async_map",
     "current_item",
     "current_run",
     "process_as_completed",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Iterable, Optional
 
 from .errors import Cancelled
@@ -17,7 +18,7 @@ def end_state(exc_type: Optional[type[BaseException]], exc: Optional[BaseExcepti
 
     - no exception, or `sys.exit()` / `sys.exit(0)`: completed (a normal exit);
     - Ctrl-C (KeyboardInterrupt), a cancel (`milepost.Cancelled`), a generator closed early
-      (GeneratorExit): cancelled;
+      (GeneratorExit), an asyncio task cancelled (`asyncio.CancelledError`): cancelled;
     - anything else, `sys.exit(1)` included: failed.
     """
     if exc_type is None:
@@ -26,6 +27,11 @@ def end_state(exc_type: Optional[type[BaseException]], exc: Optional[BaseExcepti
         code = exc.code if isinstance(exc, SystemExit) else None
         return "completed" if code in (None, 0) else "failed"
     if issubclass(exc_type, (KeyboardInterrupt, GeneratorExit, Cancelled)):
+        return "cancelled"
+    # Looked up, not imported: without asyncio loaded no exception can be its CancelledError,
+    # and `import milepost` does not pay for importing it.
+    aio = sys.modules.get("asyncio")
+    if aio is not None and issubclass(exc_type, aio.CancelledError):
         return "cancelled"
     return "failed"
 

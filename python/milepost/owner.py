@@ -8,6 +8,7 @@ history, what a resumed run takes over, worker lanes, the sharing with worker pr
 
 from __future__ import annotations
 
+import contextvars
 import os
 import threading
 import time
@@ -51,7 +52,11 @@ class Owner:
         self.stall_after = stall_after
         self.delivery: Optional[Delivery] = None
         self.tasks: List[Task] = []
-        self._lanes = threading.local()
+        # Bound per context, not per thread: an asyncio task has a context of its own (its
+        # lane), and each thread starts with one of its own too.
+        self._lanes: contextvars.ContextVar[Optional[_milepost.Lane]] = contextvars.ContextVar(
+            "milepost_lane", default=None
+        )
         self._run: Optional[weakref.ReferenceType[Any]] = None
         self._finished = False
         self._pools = 0
@@ -162,13 +167,13 @@ class Owner:
 
     # -- RunContext: lanes -----------------------------------------------------------------------
     def lane(self) -> Optional[_milepost.Lane]:
-        return getattr(self._lanes, "lane", None)
+        return self._lanes.get()
 
     def add_lane(self, name: str) -> Optional[_milepost.Lane]:
         return self.core.add_lane(name)
 
     def bind_lane(self, lane: Optional[_milepost.Lane]) -> None:
-        self._lanes.lane = lane
+        self._lanes.set(lane)
 
     def finish_lanes(self, lanes: Iterable[Optional[_milepost.Lane]]) -> None:
         now = self.core.now()

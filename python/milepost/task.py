@@ -44,7 +44,8 @@ STREAMED, SKIP_ASKED = 1, 2
 
 def current_item() -> Optional[Item]:
     """The innermost item being processed in this context (in `thread_map` and `process_map`
-    workers, the item their function was called for), to add metrics to it or retry it."""
+    workers, the item their function was called for; in `async_map`, per asyncio task), to add
+    metrics to it or retry it."""
     return _current_item.get()
 
 
@@ -369,6 +370,16 @@ class Item:
             self._end("failed", duration, text)
             item = _clip(_milepost.sanitize(self.name), MAX_NAME)
             self._context.emit(ItemFailed, self._task.path, item=item, error=text)
+
+    async def __aenter__(self) -> Item:
+        # The same as `with`: an asyncio task runs in a context of its own, so the item set
+        # here is current in this task only.
+        return self.__enter__()
+
+    async def __aexit__(
+        self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
 
     def _let_go(self) -> None:
         """The live channel forgets the item's output."""

@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, Iterator, Optional, TextIO, Tuple, TypeVar, Union, overload
+from typing import (
+    Any,
+    AsyncIterable,
+    AsyncIterator,
+    Dict,
+    Iterable,
+    Iterator,
+    Optional,
+    TextIO,
+    Tuple,
+    TypeVar,
+    Union,
+    overload,
+)
 
 from . import context
+from .aio import AsyncTracker
 from .errors import InvalidValueError
 from .outcome import end_state
 from .output import print as _print
@@ -92,12 +106,20 @@ def track(
 ) -> Iterator[T]: ...
 @overload
 def track(
+    iterable: AsyncIterable[T],
+    total: Optional[int] = ...,
+    description: Optional[str] = ...,
+    unit: str = ...,
+    **kwargs: Any,
+) -> AsyncIterator[T]: ...
+@overload
+def track(
     iterable: None = ..., total: Optional[int] = ..., description: Optional[str] = ..., unit: str = ..., **kwargs: Any
 ) -> Bar: ...
 
 
 def track(  # noqa: PLR0913 - tqdm's signature
-    iterable: Optional[Iterable[T]] = None,
+    iterable: Union[Iterable[T], AsyncIterable[T], None] = None,
     total: Optional[int] = None,
     description: Optional[str] = None,
     unit: str = "it",
@@ -110,7 +132,7 @@ def track(  # noqa: PLR0913 - tqdm's signature
     file: Optional[TextIO] = None,
     run: Optional[Run] = None,
     **tqdm_kwargs: Any,
-) -> Union[Iterator[T], Bar, DisabledBar]:
+) -> Union[Iterator[T], AsyncIterator[T], Bar, DisabledBar]:
     """Iterates `iterable` and shows its progress, as `tqdm(iterable)` does.
 
     Inside a `with Run(...)` block (or another tracked loop) the loop becomes a phase of that
@@ -118,7 +140,9 @@ def track(  # noqa: PLR0913 - tqdm's signature
     grows), so loops inside loops stay one line each. Alone, it gets a run of its own, which
     ends when the loop does. An item counts as done when the loop asks for the next one (as in
     tqdm), so an item whose body raised is not counted. Without an iterable it returns a
-    manual `Bar` (`update`, `set_description`, `write`, `close`).
+    manual `Bar` (`update`, `set_description`, `write`, `close`). An async iterable (one with
+    `__aiter__` and no `__iter__`) gets an async iterator: `async for x in track(agen,
+    total=N)`, counted and ended the same way.
 
     Args:
         iterable: What to iterate (or None for a manual bar).
@@ -134,16 +158,23 @@ def track(  # noqa: PLR0913 - tqdm's signature
         run: The run to add this loop to (default: the current run, if any).
     """
     _check(tqdm_kwargs, initial, description, desc)
+    source: Optional[AsyncIterator[T]] = None
+    if iterable is not None and hasattr(iterable, "__aiter__") and not hasattr(iterable, "__iter__"):
+        source = iterable.__aiter__()
     if disable:
         # Nothing at all: no run, no history, no thread (tqdm's disable=True).
-        return iter(iterable) if iterable is not None else DisabledBar(total, initial)
+        if source is not None:
+            return source
+        return iter(iterable) if iterable is not None else DisabledBar(total, initial)  # type: ignore[arg-type]
     label = description or desc or "track"
     if total is None and iterable is not None:
-        total = length_of(iterable)
+        total = length_of(iterable)  # type: ignore[arg-type]
     task, own = _loop_task(label, total, unit, initial, run, display, leave, file)
     if iterable is None:
         return Bar(task, own)
-    return task.tracker(iterable, total, _ender(own or task))
+    if source is not None:
+        return AsyncTracker(source, task, _ender(own or task))
+    return task.tracker(iterable, total, _ender(own or task))  # type: ignore[arg-type]
 
 
 def _check(tqdm_kwargs: Dict[str, Any], initial: Any, description: Optional[str], desc: Optional[str]) -> None:
