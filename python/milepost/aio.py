@@ -54,6 +54,12 @@ def _end_once(state: List[Any], how: str, exc: Optional[BaseException] = None) -
         on_end(how, exc)
 
 
+def _being_cancelled(task: Any) -> bool:
+    """Whether `task` was asked to cancel (Python 3.11+ can tell; before, assume it was)."""
+    cancelling = getattr(task, "cancelling", None)
+    return cancelling is None or bool(cancelling())
+
+
 class AsyncTracker:
     """What `track()` returns for an async iterable: `async for` counts an item done when the
     next one is asked for, ends the loop's task as the sync tracker does (completed when
@@ -276,8 +282,10 @@ class _AsyncPool:
             name = self.item_name(item, index)
             with self.scope.task.item(name):
                 return index, await self.fn(item), _OK
-        except asyncio.CancelledError:
-            raise  # this worker is being cancelled: the item was counted cancelled
+        except asyncio.CancelledError as e:
+            if self._stopping or _being_cancelled(asyncio.current_task()):
+                raise  # this worker is being cancelled: the item was counted cancelled
+            return index, e, _FAILED  # raised by the item's own code: the slot goes on
         except Cancelled as e:
             return index, e, _FAILED  # cancelled, not failed: nothing to run again
         except Exception as e:  # noqa: BLE001 - reported per the return_exceptions contract
