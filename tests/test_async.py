@@ -7,6 +7,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import signal
+import subprocess
+import sys
 import warnings
 from typing import Any, AsyncIterator, List
 
@@ -362,3 +365,43 @@ def test_a_live_retry_runs_exactly_the_failed_item_again() -> None:
     assert out == [0, 1, 2, 3] and calls[3] == 2
     node = run.snapshot().find("pool")
     assert (node["done"], node["failed"], node["retried"], node["total"]) == (4, 1, 1, 5)
+
+
+CTRL_C_JOB = r"""
+import asyncio, sys, milepost
+
+async def fn(x):
+    if x == 20:
+        print("started", flush=True)
+    await asyncio.sleep(0 if x < 20 else 30)
+    return x
+
+async def main():
+    with milepost.Run("sigint", display="none") as run:
+        try:
+            await milepost.async_map(fn, range(1000), 10, description="m")
+        finally:
+            node = run.snapshot().find("m")
+            left = asyncio.all_tasks() - {asyncio.current_task()}
+            print(node["state"], node["done"], node["failed"], node["in_flight"], len(left), flush=True)
+
+try:
+    asyncio.run(main())
+except KeyboardInterrupt:
+    print("KeyboardInterrupt", flush=True)
+"""
+
+
+def test_a_real_ctrl_c_under_asyncio_run_cancels_cleanly() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-W", "error", "-c", CTRL_C_JOB], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "started\n"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    counts, last = out.splitlines()
+    state, done, failed, in_flight, left = counts.split()
+    assert (state, failed, in_flight, left, last) == ("cancelled", "0", "0", "0", "KeyboardInterrupt"), err
+    assert int(done) <= 20, "the items sleeping when Ctrl-C came were cancelled, not counted"
+    assert "Traceback" not in err and "pending" not in err, err
