@@ -312,6 +312,32 @@ def test_ctrl_c_in_an_item_cancels_the_others_and_propagates(caplog: pytest.LogC
     _nothing_left_behind(caplog)
 
 
+def test_an_iterable_that_raises_ends_the_map_failed(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="asyncio")
+
+    def items():
+        yield from range(10)
+        raise OSError("source broke")
+
+    def bad_name(item: int, index: int) -> str:
+        if item == 3:
+            raise KeyError("no name")
+        return str(item)
+
+    async def main() -> milepost.Run:
+        with milepost.Run("r", display="none") as run:
+            with pytest.raises(OSError, match="source broke"):
+                await milepost.async_map(double, items(), 3, return_exceptions=True, description="m")
+            out = await milepost.async_map(double, range(5), 2, item_name=bad_name, return_exceptions=True)
+            assert isinstance(out[3], KeyError) and out[4] == 8
+            assert asyncio.all_tasks() == {asyncio.current_task()}
+            return run
+
+    run = asyncio.run(main())
+    assert run.snapshot().find("m")["state"] == "failed"
+    _nothing_left_behind(caplog)
+
+
 # -- bad input ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("concurrency", [0, -1, 1.5, "2", True])
 def test_bad_concurrency_is_refused_before_anything_starts(concurrency: Any) -> None:

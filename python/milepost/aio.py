@@ -230,18 +230,20 @@ class _AsyncPool:
             raise interrupted
 
     async def _worker(self, lane: Any) -> None:
+        import asyncio
+
         self.context.bind_lane(lane)  # this task's context: the lane of this slot only
         try:
             while True:
-                try:
-                    job = await self._take()
-                except Exception as e:  # noqa: BLE001 - the items' iterable raised: ends the pool
-                    self._stopping = True
-                    await self._out.put((-1, e, _FATAL))
-                    return
+                job = await self._take()
                 if job is None:
                     return
                 await self._out.put(await self._call(*job))
+        except asyncio.CancelledError:
+            raise
+        except BaseException as e:  # the items' iterable raised (Ctrl-C too): it ends the pool
+            self._stopping = True
+            await self._out.put((-1, e, _FATAL))
         finally:
             self._running -= 1
             if not self._running and not self._out.full():
@@ -278,6 +280,7 @@ class _AsyncPool:
     async def _call(self, index: int, item: Any) -> Tuple[int, Any, int]:
         import asyncio
 
+        name = None
         try:
             name = self.item_name(item, index)
             with self.scope.task.item(name):
@@ -291,8 +294,8 @@ class _AsyncPool:
         except Exception as e:  # noqa: BLE001 - reported per the return_exceptions contract
             if not self._return_exceptions:
                 self._stopping = True  # the first failure ends the map: no item starts after it
-            elif not self._stopping:
-                self.again.failed(index, item, self.item_name(item, index))
+            elif not self._stopping and name is not None:  # an item whose name failed never ran
+                self.again.failed(index, item, name)
             return index, e, _FAILED
         except BaseException as e:  # Ctrl-C, SystemExit: the caller gets it, not the loop
             self._stopping = True
