@@ -6,7 +6,7 @@ state feeds the terminal bars, CI log lines, JSON lines and observers.
 
 from __future__ import annotations
 
-from . import _milepost
+from . import _milepost, prices
 from ._milepost import SCHEMA_VERSION
 from .aio import async_as_completed, async_map
 from .errors import Cancelled, InvalidValueError, MilepostError, RunEndedError
@@ -25,11 +25,13 @@ from .events import (
 from .observers import BaseObserver, ConsoleSummary, JsonSnapshotFile, LoggingObserver, Observer
 from .output import LoggingHandler, print, suspend
 from .pools import thread_map
+from .prices import set_prices
 from .processes import WorkerDied, process_as_completed, process_map
 from .run import Run, current_run
 from .snapshot import Snapshot
 from .task import Item, Task, current_item
 from .track import track
+from .usage import TokenUsage, usage_of
 
 __version__ = "0.1.0"
 
@@ -59,6 +61,7 @@ __all__ = [
     "StepFinished",
     "StepStarted",
     "Task",
+    "TokenUsage",
     "WorkerDied",
     "async_as_completed",
     "async_map",
@@ -66,9 +69,12 @@ __all__ = [
     "current_run",
     "process_as_completed",
     "process_map",
+    "prices",
     "print",
+    "set_prices",
     "suspend",
     "thread_map",
     "track",
+    "usage_of",
     "_milepost",
 ]

@@ -19,6 +19,7 @@ from .context import ItemRow, RunContext
 from .errors import Cancelled, InvalidValueError, RunEndedError
 from .events import ItemFailed, ItemRetried, LogLine, PhaseFinished, PhaseStarted, StepFinished, StepStarted
 from .outcome import END_STATES, end_state
+from .usage import record, usage_of
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -204,6 +205,25 @@ class Task:
         src = None if source is None else _clip(str(source), MAX_NAME)
         self.context.emit(LogLine, self.path, level=_level(level), message=_clip(str(message), MAX_MESSAGE), source=src)
 
+    def usage(
+        self,
+        model: str,
+        provider: Optional[str] = None,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
+    ) -> Optional[float]:
+        """Records an LLM call's tokens and cost on this task (not tied to an item; see
+        `Item.usage`). Returns the cost in USD, or None when no price is known."""
+        counts = (input_tokens, output_tokens, cache_read_tokens, cache_write_tokens)
+        return record(self.metric, self, model, provider, counts)
+
+    def usage_from(self, response: Any, model: Optional[str] = None, provider: Optional[str] = None) -> Optional[float]:
+        """`usage()` with the tokens (and model, unless given) of an OpenAI or Anthropic
+        response (see `milepost.usage_of`)."""
+        return _usage_from(self.usage, response, model, provider)
+
     # -- items -------------------------------------------------------------------------------
     def item(self, name: Any) -> Item:
         """Context manager for one item: records its duration and worker lane; an exception
@@ -288,6 +308,7 @@ class Item:
         "_metrics",
         "row",
         "_live",
+        "_ended",
     )
 
     def __init__(self, task: Task, node: AnyNode, name: Any) -> None:
@@ -302,6 +323,7 @@ class Item:
         #: What the live channel holds of this item (STREAMED, SKIP_ASKED): one int, so that an
         #: item nobody streams or skips pays one store and one test.
         self._live = 0
+        self._ended = False
 
     @property
     def task(self) -> Task:
@@ -343,6 +365,30 @@ class Item:
             if self._metrics is None:
                 self._metrics = {}
             self._metrics[name] = self._metrics.get(name, 0) + value
+
+    def usage(
+        self,
+        model: str,
+        provider: Optional[str] = None,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
+    ) -> Optional[float]:
+        """Records an LLM call's tokens and cost as the item's metrics: `input_tokens` (all the
+        input, cached included), `output_tokens`, `tokens`, `cache_read_tokens` and
+        `cache_write_tokens` (parts of the input, priced apart) and `cost_usd`, priced by the
+        user's prices, then genai-prices. Returns the cost in USD, or None for a model no table
+        knows (its tokens are still recorded, and the run warns once)."""
+        if self._ended:
+            raise InvalidValueError(f"usage() on item {_text(self.name)!r} after it ended: record it inside its block")
+        counts = (input_tokens, output_tokens, cache_read_tokens, cache_write_tokens)
+        return record(self.metric, self._task, model, provider, counts)
+
+    def usage_from(self, response: Any, model: Optional[str] = None, provider: Optional[str] = None) -> Optional[float]:
+        """`usage()` with the tokens (and model, unless given) of an OpenAI or Anthropic
+        response or final stream chunk (see `milepost.usage_of`)."""
+        return _usage_from(self.usage, response, model, provider)
 
     def __enter__(self) -> Item:
         self._lane = self._context.lane()
@@ -391,6 +437,7 @@ class Item:
         """Counts the item and, where the run keeps rows, queues its history row in the same
         native call (no Ctrl-C can fall between the count and the row)."""
         context = self._context
+        self._ended = True
         keeps = context.keeps_rows and status != "cancelled"
         metrics = json.dumps(self._metrics) if keeps and self._metrics else None
         started = context.wall(self._t0)
@@ -402,6 +449,12 @@ class Item:
             self.row = (status, started, duration, error, metrics)
             if rows is not None:
                 rows.pushed(waiting)
+
+
+def _usage_from(usage: Any, response: Any, model: Optional[str], provider: Optional[str]) -> Optional[float]:
+    got = usage_of(response)
+    counts = (got.input_tokens, got.output_tokens, got.cache_read_tokens, got.cache_write_tokens)
+    return usage(model or got.model, provider, *counts)
 
 
 def _clip(text: str, limit: int) -> str:
