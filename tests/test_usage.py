@@ -222,3 +222,18 @@ def test_import_milepost_does_not_import_genai_prices() -> None:
 
     code = "import sys, milepost; assert 'genai_prices' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_usage_from_pool_workers_adds_up() -> None:
+    milepost.set_prices({"m": {"input": 1, "output": 3}})
+
+    def work(n: int) -> None:
+        milepost.current_item().usage("m", input_tokens=1_000 * n, output_tokens=n)
+
+    with milepost.Run("pool", display="none") as run:
+        with run.phase("map", total=50) as ph:
+            milepost.thread_map(work, range(50), workers=4, task=ph)
+    metrics = run.snapshot().root["metrics"]
+    assert (metrics["input_tokens"], metrics["output_tokens"]) == (1_000 * 1_225, 1_225)
+    assert math.isclose(metrics["cost_usd"], (1_225_000 + 3 * 1_225) / 1_000_000, rel_tol=1e-12)
+    assert sum(row["cost_usd"] for row in _item_metrics(run)) == pytest.approx(metrics["cost_usd"])
