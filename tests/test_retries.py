@@ -218,6 +218,28 @@ def test_a_cancel_during_a_wait_stops_retrying(kind: str, tmp_path: Path, monkey
     assert node["state"] == "cancelled"
 
 
+def test_a_thread_map_ended_by_an_error_stops_the_waits_of_its_items(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without `return_exceptions` the first error ends the map at once; an item waiting to be
+    tried again (30 s) in the background stops waiting and fails with its error."""
+    monkeypatch.setattr(retrying, "jitter", lambda: 1.0)
+    waiting = threading.Event()
+
+    def job(x: int) -> None:
+        if x == 1:
+            waiting.set()
+            raise rh.Flaky("retry me")
+        waiting.wait()
+        raise TypeError("not retried")
+
+    with milepost.Run("e", display="none", history=False) as run:
+        with pytest.raises(TypeError):
+            milepost.thread_map(job, [0, 1], 2, description="m", retries=5, retry_on=rh.Flaky, backoff=1000)
+        for t in threading.enumerate():
+            if t.name.startswith("milepost-worker"):
+                t.join()
+        assert _counts(run.snapshot().find("m")) == (0, 2, 0)
+
+
 def _pool(kind: str, item: str) -> Any:
     kw = {"description": "m", "return_exceptions": True, "retries": 5, "backoff": 1000}
     if kind == "thread":

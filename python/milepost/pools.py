@@ -224,6 +224,12 @@ class _ThreadPool:
         self.lanes: List[Any] = []
         self._numbers = itertools.count()
         self.again = Again(scope.task, lambda: not scope.context.cancelled)
+        #: The map ended (an error, Ctrl-C): items in flight finish in the background, and
+        #: one waiting to be tried again stops waiting.
+        self._ended = False
+
+    def _stopped(self) -> bool:
+        return self._ended or self.scope.context.cancelled
 
     def _bind_lane(self) -> None:
         ctx = self.scope.context
@@ -239,8 +245,7 @@ class _ThreadPool:
             with self.scope.task.item(name):
                 if not self.policy.retries:
                     return self.fn(item)
-                ctx = self.scope.context
-                return call(self.policy, self.scope.task, name, lambda: self.fn(item), lambda: ctx.cancelled)
+                return call(self.policy, self.scope.task, name, lambda: self.fn(item), self._stopped)
         except Cancelled:
             raise  # cancelled, not failed: nothing to run again
         except Exception:
@@ -261,6 +266,7 @@ class _ThreadPool:
             failure = e
             raise
         finally:
+            self._ended = True
             self.again.close()
             if steer is not None:
                 steer.remove_pool(self.again)
