@@ -31,6 +31,7 @@ from typing import (
 from . import _milepost
 from .errors import Cancelled, InvalidValueError
 from .pools import Again, PoolScope, default_name
+from .retrying import NO_RETRIES, RetryPolicy, call_async
 from .task import Task, length_of
 
 __all__ = ["AsyncTracker", "async_map", "async_as_completed"]
@@ -142,9 +143,11 @@ class _AsyncPool:
         concurrency: Any,
         item_name: Callable[[Any, int], str],
         scope_args: Tuple[Any, ...],
+        policy: RetryPolicy = NO_RETRIES,
     ) -> None:
         # Checked before anything starts: no phase, no run, no coroutine made.
         self.n = _concurrency(concurrency)
+        self.policy = policy
         _check_fn(fn)
         if hasattr(items, "__iter__"):
             self._iter: Optional[Iterator[Any]] = iter(items)  # type: ignore[arg-type]
@@ -284,7 +287,10 @@ class _AsyncPool:
         try:
             name = self.item_name(item, index)
             with self.scope.task.item(name):
-                return index, await self.fn(item), _OK
+                if not self.policy.retries:
+                    return index, await self.fn(item), _OK
+                stopped = lambda: self._stopping or self.context.cancelled  # noqa: E731
+                return index, await call_async(self.policy, self.scope.task, name, lambda: self.fn(item), stopped), _OK
         except asyncio.CancelledError as e:
             if self._stopping or _being_cancelled(asyncio.current_task()):
                 raise  # this worker is being cancelled: the item was counted cancelled
@@ -315,6 +321,9 @@ async def async_map(
     run: Optional[Task] = None,
     task: Optional[Task] = None,
     display: Optional[str] = "auto",
+    retries: int = 0,
+    retry_on: Any = (Exception,),
+    backoff: float = 0.5,
 ) -> List[Union[R, BaseException]]:
     """Awaits `fn(item)` for every item, `concurrency` at a time, each call an item in its
     slot's lane (`w0`, `w1`...); results in input order. `items` may be an iterable or an async
@@ -328,9 +337,11 @@ async def async_map(
     cancels the items in flight and awaits them before the cancel propagates.
 
     Items are counted in `task`, or a new phase of `run` or of the current run, or a run of
-    their own, as in `thread_map`.
+    their own, as in `thread_map`. `retries`, `retry_on` and `backoff` retry an item in its
+    slot as in `thread_map` (the wait is awaited: the loop goes on meanwhile).
     """
-    pool = _AsyncPool(fn, items, concurrency, item_name, (fn, description, total, unit, run, task, display))
+    policy = RetryPolicy.of(retries, retry_on, backoff)
+    pool = _AsyncPool(fn, items, concurrency, item_name, (fn, description, total, unit, run, task, display), policy)
     results: List[Any] = []
     stream = pool.stream(return_exceptions)
     try:
@@ -356,10 +367,14 @@ def async_as_completed(
     run: Optional[Task] = None,
     task: Optional[Task] = None,
     display: Optional[str] = "auto",
+    retries: int = 0,
+    retry_on: Any = (Exception,),
+    backoff: float = 0.5,
 ) -> AsyncIterator[Tuple[int, Union[R, BaseException]]]:
     """`async_map`'s items as they finish: `(index, result or exception)` (an item run again
     comes again). The arguments are checked now; the pool starts at the first `async for`
     step. Leaving the loop early cancels the items in flight once the iterator is closed: wrap
     it in `contextlib.aclosing` to close it at once."""
-    pool = _AsyncPool(fn, items, concurrency, item_name, (fn, description, total, unit, run, task, display))
+    policy = RetryPolicy.of(retries, retry_on, backoff)
+    pool = _AsyncPool(fn, items, concurrency, item_name, (fn, description, total, unit, run, task, display), policy)
     return pool.stream(return_exceptions)

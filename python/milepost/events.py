@@ -104,7 +104,11 @@ class ItemFailed(Event):
 
 @dataclass(frozen=True)
 class ItemRetried(Event):
+    """An item tried again; `error` is the error of the attempt before (empty when the retry
+    was asked for, not automatic)."""
+
     item: str = ""
+    error: str = ""
     kind: ClassVar[str] = "item_retried"
 
 

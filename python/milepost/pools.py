@@ -12,6 +12,7 @@ from typing import Any, Callable, Deque, Iterable, List, Optional, Tuple, TypeVa
 from . import context
 from .errors import Cancelled, InvalidValueError, NotStarted
 from .outcome import end_state
+from .retrying import NO_RETRIES, RetryPolicy, call
 from .run import Run
 from .task import Task, length_of
 
@@ -177,6 +178,9 @@ def thread_map(
     run: Optional[Task] = None,
     task: Optional[Task] = None,
     display: Optional[str] = "auto",
+    retries: int = 0,
+    retry_on: Any = (Exception,),
+    backoff: float = 0.5,
 ) -> List[Union[R, BaseException]]:
     """`fn` over `items` on a thread pool, each call tracked as an item in a worker's lane.
 
@@ -188,11 +192,16 @@ def thread_map(
     Items are counted in `task` when given (a phase you made, so `fn` can add metrics to
     it); otherwise in a new phase of `run` (a step when `run` is a phase), or of the current
     run; without any, the work gets a run of its own. A task made here ends with the map.
+
+    An item raising one of `retry_on` is tried again, up to `retries` more times, in its
+    thread, after a jittered wait growing from `backoff` seconds (see `retrying`).
     """
     # ThreadPoolExecutor's own default, which tqdm's thread_map uses too.
     n_workers = worker_count(workers, min(32, (os.cpu_count() or 1) + 4))
+    policy = RetryPolicy.of(retries, retry_on, backoff)
     total = total if total is not None else length_of(items)
-    pool = _ThreadPool(PoolScope(fn, description, total, unit, run, task, display), fn, n_workers, item_name)
+    scope = PoolScope(fn, description, total, unit, run, task, display)
+    pool = _ThreadPool(scope, fn, n_workers, item_name, policy)
     return pool.map(items, return_exceptions)
 
 
@@ -200,15 +209,27 @@ class _ThreadPool:
     """One `thread_map`: a lane per worker thread, bounded read-ahead, results in order."""
 
     def __init__(
-        self, scope: PoolScope, fn: Callable[[Any], Any], n_workers: int, item_name: Callable[[Any, int], str]
+        self,
+        scope: PoolScope,
+        fn: Callable[[Any], Any],
+        n_workers: int,
+        item_name: Callable[[Any, int], str],
+        policy: RetryPolicy = NO_RETRIES,
     ) -> None:
         self.scope = scope
+        self.policy = policy
         self.fn = fn
         self.n_workers = n_workers
         self.item_name = item_name
         self.lanes: List[Any] = []
         self._numbers = itertools.count()
         self.again = Again(scope.task, lambda: not scope.context.cancelled)
+        #: The map ended (an error, Ctrl-C): items in flight finish in the background, and
+        #: one waiting to be tried again stops waiting.
+        self._ended = False
+
+    def _stopped(self) -> bool:
+        return self._ended or self.scope.context.cancelled
 
     def _bind_lane(self) -> None:
         ctx = self.scope.context
@@ -222,7 +243,9 @@ class _ThreadPool:
         name = self.item_name(item, index)
         try:
             with self.scope.task.item(name):
-                return self.fn(item)
+                if not self.policy.retries:
+                    return self.fn(item)
+                return call(self.policy, self.scope.task, name, lambda: self.fn(item), self._stopped)
         except Cancelled:
             raise  # cancelled, not failed: nothing to run again
         except Exception:
@@ -243,6 +266,7 @@ class _ThreadPool:
             failure = e
             raise
         finally:
+            self._ended = True
             self.again.close()
             if steer is not None:
                 steer.remove_pool(self.again)

@@ -11,6 +11,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set,
 
 from .errors import Cancelled, InvalidValueError, MilepostError, NotStarted
 from .pools import Again, PoolScope, default_name, worker_count
+from .retrying import NO_RETRIES, RetryPolicy
 from .task import Task, length_of
 from .workers import ChunkResult, init_pool_worker, run_chunk
 
@@ -106,9 +107,11 @@ class _Pool:
         size: int,
         item_name: Callable[[Any, int], str],
         ctx: Any,
+        policy: RetryPolicy = NO_RETRIES,
     ) -> None:
         self.scope = scope
         self.fn = fn
+        self.policy = policy
         self.n_workers = n_workers
         indexed = ((i, item, item_name(item, i)) for i, item in enumerate(items))
         self.chunks: Iterator[List[Job]] = iter(lambda: list(itertools.islice(indexed, size)), [])
@@ -120,7 +123,7 @@ class _Pool:
         self.again = Again(scope.task, lambda: scope.state(None) == "completed")
 
     def _submit(self, chunk: List[Job]) -> None:
-        self.pending[self.pool.submit(run_chunk, self.fn, chunk)] = chunk
+        self.pending[self.pool.submit(run_chunk, self.fn, chunk, self.policy)] = chunk
 
     def results(self) -> Iterator[Tuple[int, Any]]:
         """`(index, result or exception)` as chunks come back."""
@@ -211,6 +214,7 @@ def _make_pool(
     task: Optional[Task],
     mp_context: Optional[Any],
     display: Optional[str],
+    policy: RetryPolicy,
 ) -> _Pool:
     # 0 means the default, as it always has here (None too): one worker per CPU, chunks sized
     # to give each worker about four.
@@ -220,7 +224,7 @@ def _make_pool(
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise InvalidValueError(f"chunksize must be an int >= 1, got {chunksize!r}")
     scope = PoolScope(fn, description, total, unit, run, task, display)
-    return _Pool(scope, fn, items, n_workers, size, item_name, mp_context or multiprocessing.get_context())
+    return _Pool(scope, fn, items, n_workers, size, item_name, mp_context or multiprocessing.get_context(), policy)
 
 
 def process_as_completed(
@@ -237,6 +241,9 @@ def process_as_completed(
     task: Optional[Task] = None,
     mp_context: Optional[Any] = None,
     display: Optional[str] = "auto",
+    retries: int = 0,
+    retry_on: Any = (Exception,),
+    backoff: float = 0.5,
 ) -> Iterator[Tuple[int, Union[R, BaseException]]]:
     """Runs `fn` over `items` in worker processes; yields `(index, result or exception)` as
     chunks complete. Every call is an item of the task, counted when it ends inside the
@@ -247,9 +254,13 @@ def process_as_completed(
     flight is counted failed ("worker died"), the pool breaks (as `concurrent.futures`' does)
     and the items that did not run come back as `WorkerDied`. Ctrl-C cancels: no new items
     start, the call returns once the items in flight end (a second Ctrl-C stops them).
+
+    An item raising one of `retry_on` is tried again, up to `retries` more times, in the
+    same worker, after a jittered wait growing from `backoff` seconds (see `retrying`).
     """
+    policy = RetryPolicy.of(retries, retry_on, backoff)
     pool = _make_pool(
-        fn, items, workers, chunksize, description, total, unit, item_name, run, task, mp_context, display
+        fn, items, workers, chunksize, description, total, unit, item_name, run, task, mp_context, display, policy
     )
     failure: Optional[BaseException] = None
     try:
@@ -276,14 +287,18 @@ def process_map(
     task: Optional[Task] = None,
     mp_context: Optional[Any] = None,
     display: Optional[str] = "auto",
+    retries: int = 0,
+    retry_on: Any = (Exception,),
+    backoff: float = 0.5,
 ) -> List[Union[R, BaseException]]:
     """`fn` over `items` in worker processes, results in input order (see
     `process_as_completed` for the arguments). An item that raises is counted failed with
     its error; with `return_exceptions=True` its exception takes its place in the results,
     otherwise the first exception (in input order) is raised once everything has run, and the
     pool's task ends failed."""
+    policy = RetryPolicy.of(retries, retry_on, backoff)
     pool = _make_pool(
-        fn, items, workers, chunksize, description, total, unit, item_name, run, task, mp_context, display
+        fn, items, workers, chunksize, description, total, unit, item_name, run, task, mp_context, display, policy
     )
     failure: Optional[BaseException] = None
     try:

@@ -42,7 +42,8 @@ def event_line(event: Mapping[str, Any]) -> str:
     if kind == "item_failed":
         return f"failed {failure_line(event.get('item'), event.get('error'))}"
     if kind == "item_retried":
-        return f"retried {_safe(event.get('item'))}"
+        error = event.get("error")
+        return f"retried {_safe(event.get('item'))}" + (f" after {_safe(error)}" if error else "")
     if kind == "log":
         return log_line(event.get("level"), event.get("message"), event.get("source"))
     what = event.get("name") or event.get("run_name") or ""

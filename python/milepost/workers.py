@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import itertools
 import json
 import os
@@ -25,6 +26,7 @@ from .context import ItemRow
 from .errors import Cancelled, MilepostError
 from .events import Event
 from .output import print as _print
+from .retrying import NO_RETRIES, RetryPolicy, call
 from .task import Task
 
 #: Segments attached in this process, by path.
@@ -398,21 +400,31 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def run_chunk(fn: Any, chunk: List[Tuple[int, Any, str]]) -> Tuple[int, List[ChunkResult]]:
-    """Runs `fn` over a chunk in a worker, each call an item of the pool's task. Returns this
-    worker's pid (the lane the items ran in) and, per item, its result and its history row,
-    which the parent stores."""
-    assert _pool_task is not None, "init_pool_worker did not run"
+def run_chunk(
+    fn: Any, chunk: List[Tuple[int, Any, str]], policy: RetryPolicy = NO_RETRIES
+) -> Tuple[int, List[ChunkResult]]:
+    """Runs `fn` over a chunk in a worker, each call an item of the pool's task (tried again
+    here per `policy`). Returns this worker's pid (the lane the items ran in) and, per item,
+    its result and its history row, which the parent stores."""
+    task = _pool_task
+    assert task is not None, "init_pool_worker did not run"
     out: List[ChunkResult] = []
-    ctx = _pool_task.context
+    ctx = task.context
+
+    def stopped() -> bool:
+        return bool(ctx.cancelled or ctx.pool_stopped(_pool))
+
     for index, item, name in chunk:
-        if ctx.cancelled or ctx.pool_stopped(_pool):  # the rest of the chunk is not started
+        if stopped():  # the rest of the chunk is not started
             out.append((index, False, Cancelled.not_started(name), None))
             continue
-        it = _pool_task.item(name)
+        it = task.item(name)
         try:
             with it:
-                value: Any = fn(item)
+                if policy.retries:
+                    value: Any = call(policy, task, name, functools.partial(fn, item), stopped)
+                else:
+                    value = fn(item)
             ok = True
         except Exception as e:  # noqa: BLE001 - returned to the parent per item
             ok, value = False, _picklable(e)
