@@ -236,12 +236,23 @@ class _AsyncPool:
         import asyncio
 
         self.context.bind_lane(lane)  # this task's context: the lane of this slot only
+        budget = getattr(self.context, "budget", None)
         try:
             while True:
-                job = await self._take()
-                if job is None:
+                # Reserved before the item is taken: one the budget refuses (which cancels the
+                # run) is never read from the iterable. Released once the item ended.
+                if budget is not None and not budget.reserve():
                     return
-                await self._out.put(await self._call(*job))
+                job = None
+                try:
+                    job = await self._take()
+                    result = await self._call(*job) if job is not None else None
+                finally:
+                    if budget is not None:
+                        budget.release(job is not None)
+                if result is None:
+                    return
+                await self._out.put(result)
         except asyncio.CancelledError:
             raise
         except BaseException as e:  # the items' iterable raised (Ctrl-C too): it ends the pool

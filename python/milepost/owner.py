@@ -16,6 +16,7 @@ import weakref
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Set, Tuple, cast
 
 from . import _milepost, workers
+from .budget import Budget
 from .errors import MilepostError, RunEndedError
 from .steer import Steer
 from .task import Task
@@ -39,8 +40,11 @@ class Owner:
         store: Optional[Store],
         resume: Optional[Resume],
         stall_after: float,
+        budget: Optional[Budget] = None,
     ) -> None:
         self.core = core
+        #: The run's budget, if it has one: its tasks' metrics feed it, its pools reserve items.
+        self.budget = budget
         self._clock: Callable[[], float] = clock or time.monotonic
         self._manual = clock is not None
         self._origin = self._clock()

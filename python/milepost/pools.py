@@ -238,8 +238,17 @@ class _ThreadPool:
         ctx.bind_lane(lane)
 
     def _call(self, index: int, item: Any) -> Any:
-        if self.scope.context.cancelled:  # queued before the cancel: not started
+        budget = getattr(self.scope.context, "budget", None)
+        # Queued before the cancel, or refused by the budget (which cancels the run): not started.
+        if self.scope.context.cancelled or (budget is not None and not budget.reserve()):
             raise Cancelled.not_started(self.item_name(item, index))
+        try:
+            return self._run_item(index, item)
+        finally:
+            if budget is not None:
+                budget.release()  # the item ended: its spend is in the metrics
+
+    def _run_item(self, index: int, item: Any) -> Any:
         name = self.item_name(item, index)
         try:
             with self.scope.task.item(name):

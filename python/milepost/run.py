@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence, TextIO, Union
 
 from . import _milepost, context
+from .budget import Budget
 from .dispatch import Delivery, check_interval
 from .errors import MilepostError
 from .events import RunFinished, RunStarted
@@ -88,6 +89,9 @@ class Run(Task):
         dashboard: Show the run on the web dashboard: True (127.0.0.1:8080), a port (0: any
             free one; a busy one moves to the next), or the keyword arguments of
             `milepost.dashboard.start` (host, port, token). Needs `pip install 'milepost[dashboard]'`.
+        budget: Limits on metrics (`{"cost_usd": 5.0, "tokens": 2_000_000}`): a warning at 80%,
+            and pools and `pending()` loops stop handing out items before one would pass a limit;
+            the run is then cancelled with the reason "budget" (see `budget.Budget`).
     """
 
     def __init__(
@@ -109,9 +113,11 @@ class Run(Task):
         history: Union[bool, str, "os.PathLike[str]"] = True,
         resume: Union[bool, str] = False,
         dashboard: Union[bool, int, dict] = False,
+        budget: Optional[Dict[str, float]] = None,
     ) -> None:
         # Every argument is checked before anything is made (a history row, a thread, a
         # server): bad input leaves no trace.
+        limits = Budget(budget) if budget is not None else None
         options = DisplayOptions.make(display, output, interval, refresh_hz, max_lanes, leave, redirect)
         stall = check_interval(stall_after, "stall_after") or 60.0
         self.display = options.display
@@ -120,12 +126,14 @@ class Run(Task):
         started_at = resumed.started_at if resumed is not None else time.time()
         run_id = resumed.run_id if resumed is not None else run_id or uuid.uuid4().hex[:12]
         core = _milepost.RunCore(run_id, name, clock is not None, started_at)
-        owner = Owner(core, clock, store, resumed, stall)
+        owner = Owner(core, clock, store, resumed, stall, limits)
         if store is not None:
             store.bind_run(core.id)
         super().__init__(owner, core.root, (core.name,))
         self._core = core
         self._owner = owner
+        if limits is not None:
+            limits.bind(self)
         if resumed is not None:
             core.root.restore(*resumed.counts(""))  # what the run itself had counted
         # What can still fail (a display's output, the dashboard's arguments) is made before

@@ -82,7 +82,8 @@ class Task:
         # Bound C methods as instance attributes: the hot path skips a Python frame.
         self.advance = node.advance
         self.skip = node.skip
-        self.metric = node.metric
+        budget = getattr(self.context, "budget", None)  # a worker process's context has none
+        self.metric = node.metric if budget is None else budget.counting(node.metric)
         self.set_total = node.set_total
         self.add_total = node.add_total
 
@@ -170,17 +171,22 @@ class Task:
     def pending(self, items: Iterable[T], key: Optional[Any] = None) -> Iterator[T]:
         """The items not yet done: in a resumed run, those whose `key(item)` (by default the
         item's name, `str(item)`) was not recorded done or skipped by the run it continues.
-        Once the run is cancelled it hands out no more and raises `milepost.Cancelled`.
+        Once the run is cancelled it hands out no more and raises `milepost.Cancelled`; under
+        a run's budget each item is reserved while the loop's body runs (see `budget.Budget`).
         Names are compared as the history keeps them (a name over 256 characters by its
         beginning and a hash of the whole)."""
         finished = self.context.finished_keys(self.key)
         name_of = key or _item_key
         context = self.context
+        budget = getattr(context, "budget", None)
         for item in items:
             if context.cancelled:  # a cancel hands out no more items, as track() and the pools do
                 raise Cancelled("the run was cancelled: the items left were not handed out")
             if not finished or _key(name_of(item)) not in finished:
-                yield item
+                if budget is None:
+                    yield item
+                else:  # reserved while the loop's body runs (see `budget.Budget`)
+                    yield from budget.held(item)
 
     def fail(self, name: Any, error: Union[BaseException, str]) -> None:
         """Counts one failed item and keeps its error text (shown on screen, in events)."""
@@ -360,7 +366,7 @@ class Item:
     def metric(self, name: str, value: Union[int, float]) -> None:
         """Adds to a metric of the item's task (e.g. the tokens this item used); the history
         keeps it with the item too."""
-        self._node.metric(name, value)
+        self._task.metric(name, value)  # the task's: a run's budget counts it
         if self._context.keeps_rows:
             if self._metrics is None:
                 self._metrics = {}
