@@ -149,3 +149,4 @@ def test_a_run_stopped_by_its_budget_resumes_with_a_bigger_one() -> None:
     assert run.id == first[0]
     assert seen[0] == f"doc-{first[2]}" and len(seen) == 300 - first[2], "done items are skipped"
     assert _status(run) == "completed"
+    assert _spent(run) == pytest.approx(COST * len(seen)), "metrics (and the budget) start over on resume"
