@@ -19,6 +19,7 @@ from milepost.live.reader import find_run
 from milepost.monitor.render import in_flight
 from milepost.monitor.view import View
 from milepost.persistence import History
+from milepost.text import event_line
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -82,6 +83,21 @@ def test_a_failed_item_keeps_what_it_reported() -> None:
     with History.open() as history:
         (report,) = history.run(run.id)["reports"]
     assert (report["phase_display"], report["status"], report["progress"]) == ("", "failed", [5, 5])
+
+
+def test_observers_get_one_item_details_event_a_reporting_item(event_log) -> None:
+    with milepost.Run("agent-events", display="none", history=False, observers=[event_log]) as run:
+        with run.phase("fix") as ph:
+            with ph.item("issue-1") as item:
+                item.progress(2, of=5)
+                item.check("tests pass", True)
+                item.artifact("a.py", kind="created")
+            with ph.item("issue-2"):
+                pass
+    (event,) = [e for e in event_log.events if isinstance(e, milepost.ItemDetails)]
+    assert (event.item, event.status, event.path) == ("issue-1", "done", ("agent-events", "fix"))
+    assert (event.progress, event.checks, event.artifacts) == ([2, 5], [["tests pass", True]], [["created", "a.py"]])
+    assert event_line(event.to_dict()) == "reported issue-1: iteration 2/5, checks 1/1, 1 file"
 
 
 def report_many(n: int) -> int:
