@@ -44,6 +44,10 @@ def test_snapshots_progress_file_and_json_lines_follow_the_schema(validators, tm
                     clock.advance(0.5)
                     with step.item(f"doc-{i}") as item:
                         item.metric("cost_usd", 0.01)
+                        if i == 0:  # an agent's report: an item_details event
+                            item.progress(1, of=2)
+                            item.check("ok", True)
+                            item.artifact("out.txt", kind="modified")
                     run.poll()
             ph.fail("doc-9", "boom")
             ph.retry("doc-9")
@@ -53,6 +57,7 @@ def test_snapshots_progress_file_and_json_lines_follow_the_schema(validators, tm
     snap_v.validate(json.loads(progress.read_text()))
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert {line["type"] for line in lines} == {"snapshot", "event"}
+    assert "item_details" in {line.get("event") for line in lines}
     for line in lines:
         line_v.validate(line)
 

@@ -12,6 +12,7 @@ from .aio import async_as_completed, async_map
 from .errors import Cancelled, InvalidValueError, MilepostError, RunEndedError
 from .events import (
     Event,
+    ItemDetails,
     ItemFailed,
     ItemRetried,
     LogLine,
@@ -44,6 +45,7 @@ __all__ = [
     "InvalidValueError",
     "Item",
     "ItemFailed",
+    "ItemDetails",
     "ItemRetried",
     "JsonSnapshotFile",
     "LogLine",

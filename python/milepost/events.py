@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Optional, Tuple
+from typing import Any, ClassVar, List, Optional, Tuple
 
 __all__ = [
     "Event",
@@ -22,6 +22,7 @@ __all__ = [
     "StepFinished",
     "ItemFailed",
     "ItemRetried",
+    "ItemDetails",
     "LogLine",
     "BOUNDARY_EVENTS",
 ]
@@ -110,6 +111,19 @@ class ItemRetried(Event):
     item: str = ""
     error: str = ""
     kind: ClassVar[str] = "item_retried"
+
+
+@dataclass(frozen=True)
+class ItemDetails(Event):
+    """What an item reported as it ran, given when it ended in `status`: its own `progress`
+    ([n, of], or None), its `checks` ([name, ok] each) and `artifacts` ([kind, path] each)."""
+
+    item: str = ""
+    status: str = ""
+    progress: Optional[List[int]] = None
+    checks: List[List[Any]] = field(default_factory=list)
+    artifacts: List[List[str]] = field(default_factory=list)
+    kind: ClassVar[str] = "item_details"
 
 
 @dataclass(frozen=True)

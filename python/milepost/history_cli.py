@@ -8,7 +8,7 @@ import time
 from typing import Any, List, Mapping, Optional, Sequence
 
 from . import _milepost
-from .persistence.records import RunDetail, RunRecord, Stats
+from .persistence.records import ReportRecord, RunDetail, RunRecord, Stats
 from .text import more_failures
 
 SPARK = "▁▂▃▄▅▆▇█"
@@ -120,7 +120,26 @@ def show_text(run: RunDetail, db: Optional[str] = None) -> str:
             for f in run["failures"]
         ]
         out += _failures_notes(run, db)
+    if run.get("reports"):
+        out.append("")
+        out += reports_lines(run["reports"])
     return "\n".join(out)
+
+
+def reports_lines(reports: Sequence[ReportRecord]) -> List[str]:
+    """What items reported as they ran: a section an item, its progress, checks and files."""
+    out = ["items' reports:"]
+    for r in reports:
+        where = f"{r['phase_display']}: " if r["phase_display"] else ""
+        head = f"  {where}{_milepost.sanitize(r['name'])} ({r['status']})"
+        if r["progress"]:
+            head += f": iteration {r['progress'][0]}/{r['progress'][1]}"
+        if r["checks"]:
+            head += f", checks {sum(ok for _, ok in r['checks'])}/{len(r['checks'])}"
+        out.append(head)
+        out += [f"    {'✓' if ok else '✗'} {_milepost.sanitize(name)}" for name, ok in r["checks"]]
+        out += [f"    {kind} {_milepost.sanitize(path)}" for kind, path in r["artifacts"]]
+    return out
 
 
 def _failures_notes(run: RunDetail, db: Optional[str]) -> List[str]:

@@ -1,7 +1,8 @@
 """What a run's live channel can see and ask in the process that made the run: the run's
-metadata, the tails of its items' streamed output, the items it was asked to skip, and the
-pools that can run their failed items again. A worker process has none of it (`steer` is None
-in its context): what it streams or is asked stays in the parent's hands."""
+metadata, the tails of its items' streamed output and what they report (progress, checks),
+the items it was asked to skip, and the pools that can run their failed items again. A worker
+process has none of it (`steer` is None in its context): what it streams or is asked stays in
+the parent's hands."""
 
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ class Steer:
         #: Shown by the monitor and the dashboard beside the run (model, provider, ...).
         self.meta: Dict[str, Any] = {}
         self._tails: Dict[str, str] = {}
+        #: What items in flight reported (`Item.progress`, `check`): a few numbers each.
+        self._reports: Dict[str, Dict[str, Any]] = {}
         self._skips: Dict[str, float] = {}
         self._pools: "weakref.WeakSet[Any]" = weakref.WeakSet()
         self._lock = threading.Lock()
@@ -40,12 +43,23 @@ class Steer:
             self._tails[name] = (self._tails.get(name, "") + text)[-TAIL_CHARS:]
 
     def end_stream(self, name: str) -> None:
+        """The item ended: its output and what it reported go."""
         with self._lock:
             self._tails.pop(name, None)
+            self._reports.pop(name, None)
 
     def outputs(self) -> Dict[str, str]:
         with self._lock:
             return dict(self._tails)
+
+    # -- what items report ----------------------------------------------------------------------
+    def report(self, name: str, live: Dict[str, Any]) -> None:
+        with self._lock:
+            self._reports[name] = live
+
+    def reports(self) -> Dict[str, Dict[str, Any]]:
+        with self._lock:
+            return dict(self._reports)
 
     # -- skips ----------------------------------------------------------------------------------
     def request_skip(self, name: str) -> None:

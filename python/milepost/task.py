@@ -15,9 +15,19 @@ import time
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Tuple, TypeVar, Union
 
 from . import _milepost
+from .agent import Details
 from .context import ItemRow, RunContext
 from .errors import Cancelled, InvalidValueError, RunEndedError
-from .events import ItemFailed, ItemRetried, LogLine, PhaseFinished, PhaseStarted, StepFinished, StepStarted
+from .events import (
+    ItemDetails,
+    ItemFailed,
+    ItemRetried,
+    LogLine,
+    PhaseFinished,
+    PhaseStarted,
+    StepFinished,
+    StepStarted,
+)
 from .outcome import END_STATES, end_state
 from .usage import record, usage_of
 
@@ -39,8 +49,8 @@ MAX_MESSAGE: int = _milepost.MAX_ERROR_CHARS
 LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
-#: What the live channel holds of an item (`Item._live`).
-STREAMED, SKIP_ASKED = 1, 2
+#: What the live channel holds of an item (`Item._live`): its output, a skip asked, its details.
+STREAMED, SKIP_ASKED, REPORTED = 1, 2, 4
 
 
 def current_item() -> Optional[Item]:
@@ -315,6 +325,7 @@ class Item:
         "row",
         "_live",
         "_ended",
+        "_details",
     )
 
     def __init__(self, task: Task, node: AnyNode, name: Any) -> None:
@@ -330,6 +341,8 @@ class Item:
         #: item nobody streams or skips pays one store and one test.
         self._live = 0
         self._ended = False
+        #: What an agent loop reported (`progress`, `check`, `artifact`); None until it does.
+        self._details: Optional[Details] = None
 
     @property
     def task(self) -> Task:
@@ -350,6 +363,37 @@ class Item:
         if steer is not None:
             steer.stream(_text(self.name), str(text))
             self._live |= STREAMED
+
+    def progress(self, n: int, of: int) -> None:
+        """The item's own progress: `n` iterations (or steps) of at most `of`. The monitor shows
+        it on the item's line; the history keeps the last one with the item."""
+        self._report("progress").set_progress(n, of)
+        self._publish()
+
+    def check(self, name: str, ok: bool) -> None:
+        """A named criterion, verified (`ok`) or not; checking a name again replaces its verdict."""
+        self._report("check").check(name, ok)
+        self._publish()
+
+    def artifact(self, path: Union[str, "os.PathLike[str]"], kind: str = "created") -> None:
+        """A file the item `created` or `modified` (kept in the history with the item)."""
+        self._report("artifact").artifact(path, kind)
+        self._publish()
+
+    def _report(self, what: str) -> Details:
+        if self._ended:
+            raise InvalidValueError(f"{what}() on item {_text(self.name)!r} after it ended: report it inside its block")
+        if self._context.finished:
+            raise RunEndedError(f"{what}() after run {self._context.name!r} ended: nothing would keep it")
+        if self._details is None:
+            self._details = Details()
+        return self._details
+
+    def _publish(self) -> None:
+        steer = self._context.steer
+        if steer is not None and self._details is not None:
+            steer.report(_text(self.name), self._details.live())
+            self._live |= REPORTED
 
     @property
     def skip_requested(self) -> bool:
@@ -409,7 +453,7 @@ class Item:
         if self._token is not None:
             _current_item.reset(self._token)
             self._token = None
-        if self._live & STREAMED:
+        if self._live & (STREAMED | REPORTED):
             self._let_go()
         duration = self._context.now() - self._t0
         if exc_type is None:
@@ -455,6 +499,9 @@ class Item:
             self.row = (status, started, duration, error, metrics)
             if rows is not None:
                 rows.pushed(waiting)
+        if self._details is not None:
+            item = _clip(_milepost.sanitize(self.name), MAX_NAME)
+            context.emit(ItemDetails, self._task.path, item=item, status=status, **self._details.fields())
 
 
 def _usage_from(usage: Any, response: Any, model: Optional[str], provider: Optional[str]) -> Optional[float]:

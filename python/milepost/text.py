@@ -44,10 +44,23 @@ def event_line(event: Mapping[str, Any]) -> str:
     if kind == "item_retried":
         error = event.get("error")
         return f"retried {_safe(event.get('item'))}" + (f" after {_safe(error)}" if error else "")
+    if kind == "item_details":
+        return f"reported {_safe(event.get('item'))}: " + _details(event)
     if kind == "log":
         return log_line(event.get("level"), event.get("message"), event.get("source"))
     what = event.get("name") or event.get("run_name") or ""
     return f"{kind.replace('_', ' ')}: {_safe(what)}"
+
+
+def _details(event: Mapping[str, Any]) -> str:
+    """`iteration 3/20, checks 1/2, 2 files` of an `item_details` event."""
+    progress, checks, files = event.get("progress"), event.get("checks") or [], event.get("artifacts") or []
+    parts = [f"iteration {progress[0]}/{progress[1]}"] if isinstance(progress, list) and len(progress) == 2 else []
+    if checks:
+        parts.append(f"checks {sum(1 for c in checks if c[1] is True)}/{len(checks)}")
+    if files:
+        parts.append(f"{len(files)} file{'s' if len(files) != 1 else ''}")
+    return ", ".join(parts) or "nothing"
 
 
 def where_failures_are(run_id: str, history: Optional[str]) -> Optional[str]:

@@ -261,7 +261,8 @@ class WorkerContext:
 
 def fit_record(payload: Dict[str, Any]) -> str:
     """The event as JSON that fits a ring record: long texts (an error with a traceback) are
-    clipped, longest first, so that the record is always whole and parses."""
+    clipped, longest first, then long lists shortened, so that the record is always whole and
+    parses."""
     text = json.dumps(payload, ensure_ascii=False)
     limit = 600
     while len(text.encode("utf-8")) > RECORD_BYTES and limit > 8:
@@ -271,6 +272,11 @@ def fit_record(payload: Dict[str, Any]) -> str:
                 payload[key] = value[:limit] + "…"
         text = json.dumps(payload, ensure_ascii=False)
         limit //= 2
+    # An item's report (`ItemDetails`) keeps its first checks and artifacts, as many as fit.
+    lists = [payload[key] for key in ("artifacts", "checks") if isinstance(payload.get(key), list)]
+    while len(text.encode("utf-8")) > RECORD_BYTES and any(lists):
+        max(lists, key=len).pop()
+        text = json.dumps(payload, ensure_ascii=False)
     return text
 
 

@@ -2,8 +2,9 @@
 and carries out the commands it is sent.
 
 In the run's directory (see `place`): `run.json` (who and where, written once),
-`snapshot.json` (the latest snapshot with the run's metadata and the tails of items' output,
-replaced atomically four times a second and at the end, with how the run ended),
+`snapshot.json` (the latest snapshot with the run's metadata, the tails of items' output and
+what items in flight reported (progress, checks), replaced atomically four times a second and
+at the end, with how the run ended),
 `events.jsonl` (lifecycle events and log lines, appended; kept under EVENTS_BYTES by starting
 a new file and keeping the one before as `events.1.jsonl`), and the `commands/` and `replies/`
 of `commands`. A write that fails (a full disk) is said once and publishing stops; the job
@@ -49,12 +50,15 @@ class Steering:
         skip: Callable[[str], None],
         meta: Callable[[], Dict[str, Any]],
         outputs: Callable[[], Dict[str, str]],
+        reports: Callable[[], Dict[str, Dict[str, Any]]] = dict,
     ) -> None:
         self.cancel = cancel
         self.retry = retry
         self.skip = skip
         self.meta = meta
         self.outputs = outputs
+        #: What items in flight reported (progress, checks), by item name.
+        self.reports = reports
 
 
 class LivePublisher(BaseObserver):
@@ -137,6 +141,7 @@ class LivePublisher(BaseObserver):
             "ended": self._ended,
             "meta": self._steer.meta(),
             "outputs": self._steer.outputs(),
+            "reports": self._steer.reports(),
         }
         text = json.dumps(head, ensure_ascii=False, separators=(",", ":"))
         body = f'{text[:-1]},"snapshot":{snapshot.json()}}}'

@@ -39,6 +39,8 @@ class LiveState:
     snapshot: Dict[str, Any]
     meta: Dict[str, Any] = field(default_factory=dict)
     outputs: Dict[str, str] = field(default_factory=dict)
+    #: What items in flight reported (`Item.progress`, `check`), by item name.
+    reports: Dict[str, Dict[str, Any]] = field(default_factory=dict)
 
     @property
     def root(self) -> Dict[str, Any]:
@@ -125,6 +127,7 @@ class LiveRun:
             data.get("snapshot") or {},
             data.get("meta") or {},
             data.get("outputs") or {},
+            data.get("reports") or {},
         )
 
     def _end_in_history(self) -> str:

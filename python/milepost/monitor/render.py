@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .. import _milepost
+from ..agent import summary
 from .looks import Bar, clean, count, duration, mark, state_text, wall_time
 from .view import ENDINGS, View
 
@@ -111,6 +112,9 @@ def in_flight(view: View, width: int) -> RenderableType:
     for row in rows:
         symbol, style = mark(str(row.get("state")))
         line = Text.assemble((f"{symbol} {clean(row['lane'])}", style), "  ", (clean(row.get("item") or "—"), "bold"))
+        report = row.get("report")
+        if isinstance(report, dict) and summary(report):
+            line.append(f"   {clean(summary(report))}", style="cyan")
         if row.get("done") is not None:
             line.append(f"   {count(row['done'])} done · {count(row.get('failed') or 0)} failed", style="dim")
         lines.append(line)

@@ -10,7 +10,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from ..events import Event, ItemFailed, ItemRetried, LogLine, RunFinished
+from ..events import Event, ItemDetails, ItemFailed, ItemRetried, LogLine, RunFinished
 from ..observers.base import BaseObserver
 from ..snapshot import node_paths
 from .store import Store
@@ -76,7 +76,7 @@ class HistoryObserver(BaseObserver):
         store.flush(timeout=5.0)
 
     def on_event(self, event: Event) -> None:
-        if not isinstance(event, (ItemFailed, ItemRetried, LogLine, RunFinished)):
+        if not isinstance(event, (ItemFailed, ItemRetried, ItemDetails, LogLine, RunFinished)):
             return  # phase rows carry the rest
         data = event.to_dict()
         message = getattr(event, "message", None) or getattr(event, "error", None)

@@ -22,6 +22,7 @@ from .logs import log_row, rows_matching
 from .money import cost_of
 from .paths import display_path, path_levels
 from .records import ItemCounts, ItemRecord, LogRecord, PhaseRecord, RunDetail, RunRecord, Stats, Summary, WorkerRecord
+from .reports import recorded_reports
 from .store import connect, default_path
 
 _PHASES = (
@@ -117,8 +118,9 @@ class History:
         return run_record(row)
 
     def run(self, which: str, failures: Optional[int] = 20) -> RunDetail:
-        """A run (by id, or the latest of a name) with its phases, workers and its newest
-        `failures` failures (None: all of them); `failures_recorded` says how many there are."""
+        """A run (by id, or the latest of a name) with its phases, workers, its newest
+        `failures` failures (None: all of them; `failures_recorded` says how many there are) and
+        what its items reported (`reports`)."""
         run = self.find_run(which)
         recorded = recorded_failures(self.db, run["id"])
         items = self.db.execute(
@@ -131,6 +133,7 @@ class History:
             "failures": recorded if failures is None else recorded[:failures],
             "failures_recorded": len(recorded),
             "items": ItemCounts(n=items["n"], done=items["done"]),
+            "reports": recorded_reports(self.db, run["id"]),
         }
 
     def phases(self, run_id: str) -> List[PhaseRecord]:

@@ -3,7 +3,7 @@ and its OpenAPI description (JSON Schemas generated from these types) share one 
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 try:  # pydantic, which generates the dashboard's schemas, needs this TypedDict before Python 3.12
     from typing_extensions import TypedDict
@@ -19,6 +19,7 @@ __all__ = [
     "WorkerRecord",
     "FailureRecord",
     "ItemCounts",
+    "ReportRecord",
     "RunOverview",
     "RunDetail",
     "LogRecord",
@@ -117,11 +118,29 @@ class RunOverview(RunRecord):
     items: ItemCounts
 
 
+class ReportRecord(TypedDict):
+    """What an item reported as it ran (`Item.progress`, `check`, `artifact`)."""
+
+    #: Its phase for people (empty for the run itself).
+    phase_display: str
+    name: str
+    #: How the item ended.
+    status: str
+    #: [n, of], or None when it reported none.
+    progress: Optional[List[int]]
+    #: (name, ok) each.
+    checks: List[Tuple[str, bool]]
+    #: (kind, path) each: kind `created` or `modified`.
+    artifacts: List[Tuple[str, str]]
+
+
 class RunDetail(RunOverview):
-    """A past run with its phases and its newest failures (`milepost show`)."""
+    """A past run with its phases, its newest failures and what its items reported (`milepost
+    show`)."""
 
     phases: List[PhaseRecord]
     failures: List[FailureRecord]
+    reports: List[ReportRecord]
 
 
 class LogRecord(TypedDict):
