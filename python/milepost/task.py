@@ -49,8 +49,11 @@ MAX_MESSAGE: int = _milepost.MAX_ERROR_CHARS
 LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
-#: What the live channel holds of an item (`Item._live`): its output, a skip asked, its details.
-STREAMED, SKIP_ASKED, REPORTED = 1, 2, 4
+#: What an item holds (`Item._live`): its output streamed, a skip asked, its details reported
+#: (`Item._details` exists only then), and whether it ended.
+STREAMED, SKIP_ASKED, REPORTED, ENDED = 1, 2, 4, 8
+#: What the live channel must forget when the item ends.
+LET_GO = STREAMED | REPORTED
 
 
 def current_item() -> Optional[Item]:
@@ -324,7 +327,6 @@ class Item:
         "_metrics",
         "row",
         "_live",
-        "_ended",
         "_details",
     )
 
@@ -337,12 +339,9 @@ class Item:
         self._metrics: Optional[dict[str, float]] = None
         #: The item's history row once it ended, when its run keeps rows (see `ItemRow`).
         self.row: Optional[ItemRow] = None
-        #: What the live channel holds of this item (STREAMED, SKIP_ASKED): one int, so that an
-        #: item nobody streams or skips pays one store and one test.
+        #: What the item holds beyond its counts (STREAMED, SKIP_ASKED, REPORTED: `_details` is
+        #: set) and whether it ENDED: one int, so that a plain item pays one store and one test.
         self._live = 0
-        self._ended = False
-        #: What an agent loop reported (`progress`, `check`, `artifact`); None until it does.
-        self._details: Optional[Details] = None
 
     @property
     def task(self) -> Task:
@@ -381,19 +380,19 @@ class Item:
         self._publish()
 
     def _report(self, what: str) -> Details:
-        if self._ended:
+        if self._live & ENDED:
             raise InvalidValueError(f"{what}() on item {_text(self.name)!r} after it ended: report it inside its block")
         if self._context.finished:
             raise RunEndedError(f"{what}() after run {self._context.name!r} ended: nothing would keep it")
-        if self._details is None:
-            self._details = Details()
+        if not self._live & REPORTED:
+            self._details: Details = Details()
+            self._live |= REPORTED
         return self._details
 
     def _publish(self) -> None:
         steer = self._context.steer
-        if steer is not None and self._details is not None:
+        if steer is not None and self._live & REPORTED:
             steer.report(_text(self.name), self._details.live())
-            self._live |= REPORTED
 
     @property
     def skip_requested(self) -> bool:
@@ -430,7 +429,7 @@ class Item:
         `cache_write_tokens` (parts of the input, priced apart) and `cost_usd`, priced by the
         user's prices, then genai-prices. Returns the cost in USD, or None for a model no table
         knows (its tokens are still recorded, and the run warns once)."""
-        if self._ended:
+        if self._live & ENDED:
             raise InvalidValueError(f"usage() on item {_text(self.name)!r} after it ended: record it inside its block")
         counts = (input_tokens, output_tokens, cache_read_tokens, cache_write_tokens)
         return record(self.metric, self._task, model, provider, counts)
@@ -453,7 +452,7 @@ class Item:
         if self._token is not None:
             _current_item.reset(self._token)
             self._token = None
-        if self._live & (STREAMED | REPORTED):
+        if self._live & LET_GO:
             self._let_go()
         duration = self._context.now() - self._t0
         if exc_type is None:
@@ -487,7 +486,7 @@ class Item:
         """Counts the item and, where the run keeps rows, queues its history row in the same
         native call (no Ctrl-C can fall between the count and the row)."""
         context = self._context
-        self._ended = True
+        self._live |= ENDED
         keeps = context.keeps_rows and status != "cancelled"
         metrics = json.dumps(self._metrics) if keeps and self._metrics else None
         started = context.wall(self._t0)
@@ -499,7 +498,7 @@ class Item:
             self.row = (status, started, duration, error, metrics)
             if rows is not None:
                 rows.pushed(waiting)
-        if self._details is not None:
+        if self._live & REPORTED:
             item = _clip(_milepost.sanitize(self.name), MAX_NAME)
             context.emit(ItemDetails, self._task.path, item=item, status=status, **self._details.fields())
 
