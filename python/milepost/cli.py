@@ -139,64 +139,74 @@ def _main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in ("history", "show", "stats"):
         return _history_command(args)
-    if args.command == "monitor":
-        try:
-            from .monitor import run_monitor
-        except ImportError:
-            print("milepost monitor: the monitor needs: pip install 'milepost[monitor]'", file=sys.stderr)
-            return 2
-        return run_monitor(args.run)
-    if args.command in live_cli.COMMANDS:
+    if args.command in live_cli.COMMANDS and args.command != "monitor":
         return live_cli.run_command(args)
-    if args.command == "serve":
-        from pathlib import Path
+    commands = {"monitor": _monitor, "serve": _serve, "replay": _replay, "demo": _demo}
+    return commands[args.command](args)
 
-        try:
-            from .dashboard.server import serve_forever
-        except ImportError:
-            print("milepost serve: the dashboard needs: pip install 'milepost[dashboard]'", file=sys.stderr)
-            return 2
-        serve_forever(args.host, args.port, Path(args.db) if args.db else None, args.token)
-        return 0
-    if args.command == "replay":
-        from pathlib import Path
 
-        from .replay import ReplayError, Skipped, replay
+def _monitor(args: argparse.Namespace) -> int:
+    try:
+        from .monitor import run_monitor
+    except ImportError:
+        print("milepost monitor: the monitor needs: pip install 'milepost[monitor]'", file=sys.stderr)
+        return 2
+    return run_monitor(args.run)
 
-        skipped = Skipped()
-        try:
-            replay(Path(args.file), args.speed, not args.no_wait, skipped=skipped)
-        except BrokenPipeError:
-            raise  # not the file's fault: the output went (main stops quietly)
-        except (OSError, ReplayError) as e:
-            print(f"milepost replay: {e}", file=sys.stderr)
-            return 2
-        if skipped.count:
-            print(
-                f"milepost replay: skipped {skipped.count} lines that are not milepost records "
-                f"(the first at {skipped.first})",
-                file=sys.stderr,
-            )
-        return 0
-    if args.command == "demo":
-        from .demo import run_demo
 
-        try:
-            run_demo(
-                args.items,
-                args.workers,
-                args.fail_rate,
-                args.display,
-                args.item_ms,
-                args.seed,
-                args.snapshot_file,
-                args.output,
-            )
-        except ValueError as e:
-            print(f"milepost demo: {e}", file=sys.stderr)
-            return 2
-        except KeyboardInterrupt:
-            return 130
+def _serve(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    try:
+        from .dashboard.server import serve_forever
+    except ImportError:
+        print("milepost serve: the dashboard needs: pip install 'milepost[dashboard]'", file=sys.stderr)
+        return 2
+    serve_forever(args.host, args.port, Path(args.db) if args.db else None, args.token)
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .replay import ReplayError, Skipped, replay
+
+    skipped = Skipped()
+    try:
+        replay(Path(args.file), args.speed, not args.no_wait, skipped=skipped)
+    except BrokenPipeError:
+        raise  # not the file's fault: the output went (main stops quietly)
+    except (OSError, ReplayError) as e:
+        print(f"milepost replay: {e}", file=sys.stderr)
+        return 2
+    if skipped.count:
+        print(
+            f"milepost replay: skipped {skipped.count} lines that are not milepost records "
+            f"(the first at {skipped.first})",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    try:
+        run_demo(
+            args.items,
+            args.workers,
+            args.fail_rate,
+            args.display,
+            args.item_ms,
+            args.seed,
+            args.snapshot_file,
+            args.output,
+        )
+    except ValueError as e:
+        print(f"milepost demo: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
     return 0
 
 
