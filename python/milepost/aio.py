@@ -236,7 +236,7 @@ class _AsyncPool:
         import asyncio
 
         self.context.bind_lane(lane)  # this task's context: the lane of this slot only
-        budget = getattr(self.context, "budget", None)
+        budget = self.context.budget
         try:
             while True:
                 # Reserved before the item is taken: one the budget refuses (which cancels the

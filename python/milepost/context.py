@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterable, List, Optional, Protocol, Set, 
 
 if TYPE_CHECKING:
     from . import _milepost
+    from .budget import Budget
     from .events import Event
     from .steer import Steer
     from .task import Task
@@ -75,6 +76,10 @@ class RunContext(Protocol):
     @property
     def rows(self) -> Optional[RowSink]:
         """Where item rows are stored in this process (None: not here)."""
+
+    @property
+    def budget(self) -> Optional[Budget]:
+        """The run's budget in this process: metrics feed it, pools reserve items (None: none)."""
 
     @property
     def steer(self) -> Optional[Steer]:

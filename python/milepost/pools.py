@@ -97,9 +97,9 @@ class Again:
         return len(again)
 
     def take(self) -> List[Tuple[int, Any]]:
-        with self._lock:
-            queued, self._queued = self._queued, []
-        return [(index, item) for index, item, _ in queued]
+        """The items asked to run again, as `(index, item)` (a process pool needs their names:
+        `take_jobs`)."""
+        return [(index, item) for index, item, _ in self.take_jobs()]
 
     def take_jobs(self) -> List[Tuple[int, Any, str]]:
         with self._lock:
@@ -238,7 +238,7 @@ class _ThreadPool:
         ctx.bind_lane(lane)
 
     def _call(self, index: int, item: Any) -> Any:
-        budget = getattr(self.scope.context, "budget", None)
+        budget = self.scope.context.budget
         # Queued before the cancel, or refused by the budget (which cancels the run): not started.
         if self.scope.context.cancelled or (budget is not None and not budget.reserve()):
             raise Cancelled.not_started(self.item_name(item, index))

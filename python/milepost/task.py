@@ -95,7 +95,7 @@ class Task:
         # Bound C methods as instance attributes: the hot path skips a Python frame.
         self.advance = node.advance
         self.skip = node.skip
-        budget = getattr(self.context, "budget", None)  # a worker process's context has none
+        budget = self.context.budget
         self.metric = node.metric if budget is None else budget.counting(node.metric)
         self.set_total = node.set_total
         self.add_total = node.add_total
@@ -191,7 +191,7 @@ class Task:
         finished = self.context.finished_keys(self.key)
         name_of = key or _item_key
         context = self.context
-        budget = getattr(context, "budget", None)
+        budget = context.budget
         for item in items:
             if context.cancelled:  # a cancel hands out no more items, as track() and the pools do
                 raise Cancelled("the run was cancelled: the items left were not handed out")

@@ -126,6 +126,7 @@ class WorkerContext:
     rows = None  # ...but none is stored here
     finished = False  # the native layer refuses updates once the parent ended the run
     steer = None  # the live channel is the parent's
+    budget = None  # the budget is the parent's (what process workers spend does not reach it)
 
     def __init__(
         self, shared: _milepost.SharedRun, run_id: str, name: str, finished: Optional[Dict[str, Set[str]]] = None
