@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import sqlite3
 
 import pytest
@@ -42,7 +43,8 @@ def _assert_stopped_by_budget(run, events: list) -> None:
     assert 0.99 <= _spent(run) <= 1.01 + 1e-9
     lines = _budget_lines(events)
     assert sum("budget warning" in m for m in lines) == 1, lines
-    assert any(m.startswith("cancel requested: budget: cost_usd") for m in lines), lines
+    said = r"cancel requested: budget: cost_usd \$[01]\.\d{4} of \$1\.0000 spent"
+    assert any(re.fullmatch(said, m) for m in lines), lines
     assert any("cancel requested: budget" in (m or "") for m in _kept_events(run)), "the reason is in the history"
 
 

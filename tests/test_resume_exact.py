@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import milepost
-from milepost.persistence import default_path
+from milepost.persistence import SCHEMA_VERSION, default_path
 
 ITEM_JOB = textwrap.dedent(
     """
@@ -297,7 +297,7 @@ def test_a_version_1_history_migrates_with_exact_resume_counts(tmp_path) -> None
         assert run.phase("load_data").done == 5, "2 from its rows, 3 counted otherwise"
         other = run.phase("loadXdata")
         assert (other.done, other.step("s").done) == (0, 3), "a parent's own count leaves its steps' out"
-    assert sqlite3.connect(str(path)).execute("PRAGMA user_version").fetchone()[0] == 2
+    assert sqlite3.connect(str(path)).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 @pytest.mark.parametrize("method", ["fork", "spawn"])

@@ -90,7 +90,7 @@ class AsyncTracker:
             self._pending = False
             self._advance()
         if self._context.cancelled:
-            exc = Cancelled("the run was cancelled: the items left were not handed out")
+            exc = Cancelled.run(self._context.cancel_reason, "the items left were not handed out")
             _end_once(self._state, "raised", exc)
             raise exc
         try:
@@ -200,7 +200,7 @@ class _AsyncPool:
                     raise value
                 yield index, value
             if self.context.cancelled:
-                raise Cancelled("the run was cancelled: items in flight finished, the others did not run")
+                raise Cancelled.run(self.context.cancel_reason, "items in flight finished, the others did not run")
         except BaseException as e:
             failure = e
             raise

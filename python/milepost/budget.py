@@ -108,8 +108,9 @@ class Budget:
         return None
 
     def _state(self, name: str) -> str:
+        # `cost_usd $0.82 of $1.00`: the metric's own format gives the name once, then the value.
         fmt = _milepost.format_metric
-        return f"{name} {fmt(name, self.spent[name])} of {fmt(name, self.limits[name])}"
+        return f"{fmt(name, self.spent[name])} of {fmt(name, self.limits[name])[len(name) + 1 :]}"
 
     def _log(self, message: str, level: str) -> None:
         run = self._run()

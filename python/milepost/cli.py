@@ -8,6 +8,7 @@ import sys
 from typing import List, Optional
 
 from . import __version__, live_cli
+from .errors import Cancelled
 from .renderers import DISPLAYS
 
 
@@ -28,12 +29,19 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="milepost", description="Progress you can trust for long jobs.")
     parser.add_argument("--version", action="version", version=f"milepost {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="run a MapReduce-style demo job with its live display")
-    demo.add_argument("--items", type=int, default=5000, help="documents to map (default 5000)")
+    demo = sub.add_parser(
+        "demo", help="run a MapReduce-style demo job (or, with --llm, an LLM one) with its live display"
+    )
+    demo.add_argument("--llm", action="store_true", help="an asyncio LLM job against a fake model on 127.0.0.1")
+    demo.add_argument("--items", type=int, default=None, help="documents to map (default 5000; --llm: personas, 300)")
     demo.add_argument("--workers", type=int, default=8, help="worker processes (default 8)")
     demo.add_argument("--fail-rate", type=float, default=0.02, help="chance of an error per attempt (default 0.02)")
     demo.add_argument("--display", choices=DISPLAYS, default="auto", help="display (default: auto)")
-    demo.add_argument("--item-ms", type=float, default=40.0, help="mean item time in ms (default 40)")
+    demo.add_argument(
+        "--item-ms", type=float, default=40.0, help="mean item time in ms (default 40; --llm: 2 tokens' time)"
+    )
+    demo.add_argument("--concurrency", type=int, default=16, help="--llm: calls at once (default 16)")
+    demo.add_argument("--budget", type=float, default=0.075, help="--llm: the run's budget in USD (default 0.075)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.add_argument("--snapshot-file", default=None, help="keep the latest snapshot in this JSON file")
     demo.add_argument(
@@ -193,7 +201,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     try:
         run_demo(
-            args.items,
+            args.items if args.items is not None else 300 if args.llm else 5000,
             args.workers,
             args.fail_rate,
             args.display,
@@ -201,10 +209,16 @@ def _demo(args: argparse.Namespace) -> int:
             args.seed,
             args.snapshot_file,
             args.output,
+            args.llm,
+            args.concurrency,
+            args.budget,
         )
     except ValueError as e:
         print(f"milepost demo: {e}", file=sys.stderr)
         return 2
+    except Cancelled as e:  # its budget, `milepost cancel` or the dashboard stopped it
+        print(f"milepost demo: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return 0

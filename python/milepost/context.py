@@ -70,6 +70,11 @@ class RunContext(Protocol):
         """Cancel was asked for: loops and pools hand out no more items."""
 
     @property
+    def cancel_reason(self) -> str:
+        """Why the run was cancelled, as given to `cancel()` ("" when not said, or not known
+        here: a worker process knows only that it was)."""
+
+    @property
     def keeps_rows(self) -> bool:
         """Items build their history row (someone stores it: here, or the parent)."""
 

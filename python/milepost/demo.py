@@ -15,6 +15,7 @@ import sys
 import time
 from typing import Any, Optional, TextIO
 
+from .demo_llm import llm_job, llm_run
 from .errors import Cancelled, InvalidValueError, MilepostError
 from .observers import ConsoleSummary
 from .processes import process_map
@@ -121,14 +122,20 @@ def run_demo(
     seed: int = 0,
     snapshot_file: Optional[str] = None,
     output: Optional[str] = None,
+    llm: bool = False,
+    concurrency: int = 16,
+    budget: float = 0.075,
 ) -> int:
-    """Runs the demo; returns the number of documents that failed for good. `output` is
-    `Run(output=...)`: "stdout", "stderr" or a file path (plain, JSON and rich output). Raises
-    BrokenPipeError, having stopped the demo, when the reader of standard output has gone."""
+    """Runs the demo (`llm`: the LLM one, `demo_llm`); returns the number of items that failed
+    for good. `output` is `Run(output=...)`: "stdout", "stderr" or a file path (plain, JSON and
+    rich output). Raises BrokenPipeError, having stopped the demo, when the reader of standard
+    output has gone."""
     if items < 1:
         raise InvalidValueError(f"--items must be >= 1, got {items}")
     if workers < 1:
         raise InvalidValueError(f"--workers must be >= 1, got {workers}")
+    if concurrency < 1:
+        raise InvalidValueError(f"--concurrency must be >= 1, got {concurrency}")
     if not 0.0 <= fail_rate <= 1.0:
         raise InvalidValueError(f"--fail-rate must be between 0 and 1, got {fail_rate}")
     mean_s = max(item_ms, 0.0) / 1000.0
@@ -136,14 +143,20 @@ def run_demo(
     # A summary for people: machines reading JSON lines get only JSON, and "none" is nothing.
     shown = DisplayOptions.make(display, output).display
     summary = [ConsoleSummary(_SummaryOut(watch))] if shown not in ("json", "none") else []  # type: ignore[arg-type]
-    run = Run("demo", display=display, snapshot_file=snapshot_file, output=output, observers=summary)
+    shows = {"display": display, "snapshot_file": snapshot_file, "output": output, "observers": summary}
+    if llm:
+        run = llm_run(budget, seed, **shows)
+        job = functools.partial(llm_job, run, items, concurrency, seed, item_ms / 2)
+    else:
+        run = Run("demo", **shows)  # type: ignore[arg-type]
+        job = functools.partial(_job, run, items, workers, fail_rate, mean_s, seed)
     if watch is not None:
         watch.run = run
     previous = sys.stdout
     if watch is not None:
         sys.stdout = watch  # the display looks it up at each write
     try:
-        failed = _job(run, items, workers, fail_rate, mean_s, seed)
+        failed = job()
     except Cancelled:
         if watch is None or not watch.gone:
             raise

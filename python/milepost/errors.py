@@ -18,6 +18,12 @@ class Cancelled(MilepostError):
     handing out items, items in flight finish, and the run ends "cancelled"."""
 
     @classmethod
+    def run(cls, reason: str, what: str) -> "Cancelled":
+        """What a loop or a pool raises once the run was cancelled (`reason`: the cancel's,
+        e.g. `budget: cost_usd $1.00 of $1.00 spent`; `what`: what happened to the items)."""
+        return cls(f"the run was cancelled{f' ({reason})' if reason else ''}: {what}")
+
+    @classmethod
     def not_started(cls, name: str) -> "Cancelled":
         """What a pool gives for an item it did not start because the run was cancelled."""
         return NotStarted(f"{name!r} did not run: the run was cancelled")

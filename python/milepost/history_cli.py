@@ -8,7 +8,7 @@ import time
 from typing import Any, List, Mapping, Optional, Sequence
 
 from . import _milepost
-from .persistence.records import ReportRecord, RunDetail, RunRecord, Stats
+from .persistence.records import FailureRecord, ReportRecord, RunDetail, RunRecord, Stats
 from .text import more_failures
 
 SPARK = "▁▂▃▄▅▆▇█"
@@ -91,6 +91,11 @@ def show_text(run: RunDetail, db: Optional[str] = None) -> str:
         f"{_milepost.format_count(run['failed'])} failed, {_milepost.format_count(run['skipped'])} skipped, "
         f"success {_pct(run['success_rate'])}"
     ]
+    if run.get("meta"):
+        out.append(
+            "about: "
+            + " · ".join(f"{_milepost.sanitize(k)} {_milepost.sanitize(str(v))}" for k, v in run["meta"].items())
+        )
     if run["metrics"]:
         out.append("metrics: " + ", ".join(_milepost.format_metric(k, v) for k, v in run["metrics"].items()))
     if run["phases"]:
@@ -120,10 +125,28 @@ def show_text(run: RunDetail, db: Optional[str] = None) -> str:
             for f in run["failures"]
         ]
         out += _failures_notes(run, db)
+    if run.get("retries"):
+        out.append("")
+        out += retries_lines(run["retries"])
     if run.get("reports"):
         out.append("")
         out += reports_lines(run["reports"])
     return "\n".join(out)
+
+
+#: Retried attempts `milepost show` lists (`--json` has them all).
+SHOWN_RETRIES = 20
+
+
+def retries_lines(retries: Sequence[FailureRecord]) -> List[str]:
+    """The attempts that failed and were tried again, newest first, each with its error."""
+    out = [f"retried attempts (newest first): {_milepost.format_count(len(retries))}"]
+    for r in retries[:SHOWN_RETRIES]:
+        error = _milepost.sanitize(r["error"] or "") or "(retry asked for)"
+        out.append(f"  {r['phase_display']}: {_milepost.sanitize(r['name'] or '')}: {error}")
+    if len(retries) > SHOWN_RETRIES:
+        out.append(f"  … {_milepost.format_count(len(retries) - SHOWN_RETRIES)} more (milepost show --json)")
+    return out
 
 
 def reports_lines(reports: Sequence[ReportRecord]) -> List[str]:

@@ -63,6 +63,7 @@ class Owner:
         )
         self._run: Optional[weakref.ReferenceType[Any]] = None
         self._finished = False
+        self._cancel_reason = ""
         self._pools = 0
         self._lock = threading.Lock()
         #: What the live channel sees and asks of the run here (see `steer`).
@@ -101,6 +102,14 @@ class Owner:
     @property
     def cancelled(self) -> bool:
         return bool(self.core.cancelled)
+
+    @property
+    def cancel_reason(self) -> str:
+        return self._cancel_reason
+
+    def note_cancel(self, reason: str) -> None:
+        """`Run.cancel`'s reason, for what loops and pools raise (the first one given)."""
+        self._cancel_reason = self._cancel_reason or reason
 
     @property
     def keeps_rows(self) -> bool:

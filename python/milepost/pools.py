@@ -329,5 +329,5 @@ class _ThreadPool:
                 for index, item in self.again.take():
                     self._submit(pool, pending, index, item)
         if ctx.cancelled:
-            raise Cancelled("the run was cancelled: items in flight finished, the others did not run")
+            raise Cancelled.run(ctx.cancel_reason, "items in flight finished, the others did not run")
         return results

@@ -305,7 +305,7 @@ def process_map(
         results: Dict[int, Union[R, BaseException]] = dict(pool.results())
         ordered = [results[i] for i in range(len(results))]
         if any(isinstance(v, NotStarted) for v in ordered):
-            raise Cancelled("the run was cancelled: items not started were not run")
+            raise Cancelled.run(pool.scope.context.cancel_reason, "items not started were not run")
         if not return_exceptions:
             for value in ordered:
                 if isinstance(value, BaseException):

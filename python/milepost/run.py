@@ -13,12 +13,12 @@ import time
 import uuid
 import weakref
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence, TextIO, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, TextIO, Union
 
 from . import _milepost, context
 from .budget import Budget
 from .dispatch import Delivery, check_interval
-from .errors import MilepostError
+from .errors import InvalidValueError, MilepostError
 from .events import RunFinished, RunStarted
 from .live.publisher import LivePublisher, Steering
 from .observers import JsonSnapshotFile, Observer
@@ -114,10 +114,12 @@ class Run(Task):
         resume: Union[bool, str] = False,
         dashboard: Union[bool, int, dict] = False,
         budget: Optional[Dict[str, float]] = None,
+        meta: Optional[Mapping[str, Any]] = None,
     ) -> None:
         # Every argument is checked before anything is made (a history row, a thread, a
         # server): bad input leaves no trace.
         limits = Budget(budget) if budget is not None else None
+        about = _meta(meta)
         options = DisplayOptions.make(display, output, interval, refresh_hz, max_lanes, leave, redirect)
         stall = check_interval(stall_after, "stall_after") or 60.0
         self.display = options.display
@@ -127,6 +129,8 @@ class Run(Task):
         run_id = resumed.run_id if resumed is not None else run_id or uuid.uuid4().hex[:12]
         core = _milepost.RunCore(run_id, name, clock is not None, started_at)
         owner = Owner(core, clock, store, resumed, stall, limits)
+        if owner.steer is not None:
+            owner.steer.meta.update(about)
         if store is not None:
             store.bind_run(core.id)
         super().__init__(owner, core.root, (core.name,))
@@ -160,8 +164,9 @@ class Run(Task):
         self._owner.prior = prior_rates(store, core.name, core.id)
         before = resumed.elapsed if resumed is not None else 0.0
         times = resumed.resumed + 1 if resumed is not None else 0
-        kept: List[Observer] = [HistoryObserver(store, core.id, core.name, started_at, times, before)]
         steer = self._owner.steer
+        meta = steer.snapshot_meta if steer is not None else dict
+        kept: List[Observer] = [HistoryObserver(store, core.id, core.name, started_at, times, before, meta=meta)]
         if steer is not None and os.environ.get("MILEPOST_LIVE", "on").lower() not in ("0", "off", "no", "false"):
             steering = Steering(
                 self.cancel, steer.retry, steer.request_skip, steer.snapshot_meta, steer.outputs, steer.reports
@@ -176,11 +181,17 @@ class Run(Task):
 
     @property
     def meta(self) -> Dict[str, Any]:
-        """What the run is about (model, provider, dataset...): `milepost monitor`, `milepost
-        runs` and the dashboard show it beside the run. Set keys at any time; values are shown
-        as text."""
+        """What the run is about (model, provider, experiment...), from `Run(meta=...)`: `milepost
+        monitor`, `milepost runs`, `milepost show` and the dashboard show it beside the run and
+        the history keeps it. Set keys at any time; values other than str, int, float, bool
+        and None are kept as their text."""
         steer = self._owner.steer
         return steer.meta if steer is not None else {}
+
+    def meta_json(self) -> Dict[str, Any]:
+        """`meta` as JSON-ready values (a copy)."""
+        steer = self._owner.steer
+        return steer.snapshot_meta() if steer is not None else {}
 
     @property
     def history_path(self) -> Optional[Path]:
@@ -309,6 +320,7 @@ class Run(Task):
         "cancelled". Thread-safe; the dashboard's Cancel button calls it."""
         if self._core.cancelled:
             return
+        self._owner.note_cancel(reason)
         self._core.cancel()
         self.log(f"cancel requested{': ' + reason if reason else ''}", level="warning", source="milepost")
 
@@ -367,6 +379,18 @@ class Run(Task):
     def print(self, *values: Any, sep: str = " ", end: str = "\n") -> None:
         """Prints above the native bars (or plainly when they are not drawn)."""
         _print(*values, sep=sep, end=end)
+
+
+def _meta(meta: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+    """`Run(meta=...)` checked: a mapping of non-empty string keys (values are shown as text)."""
+    if meta is None:
+        return {}
+    if not isinstance(meta, Mapping):
+        raise InvalidValueError(f"meta must be a dict of str to values, got {meta!r}")
+    for key in meta:
+        if not isinstance(key, str) or not key.strip():
+            raise InvalidValueError(f"meta's keys must be non-empty strings, got {key!r}")
+    return dict(meta)
 
 
 def _resumable(store: Optional[Store], name: str, which: Union[bool, str]) -> Optional[Resume]:

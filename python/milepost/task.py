@@ -194,7 +194,7 @@ class Task:
         budget = context.budget
         for item in items:
             if context.cancelled:  # a cancel hands out no more items, as track() and the pools do
-                raise Cancelled("the run was cancelled: the items left were not handed out")
+                raise Cancelled.run(context.cancel_reason, "the items left were not handed out")
             if not finished or _key(name_of(item)) not in finished:
                 if budget is None:
                     yield item
@@ -294,6 +294,15 @@ class Task:
     ) -> None:
         self.end(end_state(exc_type, exc))
 
+    # `async with` a run or a phase does what `with` does (a `Run` overrides the two above).
+    async def __aenter__(self) -> Any:
+        return self.__enter__()
+
+    async def __aexit__(
+        self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
     def begin(self, total: Optional[int]) -> None:
         """The task starts (its context made it): running, and its start event."""
         self.context.now()
@@ -362,6 +371,8 @@ class Item:
         if steer is not None:
             steer.stream(_text(self.name), str(text))
             self._live |= STREAMED
+
+    stream = output  # TEMP until llm-display lands
 
     def progress(self, n: int, of: int) -> None:
         """The item's own progress: `n` iterations (or steps) of at most `of`. The monitor shows

@@ -166,6 +166,10 @@ class WorkerContext:
     def cancelled(self) -> bool:
         return bool(self._shared.cancelled)
 
+    @property
+    def cancel_reason(self) -> str:
+        return ""  # the shared segment carries the cancel bit only
+
     def task(self, index: int, path: Tuple[str, ...], parent: Optional[Task] = None) -> Task:
         """The task of shared node `index` (one handed over by the parent when `parent` is
         None: the parent decides when it ends)."""

@@ -215,6 +215,7 @@ def live_row(ch: Channel) -> ListedRun:
         "metrics": metrics,
         "cost": root["cost"] if "cost" in root else cost_of(metrics),
         "resumed": None,
+        "meta": ch.meta,
         "live": not ch.finished,
     }
 

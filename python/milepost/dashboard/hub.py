@@ -57,6 +57,8 @@ class Channel:
         self.state: Optional[str] = None
         self.ended_at: Optional[float] = None
         self.started_at: Optional[float] = None
+        #: What another process's run is about, as its live channel last said (see `meta`).
+        self.remote_meta: Dict[str, Any] = {}
         self.snapshot_json = "{}"
         #: The snapshot as an SSE frame, encoded once here for every client.
         self.snapshot_frame = b""
@@ -77,6 +79,12 @@ class Channel:
     @property
     def run(self) -> Optional[Run]:
         return self._run() if self._run is not None else None
+
+    @property
+    def meta(self) -> Dict[str, Any]:
+        """The run's `meta` (JSON-ready): this process's run's own, else the live channel's."""
+        run = self.run
+        return run.meta_json() if run is not None else dict(self.remote_meta)
 
     @property
     def remote(self) -> bool:

@@ -81,6 +81,7 @@ class Watched:
             self._stamp = stamp
             self.channel.publish_snapshot(json.dumps(state.snapshot, ensure_ascii=False, separators=(",", ":")))
         self.channel.state = state.state
+        self.channel.remote_meta = state.meta
         if state.ended:
             self._end(state)
 

@@ -64,6 +64,24 @@ def recorded_failures(db: sqlite3.Connection, run_id: str) -> List[FailureRecord
     return failures
 
 
+def recorded_retries(db: sqlite3.Connection, run_id: str) -> List[FailureRecord]:
+    """Every attempt the history holds that failed and was tried again (`item_retried` events:
+    the error of the attempt before), newest first. A retry asked for by hand has no error."""
+    retries: List[FailureRecord] = []
+    for r in db.execute(_EVENTS.replace("'item_failed'", "'item_retried'") + " ORDER BY ts DESC", (run_id,)):
+        names = _event_names(r["names"], r["phase"])
+        retries.append(
+            {
+                "phase": r["phase"],
+                "name": r["name"],
+                "error": r["error"],
+                "at": r["at"],
+                "phase_display": display_path([(n, 1) for n in names]),
+            }
+        )
+    return retries
+
+
 def _event_names(names: Optional[str], path: Optional[str]) -> Tuple[str, ...]:
     """The names of an event's levels below the run: from its `path` list, else (an event
     stored without one) from its path column."""

@@ -8,7 +8,7 @@ import os
 import socket
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable, Dict
 
 from ..events import Event, ItemDetails, ItemFailed, ItemRetried, LogLine, RunFinished
 from ..observers.base import BaseObserver
@@ -21,14 +21,15 @@ if TYPE_CHECKING:
 # The run's first row: a resumed run keeps the counts its history shows until its own first
 # snapshot replaces them (a resumed run killed at once must not read "0 done").
 _RUN_START = """
-INSERT INTO runs (id, name, status, started_at, host, pid, argv, resumed) VALUES (?, ?, 'running', ?, ?, ?, ?, ?)
+INSERT INTO runs (id, name, status, started_at, host, pid, argv, resumed, meta)
+VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET status = 'running', ended_at = NULL, pid = excluded.pid, argv = excluded.argv,
-    host = excluded.host, resumed = excluded.resumed
+    host = excluded.host, resumed = excluded.resumed, meta = json_patch(runs.meta, excluded.meta)
 """
 
 _RUN_UPDATE = """
 UPDATE runs SET status = ?, ended_at = ?, elapsed = ?, total = ?, done = ?, failed = ?, skipped = ?, retried = ?,
-    metrics = ?, explicit_done = ?, explicit_skipped = ? WHERE id = ?
+    metrics = ?, explicit_done = ?, explicit_skipped = ?, meta = json_patch(meta, ?) WHERE id = ?
 """
 
 _PHASE_UPSERT = """
@@ -62,15 +63,19 @@ class HistoryObserver(BaseObserver):
         resumed: int,
         elapsed_before: float = 0.0,
         interval: float = 1.0,
+        meta: Callable[[], Dict[str, Any]] = dict,
     ) -> None:
         self.store = store
+        #: The run's `meta` (JSON-ready): merged into the row's, so that a resumed run keeps
+        #: what it does not set again.
+        self._meta = meta
         self.interval = interval
         self._id = run_id
         #: Seconds the runs this one resumes had run: a resumed run's duration adds them up.
         self._before = elapsed_before
         # Fixed for the life of the run (a resumed run is a new process: its own observer).
         host, pid, argv = socket.gethostname(), os.getpid(), json.dumps(sys.argv)
-        store.execute(_RUN_START, (run_id, name, started_at, host, pid, argv, resumed))
+        store.execute(_RUN_START, (run_id, name, started_at, host, pid, argv, resumed, json.dumps(meta())))
         # Written before the job starts (a few milliseconds): a run is in the history from its
         # first moment, even if it is killed at once.
         store.flush(timeout=5.0)
@@ -112,6 +117,7 @@ class HistoryObserver(BaseObserver):
                 root["retried"],
                 json.dumps(root["metrics"]),
                 *explicit.get("", (0, 0)),
+                json.dumps(self._meta()),
                 self._id,
             ),
         )

@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple, Type, Union
 
 from ..errors import MilepostError
 from ..pids import HOST, alive
-from .failures import recorded_failures
+from .failures import recorded_failures, recorded_retries
 from .logs import log_row, rows_matching
 from .money import cost_of
 from .paths import display_path, path_levels
@@ -134,6 +134,7 @@ class History:
             "failures_recorded": len(recorded),
             "items": ItemCounts(n=items["n"], done=items["done"]),
             "reports": recorded_reports(self.db, run["id"]),
+            "retries": recorded_retries(self.db, run["id"]),
         }
 
     def phases(self, run_id: str) -> List[PhaseRecord]:
@@ -260,7 +261,17 @@ def run_record(row: Any) -> RunRecord:
         "metrics": metrics,
         "cost": cost_of(metrics),
         "resumed": row["resumed"],
+        "meta": _json_object(row["meta"]) if "meta" in row.keys() else {},
     }
+
+
+def _json_object(text: Optional[str]) -> Dict[str, Any]:
+    """A JSON object column; anything else (a row written by hand) reads as empty."""
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def item_record(row: Any) -> ItemRecord:

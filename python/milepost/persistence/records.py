@@ -3,7 +3,7 @@ and its OpenAPI description (JSON Schemas generated from these types) share one 
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 try:  # pydantic, which generates the dashboard's schemas, needs this TypedDict before Python 3.12
     from typing_extensions import TypedDict
@@ -52,6 +52,8 @@ class RunRecord(TypedDict):
     cost: Optional[float]
     #: How many times the run was resumed (None for a live run the history was not asked about).
     resumed: Optional[int]
+    #: What the run is about (`Run(meta=...)`: model, provider, experiment...).
+    meta: Dict[str, Any]
 
 
 class ListedRun(RunRecord):
@@ -141,6 +143,8 @@ class RunDetail(RunOverview):
     phases: List[PhaseRecord]
     failures: List[FailureRecord]
     reports: List[ReportRecord]
+    #: Attempts that failed and were tried again (their errors), newest first.
+    retries: List[FailureRecord]
 
 
 class LogRecord(TypedDict):

@@ -11,7 +11,7 @@ from typing import Callable, Dict
 
 from ..errors import MilepostError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _V1 = """
 CREATE TABLE runs (
@@ -116,9 +116,15 @@ UPDATE runs SET
         - (SELECT coalesce(sum(c.skipped), 0) FROM phases c WHERE c.run_id = runs.id AND instr(c.path, '/') = 0));
 """
 
+# Version 3: what a run is about (`Run(meta=...)`: model, provider, experiment), a JSON object.
+_V3 = """
+ALTER TABLE runs ADD COLUMN meta TEXT NOT NULL DEFAULT '{}';
+"""
+
 MIGRATIONS: Dict[int, Callable[[sqlite3.Connection], object]] = {
     1: lambda db: _script(db, _V1),
     2: lambda db: _script(db, _V2),
+    3: lambda db: _script(db, _V3),
 }
 
 

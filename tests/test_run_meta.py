@@ -1,0 +1,102 @@
+"""What a run is about (`Run(meta=...)`) and what its retried attempts failed with: kept in the
+history, listed by `milepost show` (text and JSON), given by the dashboard's API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from typing import Any, List
+
+import httpx
+import pytest
+
+import milepost
+from milepost import dashboard
+
+
+def _show(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "milepost", "show", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_meta_is_kept_merged_on_resume_and_shown() -> None:
+    with milepost.Run("meta", display="none", meta={"provider": "openai", "model": "gpt-4o"}) as run:
+        run.meta["experiment"] = "ablation-3"  # set during the run: kept too
+        run.phase("p", total=2).advance()
+        run.cancel("later")  # a run that did not complete can be resumed
+    run_id = run.id
+    shown = _show(run_id)
+    assert "about: provider openai · model gpt-4o · experiment ablation-3" in shown.stdout, shown.stdout
+    assert json.loads(_show(run_id, "--json").stdout)["meta"] == {
+        "provider": "openai",
+        "model": "gpt-4o",
+        "experiment": "ablation-3",
+    }
+    # A resumed run keeps what it does not set again; what it sets wins.
+    with milepost.Run("meta", display="none", resume=True, meta={"model": "gpt-4.1"}) as again:
+        assert again.id == run_id
+    meta = json.loads(_show(run_id, "--json").stdout)["meta"]
+    assert meta == {"provider": "openai", "model": "gpt-4.1", "experiment": "ablation-3"}
+
+
+def test_meta_values_that_are_not_json_are_kept_as_text_and_names_are_sanitized() -> None:
+    with milepost.Run("meta-text", display="none", meta={"path": milepost, "\x1b[31mred": 1.5}) as run:
+        pass
+    text = _show(run.id).stdout
+    assert "\x1b" not in text and "<module 'milepost'" in text
+    assert json.loads(_show(run.id, "--json").stdout)["meta"]["path"].startswith("<module 'milepost'")
+
+
+@pytest.mark.parametrize(
+    ("meta", "named"), [(["model"], "['model']"), ({"": 1}, "''"), ({3: "x"}, "3"), ("gpt-4o", "'gpt-4o'")]
+)
+def test_bad_meta_is_refused_naming_it_before_anything_is_made(meta: Any, named: str) -> None:
+    with pytest.raises(milepost.InvalidValueError, match="meta") as raised:
+        milepost.Run("bad-meta", display="none", meta=meta)
+    assert named in str(raised.value)
+
+
+def test_show_lists_each_retried_attempt_with_its_error() -> None:
+    attempts: List[int] = []
+
+    def flaky(i: int) -> int:
+        attempts.append(i)
+        if attempts.count(i) == 1 and i % 2:
+            raise TimeoutError(f"slow reply for {i}")
+        return i
+
+    with milepost.Run("retries", display="none") as run:
+        milepost.thread_map(flaky, range(50), workers=4, retries=2, backoff=0.0, description="gen")
+    text = _show(run.id).stdout
+    assert "retried attempts (newest first): 25" in text, text
+    assert text.count("gen: ") == 20 and "… 5 more (milepost show --json)" in text
+    retries = json.loads(_show(run.id, "--json").stdout)["retries"]
+    assert sorted(r["name"] for r in retries) == sorted(str(i) for i in range(1, 50, 2))
+    assert all(r["error"] == f"TimeoutError: slow reply for {r['name']}" for r in retries)
+
+
+def test_the_dashboard_gives_a_live_runs_meta() -> None:
+    dashboard.stop()
+    server = dashboard.start(port=0)
+    try:
+
+        async def main() -> None:
+            async with milepost.Run("dash-meta", display="none", meta={"model": "m1"}, dashboard={"port": 0}) as run:
+                run.meta["provider"] = "p1"
+                run.phase("p", total=1).advance()
+                await asyncio.sleep(0.3)
+                runs = httpx.get(f"http://127.0.0.1:{server.port}/api/runs", timeout=10).json()["runs"]
+                assert [r["meta"] for r in runs if r["id"] == run.id] == [{"model": "m1", "provider": "p1"}]
+
+        asyncio.run(main())
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            runs = httpx.get(f"http://127.0.0.1:{server.port}/api/runs", timeout=10).json()["runs"]
+            if runs and not runs[0]["live"]:
+                break
+            time.sleep(0.05)
+        assert runs[0]["meta"] == {"model": "m1", "provider": "p1"}, "kept by the history for a run that ended"
+    finally:
+        dashboard.stop()
