@@ -130,3 +130,10 @@ def use_the_current_run(task: milepost.Task, n: int) -> tuple:
     with run.lane("mine") as lane:
         assert lane is None
     return (run.kind, run.id, run.name, run.history_path, run.cancelled, run.finished)
+
+
+def spend_a_cent(x: int) -> int:
+    """An item costing $0.01, recorded in the worker process."""
+    milepost.current_item().metric("cost_usd", 0.01)
+    time.sleep(0.002)
+    return x

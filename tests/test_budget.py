@@ -11,6 +11,7 @@ import pytest
 
 import milepost
 from milepost.persistence import default_path
+from procs_helpers import spend_a_cent
 
 COST = 0.01  # each item's cost: a $1.00 budget holds 100 of them
 
@@ -79,6 +80,22 @@ def test_thread_map_with_16_workers_stops_within_one_item(event_log) -> None:
         with pytest.raises(milepost.Cancelled):
             milepost.thread_map(fn, range(1000), workers=16)
     _assert_stopped_by_budget(run, event_log.events)
+
+
+@pytest.mark.parametrize("chunksize", [1, 7])
+def test_process_map_stops_within_one_item_from_the_workers_metrics(event_log, chunksize: int) -> None:
+    with milepost.Run("b-procs", display="none", budget={"cost_usd": 1.0}, observers=[event_log]) as run:
+        with pytest.raises(milepost.Cancelled, match="budget: cost_usd"):
+            milepost.process_map(spend_a_cent, range(1000), workers=2, chunksize=chunksize)
+    _assert_stopped_by_budget(run, event_log.events)
+    assert run.snapshot().root["done"] <= 101
+
+
+def test_process_map_under_a_budget_it_fits_runs_every_item() -> None:
+    with milepost.Run("b-procs-fit", display="none", budget={"cost_usd": 1.0}) as run:
+        results = milepost.process_map(spend_a_cent, range(60), workers=2, chunksize=4)
+    assert results == list(range(60)) and run.snapshot().root["state"] == "completed"
+    assert run.snapshot().root["metrics"]["cost_usd"] == pytest.approx(0.60)
 
 
 def test_a_pending_loop_priced_through_usage_stops_at_the_budget(event_log) -> None:

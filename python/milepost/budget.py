@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import threading
 import weakref
-from typing import Any, Callable, Dict, Iterator, Optional, Union
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple, Union
 
 from . import _milepost
 from .errors import Cancelled, InvalidValueError
@@ -52,6 +52,7 @@ class Budget:
         self._warned: set[str] = set()
         self._in_flight = 0
         self._finished = 0
+        self._refused_by: Optional[str] = None
         self._lock = threading.Lock()
         self._run: Callable[[], Any] = lambda: None
 
@@ -72,38 +73,70 @@ class Budget:
     def add(self, name: str, value: Union[int, float]) -> None:
         with self._lock:
             self.spent[name] += value
+        self._warn(name)
+
+    def observe(self, totals: Dict[str, Any]) -> None:
+        """The run's totals of its metrics (its snapshot's root, which counts what worker
+        processes recorded in shared memory, out of reach of `add`): the spend is at least
+        that."""
+        for name in self.limits:
+            value = totals.get(name)
+            if isinstance(value, (int, float)):
+                with self._lock:
+                    self.spent[name] = max(self.spent[name], float(value))
+                self._warn(name)
+
+    def _warn(self, name: str) -> None:
+        with self._lock:
             warn = name not in self._warned and self.spent[name] >= WARN_AT * self.limits[name]
             if warn:
                 self._warned.add(name)
         if warn:
             self._log(f"budget warning: {self._state(name)} spent ({WARN_AT:.0%} reached)", "warning")
 
-    def reserve(self) -> bool:
-        """Reserves the next item's expected spend; False (and the run cancelled) when it
-        does not fit in the budget."""
+    def reserve(self, n: int = 1, seen: Optional[Tuple[int, int]] = None) -> int:
+        """Reserves the expected spend of as many of the next `n` items (a process pool's
+        chunk) as fit in the budget: how many; 0 (and the run cancelled) when none does.
+
+        `seen`: a process pool's (items finished, items handed out and not finished) read
+        from the snapshot its spend was `observe`d from, in place of the counts kept here (a
+        worker's item is spent before its chunk comes back: counts from one moment agree).
+        Then a refusal does not cancel the run: the pool calls `stop()` once its chunks in
+        flight are back (a cancel would stop the items of those chunks not yet started)."""
         with self._lock:
-            over = self._over()
-            if over is None:
-                self._in_flight += 1
-                return True
+            finished, in_flight = seen if seen is not None else (self._finished, self._in_flight)
+            fit = n
+            while fit and self._over(fit, finished, in_flight) is not None:
+                fit -= 1
+            if seen is None:
+                self._in_flight += fit
+            over = self._over(1, finished, in_flight) if not fit else None
+            self._refused_by = self._refused_by or over
+        if not fit and seen is None:
+            self.stop(over)
+        return fit
+
+    def stop(self, over: Optional[str] = None) -> None:
+        """Cancels the run for its budget (`over`: the metric spent, else the one that refused
+        an item)."""
+        over = over or self._refused_by or next(iter(self.limits))
         run = self._run()
         if run is not None:
             run.cancel(f"budget: {self._state(over)} spent")
-        return False
 
-    def release(self, finished: bool = True) -> None:
-        """An item reserved ended (`finished=False`: it did not start)."""
+    def release(self, finished: bool = True, n: int = 1) -> None:
+        """`n` items reserved ended (`finished=False`: they did not start)."""
         with self._lock:
-            self._in_flight -= 1
-            self._finished += finished
+            self._in_flight -= n
+            self._finished += n if finished else 0
 
-    def _over(self) -> Optional[str]:
-        """The first metric the next item would pass, if any (under the lock)."""
+    def _over(self, n: int, finished: int, in_flight: int) -> Optional[str]:
+        """The first metric the next `n` items would pass, if any (under the lock)."""
         for name, limit in self.limits.items():
             spent = self.spent[name]
-            mean = spent / self._finished if self._finished else 0.0
+            mean = spent / finished if finished else 0.0
             # A hair of slack: a hundred 0.01s add up to a little over 1.00, not a refusal.
-            if spent >= limit or spent + (self._in_flight + 1) * mean > limit * (1 + 1e-9):
+            if spent >= limit or spent + (in_flight + n) * mean > limit * (1 + 1e-9):
                 return name
         return None
 

@@ -9,6 +9,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple, TypeVar, Union
 
+from .budget import Budget
 from .errors import Cancelled, InvalidValueError, MilepostError, NotStarted
 from .pools import Again, PoolScope, default_name, worker_count
 from .retrying import NO_RETRIES, RetryPolicy
@@ -121,9 +122,37 @@ class _Pool:
         )
         self.pending: Dict[Future[Tuple[int, List[ChunkResult]]], List[Job]] = {}
         self.again = Again(scope.task, lambda: scope.state(None) == "completed")
+        #: The run's budget: each chunk is reserved before it is submitted, and the spend is
+        #: read from the run's totals as chunks come back (the workers' metrics are counted in
+        #: shared memory, where the budget's own sum cannot see them).
+        self.budget = scope.context.budget
+        #: A chunk the budget refused: its items are reported not run.
+        self.refused: List[Job] = []
+        self._handed_out = 0
+        self._base: Optional[int] = None
 
     def _submit(self, chunk: List[Job]) -> None:
+        if self.budget is not None:
+            fit = self._reserve(self.budget, len(chunk))
+            if not fit:
+                self.refused += chunk  # the refusal cancelled the run: nothing more is submitted
+                return
+            if fit < len(chunk):  # what fits goes now; the rest is asked for next
+                self.chunks = itertools.chain([chunk[fit:]], self.chunks)
+                chunk = chunk[:fit]
         self.pending[self.pool.submit(run_chunk, self.fn, chunk, self.policy)] = chunk
+
+    def _reserve(self, budget: Budget, n: int) -> int:
+        """How many of `n` items the budget lets this pool hand out now, judged from one
+        snapshot: the run's spend and items finished, and this pool's items not finished."""
+        root = self.scope.context.run.snapshot().root
+        if self._base is None:
+            self._base = root["processed"]  # what the run had finished before this pool
+        budget.observe(root["metrics"])
+        outstanding = self._handed_out - (root["processed"] - self._base)
+        fit = budget.reserve(n, (root["processed"], max(outstanding, 0)))
+        self._handed_out += fit
+        return fit
 
     def results(self) -> Iterator[Tuple[int, Any]]:
         """`(index, result or exception)` as chunks come back."""
@@ -132,7 +161,10 @@ class _Pool:
             # Enough chunks queued that a worker never waits for the parent to submit the next
             # one (on a busy machine the parent's thread may not run for a while), few enough
             # that a long iterable is never materialized.
-            for chunk in itertools.islice(self.chunks, max(16, self.n_workers * 4)):
+            # Under a budget, a chunk a worker: what is submitted is spent, and a queue of
+            # chunks submitted before the spend per item is known could pass the budget.
+            ahead = self.n_workers if self.budget is not None else max(16, self.n_workers * 4)
+            for chunk in itertools.islice(self.chunks, ahead):
                 self._submit(chunk)
             steer = self.scope.context.steer
             if steer is not None:
@@ -142,6 +174,9 @@ class _Pool:
                 done, _ = wait(self.pending, return_when=FIRST_COMPLETED)
                 for fut in done:
                     yield from self._chunk_done(fut)
+            if self.refused and self.budget is not None:  # every chunk in flight is back
+                self.budget.stop()
+                yield from self._left_over(self.scope.state(None))
         except KeyboardInterrupt:
             _stop_on_interrupt(self.pool, self.pending, self.scope.task, self.number)  # a second one raises here
             raise
@@ -182,6 +217,7 @@ class _Pool:
         except BrokenProcessPool:
             self.scope.broken = True
             results = [(i, False, _lost(name), None) for i, _, name in chunk]
+
         for job, (index, ok, value, row) in zip(chunk, results, strict=True):
             if not ok and row is not None:  # it ran and raised: it may be asked to run again
                 self.again.failed(*job)
@@ -196,7 +232,12 @@ class _Pool:
             return
         for f in self.pending:
             f.cancel()  # chunks not started yet
-        for nxt in self.chunks:  # broken or cancelled: what is left does not run
+        yield from self._left_over(state)
+
+    def _left_over(self, state: str) -> Iterator[Tuple[int, Any]]:
+        """Broken or cancelled: what is left does not run (a chunk the budget refused first)."""
+        refused, self.refused = self.refused, []
+        for nxt in itertools.chain([refused], self.chunks):
             for i, _, name in nxt:
                 yield i, _not_run(name, state)
 
