@@ -29,6 +29,7 @@ from typing import (
 )
 
 from . import _milepost
+from .budget import release_all, reserve_all
 from .errors import Cancelled, InvalidValueError
 from .pools import Again, PoolScope, default_name
 from .retrying import NO_RETRIES, RetryPolicy, call_async
@@ -89,8 +90,8 @@ class AsyncTracker:
         if self._pending:  # the body of the item handed out last finished
             self._pending = False
             self._advance()
-        if self._context.cancelled:
-            exc = Cancelled.run(self._context.cancel_reason, "the items left were not handed out")
+        if self._task.stopped:
+            exc = self._task.stopped_error("the items left were not handed out")
             _end_once(self._state, "raised", exc)
             raise exc
         try:
@@ -173,7 +174,7 @@ class _AsyncPool:
         fn_, description, _, unit, run, task, display = self._scope_args
         self.scope = PoolScope(fn_, description, self._total, unit, run, task, display)
         self.context = self.scope.context
-        self.again = Again(self.scope.task, lambda: not (self.context.cancelled or self._stopping))
+        self.again = Again(self.scope.task, lambda: not (self.scope.task.stopped or self._stopping))
         self._out: asyncio.Queue[Any] = asyncio.Queue(self.n * _AHEAD_PER_SLOT)
         self._pulling = asyncio.Lock()  # an async iterator takes one `__anext__` at a time
 
@@ -199,8 +200,8 @@ class _AsyncPool:
                 if kind == _FATAL or (kind == _FAILED and not return_exceptions):
                     raise value
                 yield index, value
-            if self.context.cancelled:
-                raise Cancelled.run(self.context.cancel_reason, "items in flight finished, the others did not run")
+            if self.scope.task.stopped:
+                raise self.scope.task.stopped_error("items in flight finished, the others did not run")
         except BaseException as e:
             failure = e
             raise
@@ -236,20 +237,20 @@ class _AsyncPool:
         import asyncio
 
         self.context.bind_lane(lane)  # this task's context: the lane of this slot only
-        budget = self.context.budget
+        budgets = self.scope.task.budgets
         try:
             while True:
-                # Reserved before the item is taken: one the budget refuses (which cancels the
-                # run) is never read from the iterable. Released once the item ended.
-                if budget is not None and not budget.reserve():
+                # Reserved before the item is taken: one a budget refuses (which stops its
+                # task) is never read from the iterable. Released once the item ended.
+                if budgets and not reserve_all(budgets):
                     return
                 job = None
                 try:
                     job = await self._take()
                     result = await self._call(*job) if job is not None else None
                 finally:
-                    if budget is not None:
-                        budget.release(job is not None)
+                    if budgets:
+                        release_all(budgets, job is not None)
                 if result is None:
                     return
                 await self._out.put(result)
@@ -266,7 +267,7 @@ class _AsyncPool:
     async def _take(self) -> Optional[Tuple[int, Any]]:
         """The next job of a free slot: an item asked to run again, else the next item; None
         once the pool stops, is cancelled or has nothing left."""
-        while not (self._stopping or self.context.cancelled):
+        while not (self._stopping or self.scope.task.stopped):
             self._retry.extend(self.again.take())
             if self._retry:
                 return self._retry.popleft()
@@ -300,7 +301,7 @@ class _AsyncPool:
             with self.scope.task.item(name):
                 if not self.policy.retries:
                     return index, await self.fn(item), _OK
-                stopped = lambda: self._stopping or self.context.cancelled  # noqa: E731
+                stopped = lambda: self._stopping or self.scope.task.stopped  # noqa: E731
                 return index, await call_async(self.policy, self.scope.task, name, lambda: self.fn(item), stopped), _OK
         except asyncio.CancelledError as e:
             if self._stopping or _being_cancelled(asyncio.current_task()):

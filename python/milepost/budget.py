@@ -1,8 +1,10 @@
-"""Budgets: `Run(budget={"cost_usd": 5.0})` stops handing out items before a metric goes over.
+"""Budgets: `Run(budget={"cost_usd": 5.0})` (or `run.phase(..., budget=...)`) stops handing out
+items before a metric goes over.
 
-The spend is a running sum kept here, fed by every `metric()` call of the run's tasks and
-items in this process (`Task` wraps its node's `metric` when its run has a budget): reading the
-root's metrics would build a whole snapshot per item, and the sum is the same number.
+The spend is a running sum kept here, fed by every `metric()` call of the task's subtree in
+this process (`Task` wraps its node's `metric` with the budgets of it and of the tasks above
+it): reading the node's metrics would build a whole snapshot per item, and the sum is the same
+number. (Process pools read it from a snapshot instead: see `reserve`'s `seen`.)
 
 Before an item is handed out, a pool or a `pending()` loop reserves it: the item's expected
 spend is the mean spend per finished item (0 before any finished), and the item is refused when
@@ -10,7 +12,9 @@ spent + expected spend of the items in flight + its own would pass a limit. Rese
 counted, not stored: the items in flight are each priced at the current mean, so the items
 handed out before the first estimate are covered as soon as one exists. The first wave (at most
 the pool's concurrency) has no estimate: a budget one item could eat a large part of wants a
-smaller concurrency. A refusal cancels the run with the reason "budget: ..." (once).
+smaller concurrency. A refusal of the run's budget cancels the run with the reason "budget:
+..."; a phase's stops that phase (`Task.halt`): its pools and loops hand out no more items and
+raise `Cancelled`, and the run goes on if the job catches it.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any, Callable, Dict, Iterator, Optional, Tuple, Union
 from . import _milepost
 from .errors import Cancelled, InvalidValueError
 
-__all__ = ["Budget", "WARN_AT"]
+__all__ = ["Budget", "WARN_AT", "Budgets", "reserve_all", "release_all", "held", "counting"]
 
 #: The share of a limit at which the run warns (once a metric).
 WARN_AT = 0.8
@@ -44,7 +48,7 @@ def _limits(budget: Any) -> Dict[str, float]:
 
 
 class Budget:
-    """A run's limits and what was spent against them (thread-safe)."""
+    """A task's limits (the run's, or a phase's) and what was spent against them (thread-safe)."""
 
     def __init__(self, budget: Any) -> None:
         self.limits = _limits(budget)
@@ -54,21 +58,17 @@ class Budget:
         self._finished = 0
         self._refused_by: Optional[str] = None
         self._lock = threading.Lock()
-        self._run: Callable[[], Any] = lambda: None
+        self._task: Callable[[], Any] = lambda: None
+        #: The task's history key ("" for the run): where a process pool finds its spend.
+        self.key = ""
+        self._label = ""
 
-    def bind(self, run: Any) -> None:
-        """The run this budget cancels and warns on (held weakly: the run holds the budget)."""
-        self._run = weakref.ref(run)
-
-    def counting(self, metric: Callable[[str, Union[int, float]], None]) -> Callable[[str, Union[int, float]], None]:
-        """`metric` (a node's), also adding to the spend."""
-
-        def add(name: str, value: Union[int, float]) -> None:
-            metric(name, value)  # first: a value the node refuses is not spent
-            if name in self.limits:
-                self.add(name, value)
-
-        return add
+    def bind(self, task: Any) -> None:
+        """The task this budget stops and warns on (held weakly: the task holds the budget):
+        a run is cancelled, a phase or a step halted."""
+        self._task = weakref.ref(task)
+        self.key = "" if task.kind == "run" else task.key
+        self._label = "" if task.kind == "run" else f"{task.kind} {task.name!r}: "
 
     def add(self, name: str, value: Union[int, float]) -> None:
         with self._lock:
@@ -92,7 +92,7 @@ class Budget:
             if warn:
                 self._warned.add(name)
         if warn:
-            self._log(f"budget warning: {self._state(name)} spent ({WARN_AT:.0%} reached)", "warning")
+            self._log(f"budget warning: {self._label}{self._state(name)} spent ({WARN_AT:.0%} reached)", "warning")
 
     def reserve(self, n: int = 1, seen: Optional[Tuple[int, int]] = None) -> int:
         """Reserves the expected spend of as many of the next `n` items (a process pool's
@@ -117,12 +117,17 @@ class Budget:
         return fit
 
     def stop(self, over: Optional[str] = None) -> None:
-        """Cancels the run for its budget (`over`: the metric spent, else the one that refused
-        an item)."""
+        """Stops the task for its budget (`over`: the metric spent, else the one that refused
+        an item): a run is cancelled, a phase or a step halted."""
         over = over or self._refused_by or next(iter(self.limits))
-        run = self._run()
-        if run is not None:
-            run.cancel(f"budget: {self._state(over)} spent")
+        task = self._task()
+        if task is None:
+            return
+        reason = f"budget: {self._state(over)} spent"
+        if task.kind == "run":
+            task.cancel(reason)
+        else:
+            task.halt(reason)
 
     def release(self, finished: bool = True, n: int = 1) -> None:
         """`n` items reserved ended (`finished=False`: they did not start)."""
@@ -146,16 +151,50 @@ class Budget:
         return f"{fmt(name, self.spent[name])} of {fmt(name, self.limits[name])[len(name) + 1 :]}"
 
     def _log(self, message: str, level: str) -> None:
-        run = self._run()
-        if run is not None and not run.finished:
-            run.log(message, level=level, source="milepost")
+        task = self._task()
+        if task is not None and not task.context.finished:
+            task.log(message, level=level, source="milepost")
 
-    def held(self, item: Any) -> Iterator[Any]:
-        """Yields `item` under a reservation (a `pending()` loop's body runs between the yield
-        and the next item); raises `Cancelled` when the budget refuses it."""
-        if not self.reserve():
-            raise Cancelled("the run's budget is spent: the items left were not handed out")
-        try:
-            yield item
-        finally:
-            self.release()
+
+#: A task's budgets: its own, then those of the tasks above it (the run's last).
+Budgets = Tuple[Budget, ...]
+
+
+def counting(
+    budgets: Budgets, metric: Callable[[str, Union[int, float]], None]
+) -> Callable[[str, Union[int, float]], None]:
+    """`metric` (a node's), also adding to the spend of each of `budgets`."""
+
+    def add(name: str, value: Union[int, float]) -> None:
+        metric(name, value)  # first: a value the node refuses is not spent
+        for budget in budgets:
+            if name in budget.limits:
+                budget.add(name, value)
+
+    return add
+
+
+def reserve_all(budgets: Budgets) -> bool:
+    """Reserves the next item in every budget, or in none (the one that refused stopped its
+    task)."""
+    for i, budget in enumerate(budgets):
+        if not budget.reserve():
+            release_all(budgets[:i], finished=False)
+            return False
+    return True
+
+
+def release_all(budgets: Budgets, finished: bool = True) -> None:
+    for budget in budgets:
+        budget.release(finished)
+
+
+def held(budgets: Budgets, item: Any, refused: Callable[[], Cancelled]) -> Iterator[Any]:
+    """Yields `item` under a reservation (a `pending()` loop's body runs between the yield and
+    the next item); raises `refused()` when a budget refuses it."""
+    if not reserve_all(budgets):
+        raise refused()
+    try:
+        yield item
+    finally:
+        release_all(budgets)

@@ -10,6 +10,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Deque, Iterable, List, Optional, Tuple, TypeVar, Union
 
 from . import context
+from .budget import release_all, reserve_all
 from .errors import Cancelled, InvalidValueError, NotStarted
 from .outcome import end_state
 from .retrying import NO_RETRIES, RetryPolicy, call
@@ -145,7 +146,7 @@ class PoolScope:
             return end_state(type(exc), exc)
         if self.broken:
             return "failed"
-        return "cancelled" if self.context.cancelled else "completed"
+        return "cancelled" if self.task.stopped else "completed"
 
     def end(self, exc: Optional[BaseException]) -> None:
         """Ends the task made here (or any task the pool failed or cancelled) and a run of
@@ -223,13 +224,13 @@ class _ThreadPool:
         self.item_name = item_name
         self.lanes: List[Any] = []
         self._numbers = itertools.count()
-        self.again = Again(scope.task, lambda: not scope.context.cancelled)
+        self.again = Again(scope.task, lambda: not scope.task.stopped)
         #: The map ended (an error, Ctrl-C): items in flight finish in the background, and
         #: one waiting to be tried again stops waiting.
         self._ended = False
 
     def _stopped(self) -> bool:
-        return self._ended or self.scope.context.cancelled
+        return self._ended or self.scope.task.stopped
 
     def _bind_lane(self) -> None:
         ctx = self.scope.context
@@ -238,15 +239,16 @@ class _ThreadPool:
         ctx.bind_lane(lane)
 
     def _call(self, index: int, item: Any) -> Any:
-        budget = self.scope.context.budget
-        # Queued before the cancel, or refused by the budget (which cancels the run): not started.
-        if self.scope.context.cancelled or (budget is not None and not budget.reserve()):
+        task = self.scope.task
+        budgets = task.budgets
+        # Queued before the cancel, or refused by a budget (which stops its task): not started.
+        if task.stopped or (budgets and not reserve_all(budgets)):
             raise Cancelled.not_started(self.item_name(item, index))
         try:
             return self._run_item(index, item)
         finally:
-            if budget is not None:
-                budget.release()  # the item ended: its spend is in the metrics
+            if budgets:
+                release_all(budgets)  # the item ended: its spend is in the metrics
 
     def _run_item(self, index: int, item: Any) -> Any:
         name = self.item_name(item, index)
@@ -302,7 +304,7 @@ class _ThreadPool:
     ) -> List[Any]:
         """Feeds the pool with bounded read-ahead and gathers results in input order; items
         asked to run again go in beside the new ones, and the map waits for them."""
-        ctx = self.scope.context
+        task = self.scope.task
         results: List[Any] = []
         source = enumerate(items)
         for index, item in itertools.islice(source, self.n_workers * _AHEAD_PER_WORKER):
@@ -321,13 +323,13 @@ class _ThreadPool:
                 results[index] = value  # an item run again
             else:
                 results.append(value)
-            if ctx.cancelled:
+            if task.stopped:
                 continue
             for index, item in itertools.chain(self.again.take(), itertools.islice(source, 1)):
                 self._submit(pool, pending, index, item)
             if not pending and self.again.pending_or_close():
                 for index, item in self.again.take():
                     self._submit(pool, pending, index, item)
-        if ctx.cancelled:
-            raise Cancelled.run(ctx.cancel_reason, "items in flight finished, the others did not run")
+        if task.stopped:
+            raise task.stopped_error("items in flight finished, the others did not run")
         return results

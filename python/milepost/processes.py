@@ -13,6 +13,7 @@ from .budget import Budget
 from .errors import Cancelled, InvalidValueError, MilepostError, NotStarted
 from .pools import Again, PoolScope, default_name, worker_count
 from .retrying import NO_RETRIES, RetryPolicy
+from .snapshot import node_paths
 from .task import Task, length_of
 from .workers import ChunkResult, init_pool_worker, run_chunk
 
@@ -125,15 +126,17 @@ class _Pool:
         #: The run's budget: each chunk is reserved before it is submitted, and the spend is
         #: read from the run's totals as chunks come back (the workers' metrics are counted in
         #: shared memory, where the budget's own sum cannot see them).
-        self.budget = scope.context.budget
-        #: A chunk the budget refused: its items are reported not run.
+        self.budgets = scope.task.budgets
+        #: A chunk a budget refused (`refusing`): its items are reported not run.
         self.refused: List[Job] = []
+        self.refusing: Optional[Budget] = None
         self._handed_out = 0
-        self._base: Optional[int] = None
+        #: Items each budget's task had finished before this pool (by the budget's key).
+        self._base: Dict[str, int] = {}
 
     def _submit(self, chunk: List[Job]) -> None:
-        if self.budget is not None:
-            fit = self._reserve(self.budget, len(chunk))
+        if self.budgets:
+            fit = self._reserve(len(chunk))
             if not fit:
                 self.refused += chunk  # the refusal cancelled the run: nothing more is submitted
                 return
@@ -142,15 +145,22 @@ class _Pool:
                 chunk = chunk[:fit]
         self.pending[self.pool.submit(run_chunk, self.fn, chunk, self.policy)] = chunk
 
-    def _reserve(self, budget: Budget, n: int) -> int:
-        """How many of `n` items the budget lets this pool hand out now, judged from one
-        snapshot: the run's spend and items finished, and this pool's items not finished."""
+    def _reserve(self, n: int) -> int:
+        """How many of `n` items the budgets let this pool hand out now, judged from one
+        snapshot: each budget's task's spend and items finished, and this pool's items not
+        finished."""
         root = self.scope.context.run.snapshot().root
-        if self._base is None:
-            self._base = root["processed"]  # what the run had finished before this pool
-        budget.observe(root["metrics"])
-        outstanding = self._handed_out - (root["processed"] - self._base)
-        fit = budget.reserve(n, (root["processed"], max(outstanding, 0)))
+        nodes = dict(node_paths(root))
+        fit = n
+        for budget in self.budgets:
+            node = nodes.get(budget.key, root)
+            base = self._base.setdefault(budget.key, node["processed"])
+            budget.observe(node["metrics"])
+            outstanding = self._handed_out - (node["processed"] - base)
+            fit = budget.reserve(fit, (node["processed"], max(outstanding, 0)))
+            if not fit:
+                self.refusing = self.refusing or budget
+                break
         self._handed_out += fit
         return fit
 
@@ -163,7 +173,7 @@ class _Pool:
             # that a long iterable is never materialized.
             # Under a budget, a chunk a worker: what is submitted is spent, and a queue of
             # chunks submitted before the spend per item is known could pass the budget.
-            ahead = self.n_workers if self.budget is not None else max(16, self.n_workers * 4)
+            ahead = self.n_workers if self.budgets else max(16, self.n_workers * 4)
             for chunk in itertools.islice(self.chunks, ahead):
                 self._submit(chunk)
             steer = self.scope.context.steer
@@ -174,8 +184,8 @@ class _Pool:
                 done, _ = wait(self.pending, return_when=FIRST_COMPLETED)
                 for fut in done:
                     yield from self._chunk_done(fut)
-            if self.refused and self.budget is not None:  # every chunk in flight is back
-                self.budget.stop()
+            if self.refusing is not None:  # every chunk in flight is back
+                self.refusing.stop()
                 yield from self._left_over(self.scope.state(None))
         except KeyboardInterrupt:
             _stop_on_interrupt(self.pool, self.pending, self.scope.task, self.number)  # a second one raises here
@@ -346,7 +356,7 @@ def process_map(
         results: Dict[int, Union[R, BaseException]] = dict(pool.results())
         ordered = [results[i] for i in range(len(results))]
         if any(isinstance(v, NotStarted) for v in ordered):
-            raise Cancelled.run(pool.scope.context.cancel_reason, "items not started were not run")
+            raise pool.scope.task.stopped_error("items not started were not run")
         if not return_exceptions:
             for value in ordered:
                 if isinstance(value, BaseException):

@@ -333,10 +333,14 @@ class Run(Task):
         self.finish(end_state(exc_type, exc))
 
     # -- tree and lanes -----------------------------------------------------------------------
-    def phase(self, name: str, total: Optional[int] = None, unit: str = "it") -> Task:
+    def phase(
+        self, name: str, total: Optional[int] = None, unit: str = "it", budget: Optional[Dict[str, float]] = None
+    ) -> Task:
         """A phase of the run (setup, map, reduce...). It starts now and ends when its `with`
-        block ends, or when the run ends."""
-        return self.context.child(self, "phase", name, total, unit)
+        block ends, or when the run ends. `budget`: limits on the phase's own spend (see
+        `Task.limit`)."""
+        limits = Budget(budget) if budget is not None else None  # checked before anything is made
+        return self.context.child(self, "phase", name, total, unit).limit(limits)
 
     def add_lane(self, name: str) -> Optional[_milepost.Lane]:
         return self.context.add_lane(name)

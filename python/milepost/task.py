@@ -12,10 +12,11 @@ import contextvars
 import json
 import os
 import time
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Tuple, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Optional, Tuple, TypeVar, Union
 
 from . import _milepost
 from .agent import Details
+from .budget import Budget, Budgets, counting, held
 from .context import ItemRow, RunContext
 from .errors import Cancelled, InvalidValueError, RunEndedError
 from .events import (
@@ -88,6 +89,15 @@ class Task:
         self.path = path
         #: Handed to this worker process by its parent: the parent decides when it ends.
         self._borrowed = borrowed
+        #: The budgets this task's spend counts against: its own (`limit`), then those above.
+        self.budgets: Budgets = (
+            parent.budgets if parent is not None else (context.budget,) if context.budget is not None else ()
+        )
+        #: Why this task hands out no more items, once a budget of it or above it halted it.
+        self.halted: Optional[str] = parent.halted if parent is not None else None
+        self.children: List[Task] = []
+        if parent is not None:
+            parent.children.append(self)
         self._bind(node)
 
     def _bind(self, node: AnyNode) -> None:
@@ -95,8 +105,7 @@ class Task:
         # Bound C methods as instance attributes: the hot path skips a Python frame.
         self.advance = node.advance
         self.skip = node.skip
-        budget = self.context.budget
-        self.metric = node.metric if budget is None else budget.counting(node.metric)
+        self.metric = node.metric if not self.budgets else counting(self.budgets, node.metric)
         self.set_total = node.set_total
         self.add_total = node.add_total
 
@@ -106,6 +115,7 @@ class Task:
         decides when it ends."""
         self.context = context
         self._borrowed = True
+        self.budgets = ()  # the parent keeps the budgets: a worker's spend reaches them there
         self._bind(node)
 
     def __reduce__(self) -> Tuple[Any, Tuple[Any, ...]]:
@@ -146,9 +156,48 @@ class Task:
         """The task's index in the run's shared memory, once the run is shared."""
         return self._node.shared_index
 
-    def step(self, name: str, total: Optional[int] = None, unit: str = "it") -> Task:
-        """A child of this task whose counts roll up into it."""
-        return self.context.child(self, "step", name, total, unit)
+    def step(
+        self, name: str, total: Optional[int] = None, unit: str = "it", budget: Optional[Dict[str, float]] = None
+    ) -> Task:
+        """A child of this task whose counts roll up into it (`budget`: see `limit`)."""
+        limits = Budget(budget) if budget is not None else None  # checked before anything is made
+        return self.context.child(self, "step", name, total, unit).limit(limits)
+
+    def limit(self, budget: Optional[Budget]) -> Task:
+        """Gives this new task a budget of its own (`phase(..., budget=...)`): its subtree's
+        spend counts against it too; spent, it halts this task (see `halt`). Returns the task."""
+        if budget is not None:
+            self.budgets = (budget, *self.budgets)
+            budget.bind(self)
+            self._bind(self._node)
+        return self
+
+    # -- stopping ----------------------------------------------------------------------------
+    def halt(self, reason: str) -> None:
+        """Stops this task and those below it handing out items (its budget was spent): their
+        pools and loops raise `Cancelled` naming `reason`; items in flight finish; the run
+        goes on if the job catches it."""
+        if self.halted is not None:
+            return
+        stack = [self]
+        while stack:
+            task = stack.pop()
+            task.halted = task.halted or reason
+            stack.extend(task.children)
+        if not self.context.finished:
+            self.log(f"{self.kind} {self.name!r} stopped: {reason}", level="warning", source="milepost")
+
+    @property
+    def stopped(self) -> bool:
+        """This task hands out no more items: the run was cancelled, or it was halted."""
+        return self.halted is not None or self.context.cancelled
+
+    def stopped_error(self, what: str) -> Cancelled:
+        """What a pool or a loop of this task raises once it `stopped` (`what`: what happened
+        to the items)."""
+        if self.halted is not None and not self.context.cancelled:
+            return Cancelled(f"{self.kind} {self.name!r} was stopped ({self.halted}): {what}")
+        return Cancelled.run(self.context.cancel_reason, what)
 
     def rename(self, name: str) -> None:
         """Renames the task on every display (tqdm's `set_description`); its history key
@@ -190,16 +239,19 @@ class Task:
         beginning and a hash of the whole)."""
         finished = self.context.finished_keys(self.key)
         name_of = key or _item_key
-        context = self.context
-        budget = context.budget
+        budgets = self.budgets
+
+        def refused() -> Cancelled:
+            return self.stopped_error("the items left were not handed out")
+
         for item in items:
-            if context.cancelled:  # a cancel hands out no more items, as track() and the pools do
-                raise Cancelled.run(context.cancel_reason, "the items left were not handed out")
+            if self.stopped:  # a cancel hands out no more items, as track() and the pools do
+                raise refused()
             if not finished or _key(name_of(item)) not in finished:
-                if budget is None:
+                if not budgets:
                     yield item
                 else:  # reserved while the loop's body runs (see `budget.Budget`)
-                    yield from budget.held(item)
+                    yield from held(budgets, item, refused)
 
     def fail(self, name: Any, error: Union[BaseException, str]) -> None:
         """Counts one failed item and keeps its error text (shown on screen, in events)."""

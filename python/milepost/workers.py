@@ -22,6 +22,7 @@ import time
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
 from . import _milepost, context, events
+from .budget import Budget
 from .context import ItemRow
 from .errors import Cancelled, MilepostError
 from .events import Event
@@ -100,8 +101,13 @@ class WorkerRun(Task):
     def history_path(self) -> None:
         return None  # the parent keeps the history
 
-    def phase(self, name: str, total: Optional[int] = None, unit: str = "it") -> Task:
-        return self.context.child(self, "phase", name, total, unit)
+    def phase(
+        self, name: str, total: Optional[int] = None, unit: str = "it", budget: Optional[Dict[str, float]] = None
+    ) -> Task:
+        # A budget here counts what this worker process spends in the phase (the run's are
+        # the parent's).
+        limits = Budget(budget) if budget is not None else None
+        return self.context.child(self, "phase", name, total, unit).limit(limits)
 
     def add_lane(self, name: str) -> None:
         return None  # a worker process is its own lane

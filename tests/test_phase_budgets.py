@@ -1,0 +1,88 @@
+"""Budgets of a phase or a step: the phase's pools and loops stop at its limit, the phase ends
+cancelled, and the run goes on (its own budget, if any, still holds)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any, List
+
+import pytest
+
+import milepost
+from procs_helpers import spend_a_cent
+
+COST = 0.01
+
+
+def _spend(i: int) -> int:
+    milepost.current_item().metric("cost_usd", COST)
+    return i
+
+
+def _lines(events: List[Any]) -> List[str]:
+    return [e.message for e in events if isinstance(e, milepost.LogLine) and e.source == "milepost"]
+
+
+def _check_phase_stopped(run: milepost.Run, name: str, limit: float, events: List[Any]) -> None:
+    node = run.snapshot().find(name)
+    assert node["state"] == "cancelled" and node["in_flight"] == 0
+    assert limit - COST - 1e-9 <= node["metrics"]["cost_usd"] <= limit + COST + 1e-9, node["metrics"]
+    lines = _lines(events)
+    assert sum(f"budget warning: phase {name!r}: cost_usd" in m for m in lines) == 1, lines
+    stopped = rf"phase {name!r} stopped: budget: cost_usd \$0\.\d{{4}} of \${limit:.4f} spent"
+    assert any(re.fullmatch(stopped, m) for m in lines), lines
+
+
+@pytest.mark.parametrize("pool", ["threads", "async", "processes", "pending"])
+def test_a_phase_budget_stops_its_phase_and_the_run_goes_on(pool: str, event_log: Any) -> None:
+    with milepost.Run("phase-budget", display="none", observers=[event_log]) as run:
+        with pytest.raises(milepost.Cancelled, match=r"phase 'gen' was stopped \(budget: cost_usd \$"):
+            with run.phase("gen", budget={"cost_usd": 0.5}) as gen:
+                if pool == "threads":
+                    milepost.thread_map(_spend, range(1000), workers=8, task=gen)
+                elif pool == "processes":
+                    milepost.process_map(spend_a_cent, range(1000), workers=2, chunksize=3, task=gen)
+                elif pool == "async":
+
+                    async def spend(i: int) -> int:
+                        await asyncio.sleep(0)
+                        return _spend(i)
+
+                    asyncio.run(milepost.async_map(spend, range(1000), concurrency=50, task=gen))
+                else:
+                    for i in gen.pending(range(1000)):
+                        with gen.item(str(i)) as item:
+                            item.metric("cost_usd", COST)
+        assert not run.cancelled, "a phase's budget stops the phase, not the run"
+        with run.phase("evaluate") as evaluate:  # the run goes on
+            milepost.thread_map(_spend, range(20), workers=4, task=evaluate)
+    _check_phase_stopped(run, "gen", 0.5, event_log.events)
+    assert run.snapshot().root["state"] == "completed"
+    assert run.snapshot().find("evaluate")["done"] == 20
+
+
+def test_a_step_budget_inside_a_run_budget_both_count_and_the_run_stops_first(event_log: Any) -> None:
+    with milepost.Run("nested-budgets", display="none", budget={"cost_usd": 0.3}, observers=[event_log]) as run:
+        with run.phase("gen") as gen:
+            first = gen.step("first", budget={"cost_usd": 0.2})
+            with pytest.raises(milepost.Cancelled, match="step 'first' was stopped"):
+                milepost.thread_map(_spend, range(100), workers=4, task=first)
+            with pytest.raises(milepost.Cancelled, match=r"run was cancelled \(budget: cost_usd"):
+                milepost.thread_map(_spend, range(100), workers=4, task=gen.step("second", budget={"cost_usd": 5}))
+        raise_it = run.cancelled
+    assert raise_it and run.snapshot().root["state"] == "cancelled"
+    assert 0.29 <= run.snapshot().root["metrics"]["cost_usd"] <= 0.31 + 1e-9
+    assert 0.19 <= run.snapshot().find("first")["metrics"]["cost_usd"] <= 0.21 + 1e-9
+
+
+def test_a_phase_that_fits_its_budget_completes_and_a_bad_one_makes_nothing() -> None:
+    with milepost.Run("fits", display="none") as run:
+        with run.phase("gen", budget={"cost_usd": 1.0}) as gen:
+            milepost.thread_map(_spend, range(50), workers=4, task=gen)
+        with pytest.raises(milepost.InvalidValueError, match=r"budget\['cost_usd'\] must be a positive finite number"):
+            run.phase("bad", budget={"cost_usd": 0})
+        with pytest.raises(milepost.InvalidValueError, match="budget"):
+            gen.step("bad-step", budget=[1])
+    assert run.snapshot().find("gen")["state"] == "completed"
+    assert [n["name"] for _, n in run.snapshot().nodes()] == ["gen"], "nothing made for a bad budget"
