@@ -86,3 +86,31 @@ def test_a_phase_that_fits_its_budget_completes_and_a_bad_one_makes_nothing() ->
             gen.step("bad-step", budget=[1])
     assert run.snapshot().find("gen")["state"] == "completed"
     assert [n["name"] for _, n in run.snapshot().nodes()] == ["gen"], "nothing made for a bad budget"
+
+
+def test_on_budget_cancel_cancels_the_coroutines_in_flight() -> None:
+    started: List[int] = []
+    finished: List[int] = []
+
+    async def reply(i: int) -> int:
+        started.append(i)
+        await asyncio.sleep(0 if i < 40 else 30)  # from the 40th on, replies that take long
+        _spend(i)  # priced at the end, as an LLM call's usage is
+        finished.append(i)
+        return i
+
+    async def main() -> List[Any]:
+        with pytest.raises(milepost.Cancelled, match="items in flight were cancelled"):
+            async with asyncio.timeout(20):  # "finish" would wait 30 s for the replies in flight
+                await milepost.async_map(reply, range(1000), concurrency=20)
+        return [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+
+    with milepost.Run("cancel-in-flight", display="none", budget={"cost_usd": 0.3}, on_budget="cancel") as run:
+        left = asyncio.run(main())
+    assert left == [] and run.snapshot().root["state"] == "cancelled"
+    node = run.snapshot().find("reply")
+    assert node["in_flight"] == 0 and node["done"] == len(finished) and max(finished) < 40
+    assert len(started) > len(finished), "the replies in flight were cancelled, not waited for"
+    assert run.snapshot().root["metrics"]["cost_usd"] <= 0.31 + 1e-9
+    with pytest.raises(milepost.InvalidValueError, match="on_budget must be one of finish, cancel, got 'stop'"):
+        milepost.Run("bad", display="none", budget={"cost_usd": 1}, on_budget="stop")

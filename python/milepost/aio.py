@@ -243,6 +243,9 @@ class _AsyncPool:
                 # Reserved before the item is taken: one a budget refuses (which stops its
                 # task) is never read from the iterable. Released once the item ended.
                 if budgets and not reserve_all(budgets):
+                    if any(b.cancels_in_flight and b.refused for b in budgets):  # `on_budget="cancel"`
+                        error = self.scope.task.stopped_error("items in flight were cancelled, the others did not run")
+                        await self._out.put((-1, error, _FATAL))  # ends the pool as a failure would
                     return
                 job = None
                 try:

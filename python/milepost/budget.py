@@ -27,7 +27,7 @@ from typing import Any, Callable, Dict, Iterator, Optional, Tuple, Union
 from . import _milepost
 from .errors import Cancelled, InvalidValueError
 
-__all__ = ["Budget", "WARN_AT", "Budgets", "reserve_all", "release_all", "held", "counting"]
+__all__ = ["Budget", "WARN_AT", "ON_BUDGET", "Budgets", "reserve_all", "release_all", "held", "counting"]
 
 #: The share of a limit at which the run warns (once a metric).
 WARN_AT = 0.8
@@ -47,11 +47,19 @@ def _limits(budget: Any) -> Dict[str, float]:
     return limits
 
 
+#: What a spent budget does to the items in flight: let them finish, or cancel them (async
+#: pools; a thread or a worker process cannot be interrupted, so theirs finish either way).
+ON_BUDGET = ("finish", "cancel")
+
+
 class Budget:
     """A task's limits (the run's, or a phase's) and what was spent against them (thread-safe)."""
 
-    def __init__(self, budget: Any) -> None:
+    def __init__(self, budget: Any, on_budget: str = "finish") -> None:
+        if on_budget not in ON_BUDGET:
+            raise InvalidValueError(f"on_budget must be one of {', '.join(ON_BUDGET)}, got {on_budget!r}")
         self.limits = _limits(budget)
+        self.cancels_in_flight = on_budget == "cancel"
         self.spent: Dict[str, float] = dict.fromkeys(self.limits, 0.0)
         self._warned: set[str] = set()
         self._in_flight = 0
@@ -115,6 +123,11 @@ class Budget:
         if not fit and seen is None:
             self.stop(over)
         return fit
+
+    @property
+    def refused(self) -> bool:
+        """An item was refused: the budget is spent."""
+        return self._refused_by is not None
 
     def stop(self, over: Optional[str] = None) -> None:
         """Stops the task for its budget (`over`: the metric spent, else the one that refused

@@ -92,6 +92,9 @@ class Run(Task):
         budget: Limits on metrics (`{"cost_usd": 5.0, "tokens": 2_000_000}`): a warning at 80%,
             and pools and `pending()` loops stop handing out items before one would pass a limit;
             the run is then cancelled with the reason "budget" (see `budget.Budget`).
+        on_budget: "finish" (items in flight finish once the budget is spent) or "cancel"
+            (`async_map`'s coroutines in flight are cancelled; threads and processes finish).
+        meta: What the run is about (model, provider, experiment): shown and kept.
     """
 
     def __init__(
@@ -115,10 +118,11 @@ class Run(Task):
         dashboard: Union[bool, int, dict] = False,
         budget: Optional[Dict[str, float]] = None,
         meta: Optional[Mapping[str, Any]] = None,
+        on_budget: str = "finish",
     ) -> None:
         # Every argument is checked before anything is made (a history row, a thread, a
         # server): bad input leaves no trace.
-        limits = Budget(budget) if budget is not None else None
+        limits = Budget(budget, on_budget) if budget is not None else None
         about = _meta(meta)
         options = DisplayOptions.make(display, output, interval, refresh_hz, max_lanes, leave, redirect)
         stall = check_interval(stall_after, "stall_after") or 60.0
@@ -334,12 +338,17 @@ class Run(Task):
 
     # -- tree and lanes -----------------------------------------------------------------------
     def phase(
-        self, name: str, total: Optional[int] = None, unit: str = "it", budget: Optional[Dict[str, float]] = None
+        self,
+        name: str,
+        total: Optional[int] = None,
+        unit: str = "it",
+        budget: Optional[Dict[str, float]] = None,
+        on_budget: str = "finish",
     ) -> Task:
         """A phase of the run (setup, map, reduce...). It starts now and ends when its `with`
-        block ends, or when the run ends. `budget`: limits on the phase's own spend (see
-        `Task.limit`)."""
-        limits = Budget(budget) if budget is not None else None  # checked before anything is made
+        block ends, or when the run ends. `budget`, `on_budget`: limits on the phase's own
+        spend, as the run's (see `Task.limit`)."""
+        limits = Budget(budget, on_budget) if budget is not None else None  # checked before anything is made
         return self.context.child(self, "phase", name, total, unit).limit(limits)
 
     def add_lane(self, name: str) -> Optional[_milepost.Lane]:

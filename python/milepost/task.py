@@ -157,10 +157,16 @@ class Task:
         return self._node.shared_index
 
     def step(
-        self, name: str, total: Optional[int] = None, unit: str = "it", budget: Optional[Dict[str, float]] = None
+        self,
+        name: str,
+        total: Optional[int] = None,
+        unit: str = "it",
+        budget: Optional[Dict[str, float]] = None,
+        on_budget: str = "finish",
     ) -> Task:
-        """A child of this task whose counts roll up into it (`budget`: see `limit`)."""
-        limits = Budget(budget) if budget is not None else None  # checked before anything is made
+        """A child of this task whose counts roll up into it (`budget`, `on_budget`: see
+        `limit`)."""
+        limits = Budget(budget, on_budget) if budget is not None else None  # checked before anything is made
         return self.context.child(self, "step", name, total, unit).limit(limits)
 
     def limit(self, budget: Optional[Budget]) -> Task:

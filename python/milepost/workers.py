@@ -102,11 +102,16 @@ class WorkerRun(Task):
         return None  # the parent keeps the history
 
     def phase(
-        self, name: str, total: Optional[int] = None, unit: str = "it", budget: Optional[Dict[str, float]] = None
+        self,
+        name: str,
+        total: Optional[int] = None,
+        unit: str = "it",
+        budget: Optional[Dict[str, float]] = None,
+        on_budget: str = "finish",
     ) -> Task:
         # A budget here counts what this worker process spends in the phase (the run's are
         # the parent's).
-        limits = Budget(budget) if budget is not None else None
+        limits = Budget(budget, on_budget) if budget is not None else None
         return self.context.child(self, "phase", name, total, unit).limit(limits)
 
     def add_lane(self, name: str) -> None:
