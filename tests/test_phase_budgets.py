@@ -114,3 +114,30 @@ def test_on_budget_cancel_cancels_the_coroutines_in_flight() -> None:
     assert run.snapshot().root["metrics"]["cost_usd"] <= 0.31 + 1e-9
     with pytest.raises(milepost.InvalidValueError, match="on_budget must be one of finish, cancel, got 'stop'"):
         milepost.Run("bad", display="none", budget={"cost_usd": 1}, on_budget="stop")
+
+
+def test_track_loops_sync_and_async_stop_at_the_budget(event_log: Any) -> None:
+    with milepost.Run("track-budget", display="none", budget={"cost_usd": 0.5}, observers=[event_log]) as run:
+        with pytest.raises(milepost.Cancelled, match=r"run was cancelled \(budget: cost_usd"):
+            for _ in milepost.track(range(1000), desc="sync"):
+                run.metric("cost_usd", COST)
+    assert 0.49 <= run.snapshot().root["metrics"]["cost_usd"] <= 0.51 + 1e-9
+    assert run.snapshot().find("sync")["state"] == "cancelled"
+
+    async def pages():
+        for i in range(1000):
+            await asyncio.sleep(0)
+            yield i
+
+    async def main() -> milepost.Run:
+        async with milepost.Run("atrack-budget", display="none") as arun:
+            with pytest.raises(milepost.Cancelled, match=r"phase 'crawl' was stopped \(budget: cost_usd"):
+                async with arun.phase("crawl", budget={"cost_usd": 0.2}) as crawl:
+                    async for _ in milepost.track(pages(), total=1000, desc="pages", run=crawl):
+                        crawl.metric("cost_usd", COST)
+        return arun
+
+    arun = asyncio.run(main())
+    assert 0.19 <= arun.snapshot().find("crawl")["metrics"]["cost_usd"] <= 0.21 + 1e-9
+    assert arun.snapshot().find("crawl")["state"] == "cancelled"
+    assert arun.snapshot().root["state"] == "completed", "caught, the phase's stop leaves the run going"

@@ -68,7 +68,7 @@ class AsyncTracker:
     exhausted, `break` or `aclose()`: cancelled, an exception: `outcome.end_state`'s rule), and
     raises `milepost.Cancelled` instead of handing out items once the run is cancelled."""
 
-    __slots__ = ("_source", "_advance", "_context", "_pending", "_state", "_guard", "_task")
+    __slots__ = ("_source", "_advance", "_context", "_pending", "_state", "_guard", "_task", "_held")
 
     def __init__(self, source: AsyncIterator[Any], task: Task, on_end: Callable[..., Any]) -> None:
         self._source = source
@@ -76,6 +76,8 @@ class AsyncTracker:
         self._advance = task.advance
         self._context = task.context
         self._pending = False
+        #: Under a budget: the item handed out last is reserved until the next is asked for.
+        self._held = False
         self._state: List[Any] = [on_end]
         # A native tracker over nothing, kept for its end only: collected while an exception
         # leaves the loop's body it reports that exception, after `break` an abandoned loop.
@@ -90,17 +92,25 @@ class AsyncTracker:
         if self._pending:  # the body of the item handed out last finished
             self._pending = False
             self._advance()
-        if self._task.stopped:
+        budgets = self._task.budgets
+        if self._held:
+            self._held = False
+            release_all(budgets)
+        if self._task.stopped or (budgets and not reserve_all(budgets)):
             exc = self._task.stopped_error("the items left were not handed out")
             _end_once(self._state, "raised", exc)
             raise exc
+        self._held = bool(budgets)
         try:
             item = await self._source.__anext__()
-        except StopAsyncIteration:
-            _end_once(self._state, "completed")
-            raise
         except BaseException as e:
-            _end_once(self._state, "raised", e)
+            if self._held:
+                self._held = False
+                release_all(budgets, finished=False)
+            if isinstance(e, StopAsyncIteration):
+                _end_once(self._state, "completed")
+            else:
+                _end_once(self._state, "raised", e)
             raise
         self._pending = True
         return item

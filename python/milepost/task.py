@@ -93,7 +93,8 @@ class Task:
         self.budgets: Budgets = (
             parent.budgets if parent is not None else (context.budget,) if context.budget is not None else ()
         )
-        #: Why this task hands out no more items, once a budget of it or above it halted it.
+        #: Why this task hands out no more items (`phase 'gen' was stopped (budget: ...)`),
+        #: once a budget of it or above it halted it.
         self.halted: Optional[str] = parent.halted if parent is not None else None
         self.children: List[Task] = []
         if parent is not None:
@@ -185,10 +186,11 @@ class Task:
         goes on if the job catches it."""
         if self.halted is not None:
             return
+        said = f"{self.kind} {self.name!r} was stopped ({reason})"  # the same words below it
         stack = [self]
         while stack:
             task = stack.pop()
-            task.halted = task.halted or reason
+            task.halted = task.halted or said
             stack.extend(task.children)
         if not self.context.finished:
             self.log(f"{self.kind} {self.name!r} stopped: {reason}", level="warning", source="milepost")
@@ -202,7 +204,7 @@ class Task:
         """What a pool or a loop of this task raises once it `stopped` (`what`: what happened
         to the items)."""
         if self.halted is not None and not self.context.cancelled:
-            return Cancelled(f"{self.kind} {self.name!r} was stopped ({self.halted}): {what}")
+            return Cancelled(f"{self.halted}: {what}")
         return Cancelled.run(self.context.cancel_reason, what)
 
     def rename(self, name: str) -> None:
@@ -329,8 +331,20 @@ class Task:
         return _milepost.Tracker(iterable, self._node, total, None)
 
     def tracker(self, iterable: Iterable[T], total: Optional[int], on_end: Any) -> Iterator[T]:
-        """The native iterator of a `track()` loop over this task, ending it through `on_end`."""
+        """The native iterator of a `track()` loop over this task, ending it through `on_end`
+        (under a budget, each item is reserved while the loop's body runs: see `pending`)."""
+        if self.budgets:
+            iterable = self._reserving(iterable)
         return _milepost.Tracker(iterable, self._node, total, on_end)
+
+    def _reserving(self, iterable: Iterable[T]) -> Iterator[T]:
+        def refused() -> Cancelled:
+            return self.stopped_error("the items left were not handed out")
+
+        for item in iterable:
+            if self.stopped:
+                raise refused()
+            yield from held(self.budgets, item, refused)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def end(self, state: str = "completed") -> None:
