@@ -12,6 +12,7 @@ import os
 import re
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, List, Tuple
 
@@ -287,3 +288,26 @@ def _bad(kind: str, ran: Path, kw: dict) -> Any:
     if kind == "async":
         return asyncio.run(milepost.async_map(_async(fn), [str(ran)], **kw))
     return milepost.async_as_completed(_async(fn), [str(ran)], **kw)
+
+
+def test_retry_failed_from_code_runs_the_failed_items_of_a_running_pool_again() -> None:
+    calls: dict = {}
+    asked: list = []
+
+    def flaky(i: int) -> int:
+        calls[i] = calls.get(i, 0) + 1
+        if i in (2, 5) and calls[i] == 1:
+            raise ValueError(f"first try of {i}")
+        if i == 0:  # holds the pool open until the failures are in, then asks for them again
+            deadline = time.monotonic() + 10
+            while run.snapshot().root["failed"] < 2 and time.monotonic() < deadline:
+                time.sleep(0.005)
+            asked.append(run.retry_failed())
+        return i
+
+    with milepost.Run("retry-from-code", display="none") as run:
+        out = milepost.thread_map(flaky, range(8), workers=4, return_exceptions=True, description="pool")
+    assert asked == [2] and out == list(range(8)) and calls[2] == calls[5] == 2
+    node = run.snapshot().find("pool")
+    assert (node["done"], node["failed"], node["retried"], node["total"]) == (8, 2, 2, 10)
+    assert run.retry_failed() == 0, "no pool is running: nothing to run again"

@@ -328,6 +328,14 @@ class Run(Task):
         self._core.cancel()
         self.log(f"cancel requested{': ' + reason if reason else ''}", level="warning", source="milepost")
 
+    def retry_failed(self) -> int:
+        """Runs the items that failed so far in the run's running pools again (those with
+        `return_exceptions=True`: the others stop at their first failure), as `milepost retry`,
+        the monitor and the dashboard ask: returns how many will. Each counts as retried; its
+        failure stays counted. Thread-safe."""
+        steer = self._owner.steer
+        return steer.retry() if steer is not None else 0
+
     def __enter__(self) -> Run:
         return self.start()
 
