@@ -355,9 +355,8 @@ class Run(Task):
     ) -> Task:
         """A phase of the run (setup, map, reduce...). It starts now and ends when its `with`
         block ends, or when the run ends. `budget`, `on_budget`: limits on the phase's own
-        spend, as the run's (see `Task.limit`)."""
-        limits = Budget(budget, on_budget) if budget is not None else None  # checked before anything is made
-        return self.context.child(self, "phase", name, total, unit).limit(limits)
+        spend, as the run's (see `Task.child`)."""
+        return self.child("phase", name, total, unit, budget, on_budget)
 
     def add_lane(self, name: str) -> Optional[_milepost.Lane]:
         return self.context.add_lane(name)

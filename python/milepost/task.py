@@ -166,18 +166,28 @@ class Task:
         on_budget: str = "finish",
     ) -> Task:
         """A child of this task whose counts roll up into it (`budget`, `on_budget`: see
-        `limit`)."""
-        limits = Budget(budget, on_budget) if budget is not None else None  # checked before anything is made
-        return self.context.child(self, "step", name, total, unit).limit(limits)
+        `child`)."""
+        return self.child("step", name, total, unit, budget, on_budget)
 
-    def limit(self, budget: Optional[Budget]) -> Task:
-        """Gives this new task a budget of its own (`phase(..., budget=...)`): its subtree's
-        spend counts against it too; spent, it halts this task (see `halt`). Returns the task."""
-        if budget is not None:
-            self.budgets = (budget, *self.budgets)
-            budget.bind(self)
-            self._bind(self._node)
-        return self
+    def child(
+        self,
+        kind: str,
+        name: str,
+        total: Optional[int] = None,
+        unit: str = "it",
+        budget: Optional[Dict[str, float]] = None,
+        on_budget: str = "finish",
+    ) -> Task:
+        """A phase or a step of this task (`run.phase`, `task.step`), with a budget of its own
+        if given: the spend of its subtree counts against it beside those above; spent, it
+        halts the new task (see `halt`). The budget is checked before anything is made."""
+        limits = Budget(budget, on_budget) if budget is not None else None
+        task = self.context.child(self, kind, name, total, unit)
+        if limits is not None:
+            task.budgets = (limits, *task.budgets)
+            limits.bind(task)
+            task._bind(task.node)  # noqa: SLF001 - a Task binding another Task's methods
+        return task
 
     # -- stopping ----------------------------------------------------------------------------
     def halt(self, reason: str) -> None:

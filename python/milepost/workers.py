@@ -22,7 +22,6 @@ import time
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
 from . import _milepost, context, events
-from .budget import Budget
 from .context import ItemRow
 from .errors import Cancelled, MilepostError
 from .events import Event
@@ -111,8 +110,7 @@ class WorkerRun(Task):
     ) -> Task:
         # A budget here counts what this worker process spends in the phase (the run's are
         # the parent's).
-        limits = Budget(budget, on_budget) if budget is not None else None
-        return self.context.child(self, "phase", name, total, unit).limit(limits)
+        return self.child("phase", name, total, unit, budget, on_budget)
 
     def add_lane(self, name: str) -> None:
         return None  # a worker process is its own lane
