@@ -42,3 +42,9 @@ def test_bad_llm_demo_arguments_are_named() -> None:
     assert proc.returncode == 2 and "budget['cost_usd'] must be a positive finite number, got -1.0" in proc.stderr
     proc = subprocess.run([*LLM, "--concurrency", "0"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "--concurrency must be >= 1, got 0" in proc.stderr
+
+
+def test_bad_item_ms_is_named() -> None:
+    for bad in ("nan", "-1"):
+        proc = subprocess.run([*LLM[:-2], "--item-ms", bad], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2 and "--item-ms must be a finite number >= 0" in proc.stderr, proc.stderr

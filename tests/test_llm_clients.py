@@ -9,11 +9,13 @@ import asyncio
 import json
 import logging
 import math
+import re
 import signal
 import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -278,3 +280,33 @@ def test_a_real_ctrl_c_mid_generation_leaves_no_pending_task() -> None:
     assert (state, in_flight, out.splitlines()[-1]) == ("cancelled", "0", "KeyboardInterrupt"), (out, err)
     assert left == "0", "no task is left (the one that printed 'started' had ended)"
     assert "Traceback" not in err and "pending" not in err and "never retrieved" not in err, err
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"per_token": float("nan")}, "per_token"),
+        ({"first_token": -1}, "first_token"),
+        ({"flaky": 2}, "flaky"),
+        ({"flaky": 0.6, "broken": 0.6}, "flaky + broken"),
+        ({"words": (5, 2)}, "words"),
+    ],
+)
+def test_the_fake_server_refuses_bad_settings_naming_them(kwargs: Dict[str, Any], named: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(named)):
+        FakeModelServer(**kwargs)
+
+
+def test_a_client_that_goes_away_leaves_no_traceback_on_the_server(capfd: pytest.CaptureFixture) -> None:
+    with FakeModelServer(per_token=0.05, words=(40, 40)) as server:
+
+        async def main() -> None:
+            async with openai_client(server) as client:
+                with pytest.raises(TimeoutError):
+                    async with asyncio.timeout(0.3):
+                        await milepost.async_map(gpt_persona(client), range(10), 5, display="none")
+
+        asyncio.run(main())
+        time.sleep(0.5)  # the server's threads find the closed sockets on their next write
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err

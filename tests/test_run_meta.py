@@ -37,6 +37,7 @@ def test_meta_is_kept_merged_on_resume_and_shown() -> None:
     # A resumed run keeps what it does not set again; what it sets wins.
     with milepost.Run("meta", display="none", resume=True, meta={"model": "gpt-4.1"}) as again:
         assert again.id == run_id
+        assert again.meta == {"provider": "openai", "model": "gpt-4.1", "experiment": "ablation-3"}
     meta = json.loads(_show(run_id, "--json").stdout)["meta"]
     assert meta == {"provider": "openai", "model": "gpt-4.1", "experiment": "ablation-3"}
 
@@ -100,3 +101,35 @@ def test_the_dashboard_gives_a_live_runs_meta() -> None:
         assert runs[0]["meta"] == {"model": "m1", "provider": "p1"}, "kept by the history for a run that ended"
     finally:
         dashboard.stop()
+
+
+def test_meta_values_json_cannot_hold_are_kept_as_text_and_the_history_stays_on() -> None:
+    odd = {
+        "nan": float("nan"),
+        "inf": float("-inf"),
+        "none": None,
+        "big": 2**80,
+        "nested": {"a": [1, 2]},
+        "surrogate": "bad\udcff name",
+        "long": "x" * 100_000,
+    }
+    with milepost.Run("odd-meta", display="none", meta=odd) as run:
+        run.phase("p", total=1).advance()
+    assert run.history_path is not None, "the history did not turn itself off"
+    meta = json.loads(_show(run.id, "--json").stdout)["meta"]
+    assert meta["nan"] == "nan" and meta["inf"] == "-inf" and meta["none"] is None
+    assert meta["big"] == str(2**80) and meta["nested"] == "{'a': [1, 2]}"
+    assert meta["surrogate"].startswith("bad") and "\ufffd" in meta["surrogate"]
+    assert len(meta["long"]) == 300 and meta["long"].endswith("…")
+    assert json.loads(_show(run.id, "--json").stdout)["status"] == "completed"
+
+
+def test_keys_set_during_the_run_are_checked_as_the_constructors_are() -> None:
+    with milepost.Run("meta-keys", display="none") as run:
+        for key in ("", "  ", 5, None):
+            with pytest.raises(milepost.InvalidValueError, match="meta's keys must be non-empty strings"):
+                run.meta[key] = 1
+        with pytest.raises(milepost.InvalidValueError, match="got 7"):
+            run.meta.update({7: "x"})
+        run.meta.setdefault("model", "m")
+    assert json.loads(_show(run.id, "--json").stdout)["meta"] == {"model": "m"}

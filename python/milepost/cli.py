@@ -34,8 +34,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--llm", action="store_true", help="an asyncio LLM job against a fake model on 127.0.0.1")
     demo.add_argument("--items", type=int, default=None, help="documents to map (default 5000; --llm: personas, 300)")
-    demo.add_argument("--workers", type=int, default=8, help="worker processes (default 8)")
-    demo.add_argument("--fail-rate", type=float, default=0.02, help="chance of an error per attempt (default 0.02)")
+    demo.add_argument("--workers", type=int, default=8, help="worker processes (default 8; not with --llm)")
+    demo.add_argument(
+        "--fail-rate", type=float, default=0.02, help="chance of an error per attempt (default 0.02; not with --llm)"
+    )
     demo.add_argument("--display", choices=DISPLAYS, default="auto", help="display (default: auto)")
     demo.add_argument(
         "--item-ms", type=float, default=40.0, help="mean item time in ms (default 40; --llm: 2 tokens' time)"

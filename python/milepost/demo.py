@@ -136,9 +136,11 @@ def run_demo(
         raise InvalidValueError(f"--workers must be >= 1, got {workers}")
     if concurrency < 1:
         raise InvalidValueError(f"--concurrency must be >= 1, got {concurrency}")
+    if not math.isfinite(item_ms) or item_ms < 0:
+        raise InvalidValueError(f"--item-ms must be a finite number >= 0, got {item_ms}")
     if not 0.0 <= fail_rate <= 1.0:
         raise InvalidValueError(f"--fail-rate must be between 0 and 1, got {fail_rate}")
-    mean_s = max(item_ms, 0.0) / 1000.0
+    mean_s = item_ms / 1000.0
     watch = _ReaderWatch(sys.stdout) if output in ("stdout", "-") else None
     # A summary for people: machines reading JSON lines get only JSON, and "none" is nothing.
     shown = DisplayOptions.make(display, output).display

@@ -95,7 +95,8 @@ async def _events(reader: asyncio.StreamReader) -> Any:
 
 def personas(n: int, seed: int) -> List[str]:
     rng = random.Random(seed)
-    return [f"persona-{i:04d}: a {rng.choice(JOBS)} in {rng.choice(CITIES)}" for i in range(n)]
+    drawn = [(rng.choice(JOBS), rng.choice(CITIES)) for _ in range(n)]
+    return [f"persona-{i:04d}: {'an' if j[0] in 'aeiou' else 'a'} {j} in {c}" for i, (j, c) in enumerate(drawn)]
 
 
 async def _job(run: Run, port: int, items: int, concurrency: int, seed: int) -> int:
@@ -147,7 +148,7 @@ def llm_run(budget: float, seed: int, **display: Any) -> Run:
 def llm_job(run: Run, items: int, concurrency: int, seed: int, token_ms: float = 20.0) -> int:
     """Runs the job in `run` against a fake model started for it; returns how many personas
     failed for good (a budget that stops the run raises `Cancelled`)."""
-    pace = max(token_ms, 0.0) / 1000.0
+    pace = token_ms / 1000.0
     with FakeModelServer(
         first_token=pace * 8, per_token=pace, words=(30, 90), flaky=0.06, broken=0.01, seed=seed
     ) as server:

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -72,6 +74,18 @@ class FakeModelServer:
         broken: float = 0.0,
         seed: int = 0,
     ) -> None:
+        for name, value in (("first_token", first_token), ("per_token", per_token)):
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
+        for name, value in (("flaky", flaky), ("broken", broken)):
+            if not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise ValueError(f"{name} must be a share between 0 and 1, got {value!r}")
+        if flaky + broken > 1:
+            raise ValueError(f"flaky + broken must be at most 1, got {flaky} + {broken}")
+        if not (isinstance(words, tuple) and len(words) == 2 and all(isinstance(w, int) for w in words)):
+            raise ValueError(f"words must be a (least, most) pair of ints, got {words!r}")
+        if not 0 <= words[0] <= words[1]:
+            raise ValueError(f"words must be 0 <= least <= most, got {words!r}")
         self.first_token = first_token
         self.per_token = per_token
         self.words = words
@@ -154,6 +168,12 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     # A hundred clients connecting at once must not find the listen queue (5 by default) full.
     request_queue_size = 256
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that went away (Ctrl-C, a timeout, a cancel) is no error of the server's;
+        # anything else is printed, as socketserver does.
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
 
 
 def _text(content: Any) -> str:

@@ -29,6 +29,7 @@ from .persistence import HistoryObserver, Resume, Store, find_resumable, prior_r
 from .renderers.options import DisplayOptions
 from .signals import sigint_held
 from .snapshot import Snapshot
+from .steer import Meta
 from .task import Task
 
 if TYPE_CHECKING:
@@ -134,7 +135,8 @@ class Run(Task):
         core = _milepost.RunCore(run_id, name, clock is not None, started_at)
         owner = Owner(core, clock, store, resumed, stall, limits)
         if owner.steer is not None:
-            owner.steer.meta.update(about)
+            # A resumed run keeps what its run was about, under the keys it sets again.
+            owner.steer.meta.update({**(resumed.meta if resumed is not None else {}), **about})
         if store is not None:
             store.bind_run(core.id)
         super().__init__(owner, core.root, (core.name,))
@@ -402,15 +404,12 @@ class Run(Task):
 
 
 def _meta(meta: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
-    """`Run(meta=...)` checked: a mapping of non-empty string keys (values are shown as text)."""
+    """`Run(meta=...)` checked: a mapping of non-empty string keys (see `steer.Meta`)."""
     if meta is None:
         return {}
     if not isinstance(meta, Mapping):
         raise InvalidValueError(f"meta must be a dict of str to values, got {meta!r}")
-    for key in meta:
-        if not isinstance(key, str) or not key.strip():
-            raise InvalidValueError(f"meta's keys must be non-empty strings, got {key!r}")
-    return dict(meta)
+    return dict(Meta(meta))
 
 
 def _resumable(store: Optional[Store], name: str, which: Union[bool, str]) -> Optional[Resume]:

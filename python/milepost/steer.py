@@ -6,12 +6,15 @@ the parent's hands."""
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import weakref
 from typing import Any, Dict, List, Protocol
 
-__all__ = ["Steer", "Retryable", "TAIL_CHARS"]
+from .errors import InvalidValueError
+
+__all__ = ["Steer", "Retryable", "TAIL_CHARS", "Meta", "META_CHARS"]
 
 #: Characters of an item's streamed output kept for the monitor (its end).
 TAIL_CHARS = 2000
@@ -19,6 +22,58 @@ TAIL_CHARS = 2000
 #: and for how many seconds.
 MAX_SKIPS = 1000
 SKIP_SECONDS = 600.0
+
+
+#: Characters of a meta key or text value kept (the history and every display show it whole).
+META_CHARS = 300
+
+
+class Meta(Dict[str, Any]):
+    """`run.meta`: what the run is about. Keys are non-empty strings, checked as they are set
+    (an `InvalidValueError` naming the key); values are kept as given, and `json()` gives
+    them as the history and the live channel keep them."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__()
+        self.update(*args, **kwargs)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if not isinstance(key, str) or not key.strip():
+            raise InvalidValueError(f"meta's keys must be non-empty strings, got {key!r}")
+        super().__setitem__(key, value)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def json(self) -> Dict[str, Any]:
+        """JSON-ready, always: None, bools, ints and finite floats as they are, anything else
+        (NaN and infinities, objects) as its text; texts valid UTF-8 (a lone surrogate
+        replaced) and clipped to `META_CHARS`. A copy is read first: the job may be setting
+        keys meanwhile."""
+        return {_text(k): _json_value(v) for k, v in list(self.items())}
+
+
+def _json_value(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int)) and abs(value) <= 2**53:
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    return _text(value)
+
+
+def _text(value: Any) -> str:
+    try:
+        text = value if isinstance(value, str) else str(value)
+    except Exception:  # noqa: BLE001 - a value that cannot say what it is still shows as something
+        text = f"<{type(value).__name__}>"
+    text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return text if len(text) <= META_CHARS else text[: META_CHARS - 1] + "…"
 
 
 class Retryable(Protocol):
@@ -29,7 +84,7 @@ class Retryable(Protocol):
 class Steer:
     def __init__(self) -> None:
         #: Shown by the monitor and the dashboard beside the run (model, provider, ...).
-        self.meta: Dict[str, Any] = {}
+        self.meta = Meta()
         self._tails: Dict[str, str] = {}
         #: What items in flight reported (`Item.progress`, `check`): a few numbers each.
         self._reports: Dict[str, Dict[str, Any]] = {}
@@ -94,15 +149,4 @@ class Steer:
         return sum(pool.request_retry() for pool in pools)
 
     def snapshot_meta(self) -> Dict[str, Any]:
-        """`meta` as JSON-ready values (a copy first: the job may be setting keys meanwhile)."""
-        meta = dict(self.meta)
-        return {
-            _shown(k): v if isinstance(v, (str, int, float, bool)) or v is None else _shown(v) for k, v in meta.items()
-        }
-
-
-def _shown(value: Any) -> str:
-    try:
-        return str(value)
-    except Exception:  # noqa: BLE001 - a value that cannot say what it is still shows as something
-        return f"<{type(value).__name__}>"
+        return self.meta.json()

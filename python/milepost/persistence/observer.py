@@ -24,12 +24,12 @@ _RUN_START = """
 INSERT INTO runs (id, name, status, started_at, host, pid, argv, resumed, meta)
 VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET status = 'running', ended_at = NULL, pid = excluded.pid, argv = excluded.argv,
-    host = excluded.host, resumed = excluded.resumed, meta = json_patch(runs.meta, excluded.meta)
+    host = excluded.host, resumed = excluded.resumed, meta = excluded.meta
 """
 
 _RUN_UPDATE = """
 UPDATE runs SET status = ?, ended_at = ?, elapsed = ?, total = ?, done = ?, failed = ?, skipped = ?, retried = ?,
-    metrics = ?, explicit_done = ?, explicit_skipped = ?, meta = json_patch(meta, ?) WHERE id = ?
+    metrics = ?, explicit_done = ?, explicit_skipped = ?, meta = ? WHERE id = ?
 """
 
 _PHASE_UPSERT = """
@@ -66,8 +66,7 @@ class HistoryObserver(BaseObserver):
         meta: Callable[[], Dict[str, Any]] = dict,
     ) -> None:
         self.store = store
-        #: The run's `meta` (JSON-ready): merged into the row's, so that a resumed run keeps
-        #: what it does not set again.
+        #: The run's `meta` (JSON-ready; a resumed run's starts from what it had).
         self._meta = meta
         self.interval = interval
         self._id = run_id

@@ -65,6 +65,8 @@ class ResumePoint:
     started_at: float
     #: Seconds the run had run.
     elapsed: float
+    #: What the run was about (`Run(meta=...)`): the resumed run starts from it.
+    meta: Dict[str, Any]
 
 
 class History:
@@ -207,13 +209,20 @@ class History:
             done, skipped = items.get(r["phase"], (0, 0))
             items[r["phase"]] = (done + 1, skipped) if r["status"] == "done" else (done, skipped + 1)
         row = self.db.execute(
-            "SELECT resumed, started_at, elapsed, explicit_done, explicit_skipped FROM runs WHERE id = ?", (run_id,)
+            "SELECT resumed, started_at, elapsed, explicit_done, explicit_skipped, meta FROM runs WHERE id = ?",
+            (run_id,),
         ).fetchone()
         if row is None:
             raise NoHistory(f"no run with id {run_id!r}")
         explicit[""] = (row["explicit_done"], row["explicit_skipped"])
         return ResumePoint(
-            finished, items, explicit, int(row["resumed"]), float(row["started_at"]), float(row["elapsed"] or 0.0)
+            finished,
+            items,
+            explicit,
+            int(row["resumed"]),
+            float(row["started_at"]),
+            float(row["elapsed"] or 0.0),
+            _json_object(row["meta"]),
         )
 
     def prior_rates(self, name: str, exclude: str, runs: int = 5) -> Dict[str, float]:

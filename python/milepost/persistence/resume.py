@@ -29,6 +29,8 @@ class Resume:
         self.resumed, self.started_at = point.resumed, point.started_at
         #: Seconds the run had run before (its duration goes on from there).
         self.elapsed = point.elapsed
+        #: Its `meta`: kept, under the keys the resumed run sets again.
+        self.meta = point.meta
 
     def counts(self, path: str) -> Tuple[int, int, int, int]:
         """What the node at `path` starts from: items done and skipped (from their rows), then
