@@ -116,3 +116,14 @@ def test_lane_context_binds_items_on_this_thread(clock) -> None:
                 assert (lane["name"], lane["item"], lane["state"]) == ("main-worker", "x.json", "busy")
         lane = run.snapshot().data["lanes"][0]
         assert (lane["state"], lane["done"]) == ("finished", 1)
+
+
+def test_a_number_names_an_item_as_in_the_pools() -> None:
+    with milepost.Run("numbered", display="none") as run:
+        ph = run.phase("p")
+        with ph.item(0) as item:
+            assert item.name == "0"
+        with pytest.raises(TypeError, match="item name must be a str or path, got tuple"):
+            with ph.item((1, 2)):
+                pass
+    assert run.snapshot().find("p")["done"] == 1

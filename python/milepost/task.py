@@ -425,7 +425,8 @@ class Item:
         self._task = task
         self._node = node
         self._context = task.context
-        self.name = name
+        # A number names an item as it does in the pools (`item(3)` is item "3").
+        self.name = str(name) if type(name) in (int, float) else name
         self._skipped = False
         self._metrics: Optional[dict[str, float]] = None
         #: The item's history row once it ended, when its run keeps rows (see `ItemRow`).
