@@ -227,3 +227,15 @@ def test_a_run_that_stopped_publishing_and_then_completed_is_not_called_crashed(
     info = json.loads((directory / "run.json").read_text())
     (directory / "run.json").write_text(json.dumps({**info, "pid": 2**22 + 12345, "pid_start": 1}))  # gone
     assert find_run(run.id).read().state == "completed", "the history says how it ended"
+
+
+def test_milepost_home_holds_the_live_directory_unless_it_is_set_apart(monkeypatch, tmp_path) -> None:
+    monkeypatch.delenv("MILEPOST_LIVE_DIR", raising=False)
+    monkeypatch.setenv("MILEPOST_HOME", str(tmp_path / "home"))
+    assert live_dir() == tmp_path / "home" / "live"
+    monkeypatch.setenv("MILEPOST_LIVE_DIR", str(tmp_path / "elsewhere"))
+    assert live_dir() == tmp_path / "elsewhere"
+    monkeypatch.delenv("MILEPOST_LIVE_DIR")
+    monkeypatch.delenv("MILEPOST_HOME")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert live_dir() == tmp_path / "cache" / "milepost" / "live"
