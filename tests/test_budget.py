@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 import re
 import sqlite3
 
@@ -45,6 +46,7 @@ def _assert_stopped_by_budget(run, events: list) -> None:
     lines = _budget_lines(events)
     assert sum("budget warning" in m for m in lines) == 1, lines
     said = r"cancel requested: budget: cost_usd \$[01]\.\d{4} of \$1\.0000 spent"
+    said += r"(, \$0\.\d{4} expected of the \d+ items in flight)?"
     assert any(re.fullmatch(said, m) for m in lines), lines
     assert any("cancel requested: budget" in (m or "") for m in _kept_events(run)), "the reason is in the history"
 
@@ -169,3 +171,27 @@ def test_a_run_stopped_by_its_budget_resumes_with_a_bigger_one() -> None:
     assert seen[0] == f"doc-{first[2]}" and len(seen) == 300 - first[2], "done items are skipped"
     assert _status(run) == "completed"
     assert _spent(run) == pytest.approx(COST * len(seen)), "metrics (and the budget) start over on resume"
+
+
+@pytest.mark.parametrize("concurrency", [1, 8, 32])
+def test_a_cost_that_grows_with_the_items_length_still_holds(concurrency: int) -> None:
+    # An LLM reply: the longer it streams, the more it costs, priced at its end. The items in
+    # flight are the long ones more often than not, and early on only short ones have
+    # finished; priced at the plain mean of the finished (short, cheap) ones, the run would
+    # end well over its budget. The budget holds about 400 items, 12 waves at concurrency 32.
+    rng = random.Random(concurrency)
+    lengths = [rng.choice([0.001, 0.002, 0.01, 0.02]) for _ in range(2000)]
+
+    async def reply(i: int) -> int:
+        await asyncio.sleep(lengths[i])
+        milepost.current_item().metric("cost_usd", lengths[i])  # $1 a second of reply
+        return i
+
+    with milepost.Run("b-lengths", display="none", budget={"cost_usd": 3.3}) as run:
+        with pytest.raises(milepost.Cancelled):
+            asyncio.run(milepost.async_map(reply, range(2000), concurrency=concurrency))
+    spent = _spent(run)
+    # Each item in flight is reserved at what it is expected to spend, but they spread around
+    # it: at 32 at once the spend may end a second dear item over (measured: README).
+    assert spent <= 3.3 + 2 * max(lengths) + 1e-9, f"over by more than two of the dearest items: {spent}"
+    assert spent >= 3.0, f"stopped far too early: {spent}"

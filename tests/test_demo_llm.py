@@ -32,7 +32,9 @@ def test_a_small_budget_stops_the_llm_demo_and_says_why() -> None:
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "budget warning: cost_usd $0.00" in proc.stderr
     assert re.search(
-        r"milepost demo: the run was cancelled \(budget: cost_usd \$0\.00\d\d of \$0\.0050 spent\)", proc.stderr
+        r"milepost demo: the run was cancelled \(budget: cost_usd \$0\.00\d\d of \$0\.0050 spent, "
+        r"\$0\.00\d\d expected of the \d+ items in flight\)",
+        proc.stderr,
     )
     assert re.search(r"summary: personas › generate · cancelled .* \d+/120", proc.stderr), proc.stderr[-2000:]
 

@@ -30,7 +30,7 @@ def _check_phase_stopped(run: milepost.Run, name: str, limit: float, events: Lis
     assert limit - COST - 1e-9 <= node["metrics"]["cost_usd"] <= limit + COST + 1e-9, node["metrics"]
     lines = _lines(events)
     assert sum(f"budget warning: phase {name!r}: cost_usd" in m for m in lines) == 1, lines
-    stopped = rf"phase {name!r} stopped: budget: cost_usd \$0\.\d{{4}} of \${limit:.4f} spent"
+    stopped = rf"phase {name!r} stopped: budget: cost_usd \$0\.\d{{4}} of \${limit:.4f} spent(, .* in flight)?"
     assert any(re.fullmatch(stopped, m) for m in lines), lines
 
 
@@ -114,6 +114,8 @@ def test_on_budget_cancel_cancels_the_coroutines_in_flight() -> None:
     assert run.snapshot().root["metrics"]["cost_usd"] <= 0.31 + 1e-9
     with pytest.raises(milepost.InvalidValueError, match="on_budget must be one of finish, cancel, got 'stop'"):
         milepost.Run("bad", display="none", budget={"cost_usd": 1}, on_budget="stop")
+    with pytest.raises(milepost.InvalidValueError, match="got 'stop'"):
+        milepost.Run("bad", display="none", on_budget="stop")  # said even without a budget
 
 
 def test_track_loops_sync_and_async_stop_at_the_budget(event_log: Any) -> None:

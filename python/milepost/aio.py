@@ -29,7 +29,7 @@ from typing import (
 )
 
 from . import _milepost
-from .budget import release_all, reserve_all
+from .budget import Reservation, reserve_all
 from .errors import Cancelled, InvalidValueError
 from .pools import Again, PoolScope, default_name
 from .retrying import NO_RETRIES, RetryPolicy, call_async
@@ -77,7 +77,7 @@ class AsyncTracker:
         self._context = task.context
         self._pending = False
         #: Under a budget: the item handed out last is reserved until the next is asked for.
-        self._held = False
+        self._held: Optional[Reservation] = None
         self._state: List[Any] = [on_end]
         # A native tracker over nothing, kept for its end only: collected while an exception
         # leaves the loop's body it reports that exception, after `break` an abandoned loop.
@@ -93,20 +93,21 @@ class AsyncTracker:
             self._pending = False
             self._advance()
         budgets = self._task.budgets
-        if self._held:
-            self._held = False
-            release_all(budgets)
-        if self._task.stopped or (budgets and not reserve_all(budgets)):
+        if self._held is not None:
+            self._held.release()
+            self._held = None
+        if not self._task.stopped and budgets:
+            self._held = reserve_all(budgets)
+        if self._task.stopped or (budgets and self._held is None):
             exc = self._task.stopped_error("the items left were not handed out")
             _end_once(self._state, "raised", exc)
             raise exc
-        self._held = bool(budgets)
         try:
             item = await self._source.__anext__()
         except BaseException as e:
-            if self._held:
-                self._held = False
-                release_all(budgets, finished=False)
+            if self._held is not None:
+                self._held.release(finished=False)
+                self._held = None
             if isinstance(e, StopAsyncIteration):
                 _end_once(self._state, "completed")
             else:
@@ -252,7 +253,8 @@ class _AsyncPool:
             while True:
                 # Reserved before the item is taken: one a budget refuses (which stops its
                 # task) is never read from the iterable. Released once the item ended.
-                if budgets and not reserve_all(budgets):
+                reservation = reserve_all(budgets) if budgets else None
+                if budgets and reservation is None:
                     if any(b.cancels_in_flight and b.refused for b in budgets):  # `on_budget="cancel"`
                         error = self.scope.task.stopped_error("items in flight were cancelled, the others did not run")
                         await self._out.put((-1, error, _FATAL))  # ends the pool as a failure would
@@ -262,8 +264,8 @@ class _AsyncPool:
                     job = await self._take()
                     result = await self._call(*job) if job is not None else None
                 finally:
-                    if budgets:
-                        release_all(budgets, job is not None)
+                    if reservation is not None:
+                        reservation.release(job is not None)
                 if result is None:
                     return
                 await self._out.put(result)

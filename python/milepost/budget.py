@@ -6,28 +6,47 @@ this process (`Task` wraps its node's `metric` with the budgets of it and of the
 it): reading the node's metrics would build a whole snapshot per item, and the sum is the same
 number. (Process pools read it from a snapshot instead: see `reserve`'s `seen`.)
 
-Before an item is handed out, a pool or a `pending()` loop reserves it: the item's expected
-spend is the mean spend per finished item (0 before any finished), and the item is refused when
-spent + expected spend of the items in flight + its own would pass a limit. Reservations are
-counted, not stored: the items in flight are each priced at the current mean, so the items
-handed out before the first estimate are covered as soon as one exists. The first wave (at most
-the pool's concurrency) has no estimate: a budget one item could eat a large part of wants a
-smaller concurrency. A refusal of the run's budget cancels the run with the reason "budget:
-..."; a phase's stops that phase (`Task.halt`): its pools and loops hand out no more items and
-raise `Cancelled`, and the run goes on if the job catches it.
+Before an item is handed out, a pool or a loop reserves it (a `Reservation`: a ticket per
+budget, current in the item's context so that what the item spends is told apart), and the
+item is refused when spent + what the items in flight are still expected to spend + its own
+expected spend would pass a limit. A new item is expected to spend the mean of the items
+finished. An item in flight for `a` seconds is expected to spend the mean of the finished items
+that ran longer than `a` (kept per duration bucket, doubling from 0.1 ms), less what it spent
+already: when an item's cost grows with its length (an LLM's reply), the items still in flight
+are the long, dear ones, and pricing them at the plain mean of the finished (short, cheap) ones
+would end the run over its budget. An item older than every finished one is priced by its age
+at the spend per second of the finished ones. Items handed out before the first estimate are
+covered as soon as one exists. The first wave (at most the pool's concurrency) has no estimate: a budget one item
+could eat a large part of wants a smaller concurrency.
+
+A refusal of the run's budget cancels the run with the reason "budget: ..."; a phase's stops
+that phase (`Task.halt`): its pools and loops hand out no more items and raise `Cancelled`, and
+the run goes on if the job catches it.
 """
 
 from __future__ import annotations
 
+import contextvars
 import math
 import threading
+import time
 import weakref
-from typing import Any, Callable, Dict, Iterator, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 from . import _milepost
 from .errors import Cancelled, InvalidValueError
 
-__all__ = ["Budget", "WARN_AT", "ON_BUDGET", "Budgets", "reserve_all", "release_all", "held", "counting"]
+__all__ = [
+    "Budget",
+    "WARN_AT",
+    "ON_BUDGET",
+    "check_on_budget",
+    "Reservation",
+    "Budgets",
+    "reserve_all",
+    "held",
+    "counting",
+]
 
 #: The share of a limit at which the run warns (once a metric).
 WARN_AT = 0.8
@@ -52,18 +71,28 @@ def _limits(budget: Any) -> Dict[str, float]:
 ON_BUDGET = ("finish", "cancel")
 
 
+def check_on_budget(on_budget: Any) -> None:
+    if on_budget not in ON_BUDGET:
+        raise InvalidValueError(f"on_budget must be one of {', '.join(ON_BUDGET)}, got {on_budget!r}")
+
+
 class Budget:
     """A task's limits (the run's, or a phase's) and what was spent against them (thread-safe)."""
 
     def __init__(self, budget: Any, on_budget: str = "finish") -> None:
-        if on_budget not in ON_BUDGET:
-            raise InvalidValueError(f"on_budget must be one of {', '.join(ON_BUDGET)}, got {on_budget!r}")
+        check_on_budget(on_budget)
         self.limits = _limits(budget)
         self.cancels_in_flight = on_budget == "cancel"
         self.spent: Dict[str, float] = dict.fromkeys(self.limits, 0.0)
         self._warned: set[str] = set()
-        self._in_flight = 0
         self._finished = 0
+        #: Items in flight under a ticket, what they spent so far (per metric), and over the
+        #: items finished under one: their spend, their durations and spend x duration.
+        self._live: set[_Ticket] = set()
+        self._live_spent: Dict[str, float] = dict.fromkeys(self.limits, 0.0)
+        self._counts = [0] * _BUCKETS
+        self._costs: Dict[str, List[float]] = {name: [0.0] * _BUCKETS for name in self.limits}
+        self._seconds = 0.0
         self._refused_by: Optional[str] = None
         self._lock = threading.Lock()
         self._task: Callable[[], Any] = lambda: None
@@ -79,8 +108,13 @@ class Budget:
         self._label = "" if task.kind == "run" else f"{task.kind} {task.name!r}: "
 
     def add(self, name: str, value: Union[int, float]) -> None:
+        tickets = _TICKETS.get()
+        ticket = tickets.get(self) if tickets is not None else None
         with self._lock:
             self.spent[name] += value
+            if ticket is not None and ticket in self._live:  # the item in this context spent it
+                ticket.spent[name] = ticket.spent.get(name, 0.0) + value
+                self._live_spent[name] += value
         self._warn(name)
 
     def observe(self, totals: Dict[str, Any]) -> None:
@@ -102,27 +136,49 @@ class Budget:
         if warn:
             self._log(f"budget warning: {self._label}{self._state(name)} spent ({WARN_AT:.0%} reached)", "warning")
 
-    def reserve(self, n: int = 1, seen: Optional[Tuple[int, int]] = None) -> int:
-        """Reserves the expected spend of as many of the next `n` items (a process pool's
-        chunk) as fit in the budget: how many; 0 (and the run cancelled) when none does.
-
-        `seen`: a process pool's (items finished, items handed out and not finished) read
-        from the snapshot its spend was `observe`d from, in place of the counts kept here (a
-        worker's item is spent before its chunk comes back: counts from one moment agree).
-        Then a refusal does not cancel the run: the pool calls `stop()` once its chunks in
-        flight are back (a cancel would stop the items of those chunks not yet started)."""
+    def fit(self, n: int, seen: Tuple[int, int]) -> int:
+        """How many of a process pool's next `n` items (a chunk) fit in the budget, judged
+        from `seen`: the pool's (items finished, items handed out and not finished) read from
+        the snapshot its spend was `observe`d from (a worker's item is spent before its chunk
+        comes back: counts from one moment agree; its items cannot be told apart, so each is
+        priced at the plain mean). A refusal does not stop the task: the pool calls `stop()`
+        once its chunks in flight are back (a cancel would stop the items of those chunks not
+        yet started)."""
         with self._lock:
-            finished, in_flight = seen if seen is not None else (self._finished, self._in_flight)
             fit = n
-            while fit and self._over(fit, finished, in_flight) is not None:
+            while fit and self._over(fit, seen) is not None:
                 fit -= 1
-            if seen is None:
-                self._in_flight += fit
-            over = self._over(1, finished, in_flight) if not fit else None
-            self._refused_by = self._refused_by or over
-        if not fit and seen is None:
-            self.stop(over)
+            if not fit:
+                self._refused_by = self._refused_by or self._over(1, seen)
         return fit
+
+    def ticket(self) -> Optional[_Ticket]:
+        """Reserves the next item (see the module): its ticket, or None (and the task
+        stopped) when it does not fit."""
+        with self._lock:
+            over = self._over(1)
+            if over is None:
+                ticket = _Ticket()
+                self._live.add(ticket)
+                return ticket
+            self._refused_by = self._refused_by or over
+        self.stop(over)
+        return None
+
+    def settle(self, ticket: _Ticket, finished: bool = True) -> None:
+        """The item of `ticket` ended (`finished=False`: it did not start)."""
+        with self._lock:
+            self._live.discard(ticket)
+            for name, value in ticket.spent.items():
+                self._live_spent[name] -= value
+            if finished:
+                self._finished += 1
+                seconds = time.monotonic() - ticket.start
+                self._seconds += seconds
+                bucket = _bucket(seconds)
+                self._counts[bucket] += 1
+                for name, costs in self._costs.items():
+                    costs[bucket] += ticket.spent.get(name, 0.0)
 
     @property
     def refused(self) -> bool:
@@ -136,27 +192,61 @@ class Budget:
         task = self._task()
         if task is None:
             return
-        reason = f"budget: {self._state(over)} spent"
+        with self._lock:
+            reason = f"budget: {self._state(over)} spent{self._expected(over)}"
         if task.kind == "run":
             task.cancel(reason)
         else:
             task.halt(reason)
 
-    def release(self, finished: bool = True, n: int = 1) -> None:
-        """`n` items reserved ended (`finished=False`: they did not start)."""
-        with self._lock:
-            self._in_flight -= n
-            self._finished += n if finished else 0
-
-    def _over(self, n: int, finished: int, in_flight: int) -> Optional[str]:
+    def _over(self, n: int, seen: Optional[Tuple[int, int]] = None) -> Optional[str]:
         """The first metric the next `n` items would pass, if any (under the lock)."""
         for name, limit in self.limits.items():
             spent = self.spent[name]
-            mean = spent / finished if finished else 0.0
+            if seen is None:  # items under tickets: see the module
+                mean = sum(self._costs[name]) / self._finished if self._finished else 0.0
+                coming = self._in_flight_expected(name)
+            else:  # a process pool's counts, from its snapshot: every item at the plain mean
+                mean = spent / seen[0] if seen[0] else 0.0
+                coming = seen[1] * mean
             # A hair of slack: a hundred 0.01s add up to a little over 1.00, not a refusal.
-            if spent >= limit or spent + (in_flight + n) * mean > limit * (1 + 1e-9):
+            if spent >= limit or spent + coming + n * mean > limit * (1 + 1e-9):
                 return name
         return None
+
+    def _in_flight_expected(self, name: str) -> float:
+        """What the items in flight under tickets are still expected to spend (under the lock;
+        see the module)."""
+        if not self._finished:
+            return 0.0
+        costs, counts = self._costs[name], self._counts
+        # Count and spend of the finished items in each bucket and those above it.
+        from_n, from_c = [0] * (_BUCKETS + 1), [0.0] * (_BUCKETS + 1)
+        for b in range(_BUCKETS - 1, -1, -1):
+            from_n[b] = from_n[b + 1] + counts[b]
+            from_c[b] = from_c[b + 1] + costs[b]
+        top = max(b for b in range(_BUCKETS) if counts[b])
+        per_second = from_c[0] / self._seconds if self._seconds > 0 else 0.0
+        now = time.monotonic()
+        expected = 0.0
+        for ticket in self._live:
+            age = now - ticket.start
+            b = _bucket(age)
+            if from_n[b + 1]:  # the items longer than this one's bucket (all longer than it)
+                price = from_c[b + 1] / from_n[b + 1]
+            elif counts[b]:  # its own bucket is the longest there is
+                price = costs[b] / counts[b]
+            else:  # older than every finished item: priced by its age, at least as the longest
+                price = max(per_second * age, costs[top] / counts[top])
+            expected += max(price, ticket.spent.get(name, 0.0))
+        return max(0.0, expected - self._live_spent[name])
+
+    def _expected(self, name: str) -> str:
+        """`, $0.0019 expected of the 16 items in flight` (under the lock)."""
+        if not self._live or not self._finished:
+            return ""
+        value = _milepost.format_metric(name, self._in_flight_expected(name))[len(name) + 1 :]
+        return f", {value} expected of the {len(self._live)} items in flight"
 
     def _state(self, name: str) -> str:
         # `cost_usd $0.82 of $1.00`: the metric's own format gives the name once, then the value.
@@ -169,8 +259,54 @@ class Budget:
             task.log(message, level=level, source="milepost")
 
 
+#: Duration buckets of finished items, doubling from 0.1 ms (the last holds all longer ones).
+_BUCKETS = 40
+
+
+def _bucket(seconds: float) -> int:
+    if seconds < 2e-4:
+        return 0
+    return min(int(math.log2(seconds / 1e-4)), _BUCKETS - 1)
+
+
+class _Ticket:
+    """One item handed out under a budget: when, and what it spent so far (per metric)."""
+
+    __slots__ = ("start", "spent")
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+        self.spent: Dict[str, float] = {}
+
+
+#: The tickets of the item running in this context, by budget (a thread's, an asyncio
+#: task's, a loop's caller's): what `Budget.add` attributes a spend to.
+_TICKETS: contextvars.ContextVar[Optional[Dict[Budget, _Ticket]]] = contextvars.ContextVar(
+    "milepost_budget_tickets", default=None
+)
+
 #: A task's budgets: its own, then those of the tasks above it (the run's last).
 Budgets = Tuple[Budget, ...]
+
+
+class Reservation:
+    """An item reserved in every budget of its task, its tickets current in this context
+    until `release`."""
+
+    __slots__ = ("tickets", "_token")
+
+    def __init__(self, tickets: Dict[Budget, _Ticket]) -> None:
+        self.tickets = tickets
+        self._token = _TICKETS.set(tickets)
+
+    def release(self, finished: bool = True) -> None:
+        """The item ended (`finished=False`: it did not start)."""
+        try:
+            _TICKETS.reset(self._token)
+        except ValueError:
+            _TICKETS.set(None)  # released from another context (an async pool's cleanup)
+        for budget, ticket in self.tickets.items():
+            budget.settle(ticket, finished)
 
 
 def counting(
@@ -187,27 +323,27 @@ def counting(
     return add
 
 
-def reserve_all(budgets: Budgets) -> bool:
-    """Reserves the next item in every budget, or in none (the one that refused stopped its
-    task)."""
-    for i, budget in enumerate(budgets):
-        if not budget.reserve():
-            release_all(budgets[:i], finished=False)
-            return False
-    return True
-
-
-def release_all(budgets: Budgets, finished: bool = True) -> None:
+def reserve_all(budgets: Budgets) -> Optional[Reservation]:
+    """Reserves the next item in every budget, or in none (None: the one that refused stopped
+    its task)."""
+    tickets: Dict[Budget, _Ticket] = {}
     for budget in budgets:
-        budget.release(finished)
+        ticket = budget.ticket()
+        if ticket is None:
+            for taken, held_ticket in tickets.items():
+                taken.settle(held_ticket, finished=False)
+            return None
+        tickets[budget] = ticket
+    return Reservation(tickets)
 
 
 def held(budgets: Budgets, item: Any, refused: Callable[[], Cancelled]) -> Iterator[Any]:
     """Yields `item` under a reservation (a `pending()` loop's body runs between the yield and
     the next item); raises `refused()` when a budget refuses it."""
-    if not reserve_all(budgets):
+    reservation = reserve_all(budgets)
+    if reservation is None:
         raise refused()
     try:
         yield item
     finally:
-        release_all(budgets)
+        reservation.release()

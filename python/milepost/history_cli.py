@@ -96,6 +96,7 @@ def show_text(run: RunDetail, db: Optional[str] = None) -> str:
             "about: "
             + " · ".join(f"{_milepost.sanitize(k)} {_milepost.sanitize(str(v))}" for k, v in run["meta"].items())
         )
+    out += [f"  {_milepost.sanitize(n['message'])}" for n in run.get("notices", [])]
     if run["metrics"]:
         out.append("metrics: " + ", ".join(_milepost.format_metric(k, v) for k, v in run["metrics"].items()))
     if run["phases"]:

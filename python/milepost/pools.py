@@ -10,7 +10,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Deque, Iterable, List, Optional, Tuple, TypeVar, Union
 
 from . import context
-from .budget import release_all, reserve_all
+from .budget import reserve_all
 from .errors import Cancelled, InvalidValueError, NotStarted
 from .outcome import end_state
 from .retrying import NO_RETRIES, RetryPolicy, call
@@ -240,15 +240,15 @@ class _ThreadPool:
 
     def _call(self, index: int, item: Any) -> Any:
         task = self.scope.task
-        budgets = task.budgets
+        reservation = reserve_all(task.budgets) if task.budgets and not task.stopped else None
         # Queued before the cancel, or refused by a budget (which stops its task): not started.
-        if task.stopped or (budgets and not reserve_all(budgets)):
+        if task.stopped or (task.budgets and reservation is None):
             raise Cancelled.not_started(self.item_name(item, index))
         try:
             return self._run_item(index, item)
         finally:
-            if budgets:
-                release_all(budgets)  # the item ended: its spend is in the metrics
+            if reservation is not None:
+                reservation.release()  # the item ended: its spend is in the metrics
 
     def _run_item(self, index: int, item: Any) -> Any:
         name = self.item_name(item, index)

@@ -157,7 +157,7 @@ class _Pool:
             base = self._base.setdefault(budget.key, node["processed"])
             budget.observe(node["metrics"])
             outstanding = self._handed_out - (node["processed"] - base)
-            fit = budget.reserve(fit, (node["processed"], max(outstanding, 0)))
+            fit = budget.fit(fit, (node["processed"], max(outstanding, 0)))
             if not fit:
                 self.refusing = self.refusing or budget
                 break

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, TextIO, Union
 
 from . import _milepost, context
-from .budget import Budget
+from .budget import Budget, check_on_budget
 from .dispatch import Delivery, check_interval
 from .errors import InvalidValueError, MilepostError
 from .events import RunFinished, RunStarted
@@ -123,6 +123,7 @@ class Run(Task):
     ) -> None:
         # Every argument is checked before anything is made (a history row, a thread, a
         # server): bad input leaves no trace.
+        check_on_budget(on_budget)  # checked with or without a budget: a typo is said at once
         limits = Budget(budget, on_budget) if budget is not None else None
         about = _meta(meta)
         options = DisplayOptions.make(display, output, interval, refresh_hz, max_lanes, leave, redirect)

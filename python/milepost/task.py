@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Optional,
 
 from . import _milepost
 from .agent import Details
-from .budget import Budget, Budgets, counting, held
+from .budget import Budget, Budgets, check_on_budget, counting, held
 from .context import ItemRow, RunContext
 from .errors import Cancelled, InvalidValueError, RunEndedError
 from .events import (
@@ -181,6 +181,7 @@ class Task:
         """A phase or a step of this task (`run.phase`, `task.step`), with a budget of its own
         if given: the spend of its subtree counts against it beside those above; spent, it
         halts the new task (see `halt`). The budget is checked before anything is made."""
+        check_on_budget(on_budget)
         limits = Budget(budget, on_budget) if budget is not None else None
         task = self.context.child(self, kind, name, total, unit)
         if limits is not None:

@@ -1,10 +1,11 @@
 """Where live runs are published: one directory per user, one subdirectory per run.
 
 The directory is `$MILEPOST_LIVE_DIR`, else `$MILEPOST_HOME/live` (a home set for milepost
-holds all it keeps), else `$XDG_CACHE_HOME/milepost/live`, else `~/.cache/milepost/live`: on the user's own disk, not in `$XDG_RUNTIME_DIR` (which is removed
-when the user's last session ends, while a `nohup` job goes on) and not in a shared /tmp.
-Only its owner can read or write it (mode 0700, files 0600); a directory that belongs to
-another user, or that others can write to, is refused: nobody else sees or steers a run.
+holds all it keeps), else `$XDG_CACHE_HOME/milepost/live`, else `~/.cache/milepost/live`: on
+the user's own disk, not in `$XDG_RUNTIME_DIR` (which is removed when the user's last session
+ends, while a `nohup` job goes on) and not in a shared /tmp. Only its owner can read or write
+it (mode 0700, files 0600); a directory that belongs to another user, or that others can write
+to, is refused: nobody else sees or steers a run.
 """
 
 from __future__ import annotations

@@ -69,6 +69,10 @@ class ResumePoint:
     meta: Dict[str, Any]
 
 
+#: Milepost's own warnings a run's detail lists at most.
+MAX_NOTICES = 50
+
+
 class History:
     """Reads of one history database, over a read-only connection (close it, or use `with`)."""
 
@@ -137,6 +141,7 @@ class History:
             "items": ItemCounts(n=items["n"], done=items["done"]),
             "reports": recorded_reports(self.db, run["id"]),
             "retries": recorded_retries(self.db, run["id"]),
+            "notices": self.logs(run["id"], level="warning", source="milepost")[:MAX_NOTICES],
         }
 
     def phases(self, run_id: str) -> List[PhaseRecord]:

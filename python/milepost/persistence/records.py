@@ -145,6 +145,9 @@ class RunDetail(RunOverview):
     reports: List[ReportRecord]
     #: Attempts that failed and were tried again (their errors), newest first.
     retries: List[FailureRecord]
+    #: What milepost itself warned of, oldest first: budget warnings, the cancel asked for
+    #: and its reason, phases a budget stopped.
+    notices: List["LogRecord"]
 
 
 class LogRecord(TypedDict):
