@@ -51,11 +51,14 @@ def snapshot(ended: Optional[str]) -> Dict[str, Any]:
         elapsed=658.25,
         metrics={"tokens": 1834211, "cost_usd": 4.1275},
         cost=4.1275,
+        cost_per_item=0.0066788,
+        projected_cost={"value": 8.0146, "low": 7.7120, "high": 8.3172},
     )
     root = node("summarize-docs", "running" if running else ended, 2400, 1811, failed=7, kind="run", path="")
     root.update(
         in_flight=summarize["in_flight"], rate=summarize["rate"], elapsed=754.25, unit="it",
         metrics={"tokens": 1834211, "cost_usd": 4.1275}, cost=4.1275, children=[fetch, summarize],
+        cost_per_item=0.0066788, projected_cost={"value": 8.0146, "low": 7.7120, "high": 8.3172},
     )  # fmt: skip
     lanes = [
         {"id": i, "name": f"worker-{i}", "state": "busy" if running else "finished", "item": item if running else None,

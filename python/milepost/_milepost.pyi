@@ -30,6 +30,7 @@ __all__ = [
     "format_eta",
     "format_count",
     "format_metric",
+    "format_cost_outlook",
     "is_money",
     "sanitize",
     "item_key",
@@ -234,6 +235,10 @@ class Node:
         """Ends the node: ``completed``, ``failed`` or ``cancelled`` (else ``InvalidValueError``)."""
     def set_prior_rate(self, rate: float) -> None:
         """The rate earlier runs reached here: the ETA until this run has its own."""
+    def item_cost(self, cost: float) -> None:
+        """The whole cost of an item that ended and recorded one, for the node's cost per
+        item and projected cost; nothing in a worker process. A cost that is not finite is
+        ``InvalidValueError``."""
 
 @final
 class Lane:
@@ -312,6 +317,15 @@ def format_count(n: int) -> str:
 
 def format_metric(name: str, value: float) -> str:
     """A metric value for display (money, see ``is_money``, in dollars)."""
+
+def format_cost_outlook(
+    per_item: Optional[float],
+    projected: Optional[tuple[float, Optional[float], Optional[float]]] = None,
+    unit: str = "it",
+) -> str:
+    """``$0.0123/item → $6.10 ($5.80–6.40)``: a node's ``cost_per_item`` and its
+    ``projected_cost`` as ``(value, low, high)``, as the native run line shows them (empty
+    when both are ``None``); ``unit`` names an item (``it`` reads ``item``)."""
 
 def is_money(name: str) -> bool:
     """Whether a metric is money: its name contains ``cost`` or ``usd`` (any case). The one

@@ -9,6 +9,7 @@ knows which process, or which kind of run, it counts in.
 from __future__ import annotations
 
 import contextvars
+import functools
 import json
 import os
 import time
@@ -50,10 +51,14 @@ LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 #: What an item holds (`Item._live`): its output streamed, a skip asked, its details reported
-#: (`Item._details` exists only then), and whether it ended.
-STREAMED, SKIP_ASKED, REPORTED, ENDED = 1, 2, 4, 8
-#: What the live channel must forget when the item ends.
-LET_GO = STREAMED | REPORTED
+#: (`Item._details` exists only then), whether it ended, and a cost recorded (`Item._cost`
+#: exists only then).
+STREAMED, SKIP_ASKED, REPORTED, ENDED, COSTED = 1, 2, 4, 8, 16
+#: What must be settled when the item ends (one test for a plain item, which holds none).
+SETTLE = STREAMED | REPORTED | COSTED
+
+#: Whether a metric is money (the core's one rule), asked once a name.
+_is_money = functools.lru_cache(maxsize=256)(_milepost.is_money)
 
 
 def current_item() -> Optional[Item]:
@@ -328,6 +333,7 @@ class Item:
         "row",
         "_live",
         "_details",
+        "_cost",
     )
 
     def __init__(self, task: Task, node: AnyNode, name: Any) -> None:
@@ -340,7 +346,8 @@ class Item:
         #: The item's history row once it ended, when its run keeps rows (see `ItemRow`).
         self.row: Optional[ItemRow] = None
         #: What the item holds beyond its counts (STREAMED, SKIP_ASKED, REPORTED: `_details` is
-        #: set) and whether it ENDED: one int, so that a plain item pays one store and one test.
+        #: set, COSTED: `_cost` is) and whether it ENDED: one int, so that a plain item pays
+        #: one store and one test.
         self._live = 0
 
     @property
@@ -414,6 +421,9 @@ class Item:
             if self._metrics is None:
                 self._metrics = {}
             self._metrics[name] = self._metrics.get(name, 0) + value
+        if _is_money(name):  # the item's whole cost feeds the cost per item at its end
+            self._cost: float = (self._cost if self._live & COSTED else 0.0) + value
+            self._live |= COSTED
 
     def usage(
         self,
@@ -452,8 +462,8 @@ class Item:
         if self._token is not None:
             _current_item.reset(self._token)
             self._token = None
-        if self._live & LET_GO:
-            self._let_go()
+        if self._live & SETTLE:
+            self._settle()
         duration = self._context.now() - self._t0
         if exc_type is None:
             self._end("skipped" if self._skipped else "done", duration, None)
@@ -476,10 +486,14 @@ class Item:
     ) -> None:
         self.__exit__(exc_type, exc, tb)
 
-    def _let_go(self) -> None:
-        """The live channel forgets the item's output."""
+    def _settle(self) -> None:
+        """What the item holds beyond its counts, at its end: its cost goes to the cost per
+        item (one native call, for items that recorded one), and the live channel forgets
+        its output and reports."""
+        if self._live & COSTED:
+            self._node.item_cost(self._cost)
         steer = self._context.steer
-        if steer is not None:
+        if steer is not None and self._live & (STREAMED | REPORTED):
             steer.end_stream(_text(self.name))
 
     def _end(self, status: str, duration: float, error: Optional[str]) -> None:

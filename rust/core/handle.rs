@@ -143,6 +143,19 @@ impl Handle {
         Ok(self.push_row(rows, end, row))
     }
 
+    /// The whole cost of an item that ended and recorded one (its money metrics), for the
+    /// cost per item and the projected cost (`core::cost`). A worker process keeps no such
+    /// sums (its costs reach the parent as metric sums): there it does nothing.
+    pub fn item_cost(&self, cost: f64) -> Result<(), Error> {
+        if !cost.is_finite() {
+            return Err(Error::NotFinite { metric: "an item's cost".to_owned(), value: cost });
+        }
+        if let Place::Node(_, node) = self.place() {
+            node.item_cost(cost);
+        }
+        Ok(())
+    }
+
     /// Counts one failed item and keeps its error text; with `rows`, its history row is queued
     /// in the same call (see [`Self::item_finished`]). Returns how many rows are waiting.
     pub fn fail(&self, name: &str, error: &str, rows: Option<&RowBuffer>, at: f64) -> Result<usize, Error> {

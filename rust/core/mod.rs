@@ -3,6 +3,7 @@
 //! `cargo test --no-default-features`.
 
 pub mod clock;
+pub mod cost;
 pub mod counter;
 pub mod error;
 pub mod eta;

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 
+use super::cost::{CostSums, ItemCosts};
 use super::counter::{AtomicF64, Counter};
 use super::eta::RateWindow;
 pub use super::kinds::{NodeKind, NodeState};
@@ -134,6 +135,8 @@ pub struct Node {
     item_seconds: AtomicF64,
     pub items_timed: Counter,
     pub metrics: MetricValues,
+    /// The costs of the items that ended here and recorded one (see `core::cost`).
+    costs: ItemCosts,
     state: AtomicU8,
     started_at: AtomicF64,
     ended_at: AtomicF64,
@@ -175,6 +178,7 @@ impl Node {
             item_seconds: AtomicF64::new(0.0),
             items_timed: Counter::default(),
             metrics: MetricValues::default(),
+            costs: ItemCosts::default(),
             state: AtomicU8::new(NodeState::Pending as u8),
             started_at: AtomicF64::new(f64::NAN),
             ended_at: AtomicF64::new(f64::NAN),
@@ -255,6 +259,17 @@ impl Node {
             self.item_seconds.add(d);
             self.items_timed.add(1);
         }
+    }
+
+    /// The whole cost of one item that ended here (once per item that recorded one).
+    pub fn item_cost(&self, cost: f64) {
+        self.costs.add(cost);
+    }
+
+    /// This node's own per-item cost sums; the sample is every item that ended here (see
+    /// `core::cost`).
+    pub fn cost_sums(&self) -> CostSums {
+        self.costs.sums(self.items_timed.get())
     }
 
     pub fn item_seconds(&self) -> f64 {

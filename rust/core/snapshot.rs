@@ -106,7 +106,28 @@ pub struct NodeSnapshot {
     /// The sum of the money metrics (see `metrics::is_money`), null when there are none.
     #[serde(default)]
     pub cost: Option<f64>,
+    /// The mean cost of an item so far: over the items that ended in the run's process (one
+    /// that recorded no cost counts as 0), else cost / processed; null without a cost or an item.
+    #[serde(default)]
+    pub cost_per_item: Option<f64>,
+    /// The cost the node is heading for once all its items are processed, with a range of
+    /// about 90%; null without a cost or a total.
+    #[serde(default)]
+    pub projected_cost: Option<ProjectedCost>,
     pub children: Vec<NodeSnapshot>,
+}
+
+/// The projected cost at completion and its range (about 90%), as the README explains.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "projected_cost")]
+pub struct ProjectedCost {
+    /// What is spent plus the items left at the mean cost per item (a node whose total is its
+    /// children's: what it spent itself plus their projections).
+    pub value: f64,
+    /// Null when there is no range: the items' own costs are not known (items counted by
+    /// worker processes), or one item is all there is to go on.
+    pub low: Option<f64>,
+    pub high: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

@@ -68,6 +68,10 @@ impl PyNode {
         let (value, is_float) = metric_value(&name, value)?;
         Ok(self.handle.metric(&name, value, is_float)?)
     }
+    /// The whole cost of an item that ended and recorded one (`core::cost`).
+    fn item_cost(&self, cost: f64) -> PyResult<()> {
+        Ok(self.handle.item_cost(cost)?)
+    }
     #[pyo3(signature = (name, lane=None))]
     fn item_started(&self, name: &Obj<'_>, lane: Option<&PyLane>) -> PyResult<()> {
         Ok(self.handle.item_started(&text(name, "item name")?, lane.map(|l| &*l.lane))?)

@@ -37,7 +37,7 @@ pub fn run_line(s: &Snapshot) -> String {
         let mut parts =
             vec![format!("{} · {} {}", loop_name(s, only), r.state, format::duration(r.elapsed.unwrap_or(0.0)))];
         parts.extend(node_figures(only));
-        parts.extend(run_extras(s));
+        parts.extend(run_extras(s, &only.unit));
         return parts.join(" · ");
     }
     let r = &s.root;
@@ -62,10 +62,20 @@ pub fn run_line(s: &Snapshot) -> String {
         parts.push(format::rate(r.rate, &r.unit));
     }
     parts.extend(metric_parts(r));
+    parts.extend(cost_part(r, &r.unit));
     if s.worker_events_dropped > 0 {
         parts.push(format!("{} worker events dropped", format::count(s.worker_events_dropped)));
     }
     parts.join(" · ")
+}
+
+/// The cost per item and, while the node runs with items left, the projected cost at
+/// completion: `$0.0123/item → $6.10 ($5.80–6.40)` (`unit` names an item).
+fn cost_part(n: &NodeSnapshot, unit: &str) -> Option<String> {
+    let left = n.total.is_some_and(|t| t > n.processed);
+    let projected = n.projected_cost.filter(|_| left && n.state == "running").map(|p| (p.value, p.low, p.high));
+    let text = format::cost_outlook(n.cost_per_item, projected, &sanitize(unit));
+    (!text.is_empty()).then_some(text)
 }
 
 /// Each metric of a node, formatted.
@@ -181,12 +191,12 @@ fn bar_cell(n: &NodeSnapshot, width: usize) -> String {
 /// The figures after a one-line run's bar: the node's stats plus the run-level extras.
 fn run_stats(s: &Snapshot, n: &NodeSnapshot) -> String {
     let mut parts = vec![node_stats(n)];
-    parts.extend(run_extras(s));
+    parts.extend(run_extras(s, &n.unit));
     parts.join(" · ")
 }
 
-/// Retries, skips and metrics of the whole run.
-fn run_extras(s: &Snapshot) -> Vec<String> {
+/// Retries, skips, metrics and the cost outlook of the whole run (`unit`: what its bar counts).
+fn run_extras(s: &Snapshot, unit: &str) -> Vec<String> {
     let mut parts = Vec::new();
     if s.root.retried > 0 {
         parts.push(format!("{} retried", format::count(s.root.retried)));
@@ -195,6 +205,7 @@ fn run_extras(s: &Snapshot) -> Vec<String> {
         parts.push(format!("{} skipped", format::count(s.root.skipped)));
     }
     parts.extend(metric_parts(&s.root));
+    parts.extend(cost_part(&s.root, unit));
     parts
 }
 
@@ -434,6 +445,27 @@ mod tests {
         p.end(crate::core::node::NodeState::Completed, 1.0);
         let lines = plain(&frame(&r.snapshot(1.0), &o));
         assert!(lines[0].contains(&format!("{full} 100% 3 it")), "{lines:?}");
+    }
+
+    #[test]
+    fn the_run_line_shows_the_cost_per_item_and_where_the_cost_is_heading() {
+        let r = RunCore::new("id", "job", Clock::manual(), 0.0);
+        let p = r.add_node(0, NodeKind::Phase, "map", "doc", Some(100)).unwrap();
+        r.add_node(0, NodeKind::Phase, "reduce", "it", Some(0)).unwrap();
+        for i in 0..10 {
+            let cost = if i % 2 == 0 { 0.01 } else { 0.02 };
+            r.item_started(&p, None, "doc").unwrap();
+            r.add_metric(&p, "cost_usd", cost, true).unwrap();
+            let end = ItemEnd { name: "doc", status: ItemStatus::Done, duration: Some(1.0), error: None };
+            r.item_finished(&p, None, &end).unwrap();
+            p.item_cost(cost);
+        }
+        let line = run_line(&r.snapshot(1.0));
+        // 10 items at 0.015 on average, 90 more: 0.15 + 1.35, ± 1.645 · sqrt(90 s² + 90² s² / 10), s = 0.0053.
+        assert!(line.contains("cost_usd $0.1500 · $0.0150/item → $1.50 ($1.24–1.76)"), "{line}");
+        r.root().end(crate::core::node::NodeState::Completed, 2.0);
+        let line = run_line(&r.snapshot(2.0));
+        assert!(line.ends_with("cost_usd $0.1500 · $0.0150/item"), "no projection once it ended: {line}");
     }
 
     #[test]

@@ -14,7 +14,7 @@ from ..agent import summary
 from .looks import Bar, clean, count, duration, mark, state_text, wall_time
 from .view import ENDINGS, View
 
-__all__ = ["header", "phases", "in_flight", "items", "failures", "totals", "NARROW"]
+__all__ = ["header", "cost_line", "phases", "in_flight", "items", "failures", "totals", "NARROW"]
 
 #: Below this many columns a phase takes three lines (name, bar, pace) instead of one.
 NARROW = 90
@@ -30,6 +30,9 @@ def header(view: View, width: int) -> RenderableType:
     if view.state.meta:
         lines.append(Text(" · ".join(f"{clean(k)} {clean(v)}" for k, v in view.state.meta.items())))
     lines.append(Text(f"started {wall_time(run.started_at)} · elapsed {duration(view.elapsed)}"))
+    cost = cost_line(view.root)
+    if cost is not None:
+        lines.append(Text(cost))
     silent = view.silent_for
     if silent is not None:
         lines.append(
@@ -42,6 +45,20 @@ def header(view: View, width: int) -> RenderableType:
         ending = ENDINGS.get(view.state.state, view.state.state)
         lines.append(Text(f"{symbol} Run ended {ending}. Press q to quit.", style=f"{style} reverse"))
     return Group(*lines)
+
+
+def cost_line(node: Dict[str, Any]) -> Optional[str]:
+    """`cost $1.2346 · $0.0123/item → $6.10 ($5.80–6.40)`: what the run spent, per item, and
+    (while it runs with items left) where it is heading; None when it has no cost."""
+    cost = node.get("cost")
+    if cost is None:
+        return None
+    projected = node.get("projected_cost")
+    total, processed = node.get("total"), node.get("processed") or 0
+    heading = node.get("state") == "running" and total is not None and total > processed
+    shown = (projected["value"], projected.get("low"), projected.get("high")) if projected and heading else None
+    outlook = _milepost.format_cost_outlook(node.get("cost_per_item"), shown, clean(node.get("unit") or "it"))
+    return _milepost.format_metric("cost", cost) + (f" · {outlook}" if outlook else "")
 
 
 def _counts(node: Dict[str, Any]) -> str:
