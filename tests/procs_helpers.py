@@ -24,6 +24,14 @@ def costly(x: int) -> int:
     return x
 
 
+def streams(x: int) -> int:
+    """An item that streams output in its worker process (where nothing shows it)."""
+    item = milepost.current_item()
+    for token in ("a ", "b ", "c"):
+        item.stream(token)
+    return x
+
+
 def count_into(task: milepost.Task, n: int) -> int:
     advance = task.advance
     for _ in range(n):

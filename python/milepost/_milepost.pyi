@@ -235,6 +235,14 @@ class Node:
         """Ends the node: ``completed``, ``failed`` or ``cancelled`` (else ``InvalidValueError``)."""
     def set_prior_rate(self, rate: float) -> None:
         """The rate earlier runs reached here: the ETA until this run has its own."""
+    def stream_start(self, name: _Text) -> None:
+        """Item ``name``, which has no lane, starts streaming: the node's one tail is its now
+        (nothing in a worker process)."""
+    def stream(self, text: str) -> None:
+        """Adds to the tail of the node's streaming item (nothing in a worker process); a
+        ``text`` that is not a ``str`` is a ``TypeError``."""
+    def stream_end(self, name: _Text) -> None:
+        """The streaming item ``name`` ended: its tail goes (unless another item took it over)."""
     def item_cost(self, cost: float) -> None:
         """The whole cost of an item that ended and recorded one, for the node's cost per
         item and projected cost; nothing in a worker process. A cost that is not finite is
@@ -250,6 +258,9 @@ class Lane:
     def name(self) -> str: ...
     def finish(self, now: float) -> None:
         """Marks the lane finished (its worker has exited)."""
+    def stream(self, text: str) -> None:
+        """Adds to the tail of the current item's streamed output (cleared when the item
+        ends); a ``text`` that is not a ``str`` is a ``TypeError``."""
 
 @final
 class Tracker:

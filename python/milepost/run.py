@@ -163,9 +163,7 @@ class Run(Task):
         kept: List[Observer] = [HistoryObserver(store, core.id, core.name, started_at, times, before)]
         steer = self._owner.steer
         if steer is not None and os.environ.get("MILEPOST_LIVE", "on").lower() not in ("0", "off", "no", "false"):
-            steering = Steering(
-                self.cancel, steer.retry, steer.request_skip, steer.snapshot_meta, steer.outputs, steer.reports
-            )
+            steering = Steering(self.cancel, steer.retry, steer.request_skip, steer.snapshot_meta, steer.reports)
             kept.append(LivePublisher(core.id, core.name, started_at, store.path, steering))
         return kept
 

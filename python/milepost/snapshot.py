@@ -53,6 +53,8 @@ class NodeData(TypedDict):
     cost: Optional[float]
     cost_per_item: Optional[float]
     projected_cost: Optional[ProjectedCostData]
+    tail: Optional[str]
+    tail_item: Optional[str]
     children: List[NodeData]
 
 
@@ -63,6 +65,7 @@ class LaneData(TypedDict):
     name: str
     state: str
     item: Optional[str]
+    tail: Optional[str]
     done: int
     failed: int
     heartbeat_age: float

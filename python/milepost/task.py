@@ -50,9 +50,9 @@ MAX_MESSAGE: int = _milepost.MAX_ERROR_CHARS
 LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
-#: What an item holds (`Item._live`): its output streamed, a skip asked, its details reported
-#: (`Item._details` exists only then), whether it ended, and a cost recorded (`Item._cost`
-#: exists only then).
+#: What an item holds (`Item._live`): its output streamed (`Item._sink` exists only then), a
+#: skip asked, its details reported (`Item._details` exists only then), whether it ended, and
+#: a cost recorded (`Item._cost` exists only then).
 STREAMED, SKIP_ASKED, REPORTED, ENDED, COSTED = 1, 2, 4, 8, 16
 #: What must be settled when the item ends (one test for a plain item, which holds none).
 SETTLE = STREAMED | REPORTED | COSTED
@@ -334,6 +334,7 @@ class Item:
         "_live",
         "_details",
         "_cost",
+        "_sink",
     )
 
     def __init__(self, task: Task, node: AnyNode, name: Any) -> None:
@@ -361,14 +362,35 @@ class Item:
         """Counts a retry of this item (call it before trying again inside the block)."""
         self._task.retry(self.name)
 
-    def output(self, text: str) -> None:
-        """Adds to the item's streamed output (an LLM's tokens as they come): `milepost
-        monitor` shows its end while the item is in flight. Kept in the run's process only,
-        bounded (the last 2,000 characters); nothing is stored in the history."""
-        steer = self._context.steer
-        if steer is not None:
-            steer.stream(_text(self.name), str(text))
-            self._live |= STREAMED
+    def stream(self, text: str) -> None:
+        """Adds `text` to the item's streamed output (an LLM's tokens as they come): the end
+        of it (the last 400 characters, sanitized) shows on its worker lane's line, or for an
+        item without a lane on its task's, in the native display, the monitor and the
+        dashboard, until the item ends. Cheap enough to call per token; nothing is stored in
+        the history, and in a worker process nothing is shown (see the README)."""
+        if self._live & STREAMED:
+            self._sink(text)
+        else:
+            self._open_stream(text)
+
+    def _open_stream(self, text: str) -> None:
+        """The first `stream()`: where the text goes, the item's lane or, without one, its
+        node's one tail (which this item takes over)."""
+        if self._live & ENDED:
+            raise InvalidValueError(f"stream() on item {_text(self.name)!r} after it ended: stream inside its block")
+        try:
+            lane = self._lane
+        except AttributeError:  # not entered yet: `__enter__` binds the lane
+            raise InvalidValueError(
+                f"stream() on item {_text(self.name)!r} before it started: stream inside its block"
+            ) from None
+        if lane is not None:
+            self._sink = lane.stream
+        else:
+            self._node.stream_start(self.name)
+            self._sink = self._node.stream
+        self._sink(text)  # first: a text of the wrong type is refused before the item streams
+        self._live |= STREAMED
 
     def progress(self, n: int, of: int) -> None:
         """The item's own progress: `n` iterations (or steps) of at most `of`. The monitor shows
@@ -488,13 +510,22 @@ class Item:
 
     def _settle(self) -> None:
         """What the item holds beyond its counts, at its end: its cost goes to the cost per
-        item (one native call, for items that recorded one), and the live channel forgets
-        its output and reports."""
-        if self._live & COSTED:
+        item (one native call, for items that recorded one), its node's tail goes (a lane's
+        goes with the item natively), and the live channel forgets its reports."""
+        live = self._live
+        if live & COSTED:
             self._node.item_cost(self._cost)
-        steer = self._context.steer
-        if steer is not None and self._live & (STREAMED | REPORTED):
-            steer.end_stream(_text(self.name))
+        if live & STREAMED:
+            if self._lane is None:
+                self._node.stream_end(self.name)
+            self._sink = self._late_stream
+        if live & REPORTED:
+            steer = self._context.steer
+            if steer is not None:
+                steer.end_report(_text(self.name))
+
+    def _late_stream(self, text: str) -> None:
+        raise InvalidValueError(f"stream() on item {_text(self.name)!r} after it ended: stream inside its block")
 
     def _end(self, status: str, duration: float, error: Optional[str]) -> None:
         """Counts the item and, where the run keeps rows, queues its history row in the same

@@ -156,6 +156,29 @@ impl Handle {
         Ok(())
     }
 
+    /// Item `name`, which has no lane, starts streaming output: the node's tail is its (see
+    /// `Node::stream_start`). Streams stay in the process that shows them: a worker process
+    /// keeps none, so there this and [`Self::stream`] do nothing.
+    pub fn stream_start(&self, name: &str) {
+        if let Place::Node(_, node) = self.place() {
+            node.stream_start(name);
+        }
+    }
+
+    /// Adds to the tail of the node's streaming item (see [`Self::stream_start`]).
+    pub fn stream(&self, text: &str) {
+        if let Place::Node(_, node) = self.place() {
+            node.stream(text);
+        }
+    }
+
+    /// Item `name` that streamed ended: its tail goes.
+    pub fn stream_end(&self, name: &str) {
+        if let Place::Node(_, node) = self.place() {
+            node.stream_end(name);
+        }
+    }
+
     /// Counts one failed item and keeps its error text; with `rows`, its history row is queued
     /// in the same call (see [`Self::item_finished`]). Returns how many rows are waiting.
     pub fn fail(&self, name: &str, error: &str, rows: Option<&RowBuffer>, at: f64) -> Result<usize, Error> {

@@ -20,5 +20,6 @@ pub mod schema;
 pub mod sharing;
 pub mod shm;
 pub mod snapshot;
+pub mod tail;
 pub mod text;
 pub mod tracked;

@@ -21,6 +21,9 @@ const ADDED_SINCE_PUBLISHED: &[(Option<&str>, &str)] = &[
     (Some("node"), "cost"),
     (Some("node"), "cost_per_item"),
     (Some("node"), "projected_cost"),
+    (Some("node"), "tail"),
+    (Some("node"), "tail_item"),
+    (Some("lane"), "tail"),
 ];
 
 /// The snapshot schema as pretty JSON text (draft 2020-12), as committed.

@@ -114,6 +114,13 @@ pub struct NodeSnapshot {
     /// about 90%; null without a cost or a total.
     #[serde(default)]
     pub projected_cost: Option<ProjectedCost>,
+    /// The end of what an item of this node without a lane streams (`item.stream`; items in
+    /// a lane stream to their lane), sanitized, newlines shown as '↵'; null when none does.
+    #[serde(default)]
+    pub tail: Option<String>,
+    /// The item whose output `tail` is.
+    #[serde(default)]
+    pub tail_item: Option<String>,
     pub children: Vec<NodeSnapshot>,
 }
 
@@ -143,6 +150,10 @@ pub struct LaneSnapshot {
     )]
     pub state: Cow<'static, str>,
     pub item: Option<String>,
+    /// The end of what the lane's current item streams (`item.stream`), at most 400
+    /// characters, sanitized, newlines shown as '↵'; null when it streams nothing.
+    #[serde(default)]
+    pub tail: Option<String>,
     pub done: u64,
     pub failed: u64,
     /// Seconds since the lane last reported.

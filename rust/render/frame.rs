@@ -4,7 +4,7 @@
 //! ⠹ demo · running 12s · 1,234/5,025 · 12 failed (99.0% ok) · 98.2 it/s · cost_usd $1.2346
 //!   setup  [██████████████████████████████] 100%  25/25 · done in 1.3s
 //!   map    [███████▍                      ]  24%  1,209/5,000 · 98 it/s · ETA 38s (30s–52s)
-//!     w0 ▸ shard-01209.jsonl
+//!     w0 ▸ shard-01209.jsonl (41 done) │ …the summary of the shard reads↵The
 //!     … 6 more lanes
 //!   ✗ shard-00077.jsonl: TimeoutError: upstream took too long
 //! ```
@@ -19,6 +19,9 @@ use crate::core::text::sanitize;
 const SPINNER: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 const PARTIAL: [char; 8] = [' ', '▏', '▎', '▍', '▌', '▋', '▊', '▉'];
 const MAX_NAME_COLUMN: usize = 20;
+/// The most columns of a streamed tail a line shows (its end), and the fewest worth showing.
+const MAX_TAIL_COLUMNS: usize = 120;
+const MIN_TAIL_COLUMNS: usize = 8;
 
 #[derive(Debug, Clone, Copy)]
 pub struct FrameOptions {
@@ -235,6 +238,10 @@ pub fn frame(s: &Snapshot, o: &FrameOptions) -> Vec<String> {
     };
     let bar_width = (width / 4).clamp(10, 30);
     let mut lines = vec![fit(&head_line(s, &glyph.to_string(), bar_width, width), width)];
+    // Items without a lane stream into their node: the run's (and a one-line run's phase's)
+    // under the head line, a phase's or step's under its own.
+    lines.extend(node_tail_line(&s.root, 1, width));
+    lines.extend(single_phase(s).and_then(|only| node_tail_line(only, 1, width)));
     let all: Vec<_> = if single_phase(s).is_some() { Vec::new() } else { s.walk().into_iter().skip(1).collect() };
     let active_lanes = s.lanes.iter().filter(|l| l.state != "finished").count();
     // Rows for phases: what is left after the head, two lane rows and the failure row.
@@ -256,6 +263,7 @@ pub fn frame(s: &Snapshot, o: &FrameOptions) -> Vec<String> {
         let label = fit(&format!("{}{}", "  ".repeat(depth - 1), sanitize(&n.name)), name_col);
         let pad = " ".repeat(name_col.saturating_sub(console::measure_text_width(&label)));
         lines.push(fit(&format!("  {label}{pad} {} {}", bar_cell(n, bar_width), node_stats(n)), width));
+        lines.extend(node_tail_line(n, depth + 1, width));
     }
     let budget = o.height.saturating_sub(1).saturating_sub(lines.len() + 2);
     lines.extend(lane_lines(s, o.max_lanes.min(budget), width));
@@ -286,11 +294,51 @@ pub fn lane_lines(s: &Snapshot, max: usize, width: usize) -> Vec<String> {
         _ => 2,
     });
     let shown = if active.len() > max { max.saturating_sub(1) } else { active.len() };
-    let mut out: Vec<String> = active[..shown].iter().map(|l| fit(&lane_line(l), width)).collect();
+    let mut out: Vec<String> =
+        active[..shown].iter().map(|l| fit(&with_tail(lane_line(l), l.tail.as_deref(), width), width)).collect();
     if shown < active.len() {
         out.push(fit(&format!("    … {} more lanes", active.len() - shown), width));
     }
     out
+}
+
+/// `    ▸ doc-7.json │ …the end of its output` for the item without a lane that streams into
+/// node `n`, indented `depth` levels.
+fn node_tail_line(n: &NodeSnapshot, depth: usize, width: usize) -> Option<String> {
+    let (item, tail) = (n.tail_item.as_deref()?, n.tail.as_deref()?);
+    let line = format!("{}  {} {}", "  ".repeat(depth), style('▸').for_stderr().cyan(), sanitize(item));
+    Some(fit(&with_tail(line, Some(tail), width), width))
+}
+
+/// `line │ …end of the tail`: as much of the end of a streamed tail as fits in `width`.
+fn with_tail(line: String, tail: Option<&str>, width: usize) -> String {
+    let Some(tail) = tail else { return line };
+    let room = width.saturating_sub(console::measure_text_width(&line) + 3).min(MAX_TAIL_COLUMNS);
+    if room < MIN_TAIL_COLUMNS {
+        return line;
+    }
+    // Sanitized again: a snapshot read back from JSON may carry anything.
+    format!("{line} {} {}", style('│').for_stderr().dim(), fit_end(&sanitize(tail), room))
+}
+
+/// The end of `text` in at most `width` columns, `…` first when it is cut (the newest of a
+/// stream is what matters).
+fn fit_end(text: &str, width: usize) -> String {
+    if console::measure_text_width(text) <= width {
+        return text.to_owned();
+    }
+    let mut kept = Vec::new();
+    let mut used = 1; // the ellipsis
+    let mut buf = [0u8; 4];
+    for c in text.chars().rev() {
+        let w = console::measure_text_width(c.encode_utf8(&mut buf));
+        if used + w > width {
+            break;
+        }
+        used += w;
+        kept.push(c);
+    }
+    std::iter::once('…').chain(kept.into_iter().rev()).collect()
 }
 
 /// `w3 ▸ doc-7.json (12 done)`, `w3 idle (12 done)`, `pid 42 stalled 1m05s ▸ doc-7.json (…)`,
@@ -466,6 +514,33 @@ mod tests {
         r.root().end(crate::core::node::NodeState::Completed, 2.0);
         let line = run_line(&r.snapshot(2.0));
         assert!(line.ends_with("cost_usd $0.1500 · $0.0150/item"), "no projection once it ended: {line}");
+    }
+
+    #[test]
+    fn streamed_tails_show_their_end_on_one_line() {
+        let r = RunCore::new("id", "job", Clock::manual(), 0.0);
+        let map = r.add_node(0, NodeKind::Phase, "map", "doc", Some(10)).unwrap();
+        r.add_node(0, NodeKind::Phase, "reduce", "it", Some(1)).unwrap();
+        let lane = r.add_lane("w0");
+        r.item_started(&map, Some(&lane), "doc-1").unwrap();
+        lane.stream("The committee's report\r\nfinds that the budget \u{1b}[31mrose\u{1b}[0m by 4% while");
+        r.item_started(&map, None, "solo").unwrap();
+        map.stream_start("solo");
+        map.stream("step 1\nstep 2");
+        let o = FrameOptions { width: 60, height: 20, max_lanes: 4, tick: 0 };
+        let lines = plain(&frame(&r.snapshot(1.0), &o));
+        let lane_line = lines.iter().find(|l| l.contains("w0 ▸")).unwrap();
+        assert_eq!(lane_line, "    w0 ▸ doc-1 (0 done) │ … that the budget rose by 4% while", "{lines:#?}");
+        let at = lines.iter().position(|l| l.starts_with("  map ")).unwrap();
+        assert_eq!(lines[at + 1], "      ▸ solo │ step 1↵step 2", "under its node: {lines:#?}");
+        assert!(lines.iter().all(|l| console::measure_text_width(l) <= 60));
+        // The item ends: its tail goes with it.
+        let end = ItemEnd { name: "doc-1", status: ItemStatus::Done, duration: Some(1.0), error: None };
+        r.item_finished(&map, Some(&lane), &end).unwrap();
+        map.stream_end("solo");
+        let s = r.snapshot(2.0);
+        assert_eq!((s.lanes[0].tail.as_deref(), s.root.children[0].tail.as_deref()), (None, None));
+        assert!(!plain(&frame(&s, &o)).join("\n").contains('│'));
     }
 
     #[test]

@@ -765,8 +765,9 @@
   // ------------------------------------------------------------------ rendering: lanes / failures
   function renderLanes(lanes, emptyText) {
     var c = $("lanes");
-    var busy = lanes.filter(function (l) { return l.state === "busy"; }).length;
-    setText($("lanes-count"), lanes.length ? busy + " busy / " + lanes.length : "");
+    var real = lanes.filter(function (l) { return l.done != null; });  // not an item outside any lane
+    var busy = real.filter(function (l) { return l.state === "busy"; }).length;
+    setText($("lanes-count"), real.length ? busy + " busy / " + real.length : "");
     if (!lanes.length) { setEmpty(c, emptyText || "No worker lanes"); return; }
     reconcile(c, lanes, function (l, i) { return "l:" + (l.id != null ? l.id : i); }, function () {
       var row = h("div", "lane");
@@ -778,6 +779,11 @@
       counts.appendChild(document.createTextNode(" · "));
       counts.appendChild(h("span", "lane-failed"));
       row.appendChild(counts);
+      // The end of what the item streams, on a line of its own: clipped at its start, as the
+      // newest of a stream is its end.
+      var tail = h("div", "lane-tail");
+      tail.appendChild(h("span"));
+      row.appendChild(tail);
       return row;
     }, function (row, l) {
       setState(row, "lane", l.state);
@@ -794,11 +800,29 @@
       if (item.className !== icls) item.className = icls;
       setText(item, hasItem ? l.item : "—");
       setTitle(item, hasItem ? l.item : "");
+      row.children[3].hidden = l.done == null;  // an item outside any lane has no counts
       setText(row.children[3].children[0], fmtInt(l.done) + " done");
       var lf = row.children[3].children[1];
       setText(lf, fmtInt(l.failed) + " failed");
       lf.className = "lane-failed" + ((l.failed || 0) > 0 ? " bad" : "");
+      var tail = row.children[4];
+      var streams = l.tail != null && l.tail !== "";
+      tail.hidden = !streams;
+      setText(tail.firstChild, streams ? l.tail : "");
+      setTitle(tail, streams ? l.tail : "");
     });
+  }
+
+  /* The lanes, then a row for each item outside any lane that streams (its node keeps the tail). */
+  function lanesWithStreams(snap) {
+    var rows = (snap.lanes || []).slice();
+    (function walk(n) {
+      if (n.tail_item != null && n.tail) {
+        rows.push({ id: "n" + n.id, name: "main", state: "busy", item: n.tail_item, tail: n.tail, done: null, failed: null });
+      }
+      (n.children || []).forEach(walk);
+    })(snap.root || {});
+    return rows;
   }
 
   /* f: {name, phase, error, meta} */
@@ -872,7 +896,7 @@
     if (!running && st.es == null) setConn("", "finished");
 
     renderPhases(flattenNodes(root, 0, [], st.unit));
-    renderLanes(snap.lanes || [], "No worker lanes");
+    renderLanes(lanesWithStreams(snap), "No worker lanes");
     renderFailures((snap.failures || []).map(function (f) {
       var meta = [];
       if (f.lane != null) meta.push(String(f.lane));

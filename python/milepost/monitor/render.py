@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
+from rich.cells import cell_len
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -18,8 +19,9 @@ __all__ = ["header", "cost_line", "phases", "in_flight", "items", "failures", "t
 
 #: Below this many columns a phase takes three lines (name, bar, pace) instead of one.
 NARROW = 90
-#: Lines of an item's streamed output shown under it.
+#: Lines of an item's streamed output shown under it (the tail's newlines are marked '↵').
 OUTPUT_LINES = 3
+NEWLINE_MARK = "↵"
 
 
 def header(view: View, width: int) -> RenderableType:
@@ -135,14 +137,28 @@ def in_flight(view: View, width: int) -> RenderableType:
         if row.get("done") is not None:
             line.append(f"   {count(row['done'])} done · {count(row.get('failed') or 0)} failed", style="dim")
         lines.append(line)
-        for text in _tail(str(row.get("output") or ""), OUTPUT_LINES):
-            lines.append(Text(f"    │ {text}", style="italic", overflow="ellipsis", no_wrap=True))
+        for text in _tail(str(row.get("tail") or ""), OUTPUT_LINES, width - 6):
+            lines.append(Text(f"    │ {text}", style="italic", no_wrap=True))
     return Group(*lines)
 
 
-def _tail(output: str, n: int) -> List[str]:
-    """The last `n` non-empty lines of an output tail, cleaned."""
-    return [clean(line) for line in output.splitlines() if line.strip()][-n:]
+def _tail(tail: str, n: int, width: int) -> List[str]:
+    """The last `n` non-empty lines of a streamed tail, cleaned, each ending within `width`
+    columns: the newest of a stream is its end, so a line too long loses its beginning."""
+    lines = [clean(line) for line in tail.split(NEWLINE_MARK) if line.strip()][-n:]
+    room = max(8, width)
+    return [line if cell_len(line) <= room else "…" + _last_cells(line, room - 1) for line in lines]
+
+
+def _last_cells(text: str, cells: int) -> str:
+    """The end of `text` in at most `cells` columns."""
+    kept: List[str] = []
+    for char in reversed(text):
+        cells -= cell_len(char)
+        if cells < 0:
+            break
+        kept.append(char)
+    return "".join(reversed(kept))
 
 
 def items(view: View, width: int, limit: int = 8) -> RenderableType:

@@ -159,12 +159,13 @@ impl RunCore {
             .iter()
             .filter(|l| l.state() != LaneState::Finished || l.heartbeat() >= cutoff)
             .map(|l| {
-                let item = l.item();
+                let (item, tail) = l.now_showing();
                 LaneSnapshot {
                     id: l.id,
                     name: l.name.clone(),
                     state: l.state().as_str().into(),
                     item: (!item.is_empty()).then_some(item),
+                    tail,
                     done: l.done.get(),
                     failed: l.failed.get(),
                     heartbeat_age: (now - l.heartbeat()).max(0.0),
@@ -253,6 +254,7 @@ fn node_snapshot(n: &Node, r: &Rolled, now: f64, names: &[String]) -> NodeSnapsh
     }
     let c = r.counts;
     let judged = c.done + c.failed;
+    let (tail_item, tail) = n.tail().unzip();
     NodeSnapshot {
         id: n.id,
         name: n.name(),
@@ -282,6 +284,8 @@ fn node_snapshot(n: &Node, r: &Rolled, now: f64, names: &[String]) -> NodeSnapsh
         cost: r.cost,
         cost_per_item: per_item(r.cost, processed, &r.costs),
         projected_cost: r.heading.map(|h| h.projected()),
+        tail,
+        tail_item,
         children: Vec::new(),
     }
 }
