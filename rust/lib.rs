@@ -17,7 +17,9 @@ mod _milepost {
     use crate::py::{PyEstimator, PyLane, PyNode, PyRowBuffer, PyRunCore, PySharedRun, PySnapshot, PyTracker};
 
     #[pymodule_export]
-    use crate::py::{after_fork_in_child, format_count, format_duration, format_eta, format_metric, format_rate};
+    use crate::py::{
+        after_fork_in_child, format_cost_outlook, format_count, format_duration, format_eta, format_metric, format_rate,
+    };
 
     #[pymodule_export]
     use crate::py::{is_money, item_key, sanitize};

@@ -35,7 +35,7 @@ def steady(n: int, item_seconds: float) -> None:
             with run.phase("work", total=n, unit="doc") as ph:
                 for i in ph.pending(range(n)):  # a cancel ends it with milepost.Cancelled
                     with ph.item(f"doc-{i}") as item:
-                        item.output(f"token-{i} ")
+                        item.stream(f"token-{i} ")
                         item.metric("tokens", 3)
                         time.sleep(item_seconds)
                     if i % 7 == 3:

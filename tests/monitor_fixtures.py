@@ -28,7 +28,8 @@ def node(name: str, state: str, total: Optional[int], done: int, **extra: Any) -
         "in_flight": 0, "processed": processed, "fraction": processed / total if total else None,
         "success_rate": None, "rate": None, "eta": None, "eta_low": None, "eta_high": None,
         "stalled_for": None, "eta_from_history": False, "mean_item_seconds": None, "elapsed": None,
-        "metrics": {}, "cost": None, "children": [],
+        "metrics": {}, "cost": None, "cost_per_item": None, "projected_cost": None, "tail": None,
+        "tail_item": None, "children": [],
     }  # fmt: skip
     base.update(extra)
     return base
@@ -51,17 +52,22 @@ def snapshot(ended: Optional[str]) -> Dict[str, Any]:
         elapsed=658.25,
         metrics={"tokens": 1834211, "cost_usd": 4.1275},
         cost=4.1275,
+        cost_per_item=0.0066788,
+        projected_cost={"value": 8.0146, "low": 7.7120, "high": 8.3172},
     )
     root = node("summarize-docs", "running" if running else ended, 2400, 1811, failed=7, kind="run", path="")
     root.update(
         in_flight=summarize["in_flight"], rate=summarize["rate"], elapsed=754.25, unit="it",
         metrics={"tokens": 1834211, "cost_usd": 4.1275}, cost=4.1275, children=[fetch, summarize],
+        cost_per_item=0.0066788, projected_cost={"value": 8.0146, "low": 7.7120, "high": 8.3172},
     )  # fmt: skip
     lanes = [
         {"id": i, "name": f"worker-{i}", "state": "busy" if running else "finished", "item": item if running else None,
-         "done": 200 + i, "failed": 2 + i % 2, "heartbeat_age": 0.1}
+         "tail": None, "done": 200 + i, "failed": 2 + i % 2, "heartbeat_age": 0.1}
         for i, item in enumerate(["doc-0612.md", "doc-0613.md", "doc-0614.md"])
     ]  # fmt: skip
+    if running:
+        lanes[1]["tail"] = "The committee's report finds that↵the budget rose by 4% while"
     failures = [
         {"name": f"doc-0{n}.md", "node": "summarize", "status": "failed", "duration": 2.5, "at": 300.0 + n,
          "lane": "worker-1", "error": err}
@@ -131,7 +137,6 @@ def publish(root: Path, history: Path, ended: Optional[str] = None) -> str:
     head = {
         "format": 1, "published": PUBLISHED, "ended": ended,
         "meta": {"model": "gpt-4o-mini", "provider": "openai"},
-        "outputs": {} if ended else {"doc-0613.md": "The committee's report finds that\nthe budget rose by 4% while"},
         "snapshot": snapshot(ended),
     }  # fmt: skip
     (directory / "run.json").write_text(json.dumps(info))

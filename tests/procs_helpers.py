@@ -18,6 +18,20 @@ def square_or_fail(x: int) -> int:
     return x * x
 
 
+def costly(x: int) -> int:
+    """An item that costs 0.01, recorded in its worker process."""
+    milepost.current_item().metric("cost_usd", 0.01)
+    return x
+
+
+def streams(x: int) -> int:
+    """An item that streams output in its worker process (where nothing shows it)."""
+    item = milepost.current_item()
+    for token in ("a ", "b ", "c"):
+        item.stream(token)
+    return x
+
+
 def count_into(task: milepost.Task, n: int) -> int:
     advance = task.advance
     for _ in range(n):

@@ -41,7 +41,9 @@ def live_job():
     started = threading.Event()
 
     def work(x: int) -> int:
+        milepost.current_item().stream(f"drafting doc {x}\nsecond line <b>not bold</b>")
         time.sleep(0.05)
+        milepost.current_item().metric("cost_usd", 0.001)  # at the end, as a model call's usage comes
         if x % 40 == 7:
             raise ValueError(f"bad record {x}")
         return x
@@ -91,6 +93,14 @@ def test_the_page_follows_a_live_run_and_cancels_it(live_job) -> None:
             # The numbers rise while the job advances.
             first = _number(page.text_content("#run-done") or "")
             _until(lambda: _number(page.text_content("#run-done") or "") > first + 5, "the done count rises")
+            # What it spent, per item, and where it is heading: 5,000 items at $0.001.
+            expect(page.locator("#run-cost-per-item")).to_have_text("$0.00100/item", timeout=15_000)
+            expect(page.locator("#run-projection")).to_have_text("$5.0000")
+            assert page.text_content("#run-projection-range") == "", "items that all cost the same: no spread"
+            # What items stream, on their lane (text, never markup).
+            tail = page.locator("#lanes .lane-tail:visible").first
+            expect(tail).to_contain_text("second line <b>not bold</b>", timeout=15_000)
+            assert re.fullmatch(r"drafting doc \d+↵second line <b>not bold</b>", tail.text_content() or "")
             assert page.locator("#phases .phase").count() >= 2
             assert page.locator("#lanes .lane").count() >= 1
             expect(page.locator("#failures .failure").first).to_be_visible(timeout=15_000)

@@ -30,6 +30,7 @@ __all__ = [
     "format_eta",
     "format_count",
     "format_metric",
+    "format_cost_outlook",
     "is_money",
     "sanitize",
     "item_key",
@@ -234,6 +235,18 @@ class Node:
         """Ends the node: ``completed``, ``failed`` or ``cancelled`` (else ``InvalidValueError``)."""
     def set_prior_rate(self, rate: float) -> None:
         """The rate earlier runs reached here: the ETA until this run has its own."""
+    def stream_start(self, name: _Text) -> None:
+        """Item ``name``, which has no lane, starts streaming: the node's one tail is its now
+        (nothing in a worker process)."""
+    def stream(self, text: str) -> None:
+        """Adds to the tail of the node's streaming item (nothing in a worker process); a
+        ``text`` that is not a ``str`` is a ``TypeError``."""
+    def stream_end(self, name: _Text) -> None:
+        """The streaming item ``name`` ended: its tail goes (unless another item took it over)."""
+    def item_cost(self, cost: float) -> None:
+        """The whole cost of an item that ended and recorded one, for the node's cost per
+        item and projected cost; nothing in a worker process. A cost that is not finite is
+        ``InvalidValueError``."""
 
 @final
 class Lane:
@@ -245,6 +258,9 @@ class Lane:
     def name(self) -> str: ...
     def finish(self, now: float) -> None:
         """Marks the lane finished (its worker has exited)."""
+    def stream(self, text: str) -> None:
+        """Adds to the tail of the current item's streamed output (cleared when the item
+        ends); a ``text`` that is not a ``str`` is a ``TypeError``."""
 
 @final
 class Tracker:
@@ -312,6 +328,15 @@ def format_count(n: int) -> str:
 
 def format_metric(name: str, value: float) -> str:
     """A metric value for display (money, see ``is_money``, in dollars)."""
+
+def format_cost_outlook(
+    per_item: Optional[float],
+    projected: Optional[tuple[float, Optional[float], Optional[float]]] = None,
+    unit: str = "it",
+) -> str:
+    """``$0.0123/item → $6.10 ($5.80–6.40)``: a node's ``cost_per_item`` and its
+    ``projected_cost`` as ``(value, low, high)``, as the native run line shows them (empty
+    when both are ``None``); ``unit`` names an item (``it`` reads ``item``)."""
 
 def is_money(name: str) -> bool:
     """Whether a metric is money: its name contains ``cost`` or ``usd`` (any case). The one

@@ -175,9 +175,7 @@ class Run(Task):
         meta = steer.snapshot_meta if steer is not None else dict
         kept: List[Observer] = [HistoryObserver(store, core.id, core.name, started_at, times, before, meta=meta)]
         if steer is not None and os.environ.get("MILEPOST_LIVE", "on").lower() not in ("0", "off", "no", "false"):
-            steering = Steering(
-                self.cancel, steer.retry, steer.request_skip, steer.snapshot_meta, steer.outputs, steer.reports
-            )
+            steering = Steering(self.cancel, steer.retry, steer.request_skip, steer.snapshot_meta, steer.reports)
             kept.append(LivePublisher(core.id, core.name, started_at, store.path, steering))
         return kept
 

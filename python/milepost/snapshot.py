@@ -8,10 +8,19 @@ from typing import Dict, Iterator, List, Literal, Optional, Tuple, TypedDict, Un
 
 from . import _milepost
 
-__all__ = ["ItemData", "LaneData", "NodeData", "Snapshot", "SnapshotData", "node_paths", "walk"]
+__all__ = ["ItemData", "LaneData", "NodeData", "ProjectedCostData", "Snapshot", "SnapshotData", "node_paths", "walk"]
 
 NodeKind = Literal["run", "phase", "step"]
 NodeState = Literal["pending", "running", "completed", "failed", "cancelled"]
+
+
+class ProjectedCostData(TypedDict):
+    """The cost at completion: spent plus the items left at the mean cost per item, with a
+    ~90% range (`low` and `high` None when the items' own costs are not known)."""
+
+    value: float
+    low: Optional[float]
+    high: Optional[float]
 
 
 class NodeData(TypedDict):
@@ -42,6 +51,10 @@ class NodeData(TypedDict):
     elapsed: Optional[float]
     metrics: Dict[str, Union[int, float]]
     cost: Optional[float]
+    cost_per_item: Optional[float]
+    projected_cost: Optional[ProjectedCostData]
+    tail: Optional[str]
+    tail_item: Optional[str]
     children: List[NodeData]
 
 
@@ -52,6 +65,7 @@ class LaneData(TypedDict):
     name: str
     state: str
     item: Optional[str]
+    tail: Optional[str]
     done: int
     failed: int
     heartbeat_age: float

@@ -1,8 +1,8 @@
 """What a run's live channel can see and ask in the process that made the run: the run's
-metadata, the tails of its items' streamed output and what they report (progress, checks),
-the items it was asked to skip, and the pools that can run their failed items again. A worker
-process has none of it (`steer` is None in its context): what it streams or is asked stays in
-the parent's hands."""
+metadata, what its items in flight report (progress, checks), the items it was asked to skip,
+and the pools that can run their failed items again. A worker process has none of it (`steer`
+is None in its context): what it is asked stays in the parent's hands. (What items stream is
+in the snapshot: the core keeps it with their lanes.)"""
 
 from __future__ import annotations
 
@@ -14,10 +14,8 @@ from typing import Any, Dict, List, Protocol
 
 from .errors import InvalidValueError
 
-__all__ = ["Steer", "Retryable", "TAIL_CHARS", "Meta", "META_CHARS"]
+__all__ = ["Steer", "Retryable", "Meta", "META_CHARS"]
 
-#: Characters of an item's streamed output kept for the monitor (its end).
-TAIL_CHARS = 2000
 #: Skip requests kept at most (a request for an item that never comes is forgotten first),
 #: and for how many seconds.
 MAX_SKIPS = 1000
@@ -85,32 +83,21 @@ class Steer:
     def __init__(self) -> None:
         #: Shown by the monitor and the dashboard beside the run (model, provider, ...).
         self.meta = Meta()
-        self._tails: Dict[str, str] = {}
         #: What items in flight reported (`Item.progress`, `check`): a few numbers each.
         self._reports: Dict[str, Dict[str, Any]] = {}
         self._skips: Dict[str, float] = {}
         self._pools: "weakref.WeakSet[Any]" = weakref.WeakSet()
         self._lock = threading.Lock()
 
-    # -- streamed output ---------------------------------------------------------------------
-    def stream(self, name: str, text: str) -> None:
-        with self._lock:
-            self._tails[name] = (self._tails.get(name, "") + text)[-TAIL_CHARS:]
-
-    def end_stream(self, name: str) -> None:
-        """The item ended: its output and what it reported go."""
-        with self._lock:
-            self._tails.pop(name, None)
-            self._reports.pop(name, None)
-
-    def outputs(self) -> Dict[str, str]:
-        with self._lock:
-            return dict(self._tails)
-
     # -- what items report ----------------------------------------------------------------------
     def report(self, name: str, live: Dict[str, Any]) -> None:
         with self._lock:
             self._reports[name] = live
+
+    def end_report(self, name: str) -> None:
+        """The item ended: what it reported goes."""
+        with self._lock:
+            self._reports.pop(name, None)
 
     def reports(self) -> Dict[str, Dict[str, Any]]:
         with self._lock:

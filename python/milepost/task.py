@@ -9,6 +9,7 @@ knows which process, or which kind of run, it counts in.
 from __future__ import annotations
 
 import contextvars
+import functools
 import json
 import os
 import time
@@ -50,11 +51,15 @@ MAX_MESSAGE: int = _milepost.MAX_ERROR_CHARS
 LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
-#: What an item holds (`Item._live`): its output streamed, a skip asked, its details reported
-#: (`Item._details` exists only then), and whether it ended.
-STREAMED, SKIP_ASKED, REPORTED, ENDED = 1, 2, 4, 8
-#: What the live channel must forget when the item ends.
-LET_GO = STREAMED | REPORTED
+#: What an item holds (`Item._live`): its output streamed (`Item._sink` exists only then), a
+#: skip asked, its details reported (`Item._details` exists only then), whether it ended, and
+#: a cost recorded (`Item._cost` exists only then).
+STREAMED, SKIP_ASKED, REPORTED, ENDED, COSTED = 1, 2, 4, 8, 16
+#: What must be settled when the item ends (one test for a plain item, which holds none).
+SETTLE = STREAMED | REPORTED | COSTED
+
+#: Whether a metric is money (the core's one rule), asked once a name.
+_is_money = functools.lru_cache(maxsize=256)(_milepost.is_money)
 
 
 def current_item() -> Optional[Item]:
@@ -420,6 +425,8 @@ class Item:
         "row",
         "_live",
         "_details",
+        "_cost",
+        "_sink",
     )
 
     def __init__(self, task: Task, node: AnyNode, name: Any) -> None:
@@ -433,7 +440,8 @@ class Item:
         #: The item's history row once it ended, when its run keeps rows (see `ItemRow`).
         self.row: Optional[ItemRow] = None
         #: What the item holds beyond its counts (STREAMED, SKIP_ASKED, REPORTED: `_details` is
-        #: set) and whether it ENDED: one int, so that a plain item pays one store and one test.
+        #: set, COSTED: `_cost` is) and whether it ENDED: one int, so that a plain item pays
+        #: one store and one test.
         self._live = 0
 
     @property
@@ -447,16 +455,35 @@ class Item:
         """Counts a retry of this item (call it before trying again inside the block)."""
         self._task.retry(self.name)
 
-    def output(self, text: str) -> None:
-        """Adds to the item's streamed output (an LLM's tokens as they come): `milepost
-        monitor` shows its end while the item is in flight. Kept in the run's process only,
-        bounded (the last 2,000 characters); nothing is stored in the history."""
-        steer = self._context.steer
-        if steer is not None:
-            steer.stream(_text(self.name), str(text))
-            self._live |= STREAMED
+    def stream(self, text: str) -> None:
+        """Adds `text` to the item's streamed output (an LLM's tokens as they come): the end
+        of it (the last 400 characters, sanitized) shows on its worker lane's line, or for an
+        item without a lane on its task's, in the native display, the monitor and the
+        dashboard, until the item ends. Cheap enough to call per token; nothing is stored in
+        the history, and in a worker process nothing is shown (see the README)."""
+        if self._live & STREAMED:
+            self._sink(text)
+        else:
+            self._open_stream(text)
 
-    stream = output  # TEMP until llm-display lands
+    def _open_stream(self, text: str) -> None:
+        """The first `stream()`: where the text goes, the item's lane or, without one, its
+        node's one tail (which this item takes over)."""
+        if self._live & ENDED:
+            raise InvalidValueError(f"stream() on item {_text(self.name)!r} after it ended: stream inside its block")
+        try:
+            lane = self._lane
+        except AttributeError:  # not entered yet: `__enter__` binds the lane
+            raise InvalidValueError(
+                f"stream() on item {_text(self.name)!r} before it started: stream inside its block"
+            ) from None
+        if lane is not None:
+            self._sink = lane.stream
+        else:
+            self._node.stream_start(self.name)
+            self._sink = self._node.stream
+        self._sink(text)  # first: a text of the wrong type is refused before the item streams
+        self._live |= STREAMED
 
     def progress(self, n: int, of: int) -> None:
         """The item's own progress: `n` iterations (or steps) of at most `of`. The monitor shows
@@ -509,6 +536,9 @@ class Item:
             if self._metrics is None:
                 self._metrics = {}
             self._metrics[name] = self._metrics.get(name, 0) + value
+        if _is_money(name):  # the item's whole cost feeds the cost per item at its end
+            self._cost: float = (self._cost if self._live & COSTED else 0.0) + value
+            self._live |= COSTED
 
     def usage(
         self,
@@ -547,8 +577,8 @@ class Item:
         if self._token is not None:
             _current_item.reset(self._token)
             self._token = None
-        if self._live & LET_GO:
-            self._let_go()
+        if self._live & SETTLE:
+            self._settle()
         duration = self._context.now() - self._t0
         if exc_type is None:
             self._end("skipped" if self._skipped else "done", duration, None)
@@ -571,11 +601,24 @@ class Item:
     ) -> None:
         self.__exit__(exc_type, exc, tb)
 
-    def _let_go(self) -> None:
-        """The live channel forgets the item's output."""
-        steer = self._context.steer
-        if steer is not None:
-            steer.end_stream(_text(self.name))
+    def _settle(self) -> None:
+        """What the item holds beyond its counts, at its end: its cost goes to the cost per
+        item (one native call, for items that recorded one), its node's tail goes (a lane's
+        goes with the item natively), and the live channel forgets its reports."""
+        live = self._live
+        if live & COSTED:
+            self._node.item_cost(self._cost)
+        if live & STREAMED:
+            if self._lane is None:
+                self._node.stream_end(self.name)
+            self._sink = self._late_stream
+        if live & REPORTED:
+            steer = self._context.steer
+            if steer is not None:
+                steer.end_report(_text(self.name))
+
+    def _late_stream(self, text: str) -> None:
+        raise InvalidValueError(f"stream() on item {_text(self.name)!r} after it ended: stream inside its block")
 
     def _end(self, status: str, duration: float, error: Optional[str]) -> None:
         """Counts the item and, where the run keeps rows, queues its history row in the same

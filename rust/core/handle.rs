@@ -143,6 +143,42 @@ impl Handle {
         Ok(self.push_row(rows, end, row))
     }
 
+    /// The whole cost of an item that ended and recorded one (its money metrics), for the
+    /// cost per item and the projected cost (`core::cost`). A worker process keeps no such
+    /// sums (its costs reach the parent as metric sums): there it does nothing.
+    pub fn item_cost(&self, cost: f64) -> Result<(), Error> {
+        if !cost.is_finite() {
+            return Err(Error::NotFinite { metric: "an item's cost".to_owned(), value: cost });
+        }
+        if let Place::Node(_, node) = self.place() {
+            node.item_cost(cost);
+        }
+        Ok(())
+    }
+
+    /// Item `name`, which has no lane, starts streaming output: the node's tail is its (see
+    /// `Node::stream_start`). Streams stay in the process that shows them: a worker process
+    /// keeps none, so there this and [`Self::stream`] do nothing.
+    pub fn stream_start(&self, name: &str) {
+        if let Place::Node(_, node) = self.place() {
+            node.stream_start(name);
+        }
+    }
+
+    /// Adds to the tail of the node's streaming item (see [`Self::stream_start`]).
+    pub fn stream(&self, text: &str) {
+        if let Place::Node(_, node) = self.place() {
+            node.stream(text);
+        }
+    }
+
+    /// Item `name` that streamed ended: its tail goes.
+    pub fn stream_end(&self, name: &str) {
+        if let Place::Node(_, node) = self.place() {
+            node.stream_end(name);
+        }
+    }
+
     /// Counts one failed item and keeps its error text; with `rows`, its history row is queued
     /// in the same call (see [`Self::item_finished`]). Returns how many rows are waiting.
     pub fn fail(&self, name: &str, error: &str, rows: Option<&RowBuffer>, at: f64) -> Result<usize, Error> {

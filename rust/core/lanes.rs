@@ -1,4 +1,5 @@
-//! Worker lanes: one per worker thread, showing what it is doing now.
+//! Worker lanes: one per worker thread, showing what it is doing now and the tail of what its
+//! item streams (`item.stream`).
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -7,6 +8,7 @@ use parking_lot::Mutex;
 use super::counter::{AtomicF64, Counter};
 use super::kinds::ItemStatus;
 pub use super::kinds::LaneState;
+use super::tail::Tail;
 use super::text::clip;
 
 /// Longest current-item name a lane stores (the renderers truncate further to fit).
@@ -16,7 +18,9 @@ pub const MAX_ITEM_CHARS: usize = 256;
 pub struct Lane {
     pub id: usize,
     pub name: String,
-    item: Mutex<String>,
+    /// The current item's name and the tail of its streamed output: one lock, taken anyway
+    /// when an item starts and ends, so that clearing the tail there costs nothing more.
+    now: Mutex<(String, Tail)>,
     state: AtomicU8,
     pub done: Counter,
     pub failed: Counter,
@@ -28,7 +32,7 @@ impl Lane {
         Self {
             id,
             name: clip(name, MAX_ITEM_CHARS),
-            item: Mutex::new(String::new()),
+            now: Mutex::new((String::new(), Tail::default())),
             state: AtomicU8::new(LaneState::Idle as u8),
             done: Counter::default(),
             failed: Counter::default(),
@@ -37,7 +41,11 @@ impl Lane {
     }
 
     pub fn start_item(&self, name: &str, now: f64) {
-        *self.item.lock() = clip(name, MAX_ITEM_CHARS);
+        {
+            let mut cur = self.now.lock();
+            cur.0 = clip(name, MAX_ITEM_CHARS);
+            cur.1.clear();
+        }
         self.state.store(LaneState::Busy as u8, Ordering::Relaxed);
         self.heartbeat.set(now);
     }
@@ -49,13 +57,13 @@ impl Lane {
             ItemStatus::Failed => self.failed.add(1),
             ItemStatus::Skipped | ItemStatus::Cancelled => {}
         }
-        self.item.lock().clear();
+        self.clear();
         self.state.store(LaneState::Idle as u8, Ordering::Relaxed);
         self.heartbeat.set(now);
     }
 
     pub fn finish(&self, now: f64) {
-        self.item.lock().clear();
+        self.clear();
         self.state.store(LaneState::Finished as u8, Ordering::Relaxed);
         self.heartbeat.set(now);
     }
@@ -64,8 +72,26 @@ impl Lane {
         LaneState::from_u8(self.state.load(Ordering::Relaxed))
     }
 
+    /// The item leaves the lane, and so does the tail of its output.
+    fn clear(&self) {
+        let mut cur = self.now.lock();
+        cur.0.clear();
+        cur.1.clear();
+    }
+
+    /// Adds to the tail of the current item's streamed output.
+    pub fn stream(&self, text: &str) {
+        self.now.lock().1.push(text);
+    }
+
     pub fn item(&self) -> String {
-        self.item.lock().clone()
+        self.now.lock().0.clone()
+    }
+
+    /// The current item's name (empty: none) and the tail of its output as shown.
+    pub fn now_showing(&self) -> (String, Option<String>) {
+        let cur = self.now.lock();
+        (cur.0.clone(), cur.1.shown())
     }
 
     pub fn heartbeat(&self) -> f64 {

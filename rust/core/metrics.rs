@@ -21,6 +21,12 @@ pub fn is_money(name: &str) -> bool {
     lower.contains("cost") || lower.contains("usd")
 }
 
+/// The slots of the money metrics among a run's metric `names`, as a bit mask (see
+/// [`MetricSums::money`]).
+pub fn money_slots(names: &[String]) -> u32 {
+    names.iter().enumerate().filter(|(_, n)| is_money(n)).fold(0, |mask, (slot, _)| mask | (1 << slot))
+}
+
 /// Checks a metric update before it reaches any node, local or shared: a name, a finite
 /// value, and an integer within the count range (it is summed exactly, as counts are).
 pub fn check(name: &str, value: f64, is_float: bool) -> Result<(), Error> {
@@ -122,6 +128,12 @@ impl MetricSums {
         self.floats |= other.floats;
     }
 
+    /// The sum of the money metrics (`mask`: see [`money_slots`]), `None` when none is used.
+    pub fn money(&self, mask: u32) -> Option<f64> {
+        let used = self.used & mask;
+        (used != 0).then(|| (0..MAX_METRICS).filter(|s| used & (1 << s) != 0).map(|s| self.values[s]).sum())
+    }
+
     /// `(slot, value)` for every used slot.
     pub fn iter(&self) -> impl Iterator<Item = (usize, MetricValue)> + '_ {
         (0..MAX_METRICS).filter(move |s| self.used & (1 << s) != 0).map(move |s| {
@@ -156,6 +168,12 @@ mod tests {
     fn money_is_one_rule() {
         assert!(is_money("cost_usd") && is_money("LLM Cost") && is_money("USD"));
         assert!(!is_money("tokens") && !is_money("latency_s"));
+        let mask = money_slots(&["tokens".to_owned(), "cost_usd".to_owned(), "llm_usd".to_owned()]);
+        assert_eq!(mask, 0b110);
+        let mut sums = MetricSums::default();
+        assert_eq!(sums.money(mask), None);
+        (sums.values[0], sums.values[1], sums.values[2], sums.used) = (5.0, 0.25, 2.0, 0b111);
+        assert_eq!(sums.money(mask), Some(2.25));
     }
 
     #[test]

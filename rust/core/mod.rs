@@ -3,6 +3,7 @@
 //! `cargo test --no-default-features`.
 
 pub mod clock;
+pub mod cost;
 pub mod counter;
 pub mod error;
 pub mod eta;
@@ -19,5 +20,6 @@ pub mod schema;
 pub mod sharing;
 pub mod shm;
 pub mod snapshot;
+pub mod tail;
 pub mod text;
 pub mod tracked;

@@ -5,10 +5,13 @@ use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 
+use super::cost::{CostSums, ItemCosts};
 use super::counter::{AtomicF64, Counter};
 use super::eta::RateWindow;
 pub use super::kinds::{NodeKind, NodeState};
 use super::metrics::MetricValues;
+use super::tail::Tail;
+use super::text::clip;
 
 /// How a total is stored in one atomic word, here and in the shared segment: `u64::MAX` is
 /// "unknown", so a known total stops one below it.
@@ -134,6 +137,11 @@ pub struct Node {
     item_seconds: AtomicF64,
     pub items_timed: Counter,
     pub metrics: MetricValues,
+    /// The costs of the items that ended here and recorded one (see `core::cost`).
+    costs: ItemCosts,
+    /// The streamed output of its items that have no lane (a plain `item()` outside a pool):
+    /// the item's name and the tail. One for the node: the latest such item to stream owns it.
+    tail: Mutex<(Option<String>, Tail)>,
     state: AtomicU8,
     started_at: AtomicF64,
     ended_at: AtomicF64,
@@ -175,6 +183,8 @@ impl Node {
             item_seconds: AtomicF64::new(0.0),
             items_timed: Counter::default(),
             metrics: MetricValues::default(),
+            costs: ItemCosts::default(),
+            tail: Mutex::new((None, Tail::default())),
             state: AtomicU8::new(NodeState::Pending as u8),
             started_at: AtomicF64::new(f64::NAN),
             ended_at: AtomicF64::new(f64::NAN),
@@ -255,6 +265,44 @@ impl Node {
             self.item_seconds.add(d);
             self.items_timed.add(1);
         }
+    }
+
+    /// The whole cost of one item that ended here (once per item that recorded one).
+    pub fn item_cost(&self, cost: f64) {
+        self.costs.add(cost);
+    }
+
+    /// This node's own per-item cost sums; the sample is every item that ended here (see
+    /// `core::cost`).
+    pub fn cost_sums(&self) -> CostSums {
+        self.costs.sums(self.items_timed.get())
+    }
+
+    /// Item `name` (one without a lane) starts streaming: the node's tail is its now.
+    pub fn stream_start(&self, name: &str) {
+        let mut t = self.tail.lock();
+        t.0 = Some(clip(name, super::limits::MAX_NAME_CHARS));
+        t.1.clear();
+    }
+
+    /// Adds to the tail of the streaming item without a lane.
+    pub fn stream(&self, text: &str) {
+        self.tail.lock().1.push(text);
+    }
+
+    /// The streaming item ended: its tail goes (unless another item took it over since).
+    pub fn stream_end(&self, name: &str) {
+        let mut t = self.tail.lock();
+        if t.0.as_deref() == Some(&*clip(name, super::limits::MAX_NAME_CHARS)) {
+            t.0 = None;
+            t.1.clear();
+        }
+    }
+
+    /// The streaming item's name and its tail as shown, when there is one.
+    pub fn tail(&self) -> Option<(String, String)> {
+        let t = self.tail.lock();
+        Some((t.0.clone()?, t.1.shown()?))
     }
 
     pub fn item_seconds(&self) -> f64 {

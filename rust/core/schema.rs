@@ -15,8 +15,16 @@ pub const SNAPSHOT_SCHEMA_PATH: &str = "python/milepost/schema/snapshot-v1.json"
 /// Fields added to version 1 after it was published, by where they are (`None`: the
 /// snapshot itself, else a `$defs` name): written by every snapshot now, but not required, so
 /// that snapshots saved before they existed still validate (adding fields bumps no version).
-const ADDED_SINCE_PUBLISHED: &[(Option<&str>, &str)] =
-    &[(None, "events_dropped"), (Some("node"), "path"), (Some("node"), "cost")];
+const ADDED_SINCE_PUBLISHED: &[(Option<&str>, &str)] = &[
+    (None, "events_dropped"),
+    (Some("node"), "path"),
+    (Some("node"), "cost"),
+    (Some("node"), "cost_per_item"),
+    (Some("node"), "projected_cost"),
+    (Some("node"), "tail"),
+    (Some("node"), "tail_item"),
+    (Some("lane"), "tail"),
+];
 
 /// The snapshot schema as pretty JSON text (draft 2020-12), as committed.
 pub fn snapshot_schema() -> String {

@@ -226,6 +226,8 @@ impl Sharing {
                     name: format!("pid {}", v.pid),
                     state: state.as_str().into(),
                     item: v.item.clone().filter(|_| v.state == ACTIVE),
+                    // A worker process's items stream nowhere (yet): the segment has no room.
+                    tail: None,
                     done: v.done,
                     failed: v.failed,
                     heartbeat_age: quiet.max(0.0),

@@ -106,7 +106,35 @@ pub struct NodeSnapshot {
     /// The sum of the money metrics (see `metrics::is_money`), null when there are none.
     #[serde(default)]
     pub cost: Option<f64>,
+    /// The mean cost of an item so far: over the items that ended in the run's process (one
+    /// that recorded no cost counts as 0), else cost / processed; null without a cost or an item.
+    #[serde(default)]
+    pub cost_per_item: Option<f64>,
+    /// The cost the node is heading for once all its items are processed, with a range of
+    /// about 90%; null without a cost or a total.
+    #[serde(default)]
+    pub projected_cost: Option<ProjectedCost>,
+    /// The end of what an item of this node without a lane streams (`item.stream`; items in
+    /// a lane stream to their lane), sanitized, newlines shown as '↵'; null when none does.
+    #[serde(default)]
+    pub tail: Option<String>,
+    /// The item whose output `tail` is.
+    #[serde(default)]
+    pub tail_item: Option<String>,
     pub children: Vec<NodeSnapshot>,
+}
+
+/// The projected cost at completion and its range (about 90%), as the README explains.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "projected_cost")]
+pub struct ProjectedCost {
+    /// What is spent plus the items left at the mean cost per item (a node whose total is its
+    /// children's: what it spent itself plus their projections).
+    pub value: f64,
+    /// Null when there is no range: the items' own costs are not known (items counted by
+    /// worker processes), or one item is all there is to go on.
+    pub low: Option<f64>,
+    pub high: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -122,6 +150,10 @@ pub struct LaneSnapshot {
     )]
     pub state: Cow<'static, str>,
     pub item: Option<String>,
+    /// The end of what the lane's current item streams (`item.stream`), at most 400
+    /// characters, sanitized, newlines shown as '↵'; null when it streams nothing.
+    #[serde(default)]
+    pub tail: Option<String>,
     pub done: u64,
     pub failed: u64,
     /// Seconds since the lane last reported.

@@ -1,4 +1,5 @@
-//! Bounding text that comes from users (item names, error messages) before it is stored.
+//! Bounding text that comes from users (item names, error messages) before it is stored, and
+//! making it safe to draw.
 
 use super::limits::MAX_NAME_CHARS;
 
@@ -41,13 +42,28 @@ pub fn item_key(name: &str) -> std::borrow::Cow<'_, str> {
 /// move the cursor, change colours or rewrite the screen. Tabs and newlines become spaces;
 /// other control characters and bidirectional overrides are dropped.
 pub fn sanitize(s: &str) -> String {
+    scrub(s, " ", " ")
+}
+
+/// What a newline of streamed output shows as: a tail is drawn on one line.
+pub const NEWLINE_MARK: &str = "↵";
+
+/// [`sanitize`] for streamed output drawn on one line: a newline shows as [`NEWLINE_MARK`], a
+/// carriage return is dropped (`\r\n` is one newline).
+pub fn sanitize_tail(s: &str) -> String {
+    scrub(s, NEWLINE_MARK, "")
+}
+
+fn scrub(s: &str, newline: &str, carriage_return: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
             '\u{1b}' => skip_escape(&mut chars),
             '\u{9b}' => skip_until_final(&mut chars),
-            '\t' | '\n' | '\r' => out.push(' '),
+            '\n' => out.push_str(newline),
+            '\r' => out.push_str(carriage_return),
+            '\t' => out.push(' '),
             c if c.is_control() => {}
             '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => {}
             c => out.push(c),
@@ -119,5 +135,11 @@ mod tests {
         assert_eq!(sanitize("evil\u{202e}txt"), "eviltxt");
         assert_eq!(sanitize("\u{9b}31mz"), "z");
         assert_eq!(sanitize("plain ünïcode ✓"), "plain ünïcode ✓");
+    }
+
+    #[test]
+    fn a_tail_marks_its_newlines() {
+        assert_eq!(sanitize_tail("one\r\ntwo\n\tthree\u{1b}[2K\u{7}"), "one↵two↵ three");
+        assert_eq!(NEWLINE_MARK, sanitize_tail("\n"));
     }
 }

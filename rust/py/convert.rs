@@ -32,6 +32,20 @@ pub fn text(obj: &Obj<'_>, what: &str) -> PyResult<String> {
     Err(PyTypeError::new_err(format!("{what} must be a str or path, got {type_name}: {}", repr(obj, 80))))
 }
 
+/// Streamed text (`item.stream`, once per token) handed to `f`: a `str`, borrowed when it is
+/// UTF-8 (no copy: the common case), else with lone surrogates replaced. Anything else is a
+/// `TypeError` naming it.
+pub fn with_str<R>(obj: &Obj<'_>, what: &str, f: impl FnOnce(&str) -> R) -> PyResult<R> {
+    let Ok(s) = obj.cast::<PyString>() else {
+        let type_name = obj.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+        return Err(PyTypeError::new_err(format!("{what} must be a str, got {type_name}: {}", repr(obj, 80))));
+    };
+    Ok(match s.to_str() {
+        Ok(text) => f(text),
+        Err(_) => f(&s.to_string_lossy()),
+    })
+}
+
 /// A count or total from Python: an `int` in `0..=MAX_COUNT` (2**53 - 1).
 pub fn count(obj: &Obj<'_>, what: &'static str) -> PyResult<u64> {
     if obj.is_instance_of::<PyBool>() || !obj.is_instance_of::<PyInt>() {

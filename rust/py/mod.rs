@@ -52,6 +52,14 @@ pub fn format_metric(name: &str, value: f64) -> String {
 }
 
 #[pyfunction]
+#[pyo3(signature = (per_item, projected=None, unit="it"))]
+pub fn format_cost_outlook(
+    per_item: Option<f64>, projected: Option<(f64, Option<f64>, Option<f64>)>, unit: &str,
+) -> String {
+    format::cost_outlook(per_item, projected, unit)
+}
+
+#[pyfunction]
 pub fn is_money(name: &str) -> bool {
     metrics::is_money(name)
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use pyo3::prelude::*;
 
-use super::convert::{amount, count, metric_value, text, Obj};
+use super::convert::{amount, count, metric_value, text, with_str, Obj};
 use super::rows::PyRowBuffer;
 use crate::core::handle::{Handle, RowExtra};
 use crate::core::kinds::{ItemStatus, NodeState};
@@ -35,6 +35,10 @@ impl PyLane {
     }
     fn finish(&self, now: f64) {
         self.lane.finish(now);
+    }
+    /// Adds to the tail of the lane's current item's streamed output (`item.stream`).
+    fn stream(&self, text: &Obj<'_>) -> PyResult<()> {
+        with_str(text, "item.stream() text", |t| self.lane.stream(t))
     }
 }
 
@@ -67,6 +71,24 @@ impl PyNode {
         let name = text(name, "metric name")?;
         let (value, is_float) = metric_value(&name, value)?;
         Ok(self.handle.metric(&name, value, is_float)?)
+    }
+    /// The whole cost of an item that ended and recorded one (`core::cost`).
+    fn item_cost(&self, cost: f64) -> PyResult<()> {
+        Ok(self.handle.item_cost(cost)?)
+    }
+    /// Item `name`, which has no lane, starts streaming into the node's tail.
+    fn stream_start(&self, name: &Obj<'_>) -> PyResult<()> {
+        self.handle.stream_start(&text(name, "item name")?);
+        Ok(())
+    }
+    /// Adds to the tail of the node's streaming item.
+    fn stream(&self, text: &Obj<'_>) -> PyResult<()> {
+        with_str(text, "item.stream() text", |t| self.handle.stream(t))
+    }
+    /// The streaming item `name` ended: its tail goes.
+    fn stream_end(&self, name: &Obj<'_>) -> PyResult<()> {
+        self.handle.stream_end(&text(name, "item name")?);
+        Ok(())
     }
     #[pyo3(signature = (name, lane=None))]
     fn item_started(&self, name: &Obj<'_>, lane: Option<&PyLane>) -> PyResult<()> {

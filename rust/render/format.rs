@@ -92,6 +92,38 @@ pub fn metric(name: &str, value: f64) -> String {
     }
 }
 
+/// Money for the cost outlook: cents from a dollar up, four decimals from a cent up, three
+/// significant digits below (an item may cost a hundredth of a cent).
+pub fn money(v: f64) -> String {
+    let a = v.abs();
+    if !v.is_finite() {
+        "$?".to_owned()
+    } else if a >= 1.0 {
+        format!("${v:.2}")
+    } else if a >= 0.01 || a == 0.0 {
+        format!("${v:.4}")
+    } else {
+        let decimals = (2 - a.log10().floor() as i32).clamp(3, 10) as usize;
+        format!("${v:.decimals$}")
+    }
+}
+
+/// `$0.0123/item → $6.10 ($5.80–6.40)`: the cost per item, then (`projected`: value, low,
+/// high) the projected cost at completion with its range when there is one. `unit` names an
+/// item (`it` reads `item`).
+pub fn cost_outlook(per_item: Option<f64>, projected: Option<(f64, Option<f64>, Option<f64>)>, unit: &str) -> String {
+    let unit = if unit == "it" { "item" } else { unit };
+    let mut parts: Vec<String> = per_item.map(|c| format!("{}/{unit}", money(c))).into_iter().collect();
+    if let Some((value, low, high)) = projected {
+        let range = match (low.map(money), high.map(money)) {
+            (Some(low), Some(high)) if low != high => format!(" ({low}–{})", high.trim_start_matches('$')),
+            _ => String::new(),
+        };
+        parts.push(format!("→ {}{range}", money(value)));
+    }
+    parts.join(" ")
+}
+
 /// Percentage of a fraction in 0..=1.
 pub fn percent(fraction: f64) -> String {
     format!("{:>3.0}%", (fraction * 100.0).floor())
@@ -131,5 +163,19 @@ mod tests {
         assert_eq!(eta(None, None, None), "ETA ?");
         assert_eq!(metric("cost_usd", 1.23456), "cost_usd $1.2346");
         assert_eq!(metric("tokens_in", 120_000.0), "tokens_in 120.0k");
+    }
+
+    #[test]
+    fn money_and_the_cost_outlook() {
+        assert_eq!(money(6.104), "$6.10");
+        assert_eq!(money(0.01234), "$0.0123");
+        assert_eq!(money(0.000_123_4), "$0.000123");
+        assert_eq!(money(0.0), "$0.0000");
+        let range = Some((6.1, Some(5.8), Some(6.4)));
+        assert_eq!(cost_outlook(Some(0.0123), range, "it"), "$0.0123/item → $6.10 ($5.80–6.40)");
+        assert_eq!(cost_outlook(Some(0.0123), Some((6.1, None, None)), "doc"), "$0.0123/doc → $6.10");
+        assert_eq!(cost_outlook(Some(0.0123), Some((6.1, Some(6.1), Some(6.1))), "it"), "$0.0123/item → $6.10");
+        assert_eq!(cost_outlook(Some(0.5), None, "it"), "$0.5000/item");
+        assert_eq!(cost_outlook(None, None, "it"), "");
     }
 }

@@ -4,7 +4,7 @@
 //! ⠹ demo · running 12s · 1,234/5,025 · 12 failed (99.0% ok) · 98.2 it/s · cost_usd $1.2346
 //!   setup  [██████████████████████████████] 100%  25/25 · done in 1.3s
 //!   map    [███████▍                      ]  24%  1,209/5,000 · 98 it/s · ETA 38s (30s–52s)
-//!     w0 ▸ shard-01209.jsonl
+//!     w0 ▸ shard-01209.jsonl (41 done) │ …the summary of the shard reads↵The
 //!     … 6 more lanes
 //!   ✗ shard-00077.jsonl: TimeoutError: upstream took too long
 //! ```
@@ -19,6 +19,9 @@ use crate::core::text::sanitize;
 const SPINNER: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 const PARTIAL: [char; 8] = [' ', '▏', '▎', '▍', '▌', '▋', '▊', '▉'];
 const MAX_NAME_COLUMN: usize = 20;
+/// The most columns of a streamed tail a line shows (its end), and the fewest worth showing.
+const MAX_TAIL_COLUMNS: usize = 120;
+const MIN_TAIL_COLUMNS: usize = 8;
 
 #[derive(Debug, Clone, Copy)]
 pub struct FrameOptions {
@@ -37,7 +40,7 @@ pub fn run_line(s: &Snapshot) -> String {
         let mut parts =
             vec![format!("{} · {} {}", loop_name(s, only), r.state, format::duration(r.elapsed.unwrap_or(0.0)))];
         parts.extend(node_figures(only));
-        parts.extend(run_extras(s));
+        parts.extend(run_extras(s, &only.unit));
         return parts.join(" · ");
     }
     let r = &s.root;
@@ -62,10 +65,20 @@ pub fn run_line(s: &Snapshot) -> String {
         parts.push(format::rate(r.rate, &r.unit));
     }
     parts.extend(metric_parts(r));
+    parts.extend(cost_part(r, &r.unit));
     if s.worker_events_dropped > 0 {
         parts.push(format!("{} worker events dropped", format::count(s.worker_events_dropped)));
     }
     parts.join(" · ")
+}
+
+/// The cost per item and, while the node runs with items left, the projected cost at
+/// completion: `$0.0123/item → $6.10 ($5.80–6.40)` (`unit` names an item).
+fn cost_part(n: &NodeSnapshot, unit: &str) -> Option<String> {
+    let left = n.total.is_some_and(|t| t > n.processed);
+    let projected = n.projected_cost.filter(|_| left && n.state == "running").map(|p| (p.value, p.low, p.high));
+    let text = format::cost_outlook(n.cost_per_item, projected, &sanitize(unit));
+    (!text.is_empty()).then_some(text)
 }
 
 /// Each metric of a node, formatted.
@@ -181,12 +194,12 @@ fn bar_cell(n: &NodeSnapshot, width: usize) -> String {
 /// The figures after a one-line run's bar: the node's stats plus the run-level extras.
 fn run_stats(s: &Snapshot, n: &NodeSnapshot) -> String {
     let mut parts = vec![node_stats(n)];
-    parts.extend(run_extras(s));
+    parts.extend(run_extras(s, &n.unit));
     parts.join(" · ")
 }
 
-/// Retries, skips and metrics of the whole run.
-fn run_extras(s: &Snapshot) -> Vec<String> {
+/// Retries, skips, metrics and the cost outlook of the whole run (`unit`: what its bar counts).
+fn run_extras(s: &Snapshot, unit: &str) -> Vec<String> {
     let mut parts = Vec::new();
     if s.root.retried > 0 {
         parts.push(format!("{} retried", format::count(s.root.retried)));
@@ -195,6 +208,7 @@ fn run_extras(s: &Snapshot) -> Vec<String> {
         parts.push(format!("{} skipped", format::count(s.root.skipped)));
     }
     parts.extend(metric_parts(&s.root));
+    parts.extend(cost_part(&s.root, unit));
     parts
 }
 
@@ -224,6 +238,10 @@ pub fn frame(s: &Snapshot, o: &FrameOptions) -> Vec<String> {
     };
     let bar_width = (width / 4).clamp(10, 30);
     let mut lines = vec![fit(&head_line(s, &glyph.to_string(), bar_width, width), width)];
+    // Items without a lane stream into their node: the run's (and a one-line run's phase's)
+    // under the head line, a phase's or step's under its own.
+    lines.extend(node_tail_line(&s.root, 1, width));
+    lines.extend(single_phase(s).and_then(|only| node_tail_line(only, 1, width)));
     let all: Vec<_> = if single_phase(s).is_some() { Vec::new() } else { s.walk().into_iter().skip(1).collect() };
     let active_lanes = s.lanes.iter().filter(|l| l.state != "finished").count();
     // Rows for phases: what is left after the head, two lane rows and the failure row.
@@ -245,6 +263,7 @@ pub fn frame(s: &Snapshot, o: &FrameOptions) -> Vec<String> {
         let label = fit(&format!("{}{}", "  ".repeat(depth - 1), sanitize(&n.name)), name_col);
         let pad = " ".repeat(name_col.saturating_sub(console::measure_text_width(&label)));
         lines.push(fit(&format!("  {label}{pad} {} {}", bar_cell(n, bar_width), node_stats(n)), width));
+        lines.extend(node_tail_line(n, depth + 1, width));
     }
     let budget = o.height.saturating_sub(1).saturating_sub(lines.len() + 2);
     lines.extend(lane_lines(s, o.max_lanes.min(budget), width));
@@ -275,11 +294,51 @@ pub fn lane_lines(s: &Snapshot, max: usize, width: usize) -> Vec<String> {
         _ => 2,
     });
     let shown = if active.len() > max { max.saturating_sub(1) } else { active.len() };
-    let mut out: Vec<String> = active[..shown].iter().map(|l| fit(&lane_line(l), width)).collect();
+    let mut out: Vec<String> =
+        active[..shown].iter().map(|l| fit(&with_tail(lane_line(l), l.tail.as_deref(), width), width)).collect();
     if shown < active.len() {
         out.push(fit(&format!("    … {} more lanes", active.len() - shown), width));
     }
     out
+}
+
+/// `    ▸ doc-7.json │ …the end of its output` for the item without a lane that streams into
+/// node `n`, indented `depth` levels.
+fn node_tail_line(n: &NodeSnapshot, depth: usize, width: usize) -> Option<String> {
+    let (item, tail) = (n.tail_item.as_deref()?, n.tail.as_deref()?);
+    let line = format!("{}  {} {}", "  ".repeat(depth), style('▸').for_stderr().cyan(), sanitize(item));
+    Some(fit(&with_tail(line, Some(tail), width), width))
+}
+
+/// `line │ …end of the tail`: as much of the end of a streamed tail as fits in `width`.
+fn with_tail(line: String, tail: Option<&str>, width: usize) -> String {
+    let Some(tail) = tail else { return line };
+    let room = width.saturating_sub(console::measure_text_width(&line) + 3).min(MAX_TAIL_COLUMNS);
+    if room < MIN_TAIL_COLUMNS {
+        return line;
+    }
+    // Sanitized again: a snapshot read back from JSON may carry anything.
+    format!("{line} {} {}", style('│').for_stderr().dim(), fit_end(&sanitize(tail), room))
+}
+
+/// The end of `text` in at most `width` columns, `…` first when it is cut (the newest of a
+/// stream is what matters).
+fn fit_end(text: &str, width: usize) -> String {
+    if console::measure_text_width(text) <= width {
+        return text.to_owned();
+    }
+    let mut kept = Vec::new();
+    let mut used = 1; // the ellipsis
+    let mut buf = [0u8; 4];
+    for c in text.chars().rev() {
+        let w = console::measure_text_width(c.encode_utf8(&mut buf));
+        if used + w > width {
+            break;
+        }
+        used += w;
+        kept.push(c);
+    }
+    std::iter::once('…').chain(kept.into_iter().rev()).collect()
 }
 
 /// `w3 ▸ doc-7.json (12 done)`, `w3 idle (12 done)`, `pid 42 stalled 1m05s ▸ doc-7.json (…)`,
@@ -302,148 +361,5 @@ fn lane_line(l: &LaneSnapshot) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::core::clock::Clock;
-    use crate::core::node::NodeKind;
-    use crate::core::run::{ItemEnd, ItemStatus, RunCore};
-
-    fn sample_run(lanes: usize) -> Snapshot {
-        let r = RunCore::new("id", "job\u{1b}[2J", Clock::manual(), 0.0);
-        let p = r.add_node(0, NodeKind::Phase, "map", "file", Some(100)).unwrap();
-        p.start(0.0, 0);
-        p.done.add(40);
-        for i in 0..lanes {
-            let lane = r.add_lane(&format!("w{i}"));
-            r.item_started(&p, Some(&lane), &format!("item-{i}\u{1b}]0;pwned\u{7}")).unwrap();
-        }
-        r.item_finished(
-            &p,
-            None,
-            &ItemEnd { name: "bad\nname", status: ItemStatus::Failed, duration: None, error: Some("Boom\u{1b}[31m!") },
-        )
-        .unwrap();
-        r.snapshot(10.0)
-    }
-
-    fn plain(lines: &[String]) -> Vec<String> {
-        lines.iter().map(|l| console::strip_ansi_codes(l).into_owned()).collect()
-    }
-
-    #[test]
-    fn bar_resolution() {
-        assert_eq!(bar(0.0, 4), "    ");
-        assert_eq!(bar(1.0, 4), "████");
-        assert_eq!(bar(0.5, 4), "██  ");
-        assert_eq!(bar(0.53, 4), "██▏ ");
-    }
-
-    #[test]
-    fn lanes_fold_and_text_is_sanitized() {
-        let s = sample_run(12);
-        let o = FrameOptions { width: 100, height: 40, max_lanes: 5, tick: 0 };
-        let lines = plain(&frame(&s, &o));
-        let text = lines.join("\n");
-        assert!(!text.contains('\u{1b}'), "{text}");
-        assert!(text.contains("job › map ["), "{text}");
-        assert!(text.contains("… 8 more lanes"), "{text}");
-        assert_eq!(lines.iter().filter(|l| l.contains('▸')).count(), 4);
-        assert!(text.contains("✗ bad name: Boom!"));
-        assert!(text.contains(" 41%"), "{text}");
-    }
-
-    #[test]
-    fn dead_and_stalled_lanes_come_first_and_say_so() {
-        let mut s = sample_run(6);
-        let dead = &mut s.lanes[4];
-        (dead.state, dead.item, dead.done, dead.failed) = ("died".into(), None, 500, 1);
-        let stalled = &mut s.lanes[5];
-        (stalled.state, stalled.heartbeat_age) = ("stalled".into(), 65.0);
-        let o = FrameOptions { width: 100, height: 40, max_lanes: 3, tick: 0 };
-        let text = plain(&frame(&s, &o)).join("\n");
-        assert!(text.contains("    w4 died (500 done, 1 failed)"), "{text}");
-        assert!(text.contains("    w5 stalled 1m05s ▸ item-5"), "{text}");
-        assert!(text.contains("    … 4 more lanes"), "{text}");
-    }
-
-    #[test]
-    fn a_run_without_phases_is_one_bar_line() {
-        let r = RunCore::new("id", "loop", Clock::manual(), 0.0);
-        r.root().set_total(Some(10));
-        r.root().done.add(5);
-        let o = FrameOptions { width: 80, height: 10, max_lanes: 4, tick: 0 };
-        let lines = plain(&frame(&r.snapshot(1.0), &o));
-        assert_eq!(lines.len(), 1);
-        assert!(lines[0].contains("loop [██████████          ]  50% 5/10"), "{lines:?}");
-    }
-
-    #[test]
-    fn a_run_of_one_phase_is_one_bar_line_and_many_phases_fold() {
-        let r = RunCore::new("id", "loop", Clock::manual(), 0.0);
-        let p = r.add_node(0, NodeKind::Phase, "loop", "it", Some(4)).unwrap();
-        p.start(0.0, 0);
-        p.done.add(1);
-        let o = FrameOptions { width: 80, height: 10, max_lanes: 4, tick: 0 };
-        let lines = plain(&frame(&r.snapshot(1.0), &o));
-        assert_eq!(lines.len(), 1, "{lines:?}");
-        assert!(lines[0].starts_with("⠋ loop ["), "{lines:?}");
-        for i in 0..30 {
-            let q = r.add_node(0, NodeKind::Phase, &format!("epoch-{i}"), "it", Some(1)).unwrap();
-            q.start(1.0, 0);
-            if i < 29 {
-                q.end(crate::core::node::NodeState::Completed, 2.0);
-            }
-        }
-        let lines = plain(&frame(&r.snapshot(3.0), &o));
-        assert!(lines.len() <= 9, "{lines:?}");
-        assert!(lines.iter().any(|l| l.contains("earlier phases and steps finished")), "{lines:?}");
-        assert!(lines.iter().any(|l| l.contains("epoch-29")), "the running phase stays: {lines:?}");
-    }
-
-    #[test]
-    fn a_completed_node_without_a_total_draws_its_bar_full() {
-        let r = RunCore::new("id", "job", Clock::manual(), 0.0);
-        let map = r.add_node(0, NodeKind::Phase, "map", "it", Some(4)).unwrap();
-        map.start(0.0, 0);
-        map.done.add(4);
-        map.end(crate::core::node::NodeState::Completed, 1.0);
-        let reduce = r.add_node(0, NodeKind::Phase, "reduce", "it", None).unwrap();
-        reduce.start(1.0, 0);
-        reduce.done.add(8);
-        let o = FrameOptions { width: 80, height: 10, max_lanes: 4, tick: 0 };
-        let empty = format!("[{}]", " ".repeat(20));
-        let full = format!("[{}]", "█".repeat(20));
-        let line = |lines: Vec<String>| lines.into_iter().find(|l| l.contains("reduce")).unwrap();
-        let running = line(plain(&frame(&r.snapshot(2.0), &o)));
-        assert!(running.contains(&empty), "unknown while running: {running}");
-        reduce.end(crate::core::node::NodeState::Completed, 3.0);
-        let done = line(plain(&frame(&r.snapshot(3.0), &o)));
-        assert!(done.contains(&format!("{full} 100% 8 it · completed")), "processed all it had: {done}");
-        // A node that failed or was cancelled did not process all it had: its bar stays empty.
-        let cut = r.add_node(0, NodeKind::Phase, "cut", "it", None).unwrap();
-        cut.start(3.0, 0);
-        cut.done.add(2);
-        cut.end(crate::core::node::NodeState::Cancelled, 4.0);
-        let cut_line = plain(&frame(&r.snapshot(4.0), &o)).into_iter().find(|l| l.contains("cut")).unwrap();
-        assert!(cut_line.contains(&empty), "{cut_line}");
-        // A bare loop without a total (its run line is its bar) too.
-        let r = RunCore::new("id", "loop", Clock::manual(), 0.0);
-        let p = r.add_node(0, NodeKind::Phase, "loop", "it", None).unwrap();
-        p.start(0.0, 0);
-        p.done.add(3);
-        p.end(crate::core::node::NodeState::Completed, 1.0);
-        let lines = plain(&frame(&r.snapshot(1.0), &o));
-        assert!(lines[0].contains(&format!("{full} 100% 3 it")), "{lines:?}");
-    }
-
-    #[test]
-    fn frame_fits_small_terminals() {
-        let s = sample_run(12);
-        let o = FrameOptions { width: 30, height: 6, max_lanes: 8, tick: 0 };
-        let lines = frame(&s, &o);
-        assert!(lines.len() <= 5);
-        for l in &lines {
-            assert!(console::measure_text_width(l) <= 30, "{l:?}");
-        }
-    }
-}
+#[path = "frame_tests.rs"]
+mod tests;

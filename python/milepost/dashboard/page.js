@@ -75,6 +75,14 @@
     if (Math.abs(v) < 10) return "$" + v.toFixed(4);
     return "$" + v.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
   }
+  /* The cost of one item, as the terminal shows it: an item may cost a hundredth of a cent. */
+  function fmtPerItem(v) {
+    if (v == null || !isFinite(v)) return "—";
+    var a = Math.abs(v);
+    if (a >= 1) return "$" + v.toFixed(2);
+    if (a >= 0.01 || a === 0) return "$" + v.toFixed(4);
+    return "$" + v.toFixed(Math.min(10, Math.max(3, 2 - Math.floor(Math.log10(a)))));
+  }
   function fmtClock(unix) {
     if (unix == null || !isFinite(unix)) return "";
     var d = new Date(unix * 1000);
@@ -314,10 +322,12 @@
   var cancelBtn = $("cancel");
   var retryBtn = $("retry");
   var costStat = $("run-cost-stat");
-  var costStatAnchor = costStat.nextElementSibling;
+  var projectionStat = $("run-projection-stat");
+  var costStatAnchor = projectionStat.nextElementSibling;
   cancelBtn.parentNode.removeChild(cancelBtn);
   retryBtn.parentNode.removeChild(retryBtn);
   costStat.parentNode.removeChild(costStat);
+  projectionStat.parentNode.removeChild(projectionStat);
 
   function showCancel(show) {
     if (show && !cancelBtn.parentNode) $("cancel-msg").parentNode.appendChild(cancelBtn);
@@ -334,12 +344,23 @@
   function stateOf(root) {
     return st.runState && st.runState !== "running" ? st.runState : root.state;
   }
-  function showCost(value) {
-    if (value != null && isFinite(value)) {
-      if (!costStat.parentNode) $("stats").insertBefore(costStat, costStatAnchor);
+  /* The cost, its mean per item under it, and (p: the run's projected_cost, while items are
+     left) where it is heading, with its ~90% range when the items' own costs are known. */
+  function showCost(value, perItem, unit, p) {
+    var has = value != null && isFinite(value);
+    if (has && !costStat.parentNode) $("stats").insertBefore(costStat, projectionStat.parentNode ? projectionStat : costStatAnchor);
+    if (!has && costStat.parentNode) costStat.parentNode.removeChild(costStat);
+    if (has) {
       setText($("run-cost"), fmtMoney(value));
-    } else if (costStat.parentNode) {
-      costStat.parentNode.removeChild(costStat);
+      setText($("run-cost-per-item"), perItem != null ? fmtPerItem(perItem) + "/" + (unit === "it" ? "item" : unit) : "");
+    }
+    var heading = has && p != null && isFinite(p.value);
+    if (heading && !projectionStat.parentNode) $("stats").insertBefore(projectionStat, costStatAnchor);
+    if (!heading && projectionStat.parentNode) projectionStat.parentNode.removeChild(projectionStat);
+    if (heading) {
+      setText($("run-projection"), fmtMoney(p.value));
+      var range = p.low != null && p.high != null && fmtMoney(p.low) !== fmtMoney(p.high);
+      setText($("run-projection-range"), range ? fmtMoney(p.low) + "–" + fmtMoney(p.high).replace("$", "") : "");
     }
   }
   function banner(msg) {
@@ -667,7 +688,7 @@
     setText($("run-success"), fmtPct(o.success));
     setText($("run-rate"), fmtRate(o.rate, o.unit));
     setText($("run-eta"), o.etaText || "—");
-    showCost(o.cost);
+    showCost(o.cost, o.costPerItem, o.unit, o.projected);
     var bar = $("run-bar");
     var cls = "bar state-" + safeClass(o.state) + (o.fraction == null ? " indeterminate" : "");
     if (bar.className !== cls) bar.className = cls;
@@ -744,8 +765,9 @@
   // ------------------------------------------------------------------ rendering: lanes / failures
   function renderLanes(lanes, emptyText) {
     var c = $("lanes");
-    var busy = lanes.filter(function (l) { return l.state === "busy"; }).length;
-    setText($("lanes-count"), lanes.length ? busy + " busy / " + lanes.length : "");
+    var real = lanes.filter(function (l) { return l.done != null; });  // not an item outside any lane
+    var busy = real.filter(function (l) { return l.state === "busy"; }).length;
+    setText($("lanes-count"), real.length ? busy + " busy / " + real.length : "");
     if (!lanes.length) { setEmpty(c, emptyText || "No worker lanes"); return; }
     reconcile(c, lanes, function (l, i) { return "l:" + (l.id != null ? l.id : i); }, function () {
       var row = h("div", "lane");
@@ -757,6 +779,11 @@
       counts.appendChild(document.createTextNode(" · "));
       counts.appendChild(h("span", "lane-failed"));
       row.appendChild(counts);
+      // The end of what the item streams, on a line of its own: clipped at its start, as the
+      // newest of a stream is its end.
+      var tail = h("div", "lane-tail");
+      tail.appendChild(h("span"));
+      row.appendChild(tail);
       return row;
     }, function (row, l) {
       setState(row, "lane", l.state);
@@ -773,11 +800,29 @@
       if (item.className !== icls) item.className = icls;
       setText(item, hasItem ? l.item : "—");
       setTitle(item, hasItem ? l.item : "");
+      row.children[3].hidden = l.done == null;  // an item outside any lane has no counts
       setText(row.children[3].children[0], fmtInt(l.done) + " done");
       var lf = row.children[3].children[1];
       setText(lf, fmtInt(l.failed) + " failed");
       lf.className = "lane-failed" + ((l.failed || 0) > 0 ? " bad" : "");
+      var tail = row.children[4];
+      var streams = l.tail != null && l.tail !== "";
+      tail.hidden = !streams;
+      setText(tail.firstChild, streams ? l.tail : "");
+      setTitle(tail, streams ? l.tail : "");
     });
+  }
+
+  /* The lanes, then a row for each item outside any lane that streams (its node keeps the tail). */
+  function lanesWithStreams(snap) {
+    var rows = (snap.lanes || []).slice();
+    (function walk(n) {
+      if (n.tail_item != null && n.tail) {
+        rows.push({ id: "n" + n.id, name: "main", state: "busy", item: n.tail_item, tail: n.tail, done: null, failed: null });
+      }
+      (n.children || []).forEach(walk);
+    })(snap.root || {});
+    return rows;
   }
 
   /* f: {name, phase, error, meta} */
@@ -840,7 +885,8 @@
       processed: root.processed != null ? root.processed : (root.done || 0) + (root.failed || 0) + (root.skipped || 0),
       total: root.total, done: root.done, failed: root.failed,
       success: root.success_rate, rate: root.rate, unit: st.unit,
-      cost: cost, fraction: root.fraction, notes: notes,
+      cost: cost, fraction: root.fraction, notes: notes, costPerItem: root.cost_per_item,
+      projected: state === "running" && root.total != null && root.processed < root.total ? root.projected_cost : null,
       etaText: state === "running" || state === "pending" ? eta.text.replace(/^ETA /, "") + (eta.sub ? " · " + eta.sub : "") : "—"
     });
     var running = !final && (state === "running" || state === "pending");
@@ -850,7 +896,7 @@
     if (!running && st.es == null) setConn("", "finished");
 
     renderPhases(flattenNodes(root, 0, [], st.unit));
-    renderLanes(snap.lanes || [], "No worker lanes");
+    renderLanes(lanesWithStreams(snap), "No worker lanes");
     renderFailures((snap.failures || []).map(function (f) {
       var meta = [];
       if (f.lane != null) meta.push(String(f.lane));
@@ -903,6 +949,7 @@
       success: run.success_rate,
       rate: run.elapsed ? processed / run.elapsed : null, unit: "it",
       cost: run.cost, fraction: run.total ? processed / run.total : (terminal ? 1 : null),
+      costPerItem: run.cost != null && processed ? run.cost / processed : null,
       notes: run.status === "running" ? ["This run is not live any more but never recorded an end (it may have been killed)."] : [],
       etaText: "—"
     });

@@ -2,9 +2,9 @@
 and carries out the commands it is sent.
 
 In the run's directory (see `place`): `run.json` (who and where, written once),
-`snapshot.json` (the latest snapshot with the run's metadata, the tails of items' output and
-what items in flight reported (progress, checks), replaced atomically four times a second and
-at the end, with how the run ended),
+`snapshot.json` (the latest snapshot, whose lanes carry the tails of what items stream, with
+the run's metadata and what items in flight reported (progress, checks), replaced atomically
+four times a second and at the end, with how the run ended),
 `events.jsonl` (lifecycle events and log lines, appended; kept under EVENTS_BYTES by starting
 a new file and keeping the one before as `events.1.jsonl`), and the `commands/` and `replies/`
 of `commands`. A write that fails (a full disk) is said once and publishing stops; the job
@@ -49,14 +49,12 @@ class Steering:
         retry: Callable[[], int],
         skip: Callable[[str], None],
         meta: Callable[[], Dict[str, Any]],
-        outputs: Callable[[], Dict[str, str]],
         reports: Callable[[], Dict[str, Dict[str, Any]]] = dict,
     ) -> None:
         self.cancel = cancel
         self.retry = retry
         self.skip = skip
         self.meta = meta
-        self.outputs = outputs
         #: What items in flight reported (progress, checks), by item name.
         self.reports = reports
 
@@ -140,7 +138,6 @@ class LivePublisher(BaseObserver):
             "published": time.time(),
             "ended": self._ended,
             "meta": self._steer.meta(),
-            "outputs": self._steer.outputs(),
             "reports": self._steer.reports(),
         }
         text = json.dumps(head, ensure_ascii=False, separators=(",", ":"))

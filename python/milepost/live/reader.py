@@ -38,7 +38,6 @@ class LiveState:
     published: float
     snapshot: Dict[str, Any]
     meta: Dict[str, Any] = field(default_factory=dict)
-    outputs: Dict[str, str] = field(default_factory=dict)
     #: What items in flight reported (`Item.progress`, `check`), by item name.
     reports: Dict[str, Dict[str, Any]] = field(default_factory=dict)
 
@@ -126,7 +125,6 @@ class LiveRun:
             float(data.get("published") or 0.0),
             data.get("snapshot") or {},
             data.get("meta") or {},
-            data.get("outputs") or {},
             data.get("reports") or {},
         )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
+from rich.cells import cell_len
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -14,12 +15,13 @@ from ..agent import summary
 from .looks import Bar, clean, count, duration, mark, state_text, wall_time
 from .view import ENDINGS, View
 
-__all__ = ["header", "phases", "in_flight", "items", "failures", "totals", "NARROW"]
+__all__ = ["header", "cost_line", "phases", "in_flight", "items", "failures", "totals", "NARROW"]
 
 #: Below this many columns a phase takes three lines (name, bar, pace) instead of one.
 NARROW = 90
-#: Lines of an item's streamed output shown under it.
+#: Lines of an item's streamed output shown under it (the tail's newlines are marked '↵').
 OUTPUT_LINES = 3
+NEWLINE_MARK = "↵"
 
 
 def header(view: View, width: int) -> RenderableType:
@@ -30,6 +32,9 @@ def header(view: View, width: int) -> RenderableType:
     if view.state.meta:
         lines.append(Text(" · ".join(f"{clean(k)} {clean(v)}" for k, v in view.state.meta.items())))
     lines.append(Text(f"started {wall_time(run.started_at)} · elapsed {duration(view.elapsed)}"))
+    cost = cost_line(view.root)
+    if cost is not None:
+        lines.append(Text(cost))
     silent = view.silent_for
     if silent is not None:
         lines.append(
@@ -42,6 +47,20 @@ def header(view: View, width: int) -> RenderableType:
         ending = ENDINGS.get(view.state.state, view.state.state)
         lines.append(Text(f"{symbol} Run ended {ending}. Press q to quit.", style=f"{style} reverse"))
     return Group(*lines)
+
+
+def cost_line(node: Dict[str, Any]) -> Optional[str]:
+    """`cost $1.2346 · $0.0123/item → $6.10 ($5.80–6.40)`: what the run spent, per item, and
+    (while it runs with items left) where it is heading; None when it has no cost."""
+    cost = node.get("cost")
+    if cost is None:
+        return None
+    projected = node.get("projected_cost")
+    total, processed = node.get("total"), node.get("processed") or 0
+    heading = node.get("state") == "running" and total is not None and total > processed
+    shown = (projected["value"], projected.get("low"), projected.get("high")) if projected and heading else None
+    outlook = _milepost.format_cost_outlook(node.get("cost_per_item"), shown, clean(node.get("unit") or "it"))
+    return _milepost.format_metric("cost", cost) + (f" · {outlook}" if outlook else "")
 
 
 def _counts(node: Dict[str, Any]) -> str:
@@ -118,14 +137,28 @@ def in_flight(view: View, width: int) -> RenderableType:
         if row.get("done") is not None:
             line.append(f"   {count(row['done'])} done · {count(row.get('failed') or 0)} failed", style="dim")
         lines.append(line)
-        for text in _tail(str(row.get("output") or ""), OUTPUT_LINES):
-            lines.append(Text(f"    │ {text}", style="italic", overflow="ellipsis", no_wrap=True))
+        for text in _tail(str(row.get("tail") or ""), OUTPUT_LINES, width - 6):
+            lines.append(Text(f"    │ {text}", style="italic", no_wrap=True))
     return Group(*lines)
 
 
-def _tail(output: str, n: int) -> List[str]:
-    """The last `n` non-empty lines of an output tail, cleaned."""
-    return [clean(line) for line in output.splitlines() if line.strip()][-n:]
+def _tail(tail: str, n: int, width: int) -> List[str]:
+    """The last `n` non-empty lines of a streamed tail, cleaned, each ending within `width`
+    columns: the newest of a stream is its end, so a line too long loses its beginning."""
+    lines = [clean(line) for line in tail.split(NEWLINE_MARK) if line.strip()][-n:]
+    room = max(8, width)
+    return [line if cell_len(line) <= room else "…" + _last_cells(line, room - 1) for line in lines]
+
+
+def _last_cells(text: str, cells: int) -> str:
+    """The end of `text` in at most `cells` columns."""
+    kept: List[str] = []
+    for char in reversed(text):
+        cells -= cell_len(char)
+        if cells < 0:
+            break
+        kept.append(char)
+    return "".join(reversed(kept))
 
 
 def items(view: View, width: int, limit: int = 8) -> RenderableType:

@@ -90,21 +90,25 @@ class View:
 
     @property
     def in_flight(self) -> List[Dict[str, Any]]:
-        """Every item at work, by lane (`lane`, `state`, `item`, `output`, `report`, `done`,
-        `failed`): the worker lanes first, then the items that stream output or report progress
-        outside any lane (a plain loop's item, shown in lane `main`)."""
+        """Every item at work, by lane (`lane`, `state`, `item`, `tail`, `report`, `done`,
+        `failed`): the worker lanes first (the tail of what their item streams is the lane's),
+        then the items outside any lane that stream (their node's tail) or report progress,
+        shown in lane `main`."""
         if self.ended:
             return []  # nothing is at work in a run that is over (crashed included)
-        outputs = dict(self.state.outputs)
         reports = dict(self.state.reports)
         rows: List[Dict[str, Any]] = []
         for lane in self.lanes:
             item = lane.get("item")
             if lane.get("state") in ("busy", "stalled", "died") or item:
-                output = outputs.pop(str(item), "") if item else ""
                 report = reports.pop(str(item), None) if item else None
-                rows.append({**lane, "lane": str(lane.get("name", "?")), "output": output, "report": report})
-        for name in [*outputs, *(n for n in reports if n not in outputs)]:
-            row = {"lane": "main", "state": "busy", "item": name, "done": None, "failed": None}
-            rows.append({**row, "output": outputs.get(name, ""), "report": reports.get(name)})
+                rows.append(
+                    {**lane, "lane": str(lane.get("name", "?")), "tail": lane.get("tail") or "", "report": report}
+                )
+        main = {"lane": "main", "state": "busy", "done": None, "failed": None}
+        for node in [self.root, *self.phases]:
+            name = node.get("tail_item")
+            if name is not None and node.get("tail"):
+                rows.append({**main, "item": name, "tail": node["tail"], "report": reports.pop(str(name), None)})
+        rows.extend({**main, "item": name, "tail": "", "report": report} for name, report in reports.items())
         return rows

@@ -7,11 +7,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::{RunCore, MAX_NODES, SHOWN_FINISHED_LANES};
+use crate::core::cost::{from_items, per_item, ChildHeadings, CostSums, Heading};
 use crate::core::counter::Counts;
 use crate::core::eta::Estimate;
 use crate::core::lanes::LaneState;
 use crate::core::limits::MAX_COUNT;
-use crate::core::metrics::{is_money, MetricSums, MetricValue};
+use crate::core::metrics::{money_slots, MetricSums, MetricValue};
 use crate::core::node::{Node, NodeState};
 use crate::core::sharing::{SharedExtra, Sharing};
 use crate::core::shm::SharedSums;
@@ -29,6 +30,14 @@ struct Rolled {
     own_processed: u64,
     /// The node's own done and skipped counted without an item context (see `Counts`).
     own_explicit: (u64, u64),
+    /// Per-item costs of the items that ended in this process (see `core::cost`).
+    costs: CostSums,
+    /// The money the node spent itself, and with its descendants.
+    own_cost: Option<f64>,
+    cost: Option<f64>,
+    /// What its children are heading for, and where its own cost is heading.
+    child_headings: ChildHeadings,
+    heading: Option<Heading>,
 }
 
 impl Rolled {
@@ -59,7 +68,7 @@ impl RunCore {
         self.sync_shared(now);
         let extra = self.shared_extra();
         let nodes = self.nodes.read();
-        let rolled = roll_up(&nodes, extra.as_ref());
+        let rolled = roll_up(&nodes, extra.as_ref(), 0);
         for (n, r) in nodes.iter().zip(&rolled) {
             if n.state() == NodeState::Running {
                 n.window.lock().observe(now, r.processed());
@@ -73,8 +82,8 @@ impl RunCore {
     pub fn snapshot(&self, now: f64) -> Snapshot {
         let extra = self.shared_extra();
         let nodes = self.nodes.read().clone();
-        let rolled = roll_up(&nodes, extra.as_ref());
         let names = self.metric_names.names();
+        let rolled = roll_up(&nodes, extra.as_ref(), money_slots(&names));
         let mut built: Vec<Option<NodeSnapshot>> =
             nodes.iter().zip(&rolled).map(|(n, r)| Some(node_snapshot(n, r, now, &names))).collect();
         for i in (1..nodes.len()).rev() {
@@ -150,12 +159,13 @@ impl RunCore {
             .iter()
             .filter(|l| l.state() != LaneState::Finished || l.heartbeat() >= cutoff)
             .map(|l| {
-                let item = l.item();
+                let (item, tail) = l.now_showing();
                 LaneSnapshot {
                     id: l.id,
                     name: l.name.clone(),
                     state: l.state().as_str().into(),
                     item: (!item.is_empty()).then_some(item),
+                    tail,
                     done: l.done.get(),
                     failed: l.failed.get(),
                     heartbeat_age: (now - l.heartbeat()).max(0.0),
@@ -166,12 +176,13 @@ impl RunCore {
 }
 
 /// Counts of every node including its descendants (and, for a shared run, the workers'
-/// counts), indexed by node id.
-fn roll_up(nodes: &[Arc<Node>], extra: Option<&SharedExtra>) -> Vec<Rolled> {
+/// counts), indexed by node id, with where each node's cost is heading (`money`: the money
+/// metrics' slots, see `metrics::money_slots`).
+fn roll_up(nodes: &[Arc<Node>], extra: Option<&SharedExtra>, money: u32) -> Vec<Rolled> {
     let mut rolled: Vec<Rolled> = nodes
         .iter()
         .map(|n| {
-            let mut r = Rolled { counts: n.counts(), child_total: Some(0), ..Rolled::default() };
+            let mut r = Rolled { counts: n.counts(), child_total: Some(0), costs: n.cost_sums(), ..Rolled::default() };
             n.metrics.accumulate(&mut r.metrics);
             if let Some(extra) = extra {
                 if let Some(sums) = extra.sums.get(n.id).and_then(Option::as_ref) {
@@ -181,16 +192,24 @@ fn roll_up(nodes: &[Arc<Node>], extra: Option<&SharedExtra>) -> Vec<Rolled> {
             r.own_total = extra.and_then(|e| e.totals.get(n.id).copied().flatten()).or(n.own_total());
             r.own_processed = r.processed();
             r.own_explicit = r.counts.explicit();
+            r.own_cost = r.metrics.money(money);
             r
         })
         .collect();
-    // Children always have larger ids than their parents, so one reverse pass suffices.
-    for i in (1..nodes.len()).rev() {
+    // Children always have larger ids than their parents, so one reverse pass suffices: a
+    // node is complete when its turn comes.
+    for i in (0..nodes.len()).rev() {
+        let child = &mut rolled[i];
+        child.cost = child.metrics.money(money);
+        child.heading = heading_of(child);
+        let Some(parent) = nodes[i].parent else { break };
         let child = rolled[i];
         let total = total_of(&child);
-        let p = &mut rolled[nodes[i].parent.expect("non-root has a parent")];
+        let p = &mut rolled[parent];
         p.counts += child.counts;
         p.metrics.merge(&child.metrics);
+        p.costs += child.costs;
+        p.child_headings.add(child.cost, child.heading);
         p.has_children = true;
         p.child_total = match (p.child_total, total) {
             (Some(a), Some(b)) => Some(a.saturating_add(b).min(MAX_COUNT)),
@@ -198,6 +217,17 @@ fn roll_up(nodes: &[Arc<Node>], extra: Option<&SharedExtra>) -> Vec<Rolled> {
         };
     }
     rolled
+}
+
+/// Where a node's cost is heading (see `core::cost`): from its items when it counts them itself
+/// or its own total covers its children, else its own spend plus its children's headings.
+fn heading_of(r: &Rolled) -> Option<Heading> {
+    if r.has_children && r.own_total.is_none() {
+        total_of(r)?; // a child's total is unknown: so is where the node ends
+        r.child_headings.heading(r.cost, r.own_cost)
+    } else {
+        from_items(r.cost, r.processed(), total_of(r), &r.costs)
+    }
 }
 
 /// The node's total: its own when set; else what its children expect plus the items it
@@ -213,21 +243,18 @@ fn node_snapshot(n: &Node, r: &Rolled, now: f64, names: &[String]) -> NodeSnapsh
     let mut est =
         if state == NodeState::Running { n.window.lock().estimate(now, processed, total) } else { Estimate::default() };
     let from_history = eta_from_history(n, &mut est, state, processed, total);
-    let mut cost: Option<f64> = None;
     let mut metrics = BTreeMap::new();
     for (slot, v) in r.metrics.iter() {
         let Some(name) = names.get(slot) else { continue };
-        let (value, x) = match v {
-            MetricValue::Int(i) => (serde_json::Value::from(i), i as f64),
-            MetricValue::Float(f) => (serde_json::Value::from(f), f),
+        let value = match v {
+            MetricValue::Int(i) => serde_json::Value::from(i),
+            MetricValue::Float(f) => serde_json::Value::from(f),
         };
-        if is_money(name) {
-            cost = Some(cost.unwrap_or(0.0) + x);
-        }
         metrics.insert(name.clone(), value);
     }
     let c = r.counts;
     let judged = c.done + c.failed;
+    let (tail_item, tail) = n.tail().unzip();
     NodeSnapshot {
         id: n.id,
         name: n.name(),
@@ -254,7 +281,11 @@ fn node_snapshot(n: &Node, r: &Rolled, now: f64, names: &[String]) -> NodeSnapsh
         mean_item_seconds: (c.items_timed > 0).then(|| c.item_seconds / c.items_timed as f64),
         elapsed: n.started_at().map(|s| n.ended_at().unwrap_or(now) - s),
         metrics,
-        cost,
+        cost: r.cost,
+        cost_per_item: per_item(r.cost, processed, &r.costs),
+        projected_cost: r.heading.map(|h| h.projected()),
+        tail,
+        tail_item,
         children: Vec::new(),
     }
 }

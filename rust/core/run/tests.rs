@@ -1,6 +1,6 @@
 use super::*;
 use crate::core::clock::Clock;
-use crate::core::snapshot::Snapshot;
+use crate::core::snapshot::{NodeSnapshot, Snapshot};
 
 fn run() -> RunCore {
     RunCore::new("r1", "test", Clock::manual(), 0.0)
@@ -188,4 +188,37 @@ fn snapshot_serializes_with_schema() {
     let v: serde_json::Value = serde_json::from_str(&r.snapshot(0.0).to_json()).unwrap();
     assert_eq!(v["schema"], 1);
     assert_eq!(v["root"]["children"][0]["name"], "p");
+}
+
+#[test]
+fn each_phase_projects_its_own_cost_and_the_run_adds_them_up() {
+    let r = run();
+    let item = |node: &Node, cost: Option<f64>| {
+        r.item_started(node, None, "x").unwrap();
+        if let Some(c) = cost {
+            r.add_metric(node, "cost_usd", c, true).unwrap();
+        }
+        let end = ItemEnd { name: "x", status: ItemStatus::Done, duration: Some(0.1), error: None };
+        r.item_finished(node, None, &end).unwrap();
+        if let Some(c) = cost {
+            node.item_cost(c);
+        }
+    };
+    // A free fetch of 100 pages (items that record no cost), then 20 of 100 summaries at 0.01.
+    let fetch = r.add_node(0, NodeKind::Phase, "fetch", "page", Some(100)).unwrap();
+    (0..100).for_each(|_| item(&fetch, None));
+    let summarize = r.add_node(0, NodeKind::Phase, "summarize", "doc", Some(100)).unwrap();
+    (0..20).for_each(|_| item(&summarize, Some(0.01)));
+    let s = r.snapshot(1.0);
+    let (root, sum) = (&s.root, &s.root.children[1]);
+    let at = |n: &NodeSnapshot| n.projected_cost.unwrap();
+    assert!((at(sum).value - 1.0).abs() < 1e-9, "{:?}", sum.projected_cost);
+    assert!((root.projected_cost.unwrap().value - 1.0).abs() < 1e-9, "not 0.2 + 80 × 0.2/120: {root:?}");
+    assert_eq!(at(sum).low, at(sum).high, "items that all cost the same leave no spread");
+    assert!((root.cost_per_item.unwrap() - 0.2 / 120.0).abs() < 1e-12, "the run's own mean so far");
+    assert!((sum.cost_per_item.unwrap() - 0.01).abs() < 1e-12);
+    assert_eq!(s.root.children[0].projected_cost, None, "a free phase has no cost to project");
+    // A phase with no total leaves the run without one, so without a projection.
+    r.add_node(0, NodeKind::Phase, "extra", "it", None).unwrap();
+    assert_eq!(r.snapshot(2.0).root.projected_cost, None);
 }
