@@ -151,3 +151,10 @@ def spend_a_cent(x: int) -> int:
     milepost.current_item().metric("cost_usd", 0.01)
     time.sleep(0.002)
     return x
+
+
+def dear_then_cheap(x: int) -> int:
+    """The first five items cost $0.20, the rest $0.001 (recorded in the worker process)."""
+    milepost.current_item().metric("cost_usd", 0.2 if x < 5 else 0.001)
+    time.sleep(0.002)
+    return x

@@ -7,6 +7,7 @@ import math
 import random
 import re
 import sqlite3
+import time
 
 import pytest
 
@@ -182,9 +183,15 @@ def test_a_cost_that_grows_with_the_items_length_still_holds(concurrency: int) -
     rng = random.Random(concurrency)
     lengths = [rng.choice([0.001, 0.002, 0.01, 0.02]) for _ in range(2000)]
 
+    costs: list = []
+
     async def reply(i: int) -> int:
+        # Priced by how long it really took ($1 a second): on a loaded machine a sleep runs
+        # long, and the cost must still grow with the length.
+        t0 = time.monotonic()
         await asyncio.sleep(lengths[i])
-        milepost.current_item().metric("cost_usd", lengths[i])  # $1 a second of reply
+        costs.append(time.monotonic() - t0)
+        milepost.current_item().metric("cost_usd", costs[-1])
         return i
 
     with milepost.Run("b-lengths", display="none", budget={"cost_usd": 3.3}) as run:
@@ -193,5 +200,6 @@ def test_a_cost_that_grows_with_the_items_length_still_holds(concurrency: int) -
     spent = _spent(run)
     # Each item in flight is reserved at what it is expected to spend, but they spread around
     # it: at 32 at once the spend may end a second dear item over (measured: README).
-    assert spent <= 3.3 + 2 * max(lengths) + 1e-9, f"over by more than two of the dearest items: {spent}"
+    dearest = sorted(costs)[-len(costs) // 100 - 1]  # the 99th percentile: a slow scheduler's outlier aside
+    assert spent <= 3.3 + 2 * dearest + 1e-9, f"over by more than two of the dearest items: {spent}"
     assert spent >= 3.0, f"stopped far too early: {spent}"

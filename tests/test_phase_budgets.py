@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from typing import Any, List
 
 import pytest
 
 import milepost
-from procs_helpers import spend_a_cent
+from procs_helpers import dear_then_cheap, spend_a_cent
 
 COST = 0.01
 
@@ -143,3 +144,53 @@ def test_track_loops_sync_and_async_stop_at_the_budget(event_log: Any) -> None:
     assert 0.19 <= arun.snapshot().find("crawl")["metrics"]["cost_usd"] <= 0.21 + 1e-9
     assert arun.snapshot().find("crawl")["state"] == "cancelled"
     assert arun.snapshot().root["state"] == "completed", "caught, the phase's stop leaves the run going"
+
+
+def test_a_loop_left_by_break_gives_its_reservation_back(event_log: Any) -> None:
+    async def pages():
+        for i in range(100):
+            yield i
+
+    async def main(run: milepost.Run) -> None:
+        async for i in milepost.track(pages(), total=100, desc="async-loop"):
+            run.metric("cost_usd", COST)
+            if i == 5:
+                break
+        for i in milepost.track(range(100), desc="sync-loop"):
+            run.metric("cost_usd", COST)
+            if i == 5:
+                break
+
+    with milepost.Run("left-loops", display="none", budget={"cost_usd": 1.0}, observers=[event_log]) as run:
+        asyncio.run(main(run))
+        time.sleep(0.5)  # a reservation left behind would be priced by its age by now
+        out = milepost.thread_map(_spend, range(20), workers=4)  # fits: $0.12 + $0.20 of $1.00
+    assert out == list(range(20)) and not run.cancelled, _lines(event_log.events)
+
+
+def test_spend_recorded_outside_the_items_context_still_counts_per_item() -> None:
+    # A sync SDK called through run_in_executor: the spend is recorded in an executor thread,
+    # not in the item's asyncio task, so no ticket takes it; it must still price the items.
+    async def call(i: int) -> int:
+        item = milepost.current_item()
+        await asyncio.get_running_loop().run_in_executor(None, item.metric, "cost_usd", COST)
+        return i
+
+    with milepost.Run("executor-spend", display="none", budget={"cost_usd": 1.0}) as run:
+        with pytest.raises(milepost.Cancelled):
+            asyncio.run(milepost.async_map(call, range(1000), concurrency=20))
+    spent = run.snapshot().root["metrics"]["cost_usd"]
+    assert 0.9 <= spent <= 1.0 + COST + 1e-9, spent
+
+
+def test_a_process_pool_never_skips_an_item_and_runs_later_ones() -> None:
+    ran: List[int] = []
+    with milepost.Run("dear-then-cheap", display="none", budget={"cost_usd": 1.0}) as run:
+        try:
+            for i, value in milepost.process_as_completed(dear_then_cheap, range(60), workers=2, chunksize=1):
+                if not isinstance(value, milepost.Cancelled):
+                    ran.append(i)
+        except milepost.Cancelled:
+            pass  # the budget may end it: what matters is which items ran
+    assert sorted(ran) == list(range(len(ran))), "the items not run are the last ones, never one in between"
+    assert run.snapshot().root["metrics"]["cost_usd"] <= 1.0 + 0.2 + 1e-9

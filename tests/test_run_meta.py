@@ -15,6 +15,7 @@ import pytest
 
 import milepost
 from milepost import dashboard
+from milepost.persistence import default_path
 
 
 def _show(*args: str) -> subprocess.CompletedProcess:
@@ -57,6 +58,7 @@ def test_bad_meta_is_refused_naming_it_before_anything_is_made(meta: Any, named:
     with pytest.raises(milepost.InvalidValueError, match="meta") as raised:
         milepost.Run("bad-meta", display="none", meta=meta)
     assert named in str(raised.value)
+    assert not default_path().exists(), "no history row for a run that was refused"
 
 
 def test_show_lists_each_retried_attempt_with_its_error() -> None:

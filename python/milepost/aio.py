@@ -7,7 +7,6 @@ pool runs (inside a coroutine, so it is loaded already), never by `import milepo
 
 from __future__ import annotations
 
-import functools
 import inspect
 import itertools
 from collections import deque
@@ -49,11 +48,28 @@ _OK, _FAILED, _FATAL = 0, 1, 2
 _END = object()
 
 
-def _end_once(state: List[Any], how: str, exc: Optional[BaseException] = None) -> None:
-    """Calls the loop's end callback the first time only (the loop's own end, or its guard's)."""
-    on_end = state.pop() if state else None
-    if on_end is not None:
-        on_end(how, exc)
+class _LoopEnd:
+    """An async loop's end, told once (by the loop, or by its guard when the loop was dropped
+    after `break` or an exception), and the reservation of the item it handed out last, which
+    ends with it."""
+
+    __slots__ = ("on_end", "held")
+
+    def __init__(self, on_end: Callable[..., Any]) -> None:
+        self.on_end: Optional[Callable[..., Any]] = on_end
+        #: Under a budget: the item handed out last is reserved until the next is asked for.
+        self.held: Optional[Reservation] = None
+
+    def release(self, finished: bool = True) -> None:
+        held, self.held = self.held, None
+        if held is not None:
+            held.release(finished)
+
+    def __call__(self, how: str, exc: Optional[BaseException] = None) -> None:
+        self.release()
+        on_end, self.on_end = self.on_end, None
+        if on_end is not None:
+            on_end(how, exc)
 
 
 def _being_cancelled(task: Any) -> bool:
@@ -68,7 +84,7 @@ class AsyncTracker:
     exhausted, `break` or `aclose()`: cancelled, an exception: `outcome.end_state`'s rule), and
     raises `milepost.Cancelled` instead of handing out items once the run is cancelled."""
 
-    __slots__ = ("_source", "_advance", "_context", "_pending", "_state", "_guard", "_task", "_held")
+    __slots__ = ("_source", "_advance", "_context", "_pending", "_end", "_guard", "_task")
 
     def __init__(self, source: AsyncIterator[Any], task: Task, on_end: Callable[..., Any]) -> None:
         self._source = source
@@ -76,14 +92,12 @@ class AsyncTracker:
         self._advance = task.advance
         self._context = task.context
         self._pending = False
-        #: Under a budget: the item handed out last is reserved until the next is asked for.
-        self._held: Optional[Reservation] = None
-        self._state: List[Any] = [on_end]
+        self._end = _LoopEnd(on_end)
         # A native tracker over nothing, kept for its end only: collected while an exception
         # leaves the loop's body it reports that exception, after `break` an abandoned loop.
         # No Python object could tell them apart (`__del__` runs with the exception put aside).
-        # It holds the state, not this object: no cycle, so it goes when the loop's frame does.
-        self._guard = _milepost.Tracker(iter(()), task.node, None, functools.partial(_end_once, self._state))
+        # It holds the end, not this object: no cycle, so it goes when the loop's frame does.
+        self._guard = _milepost.Tracker(iter(()), task.node, None, self._end)
 
     def __aiter__(self) -> AsyncTracker:
         return self
@@ -92,33 +106,30 @@ class AsyncTracker:
         if self._pending:  # the body of the item handed out last finished
             self._pending = False
             self._advance()
+        self._end.release()
         budgets = self._task.budgets
-        if self._held is not None:
-            self._held.release()
-            self._held = None
         if not self._task.stopped and budgets:
-            self._held = reserve_all(budgets)
-        if self._task.stopped or (budgets and self._held is None):
+            self._end.held = reserve_all(budgets)
+        if self._task.stopped or (budgets and self._end.held is None):
             exc = self._task.stopped_error("the items left were not handed out")
-            _end_once(self._state, "raised", exc)
+            self._end.release(finished=False)
+            self._end("raised", exc)
             raise exc
         try:
             item = await self._source.__anext__()
         except BaseException as e:
-            if self._held is not None:
-                self._held.release(finished=False)
-                self._held = None
+            self._end.release(finished=False)
             if isinstance(e, StopAsyncIteration):
-                _end_once(self._state, "completed")
+                self._end("completed")
             else:
-                _end_once(self._state, "raised", e)
+                self._end("raised", e)
             raise
         self._pending = True
         return item
 
     async def aclose(self) -> None:
         """Ends the loop now, as `break` does (cancelled), and closes the iterable."""
-        _end_once(self._state, "abandoned")
+        self._end("abandoned")
         close = getattr(self._source, "aclose", None)
         if close is not None:
             await close()
@@ -259,13 +270,14 @@ class _AsyncPool:
                         error = self.scope.task.stopped_error("items in flight were cancelled, the others did not run")
                         await self._out.put((-1, error, _FATAL))  # ends the pool as a failure would
                     return
-                job = None
+                job, ended = None, False
                 try:
                     job = await self._take()
                     result = await self._call(*job) if job is not None else None
+                    ended = job is not None
                 finally:
                     if reservation is not None:
-                        reservation.release(job is not None)
+                        reservation.release(ended)  # not started, or cancelled: no item's length
                 if result is None:
                     return
                 await self._out.put(result)

@@ -4,20 +4,14 @@ items before a metric goes over.
 The spend is a running sum kept here, fed by every `metric()` call of the task's subtree in
 this process (`Task` wraps its node's `metric` with the budgets of it and of the tasks above
 it): reading the node's metrics would build a whole snapshot per item, and the sum is the same
-number. (Process pools read it from a snapshot instead: see `reserve`'s `seen`.)
+number. (Process pools read it from a snapshot instead: see `fit`.)
 
 Before an item is handed out, a pool or a loop reserves it (a `Reservation`: a ticket per
 budget, current in the item's context so that what the item spends is told apart), and the
 item is refused when spent + what the items in flight are still expected to spend + its own
-expected spend would pass a limit. A new item is expected to spend the mean of the items
-finished. An item in flight for `a` seconds is expected to spend the mean of the finished items
-that ran longer than `a` (kept per duration bucket, doubling from 0.1 ms), less what it spent
-already: when an item's cost grows with its length (an LLM's reply), the items still in flight
-are the long, dear ones, and pricing them at the plain mean of the finished (short, cheap) ones
-would end the run over its budget. An item older than every finished one is priced by its age
-at the spend per second of the finished ones. Items handed out before the first estimate are
-covered as soon as one exists. The first wave (at most the pool's concurrency) has no estimate: a budget one item
-could eat a large part of wants a smaller concurrency.
+expected spend would pass a limit (the estimates: `spends`). Items handed out before the first
+estimate are covered as soon as one exists. The first wave (at most the pool's concurrency) has
+no estimate: a budget one item could eat a large part of wants a smaller concurrency.
 
 A refusal of the run's budget cancels the run with the reason "budget: ..."; a phase's stops
 that phase (`Task.halt`): its pools and loops hand out no more items and raise `Cancelled`, and
@@ -26,15 +20,16 @@ the run goes on if the job catches it.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import math
 import threading
-import time
 import weakref
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple, Union
 
 from . import _milepost
 from .errors import Cancelled, InvalidValueError
+from .spends import Spends, Ticket
 
 __all__ = [
     "Budget",
@@ -46,6 +41,8 @@ __all__ = [
     "reserve_all",
     "held",
     "counting",
+    "current_tickets",
+    "spending",
 ]
 
 #: The share of a limit at which the run warns (once a metric).
@@ -85,14 +82,7 @@ class Budget:
         self.cancels_in_flight = on_budget == "cancel"
         self.spent: Dict[str, float] = dict.fromkeys(self.limits, 0.0)
         self._warned: set[str] = set()
-        self._finished = 0
-        #: Items in flight under a ticket, what they spent so far (per metric), and over the
-        #: items finished under one: their spend, their durations and spend x duration.
-        self._live: set[_Ticket] = set()
-        self._live_spent: Dict[str, float] = dict.fromkeys(self.limits, 0.0)
-        self._counts = [0] * _BUCKETS
-        self._costs: Dict[str, List[float]] = {name: [0.0] * _BUCKETS for name in self.limits}
-        self._seconds = 0.0
+        self._spends = Spends(self.limits)
         self._refused_by: Optional[str] = None
         self._lock = threading.Lock()
         self._task: Callable[[], Any] = lambda: None
@@ -112,15 +102,14 @@ class Budget:
         ticket = tickets.get(self) if tickets is not None else None
         with self._lock:
             self.spent[name] += value
-            if ticket is not None and ticket in self._live:  # the item in this context spent it
-                ticket.spent[name] = ticket.spent.get(name, 0.0) + value
-                self._live_spent[name] += value
+            if ticket is not None:  # the item in this context spent it
+                self._spends.add(ticket, name, value)
         self._warn(name)
 
     def observe(self, totals: Dict[str, Any]) -> None:
-        """The run's totals of its metrics (its snapshot's root, which counts what worker
-        processes recorded in shared memory, out of reach of `add`): the spend is at least
-        that."""
+        """The totals of the budget's task's metrics (its node in a snapshot, which counts what
+        worker processes recorded in shared memory, out of reach of `add`): the spend is at
+        least that."""
         for name in self.limits:
             value = totals.get(name)
             if isinstance(value, (int, float)):
@@ -152,33 +141,21 @@ class Budget:
                 self._refused_by = self._refused_by or self._over(1, seen)
         return fit
 
-    def ticket(self) -> Optional[_Ticket]:
+    def ticket(self) -> Optional[Ticket]:
         """Reserves the next item (see the module): its ticket, or None (and the task
         stopped) when it does not fit."""
         with self._lock:
             over = self._over(1)
             if over is None:
-                ticket = _Ticket()
-                self._live.add(ticket)
-                return ticket
+                return self._spends.open()
             self._refused_by = self._refused_by or over
         self.stop(over)
         return None
 
-    def settle(self, ticket: _Ticket, finished: bool = True) -> None:
-        """The item of `ticket` ended (`finished=False`: it did not start)."""
+    def settle(self, ticket: Ticket, finished: bool = True) -> None:
+        """The item of `ticket` ended (`finished=False`: it did not start, or was cancelled)."""
         with self._lock:
-            self._live.discard(ticket)
-            for name, value in ticket.spent.items():
-                self._live_spent[name] -= value
-            if finished:
-                self._finished += 1
-                seconds = time.monotonic() - ticket.start
-                self._seconds += seconds
-                bucket = _bucket(seconds)
-                self._counts[bucket] += 1
-                for name, costs in self._costs.items():
-                    costs[bucket] += ticket.spent.get(name, 0.0)
+            self._spends.settle(ticket, finished)
 
     @property
     def refused(self) -> bool:
@@ -203,50 +180,26 @@ class Budget:
         """The first metric the next `n` items would pass, if any (under the lock)."""
         for name, limit in self.limits.items():
             spent = self.spent[name]
-            if seen is None:  # items under tickets: see the module
-                mean = sum(self._costs[name]) / self._finished if self._finished else 0.0
-                coming = self._in_flight_expected(name)
+            # A hair of slack: a hundred 0.01s add up to a little over 1.00, not a refusal.
+            room = limit * (1 + 1e-9) - spent
+            if seen is None:  # items under tickets: see `spends`
+                mean = self._spends.mean(name)
+                coming = self._spends.coming(name, room - n * mean)
             else:  # a process pool's counts, from its snapshot: every item at the plain mean
                 mean = spent / seen[0] if seen[0] else 0.0
                 coming = seen[1] * mean
-            # A hair of slack: a hundred 0.01s add up to a little over 1.00, not a refusal.
-            if spent >= limit or spent + coming + n * mean > limit * (1 + 1e-9):
+            if spent >= limit or coming + n * mean > room:
                 return name
         return None
 
-    def _in_flight_expected(self, name: str) -> float:
-        """What the items in flight under tickets are still expected to spend (under the lock;
-        see the module)."""
-        if not self._finished:
-            return 0.0
-        costs, counts = self._costs[name], self._counts
-        # Count and spend of the finished items in each bucket and those above it.
-        from_n, from_c = [0] * (_BUCKETS + 1), [0.0] * (_BUCKETS + 1)
-        for b in range(_BUCKETS - 1, -1, -1):
-            from_n[b] = from_n[b + 1] + counts[b]
-            from_c[b] = from_c[b + 1] + costs[b]
-        top = max(b for b in range(_BUCKETS) if counts[b])
-        per_second = from_c[0] / self._seconds if self._seconds > 0 else 0.0
-        now = time.monotonic()
-        expected = 0.0
-        for ticket in self._live:
-            age = now - ticket.start
-            b = _bucket(age)
-            if from_n[b + 1]:  # the items longer than this one's bucket (all longer than it)
-                price = from_c[b + 1] / from_n[b + 1]
-            elif counts[b]:  # its own bucket is the longest there is
-                price = costs[b] / counts[b]
-            else:  # older than every finished item: priced by its age, at least as the longest
-                price = max(per_second * age, costs[top] / counts[top])
-            expected += max(price, ticket.spent.get(name, 0.0))
-        return max(0.0, expected - self._live_spent[name])
-
     def _expected(self, name: str) -> str:
         """`, $0.0019 expected of the 16 items in flight` (under the lock)."""
-        if not self._live or not self._finished:
+        live = len(self._spends.live)
+        if not live or not self._spends.finished:
             return ""
-        value = _milepost.format_metric(name, self._in_flight_expected(name))[len(name) + 1 :]
-        return f", {value} expected of the {len(self._live)} items in flight"
+        coming = self._spends.coming(name, -1.0)  # exact: no room to bound in
+        value = _milepost.format_metric(name, coming)[len(name) + 1 :]
+        return f", {value} expected of the {live} items in flight"
 
     def _state(self, name: str) -> str:
         # `cost_usd $0.82 of $1.00`: the metric's own format gives the name once, then the value.
@@ -259,29 +212,9 @@ class Budget:
             task.log(message, level=level, source="milepost")
 
 
-#: Duration buckets of finished items, doubling from 0.1 ms (the last holds all longer ones).
-_BUCKETS = 40
-
-
-def _bucket(seconds: float) -> int:
-    if seconds < 2e-4:
-        return 0
-    return min(int(math.log2(seconds / 1e-4)), _BUCKETS - 1)
-
-
-class _Ticket:
-    """One item handed out under a budget: when, and what it spent so far (per metric)."""
-
-    __slots__ = ("start", "spent")
-
-    def __init__(self) -> None:
-        self.start = time.monotonic()
-        self.spent: Dict[str, float] = {}
-
-
 #: The tickets of the item running in this context, by budget (a thread's, an asyncio
 #: task's, a loop's caller's): what `Budget.add` attributes a spend to.
-_TICKETS: contextvars.ContextVar[Optional[Dict[Budget, _Ticket]]] = contextvars.ContextVar(
+_TICKETS: contextvars.ContextVar[Optional[Dict[Budget, Ticket]]] = contextvars.ContextVar(
     "milepost_budget_tickets", default=None
 )
 
@@ -295,18 +228,35 @@ class Reservation:
 
     __slots__ = ("tickets", "_token")
 
-    def __init__(self, tickets: Dict[Budget, _Ticket]) -> None:
+    def __init__(self, tickets: Dict[Budget, Ticket]) -> None:
         self.tickets = tickets
         self._token = _TICKETS.set(tickets)
 
     def release(self, finished: bool = True) -> None:
-        """The item ended (`finished=False`: it did not start)."""
-        try:
-            _TICKETS.reset(self._token)
-        except ValueError:
-            _TICKETS.set(None)  # released from another context (an async pool's cleanup)
+        """The item ended (`finished=False`: it did not start, or was cancelled). Idempotent."""
+        if _TICKETS.get() is self.tickets:
+            try:
+                _TICKETS.reset(self._token)
+            except ValueError:
+                pass  # set in another context (a loop abandoned and collected elsewhere): left as is
         for budget, ticket in self.tickets.items():
             budget.settle(ticket, finished)
+
+
+def current_tickets() -> Any:
+    """The tickets of the item reserved in this context (None: none), for an `Item` to keep."""
+    return _TICKETS.get()
+
+
+@contextlib.contextmanager
+def spending(tickets: Any) -> Iterator[None]:
+    """Spend recorded in the block is that of the item holding `tickets` (its `metric()`
+    called from another thread or task)."""
+    token = _TICKETS.set(tickets)
+    try:
+        yield
+    finally:
+        _TICKETS.reset(token)
 
 
 def counting(
@@ -326,7 +276,7 @@ def counting(
 def reserve_all(budgets: Budgets) -> Optional[Reservation]:
     """Reserves the next item in every budget, or in none (None: the one that refused stopped
     its task)."""
-    tickets: Dict[Budget, _Ticket] = {}
+    tickets: Dict[Budget, Ticket] = {}
     for budget in budgets:
         ticket = budget.ticket()
         if ticket is None:

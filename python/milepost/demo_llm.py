@@ -58,24 +58,35 @@ async def chat(port: int, body: Dict[str, Any], on_text: Callable[[str], None]) 
         )
         writer.write(head.encode() + data)
         await writer.drain()
-        status = int((await reader.readline()).split()[1])
+        line = (await reader.readline()).split()
+        if len(line) < 2 or not line[1].isdigit():
+            raise Overloaded(0, f"no HTTP status line from the model: {b' '.join(line)[:80]!r}")
+        status = int(line[1])
         while (await reader.readline()).strip():
             pass  # the headers: the body is chunked (a stream) or read to its end (an error)
         if status != 200:
             error = json.loads(await reader.read()).get("error", {}).get("message", "")
             raise (Overloaded if status >= 500 else ModelError)(status, error)
         last: Dict[str, Any] = {}
-        async for event in _events(reader):
-            if event == "[DONE]":
-                break
-            last = json.loads(event)
-            for choice in last.get("choices") or ():
-                text = (choice.get("delta") or {}).get("content")
-                if text:
-                    on_text(text)
+        events = _events(reader)
+        try:
+            async for event in events:
+                if event == "[DONE]":
+                    break
+                last = json.loads(event)
+                for choice in last.get("choices") or ():
+                    text = (choice.get("delta") or {}).get("content")
+                    if text:
+                        on_text(text)
+        finally:
+            await events.aclose()  # closed here, not left for the loop to finalize
         return last
     finally:
         writer.close()
+        try:
+            await writer.wait_closed()
+        except OSError:
+            pass  # the server had closed it
 
 
 async def _events(reader: asyncio.StreamReader) -> Any:

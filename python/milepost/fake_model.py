@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-__all__ = ["FakeModelServer", "Call", "tokens_of"]
+__all__ = ["FakeModelServer", "Call", "tokens_of", "WORDS"]
 
-_WORDS = (
+WORDS = (
     "the a persona who lives in works as enjoys prefers quiet busy city village teacher nurse engineer "
     "baker pilot gardener reads writes travels cooks paints early late mornings evenings with two cats "
     "old dog small garden near river coast mountains and often sometimes never on weekends"
@@ -150,7 +150,7 @@ class FakeModelServer:
         n = rng.randint(*self.words)
         if max_tokens is not None:
             n = min(n, max_tokens)
-        return [rng.choice(_WORDS) for _ in range(n)]
+        return [rng.choice(WORDS) for _ in range(n)]
 
     def cache(self, prefix: str) -> bool:
         """Whether `prefix` was cached before (it is from now on)."""
@@ -276,7 +276,8 @@ def _handler(model: FakeModelServer) -> type:
                 content = [{"type": "text", "text": " ".join(words)}]
                 self._json(200, {**message, "content": content, "stop_reason": "end_turn", "usage": usage})
                 return
-            start = {**message, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 1}}
+            opening = {"content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 1}}
+            start: Dict[str, Any] = {**message, **opening}
             events: List[Tuple[str, Dict[str, Any]]] = [
                 ("message_start", {"type": "message_start", "message": start}),
                 (

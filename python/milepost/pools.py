@@ -240,9 +240,11 @@ class _ThreadPool:
 
     def _call(self, index: int, item: Any) -> Any:
         task = self.scope.task
-        reservation = reserve_all(task.budgets) if task.budgets and not task.stopped else None
         # Queued before the cancel, or refused by a budget (which stops its task): not started.
-        if task.stopped or (task.budgets and reservation is None):
+        if task.stopped:
+            raise Cancelled.not_started(self.item_name(item, index))
+        reservation = reserve_all(task.budgets) if task.budgets else None
+        if task.budgets and reservation is None:
             raise Cancelled.not_started(self.item_name(item, index))
         try:
             return self._run_item(index, item)

@@ -127,8 +127,9 @@ class _Pool:
         #: read from the run's totals as chunks come back (the workers' metrics are counted in
         #: shared memory, where the budget's own sum cannot see them).
         self.budgets = scope.task.budgets
-        #: A chunk a budget refused (`refusing`): its items are reported not run.
-        self.refused: List[Job] = []
+        #: The budget that refused a chunk: nothing is submitted until the chunks in flight
+        #: are back, then the pool asks again with nothing in flight (the counts of a snapshot
+        #: taken while workers run can price an item twice); refused then, the budget is spent.
         self.refusing: Optional[Budget] = None
         self._handed_out = 0
         #: Items each budget's task had finished before this pool (by the budget's key).
@@ -136,9 +137,9 @@ class _Pool:
 
     def _submit(self, chunk: List[Job]) -> None:
         if self.budgets:
-            fit = self._reserve(len(chunk))
-            if not fit:
-                self.refused += chunk  # the refusal cancelled the run: nothing more is submitted
+            fit = self._reserve(len(chunk)) if self.refusing is None else 0
+            if not fit:  # back in front of the queue, for when the chunks in flight are back
+                self.chunks = itertools.chain([chunk], self.chunks)
                 return
             if fit < len(chunk):  # what fits goes now; the rest is asked for next
                 self.chunks = itertools.chain([chunk[fit:]], self.chunks)
@@ -179,12 +180,12 @@ class _Pool:
             steer = self.scope.context.steer
             if steer is not None:
                 steer.add_pool(self.again)
-            while self.pending or self._run_again():
+            while self.pending or self._run_again() or self._ask_again(ahead):
                 done: Set[Future[Any]]
                 done, _ = wait(self.pending, return_when=FIRST_COMPLETED)
                 for fut in done:
                     yield from self._chunk_done(fut)
-            if self.refusing is not None:  # every chunk in flight is back
+            if self.refusing is not None:  # refused with nothing in flight: the budget is spent
                 self.refusing.stop()
                 yield from self._left_over(self.scope.state(None))
         except KeyboardInterrupt:
@@ -204,6 +205,16 @@ class _Pool:
             self.pool.shutdown(wait=wait_at_end, cancel_futures=True)
             self.scope.context.stop_pool(self.number, False)  # the bit may serve another pool
             self.scope.context.sample()  # account for workers that died, take their last events
+
+    def _ask_again(self, ahead: int) -> bool:
+        """Every chunk in flight is back after a budget refused one: asks again, with nothing
+        in flight (True: some went)."""
+        if self.refusing is None or self.scope.state(None) != "completed":
+            return False
+        self.refusing = None
+        for chunk in itertools.islice(self.chunks, ahead):
+            self._submit(chunk)
+        return bool(self.pending)
 
     def _run_again(self) -> bool:
         """Once every chunk came back: the items asked to run again, as one more chunk (the
@@ -245,9 +256,8 @@ class _Pool:
         yield from self._left_over(state)
 
     def _left_over(self, state: str) -> Iterator[Tuple[int, Any]]:
-        """Broken or cancelled: what is left does not run (a chunk the budget refused first)."""
-        refused, self.refused = self.refused, []
-        for nxt in itertools.chain([refused], self.chunks):
+        """Broken, cancelled or out of budget: what is left does not run."""
+        for nxt in self.chunks:
             for i, _, name in nxt:
                 yield i, _not_run(name, state)
 

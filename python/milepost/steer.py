@@ -40,7 +40,7 @@ class Meta(Dict[str, Any]):
             raise InvalidValueError(f"meta's keys must be non-empty strings, got {key!r}")
         super().__setitem__(key, value)
 
-    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def update(self, *args: Any, **kwargs: Any) -> None:
         for key, value in dict(*args, **kwargs).items():
             self[key] = value
 

@@ -12,12 +12,13 @@ import contextvars
 import functools
 import json
 import os
+import threading
 import time
 from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Optional, Tuple, TypeVar, Union
 
 from . import _milepost
 from .agent import Details
-from .budget import Budget, Budgets, check_on_budget, counting, held
+from .budget import Budget, Budgets, check_on_budget, counting, current_tickets, held, spending
 from .context import ItemRow, RunContext
 from .errors import Cancelled, InvalidValueError, RunEndedError
 from .events import (
@@ -53,8 +54,9 @@ LEVELS = ("debug", "info", "warning", "error", "critical")
 
 #: What an item holds (`Item._live`): its output streamed (`Item._sink` exists only then), a
 #: skip asked, its details reported (`Item._details` exists only then), whether it ended, and
-#: a cost recorded (`Item._cost` exists only then).
-STREAMED, SKIP_ASKED, REPORTED, ENDED, COSTED = 1, 2, 4, 8, 16
+#: a cost recorded (`Item._cost` exists only then), and reserved under a budget (`_tickets`
+#: exists only then).
+STREAMED, SKIP_ASKED, REPORTED, ENDED, COSTED, BUDGETED = 1, 2, 4, 8, 16, 32
 #: What must be settled when the item ends (one test for a plain item, which holds none).
 SETTLE = STREAMED | REPORTED | COSTED
 
@@ -67,6 +69,10 @@ def current_item() -> Optional[Item]:
     workers, the item their function was called for; in `async_map`, per asyncio task), to add
     metrics to it or retry it."""
     return _current_item.get()
+
+
+#: Held while a task is halted and while a child joins its parent (both rare).
+_HALTING = threading.Lock()
 
 
 class Task:
@@ -100,10 +106,12 @@ class Task:
         )
         #: Why this task hands out no more items (`phase 'gen' was stopped (budget: ...)`),
         #: once a budget of it or above it halted it.
-        self.halted: Optional[str] = parent.halted if parent is not None else None
+        self.halted: Optional[str] = None
         self.children: List[Task] = []
         if parent is not None:
-            parent.children.append(self)
+            with _HALTING:  # a child made while its parent is halted is halted too
+                self.halted = parent.halted
+                parent.children.append(self)
         self._bind(node)
 
     def _bind(self, node: AnyNode) -> None:
@@ -200,14 +208,15 @@ class Task:
         """Stops this task and those below it handing out items (its budget was spent): their
         pools and loops raise `Cancelled` naming `reason`; items in flight finish; the run
         goes on if the job catches it."""
-        if self.halted is not None:
-            return
         said = f"{self.kind} {self.name!r} was stopped ({reason})"  # the same words below it
-        stack = [self]
-        while stack:
-            task = stack.pop()
-            task.halted = task.halted or said
-            stack.extend(task.children)
+        with _HALTING:
+            if self.halted is not None:
+                return
+            stack = [self]
+            while stack:
+                task = stack.pop()
+                task.halted = task.halted or said
+                stack.extend(task.children)
         if not self.context.finished:
             self.log(f"{self.kind} {self.name!r} stopped: {reason}", level="warning", source="milepost")
 
@@ -427,6 +436,7 @@ class Item:
         "_details",
         "_cost",
         "_sink",
+        "_tickets",
     )
 
     def __init__(self, task: Task, node: AnyNode, name: Any) -> None:
@@ -530,8 +540,13 @@ class Item:
 
     def metric(self, name: str, value: Union[int, float]) -> None:
         """Adds to a metric of the item's task (e.g. the tokens this item used); the history
-        keeps it with the item too."""
-        self._task.metric(name, value)  # the task's: a run's budget counts it
+        keeps it with the item too. Thread-safe: called from another thread (a sync SDK through
+        `run_in_executor`), the spend is still this item's for its budget."""
+        if self._live & BUDGETED:  # the item's own reservation, whatever context calls this
+            with spending(self._tickets):
+                self._task.metric(name, value)
+        else:
+            self._task.metric(name, value)  # the task's: a run's budget counts it
         if self._context.keeps_rows:
             if self._metrics is None:
                 self._metrics = {}
@@ -568,6 +583,9 @@ class Item:
         self._lane = self._context.lane()
         self._t0 = self._context.now()
         self._node.item_started(self.name, self._lane)
+        if self._task.budgets:  # the reservation a pool or loop made for it, in this context
+            self._tickets = current_tickets()
+            self._live |= BUDGETED
         self._token: Optional[contextvars.Token[Optional[Item]]] = _current_item.set(self)
         return self
 
