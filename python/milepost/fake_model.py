@@ -276,7 +276,7 @@ def _handler(model: FakeModelServer) -> type:
                 content = [{"type": "text", "text": " ".join(words)}]
                 self._json(200, {**message, "content": content, "stop_reason": "end_turn", "usage": usage})
                 return
-            opening = {"content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 1}}
+            opening: Dict[str, Any] = {"content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 1}}
             start: Dict[str, Any] = {**message, **opening}
             events: List[Tuple[str, Dict[str, Any]]] = [
                 ("message_start", {"type": "message_start", "message": start}),
