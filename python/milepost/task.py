@@ -71,11 +71,27 @@ def current_item() -> Optional[Item]:
     return _current_item.get()
 
 
+class AsyncWith:
+    """`async with` does what `with` does, for a run, a phase and an item (nothing in them
+    awaits; an asyncio task runs in a context of its own, so an item entered there is current
+    in that task only)."""
+
+    __slots__ = ()
+
+    async def __aenter__(self) -> Any:
+        return self.__enter__()  # type: ignore[attr-defined]
+
+    async def __aexit__(
+        self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)  # type: ignore[attr-defined]
+
+
 #: Held while a task is halted and while a child joins its parent (both rare).
 _HALTING = threading.Lock()
 
 
-class Task:
+class Task(AsyncWith):
     """A level of the run that counts items: the run itself, a phase or a step.
 
     Use it as a context manager: leaving it normally marks it completed, an exception marks it
@@ -391,15 +407,6 @@ class Task:
     ) -> None:
         self.end(end_state(exc_type, exc))
 
-    # `async with` a run or a phase does what `with` does (a `Run` overrides the two above).
-    async def __aenter__(self) -> Any:
-        return self.__enter__()
-
-    async def __aexit__(
-        self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
-
     def begin(self, total: Optional[int]) -> None:
         """The task starts (its context made it): running, and its start event."""
         self.context.now()
@@ -418,7 +425,7 @@ class Task:
         return f"<{type(self).__name__} {'/'.join(self.path)!r} {self.state} done={self.done}>"
 
 
-class Item:
+class Item(AsyncWith):
     """One item in flight. `skip()` inside the block counts it skipped instead of done."""
 
     __slots__ = (
@@ -608,16 +615,6 @@ class Item:
             self._end("failed", duration, text)
             item = _clip(_milepost.sanitize(self.name), MAX_NAME)
             self._context.emit(ItemFailed, self._task.path, item=item, error=text)
-
-    async def __aenter__(self) -> Item:
-        # The same as `with`: an asyncio task runs in a context of its own, so the item set
-        # here is current in this task only.
-        return self.__enter__()
-
-    async def __aexit__(
-        self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
 
     def _settle(self) -> None:
         """What the item holds beyond its counts, at its end: its cost goes to the cost per
