@@ -42,6 +42,8 @@ def live_job():
 
     def work(x: int) -> int:
         milepost.current_item().stream(f"drafting doc {x}\nsecond line <b>not bold</b>")
+        milepost.current_item().progress(2, of=5)  # what an agent loop reports of itself
+        milepost.current_item().check("<i>parsed</i>", True)
         time.sleep(0.05)
         milepost.current_item().metric("cost_usd", 0.001)  # at the end, as a model call's usage comes
         if x % 40 == 7:
@@ -101,6 +103,9 @@ def test_the_page_follows_a_live_run_and_cancels_it(live_job) -> None:
             tail = page.locator("#lanes .lane-tail:visible").first
             expect(tail).to_contain_text("second line <b>not bold</b>", timeout=15_000)
             assert re.fullmatch(r"drafting doc \d+↵second line <b>not bold</b>", tail.text_content() or "")
+            # What items report of themselves, on their lane.
+            report = page.locator("#lanes .lane-report:visible").first
+            expect(report).to_have_text("iteration 2/5 · checks 1/1", timeout=15_000)
             assert page.locator("#phases .phase").count() >= 2
             assert page.locator("#lanes .lane").count() >= 1
             expect(page.locator("#failures .failure").first).to_be_visible(timeout=15_000)

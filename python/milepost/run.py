@@ -193,6 +193,13 @@ class Run(Task):
         steer = self._owner.steer
         return steer.meta if steer is not None else {}
 
+    def item_reports(self) -> Dict[str, Dict[str, Any]]:
+        """What the items in flight in this process reported (`item.progress`, `check`,
+        `artifact`), by item name: `{"progress": [n, of] or None, "checks_ok", "checks",
+        "artifacts"}` each (what the monitor and the dashboard show on the item's line)."""
+        steer = self._owner.steer
+        return steer.reports() if steer is not None else {}
+
     def meta_json(self) -> Dict[str, Any]:
         """`meta` as JSON-ready values (a copy)."""
         steer = self._owner.steer

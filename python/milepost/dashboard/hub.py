@@ -284,7 +284,12 @@ class DashboardObserver(BaseObserver):
 
     def on_snapshot(self, snapshot: Snapshot) -> None:
         # The core's snapshot carries every node's `cost`: the page shows what it is given.
-        self.channel.publish_snapshot(snapshot.json())
+        text = snapshot.json()
+        run = self.channel.run
+        reports = run.item_reports() if run is not None else {}
+        if reports:  # what items in flight reported, beside the core's snapshot (one object)
+            text = text[:-1] + ',"reports":' + json.dumps(reports, separators=(",", ":")) + "}"
+        self.channel.publish_snapshot(text)
 
     def on_event(self, event: Event) -> None:
         self.channel.publish_event(event)

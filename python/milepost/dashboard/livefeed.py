@@ -79,7 +79,8 @@ class Watched:
         self._publish_events()  # after the snapshot was read: the events before it are in
         if stamp != self._stamp and state.snapshot:
             self._stamp = stamp
-            self.channel.publish_snapshot(json.dumps(state.snapshot, ensure_ascii=False, separators=(",", ":")))
+            published = {**state.snapshot, "reports": state.reports} if state.reports else state.snapshot
+            self.channel.publish_snapshot(json.dumps(published, ensure_ascii=False, separators=(",", ":")))
         self.channel.state = state.state
         self.channel.remote_meta = state.meta
         if state.ended:

@@ -784,6 +784,8 @@
       var tail = h("div", "lane-tail");
       tail.appendChild(h("span"));
       row.appendChild(tail);
+      // What the item reported of itself (an agent loop): iterations, checks, files.
+      row.appendChild(h("div", "lane-report"));
       return row;
     }, function (row, l) {
       setState(row, "lane", l.state);
@@ -810,18 +812,43 @@
       tail.hidden = !streams;
       setText(tail.firstChild, streams ? l.tail : "");
       setTitle(tail, streams ? l.tail : "");
+      var said = reportText(l.report);
+      row.children[5].hidden = !said;
+      setText(row.children[5], said);
     });
   }
 
-  /* The lanes, then a row for each item outside any lane that streams (its node keeps the tail). */
+  /* `iteration 3/20 · checks 2/3 · 1 file`, as the monitor says it (agent.summary). */
+  function reportText(r) {
+    if (!r) return "";
+    var parts = [];
+    if (r.progress && r.progress.length === 2) parts.push("iteration " + fmtInt(r.progress[0]) + "/" + fmtInt(r.progress[1]));
+    if (r.checks) parts.push("checks " + fmtInt(r.checks_ok || 0) + "/" + fmtInt(r.checks));
+    if (r.artifacts) parts.push(fmtInt(r.artifacts) + (r.artifacts === 1 ? " file" : " files"));
+    return parts.join(" · ");
+  }
+
+  /* The lanes, then a row for each item outside any lane that streams (its node keeps the tail)
+     or reported of itself; each row with its item's report, if any. */
   function lanesWithStreams(snap) {
-    var rows = (snap.lanes || []).slice();
+    var reports = snap.reports || {};
+    var shown = {};
+    var rows = (snap.lanes || []).map(function (l) {
+      var report = l.item ? reports[l.item] : null;
+      if (report) shown[l.item] = true;
+      return report ? Object.assign({}, l, { report: report }) : l;
+    });
     (function walk(n) {
       if (n.tail_item != null && n.tail) {
-        rows.push({ id: "n" + n.id, name: "main", state: "busy", item: n.tail_item, tail: n.tail, done: null, failed: null });
+        shown[n.tail_item] = true;
+        rows.push({ id: "n" + n.id, name: "main", state: "busy", item: n.tail_item, tail: n.tail, done: null, failed: null,
+                    report: reports[n.tail_item] || null });
       }
       (n.children || []).forEach(walk);
     })(snap.root || {});
+    Object.keys(reports).forEach(function (name) {
+      if (!shown[name]) rows.push({ id: "r:" + name, name: "main", state: "busy", item: name, done: null, failed: null, report: reports[name] });
+    });
     return rows;
   }
 
