@@ -9,6 +9,8 @@ from typing import List, Optional
 
 from . import __version__, live_cli
 from .errors import Cancelled
+from .pipe import add_arguments as add_pipe_arguments
+from .pipe import run_pipe, wants_pipe
 from .renderers import DISPLAYS
 
 
@@ -51,6 +53,14 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="where plain, JSON or rich output goes: stdout, stderr (default) or a file (appended to)",
     )
+    pipe = sub.add_parser(
+        "pipe",
+        help="a bar in a shell pipeline: stdin to stdout unchanged, lines counted, drawn on stderr",
+        description="Passes standard input to standard output unchanged, counting lines (or bytes, or "
+        "NUL-delimited records) as they pass, with a bar on standard error. `python -m milepost [options]` "
+        "with no command does the same.",
+    )
+    add_pipe_arguments(pipe)
     hist = sub.add_parser("history", help="recent runs from the history database")
     hist.add_argument("--name", default=None, help="only runs with this name")
     hist.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
@@ -146,7 +156,12 @@ def _drop_stdout() -> None:
 
 
 def _main(argv: Optional[List[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if wants_pipe(argv):  # `seq 100 | python -m milepost --total 100 | ...`
+        argv = ["pipe", *argv]
     args = _parser().parse_args(argv)
+    if args.command == "pipe":
+        return run_pipe(args)
     if args.command in ("history", "show", "stats"):
         return _history_command(args)
     if args.command in live_cli.COMMANDS and args.command != "monitor":
