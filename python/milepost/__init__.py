@@ -24,7 +24,7 @@ from .events import (
     StepStarted,
 )
 from .observers import BaseObserver, ConsoleSummary, JsonSnapshotFile, LoggingObserver, Observer
-from .output import LoggingHandler, print, suspend
+from .output import LoggingHandler, logging_redirect, print, suspend
 from .pools import thread_map
 from .prices import set_prices
 from .processes import WorkerDied, process_as_completed, process_map
@@ -50,6 +50,7 @@ __all__ = [
     "JsonSnapshotFile",
     "LogLine",
     "LoggingHandler",
+    "logging_redirect",
     "LoggingObserver",
     "MilepostError",
     "Observer",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import importlib
+import logging
 import os
 import threading
 import time
@@ -23,6 +24,7 @@ from .events import RunFinished, RunStarted
 from .live.publisher import LivePublisher, Steering
 from .observers import JsonSnapshotFile, Observer
 from .outcome import end_state, run_end_state
+from .output import RunLogHandler
 from .output import print as _print
 from .owner import Owner
 from .persistence import HistoryObserver, Resume, Store, find_resumable, prior_rates
@@ -96,6 +98,8 @@ class Run(Task):
         on_budget: "finish" (items in flight finish once the budget is spent) or "cancel"
             (`async_map`'s coroutines in flight are cancelled; threads and processes finish).
         meta: What the run is about (model, provider, experiment): shown and kept.
+        capture_logging: True (INFO and up), a level number or name: the application's log
+            records become the run's log lines (displays, live channel, history).
     """
 
     def __init__(
@@ -120,10 +124,12 @@ class Run(Task):
         budget: Optional[Dict[str, float]] = None,
         meta: Optional[Mapping[str, Any]] = None,
         on_budget: str = "finish",
+        capture_logging: Union[bool, int, str] = False,
     ) -> None:
         # Every argument is checked before anything is made (a history row, a thread, a
         # server): bad input leaves no trace.
         check_on_budget(on_budget)  # checked with or without a budget: a typo is said at once
+        capture = _capture_level(capture_logging)
         limits = Budget(budget, on_budget) if budget is not None else None
         about = _meta(meta)
         options = DisplayOptions.make(display, output, interval, refresh_hz, max_lanes, leave, redirect)
@@ -162,6 +168,8 @@ class Run(Task):
         self._opened = self._started = False
         #: Set once the run's end is written: another thread leaving the run waits for it.
         self._ended = threading.Event()
+        #: `capture_logging`: the handler on the root logger while the run is open.
+        self._capture = RunLogHandler(self.log, capture) if capture is not None else None
 
     def _kept(self, started_at: float) -> List[Observer]:
         """The history's observer, and the live channel of a run that keeps a history."""
@@ -250,6 +258,8 @@ class Run(Task):
         _unfinished.add(self)
         self._token = context.set_current(self)
         self.context.emit(RunStarted, (), history=None if self.history_path is None else str(self.history_path))
+        if self._capture is not None:
+            logging.getLogger().addHandler(self._capture)
 
     def start(self) -> Run:
         """Starts the display and the background threads (done by `with`)."""
@@ -301,6 +311,8 @@ class Run(Task):
                 _unfinished.discard(self)
 
     def _end(self, state: str) -> None:
+        if self._capture is not None:  # before the end: a record after it would be refused
+            logging.getLogger().removeHandler(self._capture)
         self._core.finish()  # counts are final from here: later updates are refused
         self._owner.now()
         for task in reversed(self._owner.tasks):
@@ -407,6 +419,19 @@ class Run(Task):
     def print(self, *values: Any, sep: str = " ", end: str = "\n") -> None:
         """Prints above the native bars (or plainly when they are not drawn)."""
         _print(*values, sep=sep, end=end)
+
+
+def _capture_level(value: Any) -> Optional[int]:
+    """`capture_logging`: False (off), True (INFO and up), a level number or name."""
+    if value is False or value is None:
+        return None
+    if value is True:
+        return logging.INFO
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and isinstance(logging.getLevelName(value.upper()), int):
+        return int(logging.getLevelName(value.upper()))
+    raise InvalidValueError(f"capture_logging must be True, False, a level number or a level name, got {value!r}")
 
 
 def _meta(meta: Optional[Mapping[str, Any]]) -> Dict[str, Any]:

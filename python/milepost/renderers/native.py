@@ -3,14 +3,16 @@ keeps `print` and log output from garbling the screen, and shows log lines above
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
 import unicodedata
-from typing import TYPE_CHECKING, Any, List, Optional, TextIO
+from typing import TYPE_CHECKING, Any, List, Optional, TextIO, Tuple
 
 from .. import _milepost
 from ..events import Event, LogLine
+from ..loggers import console_handlers
 from ..observers.base import BaseObserver
 from ..text import FirstFailures, log_line
 
@@ -58,6 +60,17 @@ def _terminal_of(stream: Any) -> Optional[str]:
         return os.ttyname(fd) if os.isatty(fd) else None
     except (AttributeError, OSError, ValueError):
         return None
+
+
+def retarget_handlers(stream: Any, proxy: Any) -> List[Tuple[logging.StreamHandler, Any]]:
+    """Points the logging StreamHandlers writing to `stream` at `proxy`: `(handler, proxy)`
+    for each, to put back."""
+    moved = []
+    for handler in console_handlers():
+        if handler.stream is stream:
+            handler.setStream(proxy)
+            moved.append((handler, proxy))
+    return moved
 
 
 class _LineRedirect:
@@ -141,6 +154,7 @@ class NativeDisplay(BaseObserver):
         self._redirect = redirect
         self._stdout = stdout
         self._proxies: List[tuple[str, _LineRedirect]] = []
+        self._handlers: List[Tuple[logging.StreamHandler, _LineRedirect]] = []
         self._failures = FirstFailures(SHOWN_FAILURES)
         self._final: Optional[Snapshot] = None
 
@@ -160,6 +174,9 @@ class NativeDisplay(BaseObserver):
                     proxy = _LineRedirect(self, stream)
                     setattr(sys, name, proxy)
                     self._proxies.append((name, proxy))
+                    # A StreamHandler made before the bars (`logging.basicConfig()`) holds
+                    # the stream itself, not `sys.stderr`: its lines go above the bars too.
+                    self._handlers += retarget_handlers(stream, proxy)
 
     def println(self, line: str, fallback: Optional[TextIO] = None) -> None:
         if not self._core.println(line):
@@ -205,6 +222,10 @@ class NativeDisplay(BaseObserver):
             if getattr(sys, name) is proxy:
                 setattr(sys, name, proxy.original)
         self._proxies.clear()
+        for handler, proxy in self._handlers:
+            if handler.stream is proxy:
+                handler.setStream(proxy.original)
+        self._handlers.clear()
 
     def stop(self) -> None:
         """Draws the final frame (after `close()`'s lines above it) and gives the streams back."""
