@@ -21,6 +21,7 @@ from .budget import Budget, check_on_budget
 from .dispatch import Delivery, check_interval
 from .errors import InvalidValueError, MilepostError
 from .events import RunFinished, RunStarted
+from .home import history_on
 from .live.publisher import LivePublisher, Steering
 from .observers import JsonSnapshotFile, Observer
 from .outcome import end_state, run_end_state
@@ -135,6 +136,8 @@ class Run(Task):
         options = DisplayOptions.make(display, output, interval, refresh_hz, max_lanes, leave, redirect)
         stall = check_interval(stall_after, "stall_after") or 60.0
         self.display = options.display
+        if history is True and not history_on():  # MILEPOST_HISTORY=off: kept nowhere
+            history = False
         store = Store(None if history is True else Path(history)) if history else None
         resumed = _resumable(store, name, resume) if resume else None
         started_at = resumed.started_at if resumed is not None else time.time()

@@ -16,6 +16,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Union
 
+from ..config import setting
 from .hub import DashboardObserver, Hub
 
 if TYPE_CHECKING:
@@ -116,7 +117,9 @@ def _start_for_run(kwargs: Dict[str, Any]) -> None:
     stopped by its dashboard)."""
     from .server import hostport
 
-    host, port = str(kwargs.get("host", "127.0.0.1")), int(kwargs.get("port", 8080))
+    # MILEPOST_DASHBOARD_HOST/PORT or [tool.milepost] fill in what the run did not say.
+    kwargs = {"host": setting("dashboard_host"), "port": setting("dashboard_port"), **kwargs}
+    host, port = str(kwargs["host"]), int(kwargs["port"])
     tried: List[str] = []
     for candidate in [port] if port == 0 else range(port, min(port + PORT_TRIES, 65536)):
         try:

@@ -4,7 +4,6 @@ given, and the text helpers every panel shares."""
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any, Dict, Iterable, Optional
 
@@ -15,6 +14,7 @@ from rich.style import Style
 from rich.text import Text
 
 from .. import _milepost
+from ..config import setting
 
 __all__ = ["Bar", "LEVEL_STYLES", "clean", "count", "duration", "mark", "state_text", "wall_time"]
 
@@ -50,7 +50,8 @@ def _legible(style: Optional[Style]) -> Optional[Style]:
 
 
 def no_color() -> bool:
-    return bool(os.environ.get("NO_COLOR"))
+    """NO_COLOR, MILEPOST_COLOR=never or `[tool.milepost] color = "never"` (see `config`)."""
+    return bool(setting("color") == "never")
 
 
 def legible(segments: Iterable[Segment]) -> Iterable[Segment]:

@@ -14,8 +14,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Optional, Set, TextIO, Tuple
+from typing import Optional, TextIO
 
+from ..config import setting
 from ..errors import InvalidValueError
 
 __all__ = ["DISPLAYS", "resolve_display"]
@@ -62,12 +63,8 @@ def resolve_display(display: Optional[str], stream: Optional[TextIO] = None) -> 
         choice = str(display).strip().lower()
         if choice not in DISPLAYS:
             raise InvalidValueError(f"display must be one of {', '.join(DISPLAYS)}; got {display!r}")
-    else:
-        raw = os.environ.get("MILEPOST_DISPLAY", "")
-        choice = raw.strip().lower() or "auto"
-        if choice not in DISPLAYS:
-            _warn_env("MILEPOST_DISPLAY", raw, f"is not a display ({', '.join(DISPLAYS)}); using auto")
-            choice = "auto"
+    else:  # MILEPOST_DISPLAY, then [tool.milepost] display (a bad one is said and ignored)
+        choice = setting("display")
     if choice == "auto":
         if _in_jupyter():
             return "rich"
@@ -79,26 +76,7 @@ def resolve_display(display: Optional[str], stream: Optional[TextIO] = None) -> 
 
 
 def interval_from_env(default: float) -> float:
-    """`MILEPOST_INTERVAL` in seconds if set and valid; else (warned about) `default`."""
-    raw = os.environ.get("MILEPOST_INTERVAL")
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value < float("inf"):
-        _warn_env("MILEPOST_INTERVAL", raw, f"is not a positive number of seconds; using {default:g}")
-        return default
-    return value
-
-
-#: (variable, value) pairs already warned about: a job that starts many runs (a loop of
-#: `track()` calls) is told once.
-_warned: Set[Tuple[str, str]] = set()
-
-
-def _warn_env(name: str, raw: str, why: str) -> None:
-    if (name, raw) not in _warned:
-        _warned.add((name, raw))
-        _log.warning("milepost: %s=%r %s", name, raw, why)
+    """`MILEPOST_INTERVAL` (then `[tool.milepost] interval`) in seconds if set and valid; else
+    (a bad one said) `default`."""
+    configured = setting("interval")
+    return float(configured) if configured is not None else default
