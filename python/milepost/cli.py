@@ -91,7 +91,9 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--no-wait", action="store_true", help="draw everything at once")
     live_cli.add_parsers(sub)
     for p in (hist, show, stats):
-        p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+        form = p.add_mutually_exclusive_group()
+        form.add_argument("--json", action="store_true", help="print JSON instead of a table")
+        form.add_argument("--csv", action="store_true", help="print CSV: a row per run, phase or failure")
         p.add_argument(
             "--db", default=None, help="history database (default: $MILEPOST_HOME/runs.db or .milepost/runs.db)"
         )
@@ -102,6 +104,7 @@ def _history_command(args: argparse.Namespace) -> int:
     import json
 
     from . import history_cli as text
+    from . import history_csv as table
     from .persistence import History, NoHistory, SchemaError
 
     data: object
@@ -109,13 +112,13 @@ def _history_command(args: argparse.Namespace) -> int:
         with History.open(args.db) as history:
             if args.command == "history":
                 runs = history.runs(args.name, args.limit)
-                data, shown = runs, text.history_text(runs)
+                data, shown = runs, table.history_csv(runs) if args.csv else text.history_text(runs)
             elif args.command == "show":
                 run = history.run(args.run, args.failures)
-                data, shown = run, text.show_text(run, args.db)
+                data, shown = run, table.show_csv(run) if args.csv else text.show_text(run, args.db)
             else:
                 stats = history.stats(args.name, args.limit)
-                data, shown = stats, text.stats_text(stats)
+                data, shown = stats, table.stats_csv(stats) if args.csv else text.stats_text(stats)
     except (NoHistory, SchemaError) as e:
         print(f"milepost {args.command}: {e}", file=sys.stderr)
         return 1
