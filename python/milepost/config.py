@@ -28,7 +28,7 @@ __all__ = ["setting", "file_settings", "SETTINGS", "OFF"]
 
 _log = logging.getLogger("milepost")
 
-DISPLAYS = ("auto", "native", "plain", "json", "rich", "none")
+DISPLAYS = ("auto", "native", "plain", "json", "rich", "notebook", "none")
 #: What turns the history off, in the environment or the file.
 OFF = ("0", "off", "false", "no", "none")
 

@@ -204,6 +204,10 @@ class Run(Task):
         steer = self._owner.steer
         return steer.meta if steer is not None else {}
 
+    def _repr_html_(self) -> str:
+        """Jupyter shows a run (the last value of a cell) as its frame now."""
+        return self.snapshot().html()
+
     def item_reports(self) -> Dict[str, Dict[str, Any]]:
         """What the items in flight in this process reported (`item.progress`, `check`,
         `artifact`), by item name: `{"progress": [n, of] or None, "checks_ok", "checks",

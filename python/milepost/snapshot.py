@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import html as _html
 import json
-from typing import Dict, Iterator, List, Literal, Optional, Tuple, TypedDict, Union
+import re
+from typing import Dict, Iterator, List, Literal, Optional, Sequence, Tuple, TypedDict, Union
 
 from . import _milepost
 
@@ -118,6 +120,10 @@ def node_paths(root: NodeData) -> Iterator[Tuple[str, NodeData]]:
         yield node["path"], node
 
 
+#: A terminal's colour and style codes (`\x1b[32m`).
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
 class Snapshot:
     """One consistent view of a run, as every renderer and observer sees it.
 
@@ -185,6 +191,19 @@ class Snapshot:
 
     def frame(self, width: int = 100, height: int = 40, max_lanes: int = 8) -> List[str]:
         return self._native.frame(width, height, max_lanes)
+
+    def html(self, width: int = 100, max_lanes: int = 8, notes: Sequence[str] = ()) -> str:
+        """The native frame as an HTML block (`notes`: lines under it, such as the newest log
+        lines): text, escaped, as names and errors are the job's."""
+        # The frame's colours are terminal codes: HTML gets the text (the marks ✓ ✗ stay).
+        lines = [_html.escape(_ANSI.sub("", line)) for line in self.frame(width, 40, max_lanes)]
+        lines += [f'<span style="opacity:.75">{_html.escape(note)}</span>' for note in notes]
+        style = "font-family:var(--jp-code-font-family,monospace);font-size:12px;line-height:1.35;margin:0"
+        return f'<pre class="milepost" style="{style}">' + "\n".join(lines) + "</pre>"
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows a snapshot as its frame."""
+        return self.html()
 
     def lane_lines(self, max_lanes: int = 8) -> List[str]:
         """The native frame's lane lines without colour: the lanes at work, problems first,

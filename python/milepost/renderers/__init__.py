@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import sys
@@ -21,7 +22,7 @@ from ..errors import InvalidValueError
 
 __all__ = ["DISPLAYS", "resolve_display"]
 
-DISPLAYS = ("auto", "native", "rich", "plain", "json", "none")
+DISPLAYS = ("auto", "native", "rich", "notebook", "plain", "json", "none")
 
 _log = logging.getLogger("milepost")
 
@@ -32,6 +33,10 @@ def _in_jupyter() -> bool:
         return False
     ip = shell.get_ipython()
     return ip is not None and type(ip).__name__ == "ZMQInteractiveShell"
+
+
+def _importable(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
 
 
 def _is_terminal(stream: Optional[TextIO]) -> bool:
@@ -67,8 +72,12 @@ def resolve_display(display: Optional[str], stream: Optional[TextIO] = None) -> 
         choice = setting("display")
     if choice == "auto":
         if _in_jupyter():
-            return "rich"
+            # An HTML output the kernel updates in place: it needs nothing beyond IPython, and
+            # its final frame stays in the saved notebook (a widget's would not).
+            return "notebook"
         return "native" if native_target(stream) else "plain"
+    if choice == "rich" and _in_jupyter() and not _importable("ipywidgets"):
+        return "notebook"  # rich's Live shows nothing in Jupyter without ipywidgets
     if choice == "native" and not native_target(stream):
         # The native renderer draws only on a terminal; elsewhere plain lines say the same.
         return "plain"

@@ -104,4 +104,8 @@ class DisplayOptions:
             from .rich import RichRenderer
 
             return [RichRenderer(self.stream, 1.0 / self.refresh_hz, self.leave, self.max_lanes)]
+        if self.display == "notebook":
+            from .notebook import NotebookDisplay
+
+            return [NotebookDisplay(self.max_lanes)]
         return []
