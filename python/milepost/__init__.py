@@ -31,6 +31,7 @@ from .processes import WorkerDied, process_as_completed, process_map
 from .run import Run, current_run
 from .snapshot import Snapshot
 from .task import Item, Task, current_item
+from .tqdm_compat import tqdm, trange
 from .track import track
 from .usage import TokenUsage, usage_of
 
@@ -50,6 +51,8 @@ __all__ = [
     "JsonSnapshotFile",
     "LogLine",
     "LoggingHandler",
+    "tqdm",
+    "trange",
     "logging_redirect",
     "LoggingObserver",
     "MilepostError",

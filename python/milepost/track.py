@@ -169,7 +169,7 @@ def track(  # noqa: PLR0913 - tqdm's signature
     label = description or desc or "track"
     if total is None and iterable is not None:
         total = length_of(iterable)  # type: ignore[arg-type]
-    task, own = _loop_task(label, total, unit, initial, run, display, leave, file)
+    task, own = loop_task(label, total, unit, initial, run, display, leave, file)
     if iterable is None:
         return Bar(task, own)
     if source is not None:
@@ -187,7 +187,7 @@ def _check(tqdm_kwargs: Dict[str, Any], initial: Any, description: Optional[str]
         raise TypeError("track() takes description or desc (its tqdm name), not both")
 
 
-def _loop_task(
+def loop_task(
     label: str,
     total: Optional[int],
     unit: str,

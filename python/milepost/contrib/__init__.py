@@ -1,0 +1,1 @@
+"""tqdm's `contrib` helpers, on milepost: `milepost.contrib.concurrent`."""

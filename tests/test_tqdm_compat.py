@@ -1,0 +1,116 @@
+"""tqdm code, as people write it, run on milepost: the snippets below are tqdm's README and
+common usage with only the import changed (`from milepost import tqdm, trange`); each checks
+the counts and what was shown (plain lines on stderr, as tqdm's output goes to stderr)."""
+
+from __future__ import annotations
+
+import asyncio
+import operator
+import re
+
+import pandas as pd
+import pytest
+
+from milepost import tqdm, trange
+from milepost.contrib.concurrent import process_map, thread_map
+
+
+def _state(bar: tqdm) -> str:
+    return bar._task.state  # what the bar ended as
+
+
+def test_iterating_a_range(capsys) -> None:
+    bar = tqdm(range(100))
+    for _ in bar:
+        pass
+    assert (bar.n, bar.total, _state(bar)) == (100, 100, "completed")
+    assert re.search(r"tqdm · completed .*100/100", capsys.readouterr().err)
+
+
+def test_a_manual_bar_with_update_and_floats(capsys) -> None:
+    with tqdm(total=100.0, desc="download", unit="B") as pbar:
+        for _ in range(10):
+            pbar.update(10)
+    assert (pbar.n, pbar.total) == (100, 100)
+    assert "download · completed" in capsys.readouterr().err
+
+
+def test_set_description_in_the_loop_and_write_above(capsys) -> None:
+    pbar = tqdm(["a", "b", "c", "d"])
+    for char in pbar:
+        pbar.set_description("Processing %s" % char)
+        if char == "b":
+            tqdm.write("found b")
+    err = capsys.readouterr()
+    assert pbar.n == 4 and "Processing d" in err.err
+    assert "found b" in err.out + err.err
+
+
+def test_set_postfix_shows_fields_and_keeps_numbers_as_their_latest_value(capsys) -> None:
+    with tqdm(range(3), desc="train") as t:
+        for i in t:
+            t.set_postfix(loss=1.0 / (i + 1), acc=0.5 + i / 10, phase="warm")
+    metrics = t._own.snapshot().root["metrics"]
+    assert metrics["loss"] == pytest.approx(1 / 3) and metrics["acc"] == pytest.approx(0.7)
+    assert "train [loss=0.333, acc=0.7, phase=warm]" in capsys.readouterr().err
+    t2 = tqdm(total=1)
+    t2.set_postfix_str("custom text")
+    assert t2.postfix == "custom text"
+    t2.close()
+
+
+def test_nested_loops_and_an_early_break_are_not_cancelled(capsys) -> None:
+    outer = trange(3, desc="outer")
+    for _ in outer:
+        for j in trange(5, desc="inner", leave=False):
+            if j == 3:
+                break  # tqdm leaves the bar where it stopped: not a failure, not "cancelled"
+    err = capsys.readouterr().err
+    assert outer.n == 3 and _state(outer) == "completed"
+    assert "cancelled" not in err, err
+
+
+def test_disable_draws_nothing(capsys) -> None:
+    seen = [x for x in tqdm(range(5), disable=True)]
+    assert seen == list(range(5)) and capsys.readouterr().err == ""
+
+
+def test_unknown_keywords_are_named() -> None:
+    with pytest.raises(TypeError, match="colr, smoothness"):
+        tqdm(range(3), colr="red", smoothness=1)
+    # tqdm's own keywords are accepted: milepost decides those itself.
+    for _ in tqdm(range(2), ncols=80, mininterval=0.5, miniters=1, dynamic_ncols=True, position=1, unit_scale=True):
+        pass
+
+
+def test_pandas_progress_apply_and_map(capsys) -> None:
+    tqdm.pandas(desc="rows")
+    df = pd.DataFrame({"a": range(50), "b": range(50, 100)})
+    out = df.progress_apply(lambda row: row["a"] + row["b"], axis=1)
+    assert list(out) == [a + b for a, b in zip(range(50), range(50, 100), strict=True)]
+    squares = df["a"].progress_map(lambda v: v * v)
+    assert list(squares) == [v * v for v in range(50)]
+    grouped = df.groupby(df["a"] % 5).progress_apply(lambda g: len(g))
+    assert list(grouped) == [10] * 5
+    assert len(re.findall(r"rows · completed", capsys.readouterr().err)) == 3
+
+
+def test_contrib_concurrent_maps_take_several_iterables() -> None:
+    assert thread_map(operator.pow, [1, 2, 3, 4], [2, 2, 2, 2], max_workers=2, desc="pow") == [1, 4, 9, 16]
+    assert process_map(operator.add, range(20), range(20), max_workers=2, chunksize=4) == [2 * i for i in range(20)]
+    with pytest.raises(TypeError, match="bogus"):
+        thread_map(abs, [1], bogus=True)
+
+
+def test_asyncio_gather_and_as_completed() -> None:
+    async def square(x: int) -> int:
+        await asyncio.sleep(0.001 * (5 - x))
+        return x * x
+
+    async def main() -> tuple:
+        gathered = await tqdm.gather(*[square(i) for i in range(5)], desc="gather")
+        finished = [await f for f in tqdm.as_completed([square(i) for i in range(5)], desc="as done")]
+        return gathered, finished
+
+    gathered, finished = asyncio.run(main())
+    assert gathered == [0, 1, 4, 9, 16] and sorted(finished) == [0, 1, 4, 9, 16]
