@@ -35,6 +35,8 @@ def process_start(pid: int) -> Optional[int]:
 
 def alive(pid: int, start: Optional[int]) -> bool:
     """Whether the process that published a run is still there."""
+    if os.name == "nt":  # os.kill there terminates the process: never use it to look
+        return _alive_on_windows(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -48,3 +50,18 @@ def alive(pid: int, start: Optional[int]) -> bool:
     if fields[0] in (b"Z", b"X"):
         return False  # killed, and not yet reaped by its parent
     return start is None or int(fields[19]) == start
+
+
+def _alive_on_windows(pid: int) -> bool:
+    """The process can be opened and has no exit code yet (STILL_ACTIVE)."""
+    import ctypes
+
+    kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+    if not handle:
+        return False
+    try:
+        code = ctypes.c_ulong()
+        return bool(kernel32.GetExitCodeProcess(handle, ctypes.byref(code))) and code.value == 259
+    finally:
+        kernel32.CloseHandle(handle)

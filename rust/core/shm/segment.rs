@@ -367,6 +367,7 @@ impl Drop for Segment {
 
 /// Allocates `len` bytes of `file` from `offset` (ENOSPC becomes an error here, not a crash
 /// on first write).
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
 #[allow(clippy::cast_possible_wrap)]
 fn reserve(file: &File, offset: usize, len: usize) -> std::io::Result<()> {
     use std::os::unix::io::AsRawFd;
@@ -379,6 +380,23 @@ fn reserve(file: &File, offset: usize, len: usize) -> std::io::Result<()> {
     }
 }
 
+/// Allocates `len` bytes of `file` from `offset` where there is no `posix_fallocate` (macOS,
+/// Windows): writing the zeros is what reserves them, and a full disk says so here.
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+fn reserve(file: &File, offset: usize, len: usize) -> std::io::Result<()> {
+    use std::io::{Seek, SeekFrom, Write};
+    let zeros = vec![0u8; 1 << 16];
+    let mut file = file;
+    file.seek(SeekFrom::Start(offset as u64))?;
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(zeros.len());
+        file.write_all(&zeros[..n])?;
+        left -= n;
+    }
+    file.flush()
+}
+
 /// The longest prefix of `text` that `write_text` keeps in `words` words.
 pub fn clip_bytes(text: &str, words: usize) -> &str {
     let mut end = text.len().min(words * 8);
@@ -389,6 +407,7 @@ pub fn clip_bytes(text: &str, words: usize) -> &str {
 }
 
 /// Whether process `pid` is running (not gone, not a zombie waiting to be reaped).
+#[cfg(unix)]
 pub fn process_alive(pid: u32) -> bool {
     let Ok(pid_t) = libc::pid_t::try_from(pid) else {
         return false;
@@ -403,6 +422,25 @@ pub fn process_alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => stat.rsplit_once(')').is_none_or(|(_, rest)| !rest.trim_start().starts_with('Z')),
         Err(_) => true,
+    }
+}
+
+/// Whether process `pid` is running: it can be opened and has no exit code yet.
+#[cfg(windows)]
+pub fn process_alive(pid: u32) -> bool {
+    use windows_sys::Win32::Foundation::{CloseHandle, STILL_ACTIVE};
+    use windows_sys::Win32::System::Threading::{GetExitCodeProcess, OpenProcess, PROCESS_QUERY_LIMITED_INFORMATION};
+    // SAFETY: a handle opened for querying only, closed before returning; the exit code is
+    // written into a local.
+    unsafe {
+        let handle = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid);
+        if handle.is_null() {
+            return false;
+        }
+        let mut code = 0u32;
+        let ok = GetExitCodeProcess(handle, &raw mut code) != 0;
+        CloseHandle(handle);
+        ok && code == STILL_ACTIVE as u32
     }
 }
 
