@@ -6,6 +6,9 @@ state feeds the terminal bars, CI log lines, JSON lines and observers.
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
+
 from . import _milepost, prices
 from ._milepost import SCHEMA_VERSION
 from .aio import async_as_completed, async_map
@@ -35,7 +38,10 @@ from .tqdm_compat import tqdm, trange
 from .track import track
 from .usage import TokenUsage, usage_of
 
-__version__ = "0.1.0"
+try:  # one source, Cargo.toml's version, as the installed package's metadata has it
+    __version__ = _version("milepost")
+except PackageNotFoundError:  # pragma: no cover - run from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "SCHEMA_VERSION",
