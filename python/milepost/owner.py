@@ -68,6 +68,11 @@ class Owner:
         self._lock = threading.Lock()
         #: What the live channel sees and asks of the run here (see `steer`).
         self.steer: Optional[Steer] = Steer()
+        #: How remote workers reach this run (see `remote.py`), once a route finder gave one.
+        self.route: Optional[Any] = None
+        #: The run's links to remote workers (`milepost.dask`'s): settled before the run's
+        #: counts are final, closed after.
+        self.links: List[Any] = []
         LIVE.add(self)
 
     def bind(self, run: Task, delivery: Delivery) -> None:
@@ -212,7 +217,26 @@ class Owner:
                 f"{'/'.join(task.path)!r} cannot be shared with workers: a run shares at most "
                 f"{_milepost.MAX_SHARED_NODES} phases and steps"
             )
-        return (workers.task_in_worker, (path, index, self.id, self.name, task.path))
+        return (workers.task_in_worker, (path, index, self.id, self.name, task.path, self.find_route()))
+
+    def find_route(self) -> Optional[Any]:
+        """The route remote workers reach this run by (None: only the segment)."""
+        if self.route is None and not self._finished:
+            for finder in workers.ROUTE_FINDERS:
+                self.route = finder(self)
+                if self.route is not None:
+                    break
+        return self.route
+
+    def settle_links(self) -> None:
+        """Before the run's counts are final: what remote workers counted, all in."""
+        for link in list(self.links):
+            link.settle()
+
+    def close_links(self) -> None:
+        for link in list(self.links):
+            link.close()
+        self.links.clear()
 
     def task_for_index(self, index: int) -> Optional[Task]:
         run = self.run

@@ -307,6 +307,8 @@ class Run(Task):
     def _finish(self, state: str, wait: bool = True) -> None:
         # A Ctrl-C while the run ends is held until the history has the final state.
         with sigint_held():
+            if not self._owner.finished:  # what remote workers counted comes in before the end
+                self._owner.settle_links()
             if not self._owner.mark_finished():
                 if wait:  # another thread is ending the run: the end is written when we return
                     self._ended.wait(FINISH_WAIT)
@@ -335,6 +337,7 @@ class Run(Task):
         finally:
             try:
                 self._delivery.stop_own()
+                self._owner.close_links()
                 self._core.stop_ticker()
                 self._core.stop_sharing()
                 if self._owner.store is not None:

@@ -21,11 +21,12 @@ import threading
 import time
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
-from . import _milepost, context, events
+from . import _milepost, context, events, remote
 from .context import ItemRow
-from .errors import Cancelled, MilepostError
+from .errors import Cancelled, InvalidValueError, MilepostError
 from .events import Event
 from .output import print as _print
+from .remote import Route
 from .retrying import NO_RETRIES, RetryPolicy, call
 from .task import Task
 
@@ -36,6 +37,11 @@ _workers: Dict[str, "WorkerContext"] = {}
 #: Runs this process shares with its workers, by segment path (their `Owner`s): a task of one
 #: of these unpickled here (a deep copy, a result sent back) is the run's own task.
 owned: Dict[str, Any] = {}
+
+#: Where a run finds the route its remote workers reach it by, asked when it first hands out
+#: a task (`milepost.dask` adds one: a Dask client in this process). Each takes the run's
+#: context and returns a route, or None.
+ROUTE_FINDERS: List[Any] = []
 
 #: A pool item's result from a worker: index, ok, value (or exception), and the item's history
 #: row (None for an item that did not start).
@@ -315,15 +321,47 @@ def run_for(path: str, run_id: str, name: str) -> WorkerContext:
     return worker
 
 
-def task_in_worker(path: str, index: int, run_id: str, name: str, task_path: Tuple[str, ...]) -> Task:
-    """Unpickles a task handle: in a worker process, a task counting into shared memory; in
-    the process that owns the run, the run's own task."""
+def task_in_worker(
+    path: str, index: int, run_id: str, name: str, task_path: Tuple[str, ...], route: Optional[Route] = None
+) -> Task:
+    """Unpickles a task handle: in a worker process, a task counting into shared memory, or,
+    where the segment cannot be mapped (or `MILEPOST_TRANSPORT=dask` says so) and the run gave
+    a route, counting locally and sent over it (`remote.py`); in the process that owns the
+    run, the run's own task."""
     owner = owned.get(path)
     if owner is not None:
         own = owner.task_for_index(index)
         if own is not None:
             return own
+    if route is not None and (transport() == "dask" or not _can_attach(path)):
+        return remote.context_for(route, run_id, name).task(index, tuple(task_path))
     return run_for(path, run_id, name).task(index, tuple(task_path))
+
+
+#: `MILEPOST_TRANSPORT`'s values: the segment when it can be mapped, else the run's route.
+TRANSPORTS = ("auto", "shm", "dask")
+
+
+def transport() -> str:
+    """How workers reach their run (`MILEPOST_TRANSPORT`): "auto" (unset), "shm" or "dask"."""
+    value = os.environ.get("MILEPOST_TRANSPORT", "").strip().lower() or "auto"
+    if value not in TRANSPORTS:
+        raise InvalidValueError(
+            f"MILEPOST_TRANSPORT must be one of {', '.join(TRANSPORTS)}, got {os.environ['MILEPOST_TRANSPORT']!r}"
+        )
+    return value
+
+
+def _can_attach(path: str) -> bool:
+    if path in _workers or path in _attached:
+        return True
+    if transport() == "shm":
+        return True  # forced: attaching says why it cannot
+    try:
+        attach(path)
+    except (MilepostError, OSError):
+        return False
+    return True
 
 
 #: Event classes by their `kind`, as worker records name them.

@@ -1,0 +1,185 @@
+"""A run reached from Dask workers: the route in its task handles, and the run's link.
+
+Workers send with `Worker.log_event` on a topic of the run (`milepost-<run id>`); the scheduler
+hands each event to the client that subscribed to it (`Client.subscribe_topic`), on the
+client's event loop, where `merge.Merger` takes it in. Both ride connections Dask keeps open
+anyway, batched (a worker's events go out with its other scheduler messages); a
+`distributed.Queue` costs a round trip to the scheduler per `put` (see the README's figures).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from typing import Any, Dict, List, Optional
+
+from ..errors import MilepostError
+from ..merge import Merger
+from ..owner import Owner
+from ..remote import flush
+
+__all__ = ["DaskChannel", "DaskLink", "DaskRoute", "connect", "find_route"]
+
+log = logging.getLogger("milepost")
+
+#: Seconds without a message (workers send one at least every second) before a worker is
+#: counted lost, unless the scheduler said so first.
+LOST_AFTER = 10.0
+#: Seconds between two asks of the scheduler which workers it has.
+ASK_EVERY = 1.0
+#: Seconds the run's end waits for the workers' last messages.
+SETTLE_TIMEOUT = 10.0
+
+
+class DaskChannel:
+    """A worker's way to its run: events on the run's topic."""
+
+    def __init__(self, worker: Any, topic: str) -> None:
+        self._worker = worker
+        self._topic = topic
+
+    @property
+    def source(self) -> str:
+        return str(self._worker.address)
+
+    def send(self, message: Dict[str, Any]) -> None:
+        # From any thread: the worker hands it to its event loop.
+        self._worker.log_event(self._topic, message)
+
+
+class DaskRoute:
+    """What a run's task handles carry to reach it from a Dask worker (the topic's name)."""
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+
+    def open(self) -> DaskChannel:
+        from distributed import Worker, get_worker
+
+        worker: Optional[Worker]
+        try:
+            worker = get_worker()
+        except ValueError:
+            # Task arguments are unpickled before the task runs, off its thread: the worker
+            # of this process then (Dask runs one a process, bar in-process test clusters).
+            alive = [w for w in Worker._instances if w.status.name not in ("closed", "closing")]  # noqa: SLF001
+            worker = alive[0] if len(alive) == 1 else None
+        if worker is None:
+            raise MilepostError(
+                f"this process can neither map the run's shared memory nor reach it through Dask "
+                f"(topic {self.topic!r}): it is not a Dask worker"
+            ) from None
+        return DaskChannel(worker, self.topic)
+
+    def __reduce__(self) -> Any:
+        return (DaskRoute, (self.topic,))
+
+
+class DaskLink:
+    """The run's side: its topic subscribed, messages merged, lost workers noticed."""
+
+    def __init__(self, owner: Owner, client: Any, lost_after: float = LOST_AFTER) -> None:
+        self.owner = owner
+        self.client = client
+        self.lost_after = lost_after
+        self.route = DaskRoute(f"milepost-{owner.id}")
+        self.merger = Merger(owner)
+        self.errors = 0  # merges or checks that raised (logged)
+        self._stop = threading.Event()
+        client.subscribe_topic(self.route.topic, self._on_event)
+        self._thread = threading.Thread(target=self._watch, name=f"milepost-dask-{owner.id}", daemon=True)
+        self._thread.start()
+
+    def _on_event(self, event: Any) -> None:
+        """On the client's event loop: one message. Nothing may raise out of here (it would
+        end up in the client's logs, the message lost without a count)."""
+        try:
+            _, message = event
+            self.merger.receive(message)
+        except Exception:  # noqa: BLE001 - counted and logged, the loop goes on
+            self.errors += 1
+            log.exception("milepost: a message for run %s could not be merged", self.owner.id)
+
+    def _watch(self) -> None:
+        """Notices lost workers: quiet for `lost_after` seconds, or gone from the scheduler."""
+        asked = 0.0
+        while not self._stop.wait(0.25):
+            try:
+                for source in self.merger.quiet(self.lost_after):
+                    self.merger.lose(source, f"no message for {self.lost_after:g}s")
+                if time.monotonic() - asked >= ASK_EVERY:
+                    asked = time.monotonic()
+                    self._ask_scheduler()
+            except Exception:  # noqa: BLE001 - logged; the watch goes on (heartbeats still count)
+                self.errors += 1
+                log.warning("milepost: checking Dask workers of run %s failed", self.owner.id, exc_info=True)
+
+    def _ask_scheduler(self) -> None:
+        workers = set(self.client.scheduler_info()["workers"])
+        for source, peer in list(self.merger.peers.items()):
+            if peer.lost is None and source not in workers and source.startswith(("tcp://", "tls://", "inproc://")):
+                self.merger.lose(source, "the scheduler removed it")
+
+    def sync(self, timeout: float = SETTLE_TIMEOUT) -> List[str]:
+        """Asks every worker to send what it counted now and waits until that is merged; the
+        workers whose last message did not arrive in `timeout` seconds."""
+        seqs = self.client.run(flush, self.owner.id, on_error="return")
+        wanted = {str(k): v for k, v in seqs.items() if isinstance(v, int)}
+        return self.merger.wait_for(wanted, timeout)
+
+    def settle(self) -> None:
+        """Before the run's counts are final (never raises: a scheduler gone is logged)."""
+        try:
+            missing = self.sync()
+            if missing:
+                self.merger.note(
+                    f"no last message from Dask worker(s) {', '.join(missing)}: their last counts may be missing",
+                    "warning",
+                )
+        except Exception as e:  # noqa: BLE001 - the run ends whatever the cluster does
+            log.warning(
+                "milepost: the Dask workers of run %s could not be asked for their last counts: %s", self.owner.id, e
+            )
+        self.merger.finish()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(2)
+        try:
+            self.client.unsubscribe_topic(self.route.topic)
+        except Exception:  # noqa: BLE001 - a client already closed has no topics left
+            pass
+        _links.pop(id(self.owner), None)
+
+
+#: Links by run (its owner's id), while the run lives.
+_links: "Dict[int, DaskLink]" = {}
+_owners: "weakref.WeakValueDictionary[int, Owner]" = weakref.WeakValueDictionary()
+
+
+def connect(owner: Owner, client: Any) -> DaskLink:
+    """The run's link to Dask (made, with `client`, on first use): its handles carry the route."""
+    link = _links.get(id(owner))
+    if link is None or _owners.get(id(owner)) is not owner:
+        link = _links[id(owner)] = DaskLink(owner, client)
+        _owners[id(owner)] = owner
+        owner.links.append(link)
+        owner.route = link.route
+    return link
+
+
+def find_route(owner: Any) -> Optional[DaskRoute]:
+    """A route finder (see `workers.ROUTE_FINDERS`): the run's route when this process has a
+    Dask client."""
+    if not isinstance(owner, Owner):
+        return None
+    from distributed import default_client
+
+    try:
+        client = default_client()
+    except ValueError:
+        return None
+    return connect(owner, client).route

@@ -1,0 +1,214 @@
+"""`map` and `as_completed` on a Dask cluster, like `process_map` and `process_as_completed`."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, TypeVar, Union
+
+from ..errors import InvalidValueError, MilepostError
+from ..owner import Owner
+from ..pools import PoolScope, default_name
+from ..retrying import NO_RETRIES, RetryPolicy, call
+from ..task import Task, length_of
+from .link import connect
+
+__all__ = ["as_completed", "map"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: A pool item's result from a worker: index, ok, value (or exception), and the item's row
+#: when the run stores it from here (a worker on the run's shared memory has no store).
+Result = Tuple[int, bool, Any, Any]
+
+
+def run_chunk(task: Task, fn: Callable[[Any], Any], chunk: List[Tuple[int, Any, str]], policy: RetryPolicy) -> Any:
+    """In a Dask worker: `fn` over a chunk, each call an item of `task`, counted when it ends."""
+    out: List[Result] = []
+    returns_rows = task.context.rows is None  # on shared memory: the run stores rows from here
+    for index, item, name in chunk:
+        it = task.item(name)
+        try:
+            with it:
+                value = (
+                    call(policy, task, name, functools.partial(fn, item), lambda: False) if policy.retries else fn(item)
+                )
+            ok = True
+        except Exception as e:  # noqa: BLE001 - returned per item
+            ok, value = False, e
+        out.append((index, ok, value, it.row if returns_rows else None))
+    return out
+
+
+def _chunks(
+    items: Iterable[Any], size: int, item_name: Callable[[Any, int], str]
+) -> Iterator[List[Tuple[int, Any, str]]]:
+    indexed = ((i, item, item_name(item, i)) for i, item in enumerate(items))
+    return iter(lambda: list(itertools.islice(indexed, size)), [])
+
+
+def _chunksize(chunksize: Optional[int], total: Optional[int], client: Any) -> int:
+    if chunksize not in (None, 0):
+        if isinstance(chunksize, bool) or not isinstance(chunksize, int) or chunksize < 1:
+            raise InvalidValueError(f"chunksize must be an int >= 1, got {chunksize!r}")
+        return chunksize
+    threads = max(1, sum(client.nthreads().values()))
+    # About eight chunks a thread: few enough that the scheduler's cost per task (a
+    # millisecond or so) stays small next to a chunk's, enough to balance the load.
+    return max(1, -(-(total or 0) // (threads * 8))) if total else 16
+
+
+def _client(client: Any) -> Any:
+    if client is not None:
+        return client
+    from distributed import default_client
+
+    try:
+        return default_client()
+    except ValueError:
+        raise MilepostError("milepost.dask.map needs a Dask client: pass client=, or make one first") from None
+
+
+class _DaskPool:
+    """One map: chunks as Dask tasks, results as they come, exact counts at the end."""
+
+    def __init__(self, fn: Callable[[Any], Any], items: Iterable[Any], client: Any, kw: Dict[str, Any]) -> None:
+        self.client = _client(client)
+        total = kw["total"] if kw["total"] is not None else length_of(items)
+        size = _chunksize(kw["chunksize"], total, self.client)
+        self.scope = PoolScope(fn, kw["description"], total, kw["unit"], kw["run"], kw["task"], kw["display"])
+        owner = self.scope.context
+        if not isinstance(owner, Owner):
+            raise MilepostError("milepost.dask.map is called in the process that started the run")
+        self.link = connect(owner, self.client)
+        self.fn = fn
+        self.policy = RetryPolicy.of(kw["retries"], kw["retry_on"], kw["backoff"]) if kw["retries"] else NO_RETRIES
+        self.chunks = list(_chunks(items, size, kw["item_name"]))
+
+    def results(self) -> Iterator[Tuple[int, Any]]:
+        from distributed import as_completed as dask_completed
+
+        task = self.scope.task
+        futures = self.client.map(
+            run_chunk,
+            [task] * len(self.chunks),
+            [self.fn] * len(self.chunks),
+            self.chunks,
+            [self.policy] * len(self.chunks),
+            pure=False,
+        )
+        chunk_of = {f.key: c for f, c in zip(futures, self.chunks, strict=True)}
+        try:
+            for fut in dask_completed(futures):
+                chunk = chunk_of[fut.key]
+                try:
+                    results: List[Result] = fut.result()
+                except Exception as e:  # noqa: BLE001 - the chunk as a whole failed (a worker died too often)
+                    results = [(i, False, e, None) for i, _, _ in chunk]
+                for (index, _, value, row), (_, _, name) in zip(results, chunk, strict=True):
+                    if row is not None:
+                        task.record(name, row, "dask")
+                    yield index, value
+        finally:
+            self.client.cancel([f for f in futures if not f.done()])
+            self.link.sync()  # what the workers counted is in the run before the map returns
+
+
+def _options(**kw: Any) -> Dict[str, Any]:
+    return kw
+
+
+def as_completed(
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    client: Any = None,
+    chunksize: Optional[int] = None,
+    *,
+    description: Optional[str] = None,
+    total: Optional[int] = None,
+    unit: str = "it",
+    item_name: Callable[[T, int], str] = default_name,
+    run: Optional[Task] = None,
+    task: Optional[Task] = None,
+    display: Optional[str] = "auto",
+    retries: int = 0,
+    retry_on: Any = (Exception,),
+    backoff: float = 0.5,
+) -> Iterator[Tuple[int, Union[R, BaseException]]]:
+    """Runs `fn` over `items` on a Dask cluster (`client`, or the default one); yields
+    `(index, result or exception)` as chunks complete. Every call is an item of the pool's
+    phase, counted inside the worker when it ends, in a lane per Dask worker."""
+    kw = _options(
+        description=description,
+        total=total,
+        unit=unit,
+        item_name=item_name,
+        run=run,
+        task=task,
+        display=display,
+        retries=retries,
+        retry_on=retry_on,
+        backoff=backoff,
+        chunksize=chunksize,
+    )
+    pool = _DaskPool(fn, items, client, kw)
+    failure: Optional[BaseException] = None
+    try:
+        yield from pool.results()
+    except BaseException as e:
+        failure = e
+        raise
+    finally:
+        pool.scope.end(failure)
+
+
+def map(  # noqa: A001 - milepost.dask.map, as Client.map
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    client: Any = None,
+    chunksize: Optional[int] = None,
+    *,
+    description: Optional[str] = None,
+    total: Optional[int] = None,
+    unit: str = "it",
+    item_name: Callable[[T, int], str] = default_name,
+    return_exceptions: bool = False,
+    run: Optional[Task] = None,
+    task: Optional[Task] = None,
+    display: Optional[str] = "auto",
+    retries: int = 0,
+    retry_on: Any = (Exception,),
+    backoff: float = 0.5,
+) -> List[Union[R, BaseException]]:
+    """`fn` over `items` on a Dask cluster, results in input order. An item that raises is
+    counted failed with its error; with `return_exceptions=True` its exception takes its place
+    in the results, otherwise the first one (in input order) is raised once everything ran."""
+    kw = _options(
+        description=description,
+        total=total,
+        unit=unit,
+        item_name=item_name,
+        run=run,
+        task=task,
+        display=display,
+        retries=retries,
+        retry_on=retry_on,
+        backoff=backoff,
+        chunksize=chunksize,
+    )
+    pool = _DaskPool(fn, items, client, kw)
+    failure: Optional[BaseException] = None
+    try:
+        results = dict(pool.results())
+        ordered = [results[i] for i in range(len(results))]
+        if not return_exceptions:
+            for value in ordered:
+                if isinstance(value, BaseException):
+                    raise value
+        return ordered
+    except BaseException as e:
+        failure = e
+        raise
+    finally:
+        pool.scope.end(failure)

@@ -1,0 +1,395 @@
+"""A run's tasks in a process that cannot map its shared memory (another host, or
+`MILEPOST_TRANSPORT=dask`): the `RunContext` of a remote worker.
+
+The worker counts into a run core of its own, one native node per task it was handed (so
+`advance()` costs what it costs in the parent: one C call, one store), and a background thread
+sends what it counted to the run, at most every `INTERVAL` seconds, through the `Channel` its
+route opened (Dask's event stream: see `milepost.dask`). What is sent is described in `wire.py`:
+cumulative counts, so that a lost or repeated message changes nothing, plus the item rows and
+events since the last message. The run merges them (`merge.py`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import threading
+import time
+from collections import deque
+from typing import Any, Deque, Dict, Iterable, List, Optional, Protocol, Set, Tuple
+
+from . import _milepost, wire
+from .errors import MilepostError
+from .events import Event, PhaseFinished, PhaseStarted, StepFinished, StepStarted
+from .task import Task
+
+__all__ = ["Channel", "RemoteContext", "Route", "context_for", "flush"]
+
+log = logging.getLogger("milepost")
+
+#: Seconds between two messages at most (the issue's rate: 4 a second).
+INTERVAL = 0.25
+#: Seconds between heartbeats when nothing changed.
+HEARTBEAT = 1.0
+#: Rows and events one message carries at most; more wait for the next message.
+MAX_ROWS = 2000
+MAX_EVENTS = 200
+#: Rows and events kept waiting at most; past them they are dropped and counted (the counts
+#: stay exact: they travel apart, as totals).
+MAX_WAITING_ROWS = 100_000
+MAX_WAITING_EVENTS = 2000
+#: The counts a message carries per node, in order (then in flight, total, metrics).
+_COUNTED = ("done", "failed", "skipped", "retried")
+#: Events that describe the tree: the run sees the tree itself.
+_TREE_EVENTS = (PhaseStarted, PhaseFinished, StepStarted, StepFinished)
+
+
+class Channel(Protocol):
+    """Where a remote worker's messages go."""
+
+    @property
+    def source(self) -> str:
+        """Who sends: the worker's address (its lanes in the run are named after it)."""
+
+    def send(self, message: Dict[str, Any]) -> None: ...
+
+
+class Route(Protocol):
+    """How a worker reaches a run (carried, pickled, in every task handle of the run)."""
+
+    def open(self) -> Channel: ...
+
+
+#: Remote contexts of this process, by run id.
+_contexts: Dict[str, "RemoteContext"] = {}
+_contexts_lock = threading.Lock()
+
+
+def context_for(route: Route, run_id: str, name: str) -> "RemoteContext":
+    """This process's context for the run (made, with its sending thread, on first use)."""
+    with _contexts_lock:
+        ctx = _contexts.get(run_id)
+        if ctx is None:
+            ctx = _contexts[run_id] = RemoteContext(route.open(), run_id, name)
+        return ctx
+
+
+def flush(run_id: str) -> int:
+    """Sends what this process counted for the run now; the message's number (0: the run
+    never reached this process)."""
+    ctx = _contexts.get(run_id)
+    return ctx.send_now() if ctx is not None else 0
+
+
+class RemoteRun(Task):
+    """The run as a remote worker sees it (`task.run`): the task API on the run's root."""
+
+    @property
+    def id(self) -> str:
+        return self.context.id
+
+    @property
+    def cancelled(self) -> bool:
+        return False
+
+    @property
+    def finished(self) -> bool:
+        return False
+
+    @property
+    def history_path(self) -> None:
+        return None
+
+    def phase(self, name: str, total: Optional[int] = None, unit: str = "it") -> Task:
+        return self.child("phase", name, total, unit)
+
+
+class _Rows:
+    """The `RowSink` of a remote worker: item rows wait in a native buffer for the next message."""
+
+    def __init__(self, run_id: str) -> None:
+        self.buffer: Optional[_milepost.RowBuffer] = _milepost.RowBuffer(run_id)
+
+    def pushed(self, waiting: int) -> None:
+        pass  # the sending thread takes them
+
+    def item(
+        self,
+        phase: str,
+        name: str,
+        status: str,
+        started_at: float,
+        duration: Optional[float],
+        error: Optional[str],
+        metrics: Optional[str],
+    ) -> None:
+        assert self.buffer is not None
+        self.buffer.push(phase, name, status, started_at, duration, error, metrics)
+
+
+class RemoteContext:
+    """The `RunContext` of a run in a remote worker (see the module's docstring)."""
+
+    keeps_rows = True
+    finished = False  # the run's end is the parent's; what arrives after it is ignored there
+    cancelled = False  # a remote worker is not told (see the README's limits)
+    cancel_reason = ""
+    budget = None
+    steer = None
+
+    def __init__(self, channel: Channel, run_id: str, name: str) -> None:
+        self._channel = channel
+        self._id = run_id
+        self._name = name
+        self._core = _milepost.RunCore(run_id, name)
+        self.rows = _Rows(run_id)
+        self._wall_origin = time.time() - time.monotonic()
+        #: Local nodes by key: a parent's node by its shared index ("3"), one made here "w1".
+        self._nodes: Dict[str, _milepost.Node] = {}
+        self._tasks: Dict[str, Task] = {}
+        self._made: Dict[str, List[Any]] = {}
+        self._numbers = itertools.count(1)
+        self._lanes = threading.local()
+        self._lane_names = itertools.count(1)
+        self._pools = itertools.count(1)
+        self._lock = threading.Lock()  # one message built at a time
+        self._seq = 0
+        self._sent: Dict[str, List[Any]] = {}
+        self._last_send = 0.0
+        self._rows: Deque[List[Any]] = deque()
+        #: Rows waiting in `_rows`, per node key and status.
+        self._waiting: Dict[str, Dict[str, int]] = {}
+        self._events: Deque[List[Any]] = deque()
+        self.rows_dropped = 0
+        self.events_dropped = 0
+        self.failures = 0  # sends that raised (logged)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._ship, name=f"milepost-remote-{run_id}", daemon=True)
+        self._thread.start()
+        self.root: Task = self.task(0, (name,))
+
+    # -- identity -------------------------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def run(self) -> Task:
+        return self.root
+
+    @property
+    def source(self) -> str:
+        return self._channel.source
+
+    def task(self, index: int, path: Tuple[str, ...]) -> Task:
+        """The task of the parent's node `index` (handed over: the parent ends it)."""
+        key = str(index)
+        task = self._tasks.get(key)
+        if task is None:
+            node = self._node(key)
+            cls = RemoteRun if index == 0 else Task
+            task = self._tasks[key] = cls(self, node, tuple(path), None, borrowed=True)
+        return task
+
+    def _node(self, key: str) -> _milepost.Node:
+        # Flat under the local root: each node's snapshot counts are its own.
+        node = self._nodes[key] = self._core.add_node(self._core.root, "phase", key)
+        node.start()
+        return node
+
+    # -- RunContext -----------------------------------------------------------------------------
+    def now(self) -> float:
+        return time.monotonic()
+
+    def wall(self, t: float) -> float:
+        return self._wall_origin + t
+
+    def emit(self, cls: type[Event], path: Tuple[str, ...], **fields: Any) -> None:
+        if cls in _TREE_EVENTS or cls.kind == "item_failed":  # failures travel as rows
+            return
+        key = self._key_of(path)
+        with self._lock:
+            if len(self._events) >= MAX_WAITING_EVENTS:
+                self.events_dropped += 1
+                return
+            self._events.append([key, cls.kind, _plain(fields)])
+
+    def _key_of(self, path: Tuple[str, ...]) -> str:
+        for key, task in self._tasks.items():
+            if task.path == tuple(path):
+                return key
+        return "0"
+
+    def child(
+        self,
+        parent: Task,
+        kind: str,
+        name: str,
+        total: Optional[int],
+        unit: str,
+        *,
+        reuse: bool = False,
+        restore: bool = True,
+    ) -> Task:
+        key = f"w{next(self._numbers)}"
+        node = self._node(key)
+        if total is not None:
+            node.set_total(total)
+        self._made[key] = [self._key_of(parent.path), kind, str(name), unit]
+        task = self._tasks[key] = Task(self, node, (*parent.path, str(name)), parent)
+        task.begin(total)
+        return task
+
+    def lane(self) -> Optional[_milepost.Lane]:
+        lane: Optional[_milepost.Lane] = getattr(self._lanes, "lane", None)
+        if lane is None:  # each thread of the worker is a lane of its own
+            lane = self._lanes.lane = self._core.add_lane(f"{next(self._lane_names)}")
+        return lane
+
+    def add_lane(self, name: str) -> Optional[_milepost.Lane]:
+        return self._core.add_lane(f"{next(self._lane_names)}")
+
+    def bind_lane(self, lane: Optional[_milepost.Lane]) -> None:
+        self._lanes.lane = lane
+
+    def finish_lanes(self, lanes: Iterable[Optional[_milepost.Lane]]) -> None:
+        pass  # the run shows the worker's lanes while it lives
+
+    def finished_keys(self, key: str) -> Set[str]:
+        return set()
+
+    def handle(self, task: Task) -> Tuple[Any, Tuple[Any, ...]]:
+        raise MilepostError(
+            f"{'/'.join(task.path)!r} cannot be passed on from a remote worker: pass the run's own task"
+        )
+
+    def sample(self) -> None:
+        pass
+
+    def next_pool(self) -> int:
+        return next(self._pools)
+
+    def stop_pool(self, pool: int, stop: bool) -> None:
+        pass
+
+    def pool_stopped(self, pool: int) -> bool:
+        return False
+
+    def stopping_workers(self, pids: List[int]) -> None:
+        pass
+
+    def stopped_workers(self) -> None:
+        pass
+
+    # -- sending --------------------------------------------------------------------------------
+    def _ship(self) -> None:
+        """The sending thread: a message every `INTERVAL` when something changed, a heartbeat
+        every `HEARTBEAT` otherwise. It never dies of a failed send: that is logged, counted,
+        and the next message carries the counts again."""
+        while not self._stop.wait(INTERVAL):
+            try:
+                self._tick()
+            except Exception:  # noqa: BLE001 - logged; the next tick sends the totals again
+                self.failures += 1
+                log.exception("milepost: sending counts of run %s from %s failed", self._id, self.source)
+
+    def _tick(self) -> None:
+        with self._lock:
+            message = self._message()
+            if message is None and time.monotonic() - self._last_send < HEARTBEAT:
+                return
+            self._send(message or self._empty())
+
+    def send_now(self) -> int:
+        """Sends a message now, whatever changed (a flush): its number."""
+        with self._lock:
+            message = self._message(all_rows=True) or self._empty()
+            self._send(message)
+            return int(message["seq"])
+
+    def _send(self, message: Dict[str, Any]) -> None:
+        self._last_send = time.monotonic()
+        self._channel.send(message)
+
+    def _empty(self) -> Dict[str, Any]:
+        return self._wrap({}, [], [], [])
+
+    def _message(self, all_rows: bool = False) -> Optional[Dict[str, Any]]:
+        """What changed since the last message, or None. Counts are read before rows are
+        taken, and less the items whose rows still wait here: a count never reaches the run
+        before its item's row (see `merge.py`)."""
+        snap = json.loads(self._core.snapshot().json())
+        self._take_rows()
+        rows = [self._pop_row() for _ in range(len(self._rows) if all_rows else min(MAX_ROWS, len(self._rows)))]
+        nodes: Dict[str, List[Any]] = {}
+        for child in snap["root"]["children"]:
+            key = child["name"]
+            waiting = self._waiting.get(key, {})
+            state = [child[k] - waiting.get(k, 0) for k in _COUNTED]
+            state += [child["in_flight"], self._nodes[key].total, child.get("metrics") or {}]
+            if self._sent.get(key) != state:
+                nodes[key] = state
+        lanes = [[lane["name"], lane.get("item")] for lane in snap["lanes"]]
+        events = [self._events.popleft() for _ in range(min(MAX_EVENTS, len(self._events)))]
+        if not (nodes or rows or events) and lanes == self._sent.get("\0lanes"):
+            return None
+        self._sent.update(nodes)
+        self._sent["\0lanes"] = lanes
+        return self._wrap(nodes, rows, lanes, events)
+
+    def _take_rows(self) -> None:
+        taken = self.rows.buffer.take() if self.rows.buffer is not None else None
+        if taken is None:
+            return
+        for _, phase, name, status, started, duration, error, metrics in json.loads(taken[0]):
+            if len(self._rows) >= MAX_WAITING_ROWS:
+                self.rows_dropped += 1
+                continue
+            self._rows.append([phase, name, status, started, duration, error, metrics])
+            waiting = self._waiting.setdefault(phase, {})
+            waiting[status] = waiting.get(status, 0) + 1
+
+    def _pop_row(self) -> List[Any]:
+        row = self._rows.popleft()
+        self._waiting[row[0]][row[2]] -= 1
+        return row
+
+    def _wrap(
+        self, nodes: Dict[str, List[Any]], rows: List[List[Any]], lanes: List[List[Any]], events: List[List[Any]]
+    ) -> Dict[str, Any]:
+        self._seq += 1
+        return {
+            "milepost": wire.VERSION,
+            "run": self._id,
+            "source": self.source,
+            "pid": os.getpid(),
+            "seq": self._seq,
+            "nodes": nodes,
+            "made": dict(self._made),
+            "rows": rows,
+            "rows_dropped": self.rows_dropped,
+            "lanes": lanes,
+            "events": events,
+            "events_dropped": self.events_dropped,
+        }
+
+
+def _plain(fields: Dict[str, Any]) -> Dict[str, Any]:
+    """Event fields as msgpack carries them (tuples as lists, anything else as text)."""
+    out: Dict[str, Any] = {}
+    for k, v in fields.items():
+        if v is None or isinstance(v, (str, int, float, bool)):
+            out[k] = v
+        elif isinstance(v, (list, tuple)):
+            out[k] = [x if isinstance(x, (str, int, float, bool)) or x is None else str(x) for x in v]
+        elif isinstance(v, dict):
+            out[k] = {str(a): b if isinstance(b, (str, int, float, bool)) else str(b) for a, b in v.items()}
+        else:
+            out[k] = str(v)
+    return out

@@ -1,0 +1,187 @@
+"""Runs counted from Dask workers over Dask's own channels (`MILEPOST_TRANSPORT=dask`), on a
+real LocalCluster of two worker processes, loopback only."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any, Dict, Iterator, List
+
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+import milepost  # noqa: E402
+import milepost.dask as mdask  # noqa: E402
+from milepost import wire  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[Any]:
+    """Two worker processes that cannot use the run's shared memory (the transport forced)."""
+    before = os.environ.get("MILEPOST_TRANSPORT")
+    os.environ["MILEPOST_TRANSPORT"] = "dask"  # inherited by the worker processes
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
+    )
+    try:
+        c = distributed.Client(cluster)
+        try:
+            yield c
+        finally:
+            c.close()
+    finally:
+        cluster.close()
+        if before is None:
+            os.environ.pop("MILEPOST_TRANSPORT", None)
+        else:
+            os.environ["MILEPOST_TRANSPORT"] = before
+
+
+class Events(milepost.BaseObserver):
+    def __init__(self) -> None:
+        self.events: List[milepost.Event] = []
+
+    def on_event(self, event: milepost.Event) -> None:
+        self.events.append(event)
+
+    def logs(self) -> List[str]:
+        return [e.message for e in self.events if isinstance(e, milepost.LogLine)]
+
+
+def _count(phase: milepost.Task, n: int) -> str:
+    for _ in range(n):
+        phase.advance()
+    return type(phase.context).__name__
+
+
+def _square(x: int) -> int:
+    if x % 1000 == 7:
+        raise ValueError(f"bad item {x}")
+    return x * x
+
+
+def _nodes(run: milepost.Run) -> Dict[str, Dict[str, Any]]:
+    root = run.snapshot().data["root"]
+    return {n["name"]: n for n in root["children"]}
+
+
+def test_four_tasks_advance_exactly_and_a_lane_per_worker(client: Any) -> None:
+    with milepost.Run("adv", display="none", history=False) as run:
+        phase = run.phase("count")
+        kinds = client.gather(client.map(_count, [phase] * 4, [100_000] * 4, pure=False))
+        workers = set(client.scheduler_info()["workers"])
+    assert kinds == ["RemoteContext"] * 4  # counted locally, sent over Dask: not shared memory
+    assert _nodes(run)["count"]["done"] == 400_000
+    lanes = run.snapshot().data["lanes"]
+    assert {lane["name"] for lane in lanes} <= workers and lanes
+
+
+def test_map_counts_ten_thousand_items_with_failures(client: Any) -> None:
+    with milepost.Run("map", display="none", history=False) as run:
+        results = mdask.map(_square, range(10_000), client=client, return_exceptions=True, description="squares")
+        node = _nodes(run)["squares"]  # exact when map returns, before the run ends
+        assert (node["done"], node["failed"]) == (9_990, 10)
+    assert results[8] == 64 and isinstance(results[7], ValueError)
+    failures = run.snapshot().data["failures"]
+    assert {f["error"] for f in failures} >= {"ValueError: bad item 9007"}
+    assert all(f["lane"].startswith("tcp://127.0.0.1:") for f in failures)
+
+
+def test_map_raises_the_first_failure_and_as_completed_yields_all(client: Any) -> None:
+    with milepost.Run("map2", display="none", history=False):
+        with pytest.raises(ValueError, match="bad item 7"):
+            mdask.map(_square, range(20), client=client)
+        got = dict(mdask.as_completed(_square, range(20), client=client, description="each"))
+    assert sorted(got) == list(range(20)) and got[3] == 9
+
+
+def _send(topic: str, messages: List[Dict[str, Any]], dask_worker: Any = None) -> int:
+    for m in messages:
+        dask_worker.log_event(topic, m)
+    return len(messages)
+
+
+def _message(run_id: str, source: str, seq: int, done: int, version: int = wire.VERSION) -> Dict[str, Any]:
+    return {
+        "milepost": version,
+        "run": run_id,
+        "source": source,
+        "seq": seq,
+        "nodes": {"1": [done, 0, 0, 0, 0, None, {}]},
+        "made": {},
+        "rows": [],
+        "rows_dropped": 0,
+        "lanes": [],
+        "events": [],
+        "events_dropped": 0,
+    }
+
+
+def _wait(cond: Any, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not cond():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_a_message_of_another_version_is_refused_and_said(client: Any) -> None:
+    seen = Events()
+    with milepost.Run("versions", display="none", history=False, observers=[seen]) as run:
+        run.phase("p")
+        link = mdask.connect(run.context, client)
+        client.submit(int, pure=False).result()  # the subscription reached the scheduler (same stream)
+        worker = next(iter(client.scheduler_info()["workers"]))
+        client.run(_send, link.route.topic, [_message(run.id, worker, 1, 5, version=0)], workers=[worker])
+        _wait(lambda: link.merger.stats().get(worker, {}).get("refused") == 1)
+        assert _nodes(run)["p"]["done"] == 0
+    assert any("version 0" in line and "older milepost" in line for line in seen.logs())
+    with pytest.raises(wire.WireError, match="version 2"):
+        wire.check({**_message("r", "w", 1, 0), "milepost": 2})
+
+
+def test_a_flood_is_bounded_counted_and_shown_and_counts_stay_exact(client: Any) -> None:
+    seen = Events()
+    with milepost.Run("flood", display="none", history=False, observers=[seen]) as run:
+        phase = run.phase("p")
+        run.share()  # what a task handle does: its node gets the key messages name it by
+        assert phase.shared_index == 1
+        link = mdask.connect(run.context, client)
+        client.submit(int, pure=False).result()  # the subscription reached the scheduler (same stream)
+        worker = next(iter(client.scheduler_info()["workers"]))
+        flood = [_message(run.id, worker, i, i) for i in range(1, 501)]
+        client.run(_send, link.route.topic, flood, workers=[worker])
+        _wait(lambda: link.merger.stats().get(worker, {}).get("dropped", 0) >= 400)
+        time.sleep(0.3)  # the sender may send again (its allowance refills)
+        client.run(_send, link.route.topic, [_message(run.id, worker, 501, 501)], workers=[worker])
+        _wait(lambda: link.merger.stats()[worker]["seq"] == 501)
+        assert _nodes(run)["p"]["done"] == 501  # the totals a later message carried
+    assert any("too many messages" in line for line in seen.logs())
+
+
+def _count_then_hang(phase: milepost.Task, flag: str) -> int:
+    if os.path.exists(flag):  # Dask runs it again elsewhere once its worker is gone
+        return 0
+    open(flag, "w").close()
+    for _ in range(1000):
+        phase.advance()
+    with phase.item("hangs"):
+        time.sleep(60)
+    return 1
+
+
+def test_a_killed_worker_is_lost_and_counts_stay(client: Any, tmp_path: Any) -> None:
+    with milepost.Run("kill", display="none", history=False) as run:
+        phase = run.phase("p")
+        fut = client.submit(_count_then_hang, phase, str(tmp_path / "ran"), pure=False)
+        _wait(lambda: _nodes(run)["p"]["in_flight"] == 1 and _nodes(run)["p"]["done"] == 1000)
+        busy = [lane["name"] for lane in run.snapshot().data["lanes"] if lane["state"] == "busy"]
+        pids = client.run(os.getpid, workers=busy)
+        os.kill(pids[busy[0]], signal.SIGKILL)
+        _wait(lambda: _nodes(run)["p"]["failed"] == 1, seconds=20)
+        assert fut.result(timeout=30) == 0
+        node = _nodes(run)["p"]
+        assert (node["done"], node["failed"], node["in_flight"]) == (1000, 1, 0)
+        failure = run.snapshot().data["failures"][0]
+        assert failure["error"] == f"worker lost ({busy[0]})" and failure["name"] == "hangs"
