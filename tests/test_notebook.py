@@ -3,15 +3,11 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import List
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
-
-PYTHON = Path(__file__).resolve().parents[1] / "python"
 
 JOB = """\
 import time, milepost
@@ -27,14 +23,10 @@ run
 
 
 def _execute(first: str, job: str) -> nbformat.NotebookNode:
+    """Runs the two cells in a fresh kernel of this Python (the installed milepost)."""
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(first), nbformat.v4.new_code_cell(job)]
-    env_path = os.environ.get("PYTHONPATH", "")
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(PYTHON), env_path) if p)
-    try:
-        NotebookClient(nb, timeout=120, kernel_name="python3").execute()
-    finally:
-        os.environ["PYTHONPATH"] = env_path
+    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
     return nb
 
 
