@@ -185,3 +185,28 @@ def test_a_killed_worker_is_lost_and_counts_stay(client: Any, tmp_path: Any) -> 
         assert (node["done"], node["failed"], node["in_flight"]) == (1000, 1, 0)
         failure = run.snapshot().data["failures"][0]
         assert failure["error"] == f"worker lost ({busy[0]})" and failure["name"] == "hangs"
+
+
+def _inc_or_fail(x: int) -> int:
+    if x == 13:
+        raise ValueError("thirteen")
+    return x + 1
+
+
+def test_progress_counts_futures_and_a_collections_partitions(client: Any) -> None:
+    import dask.bag as db
+
+    events = Events()
+    with milepost.Run("dask-progress", display="none", observers=[events]) as run:
+        futures = client.map(_inc_or_fail, range(30), pure=False)
+        same = mdask.progress(futures, description="futures")
+        assert same is futures
+        bag = db.from_sequence(range(40), npartitions=8).map(lambda x: x * 2)
+        persisted = mdask.progress(bag, description="bag", unit="partition")
+        assert sorted(persisted.compute()) == [2 * x for x in range(40)]
+    snap = run.snapshot()
+    futures_phase, bag_phase = snap.find("futures"), snap.find("bag")
+    assert (futures_phase["done"], futures_phase["failed"], futures_phase["state"]) == (29, 1, "completed")
+    assert (bag_phase["done"], bag_phase["total"], bag_phase["state"]) == (8, 8, "completed")
+    failed = [e for e in events.events if isinstance(e, milepost.ItemFailed)]
+    assert [e.error for e in failed] == ["ValueError: thirteen"] and failed[0].item.startswith("_inc_or_fail-")

@@ -16,8 +16,9 @@ except ImportError as e:  # pragma: no cover - exercised without the extra only
 from ..workers import ROUTE_FINDERS
 from .link import DaskLink, connect, find_route
 from .maps import as_completed, map
+from .progress import progress
 
-__all__ = ["DaskLink", "as_completed", "connect", "map"]
+__all__ = ["DaskLink", "as_completed", "connect", "map", "progress"]
 
 if find_route not in ROUTE_FINDERS:
     ROUTE_FINDERS.append(find_route)
