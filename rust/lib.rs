@@ -22,7 +22,7 @@ mod _milepost {
     };
 
     #[pymodule_export]
-    use crate::py::{is_money, item_key, sanitize};
+    use crate::py::{is_money, item_key, resource_options, sanitize};
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {

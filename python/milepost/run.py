@@ -27,6 +27,7 @@ from .output import print as _print
 from .owner import Owner
 from .persistence import HistoryObserver, Resume, Store, find_resumable, prior_rates
 from .renderers.options import DisplayOptions
+from .resources import ResourceSettings, written_dirs
 from .signals import sigint_held
 from .snapshot import Snapshot
 from .steer import Meta
@@ -96,6 +97,11 @@ class Run(Task):
         on_budget: "finish" (items in flight finish once the budget is spent) or "cancel"
             (`async_map`'s coroutines in flight are cancelled; threads and processes finish).
         meta: What the run is about (model, provider, experiment): shown and kept.
+        resources: Sample the CPU, memory, I/O and open files of the run's processes (its own,
+            its worker processes and their children) and the free space where it writes, on a
+            thread of the native core: True (every second), False (not at all), or
+            `{"interval": seconds, "disk_warn": 0.05}` (a warning once a filesystem the run
+            writes to has less than that share free). Not with `clock=`.
     """
 
     def __init__(
@@ -120,6 +126,7 @@ class Run(Task):
         budget: Optional[Dict[str, float]] = None,
         meta: Optional[Mapping[str, Any]] = None,
         on_budget: str = "finish",
+        resources: Union[bool, Mapping[str, Any]] = True,
     ) -> None:
         # Every argument is checked before anything is made (a history row, a thread, a
         # server): bad input leaves no trace.
@@ -128,6 +135,7 @@ class Run(Task):
         about = _meta(meta)
         options = DisplayOptions.make(display, output, interval, refresh_hz, max_lanes, leave, redirect)
         stall = check_interval(stall_after, "stall_after") or 60.0
+        self._resources = ResourceSettings.make(resources)
         self.display = options.display
         store = Store(None if history is True else Path(history)) if history else None
         resumed = _resumable(store, name, resume) if resume else None
@@ -156,8 +164,9 @@ class Run(Task):
         # Delivery follows this order: the history first, so that a slow display (a stalled
         # terminal) never delays what is kept; the user's observers have their own thread.
         own: List[Observer] = [*self._kept(started_at), *files, *shown, *observers]
-        self._delivery = Delivery(own, self.snapshot, owner.now, pull=owner.worker_events)
+        self._delivery = Delivery(own, self.snapshot, owner.now, pull=owner.pending_events)
         owner.bind(self, self._delivery)
+        self._written = (store.path if store is not None else None, options.output, snapshot_file)
         self._token: Any = None
         self._opened = self._started = False
         #: Set once the run's end is written: another thread leaving the run waits for it.
@@ -259,6 +268,9 @@ class Run(Task):
         # runs on the native display's thread if there is one, else on one of its own.
         self._delivery.start()
         self._core.start_ticker(SAMPLE_HZ, native=False)
+        if self._resources is not None:
+            dirs = written_dirs(self._written)
+            self._core.start_resources(self._resources.interval, self._resources.disk_warn, dirs)
         return self
 
     def finish(self, state: str = "completed") -> None:
@@ -298,6 +310,7 @@ class Run(Task):
         self._owner.now()
         for task in reversed(self._owner.tasks):
             task.end(state)
+        self._core.stop_resources()  # a last sample: the end has the run's CPU time and peak memory
         self._core.sample()  # takes what the workers sent last
         self._delivery.pull_now()  # ...and hands it on before the run's end
         state = run_end_state(state, self.cancelled, self._core.node_states())
