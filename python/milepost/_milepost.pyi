@@ -31,6 +31,8 @@ __all__ = [
     "format_count",
     "format_metric",
     "format_cost_outlook",
+    "format_bytes",
+    "format_cpu",
     "is_money",
     "resource_options",
     "sanitize",
@@ -351,6 +353,12 @@ def format_cost_outlook(
 def resource_options(interval: Optional[float] = None, disk_warn: Optional[float] = None) -> tuple[float, float]:
     """``(interval, disk_warn)`` of ``Run(resources={...})``, defaults filled in (1 s, 0.05);
     ``InvalidValueError`` names a value out of range."""
+
+def format_bytes(n: int) -> str:
+    """Bytes in decimal units: ``"310 MB"``, ``"2.1 GB"`` (one decimal below ten)."""
+
+def format_cpu(percent: float) -> str:
+    """CPU use in percent of one core, whole: ``"340%"``."""
 
 def is_money(name: str) -> bool:
     """Whether a metric is money: its name contains ``cost`` or ``usd`` (any case). The one

@@ -182,7 +182,10 @@ class Run(Task):
         times = resumed.resumed + 1 if resumed is not None else 0
         steer = self._owner.steer
         meta = steer.snapshot_meta if steer is not None else dict
-        kept: List[Observer] = [HistoryObserver(store, core.id, core.name, started_at, times, before, meta=meta)]
+        used = (resumed.cpu_seconds, resumed.peak_rss_bytes) if resumed is not None else (None, None)
+        kept: List[Observer] = [
+            HistoryObserver(store, core.id, core.name, started_at, times, before, meta=meta, used_before=used)
+        ]
         if steer is not None and os.environ.get("MILEPOST_LIVE", "on").lower() not in ("0", "off", "no", "false"):
             steering = Steering(self.cancel, steer.retry, steer.request_skip, steer.snapshot_meta, steer.reports)
             kept.append(LivePublisher(core.id, core.name, started_at, store.path, steering))

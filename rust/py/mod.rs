@@ -52,6 +52,16 @@ pub fn format_metric(name: &str, value: f64) -> String {
 }
 
 #[pyfunction]
+pub fn format_bytes(n: u64) -> String {
+    format::bytes(n)
+}
+
+#[pyfunction]
+pub fn format_cpu(percent: f64) -> String {
+    format::cpu(percent)
+}
+
+#[pyfunction]
 #[pyo3(signature = (per_item, projected=None, unit="it"))]
 pub fn format_cost_outlook(
     per_item: Option<f64>, projected: Option<(f64, Option<f64>, Option<f64>)>, unit: &str,
