@@ -59,3 +59,12 @@ def with_grandchild(task: milepost.Task, mib: int, stop: str) -> int:
         child.stdin.close()
         child.wait()
     return child.pid
+
+
+def churn(task: milepost.Task, n: int) -> int:
+    """Starts and ends `n` short child processes one after the other (each may vanish between
+    the sampler listing it and reading it)."""
+    with task.item("churn"):
+        for _ in range(n):
+            subprocess.run(["true"], check=True)
+    return n

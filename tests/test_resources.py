@@ -27,6 +27,14 @@ def _resource_threads() -> int:
     return sum(name == "milepost-resour" for name in names)
 
 
+def _threads_become(n: int) -> bool:
+    """Whether the sampler threads number `n` within 5 s (a new thread names itself once it runs)."""
+    deadline = time.monotonic() + 5
+    while _resource_threads() != n and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return _resource_threads() == n
+
+
 def _until(run: milepost.Run, check: Callable[[ResourcesData], bool], seconds: float = 10.0) -> ResourcesData:
     """The first sample `check` accepts, waiting at most `seconds` (busy: some checks need CPU)."""
     deadline = time.monotonic() + seconds
@@ -42,7 +50,7 @@ def _until(run: milepost.Run, check: Callable[[ResourcesData], bool], seconds: f
 def test_a_run_samples_its_own_process_while_it_goes() -> None:
     before = _resource_threads()
     with milepost.Run("res", display="none", history=False, resources={"interval": 0.2}) as run:
-        assert _resource_threads() == before + 1
+        assert _threads_become(before + 1)
         r = _until(run, lambda r: (r["cpu_percent"] or 0) > 0)
         assert r["processes"] == 1 and r["unreadable"] == 0
         assert r["rss_bytes"] is not None and r["rss_bytes"] > 10_000_000  # an interpreter at least

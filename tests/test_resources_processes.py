@@ -5,8 +5,13 @@ moment), and every worker stops as soon as the test has seen what it needs."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import os
+import shutil
+import subprocess
+import sys
+import textwrap
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
@@ -16,7 +21,7 @@ import pytest
 
 import milepost
 from milepost.snapshot import LaneData, ResourcesData
-from resources_helpers import burn, hold_memory, with_grandchild
+from resources_helpers import burn, churn, hold_memory, with_grandchild
 
 FORK = mp.get_context("fork")
 MIB = 2**20
@@ -135,3 +140,57 @@ def test_a_grandchild_process_is_counted_in_the_tree(stop) -> None:
     assert lane is not None and lane["rss_bytes"] is not None and lane["rss_bytes"] < 200 * MIB, (
         "a lane is its own process: the grandchild counts in the tree, not in the lane"
     )
+
+
+def test_processes_that_come_and_go_between_samples_break_nothing() -> None:
+    with milepost.Run("churn", display="none", history=False, resources={"interval": 0.1}) as run:
+        first, _ = _watch(run, lambda r, _: True)
+        with ProcessPoolExecutor(2, mp_context=FORK) as pool:
+            futures = [pool.submit(churn, run, 150) for _ in range(2)]
+            while not all(f.done() for f in futures):
+                run.snapshot()  # snapshots read the board while the sampler writes it
+                time.sleep(0.01)
+            assert [f.result() for f in futures] == [150, 150]
+        last, _ = _watch(run, lambda r, _: r["at"] > first["at"] + 0.5 and r["processes"] == first["processes"])
+    assert last["error"] is None and last["rss_bytes"] is not None and last["cpu_percent"] is not None
+
+
+# The job runs as root with no capability but those to change user: the child it starts as
+# `nobody` is then another user's process, whose I/O and descriptors it may not read.
+FOREIGN_JOB = textwrap.dedent(
+    """
+    import json, os, subprocess, time, milepost
+    def nobody():
+        os.setgid(65534)
+        os.setuid(65534)
+    with milepost.Run("foreign", display="none", history=False, resources={"interval": 0.1}) as run:
+        child = subprocess.Popen(["cat"], stdin=subprocess.PIPE, preexec_fn=nobody)  # until its stdin closes
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            r = run.snapshot().data["resources"]
+            if r is not None and r["processes"] == 2 and r["cpu_percent"] is not None:
+                break
+            time.sleep(0.05)
+        child.stdin.close()
+        child.wait()
+    print(json.dumps(r))
+    """
+)
+
+
+def test_another_user_s_process_in_the_tree_is_counted_as_unreadable_not_zero() -> None:
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("needs root and setpriv to start a process of another user")
+    proc = subprocess.run(
+        [setpriv, "--bounding-set=-all,+setuid,+setgid", sys.executable, "-c", FOREIGN_JOB],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout.splitlines()[-1])
+    assert r["processes"] == 2 and r["unreadable"] == 1, r
+    # What could be read is the job's own: its I/O and descriptors, and everyone's CPU and memory.
+    assert r["open_files"] is not None and r["read_bytes_per_second"] is not None
+    assert r["rss_bytes"] is not None and r["error"] is None

@@ -4,9 +4,13 @@
 //!
 //! A thread of its own samples them (`thread`), never the job's threads and never with the
 //! GIL, into the run's [`ResourceBoard`], which every snapshot reads. `source` reads the
-//! processes, `sampler` turns two readings into rates and totals, `disk` watches free space.
+//! processes (`procfs` on Linux, `portable` through sysinfo elsewhere), `sampler` turns two
+//! readings into rates and totals, `disk` watches free space.
 
 mod disk;
+mod portable;
+#[cfg(target_os = "linux")]
+mod procfs;
 mod sampler;
 mod snapshot;
 mod source;

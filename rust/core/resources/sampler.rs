@@ -50,15 +50,13 @@ impl<S: ProcessSource> Sampler<S> {
     /// Reads the tree at `now` (seconds on the run's clock) and compares it with the previous
     /// sample.
     pub fn sample(&mut self, now: f64) -> Sample {
-        let tree = self.source.tree(self.root);
-        let readings = self.source.read(&tree);
+        let readings = self.source.sample(self.root);
         let first = self.last.is_none();
         let dt = self.last.map(|t| now - t).filter(|dt| *dt > 0.0);
         let mut totals = Totals::default();
         let mut processes = HashMap::with_capacity(readings.len());
         let mut seen = HashMap::with_capacity(readings.len());
-        for pid in tree {
-            let Some(&r) = readings.get(&pid) else { continue };
+        for (pid, r) in readings {
             let known = self.seen.remove(&pid).filter(|s| s.reading.start_time == r.start_time);
             let before_ms = match known {
                 Some(s) => s.before_ms,

@@ -15,12 +15,9 @@ struct Fake {
 }
 
 impl ProcessSource for Fake {
-    fn tree(&mut self, _root: u32) -> Vec<u32> {
+    fn sample(&mut self, _root: u32) -> Vec<(u32, ProcReading)> {
         assert!(!self.panic, "the fake source broke");
-        self.tree.clone()
-    }
-    fn read(&mut self, pids: &[u32]) -> HashMap<u32, ProcReading> {
-        pids.iter().filter_map(|p| self.readings.get(p).map(|r| (*p, *r))).collect()
+        self.tree.iter().filter_map(|p| self.readings.get(p).map(|r| (*p, *r))).collect()
     }
 }
 
@@ -43,11 +40,8 @@ struct Rig {
 struct Shared(Arc<parking_lot::Mutex<Fake>>);
 
 impl ProcessSource for Shared {
-    fn tree(&mut self, root: u32) -> Vec<u32> {
-        self.0.lock().tree(root)
-    }
-    fn read(&mut self, pids: &[u32]) -> HashMap<u32, ProcReading> {
-        self.0.lock().read(pids)
+    fn sample(&mut self, root: u32) -> Vec<(u32, ProcReading)> {
+        self.0.lock().sample(root)
     }
 }
 
@@ -168,20 +162,37 @@ fn a_tree_whose_root_is_gone_is_unknown() {
 }
 
 #[test]
-fn the_real_tree_holds_this_process_and_its_child() {
+fn both_real_sources_find_this_process_and_its_child_and_agree() {
     let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
-    let mut source = SystemSource::default();
     let me = std::process::id();
-    let tree = source.tree(me);
+    // Until it sleeps in `sleep` (a moment after the fork it is still a copy of this process,
+    // and while it execs its memory is not counted yet).
+    let stat = format!("/proc/{}/stat", child.id());
+    let sleeping = || std::fs::read_to_string(&stat).is_ok_and(|s| s.contains("(sleep) S"));
+    while !sleeping() {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let mut sources: Vec<(&str, Box<dyn ProcessSource>)> = vec![
+        ("system", Box::new(SystemSource::default())),
+        ("portable", Box::new(super::portable::Portable::default())),
+    ];
+    let mut found = Vec::new();
+    for (name, source) in &mut sources {
+        let tree = source.sample(me);
+        assert_eq!(tree[0].0, me, "{name}");
+        let mine = tree[0].1;
+        assert!(mine.rss > 1_000_000 && mine.open_files.is_some_and(|n| n >= 3) && mine.io.is_some(), "{name}");
+        let (_, sleeping) = *tree.iter().find(|(p, _)| *p == child.id()).unwrap_or_else(|| panic!("{name}: {tree:?}"));
+        assert!(source.sample(u32::MAX - 1).is_empty(), "{name}: no such process, an empty tree");
+        found.push(sleeping);
+    }
     let _ = child.kill();
     let _ = child.wait();
-    assert_eq!(tree[0], me);
-    assert!(tree.contains(&child.id()), "{tree:?}");
-    let readings = source.read(&[me]);
-    assert!(readings[&me].rss > 0);
-    assert!(readings[&me].open_files.is_some_and(|n| n > 0));
-    assert!(source.tree(u32::MAX - 1).is_empty(), "no such process: an empty tree");
-    assert!(source.read(&[u32::MAX - 1]).is_empty());
+    // The two read the same sleeping process: memory within a few pages, CPU time within a tick
+    // or two (this test's own process moves meanwhile: other tests run beside it).
+    let (a, b) = (found[0], found[1]);
+    assert!(a.rss.abs_diff(b.rss) < 1 << 20, "{a:?} {b:?}");
+    assert!(a.cpu_ms.abs_diff(b.cpu_ms) < 100, "{a:?} {b:?}");
 }
 
 #[test]
