@@ -150,12 +150,13 @@ def test_the_monitor_header_says_what_the_run_spent_and_where_it_is_heading(cloc
 
 
 def _screens(raw: bytes, cols: int, rows: int) -> List[str]:
-    """What the terminal showed as the bytes came, a screen every few hundred bytes."""
+    """What the terminal showed as the bytes came, a screen after every line drawn (so after
+    every frame's last line too, whatever length the frames have)."""
     screen = pyte.Screen(cols, rows)
     stream = pyte.ByteStream(screen)
     shown = []
-    for start in range(0, len(raw), 256):
-        stream.feed(raw[start : start + 256])
+    for line in raw.splitlines(keepends=True):
+        stream.feed(line)
         shown.append("\n".join(line.rstrip() for line in screen.display))
     return shown
 
@@ -180,4 +181,6 @@ def test_the_native_run_line_shows_the_outlook_on_screen(pty_run) -> None:
         r"gen · running [\d.]+s · 51/101 · .*cost_usd \$0\.7500 · \$0\.0150/item → \$1\.50 \(\$1\.\d\d–1\."
     )
     assert any(outlook.search(screen) for screen in _screens(res.raw, 120, 12)), res.raw[-3000:]
-    assert re.search(r"✓ gen · completed [\d.]+s · 101/101 · cost_usd \$0\.7500 · \$0\.0150/item$", res.text, re.M)
+    # Then what the run's processes used (README, "Resources").
+    ended = r"✓ gen · completed [\d.]+s · 101/101 · cost_usd \$0\.7500 · \$0\.0150/item · CPU \d+% · RSS [\d.]+ [kMG]B$"
+    assert re.search(ended, res.text, re.M), res.text

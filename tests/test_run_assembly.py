@@ -46,8 +46,10 @@ class _Stalls:
     def __init__(self) -> None:
         self.stalled = threading.Event()
         self.released = threading.Event()
+        self.wrote = threading.Event()
 
     def write(self, text: str) -> int:
+        self.wrote.set()
         if self.stalled.is_set():
             self.released.wait(30)
         return len(text)
@@ -65,6 +67,9 @@ def test_the_history_gets_the_end_before_a_stalled_display(tmp_path, monkeypatch
     out = _Stalls()
     try:
         with milepost.Run("stall", display="plain", output=out, history=db) as run:
+            # The display's first line (the run's start) gets through: the stall is at the end,
+            # never the start line's delivery, whenever the dispatcher thread got its turn.
+            assert out.wrote.wait(10)
             with run.phase("p", total=3) as ph:
                 ph.advance(3)
             out.stalled.set()  # the display's final line will never get through

@@ -31,7 +31,10 @@ __all__ = [
     "format_count",
     "format_metric",
     "format_cost_outlook",
+    "format_bytes",
+    "format_cpu",
     "is_money",
+    "resource_options",
     "sanitize",
     "item_key",
     "SCHEMA_VERSION",
@@ -113,6 +116,15 @@ class RunCore:
         """Starts the sampling (and, with ``native``, drawing) thread; False if already started."""
     def stop_ticker(self) -> None:
         """Stops the thread after a final frame; waits for it without holding the GIL."""
+    def start_resources(self, interval: float, disk_warn: float, dirs: list[str]) -> bool:
+        """Starts sampling this process's tree and the free space of ``dirs`` every
+        ``interval`` seconds on a thread of its own (``InvalidValueError`` for a bad value);
+        False if already started."""
+    def stop_resources(self) -> None:
+        """Takes a last sample and stops the resource thread, without holding the GIL."""
+    def take_resource_warnings(self) -> list[str]:
+        """Warnings of the resource sampling (low disk space, sampling stopped) since the last
+        call."""
     def println(self, text: str) -> bool:
         """Prints ``text`` above the native display; False when no native display took it."""
     def enable_sharing(self, dir: str, stall_after: float = 60.0) -> str:
@@ -337,6 +349,16 @@ def format_cost_outlook(
     """``$0.0123/item → $6.10 ($5.80–6.40)``: a node's ``cost_per_item`` and its
     ``projected_cost`` as ``(value, low, high)``, as the native run line shows them (empty
     when both are ``None``); ``unit`` names an item (``it`` reads ``item``)."""
+
+def resource_options(interval: Optional[float] = None, disk_warn: Optional[float] = None) -> tuple[float, float]:
+    """``(interval, disk_warn)`` of ``Run(resources={...})``, defaults filled in (1 s, 0.05);
+    ``InvalidValueError`` names a value out of range."""
+
+def format_bytes(n: int) -> str:
+    """Bytes in decimal units: ``"310 MB"``, ``"2.1 GB"`` (one decimal below ten)."""
+
+def format_cpu(percent: float) -> str:
+    """CPU use in percent of one core, whole: ``"340%"``."""
 
 def is_money(name: str) -> bool:
     """Whether a metric is money: its name contains ``cost`` or ``usd`` (any case). The one

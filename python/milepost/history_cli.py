@@ -55,6 +55,10 @@ def _dur(x: Optional[float]) -> str:
     return "-" if x is None else _milepost.format_duration(x)
 
 
+def _bytes(x: Optional[float]) -> str:
+    return "-" if x is None else _milepost.format_bytes(int(x))
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """Columns padded to their widest cell, under a header and a rule."""
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
@@ -118,6 +122,9 @@ def show_text(run: RunDetail, db: Optional[str] = None) -> str:
                 [[_milepost.sanitize(w["name"]), w["state"], str(w["done"]), str(w["failed"])] for w in run["workers"]],
             )
         )
+    if run.get("cpu_seconds") is not None:
+        out.append("")
+        out.append(f"resources: CPU time {_dur(run['cpu_seconds'])} · peak RSS {_bytes(run['peak_rss_bytes'])}")
     if run["failures"] or run["failed"]:
         out.append("")
         out.append("failures (newest first):")
@@ -192,18 +199,22 @@ def stats_text(s: Stats) -> str:
             _items(r),
             _pct(r["success_rate"]),
             _money(r["cost"]),
+            _dur(r["cpu_seconds"]),
+            _bytes(r["peak_rss_bytes"]),
         ]
         for r in runs
     ]
     out = [
         f"{_milepost.sanitize(s['name'])}: {len(runs)} runs",
         "",
-        table(["id", "status", "started", "duration", "processed", "success", "cost"], rows),
+        table(["id", "status", "started", "duration", "processed", "success", "cost", "cpu", "peak rss"], rows),
         "",
     ]
     lines = (
         ("duration", s["duration"], [r["elapsed"] for r in runs], _dur),
         ("cost", s["cost"], [r["cost"] for r in runs], _money),
+        ("cpu", s["cpu_seconds"], [r["cpu_seconds"] for r in runs], _dur),
+        ("peak rss", s["peak_rss_bytes"], [r["peak_rss_bytes"] for r in runs], _bytes),
     )
     for label, summary, values, fmt in lines:
         if summary:

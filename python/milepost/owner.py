@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional,
 from . import _milepost, workers
 from .budget import Budget
 from .errors import MilepostError, RunEndedError
+from .events import LogLine
 from .steer import Steer
 from .task import Task
 
@@ -247,6 +248,18 @@ class Owner:
 
     def worker_events(self) -> List[Event]:
         return workers.events_from_workers(self.core, self.id, self.name)
+
+    def pending_events(self) -> List[Event]:
+        """What the run's observers get from outside its threads: the worker processes'
+        events, then the resource sampling's warnings (low disk space) as log lines."""
+        found = self.worker_events()
+        for message in self.core.take_resource_warnings():
+            found.append(
+                LogLine(
+                    self.id, self.name, time.time(), (self.name,), level="warning", message=message, source="milepost"
+                )
+            )
+        return found
 
     def next_pool(self) -> int:
         with self._lock:

@@ -30,6 +30,7 @@ from .output import print as _print
 from .owner import Owner
 from .persistence import HistoryObserver, Resume, Store, find_resumable, prior_rates
 from .renderers.options import DisplayOptions
+from .resources import ResourceSettings, written_dirs
 from .signals import sigint_held
 from .snapshot import Snapshot
 from .steer import Meta
@@ -101,6 +102,11 @@ class Run(Task):
         meta: What the run is about (model, provider, experiment): shown and kept.
         capture_logging: True (INFO and up), a level number or name: the application's log
             records become the run's log lines (displays, live channel, history).
+        resources: Sample the CPU, memory, I/O and open files of the run's processes (its own,
+            its worker processes and their children) and the free space where it writes, on a
+            thread of the native core: True (every second), False (not at all), or
+            `{"interval": seconds, "disk_warn": 0.05}` (a warning once a filesystem the run
+            writes to has less than that share free). Not with `clock=`.
     """
 
     def __init__(
@@ -126,6 +132,7 @@ class Run(Task):
         meta: Optional[Mapping[str, Any]] = None,
         on_budget: str = "finish",
         capture_logging: Union[bool, int, str] = False,
+        resources: Union[bool, Mapping[str, Any]] = True,
     ) -> None:
         # Every argument is checked before anything is made (a history row, a thread, a
         # server): bad input leaves no trace.
@@ -135,6 +142,7 @@ class Run(Task):
         about = _meta(meta)
         options = DisplayOptions.make(display, output, interval, refresh_hz, max_lanes, leave, redirect)
         stall = check_interval(stall_after, "stall_after") or 60.0
+        self._resources = ResourceSettings.make(resources)
         self.display = options.display
         if history is True and not history_on():  # MILEPOST_HISTORY=off: kept nowhere
             history = False
@@ -165,8 +173,9 @@ class Run(Task):
         # Delivery follows this order: the history first, so that a slow display (a stalled
         # terminal) never delays what is kept; the user's observers have their own thread.
         own: List[Observer] = [*self._kept(started_at), *files, *shown, *observers]
-        self._delivery = Delivery(own, self.snapshot, owner.now, pull=owner.worker_events)
+        self._delivery = Delivery(own, self.snapshot, owner.now, pull=owner.pending_events)
         owner.bind(self, self._delivery)
+        self._written = (store.path if store is not None else None, options.output, snapshot_file)
         self._token: Any = None
         self._opened = self._started = False
         #: Set once the run's end is written: another thread leaving the run waits for it.
@@ -184,7 +193,10 @@ class Run(Task):
         times = resumed.resumed + 1 if resumed is not None else 0
         steer = self._owner.steer
         meta = steer.snapshot_meta if steer is not None else dict
-        kept: List[Observer] = [HistoryObserver(store, core.id, core.name, started_at, times, before, meta=meta)]
+        used = (resumed.cpu_seconds, resumed.peak_rss_bytes) if resumed is not None else (None, None)
+        kept: List[Observer] = [
+            HistoryObserver(store, core.id, core.name, started_at, times, before, meta=meta, used_before=used)
+        ]
         if steer is not None and os.environ.get("MILEPOST_LIVE", "on").lower() not in ("0", "off", "no", "false"):
             steering = Steering(self.cancel, steer.retry, steer.request_skip, steer.snapshot_meta, steer.reports)
             kept.append(LivePublisher(core.id, core.name, started_at, store.path, steering))
@@ -283,6 +295,9 @@ class Run(Task):
         # runs on the native display's thread if there is one, else on one of its own.
         self._delivery.start()
         self._core.start_ticker(SAMPLE_HZ, native=False)
+        if self._resources is not None:
+            dirs = written_dirs(self._written)
+            self._core.start_resources(self._resources.interval, self._resources.disk_warn, dirs)
         return self
 
     def finish(self, state: str = "completed") -> None:
@@ -326,6 +341,7 @@ class Run(Task):
         self._owner.now()
         for task in reversed(self._owner.tasks):
             task.end(state)
+        self._core.stop_resources()  # a last sample: the end has the run's CPU time and peak memory
         self._core.sample()  # takes what the workers sent last
         self._delivery.pull_now()  # ...and hands it on before the run's end
         state = run_end_state(state, self.cancelled, self._core.node_states())

@@ -10,7 +10,18 @@ from typing import Dict, Iterator, List, Literal, Optional, Sequence, Tuple, Typ
 
 from . import _milepost
 
-__all__ = ["ItemData", "LaneData", "NodeData", "ProjectedCostData", "Snapshot", "SnapshotData", "node_paths", "walk"]
+__all__ = [
+    "DiskSpaceData",
+    "ItemData",
+    "LaneData",
+    "NodeData",
+    "ProjectedCostData",
+    "ResourcesData",
+    "Snapshot",
+    "SnapshotData",
+    "node_paths",
+    "walk",
+]
 
 NodeKind = Literal["run", "phase", "step"]
 NodeState = Literal["pending", "running", "completed", "failed", "cancelled"]
@@ -71,6 +82,39 @@ class LaneData(TypedDict):
     done: int
     failed: int
     heartbeat_age: float
+    pid: Optional[int]
+    cpu_percent: Optional[float]
+    rss_bytes: Optional[int]
+
+
+class DiskSpaceData(TypedDict):
+    """Free space of the filesystem of a directory the run writes to."""
+
+    path: str
+    free_bytes: Optional[int]
+    total_bytes: Optional[int]
+    free_fraction: Optional[float]
+    low: bool
+
+
+class ResourcesData(TypedDict):
+    """The run's process tree and the filesystems it writes to, as of the latest sample."""
+
+    interval: float
+    at: float
+    processes: int
+    unreadable: int
+    cpu_percent: Optional[float]
+    machine_cpu_percent: Optional[float]
+    cores: int
+    rss_bytes: Optional[int]
+    read_bytes_per_second: Optional[float]
+    write_bytes_per_second: Optional[float]
+    open_files: Optional[int]
+    cpu_seconds: float
+    peak_rss_bytes: int
+    disks: List[DiskSpaceData]
+    error: Optional[str]
 
 
 class ItemData(TypedDict):
@@ -100,6 +144,7 @@ class SnapshotData(TypedDict):
     recent: List[ItemData]
     failures: List[ItemData]
     metric_names: List[str]
+    resources: Optional[ResourcesData]
 
 
 def walk(root: NodeData) -> Iterator[Tuple[int, NodeData]]:

@@ -202,7 +202,9 @@ def loop_task(
     parent: Optional[Task] = run if run is not None else context.current_root()
     own: Optional[Run] = None
     if parent is None:
-        own = parent = Run(label, display=display, leave=leave, output=file, history=False)
+        # A bare loop keeps no history and samples no resources: it is over before a sample
+        # would tell much, and a thread for every short loop would cost more than the loop.
+        own = parent = Run(label, display=display, leave=leave, output=file, history=False, resources=False)
     try:
         if own is not None:
             own.open()

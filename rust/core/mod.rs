@@ -14,6 +14,7 @@ pub mod limits;
 pub mod metrics;
 pub mod node;
 pub mod records;
+pub mod resources;
 pub mod rows;
 pub mod run;
 pub mod schema;

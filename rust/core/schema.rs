@@ -24,6 +24,10 @@ const ADDED_SINCE_PUBLISHED: &[(Option<&str>, &str)] = &[
     (Some("node"), "tail"),
     (Some("node"), "tail_item"),
     (Some("lane"), "tail"),
+    (None, "resources"),
+    (Some("lane"), "pid"),
+    (Some("lane"), "cpu_percent"),
+    (Some("lane"), "rss_bytes"),
 ];
 
 /// The snapshot schema as pretty JSON text (draft 2020-12), as committed.

@@ -231,6 +231,9 @@ impl Sharing {
                     done: v.done,
                     failed: v.failed,
                     heartbeat_age: quiet.max(0.0),
+                    pid: Some(v.pid),
+                    cpu_percent: None,
+                    rss_bytes: None,
                 }
             })
             .collect()

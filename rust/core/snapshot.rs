@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::kinds::{LaneState, NodeKind, NodeState};
 use super::limits::MAX_COUNT;
 use super::records::ItemRecord;
+use super::resources::Resources;
 use super::run::{RECENT_FAILURES, RECENT_ITEMS};
 
 /// Bumped whenever a field changes meaning or disappears (adding fields does not bump it).
@@ -46,6 +47,11 @@ pub struct Snapshot {
     /// Lifecycle events lost to the run's full observer queue.
     #[serde(default)]
     pub events_dropped: u64,
+    /// CPU, memory, I/O and open files of the run's processes and free space where it writes,
+    /// as of the latest sample; null when the run samples none (`Run(resources=False)`), or
+    /// before the first sample.
+    #[serde(default)]
+    pub resources: Option<Resources>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -159,6 +165,16 @@ pub struct LaneSnapshot {
     /// Seconds since the lane last reported.
     #[schemars(range(min = 0))]
     pub heartbeat_age: f64,
+    /// The worker process of a process's lane; null for a thread's.
+    #[serde(default)]
+    pub pid: Option<u32>,
+    /// The lane's process's CPU use since the previous resource sample, in percent of one
+    /// core; null for a thread's lane, a process that exited, or before two samples.
+    #[serde(default)]
+    pub cpu_percent: Option<f64>,
+    /// The lane's process's resident memory in bytes; null as `cpu_percent` is (one sample is enough).
+    #[serde(default)]
+    pub rss_bytes: Option<u64>,
 }
 
 impl Snapshot {

@@ -21,7 +21,7 @@ pub use shared::{after_fork_in_child, PySharedRun};
 pub use snapshot::PySnapshot;
 pub use tracker::PyTracker;
 
-use crate::core::{metrics, text};
+use crate::core::{metrics, resources, text};
 use crate::render::format;
 
 #[pyfunction]
@@ -52,11 +52,34 @@ pub fn format_metric(name: &str, value: f64) -> String {
 }
 
 #[pyfunction]
+pub fn format_bytes(n: u64) -> String {
+    format::bytes(n)
+}
+
+#[pyfunction]
+pub fn format_cpu(percent: f64) -> String {
+    format::cpu(percent)
+}
+
+#[pyfunction]
 #[pyo3(signature = (per_item, projected=None, unit="it"))]
 pub fn format_cost_outlook(
     per_item: Option<f64>, projected: Option<(f64, Option<f64>, Option<f64>)>, unit: &str,
 ) -> String {
     format::cost_outlook(per_item, projected, unit)
+}
+
+/// `(interval, disk_warn)` of `Run(resources={...})` with the defaults filled in, checked
+/// (an `InvalidValueError` names a bad one).
+#[pyfunction]
+#[pyo3(signature = (interval=None, disk_warn=None))]
+pub fn resource_options(interval: Option<f64>, disk_warn: Option<f64>) -> PyResult<(f64, f64)> {
+    let o = resources::ResourceOptions::new(
+        interval.unwrap_or(resources::DEFAULT_INTERVAL),
+        disk_warn.unwrap_or(resources::DEFAULT_DISK_WARN),
+        Vec::new(),
+    )?;
+    Ok((o.interval, o.disk_warn))
 }
 
 #[pyfunction]

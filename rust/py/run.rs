@@ -1,8 +1,9 @@
-//! `RunCore`: the run's tree, its sampling and snapshot, and the ticker thread (sampling and
-//! native drawing). Long calls release the GIL.
+//! `RunCore`: the run's tree, its sampling and snapshot, the ticker thread (sampling and
+//! native drawing) and the resource sampling thread. Long calls release the GIL.
 
 use std::sync::Arc;
 
+use parking_lot::Mutex;
 use pyo3::prelude::*;
 
 use super::convert::{count, text, Obj};
@@ -11,6 +12,7 @@ use super::shared::PySharedRun;
 use super::snapshot::PySnapshot;
 use crate::core::clock::Clock;
 use crate::core::kinds::{NodeKind, NodeState};
+use crate::core::resources::{ResourceOptions, ResourceSampler};
 use crate::core::run::RunCore;
 use crate::render::native::{NativeOptions, TickerSlot};
 
@@ -18,6 +20,7 @@ use crate::render::native::{NativeOptions, TickerSlot};
 pub struct PyRunCore {
     core: Arc<RunCore>,
     ticker: TickerSlot,
+    resources: Mutex<Option<ResourceSampler>>,
 }
 
 #[pymethods]
@@ -27,7 +30,7 @@ impl PyRunCore {
     fn py_new(run_id: &str, name: &Obj<'_>, manual_clock: bool, started_at_unix: f64) -> PyResult<Self> {
         let clock = if manual_clock { Clock::manual() } else { Clock::system() };
         let core = RunCore::try_new(run_id, &text(name, "run name")?, clock, started_at_unix)?;
-        Ok(Self { core: Arc::new(core), ticker: TickerSlot::default() })
+        Ok(Self { core: Arc::new(core), ticker: TickerSlot::default(), resources: Mutex::new(None) })
     }
     #[pyo3(signature = (parent, kind, name, total=None, unit="it"))]
     fn add_node(
@@ -57,6 +60,28 @@ impl PyRunCore {
         if let Some(mut ticker) = self.ticker.take() {
             py.detach(move || ticker.stop());
         }
+    }
+    /// Samples the run's processes and the free space of `dirs` every `interval` seconds on a
+    /// thread of its own (once; false if already started).
+    #[allow(clippy::needless_pass_by_value)] // PyO3 extracts a Python list into an owned Vec
+    fn start_resources(&self, interval: f64, disk_warn: f64, dirs: Vec<String>) -> PyResult<bool> {
+        let options = ResourceOptions::new(interval, disk_warn, dirs.iter().map(std::path::PathBuf::from).collect())?;
+        let mut slot = self.resources.lock();
+        if slot.is_some() {
+            return Ok(false);
+        }
+        *slot = Some(ResourceSampler::start(&self.core, options));
+        Ok(true)
+    }
+    /// Takes a last sample and stops the resource thread.
+    fn stop_resources(&self, py: Python<'_>) {
+        if let Some(mut sampler) = self.resources.lock().take() {
+            py.detach(move || sampler.stop());
+        }
+    }
+    /// Warnings of the resource sampling (low disk space, sampling stopped) not taken yet.
+    fn take_resource_warnings(&self) -> Vec<String> {
+        self.core.resources.take_warnings()
     }
     fn println(&self, py: Python<'_>, text: &str) -> bool {
         self.ticker.handle().is_some_and(|h| py.detach(|| h.println(text)))

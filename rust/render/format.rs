@@ -124,6 +124,28 @@ pub fn cost_outlook(per_item: Option<f64>, projected: Option<(f64, Option<f64>, 
     parts.join(" ")
 }
 
+/// Bytes in decimal units, as file managers and `df -H` show them: `"310 MB"`, `"2.1 GB"`
+/// (one decimal below ten).
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1000.0 && unit < UNITS.len() - 1 {
+        v /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 || v >= 9.95 {
+        format!("{v:.0} {}", UNITS[unit])
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// CPU use in percent of one core, whole: `"340%"`.
+pub fn cpu(percent: f64) -> String {
+    format!("{:.0}%", percent.max(0.0))
+}
+
 /// Percentage of a fraction in 0..=1.
 pub fn percent(fraction: f64) -> String {
     format!("{:>3.0}%", (fraction * 100.0).floor())
@@ -142,6 +164,19 @@ mod tests {
         assert_eq!(si(1234.0), "1.2k");
         assert_eq!(si(2_500_000.0), "2.5M");
         assert_eq!(si(0.25), "0.25");
+    }
+
+    #[test]
+    fn bytes_and_cpu() {
+        assert_eq!(bytes(0), "0 B");
+        assert_eq!(bytes(999), "999 B");
+        assert_eq!(bytes(35_400_000), "35 MB");
+        assert_eq!(bytes(310_000_000), "310 MB");
+        assert_eq!(bytes(2_147_483_648), "2.1 GB");
+        assert_eq!(bytes(9_960_000), "10 MB");
+        assert_eq!(bytes(u64::MAX), "18447 PB");
+        assert_eq!(cpu(340.4), "340%");
+        assert_eq!(cpu(97.6), "98%");
     }
 
     #[test]

@@ -66,6 +66,7 @@ pub fn run_line(s: &Snapshot) -> String {
     }
     parts.extend(metric_parts(r));
     parts.extend(cost_part(r, &r.unit));
+    parts.extend(resource_parts(s));
     if s.worker_events_dropped > 0 {
         parts.push(format!("{} worker events dropped", format::count(s.worker_events_dropped)));
     }
@@ -209,6 +210,30 @@ fn run_extras(s: &Snapshot, unit: &str) -> Vec<String> {
     }
     parts.extend(metric_parts(&s.root));
     parts.extend(cost_part(&s.root, unit));
+    parts.extend(resource_parts(s));
+    parts
+}
+
+/// `CPU 340% · RSS 2.1 GB`, and `disk 3.1% free` for each filesystem the run writes to that is
+/// low on space: the run's process tree as of the latest resource sample. What is unknown (no
+/// sample, the first one's CPU) is left out rather than shown as zero.
+pub fn resource_parts(s: &Snapshot) -> Vec<String> {
+    let Some(r) = &s.resources else { return Vec::new() };
+    let mut parts = Vec::new();
+    let figures: Vec<String> = [
+        r.cpu_percent.map(|c| format!("CPU {}", format::cpu(c))),
+        r.rss_bytes.map(|b| format!("RSS {}", format::bytes(b))),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !figures.is_empty() {
+        parts.push(figures.join(" · "));
+    }
+    for d in r.disks.iter().filter(|d| d.low) {
+        let free = d.free_fraction.unwrap_or(0.0) * 100.0;
+        parts.push(format!("disk {free:.1}% free")); // no colour: plain lines share the run line
+    }
     parts
 }
 
@@ -342,7 +367,9 @@ fn fit_end(text: &str, width: usize) -> String {
 }
 
 /// `w3 ▸ doc-7.json (12 done)`, `w3 idle (12 done)`, `pid 42 stalled 1m05s ▸ doc-7.json (…)`,
-/// `pid 42 died (12 done, 1 failed)`: the state before the item, whose name may be clipped.
+/// `pid 42 died (12 done, 1 failed)`, and a worker process's CPU and memory last:
+/// `pid 4242 ▸ doc-17 (12 done) · 98% · 310 MB`. The state comes before the item, whose name
+/// may be clipped.
 fn lane_line(l: &LaneSnapshot) -> String {
     let item = l.item.as_deref().map(|i| format!(" {} {}", style('▸').for_stderr().cyan(), sanitize(i)));
     let what = match &*l.state {
@@ -357,7 +384,10 @@ fn lane_line(l: &LaneSnapshot) -> String {
         0 => format!("{} done", format::count(l.done)),
         f => format!("{} done, {} failed", format::count(l.done), format::count(f)),
     };
-    format!("    {} {what} ({counts})", sanitize(&l.name))
+    let figures: Vec<String> =
+        [l.cpu_percent.map(format::cpu), l.rss_bytes.map(format::bytes)].into_iter().flatten().collect();
+    let figures = if figures.is_empty() { String::new() } else { format!(" · {}", figures.join(" · ")) };
+    format!("    {} {what} ({counts}){figures}", sanitize(&l.name))
 }
 
 #[cfg(test)]

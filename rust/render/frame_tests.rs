@@ -191,3 +191,54 @@ fn frame_fits_small_terminals() {
         assert!(console::measure_text_width(l) <= 30, "{l:?}");
     }
 }
+
+fn with_resources(mut s: Snapshot) -> Snapshot {
+    use crate::core::resources::{DiskSpace, Resources};
+    let disk = |path: &str, free: f64, low: bool| DiskSpace {
+        path: path.into(),
+        free_bytes: Some((free * 1e12) as u64),
+        total_bytes: Some(1_000_000_000_000),
+        free_fraction: Some(free),
+        low,
+    };
+    s.resources = Some(Resources {
+        cpu_percent: Some(340.4),
+        rss_bytes: Some(2_147_483_648),
+        disks: vec![disk("/data", 0.5, false), disk("/out", 0.031, true)],
+        ..Resources::default()
+    });
+    s
+}
+
+#[test]
+fn the_run_line_carries_the_tree_s_cpu_and_memory_and_a_disk_low_on_space() {
+    let s = with_resources(sample_run(0));
+    let line = console::strip_ansi_codes(&run_line(&s)).into_owned();
+    assert!(line.ends_with(" · CPU 340% · RSS 2.1 GB · disk 3.1% free"), "{line}");
+    // The one-line run (a single loop) says it too.
+    let o = FrameOptions { width: 200, height: 40, max_lanes: 5, tick: 0 };
+    let head = &plain(&frame(&s, &o))[0];
+    assert!(head.contains("CPU 340% · RSS 2.1 GB · disk 3.1% free"), "{head}");
+
+    // The first sample has no CPU yet; nothing sampled, nothing said.
+    let mut first = s.clone();
+    first.resources.as_mut().unwrap().cpu_percent = None;
+    first.resources.as_mut().unwrap().disks.clear();
+    assert!(run_line(&first).ends_with(" · RSS 2.1 GB"), "{}", run_line(&first));
+    let mut none = s;
+    none.resources = None;
+    assert!(!run_line(&none).contains("RSS"));
+}
+
+#[test]
+fn a_worker_process_lane_shows_its_cpu_and_memory() {
+    let mut s = sample_run(2);
+    (s.lanes[0].name, s.lanes[0].pid, s.lanes[0].cpu_percent, s.lanes[0].rss_bytes) =
+        ("pid 4242".into(), Some(4242), Some(97.6), Some(310_000_000));
+    s.lanes[1].rss_bytes = Some(35_000_000); // a first sample: memory, no CPU yet
+    let lines = lane_lines(&s, 8, 200);
+    let plain_lines: Vec<String> = plain(&lines);
+    assert!(plain_lines[0].starts_with("    pid 4242 ▸ item-0"), "{plain_lines:?}");
+    assert!(plain_lines[0].ends_with(" (0 done) · 98% · 310 MB"), "{plain_lines:?}");
+    assert!(plain_lines[1].ends_with(" (0 done) · 35 MB"), "{plain_lines:?}");
+}

@@ -216,6 +216,8 @@ def live_row(ch: Channel) -> ListedRun:
         "cost": root["cost"] if "cost" in root else cost_of(metrics),
         "resumed": None,
         "meta": ch.meta,
+        "cpu_seconds": (snap.get("resources") or {}).get("cpu_seconds"),
+        "peak_rss_bytes": (snap.get("resources") or {}).get("peak_rss_bytes"),
         "live": not ch.finished,
     }
 

@@ -4,7 +4,7 @@ that ended, the last one of a run whose process crashed), via prometheus-client.
 from __future__ import annotations
 
 import json
-from typing import Iterator, List, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -33,6 +33,7 @@ class _Runs:
         states = GaugeMetricFamily(
             "milepost_run_state", "1 for the run's state (crashed: its process died)", labels=["run", "name", "state"]
         )
+        usage = _Usage()
         for ch in self.channels:
             if not ch.snapshot_seq:
                 continue
@@ -53,9 +54,49 @@ class _Runs:
                     eta.add_metric([run_id, path], float(node["eta"]))
                 for name, value in node["metrics"].items():
                     metric.add_metric([run_id, path, name], float(value))
+            usage.add(run_id, snap)
         streams = GaugeMetricFamily("milepost_dashboard_streams", "SSE and WebSocket streams open in this process")
         streams.add_metric([], float(open_streams()))
-        yield from (items, total, flight, rate, eta, metric, running, states, streams)
+        yield from (items, total, flight, rate, eta, metric, running, states, *usage.families, streams)
+
+
+class _Usage:
+    """What a run's processes use, from its latest resource sample: the whole process tree
+    (`lane=""`, as `phase=""` is the run) and each worker process's lane (`lane="pid 4242"`);
+    the free share of each filesystem it writes to. A figure that is unknown has no sample."""
+
+    def __init__(self) -> None:
+        self.cpu = GaugeMetricFamily(
+            "milepost_process_cpu_ratio",
+            'CPU in use, in cores (1.0 = one core busy): the run\'s process tree (lane="") or a worker',
+            labels=["run", "lane"],
+        )
+        self.rss = GaugeMetricFamily(
+            "milepost_process_resident_bytes",
+            'Resident memory: the run\'s process tree (lane="") or a worker',
+            labels=["run", "lane"],
+        )
+        self.disk = GaugeMetricFamily(
+            "milepost_disk_free_ratio", "Free share of a filesystem the run writes to", labels=["run", "path"]
+        )
+        self.families = (self.cpu, self.rss, self.disk)
+
+    def add(self, run_id: str, snap: dict) -> None:
+        r = snap.get("resources")
+        if r is None:
+            return
+        self._process(run_id, "", r["cpu_percent"], r["rss_bytes"])
+        for lane in snap["lanes"]:
+            self._process(run_id, lane["name"], lane.get("cpu_percent"), lane.get("rss_bytes"))
+        for d in r["disks"]:
+            if d["free_fraction"] is not None:
+                self.disk.add_metric([run_id, d["path"]], float(d["free_fraction"]))
+
+    def _process(self, run_id: str, lane: str, cpu: Optional[float], rss: Optional[int]) -> None:
+        if cpu is not None:
+            self.cpu.add_metric([run_id, lane], cpu / 100.0)
+        if rss is not None:
+            self.rss.add_metric([run_id, lane], float(rss))
 
 
 def metrics_text(channels: List[Channel]) -> Tuple[bytes, str]:

@@ -83,6 +83,15 @@
     if (a >= 0.01 || a === 0) return "$" + v.toFixed(4);
     return "$" + v.toFixed(Math.min(10, Math.max(3, 2 - Math.floor(Math.log10(a)))));
   }
+  /* Bytes in decimal units, as the terminal shows them: "310 MB", "2.1 GB". */
+  function fmtBytes(n) {
+    if (n == null || !isFinite(n)) return "—";
+    var units = ["B", "kB", "MB", "GB", "TB", "PB"], v = Math.max(0, n), u = 0;
+    while (v >= 1000 && u < units.length - 1) { v /= 1000; u++; }
+    return (u === 0 || v >= 9.95 ? Math.round(v) : v.toFixed(1)) + " " + units[u];
+  }
+  /* CPU in percent of one core (250% is two and a half cores busy). */
+  function fmtCpu(p) { return (p == null || !isFinite(p)) ? "—" : Math.round(Math.max(0, p)) + "%"; }
   function fmtClock(unix) {
     if (unix == null || !isFinite(unix)) return "";
     var d = new Date(unix * 1000);
@@ -276,8 +285,9 @@
       g.appendChild(lbl);
     }
   }
+  var CHARTS = ["chart-rate", "chart-cpu", "chart-rss", "chart-cost", "trend-duration", "trend-cost"];
   function redrawCharts() {
-    ["chart-rate", "chart-cost", "trend-duration", "trend-cost"].forEach(function (id) {
+    CHARTS.forEach(function (id) {
       var e = $(id);
       if (e._cfg) drawChart(e, e._cfg);
     });
@@ -301,6 +311,9 @@
     lastSnap: null,
     rateSeries: [],
     costSeries: [],
+    cpuSeries: [],        // the run's process tree: CPU % and resident bytes over run time
+    rssSeries: [],
+    sampled: false,       // the live run samples its resources (its snapshot has `resources`)
     lastChartDraw: 0,
     unit: "it",
     hasCost: false,       // the live run has money metrics (its snapshot gives a `cost`)
@@ -324,6 +337,8 @@
   var costStat = $("run-cost-stat");
   var projectionStat = $("run-projection-stat");
   var costStatAnchor = projectionStat.nextElementSibling;
+  var usageStat = $("run-usage-stat");
+  usageStat.parentNode.removeChild(usageStat);
   cancelBtn.parentNode.removeChild(cancelBtn);
   retryBtn.parentNode.removeChild(retryBtn);
   costStat.parentNode.removeChild(costStat);
@@ -361,6 +376,22 @@
       setText($("run-projection"), fmtMoney(p.value));
       var range = p.low != null && p.high != null && fmtMoney(p.low) !== fmtMoney(p.high);
       setText($("run-projection-range"), range ? fmtMoney(p.low) + "–" + fmtMoney(p.high).replace("$", "") : "");
+    }
+  }
+  /* What the run's processes use (r: the snapshot's `resources`, or for a past run its CPU
+     seconds and peak memory); hidden when the run samples none. */
+  function showUsage(r) {
+    if (r && !usageStat.parentNode) $("stats").appendChild(usageStat);
+    if (!r && usageStat.parentNode) usageStat.parentNode.removeChild(usageStat);
+    if (!r) return;
+    if (r.live) {
+      setText($("run-usage"), fmtCpu(r.cpu_percent) + " · " + fmtBytes(r.rss_bytes));
+      var sub = ["peak " + fmtBytes(r.peak_rss_bytes), fmtDur(r.cpu_seconds) + " CPU"];
+      (r.disks || []).forEach(function (d) { if (d.low) sub.push("disk " + (d.free_fraction * 100).toFixed(1) + "% free"); });
+      setText($("run-usage-sub"), sub.join(" · "));
+    } else {
+      setText($("run-usage"), fmtDur(r.cpu_seconds) + " CPU");
+      setText($("run-usage-sub"), "peak " + fmtBytes(r.peak_rss_bytes));
     }
   }
   function banner(msg) {
@@ -476,6 +507,9 @@
     st.lastSnap = null;
     st.rateSeries = [];
     st.costSeries = [];
+    st.cpuSeries = [];
+    st.rssSeries = [];
+    st.sampled = false;
     st.hasCost = false;
     st.unit = "it";
     st.cancelRequested = false;
@@ -505,7 +539,7 @@
     var srcSel = $("log-source");
     while (srcSel.options.length > 1) srcSel.remove(1);
     srcSel.value = "all";
-    ["chart-rate", "chart-cost", "trend-duration", "trend-cost"].forEach(function (id) { $(id)._cfg = null; clear($(id)); });
+    CHARTS.forEach(function (id) { $(id)._cfg = null; clear($(id)); });
   }
 
   function selectRun(id) {
@@ -784,6 +818,8 @@
       var tail = h("div", "lane-tail");
       tail.appendChild(h("span"));
       row.appendChild(tail);
+      // A worker process's own CPU and memory, on a line of its own: the item keeps its room.
+      row.appendChild(h("div", "lane-usage"));
       // What the item reported of itself (an agent loop): iterations, checks, files.
       row.appendChild(h("div", "lane-report"));
       return row;
@@ -807,14 +843,19 @@
       var lf = row.children[3].children[1];
       setText(lf, fmtInt(l.failed) + " failed");
       lf.className = "lane-failed" + ((l.failed || 0) > 0 ? " bad" : "");
+      // A thread's lane has no process of its own: no figures.
+      var usage = [];
+      if (l.cpu_percent != null) usage.push("CPU " + fmtCpu(l.cpu_percent));
+      if (l.rss_bytes != null) usage.push("RSS " + fmtBytes(l.rss_bytes));
+      setText(row.children[5], usage.join(" · "));
       var tail = row.children[4];
       var streams = l.tail != null && l.tail !== "";
       tail.hidden = !streams;
       setText(tail.firstChild, streams ? l.tail : "");
       setTitle(tail, streams ? l.tail : "");
       var said = reportText(l.report);
-      row.children[5].hidden = !said;
-      setText(row.children[5], said);
+      row.children[6].hidden = !said;
+      setText(row.children[6], said);
     });
   }
 
@@ -922,6 +963,9 @@
     if (running && st.cancelRequested) { cancelBtn.disabled = true; setText(cancelBtn, "Cancelling…"); }
     if (!running && st.es == null) setConn("", "finished");
 
+    var usage = snap.resources || null;
+    st.sampled = usage != null;
+    showUsage(usage ? Object.assign({ live: true }, usage) : null);
     renderPhases(flattenNodes(root, 0, [], st.unit));
     renderLanes(lanesWithStreams(snap), "No worker lanes");
     renderFailures((snap.failures || []).map(function (f) {
@@ -936,11 +980,14 @@
     if (t != null) {
       var rs = st.rateSeries, last = rs[rs.length - 1];
       if (!last || t - last.x >= 0.5 || t < last.x) {
-        if (last && t < last.x) { st.rateSeries = rs = []; st.costSeries = []; }
+        if (last && t < last.x) { st.rateSeries = rs = []; st.costSeries = []; st.cpuSeries = []; st.rssSeries = []; }
         rs.push({ x: t, y: root.rate != null ? root.rate : 0 });
         if (cost != null) st.costSeries.push({ x: t, y: cost });
-        if (rs.length > 1200) rs.splice(0, rs.length - 1200);
-        if (st.costSeries.length > 1200) st.costSeries.splice(0, st.costSeries.length - 1200);
+        if (usage && usage.cpu_percent != null) st.cpuSeries.push({ x: t, y: usage.cpu_percent });
+        if (usage && usage.rss_bytes != null) st.rssSeries.push({ x: t, y: usage.rss_bytes });
+        [rs, st.costSeries, st.cpuSeries, st.rssSeries].forEach(function (series) {
+          if (series.length > 1200) series.splice(0, series.length - 1200);
+        });
       }
     }
     var nowMs = Date.now();
@@ -963,6 +1010,22 @@
       xLabel: "run time", yLabel: "cost", color: "#159447",
       empty: st.hasCost ? "Waiting for data…" : "No cost metric in this run"
     });
+    drawUsageCharts();
+  }
+
+  /* CPU and memory of the run's process tree over run time, on the throughput chart's axis. */
+  function drawUsageCharts() {
+    setText($("chart-cpu-title"), "CPU (% of one core)");
+    setText($("chart-rss-title"), "Memory (resident)");
+    var empty = st.sampled ? "Waiting for data…" : "This run samples no resources";
+    drawChart($("chart-cpu"), {
+      type: "line", points: st.cpuSeries, timeAxis: true, xFmt: fmtDur, yFmt: fmtCpu, yLabel: "CPU",
+      color: "#c2410c", empty: empty
+    });
+    drawChart($("chart-rss"), {
+      type: "line", points: st.rssSeries, timeAxis: true, xFmt: fmtDur, yFmt: fmtBytes, yLabel: "RSS",
+      color: "#7c3aed", empty: empty
+    });
   }
 
   // ------------------------------------------------------------------ past run
@@ -980,6 +1043,7 @@
       notes: run.status === "running" ? ["This run is not live any more but never recorded an end (it may have been killed)."] : [],
       etaText: "—"
     });
+    showUsage(run.cpu_seconds != null ? { live: false, cpu_seconds: run.cpu_seconds, peak_rss_bytes: run.peak_rss_bytes } : null);
     showCancel(false);
 
     // phases: "a/b/c" paths; depth from the nearest earlier path that is a prefix
@@ -1217,12 +1281,14 @@
   function drawPastTrendCharts() {
     var past = chronological(st.historyRuns.filter(function (r) { return !r.live; }));
     var ticks = xTicksFor(past);
-    var ratePts = [], costPts = [];
+    var ratePts = [], costPts = [], cpuPts = [], rssPts = [];
     past.forEach(function (r, i) {
       var n = (r.done || 0) + (r.failed || 0) + (r.skipped || 0);
       var hl = String(r.id) === String(st.selectedId);
       if (r.elapsed) ratePts.push({ x: i, y: n / r.elapsed, hl: hl, title: runTitle(r) + " — " + fmtRate(n / r.elapsed, "it") });
       if (r.cost != null) costPts.push({ x: i, y: r.cost, hl: hl, title: runTitle(r) });
+      if (r.cpu_seconds != null) cpuPts.push({ x: i, y: r.cpu_seconds, hl: hl, title: runTitle(r) + " — " + fmtDur(r.cpu_seconds) + " CPU" });
+      if (r.peak_rss_bytes != null) rssPts.push({ x: i, y: r.peak_rss_bytes, hl: hl, title: runTitle(r) + " — peak " + fmtBytes(r.peak_rss_bytes) });
     });
     var barIfOne = function (pts, cls) {
       return pts.length === 1 ? { type: "bar", points: [{ x: 0, y: pts[0].y, cls: cls, hl: true, title: pts[0].title }], xTicks: [{ x: 0, label: ticks.length ? ticks[ticks.length - 1].label : "" }] }
@@ -1237,6 +1303,17 @@
     drawChart($("chart-cost"), {
       type: cc.type, points: cc.points, xTicks: cc.xTicks, dots: true, yFmt: fmtMoney, yLabel: "cost", xLabel: "run",
       color: "#159447", empty: "No cost recorded for these runs"
+    });
+    setText($("chart-cpu-title"), "CPU time per run (history)");
+    setText($("chart-rss-title"), "Peak memory per run (history)");
+    var uc = barIfOne(cpuPts, "completed"), mc = barIfOne(rssPts, "completed");
+    drawChart($("chart-cpu"), {
+      type: uc.type, points: uc.points, xTicks: uc.xTicks, dots: true, yFmt: fmtDur, yLabel: "CPU",
+      color: "#c2410c", empty: "No resources recorded for these runs"
+    });
+    drawChart($("chart-rss"), {
+      type: mc.type, points: mc.points, xTicks: mc.xTicks, dots: true, yFmt: fmtBytes, yLabel: "peak",
+      color: "#7c3aed", empty: "No resources recorded for these runs"
     });
   }
 

@@ -15,7 +15,7 @@ from ..agent import summary
 from .looks import Bar, clean, count, duration, mark, state_text, wall_time
 from .view import ENDINGS, View
 
-__all__ = ["header", "cost_line", "phases", "in_flight", "items", "failures", "totals", "NARROW"]
+__all__ = ["header", "cost_line", "usage_line", "phases", "in_flight", "items", "failures", "totals", "NARROW"]
 
 #: Below this many columns a phase takes three lines (name, bar, pace) instead of one.
 NARROW = 90
@@ -35,6 +35,9 @@ def header(view: View, width: int) -> RenderableType:
     cost = cost_line(view.root)
     if cost is not None:
         lines.append(Text(cost))
+    usage = usage_line(view.resources, view.ended)
+    if usage is not None:
+        lines.append(usage)
     silent = view.silent_for
     if silent is not None:
         lines.append(
@@ -61,6 +64,43 @@ def cost_line(node: Dict[str, Any]) -> Optional[str]:
     shown = (projected["value"], projected.get("low"), projected.get("high")) if projected and heading else None
     outlook = _milepost.format_cost_outlook(node.get("cost_per_item"), shown, clean(node.get("unit") or "it"))
     return _milepost.format_metric("cost", cost) + (f" · {outlook}" if outlook else "")
+
+
+def usage_line(r: Optional[Dict[str, Any]], ended: bool) -> Optional[Text]:
+    """`CPU 340% (85% of 4 cores) · RSS 2.1 GB (peak 2.4 GB) · read 1.2 MB/s · write 300 kB/s ·
+    48 open files · CPU time 1m05s` while the run goes (once it ended: its CPU time and peak),
+    then a warning for each filesystem it writes to that is low on space; None without a sample."""
+    if r is None:
+        return None
+    parts: List[str] = []
+    if not ended:
+        if r.get("cpu_percent") is not None:
+            parts.append(
+                f"CPU {_milepost.format_cpu(r['cpu_percent'])} "
+                f"({_milepost.format_cpu(r['machine_cpu_percent'])} of {r['cores']} cores)"
+            )
+        if r.get("rss_bytes") is not None:
+            parts.append(f"RSS {_bytes(r['rss_bytes'])} (peak {_bytes(r['peak_rss_bytes'])})")
+        for key, label in (("read_bytes_per_second", "read"), ("write_bytes_per_second", "write")):
+            if r.get(key) is not None:
+                parts.append(f"{label} {_bytes(r[key])}/s")
+        if r.get("open_files") is not None:
+            parts.append(f"{count(r['open_files'])} open files")
+    else:
+        parts.append(f"peak RSS {_bytes(r['peak_rss_bytes'])}")
+    parts.append(f"CPU time {duration(r.get('cpu_seconds'))}")
+    line = Text(" · ".join(parts))
+    for disk in r.get("disks") or []:
+        if disk.get("low"):
+            free = float(disk.get("free_fraction") or 0.0) * 100
+            line.append(f"\n⚠ disk {free:.1f}% free at {clean(disk.get('path'))}", style="bold yellow")
+    if r.get("error"):
+        line.append(f"\n⚠ resource sampling stopped: {clean(r['error'])}", style="yellow")
+    return line
+
+
+def _bytes(n: Any) -> str:
+    return "–" if n is None else _milepost.format_bytes(int(n))
 
 
 def _counts(node: Dict[str, Any]) -> str:
@@ -136,6 +176,11 @@ def in_flight(view: View, width: int) -> RenderableType:
             line.append(f"   {clean(summary(report))}", style="cyan")
         if row.get("done") is not None:
             line.append(f"   {count(row['done'])} done · {count(row.get('failed') or 0)} failed", style="dim")
+        figures = [_milepost.format_cpu(row["cpu_percent"])] if row.get("cpu_percent") is not None else []
+        if row.get("rss_bytes") is not None:
+            figures.append(_bytes(row["rss_bytes"]))
+        if figures:
+            line.append(f"   {' · '.join(figures)}", style="magenta")
         lines.append(line)
         for text in _tail(str(row.get("tail") or ""), OUTPUT_LINES, width - 6):
             lines.append(Text(f"    │ {text}", style="italic", no_wrap=True))

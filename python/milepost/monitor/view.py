@@ -81,6 +81,12 @@ class View:
         return out
 
     @property
+    def resources(self) -> Optional[Dict[str, Any]]:
+        """The run's latest resource sample (its processes and disks), or None without one."""
+        found = self.state.snapshot.get("resources")
+        return found if isinstance(found, dict) else None
+
+    @property
     def lanes(self) -> List[Dict[str, Any]]:
         return list(self.state.snapshot.get("lanes") or [])
 

@@ -8,7 +8,7 @@ import os
 import socket
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple
 
 from ..events import Event, ItemDetails, ItemFailed, ItemRetried, LogLine, RunFinished
 from ..observers.base import BaseObserver
@@ -29,7 +29,7 @@ ON CONFLICT (id) DO UPDATE SET status = 'running', ended_at = NULL, pid = exclud
 
 _RUN_UPDATE = """
 UPDATE runs SET status = ?, ended_at = ?, elapsed = ?, total = ?, done = ?, failed = ?, skipped = ?, retried = ?,
-    metrics = ?, explicit_done = ?, explicit_skipped = ?, meta = ? WHERE id = ?
+    metrics = ?, explicit_done = ?, explicit_skipped = ?, meta = ?, cpu_seconds = ?, peak_rss_bytes = ? WHERE id = ?
 """
 
 _PHASE_UPSERT = """
@@ -64,6 +64,7 @@ class HistoryObserver(BaseObserver):
         elapsed_before: float = 0.0,
         interval: float = 1.0,
         meta: Callable[[], Dict[str, Any]] = dict,
+        used_before: Tuple[Optional[float], Optional[int]] = (None, None),
     ) -> None:
         self.store = store
         #: The run's `meta` (JSON-ready; a resumed run's starts from what it had).
@@ -72,6 +73,8 @@ class HistoryObserver(BaseObserver):
         self._id = run_id
         #: Seconds the runs this one resumes had run: a resumed run's duration adds them up.
         self._before = elapsed_before
+        #: CPU seconds and peak memory of the runs this one resumes: added to, and kept.
+        self._used_before = used_before
         # Fixed for the life of the run (a resumed run is a new process: its own observer).
         host, pid, argv = socket.gethostname(), os.getpid(), json.dumps(sys.argv)
         store.execute(_RUN_START, (run_id, name, started_at, host, pid, argv, resumed, json.dumps(meta())))
@@ -117,6 +120,7 @@ class HistoryObserver(BaseObserver):
                 json.dumps(root["metrics"]),
                 *explicit.get("", (0, 0)),
                 json.dumps(self._meta()),
+                *self._used(snapshot),
                 self._id,
             ),
         )
@@ -143,3 +147,12 @@ class HistoryObserver(BaseObserver):
             )
         for lane in snapshot.data["lanes"]:
             self.store.execute(_WORKER_UPSERT, (self._id, lane["name"], lane["state"], lane["done"], lane["failed"]))
+
+    def _used(self, snapshot: Snapshot) -> Tuple[Optional[float], Optional[int]]:
+        """CPU seconds and peak memory of the run's processes, those of the runs it resumes
+        included (None when nothing was ever sampled)."""
+        cpu, peak = self._used_before
+        r = snapshot.data.get("resources")
+        if r is None:
+            return cpu, peak
+        return (cpu or 0.0) + r["cpu_seconds"], max(peak or 0, r["peak_rss_bytes"])

@@ -67,6 +67,9 @@ class ResumePoint:
     elapsed: float
     #: What the run was about (`Run(meta=...)`): the resumed run starts from it.
     meta: Dict[str, Any]
+    #: CPU seconds and peak memory of its processes so far (None: never sampled).
+    cpu_seconds: Optional[float] = None
+    peak_rss_bytes: Optional[int] = None
 
 
 #: Milepost's own warnings a run's detail lists at most.
@@ -181,6 +184,8 @@ class History:
             "duration": summary([r["elapsed"] for r in runs if r["elapsed"] is not None]),
             "cost": summary([r["cost"] for r in runs if r["cost"] is not None]),
             "success_rate": summary([r["success_rate"] for r in runs if r["success_rate"] is not None]),
+            "cpu_seconds": summary([r["cpu_seconds"] for r in runs if r["cpu_seconds"] is not None]),
+            "peak_rss_bytes": summary([float(r["peak_rss_bytes"]) for r in runs if r["peak_rss_bytes"] is not None]),
         }
 
     # -- what a new run takes from earlier ones -----------------------------------------------
@@ -214,7 +219,8 @@ class History:
             done, skipped = items.get(r["phase"], (0, 0))
             items[r["phase"]] = (done + 1, skipped) if r["status"] == "done" else (done, skipped + 1)
         row = self.db.execute(
-            "SELECT resumed, started_at, elapsed, explicit_done, explicit_skipped, meta FROM runs WHERE id = ?",
+            "SELECT resumed, started_at, elapsed, explicit_done, explicit_skipped, meta, cpu_seconds, peak_rss_bytes "
+            "FROM runs WHERE id = ?",
             (run_id,),
         ).fetchone()
         if row is None:
@@ -228,6 +234,8 @@ class History:
             float(row["started_at"]),
             float(row["elapsed"] or 0.0),
             _json_object(row["meta"]),
+            row["cpu_seconds"],
+            row["peak_rss_bytes"],
         )
 
     def prior_rates(self, name: str, exclude: str, runs: int = 5) -> Dict[str, float]:
@@ -276,6 +284,8 @@ def run_record(row: Any) -> RunRecord:
         "cost": cost_of(metrics),
         "resumed": row["resumed"],
         "meta": _json_object(row["meta"]) if "meta" in row.keys() else {},
+        "cpu_seconds": row["cpu_seconds"] if "cpu_seconds" in row.keys() else None,
+        "peak_rss_bytes": row["peak_rss_bytes"] if "peak_rss_bytes" in row.keys() else None,
     }
 
 

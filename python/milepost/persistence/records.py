@@ -54,6 +54,10 @@ class RunRecord(TypedDict):
     resumed: Optional[int]
     #: What the run is about (`Run(meta=...)`: model, provider, experiment...).
     meta: Dict[str, Any]
+    #: CPU seconds its processes used (the run's, its workers', theirs) and their peak resident
+    #: memory in bytes (`Run(resources=...)`); None when it sampled none.
+    cpu_seconds: Optional[float]
+    peak_rss_bytes: Optional[int]
 
 
 class ListedRun(RunRecord):
@@ -195,3 +199,5 @@ class Stats(TypedDict):
     duration: Optional[Summary]
     cost: Optional[Summary]
     success_rate: Optional[Summary]
+    cpu_seconds: Optional[Summary]
+    peak_rss_bytes: Optional[Summary]

@@ -31,6 +31,8 @@ class Resume:
         self.elapsed = point.elapsed
         #: Its `meta`: kept, under the keys the resumed run sets again.
         self.meta = point.meta
+        #: What its processes had used (CPU seconds, peak memory): the resumed run adds to them.
+        self.cpu_seconds, self.peak_rss_bytes = point.cpu_seconds, point.peak_rss_bytes
 
     def counts(self, path: str) -> Tuple[int, int, int, int]:
         """What the node at `path` starts from: items done and skipped (from their rows), then

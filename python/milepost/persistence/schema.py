@@ -11,7 +11,7 @@ from typing import Callable, Dict
 
 from ..errors import MilepostError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _V1 = """
 CREATE TABLE runs (
@@ -121,10 +121,18 @@ _V3 = """
 ALTER TABLE runs ADD COLUMN meta TEXT NOT NULL DEFAULT '{}';
 """
 
+# Version 4: what the run's processes used (`Run(resources=...)`): the CPU seconds of its process
+# tree and its peak resident memory. Null for runs that sampled nothing (and those before).
+_V4 = """
+ALTER TABLE runs ADD COLUMN cpu_seconds REAL;
+ALTER TABLE runs ADD COLUMN peak_rss_bytes INTEGER;
+"""
+
 MIGRATIONS: Dict[int, Callable[[sqlite3.Connection], object]] = {
     1: lambda db: _script(db, _V1),
     2: lambda db: _script(db, _V2),
     3: lambda db: _script(db, _V3),
+    4: lambda db: _script(db, _V4),
 }
 
 

@@ -94,6 +94,9 @@ impl RunCore {
         let mut root = built[0].take().expect("root");
         reverse_children(&mut root);
         let sharing = self.sharing.lock();
+        let mut lanes: Vec<LaneSnapshot> =
+            self.thread_lanes(now).into_iter().chain(sharing.iter().flat_map(|sh| sh.lanes(now))).collect();
+        self.add_process_figures(&mut lanes);
         Snapshot {
             schema: SCHEMA_VERSION,
             run_id: self.id.clone(),
@@ -101,12 +104,31 @@ impl RunCore {
             now,
             started_at_unix: self.started_at_unix,
             root,
-            lanes: self.thread_lanes(now).into_iter().chain(sharing.iter().flat_map(|sh| sh.lanes(now))).collect(),
+            lanes,
             worker_events_dropped: sharing.as_ref().map_or(0, Sharing::events_dropped),
             events_dropped: self.events_dropped(),
             recent: self.recent.lock().newest_first(),
             failures: self.failures.lock().newest_first(),
             metric_names: names,
+            resources: self.resources.latest(),
+        }
+    }
+
+    /// Each worker process's lane gets its process's CPU and memory from the latest resource
+    /// sample (a lane whose process ended shows none: it left the tree).
+    fn add_process_figures(&self, lanes: &mut [LaneSnapshot]) {
+        let live = |l: &LaneSnapshot| !matches!(&*l.state, "died" | "finished");
+        let pids: Vec<u32> = lanes.iter().filter(|l| live(l)).filter_map(|l| l.pid).collect();
+        if pids.is_empty() {
+            return;
+        }
+        let figures = self.resources.processes(&pids);
+        let mut figures = pids.iter().zip(figures);
+        for lane in lanes.iter_mut().filter(|l| live(l) && l.pid.is_some()) {
+            if let Some((_, Some(f))) = figures.next() {
+                lane.cpu_percent = f.cpu_percent;
+                lane.rss_bytes = f.rss_bytes;
+            }
         }
     }
 
@@ -169,6 +191,9 @@ impl RunCore {
                     done: l.done.get(),
                     failed: l.failed.get(),
                     heartbeat_age: (now - l.heartbeat()).max(0.0),
+                    pid: None,
+                    cpu_percent: None,
+                    rss_bytes: None,
                 }
             })
             .collect()

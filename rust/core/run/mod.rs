@@ -21,6 +21,7 @@ use super::lanes::{Lane, LaneState};
 use super::metrics::MetricRegistry;
 use super::node::{path_part, Node, NodeKind, NodeState};
 use super::records::{ItemRecord, Ring};
+use super::resources::ResourceBoard;
 use super::sharing::{Sharing, WorkerEvent};
 use super::shm::Segment;
 use super::text::clip;
@@ -71,6 +72,8 @@ pub struct RunCore {
     /// How many nodes have each history path so far (a later sibling of the same name gets
     /// `#2`, `#3`...).
     paths: Mutex<HashMap<String, usize>>,
+    /// The latest sample of the run's processes and disks (`core::resources`), when sampled.
+    pub resources: ResourceBoard,
 }
 
 impl RunCore {
@@ -96,6 +99,7 @@ impl RunCore {
             finished: AtomicBool::new(false),
             events_dropped: AtomicU64::new(0),
             paths: Mutex::new(HashMap::new()),
+            resources: ResourceBoard::default(),
         }
     }
 
