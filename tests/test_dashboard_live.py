@@ -219,7 +219,13 @@ def test_a_job_that_exits_right_after_its_run_is_shown_with_its_end(serve) -> No
         assert proc.wait() == 0
     done = until(lambda: (r := row(serve, run_id)) and r["status"] == "completed" and r, "the end shown", seconds=5)
     assert (done["live"], done["done"], done["total"]) == (False, 1234, 1234)
-    samples = metrics(serve, run_id)
+    # The history can list the run before the server's feed (five looks a second) has read its
+    # end: the metrics are asked for once the feed has it.
+    samples = until(
+        lambda: (m := metrics(serve, run_id)).get(("milepost_run_state", "completed")) == 1.0 and m,
+        "the end in the metrics",
+        seconds=5,
+    )
     assert samples[("milepost_run_state", "completed")] == 1.0 and samples[("milepost_run_running", "")] == 0.0
     assert samples[("milepost_items", "done")] == 1234.0
     # The run is in the history too: its record answers, and it is listed once.
