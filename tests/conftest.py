@@ -19,6 +19,13 @@ import pytest
 
 import milepost
 
+# Tests press Ctrl-C on jobs they start (real processes, SIGINT). A shell that starts the test
+# run in the background, without job control (`bash .ci/run &`, nohup), hands it SIGINT ignored,
+# and every process it starts would inherit that, so Ctrl-C would do nothing to them. Python's
+# own handler here makes the processes the tests start begin with Ctrl-C's default again.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 class FakeClock:
     """Seconds that move only when a test says so (rich's MockClock idea)."""
