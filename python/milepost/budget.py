@@ -20,7 +20,6 @@ the run goes on if the job catches it.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import math
 import threading
@@ -42,7 +41,7 @@ __all__ = [
     "held",
     "counting",
     "current_tickets",
-    "spending",
+    "spend",
 ]
 
 #: The share of a limit at which the run warns (once a metric).
@@ -97,8 +96,10 @@ class Budget:
         self.key = "" if task.kind == "run" else task.key
         self._label = "" if task.kind == "run" else f"{task.kind} {task.name!r}: "
 
-    def add(self, name: str, value: Union[int, float]) -> None:
-        tickets = _TICKETS.get()
+    def add(self, name: str, value: Union[int, float], tickets: Optional[Dict[Budget, Ticket]] = None) -> None:
+        """Spends `value` of `name`: the item holding `tickets` spent it (an `Item`'s own, passed
+        whatever thread records it; else the item reserved in this context, if any)."""
+        tickets = tickets if tickets is not None else _TICKETS.get()
         ticket = tickets.get(self) if tickets is not None else None
         with self._lock:
             self.spent[name] += value
@@ -248,15 +249,11 @@ def current_tickets() -> Any:
     return _TICKETS.get()
 
 
-@contextlib.contextmanager
-def spending(tickets: Any) -> Iterator[None]:
-    """Spend recorded in the block is that of the item holding `tickets` (its `metric()`
-    called from another thread or task)."""
-    token = _TICKETS.set(tickets)
-    try:
-        yield
-    finally:
-        _TICKETS.reset(token)
+def spend(budgets: Budgets, name: str, value: Union[int, float], tickets: Any = None) -> None:
+    """Adds to the spend of each of `budgets` that limits `name` (`tickets`: see `Budget.add`)."""
+    for budget in budgets:
+        if name in budget.limits:
+            budget.add(name, value, tickets)
 
 
 def counting(
@@ -266,9 +263,7 @@ def counting(
 
     def add(name: str, value: Union[int, float]) -> None:
         metric(name, value)  # first: a value the node refuses is not spent
-        for budget in budgets:
-            if name in budget.limits:
-                budget.add(name, value)
+        spend(budgets, name, value)
 
     return add
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Optional,
 
 from . import _milepost
 from .agent import Details
-from .budget import Budget, Budgets, check_on_budget, counting, current_tickets, held, spending
+from .budget import Budget, Budgets, check_on_budget, counting, current_tickets, held, spend
 from .context import ItemRow, RunContext
 from .errors import Cancelled, InvalidValueError, RunEndedError
 from .events import (
@@ -549,9 +549,9 @@ class Item(AsyncWith):
         """Adds to a metric of the item's task (e.g. the tokens this item used); the history
         keeps it with the item too. Thread-safe: called from another thread (a sync SDK through
         `run_in_executor`), the spend is still this item's for its budget."""
-        if self._live & BUDGETED:  # the item's own reservation, whatever context calls this
-            with spending(self._tickets):
-                self._task.metric(name, value)
+        if self._live & BUDGETED:  # the item's own reservation, whatever thread calls this
+            self._node.metric(name, value)  # first: a value the node refuses is not spent
+            spend(self._task.budgets, name, value, self._tickets)
         else:
             self._task.metric(name, value)  # the task's: a run's budget counts it
         if self._context.keeps_rows:

@@ -115,10 +115,6 @@ class _DaskPool:
             self.link.sync()  # what the workers counted is in the run before the map returns
 
 
-def _options(**kw: Any) -> Dict[str, Any]:
-    return kw
-
-
 def as_completed(
     fn: Callable[[T], R],
     items: Iterable[T],
@@ -139,7 +135,7 @@ def as_completed(
     """Runs `fn` over `items` on a Dask cluster (`client`, or the default one); yields
     `(index, result or exception)` as chunks complete. Every call is an item of the pool's
     phase, counted inside the worker when it ends, in a lane per Dask worker."""
-    kw = _options(
+    kw = dict(
         description=description,
         total=total,
         unit=unit,
@@ -184,7 +180,7 @@ def map(  # noqa: A001 - milepost.dask.map, as Client.map
     """`fn` over `items` on a Dask cluster, results in input order. An item that raises is
     counted failed with its error; with `return_exceptions=True` its exception takes its place
     in the results, otherwise the first one (in input order) is raised once everything ran."""
-    kw = _options(
+    kw = dict(
         description=description,
         total=total,
         unit=unit,
