@@ -134,3 +134,24 @@ def test_rich_renderer_draws_bars_lanes_and_failures(clock) -> None:
     assert "map" in text and "6/10" in text
     assert "━" in text, "rich's progress bar is drawn"
     assert "doc-3: broken <b>" in text
+
+
+def test_plain_writes_an_ended_run_once_when_its_start_snapshot_comes_late(clock) -> None:
+    # The start's snapshot is taken on the observers' thread: a loop over before it is taken
+    # shows its end in it, and again in the end's own snapshot.
+    from milepost.renderers.plain import PlainRenderer
+
+    with milepost.Run("quick", display=None, history=False, clock=clock) as run:
+        run.phase("p", total=3).advance(3)
+        running = run.snapshot()
+    ended = run.snapshot()
+    out = io.StringIO()
+    renderer = PlainRenderer(out)
+    for snapshot in (running, running, ended, ended):
+        renderer.on_snapshot(snapshot)
+    lines = out.getvalue().splitlines()
+    assert [line.split(" · ")[1].split()[0] for line in lines] == [
+        "running",
+        "running",
+        "completed",
+    ], lines

@@ -31,6 +31,7 @@ class PlainRenderer(BaseObserver):
         self._failures = FirstFailures(SHOWN_FAILURES)
         self._final: Optional[Snapshot] = None
         self._states: dict[tuple[int, str], str] = {}
+        self._ended: Optional[list[str]] = None
 
     def _write(self, lines: list[str]) -> None:
         stamp = time.strftime("%H:%M:%S", time.localtime(self._wall()))
@@ -57,6 +58,12 @@ class PlainRenderer(BaseObserver):
             self._states[(index, name)] = state
             if state == "running" or (changed and state != "pending"):
                 lines.append(f"{'  ' * depth}{name}: {stats}")
+        # A run that ends before its first snapshot is taken shows its end twice (the start's
+        # snapshot and the end's); the same ended lines again tell a log reader nothing.
+        ended = snapshot.root["state"] not in ("pending", "running")
+        if ended and lines == self._ended:
+            return
+        self._ended = lines if ended else None
         self._write(lines)
 
     def close(self) -> None:
