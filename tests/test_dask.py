@@ -3,8 +3,11 @@ real LocalCluster of two worker processes, loopback only."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import subprocess
+import sys
 import time
 from typing import Any, Dict, Iterator, List
 
@@ -210,3 +213,74 @@ def test_progress_counts_futures_and_a_collections_partitions(client: Any) -> No
     assert (bag_phase["done"], bag_phase["total"], bag_phase["state"]) == (8, 8, "completed")
     failed = [e for e in events.events if isinstance(e, milepost.ItemFailed)]
     assert [e.error for e in failed] == ["ValueError: thirteen"] and failed[0].item.startswith("_inc_or_fail-")
+
+
+def _advance_and_return(phase: milepost.Task, n: int) -> int:
+    for _ in range(n):
+        phase.advance()
+    return n
+
+
+def _spawn(tmp_path: Any, *args: str) -> "subprocess.Popen[bytes]":
+    # The test's functions travel by reference: the scheduler unpickles task graphs too.
+    path = os.pathsep.join([os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "MILEPOST_TRANSPORT": "dask", "PYTHONPATH": path}
+    with open(tmp_path / f"{args[0]}.log", "wb") as log:  # the child has its own copy
+        command = [sys.executable, "-m", f"distributed.cli.dask_{args[0]}", *args[1:]]
+        return subprocess.Popen(command, stdout=log, stderr=log, env=env)
+
+
+def test_a_scheduler_that_goes_away_mid_run_ends_the_run_with_what_arrived(tmp_path: Any) -> None:
+    # A scheduler and a worker of their own, in processes, so that the scheduler can be killed.
+    file = str(tmp_path / "scheduler.json")
+    procs = [
+        _spawn(
+            tmp_path,
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-dashboard",
+            "--dashboard-address",
+            "127.0.0.1:0",
+            "--scheduler-file",
+            file,
+        )
+    ]
+    seen = Events()
+    try:
+        _wait(lambda: os.path.exists(file), seconds=60)
+        procs.append(
+            _spawn(
+                tmp_path,
+                "worker",
+                "--scheduler-file",
+                file,
+                "--nthreads",
+                "1",
+                "--no-nanny",
+                "--host",
+                "127.0.0.1",
+                "--no-dashboard",
+            )
+        )
+        with distributed.Client(scheduler_file=file, timeout=60) as c:
+            c.wait_for_workers(1, timeout=60)
+            with milepost.Run("orphan", display="none", history=False, observers=[seen]) as run:
+                phase = run.phase("p")
+                assert c.submit(_advance_and_return, phase, 500, pure=False).result() == 500
+                mdask.connect(run.context, c).sync()  # what the worker counted is in
+                procs[0].kill()  # the scheduler goes; the worker stays
+                procs[0].wait(10)
+                ended = time.monotonic()
+            took = time.monotonic() - ended
+            with contextlib.suppress(Exception):
+                c.close(timeout=2)  # a client whose scheduler is gone
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait(10)
+    assert run.state == "completed" and _nodes(run)["p"]["done"] == 500
+    assert took < 15, f"the run's end waited {took:.1f}s for a scheduler that is gone"
+    assert any("last counts could not be asked for" in line for line in seen.logs()), seen.logs()

@@ -61,6 +61,10 @@ class Route(Protocol):
 
     def open(self) -> Channel: ...
 
+    def reachable(self) -> bool:
+        """Whether this process can open it (a Dask scheduler, which unpickles the task
+        graphs it is sent, cannot: it passes the handles on as they came)."""
+
 
 #: Remote contexts of this process, by run id.
 _contexts: Dict[str, "RemoteContext"] = {}

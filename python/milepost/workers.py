@@ -334,8 +334,28 @@ def task_in_worker(
         if own is not None:
             return own
     if route is not None and (transport() == "dask" or not _can_attach(path)):
+        if not route.reachable():
+            return PassedHandle((path, index, run_id, name, tuple(task_path), route))  # type: ignore[return-value]
         return remote.context_for(route, run_id, name).task(index, tuple(task_path))
     return run_for(path, run_id, name).task(index, tuple(task_path))
+
+
+class PassedHandle:
+    """A task handle unpickled where it cannot count (a Dask scheduler reading the task graph
+    it was sent): it pickles again to what it came as, and counts where that is unpickled."""
+
+    def __init__(self, args: Tuple[Any, ...]) -> None:
+        self._args = args
+
+    def __reduce__(self) -> Tuple[Any, Tuple[Any, ...]]:
+        return (task_in_worker, self._args)
+
+    def __getattr__(self, name: str) -> Any:
+        # AttributeError: what `hasattr` (Dask's own probing of task arguments) expects.
+        raise AttributeError(
+            f"task {'/'.join(self._args[4])!r} of run {self._args[2]} cannot count in this process "
+            f"(it is not a worker of the run): {name!r} is not available here"
+        )
 
 
 #: `MILEPOST_TRANSPORT`'s values: the segment when it can be mapped, else the run's route.

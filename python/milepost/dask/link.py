@@ -56,16 +56,7 @@ class DaskRoute:
         self.topic = topic
 
     def open(self) -> DaskChannel:
-        from distributed import Worker, get_worker
-
-        worker: Optional[Worker]
-        try:
-            worker = get_worker()
-        except ValueError:
-            # Task arguments are unpickled before the task runs, off its thread: the worker
-            # of this process then (Dask runs one a process, bar in-process test clusters).
-            alive = [w for w in Worker._instances if w.status.name not in ("closed", "closing")]  # noqa: SLF001
-            worker = alive[0] if len(alive) == 1 else None
+        worker = _this_worker()
         if worker is None:
             raise MilepostError(
                 f"this process can neither map the run's shared memory nor reach it through Dask "
@@ -73,8 +64,25 @@ class DaskRoute:
             ) from None
         return DaskChannel(worker, self.topic)
 
+    def reachable(self) -> bool:
+        """Whether this process is a Dask worker (a scheduler unpickles task graphs too)."""
+        return _this_worker() is not None
+
     def __reduce__(self) -> Any:
         return (DaskRoute, (self.topic,))
+
+
+def _this_worker() -> Any:
+    """The Dask worker of this process, or None."""
+    from distributed import Worker, get_worker
+
+    try:
+        return get_worker()
+    except ValueError:
+        # Task arguments are unpickled before the task runs, off its thread: the worker
+        # of this process then (Dask runs one a process, bar in-process test clusters).
+        alive = [w for w in Worker._instances if w.status.name not in ("closed", "closing")]  # noqa: SLF001
+        return alive[0] if len(alive) == 1 else None
 
 
 class DaskLink:
@@ -117,20 +125,46 @@ class DaskLink:
                 log.warning("milepost: checking Dask workers of run %s failed", self.owner.id, exc_info=True)
 
     def _ask_scheduler(self) -> None:
-        workers = set(self.client.scheduler_info()["workers"])
-        for source, peer in list(self.merger.peers.items()):
-            if peer.lost is None and source not in workers and source.startswith(("tcp://", "tls://", "inproc://")):
+        if self.client.status != "running":
+            return  # reconnecting or closed: asking would wait for Dask's connect timeout
+        alive = [s for s, p in list(self.merger.peers.items()) if p.lost is None and "://" in s]
+        if not alive:
+            return
+        # The workers' addresses alone (`scheduler_info()` would bring every worker's metrics).
+        workers = set(self.client.nthreads())
+        for source in alive:
+            if source not in workers:
                 self.merger.lose(source, "the scheduler removed it")
 
     def sync(self, timeout: float = SETTLE_TIMEOUT) -> List[str]:
         """Asks every worker to send what it counted now and waits until that is merged; the
-        workers whose last message did not arrive in `timeout` seconds."""
-        seqs = self.client.run(flush, self.owner.id, on_error="return")
-        wanted = {str(k): v for k, v in seqs.items() if isinstance(v, int)}
-        return self.merger.wait_for(wanted, timeout)
+        workers whose last message did not arrive in `timeout` seconds. `MilepostError` when
+        the scheduler cannot be reached in that time."""
+        deadline = time.monotonic() + timeout
+        if self.client.status != "running":
+            raise MilepostError(f"the Dask client is {self.client.status}: its scheduler is gone")
+        asked: Dict[str, Any] = {}
+
+        def ask() -> None:
+            try:
+                asked["seqs"] = self.client.run(flush, self.owner.id, on_error="return")
+            except BaseException as e:  # noqa: BLE001 - handed to the caller
+                asked["error"] = e
+
+        # Dask retries a lost scheduler for 30 s (its connect timeout): the run waits `timeout`.
+        asking = threading.Thread(target=ask, name=f"milepost-dask-flush-{self.owner.id}", daemon=True)
+        asking.start()
+        asking.join(timeout)
+        if "error" in asked:
+            raise MilepostError(f"the Dask workers could not be asked: {asked['error']}") from asked["error"]
+        if "seqs" not in asked:
+            raise MilepostError(f"the Dask scheduler did not answer in {timeout:g}s")
+        wanted = {str(k): v for k, v in asked["seqs"].items() if isinstance(v, int)}
+        return self.merger.wait_for(wanted, max(0.0, deadline - time.monotonic()))
 
     def settle(self) -> None:
-        """Before the run's counts are final (never raises: a scheduler gone is logged)."""
+        """Before the run's counts are final (never raises: what could not be asked is said
+        on the run's log)."""
         try:
             missing = self.sync()
             if missing:
@@ -139,9 +173,7 @@ class DaskLink:
                     "warning",
                 )
         except Exception as e:  # noqa: BLE001 - the run ends whatever the cluster does
-            log.warning(
-                "milepost: the Dask workers of run %s could not be asked for their last counts: %s", self.owner.id, e
-            )
+            self.merger.note(f"the Dask workers' last counts could not be asked for: {e}", "warning")
         self.merger.finish()
 
     def close(self) -> None:

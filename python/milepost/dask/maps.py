@@ -41,6 +41,15 @@ def run_chunk(task: Task, fn: Callable[[Any], Any], chunk: List[Tuple[int, Any, 
     return out
 
 
+def _chunk_failed(chunk: List[Tuple[int, Any, str]], got: Any) -> List[Result]:
+    """Each item of a chunk that failed as a whole (a worker died too often, or it was
+    cancelled): `got` is Dask's `(type, exception, traceback)` or the exception."""
+    error = got[1] if isinstance(got, tuple) else got
+    if not isinstance(error, BaseException):
+        error = MilepostError(f"the chunk failed: {error!r}")
+    return [(i, False, error, None) for i, _, _ in chunk]
+
+
 def _chunks(
     items: Iterable[Any], size: int, item_name: Callable[[Any, int], str]
 ) -> Iterator[List[Tuple[int, Any, str]]]:
@@ -100,12 +109,10 @@ class _DaskPool:
         )
         chunk_of = {f.key: c for f, c in zip(futures, self.chunks, strict=True)}
         try:
-            for fut in dask_completed(futures):
+            # Results fetched on the client's loop as chunks end, not one blocking call each.
+            for fut, got in dask_completed(futures, with_results=True, raise_errors=False):
                 chunk = chunk_of[fut.key]
-                try:
-                    results: List[Result] = fut.result()
-                except Exception as e:  # noqa: BLE001 - the chunk as a whole failed (a worker died too often)
-                    results = [(i, False, e, None) for i, _, _ in chunk]
+                results: List[Result] = got if fut.status == "finished" else _chunk_failed(chunk, got)
                 for (index, _, value, row), (_, _, name) in zip(results, chunk, strict=True):
                     if row is not None:
                         task.record(name, row, "dask")
