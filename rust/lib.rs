@@ -14,7 +14,9 @@ mod _milepost {
     use pyo3::prelude::*;
 
     #[pymodule_export]
-    use crate::py::{PyEstimator, PyLane, PyNode, PyRowBuffer, PyRunCore, PySharedRun, PySnapshot, PyTracker};
+    use crate::py::{
+        PyBarBase, PyEstimator, PyLane, PyNode, PyRowBuffer, PyRunCore, PySharedRun, PySnapshot, PyTaskBase, PyTracker,
+    };
 
     #[pymodule_export]
     use crate::py::{
@@ -27,6 +29,7 @@ mod _milepost {
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        m.add("Tracker", crate::py::tracker_type(m.py())?)?;
         for (name, value) in crate::core::limits::EXPORTED {
             m.add(name, value)?;
         }

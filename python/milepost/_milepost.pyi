@@ -2,12 +2,15 @@
 
 Hand-written: keep in sync with the ``#[pymethods]``, ``#[pyfunction]`` and
 ``#[pyo3(signature = ...)]`` attributes there (``tests/test_stubs.py`` runs stubtest against
-the compiled module). Every class is final: PyO3 classes are not subclassable from Python.
+the compiled module). Every class is final but ``TaskBase`` and ``BarBase``, the native bases
+of ``milepost.Task`` and of the manual bars, and ``TrackerBase``, the base of ``Tracker``.
 """
 
 import os
 from collections.abc import Callable, Iterable
 from typing import Any, Final, Literal, Optional, TypeAlias, Union, final
+
+from typing_extensions import disjoint_base
 
 # Names, messages and errors: a ``str`` or any ``os.PathLike`` (its ``__fspath__`` may give
 # ``str`` or ``bytes``; undecodable bytes and lone surrogates are replaced, not rejected).
@@ -19,6 +22,9 @@ __all__ = [
     "RunCore",
     "Node",
     "Lane",
+    "TaskBase",
+    "BarBase",
+    "TrackerBase",
     "Tracker",
     "Snapshot",
     "Estimator",
@@ -274,8 +280,59 @@ class Lane:
         """Adds to the tail of the current item's streamed output (cleared when the item
         ends); a ``text`` that is not a ``str`` is a ``TypeError``."""
 
+@disjoint_base
+class TaskBase:
+    """The native base of ``milepost.Task``: its counting methods, on the node its subclass's
+    ``__init__`` binds (``_bind_node``; a forked worker binds another once). Made unbound, a
+    counting call is a ``RuntimeError``."""
+
+    def __new__(cls, *_args: Any, **_kwargs: Any) -> "TaskBase": ...
+    def _bind_node(self, node: Node) -> None:
+        """Counts into ``node`` from now on."""
+    def advance(self, n: Optional[int] = None) -> None:
+        """Counts ``n`` (default 1) items done."""
+    def skip(self, n: Optional[int] = None) -> None:
+        """Counts ``n`` (default 1) skipped items."""
+    def set_total(self, total: Optional[int]) -> None:
+        """Sets the total (``None``: unknown)."""
+    def add_total(self, n: int) -> None:
+        """Grows the total by ``n``."""
+
+@disjoint_base
+class BarBase:
+    """The native base of the manual bars (``track(total=N)``, ``milepost.tqdm``)."""
+
+    def __new__(cls, *_args: Any, **_kwargs: Any) -> "BarBase": ...
+    def _bind_node(self, node: Node) -> None:
+        """Counts into ``node`` from now on."""
+    def update(self, n: Optional[float] = None) -> None:
+        """Counts ``n`` (default 1) items done: a float counts its whole part, ``0`` nothing.
+        A bar with no node bound calls its ``_unbound_update(n)`` instead."""
+
+@disjoint_base
+class TrackerBase:
+    """What ``Tracker`` holds: the loop, its count and tqdm's methods (``Tracker`` adds the
+    iteration itself)."""
+
+    def __new__(
+        cls,
+        iterable: Iterable[Any],
+        node: Node,
+        length: Optional[int] = None,
+        on_end: Optional[Callable[[str, Optional[BaseException]], object]] = None,
+    ) -> "TrackerBase": ...
+    def __iter__(self) -> "TrackerBase": ...
+    def __len__(self) -> int:
+        """The length given at construction (``TypeError`` when it was ``None``)."""
+    def update(self, n: Optional[int] = None) -> None:
+        """Counts ``n`` (default 1) more items done (tqdm's ``update``)."""
+    def set_description(self, desc: _Text, refresh: bool = True) -> None:
+        """Renames the loop's bar (tqdm's ``set_description``)."""
+    def close(self) -> None:
+        """Ends tracking now (as on ``break``): the run is closed as abandoned."""
+
 @final
-class Tracker:
+class Tracker(TrackerBase):
     """The iterator returned by ``track()``: counts an item done when the next is asked for."""
 
     def __new__(
@@ -287,14 +344,6 @@ class Tracker:
     ) -> "Tracker": ...
     def __iter__(self) -> "Tracker": ...
     def __next__(self) -> Any: ...
-    def __len__(self) -> int:
-        """The length given at construction (``TypeError`` when it was ``None``)."""
-    def update(self, n: Optional[int] = None) -> None:
-        """Counts ``n`` (default 1) more items done (tqdm's ``update``)."""
-    def set_description(self, desc: _Text, refresh: bool = True) -> None:
-        """Renames the loop's bar (tqdm's ``set_description``)."""
-    def close(self) -> None:
-        """Ends tracking now (as on ``break``): the run is closed as abandoned."""
 
 @final
 class Snapshot:

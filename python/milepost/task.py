@@ -1,9 +1,10 @@
 """Tasks: the run's own node, its phases and their steps, with items inside them.
 
-The counting methods (`advance`, `skip`, `metric`) are the native node's own bound methods,
-stored on the instance, so a call costs one C call: no Python frame in between. Everything
-else a task asks of its run goes through its `RunContext` (see `context.py`): a task never
-knows which process, or which kind of run, it counts in.
+The counting methods (`advance`, `skip`, `set_total`, `add_total`) are methods of the task's
+native base class (`_milepost.TaskBase`), so `task.advance()` costs one C call found on the
+type: no Python frame, no bound method made. Everything else a task asks of its run goes
+through its `RunContext` (see `context.py`): a task never knows which process, or which kind
+of run, it counts in.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ class AsyncWith:
 _HALTING = threading.Lock()
 
 
-class Task(AsyncWith):
+class Task(_milepost.TaskBase, AsyncWith):
     """A level of the run that counts items: the run itself, a phase or a step.
 
     Use it as a context manager: leaving it normally marks it completed, an exception marks it
@@ -132,12 +133,9 @@ class Task(AsyncWith):
 
     def _bind(self, node: AnyNode) -> None:
         self._node = node
-        # Bound C methods as instance attributes: the hot path skips a Python frame.
-        self.advance = node.advance
-        self.skip = node.skip
+        self._bind_node(node)  # the native counting methods count into it from now on
+        # `metric` is the node's bound method (one C call) unless budgets watch the spend.
         self.metric = node.metric if not self.budgets else counting(self.budgets, node.metric)
-        self.set_total = node.set_total
-        self.add_total = node.add_total
 
     def hand_over(self, context: RunContext, node: AnyNode) -> None:
         """From now on the task counts into `node` through `context` (a child made by fork

@@ -15,6 +15,7 @@ import asyncio
 import math
 from typing import Any, Awaitable, Dict, Iterable, Iterator, List, Optional, TextIO
 
+from . import _milepost
 from .errors import InvalidValueError
 from .outcome import end_state
 from .output import print as _print
@@ -24,8 +25,12 @@ from .track import TQDM_IGNORED, loop_task
 __all__ = ["tqdm", "trange"]
 
 
-class tqdm:  # noqa: N801 - tqdm's name, so that `from milepost import tqdm` is the whole change
-    """tqdm's progress bar: iterate it, or `update(n)` it by hand; `close()` or `with` ends it."""
+class tqdm(_milepost.BarBase):  # noqa: N801 - tqdm's name, so that `from milepost import tqdm` is the whole change
+    """tqdm's progress bar: iterate it, or `update(n)` it by hand; `close()` or `with` ends it.
+
+    `update(n)` is the native base's (one C call): a float counts its whole part, `update(0)`
+    does nothing; a disabled bar counts in `_unbound_update`.
+    """
 
     def __init__(
         self,
@@ -61,6 +66,7 @@ class tqdm:  # noqa: N801 - tqdm's name, so that `from milepost import tqdm` is 
             self._n, self._total = initial, total
             return
         self._task, self._own = loop_task(desc or "tqdm", total, unit, initial, None, "auto", bool(leave), file)
+        self._bind_node(self._task.node)
         if postfix:
             if isinstance(postfix, str):
                 self.set_postfix_str(postfix)
@@ -101,13 +107,9 @@ class tqdm:  # noqa: N801 - tqdm's name, so that `from milepost import tqdm` is 
         else:
             self._total = value
 
-    def update(self, n: float = 1) -> Optional[bool]:
-        """Counts `n` more done (tqdm allows floats: whole items are counted)."""
-        if self._task is None:
-            self._n += int(n)
-        elif n:
-            self._task.advance(int(n))
-        return None
+    def _unbound_update(self, n: Optional[float]) -> None:
+        """`update(n)` of a disabled bar (no node behind it): tqdm's `n` only."""
+        self._n += 1 if n is None else int(n)
 
     def reset(self, total: Optional[int] = None) -> None:
         """Starts a new pass of `total` items: counts stay (milepost never loses one), the

@@ -17,7 +17,7 @@ from typing import (
     overload,
 )
 
-from . import context
+from . import _milepost, context
 from .aio import AsyncTracker
 from .errors import InvalidValueError
 from .outcome import end_state
@@ -56,18 +56,19 @@ TQDM_IGNORED = frozenset(
 )
 
 
-class Bar:
+class Bar(_milepost.BarBase):
     """What `track(total=N)` returns without an iterable: tqdm's manual bar.
 
-    `update(n)` counts `n` items done, `set_description(text)` renames the bar, `write(text)`
-    prints above it, `close()` (or leaving its `with` block) ends it. `n` and `total` read the
-    counts; assigning `total` changes it.
+    `update(n)` counts `n` items done (a native method: one C call, as `task.advance()`),
+    `set_description(text)` renames the bar, `write(text)` prints above it, `close()` (or
+    leaving its `with` block) ends it. `n` and `total` read the counts; assigning `total`
+    changes it.
     """
 
     def __init__(self, task: Task, own: Optional[Run]) -> None:
         self._task = task
         self._own = own
-        self.update = task.advance
+        self._bind_node(task.node)
 
     @property
     def n(self) -> int:

@@ -70,7 +70,9 @@ pub fn amount(obj: Option<&Obj<'_>>, what: &'static str) -> PyResult<u64> {
 #[cold]
 fn bad_amount(obj: &Obj<'_>, what: &'static str, e: PyErr) -> PyErr {
     if !obj.is_instance_of::<PyInt>() {
-        return e; // a float, a str...: PyO3's TypeError names the type
+        // A float, a str...: named, as `count` names it (PyO3's own error names the type only).
+        drop(e);
+        return PyTypeError::new_err(format!("{what} must be an int, got {}", repr(obj, 80)));
     }
     let value = repr(obj, 60);
     if obj.lt(0).unwrap_or(false) {

@@ -2,8 +2,10 @@
 //! progress logic lives here. What `milepost._milepost` exports is declared in `lib.rs`.
 
 mod convert;
+mod counting;
 mod errors;
 mod estimator;
+mod fast;
 mod node;
 mod rows;
 mod run;
@@ -13,7 +15,9 @@ mod tracker;
 
 use pyo3::prelude::*;
 
+pub use counting::{PyBarBase, PyTaskBase};
 pub use estimator::PyEstimator;
+pub use fast::tracker_type;
 pub use node::{PyLane, PyNode};
 pub use rows::PyRowBuffer;
 pub use run::PyRunCore;

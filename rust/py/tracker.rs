@@ -1,8 +1,15 @@
-//! The iterator returned by `track()`. Its `__next__` is the hottest path of all: one call
-//! into the wrapped iterator plus one plain store (the counting is `core::tracked`'s).
+//! The iterator returned by `track()`. Its step is the hottest path of all: one call into the
+//! wrapped iterator plus one plain store (the counting is `core::tracked`'s).
+//!
+//! `TrackerBase` holds the loop and its tqdm methods; `Tracker`, the type `track()` returns, is
+//! its subtype whose `tp_iternext` is `step` called straight from `CPython` (`fast::tracker_type`),
+//! without `PyO3`'s frame set-up around it.
+
+use std::ptr::null_mut;
 
 use parking_lot::Mutex;
 use pyo3::exceptions::{PyStopIteration, PyTypeError};
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyIterator;
 
@@ -12,7 +19,7 @@ use crate::core::error::Error;
 use crate::core::node::Tally;
 use crate::core::tracked::TrackedLoop;
 
-#[pyclass(frozen, name = "Tracker", module = "milepost._milepost")]
+#[pyclass(subclass, frozen, name = "TrackerBase", module = "milepost._milepost")]
 pub struct PyTracker {
     it: Py<PyIterator>,
     /// The wrapped iterator's `tp_iternext`, looked up once instead of on every item.
@@ -33,6 +40,57 @@ impl PyTracker {
         }
         Ok(())
     }
+
+    /// One step of the loop, as `tp_iternext` answers: the next item (a new reference), or
+    /// null, with an exception set (an error, a cancel) or not (exhausted). Counts the item
+    /// handed out last first.
+    #[allow(unsafe_code)]
+    #[inline]
+    pub(crate) fn step(&self, py: Python<'_>) -> *mut ffi::PyObject {
+        if let Err(e) = self.tracked.before_next() {
+            return self.refused(e);
+        }
+        // SAFETY: `next_fn` is the slot of `it`'s own type (a type cannot change its slots once
+        // ready), `it` is alive and the thread attached. It returns a new reference, or null
+        // with an exception set or not (StopIteration, or nothing, means exhausted).
+        let item = unsafe { (self.next_fn)(self.it.bind(py).as_ptr()) };
+        if item.is_null() {
+            return self.ended();
+        }
+        self.tracked.handed_out();
+        item
+    }
+
+    /// The loop may not go on (the run ended or was cancelled): the error, once the loop's end
+    /// is said for a cancel.
+    #[cold]
+    fn refused(&self, e: Error) -> *mut ffi::PyObject {
+        Python::attach(|py| {
+            let (cancelled, err) = (e == Error::Cancelled, PyErr::from(e));
+            let err = if cancelled { self.end(py, "raised", Some(&err)).err().unwrap_or(err) } else { err };
+            err.restore(py);
+            null_mut()
+        })
+    }
+
+    /// The wrapped iterator gave no item: exhausted, or it raised (the exception is set).
+    #[cold]
+    fn ended(&self) -> *mut ffi::PyObject {
+        Python::attach(|py| {
+            self.tracked.over();
+            let raised = PyErr::take(py).filter(|e| !e.is_instance_of::<PyStopIteration>(py));
+            let how = if raised.is_some() { "raised" } else { "completed" };
+            match self.end(py, how, raised.as_ref()) {
+                Err(e) => e.restore(py),
+                Ok(()) => {
+                    if let Some(e) = raised {
+                        e.restore(py);
+                    }
+                }
+            }
+            null_mut()
+        })
+    }
 }
 
 #[pymethods]
@@ -48,28 +106,6 @@ impl PyTracker {
     }
     fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
         slf
-    }
-    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Obj<'py>>> {
-        if let Err(e) = self.tracked.before_next() {
-            let (cancelled, err) = (e == Error::Cancelled, PyErr::from(e));
-            if cancelled {
-                self.end(py, "raised", Some(&err))?;
-            }
-            return Err(err);
-        }
-        let next = next_item(self.it.bind(py), self.next_fn);
-        match &next {
-            Some(Ok(_)) => self.tracked.handed_out(),
-            Some(Err(e)) => {
-                self.tracked.over();
-                self.end(py, "raised", Some(e))?;
-            }
-            None => {
-                self.tracked.over();
-                self.end(py, "completed", None)?;
-            }
-        }
-        next.transpose()
     }
     fn __len__(&self) -> PyResult<usize> {
         self.length.ok_or_else(|| PyTypeError::new_err("this iterable has no known length"))
@@ -104,25 +140,6 @@ fn iternext_of(it: &Bound<'_, PyIterator>) -> Option<pyo3::ffi::iternextfunc> {
         let slot = pyo3::ffi::PyType_GetSlot(it.get_type().as_ptr().cast(), pyo3::ffi::Py_tp_iternext);
         (!slot.is_null()).then(|| std::mem::transmute::<*mut std::ffi::c_void, pyo3::ffi::iternextfunc>(slot))
     }
-}
-
-/// `next(it)` through the cached slot: no lookup, no reference-count round trip.
-#[allow(unsafe_code)]
-#[inline]
-fn next_item<'py>(it: &Bound<'py, PyIterator>, next_fn: pyo3::ffi::iternextfunc) -> Option<PyResult<Obj<'py>>> {
-    let py = it.py();
-    // SAFETY: `next_fn` is the slot of `it`'s own type (a type cannot change its slots once
-    // ready), `it` is alive and we hold the GIL. It returns a new reference, or NULL with an
-    // exception set or not (StopIteration, or nothing, means exhausted).
-    let item = unsafe { next_fn(it.as_ptr()) };
-    if item.is_null() {
-        return match PyErr::take(py) {
-            Some(e) if e.is_instance_of::<PyStopIteration>(py) => None,
-            other => other.map(Err),
-        };
-    }
-    // SAFETY: a non-null new reference from `tp_iternext`.
-    Some(Ok(unsafe { Bound::from_owned_ptr(py, item) }))
 }
 
 impl Drop for PyTracker {

@@ -1,0 +1,182 @@
+//! `TaskBase` and `BarBase`: the native base classes of Python's `Task` and of the manual bars
+//! (`track(total=N)`, `milepost.tqdm`). Their counting methods are methods of the type, so that
+//! `task.advance()` written as users write it takes `CPython`'s method-call path straight into
+//! Rust: no instance-dict lookup, no bound method made, no Python frame.
+
+use std::ptr::null_mut;
+use std::sync::atomic::{AtomicPtr, Ordering};
+
+use pyo3::exceptions::{PyRuntimeError, PyTypeError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyInt, PyString, PyTuple, PyType};
+
+use super::convert::{amount, count, Obj};
+use super::node::PyNode;
+use crate::core::error::{within_range, Error};
+use crate::core::handle::Handle;
+use crate::core::node::Tally;
+
+/// The node a task counts into, which a forked worker rebinds once (`Task.hand_over`).
+///
+/// A read is one load. Every handle bound stays until the task is dropped (each binding keeps
+/// the one before it), so a reference read before a rebind stays valid after it; a rebind takes
+/// no lock, so a child forked while another thread held one still rebinds.
+#[derive(Default)]
+pub struct NodeSlot {
+    current: AtomicPtr<Binding>,
+}
+
+struct Binding {
+    handle: Handle,
+    earlier: *mut Binding,
+}
+
+impl NodeSlot {
+    #[allow(unsafe_code)]
+    #[inline]
+    pub fn get(&self) -> PyResult<&Handle> {
+        let ptr = self.current.load(Ordering::Acquire);
+        if ptr.is_null() {
+            return Err(unbound());
+        }
+        // SAFETY: a non-null `current` is a binding made by `bind`, freed only when `self` is
+        // dropped, so it outlives the returned borrow of `self`.
+        Ok(unsafe { &(*ptr).handle })
+    }
+
+    #[allow(unsafe_code)]
+    pub fn bind(&self, handle: Handle) {
+        let binding = Box::into_raw(Box::new(Binding { handle, earlier: null_mut() }));
+        let mut current = self.current.load(Ordering::Acquire);
+        loop {
+            // SAFETY: `binding` is ours until it is published below.
+            unsafe { (*binding).earlier = current };
+            match self.current.compare_exchange_weak(current, binding, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return,
+                Err(now) => current = now,
+            }
+        }
+    }
+}
+
+impl Drop for NodeSlot {
+    #[allow(unsafe_code)]
+    fn drop(&mut self) {
+        let mut ptr = *self.current.get_mut();
+        while !ptr.is_null() {
+            // SAFETY: every binding in the chain came from `Box::into_raw` in `bind` and is
+            // freed once, here, when nothing can read it any more.
+            let binding = unsafe { Box::from_raw(ptr) };
+            ptr = binding.earlier;
+        }
+    }
+}
+
+#[cold]
+fn unbound() -> PyErr {
+    PyRuntimeError::new_err("this task has no node yet: its __init__ binds one (Task.__init__)")
+}
+
+/// The native half of `milepost.Task`: the counting methods on the task's node.
+#[pyclass(subclass, frozen, name = "TaskBase", module = "milepost._milepost")]
+pub struct PyTaskBase {
+    pub(crate) node: NodeSlot,
+}
+
+#[pymethods]
+impl PyTaskBase {
+    /// Made unbound, whatever the subclass's `__init__` takes: it binds the node (`_bind_node`).
+    #[new]
+    #[pyo3(signature = (*_args, **_kwargs))]
+    fn py_new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
+        Self { node: NodeSlot::default() }
+    }
+    /// A subclass gets descriptors of its own for the fast methods (see `fast`).
+    #[classmethod]
+    fn __init_subclass__(cls: &Bound<'_, PyType>) -> PyResult<()> {
+        super::fast::own_methods(cls)
+    }
+    /// From now on the task counts into `node`.
+    fn _bind_node(&self, node: &PyNode) {
+        self.node.bind(node.handle.clone());
+    }
+    #[pyo3(signature = (n=None))]
+    fn advance(&self, n: Option<&Obj<'_>>) -> PyResult<()> {
+        Ok(self.node.get()?.tally(Tally::Done, amount(n, "advance(n)")?)?)
+    }
+    #[pyo3(signature = (n=None))]
+    fn skip(&self, n: Option<&Obj<'_>>) -> PyResult<()> {
+        Ok(self.node.get()?.tally(Tally::Skipped, amount(n, "skip(n)")?)?)
+    }
+    fn set_total(&self, total: Option<&Obj<'_>>) -> PyResult<()> {
+        Ok(self.node.get()?.set_total(total.map(|t| count(t, "total")).transpose()?)?)
+    }
+    fn add_total(&self, n: &Obj<'_>) -> PyResult<()> {
+        Ok(self.node.get()?.add_total(count(n, "add_total(n)")?)?)
+    }
+}
+
+/// The native half of the manual bars: tqdm's `update(n)` on the bar's node.
+#[pyclass(subclass, frozen, name = "BarBase", module = "milepost._milepost")]
+pub struct PyBarBase {
+    pub(crate) node: NodeSlot,
+}
+
+#[pymethods]
+impl PyBarBase {
+    #[new]
+    #[pyo3(signature = (*_args, **_kwargs))]
+    fn py_new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
+        Self { node: NodeSlot::default() }
+    }
+    /// A subclass gets descriptors of its own for the fast methods (see `fast`).
+    #[classmethod]
+    fn __init_subclass__(cls: &Bound<'_, PyType>) -> PyResult<()> {
+        super::fast::own_methods(cls)
+    }
+    fn _bind_node(&self, node: &PyNode) {
+        self.node.bind(node.handle.clone());
+    }
+    /// Counts `n` (default 1) more items done. As in tqdm, a float counts its whole part
+    /// (`update(2.5)` counts 2) and `update(0)` does nothing. A bar with no node (tqdm's
+    /// `disable=True`) hands `n` to its `_unbound_update`, which counts in Python.
+    #[pyo3(signature = (n=None))]
+    fn update(slf: &Bound<'_, Self>, n: Option<&Obj<'_>>) -> PyResult<()> {
+        let Ok(node) = slf.get().node.get() else {
+            slf.call_method1(pyo3::intern!(slf.py(), "_unbound_update"), (n,))?;
+            return Ok(());
+        };
+        let n = match n {
+            Some(v) if !v.is_instance_of::<PyInt>() => whole_items(v)?,
+            _ => amount(n, "update(n)")?,
+        };
+        if n > 0 {
+            node.tally(Tally::Done, n)?;
+        }
+        Ok(())
+    }
+}
+
+/// The items a non-int `update(n)` counts: the whole part of a real number (tqdm takes floats).
+#[cold]
+fn whole_items(value: &Obj<'_>) -> PyResult<u64> {
+    let what = "update(n)";
+    let shown = || value.repr().map(|r| r.to_string()).unwrap_or_default();
+    let not_a_number = || PyTypeError::new_err(format!("{what} must be a number, got {}", shown()));
+    // A float, or anything `float()` takes but text (tqdm adds `n` to a number).
+    if value.is_instance_of::<PyString>() || value.is_instance_of::<PyBytes>() {
+        return Err(not_a_number());
+    }
+    let x: f64 = value.extract().map_err(|_| not_a_number())?;
+    if x.is_nan() {
+        return Err(Error::Invalid { what, expected: "a number", got: shown() }.into());
+    }
+    let whole = x.trunc(); // `int(n)`: -0.5 counts nothing, as in tqdm
+    if whole < 0.0 {
+        return Err(Error::Negative { what, value: shown() }.into());
+    }
+    if whole >= 2f64.powi(64) {
+        return Err(Error::TooLarge { what: what.to_owned(), value: shown() }.into());
+    }
+    Ok(within_range(what, whole as u64)?)
+}
