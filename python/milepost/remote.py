@@ -90,6 +90,8 @@ def flush(run_id: str) -> int:
 class RemoteRun(Task):
     """The run as a remote worker sees it (`task.run`): the task API on the run's root."""
 
+    __slots__ = ()  # as `Task`'s (why: see there)
+
     @property
     def id(self) -> str:
         return self.context.id

@@ -109,6 +109,21 @@ class Run(Task):
             writes to has less than that share free). Not with `clock=`.
     """
 
+    # In slots, as `Task`'s (why: see there).
+    __slots__ = (
+        "_resources",
+        "display",
+        "_core",
+        "_owner",
+        "_delivery",
+        "_written",
+        "_token",
+        "_opened",
+        "_started",
+        "_ended",
+        "_capture",
+    )
+
     def __init__(
         self,
         name: str = "run",

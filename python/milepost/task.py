@@ -104,6 +104,23 @@ class Task(_milepost.TaskBase, AsyncWith):
     and the pools' side of the task, not for jobs to call.
     """
 
+    # Slots, not an instance dict: CPython 3.13 specializes `task.advance` (an attribute load
+    # straight to the native method) only for an object whose dict was never made. `__dict__`
+    # stays for attributes a job adds (that task then takes the generic lookup).
+    __slots__ = (
+        "context",
+        "parent",
+        "path",
+        "_borrowed",
+        "budgets",
+        "halted",
+        "children",
+        "_node",
+        "metric",
+        "__dict__",
+        "__weakref__",
+    )
+
     def __init__(
         self,
         context: RunContext,

@@ -32,6 +32,22 @@ class tqdm(_milepost.BarBase):  # noqa: N801 - tqdm's name, so that `from milepo
     does nothing; a disabled bar counts in `_unbound_update`.
     """
 
+    # As `milepost.Task`'s (why: see there).
+    __slots__ = (
+        "iterable",
+        "desc",
+        "disable",
+        "_postfix",
+        "_metrics",
+        "_closed",
+        "_task",
+        "_own",
+        "_n",
+        "_total",
+        "__dict__",
+        "__weakref__",
+    )
+
     def __init__(
         self,
         iterable: Optional[Iterable[Any]] = None,

@@ -65,6 +65,8 @@ class Bar(_milepost.BarBase):
     changes it.
     """
 
+    __slots__ = ("_task", "_own", "__dict__", "__weakref__")  # as `Task`'s (why: see there)
+
     def __init__(self, task: Task, own: Optional[Run]) -> None:
         self._task = task
         self._own = own

@@ -90,6 +90,8 @@ class WorkerRun(Task):
     run's root, and what a job asks of its run (phases, lanes, whether it was cancelled,
     `print`). The parent keeps the run's lifecycle, its history and its snapshots."""
 
+    __slots__ = ()  # as `Task`'s (why: see there)
+
     @property
     def id(self) -> str:
         return self.context.id
