@@ -61,6 +61,16 @@ impl Handle {
         }
     }
 
+    /// The run and node counted into directly: a node of this process's run, not in a child
+    /// forked after the run was shared (there the handle counts into the child's slot).
+    #[inline]
+    pub fn here(&self) -> Option<(&RunCore, &Node)> {
+        match self.place() {
+            Place::Node(run, node) => Some((run, node)),
+            Place::Slot(..) => None,
+        }
+    }
+
     /// The node itself when this is a handle on a node of `run`.
     pub fn node_of(&self, run: &Arc<RunCore>) -> Option<usize> {
         match self {

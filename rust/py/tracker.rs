@@ -47,8 +47,10 @@ impl PyTracker {
     #[allow(unsafe_code)]
     #[inline]
     pub(crate) fn step(&self, py: Python<'_>) -> *mut ffi::PyObject {
-        if let Err(e) = self.tracked.before_next() {
-            return self.refused(e);
+        if !self.tracked.before_next_if_clear() {
+            if let Err(e) = self.tracked.before_next() {
+                return self.refused(e);
+            }
         }
         // SAFETY: `next_fn` is the slot of `it`'s own type (a type cannot change its slots once
         // ready), `it` is alive and the thread attached. It returns a new reference, or null

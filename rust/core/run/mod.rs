@@ -181,6 +181,19 @@ impl RunCore {
         }
     }
 
+    /// Whether the run has ended (its counts are final).
+    #[inline]
+    pub fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Relaxed)
+    }
+
+    /// Whether cancel was asked of this process's run (what `is_cancelled` says outside a
+    /// forked child, with one load).
+    #[inline]
+    pub fn cancelled_here(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
+    }
+
     /// Whether cancel was asked for: here, or (in a worker's copy) through the segment.
     #[inline]
     pub fn is_cancelled(&self) -> bool {
