@@ -6,7 +6,12 @@ contender's per-item time next to a baseline measured in the same run: the overh
 
 Every per-item benchmark stores `extra_info["label"]` (bare, milepost, tqdm, rich...) and
 `extra_info["items"]` (items per round); A/B benchmarks run in subprocesses store their result
-in `extra_info["report"]` instead. Set `MILEPOST_BENCH_TABLE=path` to also write the tables
+in `extra_info["report"]` instead. An `interleaved` benchmark times several contenders in one
+test, taking turns round after round so that all of them see the same moments of a shared
+machine, and stores each one's ns an item in `extra_info["interleaved"]`; it may name one its
+`floor` (a native call doing nothing of its own: `islice`, a C method call), and its table
+then gives each one's distance to it: ns an item more (`floor_by="ns"`) or its overhead over
+`bare` divided by the floor's (`floor_by="ratio"`). Set `MILEPOST_BENCH_TABLE=path` to also write the tables
 as Markdown; `MILEPOST_BENCH_STAT` picks the statistic (default `min`: the least disturbed
 round; `median` also works).
 """
@@ -14,8 +19,10 @@ round; `median` also works).
 from __future__ import annotations
 
 import os
+import statistics
+import time
 from collections import defaultdict
-from typing import Any, Callable, Dict, Iterator, List, Optional, TextIO
+from typing import Any, Callable, Dict, Iterator, List, Optional, TextIO, Tuple
 
 import pytest
 
@@ -49,6 +56,53 @@ def per_item(benchmark: Any) -> Callable[..., Any]:
         benchmark.extra_info["label"] = label
         benchmark.extra_info["items"] = items
         return benchmark.pedantic(target, setup=lambda: (setup(), {}), rounds=rounds, warmup_rounds=1)
+
+    return measure
+
+
+#: A contender of an interleaved benchmark: `target(*args)` is timed, `args = setup()` and, if
+#: given, `after(*args)` (which may check and close what `setup` made) are not.
+Contender = Tuple[Callable[..., Any], ...]
+
+
+@pytest.fixture
+def interleaved(benchmark: Any) -> Callable[..., Dict[str, Any]]:
+    """`interleaved(contenders, items, rounds, floor, floor_by)`: times every contender
+    (`{label: (target, setup[, after])}`, see `Contender`) once a round, in an order that turns each round, for `rounds`
+    rounds (one in a CI smoke run); returns each one's last result, to be checked. The table
+    takes each contender's least disturbed round (see `MILEPOST_BENCH_STAT`)."""
+
+    def measure(
+        contenders: Dict[str, Contender],
+        items: int,
+        rounds: int = 50,
+        floor: Optional[str] = None,
+        floor_by: str = "ratio",
+    ) -> Dict[str, Any]:
+        labels = list(contenders)
+        seconds: Dict[str, List[float]] = {label: [] for label in labels}
+        results: Dict[str, Any] = {}
+
+        def run_all() -> None:
+            for r in range(1 if benchmark.disabled else rounds):
+                for label in labels[r % len(labels) :] + labels[: r % len(labels)]:
+                    target, setup, *after = contenders[label]
+                    args = setup()
+                    t0 = time.perf_counter()
+                    results[label] = target(*args)
+                    seconds[label].append(time.perf_counter() - t0)
+                    for close in after:
+                        close(*args)
+
+        benchmark.pedantic(run_all, rounds=1, iterations=1)
+        benchmark.extra_info["interleaved"] = {
+            label: {"min": min(s) / items * 1e9, "median": statistics.median(s) / items * 1e9}
+            for label, s in seconds.items()
+        }
+        benchmark.extra_info["interleaved_items"] = items
+        if floor is not None:
+            benchmark.extra_info["floor"], benchmark.extra_info["floor_by"] = floor, floor_by
+        return results
 
     return measure
 
@@ -94,6 +148,8 @@ def build_tables(benches: List[Dict[str, Any]]) -> List[Table]:
         if timed:
             tables.append(ratio_table(group, timed))
         for bench in members:
+            if "interleaved" in bench["extra_info"]:
+                tables.append(interleaved_table(group, bench["extra_info"]))
             report = bench["extra_info"].get("report")
             if report:
                 rows = [[key, fmt(value)] for key, value in report.items()]
@@ -103,20 +159,7 @@ def build_tables(benches: List[Dict[str, Any]]) -> List[Table]:
 
 def ratio_table(group: str, timed: List[Dict[str, Any]]) -> Table:
     ns = {b["extra_info"]["label"]: b[_STAT] / b["extra_info"]["items"] * 1e9 for b in timed}
-    bare, tqdm, rich = ns.get("bare"), ns.get("tqdm"), ns.get("rich")
-    header = ["benchmark", "ns/item", "overhead ns/item", "x tqdm", "x rich"]
-    order = sorted(ns, key=lambda label: (label != "bare", ns[label]))
-    rows = []
-    for label in order:
-        rows.append(
-            [
-                label,
-                f"{ns[label]:.1f}",
-                "baseline" if label == "bare" else (f"{ns[label] - bare:+.1f}" if bare is not None else "-"),
-                _ratio(ns[label], tqdm),
-                _ratio(ns[label], rich),
-            ]
-        )
+    header, rows = ratio_rows(ns)
     items = {b["extra_info"]["items"] for b in timed}
     # Other facts a benchmark recorded (e.g. counts tqdm lost) go in the title, not hidden.
     notes = [
@@ -127,6 +170,41 @@ def ratio_table(group: str, timed: List[Dict[str, Any]]) -> Table:
     ]
     title = f"{group} ({', '.join(str(i) for i in sorted(items))} items per round)"
     return (title + (f"; {'; '.join(notes)}" if notes else ""), header, rows)
+
+
+def interleaved_table(group: str, info: Dict[str, Any]) -> Table:
+    ns = {label: stats[_STAT] for label, stats in info["interleaved"].items()}
+    header, rows = ratio_rows(ns, info.get("floor"), info.get("floor_by", "ratio"))
+    title = f"{group} ({info['interleaved_items']} items per round, contenders taking turns)"
+    return (title, header, rows)
+
+
+def ratio_rows(
+    ns: Dict[str, float], floor: Optional[str] = None, floor_by: str = "ratio"
+) -> Tuple[List[str], List[List[str]]]:
+    """Each contender's ns an item, its overhead over `bare`, its ratio to tqdm and rich, and
+    (with a `floor`) its distance to the floor."""
+    bare, tqdm, rich = ns.get("bare"), ns.get("tqdm"), ns.get("rich")
+    header = ["benchmark", "ns/item", "overhead ns/item", "x tqdm", "x rich"]
+    by_ns = floor_by == "ns"
+    if floor is not None and bare is not None:
+        header.append(f"ns/item over {floor}" if by_ns else f"overhead x {floor}")
+    rows = []
+    for label in sorted(ns, key=lambda label: (label != "bare", ns[label])):
+        row = [
+            label,
+            f"{ns[label]:.1f}",
+            "baseline" if label == "bare" else (f"{ns[label] - bare:+.1f}" if bare is not None else "-"),
+            _ratio(ns[label], tqdm),
+            _ratio(ns[label], rich),
+        ]
+        if floor is not None and bare is not None:
+            if label == "bare":
+                row.append("-")
+            else:
+                row.append(f"{ns[label] - ns[floor]:+.1f}" if by_ns else _ratio(ns[label] - bare, ns[floor] - bare))
+        rows.append(row)
+    return header, rows
 
 
 def _ratio(value: float, reference: Optional[float]) -> str:

@@ -1,7 +1,10 @@
-"""Group "advance": one counter update, the call a worker makes per item.
+"""Group "advance": one counter update a loop step, written as users write it.
 
-`bare` is the empty loop, so the overhead column is what one call adds to a loop; `C call`
-calls a bound no-op C method ((0).bit_length) the same way, the floor for any call from Python.
+Every call is spelled out in the loop (`ph.advance()`, `bar.update(1)`: attribute access on the
+object each time, nothing bound to a local first), so the difference to `bare` is what the call
+costs where it is written. `C call` is a C method called the same way (`s.discard(1)`, a set
+method with one argument): the floor for any method call from Python, and the table's `floor`.
+The contenders take turns, round after round, in one test (see `interleaved`).
 """
 
 import pytest
@@ -16,71 +19,72 @@ pytestmark = pytest.mark.benchmark(group="advance")
 N = 200_000
 
 
-def call(f, n):
-    for _ in range(n):
-        f()
-
-
-def call_with(f, arg, n):
-    for _ in range(n):
-        f(arg)
-
-
 def empty(n):
     for _ in range(n):
         pass
 
 
-def test_bare(per_item):
-    per_item("bare", N, empty, lambda: (N,))
+def discard(s, n):
+    for _ in range(n):
+        s.discard(1)
 
 
-def test_c_call(per_item):
-    per_item("C call", N, call, lambda: ((0).bit_length, N))
+def advance(ph, n):
+    for _ in range(n):
+        ph.advance()
 
 
-def test_milepost_advance(per_item):
-    runs = []
-
-    def setup():
-        # One live run per round: finishing the last one stops its background threads, which
-        # would otherwise pile up and compete for the GIL.
-        if runs:
-            runs[-1].finish()
-        runs.append(milepost.Run("advance", display="none").start())
-        return (runs[-1].phase("map", total=N).advance, N)
-
-    per_item("milepost", N, call, setup)
-    run = runs[-1]
-    run.finish()
-    assert run.snapshot().find("map")["done"] == N
-    assert run.snapshot().root["done"] == N
+def update(bar, n):
+    for _ in range(n):
+        bar.update(1)
 
 
-def test_tqdm_update(per_item, devnull):
-    bars = []
-
-    def setup():
-        if bars:
-            bars[-1].close()
-        bars.append(tqdm(total=N, file=devnull))
-        return (bars[-1].update, 1, N)
-
-    per_item("tqdm", N, call_with, setup)
-    bars[-1].close()
-    assert bars[-1].n == N
+def rich_advance(progress, task, n):
+    for _ in range(n):
+        progress.advance(task)
 
 
-def test_rich_advance(per_item, devnull):
-    # Not started and no auto-refresh: advance() does the same bookkeeping either way (lock,
-    # count, speed sample); drawing would happen on rich's own refresh thread, not in this call.
-    progresses = []
+def in_a_run():
+    # A run entered as `with milepost.Run(...)` enters it, left after its round (its background
+    # threads stop then, instead of piling up and competing for the GIL).
+    run = milepost.Run("advance", display="none").__enter__()
+    return (run.phase("map", total=N), N)
 
-    def setup():
+
+def leave_the_run(ph, n):
+    run = ph.run
+    run.__exit__(None, None, None)
+    assert run.snapshot().find("map")["done"] == n and run.snapshot().root["done"] == n
+
+
+def closed(bar, n):
+    assert bar.n == n
+    bar.close()
+
+
+def test_advance_as_written(interleaved, devnull):
+    def rich_setup():
+        # Not started and no auto-refresh: advance() does the same bookkeeping either way
+        # (lock, count, speed sample); drawing would happen on rich's own refresh thread.
         progress = Progress(console=Console(file=devnull), auto_refresh=False)
-        progresses.append((progress, progress.add_task("map", total=N)))
-        return (progress.advance, progresses[-1][1], N)
+        return (progress, progress.add_task("map", total=N), N)
 
-    per_item("rich", N, call_with, setup)
-    progress, task = progresses[-1]
-    assert progress.tasks[task].completed == N
+    def rich_done(progress, task, n):
+        assert progress.tasks[task].completed == n
+
+    interleaved(
+        {
+            "bare": (empty, lambda: (N,)),
+            "C call": (discard, lambda: (set(), N)),
+            "milepost ph.advance()": (advance, in_a_run, leave_the_run),
+            # tqdm's manual bar, `track(total=N)`: a run of its own, ended by `close()`.
+            "milepost bar.update(1)": (update, lambda: (milepost.track(total=N, display="none"), N), closed),
+            # `from milepost import tqdm` with tqdm's own code: its manual bar.
+            "milepost.tqdm update(1)": (update, lambda: (milepost.tqdm(total=N, file=devnull), N), closed),
+            "tqdm": (update, lambda: (tqdm(total=N, file=devnull), N), closed),
+            "rich": (rich_advance, rich_setup, rich_done),
+        },
+        N,
+        floor="C call",
+        floor_by="ratio",
+    )
