@@ -284,3 +284,15 @@ def test_a_scheduler_that_goes_away_mid_run_ends_the_run_with_what_arrived(tmp_p
     assert run.state == "completed" and _nodes(run)["p"]["done"] == 500
     assert took < 15, f"the run's end waited {took:.1f}s for a scheduler that is gone"
     assert any("last counts could not be asked for" in line for line in seen.logs()), seen.logs()
+
+
+def test_progress_counts_a_dataframe_computation_by_partition(client: Any) -> None:
+    import dask.dataframe as dd  # the test dependencies bring dask[dataframe] (pyarrow)
+    import pandas as pd
+
+    frame = dd.from_pandas(pd.DataFrame({"a": range(100), "b": range(100)}), npartitions=5)
+    with milepost.Run("dask-frame", display="none", history=False) as run:
+        totals = mdask.progress(frame.assign(c=frame.a + frame.b), description="frame", unit="partition")
+        assert int(totals.c.sum().compute()) == 2 * sum(range(100))
+    node = run.snapshot().find("frame")
+    assert (node["done"], node["total"], node["unit"], node["state"]) == (5, 5, "partition", "completed")
