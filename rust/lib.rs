@@ -18,8 +18,8 @@ mod _milepost {
 
     #[pymodule_export]
     use crate::py::{
-        after_fork_in_child, format_bytes, format_cost_outlook, format_count, format_cpu, format_duration, format_eta,
-        format_metric, format_rate,
+        after_fork_in_child, format_amounts, format_bytes, format_cost_outlook, format_count, format_cpu,
+        format_duration, format_eta, format_metric, format_rate,
     };
 
     #[pymodule_export]

@@ -114,3 +114,36 @@ def test_asyncio_gather_and_as_completed() -> None:
 
     gathered, finished = asyncio.run(main())
     assert gathered == [0, 1, 4, 9, 16] and sorted(finished) == [0, 1, 4, 9, 16]
+
+
+def test_unit_scale_shows_bytes_as_tqdm_does(capsys, clock) -> None:
+    # tqdm's download snippet: byte counts and rates with SI prefixes.
+    import milepost
+
+    with milepost.Run("download", display="none", history=False, clock=clock) as run:
+        with tqdm(total=45_000_000, unit="B", unit_scale=True, unit_divisor=1000, desc="file.bin") as bar:
+            for _ in range(10):
+                clock.advance(0.1)
+                bar.update(1_234_567)
+                run.poll()
+            line = run.snapshot().run_line()
+    assert "12.3M/45.0M" in line and re.search(r"\b12\.3MB/s\b", line), line
+    with tqdm(total=2048, unit="B", unit_scale=True, unit_divisor=1024, desc="kib") as bar:
+        bar.update(2048)
+    assert "kib · completed" in capsys.readouterr().err and bar.n == 2048
+    for _ in tqdm(range(1500), unit_scale=True, desc="rows"):
+        pass
+    assert "1.50k/1.50k" in capsys.readouterr().err
+    bar = tqdm(unit="B", unit_scale=True, desc="stream")  # no total: the unit follows the count
+    bar.update(3_500_000)
+    bar.close()
+    assert "3.50MB" in capsys.readouterr().err
+
+
+def test_unit_scale_values_milepost_cannot_honour_are_refused_by_name() -> None:
+    import milepost
+
+    with pytest.raises(milepost.InvalidValueError, match="unit_scale .* got 8"):
+        tqdm(range(3), unit_scale=8)  # tqdm would multiply the counts by 8
+    with pytest.raises(milepost.InvalidValueError, match="unit_divisor must be 1000 or 1024, got 1000.5"):
+        milepost.track(range(3), unit_scale=True, unit_divisor=1000.5)

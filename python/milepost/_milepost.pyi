@@ -27,6 +27,7 @@ __all__ = [
     "after_fork_in_child",
     "format_duration",
     "format_rate",
+    "format_amounts",
     "format_eta",
     "format_count",
     "format_metric",
@@ -205,6 +206,8 @@ class Node:
         """Sets the total (``None``: unknown)."""
     def add_total(self, n: int) -> None:
         """Adds ``n`` to the total."""
+    def set_unit_divisor(self, divisor: Optional[int] = None) -> None:
+        """Shows counts with SI prefixes in steps of ``divisor`` (1000 or 1024; None: plain)."""
     def metric(self, name: _Text, value: float) -> None:
         """Adds ``value`` to the metric ``name`` (ints stay ints until a float is added)."""
     def item_started(self, name: _Text, lane: Optional[Lane] = None) -> None:
@@ -329,8 +332,12 @@ class Snapshot:
 def format_duration(seconds: float) -> str:
     """Seconds as ``"45s"``, ``"3m05s"``, ``"2h07m"``, ``"3d04h"`` (one decimal below ten seconds)."""
 
-def format_rate(per_second: Optional[float], unit: str = "it") -> str:
-    """Items per second as text, flipped to seconds per item when slower than one a second."""
+def format_rate(per_second: Optional[float], unit: str = "it", divisor: Optional[int] = None) -> str:
+    """Items per second as text, flipped to seconds per item when slower than one a second;
+    with a divisor (tqdm's ``unit_scale``) ``"12.3MB/s"``."""
+
+def format_amounts(processed: int, total: Optional[int], unit: str = "it", divisor: Optional[int] = None) -> str:
+    """``"1,234/5,000"``, or with a divisor (tqdm's ``unit_scale``) ``"12.3M/45.0M"``."""
 
 def format_eta(eta: Optional[float], low: Optional[float] = None, high: Optional[float] = None) -> str:
     """``"ETA 38s (30s–52s)"``, ``"ETA 38s"`` without a range, ``"ETA ?"`` when unknown."""

@@ -44,6 +44,8 @@ class NodeData(TypedDict):
     path: str
     kind: NodeKind
     unit: str
+    #: Counts shown with SI prefixes in steps of this (tqdm's `unit_scale`), or None.
+    unit_divisor: Optional[int]
     state: NodeState
     total: Optional[int]
     done: int

@@ -19,7 +19,7 @@ from .errors import InvalidValueError
 from .outcome import end_state
 from .output import print as _print
 from .task import Task, length_of
-from .track import TQDM_IGNORED, loop_task
+from .track import TQDM_IGNORED, TQDM_UNITS, loop_task, unit_divisor
 
 __all__ = ["tqdm", "trange"]
 
@@ -40,7 +40,7 @@ class tqdm:  # noqa: N801 - tqdm's name, so that `from milepost import tqdm` is 
         postfix: Any = None,
         **kwargs: Any,
     ) -> None:
-        unknown = set(kwargs) - TQDM_IGNORED
+        unknown = set(kwargs) - TQDM_IGNORED - TQDM_UNITS
         if unknown:
             raise TypeError(f"tqdm() got unexpected keyword argument(s): {', '.join(sorted(unknown))}")
         if total is None and iterable is not None:
@@ -60,7 +60,10 @@ class tqdm:  # noqa: N801 - tqdm's name, so that `from milepost import tqdm` is 
             self._own: Any = None
             self._n, self._total = initial, total
             return
-        self._task, self._own = loop_task(desc or "tqdm", total, unit, initial, None, "auto", bool(leave), file)
+        divisor = unit_divisor(kwargs)
+        self._task, self._own = loop_task(
+            desc or "tqdm", total, unit, initial, None, "auto", bool(leave), file, divisor
+        )
         if postfix:
             if isinstance(postfix, str):
                 self.set_postfix_str(postfix)

@@ -29,6 +29,9 @@ __all__ = ["track", "Bar"]
 
 T = TypeVar("T")
 
+#: tqdm keywords milepost honours as tqdm does (counts and rates shown as `12.3MB/s`).
+TQDM_UNITS = frozenset({"unit_scale", "unit_divisor"})
+
 #: tqdm keywords that are accepted so that switching is a one-line change, and ignored because
 #: milepost decides them itself (refresh rate, width, smoothing, bar layout).
 TQDM_IGNORED = frozenset(
@@ -44,8 +47,6 @@ TQDM_IGNORED = frozenset(
         "bar_format",
         "position",
         "postfix",
-        "unit_scale",
-        "unit_divisor",
         "write_bytes",
         "lock_args",
         "colour",
@@ -158,6 +159,7 @@ def track(  # noqa: PLR0913 - tqdm's signature
         run: The run to add this loop to (default: the current run, if any).
     """
     _check(tqdm_kwargs, initial, description, desc)
+    divisor = unit_divisor(tqdm_kwargs)
     source: Optional[AsyncIterator[T]] = None
     if iterable is not None and hasattr(iterable, "__aiter__") and not hasattr(iterable, "__iter__"):
         source = iterable.__aiter__()
@@ -169,7 +171,7 @@ def track(  # noqa: PLR0913 - tqdm's signature
     label = description or desc or "track"
     if total is None and iterable is not None:
         total = length_of(iterable)  # type: ignore[arg-type]
-    task, own = loop_task(label, total, unit, initial, run, display, leave, file)
+    task, own = loop_task(label, total, unit, initial, run, display, leave, file, divisor)
     if iterable is None:
         return Bar(task, own)
     if source is not None:
@@ -177,8 +179,23 @@ def track(  # noqa: PLR0913 - tqdm's signature
     return task.tracker(iterable, total, _ender(own or task))  # type: ignore[arg-type]
 
 
+def unit_divisor(tqdm_kwargs: Dict[str, Any]) -> Optional[int]:
+    """tqdm's `unit_scale` and `unit_divisor` as the divisor the displays scale counts by
+    (None: plain counts)."""
+    scale = tqdm_kwargs.get("unit_scale", False)
+    divisor = tqdm_kwargs.get("unit_divisor", 1000)
+    if divisor not in (1000, 1024) or isinstance(divisor, bool):
+        raise InvalidValueError(f"unit_divisor must be 1000 or 1024, got {divisor!r}")
+    if scale is None or scale is False or (not isinstance(scale, bool) and scale == 0):
+        return None
+    if scale is True or (isinstance(scale, (int, float)) and scale == 1):
+        return int(divisor)
+    # tqdm multiplies its counts by a number here; milepost's counts are items, never scaled.
+    raise InvalidValueError(f"unit_scale must be True, False or 1 (counts are not multiplied), got {scale!r}")
+
+
 def _check(tqdm_kwargs: Dict[str, Any], initial: Any, description: Optional[str], desc: Optional[str]) -> None:
-    unknown = set(tqdm_kwargs) - TQDM_IGNORED
+    unknown = set(tqdm_kwargs) - TQDM_IGNORED - TQDM_UNITS
     if unknown:
         raise TypeError(f"track() got unexpected keyword argument(s): {', '.join(sorted(unknown))}")
     if isinstance(initial, bool) or not isinstance(initial, int) or initial < 0:
@@ -196,6 +213,7 @@ def loop_task(
     display: Optional[str],
     leave: bool,
     file: Optional[TextIO],
+    divisor: Optional[int] = None,
 ) -> Tuple[Task, Optional[Run]]:
     """The phase a loop counts in (a step under a task), in the current run or in a run of
     its own, which it returns too (the loop ends it)."""
@@ -212,6 +230,8 @@ def loop_task(
         kind = "phase" if parent.kind == "run" else "step"
         task = parent.context.child(parent, kind, label, total, unit, reuse=True, restore=False)
         task.advance(initial)
+        if divisor is not None:
+            task.node.set_unit_divisor(divisor)
         if own is not None:
             own.start()  # the first line already shows the loop with its total and unit
     except BaseException:

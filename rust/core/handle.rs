@@ -251,6 +251,18 @@ impl Handle {
 
     /// Renames the node (tqdm's `set_description`). Names are fixed once a node is shared, so
     /// in a worker the name is checked and kept as it was.
+    /// Counts shown with SI prefixes in steps of 1000 or 1024 (None: plain); the run's own
+    /// nodes only (a worker's handle leaves the display to the run).
+    pub fn set_unit_divisor(&self, divisor: Option<u32>) -> Result<(), Error> {
+        if let Some(d) = divisor.filter(|d| *d != 1000 && *d != 1024) {
+            return Err(Error::Invalid { what: "unit_divisor", expected: "1000 or 1024", got: d.to_string() });
+        }
+        if let Place::Node(_, node) = self.place() {
+            node.set_unit_divisor(divisor);
+        }
+        Ok(())
+    }
+
     pub fn rename(&self, name: &str) -> Result<(), Error> {
         if name.is_empty() {
             return Err(Error::EmptyName { what: "name" });

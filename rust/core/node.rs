@@ -1,7 +1,7 @@
 //! One level of the tree (the run itself, a phase or a step) and its own counters.
 //! Roll-up to ancestors happens when a snapshot is built, so an update touches one node only.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 
@@ -120,6 +120,9 @@ pub struct Node {
     name: RwLock<String>,
     /// What one item is called on screen ("it", "file", "persona").
     pub unit: String,
+    /// Counts shown with SI prefixes in steps of this (1000 or 1024; 0: plain counts), as
+    /// tqdm's `unit_scale` and `unit_divisor` show bytes (`12.3MB/s`).
+    unit_divisor: AtomicU32,
     total: AtomicU64,
     /// The node's key in the history: its parent's path, then its name with `%`, `/` and `#`
     /// escaped, and `#2`, `#3`... for a later sibling of the same name. Fixed at creation
@@ -172,6 +175,7 @@ impl Node {
             path,
             name: RwLock::new(name),
             unit,
+            unit_divisor: AtomicU32::new(0),
             total: AtomicU64::new(encode_total(total)),
             done: Counter::default(),
             failed: Counter::default(),
@@ -201,6 +205,15 @@ impl Node {
     /// Renames the node (tqdm's `set_description`); `name` is already clipped by the caller.
     pub fn rename(&self, name: String) {
         *self.name.write() = name;
+    }
+
+    /// Shows counts with SI prefixes in steps of `divisor` (None: plain counts).
+    pub fn set_unit_divisor(&self, divisor: Option<u32>) {
+        self.unit_divisor.store(divisor.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    pub fn unit_divisor(&self) -> Option<u32> {
+        Some(self.unit_divisor.load(Ordering::Relaxed)).filter(|d| *d > 0)
     }
 
     /// The total set on this node itself, if any.

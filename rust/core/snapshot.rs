@@ -70,6 +70,10 @@ pub struct NodeSnapshot {
     #[schemars(description = "The run itself, a phase, or a step inside a phase.")]
     pub kind: NodeKind,
     pub unit: String,
+    #[schemars(description = "Counts and rates are shown with SI prefixes in steps of this (tqdm's unit_scale \
+        and unit_divisor): 1000 or 1024; null for plain counts.")]
+    #[serde(default)]
+    pub unit_divisor: Option<u32>,
     #[schemars(description = "Pending until it starts, running, then how it ended.")]
     pub state: NodeState,
     /// Known total, rolled up from children when not set on the node itself.

@@ -30,9 +30,15 @@ pub fn format_duration(seconds: f64) -> String {
 }
 
 #[pyfunction]
-#[pyo3(signature = (per_second, unit="it"))]
-pub fn format_rate(per_second: Option<f64>, unit: &str) -> String {
-    format::rate(per_second, unit)
+#[pyo3(signature = (per_second, unit="it", divisor=None))]
+pub fn format_rate(per_second: Option<f64>, unit: &str, divisor: Option<u32>) -> String {
+    format::scaled_rate(per_second, unit, divisor)
+}
+
+#[pyfunction]
+#[pyo3(signature = (processed, total, unit="it", divisor=None))]
+pub fn format_amounts(processed: u64, total: Option<u64>, unit: &str, divisor: Option<u32>) -> String {
+    format::amounts(processed, total, unit, divisor)
 }
 
 #[pyfunction]

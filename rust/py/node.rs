@@ -132,6 +132,10 @@ impl PyNode {
     fn reopen(&self) {
         self.handle.reopen();
     }
+    #[pyo3(signature = (divisor=None))]
+    fn set_unit_divisor(&self, divisor: Option<u32>) -> PyResult<()> {
+        Ok(self.handle.set_unit_divisor(divisor)?)
+    }
     fn rename(&self, name: &Obj<'_>) -> PyResult<()> {
         Ok(self.handle.rename(&text(name, "name")?)?)
     }

@@ -48,6 +48,46 @@ pub fn duration(secs: f64) -> String {
     }
 }
 
+/// tqdm's `unit_scale`: three significant figures and an SI prefix in steps of `divisor`
+/// (1000 or 1024): `12_345_678` → `"12.3M"`, `999` → `"999"`, `5` → `"5.00"`.
+pub fn sized(v: f64, divisor: u32) -> String {
+    let mut v = v;
+    for prefix in ["", "k", "M", "G", "T", "P", "E"] {
+        if v.abs() < 999.5 {
+            return if v.abs() < 9.995 {
+                format!("{v:.2}{prefix}")
+            } else if v.abs() < 99.95 {
+                format!("{v:.1}{prefix}")
+            } else {
+                format!("{v:.0}{prefix}")
+            };
+        }
+        v /= f64::from(divisor);
+    }
+    format!("{v:.1}Z")
+}
+
+/// A node's processed count and total: `"1,234/5,000"`, or with a divisor (tqdm's
+/// `unit_scale`) `"12.3M/45.0M"`; an unknown total names the unit: `"1,234 file"`, `"12.3MB"`
+/// (tqdm's own layout).
+pub fn amounts(processed: u64, total: Option<u64>, unit: &str, divisor: Option<u32>) -> String {
+    #[allow(clippy::cast_precision_loss)] // counts are below 2**53
+    match (divisor, total) {
+        (Some(d), Some(t)) => format!("{}/{}", sized(processed as f64, d), sized(t as f64, d)),
+        (Some(d), None) => format!("{}{unit}", sized(processed as f64, d)),
+        (None, Some(t)) => format!("{}/{}", count(processed), count(t)),
+        (None, None) => format!("{} {unit}", count(processed)),
+    }
+}
+
+/// A rate as [`rate`] shows it, or with a divisor (tqdm's `unit_scale`) `"12.3MB/s"`.
+pub fn scaled_rate(per_sec: Option<f64>, unit: &str, divisor: Option<u32>) -> String {
+    match (divisor, per_sec) {
+        (Some(d), Some(r)) if r >= 1.0 => format!("{}{unit}/s", sized(r, d)),
+        _ => rate(per_sec, unit),
+    }
+}
+
 /// Items per second, flipped to seconds per item when slower than one a second.
 pub fn rate(per_sec: Option<f64>, unit: &str) -> String {
     match per_sec {
@@ -154,6 +194,19 @@ pub fn percent(fraction: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sized_as_tqdm_shows_them() {
+        assert_eq!(sized(5.0, 1000), "5.00");
+        assert_eq!(sized(999.0, 1000), "999");
+        assert_eq!(sized(12_345_678.0, 1000), "12.3M");
+        assert_eq!(sized(1_048_576.0, 1024), "1.00M");
+        assert_eq!(amounts(12_345_678, Some(45_000_000), "B", Some(1000)), "12.3M/45.0M");
+        assert_eq!(amounts(12_345_678, None, "B", Some(1000)), "12.3MB");
+        assert_eq!(amounts(1234, None, "file", None), "1,234 file");
+        assert_eq!(scaled_rate(Some(12_300_000.0), "B", Some(1000)), "12.3MB/s");
+        assert_eq!(scaled_rate(Some(0.5), "B", Some(1000)), "2.0 s/B");
+    }
 
     #[test]
     fn counts_and_si() {

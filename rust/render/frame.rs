@@ -100,12 +100,10 @@ pub fn node_stats(n: &NodeSnapshot) -> String {
 
 /// Counts, and while running the rate and ETA; then failures and items in flight.
 fn node_figures(n: &NodeSnapshot) -> Vec<String> {
-    let mut parts = vec![match n.total {
-        Some(t) => format!("{}/{}", format::count(n.processed), format::count(t)),
-        None => format!("{} {}", format::count(n.processed), sanitize(&n.unit)),
-    }];
+    let unit = sanitize(&n.unit);
+    let mut parts = vec![format::amounts(n.processed, n.total, &unit, n.unit_divisor)];
     if n.state == "running" {
-        parts.push(format::rate(n.rate, &sanitize(&n.unit)));
+        parts.push(format::scaled_rate(n.rate, &unit, n.unit_divisor));
         if let Some(s) = n.stalled_for {
             parts.push(format!("stalled {}", format::duration(s)));
         } else if n.eta_from_history {

@@ -287,6 +287,7 @@ fn node_snapshot(n: &Node, r: &Rolled, now: f64, names: &[String]) -> NodeSnapsh
         explicit: r.own_explicit,
         kind: n.kind,
         unit: n.unit.clone(),
+        unit_divisor: n.unit_divisor(),
         state,
         total,
         done: c.done,
