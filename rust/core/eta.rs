@@ -47,8 +47,9 @@
 //! allows for a few percent of the run being lost to what the counts cannot show yet (the last
 //! items of a pool finishing one by one, a short stall). With a trend the low end is still the
 //! flat ETA's. Once the run has stalled, the high end grows by the stalled share of the elapsed
-//! time: what happened once may happen again. Measured on replayed traces, the truth falls
-//! inside 80-90% of the time (README, "The ETA").
+//! time: what happened once may happen again. On the benchmark's replayed traces the truth
+//! falls inside about 85% of the time, less where the run changes in a way its counts had not
+//! shown yet, such as a stall still to come (README, "The ETA").
 //!
 //! No ETA is given before the count has changed at two distinct events (one burst says
 //! nothing about the time between bursts), nor when the total is unknown.
