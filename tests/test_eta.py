@@ -152,3 +152,19 @@ def test_a_noisy_but_stationary_pace_is_averaged_not_chased(clock) -> None:
                     average = (len(times) - done) * t / done
                     checks.append(abs(math.log(eta / average)) < 0.1)
     assert sum(checks) >= 0.95 * len(checks), f"{sum(checks)} of {len(checks)} ETAs near the long-run average"
+
+
+def test_near_the_end_of_a_long_run_the_range_stays_about_what_is_left(clock) -> None:
+    # 2,000 items a second apart, noisy: at 99% done about 20 s are left; the allowance for
+    # what the counts cannot show (a few percent of the run's length, ~100 s here) must not
+    # make the high end several times the ETA.
+    rng = random.Random(7)
+    with milepost.Run("eta", display="none", history=False, clock=clock) as run:
+        ph = run.phase("p", total=2000)
+        for _ in range(1980):
+            clock.advance(rng.uniform(0.8, 1.2))
+            ph.advance(1)
+            run.poll()
+        p = run.snapshot().find("p")
+    assert 15 < p["eta"] < 25 and p["eta_low"] <= 20 <= p["eta_high"], p
+    assert p["eta_high"] <= 2.5 * p["eta"], p

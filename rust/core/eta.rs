@@ -40,12 +40,13 @@
 //!    `ETA = remaining x (tau_now + b x remaining / 2)`, the sum of a linearly growing item
 //!    time, capped at [`TREND_CAP`] times the flat ETA.
 //!
-//! The range is `flat x e^-s .. ETA x e^s + U_AHEAD x (elapsed + ETA)` with
+//! The range is `flat x e^-s .. ETA x e^s + min(U_AHEAD x (elapsed + ETA), ETA x e^s)` with
 //! `s = Z_RANGE x sqrt(D / n + D / n_ahead)`: the noise of the chosen window's rate and of the
 //! `n_ahead` events still to come (remaining items / items per event), so a range is narrow on
 //! a steady run and wide where the pace is noisy or few events are left. The high end also
 //! allows for a few percent of the run being lost to what the counts cannot show yet (the last
-//! items of a pool finishing one by one, a short stall). With a trend the low end is still the
+//! items of a pool finishing one by one, a short stall), at most doubling it, so that near the
+//! end of a long run the range stays about what is left. With a trend the low end is still the
 //! flat ETA's. Once the run has stalled, the high end grows by the stalled share of the elapsed
 //! time: what happened once may happen again. On the benchmark's replayed traces the truth
 //! falls inside about 85% of the time, less where the run changes in a way its counts had not
@@ -242,7 +243,9 @@ impl RateWindow {
         });
         let low = flat / spread;
         let elapsed = now - first.t;
-        let mut high = eta * spread + U_AHEAD * (elapsed + eta);
+        // The allowance at most doubles the high end: near the end of a long run a few percent
+        // of its length would dwarf the little that is left (`ETA 18s (17s–1m49s)`).
+        let mut high = eta * spread + (U_AHEAD * (elapsed + eta)).min(eta * spread);
         if self.stalled > 0.0 && elapsed > self.stalled {
             high *= 1.0 + self.stalled / (elapsed - self.stalled);
         }
