@@ -147,3 +147,38 @@ def test_unit_scale_values_milepost_cannot_honour_are_refused_by_name() -> None:
         tqdm(range(3), unit_scale=8)  # tqdm would multiply the counts by 8
     with pytest.raises(milepost.InvalidValueError, match="unit_divisor must be 1000 or 1024, got 1000.5"):
         milepost.track(range(3), unit_scale=True, unit_divisor=1000.5)
+
+
+def test_nested_bars_show_an_inner_bar_per_outer_item(capsys) -> None:
+    # tqdm's nested-loop snippet: the inner bar starts again from 0 for every outer item.
+    import milepost
+
+    seen = []
+    with milepost.Run("train", display="none", history=False) as run:
+        for epoch in trange(3, desc="epochs"):
+            inner = tqdm(range(100), desc="batches", leave=False)
+            for _ in inner:
+                pass
+            node = run.snapshot().find("batches")
+            seen.append((inner.n, inner.total, node["done"], (node["current_pass"] or {}).get("number")))
+            if epoch == 2:
+                frame = "\n".join(run.snapshot().frame(120, 20))
+    # What tqdm shows (n and total of the pass), and the phase's exact counts over every pass.
+    assert seen == [(100, 100, 100, None), (100, 100, 200, 2), (100, 100, 300, 3)]
+    assert re.search(r"batches .*100% 100/100 · completed in \S+ · pass 3", frame), frame
+    assert "300/300" not in frame.split("batches")[1]  # not one ever-growing bar
+
+
+def test_reset_starts_a_new_pass_from_zero(capsys) -> None:
+    bar = tqdm(total=10, desc="rounds")
+    bar.update(10)
+    bar.reset()  # the same total again, from 0
+    bar.update(3)
+    assert (bar.n, bar.total) == (3, 10)
+    bar.reset(total=5)
+    assert (bar.n, bar.total) == (0, 5)
+    bar.total = 7
+    assert bar.total == 7 and bar._task.total == 27 and bar._task.done == 13  # the phase's counts stay
+    bar.update(7)
+    bar.close()
+    assert "rounds · completed 0.0s · 7/7 · pass 3" in capsys.readouterr().err

@@ -206,6 +206,10 @@ class Node:
         """Sets the total (``None``: unknown)."""
     def add_total(self, n: int) -> None:
         """Adds ``n`` to the total."""
+    def new_pass(self) -> None:
+        """A new pass begins (tqdm's ``reset``): displays show its counts and total."""
+    def pass_figures(self) -> tuple[int, int, Optional[int]]:
+        """``(number, processed, total)`` of the current pass (number 1 until a new one)."""
     def set_unit_divisor(self, divisor: Optional[int] = None) -> None:
         """Shows counts with SI prefixes in steps of ``divisor`` (1000 or 1024; None: plain)."""
     def metric(self, name: _Text, value: float) -> None:

@@ -36,6 +36,14 @@ class ProjectedCostData(TypedDict):
     high: Optional[float]
 
 
+class PassData(TypedDict):
+    """The current pass of a loop entered again (see `NodeData.current_pass`)."""
+
+    number: int
+    processed: int
+    total: Optional[int]
+
+
 class NodeData(TypedDict):
     """The run, a phase or a step, counts rolled up (README: "Snapshot schema")."""
 
@@ -70,6 +78,8 @@ class NodeData(TypedDict):
     projected_cost: Optional[ProjectedCostData]
     tail: Optional[str]
     tail_item: Optional[str]
+    #: A loop entered again (an inner loop): the pass its displays show; None on the first.
+    current_pass: Optional[PassData]
     children: List[NodeData]
 
 

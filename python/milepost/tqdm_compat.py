@@ -89,20 +89,24 @@ class tqdm:  # noqa: N801 - tqdm's name, so that `from milepost import tqdm` is 
         self._finish(end_state(type(exc), exc) if exc is not None else "completed")
 
     # -- counting --------------------------------------------------------------------------
+    # An inner bar entered again, or one `reset()`, is on a new pass of its phase: `n` and
+    # `total` are the pass's, as tqdm's are (the phase's counts go on across passes).
     @property
     def n(self) -> int:
-        return self._task.done if self._task is not None else self._n
+        return self._task.node.pass_figures()[1] if self._task is not None else self._n
 
     @property
     def total(self) -> Optional[int]:
-        return self._task.total if self._task is not None else self._total
+        return self._task.node.pass_figures()[2] if self._task is not None else self._total
 
     @total.setter
     def total(self, value: Optional[int]) -> None:
-        if self._task is not None:
-            self._task.set_total(value)
-        else:
+        if self._task is None:
             self._total = value
+            return
+        whole, this_pass = self._task.total, self.total
+        before = whole - this_pass if whole is not None and this_pass is not None else 0
+        self._task.set_total(None if value is None else before + int(value))
 
     def update(self, n: float = 1) -> Optional[bool]:
         """Counts `n` more done (tqdm allows floats: whole items are counted)."""
@@ -113,10 +117,16 @@ class tqdm:  # noqa: N801 - tqdm's name, so that `from milepost import tqdm` is 
         return None
 
     def reset(self, total: Optional[int] = None) -> None:
-        """Starts a new pass of `total` items: counts stay (milepost never loses one), the
-        total grows by the new pass."""
-        if total is not None:
-            self.total = self.n + total
+        """Starts a new pass of `total` items (the last pass's total when None), as tqdm's
+        bar starts again from 0: the phase's counts stay (milepost never loses one) and its
+        total grows by the new pass; displays show the pass."""
+        if self._task is None:
+            self._n, self._total = 0, total if total is not None else self._total
+            return
+        size = total if total is not None else self.total
+        self._task.node.new_pass()
+        if size is not None:
+            self._task.add_total(int(size))
 
     def refresh(self, *args: Any, **kwargs: Any) -> None:
         pass  # drawn by its own thread

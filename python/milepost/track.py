@@ -137,8 +137,10 @@ def track(  # noqa: PLR0913 - tqdm's signature
     """Iterates `iterable` and shows its progress, as `tqdm(iterable)` does.
 
     Inside a `with Run(...)` block (or another tracked loop) the loop becomes a phase of that
-    run; a loop entered again under the same description goes on in the same phase (its total
-    grows), so loops inside loops stay one line each. Alone, it gets a run of its own, which
+    run; a loop entered again under the same description goes on in the same phase, in a new
+    pass that its displays show (`40/100 · pass 3`, as tqdm shows an inner bar per outer item;
+    the phase's counts and total go on over every pass), so loops inside loops stay one line
+    each. Alone, it gets a run of its own, which
     ends when the loop does. An item counts as done when the loop asks for the next one (as in
     tqdm), so an item whose body raised is not counted. Without an iterable it returns a
     manual `Bar` (`update`, `set_description`, `write`, `close`). An async iterable (one with

@@ -249,8 +249,21 @@ impl Handle {
         }
     }
 
-    /// Renames the node (tqdm's `set_description`). Names are fixed once a node is shared, so
-    /// in a worker the name is checked and kept as it was.
+    /// Starts a new pass (tqdm's `reset`; see [`Node::new_pass`]).
+    pub fn new_pass(&self) {
+        if let Place::Node(_, node) = self.place() {
+            node.new_pass();
+        }
+    }
+
+    /// The current pass (see [`Node::new_pass`]): its number, items processed and total.
+    pub fn pass_figures(&self) -> (u32, u64, Option<u64>) {
+        match self.place() {
+            Place::Node(_, node) => node.pass_figures(),
+            Place::Slot(..) => (1, 0, None),
+        }
+    }
+
     /// Counts shown with SI prefixes in steps of 1000 or 1024 (None: plain); the run's own
     /// nodes only (a worker's handle leaves the display to the run).
     pub fn set_unit_divisor(&self, divisor: Option<u32>) -> Result<(), Error> {
@@ -263,6 +276,8 @@ impl Handle {
         Ok(())
     }
 
+    /// Renames the node (tqdm's `set_description`). Names are fixed once a node is shared, so
+    /// in a worker the name is checked and kept as it was.
     pub fn rename(&self, name: &str) -> Result<(), Error> {
         if name.is_empty() {
             return Err(Error::EmptyName { what: "name" });

@@ -123,6 +123,12 @@ pub struct Node {
     /// Counts shown with SI prefixes in steps of this (1000 or 1024; 0: plain counts), as
     /// tqdm's `unit_scale` and `unit_divisor` show bytes (`12.3MB/s`).
     unit_divisor: AtomicU32,
+    /// A loop entered again starts a new pass (an inner loop of a nested pair, tqdm's
+    /// `reset`): its number, and the own processed count and total when it began. Counts and
+    /// totals keep growing across passes (the history stays exact); displays show the pass.
+    passes: AtomicU32,
+    pass_start: AtomicU64,
+    pass_start_total: AtomicU64,
     total: AtomicU64,
     /// The node's key in the history: its parent's path, then its name with `%`, `/` and `#`
     /// escaped, and `#2`, `#3`... for a later sibling of the same name. Fixed at creation
@@ -176,6 +182,9 @@ impl Node {
             name: RwLock::new(name),
             unit,
             unit_divisor: AtomicU32::new(0),
+            passes: AtomicU32::new(1),
+            pass_start: AtomicU64::new(0),
+            pass_start_total: AtomicU64::new(encode_total(Some(0))),
             total: AtomicU64::new(encode_total(total)),
             done: Counter::default(),
             failed: Counter::default(),
@@ -339,7 +348,25 @@ impl Node {
     }
 
     /// Runs an ended node again (a loop that is entered once more), keeping its counts.
+    /// A new pass begins now: what was processed and the total so far belong to earlier ones.
+    pub fn new_pass(&self) {
+        self.pass_start.store(self.processed(), Ordering::Relaxed);
+        self.pass_start_total.store(self.total.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.passes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The current pass: its number (1 until a loop is entered again), items processed in it,
+    /// and its total (what the total grew by since it began; unknown if either is).
+    pub fn pass_figures(&self) -> (u32, u64, Option<u64>) {
+        let processed = self.processed().saturating_sub(self.pass_start.load(Ordering::Relaxed));
+        let start_total = decode_total(self.pass_start_total.load(Ordering::Relaxed));
+        let total = self.own_total().zip(start_total).map(|(t, s)| t.saturating_sub(s));
+        (self.passes.load(Ordering::Relaxed), processed, total)
+    }
+
+    /// Enters an ended loop again: a new pass of it.
     pub fn reopen(&self) {
+        self.new_pass();
         let ended = [NodeState::Completed, NodeState::Failed, NodeState::Cancelled];
         if ended.contains(&self.state()) {
             self.ended_at.set(f64::NAN);

@@ -131,7 +131,24 @@ pub struct NodeSnapshot {
     /// The item whose output `tail` is.
     #[serde(default)]
     pub tail_item: Option<String>,
+    #[schemars(description = "The pass a loop entered again is on (the inner loop of a nested pair, tqdm's \
+        reset): counts and total are the node's over every pass; this is what its displays show. \
+        Null until a second pass begins.")]
+    #[serde(default)]
+    pub current_pass: Option<PassSnapshot>,
     pub children: Vec<NodeSnapshot>,
+}
+
+/// The current pass of a loop entered again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "pass")]
+pub struct PassSnapshot {
+    /// 2 for the second pass, and so on.
+    pub number: u32,
+    /// Items processed (done, failed or skipped) in this pass.
+    pub processed: u64,
+    /// Items in this pass, when known.
+    pub total: Option<u64>,
 }
 
 /// The projected cost at completion and its range (about 90%), as the README explains.

@@ -132,6 +132,13 @@ impl PyNode {
     fn reopen(&self) {
         self.handle.reopen();
     }
+    fn new_pass(&self) {
+        self.handle.new_pass();
+    }
+    /// `(number, processed, total)` of the current pass (see `Node::new_pass`).
+    fn pass_figures(&self) -> (u32, u64, Option<u64>) {
+        self.handle.pass_figures()
+    }
     #[pyo3(signature = (divisor=None))]
     fn set_unit_divisor(&self, divisor: Option<u32>) -> PyResult<()> {
         Ok(self.handle.set_unit_divisor(divisor)?)

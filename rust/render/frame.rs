@@ -101,6 +101,23 @@ pub fn node_stats(n: &NodeSnapshot) -> String {
 /// Counts, and while running the rate and ETA; then failures and items in flight.
 fn node_figures(n: &NodeSnapshot) -> Vec<String> {
     let unit = sanitize(&n.unit);
+    if let Some(p) = &n.current_pass {
+        // A loop entered again (an inner loop): its pass, as tqdm shows an inner bar per
+        // outer item; the node's counts over every pass are in the snapshot and the history.
+        let mut parts =
+            vec![format::amounts(p.processed, p.total, &unit, n.unit_divisor), format!("pass {}", p.number)];
+        if n.state == "running" {
+            parts.push(format::scaled_rate(n.rate, &unit, n.unit_divisor));
+            #[allow(clippy::cast_precision_loss)] // counts are below 2**53
+            let left =
+                p.total.zip(n.rate).filter(|(_, r)| *r > 0.0).map(|(t, r)| t.saturating_sub(p.processed) as f64 / r);
+            parts.push(format::eta(left, None, None));
+        }
+        if n.failed > 0 {
+            parts.push(format!("{} failed", format::count(n.failed)));
+        }
+        return parts;
+    }
     let mut parts = vec![format::amounts(n.processed, n.total, &unit, n.unit_divisor)];
     if n.state == "running" {
         parts.push(format::scaled_rate(n.rate, &unit, n.unit_divisor));
@@ -176,9 +193,12 @@ fn fold_finished(nodes: Vec<(usize, &NodeSnapshot)>, room: usize) -> (Vec<(usize
 /// `[████▍    ]  45%`, or an empty frame when the total is unknown. A node that completed
 /// processed everything it had, known total or not: its bar is full.
 fn bar_cell(n: &NodeSnapshot, width: usize) -> String {
-    let fraction = match n.fraction {
-        None if n.state == "completed" => Some(1.0),
-        f => f,
+    #[allow(clippy::cast_precision_loss)] // counts are below 2**53
+    let fraction = match (n.current_pass, n.fraction) {
+        // A loop entered again fills its bar once a pass (an inner bar per outer item).
+        (Some(p), _) => p.total.map(|t| if t == 0 { 1.0 } else { (p.processed as f64 / t as f64).min(1.0) }),
+        (None, None) if n.state == "completed" => Some(1.0),
+        (None, f) => f,
     };
     match fraction {
         Some(f) => {

@@ -937,10 +937,13 @@
   // ------------------------------------------------------------------ live snapshot
   function flattenNodes(node, depth, out, unit) {
     (node.children || []).forEach(function (ch) {
+      // A loop entered again (an inner loop) shows its current pass, as tqdm shows an inner bar.
+      var ps = ch.current_pass;
       out.push({
-        id: ch.id, name: ch.name, kind: ch.kind, depth: depth, state: ch.state,
-        fraction: ch.fraction, processed: ch.processed != null ? ch.processed : (ch.done || 0) + (ch.failed || 0) + (ch.skipped || 0),
-        total: ch.total, failed: ch.failed, rate: ch.rate, unit: ch.unit || unit,
+        id: ch.id, name: ps ? ch.name + " (pass " + ps.number + ")" : ch.name, kind: ch.kind, depth: depth, state: ch.state,
+        fraction: ps ? (ps.total ? Math.min(1, ps.processed / ps.total) : (ps.total === 0 ? 1 : null)) : ch.fraction,
+        processed: ps ? ps.processed : ch.processed != null ? ch.processed : (ch.done || 0) + (ch.failed || 0) + (ch.skipped || 0),
+        total: ps ? ps.total : ch.total, failed: ch.failed, rate: ch.rate, unit: ch.unit || unit,
         divisor: ch.unit_divisor || null, eta: etaText(ch)
       });
       flattenNodes(ch, depth + 1, out, ch.unit || unit);
