@@ -28,6 +28,7 @@ __all__ = [
     "format_duration",
     "format_rate",
     "format_amounts",
+    "set_colors",
     "format_eta",
     "format_count",
     "format_metric",
@@ -345,6 +346,9 @@ def format_amounts(processed: int, total: Optional[int], unit: str = "it", divis
 
 def format_eta(eta: Optional[float], low: Optional[float] = None, high: Optional[float] = None) -> str:
     """``"ETA 38s (30s–52s)"``, ``"ETA 38s"`` without a range, ``"ETA ?"`` when unknown."""
+
+def set_colors(enabled: bool) -> None:
+    """Colour on or off for the native display, whatever the terminal says."""
 
 def format_count(n: int) -> str:
     """``1234567`` as ``"1,234,567"``."""

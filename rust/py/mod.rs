@@ -47,6 +47,14 @@ pub fn format_eta(eta: Option<f64>, low: Option<f64>, high: Option<f64>) -> Stri
     format::eta(eta, low, high)
 }
 
+/// Colour on or off for the native display (the `color` setting: "always" or "never"); the
+/// default ("auto") leaves it to the terminal and `NO_COLOR`, as the console crate decides.
+#[pyfunction]
+pub fn set_colors(enabled: bool) {
+    console::set_colors_enabled(enabled);
+    console::set_colors_enabled_stderr(enabled);
+}
+
 #[pyfunction]
 pub fn format_count(n: u64) -> String {
     format::count(n)
