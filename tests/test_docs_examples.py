@@ -120,10 +120,18 @@ def test_relative_links_lead_to_files(page: Path) -> None:
     assert not broken, f"{page.relative_to(ROOT)} links to files that do not exist: {broken}"
 
 
-def test_the_site_home_is_the_readme() -> None:
-    """docs/index.md is README.md with its links made relative to docs/ (edit both alike)."""
+def site_home() -> str:
+    """The site's home page: README.md with its links made relative to docs/."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    expected = readme.replace("](docs/", "](").replace(
+    return readme.replace("](docs/", "](").replace(
         "(https://raw.githubusercontent.com/milepost-dev/milepost/main/docs/", "("
     )
-    assert (ROOT / "docs" / "index.md").read_text(encoding="utf-8") == expected
+
+
+def test_the_site_home_is_the_readme() -> None:
+    home = (ROOT / "docs" / "index.md").read_text(encoding="utf-8")
+    assert home == site_home(), "docs/index.md is the README's copy: `python tests/test_docs_examples.py` writes it"
+
+
+if __name__ == "__main__":
+    (ROOT / "docs" / "index.md").write_text(site_home(), encoding="utf-8")
