@@ -182,3 +182,36 @@ def test_reset_starts_a_new_pass_from_zero(capsys) -> None:
     bar.update(7)
     bar.close()
     assert "rounds · completed 0.0s · 7/7 · pass 3" in capsys.readouterr().err
+
+
+def test_an_inner_bar_with_a_postfix_stays_one_line_showing_the_latest_values() -> None:
+    import milepost
+
+    with milepost.Run("train", display="none", history=False) as run:
+        for _ in trange(3, desc="epochs"):
+            inner = tqdm(range(10), desc="train", leave=False)
+            for b in inner:
+                inner.set_postfix(loss=1 / (b + 1), lr=0.001)
+        snap = run.snapshot()
+    steps = [n for _, n in snap.nodes() if n["path"].split("/")[-1] == "train"]
+    assert len(steps) == 1 and steps[0]["current_pass"]["number"] == 3  # one line, pass 3
+    assert steps[0]["metrics"] == pytest.approx({"loss": 0.1, "lr": 0.001})  # the latest, not the sum
+    assert "lr 0.001" in snap.run_line() and "loss 0.1" in snap.run_line()
+
+
+def test_fractional_updates_add_up_and_a_negative_one_is_refused(capsys) -> None:
+    import milepost
+
+    bar = tqdm(total=1.0, desc="fraction")
+    for _ in range(10):
+        bar.update(0.1)
+    assert bar.n == 1
+    half = tqdm(total=5, desc="halves")
+    for _ in range(10):
+        half.update(0.5)
+    assert half.n == 5
+    with pytest.raises(milepost.InvalidValueError, match=r"update\(n\) must be >= 0 .* got -1"):
+        half.update(-1)
+    assert half.n == 5  # nothing already counted is lost
+    bar.close()
+    half.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import weakref
 from typing import Any, Awaitable, Dict, Iterable, Iterator, List, Optional, TextIO
 
 from .errors import InvalidValueError
@@ -22,6 +23,10 @@ from .task import Task, length_of
 from .track import TQDM_IGNORED, TQDM_UNITS, loop_task, unit_divisor
 
 __all__ = ["tqdm", "trange"]
+
+
+#: The postfix numbers each phase shows, as last set (see `tqdm._gauge`).
+_GAUGES: "weakref.WeakKeyDictionary[Task, Dict[str, float]]" = weakref.WeakKeyDictionary()
 
 
 class tqdm:  # noqa: N801 - tqdm's name, so that `from milepost import tqdm` is the whole change
@@ -53,8 +58,8 @@ class tqdm:  # noqa: N801 - tqdm's name, so that `from milepost import tqdm` is 
         self.desc = desc or ""
         self.disable = bool(disable)
         self._postfix: Dict[str, Any] = {}
-        self._metrics: Dict[str, float] = {}
         self._closed = False
+        self._carry = 0.0  # what fractional updates added up to below a whole item
         if self.disable:
             self._task: Optional[Task] = None
             self._own: Any = None
@@ -64,6 +69,8 @@ class tqdm:  # noqa: N801 - tqdm's name, so that `from milepost import tqdm` is 
         self._task, self._own = loop_task(
             desc or "tqdm", total, unit, initial, None, "auto", bool(leave), file, divisor
         )
+        if self._task.name != self._task.path[-1]:
+            self._task.rename(self._task.path[-1])  # an inner bar again: last pass's postfix gone
         if postfix:
             if isinstance(postfix, str):
                 self.set_postfix_str(postfix)
@@ -109,11 +116,19 @@ class tqdm:  # noqa: N801 - tqdm's name, so that `from milepost import tqdm` is 
         self._task.set_total(None if value is None else before + int(value))
 
     def update(self, n: float = 1) -> Optional[bool]:
-        """Counts `n` more done (tqdm allows floats: whole items are counted)."""
+        """Counts `n` more done. tqdm allows floats: milepost counts whole items and carries the
+        fractions over (ten updates of 0.1 count one)."""
+        if isinstance(n, (int, float)) and not isinstance(n, bool) and n < 0:
+            raise InvalidValueError(f"update(n) must be >= 0 (milepost never takes a count back), got {n!r}")
+        if isinstance(n, float) and math.isfinite(n):
+            self._carry += n
+            whole = math.floor(self._carry + 1e-9)  # 0.1 ten times is 0.9999999999999999
+            self._carry = max(0.0, self._carry - whole)
+            n = whole
         if self._task is None:
             self._n += int(n)
         elif n:
-            self._task.advance(int(n))
+            self._task.advance(n)
         return None
 
     def reset(self, total: Optional[int] = None) -> None:
@@ -165,8 +180,11 @@ class tqdm:  # noqa: N801 - tqdm's name, so that `from milepost import tqdm` is 
     def _gauge(self, key: str, value: float) -> None:
         if self._task is None:
             return
-        self._task.metric(key, value - self._metrics.get(key, 0.0))
-        self._metrics[key] = value
+        # Per phase, not per bar: an inner bar made again for every outer item goes on in the
+        # same phase, whose metric must stay the latest value, not the sum of the passes'.
+        shown = _GAUGES.setdefault(self._task, {})
+        self._task.metric(key, value - shown.get(key, 0.0))
+        shown[key] = value
 
     def _rename(self) -> None:
         if self._task is None:

@@ -170,6 +170,16 @@ def track(  # noqa: PLR0913 - tqdm's signature
         if source is not None:
             return source
         return iter(iterable) if iterable is not None else DisabledBar(total, initial)  # type: ignore[arg-type]
+    if (
+        iterable is not None
+        and source is None
+        and not hasattr(iterable, "__iter__")
+        and not hasattr(iterable, "__getitem__")
+    ):
+        # Said before a run or a line is made for it (`track(5)` is a typo for `range(5)`).
+        raise TypeError(
+            f"track() needs an iterable (or None for a manual bar), got {type(iterable).__name__} {iterable!r:.60}"
+        )
     label = description or desc or "track"
     if total is None and iterable is not None:
         total = length_of(iterable)  # type: ignore[arg-type]

@@ -26,9 +26,25 @@ pub fn si(v: f64) -> String {
     } else if a >= 1e3 {
         (v / 1e3, "k")
     } else {
-        return if v.fract() == 0.0 { format!("{v:.0}") } else { format!("{v:.2}") };
+        return if v.fract() == 0.0 {
+            format!("{v:.0}")
+        } else if a < 0.1 {
+            small(v)
+        } else {
+            format!("{v:.2}")
+        };
     };
     format!("{scaled:.1}{suffix}")
+}
+
+/// Below 0.1, three significant figures, trailing zeros dropped: a learning rate of 0.001
+/// reads `"0.001"`, not `"0.00"`.
+fn small(v: f64) -> String {
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // 2..=12 decimals
+    let decimals = (2.0 - v.abs().log10().floor()).clamp(2.0, 12.0) as usize;
+    let text = format!("{v:.decimals$}");
+    let text = text.trim_end_matches('0');
+    text.strip_suffix('.').unwrap_or(text).to_owned()
 }
 
 /// Seconds as `"45s"`, `"3m05s"`, `"2h07m"`, `"3d04h"`; below ten seconds with one decimal.
@@ -194,6 +210,15 @@ pub fn percent(fraction: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn small_values_keep_three_figures() {
+        assert_eq!(si(0.001), "0.001");
+        assert_eq!(si(0.000_123_4), "0.000123");
+        assert_eq!(si(0.0156), "0.0156");
+        assert_eq!(si(-0.05), "-0.05");
+        assert_eq!(si(0.25), "0.25");
+    }
 
     #[test]
     fn sized_as_tqdm_shows_them() {
