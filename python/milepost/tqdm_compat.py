@@ -128,7 +128,7 @@ class tqdm:  # noqa: N801 - tqdm's name, so that `from milepost import tqdm` is 
         if self._task is None:
             self._n += int(n)
         elif n:
-            self._task.advance(n)
+            self._task.advance(n)  # type: ignore[arg-type] # an int here, or a bad value it names
         return None
 
     def reset(self, total: Optional[int] = None) -> None:
