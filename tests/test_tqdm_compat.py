@@ -215,3 +215,10 @@ def test_fractional_updates_add_up_and_a_negative_one_is_refused(capsys) -> None
     assert half.n == 5  # nothing already counted is lost
     bar.close()
     half.close()
+
+
+def test_a_renamed_bar_shows_its_new_name_once(capsys) -> None:
+    bar = tqdm(range(3), desc="first")
+    for i in bar:
+        bar.set_description(f"step {i}")
+    assert re.search(r"\] step 2 · completed", capsys.readouterr().err)

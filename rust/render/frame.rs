@@ -156,8 +156,9 @@ fn head_line(s: &Snapshot, glyph: &str, bar_width: usize, width: usize) -> Strin
 
 /// "name" for a bare loop (run and phase share it), else "run › phase".
 fn loop_name(s: &Snapshot, only: &NodeSnapshot) -> String {
-    if only.name == s.name {
-        sanitize(&s.name)
+    if only.name == s.name || only.path == s.name {
+        // A loop's own run, named as the loop was made (tqdm's set_description renames it).
+        sanitize(&only.name)
     } else {
         format!("{} › {}", sanitize(&s.name), sanitize(&only.name))
     }
