@@ -207,6 +207,8 @@ class Node:
         """Sets the total (``None``: unknown)."""
     def add_total(self, n: int) -> None:
         """Adds ``n`` to the total."""
+    def set_leave(self, leave: bool) -> None:
+        """False: live displays stop drawing the node once it ended (tqdm's ``leave``)."""
     def new_pass(self) -> None:
         """A new pass begins (tqdm's ``reset``): displays show its counts and total."""
     def pass_figures(self) -> tuple[int, int, Optional[int]]:

@@ -54,6 +54,8 @@ class NodeData(TypedDict):
     unit: str
     #: Counts shown with SI prefixes in steps of this (tqdm's `unit_scale`), or None.
     unit_divisor: Optional[int]
+    #: False for a loop made with tqdm's leave=False in a run: not drawn once it ended.
+    leave: bool
     state: NodeState
     total: Optional[int]
     done: int

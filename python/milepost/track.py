@@ -244,6 +244,8 @@ def loop_task(
         task.advance(initial)
         if divisor is not None:
             task.node.set_unit_divisor(divisor)
+        if not leave and own is None:
+            task.node.set_leave(False)  # tqdm's leave=False: not drawn once it ended
         if own is not None:
             own.start()  # the first line already shows the loop with its total and unit
     except BaseException:

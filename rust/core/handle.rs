@@ -249,6 +249,13 @@ impl Handle {
         }
     }
 
+    /// Whether live displays keep drawing the node once it ended (tqdm's `leave`).
+    pub fn set_leave(&self, leave: bool) {
+        if let Place::Node(_, node) = self.place() {
+            node.set_leave(leave);
+        }
+    }
+
     /// Starts a new pass (tqdm's `reset`; see [`Node::new_pass`]).
     pub fn new_pass(&self) {
         if let Place::Node(_, node) = self.place() {

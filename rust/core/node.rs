@@ -1,7 +1,7 @@
 //! One level of the tree (the run itself, a phase or a step) and its own counters.
 //! Roll-up to ancestors happens when a snapshot is built, so an update touches one node only.
 
-use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 
@@ -123,6 +123,9 @@ pub struct Node {
     /// Counts shown with SI prefixes in steps of this (1000 or 1024; 0: plain counts), as
     /// tqdm's `unit_scale` and `unit_divisor` show bytes (`12.3MB/s`).
     unit_divisor: AtomicU32,
+    /// False for a loop made with tqdm's `leave=False` inside a run: once it ends, live
+    /// displays stop drawing it (its counts stay in the snapshot and the history).
+    leave: AtomicBool,
     /// A loop entered again starts a new pass (an inner loop of a nested pair, tqdm's
     /// `reset`): its number, and the own processed count and total when it began. Counts and
     /// totals keep growing across passes (the history stays exact); displays show the pass.
@@ -182,6 +185,7 @@ impl Node {
             name: RwLock::new(name),
             unit,
             unit_divisor: AtomicU32::new(0),
+            leave: AtomicBool::new(true),
             passes: AtomicU32::new(1),
             pass_start: AtomicU64::new(0),
             pass_start_total: AtomicU64::new(encode_total(Some(0))),
@@ -214,6 +218,14 @@ impl Node {
     /// Renames the node (tqdm's `set_description`); `name` is already clipped by the caller.
     pub fn rename(&self, name: String) {
         *self.name.write() = name;
+    }
+
+    pub fn set_leave(&self, leave: bool) {
+        self.leave.store(leave, Ordering::Relaxed);
+    }
+
+    pub fn leave(&self) -> bool {
+        self.leave.load(Ordering::Relaxed)
     }
 
     /// Shows counts with SI prefixes in steps of `divisor` (None: plain counts).

@@ -30,6 +30,7 @@ const ADDED_SINCE_PUBLISHED: &[(Option<&str>, &str)] = &[
     (Some("lane"), "rss_bytes"),
     (Some("node"), "unit_divisor"),
     (Some("node"), "current_pass"),
+    (Some("node"), "leave"),
 ];
 
 /// The snapshot schema as pretty JSON text (draft 2020-12), as committed.

@@ -74,6 +74,10 @@ pub struct NodeSnapshot {
         and unit_divisor): 1000 or 1024; null for plain counts.")]
     #[serde(default)]
     pub unit_divisor: Option<u32>,
+    #[schemars(description = "False for a loop made with leave=False (tqdm's) inside a run: live displays \
+        stop drawing it once it ended.")]
+    #[serde(default = "drawn_when_ended")]
+    pub leave: bool,
     #[schemars(description = "Pending until it starts, running, then how it ended.")]
     pub state: NodeState,
     /// Known total, rolled up from children when not set on the node itself.
@@ -137,6 +141,10 @@ pub struct NodeSnapshot {
     #[serde(default)]
     pub current_pass: Option<PassSnapshot>,
     pub children: Vec<NodeSnapshot>,
+}
+
+fn drawn_when_ended() -> bool {
+    true
 }
 
 /// The current pass of a loop entered again.

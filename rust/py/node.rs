@@ -132,6 +132,9 @@ impl PyNode {
     fn reopen(&self) {
         self.handle.reopen();
     }
+    fn set_leave(&self, leave: bool) {
+        self.handle.set_leave(leave);
+    }
     fn new_pass(&self) {
         self.handle.new_pass();
     }

@@ -286,7 +286,13 @@ pub fn frame(s: &Snapshot, o: &FrameOptions) -> Vec<String> {
     // under the head line, a phase's or step's under its own.
     lines.extend(node_tail_line(&s.root, 1, width));
     lines.extend(single_phase(s).and_then(|only| node_tail_line(only, 1, width)));
-    let all: Vec<_> = if single_phase(s).is_some() { Vec::new() } else { s.walk().into_iter().skip(1).collect() };
+    // A loop made with leave=False (an inner tqdm bar) is not drawn once it ended, as tqdm
+    // clears it.
+    let all: Vec<_> = if single_phase(s).is_some() {
+        Vec::new()
+    } else {
+        s.walk().into_iter().skip(1).filter(|(_, n)| n.leave || matches!(&*n.state, "running" | "pending")).collect()
+    };
     let active_lanes = s.lanes.iter().filter(|l| l.state != "finished").count();
     // Rows for phases: what is left after the head, two lane rows and the failure row.
     let room = o.height.saturating_sub(1).saturating_sub(2 + active_lanes.min(2) + 1).max(1);

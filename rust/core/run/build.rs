@@ -288,6 +288,7 @@ fn node_snapshot(n: &Node, r: &Rolled, now: f64, names: &[String]) -> NodeSnapsh
         kind: n.kind,
         unit: n.unit.clone(),
         unit_divisor: n.unit_divisor(),
+        leave: n.leave(),
         state,
         total,
         done: c.done,
