@@ -34,12 +34,19 @@ pytestmark = pytest.mark.benchmark(group="dask")
 def client(request: Any) -> Iterator[Any]:
     before = os.environ.get("MILEPOST_TRANSPORT")
     os.environ["MILEPOST_TRANSPORT"] = "dask"  # inherited by the worker processes
+    # Loopback only, the scheduler's HTTP server on any free port (see tests/test_dask.py).
     cluster = distributed.LocalCluster(
-        n_workers=request.param, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
+        n_workers=request.param,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+        scheduler_kwargs={"dashboard": False},
     )
     try:
         c = distributed.Client(cluster)
         try:
+            c.wait_for_workers(request.param, timeout=60)
             yield c
         finally:
             c.close()

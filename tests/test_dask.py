@@ -25,12 +25,20 @@ def client() -> Iterator[Any]:
     """Two worker processes that cannot use the run's shared memory (the transport forced)."""
     before = os.environ.get("MILEPOST_TRANSPORT")
     os.environ["MILEPOST_TRANSPORT"] = "dask"  # inherited by the worker processes
+    # Loopback only, the scheduler's HTTP server on any free port (with no dashboard it still
+    # takes Dask's 8787 otherwise, which another cluster on the machine may hold).
     cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+        scheduler_kwargs={"dashboard": False},
     )
     try:
         c = distributed.Client(cluster)
         try:
+            c.wait_for_workers(2, timeout=60)  # a worker that never joins fails here, not in a gather
             yield c
         finally:
             c.close()
