@@ -1,4 +1,5 @@
-"""Group "dask": what counting from Dask workers costs, with the transport forced to Dask's
+"""Group "dask" (not `test_dask.py`: Dask's workers import this module by its name to run its
+functions, and tests/test_dask.py is another module of that name): what counting from Dask workers costs, with the transport forced to Dask's
 channels (`MILEPOST_TRANSPORT=dask`) on a real LocalCluster of worker processes (loopback).
 
 - `advance()` inside a Dask task against a bare loop and a C method call in the same task;
