@@ -1,6 +1,7 @@
-"""Group "dask" (not `test_dask.py`: Dask's workers import this module by its name to run its
-functions, and tests/test_dask.py is another module of that name): what counting from Dask workers costs, with the transport forced to Dask's
+"""Group "dask": what counting from Dask workers costs, with the transport forced to Dask's
 channels (`MILEPOST_TRANSPORT=dask`) on a real LocalCluster of worker processes (loopback).
+Not named `test_dask.py`: Dask's workers import a task's module by its name, and the tests'
+`test_dask` would then be this one.
 
 - `advance()` inside a Dask task against a bare loop and a C method call in the same task;
 - messages a second each worker sends while a map runs (the goal: at most 4);
