@@ -101,24 +101,12 @@ pub fn node_stats(n: &NodeSnapshot) -> String {
 /// Counts, and while running the rate and ETA; then failures and items in flight.
 fn node_figures(n: &NodeSnapshot) -> Vec<String> {
     let unit = sanitize(&n.unit);
-    if let Some(p) = &n.current_pass {
-        // A loop entered again (an inner loop): its pass, as tqdm shows an inner bar per
-        // outer item; the node's counts over every pass are in the snapshot and the history.
-        let mut parts =
-            vec![format::amounts(p.processed, p.total, &unit, n.unit_divisor), format!("pass {}", p.number)];
-        if n.state == "running" {
-            parts.push(format::scaled_rate(n.rate, &unit, n.unit_divisor));
-            #[allow(clippy::cast_precision_loss)] // counts are below 2**53
-            let left =
-                p.total.zip(n.rate).filter(|(_, r)| *r > 0.0).map(|(t, r)| t.saturating_sub(p.processed) as f64 / r);
-            parts.push(format::eta(left, None, None));
-        }
-        if n.failed > 0 {
-            parts.push(format!("{} failed", format::count(n.failed)));
-        }
-        return parts;
-    }
-    let mut parts = vec![format::amounts(n.processed, n.total, &unit, n.unit_divisor)];
+    let mut parts = match &n.current_pass {
+        // A loop entered again (an inner loop) shows its pass, as tqdm shows an inner bar per
+        // outer item. Earlier passes are done, so the node's ETA is already the pass's.
+        Some(p) => vec![format::amounts(p.processed, p.total, &unit, n.unit_divisor), format!("pass {}", p.number)],
+        None => vec![format::amounts(n.processed, n.total, &unit, n.unit_divisor)],
+    };
     if n.state == "running" {
         parts.push(format::scaled_rate(n.rate, &unit, n.unit_divisor));
         if let Some(s) = n.stalled_for {
