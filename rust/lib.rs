@@ -20,12 +20,12 @@ mod _milepost {
 
     #[pymodule_export]
     use crate::py::{
-        after_fork_in_child, format_bytes, format_cost_outlook, format_count, format_cpu, format_duration, format_eta,
-        format_metric, format_rate,
+        after_fork_in_child, format_amounts, format_bytes, format_cost_outlook, format_count, format_cpu,
+        format_duration, format_eta, format_metric, format_rate,
     };
 
     #[pymodule_export]
-    use crate::py::{is_money, item_key, resource_options, sanitize};
+    use crate::py::{is_money, item_key, resource_options, sanitize, set_colors};
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {

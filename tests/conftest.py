@@ -147,3 +147,17 @@ class EventLog(milepost.BaseObserver):
 @pytest.fixture
 def event_log() -> EventLog:
     return EventLog()
+
+
+_SUMMARY_LINES = pytest.StashKey[list]()
+
+
+@pytest.fixture
+def summary_lines(request: pytest.FixtureRequest) -> list:
+    """Lines a test adds to the end of the session's report (the documentation examples' counts)."""
+    return request.config.stash.setdefault(_SUMMARY_LINES, [])
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    for line in config.stash.get(_SUMMARY_LINES, []):
+        terminalreporter.write_line(line)

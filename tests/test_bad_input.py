@@ -166,3 +166,9 @@ def test_a_run_refused_for_bad_input_leaves_no_trace(bad) -> None:
         milepost.Run("refused", **bad)
     assert not default_path().exists()
     assert {t.name for t in threading.enumerate()} <= before
+
+
+def test_track_of_something_not_iterable_is_said_before_any_line(capsys) -> None:
+    with pytest.raises(TypeError, match="track\\(\\) needs an iterable .*got int 5"):
+        milepost.track(5)
+    assert capsys.readouterr().err == ""  # no bar drawn and ended "cancelled" first

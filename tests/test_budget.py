@@ -194,12 +194,31 @@ def test_a_cost_that_grows_with_the_items_length_still_holds(concurrency: int) -
         milepost.current_item().metric("cost_usd", costs[-1])
         return i
 
+    lag = [0.0]
+
+    async def watch_lag() -> None:
+        # A loaded machine can stall the event loop: every item in flight then runs (and costs)
+        # that much longer at once, which no estimate can foresee.
+        while True:
+            t0 = time.monotonic()
+            await asyncio.sleep(0.005)
+            lag[0] = max(lag[0], time.monotonic() - t0 - 0.005)
+
+    async def job() -> None:
+        watcher = asyncio.create_task(watch_lag())
+        try:
+            await milepost.async_map(reply, range(2000), concurrency=concurrency)
+        finally:
+            watcher.cancel()
+
     with milepost.Run("b-lengths", display="none", budget={"cost_usd": 3.3}) as run:
         with pytest.raises(milepost.Cancelled):
-            asyncio.run(milepost.async_map(reply, range(2000), concurrency=concurrency))
+            asyncio.run(job())
     spent = _spent(run)
     # Each item in flight is reserved at what it is expected to spend, but they spread around
-    # it: at 32 at once the spend may end a second dear item over (measured: README).
+    # it: at 32 at once the spend may end a second dear item over (measured: README), plus
+    # what the longest stall of the loop added to each item in flight.
     dearest = sorted(costs)[-len(costs) // 100 - 1]  # the 99th percentile: a slow scheduler's outlier aside
-    assert spent <= 3.3 + 2 * dearest + 1e-9, f"over by more than two of the dearest items: {spent}"
+    allowed = 3.3 + 2 * dearest + concurrency * lag[0] + 1e-9
+    assert spent <= allowed, f"over by more than two of the dearest items and the stalls: {spent} (lag {lag[0]})"
     assert spent >= 3.0, f"stopped far too early: {spent}"

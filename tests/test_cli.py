@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import milepost
 
@@ -84,3 +88,46 @@ def test_demo_json_lines_go_where_output_says(tmp_path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert any(json.loads(line).get("event") == "run_finished" for line in path.read_text().splitlines())
     assert "{" not in proc.stdout + proc.stderr
+
+
+def test_demo_whose_run_fails_exits_1(tmp_path) -> None:
+    # A worker process killed mid-run breaks the pool: the run ends failed, and so must the
+    # command's status (a script running the demo must not read success).
+    env = {**os.environ, "MILEPOST_HOME": str(tmp_path)}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "milepost",
+            "demo",
+            "--items",
+            "2000",
+            "--workers",
+            "2",
+            "--item-ms",
+            "20",
+            "--display",
+            "plain",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        workers: list = []
+        while not workers and time.monotonic() < deadline:
+            time.sleep(0.2)
+            children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+            workers = [int(p) for p in children.read_text().split()] if children.exists() else []
+        assert workers, "the demo started no worker processes"
+        time.sleep(1.0)
+        os.kill(workers[0], signal.SIGKILL)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 1, (proc.returncode, err[-2000:])
+    assert "failed" in err

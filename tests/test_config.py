@@ -127,3 +127,21 @@ def test_colour_never_from_the_file_or_no_color(project, monkeypatch) -> None:
     assert no_color()
     monkeypatch.setenv("MILEPOST_COLOR", "always")
     assert not no_color(), "MILEPOST_COLOR said otherwise, and comes first"
+
+
+def test_history_on_means_the_default_place_and_a_number_is_no_path(project, monkeypatch, tmp_path, caplog) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("MILEPOST_HOME", str(home))
+    for table in ("history = true", "history = 123"):
+        project(table)
+        with caplog.at_level(logging.WARNING, logger="milepost"):
+            with milepost.Run("kept", display="none") as run:
+                pass
+        assert run.history_path == home / "runs.db", table
+    assert any("history" in r.getMessage() and "123" in r.getMessage() for r in caplog.records)
+    for value in ("1", "yes", "true", "on"):
+        monkeypatch.setenv("MILEPOST_HISTORY", value)
+        with milepost.Run("kept", display="none") as run:
+            pass
+        assert run.history_path == home / "runs.db", value
+    assert not [p.name for p in tmp_path.iterdir() if p.name in ("True", "123", "1", "yes", "true", "on")]

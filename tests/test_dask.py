@@ -25,12 +25,20 @@ def client() -> Iterator[Any]:
     """Two worker processes that cannot use the run's shared memory (the transport forced)."""
     before = os.environ.get("MILEPOST_TRANSPORT")
     os.environ["MILEPOST_TRANSPORT"] = "dask"  # inherited by the worker processes
+    # Loopback only, the scheduler's HTTP server on any free port (with no dashboard it still
+    # takes Dask's 8787 otherwise, which another cluster on the machine may hold).
     cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+        scheduler_kwargs={"dashboard": False},
     )
     try:
         c = distributed.Client(cluster)
         try:
+            c.wait_for_workers(2, timeout=60)  # a worker that never joins fails here, not in a gather
             yield c
         finally:
             c.close()
@@ -284,3 +292,15 @@ def test_a_scheduler_that_goes_away_mid_run_ends_the_run_with_what_arrived(tmp_p
     assert run.state == "completed" and _nodes(run)["p"]["done"] == 500
     assert took < 15, f"the run's end waited {took:.1f}s for a scheduler that is gone"
     assert any("last counts could not be asked for" in line for line in seen.logs()), seen.logs()
+
+
+def test_progress_counts_a_dataframe_computation_by_partition(client: Any) -> None:
+    import dask.dataframe as dd  # the test dependencies bring dask[dataframe] (pyarrow)
+    import pandas as pd
+
+    frame = dd.from_pandas(pd.DataFrame({"a": range(100), "b": range(100)}), npartitions=5)
+    with milepost.Run("dask-frame", display="none", history=False) as run:
+        totals = mdask.progress(frame.assign(c=frame.a + frame.b), description="frame", unit="partition")
+        assert int(totals.c.sum().compute()) == 2 * sum(range(100))
+    node = run.snapshot().find("frame")
+    assert (node["done"], node["total"], node["unit"], node["state"]) == (5, 5, "partition", "completed")

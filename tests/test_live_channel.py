@@ -205,6 +205,7 @@ def test_the_history_commands_show_a_killed_run_crashed() -> None:
     proc, run_id = _start("steady", "100000", "0.01")
     run = find_run(run_id)
     _wait_for(lambda: run.read().root.get("done", 0) > 3)
+    time.sleep(1.5)  # the history's writer has written the running phase's row
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
     shown = subprocess.run(
@@ -214,6 +215,14 @@ def test_the_history_commands_show_a_killed_run_crashed() -> None:
         timeout=60,
     )
     assert [r["status"] for r in json.loads(shown.stdout) if r["id"] == run_id] == ["crashed"]
+    detail = subprocess.run(
+        [sys.executable, "-m", "milepost", "show", run_id, "--json", "--db", str(run.history)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    phases = json.loads(detail.stdout)["phases"]
+    assert phases and {p["status"] for p in phases} <= {"crashed", "completed"}, phases  # not "running"
 
 
 def test_a_run_that_stopped_publishing_and_then_completed_is_not_called_crashed() -> None:

@@ -74,6 +74,10 @@ def test_no_color_means_no_colour_codes(pty_run) -> None:
     assert sgr.search(colored.raw), "colours are used by default on a terminal"
     assert not sgr.search(plain.raw)
     assert "✓ job · completed" in plain.text
+    # The `color` setting (MILEPOST_COLOR, or [tool.milepost] color) says the same, and
+    # "always" wins over NO_COLOR as an explicit choice does.
+    assert not sgr.search(pty_run(_job(), env={"MILEPOST_COLOR": "never"}).raw)
+    assert sgr.search(pty_run(_job(), env={"MILEPOST_COLOR": "always", "NO_COLOR": "1"}).raw)
 
 
 def test_frame_fits_a_narrow_terminal_and_follows_a_resize(pty_run) -> None:

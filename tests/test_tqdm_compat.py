@@ -114,3 +114,128 @@ def test_asyncio_gather_and_as_completed() -> None:
 
     gathered, finished = asyncio.run(main())
     assert gathered == [0, 1, 4, 9, 16] and sorted(finished) == [0, 1, 4, 9, 16]
+
+
+def test_unit_scale_shows_bytes_as_tqdm_does(capsys, clock) -> None:
+    # tqdm's download snippet: byte counts and rates with SI prefixes.
+    import milepost
+
+    with milepost.Run("download", display="none", history=False, clock=clock) as run:
+        with tqdm(total=45_000_000, unit="B", unit_scale=True, unit_divisor=1000, desc="file.bin") as bar:
+            for _ in range(10):
+                clock.advance(0.1)
+                bar.update(1_234_567)
+                run.poll()
+            line = run.snapshot().run_line()
+    assert "12.3M/45.0M" in line and re.search(r"\b12\.3MB/s\b", line), line
+    with tqdm(total=2048, unit="B", unit_scale=True, unit_divisor=1024, desc="kib") as bar:
+        bar.update(2048)
+    assert "kib · completed" in capsys.readouterr().err and bar.n == 2048
+    for _ in tqdm(range(1500), unit_scale=True, desc="rows"):
+        pass
+    assert "1.50k/1.50k" in capsys.readouterr().err
+    bar = tqdm(unit="B", unit_scale=True, desc="stream")  # no total: the unit follows the count
+    bar.update(3_500_000)
+    bar.close()
+    assert "3.50MB" in capsys.readouterr().err
+
+
+def test_unit_scale_values_milepost_cannot_honour_are_refused_by_name() -> None:
+    import milepost
+
+    with pytest.raises(milepost.InvalidValueError, match="unit_scale .* got 8"):
+        tqdm(range(3), unit_scale=8)  # tqdm would multiply the counts by 8
+    with pytest.raises(milepost.InvalidValueError, match="unit_divisor must be 1000 or 1024, got 1000.5"):
+        milepost.track(range(3), unit_scale=True, unit_divisor=1000.5)
+
+
+def test_nested_bars_show_an_inner_bar_per_outer_item(capsys) -> None:
+    # tqdm's nested-loop snippet: the inner bar starts again from 0 for every outer item.
+    import milepost
+
+    seen = []
+    with milepost.Run("train", display="none", history=False) as run:
+        for epoch in trange(3, desc="epochs"):
+            inner = tqdm(range(100), desc="batches", leave=False)
+            for b in inner:
+                if epoch == 2 and b == 40:
+                    frame = "\n".join(run.snapshot().frame(120, 20))
+            node = run.snapshot().find("batches")
+            seen.append((inner.n, inner.total, node["done"], (node["current_pass"] or {}).get("number")))
+    # What tqdm shows (n and total of the pass), and the phase's exact counts over every pass.
+    assert seen == [(100, 100, 100, None), (100, 100, 200, 2), (100, 100, 300, 3)]
+    assert re.search(r"batches .*40% 40/100 · pass 3", frame), frame
+    assert "/300" not in frame.split("batches")[1]  # not one ever-growing bar
+
+
+def test_reset_starts_a_new_pass_from_zero(capsys) -> None:
+    bar = tqdm(total=10, desc="rounds")
+    bar.update(10)
+    bar.reset()  # the same total again, from 0
+    bar.update(3)
+    assert (bar.n, bar.total) == (3, 10)
+    bar.reset(total=5)
+    assert (bar.n, bar.total) == (0, 5)
+    bar.total = 7
+    assert bar.total == 7 and bar._task.total == 27 and bar._task.done == 13  # the phase's counts stay
+    bar.update(7)
+    bar.close()
+    assert "rounds · completed 0.0s · 7/7 · pass 3" in capsys.readouterr().err
+
+
+def test_an_inner_bar_with_a_postfix_stays_one_line_showing_the_latest_values() -> None:
+    import milepost
+
+    with milepost.Run("train", display="none", history=False) as run:
+        for _ in trange(3, desc="epochs"):
+            inner = tqdm(range(10), desc="train", leave=False)
+            for b in inner:
+                inner.set_postfix(loss=1 / (b + 1), lr=0.001)
+        snap = run.snapshot()
+    steps = [n for _, n in snap.nodes() if n["path"].split("/")[-1] == "train"]
+    assert len(steps) == 1 and steps[0]["current_pass"]["number"] == 3  # one line, pass 3
+    assert steps[0]["metrics"] == pytest.approx({"loss": 0.1, "lr": 0.001})  # the latest, not the sum
+    assert "lr 0.001" in snap.run_line() and "loss 0.1" in snap.run_line()
+
+
+def test_fractional_updates_add_up_and_a_negative_one_is_refused(capsys) -> None:
+    import milepost
+
+    bar = tqdm(total=1.0, desc="fraction")
+    for _ in range(10):
+        bar.update(0.1)
+    assert bar.n == 1
+    half = tqdm(total=5, desc="halves")
+    for _ in range(10):
+        half.update(0.5)
+    assert half.n == 5
+    with pytest.raises(milepost.InvalidValueError, match=r"update\(n\) must be >= 0 .* got -1"):
+        half.update(-1)
+    assert half.n == 5  # nothing already counted is lost
+    bar.close()
+    half.close()
+
+
+def test_a_renamed_bar_shows_its_new_name_once(capsys) -> None:
+    bar = tqdm(range(3), desc="first")
+    for i in bar:
+        bar.set_description(f"step {i}")
+    assert re.search(r"\] step 2 · completed", capsys.readouterr().err)
+
+
+def test_leave_false_inner_bars_are_not_drawn_once_they_end() -> None:
+    # tqdm's pattern with a description per outer item: each inner bar is new, and tqdm
+    # clears it when it ends (leave=False); kept ones (leave=True) stay on screen.
+    import milepost
+
+    with milepost.Run("epochs-run", display="none", history=False) as run:
+        for e in trange(4, desc="epochs"):
+            for _ in tqdm(range(10), desc=f"epoch {e}", leave=False):
+                pass
+            for _ in tqdm(range(5), desc=f"kept {e}"):
+                pass
+        frame = "\n".join(run.snapshot().frame(120, 40))
+        nodes = {n["name"]: n for _, n in run.snapshot().nodes()}
+    assert "epochs" in frame and not re.search(r"epoch \d", frame), frame
+    assert all(f"kept {e}" in frame for e in range(4)), frame
+    assert all(nodes[f"epoch {e}"]["done"] == 10 for e in range(4))  # counted all the same

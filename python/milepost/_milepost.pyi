@@ -33,6 +33,8 @@ __all__ = [
     "after_fork_in_child",
     "format_duration",
     "format_rate",
+    "format_amounts",
+    "set_colors",
     "format_eta",
     "format_count",
     "format_metric",
@@ -211,6 +213,14 @@ class Node:
         """Sets the total (``None``: unknown)."""
     def add_total(self, n: int) -> None:
         """Adds ``n`` to the total."""
+    def set_leave(self, leave: bool) -> None:
+        """False: live displays stop drawing the node once it ended (tqdm's ``leave``)."""
+    def new_pass(self) -> None:
+        """A new pass begins (tqdm's ``reset``): displays show its counts and total."""
+    def pass_figures(self) -> tuple[int, int, Optional[int]]:
+        """``(number, processed, total)`` of the current pass (number 1 until a new one)."""
+    def set_unit_divisor(self, divisor: Optional[int] = None) -> None:
+        """Shows counts with SI prefixes in steps of ``divisor`` (1000 or 1024; None: plain)."""
     def metric(self, name: _Text, value: float) -> None:
         """Adds ``value`` to the metric ``name`` (ints stay ints until a float is added)."""
     def item_started(self, name: _Text, lane: Optional[Lane] = None) -> None:
@@ -306,8 +316,8 @@ class BarBase:
     def _bind_node(self, node: Node) -> None:
         """Counts into ``node`` from now on."""
     def update(self, n: Optional[float] = None) -> None:
-        """Counts ``n`` (default 1) items done: a float counts its whole part, ``0`` nothing.
-        A bar with no node bound calls its ``_unbound_update(n)`` instead."""
+        """Counts ``n`` (default 1) items done: a whole number above 0 natively; anything
+        else is the subclass's ``_update(n)``, which knows tqdm's rules."""
 
 @disjoint_base
 class TrackerBase:
@@ -378,11 +388,18 @@ class Snapshot:
 def format_duration(seconds: float) -> str:
     """Seconds as ``"45s"``, ``"3m05s"``, ``"2h07m"``, ``"3d04h"`` (one decimal below ten seconds)."""
 
-def format_rate(per_second: Optional[float], unit: str = "it") -> str:
-    """Items per second as text, flipped to seconds per item when slower than one a second."""
+def format_rate(per_second: Optional[float], unit: str = "it", divisor: Optional[int] = None) -> str:
+    """Items per second as text, flipped to seconds per item when slower than one a second;
+    with a divisor (tqdm's ``unit_scale``) ``"12.3MB/s"``."""
+
+def format_amounts(processed: int, total: Optional[int], unit: str = "it", divisor: Optional[int] = None) -> str:
+    """``"1,234/5,000"``, or with a divisor (tqdm's ``unit_scale``) ``"12.3M/45.0M"``."""
 
 def format_eta(eta: Optional[float], low: Optional[float] = None, high: Optional[float] = None) -> str:
     """``"ETA 38s (30s–52s)"``, ``"ETA 38s"`` without a range, ``"ETA ?"`` when unknown."""
+
+def set_colors(enabled: bool) -> None:
+    """Colour on or off for the native display, whatever the terminal says."""
 
 def format_count(n: int) -> str:
     """``1234567`` as ``"1,234,567"``."""

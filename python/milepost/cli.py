@@ -8,7 +8,7 @@ import sys
 from typing import List, Optional
 
 from . import __version__, live_cli
-from .errors import Cancelled
+from .errors import Cancelled, MilepostError
 from .pipe import add_arguments as add_pipe_arguments
 from .pipe import run_pipe, wants_pipe
 from .renderers import DISPLAYS
@@ -236,7 +236,7 @@ def _demo(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"milepost demo: {e}", file=sys.stderr)
         return 2
-    except Cancelled as e:  # its budget, `milepost cancel` or the dashboard stopped it
+    except (Cancelled, MilepostError) as e:  # its budget, `milepost cancel`, the dashboard; a failed run
         print(f"milepost demo: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

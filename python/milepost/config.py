@@ -10,7 +10,7 @@ the default. A bad value in the environment or the file is warned about once (on
 |---|---|---|---|
 | display | MILEPOST_DISPLAY | display | auto, native, plain, json, rich, none |
 | interval | MILEPOST_INTERVAL | interval | seconds between plain/JSON lines (> 0) |
-| history | MILEPOST_HISTORY | history | a database path, or off (0, off, false, no) |
+| history | MILEPOST_HISTORY | history | a database path, on (1, on, true, yes: the default), or off (0, off, no) |
 | dashboard_host | MILEPOST_DASHBOARD_HOST | dashboard_host | the address `Run(dashboard=True)` binds |
 | dashboard_port | MILEPOST_DASHBOARD_PORT | dashboard_port | 0-65535 (0: any free port) |
 | color | MILEPOST_COLOR | color | auto, always, never (NO_COLOR set means never) |
@@ -31,6 +31,7 @@ _log = logging.getLogger("milepost")
 DISPLAYS = ("auto", "native", "plain", "json", "rich", "notebook", "none")
 #: What turns the history off, in the environment or the file.
 OFF = ("0", "off", "false", "no", "none")
+ON = ("1", "on", "true", "yes")
 
 
 def _display(value: Any) -> str:
@@ -48,9 +49,13 @@ def _interval(value: Any) -> float:
 
 
 def _history(value: Any) -> Optional[str]:
-    """A path, or None for off."""
+    """A path, None for off, or "" for on in the default place (1, on, true, yes)."""
     if value is False or str(value).strip().lower() in OFF:
         return None
+    if value is True or str(value).strip().lower() in ON:
+        return ""  # on, where it is kept by default (not a file named "True")
+    if not isinstance(value, (str, os.PathLike)):
+        raise ValueError("is not a database path (or on, or off)")
     text = str(value).strip()
     if not text:
         raise ValueError("is empty (a database path, or off)")

@@ -167,6 +167,8 @@ def run_demo(
             sys.stdout = previous
     if watch is not None and watch.gone:
         raise BrokenPipeError(errno.EPIPE, "the reader of standard output has gone")
+    if run.state == "failed":  # e.g. a worker process killed: the pool broke
+        raise MilepostError(f"run {run.id} failed (milepost show {run.id})")
     return failed
 
 

@@ -184,7 +184,7 @@ class Merger:
             return
         if held is not None:
             flying.remove(held)
-        lane = held[1] if held is not None else self._any_lane(peer)
+        lane = (held[1] if held is not None else None) or self._any_lane(peer)
         node = task.node
         if held is None:
             node.item_started(name, lane)
@@ -252,7 +252,8 @@ class Merger:
             want = max(0, int(state[4]))
             while len(flying) < want:
                 lane_name, item = free.pop(0) if free else (None, None)
-                lane = peer.lanes.get(lane_name) if lane_name is not None else None
+                # An item in flight there is in one of its lanes, named or not yet.
+                lane = peer.lanes.get(lane_name) if lane_name is not None else self._any_lane(peer)
                 name = item if item is not None else "(in flight)"
                 task.node.item_started(name, lane)
                 flying.append((name, lane))

@@ -164,8 +164,9 @@ class Owner:
         if reuse:
             # A loop entered again (the inner loop of a nested pair) goes on in its ended
             # phase: one line, bounded memory, counts that accumulate.
+            # By the name it was made with: tqdm's set_postfix and set_description rename a bar.
             for task in reversed(self.tasks):
-                if task.parent is parent and task.kind == kind and task.name == name and task.state != "running":
+                if task.parent is parent and task.kind == kind and task.path[-1] == name and task.state != "running":
                     task.reopen(total)
                     return task
         # In the process that made the run, every node is the run's own.

@@ -36,6 +36,14 @@ class ProjectedCostData(TypedDict):
     high: Optional[float]
 
 
+class PassData(TypedDict):
+    """The current pass of a loop entered again (see `NodeData.current_pass`)."""
+
+    number: int
+    processed: int
+    total: Optional[int]
+
+
 class NodeData(TypedDict):
     """The run, a phase or a step, counts rolled up (README: "Snapshot schema")."""
 
@@ -44,6 +52,10 @@ class NodeData(TypedDict):
     path: str
     kind: NodeKind
     unit: str
+    #: Counts shown with SI prefixes in steps of this (tqdm's `unit_scale`), or None.
+    unit_divisor: Optional[int]
+    #: False for a loop made with tqdm's leave=False in a run: not drawn once it ended.
+    leave: bool
     state: NodeState
     total: Optional[int]
     done: int
@@ -68,6 +80,8 @@ class NodeData(TypedDict):
     projected_cost: Optional[ProjectedCostData]
     tail: Optional[str]
     tail_item: Optional[str]
+    #: A loop entered again (an inner loop): the pass its displays show; None on the first.
+    current_pass: Optional[PassData]
     children: List[NodeData]
 
 

@@ -430,10 +430,11 @@ class Task(_milepost.TaskBase, AsyncWith):
         self.context.emit(event, self.path, name=self.name, total=total)
 
     def reopen(self, total: Optional[int]) -> None:
-        """A loop entered again goes on in this ended task: its total grows by `total`."""
+        """A loop entered again goes on in this ended task, in a new pass (what displays show):
+        its counts go on and its total grows by `total`."""
+        self._node.reopen()
         if total is not None:
             self.add_total(total)
-        self._node.reopen()
         self.begin(total)
 
     def __repr__(self) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import weakref
 from typing import Any, Awaitable, Dict, Iterable, Iterator, List, Optional, TextIO
 
 from . import _milepost
@@ -20,16 +21,20 @@ from .errors import InvalidValueError
 from .outcome import end_state
 from .output import print as _print
 from .task import Task, length_of
-from .track import TQDM_IGNORED, loop_task
+from .track import TQDM_IGNORED, TQDM_UNITS, loop_task, unit_divisor, whole_update
 
 __all__ = ["tqdm", "trange"]
+
+
+#: The postfix numbers each phase shows, as last set (see `tqdm._gauge`).
+_GAUGES: "weakref.WeakKeyDictionary[Task, Dict[str, float]]" = weakref.WeakKeyDictionary()
 
 
 class tqdm(_milepost.BarBase):  # noqa: N801 - tqdm's name, so that `from milepost import tqdm` is the whole change
     """tqdm's progress bar: iterate it, or `update(n)` it by hand; `close()` or `with` ends it.
 
-    `update(n)` is the native base's (one C call): a float counts its whole part, `update(0)`
-    does nothing; a disabled bar counts in `_unbound_update`.
+    `update(n)` of a whole number is the native base's (one C call); anything else (a float, 0,
+    a bad value, a disabled bar) goes to `_update`.
     """
 
     # As `milepost.Task`'s (why: see there).
@@ -43,6 +48,7 @@ class tqdm(_milepost.BarBase):  # noqa: N801 - tqdm's name, so that `from milepo
         "_task",
         "_own",
         "_n",
+        "_carry",
         "_total",
         "__dict__",
         "__weakref__",
@@ -61,7 +67,7 @@ class tqdm(_milepost.BarBase):  # noqa: N801 - tqdm's name, so that `from milepo
         postfix: Any = None,
         **kwargs: Any,
     ) -> None:
-        unknown = set(kwargs) - TQDM_IGNORED
+        unknown = set(kwargs) - TQDM_IGNORED - TQDM_UNITS
         if unknown:
             raise TypeError(f"tqdm() got unexpected keyword argument(s): {', '.join(sorted(unknown))}")
         if total is None and iterable is not None:
@@ -74,15 +80,20 @@ class tqdm(_milepost.BarBase):  # noqa: N801 - tqdm's name, so that `from milepo
         self.desc = desc or ""
         self.disable = bool(disable)
         self._postfix: Dict[str, Any] = {}
-        self._metrics: Dict[str, float] = {}
         self._closed = False
+        self._carry = 0.0  # what fractional updates added up to below a whole item
         if self.disable:
             self._task: Optional[Task] = None
             self._own: Any = None
             self._n, self._total = initial, total
             return
-        self._task, self._own = loop_task(desc or "tqdm", total, unit, initial, None, "auto", bool(leave), file)
+        divisor = unit_divisor(kwargs)
+        self._task, self._own = loop_task(
+            desc or "tqdm", total, unit, initial, None, "auto", bool(leave), file, divisor
+        )
         self._bind_node(self._task.node)
+        if self._task.name != self._task.path[-1]:
+            self._task.rename(self._task.path[-1])  # an inner bar again: last pass's postfix gone
         if postfix:
             if isinstance(postfix, str):
                 self.set_postfix_str(postfix)
@@ -108,30 +119,46 @@ class tqdm(_milepost.BarBase):  # noqa: N801 - tqdm's name, so that `from milepo
         self._finish(end_state(type(exc), exc) if exc is not None else "completed")
 
     # -- counting --------------------------------------------------------------------------
+    # An inner bar entered again, or one `reset()`, is on a new pass of its phase: `n` and
+    # `total` are the pass's, as tqdm's are (the phase's counts go on across passes).
     @property
     def n(self) -> int:
-        return self._task.done if self._task is not None else self._n
+        return self._task.node.pass_figures()[1] if self._task is not None else self._n
 
     @property
     def total(self) -> Optional[int]:
-        return self._task.total if self._task is not None else self._total
+        return self._task.node.pass_figures()[2] if self._task is not None else self._total
 
     @total.setter
     def total(self, value: Optional[int]) -> None:
-        if self._task is not None:
-            self._task.set_total(value)
-        else:
+        if self._task is None:
             self._total = value
+            return
+        whole, this_pass = self._task.total, self.total
+        before = whole - this_pass if whole is not None and this_pass is not None else 0
+        self._task.set_total(None if value is None else before + int(value))
 
-    def _unbound_update(self, n: Optional[float]) -> None:
-        """`update(n)` of a disabled bar (no node behind it): tqdm's `n` only."""
-        self._n += 1 if n is None else int(n)
+    def _update(self, n: Optional[float]) -> None:
+        """`update(n)` when the native base's one C call does not count it: tqdm allows floats,
+        and milepost counts whole items and carries the fractions over (ten updates of 0.1
+        count one); a disabled bar counts in `_n`."""
+        n, self._carry = whole_update(n, self._carry)
+        if self._task is None:
+            self._n += int(n)
+        elif n:
+            self._task.advance(n)  # type: ignore[arg-type] # an int here, or a bad value it names
 
     def reset(self, total: Optional[int] = None) -> None:
-        """Starts a new pass of `total` items: counts stay (milepost never loses one), the
-        total grows by the new pass."""
-        if total is not None:
-            self.total = self.n + total
+        """Starts a new pass of `total` items (the last pass's total when None), as tqdm's
+        bar starts again from 0: the phase's counts stay (milepost never loses one) and its
+        total grows by the new pass; displays show the pass."""
+        if self._task is None:
+            self._n, self._total = 0, total if total is not None else self._total
+            return
+        size = total if total is not None else self.total
+        self._task.node.new_pass()
+        if size is not None:
+            self._task.add_total(int(size))
 
     def refresh(self, *args: Any, **kwargs: Any) -> None:
         pass  # drawn by its own thread
@@ -170,8 +197,11 @@ class tqdm(_milepost.BarBase):  # noqa: N801 - tqdm's name, so that `from milepo
     def _gauge(self, key: str, value: float) -> None:
         if self._task is None:
             return
-        self._task.metric(key, value - self._metrics.get(key, 0.0))
-        self._metrics[key] = value
+        # Per phase, not per bar: an inner bar made again for every outer item goes on in the
+        # same phase, whose metric must stay the latest value, not the sum of the passes'.
+        shown = _GAUGES.setdefault(self._task, {})
+        self._task.metric(key, value - shown.get(key, 0.0))
+        shown[key] = value
 
     def _rename(self) -> None:
         if self._task is None:

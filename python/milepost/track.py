@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import (
     Any,
     AsyncIterable,
@@ -29,6 +30,9 @@ __all__ = ["track", "Bar"]
 
 T = TypeVar("T")
 
+#: tqdm keywords milepost honours as tqdm does (counts and rates shown as `12.3MB/s`).
+TQDM_UNITS = frozenset({"unit_scale", "unit_divisor"})
+
 #: tqdm keywords that are accepted so that switching is a one-line change, and ignored because
 #: milepost decides them itself (refresh rate, width, smoothing, bar layout).
 TQDM_IGNORED = frozenset(
@@ -44,8 +48,6 @@ TQDM_IGNORED = frozenset(
         "bar_format",
         "position",
         "postfix",
-        "unit_scale",
-        "unit_divisor",
         "write_bytes",
         "lock_args",
         "colour",
@@ -54,6 +56,21 @@ TQDM_IGNORED = frozenset(
         "leave_on_exit",
     }
 )
+
+
+def whole_update(n: Any, carry: float) -> tuple[Any, float]:
+    """What `update(n)` counts, and the fraction carried over: tqdm allows floats, milepost
+    counts whole items (ten updates of 0.1 count one). A negative `n` is refused (milepost
+    never takes a count back); anything else not a number is left for `advance` to name."""
+    if n is None:
+        return 1, carry
+    if isinstance(n, (int, float)) and not isinstance(n, bool) and n < 0:
+        raise InvalidValueError(f"update(n) must be >= 0 (milepost never takes a count back), got {n!r}")
+    if isinstance(n, float) and math.isfinite(n):
+        carry += n
+        whole = math.floor(carry + 1e-9)  # 0.1 ten times is 0.9999999999999999
+        return whole, max(0.0, carry - whole)
+    return n, carry
 
 
 class Bar(_milepost.BarBase):
@@ -65,12 +82,19 @@ class Bar(_milepost.BarBase):
     changes it.
     """
 
-    __slots__ = ("_task", "_own", "__dict__", "__weakref__")  # as `Task`'s (why: see there)
+    __slots__ = ("_task", "_own", "_carry", "__dict__", "__weakref__")  # as `Task`'s (why: see there)
 
     def __init__(self, task: Task, own: Optional[Run]) -> None:
         self._task = task
         self._own = own
+        self._carry = 0.0  # what fractional updates added up to below a whole item
         self._bind_node(task.node)
+
+    def _update(self, n: Any) -> None:
+        """`update(n)` when the native base's one C call does not count it (see `whole_update`)."""
+        n, self._carry = whole_update(n, self._carry)
+        if n:
+            self._task.advance(n)
 
     @property
     def n(self) -> int:
@@ -139,8 +163,10 @@ def track(  # noqa: PLR0913 - tqdm's signature
     """Iterates `iterable` and shows its progress, as `tqdm(iterable)` does.
 
     Inside a `with Run(...)` block (or another tracked loop) the loop becomes a phase of that
-    run; a loop entered again under the same description goes on in the same phase (its total
-    grows), so loops inside loops stay one line each. Alone, it gets a run of its own, which
+    run; a loop entered again under the same description goes on in the same phase, in a new
+    pass that its displays show (`40/100 · pass 3`, as tqdm shows an inner bar per outer item;
+    the phase's counts and total go on over every pass), so loops inside loops stay one line
+    each. Alone, it gets a run of its own, which
     ends when the loop does. An item counts as done when the loop asks for the next one (as in
     tqdm), so an item whose body raised is not counted. Without an iterable it returns a
     manual `Bar` (`update`, `set_description`, `write`, `close`). An async iterable (one with
@@ -161,6 +187,7 @@ def track(  # noqa: PLR0913 - tqdm's signature
         run: The run to add this loop to (default: the current run, if any).
     """
     _check(tqdm_kwargs, initial, description, desc)
+    divisor = unit_divisor(tqdm_kwargs)
     source: Optional[AsyncIterator[T]] = None
     if iterable is not None and hasattr(iterable, "__aiter__") and not hasattr(iterable, "__iter__"):
         source = iterable.__aiter__()
@@ -169,10 +196,20 @@ def track(  # noqa: PLR0913 - tqdm's signature
         if source is not None:
             return source
         return iter(iterable) if iterable is not None else DisabledBar(total, initial)  # type: ignore[arg-type]
+    if (
+        iterable is not None
+        and source is None
+        and not hasattr(iterable, "__iter__")
+        and not hasattr(iterable, "__getitem__")
+    ):
+        # Said before a run or a line is made for it (`track(5)` is a typo for `range(5)`).
+        raise TypeError(
+            f"track() needs an iterable (or None for a manual bar), got {type(iterable).__name__} {iterable!r:.60}"
+        )
     label = description or desc or "track"
     if total is None and iterable is not None:
         total = length_of(iterable)  # type: ignore[arg-type]
-    task, own = loop_task(label, total, unit, initial, run, display, leave, file)
+    task, own = loop_task(label, total, unit, initial, run, display, leave, file, divisor)
     if iterable is None:
         return Bar(task, own)
     if source is not None:
@@ -180,8 +217,23 @@ def track(  # noqa: PLR0913 - tqdm's signature
     return task.tracker(iterable, total, _ender(own or task))  # type: ignore[arg-type]
 
 
+def unit_divisor(tqdm_kwargs: Dict[str, Any]) -> Optional[int]:
+    """tqdm's `unit_scale` and `unit_divisor` as the divisor the displays scale counts by
+    (None: plain counts)."""
+    scale = tqdm_kwargs.get("unit_scale", False)
+    divisor = tqdm_kwargs.get("unit_divisor", 1000)
+    if divisor not in (1000, 1024) or isinstance(divisor, bool):
+        raise InvalidValueError(f"unit_divisor must be 1000 or 1024, got {divisor!r}")
+    if scale is None or scale is False or (not isinstance(scale, bool) and scale == 0):
+        return None
+    if scale is True or (isinstance(scale, (int, float)) and scale == 1):
+        return int(divisor)
+    # tqdm multiplies its counts by a number here; milepost's counts are items, never scaled.
+    raise InvalidValueError(f"unit_scale must be True, False or 1 (counts are not multiplied), got {scale!r}")
+
+
 def _check(tqdm_kwargs: Dict[str, Any], initial: Any, description: Optional[str], desc: Optional[str]) -> None:
-    unknown = set(tqdm_kwargs) - TQDM_IGNORED
+    unknown = set(tqdm_kwargs) - TQDM_IGNORED - TQDM_UNITS
     if unknown:
         raise TypeError(f"track() got unexpected keyword argument(s): {', '.join(sorted(unknown))}")
     if isinstance(initial, bool) or not isinstance(initial, int) or initial < 0:
@@ -199,6 +251,7 @@ def loop_task(
     display: Optional[str],
     leave: bool,
     file: Optional[TextIO],
+    divisor: Optional[int] = None,
 ) -> Tuple[Task, Optional[Run]]:
     """The phase a loop counts in (a step under a task), in the current run or in a run of
     its own, which it returns too (the loop ends it)."""
@@ -215,6 +268,10 @@ def loop_task(
         kind = "phase" if parent.kind == "run" else "step"
         task = parent.context.child(parent, kind, label, total, unit, reuse=True, restore=False)
         task.advance(initial)
+        if divisor is not None:
+            task.node.set_unit_divisor(divisor)
+        if not leave and own is None:
+            task.node.set_leave(False)  # tqdm's leave=False: not drawn once it ended
         if own is not None:
             own.start()  # the first line already shows the loop with its total and unit
     except BaseException:

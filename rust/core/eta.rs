@@ -4,7 +4,7 @@
 //!
 //! The sampler records observations of a node's cumulative processed count (done + failed +
 //! skipped) a few times a second. Only observations where the count grew are kept: the
-//! **events** `e_k = (t_k, c_k)`. Three ideas make the estimate hold up where a single
+//! **events** `e_k = (t_k, c_k)`. Four ideas make the estimate hold up where a single
 //! exponential average or a fixed window does not:
 //!
 //! 1. **Stalls are set aside.** A closed gap between events longer than
@@ -14,27 +14,43 @@
 //!    duration of any span is `(t_b - t_a) - (S_b - S_a)`. After a stall the estimate is the
 //!    pace of the work, not of the pause. While a stall is going on (the open gap is past the
 //!    threshold) the point ETA is unknown and `stalled` says for how long.
-//! 2. **The window adapts.** For windows holding the last `j = 3, 6, 12, ...` events and the
+//! 2. **The noise is measured, not assumed.** A rate from `n` events has a relative noise of
+//!    about `sqrt(D / n)`, whether an event is one item or a burst of fifty; `D` is the run's
+//!    own dispersion per event: ~0.1 for items of steady size done one after another, ~1 to 2
+//!    for many workers with heavy-tailed items, whose completions come in clumps and droughts.
+//!    It is measured twice, over blocks of [`D_SHORT_EVENTS`] events (many blocks: precise) and
+//!    over [`D_BLOCKS`] blocks spanning the run (few: noisy, but they see clumps longer than a
+//!    short block), each from the differences of neighbouring blocks' log rates (a change of
+//!    pace moves one difference, not the level of all); the larger is used. Before there are
+//!    enough events, `D = 1` (Poisson).
+//! 3. **The window adapts.** For windows holding the last `j = 3, 6, 12, ...` events and the
 //!    whole run, the rate is `r_j = (c - c_start) / active duration` (windows end at `now`).
-//!    Each holds `n_j` real events; a rate from `n` events has a relative noise of about
-//!    `1/sqrt(n)` whether an event is one item or a burst of fifty. The estimator keeps the
-//!    largest window whose rate agrees with every smaller one:
-//!    `|ln(r_j / r_i)| <= Z_CONSISTENT / sqrt(n_i)` for all `i < j`. A steady run ends up with a
-//!    long, quiet window; after a slow warm-up or a stall the long windows disagree and are
-//!    dropped; a chunked pool always spans several bursts. The point ETA is `remaining / r`.
-//! 3. **A slowdown is extrapolated.** Over the last [`TREND_SPAN`] of the processed items, cut
+//!    The estimator keeps the largest window whose rate agrees with every smaller one:
+//!    `|ln(r_j / r_i)| <= Z_CONSISTENT x sqrt(D / n_i)` for all `i < j`. A steady run ends up
+//!    with a long, quiet window; after a slow warm-up or a stall the long windows disagree and
+//!    are dropped; a chunked pool always spans several bursts. A noisy but stationary run keeps
+//!    its long-run average instead of chasing a clump. The point ETA is `remaining / r`.
+//! 4. **A slowdown is extrapolated.** Over the last [`TREND_SPAN`] of the processed items, cut
 //!    into [`TREND_CHUNKS`] chunks, the item time `tau` of each chunk is paired with its
 //!    position; the Theil–Sen slope `b` (median of pairwise slopes) is used only when at least
 //!    [`TREND_AGREE`] of the pairwise slopes are positive (a consistent slowdown; a single
 //!    outlier chunk cannot fake one, and speed-ups, usually a warm-up ending, are not
-//!    extrapolated). Then `ETA = remaining x (tau_now + b x remaining / 2)`, the sum of a
-//!    linearly growing item time, capped at [`TREND_CAP`] times the flat ETA.
+//!    extrapolated) and the rise it makes over the span is at least [`TREND_Z`] times what the
+//!    chunks' noise (`D`) could make alone. Then
+//!    `ETA = remaining x (tau_now + b x remaining / 2)`, the sum of a linearly growing item
+//!    time, capped at [`TREND_CAP`] times the flat ETA.
 //!
-//! The range is `ETA / (1 + u) .. ETA x (1 + u)` with
-//! `u = Z_RANGE / sqrt(n) + U_BASE + U_REMAINING x remaining / total`: the noise of the chosen
-//! window plus an allowance for the unseen part of the run, wider early. With a trend the low
-//! end reaches down to the flat ETA. Once the run has stalled, the high end grows by the
-//! stalled share of the elapsed time: what happened once may happen again.
+//! The range is `flat x e^-s .. ETA x e^s + min(U_AHEAD x (elapsed + ETA), ETA x e^s)` with
+//! `s = Z_RANGE x sqrt(D / n + D / n_ahead)`: the noise of the chosen window's rate and of the
+//! `n_ahead` events still to come (remaining items / items per event), so a range is narrow on
+//! a steady run and wide where the pace is noisy or few events are left. The high end also
+//! allows for a few percent of the run being lost to what the counts cannot show yet (the last
+//! items of a pool finishing one by one, a short stall), at most doubling it, so that near the
+//! end of a long run the range stays about what is left. With a trend the low end is still the
+//! flat ETA's. Once the run has stalled, the high end grows by the stalled share of the elapsed
+//! time: what happened once may happen again. On the benchmark's replayed traces the truth
+//! falls inside about 85% of the time, less where the run changes in a way its counts had not
+//! shown yet, such as a stall still to come (README, "The ETA").
 //!
 //! No ETA is given before the count has changed at two distinct events (one burst says
 //! nothing about the time between bursts), nor when the total is unknown.
@@ -53,14 +69,28 @@ const MIN_GAPS: usize = 8;
 const STALL_FACTOR: f64 = 20.0;
 const STALL_MIN_SECONDS: f64 = 5.0;
 const J_MIN: usize = 3;
-const Z_CONSISTENT: f64 = 2.0;
+/// Four sd of the measured noise: with a dozen windows compared pairwise, a looser bound lets a
+/// noisy run chase its clumps; a warm-up ending or a stall moves the rate by far more.
+const Z_CONSISTENT: f64 = 4.0;
+/// Stored events per block for the short-scale dispersion.
+const D_SHORT_EVENTS: usize = 8;
+/// Blocks spanning the run for the long-scale dispersion.
+const D_BLOCKS: usize = 16;
+/// Dispersion before it can be measured: a Poisson process's.
+const D_PRIOR: f64 = 1.0;
+/// Items that finish like clockwork would give `D` near 0 and a range of nothing.
+const D_MIN: f64 = 0.01;
+/// ~87% of a normal distribution lies within 1.5 sd.
 const Z_RANGE: f64 = 1.5;
-const U_BASE: f64 = 0.1;
-const U_REMAINING: f64 = 0.3;
+/// The share of the run's whole length the high end allows for what has not shown yet.
+const U_AHEAD: f64 = 0.05;
 const TREND_CHUNKS: usize = 8;
 const TREND_MIN_EVENTS: usize = 3;
 const TREND_AGREE: f64 = 0.8;
-const TREND_SPAN: f64 = 0.5;
+/// A pool's pace drifts for hundreds of items at a time; only a rise well past the noise counts.
+const TREND_Z: f64 = 3.0;
+/// Three quarters of the run: a real slowdown shows sooner, a drift of a noisy pace seldom spans it.
+const TREND_SPAN: f64 = 0.75;
 const TREND_CAP: f64 = 2.0;
 
 /// Rate and ETA at one instant. `None` means "unknown", never a guess.
@@ -84,6 +114,14 @@ struct Event {
     stalled: f64,
     /// Real events before this one (thinning drops stored events, not this count).
     seq: u64,
+}
+
+/// A rate over the last `events` real events, which started at `start_count` items.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    events: u64,
+    rate: f64,
+    start_count: u64,
 }
 
 /// A bounded series of count-changing observations, and the estimator over it.
@@ -181,8 +219,9 @@ impl RateWindow {
         }
         let open_gap = now - self.events.last().map_or(now, |e| e.t);
         let stalled = self.stall_threshold().filter(|&(_, limit)| open_gap > limit).map(|_| open_gap);
-        let (n, rate) = self.choose_window(now, count);
-        let base = Estimate { rate: Some(rate), stalled, ..Estimate::default() };
+        let d = self.dispersion();
+        let window = self.choose_window(now, count, d);
+        let base = Estimate { rate: Some(window.rate), stalled, ..Estimate::default() };
         let Some(total) = total else {
             return base;
         };
@@ -191,19 +230,22 @@ impl RateWindow {
             return Estimate { eta: Some(0.0), eta_low: Some(0.0), eta_high: Some(0.0), ..base };
         }
         // One change (or all items at one instant) says nothing about the pace.
-        if self.events.len() < 3 || rate <= 0.0 {
+        if self.events.len() < 3 || window.rate <= 0.0 {
             return base;
         }
-        let flat = remaining / rate;
-        let u = Z_RANGE / (n as f64).sqrt() + U_BASE + U_REMAINING * remaining / total.max(1) as f64;
-        let (mut eta, mut low, mut high) = (flat, flat / (1.0 + u), flat * (1.0 + u));
-        if let Some((tau_now, slope)) = self.trend(now, count) {
-            let trended = (remaining * (tau_now.max(1.0 / rate) + slope * remaining / 2.0)).min(TREND_CAP * flat);
-            low = low.min(flat);
-            high = high.max(trended * (1.0 + u));
-            eta = trended;
-        }
+        let flat = remaining / window.rate;
+        let n = window.events as f64;
+        let per_event = (count - window.start_count) as f64 / n;
+        let n_ahead = (remaining / per_event).max(1.0);
+        let spread = (Z_RANGE * (d / n + d / n_ahead).sqrt()).exp();
+        let eta = self.trend(now, count, d).map_or(flat, |(tau_now, slope)| {
+            (remaining * (tau_now.max(1.0 / window.rate) + slope * remaining / 2.0)).min(TREND_CAP * flat)
+        });
+        let low = flat / spread;
         let elapsed = now - first.t;
+        // The allowance at most doubles the high end: near the end of a long run a few percent
+        // of its length would dwarf the little that is left (`ETA 18s (17s–1m49s)`).
+        let mut high = eta * spread + (U_AHEAD * (elapsed + eta)).min(eta * spread);
         if self.stalled > 0.0 && elapsed > self.stalled {
             high *= 1.0 + self.stalled / (elapsed - self.stalled);
         }
@@ -214,45 +256,110 @@ impl RateWindow {
         Estimate { eta: Some(eta), eta_low: Some(low), eta_high: Some(high), ..base }
     }
 
-    /// `(real events, rate)` of the largest window that agrees with every smaller one.
-    fn choose_window(&self, now: f64, count: u64) -> (u64, f64) {
+    /// Relative variance of a rate per event it holds (`D`, see the module docs): the larger of
+    /// the short-scale and the long-scale measure, [`D_PRIOR`] until both can be taken.
+    fn dispersion(&self) -> f64 {
+        let Some(long) = self.dispersion_long() else {
+            return D_PRIOR;
+        };
+        self.dispersion_short().map_or(long, |short| short.max(long)).max(D_MIN)
+    }
+
+    /// `ln(items / active s)` and real events from stored event `a` to `b`, if both are positive.
+    fn block(&self, a: usize, b: usize) -> Option<(f64, f64)> {
+        let (ea, eb) = (&self.events[a], &self.events[b]);
+        let active = (eb.t - ea.t) - (eb.stalled - ea.stalled);
+        let events = eb.seq.saturating_sub(ea.seq);
+        (active > 0.0 && eb.count > ea.count && events > 0)
+            .then(|| (((eb.count - ea.count) as f64 / active).ln(), events as f64))
+    }
+
+    /// Mean squared difference of neighbouring blocks of [`D_SHORT_EVENTS`] stored events,
+    /// each difference scaled to unit variance per event; `None` below 8 blocks.
+    fn dispersion_short(&self) -> Option<f64> {
+        let (mut sum, mut terms) = (0.0, 0_u32);
+        let mut prev: Option<(f64, f64)> = None;
+        let mut b = self.events.len() - 1;
+        while b >= D_SHORT_EVENTS {
+            let a = b - D_SHORT_EVENTS;
+            if let Some((x, m)) = self.block(a, b) {
+                if let Some((px, pm)) = prev {
+                    sum += (x - px).powi(2) / (1.0 / m + 1.0 / pm);
+                    terms += 1;
+                }
+                prev = Some((x, m));
+            }
+            b = a;
+        }
+        (terms >= 7).then(|| sum / f64::from(terms))
+    }
+
+    /// From [`D_BLOCKS`] blocks of equal real events over the whole run (at least 2 each): the
+    /// median absolute difference of neighbours, so that one change of pace (a warm-up
+    /// ending) does not count as noise. `None` below 4 blocks.
+    fn dispersion_long(&self) -> Option<f64> {
+        let last = self.events.last()?.seq as usize;
+        let blocks = D_BLOCKS.min(last / 2);
+        if blocks < 4 {
+            return None;
+        }
+        let at = |k: usize| {
+            let seq = ((k * last) as f64 / blocks as f64).round() as u64;
+            self.events.partition_point(|e| e.seq < seq).min(self.events.len() - 1)
+        };
+        let mut diffs = [0.0_f64; D_BLOCKS];
+        let mut k_diffs = 0;
+        let mut prev: Option<(f64, f64)> = None;
+        for k in 0..blocks {
+            let Some((x, m)) = self.block(at(k), at(k + 1)) else { continue };
+            if let Some((px, pm)) = prev {
+                diffs[k_diffs] = (x - px).abs() / (1.0 / m + 1.0 / pm).sqrt();
+                k_diffs += 1;
+            }
+            prev = Some((x, m));
+        }
+        // The median absolute value of a normal variable is 0.6745 sd.
+        (k_diffs >= 3).then(|| (median(&mut diffs[..k_diffs]) / 0.6745).powi(2))
+    }
+
+    /// The largest window whose rate agrees with every smaller one, given the noise `d`.
+    fn choose_window(&self, now: f64, count: u64, d: f64) -> Window {
         let last = self.events.last().expect("non-empty");
         let seq_now = last.seq + u64::from(count > last.count);
-        let mut windows: Vec<(u64, f64)> = Vec::with_capacity(12);
+        let window = |e: &Event| {
+            self.rate_since(e, now, count).map(|rate| Window { events: seq_now - e.seq, rate, start_count: e.count })
+        };
+        let mut windows: Vec<Window> = Vec::with_capacity(12);
         let mut j = J_MIN;
         while j + 1 < self.events.len() {
-            let e = &self.events[self.events.len() - 1 - j];
-            if let Some(r) = self.rate_since(e, now, count) {
-                windows.push((seq_now - e.seq, r));
-            }
+            windows.extend(window(&self.events[self.events.len() - 1 - j]));
             j *= 2;
         }
-        let first = &self.events[0];
-        if let Some(r) = self.rate_since(first, now, count) {
-            windows.push((seq_now - first.seq, r));
-        }
-        let mut chosen = windows.first().copied().unwrap_or((1, 0.0));
-        for (k, &(_, r)) in windows.iter().enumerate().skip(1) {
+        windows.extend(window(&self.events[0]));
+        let mut chosen = windows.first().copied().unwrap_or(Window { events: 1, rate: 0.0, start_count: count });
+        for (k, w) in windows.iter().enumerate().skip(1) {
             let agrees = windows[..k]
                 .iter()
-                .all(|&(n_i, r_i)| (r / r_i).ln().abs() <= Z_CONSISTENT / (n_i.max(1) as f64).sqrt());
+                .all(|s| (w.rate / s.rate).ln().abs() <= Z_CONSISTENT * (d / s.events.max(1) as f64).sqrt());
             if !agrees {
                 break;
             }
-            chosen = windows[k];
+            chosen = *w;
         }
         chosen
     }
 
-    /// `(item time now, its growth per item)` when the recent items show a consistent slowdown.
-    fn trend(&self, now: f64, count: u64) -> Option<(f64, f64)> {
+    /// `(item time now, its growth per item)` when the recent items show a consistent slowdown,
+    /// larger than the noise `d` could make.
+    fn trend(&self, now: f64, count: u64, d: f64) -> Option<(f64, f64)> {
         let ev = &self.events;
         let processed = count - ev[0].count;
         let span = (processed as f64 * TREND_SPAN) as u64;
         if span < (TREND_CHUNKS * 2) as u64 || ev.len() < TREND_CHUNKS * TREND_MIN_EVENTS {
             return None;
         }
-        let end = Event { t: now, count, stalled: self.stalled, seq: 0 };
+        let seq_now = ev[ev.len() - 1].seq + u64::from(count > ev[ev.len() - 1].count);
+        let end = Event { t: now, count, stalled: self.stalled, seq: seq_now };
         let at = |target: f64| -> (usize, Event) {
             let i = ev.partition_point(|e| (e.count as f64) < target);
             (i, ev.get(i).copied().unwrap_or(end))
@@ -260,6 +367,7 @@ impl RateWindow {
         let lo = (count - span) as f64;
         let size = span as f64 / TREND_CHUNKS as f64;
         let mut points = Vec::with_capacity(TREND_CHUNKS);
+        let mut chunk_events = 0;
         for k in 0..TREND_CHUNKS {
             let (ia, a) = at(lo + k as f64 * size);
             let (ib, b) = at(lo + (k + 1) as f64 * size);
@@ -269,6 +377,7 @@ impl RateWindow {
             }
             let items = (b.count - a.count) as f64;
             points.push(((a.count + b.count) as f64 / 2.0, active / items));
+            chunk_events += b.seq - a.seq;
         }
         let mut slopes = Vec::with_capacity(TREND_CHUNKS * (TREND_CHUNKS - 1) / 2);
         for i in 0..points.len() {
@@ -281,6 +390,18 @@ impl RateWindow {
             return None;
         }
         let slope = median(&mut slopes);
+        let mut taus = [0.0; TREND_CHUNKS];
+        for (tau, p) in taus.iter_mut().zip(&points) {
+            *tau = p.1;
+        }
+        let rise = slope * span as f64 / median(&mut taus);
+        // A least-squares slope over K evenly spaced chunks, each with log noise
+        // sqrt(d / events), makes a rise over the span of sd K x noise / sqrt(K (K^2 - 1) / 12).
+        let k = TREND_CHUNKS as f64;
+        let noise = (d * k / chunk_events as f64).sqrt() * k / (k * (k * k - 1.0) / 12.0).sqrt();
+        if rise < TREND_Z * noise {
+            return None;
+        }
         let mut intercepts: Vec<f64> = points.iter().map(|(x, y)| y - slope * x).collect();
         let intercept = median(&mut intercepts);
         Some((intercept + slope * count as f64, slope))

@@ -259,6 +259,40 @@ impl Handle {
         }
     }
 
+    /// Whether live displays keep drawing the node once it ended (tqdm's `leave`).
+    pub fn set_leave(&self, leave: bool) {
+        if let Place::Node(_, node) = self.place() {
+            node.set_leave(leave);
+        }
+    }
+
+    /// Starts a new pass (tqdm's `reset`; see [`Node::new_pass`]).
+    pub fn new_pass(&self) {
+        if let Place::Node(_, node) = self.place() {
+            node.new_pass();
+        }
+    }
+
+    /// The current pass (see [`Node::new_pass`]): its number, items processed and total.
+    pub fn pass_figures(&self) -> (u32, u64, Option<u64>) {
+        match self.place() {
+            Place::Node(_, node) => node.pass_figures(),
+            Place::Slot(..) => (1, 0, None),
+        }
+    }
+
+    /// Counts shown with SI prefixes in steps of 1000 or 1024 (None: plain); the run's own
+    /// nodes only (a worker's handle leaves the display to the run).
+    pub fn set_unit_divisor(&self, divisor: Option<u32>) -> Result<(), Error> {
+        if let Some(d) = divisor.filter(|d| *d != 1000 && *d != 1024) {
+            return Err(Error::Invalid { what: "unit_divisor", expected: "1000 or 1024", got: d.to_string() });
+        }
+        if let Place::Node(_, node) = self.place() {
+            node.set_unit_divisor(divisor);
+        }
+        Ok(())
+    }
+
     /// Renames the node (tqdm's `set_description`). Names are fixed once a node is shared, so
     /// in a worker the name is checked and kept as it was.
     pub fn rename(&self, name: &str) -> Result<(), Error> {

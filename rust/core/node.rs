@@ -1,7 +1,7 @@
 //! One level of the tree (the run itself, a phase or a step) and its own counters.
 //! Roll-up to ancestors happens when a snapshot is built, so an update touches one node only.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 
@@ -120,6 +120,18 @@ pub struct Node {
     name: RwLock<String>,
     /// What one item is called on screen ("it", "file", "persona").
     pub unit: String,
+    /// Counts shown with SI prefixes in steps of this (1000 or 1024; 0: plain counts), as
+    /// tqdm's `unit_scale` and `unit_divisor` show bytes (`12.3MB/s`).
+    unit_divisor: AtomicU32,
+    /// False for a loop made with tqdm's `leave=False` inside a run: once it ends, live
+    /// displays stop drawing it (its counts stay in the snapshot and the history).
+    leave: AtomicBool,
+    /// A loop entered again starts a new pass (an inner loop of a nested pair, tqdm's
+    /// `reset`): its number, and the own processed count and total when it began. Counts and
+    /// totals keep growing across passes (the history stays exact); displays show the pass.
+    passes: AtomicU32,
+    pass_start: AtomicU64,
+    pass_start_total: AtomicU64,
     total: AtomicU64,
     /// The node's key in the history: its parent's path, then its name with `%`, `/` and `#`
     /// escaped, and `#2`, `#3`... for a later sibling of the same name. Fixed at creation
@@ -172,6 +184,11 @@ impl Node {
             path,
             name: RwLock::new(name),
             unit,
+            unit_divisor: AtomicU32::new(0),
+            leave: AtomicBool::new(true),
+            passes: AtomicU32::new(1),
+            pass_start: AtomicU64::new(0),
+            pass_start_total: AtomicU64::new(encode_total(Some(0))),
             total: AtomicU64::new(encode_total(total)),
             done: Counter::default(),
             failed: Counter::default(),
@@ -201,6 +218,23 @@ impl Node {
     /// Renames the node (tqdm's `set_description`); `name` is already clipped by the caller.
     pub fn rename(&self, name: String) {
         *self.name.write() = name;
+    }
+
+    pub fn set_leave(&self, leave: bool) {
+        self.leave.store(leave, Ordering::Relaxed);
+    }
+
+    pub fn leave(&self) -> bool {
+        self.leave.load(Ordering::Relaxed)
+    }
+
+    /// Shows counts with SI prefixes in steps of `divisor` (None: plain counts).
+    pub fn set_unit_divisor(&self, divisor: Option<u32>) {
+        self.unit_divisor.store(divisor.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    pub fn unit_divisor(&self) -> Option<u32> {
+        Some(self.unit_divisor.load(Ordering::Relaxed)).filter(|d| *d > 0)
     }
 
     /// The total set on this node itself, if any.
@@ -326,7 +360,25 @@ impl Node {
     }
 
     /// Runs an ended node again (a loop that is entered once more), keeping its counts.
+    /// A new pass begins now: what was processed and the total so far belong to earlier ones.
+    pub fn new_pass(&self) {
+        self.pass_start.store(self.processed(), Ordering::Relaxed);
+        self.pass_start_total.store(self.total.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.passes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The current pass: its number (1 until a loop is entered again), items processed in it,
+    /// and its total (what the total grew by since it began; unknown if either is).
+    pub fn pass_figures(&self) -> (u32, u64, Option<u64>) {
+        let processed = self.processed().saturating_sub(self.pass_start.load(Ordering::Relaxed));
+        let start_total = decode_total(self.pass_start_total.load(Ordering::Relaxed));
+        let total = self.own_total().zip(start_total).map(|(t, s)| t.saturating_sub(s));
+        (self.passes.load(Ordering::Relaxed), processed, total)
+    }
+
+    /// Enters an ended loop again: a new pass of it.
     pub fn reopen(&self) {
+        self.new_pass();
         let ended = [NodeState::Completed, NodeState::Failed, NodeState::Cancelled];
         if ended.contains(&self.state()) {
             self.ended_at.set(f64::NAN);

@@ -28,6 +28,9 @@ const ADDED_SINCE_PUBLISHED: &[(Option<&str>, &str)] = &[
     (Some("lane"), "pid"),
     (Some("lane"), "cpu_percent"),
     (Some("lane"), "rss_bytes"),
+    (Some("node"), "unit_divisor"),
+    (Some("node"), "current_pass"),
+    (Some("node"), "leave"),
 ];
 
 /// The snapshot schema as pretty JSON text (draft 2020-12), as committed.

@@ -70,6 +70,14 @@ pub struct NodeSnapshot {
     #[schemars(description = "The run itself, a phase, or a step inside a phase.")]
     pub kind: NodeKind,
     pub unit: String,
+    #[schemars(description = "Counts and rates are shown with SI prefixes in steps of this (tqdm's unit_scale \
+        and unit_divisor): 1000 or 1024; null for plain counts.")]
+    #[serde(default)]
+    pub unit_divisor: Option<u32>,
+    #[schemars(description = "False for a loop made with leave=False (tqdm's) inside a run: live displays \
+        stop drawing it once it ended.")]
+    #[serde(default = "drawn_when_ended")]
+    pub leave: bool,
     #[schemars(description = "Pending until it starts, running, then how it ended.")]
     pub state: NodeState,
     /// Known total, rolled up from children when not set on the node itself.
@@ -127,7 +135,28 @@ pub struct NodeSnapshot {
     /// The item whose output `tail` is.
     #[serde(default)]
     pub tail_item: Option<String>,
+    #[schemars(description = "The pass a loop entered again is on (the inner loop of a nested pair, tqdm's \
+        reset): counts and total are the node's over every pass; this is what its displays show. \
+        Null until a second pass begins.")]
+    #[serde(default)]
+    pub current_pass: Option<PassSnapshot>,
     pub children: Vec<NodeSnapshot>,
+}
+
+fn drawn_when_ended() -> bool {
+    true
+}
+
+/// The current pass of a loop entered again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "pass")]
+pub struct PassSnapshot {
+    /// 2 for the second pass, and so on.
+    pub number: u32,
+    /// Items processed (done, failed or skipped) in this pass.
+    pub processed: u64,
+    /// Items in this pass, when known.
+    pub total: Option<u64>,
 }
 
 /// The projected cost at completion and its range (about 90%), as the README explains.

@@ -6,13 +6,12 @@
 use std::ptr::null_mut;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
-use pyo3::exceptions::{PyRuntimeError, PyTypeError};
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyInt, PyString, PyTuple, PyType};
+use pyo3::types::{PyDict, PyTuple, PyType};
 
 use super::convert::{amount, count, Obj};
 use super::node::PyNode;
-use crate::core::error::{within_range, Error};
 use crate::core::handle::Handle;
 use crate::core::node::Tally;
 
@@ -137,46 +136,11 @@ impl PyBarBase {
     fn _bind_node(&self, node: &PyNode) {
         self.node.bind(node.handle.clone());
     }
-    /// Counts `n` (default 1) more items done. As in tqdm, a float counts its whole part
-    /// (`update(2.5)` counts 2) and `update(0)` does nothing. A bar with no node (tqdm's
-    /// `disable=True`) hands `n` to its `_unbound_update`, which counts in Python.
+    /// Counts `n` (default 1) more items done. The fast method (see `fast`) counts a whole
+    /// number above 0 on a bar with a node; anything else (a float, 0, a bad value, tqdm's
+    /// `disable=True`) is the subclass's `_update`, which knows tqdm's rules.
     #[pyo3(signature = (n=None))]
-    fn update(slf: &Bound<'_, Self>, n: Option<&Obj<'_>>) -> PyResult<()> {
-        let Ok(node) = slf.get().node.get() else {
-            slf.call_method1(pyo3::intern!(slf.py(), "_unbound_update"), (n,))?;
-            return Ok(());
-        };
-        let n = match n {
-            Some(v) if !v.is_instance_of::<PyInt>() => whole_items(v)?,
-            _ => amount(n, "update(n)")?,
-        };
-        if n > 0 {
-            node.tally(Tally::Done, n)?;
-        }
-        Ok(())
+    fn update<'py>(slf: &Bound<'py, Self>, n: Option<&Obj<'py>>) -> PyResult<Bound<'py, PyAny>> {
+        slf.call_method1(pyo3::intern!(slf.py(), "_update"), (n,))
     }
-}
-
-/// The items a non-int `update(n)` counts: the whole part of a real number (tqdm takes floats).
-#[cold]
-fn whole_items(value: &Obj<'_>) -> PyResult<u64> {
-    let what = "update(n)";
-    let shown = || value.repr().map(|r| r.to_string()).unwrap_or_default();
-    let not_a_number = || PyTypeError::new_err(format!("{what} must be a number, got {}", shown()));
-    // A float, or anything `float()` takes but text (tqdm adds `n` to a number).
-    if value.is_instance_of::<PyString>() || value.is_instance_of::<PyBytes>() {
-        return Err(not_a_number());
-    }
-    let x: f64 = value.extract().map_err(|_| not_a_number())?;
-    if x.is_nan() {
-        return Err(Error::Invalid { what, expected: "a number", got: shown() }.into());
-    }
-    let whole = x.trunc(); // `int(n)`: -0.5 counts nothing, as in tqdm
-    if whole < 0.0 {
-        return Err(Error::Negative { what, value: shown() }.into());
-    }
-    if whole >= 2f64.powi(64) {
-        return Err(Error::TooLarge { what: what.to_owned(), value: shown() }.into());
-    }
-    Ok(within_range(what, whole as u64)?)
 }

@@ -34,15 +34,29 @@ pub fn format_duration(seconds: f64) -> String {
 }
 
 #[pyfunction]
-#[pyo3(signature = (per_second, unit="it"))]
-pub fn format_rate(per_second: Option<f64>, unit: &str) -> String {
-    format::rate(per_second, unit)
+#[pyo3(signature = (per_second, unit="it", divisor=None))]
+pub fn format_rate(per_second: Option<f64>, unit: &str, divisor: Option<u32>) -> String {
+    format::scaled_rate(per_second, unit, divisor)
+}
+
+#[pyfunction]
+#[pyo3(signature = (processed, total, unit="it", divisor=None))]
+pub fn format_amounts(processed: u64, total: Option<u64>, unit: &str, divisor: Option<u32>) -> String {
+    format::amounts(processed, total, unit, divisor)
 }
 
 #[pyfunction]
 #[pyo3(signature = (eta, low=None, high=None))]
 pub fn format_eta(eta: Option<f64>, low: Option<f64>, high: Option<f64>) -> String {
     format::eta(eta, low, high)
+}
+
+/// Colour on or off for the native display (the `color` setting: "always" or "never"); the
+/// default ("auto") leaves it to the terminal and `NO_COLOR`, as the console crate decides.
+#[pyfunction]
+pub fn set_colors(enabled: bool) {
+    console::set_colors_enabled(enabled);
+    console::set_colors_enabled_stderr(enabled);
 }
 
 #[pyfunction]

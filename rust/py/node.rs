@@ -132,6 +132,20 @@ impl PyNode {
     fn reopen(&self) {
         self.handle.reopen();
     }
+    fn set_leave(&self, leave: bool) {
+        self.handle.set_leave(leave);
+    }
+    fn new_pass(&self) {
+        self.handle.new_pass();
+    }
+    /// `(number, processed, total)` of the current pass (see `Node::new_pass`).
+    fn pass_figures(&self) -> (u32, u64, Option<u64>) {
+        self.handle.pass_figures()
+    }
+    #[pyo3(signature = (divisor=None))]
+    fn set_unit_divisor(&self, divisor: Option<u32>) -> PyResult<()> {
+        Ok(self.handle.set_unit_divisor(divisor)?)
+    }
     fn rename(&self, name: &Obj<'_>) -> PyResult<()> {
         Ok(self.handle.rename(&text(name, "name")?)?)
     }

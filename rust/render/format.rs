@@ -26,9 +26,25 @@ pub fn si(v: f64) -> String {
     } else if a >= 1e3 {
         (v / 1e3, "k")
     } else {
-        return if v.fract() == 0.0 { format!("{v:.0}") } else { format!("{v:.2}") };
+        return if v.fract() == 0.0 {
+            format!("{v:.0}")
+        } else if a < 0.1 {
+            small(v)
+        } else {
+            format!("{v:.2}")
+        };
     };
     format!("{scaled:.1}{suffix}")
+}
+
+/// Below 0.1, three significant figures, trailing zeros dropped: a learning rate of 0.001
+/// reads `"0.001"`, not `"0.00"`.
+fn small(v: f64) -> String {
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // 2..=12 decimals
+    let decimals = (2.0 - v.abs().log10().floor()).clamp(2.0, 12.0) as usize;
+    let text = format!("{v:.decimals$}");
+    let text = text.trim_end_matches('0');
+    text.strip_suffix('.').unwrap_or(text).to_owned()
 }
 
 /// Seconds as `"45s"`, `"3m05s"`, `"2h07m"`, `"3d04h"`; below ten seconds with one decimal.
@@ -45,6 +61,46 @@ pub fn duration(secs: f64) -> String {
         60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
         3600..=86_399 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
         _ => format!("{}d{:02}h", s / 86_400, (s % 86_400) / 3600),
+    }
+}
+
+/// tqdm's `unit_scale`: three significant figures and an SI prefix in steps of `divisor`
+/// (1000 or 1024): `12_345_678` → `"12.3M"`, `999` → `"999"`, `5` → `"5.00"`.
+pub fn sized(v: f64, divisor: u32) -> String {
+    let mut v = v;
+    for prefix in ["", "k", "M", "G", "T", "P", "E"] {
+        if v.abs() < 999.5 {
+            return if v.abs() < 9.995 {
+                format!("{v:.2}{prefix}")
+            } else if v.abs() < 99.95 {
+                format!("{v:.1}{prefix}")
+            } else {
+                format!("{v:.0}{prefix}")
+            };
+        }
+        v /= f64::from(divisor);
+    }
+    format!("{v:.1}Z")
+}
+
+/// A node's processed count and total: `"1,234/5,000"`, or with a divisor (tqdm's
+/// `unit_scale`) `"12.3M/45.0M"`; an unknown total names the unit: `"1,234 file"`, `"12.3MB"`
+/// (tqdm's own layout).
+pub fn amounts(processed: u64, total: Option<u64>, unit: &str, divisor: Option<u32>) -> String {
+    #[allow(clippy::cast_precision_loss)] // counts are below 2**53
+    match (divisor, total) {
+        (Some(d), Some(t)) => format!("{}/{}", sized(processed as f64, d), sized(t as f64, d)),
+        (Some(d), None) => format!("{}{unit}", sized(processed as f64, d)),
+        (None, Some(t)) => format!("{}/{}", count(processed), count(t)),
+        (None, None) => format!("{} {unit}", count(processed)),
+    }
+}
+
+/// A rate as [`rate`] shows it, or with a divisor (tqdm's `unit_scale`) `"12.3MB/s"`.
+pub fn scaled_rate(per_sec: Option<f64>, unit: &str, divisor: Option<u32>) -> String {
+    match (divisor, per_sec) {
+        (Some(d), Some(r)) if r >= 1.0 => format!("{}{unit}/s", sized(r, d)),
+        _ => rate(per_sec, unit),
     }
 }
 
@@ -154,6 +210,28 @@ pub fn percent(fraction: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn small_values_keep_three_figures() {
+        assert_eq!(si(0.001), "0.001");
+        assert_eq!(si(0.000_123_4), "0.000123");
+        assert_eq!(si(0.0156), "0.0156");
+        assert_eq!(si(-0.05), "-0.05");
+        assert_eq!(si(0.25), "0.25");
+    }
+
+    #[test]
+    fn sized_as_tqdm_shows_them() {
+        assert_eq!(sized(5.0, 1000), "5.00");
+        assert_eq!(sized(999.0, 1000), "999");
+        assert_eq!(sized(12_345_678.0, 1000), "12.3M");
+        assert_eq!(sized(1_048_576.0, 1024), "1.00M");
+        assert_eq!(amounts(12_345_678, Some(45_000_000), "B", Some(1000)), "12.3M/45.0M");
+        assert_eq!(amounts(12_345_678, None, "B", Some(1000)), "12.3MB");
+        assert_eq!(amounts(1234, None, "file", None), "1,234 file");
+        assert_eq!(scaled_rate(Some(12_300_000.0), "B", Some(1000)), "12.3MB/s");
+        assert_eq!(scaled_rate(Some(0.5), "B", Some(1000)), "2.0 s/B");
+    }
 
     #[test]
     fn counts_and_si() {

@@ -100,12 +100,15 @@ pub fn node_stats(n: &NodeSnapshot) -> String {
 
 /// Counts, and while running the rate and ETA; then failures and items in flight.
 fn node_figures(n: &NodeSnapshot) -> Vec<String> {
-    let mut parts = vec![match n.total {
-        Some(t) => format!("{}/{}", format::count(n.processed), format::count(t)),
-        None => format!("{} {}", format::count(n.processed), sanitize(&n.unit)),
-    }];
+    let unit = sanitize(&n.unit);
+    let mut parts = match &n.current_pass {
+        // A loop entered again (an inner loop) shows its pass, as tqdm shows an inner bar per
+        // outer item. Earlier passes are done, so the node's ETA is already the pass's.
+        Some(p) => vec![format::amounts(p.processed, p.total, &unit, n.unit_divisor), format!("pass {}", p.number)],
+        None => vec![format::amounts(n.processed, n.total, &unit, n.unit_divisor)],
+    };
     if n.state == "running" {
-        parts.push(format::rate(n.rate, &sanitize(&n.unit)));
+        parts.push(format::scaled_rate(n.rate, &unit, n.unit_divisor));
         if let Some(s) = n.stalled_for {
             parts.push(format!("stalled {}", format::duration(s)));
         } else if n.eta_from_history {
@@ -141,8 +144,9 @@ fn head_line(s: &Snapshot, glyph: &str, bar_width: usize, width: usize) -> Strin
 
 /// "name" for a bare loop (run and phase share it), else "run › phase".
 fn loop_name(s: &Snapshot, only: &NodeSnapshot) -> String {
-    if only.name == s.name {
-        sanitize(&s.name)
+    if only.name == s.name || only.path == s.name {
+        // A loop's own run, named as the loop was made (tqdm's set_description renames it).
+        sanitize(&only.name)
     } else {
         format!("{} › {}", sanitize(&s.name), sanitize(&only.name))
     }
@@ -178,9 +182,12 @@ fn fold_finished(nodes: Vec<(usize, &NodeSnapshot)>, room: usize) -> (Vec<(usize
 /// `[████▍    ]  45%`, or an empty frame when the total is unknown. A node that completed
 /// processed everything it had, known total or not: its bar is full.
 fn bar_cell(n: &NodeSnapshot, width: usize) -> String {
-    let fraction = match n.fraction {
-        None if n.state == "completed" => Some(1.0),
-        f => f,
+    #[allow(clippy::cast_precision_loss)] // counts are below 2**53
+    let fraction = match (n.current_pass, n.fraction) {
+        // A loop entered again fills its bar once a pass (an inner bar per outer item).
+        (Some(p), _) => p.total.map(|t| if t == 0 { 1.0 } else { (p.processed as f64 / t as f64).min(1.0) }),
+        (None, None) if n.state == "completed" => Some(1.0),
+        (None, f) => f,
     };
     match fraction {
         Some(f) => {
@@ -267,7 +274,13 @@ pub fn frame(s: &Snapshot, o: &FrameOptions) -> Vec<String> {
     // under the head line, a phase's or step's under its own.
     lines.extend(node_tail_line(&s.root, 1, width));
     lines.extend(single_phase(s).and_then(|only| node_tail_line(only, 1, width)));
-    let all: Vec<_> = if single_phase(s).is_some() { Vec::new() } else { s.walk().into_iter().skip(1).collect() };
+    // A loop made with leave=False (an inner tqdm bar) is not drawn once it ended, as tqdm
+    // clears it.
+    let all: Vec<_> = if single_phase(s).is_some() {
+        Vec::new()
+    } else {
+        s.walk().into_iter().skip(1).filter(|(_, n)| n.leave || matches!(&*n.state, "running" | "pending")).collect()
+    };
     let active_lanes = s.lanes.iter().filter(|l| l.state != "finished").count();
     // Rows for phases: what is left after the head, two lane rows and the failure row.
     let room = o.height.saturating_sub(1).saturating_sub(2 + active_lanes.min(2) + 1).max(1);

@@ -60,9 +60,24 @@
     if (v == null || !isFinite(v)) return "";
     return Math.abs(v) >= 1000 ? NF.format(v) : String(Number(v.toPrecision(4)));
   }
-  function fmtRate(r, unit) {
+  function fmtRate(r, unit, divisor) {
     if (r == null || !isFinite(r)) return "—";
+    if (divisor && r >= 1) return fmtSized(r, divisor) + (unit || "it") + "/s";
     return fmtNum(r) + " " + (unit || "it") + "/s";
+  }
+  /* tqdm's unit_scale, as the terminal shows it: three figures and an SI prefix ("12.3M"). */
+  function fmtSized(v, divisor) {
+    var prefixes = ["", "k", "M", "G", "T", "P", "E"];
+    for (var i = 0; i < prefixes.length; i++) {
+      var a = Math.abs(v);
+      if (a < 999.5) return v.toFixed(a < 9.995 ? 2 : a < 99.95 ? 1 : 0) + prefixes[i];
+      v /= divisor;
+    }
+    return v.toFixed(1) + "Z";
+  }
+  function fmtAmounts(processed, total, unit, divisor) {
+    if (!divisor) return fmtInt(processed) + "/" + (total == null ? "?" : fmtInt(total));
+    return fmtSized(processed, divisor) + (total == null ? (unit || "") : "/" + fmtSized(total, divisor));
   }
   function fmtPct(f) {
     if (f == null || !isFinite(f)) return "—";
@@ -760,7 +775,7 @@
     row.appendChild(eta);
     return row;
   }
-  /* p: {id, name, kind, depth, state, fraction, processed, total, failed, rate, unit, eta: {text, cls}} */
+  /* p: {id, name, kind, depth, state, fraction, processed, total, failed, rate, unit, divisor (unit_scale), eta: {text, cls}} */
   function phaseRowUpdate(row, p) {
     var cls = "phase kind-" + safeClass(p.kind) + " state-" + safeClass(p.state);
     if (row.className !== cls) row.className = cls;
@@ -780,8 +795,8 @@
     var ws = w.toFixed(2) + "%";
     if (bar.firstChild.style.width !== ws) bar.firstChild.style.width = ws;
     setText(row.children[2], p.fraction != null ? fmtPct(p.fraction) : "—");
-    setText(row.children[3], fmtInt(p.processed) + "/" + (p.total == null ? "?" : fmtInt(p.total)));
-    setText(row.children[4], fmtRate(p.rate, p.unit));
+    setText(row.children[3], fmtAmounts(p.processed, p.total, p.unit, p.divisor));
+    setText(row.children[4], fmtRate(p.rate, p.unit, p.divisor));
     var eta = row.children[5];
     setText(eta.children[0], p.eta.text);
     setText(eta.children[1], p.eta.sub || "");
@@ -922,11 +937,14 @@
   // ------------------------------------------------------------------ live snapshot
   function flattenNodes(node, depth, out, unit) {
     (node.children || []).forEach(function (ch) {
+      // A loop entered again (an inner loop) shows its current pass, as tqdm shows an inner bar.
+      var ps = ch.current_pass;
       out.push({
-        id: ch.id, name: ch.name, kind: ch.kind, depth: depth, state: ch.state,
-        fraction: ch.fraction, processed: ch.processed != null ? ch.processed : (ch.done || 0) + (ch.failed || 0) + (ch.skipped || 0),
-        total: ch.total, failed: ch.failed, rate: ch.rate, unit: ch.unit || unit,
-        eta: etaText(ch)
+        id: ch.id, name: ps ? ch.name + " (pass " + ps.number + ")" : ch.name, kind: ch.kind, depth: depth, state: ch.state,
+        fraction: ps ? (ps.total ? Math.min(1, ps.processed / ps.total) : (ps.total === 0 ? 1 : null)) : ch.fraction,
+        processed: ps ? ps.processed : ch.processed != null ? ch.processed : (ch.done || 0) + (ch.failed || 0) + (ch.skipped || 0),
+        total: ps ? ps.total : ch.total, failed: ch.failed, rate: ch.rate, unit: ch.unit || unit,
+        divisor: ch.unit_divisor || null, eta: etaText(ch)
       });
       flattenNodes(ch, depth + 1, out, ch.unit || unit);
     });

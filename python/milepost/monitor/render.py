@@ -104,9 +104,15 @@ def _bytes(n: Any) -> str:
 
 
 def _counts(node: Dict[str, Any]) -> str:
-    total = node.get("total")
-    text = f"{count(node.get('processed', 0))}/{count(total)}" if total is not None else count(node.get("processed"))
-    text += f" {clean(node.get('unit') or 'it')}"
+    shown = node.get("current_pass") or node  # a loop entered again: its pass, as tqdm shows it
+    total, unit, divisor = shown.get("total"), clean(node.get("unit") or "it"), node.get("unit_divisor")
+    if divisor:  # tqdm's unit_scale: "12.3M/45.0M", or "12.3MB" with no total
+        text = _milepost.format_amounts(int(shown.get("processed") or 0), total, unit, divisor)
+    else:
+        processed = count(shown.get("processed", 0))
+        text = f"{processed}/{count(total)} {unit}" if total is not None else f"{processed} {unit}"
+    if node.get("current_pass"):
+        text += f" · pass {node['current_pass']['number']}"
     for key in ("failed", "skipped", "retried"):
         if node.get(key):
             text += f" · {count(node[key])} {key}"
@@ -123,7 +129,7 @@ def _rate(node: Dict[str, Any]) -> str:
     rate, elapsed = node.get("rate"), node.get("elapsed")
     if rate is None and elapsed and node.get("state") != "running":
         rate = float(node.get("processed") or 0) / float(elapsed)
-    return _milepost.format_rate(rate, clean(node.get("unit") or "it"))
+    return _milepost.format_rate(rate, clean(node.get("unit") or "it"), node.get("unit_divisor"))
 
 
 def _pace(node: Dict[str, Any], ended: bool) -> tuple[str, str]:

@@ -135,10 +135,16 @@ class History:
         items = self.db.execute(
             "SELECT count(*) AS n, sum(status = 'done') AS done FROM items WHERE run_id = ?", (run["id"],)
         ).fetchone()
+        phases, workers = self.phases(run["id"]), self.workers(run["id"])
+        if run["status"] == "crashed":
+            # Killed before it could write its end: what was running then did not go on (the
+            # monitor shows a crashed run's phases the same way).
+            phases = [{**p, "status": "crashed"} if p["status"] == "running" else p for p in phases]
+            workers = [{**w, "state": "lost"} if w["state"] in ("busy", "idle", "stalled") else w for w in workers]
         return {
             **run,
-            "phases": self.phases(run["id"]),
-            "workers": self.workers(run["id"]),
+            "phases": phases,
+            "workers": workers,
             "failures": recorded if failures is None else recorded[:failures],
             "failures_recorded": len(recorded),
             "items": ItemCounts(n=items["n"], done=items["done"]),

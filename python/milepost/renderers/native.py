@@ -11,6 +11,7 @@ import unicodedata
 from typing import TYPE_CHECKING, Any, List, Optional, TextIO, Tuple
 
 from .. import _milepost
+from ..config import setting
 from ..events import Event, LogLine
 from ..loggers import console_handlers
 from ..observers.base import BaseObserver
@@ -161,6 +162,9 @@ class NativeDisplay(BaseObserver):
     def start(self) -> None:
         if self._manual:
             return
+        color = setting("color")  # "auto" leaves it to the terminal and NO_COLOR
+        if color != "auto":
+            _milepost.set_colors(color == "always")
         self._core.start_ticker(
             self._hz, native=True, max_lanes=self._max_lanes, leave=self._leave, stdout=self._stdout
         )

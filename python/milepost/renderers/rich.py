@@ -61,8 +61,10 @@ class RichRenderer(BaseObserver):
         table.add_column()
         # nodes() and node_lines() walk the tree in the same depth-first order.
         for (depth, node), (_, _, _, stats) in zip(snapshot.nodes(), snapshot.node_lines(), strict=True):
-            total = node["total"]
-            bar = ProgressBar(total=float(total) if total else None, completed=float(node["processed"]), width=30)
+            # A loop entered again (an inner loop) shows its current pass, as the other displays.
+            shown = node.get("current_pass") or node
+            total, processed = shown["total"], shown["processed"]
+            bar = ProgressBar(total=float(total) if total else None, completed=float(processed), width=30)
             table.add_row(Text("  " * depth + _milepost.sanitize(node["name"])), bar, Text(stats))
         parts: list[Any] = [Text(snapshot.run_line(), style="bold"), table]
         # The native frame's own lane and failure lines: no display re-implements them.

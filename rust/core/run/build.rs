@@ -16,7 +16,7 @@ use crate::core::metrics::{money_slots, MetricSums, MetricValue};
 use crate::core::node::{Node, NodeState};
 use crate::core::sharing::{SharedExtra, Sharing};
 use crate::core::shm::SharedSums;
-use crate::core::snapshot::{LaneSnapshot, NodeSnapshot, Snapshot, SCHEMA_VERSION};
+use crate::core::snapshot::{LaneSnapshot, NodeSnapshot, PassSnapshot, Snapshot, SCHEMA_VERSION};
 
 /// Counts of one node plus all its descendants.
 #[derive(Debug, Clone, Copy, Default)]
@@ -287,6 +287,8 @@ fn node_snapshot(n: &Node, r: &Rolled, now: f64, names: &[String]) -> NodeSnapsh
         explicit: r.own_explicit,
         kind: n.kind,
         unit: n.unit.clone(),
+        unit_divisor: n.unit_divisor(),
+        leave: n.leave(),
         state,
         total,
         done: c.done,
@@ -311,6 +313,10 @@ fn node_snapshot(n: &Node, r: &Rolled, now: f64, names: &[String]) -> NodeSnapsh
         projected_cost: r.heading.map(|h| h.projected()),
         tail,
         tail_item,
+        current_pass: match n.pass_figures() {
+            (number, processed, total) if number > 1 => Some(PassSnapshot { number, processed, total }),
+            _ => None,
+        },
         children: Vec::new(),
     }
 }
