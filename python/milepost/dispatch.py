@@ -3,9 +3,10 @@
 Events go into a bounded queue per dispatcher (a full queue counts what it drops instead of
 growing); a background thread drains it every tick and hands out snapshots when observers'
 intervals are due. A run has two dispatchers (see `Delivery`): one for its own observers
-(displays, history, files), whose final delivery the run's end waits for, and one for the
-observers the user passed, which never hold up the job. With an injected clock there are no
-threads: `poll()` does the same work on demand.
+(displays, history, files), whose final delivery the run's end waits for, served by the
+process's one delivery thread (`service`: no thread to start or join per run), and one for
+the observers the user passed, on a thread of its own, which never holds up the job. With an
+injected clock there are no threads: `poll()` does the same work on demand.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+import time
 import weakref
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Deque, Iterable, List, Optional, Sequence
 
 from .errors import InvalidValueError
 from .events import BOUNDARY_EVENTS, Event
+from .service import SERVICE
 
 if TYPE_CHECKING:
     from .observers import Observer
@@ -90,6 +93,7 @@ class Dispatcher:
         tick: float = 0.25,
         pull: Optional[Callable[[], None]] = None,
         name: str = "milepost-dispatch",
+        shared: bool = False,
     ) -> None:
         self._slots = [_Slot(o) for o in observers]
         self._pull = pull
@@ -102,15 +106,22 @@ class Dispatcher:
         self.dropped = 0
         self.snapshot_failures = 0
         self._tick = max(MIN_TICK, min([tick, *(s.interval for s in self._slots if s.interval)]))
-        self._stop = threading.Event()
+        #: Set by `close()`; the thread (if any) waits on `_wakeup`, made when it starts: a
+        #: run without observers (or served by the shared thread) makes no Event at all.
+        self._stopping = False
+        self._wakeup: Optional[threading.Event] = None
         self._thread: Optional[threading.Thread] = None
         self._deferred: Optional[Callable[[], None]] = None
         self._closed = False
         #: The observers' `stop()` follows their final delivery, once the run has let go of
         #: everything (`release()`); else the caller stops them (see `Delivery`).
         self._stop_after = False
-        self._released = threading.Event()
+        self._released: Optional[threading.Event] = None
         self._stopped = False
+        #: Served by the process's one delivery thread (`service`) instead of a thread of its own.
+        self._shared = shared
+        self._client: Any = None
+        self._done: Optional[threading.Event] = None
 
     def add(self, observer: Observer) -> None:
         """Adds an observer before the run starts."""
@@ -142,6 +153,13 @@ class Dispatcher:
             self.start_observers()
         if not self._slots:  # no observers, no thread to wake the interpreter
             return
+        if self._shared:
+            if not observers_here:
+                self.start_observers()
+            self._done = threading.Event()
+            self._client = SERVICE.add(self._step)
+            return
+        self._wakeup, self._released = threading.Event(), threading.Event()
         self._thread = threading.Thread(target=self._loop, args=(not observers_here,), name=self._name, daemon=True)
         self._thread.start()
 
@@ -165,24 +183,42 @@ class Dispatcher:
         if start:
             self.start_observers()
         while True:
-            final = self._stop.is_set()
+            final = self._stopping
             self.poll(final=final)
             deferred, self._deferred = self._deferred, None
             if deferred is not None:
                 deferred()
             if final or self._closed:
-                if self._stop_after and self._released.wait(RELEASE_WAIT):
+                if self._stop_after and self._released is not None and self._released.wait(RELEASE_WAIT):
                     self.stop_observers()
                 return
-            self._stop.wait(self._tick)
+            assert self._wakeup is not None  # made before the thread starts
+            self._wakeup.wait(self._tick)
+
+    def _step(self) -> Optional[float]:
+        """One round on the shared thread (`_loop`'s body): when to come back, None when done."""
+        final = self._stopping
+        self.poll(final=final)
+        deferred, self._deferred = self._deferred, None
+        if deferred is not None:
+            deferred()
+        if final or self._closed:
+            assert self._done is not None  # made before the client joins
+            self._done.set()
+            return None
+        return time.monotonic() + self._tick
 
     def on_dispatch_thread(self) -> bool:
+        if self._client is not None:
+            return self._done is not None and not self._done.is_set() and SERVICE.thread is threading.current_thread()
         return self._thread is not None and self._thread is threading.current_thread()
 
     def defer(self, action: Callable[[], None]) -> None:
         """Runs `action` on the dispatcher thread once its current delivery is over (for work
         that would wait on that delivery, such as ending the run from inside an observer)."""
         self._deferred = action
+        if self._client is not None:
+            SERVICE.wake(self._client)  # the shared thread may be serving another run now
 
     def poll(self, final: bool = False) -> None:
         """Delivers queued events, then snapshots to the observers that are due; with `final`,
@@ -260,7 +296,16 @@ class Dispatcher:
         `timeout` seconds (0: not at all). Without a thread it happens here. True when it is
         over."""
         self._stop_after |= stop_after
-        self._stop.set()
+        self._stopping = True
+        if self._wakeup is not None:
+            self._wakeup.set()
+        if self._client is not None:
+            if SERVICE.thread is threading.current_thread() or SERVICE.take_back(self._client):
+                self.poll(final=True)
+                return True
+            SERVICE.wake(self._client)
+            assert self._done is not None
+            return self._done.wait(timeout) if timeout else self._done.is_set()
         thread = self._thread
         if thread is None or thread is threading.current_thread():
             self.poll(final=True)
@@ -272,7 +317,8 @@ class Dispatcher:
     def release(self) -> None:
         """The run has let go of everything (its display, its threads): the observers closed
         with `stop_after` are stopped now, on their thread if it is still there."""
-        self._released.set()
+        if self._released is not None:
+            self._released.set()
         thread = self._thread
         if self._stop_after and (thread is None or thread is threading.current_thread() or not thread.is_alive()):
             self.stop_observers()
@@ -299,10 +345,10 @@ def _wait_for_user_observers() -> None:
 
 class Delivery:
     """A run's two dispatchers: its own observers (displays, history, files, dashboard) on
-    one thread, the user's on another. Every event goes to both. The end of the run waits for
-    its own observers' final delivery (bounded) and never for the user's, which finish in the
-    background (the interpreter's exit waits for them, bounded): an observer that sleeps holds
-    up neither the job nor the history."""
+    the process's delivery thread, the user's on a thread of their own. Every event goes to
+    both. The end of the run waits for its own observers' final delivery (bounded) and never
+    for the user's, which finish in the background (the interpreter's exit waits for them,
+    bounded): an observer that sleeps holds up neither the job nor the history."""
 
     def __init__(
         self,
@@ -313,7 +359,7 @@ class Delivery:
     ) -> None:
         observers = list(observers)
         self._pull_source = pull
-        self.own = Dispatcher([o for o in observers if is_own(o)], snapshot, now, pull=self.pull_now)
+        self.own = Dispatcher([o for o in observers if is_own(o)], snapshot, now, pull=self.pull_now, shared=True)
         self.user = Dispatcher([o for o in observers if not is_own(o)], snapshot, now, name="milepost-observers")
 
     @property

@@ -7,3 +7,4 @@ pub mod frame;
 pub mod lines;
 pub mod native;
 pub mod newline_term;
+pub mod sampler;

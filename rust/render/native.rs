@@ -19,6 +19,7 @@ use parking_lot::{Condvar, Mutex};
 
 use super::frame::{frame, FrameOptions};
 use super::newline_term::{NewlineTerm, Screen};
+use super::sampler::{self, Sampling};
 use crate::core::run::RunCore;
 
 /// How the native display looks.
@@ -176,6 +177,8 @@ impl Drop for Display {
 pub struct Ticker {
     signal: Arc<StopSignal>,
     thread: Option<JoinHandle<()>>,
+    /// A run that is not drawn is sampled by the process's one sampler thread instead.
+    sampling: Option<Sampling>,
     handle: TickerHandle,
     /// The process that started the thread: a forked child has no such thread to stop.
     pid: u32,
@@ -232,16 +235,20 @@ impl Ticker {
         // Off a terminal nothing is drawn (the Python side picks plain lines there anyway).
         // indicatif draws at most as often as the thread ticks.
         let rate = hz.ceil() as u8;
-        let mut painter = native.map(|o| (o, o.term())).filter(|(_, t)| t.is_term()).map(|(options, term)| Painter {
+        let painter = native.map(|o| (o, o.term())).filter(|(_, t)| t.is_term()).map(|(options, term)| Painter {
             display: Arc::new(Mutex::new(Display::new(Box::new(term.clone()), rate))),
             term,
             options,
             tick: 0,
         });
         let handle = TickerHandle { display: painter.as_ref().map(|p| Arc::clone(&p.display)) };
+        let period = Duration::from_secs_f64(1.0 / hz);
+        let Some(mut painter) = painter else {
+            let sampling = Some(sampler::join(run, period));
+            return Self { signal, thread: None, sampling, handle, pid: std::process::id() };
+        };
         let weak: Weak<RunCore> = Arc::downgrade(run);
         let thread_signal = Arc::clone(&signal);
-        let period = Duration::from_secs_f64(1.0 / hz);
         let thread = std::thread::Builder::new()
             .name("milepost-ticker".into())
             .spawn(move || loop {
@@ -254,25 +261,30 @@ impl Ticker {
                 };
                 let Some(run) = weak.upgrade() else { break };
                 let now = run.clock.now();
-                match (&mut painter, stop) {
-                    (Some(p), true) => p.finish(&run, now),
-                    (Some(p), false) => p.paint(&run, now),
-                    (None, _) => run.sample(now),
+                if stop {
+                    painter.finish(&run, now);
+                } else {
+                    painter.paint(&run, now);
                 }
                 if stop {
                     break;
                 }
             })
             .expect("spawn the milepost ticker thread");
-        Self { signal, thread: Some(thread), handle, pid: std::process::id() }
+        Self { signal, thread: Some(thread), sampling: None, handle, pid: std::process::id() }
     }
 
     pub fn handle(&self) -> TickerHandle {
         self.handle.clone()
     }
 
-    /// Signals the thread, which draws a final frame, and waits for it.
+    /// Signals the thread, which draws a final frame, and waits for it (a run only sampled
+    /// leaves the sampler's list: nothing to wait for).
     pub fn stop(&mut self) {
+        if let Some(mut sampling) = self.sampling.take() {
+            sampling.leave();
+            return;
+        }
         if std::process::id() != self.pid {
             // A copy inherited through fork: the thread exists only in the parent. Joining its
             // handle here would fail; forgetting it is all there is to do.

@@ -81,6 +81,9 @@ class LivePublisher(BaseObserver):
         }
         self._steer = steer
         self._dir: Optional[Path] = None
+        #: The live directory, pruned of ended runs' leftovers at the first delivery, on the
+        #: delivery thread: a listing the run's start does not wait for.
+        self._root: Optional[Path] = None
         self._events: Optional[TextIO] = None
         self._ended: Optional[str] = None
         self._off = False
@@ -95,7 +98,7 @@ class LivePublisher(BaseObserver):
 
     def _open(self) -> None:
         root = ensure_live_dir()
-        prune(root)
+        self._root = root
         directory = run_dir(self._id, root)
         for sub in (directory, directory / commands.COMMANDS, directory / commands.REPLIES):
             sub.mkdir(mode=0o700, exist_ok=True)
@@ -126,6 +129,9 @@ class LivePublisher(BaseObserver):
     def on_snapshot(self, snapshot: Snapshot) -> None:
         if self._dir is None:
             return
+        if self._root is not None:
+            root, self._root = self._root, None
+            self._guard(prune, root)
         self._guard(self._publish, snapshot)
         self._guard(self._obey)
 

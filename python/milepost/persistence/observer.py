@@ -78,9 +78,14 @@ class HistoryObserver(BaseObserver):
         # Fixed for the life of the run (a resumed run is a new process: its own observer).
         host, pid, argv = socket.gethostname(), os.getpid(), json.dumps(sys.argv)
         store.execute(_RUN_START, (run_id, name, started_at, host, pid, argv, resumed, json.dumps(meta())))
-        # Written before the job starts (a few milliseconds): a run is in the history from its
-        # first moment, even if it is killed at once.
-        store.flush(timeout=5.0)
+        if resumed:
+            # Written before the job goes on: a resumed run killed at once must not leave the
+            # history saying it was never resumed (the counts it took over are in the row).
+            store.flush(timeout=5.0)
+        else:
+            # Written at once by the writer, without holding up the job's start (a run is in the
+            # history within milliseconds; one killed before that has nothing to keep yet).
+            store.wake()
 
     def on_event(self, event: Event) -> None:
         if not isinstance(event, (ItemFailed, ItemRetried, ItemDetails, LogLine, RunFinished)):

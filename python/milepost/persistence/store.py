@@ -2,10 +2,13 @@
 
 Producers (the job's threads) only append a tuple to a bounded queue; the writer thread
 takes everything queued every `flush_interval` seconds (or as soon as a batch is large) and
-writes it in one transaction. A full queue makes producers wait for the writer (nothing is
-dropped); a store that cannot write (full disk, read-only directory, a database from a newer
-milepost, any error at all in the writer) warns once and turns itself off, and the job goes
-on. Nobody ever waits for a writer thread that is gone.
+writes it in one transaction. One writer (its connection and its thread) serves every run of
+the process that keeps its history in the same file: the database is opened once per process,
+and a run's start and end neither open it nor start or join a thread. A writer with no run
+left closes its connection and ends after `IDLE_EXIT` seconds. A full queue makes producers
+wait for the writer (nothing is dropped); a store that cannot write (full disk, read-only
+directory, a database from a newer milepost, any error at all in the writer) warns once and
+turns itself off, and the job goes on. Nobody ever waits for a writer thread that is gone.
 
 Guarantee: rows queued at least `flush_interval` seconds before the process is killed are in
 the database (WAL journal, `synchronous=NORMAL`: a commit survives the process; after an
@@ -15,6 +18,7 @@ operating-system crash or power loss, the last commits may be lost, unless
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -23,7 +27,7 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Deque, List, Optional, Sequence, Tuple
+from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple
 
 from .. import _milepost
 from ..home import default_history
@@ -37,7 +41,8 @@ MAX_QUEUED = 200_000
 EAGER_BATCH = 20_000
 #: Seconds between checks of a producer waiting for the writer, and of `flush()`.
 BACKPRESSURE_NAP = 0.02
-FLUSH_NAP = 0.01
+#: Seconds a writer with no run to serve keeps its connection and thread for the next run.
+IDLE_EXIT = 5.0
 
 # A whole batch of item rows in one statement: the rows go in as one JSON array and SQLite
 # unpacks them. Python's sqlite3 releases the GIL around each step of a statement; with one
@@ -97,30 +102,134 @@ class _Dropped:
         return 0
 
 
+class _Writer:
+    """One database file's connection and writer thread, shared by the process's stores."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.db = connect(path)  # the first run of the process (and file) pays for it
+        self._stores: List[Store] = []
+        # Wake-ups for the writer. A C-implemented queue, not a Condition: the job's threads
+        # only put into it, and a Condition's lock taken by the job's thread can be left held
+        # by a Ctrl-C that lands inside its Python `__enter__`, which hangs the writer for good.
+        # For the same reason a flush waits on a queue of its own (`flush`'s ticket).
+        self._wake: "queue.SimpleQueue[bool]" = queue.SimpleQueue()
+        self._tickets: Deque["queue.SimpleQueue[bool]"] = deque()
+        self.gone = False
+        self._thread = threading.Thread(target=self._loop, name="milepost-store", daemon=True)
+        self._thread.start()
+
+    def alive(self) -> bool:
+        return not self.gone and self._thread.is_alive()
+
+    def add(self, store: Store) -> None:
+        self._stores.append(store)  # list.append is atomic: the writer copies the list to read it
+
+    def remove(self, store: Store) -> None:
+        with contextlib.suppress(ValueError):
+            self._stores.remove(store)
+
+    def wake(self) -> None:
+        self._wake.put(True)
+
+    def ticket(self) -> "queue.SimpleQueue[bool]":
+        """A queue that gets True once everything queued before now is written."""
+        ticket: "queue.SimpleQueue[bool]" = queue.SimpleQueue()
+        self._tickets.append(ticket)
+        self._wake.put(True)
+        return ticket
+
+    def _loop(self) -> None:
+        try:
+            self._write_until_idle()
+        except BaseException as e:  # noqa: BLE001 - the writer must never die without a word
+            for store in list(self._stores):
+                store._disable(f"its writer stopped ({type(e).__name__}: {e})")  # noqa: SLF001 - its writer
+        finally:
+            self.gone = True
+            for ticket in self._tickets:
+                ticket.put(True)  # nobody waits for a writer that is gone
+            with contextlib.suppress(sqlite3.Error):
+                self.db.close()
+
+    def _write_until_idle(self) -> None:
+        idle_since = time.monotonic()
+        while True:
+            stores = list(self._stores)
+            interval = min((s.flush_interval for s in stores), default=IDLE_EXIT)
+            if not self._tickets and sum(s._pending() for s in stores) < EAGER_BATCH:  # noqa: SLF001
+                with contextlib.suppress(queue.Empty):
+                    self._wake.get(timeout=interval)
+            while not self._wake.empty():  # wake-ups that came meanwhile: this round serves them
+                self._wake.get_nowait()
+            # The tickets taken before the stores' queues: a flush is served by a round that
+            # took everything queued before it asked.
+            tickets = [self._tickets.popleft() for _ in range(len(self._tickets))]
+            stores = list(self._stores)
+            for store in stores:
+                store._write_round()  # noqa: SLF001 - the store's writer
+            for ticket in tickets:
+                ticket.put(True)
+            if stores or tickets:
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since > IDLE_EXIT and _retire(self):
+                return
+
+
+#: The writers of this process, by database file.
+_writers: Dict[str, _Writer] = {}
+_writers_lock = threading.Lock()
+
+
+def _writer_for(path: Path) -> _Writer:
+    """The process's writer for `path`, made (and the database opened) if there is none."""
+    key = os.path.realpath(path)
+    with _writers_lock:
+        writer = _writers.get(key)
+        if writer is None or not writer.alive():
+            writer = _writers[key] = _Writer(path)
+        return writer
+
+
+def _retire(writer: _Writer) -> bool:
+    """Takes an idle writer out of use, unless a store joined it meanwhile."""
+    with _writers_lock:
+        if writer._stores:  # noqa: SLF001 - the writers' own registry
+            return False
+        writer.gone = True
+        if _writers.get(os.path.realpath(writer.path)) is writer:
+            del _writers[os.path.realpath(writer.path)]
+        return True
+
+
+def _forget_writers() -> None:
+    """In a forked child: the parent's writer threads are not here."""
+    global _writers_lock
+    _writers.clear()
+    _writers_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_writers)
+
+
 class Store:
-    """Writes history rows in the background. Thread-safe; every method returns at once."""
+    """A run's history: what it queues, written by its file's writer (`_Writer`).
+    Thread-safe; every method returns at once but `flush` and `close`."""
 
     def __init__(self, path: Optional[Path] = None, flush_interval: float = 0.5) -> None:
         self.path = Path(path) if path is not None else default_path()
         self.flush_interval = flush_interval
         self._queue: Deque[Op] = deque()
         self._rows = _milepost.RowBuffer("")
-        # Wake-ups for the writer. A C-implemented queue, not a Condition: the job's threads
-        # only put into it, and a Condition's lock taken by the job's thread can be left held
-        # by a Ctrl-C that lands inside its Python `__enter__`, which hangs the writer for good.
-        self._wake: "queue.SimpleQueue[bool]" = queue.SimpleQueue()
-        self._stop = False
-        self._busy = False
         self.enabled = True
         self.written = 0
         self.dropped = 0
         try:
-            self._db = connect(self.path)
+            self._writer = _writer_for(self.path)
         except (sqlite3.Error, OSError, SchemaError) as e:
             self._disable(f"cannot open {self.path} ({e})")
             return
-        self._thread = threading.Thread(target=self._loop, name="milepost-store", daemon=True)
-        self._thread.start()
+        self._writer.add(self)
 
     def _disable(self, why: str) -> None:
         if self.enabled:
@@ -131,6 +240,9 @@ class Store:
             self.dropped += len(waiting)
             self._queue.clear()
             _log.warning("milepost: run history is off: %s; the job goes on without it", why)
+            writer = getattr(self, "_writer", None)
+            if writer is not None:
+                writer.remove(self)
 
     def bind_run(self, run_id: str) -> None:
         """The run whose items this store keeps (one store a run)."""
@@ -144,6 +256,11 @@ class Store:
             return
         self._queue.append((sql, params))
         self._maybe_wait()
+
+    def wake(self) -> None:
+        """Asks the writer to write what is queued now, without waiting for it."""
+        if self.enabled:
+            self._writer.wake()
 
     @property
     def buffer(self) -> Optional[_milepost.RowBuffer]:
@@ -181,68 +298,56 @@ class Store:
 
     def _writer_alive(self) -> bool:
         """Whether there is a writer to wait for; a writer found gone turns the store off."""
-        if self.enabled and not self._thread.is_alive():
+        if self.enabled and not self._writer.alive():
             self._disable("its writer thread is gone")
         return self.enabled
 
     def _maybe_wait(self) -> None:
         n = self._pending()
         if n >= EAGER_BATCH:
-            self._wake.put(True)
+            self._writer.wake()
         while self._pending() >= MAX_QUEUED and self._writer_alive():
             # Backpressure: the writer is behind; wait for it rather than drop rows.
-            self._wake.put(True)
+            self._writer.wake()
             time.sleep(BACKPRESSURE_NAP)
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Waits until everything queued so far is written (or the store is off)."""
+        if not self._writer_alive():
+            return True
+        ticket = self._writer.ticket()
         deadline = time.monotonic() + timeout
-        self._wake.put(True)
-        while (self._pending() or self._busy) and self._writer_alive():
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(FLUSH_NAP)
-        return True
+        while True:
+            try:
+                # In slices: a writer that dies meanwhile is noticed.
+                ticket.get(timeout=max(0.0, min(0.5, deadline - time.monotonic())))
+                return True
+            except queue.Empty:
+                if not self._writer_alive():
+                    return True
+                if time.monotonic() >= deadline:
+                    return False
 
     def close(self) -> None:
-        """Writes what is queued and stops the writer."""
+        """Writes what is queued (waiting for it, bounded) and lets go of the writer, which
+        stays for the process's next run."""
         if self.enabled:
-            self._stop = True
-            self._wake.put(True)
-            self._thread.join(60)
-            try:
-                self._db.close()
-            except sqlite3.Error:
-                pass
+            if not self.flush(60):
+                _log.warning("milepost: the history writer did not finish within 60 s; going on without it")
+            self._writer.remove(self)
         if self.dropped:
             _log.warning("milepost: %d item rows of this run are not in the history (it was off)", self.dropped)
 
-    # -- the writer thread --------------------------------------------------------------------
-    def _loop(self) -> None:
+    # -- on the writer thread -----------------------------------------------------------------
+    def _write_round(self) -> None:
+        """This store's part of a writer's round: any failure turns this store's history off
+        (the writer goes on for the other runs)."""
+        if not self.enabled:
+            return
         try:
-            self._write_until_stopped()
+            self._write_batch()
         except BaseException as e:  # noqa: BLE001 - the writer must never die without a word
             self._disable(f"its writer stopped ({type(e).__name__}: {e})")
-        finally:
-            self._busy = False
-
-    def _write_until_stopped(self) -> None:
-        while True:
-            if not self._stop and self._pending() < EAGER_BATCH:
-                try:
-                    self._wake.get(timeout=self.flush_interval)
-                except queue.Empty:
-                    pass
-            while not self._wake.empty():  # wake-ups that came meanwhile: this batch serves them
-                self._wake.get_nowait()
-            stopping = self._stop
-            self._busy = True
-            try:
-                self._write_batch()
-            finally:
-                self._busy = False
-            if stopping or not self.enabled:
-                return
 
     def _take(self, q: Deque[Any]) -> List[Any]:
         out = []
@@ -254,13 +359,14 @@ class Store:
         ops, rows = self._take(self._queue), self._rows.take()
         if not ops and rows is None:
             return
+        db = self._writer.db
         try:
-            with self._db:
+            with db:
                 # Statements first: an item's phase row exists before its items.
                 for sql, params in ops:
-                    self._db.execute(sql, params)
+                    db.execute(sql, params)
                 if rows is not None:
-                    self._db.execute(ITEMS_FROM_JSON, (rows[0],))
+                    db.execute(ITEMS_FROM_JSON, (rows[0],))
             self.written += len(ops) + (rows[1] if rows else 0)
         except Exception as e:  # noqa: BLE001 - any failure (a full disk, a bad value) turns history off
             self.dropped += rows[1] if rows else 0
