@@ -9,6 +9,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -247,3 +248,20 @@ def test_replay_draws_a_saved_stream_again(tmp_path, clock, pty_run) -> None:
     assert re.search(r"✓ recorded › map \[█+\] 100% 51/50", res.text), res.text
     snap_only = _cli("replay", str(tmp_path / "nope.json"))
     assert snap_only.returncode == 2 and "No such file" in snap_only.stderr
+
+
+def test_a_run_with_a_real_clock_gets_the_pace_of_earlier_runs_without_waiting_for_it() -> None:
+    """The earlier runs' pace is read on the history's writer thread (the run's start opens no
+    connection for it): a phase made at once has its ETA from history a moment later."""
+    with milepost.Run("paced", display="none") as run:
+        with run.phase("map", total=50) as ph:
+            for _ in range(50):
+                time.sleep(0.002)
+                ph.advance()
+    with milepost.Run("paced", display="none") as again:
+        again.phase("map", total=50)
+        deadline = time.monotonic() + 10
+        while not again.snapshot().find("map")["eta_from_history"]:
+            assert time.monotonic() < deadline, "the earlier runs' pace never came"
+            time.sleep(0.01)
+        assert again.snapshot().find("map")["eta"] > 0

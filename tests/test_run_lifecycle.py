@@ -161,3 +161,26 @@ def test_a_run_ended_by_an_observer_is_written_before_the_process_exits(tmp_path
     db = sqlite3.connect(str(tmp_path / "runs.db"))
     status, done = db.execute("SELECT status, done FROM runs").fetchone()
     assert status == "completed" and done > 1000
+
+
+def test_a_quick_observer_has_seen_the_end_when_the_run_is_left() -> None:
+    """Leaving `with Run` waits a moment (at most 0.2 s) for the user's observers' final
+    delivery: a quick one has its events, its last snapshot and `close()` by then, however
+    short the run (a run's end no longer takes long enough to hide the race)."""
+
+    class Log(milepost.BaseObserver):
+        def __init__(self) -> None:
+            self.events: list = []
+            self.closed = False
+
+        def on_event(self, event) -> None:
+            self.events.append(event.kind)
+
+        def close(self) -> None:
+            self.closed = True
+
+    for i in range(20):
+        log = Log()
+        with milepost.Run(f"quick-{i}", display="none", history=False, observers=[log]) as run:
+            run.phase("p").advance()
+        assert log.closed and log.events[0] == "run_started" and log.events[-1] == "run_finished", (i, log.events)

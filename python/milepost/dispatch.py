@@ -39,6 +39,11 @@ MIN_TICK = 0.01
 #: write, the last frame, the dashboard's last events) before it goes on without them.
 OWN_CLOSE_TIMEOUT = 30.0
 
+#: Seconds the end of a run waits for the user's observers' final delivery: in the common
+#: case they have seen the run's end when `with Run` is left (and `stop()` follows on their
+#: thread); one that takes longer finishes in the background.
+USER_CLOSE_GRACE = 0.2
+
 #: Seconds the interpreter's exit waits for user observers still finishing their delivery.
 USER_EXIT_TIMEOUT = 10.0
 
@@ -117,6 +122,8 @@ class Dispatcher:
         #: everything (`release()`); else the caller stops them (see `Delivery`).
         self._stop_after = False
         self._released: Optional[threading.Event] = None
+        #: Set by the thread once its final delivery is over (`wait_delivered`).
+        self._delivered: Optional[threading.Event] = None
         self._stopped = False
         #: Served by the process's one delivery thread (`service`) instead of a thread of its own.
         self._shared = shared
@@ -159,7 +166,7 @@ class Dispatcher:
             self._done = threading.Event()
             self._client = SERVICE.add(self._step)
             return
-        self._wakeup, self._released = threading.Event(), threading.Event()
+        self._wakeup, self._released, self._delivered = threading.Event(), threading.Event(), threading.Event()
         self._thread = threading.Thread(target=self._loop, args=(not observers_here,), name=self._name, daemon=True)
         self._thread.start()
 
@@ -189,6 +196,8 @@ class Dispatcher:
             if deferred is not None:
                 deferred()
             if final or self._closed:
+                assert self._delivered is not None  # made before the thread starts
+                self._delivered.set()
                 if self._stop_after and self._released is not None and self._released.wait(RELEASE_WAIT):
                     self.stop_observers()
                 return
@@ -314,6 +323,11 @@ class Dispatcher:
             thread.join(timeout)
         return not thread.is_alive()
 
+    def wait_delivered(self, timeout: float) -> None:
+        """Waits at most `timeout` seconds for the thread's final delivery (after `close`)."""
+        if self._delivered is not None and self._thread is not threading.current_thread():
+            self._delivered.wait(timeout)
+
     def release(self) -> None:
         """The run has let go of everything (its display, its threads): the observers closed
         with `stop_after` are stopped now, on their thread if it is still there."""
@@ -407,8 +421,9 @@ class Delivery:
         return next((d for d in (self.own, self.user) if d.on_dispatch_thread()), None)
 
     def close(self) -> None:
-        """The final delivery: waited for (bounded) for the run's own observers, handed to
-        the background for the user's (their `stop()` follows on their thread)."""
+        """The final delivery: waited for (bounded) for the run's own observers, for a moment
+        (`USER_CLOSE_GRACE`) for the user's, then left to the background (their `stop()`
+        follows on their thread)."""
         if not self.own.close(OWN_CLOSE_TIMEOUT):
             _log.warning(
                 "milepost: the run's observers %r did not finish within %.0f s; going on without them",
@@ -416,6 +431,7 @@ class Delivery:
                 OWN_CLOSE_TIMEOUT,
             )
         if not self.user.close(0, stop_after=True):
+            self.user.wait_delivered(USER_CLOSE_GRACE)
             _finishing.add(self.user)
 
     def stop_own(self) -> None:

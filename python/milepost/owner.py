@@ -182,6 +182,15 @@ class Owner:
         task.begin(total)
         return task
 
+    def take_prior(self, rates: Dict[str, float]) -> None:
+        """The pace earlier runs of this name reached, per phase, read in the background: the
+        tasks made meanwhile take theirs now, the ones to come when they are made."""
+        self.prior = rates
+        for task in list(self.tasks):
+            rate = rates.get(task.key)
+            if rate is not None:
+                task.node.set_prior_rate(rate)
+
     def finished_keys(self, key: str) -> Set[str]:
         return self.resume.finished.get(key, set()) if self.resume is not None else set()
 

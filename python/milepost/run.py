@@ -28,7 +28,7 @@ from .outcome import end_state, run_end_state
 from .output import RunLogHandler
 from .output import print as _print
 from .owner import Owner
-from .persistence import HistoryObserver, Resume, Store, find_resumable, prior_rates
+from .persistence import History, HistoryObserver, Resume, Store, find_resumable, prior_rates
 from .renderers.options import DisplayOptions
 from .resources import ResourceSettings, written_dirs
 from .signals import sigint_held
@@ -203,7 +203,10 @@ class Run(Task):
         store, core, resumed = self._owner.store, self._core, self._owner.resume
         if store is None or not store.enabled:
             return []
-        self._owner.prior = prior_rates(store, core.name, core.id)
+        if self._owner.manual:  # an injected clock: nothing happens in the background
+            self._owner.prior = prior_rates(store, core.name, core.id)
+        else:
+            store.query(lambda db: History(db).prior_rates(core.name, core.id), self._owner.take_prior)
         before = resumed.elapsed if resumed is not None else 0.0
         times = resumed.resumed + 1 if resumed is not None else 0
         steer = self._owner.steer

@@ -27,7 +27,7 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 from .. import _milepost
 from ..home import default_history
@@ -221,6 +221,8 @@ class Store:
         self.flush_interval = flush_interval
         self._queue: Deque[Op] = deque()
         self._rows = _milepost.RowBuffer("")
+        #: Reads to make on the writer's connection, and where their answers go (`query`).
+        self._reads: Deque[Tuple[Callable[[sqlite3.Connection], Any], Callable[[Any], None]]] = deque()
         self.enabled = True
         self.written = 0
         self.dropped = 0
@@ -256,6 +258,15 @@ class Store:
             return
         self._queue.append((sql, params))
         self._maybe_wait()
+
+    def query(self, read: Callable[[sqlite3.Connection], Any], answer: Callable[[Any], None]) -> None:
+        """Makes `read` on the writer's connection, after what is queued now is written, and
+        hands its result to `answer`, both on the writer's thread: a read the run needs but
+        must not wait for (the pace of earlier runs: an ETA a moment after the start instead
+        of a connection opened on the job's thread). A failing read is logged; nothing more."""
+        if self.enabled:
+            self._reads.append((read, answer))
+            self._writer.wake()
 
     def wake(self) -> None:
         """Asks the writer to write what is queued now, without waiting for it."""
@@ -348,6 +359,13 @@ class Store:
             self._write_batch()
         except BaseException as e:  # noqa: BLE001 - the writer must never die without a word
             self._disable(f"its writer stopped ({type(e).__name__}: {e})")
+            return
+        for _ in range(len(self._reads)):
+            read, answer = self._reads.popleft()
+            try:
+                answer(read(self._writer.db))
+            except Exception as e:  # noqa: BLE001 - a read the run can do without
+                _log.warning("milepost: reading the history failed (%s: %s); the run goes on", type(e).__name__, e)
 
     def _take(self, q: Deque[Any]) -> List[Any]:
         out = []
