@@ -125,27 +125,36 @@ def file_settings(start: Optional[Path] = None) -> Tuple[Dict[str, Any], str]:
     """The `[tool.milepost]` table of the nearest pyproject.toml from `start` (the working
     directory) upward, and where it is; empty when there is none, or it does not parse (said
     once). Read again only when the file changes."""
-    # os.path rather than pathlib: every run asks for its settings, and this walk was a tenth
-    # of a short `track()` loop's set-up through pathlib.
     # getcwd() is already absolute and free of links (the kernel's own path): no realpath.
-    folder = os.path.realpath(str(start)) if start is not None else os.getcwd()
+    path = _walk(os.path.realpath(str(start)) if start is not None else os.getcwd())
+    return _table(path) if path is not None else ({}, "")
+
+
+def _walk(folder: str) -> Optional[str]:
+    """The nearest pyproject.toml from `folder` upward. os.path rather than pathlib: every
+    run asks for its settings, and this walk was a tenth of a short `track()` loop's set-up."""
     while True:
         name = os.path.join(folder, "pyproject.toml")
-        try:
-            st = os.stat(name)
-        except OSError:
-            parent = os.path.dirname(folder)
-            if parent == folder:
-                break
-            folder = parent
-            continue
-        path = Path(name)
-        stamp = (st.st_mtime_ns, st.st_size)
-        cached = _cache.get(path)
-        if cached is None or cached[0] != stamp:
-            _cache[path] = (stamp, _read(path))
-        return _cache[path][1], name
-    return {}, ""
+        if os.path.isfile(name):
+            return name
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return None
+        folder = parent
+
+
+def _table(name: str) -> Tuple[Dict[str, Any], str]:
+    """The file's `[tool.milepost]`, read again only when the file changed."""
+    path = Path(name)
+    try:
+        st = os.stat(name)
+    except OSError:
+        return {}, ""
+    stamp = (st.st_mtime_ns, st.st_size)
+    cached = _cache.get(path)
+    if cached is None or cached[0] != stamp:
+        _cache[path] = (stamp, _read(path))
+    return _cache[path][1], name
 
 
 def _read(path: Path) -> Dict[str, Any]:

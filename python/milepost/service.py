@@ -48,20 +48,24 @@ class Service:
         self._cond = threading.Condition(threading.Lock())
         self._clients: List[_Client] = []
         self._thread: Optional[threading.Thread] = None
+        #: When the thread wakes next by itself (`inf`: only when notified): a client due later
+        #: joins without waking it (a wake-up is a GIL switch the job's thread pays for).
+        self._next_wake = float("inf")
 
     @property
     def thread(self) -> Optional[threading.Thread]:
         return self._thread
 
     def add(self, step: Step) -> _Client:
-        """Serves `step` from now on, at once first."""
+        """Serves `step` from now on, the first time FIRST_DELIVERY seconds from now."""
         client = _Client(step)
         with self._cond:
             self._clients.append(client)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._loop, name="milepost-dispatch", daemon=True)
                 self._thread.start()
-            self._cond.notify()
+            if client.due < self._next_wake:
+                self._cond.notify()
         return client
 
     def take_back(self, client: _Client) -> bool:
@@ -94,7 +98,9 @@ class Service:
                             client.serving = True
                         break
                     wait = min((c.due for c in self._clients), default=None)
+                    self._next_wake = float("inf") if wait is None else wait
                     self._cond.wait(None if wait is None else wait - now)
+                self._next_wake = 0.0  # serving: a client joining meanwhile is looked at next round
             for client in due:
                 self._serve(client)
 
@@ -116,6 +122,7 @@ class Service:
         self._cond = threading.Condition(threading.Lock())
         self._clients = []
         self._thread = None
+        self._next_wake = float("inf")
 
 
 SERVICE = Service()
