@@ -19,7 +19,8 @@ import signal
 import tempfile
 import threading
 import time
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Set, Tuple
+from collections import deque
+from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 from . import _milepost, context, events, remote
 from .context import ItemRow
@@ -28,7 +29,7 @@ from .events import Event
 from .output import print as _print
 from .remote import Route
 from .retrying import NO_RETRIES, RetryPolicy, call
-from .task import Task
+from .task import Task, _text
 
 #: Segments attached in this process, by path.
 _attached: Dict[str, _milepost.SharedRun] = {}
@@ -42,10 +43,6 @@ owned: Dict[str, Any] = {}
 #: a task (`milepost.dask` adds one: a Dask client in this process). Each takes the run's
 #: context and returns a route, or None.
 ROUTE_FINDERS: List[Any] = []
-
-#: A pool item's result from a worker: index, ok, value (or exception), and the item's history
-#: row (None for an item that did not start).
-ChunkResult = Tuple[int, bool, Any, Optional[ItemRow]]
 
 #: Text room of an event record in the segment, as the core lays it out.
 RECORD_BYTES: int = _milepost.RECORD_BYTES
@@ -480,36 +477,88 @@ def _alive(pid: int) -> bool:
     return True
 
 
+#: A chunk as the parent hands it to a worker: the items' indices, the items, and their names
+#: (None: the worker names them, with the naming function it is given).
+Chunk = Tuple[Sequence[int], List[Any], Optional[List[str]]]
+
+#: An item kept for the run's recent list: name, status, duration, end (Unix time).
+Recent = Tuple[str, str, Optional[float], float]
+
+#: What a worker returns for a chunk, in one piece (see `run_chunk`).
+ChunkDone = Tuple[int, List[Any], List[int], Optional[Tuple[str, int]], List[Recent]]
+
+#: How many items of a chunk the parent puts in the run's recent list: the list keeps the
+#: newest 32 (the core's `RECENT_ITEMS`), so the chunk's earlier ones would only pass through.
+RECENT_ITEMS = 32
+
+
 def run_chunk(
-    fn: Any, chunk: List[Tuple[int, Any, str]], policy: RetryPolicy = NO_RETRIES
-) -> Tuple[int, List[ChunkResult]]:
+    fn: Any,
+    chunk: Chunk,
+    policy: RetryPolicy = NO_RETRIES,
+    phase: str = "",
+    namer: Optional[Callable[[Any, int], str]] = None,
+) -> ChunkDone:
     """Runs `fn` over a chunk in a worker, each call an item of the pool's task (tried again
-    here per `policy`). Returns this worker's pid (the lane the items ran in) and, per item,
-    its result and its history row, which the parent stores."""
+    here per `policy`), counted into shared memory as it ends. Returns, in one piece: this
+    worker's pid (the lane the items ran in); each item's result (its exception for one that
+    raised or did not start, in chunk order); the positions of the items that ran and raised;
+    the history rows of the items that ran, encoded for the store of task `phase` (the rows
+    text and how many; None when none ran); and the chunk's last items for the run's recent
+    list (failures are there already: the worker's event put them there)."""
     task = _pool_task
     assert task is not None, "init_pool_worker did not run"
-    out: List[ChunkResult] = []
     ctx = task.context
-
-    def stopped() -> bool:
-        return bool(ctx.cancelled or ctx.pool_stopped(_pool))
-
-    for index, item, name in chunk:
+    stopped = _stopper(ctx, _pool)
+    indices, items, names = chunk
+    if names is None:
+        assert namer is not None, "a chunk without names comes with its naming function"
+        names = [namer(item, i) for i, item in zip(indices, items)]
+    values: List[Any] = []
+    failed: List[int] = []
+    row_names: List[str] = []
+    rows: List[ItemRow] = []
+    recent: Deque[Recent] = deque(maxlen=RECENT_ITEMS)
+    item = task.item
+    retrying = bool(policy.retries)
+    for k, name in enumerate(names):
         if stopped():  # the rest of the chunk is not started
-            out.append((index, False, Cancelled.not_started(name), None))
+            values.append(Cancelled.not_started(name))
             continue
-        it = task.item(name)
+        it = item(name)
         try:
             with it:
-                if policy.retries:
-                    value: Any = call(policy, task, name, functools.partial(fn, item), stopped)
+                if retrying:
+                    value: Any = call(policy, task, name, functools.partial(fn, items[k]), stopped)
                 else:
-                    value = fn(item)
-            ok = True
+                    value = fn(items[k])
         except Exception as e:  # noqa: BLE001 - returned to the parent per item
-            ok, value = False, _picklable(e)
-        out.append((index, ok, value, it.row))
-    return os.getpid(), out
+            value = _picklable(e)
+            if it.row is not None:  # it ran (an item the run refused did not)
+                failed.append(k)
+        values.append(value)
+        row = it.row
+        if row is not None:
+            text = name if type(name) is str else _text(name)
+            row_names.append(text)
+            rows.append(row)
+            if row[0] != "failed":
+                recent.append((text, row[0], row[2], row[1] + (row[2] or 0.0)))
+    encoded = None
+    if rows:
+        buffer = _milepost.RowBuffer(ctx.id)
+        _milepost.push_rows(buffer, phase, row_names, rows)
+        encoded = buffer.take()
+    return os.getpid(), values, failed, encoded, list(recent)
+
+
+def _stopper(ctx: Any, pool: int) -> Callable[[], bool]:
+    """Whether the run was cancelled or the parent stopped pool `pool` (a Ctrl-C): asked
+    before each item, straight from the segment in a worker of the run."""
+    if isinstance(ctx, WorkerContext):
+        shared = ctx._shared  # noqa: SLF001 - the context's own segment, read per item
+        return lambda: shared.cancelled or shared.pool_stopped(pool)
+    return lambda: bool(ctx.cancelled or ctx.pool_stopped(pool))
 
 
 def _picklable(e: BaseException) -> BaseException:
