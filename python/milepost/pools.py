@@ -16,8 +16,9 @@ from .outcome import end_state
 from .retrying import NO_RETRIES, RetryPolicy, call
 from .run import Run
 from .task import Task, length_of
+from .workers import default_name
 
-__all__ = ["thread_map"]
+__all__ = ["thread_map", "default_name"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -25,13 +26,6 @@ R = TypeVar("R")
 #: Items submitted ahead of the workers, per worker: enough to keep them busy, few enough
 #: that a million-item iterable is never materialized as futures at once.
 _AHEAD_PER_WORKER = 4
-
-
-def default_name(item: Any, index: int) -> str:
-    """An item's name in a pool: the item for strings, numbers and paths, else `#index`."""
-    if isinstance(item, (str, int, float)) or hasattr(item, "__fspath__"):
-        return str(item)
-    return f"#{index}"
 
 
 def pool_task(

@@ -17,7 +17,7 @@ from .pools import Again, PoolScope, default_name, worker_count
 from .retrying import NO_RETRIES, RetryPolicy
 from .snapshot import node_paths
 from .task import Task, length_of
-from .workers import ChunkDone, Recent, init_pool_worker, run_chunk
+from .workers import Chunk, ChunkDone, Recent, init_pool_worker, run_chunk
 
 __all__ = ["process_map", "process_as_completed", "WorkerDied"]
 
@@ -76,9 +76,9 @@ class _Chunk:
     def job(self, k: int) -> Job:
         return self.indices[k], self.items[k], self.name(k)
 
-    def args(self) -> Tuple[Any, ...]:
-        """What the worker is handed: the chunk, and the naming function when it names them."""
-        return (self.indices, self.items, self.names), None if self.names is not None else self._name
+    def args(self) -> Chunk:
+        """What the worker is handed (see `workers.Chunk`)."""
+        return self.indices, self.items, self.names
 
 
 def _chunks(items: Iterable[Any], size: int, item_name: Callable[[Any, int], str]) -> Iterator[_Chunk]:
@@ -206,8 +206,7 @@ class _Pool:
             if fit < len(chunk):  # what fits goes now; the rest is asked for next
                 chunk, rest = chunk.split(fit)
                 self.chunks = itertools.chain([rest], self.chunks)
-        args, namer = chunk.args()
-        self.pending[self.pool.submit(run_chunk, self.fn, args, self.policy, self.scope.task.key, namer)] = chunk
+        self.pending[self.pool.submit(run_chunk, self.fn, chunk.args(), self.policy, self.scope.task.key)] = chunk
 
     def _reserve(self, n: int) -> int:
         """How many of `n` items the budgets let this pool hand out now, judged from one

@@ -14,13 +14,13 @@ import contextlib
 import functools
 import itertools
 import json
+import operator
 import os
 import signal
 import tempfile
 import threading
 import time
-from collections import deque
-from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 from . import _milepost, context, events, remote
 from .context import ItemRow
@@ -154,6 +154,7 @@ class WorkerContext:
         self._index: Dict[Tuple[str, ...], int] = {}
         #: Unix time at the clock's zero (`now` is the monotonic clock): an item's start.
         self._wall_origin = time.time() - time.monotonic()
+        self.wall = functools.partial(operator.add, self._wall_origin)
         self._pools = itertools.count(1)
         #: The run's root in this process: the parent of loops and pools made here (in a
         #: child made by fork, the `Run` it inherited; see `adopt`).
@@ -200,11 +201,12 @@ class WorkerContext:
                 self.root = task  # the child's `current_run()` stays the `Run` it knows
 
     # -- RunContext ---------------------------------------------------------------------------
-    def now(self) -> float:
-        return time.monotonic()
-
-    def wall(self, t: float) -> float:
-        return self._wall_origin + t
+    # An item reads the clock twice and asks for its lane and its start's wall time: these are
+    # builtins here (no Python frame each), as a pool's worker runs thousands of items a second.
+    #: Seconds on the monotonic clock.
+    now = staticmethod(time.monotonic)
+    #: `wall(t)`: Unix time of `now()`'s `t` (bound in `__init__`).
+    wall: Callable[[float], float]
 
     def emit(self, cls: type[Event], path: Tuple[str, ...], **fields: Any) -> None:
         index = self._index.get(tuple(path), 0)
@@ -227,9 +229,9 @@ class WorkerContext:
         task.begin(total)
         return task
 
-    # A worker process is its own lane: a thread pool inside it adds none.
-    def lane(self) -> None:
-        return None
+    # A worker process is its own lane: a thread pool inside it adds none. (`NoneType()` is
+    # None: the lane an item asks for, with no Python frame.)
+    lane = staticmethod(type(None))
 
     def add_lane(self, name: str) -> None:
         return None
@@ -477,8 +479,23 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def default_name(item: Any, index: int) -> str:
+    """An item's name in a pool: the item for strings, numbers and paths, else `#index`.
+    (Here, below the pools, so that a process pool's workers name the items of a chunk.)"""
+    if isinstance(item, (str, int, float)) or hasattr(item, "__fspath__"):
+        return str(item)
+    return f"#{index}"
+
+
+def default_names(indices: Sequence[int], items: List[Any]) -> List[str]:
+    """`default_name` of each item; `str()` straight for the common types (what
+    `default_name` returns for them), without a Python call per item."""
+    plain = (str, int, float)
+    return [str(item) if type(item) in plain else default_name(item, i) for i, item in zip(indices, items)]
+
+
 #: A chunk as the parent hands it to a worker: the items' indices, the items, and their names
-#: (None: the worker names them, with the naming function it is given).
+#: (None: the default names, which the worker makes).
 Chunk = Tuple[Sequence[int], List[Any], Optional[List[str]]]
 
 #: An item kept for the run's recent list: name, status, duration, end (Unix time).
@@ -497,7 +514,6 @@ def run_chunk(
     chunk: Chunk,
     policy: RetryPolicy = NO_RETRIES,
     phase: str = "",
-    namer: Optional[Callable[[Any, int], str]] = None,
 ) -> ChunkDone:
     """Runs `fn` over a chunk in a worker, each call an item of the pool's task (tried again
     here per `policy`), counted into shared memory as it ends. Returns, in one piece: this
@@ -512,18 +528,19 @@ def run_chunk(
     stopped = _stopper(ctx, _pool)
     indices, items, names = chunk
     if names is None:
-        assert namer is not None, "a chunk without names comes with its naming function"
-        names = [namer(item, i) for i, item in zip(indices, items)]
+        names = default_names(indices, items)
+    elif any(type(name) is not str for name in names):  # a row's name is text
+        names = [_text(name) for name in names]
     values: List[Any] = []
     failed: List[int] = []
-    row_names: List[str] = []
-    rows: List[ItemRow] = []
-    recent: Deque[Recent] = deque(maxlen=RECENT_ITEMS)
+    #: Each item's history row (None: it did not run), encoded at the end in one call.
+    rows: List[Optional[ItemRow]] = []
     item = task.item
     retrying = bool(policy.retries)
     for k, name in enumerate(names):
         if stopped():  # the rest of the chunk is not started
             values.append(Cancelled.not_started(name))
+            rows.append(None)
             continue
         it = item(name)
         try:
@@ -537,19 +554,24 @@ def run_chunk(
             if it.row is not None:  # it ran (an item the run refused did not)
                 failed.append(k)
         values.append(value)
-        row = it.row
-        if row is not None:
-            text = name if type(name) is str else _text(name)
-            row_names.append(text)
-            rows.append(row)
-            if row[0] != "failed":
-                recent.append((text, row[0], row[2], row[1] + (row[2] or 0.0)))
-    encoded = None
-    if rows:
-        buffer = _milepost.RowBuffer(ctx.id)
-        _milepost.push_rows(buffer, phase, row_names, rows)
-        encoded = buffer.take()
-    return os.getpid(), values, failed, encoded, list(recent)
+        rows.append(it.row)
+    buffer = _milepost.RowBuffer(ctx.id)
+    _milepost.push_rows(buffer, phase, names, rows)
+    return os.getpid(), values, failed, buffer.take(), _recent(names, rows)
+
+
+def _recent(names: List[str], rows: List[Optional[ItemRow]]) -> List[Recent]:
+    """The chunk's newest items that ran and did not fail, oldest first, as many as the run's
+    recent list keeps."""
+    out: List[Recent] = []
+    for k in range(len(rows) - 1, -1, -1):
+        row = rows[k]
+        if row is not None and row[0] != "failed":
+            out.append((names[k], row[0], row[2], row[1] + (row[2] or 0.0)))
+            if len(out) == RECENT_ITEMS:
+                break
+    out.reverse()
+    return out
 
 
 def _stopper(ctx: Any, pool: int) -> Callable[[], bool]:

@@ -13,8 +13,9 @@ use crate::core::rows::Row;
 type ItemRow<'py> =
     (Bound<'py, PyString>, f64, Option<f64>, Option<Bound<'py, PyString>>, Option<Bound<'py, PyString>>);
 
-/// Adds the rows of `names[i]`, `rows[i]` (see `ItemRow`) of task `phase` to `buffer`;
-/// returns how many rows are waiting. Names are converted as `RowBuffer.push` converts them.
+/// Adds the rows of `names[i]`, `rows[i]` (see `ItemRow`; None: item `i` has no row, it did
+/// not run) of task `phase` to `buffer`; returns how many rows are waiting. Names are `str`s,
+/// converted as `RowBuffer.push` converts them.
 #[pyfunction]
 pub fn push_rows(
     buffer: &PyRowBuffer, phase: &Bound<'_, PyString>, names: &Bound<'_, PyList>, rows: &Bound<'_, PyList>,
@@ -25,6 +26,9 @@ pub fn push_rows(
     let phase = phase.to_string_lossy();
     let mut waiting = buffer.rows.len();
     for (name, row) in names.iter().zip(rows.iter()) {
+        if row.is_none() {
+            continue;
+        }
         let name = name.cast_into::<PyString>()?;
         let (status, started_at, duration, error, metrics): ItemRow<'_> = row.extract()?;
         let (name, status) = (name.to_string_lossy(), status.to_string_lossy());
