@@ -92,7 +92,7 @@ def _chunks(items: Iterable[Any], size: int, item_name: Callable[[Any, int], str
         if not batch:
             return
         indices = range(start, start + len(batch))
-        names = [item_name(item, i) for i, item in zip(indices, batch)] if named else None
+        names = [item_name(item, i) for i, item in zip(indices, batch, strict=True)] if named else None
         yield _Chunk(indices, batch, names, item_name)
         start += len(batch)
 
@@ -230,7 +230,7 @@ class _Pool:
     def results(self) -> Iterator[Tuple[int, Any]]:
         """`(index, result or exception)` as chunks come back."""
         for indices, values in self.chunk_results():
-            yield from zip(indices, values)
+            yield from zip(indices, values, strict=True)
 
     def chunk_results(self) -> Iterator[Tuple[Sequence[int], List[Any]]]:
         """`(indices, results or exceptions)` of each chunk, as chunks come back (and of the
@@ -430,7 +430,7 @@ def process_map(
     try:
         results: Dict[int, Union[R, BaseException]] = {}
         for indices, values in pool.chunk_results():
-            results.update(zip(indices, values))
+            results.update(zip(indices, values, strict=True))
         ordered = [results[i] for i in range(len(results))]
         errors = [v for v in ordered if isinstance(v, BaseException)]
         if any(isinstance(v, NotStarted) for v in errors):

@@ -231,7 +231,7 @@ class WorkerContext:
 
     # A worker process is its own lane: a thread pool inside it adds none. (`NoneType()` is
     # None: the lane an item asks for, with no Python frame.)
-    lane = staticmethod(type(None))
+    lane: staticmethod[[], None] = staticmethod(type(None))
 
     def add_lane(self, name: str) -> None:
         return None
@@ -491,7 +491,7 @@ def default_names(indices: Sequence[int], items: List[Any]) -> List[str]:
     """`default_name` of each item; `str()` straight for the common types (what
     `default_name` returns for them), without a Python call per item."""
     plain = (str, int, float)
-    return [str(item) if type(item) in plain else default_name(item, i) for i, item in zip(indices, items)]
+    return [str(item) if type(item) in plain else default_name(item, i) for i, item in zip(indices, items, strict=True)]
 
 
 #: A chunk as the parent hands it to a worker: the items' indices, the items, and their names
