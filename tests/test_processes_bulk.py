@@ -6,6 +6,7 @@ those items again)."""
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing as mp
 import sqlite3
 from pathlib import Path
@@ -118,3 +119,20 @@ def test_a_worker_killed_mid_chunk_leaves_exact_counts_and_the_rows_that_came_ba
     with milepost.Run("killed", display="none", resume=run.id) as again:
         left = list(again.phase("map").pending(range(30)))
     assert left == list(range(10, 30)), "items without a row run again"
+
+
+def test_rows_of_chunks_that_come_back_once_the_history_is_off_are_counted_lost(caplog) -> None:
+    with caplog.at_level(logging.WARNING, logger="milepost"):
+        with milepost.Run("off", display="none") as run:
+            run.context.store._disable("a test turned it off")  # noqa: SLF001 - fault injection
+            out = milepost.process_map(
+                mixed, range(30), workers=2, chunksize=4, description="m", return_exceptions=True
+            )
+            snap = run.snapshot()
+    assert [o for o in out if not isinstance(o, BaseException)] == [
+        -x if x % 10 == 5 else x for x in range(30) if x % 10 != 3
+    ]
+    m = snap.find("m")
+    assert (m["done"], m["failed"], m["skipped"]) == (24, 3, 3), "counts are whole without a history"
+    lost = [r.getMessage() for r in caplog.records if "are not in the history" in r.getMessage()]
+    assert lost == ["milepost: 30 item rows of this run are not in the history (it was off)"], lost

@@ -12,6 +12,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequ
 
 from . import _milepost
 from .budget import Budget
+from .context import RowSink
 from .errors import Cancelled, InvalidValueError, MilepostError, NotStarted
 from .pools import Again, PoolScope, default_name, worker_count
 from .retrying import NO_RETRIES, RetryPolicy
@@ -100,20 +101,29 @@ def _chunks(items: Iterable[Any], size: int, item_name: Callable[[Any, int], str
 def _record(task: Task, pid: int, rows: Optional[Tuple[str, int]], recent: List[Recent]) -> None:
     """What the parent keeps of a chunk whose results came back: the history rows of the
     items that ran (a worker has no store), so that a resumed run's `pending()` knows them,
-    queued in one call as the worker encoded them, and its last items in the run's recent
-    list. Items that did not start have no row: a resumed run runs them."""
+    and its newest items in the run's recent list (in the lane of the worker they ran in).
+    Items that did not start have no row: a resumed run runs them."""
     sink = task.context.rows
     if rows is not None and sink is not None:
-        buffer = sink.buffer
-        if buffer is not None:
-            sink.pushed(_milepost.extend_rows(buffer, *rows))
-        else:  # not the native store (off, or another sink): row by row
-            for _, phase, name, status, started, duration, error, metrics in json.loads(rows[0]):
-                sink.item(phase, name, status, started, duration, error, metrics)
+        _store(sink, *rows)
     origin = task.context.wall(0.0)
     lane = f"pid {pid}"
     for name, status, duration, ended in recent:
         task.node.record_item(name, status, duration, ended - origin, lane)
+
+
+def _store(sink: RowSink, rows: str, n: int) -> None:
+    """A chunk's rows as the worker encoded them: queued in one call into the store's buffer;
+    row by row into any other sink (a store that is off counts them)."""
+    buffer = sink.buffer
+    if buffer is not None:
+        try:
+            sink.pushed(_milepost.extend_rows(buffer, rows, n))
+            return
+        except ValueError:  # not rows of this buffer's run (never seen): they go in as its own
+            pass
+    for _, phase, name, status, started, duration, error, metrics in json.loads(rows):
+        sink.item(phase, name, status, started, duration, error, metrics)
 
 
 def _chunksize(total: Optional[int], workers: int) -> int:
