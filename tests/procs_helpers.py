@@ -170,3 +170,8 @@ def mixed(x: int) -> int:
         return -x
     item.metric("tokens", x)
     return x
+
+
+def name_type(x: int) -> str:
+    """The type of the name the item was given (a pool hands it on as it was made)."""
+    return type(milepost.current_item().name).__name__

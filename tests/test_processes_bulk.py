@@ -136,3 +136,14 @@ def test_rows_of_chunks_that_come_back_once_the_history_is_off_are_counted_lost(
     assert (m["done"], m["failed"], m["skipped"]) == (24, 3, 3), "counts are whole without a history"
     lost = [r.getMessage() for r in caplog.records if "are not in the history" in r.getMessage()]
     assert lost == ["milepost: 30 item rows of this run are not in the history (it was off)"], lost
+
+
+def test_a_name_made_as_a_path_reaches_the_item_as_a_path_and_the_history_as_text() -> None:
+    from procs_helpers import name_type
+
+    with milepost.Run("paths", display="none") as run:
+        out = milepost.process_map(
+            name_type, range(5), workers=2, chunksize=2, description="m", item_name=lambda x, i: Path(f"doc-{x}.txt")
+        )
+    assert out == [type(Path("x")).__name__] * 5
+    assert sorted(_rows(run)) == [f"doc-{x}.txt" for x in range(5)]

@@ -529,8 +529,6 @@ def run_chunk(
     indices, items, names = chunk
     if names is None:
         names = default_names(indices, items)
-    elif any(type(name) is not str for name in names):  # a row's name is text
-        names = [_text(name) for name in names]
     values: List[Any] = []
     failed: List[int] = []
     #: Each item's history row (None: it did not run), encoded at the end in one call.
@@ -555,9 +553,11 @@ def run_chunk(
                 failed.append(k)
         values.append(value)
         rows.append(it.row)
+    # A row's name is text (an item keeps the name it was given: a path stays a path).
+    texts = names if all(type(name) is str for name in names) else [_text(name) for name in names]
     buffer = _milepost.RowBuffer(ctx.id)
-    _milepost.push_rows(buffer, phase, names, rows)
-    return os.getpid(), values, failed, buffer.take(), _recent(names, rows)
+    _milepost.push_rows(buffer, phase, texts, rows)
+    return os.getpid(), values, failed, buffer.take(), _recent(texts, rows)
 
 
 def _recent(names: List[str], rows: List[Optional[ItemRow]]) -> List[Recent]:
