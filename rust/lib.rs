@@ -27,6 +27,9 @@ mod _milepost {
     #[pymodule_export]
     use crate::py::{is_money, item_key, resource_options, sanitize, set_colors};
 
+    #[pymodule_export]
+    use crate::py::{extend_rows, push_rows};
+
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add("Tracker", crate::py::tracker_type(m.py())?)?;

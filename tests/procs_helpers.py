@@ -158,3 +158,20 @@ def dear_then_cheap(x: int) -> int:
     milepost.current_item().metric("cost_usd", 0.2 if x < 5 else 0.001)
     time.sleep(0.002)
     return x
+
+
+def mixed(x: int) -> int:
+    """Item `x` fails when x % 10 == 3, is skipped when x % 10 == 5, else records `x` tokens."""
+    item = milepost.current_item()
+    if x % 10 == 3:
+        raise ValueError(f"bad {x}")
+    if x % 10 == 5:
+        item.skip()
+        return -x
+    item.metric("tokens", x)
+    return x
+
+
+def name_type(x: int) -> str:
+    """The type of the name the item was given (a pool hands it on as it was made)."""
+    return type(milepost.current_item().name).__name__

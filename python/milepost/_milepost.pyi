@@ -30,6 +30,8 @@ __all__ = [
     "Estimator",
     "SharedRun",
     "RowBuffer",
+    "push_rows",
+    "extend_rows",
     "after_fork_in_child",
     "format_duration",
     "format_rate",
@@ -496,3 +498,16 @@ class RowBuffer:
     def take(self) -> Optional[tuple[str, int]]:
         """The waiting rows as one JSON array and their number."""
     def __len__(self) -> int: ...
+
+def push_rows(
+    buffer: RowBuffer,
+    phase: str,
+    names: list[str],
+    rows: list[Optional[tuple[str, float, Optional[float], Optional[str], Optional[str]]]],
+) -> int:
+    """Adds the rows of ``names[i]``, ``rows[i]`` (status, start, duration, error, metrics;
+    None: no row) of task ``phase``; returns how many rows are waiting."""
+
+def extend_rows(buffer: RowBuffer, rows: str, n: int) -> int:
+    """Queues ``n`` rows another buffer of this run encoded (its ``take()``); returns how many
+    rows are waiting. Anything else is a ``ValueError``."""

@@ -16,8 +16,9 @@ from .outcome import end_state
 from .retrying import NO_RETRIES, RetryPolicy, call
 from .run import Run
 from .task import Task, length_of
+from .workers import default_name
 
-__all__ = ["thread_map"]
+__all__ = ["thread_map", "default_name"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -25,13 +26,6 @@ R = TypeVar("R")
 #: Items submitted ahead of the workers, per worker: enough to keep them busy, few enough
 #: that a million-item iterable is never materialized as futures at once.
 _AHEAD_PER_WORKER = 4
-
-
-def default_name(item: Any, index: int) -> str:
-    """An item's name in a pool: the item for strings, numbers and paths, else `#index`."""
-    if isinstance(item, (str, int, float)) or hasattr(item, "__fspath__"):
-        return str(item)
-    return f"#{index}"
 
 
 def pool_task(
@@ -96,6 +90,12 @@ class Again:
             self._failed = []
             self._queued += again
         return len(again)
+
+    @property
+    def waiting(self) -> bool:
+        """Whether items wait to run again (read without the lock, as a hint: a pool asks per
+        item, and `take` and `pending_or_close` settle it under the lock)."""
+        return bool(self._queued)
 
     def take(self) -> List[Tuple[int, Any]]:
         """The items asked to run again, as `(index, item)` (a process pool needs their names:
@@ -307,10 +307,13 @@ class _ThreadPool:
         """Feeds the pool with bounded read-ahead and gathers results in input order; items
         asked to run again go in beside the new ones, and the map waits for them."""
         task = self.scope.task
+        again = self.again
         results: List[Any] = []
         source = enumerate(items)
         for index, item in itertools.islice(source, self.n_workers * _AHEAD_PER_WORKER):
             self._submit(pool, pending, index, item)
+        # This loop hands every item to the pool and takes its result: it runs once an item,
+        # with the workers waiting on it, so it does only that (no objects made per item).
         while pending:
             index, item, fut = pending.popleft()
             try:
@@ -327,10 +330,14 @@ class _ThreadPool:
                 results.append(value)
             if task.stopped:
                 continue
-            for index, item in itertools.chain(self.again.take(), itertools.islice(source, 1)):
-                self._submit(pool, pending, index, item)
-            if not pending and self.again.pending_or_close():
-                for index, item in self.again.take():
+            if again.waiting:
+                for index, item in again.take():
+                    self._submit(pool, pending, index, item)
+            nxt = next(source, None)  # enumerate's items are tuples: None is its end
+            if nxt is not None:
+                self._submit(pool, pending, *nxt)
+            if not pending and again.pending_or_close():
+                for index, item in again.take():
                     self._submit(pool, pending, index, item)
         if task.stopped:
             raise task.stopped_error("items in flight finished, the others did not run")

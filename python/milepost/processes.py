@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import itertools
+import json
 import multiprocessing
 import os
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, TypeVar, Union
 
+from . import _milepost
 from .budget import Budget
+from .context import RowSink
 from .errors import Cancelled, InvalidValueError, MilepostError, NotStarted
 from .pools import Again, PoolScope, default_name, worker_count
 from .retrying import NO_RETRIES, RetryPolicy
 from .snapshot import node_paths
 from .task import Task, length_of
-from .workers import ChunkResult, init_pool_worker, run_chunk
+from .workers import Chunk, ChunkDone, Recent, init_pool_worker, run_chunk
 
 __all__ = ["process_map", "process_as_completed", "WorkerDied"]
 
@@ -41,15 +44,86 @@ def _lost(name: str) -> WorkerDied:
     return WorkerDied(f"no result for {name!r}: a worker process died and its chunk was lost")
 
 
-def _record(task: Task, chunk: List[Job], pid: int, results: List[ChunkResult]) -> None:
-    """What the parent keeps of a chunk whose results came back (one result per item, in chunk
-    order): each item that ran, in the history (a worker has no store) so that a resumed run's
-    `pending()` knows it, and in the run's recent list. Items that did not start have no row:
-    a resumed run runs them."""
+class _Chunk:
+    """Items handed to a worker together: their indices, the items, and their names when the
+    parent made them (None: they have the default names, which the worker makes, and the
+    parent only for the few it needs: a failure, an item not run)."""
+
+    __slots__ = ("indices", "items", "names", "_name")
+
+    def __init__(
+        self, indices: Sequence[int], items: List[Any], names: Optional[List[str]], name: Callable[[Any, int], str]
+    ) -> None:
+        self.indices = indices
+        self.items = items
+        self.names = names
+        self._name = name
+
+    @classmethod
+    def of_jobs(cls, jobs: List[Job], name: Callable[[Any, int], str]) -> _Chunk:
+        return cls([i for i, _, _ in jobs], [item for _, item, _ in jobs], [n for _, _, n in jobs], name)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def split(self, k: int) -> Tuple[_Chunk, _Chunk]:
+        names = self.names
+        first = _Chunk(self.indices[:k], self.items[:k], None if names is None else names[:k], self._name)
+        return first, _Chunk(self.indices[k:], self.items[k:], None if names is None else names[k:], self._name)
+
+    def name(self, k: int) -> str:
+        return self.names[k] if self.names is not None else self._name(self.items[k], self.indices[k])
+
+    def job(self, k: int) -> Job:
+        return self.indices[k], self.items[k], self.name(k)
+
+    def args(self) -> Chunk:
+        """What the worker is handed (see `workers.Chunk`)."""
+        return self.indices, self.items, self.names
+
+
+def _chunks(items: Iterable[Any], size: int, item_name: Callable[[Any, int], str]) -> Iterator[_Chunk]:
+    """`items` in chunks of `size`, made as they are asked for (a long iterable is never
+    materialized). Default names are left to the workers."""
+    source = iter(items)
+    named = item_name is not default_name
+    start = 0
+    while True:
+        batch = list(itertools.islice(source, size))
+        if not batch:
+            return
+        indices = range(start, start + len(batch))
+        names = [item_name(item, i) for i, item in zip(indices, batch, strict=True)] if named else None
+        yield _Chunk(indices, batch, names, item_name)
+        start += len(batch)
+
+
+def _record(task: Task, pid: int, rows: Optional[Tuple[str, int]], recent: List[Recent]) -> None:
+    """What the parent keeps of a chunk whose results came back: the history rows of the
+    items that ran (a worker has no store), so that a resumed run's `pending()` knows them,
+    and its newest items in the run's recent list (in the lane of the worker they ran in).
+    Items that did not start have no row: a resumed run runs them."""
+    sink = task.context.rows
+    if rows is not None and sink is not None:
+        _store(sink, *rows)
+    origin = task.context.wall(0.0)
     lane = f"pid {pid}"
-    for (_, _, name), (_, _, _, row) in zip(chunk, results, strict=True):
-        if row is not None:
-            task.record(name, row, lane)
+    for name, status, duration, ended in recent:
+        task.node.record_item(name, status, duration, ended - origin, lane)
+
+
+def _store(sink: RowSink, rows: str, n: int) -> None:
+    """A chunk's rows as the worker encoded them: queued in one call into the store's buffer;
+    row by row into any other sink (a store that is off counts them)."""
+    buffer = sink.buffer
+    if buffer is not None:
+        try:
+            sink.pushed(_milepost.extend_rows(buffer, rows, n))
+            return
+        except ValueError:  # not rows of this buffer's run (never seen): they go in as its own
+            pass
+    for _, phase, name, status, started, duration, error, metrics in json.loads(rows):
+        sink.item(phase, name, status, started, duration, error, metrics)
 
 
 def _chunksize(total: Optional[int], workers: int) -> int:
@@ -60,9 +134,7 @@ def _chunksize(total: Optional[int], workers: int) -> int:
     return max(1, size + bool(extra))
 
 
-def _stop_on_interrupt(
-    pool: ProcessPoolExecutor, pending: Dict[Future[Any], List[Job]], task: Task, number: int
-) -> None:
+def _stop_on_interrupt(pool: ProcessPoolExecutor, pending: Dict[Future[Any], _Chunk], task: Task, number: int) -> None:
     """Ctrl-C in the parent stops the pool as Cancel would (the run goes on, if the job goes
     on): the workers, whose handler leaves the decision to the parent, hand out no new items
     (the chunks still queued come back at once, not started), and the call returns once the
@@ -75,10 +147,10 @@ def _stop_on_interrupt(
     except KeyboardInterrupt:
         _stop_workers(pool, task)
         raise
-    for fut, chunk in pending.items():
+    for fut in pending:
         if not fut.cancelled() and fut.exception() is None:
-            pid, results = fut.result()
-            _record(task, chunk, pid, results)
+            pid, _, _, rows, recent = fut.result()
+            _record(task, pid, rows, recent)
 
 
 def _stop_workers(pool: ProcessPoolExecutor, task: Task) -> None:
@@ -115,13 +187,13 @@ class _Pool:
         self.fn = fn
         self.policy = policy
         self.n_workers = n_workers
-        indexed = ((i, item, item_name(item, i)) for i, item in enumerate(items))
-        self.chunks: Iterator[List[Job]] = iter(lambda: list(itertools.islice(indexed, size)), [])
+        self.item_name = item_name
+        self.chunks: Iterator[_Chunk] = _chunks(items, size, item_name)
         self.number = scope.context.next_pool()
         self.pool = ProcessPoolExecutor(
             n_workers, mp_context=ctx, initializer=init_pool_worker, initargs=(scope.task, os.getpid(), self.number)
         )
-        self.pending: Dict[Future[Tuple[int, List[ChunkResult]]], List[Job]] = {}
+        self.pending: Dict[Future[ChunkDone], _Chunk] = {}
         self.again = Again(scope.task, lambda: scope.state(None) == "completed")
         #: The run's budget: each chunk is reserved before it is submitted, and the spend is
         #: read from the run's totals as chunks come back (the workers' metrics are counted in
@@ -135,16 +207,16 @@ class _Pool:
         #: Items each budget's task had finished before this pool (by the budget's key).
         self._base: Dict[str, int] = {}
 
-    def _submit(self, chunk: List[Job]) -> None:
+    def _submit(self, chunk: _Chunk) -> None:
         if self.budgets:
             fit = self._reserve(len(chunk)) if self.refusing is None else 0
             if not fit:  # back in front of the queue, for when the chunks in flight are back
                 self.chunks = itertools.chain([chunk], self.chunks)
                 return
             if fit < len(chunk):  # what fits goes now; the rest is asked for next
-                self.chunks = itertools.chain([chunk[fit:]], self.chunks)
-                chunk = chunk[:fit]
-        self.pending[self.pool.submit(run_chunk, self.fn, chunk, self.policy)] = chunk
+                chunk, rest = chunk.split(fit)
+                self.chunks = itertools.chain([rest], self.chunks)
+        self.pending[self.pool.submit(run_chunk, self.fn, chunk.args(), self.policy, self.scope.task.key)] = chunk
 
     def _reserve(self, n: int) -> int:
         """How many of `n` items the budgets let this pool hand out now, judged from one
@@ -167,6 +239,12 @@ class _Pool:
 
     def results(self) -> Iterator[Tuple[int, Any]]:
         """`(index, result or exception)` as chunks come back."""
+        for indices, values in self.chunk_results():
+            yield from zip(indices, values, strict=True)
+
+    def chunk_results(self) -> Iterator[Tuple[Sequence[int], List[Any]]]:
+        """`(indices, results or exceptions)` of each chunk, as chunks come back (and of the
+        items left over, once the pool broke or was stopped)."""
         wait_at_end = True
         try:
             # Enough chunks queued that a worker never waits for the parent to submit the next
@@ -221,33 +299,31 @@ class _Pool:
         pool waits for them); False when there are none (none are taken after this)."""
         if self.scope.state(None) != "completed" or not self.again.pending_or_close():
             return False
-        self._submit(self.again.take_jobs())
+        self._submit(_Chunk.of_jobs(self.again.take_jobs(), self.item_name))
         return True
 
-    def _chunk_done(self, fut: Future[Any]) -> Iterator[Tuple[int, Any]]:
+    def _chunk_done(self, fut: Future[ChunkDone]) -> Iterator[Tuple[Sequence[int], List[Any]]]:
         """A chunk's results, then the next chunk submitted (or, once the pool broke or the run
         was cancelled, what is left reported as not run)."""
         chunk = self.pending.pop(fut)
         if fut.cancelled():  # by a broken pool or a cancel: the scope says which
-            for i, _, name in chunk:
-                yield i, _not_run(name, self.scope.state(None))
+            state = self.scope.state(None)
+            yield chunk.indices, [_not_run(chunk.name(k), state) for k in range(len(chunk))]
             return
         try:
-            pid, results = fut.result()
-            _record(self.scope.task, chunk, pid, results)
+            pid, values, failed, rows, recent = fut.result()
+            _record(self.scope.task, pid, rows, recent)
         except BrokenProcessPool:
             self.scope.broken = True
-            results = [(i, False, _lost(name), None) for i, _, name in chunk]
-
-        for job, (index, ok, value, row) in zip(chunk, results, strict=True):
-            if not ok and row is not None:  # it ran and raised: it may be asked to run again
-                self.again.failed(*job)
-            yield index, value
+            values, failed = [_lost(chunk.name(k)) for k in range(len(chunk))], []
+        for k in failed:  # they ran and raised: they may be asked to run again
+            self.again.failed(*chunk.job(k))
+        yield chunk.indices, values
         state = self.scope.state(None)
         if state == "completed":
             again = self.again.take_jobs()
             if again:
-                self._submit(again)
+                self._submit(_Chunk.of_jobs(again, self.item_name))
             for nxt in itertools.islice(self.chunks, 1):
                 self._submit(nxt)
             return
@@ -255,11 +331,10 @@ class _Pool:
             f.cancel()  # chunks not started yet
         yield from self._left_over(state)
 
-    def _left_over(self, state: str) -> Iterator[Tuple[int, Any]]:
+    def _left_over(self, state: str) -> Iterator[Tuple[Sequence[int], List[Any]]]:
         """Broken, cancelled or out of budget: what is left does not run."""
         for nxt in self.chunks:
-            for i, _, name in nxt:
-                yield i, _not_run(name, state)
+            yield nxt.indices, [_not_run(nxt.name(k), state) for k in range(len(nxt))]
 
 
 def _make_pool(
@@ -363,14 +438,15 @@ def process_map(
     )
     failure: Optional[BaseException] = None
     try:
-        results: Dict[int, Union[R, BaseException]] = dict(pool.results())
+        results: Dict[int, Union[R, BaseException]] = {}
+        for indices, values in pool.chunk_results():
+            results.update(zip(indices, values, strict=True))
         ordered = [results[i] for i in range(len(results))]
-        if any(isinstance(v, NotStarted) for v in ordered):
+        errors = [v for v in ordered if isinstance(v, BaseException)]
+        if any(isinstance(v, NotStarted) for v in errors):
             raise pool.scope.task.stopped_error("items not started were not run")
-        if not return_exceptions:
-            for value in ordered:
-                if isinstance(value, BaseException):
-                    raise value
+        if errors and not return_exceptions:
+            raise errors[0]
         return ordered
     except BaseException as e:
         failure = e

@@ -14,12 +14,13 @@ import contextlib
 import functools
 import itertools
 import json
+import operator
 import os
 import signal
 import tempfile
 import threading
 import time
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 from . import _milepost, context, events, remote
 from .context import ItemRow
@@ -28,7 +29,7 @@ from .events import Event
 from .output import print as _print
 from .remote import Route
 from .retrying import NO_RETRIES, RetryPolicy, call
-from .task import Task
+from .task import Task, _text
 
 #: Segments attached in this process, by path.
 _attached: Dict[str, _milepost.SharedRun] = {}
@@ -42,10 +43,6 @@ owned: Dict[str, Any] = {}
 #: a task (`milepost.dask` adds one: a Dask client in this process). Each takes the run's
 #: context and returns a route, or None.
 ROUTE_FINDERS: List[Any] = []
-
-#: A pool item's result from a worker: index, ok, value (or exception), and the item's history
-#: row (None for an item that did not start).
-ChunkResult = Tuple[int, bool, Any, Optional[ItemRow]]
 
 #: Text room of an event record in the segment, as the core lays it out.
 RECORD_BYTES: int = _milepost.RECORD_BYTES
@@ -157,6 +154,7 @@ class WorkerContext:
         self._index: Dict[Tuple[str, ...], int] = {}
         #: Unix time at the clock's zero (`now` is the monotonic clock): an item's start.
         self._wall_origin = time.time() - time.monotonic()
+        self.wall = functools.partial(operator.add, self._wall_origin)
         self._pools = itertools.count(1)
         #: The run's root in this process: the parent of loops and pools made here (in a
         #: child made by fork, the `Run` it inherited; see `adopt`).
@@ -203,11 +201,12 @@ class WorkerContext:
                 self.root = task  # the child's `current_run()` stays the `Run` it knows
 
     # -- RunContext ---------------------------------------------------------------------------
-    def now(self) -> float:
-        return time.monotonic()
-
-    def wall(self, t: float) -> float:
-        return self._wall_origin + t
+    # An item reads the clock twice and asks for its lane and its start's wall time: these are
+    # builtins here (no Python frame each), as a pool's worker runs thousands of items a second.
+    #: Seconds on the monotonic clock.
+    now = staticmethod(time.monotonic)
+    #: `wall(t)`: Unix time of `now()`'s `t` (bound in `__init__`).
+    wall: Callable[[float], float]
 
     def emit(self, cls: type[Event], path: Tuple[str, ...], **fields: Any) -> None:
         index = self._index.get(tuple(path), 0)
@@ -230,9 +229,9 @@ class WorkerContext:
         task.begin(total)
         return task
 
-    # A worker process is its own lane: a thread pool inside it adds none.
-    def lane(self) -> None:
-        return None
+    # A worker process is its own lane: a thread pool inside it adds none. (`NoneType()` is
+    # None: the lane an item asks for, with no Python frame.)
+    lane: staticmethod[[], None] = staticmethod(type(None))
 
     def add_lane(self, name: str) -> None:
         return None
@@ -480,36 +479,108 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def default_name(item: Any, index: int) -> str:
+    """An item's name in a pool: the item for strings, numbers and paths, else `#index`.
+    (Here, below the pools, so that a process pool's workers name the items of a chunk.)"""
+    if isinstance(item, (str, int, float)) or hasattr(item, "__fspath__"):
+        return str(item)
+    return f"#{index}"
+
+
+def default_names(indices: Sequence[int], items: List[Any]) -> List[str]:
+    """`default_name` of each item; `str()` straight for the common types (what
+    `default_name` returns for them), without a Python call per item."""
+    plain = (str, int, float)
+    return [str(item) if type(item) in plain else default_name(item, i) for i, item in zip(indices, items, strict=True)]
+
+
+#: A chunk as the parent hands it to a worker: the items' indices, the items, and their names
+#: (None: the default names, which the worker makes).
+Chunk = Tuple[Sequence[int], List[Any], Optional[List[str]]]
+
+#: An item kept for the run's recent list: name, status, duration, end (Unix time).
+Recent = Tuple[str, str, Optional[float], float]
+
+#: What a worker returns for a chunk, in one piece (see `run_chunk`).
+ChunkDone = Tuple[int, List[Any], List[int], Optional[Tuple[str, int]], List[Recent]]
+
+#: How many items of a chunk the parent puts in the run's recent list: the list keeps the
+#: newest 32 (the core's `RECENT_ITEMS`), so the chunk's earlier ones would only pass through.
+RECENT_ITEMS = 32
+
+
 def run_chunk(
-    fn: Any, chunk: List[Tuple[int, Any, str]], policy: RetryPolicy = NO_RETRIES
-) -> Tuple[int, List[ChunkResult]]:
+    fn: Any,
+    chunk: Chunk,
+    policy: RetryPolicy = NO_RETRIES,
+    phase: str = "",
+) -> ChunkDone:
     """Runs `fn` over a chunk in a worker, each call an item of the pool's task (tried again
-    here per `policy`). Returns this worker's pid (the lane the items ran in) and, per item,
-    its result and its history row, which the parent stores."""
+    here per `policy`), counted into shared memory as it ends. Returns, in one piece: this
+    worker's pid (the lane the items ran in); each item's result (its exception for one that
+    raised or did not start, in chunk order); the positions of the items that ran and raised;
+    the history rows of the items that ran, encoded for the store of task `phase` (the rows
+    text and how many; None when none ran); and the chunk's last items for the run's recent
+    list (failures are there already: the worker's event put them there)."""
     task = _pool_task
     assert task is not None, "init_pool_worker did not run"
-    out: List[ChunkResult] = []
     ctx = task.context
-
-    def stopped() -> bool:
-        return bool(ctx.cancelled or ctx.pool_stopped(_pool))
-
-    for index, item, name in chunk:
+    stopped = _stopper(ctx, _pool)
+    indices, items, names = chunk
+    if names is None:
+        names = default_names(indices, items)
+    values: List[Any] = []
+    failed: List[int] = []
+    #: Each item's history row (None: it did not run), encoded at the end in one call.
+    rows: List[Optional[ItemRow]] = []
+    item = task.item
+    retrying = bool(policy.retries)
+    for k, name in enumerate(names):
         if stopped():  # the rest of the chunk is not started
-            out.append((index, False, Cancelled.not_started(name), None))
+            values.append(Cancelled.not_started(name))
+            rows.append(None)
             continue
-        it = task.item(name)
+        it = item(name)
         try:
             with it:
-                if policy.retries:
-                    value: Any = call(policy, task, name, functools.partial(fn, item), stopped)
+                if retrying:
+                    value: Any = call(policy, task, name, functools.partial(fn, items[k]), stopped)
                 else:
-                    value = fn(item)
-            ok = True
+                    value = fn(items[k])
         except Exception as e:  # noqa: BLE001 - returned to the parent per item
-            ok, value = False, _picklable(e)
-        out.append((index, ok, value, it.row))
-    return os.getpid(), out
+            value = _picklable(e)
+            if it.row is not None:  # it ran (an item the run refused did not)
+                failed.append(k)
+        values.append(value)
+        rows.append(it.row)
+    # A row's name is text (an item keeps the name it was given: a path stays a path).
+    texts = names if all(type(name) is str for name in names) else [_text(name) for name in names]
+    buffer = _milepost.RowBuffer(ctx.id)
+    _milepost.push_rows(buffer, phase, texts, rows)
+    return os.getpid(), values, failed, buffer.take(), _recent(texts, rows)
+
+
+def _recent(names: List[str], rows: List[Optional[ItemRow]]) -> List[Recent]:
+    """The chunk's newest items that ran and did not fail, oldest first, as many as the run's
+    recent list keeps."""
+    out: List[Recent] = []
+    for k in range(len(rows) - 1, -1, -1):
+        row = rows[k]
+        if row is not None and row[0] != "failed":
+            out.append((names[k], row[0], row[2], row[1] + (row[2] or 0.0)))
+            if len(out) == RECENT_ITEMS:
+                break
+    out.reverse()
+    return out
+
+
+def _stopper(ctx: Any, pool: int) -> Callable[[], bool]:
+    """Whether the run was cancelled or the parent stopped pool `pool` (a Ctrl-C): asked
+    before each item, straight from the segment in a worker of the run."""
+    if isinstance(ctx, WorkerContext):
+        shared = ctx._shared  # noqa: SLF001 - the context's own segment, read per item
+        return lambda: shared.cancelled or shared.pool_stopped(pool)
+    return lambda: bool(ctx.cancelled or ctx.pool_stopped(pool))
 
 
 def _picklable(e: BaseException) -> BaseException:

@@ -88,6 +88,26 @@ impl RowBuffer {
         self.inner.lock().1
     }
 
+    /// Appends `n` rows that another buffer of the same run encoded and `take` returned (a
+    /// pool's worker process encodes its chunk's rows; the parent queues them in one call).
+    /// Returns how many rows are waiting, or an error, leaving the buffer as it was, when
+    /// `array` is not such a take of this run's rows.
+    pub fn extend_encoded(&self, array: &str, n: usize) -> Result<usize, String> {
+        let mut prefix = b"[[".to_vec();
+        push_str(&mut prefix, &self.run_id);
+        prefix.push(b',');
+        if n == 0 || !array.as_bytes().starts_with(&prefix) || !array.ends_with("]]") {
+            return Err(format!("not {n} encoded rows of run {:?}", self.run_id));
+        }
+        let rows = &array.as_bytes()[1..array.len() - 1]; // without the array's brackets
+        let mut g = self.inner.lock();
+        let (buf, waiting) = &mut *g;
+        buf.push(if *waiting == 0 { b'[' } else { b',' });
+        buf.extend_from_slice(rows);
+        *waiting += n;
+        Ok(*waiting)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -96,6 +116,36 @@ impl RowBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn encoded_rows_of_the_same_run_append_whole() {
+        let row =
+            Row { phase: "p", name: "a", status: "done", started_at: 1.0, duration: None, error: None, metrics: None };
+        let worker = RowBuffer::new("r1");
+        worker.push(&row);
+        worker.push(&Row { name: "b", status: "failed", error: Some("boom"), ..row });
+        let (chunk, n) = worker.take().unwrap();
+        let parent = RowBuffer::new("r1");
+        parent.push(&Row { name: "first", ..row });
+        assert_eq!(parent.extend_encoded(&chunk, n), Ok(3));
+        let (text, n) = parent.take().unwrap();
+        assert_eq!(n, 3);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let names: Vec<_> = v.as_array().unwrap().iter().map(|r| r[2].as_str().unwrap()).collect();
+        assert_eq!(names, ["first", "a", "b"]);
+        assert_eq!(v[2][6], "boom");
+        let empty = RowBuffer::new("r1");
+        assert_eq!(empty.extend_encoded(&chunk, 2), Ok(2), "into an empty buffer too");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&empty.take().unwrap().0).unwrap().as_array().unwrap().len(),
+            2
+        );
+        for bad in ["", "[]", "[[\"r2\",\"p\"]]", "[[\"r1\",\"p\"]"] {
+            assert!(parent.extend_encoded(bad, 1).is_err(), "{bad:?} is refused");
+        }
+        assert!(parent.extend_encoded(&chunk, 0).is_err(), "no rows is no take");
+        assert!(parent.is_empty(), "a refused text leaves the buffer as it was");
+    }
 
     #[test]
     fn rows_encode_as_one_json_array() {

@@ -1,6 +1,7 @@
 //! `PyO3` glue: thin wrappers over `core` and `render`, conversions and the error mapping; no
 //! progress logic lives here. What `milepost._milepost` exports is declared in `lib.rs`.
 
+mod bulk;
 mod convert;
 mod counting;
 mod errors;
@@ -15,6 +16,7 @@ mod tracker;
 
 use pyo3::prelude::*;
 
+pub use bulk::{extend_rows, push_rows};
 pub use counting::{PyBarBase, PyTaskBase};
 pub use estimator::PyEstimator;
 pub use fast::tracker_type;

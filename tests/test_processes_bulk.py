@@ -1,0 +1,149 @@
+"""A process pool's chunks come back in one piece (results, history rows, recent items): every
+item still has its own row, result and count, whatever the chunk size, and a worker killed in
+the middle of a chunk leaves exact counts (its chunk's rows are lost: a resumed run runs
+those items again)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing as mp
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+import milepost
+from procs_helpers import die_on_13, mixed
+
+
+@pytest.fixture(autouse=True)
+def shm_dir(tmp_path, monkeypatch) -> Path:
+    d = tmp_path / "shm"
+    d.mkdir()
+    monkeypatch.setenv("MILEPOST_SHM_DIR", str(d))
+    return d
+
+
+def _rows(run: milepost.Run) -> dict:
+    db = sqlite3.connect(str(run.history_path))
+    try:
+        rows = db.execute(
+            "SELECT name, phase, status, started_at, duration, error, metrics FROM items WHERE run_id = ?", (run.id,)
+        ).fetchall()
+    finally:
+        db.close()
+    by_name = {r[0]: r[1:] for r in rows}
+    assert len(by_name) == len(rows), "one row an item"
+    return by_name
+
+
+def _expected(x: int):
+    if x % 10 == 3:
+        return "failed", f"ValueError: bad {x}", None
+    if x % 10 == 5:
+        return "skipped", None, None
+    return "done", None, {"tokens": x}
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+@pytest.mark.parametrize("named", [False, True])
+def test_every_item_of_every_chunk_has_its_row_result_and_count(method, named) -> None:
+    items = 57  # chunks of 8: the last one is short
+    kw = {"item_name": lambda item, i: f'doc "{item}" é'} if named else {}
+    name = (lambda x: f'doc "{x}" é') if named else str
+    with milepost.Run("bulk", display="none") as run:
+        out = milepost.process_map(
+            mixed,
+            range(items),
+            workers=2,
+            chunksize=8,
+            description="m",
+            return_exceptions=True,
+            mp_context=mp.get_context(method),
+            **kw,
+        )
+        snap = run.snapshot()
+    for x, value in enumerate(out):
+        if x % 10 == 3:
+            assert isinstance(value, ValueError) and str(value) == f"bad {x}"
+        else:
+            assert value == (-x if x % 10 == 5 else x)
+    m = snap.find("m")
+    failed = sum(1 for x in range(items) if x % 10 == 3)
+    skipped = sum(1 for x in range(items) if x % 10 == 5)
+    assert (m["done"], m["failed"], m["skipped"]) == (items - failed - skipped, failed, skipped)
+
+    rows = _rows(run)
+    assert set(rows) == {name(x) for x in range(items)}
+    for x in range(items):
+        phase, status, started, duration, error, metrics = rows[name(x)]
+        want_status, want_error, want_metrics = _expected(x)
+        assert (phase, status, error) == ("m", want_status, want_error)
+        assert (json.loads(metrics) if metrics else None) == want_metrics
+        assert duration is not None and duration >= 0 and started > 0
+
+    # The run's recent list: its newest items, each with its status and the lane of the worker
+    # process it ran in.
+    recent = snap.data["recent"]
+    assert len(recent) == 32
+    statuses = {name(x): _expected(x)[0] for x in range(items)}
+    assert all(statuses[r["name"]] == r["status"] and r["lane"].startswith("pid ") for r in recent)
+    assert len({r["name"] for r in recent}) == 32, "each item once"
+    assert {f["name"] for f in snap.data["failures"]} == {name(x) for x in range(items) if x % 10 == 3}
+
+
+def test_a_worker_killed_mid_chunk_leaves_exact_counts_and_the_rows_that_came_back() -> None:
+    # One worker, chunks of 10: the first chunk comes back; the worker dies at item 13, in the
+    # middle of the second, after counting 10, 11 and 12 done.
+    with milepost.Run("killed", display="none") as run:
+        with run.phase("map") as ph:
+            out = milepost.process_map(
+                die_on_13,
+                range(30),
+                workers=1,
+                chunksize=10,
+                task=ph,
+                return_exceptions=True,
+                mp_context=mp.get_context("fork"),
+            )
+        snap = run.snapshot()
+    assert out[:10] == list(range(10))
+    assert all(isinstance(o, milepost.WorkerDied) for o in out[10:])
+    m = snap.find("map")
+    assert (m["done"], m["failed"], m["in_flight"]) == (13, 1, 0), "what ran counted once, the item killed failed"
+    assert [f["name"] for f in snap.data["failures"]] == ["13"]
+    rows = _rows(run)
+    assert {n: r[1] for n, r in rows.items()} == {str(x): "done" for x in range(10)}, "the chunk that came back"
+
+    with milepost.Run("killed", display="none", resume=run.id) as again:
+        left = list(again.phase("map").pending(range(30)))
+    assert left == list(range(10, 30)), "items without a row run again"
+
+
+def test_rows_of_chunks_that_come_back_once_the_history_is_off_are_counted_lost(caplog) -> None:
+    with caplog.at_level(logging.WARNING, logger="milepost"):
+        with milepost.Run("off", display="none") as run:
+            run.context.store._disable("a test turned it off")  # noqa: SLF001 - fault injection
+            out = milepost.process_map(
+                mixed, range(30), workers=2, chunksize=4, description="m", return_exceptions=True
+            )
+            snap = run.snapshot()
+    assert [o for o in out if not isinstance(o, BaseException)] == [
+        -x if x % 10 == 5 else x for x in range(30) if x % 10 != 3
+    ]
+    m = snap.find("m")
+    assert (m["done"], m["failed"], m["skipped"]) == (24, 3, 3), "counts are whole without a history"
+    lost = [r.getMessage() for r in caplog.records if "are not in the history" in r.getMessage()]
+    assert lost == ["milepost: 30 item rows of this run are not in the history (it was off)"], lost
+
+
+def test_a_name_made_as_a_path_reaches_the_item_as_a_path_and_the_history_as_text() -> None:
+    from procs_helpers import name_type
+
+    with milepost.Run("paths", display="none") as run:
+        out = milepost.process_map(
+            name_type, range(5), workers=2, chunksize=2, description="m", item_name=lambda x, i: Path(f"doc-{x}.txt")
+        )
+    assert out == [type(Path("x")).__name__] * 5
+    assert sorted(_rows(run)) == [f"doc-{x}.txt" for x in range(5)]
