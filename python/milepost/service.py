@@ -21,6 +21,9 @@ _log = logging.getLogger("milepost")
 #: Seconds after a run's start that its first delivery is due.
 FIRST_DELIVERY = 0.05
 
+#: Seconds after the last run left that the thread keeps looking for new ones by itself.
+IDLE_POLL = 1.0
+
 #: What a client does when served: its delivery, then when it wants serving next
 #: (`time.monotonic()` seconds), or None when it is done for good.
 Step = Callable[[], Optional[float]]
@@ -87,6 +90,7 @@ class Service:
             self._cond.notify()
 
     def _loop(self) -> None:
+        idle_since = time.monotonic()
         while True:
             with self._cond:
                 while True:
@@ -98,6 +102,13 @@ class Service:
                             client.serving = True
                         break
                     wait = min((c.due for c in self._clients), default=None)
+                    if self._clients:
+                        idle_since = now
+                    elif now - idle_since < IDLE_POLL:
+                        # Runs came and went a moment ago: more may come (a job wrapping many
+                        # short loops). Looking again at FIRST_DELIVERY spares each of them
+                        # waking this thread when it joins (a GIL switch on the job's thread).
+                        wait = now + FIRST_DELIVERY
                     self._next_wake = float("inf") if wait is None else wait
                     self._cond.wait(None if wait is None else wait - now)
                 self._next_wake = 0.0  # serving: a client joining meanwhile is looked at next round

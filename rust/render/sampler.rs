@@ -5,13 +5,14 @@
 //! of what a short `track()` loop cost. Runs now join a list that one thread serves; joining and
 //! leaving take a lock and a push, and nobody ever waits for the thread. It holds runs through
 //! a `Weak` and never takes the GIL. A forked child starts its own thread when it first needs
-//! one (the parent's is not there) and forgets the parent's runs.
+//! one (the parent's is not there) with a list, a lock and a condition variable of its own:
+//! the parent's may have been held, or waited on, by a thread the child does not have (the
+//! standard library's futex lock, not `parking_lot`'s, whose global table of waiting threads a
+//! fork copies half-way).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Weak};
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
-
-use parking_lot::{Condvar, Mutex};
 
 use crate::core::run::RunCore;
 
@@ -25,18 +26,57 @@ struct Entry {
 #[derive(Default)]
 struct Runs {
     entries: Vec<Entry>,
-    /// The process whose thread serves the list (0: none yet).
-    serving: u32,
+    /// When the thread wakes by itself next (None: only when notified). A run due later joins
+    /// without waking it: a wake-up is a futex call and a thread switch, most of what joining
+    /// cost a short loop.
+    next_wake: Option<Instant>,
 }
 
+/// The list and its thread, for one process.
 struct Shared {
+    pid: u32,
     runs: Mutex<Runs>,
     wake: Condvar,
-    ids: AtomicU64,
 }
 
-static SHARED: LazyLock<Shared> =
-    LazyLock::new(|| Shared { runs: Mutex::new(Runs::default()), wake: Condvar::new(), ids: AtomicU64::new(1) });
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Runs> {
+        // Nothing panics while holding it (sampling happens with it let go); a poisoned lock
+        // still holds a consistent list.
+        self.runs.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// This process's `Shared` (made, with its thread, by the first run to join; a forked child
+/// makes its own, and the parent's is leaked there: a few bytes, and nothing may touch it).
+static SHARED: AtomicPtr<Shared> = AtomicPtr::new(std::ptr::null_mut());
+static IDS: AtomicU64 = AtomicU64::new(1);
+
+#[allow(unsafe_code)]
+fn shared() -> &'static Shared {
+    let pid = std::process::id();
+    let current = SHARED.load(Ordering::Acquire);
+    // SAFETY: a non-null pointer is a leaked `Box<Shared>`, never freed.
+    if let Some(found) = unsafe { current.as_ref() } {
+        if found.pid == pid {
+            return found;
+        }
+    }
+    let made: &'static Shared =
+        Box::leak(Box::new(Shared { pid, runs: Mutex::new(Runs::default()), wake: Condvar::new() }));
+    match SHARED.compare_exchange(current, std::ptr::from_ref(made).cast_mut(), Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => {
+            std::thread::Builder::new()
+                .name("milepost-sampler".into())
+                .spawn(move || serve(made))
+                .expect("spawn the milepost sampler thread");
+            made
+        }
+        // Another thread of this process made one first: use it (ours was never shared).
+        // SAFETY: as above.
+        Err(now) => unsafe { &*now },
+    }
+}
 
 /// A run's place in the list; leaving it (or dropping this) stops its sampling.
 pub struct Sampling {
@@ -46,23 +86,15 @@ pub struct Sampling {
 
 /// Samples `run` every `period` from now on.
 pub fn join(run: &Arc<RunCore>, period: Duration) -> Sampling {
-    let shared = &*SHARED;
-    let id = shared.ids.fetch_add(1, Ordering::Relaxed);
-    let pid = std::process::id();
-    let mut runs = shared.runs.lock();
-    if runs.serving != pid {
-        // First run of this process (or of a forked child: the parent's thread and runs are
-        // not here).
-        runs.entries.clear();
-        runs.serving = pid;
-        std::thread::Builder::new()
-            .name("milepost-sampler".into())
-            .spawn(serve)
-            .expect("spawn the milepost sampler thread");
+    let shared = shared();
+    let id = IDS.fetch_add(1, Ordering::Relaxed);
+    let next = Instant::now() + period;
+    let mut runs = shared.lock();
+    runs.entries.push(Entry { id, run: Arc::downgrade(run), period, next });
+    if runs.next_wake.is_none_or(|wake| next < wake) {
+        shared.wake.notify_one();
     }
-    runs.entries.push(Entry { id, run: Arc::downgrade(run), period, next: Instant::now() + period });
-    shared.wake.notify_one();
-    Sampling { id, pid }
+    Sampling { id, pid: shared.pid }
 }
 
 impl Sampling {
@@ -71,7 +103,7 @@ impl Sampling {
         if self.id == 0 || self.pid != std::process::id() {
             return;
         }
-        SHARED.runs.lock().entries.retain(|e| e.id != self.id);
+        shared().lock().entries.retain(|e| e.id != self.id);
         self.id = 0;
     }
 }
@@ -83,24 +115,29 @@ impl Drop for Sampling {
 }
 
 /// The thread: sleeps until the next run is due (or for ever with none), samples the runs due.
-fn serve() {
-    let shared = &*SHARED;
+fn serve(shared: &'static Shared) {
     let mut due: Vec<Weak<RunCore>> = Vec::new();
     loop {
         {
-            let mut runs = shared.runs.lock();
+            let mut runs = shared.lock();
             let now = Instant::now();
-            match runs.entries.iter().map(|e| e.next).min() {
+            let first = runs.entries.iter().map(|e| e.next).min();
+            runs.next_wake = first;
+            match first {
                 None => {
-                    shared.wake.wait(&mut runs);
+                    drop(shared.wake.wait(runs).unwrap_or_else(std::sync::PoisonError::into_inner));
                     continue;
                 }
                 Some(next) if next > now => {
-                    shared.wake.wait_until(&mut runs, next);
+                    let (runs, _) =
+                        shared.wake.wait_timeout(runs, next - now).unwrap_or_else(std::sync::PoisonError::into_inner);
+                    drop(runs);
                     continue;
                 }
                 Some(_) => {}
             }
+            // Sampling now: a run joining meanwhile is looked at when this round is over.
+            runs.next_wake = Some(now);
             for entry in runs.entries.iter_mut().filter(|e| e.next <= now) {
                 entry.next = now + entry.period;
                 due.push(entry.run.clone());
@@ -122,7 +159,7 @@ mod tests {
     use crate::core::node::NodeKind;
 
     fn listed(sampling: &Sampling) -> bool {
-        SHARED.runs.lock().entries.iter().any(|e| e.id == sampling.id)
+        shared().lock().entries.iter().any(|e| e.id == sampling.id)
     }
 
     #[test]
