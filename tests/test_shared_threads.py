@@ -5,11 +5,15 @@ forked child, each keep exact counts, lines and history rows."""
 
 from __future__ import annotations
 
+import fcntl
 import io
 import os
 import sqlite3
+import subprocess
 import sys
+import textwrap
 import threading
+import time
 
 import pytest
 
@@ -106,3 +110,94 @@ def test_a_forked_child_starts_its_own_shared_threads() -> None:
         run.phase("p").advance(2)
     db = sqlite3.connect(str(default_path()))
     assert db.execute("SELECT done FROM runs WHERE id = ?", (run.id,)).fetchone() == (2,)
+
+
+def test_a_run_whose_display_is_stalled_holds_up_no_other_run(tmp_path) -> None:
+    """Found in review: with one delivery thread for every run, run A's plain display writing
+    to a pipe nobody reads held up run B's end for 30 s and lost B's history end. Each run
+    that lives past its first 50 ms has a delivery thread of its own again."""
+    read, write = os.pipe()
+    fcntl.fcntl(write, 1031, 4096)  # F_SETPIPE_SZ: a small pipe, full at once
+    stalled = os.fdopen(write, "w", buffering=1)
+    started = threading.Event()
+
+    def job_a() -> None:
+        with milepost.Run("A", display="plain", output=stalled, history=False) as a:
+            started.set()
+            for _ in range(10_000):
+                a.log("x" * 200)
+                time.sleep(0.001)
+
+    db_path = tmp_path / "b.db"
+    with milepost.Run("B", display="none", history=db_path) as b:
+        with b.phase("p", total=10) as p:
+            time.sleep(0.2)  # B has had its first delivery
+            threading.Thread(target=job_a, daemon=True).start()
+            assert started.wait(10)
+            time.sleep(0.3)  # A's display is stuck on the full pipe by now
+            for _ in range(10):
+                time.sleep(0.02)
+                p.advance()
+        t0 = time.monotonic()
+    assert time.monotonic() - t0 < 5, "B's end waited for A's display"
+    db = sqlite3.connect(str(db_path))
+    assert db.execute("SELECT status, done FROM runs").fetchall() == [("completed", 10)]
+    os.close(read)  # A's display fails on the closed pipe and lets go
+
+
+def test_a_store_joining_a_writer_as_it_retires_keeps_its_history(tmp_path, monkeypatch) -> None:
+    """Found in review: a store joined its file's writer after the registry's lock was let
+    go, so a writer retiring in that moment ended under it (history off, rows lost). A thread
+    switch right after the writer is found (widened to 0.3 s) loses nothing now."""
+    from milepost.persistence import store
+
+    monkeypatch.setattr(store, "IDLE_EXIT", 0.2)
+    db_path = tmp_path / "h.db"
+    with milepost.Run("first", display="none", history=db_path):
+        pass
+    time.sleep(0.3)  # the writer is idle: about to retire
+    real = store._writer_for
+
+    def switched(*args):
+        writer = real(*args)
+        time.sleep(0.3)
+        return writer
+
+    monkeypatch.setattr(store, "_writer_for", switched)
+    with milepost.Run("second", display="none", history=db_path) as run:
+        run.phase("p", total=5).advance(5)
+    assert run.history_path is not None
+    db = sqlite3.connect(str(db_path))
+    assert db.execute("SELECT status, done FROM runs WHERE name = 'second'").fetchone() == ("completed", 5)
+
+
+def test_a_run_whose_items_fill_the_disk_stays_in_the_history(tmp_path) -> None:
+    """Found in review: a fresh run's first row went into the same transaction as its first
+    items, so a full disk took the run out of the history altogether; its own rows now go in
+    first, in a transaction of their own (RLIMIT_FSIZE stands in for a full disk)."""
+    code = textwrap.dedent(
+        """
+        import os, resource, signal, sqlite3, sys, time, milepost
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        db = sys.argv[1]
+        with milepost.Run("warm", display="none", history=db):
+            pass
+        size = max(os.path.getsize(db), os.path.getsize(db + "-wal") if os.path.exists(db + "-wal") else 0)
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size + 20_000, hard))
+        with milepost.Run("A", display="none", history=db) as a:
+            with a.phase("p") as p:
+                for i in range(3000):
+                    with p.item(f"item-{i}" + "x" * 100):
+                        pass
+                time.sleep(1.2)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        print(sorted(r[0] for r in sqlite3.connect(db).execute("SELECT name FROM runs")))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "h.db")], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert "run history is off" in out.stderr
+    assert out.stdout.strip() == "['A', 'warm']", out.stdout

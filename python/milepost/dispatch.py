@@ -3,9 +3,10 @@
 Events go into a bounded queue per dispatcher (a full queue counts what it drops instead of
 growing); a background thread drains it every tick and hands out snapshots when observers'
 intervals are due. A run has two dispatchers (see `Delivery`): one for its own observers
-(displays, history, files), whose final delivery the run's end waits for, served by the
-process's one delivery thread (`service`: no thread to start or join per run), and one for
-the observers the user passed, on a thread of its own, which never holds up the job. With an
+(displays, history, files), whose final delivery the run's end waits for, on a thread started
+only once the run has lived 50 ms (`service`: a short run makes its one delivery itself and
+starts no thread), and one for the observers the user passed, on a thread of its own, which
+never holds up the job. With an
 injected clock there are no threads: `poll()` does the same work on demand.
 """
 
@@ -14,14 +15,13 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
-import time
 import weakref
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Deque, Iterable, List, Optional, Sequence
 
 from .errors import InvalidValueError
 from .events import BOUNDARY_EVENTS, Event
-from .service import SERVICE
+from .service import SERVICE, Client
 
 if TYPE_CHECKING:
     from .observers import Observer
@@ -98,7 +98,7 @@ class Dispatcher:
         tick: float = 0.25,
         pull: Optional[Callable[[], None]] = None,
         name: str = "milepost-dispatch",
-        shared: bool = False,
+        late: bool = False,
     ) -> None:
         self._slots = [_Slot(o) for o in observers]
         self._pull = pull
@@ -125,10 +125,10 @@ class Dispatcher:
         #: Set by the thread once its final delivery is over (`wait_delivered`).
         self._delivered: Optional[threading.Event] = None
         self._stopped = False
-        #: Served by the process's one delivery thread (`service`) instead of a thread of its own.
-        self._shared = shared
-        self._client: Any = None
-        self._done: Optional[threading.Event] = None
+        #: The thread is started late, by the process's starter (`service`): a run that ends
+        #: before then makes its one delivery itself, and never has a thread.
+        self._late = late
+        self._client: Optional[Client] = None
 
     def add(self, observer: Observer) -> None:
         """Adds an observer before the run starts."""
@@ -160,15 +160,20 @@ class Dispatcher:
             self.start_observers()
         if not self._slots:  # no observers, no thread to wake the interpreter
             return
-        if self._shared:
+        if self._late:
             if not observers_here:
                 self.start_observers()
-            self._done = threading.Event()
-            self._client = SERVICE.add(self._step)
+            self._client = SERVICE.add(self._start_thread)
             return
+        self._start_thread(not observers_here)
+
+    def _start_thread(self, start_observers: bool = False) -> None:
         self._wakeup, self._released, self._delivered = threading.Event(), threading.Event(), threading.Event()
-        self._thread = threading.Thread(target=self._loop, args=(not observers_here,), name=self._name, daemon=True)
-        self._thread.start()
+        if self._stopping:  # closed while the starter was on its way: the thread's loop
+            self._wakeup.set()  # makes the final delivery at once
+        thread = threading.Thread(target=self._loop, args=(start_observers,), name=self._name, daemon=True)
+        thread.start()
+        self._thread = thread
 
     def start_observers(self) -> None:
         for slot in self._slots:
@@ -204,30 +209,13 @@ class Dispatcher:
             assert self._wakeup is not None  # made before the thread starts
             self._wakeup.wait(self._tick)
 
-    def _step(self) -> Optional[float]:
-        """One round on the shared thread (`_loop`'s body): when to come back, None when done."""
-        final = self._stopping
-        self.poll(final=final)
-        deferred, self._deferred = self._deferred, None
-        if deferred is not None:
-            deferred()
-        if final or self._closed:
-            assert self._done is not None  # made before the client joins
-            self._done.set()
-            return None
-        return time.monotonic() + self._tick
-
     def on_dispatch_thread(self) -> bool:
-        if self._client is not None:
-            return self._done is not None and not self._done.is_set() and SERVICE.thread is threading.current_thread()
         return self._thread is not None and self._thread is threading.current_thread()
 
     def defer(self, action: Callable[[], None]) -> None:
         """Runs `action` on the dispatcher thread once its current delivery is over (for work
         that would wait on that delivery, such as ending the run from inside an observer)."""
         self._deferred = action
-        if self._client is not None:
-            SERVICE.wake(self._client)  # the shared thread may be serving another run now
 
     def poll(self, final: bool = False) -> None:
         """Delivers queued events, then snapshots to the observers that are due; with `final`,
@@ -308,13 +296,10 @@ class Dispatcher:
         self._stopping = True
         if self._wakeup is not None:
             self._wakeup.set()
-        if self._client is not None:
-            if SERVICE.thread is threading.current_thread() or SERVICE.take_back(self._client):
-                self.poll(final=True)
-                return True
-            SERVICE.wake(self._client)
-            assert self._done is not None
-            return self._done.wait(timeout) if timeout else self._done.is_set()
+        if self._client is not None and not SERVICE.take_back(self._client):
+            SERVICE.started(self._client)  # its thread is being started: a moment
+        if self._wakeup is not None:
+            self._wakeup.set()
         thread = self._thread
         if thread is None or thread is threading.current_thread():
             self.poll(final=True)
@@ -358,8 +343,8 @@ def _wait_for_user_observers() -> None:
 
 
 class Delivery:
-    """A run's two dispatchers: its own observers (displays, history, files, dashboard) on
-    the process's delivery thread, the user's on a thread of their own. Every event goes to
+    """A run's two dispatchers: its own observers (displays, history, files, dashboard) on a
+    thread started late (see `service`), the user's on a thread of their own. Every event goes to
     both. The end of the run waits for its own observers' final delivery (bounded) and never
     for the user's, which finish in the background (the interpreter's exit waits for them,
     bounded): an observer that sleeps holds up neither the job nor the history."""
@@ -373,7 +358,7 @@ class Delivery:
     ) -> None:
         observers = list(observers)
         self._pull_source = pull
-        self.own = Dispatcher([o for o in observers if is_own(o)], snapshot, now, pull=self.pull_now, shared=True)
+        self.own = Dispatcher([o for o in observers if is_own(o)], snapshot, now, pull=self.pull_now, late=True)
         self.user = Dispatcher([o for o in observers if not is_own(o)], snapshot, now, name="milepost-observers")
 
     @property

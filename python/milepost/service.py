@@ -1,136 +1,136 @@
-"""One delivery thread per process for the runs' own observers.
+"""One thread per process that starts the runs' delivery threads, late.
 
-A run's own observers (its display, history, files) used to get a thread per run, started
-when the run started and joined at its end: most of what a short `track()` loop cost. Every
-run's own dispatcher now joins this one thread, which serves each when it is due. Joining is
-a list append and a notify; a run's end waits only for its own final delivery (`Dispatcher`
-does, bounded). The thread is a daemon started on first use, and again in a forked child,
-which has no such thread and forgets its parent's dispatchers.
+A run's own observers (its display, history, files) get a delivery thread of their own, so
+that one stalled observer (a display writing to a pipe nobody reads) holds up no other run.
+Starting and joining that thread was most of what a short `track()` loop cost, so a run's
+thread is started only once the run has lived `FIRST_DELIVERY` seconds: this thread starts it
+then (starting a thread never waits on anybody's observers). A run that ends before then makes
+its one delivery, its last, itself (`take_back`) and never has a thread.
+
+The thread is a daemon started on first use, and again in a forked child, which has no such
+thread and forgets its parent's runs. Its lock is a plain lock and it is woken through a
+C-implemented queue, never a `Condition`: a Ctrl-C landing inside a Condition's Python
+`__enter__` can leave its lock held for good, and every later run would hang at its start.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
 import time
 from typing import Callable, List, Optional
 
 _log = logging.getLogger("milepost")
 
-#: Seconds after a run's start that its first delivery is due.
+#: Seconds after a run's start that its delivery thread is started.
 FIRST_DELIVERY = 0.05
 
 #: Seconds after the last run left that the thread keeps looking for new ones by itself.
 IDLE_POLL = 1.0
 
-#: What a client does when served: its delivery, then when it wants serving next
-#: (`time.monotonic()` seconds), or None when it is done for good.
-Step = Callable[[], Optional[float]]
 
+class Client:
+    """A run waiting for its delivery thread: `start` is called once, at `due`."""
 
-class _Client:
-    __slots__ = ("step", "due", "woken", "serving", "served")
+    __slots__ = ("start", "due", "state")
 
-    def __init__(self, step: Step) -> None:
-        self.step = step
-        # First served a moment after it joins: a bar that lives less than that (a job that
-        # wraps many short loops) gets one delivery, its last, instead of two that its end
-        # would wait on; a longer one shows up on screen within FIRST_DELIVERY of its start.
+    def __init__(self, start: Callable[[], None]) -> None:
+        self.start = start
         self.due = time.monotonic() + FIRST_DELIVERY
-        #: Woken while being served: served again at once, whatever the step asked.
-        self.woken = False
-        self.serving = False
-        self.served = False
+        #: WAITING, then STARTING while the thread calls `start`, then STARTED; or TAKEN.
+        self.state = WAITING
+
+
+WAITING, STARTING, STARTED, TAKEN = range(4)
 
 
 class Service:
-    """The thread and the clients it serves."""
+    """The starter thread and the runs waiting for it."""
 
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
-        self._clients: List[_Client] = []
+        self._lock = threading.Lock()
+        self._wake: "queue.SimpleQueue[bool]" = queue.SimpleQueue()
+        self._clients: List[Client] = []
         self._thread: Optional[threading.Thread] = None
-        #: When the thread wakes next by itself (`inf`: only when notified): a client due later
+        #: When the thread wakes by itself next (`inf`: only when woken): a run due later
         #: joins without waking it (a wake-up is a GIL switch the job's thread pays for).
         self._next_wake = float("inf")
 
-    @property
-    def thread(self) -> Optional[threading.Thread]:
-        return self._thread
-
-    def add(self, step: Step) -> _Client:
-        """Serves `step` from now on, the first time FIRST_DELIVERY seconds from now."""
-        client = _Client(step)
-        with self._cond:
+    def add(self, start: Callable[[], None]) -> Client:
+        """Calls `start` FIRST_DELIVERY seconds from now, on this service's thread, unless the
+        client is taken back first."""
+        client = Client(start)
+        with self._lock:
             self._clients.append(client)
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._loop, name="milepost-dispatch", daemon=True)
+                self._thread = threading.Thread(target=self._loop, name="milepost-starter", daemon=True)
                 self._thread.start()
-            if client.due < self._next_wake:
-                self._cond.notify()
+            wake = client.due < self._next_wake
+        if wake:
+            self._wake.put(True)
         return client
 
-    def take_back(self, client: _Client) -> bool:
-        """Takes `client` off the list if it was never served and is not being served: its
-        run ends before its first delivery, and its caller makes that delivery itself rather
-        than hand it to this thread and wait (two thread switches, most of a short loop's
-        cost)."""
-        with self._cond:
-            if client.served or client.serving or client not in self._clients:
+    def take_back(self, client: Client) -> bool:
+        """Takes `client` off the list if `start` has not been called: True, and it never will
+        be. False once it was (or is being) called: wait for it with `started`."""
+        with self._lock:
+            if client.state != WAITING:
                 return False
+            client.state = TAKEN
             self._clients.remove(client)
             return True
 
-    def wake(self, client: _Client) -> None:
-        """Serves `client` now (its run is ending)."""
-        with self._cond:
-            client.due = 0.0
-            client.woken = True
-            self._cond.notify()
+    @staticmethod
+    def started(client: Client, timeout: float = 5.0) -> bool:
+        """Waits (briefly: starting a thread takes microseconds) until `client`'s `start` has
+        returned; False if it did not within `timeout`."""
+        deadline = time.monotonic() + timeout
+        while client.state == STARTING:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.0005)
+        return client.state == STARTED
 
     def _loop(self) -> None:
         idle_since = time.monotonic()
         while True:
-            with self._cond:
-                while True:
-                    now = time.monotonic()
-                    due = [c for c in self._clients if c.due <= now]
-                    if due:
-                        for client in due:
-                            client.woken = False
-                            client.serving = True
-                        break
-                    wait = min((c.due for c in self._clients), default=None)
-                    if self._clients:
-                        idle_since = now
-                    elif now - idle_since < IDLE_POLL:
-                        # Runs came and went a moment ago: more may come (a job wrapping many
-                        # short loops). Looking again at FIRST_DELIVERY spares each of them
-                        # waking this thread when it joins (a GIL switch on the job's thread).
-                        wait = now + FIRST_DELIVERY
-                    self._next_wake = float("inf") if wait is None else wait
-                    self._cond.wait(None if wait is None else wait - now)
-                self._next_wake = 0.0  # serving: a client joining meanwhile is looked at next round
+            with self._lock:
+                now = time.monotonic()
+                due = [c for c in self._clients if c.due <= now]
+                for client in due:
+                    client.state = STARTING
+                    self._clients.remove(client)
+                wait = min((c.due for c in self._clients), default=None)
+                if self._clients or due:
+                    idle_since = now
+                elif now - idle_since < IDLE_POLL:
+                    # Runs came and went a moment ago: more may come (a job wrapping many
+                    # short loops). Looking again at FIRST_DELIVERY spares each of them
+                    # waking this thread when it joins (a GIL switch on the job's thread).
+                    wait = now + FIRST_DELIVERY
+                self._next_wake = 0.0 if due else float("inf") if wait is None else wait
             for client in due:
-                self._serve(client)
-
-    def _serve(self, client: _Client) -> None:
-        try:
-            again = client.step()
-        except BaseException as e:  # noqa: BLE001 - one client's failure must not stop the others'
-            _log.error("milepost: a run's delivery failed: %s: %s", type(e).__name__, e)
-            again = None
-        with self._cond:
-            client.serving, client.served = False, True
-            if again is None:
-                self._clients.remove(client)
-            elif not client.woken:
-                client.due = again
+                try:
+                    client.start()
+                except Exception as e:  # noqa: BLE001 - one run's failure must not stop the others'
+                    _log.error("milepost: starting a run's delivery failed: %s: %s", type(e).__name__, e)
+                finally:
+                    client.state = STARTED
+            if due:
+                continue
+            try:
+                self._wake.get(timeout=None if wait is None else max(0.0, wait - now))
+            except queue.Empty:
+                pass
+            while not self._wake.empty():
+                self._wake.get_nowait()
 
     def _forget(self) -> None:
-        """In a forked child: no thread, and the parent's runs are not ours to serve."""
-        self._cond = threading.Condition(threading.Lock())
+        """In a forked child: no thread, and the parent's runs are not ours to start."""
+        self._lock = threading.Lock()
+        self._wake = queue.SimpleQueue()
         self._clients = []
         self._thread = None
         self._next_wake = float("inf")

@@ -181,13 +181,16 @@ _writers: Dict[str, _Writer] = {}
 _writers_lock = threading.Lock()
 
 
-def _writer_for(path: Path) -> _Writer:
-    """The process's writer for `path`, made (and the database opened) if there is none."""
+def _writer_for(path: Path, store: Store) -> _Writer:
+    """The process's writer for `path` (made, and the database opened, if there is none), with
+    `store` joined to it under the registry's lock: an idle writer retiring meanwhile
+    (`_retire`) sees the store and stays."""
     key = os.path.realpath(path)
     with _writers_lock:
         writer = _writers.get(key)
         if writer is None or not writer.alive():
             writer = _writers[key] = _Writer(path)
+        writer.add(store)
         return writer
 
 
@@ -227,11 +230,9 @@ class Store:
         self.written = 0
         self.dropped = 0
         try:
-            self._writer = _writer_for(self.path)
+            self._writer = _writer_for(self.path, self)
         except (sqlite3.Error, OSError, SchemaError) as e:
             self._disable(f"cannot open {self.path} ({e})")
-            return
-        self._writer.add(self)
 
     def _disable(self, why: str) -> None:
         if self.enabled:
@@ -379,13 +380,18 @@ class Store:
             return
         db = self._writer.db
         try:
-            with db:
-                # Statements first: an item's phase row exists before its items.
-                for sql, params in ops:
-                    db.execute(sql, params)
-                if rows is not None:
+            # Statements first, in a transaction of their own: an item's phase row exists
+            # before its items, and a batch of rows that cannot be written (a full disk) takes
+            # the run's own rows with it no more (the run stays in the history, `running`).
+            if ops:
+                with db:
+                    for sql, params in ops:
+                        db.execute(sql, params)
+                self.written += len(ops)
+            if rows is not None:
+                with db:
                     db.execute(ITEMS_FROM_JSON, (rows[0],))
-            self.written += len(ops) + (rows[1] if rows else 0)
+                self.written += rows[1]
         except Exception as e:  # noqa: BLE001 - any failure (a full disk, a bad value) turns history off
             self.dropped += rows[1] if rows else 0
             self._disable(f"cannot write to {self.path} ({type(e).__name__}: {e})")
