@@ -20,7 +20,8 @@ from .budget import Budget
 from .errors import MilepostError, RunEndedError
 from .events import LogLine
 from .steer import Steer
-from .task import Task
+from .persistence.store import EAGER_BATCH
+from .task import Task, _current_item
 
 if TYPE_CHECKING:
     from .context import RowSink
@@ -63,6 +64,7 @@ class Owner:
             "milepost_lane", default=None
         )
         self._run: Optional[weakref.ReferenceType[Any]] = None
+        self._item_path: Optional[_milepost.ItemPath] = None
         self._finished = False
         self._cancel_reason = ""
         self._pools = 0
@@ -191,6 +193,18 @@ class Owner:
 
     def add_lane(self, name: str) -> Optional[_milepost.Lane]:
         return self.core.add_lane(name)
+
+    # -- RunContext: items -----------------------------------------------------------------------
+    def item_path(self) -> Optional[_milepost.ItemPath]:
+        """One a run: its items are timed, laned and kept natively, unless its clock is the
+        user's (a manual clock is read in Python, and pushed into the core)."""
+        if self._manual:
+            return None
+        if self._item_path is None:
+            self._item_path = _milepost.ItemPath(
+                self.now(), self._wall_origin, self._lanes, _current_item, self.store, EAGER_BATCH
+            )
+        return self._item_path
 
     def bind_lane(self, lane: Optional[_milepost.Lane]) -> None:
         self._lanes.set(lane)

@@ -234,6 +234,9 @@ class WorkerContext:
     def lane(self) -> None:
         return None
 
+    def item_path(self) -> None:
+        return None  # the parent keeps the rows of items counted here: `Item`'s Python
+
     def add_lane(self, name: str) -> None:
         return None
 

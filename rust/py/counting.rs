@@ -11,7 +11,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple, PyType};
 
 use super::convert::{amount, count, Obj};
+use super::item::{make_item, PyItemBase, PyItemPath};
 use super::node::PyNode;
+use parking_lot::Mutex;
 use crate::core::handle::Handle;
 use crate::core::node::Tally;
 
@@ -80,6 +82,8 @@ fn unbound() -> PyErr {
 #[pyclass(subclass, frozen, name = "TaskBase", module = "milepost._milepost")]
 pub struct PyTaskBase {
     pub(crate) node: NodeSlot,
+    /// How its items are handled natively (None: by `Item`'s Python), see `item`.
+    pub(crate) items: Mutex<Option<Py<PyItemPath>>>,
 }
 
 #[pymethods]
@@ -88,16 +92,24 @@ impl PyTaskBase {
     #[new]
     #[pyo3(signature = (*_args, **_kwargs))]
     fn py_new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
-        Self { node: NodeSlot::default() }
+        Self { node: NodeSlot::default(), items: Mutex::new(None) }
     }
     /// A subclass gets descriptors of its own for the fast methods (see `fast`).
     #[classmethod]
     fn __init_subclass__(cls: &Bound<'_, PyType>) -> PyResult<()> {
         super::fast::own_methods(cls)
     }
-    /// From now on the task counts into `node`.
-    fn _bind_node(&self, node: &PyNode) {
+    /// From now on the task counts into `node`; its items are handled natively through
+    /// `items` (None: by `Item`'s Python).
+    #[pyo3(signature = (node, items=None))]
+    fn _bind_node(&self, node: &PyNode, items: Option<Py<PyItemPath>>) {
         self.node.bind(node.handle.clone());
+        *self.items.lock() = items;
+    }
+    /// Context manager for one item: records its duration and worker lane; an exception
+    /// marks it failed with the error text and is re-raised.
+    fn item<'py>(slf: &Bound<'py, Self>, name: &Obj<'py>) -> PyResult<Bound<'py, PyItemBase>> {
+        make_item(slf, name)
     }
     #[pyo3(signature = (n=None))]
     fn advance(&self, n: Option<&Obj<'_>>) -> PyResult<()> {

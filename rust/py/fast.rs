@@ -81,7 +81,17 @@ static UPDATE: Fast = Fast {
     base: |py| py.get_type::<PyBarBase>(),
     slow: PyOnceLock::new(),
 };
-static METHODS: [&Fast; 3] = [&ADVANCE, &SKIP, &UPDATE];
+static ITEM: Fast = Fast {
+    name: "item",
+    def: Def::new(
+        c"item",
+        item,
+        c"item($self, /, name)\n--\n\nContext manager for one item: records its duration and worker lane; an exception marks it failed with the error text and is re-raised.",
+    ),
+    base: |py| py.get_type::<PyTaskBase>(),
+    slow: PyOnceLock::new(),
+};
+static METHODS: [&Fast; 4] = [&ADVANCE, &SKIP, &UPDATE, &ITEM];
 
 /// Gives `cls` (a subclass of `TaskBase` or `BarBase`) method descriptors of its own for the
 /// fast methods it inherits from the native base (through its parents' own descriptors or
@@ -246,6 +256,39 @@ unsafe extern "C" fn update(
             let bar = Borrowed::from_ptr(py, slf).cast_unchecked::<PyBarBase>();
             n > 0 && bar.get().node.get().is_ok_and(|node| node.tally(Tally::Done, n).is_ok())
         })
+    }
+}
+
+/// `task.item(name)`: the item made here (see `item::make_item`); a keyword or another
+/// number of arguments is the `PyO3` method's to parse and refuse.
+#[allow(unsafe_code)]
+unsafe extern "C" fn item(
+    slf: *mut ffi::PyObject, args: *const *mut ffi::PyObject, nargs: ffi::Py_ssize_t, kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    if !kwnames.is_null() || nargs != 1 {
+        // SAFETY: CPython's arguments, as they came.
+        return unsafe { slow(&ITEM, slf, args, nargs, kwnames) };
+    }
+    // SAFETY: CPython calls a method with the thread attached.
+    let py = unsafe { Python::assume_attached() };
+    let made = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: `slf` is an instance of a subclass of `TaskBase` (as in `advance`); CPython
+        // passes one live argument.
+        let (task, name) = unsafe {
+            (Borrowed::from_ptr(py, slf).cast_unchecked::<PyTaskBase>(), Borrowed::from_ptr(py, *args))
+        };
+        super::item::make_item(&task, &name)
+    }));
+    match made {
+        Ok(Ok(item)) => item.into_ptr(),
+        Ok(Err(e)) => {
+            e.restore(py);
+            null_mut()
+        }
+        Err(_) => {
+            PyRuntimeError::new_err("item() panicked").restore(py);
+            null_mut()
+        }
     }
 }
 

@@ -1,0 +1,442 @@
+//! `ItemBase`, the native half of `milepost.Item`, and `ItemPath`, what a task's items need of
+//! their run to be handled natively.
+//!
+//! A plain item (`with task.item(name): ...` whose block neither raises nor streams, reports,
+//! costs or records metrics) is made, entered and left here: the clock read, the worker lane
+//! (the run's context variable), the current item (`milepost.current_item()`'s context
+//! variable), the count, the lane's and the recent list's record and the history row, with no
+//! Python frame and no Python object made but the item and its context token. Anything else
+//! is the subclass's Python (`Item._enter`, `Item._exit_slow`), which keeps every rule: a task
+//! whose run has no `ItemPath` (a manual clock, budgets, a worker process) takes it for every
+//! item, and a natively entered item takes it at its end when the block raised or the item
+//! holds more than its counts.
+
+use std::io::Write as _;
+use std::ptr::null_mut;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use pyo3::exceptions::{PyAttributeError, PyRuntimeError, PyTypeError};
+use pyo3::prelude::*;
+use pyo3::PyClassInitializer;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyFloat, PyInt, PyString, PyType};
+
+use super::convert::{text, Obj};
+use super::counting::PyTaskBase;
+use super::node::PyLane;
+use super::rows::PyRowBuffer;
+use crate::core::handle::RowExtra;
+use crate::core::kinds::ItemStatus;
+use crate::core::run::ItemEnd;
+
+/// `Item._live` bits the native side reads and sets (the rest are the subclass's, task.py).
+const STREAMED: u32 = 1;
+const REPORTED: u32 = 4;
+const ENDED: u32 = 8;
+const COSTED: u32 = 16;
+const METRICS: u32 = 64;
+/// What a native end cannot settle: the subclass's `_exit_slow` ends such an item.
+const SLOW: u32 = STREAMED | REPORTED | COSTED | METRICS;
+
+/// The run's side of native items, made once a run by its context (`Owner.item_path`).
+#[pyclass(frozen, name = "ItemPath", module = "milepost._milepost")]
+pub struct PyItemPath {
+    /// The run clock (`context.now()`) read natively: `at_origin` seconds at `origin`.
+    origin: Instant,
+    at_origin: f64,
+    /// Unix time at the run clock's zero (`context.wall`).
+    wall_origin: f64,
+    /// The context variable holding the calling context's worker lane, if the run has lanes.
+    lanes: Option<Py<PyAny>>,
+    /// `milepost.task._current_item`.
+    current: Py<PyAny>,
+    /// Where the run keeps item rows (the store, a `RowSink`), if it keeps them.
+    sink: Option<Py<PyAny>>,
+    /// Rows waiting from which the sink is told (`pushed`), so that its writer wakes.
+    eager: usize,
+    /// The sink's row buffer as last asked (asked again once the store closed it).
+    buffer: Mutex<Option<Py<PyRowBuffer>>>,
+}
+
+#[pymethods]
+impl PyItemPath {
+    /// `now`: the run clock's reading now (`context.now()`), which this clock goes on from.
+    #[new]
+    #[pyo3(signature = (now, wall_origin, lanes, current, sink, eager))]
+    fn py_new(
+        now: f64, wall_origin: f64, lanes: Option<Py<PyAny>>, current: Py<PyAny>, sink: Option<Py<PyAny>>,
+        eager: usize,
+    ) -> PyResult<Self> {
+        if !now.is_finite() || !wall_origin.is_finite() {
+            return Err(PyTypeError::new_err(format!("ItemPath needs finite clock readings, got {now} and {wall_origin}")));
+        }
+        Ok(Self { origin: Instant::now(), at_origin: now, wall_origin, lanes, current, sink, eager, buffer: Mutex::new(None) })
+    }
+    /// Seconds on the run's clock, read natively.
+    fn now(&self) -> f64 {
+        self.clock()
+    }
+}
+
+impl PyItemPath {
+    #[inline]
+    fn clock(&self) -> f64 {
+        self.at_origin + self.origin.elapsed().as_secs_f64()
+    }
+
+    /// The row buffer an ending item queues its row in: the one asked last, unless the store
+    /// closed it (it bound its run, or turned itself off); then the sink's `buffer` again.
+    fn buffer(&self, py: Python<'_>, sink: &Py<PyAny>) -> PyResult<Option<Py<PyRowBuffer>>> {
+        if let Some(buffer) = &*self.buffer.lock() {
+            if !buffer.get().is_closed() {
+                return Ok(Some(buffer.clone_ref(py)));
+            }
+        }
+        let asked = sink.bind(py).getattr(pyo3::intern!(py, "buffer"))?;
+        let buffer = if asked.is_none() { None } else { Some(asked.cast_into::<PyRowBuffer>()?.unbind()) };
+        *self.buffer.lock() = buffer.as_ref().map(|b| b.clone_ref(py));
+        Ok(buffer)
+    }
+}
+
+/// The item's history row once it ended natively (built as a tuple only when asked), or the
+/// tuple its Python end set.
+enum Row {
+    None,
+    Ended { status: ItemStatus, started: f64, duration: f64 },
+    Set(Py<PyAny>),
+}
+
+/// The native half of `milepost.Item` (see the module's docs).
+#[pyclass(subclass, name = "ItemBase", module = "milepost._milepost")]
+pub struct PyItemBase {
+    task: Py<PyTaskBase>,
+    name: Py<PyAny>,
+    /// None: the item is entered and left by the subclass's Python.
+    path: Option<Py<PyItemPath>>,
+    /// Its lane, once entered (`Some(None)`: entered without one).
+    lane: Option<Option<Py<PyLane>>>,
+    t0: f64,
+    live: u32,
+    skipped: bool,
+    token: Option<Py<PyAny>>,
+    row: Row,
+}
+
+/// The subclass items are made of (`milepost.task.Item`), given once (`ItemBase._use`).
+static ITEM_CLASS: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+/// A new item of `task` named `name`: the subclass's instance, with no `__init__` run.
+#[allow(unsafe_code)]
+pub fn make_item<'py>(task: &Bound<'py, PyTaskBase>, name: &Obj<'py>) -> PyResult<Bound<'py, PyItemBase>> {
+    let py = task.py();
+    let path = task.get().items.lock().as_ref().map(|p| p.clone_ref(py));
+    let item = PyItemBase {
+        task: task.clone().unbind(),
+        name: name.clone().unbind(),
+        path,
+        lane: None,
+        t0: 0.0,
+        live: 0,
+        skipped: false,
+        token: None,
+        row: Row::None,
+    };
+    let Some(cls) = ITEM_CLASS.get(py) else {
+        return Err(PyRuntimeError::new_err("milepost.task.Item was not given to ItemBase._use"));
+    };
+    // SAFETY: `cls` is a subclass of `ItemBase` (checked by `_use`).
+    let made = unsafe { pyo3::impl_::pymethods::tp_new_impl::<_, PyItemBase>(py, PyClassInitializer::from(item), cls.as_ptr().cast()) }?;
+    // SAFETY: `tp_new_impl` returns a new reference to an instance of `cls`.
+    Ok(unsafe { Bound::from_owned_ptr(py, made).cast_into_unchecked() })
+}
+
+/// An item's name as the core keeps it, handed to `f`: a `str` borrowed when it is UTF-8, an
+/// `int` formatted without a Python object, anything else as `text` converts it (a float by
+/// `str()`, as `Item` names it).
+fn with_name<R>(name: &Obj<'_>, f: impl FnOnce(&str) -> R) -> PyResult<R> {
+    if let Ok(s) = name.cast::<PyString>() {
+        return Ok(match s.to_str() {
+            Ok(t) => f(t),
+            Err(_) => f(&s.to_string_lossy()),
+        });
+    }
+    if name.is_exact_instance_of::<PyInt>() {
+        if let Ok(n) = name.extract::<i64>() {
+            let mut buf = [0u8; 24];
+            let mut cursor = std::io::Cursor::new(&mut buf[..]);
+            // 24 bytes hold any i64 in decimal.
+            write!(cursor, "{n}").map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+            let len = usize::try_from(cursor.position()).unwrap_or(0);
+            return Ok(f(std::str::from_utf8(&buf[..len]).unwrap_or_default()));
+        }
+    }
+    if name.is_exact_instance_of::<PyInt>() || name.is_exact_instance_of::<PyFloat>() {
+        return Ok(f(&name.str()?.to_string_lossy()));
+    }
+    Ok(f(&text(name, "item name")?))
+}
+
+#[pymethods]
+impl PyItemBase {
+    /// `Item(task, name)`, as `task.item(name)` makes it.
+    #[new]
+    fn py_new(task: &Bound<'_, PyTaskBase>, name: &Obj<'_>) -> Self {
+        let path = task.get().items.lock().as_ref().map(|p| p.clone_ref(task.py()));
+        Self {
+            task: task.clone().unbind(),
+            name: name.clone().unbind(),
+            path,
+            lane: None,
+            t0: 0.0,
+            live: 0,
+            skipped: false,
+            token: None,
+            row: Row::None,
+        }
+    }
+
+    /// The class `task.item()` makes (`milepost.task.Item`), given once.
+    #[staticmethod]
+    #[pyo3(name = "_use")]
+    fn use_class(cls: &Bound<'_, PyType>) -> PyResult<()> {
+        if !cls.is_subclass_of::<PyItemBase>()? {
+            return Err(PyTypeError::new_err(format!("ItemBase._use needs a subclass of ItemBase, got {cls}")));
+        }
+        let given = ITEM_CLASS.get_or_init(cls.py(), || cls.clone().unbind());
+        if !given.bind(cls.py()).is(cls) {
+            return Err(PyRuntimeError::new_err(format!("ItemBase._use was given {given} already, not {cls}")));
+        }
+        Ok(())
+    }
+
+    #[getter(_task)]
+    fn get_task(&self, py: Python<'_>) -> Py<PyTaskBase> {
+        self.task.clone_ref(py)
+    }
+    /// The item's name: a number names an item as it does in the pools (`item(3)` is "3").
+    #[getter]
+    fn name<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let name = self.name.bind(py);
+        if name.is_exact_instance_of::<PyInt>() || name.is_exact_instance_of::<PyFloat>() {
+            return Ok(name.str()?.into_any());
+        }
+        Ok(name.clone())
+    }
+    #[setter]
+    fn set_name(&mut self, name: Py<PyAny>) {
+        self.name = name;
+    }
+    /// The lane it was entered in; an `AttributeError` before it was entered.
+    #[getter(_lane)]
+    fn get_lane(&self, py: Python<'_>) -> PyResult<Option<Py<PyLane>>> {
+        match &self.lane {
+            Some(lane) => Ok(lane.as_ref().map(|l| l.clone_ref(py))),
+            None => Err(PyAttributeError::new_err("_lane: the item was not entered")),
+        }
+    }
+    #[setter(_lane)]
+    fn set_lane(&mut self, lane: Option<Py<PyLane>>) {
+        self.lane = Some(lane);
+    }
+    #[getter(_t0)]
+    fn get_t0(&self) -> f64 {
+        self.t0
+    }
+    #[setter(_t0)]
+    fn set_t0(&mut self, t0: f64) {
+        self.t0 = t0;
+    }
+    #[getter(_live)]
+    fn get_live(&self) -> u32 {
+        self.live
+    }
+    #[setter(_live)]
+    fn set_live(&mut self, live: u32) {
+        self.live = live;
+    }
+    #[getter(_skipped)]
+    fn get_skipped(&self) -> bool {
+        self.skipped
+    }
+    #[getter(_token)]
+    fn get_token(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.token.as_ref().map(|t| t.clone_ref(py))
+    }
+    #[setter(_token)]
+    fn set_token(&mut self, token: Option<Py<PyAny>>) {
+        self.token = token;
+    }
+    /// The item's history row once it ended, when its run keeps rows: status, start (Unix
+    /// time), duration, error text, metrics as JSON (see `ItemRow`).
+    #[getter]
+    fn row(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        Ok(match &self.row {
+            Row::None => None,
+            Row::Set(row) => Some(row.clone_ref(py)),
+            Row::Ended { status, started, duration } => {
+                let row = (status.as_str(), *started, *duration, py.None(), py.None());
+                Some(row.into_pyobject(py)?.into_any().unbind())
+            }
+        })
+    }
+    #[setter]
+    fn set_row(&mut self, row: Option<Py<PyAny>>) {
+        self.row = row.map_or(Row::None, Row::Set);
+    }
+
+    /// Counts the item skipped instead of done when it ends.
+    fn skip(&mut self) {
+        self.skipped = true;
+    }
+
+    /// Seconds on the run's clock, as the item's start was read: natively for an item
+    /// entered natively, else the context's.
+    #[pyo3(name = "_now")]
+    fn now(&self, py: Python<'_>) -> PyResult<f64> {
+        match &self.path {
+            Some(path) => Ok(path.get().clock()),
+            None => self.task.bind(py).getattr(pyo3::intern!(py, "context"))?.call_method0("now")?.extract(),
+        }
+    }
+
+    fn __enter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let Some(path) = slf.borrow().path.as_ref().map(|p| p.clone_ref(py)) else {
+            return slf.call_method0(pyo3::intern!(py, "_enter"));
+        };
+        let path = path.get();
+        let lane = match &path.lanes {
+            Some(lanes) => context_get(lanes.bind(py))?,
+            None => None,
+        };
+        let t0 = path.clock();
+        {
+            let this = slf.borrow();
+            let task = this.task.bind(py).get();
+            let lane = lane.as_ref().map(|l| &*l.get().lane);
+            with_name(this.name.bind(py), |name| task.node.get()?.item_started(name, lane).map_err(PyErr::from))??;
+        }
+        let token = context_set(path.current.bind(py), slf.as_any())?;
+        let mut this = slf.borrow_mut();
+        this.lane = Some(lane);
+        this.t0 = t0;
+        this.token = Some(token.unbind());
+        drop(this);
+        Ok(slf.clone().into_any())
+    }
+
+    #[pyo3(signature = (exc_type, exc, tb))]
+    fn __exit__(slf: &Bound<'_, Self>, exc_type: &Obj<'_>, exc: &Obj<'_>, tb: &Obj<'_>) -> PyResult<()> {
+        let py = slf.py();
+        let path = {
+            let this = slf.borrow();
+            match &this.path {
+                Some(path) if exc_type.is_none() && this.live & SLOW == 0 && this.lane.is_some() => path.clone_ref(py),
+                _ => {
+                    drop(this);
+                    slf.call_method1(pyo3::intern!(py, "_exit_slow"), (exc_type, exc, tb))?;
+                    return Ok(());
+                }
+            }
+        };
+        let path = path.get();
+        let token = slf.borrow_mut().token.take();
+        if let Some(token) = token {
+            context_reset(path.current.bind(py), token.bind(py))?;
+        }
+        let buffer = match &path.sink {
+            Some(sink) => path.buffer(py, sink)?,
+            None => None,
+        };
+        let (status, started, duration) = {
+            let mut this = slf.borrow_mut();
+            this.live |= ENDED;
+            let status = if this.skipped { ItemStatus::Skipped } else { ItemStatus::Done };
+            (status, path.wall_origin + this.t0, path.clock() - this.t0)
+        };
+        // Shared, not exclusive: a path's `__fspath__` may read the item.
+        let waiting = {
+            let this = slf.borrow();
+            let task = this.task.bind(py).get();
+            let lane = this.lane.as_ref().and_then(|l| l.as_ref()).map(|l| &*l.get().lane);
+            let rows = buffer.as_ref().map(|b| &b.get().rows);
+            with_name(this.name.bind(py), |name| {
+                let end = ItemEnd { name, status, duration: Some(duration), error: None };
+                let extra = RowExtra { started_at: started, metrics: None };
+                task.node.get()?.item_finished(&end, lane, rows, extra).map_err(PyErr::from)
+            })??
+        };
+        if let Some(sink) = &path.sink {
+            slf.borrow_mut().row = Row::Ended { status, started, duration };
+            // The store counts a row it could not keep, and wakes its writer for a batch.
+            if buffer.is_none() || waiting >= path.eager {
+                sink.bind(py).call_method1(pyo3::intern!(py, "pushed"), (waiting,))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+// `CPython`'s context variables: the item's lane and `current_item()`. Their C API is not in
+// the limited API, but every `CPython` exports it; where an extension links against the stable
+// ABI's library (Windows), the variables' methods are called instead.
+#[cfg(not(windows))]
+#[allow(unsafe_code)]
+mod ctx {
+    use pyo3::ffi::PyObject;
+    extern "C" {
+        pub fn PyContextVar_Get(var: *mut PyObject, default: *mut PyObject, value: *mut *mut PyObject) -> i32;
+        pub fn PyContextVar_Set(var: *mut PyObject, value: *mut PyObject) -> *mut PyObject;
+        pub fn PyContextVar_Reset(var: *mut PyObject, token: *mut PyObject) -> i32;
+    }
+}
+
+/// The lane bound in the calling context (`var.get()`; its default is None).
+#[allow(unsafe_code)]
+fn context_get<'py>(var: &Bound<'py, PyAny>) -> PyResult<Option<Py<PyLane>>> {
+    let py = var.py();
+    #[cfg(not(windows))]
+    let value = {
+        let mut out = null_mut();
+        // SAFETY: `var` is a live ContextVar (the run's `_lanes`); `out` gets a new reference
+        // or NULL (no default given and none set).
+        if unsafe { ctx::PyContextVar_Get(var.as_ptr(), null_mut(), &raw mut out) } < 0 {
+            return Err(PyErr::fetch(py));
+        }
+        // SAFETY: as above.
+        unsafe { Bound::from_owned_ptr_or_opt(py, out) }
+    };
+    #[cfg(windows)]
+    let value = Some(var.call_method0(pyo3::intern!(py, "get"))?);
+    match value {
+        Some(v) if !v.is_none() => Ok(Some(v.cast_into::<PyLane>()?.unbind())),
+        _ => Ok(None),
+    }
+}
+
+/// `var.set(value)`: its token.
+#[allow(unsafe_code)]
+fn context_set<'py>(var: &Bound<'py, PyAny>, value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    #[cfg(not(windows))]
+    // SAFETY: `var` is a live ContextVar, `value` a live object; a new reference or NULL.
+    return unsafe { Bound::from_owned_ptr_or_err(var.py(), ctx::PyContextVar_Set(var.as_ptr(), value.as_ptr())) };
+    #[cfg(windows)]
+    return var.call_method1(pyo3::intern!(var.py(), "set"), (value,));
+}
+
+/// `var.reset(token)`.
+#[allow(unsafe_code)]
+fn context_reset(var: &Bound<'_, PyAny>, token: &Bound<'_, PyAny>) -> PyResult<()> {
+    #[cfg(not(windows))]
+    {
+        // SAFETY: `var` is a live ContextVar, `token` a live object (checked by CPython).
+        if unsafe { ctx::PyContextVar_Reset(var.as_ptr(), token.as_ptr()) } < 0 {
+            return Err(PyErr::fetch(var.py()));
+        }
+        Ok(())
+    }
+    #[cfg(windows)]
+    var.call_method1(pyo3::intern!(var.py(), "reset"), (token,)).map(drop)
+}
