@@ -25,7 +25,7 @@ mod _milepost {
     };
 
     #[pymodule_export]
-    use crate::py::{is_money, item_key, resource_options, sanitize, set_colors};
+    use crate::py::{current_item, is_money, item_key, resource_options, sanitize, set_colors};
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -21,7 +21,7 @@ from .errors import MilepostError, RunEndedError
 from .events import LogLine
 from .steer import Steer
 from .persistence.store import EAGER_BATCH
-from .task import Task, _current_item
+from .task import Task
 
 if TYPE_CHECKING:
     from .context import RowSink
@@ -202,7 +202,7 @@ class Owner:
             return None
         if self._item_path is None:
             self._item_path = _milepost.ItemPath(
-                self.now(), self._wall_origin, self._lanes, _current_item, self.store, EAGER_BATCH
+                self.now(), self._wall_origin, self._lanes, self.store, EAGER_BATCH
             )
         return self._item_path
 

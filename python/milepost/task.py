@@ -70,8 +70,9 @@ _is_money = functools.lru_cache(maxsize=256)(_milepost.is_money)
 def current_item() -> Optional[Item]:
     """The innermost item being processed in this context (in `thread_map` and `process_map`
     workers, the item their function was called for; in `async_map`, per asyncio task), to add
-    metrics to it or retry it."""
-    return _current_item.get()
+    metrics to it or retry it. Items entered outside an event loop are kept per thread, those
+    entered under one in `_current_item` (see `rust/py/item.rs`)."""
+    return cast(Optional[Item], _milepost.current_item())
 
 
 class AsyncWith:
@@ -596,7 +597,7 @@ class Item(_milepost.ItemBase, AsyncWith):
         if self.task.budgets:  # the reservation a pool or loop made for it, in this context
             self._tickets = current_tickets()
             self._live |= BUDGETED
-        self._token = _current_item.set(self)
+        self._set_current()
         return self
 
     def _exit_slow(
@@ -604,9 +605,7 @@ class Item(_milepost.ItemBase, AsyncWith):
     ) -> None:
         """`__exit__` of an item the native base does not end itself: the block raised, or the
         item holds more than its counts, or it was entered by `_enter`."""
-        if self._token is not None:
-            _current_item.reset(self._token)
-            self._token = None
+        self._leave()  # no longer current
         if self._live & SETTLE:
             self._settle()
         duration = self._now() - self._t0
@@ -662,7 +661,7 @@ class Item(_milepost.ItemBase, AsyncWith):
 
 
 #: `task.item(name)` makes this class's items natively.
-_milepost.ItemBase._use(Item)
+_milepost.ItemBase._use(Item, _current_item)
 
 
 def _usage_from(usage: Any, response: Any, model: Optional[str], provider: Optional[str]) -> Optional[float]:

@@ -11,14 +11,15 @@
 //! item, and a natively entered item takes it at its end when the block raised or the item
 //! holds more than its counts.
 
-use std::io::Write as _;
+use std::cell::RefCell;
 use std::ptr::null_mut;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use parking_lot::Mutex;
 use pyo3::exceptions::{PyAttributeError, PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
-use pyo3::PyClassInitializer;
+use pyo3::{ffi, PyClassInitializer};
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyFloat, PyInt, PyString, PyType};
 
@@ -49,8 +50,6 @@ pub struct PyItemPath {
     wall_origin: f64,
     /// The context variable holding the calling context's worker lane, if the run has lanes.
     lanes: Option<Py<PyAny>>,
-    /// `milepost.task._current_item`.
-    current: Py<PyAny>,
     /// Where the run keeps item rows (the store, a `RowSink`), if it keeps them.
     sink: Option<Py<PyAny>>,
     /// Rows waiting from which the sink is told (`pushed`), so that its writer wakes.
@@ -63,15 +62,17 @@ pub struct PyItemPath {
 impl PyItemPath {
     /// `now`: the run clock's reading now (`context.now()`), which this clock goes on from.
     #[new]
-    #[pyo3(signature = (now, wall_origin, lanes, current, sink, eager))]
+    #[pyo3(signature = (now, wall_origin, lanes, sink, eager))]
     fn py_new(
-        now: f64, wall_origin: f64, lanes: Option<Py<PyAny>>, current: Py<PyAny>, sink: Option<Py<PyAny>>,
-        eager: usize,
+        py: Python<'_>, now: f64, wall_origin: f64, lanes: Option<Py<PyAny>>, sink: Option<Py<PyAny>>, eager: usize,
     ) -> PyResult<Self> {
         if !now.is_finite() || !wall_origin.is_finite() {
             return Err(PyTypeError::new_err(format!("ItemPath needs finite clock readings, got {now} and {wall_origin}")));
         }
-        Ok(Self { origin: Instant::now(), at_origin: now, wall_origin, lanes, current, sink, eager, buffer: Mutex::new(None) })
+        if py.import("sys")?.getattr("modules")?.contains("greenlet")? {
+            GREENLETS.store(true, Ordering::Relaxed);
+        }
+        Ok(Self { origin: Instant::now(), at_origin: now, wall_origin, lanes, sink, eager, buffer: Mutex::new(None) })
     }
     /// Seconds on the run's clock, read natively.
     fn now(&self) -> f64 {
@@ -120,12 +121,104 @@ pub struct PyItemBase {
     t0: f64,
     live: u32,
     skipped: bool,
-    token: Option<Py<PyAny>>,
+    current: Current,
+    /// When it was made current (`ORDER`), and whether by a coroutine's `with`.
+    order: u64,
+    in_coroutine: bool,
     row: Row,
 }
 
-/// The subclass items are made of (`milepost.task.Item`), given once (`ItemBase._use`).
-static ITEM_CLASS: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+/// How the item was made current (see `ENTERED`).
+enum Current {
+    No,
+    /// Through the context variable: its token.
+    Token(Py<PyAny>),
+    /// On this thread's `ENTERED`.
+    Entered,
+}
+
+/// The subclass items are made of (`milepost.task.Item`) and the context variable of the
+/// current item (`milepost.task._current_item`), given once (`ItemBase._use`).
+static ITEM_CLASS: PyOnceLock<(Py<PyType>, Py<PyAny>)> = PyOnceLock::new();
+
+/// Greenlets were imported by the time a run began: their switches share a thread, so items
+/// are made current through the context variable alone (each greenlet has its own context).
+static GREENLETS: AtomicBool = AtomicBool::new(false);
+
+/// The order items were made current in, over all threads: of this thread's innermost item
+/// and the context variable's, the later one is the innermost (see `current_item`).
+static ORDER: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// The items made current in this thread by a `with` outside a coroutine, innermost last.
+    ///
+    /// `milepost.current_item()` is the item entered in the calling context. A block entered
+    /// by a function that is not a coroutine cannot await, so nothing runs on this thread
+    /// before it ends but what it calls (greenlets aside): the innermost item entered so is
+    /// the calling context's. A push and a pop, where a context variable costs a new context
+    /// mapping and a token an item (callgrind: about 2,000 instructions of the 7,000 an item
+    /// took). An item entered by a coroutine (`async with`, or `with` in an `async def`),
+    /// whose block may await while other asyncio tasks run, is set in the context variable as
+    /// before.
+    static ENTERED: RefCell<Vec<Py<PyAny>>> = const { RefCell::new(Vec::new()) };
+    /// The code of the last frame that entered an item, and whether it is a coroutine's.
+    static LAST_CODE: RefCell<Option<(Py<PyAny>, bool)>> = const { RefCell::new(None) };
+}
+
+/// `co_flags` of a coroutine, an old-style (iterable) coroutine and an async generator.
+const CO_ASYNC: i64 = 0x80 | 0x100 | 0x200;
+
+/// Whether the Python frame calling now (the one whose `with` enters the item) is a
+/// coroutine's or an async generator's (or there is none, or greenlets switch this thread):
+/// then the item is made current through the context variable.
+#[allow(unsafe_code)]
+fn in_coroutine(py: Python<'_>) -> PyResult<bool> {
+    if GREENLETS.load(Ordering::Relaxed) {
+        return Ok(true);
+    }
+    // SAFETY: the thread is attached; a borrowed frame or NULL.
+    let frame = unsafe { ffi::PyEval_GetFrame() };
+    if frame.is_null() {
+        return Ok(true);
+    }
+    // SAFETY: `frame` is live (it is running); a new reference to its code.
+    let code = unsafe { Bound::from_owned_ptr(py, ffi::PyFrame_GetCode(frame).cast()) };
+    let known = LAST_CODE.with(|c| c.borrow().as_ref().filter(|(last, _)| last.bind(py).is(&code)).map(|(_, a)| *a));
+    if let Some(is_async) = known {
+        return Ok(is_async);
+    }
+    let flags: i64 = code.getattr(pyo3::intern!(py, "co_flags"))?.extract()?;
+    let is_async = flags & CO_ASYNC != 0;
+    // The code is kept (not its address): another code at the same address cannot be taken for it.
+    let earlier = LAST_CODE.with(|c| c.borrow_mut().replace((code.unbind(), is_async)));
+    drop(earlier);
+    Ok(is_async)
+}
+
+/// The item entered in the calling context (`milepost.current_item()`), or None: of the
+/// innermost item this thread entered outside a coroutine and the context variable's (an
+/// asyncio task's, or one a thread was handed with a copied context), the one entered last.
+#[pyfunction]
+pub fn current_item(py: Python<'_>) -> PyResult<Py<PyAny>> {
+    let top = ENTERED.with(|s| s.borrow().last().map(|i| i.clone_ref(py)));
+    let set = match ITEM_CLASS.get(py) {
+        Some((_, var)) => context_value(var.bind(py))?,
+        None => None,
+    };
+    let order = |item: &Bound<'_, PyAny>| item.cast::<PyItemBase>().map_or(0, |i| i.borrow().order);
+    Ok(match (top, set) {
+        (None, None) => py.None(),
+        (Some(item), None) => item,
+        (None, Some(item)) => item.unbind(),
+        (Some(top), Some(set)) => {
+            if order(&set) > order(top.bind(py)) {
+                set.unbind()
+            } else {
+                top
+            }
+        }
+    })
+}
 
 /// A new item of `task` named `name`: the subclass's instance, with no `__init__` run.
 #[allow(unsafe_code)]
@@ -140,16 +233,40 @@ pub fn make_item<'py>(task: &Bound<'py, PyTaskBase>, name: &Obj<'py>) -> PyResul
         t0: 0.0,
         live: 0,
         skipped: false,
-        token: None,
+        current: Current::No,
+        order: 0,
+        in_coroutine: false,
         row: Row::None,
     };
-    let Some(cls) = ITEM_CLASS.get(py) else {
+    let Some((cls, _)) = ITEM_CLASS.get(py) else {
         return Err(PyRuntimeError::new_err("milepost.task.Item was not given to ItemBase._use"));
     };
     // SAFETY: `cls` is a subclass of `ItemBase` (checked by `_use`).
     let made = unsafe { pyo3::impl_::pymethods::tp_new_impl::<_, PyItemBase>(py, PyClassInitializer::from(item), cls.as_ptr().cast()) }?;
     // SAFETY: `tp_new_impl` returns a new reference to an instance of `cls`.
     Ok(unsafe { Bound::from_owned_ptr(py, made).cast_into_unchecked() })
+}
+
+/// `n` in decimal, as `str(n)` writes it, in `buf` (20 bytes hold any `i64`): the loop the
+/// formatting machinery would take several times as long over (callgrind).
+#[allow(unsafe_code)]
+fn decimal(n: i64, buf: &mut [u8; 20]) -> &str {
+    let mut at = buf.len();
+    let mut rest = n.unsigned_abs();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + u8::try_from(rest % 10).unwrap_or(0);
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        at -= 1;
+        buf[at] = b'-';
+    }
+    // SAFETY: only ASCII digits and '-' were written from `at` on.
+    unsafe { std::str::from_utf8_unchecked(&buf[at..]) }
 }
 
 /// An item's name as the core keeps it, handed to `f`: a `str` borrowed when it is UTF-8, an
@@ -164,12 +281,8 @@ fn with_name<R>(name: &Obj<'_>, f: impl FnOnce(&str) -> R) -> PyResult<R> {
     }
     if name.is_exact_instance_of::<PyInt>() {
         if let Ok(n) = name.extract::<i64>() {
-            let mut buf = [0u8; 24];
-            let mut cursor = std::io::Cursor::new(&mut buf[..]);
-            // 24 bytes hold any i64 in decimal.
-            write!(cursor, "{n}").map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
-            let len = usize::try_from(cursor.position()).unwrap_or(0);
-            return Ok(f(std::str::from_utf8(&buf[..len]).unwrap_or_default()));
+            let mut buf = [0u8; 20];
+            return Ok(f(decimal(n, &mut buf)));
         }
     }
     if name.is_exact_instance_of::<PyInt>() || name.is_exact_instance_of::<PyFloat>() {
@@ -192,23 +305,42 @@ impl PyItemBase {
             t0: 0.0,
             live: 0,
             skipped: false,
-            token: None,
+            current: Current::No,
+            order: 0,
+            in_coroutine: false,
             row: Row::None,
         }
     }
 
-    /// The class `task.item()` makes (`milepost.task.Item`), given once.
+    /// The class `task.item()` makes (`milepost.task.Item`) and the context variable of the
+    /// current item, given once.
     #[staticmethod]
     #[pyo3(name = "_use")]
-    fn use_class(cls: &Bound<'_, PyType>) -> PyResult<()> {
+    fn use_class(cls: &Bound<'_, PyType>, current: &Obj<'_>) -> PyResult<()> {
         if !cls.is_subclass_of::<PyItemBase>()? {
             return Err(PyTypeError::new_err(format!("ItemBase._use needs a subclass of ItemBase, got {cls}")));
         }
-        let given = ITEM_CLASS.get_or_init(cls.py(), || cls.clone().unbind());
-        if !given.bind(cls.py()).is(cls) {
-            return Err(PyRuntimeError::new_err(format!("ItemBase._use was given {given} already, not {cls}")));
+        let py = cls.py();
+        let given = ITEM_CLASS.get_or_init(py, || (cls.clone().unbind(), current.clone().unbind()));
+        if !given.0.bind(py).is(cls) || !given.1.bind(py).is(current) {
+            return Err(PyRuntimeError::new_err(format!("ItemBase._use was given {} already, not {cls}", given.0)));
         }
         Ok(())
+    }
+
+    /// Makes the item current in the calling context (`milepost.current_item()`).
+    #[pyo3(name = "_set_current")]
+    fn set_current(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let current = make_current(slf)?;
+        slf.borrow_mut().current = current;
+        Ok(())
+    }
+
+    /// The item is no longer current (it ends).
+    #[pyo3(name = "_leave")]
+    fn leave(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let current = std::mem::replace(&mut slf.borrow_mut().current, Current::No);
+        unset_current(slf, current)
     }
 
     #[getter(_task)]
@@ -260,14 +392,6 @@ impl PyItemBase {
     fn get_skipped(&self) -> bool {
         self.skipped
     }
-    #[getter(_token)]
-    fn get_token(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.token.as_ref().map(|t| t.clone_ref(py))
-    }
-    #[setter(_token)]
-    fn set_token(&mut self, token: Option<Py<PyAny>>) {
-        self.token = token;
-    }
     /// The item's history row once it ended, when its run keeps rows: status, start (Unix
     /// time), duration, error text, metrics as JSON (see `ItemRow`).
     #[getter]
@@ -303,6 +427,8 @@ impl PyItemBase {
 
     fn __enter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
+        // Before any Python runs: the frame read is the one whose `with` enters the item.
+        slf.borrow_mut().in_coroutine = in_coroutine(py)?;
         let Some(path) = slf.borrow().path.as_ref().map(|p| p.clone_ref(py)) else {
             return slf.call_method0(pyo3::intern!(py, "_enter"));
         };
@@ -318,11 +444,11 @@ impl PyItemBase {
             let lane = lane.as_ref().map(|l| &*l.get().lane);
             with_name(this.name.bind(py), |name| task.node.get()?.item_started(name, lane).map_err(PyErr::from))??;
         }
-        let token = context_set(path.current.bind(py), slf.as_any())?;
+        let current = make_current(slf)?;
         let mut this = slf.borrow_mut();
         this.lane = Some(lane);
         this.t0 = t0;
-        this.token = Some(token.unbind());
+        this.current = current;
         drop(this);
         Ok(slf.clone().into_any())
     }
@@ -342,10 +468,8 @@ impl PyItemBase {
             }
         };
         let path = path.get();
-        let token = slf.borrow_mut().token.take();
-        if let Some(token) = token {
-            context_reset(path.current.bind(py), token.bind(py))?;
-        }
+        let current = std::mem::replace(&mut slf.borrow_mut().current, Current::No);
+        unset_current(slf, current)?;
         let buffer = match &path.sink {
             Some(sink) => path.buffer(py, sink)?,
             None => None,
@@ -379,6 +503,46 @@ impl PyItemBase {
     }
 }
 
+/// Makes `item` current in the calling context: on this thread's `ENTERED`, or through the
+/// context variable when a coroutine entered it (see `ENTERED`).
+fn make_current(item: &Bound<'_, PyItemBase>) -> PyResult<Current> {
+    let py = item.py();
+    let in_coroutine = {
+        let mut this = item.borrow_mut();
+        this.order = ORDER.fetch_add(1, Ordering::Relaxed) + 1;
+        this.in_coroutine
+    };
+    if !in_coroutine {
+        ENTERED.with(|s| s.borrow_mut().push(item.clone().into_any().unbind()));
+        return Ok(Current::Entered);
+    }
+    let Some((_, var)) = ITEM_CLASS.get(py) else {
+        return Err(PyRuntimeError::new_err("milepost.task.Item was not given to ItemBase._use"));
+    };
+    Ok(Current::Token(context_set(var.bind(py), item.as_any())?.unbind()))
+}
+
+/// Undoes `make_current` (an item left out of order is taken from where it is).
+fn unset_current(item: &Bound<'_, PyItemBase>, current: Current) -> PyResult<()> {
+    let py = item.py();
+    match current {
+        Current::No => Ok(()),
+        Current::Token(token) => match ITEM_CLASS.get(py) {
+            Some((_, var)) => context_reset(var.bind(py), token.bind(py)),
+            None => Ok(()),
+        },
+        Current::Entered => {
+            let taken = ENTERED.with(|s| {
+                let mut s = s.borrow_mut();
+                let at = s.iter().rposition(|i| i.bind(py).is(item))?;
+                Some(s.remove(at))
+            });
+            drop(taken); // after the borrow: a decref runs no code that reads `ENTERED` here
+            Ok(())
+        }
+    }
+}
+
 // `CPython`'s context variables: the item's lane and `current_item()`. Their C API is not in
 // the limited API, but every `CPython` exports it; where an extension links against the stable
 // ABI's library (Windows), the variables' methods are called instead.
@@ -394,14 +558,21 @@ mod ctx {
 }
 
 /// The lane bound in the calling context (`var.get()`; its default is None).
+fn context_get(var: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyLane>>> {
+    Ok(match context_value(var)? {
+        Some(v) => Some(v.cast_into::<PyLane>()?.unbind()),
+        None => None,
+    })
+}
+
+/// The value set for `var` in the calling context, None when unset or None.
 #[allow(unsafe_code)]
-fn context_get<'py>(var: &Bound<'py, PyAny>) -> PyResult<Option<Py<PyLane>>> {
+fn context_value<'py>(var: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
     let py = var.py();
     #[cfg(not(windows))]
     let value = {
         let mut out = null_mut();
-        // SAFETY: `var` is a live ContextVar (the run's `_lanes`); `out` gets a new reference
-        // or NULL (no default given and none set).
+        // SAFETY: `var` is a live ContextVar; `out` gets a new reference or NULL.
         if unsafe { ctx::PyContextVar_Get(var.as_ptr(), null_mut(), &raw mut out) } < 0 {
             return Err(PyErr::fetch(py));
         }
@@ -410,10 +581,7 @@ fn context_get<'py>(var: &Bound<'py, PyAny>) -> PyResult<Option<Py<PyLane>>> {
     };
     #[cfg(windows)]
     let value = Some(var.call_method0(pyo3::intern!(py, "get"))?);
-    match value {
-        Some(v) if !v.is_none() => Ok(Some(v.cast_into::<PyLane>()?.unbind())),
-        _ => Ok(None),
-    }
+    Ok(value.filter(|v| !v.is_none()))
 }
 
 /// `var.set(value)`: its token.

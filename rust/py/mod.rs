@@ -19,7 +19,7 @@ use pyo3::prelude::*;
 pub use counting::{PyBarBase, PyTaskBase};
 pub use estimator::PyEstimator;
 pub use fast::tracker_type;
-pub use item::{PyItemBase, PyItemPath};
+pub use item::{current_item, PyItemBase, PyItemPath};
 pub use node::{PyLane, PyNode};
 pub use rows::PyRowBuffer;
 pub use run::PyRunCore;

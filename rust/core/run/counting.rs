@@ -9,7 +9,7 @@ use crate::core::error::Error;
 use crate::core::lanes::Lane;
 use crate::core::node::{Node, Tally};
 use crate::core::records::ItemRecord;
-use crate::core::text::clip;
+use crate::core::text::{clip, clip_into};
 
 impl RunCore {
     /// Adds `n` to a count of `node`: the hot path of `advance()`, one check and one store.
@@ -131,19 +131,30 @@ impl RunCore {
     }
 
     fn record(&self, node: &Node, lane: Option<&str>, end: &ItemEnd<'_>, now: f64) {
-        let rec = ItemRecord {
-            name: clip(end.name, MAX_NAME_CHARS),
-            node: node.name(),
-            status: end.status,
-            duration: end.duration,
-            at: now,
-            lane: lane.map(str::to_owned),
-            error: end.error.map(|e| clip(e, MAX_ERROR_CHARS)),
+        // Written over the oldest record once the list is full: no allocation per item.
+        let fill = |rec: &mut ItemRecord| {
+            clip_into(&mut rec.name, end.name, MAX_NAME_CHARS);
+            node.name_into(&mut rec.node);
+            rec.status = end.status;
+            rec.duration = end.duration;
+            rec.at = now;
+            match (lane, &mut rec.lane) {
+                (Some(name), Some(kept)) => {
+                    kept.clear();
+                    kept.push_str(name);
+                }
+                (lane, kept) => *kept = lane.map(str::to_owned),
+            }
+            rec.error = end.error.map(|e| clip(e, MAX_ERROR_CHARS));
         };
         if end.status == ItemStatus::Failed {
+            let mut rec = ItemRecord::default();
+            fill(&mut rec);
             self.failures.lock().push(rec.clone());
+            self.recent.lock().push(rec);
+            return;
         }
-        self.recent.lock().push(rec);
+        self.recent.lock().push_with(fill);
     }
 }
 
