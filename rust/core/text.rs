@@ -21,6 +21,11 @@ pub fn clip(s: &str, max_chars: usize) -> String {
 /// allocation of their own once their ring is full.
 pub fn clip_into(out: &mut String, s: &str, max_chars: usize) {
     out.clear();
+    if s.len() <= max_chars {
+        // No more characters than bytes: nothing to cut, and no need to count them.
+        out.push_str(s);
+        return;
+    }
     match s.char_indices().nth(max_chars) {
         None => out.push_str(s),
         Some((cut, _)) => {

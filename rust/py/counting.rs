@@ -84,6 +84,8 @@ pub struct PyTaskBase {
     pub(crate) node: NodeSlot,
     /// How its items are handled natively (None: by `Item`'s Python), see `item`.
     pub(crate) items: Mutex<Option<Py<PyItemPath>>>,
+    /// The last item it made, made again once nothing else holds it (see `item::make_item`).
+    pub(crate) spare: Mutex<Option<Py<PyItemBase>>>,
 }
 
 #[pymethods]
@@ -92,7 +94,7 @@ impl PyTaskBase {
     #[new]
     #[pyo3(signature = (*_args, **_kwargs))]
     fn py_new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
-        Self { node: NodeSlot::default(), items: Mutex::new(None) }
+        Self { node: NodeSlot::default(), items: Mutex::new(None), spare: Mutex::new(None) }
     }
     /// A subclass gets descriptors of its own for the fast methods (see `fast`).
     #[classmethod]
