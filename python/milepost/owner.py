@@ -201,9 +201,9 @@ class Owner:
         if self._manual:
             return None
         if self._item_path is None:
-            self._item_path = _milepost.ItemPath(
-                self.now(), self._wall_origin, self._lanes, self.store, EAGER_BATCH
-            )
+            # Native items are timed on the core's clock: the Unix time at its zero.
+            wall_origin = self._wall_origin + self.now() - self.core.now()
+            self._item_path = _milepost.ItemPath(wall_origin, self._lanes, self.store, EAGER_BATCH)
         return self._item_path
 
     def bind_lane(self, lane: Optional[_milepost.Lane]) -> None:

@@ -646,7 +646,7 @@ class Item(_milepost.ItemBase, AsyncWith):
         self._live |= ENDED
         keeps = context.keeps_rows and status != "cancelled"
         metrics = json.dumps(self._metrics) if keeps and self._live & METRICS and self._metrics else None
-        started = context.wall(self._t0)
+        started = self._wall(self._t0)
         rows = context.rows if keeps else None
         waiting = self._node.item_finished(
             self.name, status, duration, error, self._lane, rows.buffer if rows is not None else None, started, metrics

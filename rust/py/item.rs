@@ -14,7 +14,6 @@
 use std::cell::RefCell;
 use std::ptr::null_mut;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Instant;
 
 use parking_lot::Mutex;
 use pyo3::exceptions::{PyAttributeError, PyRuntimeError, PyTypeError};
@@ -43,10 +42,7 @@ const SLOW: u32 = STREAMED | REPORTED | COSTED | METRICS;
 /// The run's side of native items, made once a run by its context (`Owner.item_path`).
 #[pyclass(frozen, name = "ItemPath", module = "milepost._milepost")]
 pub struct PyItemPath {
-    /// The run clock (`context.now()`) read natively: `at_origin` seconds at `origin`.
-    origin: Instant,
-    at_origin: f64,
-    /// Unix time at the run clock's zero (`context.wall`).
+    /// Unix time at the zero of the core's run clock, which times native items.
     wall_origin: f64,
     /// The context variable holding the calling context's worker lane, if the run has lanes.
     lanes: Option<Py<PyAny>>,
@@ -60,32 +56,22 @@ pub struct PyItemPath {
 
 #[pymethods]
 impl PyItemPath {
-    /// `now`: the run clock's reading now (`context.now()`), which this clock goes on from.
     #[new]
-    #[pyo3(signature = (now, wall_origin, lanes, sink, eager))]
+    #[pyo3(signature = (wall_origin, lanes, sink, eager))]
     fn py_new(
-        py: Python<'_>, now: f64, wall_origin: f64, lanes: Option<Py<PyAny>>, sink: Option<Py<PyAny>>, eager: usize,
+        py: Python<'_>, wall_origin: f64, lanes: Option<Py<PyAny>>, sink: Option<Py<PyAny>>, eager: usize,
     ) -> PyResult<Self> {
-        if !now.is_finite() || !wall_origin.is_finite() {
-            return Err(PyTypeError::new_err(format!("ItemPath needs finite clock readings, got {now} and {wall_origin}")));
+        if !wall_origin.is_finite() {
+            return Err(PyTypeError::new_err(format!("ItemPath needs a finite wall_origin, got {wall_origin}")));
         }
         if py.import("sys")?.getattr("modules")?.contains("greenlet")? {
             GREENLETS.store(true, Ordering::Relaxed);
         }
-        Ok(Self { origin: Instant::now(), at_origin: now, wall_origin, lanes, sink, eager, buffer: Mutex::new(None) })
-    }
-    /// Seconds on the run's clock, read natively.
-    fn now(&self) -> f64 {
-        self.clock()
+        Ok(Self { wall_origin, lanes, sink, eager, buffer: Mutex::new(None) })
     }
 }
 
 impl PyItemPath {
-    #[inline]
-    fn clock(&self) -> f64 {
-        self.at_origin + self.origin.elapsed().as_secs_f64()
-    }
-
     /// The row buffer an ending item queues its row in: the one asked last, unless the store
     /// closed it (it bound its run, or turned itself off); then the sink's `buffer` again.
     fn buffer<'py>(&self, py: Python<'py>, sink: &Py<PyAny>) -> PyResult<Option<Bound<'py, PyRowBuffer>>> {
@@ -126,6 +112,9 @@ pub struct PyItemBase {
     /// When it was made current (`ORDER`), and whether by a coroutine's `with`.
     order: u64,
     in_coroutine: bool,
+    /// An `int` name's digits as `enter` wrote them (from `digits_at`; 20: none), for `exit`.
+    digits: [u8; 20],
+    digits_at: u8,
     row: Row,
 }
 
@@ -251,6 +240,7 @@ pub fn make_item<'py>(task: &Bound<'py, PyTaskBase>, name: &Obj<'py>) -> PyResul
             item.current = Current::No;
             item.order = 0;
             item.in_coroutine = false;
+            item.digits_at = NO_DIGITS;
             drop(item);
             *base.spare.lock() = Some(spare.clone().unbind());
             // As `Bound`s: a `Py` dropped here, where PyO3 does not know the thread attached
@@ -274,6 +264,8 @@ pub fn make_item<'py>(task: &Bound<'py, PyTaskBase>, name: &Obj<'py>) -> PyResul
         current: Current::No,
         order: 0,
         in_coroutine: false,
+        digits: [0; 20],
+        digits_at: NO_DIGITS,
         row: Row::None,
     };
     let Some((cls, _)) = ITEM_CLASS.get(py) else {
@@ -290,10 +282,13 @@ pub fn make_item<'py>(task: &Bound<'py, PyTaskBase>, name: &Obj<'py>) -> PyResul
     Ok(made)
 }
 
-/// `n` in decimal, as `str(n)` writes it, in `buf` (20 bytes hold any `i64`): the loop the
-/// formatting machinery would take several times as long over (callgrind).
-#[allow(unsafe_code)]
-fn decimal(n: i64, buf: &mut [u8; 20]) -> &str {
+/// `digits_at` of an item whose name has no digits kept.
+const NO_DIGITS: u8 = 20;
+
+/// `n` in decimal, as `str(n)` writes it, at the end of `buf` (20 bytes hold any `i64`): the
+/// loop the formatting machinery would take several times as long over (callgrind). Returns
+/// where it begins.
+fn decimal_at(n: i64, buf: &mut [u8; 20]) -> usize {
     let mut at = buf.len();
     let mut rest = n.unsigned_abs();
     loop {
@@ -308,8 +303,14 @@ fn decimal(n: i64, buf: &mut [u8; 20]) -> &str {
         at -= 1;
         buf[at] = b'-';
     }
-    // SAFETY: only ASCII digits and '-' were written from `at` on.
-    unsafe { std::str::from_utf8_unchecked(&buf[at..]) }
+    at
+}
+
+/// The digits `decimal_at` wrote from `at` on, as text.
+#[allow(unsafe_code)]
+fn digits(buf: &[u8; 20], at: usize) -> &str {
+    // SAFETY: `decimal_at` writes only ASCII digits and '-' from `at` on.
+    unsafe { std::str::from_utf8_unchecked(&buf[at.min(buf.len())..]) }
 }
 
 /// An item's name as the core keeps it, handed to `f`: a `str` borrowed when it is UTF-8, an
@@ -325,7 +326,8 @@ fn with_name<R>(name: &Obj<'_>, f: impl FnOnce(&str) -> R) -> PyResult<R> {
     if name.is_exact_instance_of::<PyInt>() {
         if let Ok(n) = name.extract::<i64>() {
             let mut buf = [0u8; 20];
-            return Ok(f(decimal(n, &mut buf)));
+            let at = decimal_at(n, &mut buf);
+            return Ok(f(digits(&buf, at)));
         }
     }
     if name.is_exact_instance_of::<PyInt>() || name.is_exact_instance_of::<PyFloat>() {
@@ -351,6 +353,8 @@ impl PyItemBase {
             current: Current::No,
             order: 0,
             in_coroutine: false,
+            digits: [0; 20],
+            digits_at: NO_DIGITS,
             row: Row::None,
         }
     }
@@ -408,6 +412,7 @@ impl PyItemBase {
     #[setter]
     fn set_name(&mut self, name: Py<PyAny>) {
         self.name = name;
+        self.digits_at = NO_DIGITS;
     }
     /// The lane it was entered in; an `AttributeError` before it was entered.
     #[getter(_lane)]
@@ -464,13 +469,22 @@ impl PyItemBase {
         self.skipped = true;
     }
 
-    /// Seconds on the run's clock, as the item's start was read: natively for an item
+    /// Seconds on the clock the item's start was read on: the core's run clock for an item
     /// entered natively, else the context's.
     #[pyo3(name = "_now")]
     fn now(&self, py: Python<'_>) -> PyResult<f64> {
         match &self.path {
-            Some(path) => Ok(path.get().clock()),
+            Some(_) => core_now(self.task.bind(py).get()),
             None => self.task.bind(py).getattr(pyo3::intern!(py, "context"))?.call_method0("now")?.extract(),
+        }
+    }
+
+    /// Unix time of second `t` on that clock.
+    #[pyo3(name = "_wall")]
+    fn wall(&self, py: Python<'_>, t: f64) -> PyResult<f64> {
+        match &self.path {
+            Some(path) => Ok(path.get().wall_origin + t),
+            None => self.task.bind(py).getattr(pyo3::intern!(py, "context"))?.call_method1("wall", (t,))?.extract(),
         }
     }
 
@@ -501,13 +515,30 @@ pub fn enter<'py>(slf: &Bound<'py, PyItemBase>) -> PyResult<Bound<'py, PyAny>> {
         Some(lanes) => context_get(lanes.bind(py))?,
         None => None,
     };
-    let t0 = path.clock();
     {
+        let mut this = slf.borrow_mut();
+        let name = this.name.bind(py);
+        if name.is_exact_instance_of::<PyInt>() {
+            if let Ok(n) = name.extract::<i64>() {
+                let mut buf = [0u8; 20];
+                let at = decimal_at(n, &mut buf);
+                (this.digits, this.digits_at) = (buf, u8::try_from(at).unwrap_or(NO_DIGITS));
+            }
+        }
+    }
+    // The item starts at the run clock's reading the core took for it.
+    let t0 = {
         let this = slf.borrow();
         let task = this.task.bind(py).get();
         let lane = lane.as_ref().map(|l| &*l.get().lane);
-        with_name(this.name.bind(py), |name| task.node.get()?.item_started(name, lane).map_err(PyErr::from))??;
-    }
+        let started = |name: &str| task.node.get()?.item_started(name, lane).map_err(PyErr::from);
+        let at = if this.digits_at < NO_DIGITS {
+            started(digits(&this.digits, this.digits_at.into()))?
+        } else {
+            with_name(this.name.bind(py), started)??
+        };
+        at.ok_or_else(no_clock)?
+    };
     let current = make_current(slf)?;
     let mut this = slf.borrow_mut();
     let earlier = this.lane.replace(lane.map(Bound::unbind));
@@ -534,6 +565,7 @@ pub fn exit(slf: &Bound<'_, PyItemBase>, exc_type: &Obj<'_>, exc: &Obj<'_>, tb: 
         }
     };
     let path = path.get();
+    let now = core_now(slf.borrow().task.bind(py).get())?;
     let current = std::mem::replace(&mut slf.borrow_mut().current, Current::No);
     unset_current(slf, current)?;
     let buffer = match &path.sink {
@@ -544,7 +576,7 @@ pub fn exit(slf: &Bound<'_, PyItemBase>, exc_type: &Obj<'_>, exc: &Obj<'_>, tb: 
         let mut this = slf.borrow_mut();
         this.live |= ENDED;
         let status = if this.skipped { ItemStatus::Skipped } else { ItemStatus::Done };
-        (status, path.wall_origin + this.t0, path.clock() - this.t0)
+        (status, path.wall_origin + this.t0, now - this.t0)
     };
     // Shared, not exclusive: a path's `__fspath__` may read the item.
     let waiting = {
@@ -552,11 +584,16 @@ pub fn exit(slf: &Bound<'_, PyItemBase>, exc_type: &Obj<'_>, exc: &Obj<'_>, tb: 
         let task = this.task.bind(py).get();
         let lane = this.lane.as_ref().and_then(|l| l.as_ref()).map(|l| &*l.get().lane);
         let rows = buffer.as_ref().map(|b| &b.get().rows);
-        with_name(this.name.bind(py), |name| {
+        let finished = |name: &str| {
             let end = ItemEnd { name, status, duration: Some(duration), error: None };
             let extra = RowExtra { started_at: started, metrics: None };
-            task.node.get()?.item_finished(&end, lane, rows, extra).map_err(PyErr::from)
-        })??
+            task.node.get()?.item_finished_at(&end, lane, rows, extra, Some(now)).map_err(PyErr::from)
+        };
+        if this.digits_at < NO_DIGITS {
+            finished(digits(&this.digits, this.digits_at.into()))?
+        } else {
+            with_name(this.name.bind(py), finished)??
+        }
     };
     if let Some(sink) = &path.sink {
         slf.borrow_mut().row = Row::Ended { status, started, duration };
@@ -566,6 +603,17 @@ pub fn exit(slf: &Bound<'_, PyItemBase>, exc_type: &Obj<'_>, exc: &Obj<'_>, tb: 
         }
     }
     Ok(())
+}
+
+/// The run clock's reading now, for a task counting into the run's own node (the only
+/// kind given an item path).
+fn core_now(task: &PyTaskBase) -> PyResult<f64> {
+    task.node.get()?.now().ok_or_else(no_clock)
+}
+
+#[cold]
+fn no_clock() -> PyErr {
+    PyRuntimeError::new_err("an item path on a node without the run's clock (a worker's): items go through Python there")
 }
 
 /// Makes `item` current in the calling context: on this thread's `ENTERED`, or through the

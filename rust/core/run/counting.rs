@@ -82,7 +82,7 @@ impl RunCore {
         Ok(())
     }
 
-    pub fn item_started(&self, node: &Node, lane: Option<&Lane>, name: &str) -> Result<(), Error> {
+    pub fn item_started(&self, node: &Node, lane: Option<&Lane>, name: &str) -> Result<f64, Error> {
         self.check_open("item()")?;
         let now = self.clock.now();
         node.start(now, node.processed());
@@ -90,18 +90,23 @@ impl RunCore {
         if let Some(lane) = lane {
             lane.start_item(name, now);
         }
-        Ok(())
+        Ok(now)
     }
 
     /// Records the end of an item started with [`Self::item_started`]. Its count goes apart
     /// from explicit counts (see `Counts`): the history keeps the item's row.
     pub fn item_finished(&self, node: &Node, lane: Option<&Lane>, end: &ItemEnd<'_>) -> Result<(), Error> {
+        self.item_finished_at(node, lane, end, self.clock.now())
+    }
+
+    /// [`Self::item_finished`] at `now` on the run's clock, read by the caller (who timed the
+    /// item with the same reading).
+    pub fn item_finished_at(&self, node: &Node, lane: Option<&Lane>, end: &ItemEnd<'_>, now: f64) -> Result<(), Error> {
         self.check_open("item()")?;
         node.item_left(end.duration);
         if let Some(t) = Tally::of_item(end.status) {
             self.tally(node, t, 1)?;
         }
-        let now = self.clock.now();
         if let Some(lane) = lane {
             lane.finish_item(end.status, now);
         }
