@@ -289,15 +289,24 @@ const NO_DIGITS: u8 = 20;
 /// loop the formatting machinery would take several times as long over (callgrind). Returns
 /// where it begins.
 fn decimal_at(n: i64, buf: &mut [u8; 20]) -> usize {
+    // Two digits a division, from a table of all 100 pairs.
+    const PAIRS: &[u8; 200] = b"00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899";
+    let pair = |v: u64| usize::try_from(v % 100).unwrap_or(0) * 2;
     let mut at = buf.len();
     let mut rest = n.unsigned_abs();
-    loop {
+    while rest >= 100 {
+        let p = pair(rest);
+        rest /= 100;
+        at -= 2;
+        buf[at..at + 2].copy_from_slice(&PAIRS[p..p + 2]);
+    }
+    if rest >= 10 {
+        let p = pair(rest);
+        at -= 2;
+        buf[at..at + 2].copy_from_slice(&PAIRS[p..p + 2]);
+    } else {
         at -= 1;
-        buf[at] = b'0' + u8::try_from(rest % 10).unwrap_or(0);
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
+        buf[at] = b'0' + u8::try_from(rest).unwrap_or(0);
     }
     if n < 0 {
         at -= 1;
@@ -723,4 +732,18 @@ fn context_reset(var: &Bound<'_, PyAny>, token: &Bound<'_, PyAny>) -> PyResult<(
     }
     #[cfg(windows)]
     var.call_method1(pyo3::intern!(var.py(), "reset"), (token,)).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{decimal_at, digits};
+
+    #[test]
+    fn decimal_writes_what_str_writes() {
+        for n in [0, 7, 9, 10, 99, 100, 101, 12_345, -1, -10, -100, -12_345, i64::MAX, i64::MIN] {
+            let mut buf = [0u8; 20];
+            let at = decimal_at(n, &mut buf);
+            assert_eq!(digits(&buf, at), n.to_string());
+        }
+    }
 }
