@@ -6,10 +6,12 @@ both kinds side by side and check counts, lanes, history rows and `current_item(
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import sqlite3
 import threading
 import time
+import weakref
 
 import pytest
 
@@ -265,3 +267,20 @@ def test_item_takes_one_name() -> None:
             with ph.item([1]):
                 pass
         assert ph.done == 1
+
+
+def test_a_finished_run_and_its_tasks_are_freed() -> None:
+    """A task keeps its last item to make it again, and the item refers to its task: the
+    collector must see that cycle, or every run would stay in memory."""
+
+    def job() -> tuple:
+        with milepost.Run("native-freed", display="none", history=False) as run:
+            ph = run.phase("p")
+            for i in range(10):
+                with ph.item(i):
+                    pass
+        return weakref.ref(ph), weakref.ref(run)
+
+    task, run = job()
+    gc.collect()
+    assert task() is None and run() is None

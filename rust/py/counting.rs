@@ -7,7 +7,9 @@ use std::ptr::null_mut;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
 use pyo3::exceptions::PyRuntimeError;
+use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
+use pyo3::PyTraverseError;
 use pyo3::types::{PyDict, PyTuple, PyType};
 
 use super::convert::{amount, count, Obj};
@@ -107,6 +109,22 @@ impl PyTaskBase {
     fn _bind_node(&self, node: &PyNode, items: Option<Py<PyItemPath>>) {
         self.node.bind(node.handle.clone());
         *self.items.lock() = items;
+    }
+    // The task's spare item refers back to it: the collector must see that cycle. A lock held
+    // (a task made or bound in this very thread) leaves its reference unvisited this time.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Some(spare) = self.spare.try_lock() {
+            visit.call(spare.as_ref())?;
+        }
+        if let Some(items) = self.items.try_lock() {
+            visit.call(items.as_ref())?;
+        }
+        Ok(())
+    }
+    fn __clear__(&self) {
+        let spare = self.spare.lock().take();
+        let items = self.items.lock().take();
+        drop((spare, items)); // after the locks: freeing the item may run code
     }
     /// Context manager for one item: records its duration and worker lane; an exception
     /// marks it failed with the error text and is re-raised.

@@ -17,7 +17,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 use pyo3::exceptions::{PyAttributeError, PyRuntimeError, PyTypeError};
+use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
+use pyo3::PyTraverseError;
 use pyo3::{ffi, PyClassInitializer};
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyFloat, PyInt, PyString, PyType};
@@ -366,6 +368,28 @@ impl PyItemBase {
             digits_at: NO_DIGITS,
             row: Row::None,
         }
+    }
+
+    // An item refers to its task, which keeps its last item (`make_item`): a cycle only the
+    // collector can free.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.task)?;
+        visit.call(&self.name)?;
+        visit.call(self.path.as_ref())?;
+        visit.call(self.lane.as_ref().and_then(Option::as_ref))?;
+        if let Current::Token(token) = &self.current {
+            visit.call(token)?;
+        }
+        if let Row::Set(row) = &self.row {
+            visit.call(row)?;
+        }
+        Ok(())
+    }
+    fn __clear__(&mut self) {
+        self.path = None;
+        self.lane = None;
+        self.current = Current::No;
+        self.row = Row::None;
     }
 
     /// A subclass gets entry points of its own for `with` (see `fast`).
