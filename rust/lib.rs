@@ -15,7 +15,8 @@ mod _milepost {
 
     #[pymodule_export]
     use crate::py::{
-        PyBarBase, PyEstimator, PyItemBase, PyItemPath, PyLane, PyNode, PyRowBuffer, PyRunCore, PySharedRun, PySnapshot, PyTaskBase, PyTracker,
+        PyBarBase, PyEstimator, PyItemBase, PyItemPath, PyLane, PyNode, PyRowBuffer, PyRunCore, PySharedRun,
+        PySnapshot, PyTaskBase, PyTracker,
     };
 
     #[pymodule_export]

@@ -19,8 +19,8 @@ from . import _milepost, workers
 from .budget import Budget
 from .errors import MilepostError, RunEndedError
 from .events import LogLine
-from .steer import Steer
 from .persistence.store import EAGER_BATCH
+from .steer import Steer
 from .task import Task
 
 if TYPE_CHECKING:

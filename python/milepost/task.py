@@ -367,6 +367,11 @@ class Task(_milepost.TaskBase, AsyncWith):
     # -- items -------------------------------------------------------------------------------
     # `item(name)` is the native base's (`TaskBase.item`): it makes an `Item` with no Python
     # frame.
+    if TYPE_CHECKING:
+
+        def item(self, name: Any) -> Item:
+            """Context manager for one item: records its duration and worker lane; an exception
+            marks it failed with the error text and is re-raised."""
 
     def record(self, name: Any, row: ItemRow, lane: str) -> None:
         """An item that ran elsewhere (in a pool's worker process) and was counted there: its
@@ -455,6 +460,10 @@ class Item(_milepost.ItemBase, AsyncWith):
     """
 
     __slots__ = ("_metrics", "_details", "_cost", "_sink", "_tickets")
+
+    if TYPE_CHECKING:  # the native base's, typed for this class
+
+        def __enter__(self) -> Item: ...
 
     @property
     def task(self) -> Task:
@@ -661,7 +670,7 @@ class Item(_milepost.ItemBase, AsyncWith):
 
 
 #: `task.item(name)` makes this class's items natively.
-_milepost.ItemBase._use(Item, _current_item)
+_milepost.ItemBase._use(Item, _current_item)  # noqa: SLF001 - the native base's own registration
 
 
 def _usage_from(usage: Any, response: Any, model: Optional[str], provider: Optional[str]) -> Optional[float]:

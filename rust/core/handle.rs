@@ -161,8 +161,7 @@ impl Handle {
     /// [`Self::item_finished`] at `now` on the run's clock when the caller read it (`now`),
     /// else at the clock's reading now.
     pub fn item_finished_at(
-        &self, end: &ItemEnd<'_>, lane: Option<&Lane>, rows: Option<&RowBuffer>, row: RowExtra<'_>,
-        now: Option<f64>,
+        &self, end: &ItemEnd<'_>, lane: Option<&Lane>, rows: Option<&RowBuffer>, row: RowExtra<'_>, now: Option<f64>,
     ) -> Result<usize, Error> {
         self.check_open("item()")?;
         match self.place() {

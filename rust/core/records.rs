@@ -63,7 +63,8 @@ impl<T: Clone> Ring<T> {
     where
         T: Default,
     {
-        let mut item = if self.items.len() >= self.cap { self.items.pop_front().unwrap_or_default() } else { T::default() };
+        let mut item =
+            if self.items.len() >= self.cap { self.items.pop_front().unwrap_or_default() } else { T::default() };
         fill(&mut item);
         self.items.push_back(item);
     }

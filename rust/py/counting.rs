@@ -9,15 +9,15 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
-use pyo3::PyTraverseError;
 use pyo3::types::{PyDict, PyTuple, PyType};
+use pyo3::PyTraverseError;
 
 use super::convert::{amount, count, Obj};
 use super::item::{make_item, PyItemBase, PyItemPath};
 use super::node::PyNode;
-use parking_lot::Mutex;
 use crate::core::handle::Handle;
 use crate::core::node::Tally;
+use parking_lot::Mutex;
 
 /// The node a task counts into, which a forked worker rebinds once (`Task.hand_over`).
 ///

@@ -94,7 +94,11 @@ static ITEM: Fast = Fast {
 };
 static ENTER: Fast = Fast {
     name: "__enter__",
-    def: Def::new(c"__enter__", item_enter, c"__enter__($self, /)\n--\n\nThe item starts: timed, on the calling context's lane, current."),
+    def: Def::new(
+        c"__enter__",
+        item_enter,
+        c"__enter__($self, /)\n--\n\nThe item starts: timed, on the calling context's lane, current.",
+    ),
     base: |py| py.get_type::<PyItemBase>(),
     slow: PyOnceLock::new(),
 };
@@ -291,9 +295,8 @@ unsafe extern "C" fn item(
     let made = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: `slf` is an instance of a subclass of `TaskBase` (as in `advance`); CPython
         // passes one live argument.
-        let (task, name) = unsafe {
-            (Borrowed::from_ptr(py, slf).cast_unchecked::<PyTaskBase>(), Borrowed::from_ptr(py, *args))
-        };
+        let (task, name) =
+            unsafe { (Borrowed::from_ptr(py, slf).cast_unchecked::<PyTaskBase>(), Borrowed::from_ptr(py, *args)) };
         super::item::make_item(&task, &name)
     }));
     match made {
@@ -325,7 +328,7 @@ fn answer(py: Python<'_>, what: &str, made: std::thread::Result<PyResult<Bound<'
     }
 }
 
-/// `with item:` entering it (CPython calls `__enter__` with no argument).
+/// `with item:` entering it (`CPython` calls `__enter__` with no argument).
 #[allow(unsafe_code)]
 unsafe extern "C" fn item_enter(
     slf: *mut ffi::PyObject, args: *const *mut ffi::PyObject, nargs: ffi::Py_ssize_t, kwnames: *mut ffi::PyObject,
@@ -344,7 +347,7 @@ unsafe extern "C" fn item_enter(
     answer(py, "__enter__", made)
 }
 
-/// `with item:` leaving it (CPython calls `__exit__` with three positional arguments).
+/// `with item:` leaving it (`CPython` calls `__exit__` with three positional arguments).
 #[allow(unsafe_code)]
 unsafe extern "C" fn item_exit(
     slf: *mut ffi::PyObject, args: *const *mut ffi::PyObject, nargs: ffi::Py_ssize_t, kwnames: *mut ffi::PyObject,

@@ -19,10 +19,10 @@ use parking_lot::Mutex;
 use pyo3::exceptions::{PyAttributeError, PyRuntimeError, PyTypeError};
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
-use pyo3::PyTraverseError;
-use pyo3::{ffi, PyClassInitializer};
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyFloat, PyInt, PyString, PyType};
+use pyo3::PyTraverseError;
+use pyo3::{ffi, PyClassInitializer};
 
 use super::convert::{text, Obj};
 use super::counting::PyTaskBase;
@@ -106,7 +106,9 @@ pub struct PyItemBase {
     /// None: the item is entered and left by the subclass's Python.
     path: Option<Py<PyItemPath>>,
     /// Its lane, once entered (`Some(None)`: entered without one).
-    lane: Option<Option<Py<PyLane>>>,
+    lane: Option<Py<PyLane>>,
+    /// It was entered (`_lane` is an `AttributeError` until then).
+    entered: bool,
     t0: f64,
     live: u32,
     skipped: bool,
@@ -235,6 +237,7 @@ pub fn make_item<'py>(task: &Bound<'py, PyTaskBase>, name: &Obj<'py>) -> PyResul
             let old_name = std::mem::replace(&mut item.name, name.clone().unbind());
             let old_path = std::mem::replace(&mut item.path, path);
             let old_lane = item.lane.take();
+            item.entered = false;
             let old_row = std::mem::replace(&mut item.row, Row::None);
             item.t0 = 0.0;
             item.live = 0;
@@ -248,7 +251,7 @@ pub fn make_item<'py>(task: &Bound<'py, PyTaskBase>, name: &Obj<'py>) -> PyResul
             // As `Bound`s: a `Py` dropped here, where PyO3 does not know the thread attached
             // (`fast::item`), would be queued for a later decref.
             drop((old_name.into_bound(py), old_path.map(|p| p.into_bound(py))));
-            drop(old_lane.flatten().map(|l| l.into_bound(py)));
+            drop(old_lane.map(|l| l.into_bound(py)));
             if let Row::Set(row) = old_row {
                 drop(row.into_bound(py));
             }
@@ -260,6 +263,7 @@ pub fn make_item<'py>(task: &Bound<'py, PyTaskBase>, name: &Obj<'py>) -> PyResul
         name: name.clone().unbind(),
         path,
         lane: None,
+        entered: false,
         t0: 0.0,
         live: 0,
         skipped: false,
@@ -358,6 +362,7 @@ impl PyItemBase {
             name: name.clone().unbind(),
             path,
             lane: None,
+            entered: false,
             t0: 0.0,
             live: 0,
             skipped: false,
@@ -376,7 +381,7 @@ impl PyItemBase {
         visit.call(&self.task)?;
         visit.call(&self.name)?;
         visit.call(self.path.as_ref())?;
-        visit.call(self.lane.as_ref().and_then(Option::as_ref))?;
+        visit.call(self.lane.as_ref())?;
         if let Current::Token(token) = &self.current {
             visit.call(token)?;
         }
@@ -450,14 +455,15 @@ impl PyItemBase {
     /// The lane it was entered in; an `AttributeError` before it was entered.
     #[getter(_lane)]
     fn get_lane(&self, py: Python<'_>) -> PyResult<Option<Py<PyLane>>> {
-        match &self.lane {
-            Some(lane) => Ok(lane.as_ref().map(|l| l.clone_ref(py))),
-            None => Err(PyAttributeError::new_err("_lane: the item was not entered")),
+        if !self.entered {
+            return Err(PyAttributeError::new_err("_lane: the item was not entered"));
         }
+        Ok(self.lane.as_ref().map(|l| l.clone_ref(py)))
     }
     #[setter(_lane)]
     fn set_lane(&mut self, lane: Option<Py<PyLane>>) {
-        self.lane = Some(lane);
+        self.lane = lane;
+        self.entered = true;
     }
     #[getter(_t0)]
     fn get_t0(&self) -> f64 {
@@ -574,11 +580,12 @@ pub fn enter<'py>(slf: &Bound<'py, PyItemBase>) -> PyResult<Bound<'py, PyAny>> {
     };
     let current = make_current(slf)?;
     let mut this = slf.borrow_mut();
-    let earlier = this.lane.replace(lane.map(Bound::unbind));
+    let earlier = std::mem::replace(&mut this.lane, lane.map(Bound::unbind));
+    this.entered = true;
     this.t0 = t0;
     this.current = current;
     drop(this);
-    drop(earlier.flatten().map(|l| l.into_bound(py)));
+    drop(earlier.map(|l| l.into_bound(py)));
     Ok(slf.clone().into_any())
 }
 
@@ -589,7 +596,7 @@ pub fn exit(slf: &Bound<'_, PyItemBase>, exc_type: &Obj<'_>, exc: &Obj<'_>, tb: 
     let path = {
         let this = slf.borrow();
         match &this.path {
-            Some(path) if exc_type.is_none() && this.live & SLOW == 0 && this.lane.is_some() => path.bind(py).clone(),
+            Some(path) if exc_type.is_none() && this.live & SLOW == 0 && this.entered => path.bind(py).clone(),
             _ => {
                 drop(this);
                 slf.call_method1(pyo3::intern!(py, "_exit_slow"), (exc_type, exc, tb))?;
@@ -615,7 +622,7 @@ pub fn exit(slf: &Bound<'_, PyItemBase>, exc_type: &Obj<'_>, exc: &Obj<'_>, tb: 
     let waiting = {
         let this = slf.borrow();
         let task = this.task.bind(py).get();
-        let lane = this.lane.as_ref().and_then(|l| l.as_ref()).map(|l| &*l.get().lane);
+        let lane = this.lane.as_ref().map(|l| &*l.get().lane);
         let rows = buffer.as_ref().map(|b| &b.get().rows);
         let finished = |name: &str| {
             let end = ItemEnd { name, status, duration: Some(duration), error: None };
@@ -646,7 +653,9 @@ fn core_now(task: &PyTaskBase) -> PyResult<f64> {
 
 #[cold]
 fn no_clock() -> PyErr {
-    PyRuntimeError::new_err("an item path on a node without the run's clock (a worker's): items go through Python there")
+    PyRuntimeError::new_err(
+        "an item path on a node without the run's clock (a worker's): items go through Python there",
+    )
 }
 
 /// Makes `item` current in the calling context: on this thread's `ENTERED`, or through the
