@@ -23,6 +23,9 @@ __all__ = [
     "Node",
     "Lane",
     "TaskBase",
+    "ItemBase",
+    "ItemPath",
+    "current_item",
     "BarBase",
     "TrackerBase",
     "Tracker",
@@ -313,6 +316,7 @@ class TaskBase:
     def add_total(self, n: int) -> None:
         """Grows the total by ``n``."""
 
+@final
 class ItemPath:
     """What a run gives its tasks for their items to be entered and ended natively: the Unix
     time at the core clock's zero, the context variable of the calling context's lane (None:

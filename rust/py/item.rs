@@ -2,16 +2,19 @@
 //! their run to be handled natively.
 //!
 //! A plain item (`with task.item(name): ...` whose block neither raises nor streams, reports,
-//! costs or records metrics) is made, entered and left here: the clock read, the worker lane
-//! (the run's context variable), the current item (`milepost.current_item()`'s context
-//! variable), the count, the lane's and the recent list's record and the history row, with no
-//! Python frame and no Python object made but the item and its context token. Anything else
+//! costs or records metrics) is made, entered and left here: the run clock's readings (the
+//! core's own, one at each end), the worker lane (the run's context variable), the current
+//! item (see `ENTERED`), the count, the lane's and the recent list's record and the history
+//! row, with no Python frame and, in a loop, no Python object made at all (the task's last
+//! item is made again: see `make_item`). Measured in `benches/test_item.py` and under
+//! callgrind (docs/benchmarks.md). Anything else
 //! is the subclass's Python (`Item._enter`, `Item._exit_slow`), which keeps every rule: a task
 //! whose run has no `ItemPath` (a manual clock, budgets, a worker process) takes it for every
 //! item, and a natively entered item takes it at its end when the block raised or the item
 //! holds more than its counts.
 
 use std::cell::RefCell;
+#[cfg(not(windows))]
 use std::ptr::null_mut;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
