@@ -6,6 +6,7 @@ both kinds side by side and check counts, lanes, history rows and `current_item(
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import sqlite3
@@ -226,6 +227,28 @@ def test_a_sync_with_in_a_coroutine_is_current_in_its_task_only() -> None:
 
     node = asyncio.run(main()).snapshot().find("p")
     assert (node["done"], node["in_flight"]) == (21, 0)
+
+
+def test_an_item_entered_through_a_helper_under_an_event_loop_is_current_in_its_task_only() -> None:
+    """`ExitStack.enter_context` enters the item from a plain function, but under the event
+    loop: the block still awaits while other tasks run."""
+
+    async def one(ph: milepost.Task, i: int) -> None:
+        with contextlib.ExitStack() as stack:
+            item = stack.enter_context(ph.item(f"job-{i}"))
+            for _ in range(3):
+                await asyncio.sleep(0.001 * (i % 3))
+                assert milepost.current_item() is item
+
+    async def main() -> milepost.Run:
+        with milepost.Run("native-stack", display="none", history=False) as run:
+            ph = run.phase("p")
+            await asyncio.gather(*(one(ph, i) for i in range(20)))
+            assert milepost.current_item() is None
+        return run
+
+    node = asyncio.run(main()).snapshot().find("p")
+    assert (node["done"], node["in_flight"]) == (20, 0)
 
 
 def test_an_item_entered_outside_the_event_loop_is_current_inside_it() -> None:

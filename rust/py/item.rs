@@ -147,16 +147,16 @@ static GREENLETS: AtomicBool = AtomicBool::new(false);
 static ORDER: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
-    /// The items made current in this thread by a `with` outside a coroutine, innermost last.
+    /// The items made current in this thread outside coroutines and event loops, innermost
+    /// last.
     ///
     /// `milepost.current_item()` is the item entered in the calling context. A block entered
-    /// by a function that is not a coroutine cannot await, so nothing runs on this thread
-    /// before it ends but what it calls (greenlets aside): the innermost item entered so is
-    /// the calling context's. A push and a pop, where a context variable costs a new context
-    /// mapping and a token an item (callgrind: about 2,000 instructions of the 7,000 an item
-    /// took). An item entered by a coroutine (`async with`, or `with` in an `async def`),
-    /// whose block may await while other asyncio tasks run, is set in the context variable as
-    /// before.
+    /// by a function that is not a coroutine, in a thread running no event loop, cannot await:
+    /// nothing runs on this thread before it ends but what it calls (greenlets aside), so the
+    /// innermost item entered so is the calling context's. A push and a pop, where a context
+    /// variable costs a new context mapping and a token an item (callgrind: about 2,000
+    /// instructions of the 7,000 an item took). An item entered where other tasks may run
+    /// before it ends (see `in_coroutine`) is set in the context variable as before.
     static ENTERED: RefCell<Vec<Py<PyAny>>> = const { RefCell::new(Vec::new()) };
     /// The code of the last frame that entered an item, and whether it is a coroutine's.
     static LAST_CODE: RefCell<Option<(Py<PyAny>, bool)>> = const { RefCell::new(None) };
@@ -165,14 +165,32 @@ thread_local! {
 /// `co_flags` of a coroutine, an old-style (iterable) coroutine and an async generator.
 const CO_ASYNC: i64 = 0x80 | 0x100 | 0x200;
 
-/// Whether the Python frame calling now (the one whose `with` enters the item) is a
-/// coroutine's or an async generator's (or there is none, or greenlets switch this thread):
-/// then the item is made current through the context variable.
+/// `asyncio.events._get_running_loop` (C: a look-up in the thread's state).
+static RUNNING_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// Whether the item is entered where other tasks may run on this thread before it ends: then
+/// it is made current through the context variable. That is when the Python frame calling
+/// now (the one whose `with` enters the item) is a coroutine's or an async generator's (a
+/// `with` in an `async def`, trio's included), when an asyncio event loop runs in this thread
+/// (a `with` reached through a helper such as `ExitStack.enter_context`), when there is no
+/// Python frame, or when greenlets switch this thread.
 #[allow(unsafe_code)]
 fn in_coroutine(py: Python<'_>) -> PyResult<bool> {
-    if GREENLETS.load(Ordering::Relaxed) {
+    if GREENLETS.load(Ordering::Relaxed) || in_coroutine_frame(py)? {
         return Ok(true);
     }
+    let running = RUNNING_LOOP.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
+        Ok(py.import("asyncio.events")?.getattr("_get_running_loop")?.unbind())
+    })?;
+    // SAFETY: a live callable; a new reference or NULL with an exception set.
+    let got = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyObject_CallNoArgs(running.as_ptr())) }?;
+    Ok(!got.is_none())
+}
+
+/// Whether the calling Python frame is a coroutine's or an async generator's (true without
+/// one).
+#[allow(unsafe_code)]
+fn in_coroutine_frame(py: Python<'_>) -> PyResult<bool> {
     // SAFETY: the thread is attached; a borrowed frame or NULL.
     let frame = unsafe { ffi::PyEval_GetFrame() };
     if frame.is_null() {
