@@ -15,7 +15,8 @@ mod _milepost {
 
     #[pymodule_export]
     use crate::py::{
-        PyBarBase, PyEstimator, PyLane, PyNode, PyRowBuffer, PyRunCore, PySharedRun, PySnapshot, PyTaskBase, PyTracker,
+        PyBarBase, PyEstimator, PyItemBase, PyItemPath, PyLane, PyNode, PyRowBuffer, PyRunCore, PySharedRun,
+        PySnapshot, PyTaskBase, PyTracker,
     };
 
     #[pymodule_export]
@@ -25,7 +26,7 @@ mod _milepost {
     };
 
     #[pymodule_export]
-    use crate::py::{is_money, item_key, resource_options, sanitize, set_colors};
+    use crate::py::{current_item, is_money, item_key, resource_options, sanitize, set_colors};
 
     #[pymodule_export]
     use crate::py::{extend_rows, push_rows};

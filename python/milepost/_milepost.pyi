@@ -23,6 +23,9 @@ __all__ = [
     "Node",
     "Lane",
     "TaskBase",
+    "ItemBase",
+    "ItemPath",
+    "current_item",
     "BarBase",
     "TrackerBase",
     "Tracker",
@@ -299,8 +302,13 @@ class TaskBase:
     counting call is a ``RuntimeError``."""
 
     def __new__(cls, *_args: Any, **_kwargs: Any) -> "TaskBase": ...
-    def _bind_node(self, node: Node) -> None:
-        """Counts into ``node`` from now on."""
+    def _bind_node(self, node: Node, items: Optional[ItemPath] = None) -> None:
+        """Counts into ``node`` from now on; its items are entered and ended natively through
+        ``items`` (None: by ``Item``'s Python)."""
+    def item(self, name: Any) -> ItemBase:
+        """Context manager for one item (an instance of the class given to ``ItemBase._use``,
+        made with no ``__init__``): records its duration and worker lane; an exception marks
+        it failed with the error text and is re-raised."""
     def advance(self, n: Optional[int] = None) -> None:
         """Counts ``n`` (default 1) items done."""
     def skip(self, n: Optional[int] = None) -> None:
@@ -309,6 +317,47 @@ class TaskBase:
         """Sets the total (``None``: unknown)."""
     def add_total(self, n: int) -> None:
         """Grows the total by ``n``."""
+
+@final
+class ItemPath:
+    """What a run gives its tasks for their items to be entered and ended natively: the Unix
+    time at the core clock's zero, the context variable of the calling context's lane (None:
+    no lanes), where rows go (a ``RowSink``, None: not kept) and from how many waiting rows
+    the sink is told (``pushed``)."""
+
+    def __new__(cls, wall_origin: float, lanes: Optional[Any], sink: Optional[Any], eager: int) -> ItemPath: ...
+
+@disjoint_base
+class ItemBase:
+    """The native base of ``milepost.Item``: makes a plain item start and end natively, and
+    hands anything else to the subclass (``_enter``, ``_exit_slow``)."""
+
+    name: Any
+    _lane: Optional[Lane]
+    _t0: float
+    _live: int
+    row: Optional[tuple[str, float, Optional[float], Optional[str], Optional[str]]]
+    def __new__(cls, task: TaskBase, name: Any) -> "ItemBase": ...
+    @property
+    def _task(self) -> TaskBase: ...
+    @property
+    def _skipped(self) -> bool: ...
+    @staticmethod
+    def _use(cls: type, current: Any) -> None:
+        """The class ``TaskBase.item`` makes and the context variable of the current item."""
+    def skip(self) -> None:
+        """Counts the item skipped instead of done when it ends."""
+    def _now(self) -> float:
+        """Seconds on the clock the item's start was read on."""
+    def _wall(self, t: float) -> float:
+        """Unix time of second ``t`` on that clock."""
+    def _set_current(self) -> None: ...
+    def _leave(self) -> None: ...
+    def __enter__(self) -> Any: ...
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None: ...
+
+def current_item() -> Optional[ItemBase]:
+    """The item entered in the calling context (``milepost.current_item()``)."""
 
 @disjoint_base
 class BarBase:
@@ -495,6 +544,8 @@ class RowBuffer:
         metrics: Optional[str] = None,
     ) -> int:
         """Adds an item row; returns how many are waiting."""
+    def close(self) -> None:
+        """The store no longer reads this buffer: items ended natively ask it again."""
     def take(self) -> Optional[tuple[str, int]]:
         """The waiting rows as one JSON array and their number."""
     def __len__(self) -> int: ...

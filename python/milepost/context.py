@@ -118,6 +118,10 @@ class RunContext(Protocol):
 
     def add_lane(self, name: str) -> Optional[_milepost.Lane]: ...
 
+    def item_path(self) -> Optional[_milepost.ItemPath]:
+        """What the native item path needs of this run (its clock, lanes, where rows go), for
+        a task's items to be entered and ended natively; None: by `Item`'s Python."""
+
     def bind_lane(self, lane: Optional[_milepost.Lane]) -> None: ...
 
     def finish_lanes(self, lanes: Iterable[Optional[_milepost.Lane]]) -> None: ...

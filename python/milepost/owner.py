@@ -19,6 +19,7 @@ from . import _milepost, workers
 from .budget import Budget
 from .errors import MilepostError, RunEndedError
 from .events import LogLine
+from .persistence.store import EAGER_BATCH
 from .steer import Steer
 from .task import Task
 
@@ -63,6 +64,7 @@ class Owner:
             "milepost_lane", default=None
         )
         self._run: Optional[weakref.ReferenceType[Any]] = None
+        self._item_path: Optional[_milepost.ItemPath] = None
         self._finished = False
         self._cancel_reason = ""
         self._pools = 0
@@ -200,6 +202,18 @@ class Owner:
 
     def add_lane(self, name: str) -> Optional[_milepost.Lane]:
         return self.core.add_lane(name)
+
+    # -- RunContext: items -----------------------------------------------------------------------
+    def item_path(self) -> Optional[_milepost.ItemPath]:
+        """One a run: its items are timed, laned and kept natively, unless its clock is the
+        user's (a manual clock is read in Python, and pushed into the core)."""
+        if self._manual:
+            return None
+        if self._item_path is None:
+            # Native items are timed on the core's clock: the Unix time at its zero.
+            wall_origin = self._wall_origin + self.now() - self.core.now()
+            self._item_path = _milepost.ItemPath(wall_origin, self._lanes, self.store, EAGER_BATCH)
+        return self._item_path
 
     def bind_lane(self, lane: Optional[_milepost.Lane]) -> None:
         self._lanes.set(lane)

@@ -258,6 +258,9 @@ class RemoteContext:
             lane = self._lanes.lane = self._core.add_lane(f"{next(self._lane_names)}")
         return lane
 
+    def item_path(self) -> None:
+        return None  # lanes per thread and rows sent on: `Item`'s Python
+
     def add_lane(self, name: str) -> Optional[_milepost.Lane]:
         return self._core.add_lane(f"{next(self._lane_names)}")
 

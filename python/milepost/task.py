@@ -15,7 +15,7 @@ import json
 import os
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Optional, Tuple, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Optional, Tuple, TypeVar, Union, cast
 
 from . import _milepost
 from .agent import Details
@@ -54,10 +54,12 @@ LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 #: What an item holds (`Item._live`): its output streamed (`Item._sink` exists only then), a
-#: skip asked, its details reported (`Item._details` exists only then), whether it ended, and
-#: a cost recorded (`Item._cost` exists only then), and reserved under a budget (`_tickets`
-#: exists only then).
-STREAMED, SKIP_ASKED, REPORTED, ENDED, COSTED, BUDGETED = 1, 2, 4, 8, 16, 32
+#: skip asked, its details reported (`Item._details` exists only then), whether it ended, a
+#: cost recorded (`Item._cost` exists only then), reserved under a budget (`_tickets` exists
+#: only then) and metrics kept for its history row (`_metrics` exists only then). The native
+#: base reads them (`rust/py/item.rs` has the same values): an item holding any of STREAMED,
+#: REPORTED, COSTED or METRICS ends through `Item._exit_slow`.
+STREAMED, SKIP_ASKED, REPORTED, ENDED, COSTED, BUDGETED, METRICS = 1, 2, 4, 8, 16, 32, 64
 #: What must be settled when the item ends (one test for a plain item, which holds none).
 SETTLE = STREAMED | REPORTED | COSTED
 
@@ -68,8 +70,9 @@ _is_money = functools.lru_cache(maxsize=256)(_milepost.is_money)
 def current_item() -> Optional[Item]:
     """The innermost item being processed in this context (in `thread_map` and `process_map`
     workers, the item their function was called for; in `async_map`, per asyncio task), to add
-    metrics to it or retry it."""
-    return _current_item.get()
+    metrics to it or retry it. Items entered outside an event loop are kept per thread, those
+    entered under one in `_current_item` (see `rust/py/item.rs`)."""
+    return cast(Optional[Item], _milepost.current_item())
 
 
 class AsyncWith:
@@ -150,7 +153,9 @@ class Task(_milepost.TaskBase, AsyncWith):
 
     def _bind(self, node: AnyNode) -> None:
         self._node = node
-        self._bind_node(node)  # the native counting methods count into it from now on
+        # The native counting methods count into it from now on; its items are handled
+        # natively unless budgets reserve them (an item takes its reservation in Python).
+        self._bind_node(node, None if self.budgets else self.context.item_path())
         # `metric` is the node's bound method (one C call) unless budgets watch the spend.
         self.metric = node.metric if not self.budgets else counting(self.budgets, node.metric)
 
@@ -360,10 +365,13 @@ class Task(_milepost.TaskBase, AsyncWith):
         return _usage_from(self.usage, response, model, provider)
 
     # -- items -------------------------------------------------------------------------------
-    def item(self, name: Any) -> Item:
-        """Context manager for one item: records its duration and worker lane; an exception
-        marks it failed with the error text and is re-raised."""
-        return Item(self, self._node, name)
+    # `item(name)` is the native base's (`TaskBase.item`): it makes an `Item` with no Python
+    # frame.
+    if TYPE_CHECKING:
+
+        def item(self, name: Any) -> Item:
+            """Context manager for one item: records its duration and worker lane; an exception
+            marks it failed with the error text and is re-raised."""
 
     def record(self, name: Any, row: ItemRow, lane: str) -> None:
         """An item that ran elsewhere (in a pool's worker process) and was counted there: its
@@ -441,52 +449,37 @@ class Task(_milepost.TaskBase, AsyncWith):
         return f"<{type(self).__name__} {'/'.join(self.path)!r} {self.state} done={self.done}>"
 
 
-class Item(AsyncWith):
-    """One item in flight. `skip()` inside the block counts it skipped instead of done."""
+class Item(_milepost.ItemBase, AsyncWith):
+    """One item in flight. `skip()` inside the block counts it skipped instead of done.
 
-    __slots__ = (
-        "_task",
-        "_node",
-        "_context",
-        "name",
-        "_lane",
-        "_t0",
-        "_skipped",
-        "_token",
-        "_metrics",
-        "row",
-        "_live",
-        "_details",
-        "_cost",
-        "_sink",
-        "_tickets",
-    )
+    Made by `task.item(name)` (natively: no `__init__` runs). The native base keeps the name,
+    the start, the lane, the context token, `_live` and the history row (`row`), and enters
+    and ends a plain item itself; this class is what an item holds beyond its counts
+    (streams, reports, costs, metrics, a budget's reservation) and the items the base leaves
+    to Python (`_enter`, `_exit_slow`: see `rust/py/item.rs`).
+    """
 
-    def __init__(self, task: Task, node: AnyNode, name: Any) -> None:
-        self._task = task
-        self._node = node
-        self._context = task.context
-        # A number names an item as it does in the pools (`item(3)` is item "3").
-        self.name = str(name) if type(name) in (int, float) else name
-        self._skipped = False
-        self._metrics: Optional[dict[str, float]] = None
-        #: The item's history row once it ended, when its run keeps rows (see `ItemRow`).
-        self.row: Optional[ItemRow] = None
-        #: What the item holds beyond its counts (STREAMED, SKIP_ASKED, REPORTED: `_details` is
-        #: set, COSTED: `_cost` is) and whether it ENDED: one int, so that a plain item pays
-        #: one store and one test.
-        self._live = 0
+    __slots__ = ("_metrics", "_details", "_cost", "_sink", "_tickets")
+
+    if TYPE_CHECKING:  # the native base's, typed for this class
+
+        def __enter__(self) -> Item: ...
 
     @property
     def task(self) -> Task:
-        return self._task
+        return cast(Task, self._task)
 
-    def skip(self) -> None:
-        self._skipped = True
+    @property
+    def _node(self) -> AnyNode:
+        return self.task._node  # noqa: SLF001 - the item's own task
+
+    @property
+    def _context(self) -> RunContext:
+        return self.task.context
 
     def retry(self) -> None:
         """Counts a retry of this item (call it before trying again inside the block)."""
-        self._task.retry(self.name)
+        self.task.retry(self.name)
 
     def stream(self, text: str) -> None:
         """Adds `text` to the item's streamed output (an LLM's tokens as they come): the end
@@ -565,14 +558,16 @@ class Item(AsyncWith):
         """Adds to a metric of the item's task (e.g. the tokens this item used); the history
         keeps it with the item too. Thread-safe: called from another thread (a sync SDK through
         `run_in_executor`), the spend is still this item's for its budget."""
+        task = self.task
         if self._live & BUDGETED:  # the item's own reservation, whatever thread calls this
             self._node.metric(name, value)  # first: a value the node refuses is not spent
-            spend(self._task.budgets, name, value, self._tickets)
+            spend(task.budgets, name, value, self._tickets)
         else:
-            self._task.metric(name, value)  # the task's: a run's budget counts it
+            task.metric(name, value)  # the task's: a run's budget counts it
         if self._context.keeps_rows:
-            if self._metrics is None:
-                self._metrics = {}
+            if not self._live & METRICS:
+                self._metrics: Dict[str, float] = {}
+                self._live |= METRICS
             self._metrics[name] = self._metrics.get(name, 0) + value
         if _is_money(name):  # the item's whole cost feeds the cost per item at its end
             self._cost: float = (self._cost if self._live & COSTED else 0.0) + value
@@ -595,32 +590,34 @@ class Item(AsyncWith):
         if self._live & ENDED:
             raise InvalidValueError(f"usage() on item {_text(self.name)!r} after it ended: record it inside its block")
         counts = (input_tokens, output_tokens, cache_read_tokens, cache_write_tokens)
-        return record(self.metric, self._task, model, provider, counts)
+        return record(self.metric, self.task, model, provider, counts)
 
     def usage_from(self, response: Any, model: Optional[str] = None, provider: Optional[str] = None) -> Optional[float]:
         """`usage()` with the tokens (and model, unless given) of an OpenAI or Anthropic
         response or final stream chunk (see `milepost.usage_of`)."""
         return _usage_from(self.usage, response, model, provider)
 
-    def __enter__(self) -> Item:
-        self._lane = self._context.lane()
-        self._t0 = self._context.now()
+    def _enter(self) -> Item:
+        """`__enter__` of an item of a task without a native item path (see `Task._bind`)."""
+        context = self._context
+        self._lane = context.lane()
+        self._t0 = context.now()
         self._node.item_started(self.name, self._lane)
-        if self._task.budgets:  # the reservation a pool or loop made for it, in this context
+        if self.task.budgets:  # the reservation a pool or loop made for it, in this context
             self._tickets = current_tickets()
             self._live |= BUDGETED
-        self._token: Optional[contextvars.Token[Optional[Item]]] = _current_item.set(self)
+        self._set_current()
         return self
 
-    def __exit__(
+    def _exit_slow(
         self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
     ) -> None:
-        if self._token is not None:
-            _current_item.reset(self._token)
-            self._token = None
+        """`__exit__` of an item the native base does not end itself: the block raised, or the
+        item holds more than its counts, or it was entered by `_enter`."""
+        self._leave()  # no longer current
         if self._live & SETTLE:
             self._settle()
-        duration = self._context.now() - self._t0
+        duration = self._now() - self._t0
         if exc_type is None:
             self._end("skipped" if self._skipped else "done", duration, None)
         elif end_state(exc_type, exc) != "failed":
@@ -630,7 +627,7 @@ class Item(AsyncWith):
             text = _error_text(exc if exc is not None else exc_type())
             self._end("failed", duration, text)
             item = _clip(_milepost.sanitize(self.name), MAX_NAME)
-            self._context.emit(ItemFailed, self._task.path, item=item, error=text)
+            self._context.emit(ItemFailed, self.task.path, item=item, error=text)
 
     def _settle(self) -> None:
         """What the item holds beyond its counts, at its end: its cost goes to the cost per
@@ -657,8 +654,8 @@ class Item(AsyncWith):
         context = self._context
         self._live |= ENDED
         keeps = context.keeps_rows and status != "cancelled"
-        metrics = json.dumps(self._metrics) if keeps and self._metrics else None
-        started = context.wall(self._t0)
+        metrics = json.dumps(self._metrics) if keeps and self._live & METRICS and self._metrics else None
+        started = self._wall(self._t0)
         rows = context.rows if keeps else None
         waiting = self._node.item_finished(
             self.name, status, duration, error, self._lane, rows.buffer if rows is not None else None, started, metrics
@@ -669,7 +666,11 @@ class Item(AsyncWith):
                 rows.pushed(waiting)
         if self._live & REPORTED:
             item = _clip(_milepost.sanitize(self.name), MAX_NAME)
-            context.emit(ItemDetails, self._task.path, item=item, status=status, **self._details.fields())
+            context.emit(ItemDetails, self.task.path, item=item, status=status, **self._details.fields())
+
+
+#: `task.item(name)` makes this class's items natively.
+_milepost.ItemBase._use(Item, _current_item)  # noqa: SLF001 - the native base's own registration
 
 
 def _usage_from(usage: Any, response: Any, model: Optional[str], provider: Optional[str]) -> Optional[float]:

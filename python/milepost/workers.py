@@ -233,6 +233,9 @@ class WorkerContext:
     # None: the lane an item asks for, with no Python frame.)
     lane: staticmethod[[], None] = staticmethod(type(None))
 
+    def item_path(self) -> None:
+        return None  # the parent keeps the rows of items counted here: `Item`'s Python
+
     def add_lane(self, name: str) -> None:
         return None
 

@@ -131,11 +131,21 @@ impl Handle {
     }
 
     /// An item started (on `lane`: a worker process is its own lane, and ignores it).
-    pub fn item_started(&self, name: &str, lane: Option<&Lane>) -> Result<(), Error> {
+    /// Item `name` starts; returns the run clock's reading it started at (None in a worker's
+    /// slot, whose parent keeps the clock).
+    pub fn item_started(&self, name: &str, lane: Option<&Lane>) -> Result<Option<f64>, Error> {
         self.check_open("item()")?;
         match self.place() {
-            Place::Node(run, node) => run.item_started(node, lane, name),
-            Place::Slot(seg, idx) => seg.item_started(idx, name),
+            Place::Node(run, node) => run.item_started(node, lane, name).map(Some),
+            Place::Slot(seg, idx) => seg.item_started(idx, name).map(|()| None),
+        }
+    }
+
+    /// Seconds on the run's clock (None in a worker's slot, whose parent keeps the clock).
+    pub fn now(&self) -> Option<f64> {
+        match self.place() {
+            Place::Node(run, _) => Some(run.clock.now()),
+            Place::Slot(..) => None,
         }
     }
 
@@ -145,9 +155,17 @@ impl Handle {
     pub fn item_finished(
         &self, end: &ItemEnd<'_>, lane: Option<&Lane>, rows: Option<&RowBuffer>, row: RowExtra<'_>,
     ) -> Result<usize, Error> {
+        self.item_finished_at(end, lane, rows, row, None)
+    }
+
+    /// [`Self::item_finished`] at `now` on the run's clock when the caller read it (`now`),
+    /// else at the clock's reading now.
+    pub fn item_finished_at(
+        &self, end: &ItemEnd<'_>, lane: Option<&Lane>, rows: Option<&RowBuffer>, row: RowExtra<'_>, now: Option<f64>,
+    ) -> Result<usize, Error> {
         self.check_open("item()")?;
         match self.place() {
-            Place::Node(run, node) => run.item_finished(node, lane, end)?,
+            Place::Node(run, node) => run.item_finished_at(node, lane, end, now.unwrap_or_else(|| run.clock.now()))?,
             Place::Slot(seg, idx) => seg.item_finished(idx, end.status, end.duration)?,
         }
         Ok(self.push_row(rows, end, row))

@@ -102,7 +102,9 @@ fn every_place_checks_alike() {
     }
     run.finish();
     for h in [&local, &worker] {
-        for e in [h.tally(Tally::Done, 1), h.metric("m", 1.0, false), h.set_total(None), h.item_started("x", None)] {
+        for e in
+            [h.tally(Tally::Done, 1), h.metric("m", 1.0, false), h.set_total(None), h.item_started("x", None).map(drop)]
+        {
             assert!(matches!(e, Err(Error::RunEnded { .. })), "{e:?}");
         }
     }

@@ -9,7 +9,7 @@ use super::counter::{AtomicF64, Counter};
 use super::kinds::ItemStatus;
 pub use super::kinds::LaneState;
 use super::tail::Tail;
-use super::text::clip;
+use super::text::{clip, clip_into};
 
 /// Longest current-item name a lane stores (the renderers truncate further to fit).
 pub const MAX_ITEM_CHARS: usize = 256;
@@ -43,7 +43,7 @@ impl Lane {
     pub fn start_item(&self, name: &str, now: f64) {
         {
             let mut cur = self.now.lock();
-            cur.0 = clip(name, MAX_ITEM_CHARS);
+            clip_into(&mut cur.0, name, MAX_ITEM_CHARS);
             cur.1.clear();
         }
         self.state.store(LaneState::Busy as u8, Ordering::Relaxed);

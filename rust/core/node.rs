@@ -215,6 +215,12 @@ impl Node {
         self.name.read().clone()
     }
 
+    /// The node's name written over `out` (its buffer reused).
+    pub fn name_into(&self, out: &mut String) {
+        out.clear();
+        out.push_str(&self.name.read());
+    }
+
     /// Renames the node (tqdm's `set_description`); `name` is already clipped by the caller.
     pub fn rename(&self, name: String) {
         *self.name.write() = name;

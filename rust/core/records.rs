@@ -23,6 +23,21 @@ pub struct ItemRecord {
     pub error: Option<String>,
 }
 
+/// An empty record, whose buffers `Ring::push_with` fills.
+impl Default for ItemRecord {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            node: String::new(),
+            status: ItemStatus::Done,
+            duration: None,
+            at: 0.0,
+            lane: None,
+            error: None,
+        }
+    }
+}
+
 /// A ring that keeps the newest `cap` entries and counts what it dropped.
 #[derive(Debug, Clone)]
 pub struct Ring<T> {
@@ -39,6 +54,18 @@ impl<T: Clone> Ring<T> {
         if self.items.len() == self.cap {
             self.items.pop_front();
         }
+        self.items.push_back(item);
+    }
+
+    /// Adds the entry `fill` writes over the oldest one, once the ring is full (its buffers
+    /// reused: no allocation per entry), or over `T::default()` until then.
+    pub fn push_with(&mut self, fill: impl FnOnce(&mut T))
+    where
+        T: Default,
+    {
+        let mut item =
+            if self.items.len() >= self.cap { self.items.pop_front().unwrap_or_default() } else { T::default() };
+        fill(&mut item);
         self.items.push_back(item);
     }
 

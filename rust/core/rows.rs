@@ -24,6 +24,15 @@ pub struct Row<'a> {
 }
 
 fn push_str(out: &mut Vec<u8>, s: &str) {
+    // A name, a status, a phase path: nearly always text JSON keeps as it is (no quote, no
+    // backslash, no control character), copied between quotes, as serde_json would write it.
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        return;
+    }
     // serde_json escapes exactly as JSON needs; writing into a Vec cannot fail.
     serde_json::to_writer(&mut *out, s).expect("a str encodes");
 }
@@ -168,6 +177,7 @@ mod tests {
         assert_eq!(v[0][2], "a\"b\n\u{7}");
         assert_eq!(v[1][5], serde_json::Value::Null, "non-finite numbers become null");
         assert_eq!(v[1][6], "boom");
+        assert_eq!(v[0][1], "map", "plain text is copied as it is");
         assert!(b.take().is_none());
     }
 

@@ -17,6 +17,24 @@ pub fn clip(s: &str, max_chars: usize) -> String {
     }
 }
 
+/// [`clip`] into `out` (emptied first), reusing its buffer: per-item records keep no
+/// allocation of their own once their ring is full.
+pub fn clip_into(out: &mut String, s: &str, max_chars: usize) {
+    out.clear();
+    if s.len() <= max_chars {
+        // No more characters than bytes: nothing to cut, and no need to count them.
+        out.push_str(s);
+        return;
+    }
+    match s.char_indices().nth(max_chars) {
+        None => out.push_str(s),
+        Some((cut, _)) => {
+            out.push_str(&s[..cut]);
+            out.push('…');
+        }
+    }
+}
+
 /// The name the history keeps for an item (and `pending()` compares with): the name itself
 /// when it has at most [`MAX_NAME_CHARS`] characters; a longer one as its beginning, `…#` and
 /// a hash of the whole name, so that it stays bounded and two long names that share their

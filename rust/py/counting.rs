@@ -7,13 +7,17 @@ use std::ptr::null_mut;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
 use pyo3::exceptions::PyRuntimeError;
+use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple, PyType};
+use pyo3::PyTraverseError;
 
 use super::convert::{amount, count, Obj};
+use super::item::{make_item, PyItemBase, PyItemPath};
 use super::node::PyNode;
 use crate::core::handle::Handle;
 use crate::core::node::Tally;
+use parking_lot::Mutex;
 
 /// The node a task counts into, which a forked worker rebinds once (`Task.hand_over`).
 ///
@@ -80,6 +84,10 @@ fn unbound() -> PyErr {
 #[pyclass(subclass, frozen, name = "TaskBase", module = "milepost._milepost")]
 pub struct PyTaskBase {
     pub(crate) node: NodeSlot,
+    /// How its items are handled natively (None: by `Item`'s Python), see `item`.
+    pub(crate) items: Mutex<Option<Py<PyItemPath>>>,
+    /// The last item it made, made again once nothing else holds it (see `item::make_item`).
+    pub(crate) spare: Mutex<Option<Py<PyItemBase>>>,
 }
 
 #[pymethods]
@@ -88,16 +96,40 @@ impl PyTaskBase {
     #[new]
     #[pyo3(signature = (*_args, **_kwargs))]
     fn py_new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
-        Self { node: NodeSlot::default() }
+        Self { node: NodeSlot::default(), items: Mutex::new(None), spare: Mutex::new(None) }
     }
     /// A subclass gets descriptors of its own for the fast methods (see `fast`).
     #[classmethod]
     fn __init_subclass__(cls: &Bound<'_, PyType>) -> PyResult<()> {
         super::fast::own_methods(cls)
     }
-    /// From now on the task counts into `node`.
-    fn _bind_node(&self, node: &PyNode) {
+    /// From now on the task counts into `node`; its items are handled natively through
+    /// `items` (None: by `Item`'s Python).
+    #[pyo3(signature = (node, items=None))]
+    fn _bind_node(&self, node: &PyNode, items: Option<Py<PyItemPath>>) {
         self.node.bind(node.handle.clone());
+        *self.items.lock() = items;
+    }
+    // The task's spare item refers back to it: the collector must see that cycle. A lock held
+    // (a task made or bound in this very thread) leaves its reference unvisited this time.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Some(spare) = self.spare.try_lock() {
+            visit.call(spare.as_ref())?;
+        }
+        if let Some(items) = self.items.try_lock() {
+            visit.call(items.as_ref())?;
+        }
+        Ok(())
+    }
+    fn __clear__(&self) {
+        let spare = self.spare.lock().take();
+        let items = self.items.lock().take();
+        drop((spare, items)); // after the locks: freeing the item may run code
+    }
+    /// Context manager for one item: records its duration and worker lane; an exception
+    /// marks it failed with the error text and is re-raised.
+    fn item<'py>(slf: &Bound<'py, Self>, name: &Obj<'py>) -> PyResult<Bound<'py, PyItemBase>> {
+        make_item(slf, name)
     }
     #[pyo3(signature = (n=None))]
     fn advance(&self, n: Option<&Obj<'_>>) -> PyResult<()> {

@@ -28,6 +28,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyInt, PyTuple, PyType};
 
 use super::counting::{PyBarBase, PyTaskBase};
+use super::item::PyItemBase;
 use super::tracker::PyTracker;
 use crate::core::limits::MAX_COUNT;
 use crate::core::node::Tally;
@@ -81,7 +82,37 @@ static UPDATE: Fast = Fast {
     base: |py| py.get_type::<PyBarBase>(),
     slow: PyOnceLock::new(),
 };
-static METHODS: [&Fast; 3] = [&ADVANCE, &SKIP, &UPDATE];
+static ITEM: Fast = Fast {
+    name: "item",
+    def: Def::new(
+        c"item",
+        item,
+        c"item($self, /, name)\n--\n\nContext manager for one item: records its duration and worker lane; an exception marks it failed with the error text and is re-raised.",
+    ),
+    base: |py| py.get_type::<PyTaskBase>(),
+    slow: PyOnceLock::new(),
+};
+static ENTER: Fast = Fast {
+    name: "__enter__",
+    def: Def::new(
+        c"__enter__",
+        item_enter,
+        c"__enter__($self, /)\n--\n\nThe item starts: timed, on the calling context's lane, current.",
+    ),
+    base: |py| py.get_type::<PyItemBase>(),
+    slow: PyOnceLock::new(),
+};
+static EXIT: Fast = Fast {
+    name: "__exit__",
+    def: Def::new(
+        c"__exit__",
+        item_exit,
+        c"__exit__($self, exc_type, exc, tb, /)\n--\n\nThe item ends: done, skipped, or failed with the exception's text.",
+    ),
+    base: |py| py.get_type::<PyItemBase>(),
+    slow: PyOnceLock::new(),
+};
+static METHODS: [&Fast; 6] = [&ADVANCE, &SKIP, &UPDATE, &ITEM, &ENTER, &EXIT];
 
 /// Gives `cls` (a subclass of `TaskBase` or `BarBase`) method descriptors of its own for the
 /// fast methods it inherits from the native base (through its parents' own descriptors or
@@ -247,6 +278,99 @@ unsafe extern "C" fn update(
             n > 0 && bar.get().node.get().is_ok_and(|node| node.tally(Tally::Done, n).is_ok())
         })
     }
+}
+
+/// `task.item(name)`: the item made here (see `item::make_item`); a keyword or another
+/// number of arguments is the `PyO3` method's to parse and refuse.
+#[allow(unsafe_code)]
+unsafe extern "C" fn item(
+    slf: *mut ffi::PyObject, args: *const *mut ffi::PyObject, nargs: ffi::Py_ssize_t, kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    if !kwnames.is_null() || nargs != 1 {
+        // SAFETY: CPython's arguments, as they came.
+        return unsafe { slow(&ITEM, slf, args, nargs, kwnames) };
+    }
+    // SAFETY: CPython calls a method with the thread attached.
+    let py = unsafe { Python::assume_attached() };
+    let made = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: `slf` is an instance of a subclass of `TaskBase` (as in `advance`); CPython
+        // passes one live argument.
+        let (task, name) =
+            unsafe { (Borrowed::from_ptr(py, slf).cast_unchecked::<PyTaskBase>(), Borrowed::from_ptr(py, *args)) };
+        super::item::make_item(&task, &name)
+    }));
+    match made {
+        Ok(Ok(item)) => item.into_ptr(),
+        Ok(Err(e)) => {
+            e.restore(py);
+            null_mut()
+        }
+        Err(_) => {
+            PyRuntimeError::new_err("item() panicked").restore(py);
+            null_mut()
+        }
+    }
+}
+
+/// The answer of an item's entry point: its value, or its error raised.
+#[allow(unsafe_code)]
+fn answer(py: Python<'_>, what: &str, made: std::thread::Result<PyResult<Bound<'_, PyAny>>>) -> *mut ffi::PyObject {
+    match made {
+        Ok(Ok(value)) => value.into_ptr(),
+        Ok(Err(e)) => {
+            e.restore(py);
+            null_mut()
+        }
+        Err(_) => {
+            PyRuntimeError::new_err(format!("{what} panicked")).restore(py);
+            null_mut()
+        }
+    }
+}
+
+/// `with item:` entering it (`CPython` calls `__enter__` with no argument).
+#[allow(unsafe_code)]
+unsafe extern "C" fn item_enter(
+    slf: *mut ffi::PyObject, args: *const *mut ffi::PyObject, nargs: ffi::Py_ssize_t, kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    if !kwnames.is_null() || nargs != 0 {
+        // SAFETY: CPython's arguments, as they came.
+        return unsafe { slow(&ENTER, slf, args, nargs, kwnames) };
+    }
+    // SAFETY: CPython calls a method with the thread attached.
+    let py = unsafe { Python::assume_attached() };
+    let made = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: `slf` is an instance of a subclass of `ItemBase` (the descriptor's class).
+        let item = unsafe { Borrowed::from_ptr(py, slf).cast_unchecked::<PyItemBase>() };
+        super::item::enter(&item)
+    }));
+    answer(py, "__enter__", made)
+}
+
+/// `with item:` leaving it (`CPython` calls `__exit__` with three positional arguments).
+#[allow(unsafe_code)]
+unsafe extern "C" fn item_exit(
+    slf: *mut ffi::PyObject, args: *const *mut ffi::PyObject, nargs: ffi::Py_ssize_t, kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    if !kwnames.is_null() || nargs != 3 {
+        // SAFETY: CPython's arguments, as they came.
+        return unsafe { slow(&EXIT, slf, args, nargs, kwnames) };
+    }
+    // SAFETY: CPython calls a method with the thread attached.
+    let py = unsafe { Python::assume_attached() };
+    let made = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: `slf` is an instance of a subclass of `ItemBase`; CPython passes 3 live arguments.
+        let (item, exc_type, exc, tb) = unsafe {
+            (
+                Borrowed::from_ptr(py, slf).cast_unchecked::<PyItemBase>(),
+                Borrowed::from_ptr(py, *args),
+                Borrowed::from_ptr(py, *args.add(1)),
+                Borrowed::from_ptr(py, *args.add(2)),
+            )
+        };
+        super::item::exit(&item, &exc_type, &exc, &tb).map(|()| py.None().into_bound(py))
+    }));
+    answer(py, "__exit__", made)
 }
 
 /// `Tracker`: `TrackerBase` with `step` as its `tp_iternext`, called by `CPython`'s `for` with

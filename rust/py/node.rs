@@ -92,7 +92,8 @@ impl PyNode {
     }
     #[pyo3(signature = (name, lane=None))]
     fn item_started(&self, name: &Obj<'_>, lane: Option<&PyLane>) -> PyResult<()> {
-        Ok(self.handle.item_started(&text(name, "item name")?, lane.map(|l| &*l.lane))?)
+        self.handle.item_started(&text(name, "item name")?, lane.map(|l| &*l.lane))?;
+        Ok(())
     }
     #[pyo3(signature = (name, status, duration=None, error=None, lane=None, rows=None, started_at=0.0, metrics=None))]
     #[allow(clippy::too_many_arguments)]

@@ -1,5 +1,7 @@
 //! `RowBuffer`: item rows for the history store, encoded in Rust (see `core::rows`).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
@@ -8,13 +10,22 @@ use crate::core::rows::{Row, RowBuffer};
 #[pyclass(frozen, name = "RowBuffer", module = "milepost._milepost")]
 pub struct PyRowBuffer {
     pub(crate) rows: RowBuffer,
+    /// The store no longer reads this buffer (it took another, or turned itself off): items
+    /// ended natively ask the store for its buffer again (see `item::PyItemPath`).
+    closed: AtomicBool,
+}
+
+impl PyRowBuffer {
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
 }
 
 #[pymethods]
 impl PyRowBuffer {
     #[new]
     fn py_new(run_id: &str) -> Self {
-        Self { rows: RowBuffer::new(run_id) }
+        Self { rows: RowBuffer::new(run_id), closed: AtomicBool::new(false) }
     }
     /// Adds an item row; returns how many are waiting. Names that are not valid UTF-8 (lone
     /// surrogates from undecodable file names) are stored with replacement characters.
@@ -32,6 +43,10 @@ impl PyRowBuffer {
     /// while the buffer is swapped.
     fn take(&self, py: Python<'_>) -> Option<(String, usize)> {
         py.detach(|| self.rows.take())
+    }
+    /// The store no longer reads this buffer (see `closed`).
+    fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
     }
     fn __len__(&self) -> usize {
         self.rows.len()

@@ -98,6 +98,9 @@ class _Dropped:
     def take(self) -> None:
         return None
 
+    def close(self) -> None:
+        pass
+
     def __len__(self) -> int:
         return 0
 
@@ -238,6 +241,7 @@ class Store:
         if self.enabled:
             self.enabled = False
             waiting = self._rows
+            waiting.close()  # items ended natively ask for `buffer` again: None now
             self._rows = _Dropped(self)  # type: ignore[assignment]
             # Rows queued and never written are counted in the final warning.
             self.dropped += len(waiting)
@@ -250,6 +254,7 @@ class Store:
     def bind_run(self, run_id: str) -> None:
         """The run whose items this store keeps (one store a run)."""
         if self.enabled:
+            self._rows.close()  # items ended natively ask for `buffer` again: this one
             self._rows = _milepost.RowBuffer(run_id)
 
     # -- producers ----------------------------------------------------------------------------

@@ -9,7 +9,7 @@ use crate::core::error::Error;
 use crate::core::lanes::Lane;
 use crate::core::node::{Node, Tally};
 use crate::core::records::ItemRecord;
-use crate::core::text::clip;
+use crate::core::text::{clip, clip_into};
 
 impl RunCore {
     /// Adds `n` to a count of `node`: the hot path of `advance()`, one check and one store.
@@ -82,7 +82,7 @@ impl RunCore {
         Ok(())
     }
 
-    pub fn item_started(&self, node: &Node, lane: Option<&Lane>, name: &str) -> Result<(), Error> {
+    pub fn item_started(&self, node: &Node, lane: Option<&Lane>, name: &str) -> Result<f64, Error> {
         self.check_open("item()")?;
         let now = self.clock.now();
         node.start(now, node.processed());
@@ -90,18 +90,23 @@ impl RunCore {
         if let Some(lane) = lane {
             lane.start_item(name, now);
         }
-        Ok(())
+        Ok(now)
     }
 
     /// Records the end of an item started with [`Self::item_started`]. Its count goes apart
     /// from explicit counts (see `Counts`): the history keeps the item's row.
     pub fn item_finished(&self, node: &Node, lane: Option<&Lane>, end: &ItemEnd<'_>) -> Result<(), Error> {
+        self.item_finished_at(node, lane, end, self.clock.now())
+    }
+
+    /// [`Self::item_finished`] at `now` on the run's clock, read by the caller (who timed the
+    /// item with the same reading).
+    pub fn item_finished_at(&self, node: &Node, lane: Option<&Lane>, end: &ItemEnd<'_>, now: f64) -> Result<(), Error> {
         self.check_open("item()")?;
         node.item_left(end.duration);
         if let Some(t) = Tally::of_item(end.status) {
             self.tally(node, t, 1)?;
         }
-        let now = self.clock.now();
         if let Some(lane) = lane {
             lane.finish_item(end.status, now);
         }
@@ -131,19 +136,30 @@ impl RunCore {
     }
 
     fn record(&self, node: &Node, lane: Option<&str>, end: &ItemEnd<'_>, now: f64) {
-        let rec = ItemRecord {
-            name: clip(end.name, MAX_NAME_CHARS),
-            node: node.name(),
-            status: end.status,
-            duration: end.duration,
-            at: now,
-            lane: lane.map(str::to_owned),
-            error: end.error.map(|e| clip(e, MAX_ERROR_CHARS)),
+        // Written over the oldest record once the list is full: no allocation per item.
+        let fill = |rec: &mut ItemRecord| {
+            clip_into(&mut rec.name, end.name, MAX_NAME_CHARS);
+            node.name_into(&mut rec.node);
+            rec.status = end.status;
+            rec.duration = end.duration;
+            rec.at = now;
+            match (lane, &mut rec.lane) {
+                (Some(name), Some(kept)) => {
+                    kept.clear();
+                    kept.push_str(name);
+                }
+                (lane, kept) => *kept = lane.map(str::to_owned),
+            }
+            rec.error = end.error.map(|e| clip(e, MAX_ERROR_CHARS));
         };
         if end.status == ItemStatus::Failed {
+            let mut rec = ItemRecord::default();
+            fill(&mut rec);
             self.failures.lock().push(rec.clone());
+            self.recent.lock().push(rec);
+            return;
         }
-        self.recent.lock().push(rec);
+        self.recent.lock().push_with(fill);
     }
 }
 

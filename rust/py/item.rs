@@ -1,0 +1,803 @@
+//! `ItemBase`, the native half of `milepost.Item`, and `ItemPath`, what a task's items need of
+//! their run to be handled natively.
+//!
+//! A plain item (`with task.item(name): ...` whose block neither raises nor streams, reports,
+//! costs or records metrics) is made, entered and left here: the run clock's readings (the
+//! core's own, one at each end), the worker lane (the run's context variable), the current
+//! item (see `ENTERED`), the count, the lane's and the recent list's record and the history
+//! row, with no Python frame and, in a loop, no Python object made at all (the task's last
+//! item is made again: see `make_item`). Measured in `benches/test_item.py` and under
+//! callgrind (docs/benchmarks.md). Anything else
+//! is the subclass's Python (`Item._enter`, `Item._exit_slow`), which keeps every rule: a task
+//! whose run has no `ItemPath` (a manual clock, budgets, a worker process) takes it for every
+//! item, and a natively entered item takes it at its end when the block raised or the item
+//! holds more than its counts.
+
+use std::cell::RefCell;
+#[cfg(not(windows))]
+use std::ptr::null_mut;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+use pyo3::exceptions::{PyAttributeError, PyRuntimeError, PyTypeError};
+use pyo3::gc::PyVisit;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyFloat, PyInt, PyString, PyType};
+use pyo3::PyTraverseError;
+use pyo3::{ffi, PyClassInitializer};
+
+use super::convert::{text, Obj};
+use super::counting::PyTaskBase;
+use super::node::PyLane;
+use super::rows::PyRowBuffer;
+use crate::core::handle::RowExtra;
+use crate::core::kinds::ItemStatus;
+use crate::core::run::ItemEnd;
+
+/// `Item._live` bits the native side reads and sets (the rest are the subclass's, task.py).
+const STREAMED: u32 = 1;
+const REPORTED: u32 = 4;
+const ENDED: u32 = 8;
+const COSTED: u32 = 16;
+const METRICS: u32 = 64;
+/// What a native end cannot settle: the subclass's `_exit_slow` ends such an item.
+const SLOW: u32 = STREAMED | REPORTED | COSTED | METRICS;
+
+/// The run's side of native items, made once a run by its context (`Owner.item_path`).
+#[pyclass(frozen, name = "ItemPath", module = "milepost._milepost")]
+pub struct PyItemPath {
+    /// Unix time at the zero of the core's run clock, which times native items.
+    wall_origin: f64,
+    /// The context variable holding the calling context's worker lane, if the run has lanes.
+    lanes: Option<Py<PyAny>>,
+    /// Where the run keeps item rows (the store, a `RowSink`), if it keeps them.
+    sink: Option<Py<PyAny>>,
+    /// Rows waiting from which the sink is told (`pushed`), so that its writer wakes.
+    eager: usize,
+    /// The sink's row buffer as last asked (asked again once the store closed it).
+    buffer: Mutex<Option<Py<PyRowBuffer>>>,
+}
+
+#[pymethods]
+impl PyItemPath {
+    #[new]
+    #[pyo3(signature = (wall_origin, lanes, sink, eager))]
+    fn py_new(
+        py: Python<'_>, wall_origin: f64, lanes: Option<Py<PyAny>>, sink: Option<Py<PyAny>>, eager: usize,
+    ) -> PyResult<Self> {
+        if !wall_origin.is_finite() {
+            return Err(PyTypeError::new_err(format!("ItemPath needs a finite wall_origin, got {wall_origin}")));
+        }
+        if py.import("sys")?.getattr("modules")?.contains("greenlet")? {
+            GREENLETS.store(true, Ordering::Relaxed);
+        }
+        Ok(Self { wall_origin, lanes, sink, eager, buffer: Mutex::new(None) })
+    }
+}
+
+impl PyItemPath {
+    /// The row buffer an ending item queues its row in: the one asked last, unless the store
+    /// closed it (it bound its run, or turned itself off); then the sink's `buffer` again.
+    fn buffer<'py>(&self, py: Python<'py>, sink: &Py<PyAny>) -> PyResult<Option<Bound<'py, PyRowBuffer>>> {
+        if let Some(buffer) = &*self.buffer.lock() {
+            if !buffer.get().is_closed() {
+                return Ok(Some(buffer.bind(py).clone()));
+            }
+        }
+        let asked = sink.bind(py).getattr(pyo3::intern!(py, "buffer"))?;
+        let buffer = if asked.is_none() { None } else { Some(asked.cast_into::<PyRowBuffer>()?) };
+        let earlier = std::mem::replace(&mut *self.buffer.lock(), buffer.as_ref().map(|b| b.clone().unbind()));
+        drop(earlier.map(|b| b.into_bound(py)));
+        Ok(buffer)
+    }
+}
+
+/// The item's history row once it ended natively (built as a tuple only when asked), or the
+/// tuple its Python end set.
+enum Row {
+    None,
+    Ended { status: ItemStatus, started: f64, duration: f64 },
+    Set(Py<PyAny>),
+}
+
+/// The native half of `milepost.Item` (see the module's docs).
+#[pyclass(subclass, name = "ItemBase", module = "milepost._milepost")]
+pub struct PyItemBase {
+    task: Py<PyTaskBase>,
+    name: Py<PyAny>,
+    /// None: the item is entered and left by the subclass's Python.
+    path: Option<Py<PyItemPath>>,
+    /// Its lane, once entered (`Some(None)`: entered without one).
+    lane: Option<Py<PyLane>>,
+    /// It was entered (`_lane` is an `AttributeError` until then).
+    entered: bool,
+    t0: f64,
+    live: u32,
+    skipped: bool,
+    current: Current,
+    /// When it was made current (`ORDER`), and whether by a coroutine's `with`.
+    order: u64,
+    in_coroutine: bool,
+    /// An `int` name's digits as `enter` wrote them (from `digits_at`; 20: none), for `exit`.
+    digits: [u8; 20],
+    digits_at: u8,
+    row: Row,
+}
+
+/// How the item was made current (see `ENTERED`).
+enum Current {
+    No,
+    /// Through the context variable: its token.
+    Token(Py<PyAny>),
+    /// On this thread's `ENTERED`.
+    Entered,
+}
+
+/// The subclass items are made of (`milepost.task.Item`) and the context variable of the
+/// current item (`milepost.task._current_item`), given once (`ItemBase._use`).
+static ITEM_CLASS: PyOnceLock<(Py<PyType>, Py<PyAny>)> = PyOnceLock::new();
+
+/// Greenlets were imported by the time a run began: their switches share a thread, so items
+/// are made current through the context variable alone (each greenlet has its own context).
+static GREENLETS: AtomicBool = AtomicBool::new(false);
+
+/// The order items were made current in, over all threads: of this thread's innermost item
+/// and the context variable's, the later one is the innermost (see `current_item`).
+static ORDER: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// The items made current in this thread outside coroutines and event loops, innermost
+    /// last.
+    ///
+    /// `milepost.current_item()` is the item entered in the calling context. A block entered
+    /// by a function that is not a coroutine, in a thread running no event loop, cannot await:
+    /// nothing runs on this thread before it ends but what it calls (greenlets aside), so the
+    /// innermost item entered so is the calling context's. A push and a pop, where a context
+    /// variable costs a new context mapping and a token an item (callgrind: about 2,000
+    /// instructions of the 7,000 an item took). An item entered where other tasks may run
+    /// before it ends (see `in_coroutine`) is set in the context variable as before.
+    static ENTERED: RefCell<Vec<Py<PyAny>>> = const { RefCell::new(Vec::new()) };
+    /// The code of the last frame that entered an item, and whether it is a coroutine's.
+    static LAST_CODE: RefCell<Option<(Py<PyAny>, bool)>> = const { RefCell::new(None) };
+}
+
+/// `co_flags` of a coroutine, an old-style (iterable) coroutine and an async generator.
+const CO_ASYNC: i64 = 0x80 | 0x100 | 0x200;
+
+/// `asyncio.events._get_running_loop` (C: a look-up in the thread's state).
+static RUNNING_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// Whether the item is entered where other tasks may run on this thread before it ends: then
+/// it is made current through the context variable. That is when the Python frame calling
+/// now (the one whose `with` enters the item) is a coroutine's or an async generator's (a
+/// `with` in an `async def`, trio's included), when an asyncio event loop runs in this thread
+/// (a `with` reached through a helper such as `ExitStack.enter_context`), when there is no
+/// Python frame, or when greenlets switch this thread.
+#[allow(unsafe_code)]
+fn in_coroutine(py: Python<'_>) -> PyResult<bool> {
+    if GREENLETS.load(Ordering::Relaxed) || in_coroutine_frame(py)? {
+        return Ok(true);
+    }
+    let running = RUNNING_LOOP.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
+        Ok(py.import("asyncio.events")?.getattr("_get_running_loop")?.unbind())
+    })?;
+    // SAFETY: a live callable; a new reference or NULL with an exception set.
+    let got = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyObject_CallNoArgs(running.as_ptr())) }?;
+    Ok(!got.is_none())
+}
+
+/// Whether the calling Python frame is a coroutine's or an async generator's (true without
+/// one).
+#[allow(unsafe_code)]
+fn in_coroutine_frame(py: Python<'_>) -> PyResult<bool> {
+    // SAFETY: the thread is attached; a borrowed frame or NULL.
+    let frame = unsafe { ffi::PyEval_GetFrame() };
+    if frame.is_null() {
+        return Ok(true);
+    }
+    // SAFETY: `frame` is live (it is running); a new reference to its code.
+    let code = unsafe { Bound::from_owned_ptr(py, ffi::PyFrame_GetCode(frame).cast()) };
+    let known = LAST_CODE.with(|c| c.borrow().as_ref().filter(|(last, _)| last.bind(py).is(&code)).map(|(_, a)| *a));
+    if let Some(is_async) = known {
+        return Ok(is_async);
+    }
+    let flags: i64 = code.getattr(pyo3::intern!(py, "co_flags"))?.extract()?;
+    let is_async = flags & CO_ASYNC != 0;
+    // The code is kept (not its address): another code at the same address cannot be taken for it.
+    let earlier = LAST_CODE.with(|c| c.borrow_mut().replace((code.unbind(), is_async)));
+    drop(earlier.map(|(code, _)| code.into_bound(py)));
+    Ok(is_async)
+}
+
+/// The item entered in the calling context (`milepost.current_item()`), or None: of the
+/// innermost item this thread entered outside a coroutine and the context variable's (an
+/// asyncio task's, or one a thread was handed with a copied context), the one entered last.
+#[pyfunction]
+pub fn current_item(py: Python<'_>) -> PyResult<Py<PyAny>> {
+    let top = ENTERED.with(|s| s.borrow().last().map(|i| i.clone_ref(py)));
+    let set = match ITEM_CLASS.get(py) {
+        Some((_, var)) => context_value(var.bind(py))?,
+        None => None,
+    };
+    let order = |item: &Bound<'_, PyAny>| item.cast::<PyItemBase>().map_or(0, |i| i.borrow().order);
+    Ok(match (top, set) {
+        (None, None) => py.None(),
+        (Some(item), None) => item,
+        (None, Some(item)) => item.unbind(),
+        (Some(top), Some(set)) => {
+            if order(&set) > order(top.bind(py)) {
+                set.unbind()
+            } else {
+                top
+            }
+        }
+    })
+}
+
+/// A new item of `task` named `name`: the subclass's instance, with no `__init__` run.
+///
+/// The task's last item is made again when nothing but the task holds it any more (its
+/// reference count is the task's one) and it was a plain item that ended (it holds nothing in
+/// the subclass's slots, which only a stream, a report, a cost, metrics or a budget fill):
+/// no object is made or freed for an item of a loop (callgrind: about 1,400 instructions an
+/// item of the 4,500 it took). Nothing can tell the two apart: no one else has a reference.
+#[allow(unsafe_code)]
+pub fn make_item<'py>(task: &Bound<'py, PyTaskBase>, name: &Obj<'py>) -> PyResult<Bound<'py, PyItemBase>> {
+    let py = task.py();
+    let base = task.get();
+    let path = base.items.lock().as_ref().map(|p| p.clone_ref(py));
+    let spare = base.spare.lock().take();
+    if let Some(spare) = spare {
+        let spare = spare.into_bound(py);
+        // SAFETY: `spare` is a live object.
+        let alone = unsafe { ffi::Py_REFCNT(spare.as_ptr()) } == 1;
+        if let Some(mut item) = spare.try_borrow_mut().ok().filter(|i| alone && i.live == ENDED) {
+            // The old values are dropped after the item is whole again: a name's `__del__`
+            // may run any code, this very call included.
+            let old_name = std::mem::replace(&mut item.name, name.clone().unbind());
+            let old_path = std::mem::replace(&mut item.path, path);
+            let old_lane = item.lane.take();
+            item.entered = false;
+            let old_row = std::mem::replace(&mut item.row, Row::None);
+            item.t0 = 0.0;
+            item.live = 0;
+            item.skipped = false;
+            item.current = Current::No;
+            item.order = 0;
+            item.in_coroutine = false;
+            item.digits_at = NO_DIGITS;
+            drop(item);
+            *base.spare.lock() = Some(spare.clone().unbind());
+            // As `Bound`s: a `Py` dropped here, where PyO3 does not know the thread attached
+            // (`fast::item`), would be queued for a later decref.
+            drop((old_name.into_bound(py), old_path.map(|p| p.into_bound(py))));
+            drop(old_lane.map(|l| l.into_bound(py)));
+            if let Row::Set(row) = old_row {
+                drop(row.into_bound(py));
+            }
+            return Ok(spare);
+        }
+    }
+    let item = PyItemBase {
+        task: task.clone().unbind(),
+        name: name.clone().unbind(),
+        path,
+        lane: None,
+        entered: false,
+        t0: 0.0,
+        live: 0,
+        skipped: false,
+        current: Current::No,
+        order: 0,
+        in_coroutine: false,
+        digits: [0; 20],
+        digits_at: NO_DIGITS,
+        row: Row::None,
+    };
+    let Some((cls, _)) = ITEM_CLASS.get(py) else {
+        return Err(PyRuntimeError::new_err("milepost.task.Item was not given to ItemBase._use"));
+    };
+    // SAFETY: `cls` is a subclass of `ItemBase` (checked by `_use`).
+    let made = unsafe {
+        pyo3::impl_::pymethods::tp_new_impl::<_, PyItemBase>(py, PyClassInitializer::from(item), cls.as_ptr().cast())
+    }?;
+    // SAFETY: `tp_new_impl` returns a new reference to an instance of `cls`.
+    let made: Bound<'py, PyItemBase> = unsafe { Bound::from_owned_ptr(py, made).cast_into_unchecked() };
+    let earlier = base.spare.lock().replace(made.clone().unbind());
+    drop(earlier.map(|e| e.into_bound(py))); // outside the lock: freeing an item drops its name
+    Ok(made)
+}
+
+/// `digits_at` of an item whose name has no digits kept.
+const NO_DIGITS: u8 = 20;
+
+/// `n` in decimal, as `str(n)` writes it, at the end of `buf` (20 bytes hold any `i64`): the
+/// loop the formatting machinery would take several times as long over (callgrind). Returns
+/// where it begins.
+fn decimal_at(n: i64, buf: &mut [u8; 20]) -> usize {
+    // Two digits a division, from a table of all 100 pairs.
+    const PAIRS: &[u8; 200] = b"00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899";
+    let pair = |v: u64| usize::try_from(v % 100).unwrap_or(0) * 2;
+    let mut at = buf.len();
+    let mut rest = n.unsigned_abs();
+    while rest >= 100 {
+        let p = pair(rest);
+        rest /= 100;
+        at -= 2;
+        buf[at..at + 2].copy_from_slice(&PAIRS[p..p + 2]);
+    }
+    if rest >= 10 {
+        let p = pair(rest);
+        at -= 2;
+        buf[at..at + 2].copy_from_slice(&PAIRS[p..p + 2]);
+    } else {
+        at -= 1;
+        buf[at] = b'0' + u8::try_from(rest).unwrap_or(0);
+    }
+    if n < 0 {
+        at -= 1;
+        buf[at] = b'-';
+    }
+    at
+}
+
+/// The digits `decimal_at` wrote from `at` on, as text.
+#[allow(unsafe_code)]
+fn digits(buf: &[u8; 20], at: usize) -> &str {
+    // SAFETY: `decimal_at` writes only ASCII digits and '-' from `at` on.
+    unsafe { std::str::from_utf8_unchecked(&buf[at.min(buf.len())..]) }
+}
+
+/// An item's name as the core keeps it, handed to `f`: a `str` borrowed when it is UTF-8, an
+/// `int` formatted without a Python object, anything else as `text` converts it (a float by
+/// `str()`, as `Item` names it).
+fn with_name<R>(name: &Obj<'_>, f: impl FnOnce(&str) -> R) -> PyResult<R> {
+    if let Ok(s) = name.cast::<PyString>() {
+        return Ok(match s.to_str() {
+            Ok(t) => f(t),
+            Err(_) => f(&s.to_string_lossy()),
+        });
+    }
+    if name.is_exact_instance_of::<PyInt>() {
+        if let Ok(n) = name.extract::<i64>() {
+            let mut buf = [0u8; 20];
+            let at = decimal_at(n, &mut buf);
+            return Ok(f(digits(&buf, at)));
+        }
+    }
+    if name.is_exact_instance_of::<PyInt>() || name.is_exact_instance_of::<PyFloat>() {
+        return Ok(f(&name.str()?.to_string_lossy()));
+    }
+    Ok(f(&text(name, "item name")?))
+}
+
+#[pymethods]
+impl PyItemBase {
+    /// `Item(task, name)`, as `task.item(name)` makes it.
+    #[new]
+    fn py_new(task: &Bound<'_, PyTaskBase>, name: &Obj<'_>) -> Self {
+        let path = task.get().items.lock().as_ref().map(|p| p.clone_ref(task.py()));
+        Self {
+            task: task.clone().unbind(),
+            name: name.clone().unbind(),
+            path,
+            lane: None,
+            entered: false,
+            t0: 0.0,
+            live: 0,
+            skipped: false,
+            current: Current::No,
+            order: 0,
+            in_coroutine: false,
+            digits: [0; 20],
+            digits_at: NO_DIGITS,
+            row: Row::None,
+        }
+    }
+
+    // An item refers to its task, which keeps its last item (`make_item`): a cycle only the
+    // collector can free.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.task)?;
+        visit.call(&self.name)?;
+        visit.call(self.path.as_ref())?;
+        visit.call(self.lane.as_ref())?;
+        if let Current::Token(token) = &self.current {
+            visit.call(token)?;
+        }
+        if let Row::Set(row) = &self.row {
+            visit.call(row)?;
+        }
+        Ok(())
+    }
+    fn __clear__(&mut self) {
+        self.path = None;
+        self.lane = None;
+        self.current = Current::No;
+        self.row = Row::None;
+    }
+
+    /// A subclass gets entry points of its own for `with` (see `fast`).
+    #[classmethod]
+    fn __init_subclass__(cls: &Bound<'_, PyType>) -> PyResult<()> {
+        super::fast::own_methods(cls)
+    }
+
+    /// The class `task.item()` makes (`milepost.task.Item`) and the context variable of the
+    /// current item, given once.
+    #[staticmethod]
+    #[pyo3(name = "_use")]
+    fn use_class(cls: &Bound<'_, PyType>, current: &Obj<'_>) -> PyResult<()> {
+        if !cls.is_subclass_of::<PyItemBase>()? {
+            return Err(PyTypeError::new_err(format!("ItemBase._use needs a subclass of ItemBase, got {cls}")));
+        }
+        let py = cls.py();
+        let given = ITEM_CLASS.get_or_init(py, || (cls.clone().unbind(), current.clone().unbind()));
+        if !given.0.bind(py).is(cls) || !given.1.bind(py).is(current) {
+            return Err(PyRuntimeError::new_err(format!("ItemBase._use was given {} already, not {cls}", given.0)));
+        }
+        Ok(())
+    }
+
+    /// Makes the item current in the calling context (`milepost.current_item()`).
+    #[pyo3(name = "_set_current")]
+    fn set_current(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let current = make_current(slf)?;
+        slf.borrow_mut().current = current;
+        Ok(())
+    }
+
+    /// The item is no longer current (it ends).
+    #[pyo3(name = "_leave")]
+    fn leave(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let current = std::mem::replace(&mut slf.borrow_mut().current, Current::No);
+        unset_current(slf, current)
+    }
+
+    #[getter(_task)]
+    fn get_task(&self, py: Python<'_>) -> Py<PyTaskBase> {
+        self.task.clone_ref(py)
+    }
+    /// The item's name: a number names an item as it does in the pools (`item(3)` is "3").
+    #[getter]
+    fn name<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let name = self.name.bind(py);
+        if name.is_exact_instance_of::<PyInt>() || name.is_exact_instance_of::<PyFloat>() {
+            return Ok(name.str()?.into_any());
+        }
+        Ok(name.clone())
+    }
+    #[setter]
+    fn set_name(&mut self, name: Py<PyAny>) {
+        self.name = name;
+        self.digits_at = NO_DIGITS;
+    }
+    /// The lane it was entered in; an `AttributeError` before it was entered.
+    #[getter(_lane)]
+    fn get_lane(&self, py: Python<'_>) -> PyResult<Option<Py<PyLane>>> {
+        if !self.entered {
+            return Err(PyAttributeError::new_err("_lane: the item was not entered"));
+        }
+        Ok(self.lane.as_ref().map(|l| l.clone_ref(py)))
+    }
+    #[setter(_lane)]
+    fn set_lane(&mut self, lane: Option<Py<PyLane>>) {
+        self.lane = lane;
+        self.entered = true;
+    }
+    #[getter(_t0)]
+    fn get_t0(&self) -> f64 {
+        self.t0
+    }
+    #[setter(_t0)]
+    fn set_t0(&mut self, t0: f64) {
+        self.t0 = t0;
+    }
+    #[getter(_live)]
+    fn get_live(&self) -> u32 {
+        self.live
+    }
+    #[setter(_live)]
+    fn set_live(&mut self, live: u32) {
+        self.live = live;
+    }
+    #[getter(_skipped)]
+    fn get_skipped(&self) -> bool {
+        self.skipped
+    }
+    /// The item's history row once it ended, when its run keeps rows: status, start (Unix
+    /// time), duration, error text, metrics as JSON (see `ItemRow`).
+    #[getter]
+    fn row(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        Ok(match &self.row {
+            Row::None => None,
+            Row::Set(row) => Some(row.clone_ref(py)),
+            Row::Ended { status, started, duration } => {
+                let row = (status.as_str(), *started, *duration, py.None(), py.None());
+                Some(row.into_pyobject(py)?.into_any().unbind())
+            }
+        })
+    }
+    #[setter]
+    fn set_row(&mut self, row: Option<Py<PyAny>>) {
+        self.row = row.map_or(Row::None, Row::Set);
+    }
+
+    /// Counts the item skipped instead of done when it ends.
+    fn skip(&mut self) {
+        self.skipped = true;
+    }
+
+    /// Seconds on the clock the item's start was read on: the core's run clock for an item
+    /// entered natively, else the context's.
+    #[pyo3(name = "_now")]
+    fn now(&self, py: Python<'_>) -> PyResult<f64> {
+        match &self.path {
+            Some(_) => core_now(self.task.bind(py).get()),
+            None => self.task.bind(py).getattr(pyo3::intern!(py, "context"))?.call_method0("now")?.extract(),
+        }
+    }
+
+    /// Unix time of second `t` on that clock.
+    #[pyo3(name = "_wall")]
+    fn wall(&self, py: Python<'_>, t: f64) -> PyResult<f64> {
+        match &self.path {
+            Some(path) => Ok(path.get().wall_origin + t),
+            None => self.task.bind(py).getattr(pyo3::intern!(py, "context"))?.call_method1("wall", (t,))?.extract(),
+        }
+    }
+
+    fn __enter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        enter(slf)
+    }
+
+    #[pyo3(signature = (exc_type, exc, tb))]
+    fn __exit__(slf: &Bound<'_, Self>, exc_type: &Obj<'_>, exc: &Obj<'_>, tb: &Obj<'_>) -> PyResult<()> {
+        exit(slf, exc_type, exc, tb)
+    }
+}
+
+// `enter` and `exit` are also called by `fast`'s own entry points, where PyO3 does not know
+// that the thread is attached: a `Py` dropped there would be queued for a later decref, so
+// what they drop is a `Bound`.
+
+/// `item.__enter__()`: natively with an item path, else the subclass's `_enter`.
+pub fn enter<'py>(slf: &Bound<'py, PyItemBase>) -> PyResult<Bound<'py, PyAny>> {
+    let py = slf.py();
+    // Before any Python runs: the frame read is the one whose `with` enters the item.
+    slf.borrow_mut().in_coroutine = in_coroutine(py)?;
+    let Some(path) = slf.borrow().path.as_ref().map(|p| p.bind(py).clone()) else {
+        return slf.call_method0(pyo3::intern!(py, "_enter"));
+    };
+    let path = path.get();
+    let lane = match &path.lanes {
+        Some(lanes) => context_get(lanes.bind(py))?,
+        None => None,
+    };
+    {
+        let mut this = slf.borrow_mut();
+        let name = this.name.bind(py);
+        if name.is_exact_instance_of::<PyInt>() {
+            if let Ok(n) = name.extract::<i64>() {
+                let mut buf = [0u8; 20];
+                let at = decimal_at(n, &mut buf);
+                (this.digits, this.digits_at) = (buf, u8::try_from(at).unwrap_or(NO_DIGITS));
+            }
+        }
+    }
+    // The item starts at the run clock's reading the core took for it.
+    let t0 = {
+        let this = slf.borrow();
+        let task = this.task.bind(py).get();
+        let lane = lane.as_ref().map(|l| &*l.get().lane);
+        let started = |name: &str| task.node.get()?.item_started(name, lane).map_err(PyErr::from);
+        let at = if this.digits_at < NO_DIGITS {
+            started(digits(&this.digits, this.digits_at.into()))?
+        } else {
+            with_name(this.name.bind(py), started)??
+        };
+        at.ok_or_else(no_clock)?
+    };
+    let current = make_current(slf)?;
+    let mut this = slf.borrow_mut();
+    let earlier = std::mem::replace(&mut this.lane, lane.map(Bound::unbind));
+    this.entered = true;
+    this.t0 = t0;
+    this.current = current;
+    drop(this);
+    drop(earlier.map(|l| l.into_bound(py)));
+    Ok(slf.clone().into_any())
+}
+
+/// `item.__exit__(exc_type, exc, tb)`: a plain item natively, anything else by the subclass's
+/// `_exit_slow`.
+pub fn exit(slf: &Bound<'_, PyItemBase>, exc_type: &Obj<'_>, exc: &Obj<'_>, tb: &Obj<'_>) -> PyResult<()> {
+    let py = slf.py();
+    let path = {
+        let this = slf.borrow();
+        match &this.path {
+            Some(path) if exc_type.is_none() && this.live & SLOW == 0 && this.entered => path.bind(py).clone(),
+            _ => {
+                drop(this);
+                slf.call_method1(pyo3::intern!(py, "_exit_slow"), (exc_type, exc, tb))?;
+                return Ok(());
+            }
+        }
+    };
+    let path = path.get();
+    let now = core_now(slf.borrow().task.bind(py).get())?;
+    let current = std::mem::replace(&mut slf.borrow_mut().current, Current::No);
+    unset_current(slf, current)?;
+    let buffer = match &path.sink {
+        Some(sink) => path.buffer(py, sink)?,
+        None => None,
+    };
+    let (status, started, duration) = {
+        let mut this = slf.borrow_mut();
+        this.live |= ENDED;
+        let status = if this.skipped { ItemStatus::Skipped } else { ItemStatus::Done };
+        (status, path.wall_origin + this.t0, now - this.t0)
+    };
+    // Shared, not exclusive: a path's `__fspath__` may read the item.
+    let waiting = {
+        let this = slf.borrow();
+        let task = this.task.bind(py).get();
+        let lane = this.lane.as_ref().map(|l| &*l.get().lane);
+        let rows = buffer.as_ref().map(|b| &b.get().rows);
+        let finished = |name: &str| {
+            let end = ItemEnd { name, status, duration: Some(duration), error: None };
+            let extra = RowExtra { started_at: started, metrics: None };
+            task.node.get()?.item_finished_at(&end, lane, rows, extra, Some(now)).map_err(PyErr::from)
+        };
+        if this.digits_at < NO_DIGITS {
+            finished(digits(&this.digits, this.digits_at.into()))?
+        } else {
+            with_name(this.name.bind(py), finished)??
+        }
+    };
+    if let Some(sink) = &path.sink {
+        slf.borrow_mut().row = Row::Ended { status, started, duration };
+        // The store counts a row it could not keep, and wakes its writer for a batch.
+        if buffer.is_none() || waiting >= path.eager {
+            sink.bind(py).call_method1(pyo3::intern!(py, "pushed"), (waiting,))?;
+        }
+    }
+    Ok(())
+}
+
+/// The run clock's reading now, for a task counting into the run's own node (the only
+/// kind given an item path).
+fn core_now(task: &PyTaskBase) -> PyResult<f64> {
+    task.node.get()?.now().ok_or_else(no_clock)
+}
+
+#[cold]
+fn no_clock() -> PyErr {
+    PyRuntimeError::new_err(
+        "an item path on a node without the run's clock (a worker's): items go through Python there",
+    )
+}
+
+/// Makes `item` current in the calling context: on this thread's `ENTERED`, or through the
+/// context variable when a coroutine entered it (see `ENTERED`).
+fn make_current(item: &Bound<'_, PyItemBase>) -> PyResult<Current> {
+    let py = item.py();
+    let in_coroutine = {
+        let mut this = item.borrow_mut();
+        this.order = ORDER.fetch_add(1, Ordering::Relaxed) + 1;
+        this.in_coroutine
+    };
+    if !in_coroutine {
+        ENTERED.with(|s| s.borrow_mut().push(item.clone().into_any().unbind()));
+        return Ok(Current::Entered);
+    }
+    let Some((_, var)) = ITEM_CLASS.get(py) else {
+        return Err(PyRuntimeError::new_err("milepost.task.Item was not given to ItemBase._use"));
+    };
+    Ok(Current::Token(context_set(var.bind(py), item.as_any())?.unbind()))
+}
+
+/// Undoes `make_current` (an item left out of order is taken from where it is).
+fn unset_current(item: &Bound<'_, PyItemBase>, current: Current) -> PyResult<()> {
+    let py = item.py();
+    match current {
+        Current::No => Ok(()),
+        Current::Token(token) => {
+            let token = token.into_bound(py);
+            match ITEM_CLASS.get(py) {
+                Some((_, var)) => context_reset(var.bind(py), &token),
+                None => Ok(()),
+            }
+        }
+        Current::Entered => {
+            let taken = ENTERED.with(|s| {
+                let mut s = s.borrow_mut();
+                let at = s.iter().rposition(|i| i.bind(py).is(item))?;
+                Some(s.remove(at))
+            });
+            drop(taken.map(|i| i.into_bound(py))); // after the borrow: no code reading `ENTERED` runs in it
+            Ok(())
+        }
+    }
+}
+
+// `CPython`'s context variables: the item's lane and `current_item()`. Their C API is not in
+// the limited API, but every `CPython` exports it; where an extension links against the stable
+// ABI's library (Windows), the variables' methods are called instead.
+#[cfg(not(windows))]
+#[allow(unsafe_code)]
+mod ctx {
+    use pyo3::ffi::PyObject;
+    extern "C" {
+        pub fn PyContextVar_Get(var: *mut PyObject, default: *mut PyObject, value: *mut *mut PyObject) -> i32;
+        pub fn PyContextVar_Set(var: *mut PyObject, value: *mut PyObject) -> *mut PyObject;
+        pub fn PyContextVar_Reset(var: *mut PyObject, token: *mut PyObject) -> i32;
+    }
+}
+
+/// The lane bound in the calling context (`var.get()`; its default is None).
+fn context_get<'py>(var: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyLane>>> {
+    Ok(match context_value(var)? {
+        Some(v) => Some(v.cast_into::<PyLane>()?),
+        None => None,
+    })
+}
+
+/// The value set for `var` in the calling context, None when unset or None.
+#[allow(unsafe_code)]
+fn context_value<'py>(var: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let py = var.py();
+    #[cfg(not(windows))]
+    let value = {
+        let mut out = null_mut();
+        // SAFETY: `var` is a live ContextVar; `out` gets a new reference or NULL.
+        if unsafe { ctx::PyContextVar_Get(var.as_ptr(), null_mut(), &raw mut out) } < 0 {
+            return Err(PyErr::fetch(py));
+        }
+        // SAFETY: as above.
+        unsafe { Bound::from_owned_ptr_or_opt(py, out) }
+    };
+    #[cfg(windows)]
+    let value = Some(var.call_method0(pyo3::intern!(py, "get"))?);
+    Ok(value.filter(|v| !v.is_none()))
+}
+
+/// `var.set(value)`: its token.
+#[allow(unsafe_code)]
+fn context_set<'py>(var: &Bound<'py, PyAny>, value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    #[cfg(not(windows))]
+    // SAFETY: `var` is a live ContextVar, `value` a live object; a new reference or NULL.
+    return unsafe { Bound::from_owned_ptr_or_err(var.py(), ctx::PyContextVar_Set(var.as_ptr(), value.as_ptr())) };
+    #[cfg(windows)]
+    return var.call_method1(pyo3::intern!(var.py(), "set"), (value,));
+}
+
+/// `var.reset(token)`.
+#[allow(unsafe_code)]
+fn context_reset(var: &Bound<'_, PyAny>, token: &Bound<'_, PyAny>) -> PyResult<()> {
+    #[cfg(not(windows))]
+    {
+        // SAFETY: `var` is a live ContextVar, `token` a live object (checked by CPython).
+        if unsafe { ctx::PyContextVar_Reset(var.as_ptr(), token.as_ptr()) } < 0 {
+            return Err(PyErr::fetch(var.py()));
+        }
+        Ok(())
+    }
+    #[cfg(windows)]
+    var.call_method1(pyo3::intern!(var.py(), "reset"), (token,)).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{decimal_at, digits};
+
+    #[test]
+    fn decimal_writes_what_str_writes() {
+        for n in [0, 7, 9, 10, 99, 100, 101, 12_345, -1, -10, -100, -12_345, i64::MAX, i64::MIN] {
+            let mut buf = [0u8; 20];
+            let at = decimal_at(n, &mut buf);
+            assert_eq!(digits(&buf, at), n.to_string());
+        }
+    }
+}
