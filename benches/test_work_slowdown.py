@@ -25,8 +25,8 @@ WORK_SECONDS = 10e-6
 MODES = ("plain", "track", "track-plain")
 
 
-def calibrate():
-    """The K for which the child's work(K) takes ~10 µs here (measured once, used by all)."""
+def calibrate(seconds=WORK_SECONDS):
+    """The K for which the child's work(K) takes `seconds` here (measured once, used by all)."""
     sys.path.insert(0, str(CHILD.parent))
     try:
         from child_work import work
@@ -34,7 +34,7 @@ def calibrate():
         sys.path.pop(0)
     k, reps = 300, 2000
     best = min(_time(work, k, reps) for _ in range(5))
-    return max(1, round(k * WORK_SECONDS / best))
+    return max(1, round(k * seconds / best))
 
 
 def _time(f, k, reps):
@@ -102,3 +102,31 @@ def _spread(b, a):
     """Min..max of the per-round slowdowns: how far to trust the median on this machine."""
     ratios = [(x / y - 1) * 100 for x, y in zip(b, a)]
     return f"{min(ratios):+.2f}..{max(ratios):+.2f}"
+
+
+def test_item_slowdown_on_50_us_items(benchmark):
+    """Issue 16: the 1% budget for items down to about 50 µs. A (plain loop) against D (each
+    item in `with ph.item(i)` of a run that keeps every item's row in its history), fresh
+    processes taking turns, paired rounds."""
+    n, rounds = (500, 1) if benchmark.disabled else (10_000, 15)
+    k = calibrate(50e-6)
+    seconds = {mode: [] for mode in ("plain", "items")}
+    cpu = {mode: [] for mode in ("plain", "items")}
+
+    def ab():
+        for r in range(rounds):
+            for mode in ("plain", "items") if r % 2 == 0 else ("items", "plain"):
+                result = child(mode, n, k, "")
+                assert result["items"] == n
+                seconds[mode].append(result["seconds"])
+                cpu[mode].append(result["cpu"])
+
+    benchmark.pedantic(ab, rounds=1, iterations=1)
+    benchmark.extra_info["report"] = {
+        "items per process": n,
+        "rounds": rounds,
+        "work per item (us)": round(statistics.median(seconds["plain"]) / n * 1e6, 2),
+        "D items with history, slowdown vs A, median of rounds (%)": _paired(seconds["items"], seconds["plain"]),
+        "D-A spread of rounds (%)": _spread(seconds["items"], seconds["plain"]),
+        "D CPU slowdown vs A, median of rounds (%)": _paired(cpu["items"], cpu["plain"]),
+    }
