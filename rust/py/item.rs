@@ -279,22 +279,7 @@ pub fn make_item<'py>(task: &Bound<'py, PyTaskBase>, name: &Obj<'py>) -> PyResul
             return Ok(spare);
         }
     }
-    let item = PyItemBase {
-        task: task.clone().unbind(),
-        name: name.clone().unbind(),
-        path,
-        lane: None,
-        entered: false,
-        t0: 0.0,
-        live: 0,
-        skipped: false,
-        current: Current::No,
-        order: 0,
-        in_coroutine: false,
-        digits: [0; 20],
-        digits_at: NO_DIGITS,
-        row: Row::None,
-    };
+    let item = PyItemBase::fresh(task, name, path);
     let Some((cls, _)) = ITEM_CLASS.get(py) else {
         return Err(PyRuntimeError::new_err("milepost.task.Item was not given to ItemBase._use"));
     };
@@ -372,12 +357,9 @@ fn with_name<R>(name: &Obj<'_>, f: impl FnOnce(&str) -> R) -> PyResult<R> {
     Ok(f(&text(name, "item name")?))
 }
 
-#[pymethods]
 impl PyItemBase {
-    /// `Item(task, name)`, as `task.item(name)` makes it.
-    #[new]
-    fn py_new(task: &Bound<'_, PyTaskBase>, name: &Obj<'_>) -> Self {
-        let path = task.get().items.lock().as_ref().map(|p| p.clone_ref(task.py()));
+    /// An item of `task` named `name`, not entered yet (`make_item` and `Item(task, name)`).
+    fn fresh(task: &Bound<'_, PyTaskBase>, name: &Obj<'_>, path: Option<Py<PyItemPath>>) -> Self {
         Self {
             task: task.clone().unbind(),
             name: name.clone().unbind(),
@@ -394,6 +376,16 @@ impl PyItemBase {
             digits_at: NO_DIGITS,
             row: Row::None,
         }
+    }
+}
+
+#[pymethods]
+impl PyItemBase {
+    /// `Item(task, name)`, as `task.item(name)` makes it.
+    #[new]
+    fn py_new(task: &Bound<'_, PyTaskBase>, name: &Obj<'_>) -> Self {
+        let path = task.get().items.lock().as_ref().map(|p| p.clone_ref(task.py()));
+        Self::fresh(task, name, path)
     }
 
     // An item refers to its task, which keeps its last item (`make_item`): a cycle only the
