@@ -6,8 +6,8 @@ intervals are due. A run has two dispatchers (see `Delivery`): one for its own o
 (displays, history, files), whose final delivery the run's end waits for, on a thread started
 only once the run has lived 50 ms (`service`: a short run makes its one delivery itself and
 starts no thread), and one for the observers the user passed, on a thread of its own, which
-never holds up the job. With an
-injected clock there are no threads: `poll()` does the same work on demand.
+never holds up the job. With an injected clock there are no threads: `poll()` does the same
+work on demand.
 """
 
 from __future__ import annotations
