@@ -21,6 +21,12 @@ import milepost
 from milepost.persistence import default_path
 
 
+def track_runs(n: int):
+    """`n` one-item loops, each a run of its own."""
+    for _ in range(n):
+        yield from milepost.track(range(1), display="none")
+
+
 def _threads() -> int:
     """Every thread of this process, native ones included."""
     return len(os.listdir("/proc/self/task"))
@@ -45,11 +51,6 @@ def test_hundreds_of_short_runs_start_no_thread_each_and_keep_everything() -> No
     db = sqlite3.connect(str(default_path()))
     kept = dict(db.execute("SELECT name, done FROM runs WHERE name LIKE 'kept-%' AND status = 'completed'"))
     assert kept == {f"kept-{i}": i for i in range(50)}
-
-
-def track_runs(n: int):
-    for _ in range(n):
-        yield from milepost.track(range(1), display="none")
 
 
 def test_runs_in_parallel_threads_share_the_history_writer_and_lose_nothing() -> None:
@@ -78,7 +79,7 @@ def test_runs_in_parallel_threads_share_the_history_writer_and_lose_nothing() ->
     assert db.execute("SELECT count(*) FROM items WHERE name LIKE '%-%-%' AND status = 'done'").fetchone()[0] == 400
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork exists on POSIX only")
 def test_a_forked_child_starts_its_own_shared_threads() -> None:
     """The parent's delivery, sampling and writer threads are not in a forked child: its runs
     start their own, and the parent's go on."""
