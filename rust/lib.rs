@@ -26,10 +26,10 @@ mod _milepost {
     };
 
     #[pymodule_export]
-    use crate::py::{current_item, is_money, item_key, resource_options, sanitize, set_colors};
+    use crate::py::{current_item, is_money, item_key, process_now, resource_options, sanitize, set_colors};
 
     #[pymodule_export]
-    use crate::py::{extend_rows, push_rows};
+    use crate::py::{extend_rows, run_items};
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -175,3 +175,15 @@ def mixed(x: int) -> int:
 def name_type(x: int) -> str:
     """The type of the name the item was given (a pool hands it on as it was made)."""
     return type(milepost.current_item().name).__name__
+
+
+def items_of_another_phase(x: int) -> int:
+    """A pool's item that runs an item of a phase of its own (made in the worker)."""
+    with milepost.current_run().phase("inner").item(f"inner-{x}"):
+        return x
+
+
+def exits_on_4(x: int) -> int:
+    if x == 4:
+        raise SystemExit(3)
+    return x

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import milepost
-from procs_helpers import die_on_13, mixed
+from procs_helpers import die_on_13, exits_on_4, items_of_another_phase, mixed
 
 
 @pytest.fixture(autouse=True)
@@ -147,3 +147,38 @@ def test_a_name_made_as_a_path_reaches_the_item_as_a_path_and_the_history_as_tex
         )
     assert out == [type(Path("x")).__name__] * 5
     assert sorted(_rows(run)) == [f"doc-{x}.txt" for x in range(5)]
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_items_of_a_phase_made_in_the_worker_are_counted_and_keep_no_row_of_the_pool(method) -> None:
+    # The chunk's rows are the pool's items: an item of another phase run inside one (made in
+    # the worker, as any worker-side item) is counted there, and its row is not the pool's.
+    with milepost.Run("nested", display="none") as run:
+        out = milepost.process_map(
+            items_of_another_phase,
+            range(10),
+            workers=2,
+            chunksize=3,
+            description="m",
+            mp_context=mp.get_context(method),
+        )
+        snap = run.snapshot()
+    assert out == list(range(10))
+    assert (snap.find("m")["done"], snap.find("inner")["done"]) == (10, 10)
+    rows = _rows(run)
+    assert {n: r[0] for n, r in rows.items()} == {str(x): "m" for x in range(10)}
+
+
+def test_a_system_exit_in_an_item_ends_the_map_with_what_ran_counted() -> None:
+    # Chunks of 3 on two workers: item 4 raises SystemExit, which is not an item's failure to
+    # return: it ends the map, as it would end the loop of a process of one's own.
+    with milepost.Run("exits", display="none") as run:
+        with pytest.raises(SystemExit):
+            milepost.process_map(
+                exits_on_4, range(10), workers=2, chunksize=3, description="m", mp_context=mp.get_context("fork")
+            )
+        snap = run.snapshot()
+    m = snap.find("m")
+    assert m["in_flight"] == 0 and m["failed"] == 1, "item 4 ended as a `with` ends it, the 5 after it never started"
+    rows = _rows(run)
+    assert "4" not in rows and "5" not in rows and {"0", "1", "2"} <= set(rows), "its chunk's rows are lost with it"

@@ -33,8 +33,9 @@ __all__ = [
     "Estimator",
     "SharedRun",
     "RowBuffer",
-    "push_rows",
     "extend_rows",
+    "run_items",
+    "process_now",
     "after_fork_in_child",
     "format_duration",
     "format_rate",
@@ -323,9 +324,12 @@ class ItemPath:
     """What a run gives its tasks for their items to be entered and ended natively: the Unix
     time at the core clock's zero, the context variable of the calling context's lane (None:
     no lanes), where rows go (a ``RowSink``, None: not kept) and from how many waiting rows
-    the sink is told (``pushed``)."""
+    the sink is told (``pushed``); with ``keep_rows``, an ended item keeps its row (``row``)
+    though no sink takes it (a pool's worker process sends its rows back)."""
 
-    def __new__(cls, wall_origin: float, lanes: Optional[Any], sink: Optional[Any], eager: int) -> ItemPath: ...
+    def __new__(
+        cls, wall_origin: float, lanes: Optional[Any], sink: Optional[Any], eager: int, keep_rows: bool = False
+    ) -> ItemPath: ...
 
 @disjoint_base
 class ItemBase:
@@ -481,6 +485,9 @@ def is_money(name: str) -> bool:
     """Whether a metric is money: its name contains ``cost`` or ``usd`` (any case). The one
     rule; a snapshot node's ``cost`` sums these."""
 
+def process_now() -> float:
+    """Seconds on this process's own monotonic clock (a worker process's items are timed on it)."""
+
 def sanitize(text: _Text) -> str:
     """``text`` without terminal escapes, control characters or bidi overrides."""
 
@@ -513,9 +520,10 @@ class SharedRun:
         """Maps the segment a parent process created at ``path``."""
     @property
     def path(self) -> str: ...
-    def node(self, index: int) -> Node:
+    def node(self, index: int, rows_path: Optional[str] = None) -> Node:
         """The node at ``index`` of the shared table, counting into this process's slot
-        (``InvalidValueError`` for an index the table does not hold)."""
+        (``InvalidValueError`` for an index the table does not hold); with ``rows_path``, its
+        items' history rows are kept under that path (a pool's chunk sends them back)."""
     def child(self, parent: int, kind: str, name: _Text, unit: str = "it", total: Optional[int] = None) -> int:
         """The phase or step of that name under ``parent``, registered by this worker if no process
         did yet: its index."""
@@ -544,20 +552,23 @@ class RowBuffer:
         metrics: Optional[str] = None,
     ) -> int:
         """Adds an item row; returns how many are waiting."""
+    @property
+    def run_id(self) -> str:
+        """The run whose rows these are."""
     def close(self) -> None:
         """The store no longer reads this buffer: items ended natively ask it again."""
     def take(self) -> Optional[tuple[str, int]]:
         """The waiting rows as one JSON array and their number."""
     def __len__(self) -> int: ...
 
-def push_rows(
-    buffer: RowBuffer,
-    phase: str,
-    names: list[str],
-    rows: list[Optional[tuple[str, float, Optional[float], Optional[str], Optional[str]]]],
-) -> int:
-    """Adds the rows of ``names[i]``, ``rows[i]`` (status, start, duration, error, metrics;
-    None: no row) of task ``phase``; returns how many rows are waiting."""
+def run_items(
+    task: TaskBase, func: Any, items: list[Any], names: list[Any], shared: SharedRun, pool: int, tail_from: int
+) -> tuple[list[Any], list[tuple[int, bool]], int, list[tuple[Any, Optional[tuple[Any, ...]]]]]:
+    """A pool chunk's items in a worker, one native loop: ``with task.item(names[k]):
+    func(items[k])`` for each until the run is cancelled or pool ``pool`` told to stop.
+    Returns each result (an ``Exception`` the block raised, as raised), the positions of those
+    that raised with whether each ran, how many items started, and the rows of the items from
+    ``tail_from`` on."""
 
 def extend_rows(buffer: RowBuffer, rows: str, n: int) -> int:
     """Queues ``n`` rows another buffer of this run encoded (its ``take()``); returns how many

@@ -216,7 +216,9 @@ class _Pool:
             if fit < len(chunk):  # what fits goes now; the rest is asked for next
                 chunk, rest = chunk.split(fit)
                 self.chunks = itertools.chain([rest], self.chunks)
-        self.pending[self.pool.submit(run_chunk, self.fn, chunk.args(), self.policy, self.scope.task.key)] = chunk
+        task = self.scope.task
+        phase = task.key if task.context.keeps_rows else None  # no history: no rows are made
+        self.pending[self.pool.submit(run_chunk, self.fn, chunk.args(), self.policy, phase)] = chunk
 
     def _reserve(self, n: int) -> int:
         """How many of `n` items the budgets let this pool hand out now, judged from one

@@ -131,13 +131,54 @@ class WorkerRun(Task):
         _print(*values, sep=sep, end=end)
 
 
+class ChunkRows:
+    """Where the items of a pool's chunk keep their history rows in a worker process (the
+    `RowSink` of a `WorkerContext`): a buffer while `run_chunk` runs a chunk, whose rows go
+    back to the parent with the results, which stores them. No buffer otherwise: an item
+    counted here outside a pool's chunk keeps no row (as in a child forked from the run)."""
+
+    def __init__(self) -> None:
+        self.buffer: Optional[_milepost.RowBuffer] = None
+
+    def begin(self, run_id: str) -> None:
+        self.buffer = _milepost.RowBuffer(run_id)
+
+    def end(self) -> Optional[Tuple[str, int]]:
+        """The chunk's rows (the text and how many; None: none), and no buffer from now on."""
+        buffer, self.buffer = self.buffer, None
+        if buffer is None:
+            return None
+        buffer.close()  # items ended natively ask for `buffer` again: None now
+        return buffer.take()
+
+    def pushed(self, waiting: int) -> None:
+        pass  # the rows go back with the chunk's results
+
+    def item(
+        self,
+        phase: str,
+        name: str,
+        status: str,
+        started_at: float,
+        duration: Optional[float],
+        error: Optional[str],
+        metrics: Optional[str],
+    ) -> None:
+        if self.buffer is not None:
+            self.buffer.push(phase, name, status, started_at, duration, error, metrics)
+
+
+#: `ItemPath.eager` of a worker: its `ChunkRows` is never told of rows waiting (the parent
+#: takes the chunk's rows at its end).
+NEVER_TOLD = 2**62
+
+
 class WorkerContext:
     """The `RunContext` of a run inside a worker process: counts go to this process's slot
     of the run's shared memory, events through its ring; the parent keeps the history, draws,
     samples and ends the run. The worker's view of the run (`task.run`) is its `root`."""
 
     keeps_rows = True  # a pool item's row goes back to the parent, which stores it
-    rows = None  # ...but none is stored here
     finished = False  # the native layer refuses updates once the parent ended the run
     steer = None  # the live channel is the parent's
     budget = None  # the budget is the parent's (what process workers spend does not reach it)
@@ -154,6 +195,9 @@ class WorkerContext:
         self._index: Dict[Tuple[str, ...], int] = {}
         #: Unix time at the clock's zero (`now` is the monotonic clock): an item's start.
         self._wall_origin = time.time() - time.monotonic()
+        self._item_path: Optional[_milepost.ItemPath] = None
+        #: A pool chunk's rows while it runs (`run_chunk`).
+        self.rows = ChunkRows()
         self.wall = functools.partial(operator.add, self._wall_origin)
         self._pools = itertools.count(1)
         #: The run's root in this process: the parent of loops and pools made here (in a
@@ -233,8 +277,21 @@ class WorkerContext:
     # None: the lane an item asks for, with no Python frame.)
     lane: staticmethod[[], None] = staticmethod(type(None))
 
-    def item_path(self) -> None:
-        return None  # the parent keeps the rows of items counted here: `Item`'s Python
+    def item_path(self) -> _milepost.ItemPath:
+        """Items here are entered and ended natively too, timed on this process's own clock;
+        a pool chunk's items queue their rows in its buffer (`ChunkRows`), and an ended item
+        keeps its row to be read (`item.row`)."""
+        if self._item_path is None:
+            wall_origin = time.time() - _milepost.process_now()
+            self._item_path = _milepost.ItemPath(wall_origin, None, self.rows, NEVER_TOLD, keep_rows=True)
+        return self._item_path
+
+    def keep_rows(self, task: Task, key: str) -> None:
+        """The items of `task` (a pool's, in its worker) keep their rows, under history key
+        `key` (the parent's), while a chunk runs."""
+        index = task.shared_index
+        if index is not None:
+            task.hand_over(self, self._shared.node(index, key))
 
     def add_lane(self, name: str) -> None:
         return None
@@ -516,32 +573,73 @@ def run_chunk(
     fn: Any,
     chunk: Chunk,
     policy: RetryPolicy = NO_RETRIES,
-    phase: str = "",
+    phase: Optional[str] = None,
 ) -> ChunkDone:
     """Runs `fn` over a chunk in a worker, each call an item of the pool's task (tried again
     here per `policy`), counted into shared memory as it ends. Returns, in one piece: this
     worker's pid (the lane the items ran in); each item's result (its exception for one that
     raised or did not start, in chunk order); the positions of the items that ran and raised;
-    the history rows of the items that ran, encoded for the store of task `phase` (the rows
-    text and how many; None when none ran); and the chunk's last items for the run's recent
-    list (failures are there already: the worker's event put them there)."""
+    the history rows of the items that ran, queued natively as each ended, for the store of
+    task `phase` (the rows text and how many; None when none ran, when `phase` is None, the
+    parent keeping no history, or when the context keeps its rows itself); and the chunk's
+    last items for the run's recent list (failures are there already: the worker's event put
+    them there)."""
     task = _pool_task
     assert task is not None, "init_pool_worker did not run"
     ctx = task.context
-    stopped = _stopper(ctx, _pool)
+    sink: Optional[ChunkRows] = None
+    if isinstance(ctx, WorkerContext) and phase is not None:
+        sink = ctx.rows
+        if task.node.path != phase:
+            ctx.keep_rows(task, phase)
     indices, items, names = chunk
     if names is None:
         names = default_names(indices, items)
+    failed: List[int] = []
+    first_of_tail = max(0, len(names) - RECENT_ITEMS)
+    if sink is not None:
+        sink.begin(ctx.id)
+    try:
+        if isinstance(ctx, WorkerContext) and not policy.retries:
+            # The common case, one native loop (`_milepost.run_items`): what the loop below
+            # does, minus the interpreter's work around each item.
+            shared = ctx._shared  # noqa: SLF001 - the context's own segment
+            values, raised, started, tail = _milepost.run_items(
+                task, fn, list(items), list(names), shared, _pool, first_of_tail
+            )
+            values.extend(Cancelled.not_started(name) for name in names[started:])
+            for k, ran in raised:
+                values[k] = _picklable(values[k])
+                if ran:  # an item the run refused did not run
+                    failed.append(k)
+        else:
+            stopped = _stopper(ctx, _pool)
+            values, failed, tail = _run_items(task, fn, items, names, policy, stopped, first_of_tail)
+    finally:
+        rows = sink.end() if sink is not None else None
+    return os.getpid(), values, failed, rows, _recent(tail)
+
+
+def _run_items(
+    task: Task,
+    fn: Any,
+    items: List[Any],
+    names: List[Any],
+    policy: RetryPolicy,
+    stopped: Callable[[], bool],
+    first_of_tail: int,
+) -> Tuple[List[Any], List[int], List[Tuple[Any, Optional[ItemRow]]]]:
+    """`run_chunk`'s loop in Python (items tried again per `policy`, or a context without
+    shared memory): each item's result, the positions of those that ran and raised, and the
+    rows of the items from `first_of_tail` on."""
     values: List[Any] = []
     failed: List[int] = []
-    #: Each item's history row (None: it did not run), encoded at the end in one call.
-    rows: List[Optional[ItemRow]] = []
+    tail: List[Tuple[Any, Optional[ItemRow]]] = []
     item = task.item
     retrying = bool(policy.retries)
     for k, name in enumerate(names):
         if stopped():  # the rest of the chunk is not started
             values.append(Cancelled.not_started(name))
-            rows.append(None)
             continue
         it = item(name)
         try:
@@ -555,26 +653,20 @@ def run_chunk(
             if it.row is not None:  # it ran (an item the run refused did not)
                 failed.append(k)
         values.append(value)
-        rows.append(it.row)
-    # A row's name is text (an item keeps the name it was given: a path stays a path).
-    texts = names if all(type(name) is str for name in names) else [_text(name) for name in names]
-    buffer = _milepost.RowBuffer(ctx.id)
-    _milepost.push_rows(buffer, phase, texts, rows)
-    return os.getpid(), values, failed, buffer.take(), _recent(texts, rows)
+        if k >= first_of_tail:
+            tail.append((name, it.row))
+    return values, failed, tail
 
 
-def _recent(names: List[str], rows: List[Optional[ItemRow]]) -> List[Recent]:
-    """The chunk's newest items that ran and did not fail, oldest first, as many as the run's
-    recent list keeps."""
-    out: List[Recent] = []
-    for k in range(len(rows) - 1, -1, -1):
-        row = rows[k]
-        if row is not None and row[0] != "failed":
-            out.append((names[k], row[0], row[2], row[1] + (row[2] or 0.0)))
-            if len(out) == RECENT_ITEMS:
-                break
-    out.reverse()
-    return out
+def _recent(tail: List[Tuple[Any, Optional[ItemRow]]]) -> List[Recent]:
+    """Of the chunk's last items, those that ran and did not fail, oldest first, as many as
+    the run's recent list keeps (a row's name is text: an item keeps the name it was given,
+    a path stays a path)."""
+    return [
+        (_text(name), row[0], row[2], row[1] + (row[2] or 0.0))
+        for name, row in tail[-RECENT_ITEMS:]
+        if row is not None and row[0] != "failed"
+    ]
 
 
 def _stopper(ctx: Any, pool: int) -> Callable[[], bool]:

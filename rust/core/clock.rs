@@ -1,6 +1,7 @@
 //! Time as seconds since the run began. The core never reads a clock on the hot path; the
 //! sampler and item bookkeeping ask [`Clock::now`], and tests drive a [`Clock::Manual`] one.
 
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use super::counter::AtomicF64;
@@ -35,4 +36,12 @@ impl Clock {
             t.set(now);
         }
     }
+}
+
+/// Seconds on this process's own monotonic clock: what a worker process times its items by
+/// (the run's clock is the parent's). Its zero is the first reading in the process, or in the
+/// parent a forked child copied it from; only differences and `now - reading` are used.
+pub fn process_now() -> f64 {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    ORIGIN.get_or_init(Instant::now).elapsed().as_secs_f64()
 }

@@ -15,6 +15,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use super::clock::process_now;
 use super::counter::Counts;
 use super::error::{within_range, Error};
 use super::kinds::{ItemStatus, NodeKind, NodeState};
@@ -29,8 +30,17 @@ use super::text::clip;
 
 #[derive(Debug, Clone)]
 pub enum Handle {
-    Local { run: Arc<RunCore>, node: Arc<Node> },
-    Slot { seg: Arc<Segment>, idx: usize },
+    Local {
+        run: Arc<RunCore>,
+        node: Arc<Node>,
+    },
+    /// `path`: the node's history path, when the process keeps rows of its items (a pool's
+    /// worker keeps its chunk's, which go back to the parent with the results).
+    Slot {
+        seg: Arc<Segment>,
+        idx: usize,
+        path: Option<Arc<str>>,
+    },
 }
 
 /// Where a handle's counts go now.
@@ -47,7 +57,13 @@ impl Handle {
     /// The node at `idx` of a shared run's table, as this (worker) process counts into it.
     pub fn slot(seg: Arc<Segment>, idx: usize) -> Result<Self, Error> {
         seg.check_node(idx)?;
-        Ok(Self::Slot { seg, idx })
+        Ok(Self::Slot { seg, idx, path: None })
+    }
+
+    /// [`Self::slot`] whose items' rows are kept under history path `path`.
+    pub fn slot_keeping_rows(seg: Arc<Segment>, idx: usize, path: &str) -> Result<Self, Error> {
+        seg.check_node(idx)?;
+        Ok(Self::Slot { seg, idx, path: Some(Arc::from(path)) })
     }
 
     #[inline]
@@ -57,7 +73,7 @@ impl Handle {
                 Some((seg, idx)) => Place::Slot(seg, idx),
                 None => Place::Node(run, node),
             },
-            Self::Slot { seg, idx } => Place::Slot(seg, *idx),
+            Self::Slot { seg, idx, .. } => Place::Slot(seg, *idx),
         }
     }
 
@@ -130,22 +146,22 @@ impl Handle {
         }
     }
 
-    /// An item started (on `lane`: a worker process is its own lane, and ignores it).
-    /// Item `name` starts; returns the run clock's reading it started at (None in a worker's
-    /// slot, whose parent keeps the clock).
+    /// Item `name` starts (on `lane`: a worker process is its own lane, and ignores it);
+    /// returns the clock reading it started at: the run's clock, or in a worker's slot, whose
+    /// parent keeps the run's clock, this process's own ([`process_now`]).
     pub fn item_started(&self, name: &str, lane: Option<&Lane>) -> Result<Option<f64>, Error> {
         self.check_open("item()")?;
         match self.place() {
             Place::Node(run, node) => run.item_started(node, lane, name).map(Some),
-            Place::Slot(seg, idx) => seg.item_started(idx, name).map(|()| None),
+            Place::Slot(seg, idx) => seg.item_started(idx, name).map(|()| Some(process_now())),
         }
     }
 
-    /// Seconds on the run's clock (None in a worker's slot, whose parent keeps the clock).
+    /// Seconds on the clock [`Self::item_started`] reads.
     pub fn now(&self) -> Option<f64> {
         match self.place() {
             Place::Node(run, _) => Some(run.clock.now()),
-            Place::Slot(..) => None,
+            Place::Slot(..) => Some(process_now()),
         }
     }
 
@@ -359,14 +375,14 @@ impl Handle {
     pub fn name(&self) -> String {
         match self {
             Self::Local { node, .. } => node.name(),
-            Self::Slot { seg, idx } => seg.node_info(*idx).map(|n| n.name).unwrap_or_default(),
+            Self::Slot { seg, idx, .. } => seg.node_info(*idx).map(|n| n.name).unwrap_or_default(),
         }
     }
 
     pub fn kind(&self) -> NodeKind {
         match self {
             Self::Local { node, .. } => node.kind,
-            Self::Slot { seg, idx } => seg.node_info(*idx).map_or(NodeKind::Step, |n| NodeKind::from_code(n.kind)),
+            Self::Slot { seg, idx, .. } => seg.node_info(*idx).map_or(NodeKind::Step, |n| NodeKind::from_code(n.kind)),
         }
     }
 
@@ -382,7 +398,7 @@ impl Handle {
     pub fn total(&self) -> Option<u64> {
         match self {
             Self::Local { run, node } => run.node_total(node),
-            Self::Slot { seg, idx } => seg.node_info(*idx).and_then(|n| n.total),
+            Self::Slot { seg, idx, .. } => seg.node_info(*idx).and_then(|n| n.total),
         }
     }
 
@@ -395,12 +411,12 @@ impl Handle {
         }
     }
 
-    /// The node's key in the history (see `Node::path`); a worker has none (`None`): the
-    /// parent keeps the history.
+    /// The node's key in the history (see `Node::path`); a worker's slot has none (`None`:
+    /// the parent keeps the history) unless it keeps rows to send back (`slot_keeping_rows`).
     pub fn path(&self) -> Option<&str> {
         match self {
             Self::Local { node, .. } => Some(&node.path),
-            Self::Slot { .. } => None,
+            Self::Slot { path, .. } => path.as_deref(),
         }
     }
 

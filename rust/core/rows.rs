@@ -93,6 +93,11 @@ impl RowBuffer {
         Some((String::from_utf8(buf).expect("JSON is UTF-8"), n))
     }
 
+    /// The run whose rows these are.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
     pub fn len(&self) -> usize {
         self.inner.lock().1
     }

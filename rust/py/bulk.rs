@@ -1,55 +1,72 @@
-//! A pool chunk's history rows in bulk: the worker process encodes its chunk's rows in one
-//! call (`push_rows`), the parent queues them for the store in one call (`extend_rows`), so
-//! that neither side makes a call per item.
+//! A pool chunk's history rows in bulk: in the worker process each item's row is encoded as
+//! the item ends, natively (into the chunk's `RowBuffer`); the parent queues the chunk's rows
+//! for the store in one call (`extend_rows`), so that it makes no call per item.
 
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyString};
+use pyo3::types::PyList;
 
+use super::convert::Obj;
+use super::counting::PyTaskBase;
+use super::item::{enter, exit, make_item};
 use super::rows::PyRowBuffer;
-use crate::core::rows::Row;
-
-/// An item row as `Item.row` keeps it: status, start (Unix time), duration, error, metrics.
-type ItemRow<'py> =
-    (Bound<'py, PyString>, f64, Option<f64>, Option<Bound<'py, PyString>>, Option<Bound<'py, PyString>>);
-
-/// Adds the rows of `names[i]`, `rows[i]` (see `ItemRow`; None: item `i` has no row, it did
-/// not run) of task `phase` to `buffer`; returns how many rows are waiting. Names are `str`s,
-/// converted as `RowBuffer.push` converts them.
-#[pyfunction]
-pub fn push_rows(
-    buffer: &PyRowBuffer, phase: &Bound<'_, PyString>, names: &Bound<'_, PyList>, rows: &Bound<'_, PyList>,
-) -> PyResult<usize> {
-    if names.len() != rows.len() {
-        return Err(PyValueError::new_err(format!("{} names for {} rows", names.len(), rows.len())));
-    }
-    let phase = phase.to_string_lossy();
-    let mut waiting = buffer.rows.len();
-    for (name, row) in names.iter().zip(rows.iter()) {
-        if row.is_none() {
-            continue;
-        }
-        let name = name.cast_into::<PyString>()?;
-        let (status, started_at, duration, error, metrics): ItemRow<'_> = row.extract()?;
-        let (name, status) = (name.to_string_lossy(), status.to_string_lossy());
-        let (error, metrics) =
-            (error.as_ref().map(|e| e.to_string_lossy()), metrics.as_ref().map(|m| m.to_string_lossy()));
-        waiting = buffer.rows.push(&Row {
-            phase: &phase,
-            name: &name,
-            status: &status,
-            started_at,
-            duration,
-            error: error.as_deref(),
-            metrics: metrics.as_deref(),
-        });
-    }
-    Ok(waiting)
-}
+use super::shared::PySharedRun;
 
 /// Queues `n` rows another buffer of this run encoded (`RowBuffer.take()` in a worker);
 /// returns how many rows are waiting. Text that is not such a take is a `ValueError`.
 #[pyfunction]
 pub fn extend_rows(buffer: &PyRowBuffer, rows: &str, n: usize) -> PyResult<usize> {
     buffer.rows.extend_encoded(rows, n).map_err(PyValueError::new_err)
+}
+
+/// What `run_items` did with a chunk: each item's result in chunk order (for an item whose
+/// `with` raised, the exception as raised), the positions of those that raised with whether
+/// each ran (it has a row), how many items it started before the pool was told to stop (the
+/// rest did not start), and the rows of the items from position `tail_from` on.
+type Ran<'py> = (Bound<'py, PyList>, Vec<(usize, bool)>, usize, Bound<'py, PyList>);
+
+/// A pool chunk's items in a worker process, one native loop: for each item, unless the run
+/// was cancelled or pool `pool` told to stop, `with task.item(names[k]): func(items[k])`,
+/// with the very entry points a Python `with` calls (`item::enter`, `item::exit`), minus the
+/// interpreter's work around them. An `Exception` raised by the block (or by the item's own
+/// entry or exit, as in a `with` inside a `try`) is kept as the item's result; anything else
+/// (`SystemExit`, `KeyboardInterrupt`) propagates, the item ended as a `with` would end it.
+#[pyfunction]
+pub fn run_items<'py>(
+    task: &Bound<'py, PyTaskBase>, func: &Obj<'py>, items: &Bound<'py, PyList>, names: &Bound<'py, PyList>,
+    shared: &PySharedRun, pool: usize, tail_from: usize,
+) -> PyResult<Ran<'py>> {
+    let py = task.py();
+    if items.len() != names.len() {
+        return Err(PyValueError::new_err(format!("{} items for {} names", items.len(), names.len())));
+    }
+    let (values, tail) = (PyList::empty(py), PyList::empty(py));
+    let mut raised = Vec::new();
+    let none = py.None().into_bound(py);
+    for (k, (name, value)) in names.iter().zip(items.iter()).enumerate() {
+        if shared.stopping(pool) {
+            return Ok((values, raised, k, tail));
+        }
+        let it = make_item(task, &name)?;
+        let outcome = enter(&it).and_then(|_| match func.call1((value,)) {
+            Ok(got) => exit(&it, &none, &none, &none).map(|()| got),
+            Err(e) => {
+                let (kind, err, tb) = (e.get_type(py).into_any(), e.value(py).clone().into_any(), e.traceback(py));
+                exit(&it, &kind, &err, &tb.map_or_else(|| none.clone(), Bound::into_any))?;
+                Err(e)
+            }
+        });
+        match outcome {
+            Ok(got) => values.append(got)?,
+            Err(e) if e.is_instance_of::<PyException>(py) => {
+                raised.push((k, it.borrow().row(py)?.is_some()));
+                values.append(e.into_value(py))?;
+            }
+            Err(e) => return Err(e),
+        }
+        if k >= tail_from {
+            tail.append((name, it.borrow().row(py)?))?;
+        }
+    }
+    Ok((values, raised, items.len(), tail))
 }

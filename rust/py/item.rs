@@ -53,6 +53,9 @@ pub struct PyItemPath {
     lanes: Option<Py<PyAny>>,
     /// Where the run keeps item rows (the store, a `RowSink`), if it keeps them.
     sink: Option<Py<PyAny>>,
+    /// An ended item keeps its row to be read (`item.row`) though no sink takes it: a pool's
+    /// worker process, which sends its chunk's rows back to the parent.
+    keep_rows: bool,
     /// Rows waiting from which the sink is told (`pushed`), so that its writer wakes.
     eager: usize,
     /// The sink's row buffer as last asked (asked again once the store closed it).
@@ -62,9 +65,10 @@ pub struct PyItemPath {
 #[pymethods]
 impl PyItemPath {
     #[new]
-    #[pyo3(signature = (wall_origin, lanes, sink, eager))]
+    #[pyo3(signature = (wall_origin, lanes, sink, eager, keep_rows=false))]
     fn py_new(
         py: Python<'_>, wall_origin: f64, lanes: Option<Py<PyAny>>, sink: Option<Py<PyAny>>, eager: usize,
+        keep_rows: bool,
     ) -> PyResult<Self> {
         if !wall_origin.is_finite() {
             return Err(PyTypeError::new_err(format!("ItemPath needs a finite wall_origin, got {wall_origin}")));
@@ -72,7 +76,8 @@ impl PyItemPath {
         if py.import("sys")?.getattr("modules")?.contains("greenlet")? {
             GREENLETS.store(true, Ordering::Relaxed);
         }
-        Ok(Self { wall_origin, lanes, sink, eager, buffer: Mutex::new(None) })
+        let keep_rows = keep_rows || sink.is_some();
+        Ok(Self { wall_origin, lanes, sink, keep_rows, eager, buffer: Mutex::new(None) })
     }
 }
 
@@ -501,7 +506,7 @@ impl PyItemBase {
     /// The item's history row once it ended, when its run keeps rows: status, start (Unix
     /// time), duration, error text, metrics as JSON (see `ItemRow`).
     #[getter]
-    fn row(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+    pub(crate) fn row(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
         Ok(match &self.row {
             Row::None => None,
             Row::Set(row) => Some(row.clone_ref(py)),
@@ -648,8 +653,10 @@ pub fn exit(slf: &Bound<'_, PyItemBase>, exc_type: &Obj<'_>, exc: &Obj<'_>, tb: 
             with_name(this.name.bind(py), finished)??
         }
     };
-    if let Some(sink) = &path.sink {
+    if path.keep_rows {
         slf.borrow_mut().row = Row::Ended { status, started, duration };
+    }
+    if let Some(sink) = &path.sink {
         // The store counts a row it could not keep, and wakes its writer for a batch.
         if buffer.is_none() || waiting >= path.eager {
             sink.bind(py).call_method1(pyo3::intern!(py, "pushed"), (waiting,))?;
@@ -658,17 +665,15 @@ pub fn exit(slf: &Bound<'_, PyItemBase>, exc_type: &Obj<'_>, exc: &Obj<'_>, tb: 
     Ok(())
 }
 
-/// The run clock's reading now, for a task counting into the run's own node (the only
-/// kind given an item path).
+/// The clock reading now that the task's node times items by: the run's clock, or in a
+/// worker process its own (`Handle::now`).
 fn core_now(task: &PyTaskBase) -> PyResult<f64> {
     task.node.get()?.now().ok_or_else(no_clock)
 }
 
 #[cold]
 fn no_clock() -> PyErr {
-    PyRuntimeError::new_err(
-        "an item path on a node without the run's clock (a worker's): items go through Python there",
-    )
+    PyRuntimeError::new_err("an item path on a node without a clock")
 }
 
 /// Makes `item` current in the calling context: on this thread's `ENTERED`, or through the

@@ -17,7 +17,7 @@ mod tracker;
 
 use pyo3::prelude::*;
 
-pub use bulk::{extend_rows, push_rows};
+pub use bulk::{extend_rows, run_items};
 pub use counting::{PyBarBase, PyTaskBase};
 pub use estimator::PyEstimator;
 pub use fast::tracker_type;
@@ -112,6 +112,13 @@ pub fn is_money(name: &str) -> bool {
 #[pyfunction]
 pub fn item_key(name: &convert::Obj<'_>) -> PyResult<String> {
     Ok(text::item_key(&convert::text(name, "item name")?).into_owned())
+}
+
+/// Seconds on this process's own monotonic clock, which a worker process's items are timed on
+/// (see `core::clock::process_now`).
+#[pyfunction]
+pub fn process_now() -> f64 {
+    crate::core::clock::process_now()
 }
 
 #[pyfunction]

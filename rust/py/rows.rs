@@ -44,6 +44,11 @@ impl PyRowBuffer {
     fn take(&self, py: Python<'_>) -> Option<(String, usize)> {
         py.detach(|| self.rows.take())
     }
+    /// The run whose rows these are.
+    #[getter]
+    fn run_id(&self) -> &str {
+        self.rows.run_id()
+    }
     /// The store no longer reads this buffer (see `closed`).
     fn close(&self) {
         self.closed.store(true, Ordering::Relaxed);

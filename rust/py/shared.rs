@@ -35,8 +35,16 @@ impl PySharedRun {
     fn path(&self) -> String {
         self.seg.path().to_string_lossy().into_owned()
     }
-    fn node(&self, index: usize) -> PyResult<PyNode> {
-        Ok(PyNode { handle: Handle::slot(Arc::clone(&self.seg), index)? })
+    /// The node at `index`, counted into this process's slot; with `rows_path`, its items'
+    /// history rows are kept under that path (see `Handle::Slot`).
+    #[pyo3(signature = (index, rows_path=None))]
+    fn node(&self, index: usize, rows_path: Option<&str>) -> PyResult<PyNode> {
+        let seg = Arc::clone(&self.seg);
+        let handle = match rows_path {
+            Some(path) => Handle::slot_keeping_rows(seg, index, path)?,
+            None => Handle::slot(seg, index)?,
+        };
+        Ok(PyNode { handle })
     }
     #[pyo3(signature = (parent, kind, name, unit="it", total=None))]
     fn child(&self, parent: usize, kind: &str, name: &Obj<'_>, unit: &str, total: Option<&Obj<'_>>) -> PyResult<usize> {
@@ -56,5 +64,13 @@ impl PySharedRun {
     }
     fn detach(&self) {
         self.seg.detach();
+    }
+}
+
+impl PySharedRun {
+    /// A pool's worker starts no more items: the run was cancelled, or pool `pool` told to
+    /// stop (a Ctrl-C).
+    pub fn stopping(&self, pool: usize) -> bool {
+        self.seg.is_cancelled() || self.seg.pool_stopped(pool)
     }
 }

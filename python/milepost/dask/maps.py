@@ -26,7 +26,10 @@ Result = Tuple[int, bool, Any, Any]
 def run_chunk(task: Task, fn: Callable[[Any], Any], chunk: List[Tuple[int, Any, str]], policy: RetryPolicy) -> Any:
     """In a Dask worker: `fn` over a chunk, each call an item of `task`, counted when it ends."""
     out: List[Result] = []
-    returns_rows = task.context.rows is None  # on shared memory: the run stores rows from here
+    # On shared memory nothing here stores a row (a worker keeps rows only in a process pool's
+    # chunk): the run stores them from the results.
+    rows = task.context.rows
+    returns_rows = rows is None or rows.buffer is None
     for index, item, name in chunk:
         it = task.item(name)
         try:

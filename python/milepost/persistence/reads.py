@@ -30,11 +30,19 @@ _PHASES = (
     "metrics FROM phases WHERE run_id = ? ORDER BY rowid"
 )
 _LOGS = "SELECT id, data FROM events WHERE run_id = ? AND kind IN ('log', 'item_failed') AND id > ? ORDER BY id"
-# `+run_id` keeps SQLite off the (run_id, phase, status) index: walking the rows newest first
-# stops after `limit` of them, where the index would gather and sort all of a long run's rows.
+# The newest rows of both item tables (see the schema's version 5). In `item_rows`, `+run_id`
+# keeps SQLite off the (run_id, phase, status) index: walking the rows newest first stops after
+# `limit` of them, where the index would gather and sort all of a long run's rows. Of the
+# chunks, only the newest `limit` are unpacked: each holds one row at least.
 _RECENT_ITEMS = (
-    "SELECT id, phase, name, status, started_at, duration, error, metrics FROM items "
-    "WHERE +run_id = ? AND id > ? ORDER BY id DESC LIMIT ?"
+    "SELECT * FROM (SELECT id, phase, name, status, started_at, duration, error, metrics FROM item_rows "
+    "WHERE +run_id = ?1 AND id > ?2 ORDER BY id DESC LIMIT ?3) "
+    "UNION ALL "
+    "SELECT * FROM (SELECT c.id + j.key AS id, j.value->>1, j.value->>2, j.value->>3, j.value->>4, "
+    "j.value->>5, j.value->>6, j.value->>7 FROM item_chunks c, json_each(c.rows) j "
+    "WHERE c.id IN (SELECT id FROM item_chunks WHERE run_id = ?1 AND id + n > ?2 ORDER BY id DESC LIMIT ?3) "
+    "AND c.id + j.key > ?2 ORDER BY 1 DESC LIMIT ?3) "
+    "ORDER BY id DESC LIMIT ?3"
 )
 _RECENT_COMPLETED = (
     "SELECT id FROM runs WHERE name = ? AND status = 'completed' AND id != ? ORDER BY started_at DESC LIMIT ?"

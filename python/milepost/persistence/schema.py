@@ -11,7 +11,7 @@ from typing import Callable, Dict
 
 from ..errors import MilepostError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _V1 = """
 CREATE TABLE runs (
@@ -128,20 +128,64 @@ ALTER TABLE runs ADD COLUMN cpu_seconds REAL;
 ALTER TABLE runs ADD COLUMN peak_rss_bytes INTEGER;
 """
 
+# The id the next item row gets, past both tables' rows (see `_V5`).
+NEXT_ITEM_ID = (
+    "max(coalesce((SELECT id + n FROM item_chunks ORDER BY id DESC LIMIT 1), 1), "
+    "coalesce((SELECT max(id) FROM item_rows), 0) + 1)"
+)
+
+# Version 5: item rows are stored a batch at a time. SQLite took about 2.6 µs of CPU to insert
+# one row into an indexed table (the writer's whole cost in a pool of 10 µs items); a batch of
+# rows is one row of `item_chunks`, the JSON array the row buffer encoded (each element: run
+# id, phase, name, status, start, duration, error, metrics), stored as it came, about a tenth of
+# that. Row `k` of a chunk has id `chunk id + k`: ids stay unique and in the order rows were
+# kept across both tables. `items` is now a view of both, read as the table was; an insert
+# into it (an older writer's, a tool's) goes to `item_rows`, the table the rows kept before
+# this version stay in.
+_V5 = f"""
+ALTER TABLE items RENAME TO item_rows;
+CREATE TABLE item_chunks (
+    id INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    rows TEXT NOT NULL
+);
+CREATE INDEX item_chunks_by_run ON item_chunks (run_id, id);
+CREATE VIEW items (id, run_id, phase, name, status, started_at, duration, error, metrics) AS
+    SELECT id, run_id, phase, name, status, started_at, duration, error, metrics FROM item_rows
+    UNION ALL
+    SELECT c.id + j.key, c.run_id, j.value->>1, j.value->>2, j.value->>3, j.value->>4, j.value->>5,
+           j.value->>6, j.value->>7
+    FROM item_chunks c, json_each(c.rows) j;
+CREATE TRIGGER items_insert INSTEAD OF INSERT ON items BEGIN
+    INSERT INTO item_rows (id, run_id, phase, name, status, started_at, duration, error, metrics)
+    VALUES ({NEXT_ITEM_ID}, NEW.run_id, NEW.phase, NEW.name, NEW.status, NEW.started_at, NEW.duration,
+            NEW.error, NEW.metrics);
+END
+"""
+
 MIGRATIONS: Dict[int, Callable[[sqlite3.Connection], object]] = {
     1: lambda db: _script(db, _V1),
     2: lambda db: _script(db, _V2),
     3: lambda db: _script(db, _V3),
     4: lambda db: _script(db, _V4),
+    5: lambda db: _script(db, _V5),
 }
 
 
 def _script(db: sqlite3.Connection, script: str) -> None:
     """Runs `script` statement by statement inside the caller's transaction (`executescript`
-    would commit first)."""
-    for statement in script.split(";"):
-        if statement.strip():
-            db.execute(statement)
+    would commit first). A statement ends at a `;` that ends it for SQLite: a trigger's body
+    holds statements of its own."""
+    statement = ""
+    for piece in script.split(";"):
+        statement += piece + ";"
+        if sqlite3.complete_statement(statement):
+            if statement.strip(" \n;"):
+                db.execute(statement)
+            statement = ""
+    if statement.strip(" \n;"):
+        db.execute(statement)
 
 
 class SchemaError(MilepostError):

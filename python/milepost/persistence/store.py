@@ -31,7 +31,7 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 from .. import _milepost
 from ..home import default_history
-from .schema import SCHEMA_VERSION, SchemaError, migrate
+from .schema import NEXT_ITEM_ID, SCHEMA_VERSION, SchemaError, migrate
 
 _log = logging.getLogger("milepost")
 
@@ -44,15 +44,11 @@ BACKPRESSURE_NAP = 0.02
 #: Seconds a writer with no run to serve keeps its connection and thread for the next run.
 IDLE_EXIT = 5.0
 
-# A whole batch of item rows in one statement: the rows go in as one JSON array and SQLite
-# unpacks them. Python's sqlite3 releases the GIL around each step of a statement; with one
-# step a batch, the writer thread never waits for the job's thread to hand the GIL back,
-# once per row, at every switch interval (it would fall behind by minutes on a busy job).
-ITEMS_FROM_JSON = (
-    "INSERT INTO items (run_id, phase, name, status, started_at, duration, error, metrics) "
-    "SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7 "
-    "FROM json_each(?)"
-)
+# A whole batch of item rows in one statement, one row of `item_chunks`: the JSON array the
+# row buffer encoded, as it came (see the schema's version 5). Python's sqlite3 releases the
+# GIL around each step of a statement; with one step a batch, the writer thread never waits
+# for the job's thread to hand the GIL back, once per row, at every switch interval.
+ITEMS_CHUNK = f"INSERT INTO item_chunks (id, run_id, n, rows) VALUES ({NEXT_ITEM_ID}, ?, ?, ?)"
 
 Op = Tuple[str, Sequence[Any]]
 
@@ -90,6 +86,8 @@ class _Dropped:
 
     def __init__(self, store: "Store") -> None:
         self._store = store
+
+    run_id = ""
 
     def push(self, *row: Any) -> int:
         self._store.dropped += 1
@@ -380,7 +378,8 @@ class Store:
         return out
 
     def _write_batch(self) -> None:
-        ops, rows = self._take(self._queue), self._rows.take()
+        buffer = self._rows
+        ops, rows = self._take(self._queue), buffer.take()
         if not ops and rows is None:
             return
         db = self._writer.db
@@ -395,7 +394,7 @@ class Store:
                 self.written += len(ops)
             if rows is not None:
                 with db:
-                    db.execute(ITEMS_FROM_JSON, (rows[0],))
+                    db.execute(ITEMS_CHUNK, (buffer.run_id, rows[1], rows[0]))
                 self.written += rows[1]
         except Exception as e:  # noqa: BLE001 - any failure (a full disk, a bad value) turns history off
             self.dropped += rows[1] if rows else 0

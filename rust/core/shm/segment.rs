@@ -325,18 +325,17 @@ impl Segment {
     }
 
     /// Writes `text` (clipped to `words` x 8 bytes at a character boundary) as a length word
-    /// followed by its bytes packed into words.
+    /// followed by its bytes packed into words. Only the words the text fills are written:
+    /// `read_text` reads no further than the length (a pool's worker writes its current item's
+    /// name twice an item, and an empty one at its end).
     pub fn write_text(&self, at: usize, words: usize, text: &str) {
         let bytes = clip_bytes(text, words).as_bytes();
-        let end = bytes.len();
-        for w in 0..words {
+        for (w, piece) in bytes.chunks(8).enumerate() {
             let mut chunk = [0u8; 8];
-            let from = (w * 8).min(bytes.len());
-            let to = ((w + 1) * 8).min(bytes.len());
-            chunk[..to - from].copy_from_slice(&bytes[from..to]);
+            chunk[..piece.len()].copy_from_slice(piece);
             self.word(at + 1 + w).store(u64::from_le_bytes(chunk), Ordering::Relaxed);
         }
-        self.word(at).store(end as u64, Ordering::Release);
+        self.word(at).store(bytes.len() as u64, Ordering::Release);
     }
 
     /// Reads text written by `write_text` (invalid UTF-8 is replaced).

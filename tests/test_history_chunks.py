@@ -1,0 +1,96 @@
+"""Item rows stored a batch at a time (history schema 5): a batch is one row of
+`item_chunks`, and `items` reads as the table did, rows kept before the upgrade included."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import milepost
+from milepost.persistence import SCHEMA_VERSION
+from milepost.persistence.reads import History
+from milepost.persistence.schema import _V1, _V2, _V3, _V4, _script
+
+
+def _version_4_history(path: Path) -> None:
+    """A history as milepost wrote it before schema 5: run 'r' kept items a and b of phase p
+    row by row."""
+    db = sqlite3.connect(str(path))
+    for script in (_V1, _V2, _V3, _V4):
+        _script(db, script)
+    db.execute("PRAGMA user_version = 4")
+    db.execute("INSERT INTO runs (id, name, status, started_at, done) VALUES ('r', 'old', 'cancelled', 0, 2)")
+    db.execute(
+        "INSERT INTO phases (run_id, path, name, kind, status, done) VALUES ('r', 'p', 'p', 'phase', 'cancelled', 2)"
+    )
+    db.executemany(
+        "INSERT INTO items (run_id, phase, name, status, started_at, duration) VALUES ('r', 'p', ?, 'done', 1, 0.5)",
+        [("a",), ("b",)],
+    )
+    db.commit()
+    db.close()
+
+
+def test_a_version_4_history_keeps_its_rows_and_new_rows_come_after_them(tmp_path) -> None:
+    path = tmp_path / "runs.db"
+    _version_4_history(path)
+    with milepost.Run("old", display="none", history=path, resume="r") as run:
+        ph = run.phase("p")
+        assert list(ph.pending(["a", "b", "c", "d"])) == ["c", "d"], "the rows kept before the upgrade count"
+        for name in ("c", "d"):
+            with ph.item(name):
+                pass
+    db = sqlite3.connect(str(path))
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+    # The old rows stay where they were; the new ones are one batch, after them.
+    assert db.execute("SELECT count(*) FROM item_rows").fetchone()[0] == 2
+    assert db.execute("SELECT count(*), sum(n) FROM item_chunks").fetchone() == (1, 2)
+    rows = db.execute("SELECT id, run_id, phase, name, status FROM items ORDER BY id").fetchall()
+    assert [(r[1], r[2], r[3], r[4]) for r in rows] == [
+        ("r", "p", "a", "done"),
+        ("r", "p", "b", "done"),
+        (run.id, "p", "c", "done"),
+        (run.id, "p", "d", "done"),
+    ]
+    assert len({r[0] for r in rows}) == 4, "ids stay unique across both tables"
+    # A row inserted into `items` (a tool's, an older writer's) lands after every kept row.
+    db.execute("INSERT INTO items (run_id, phase, name, status) VALUES (?, 'p', 'e', 'done')", (run.id,))
+    db.commit()
+    newest = db.execute("SELECT id, name FROM items ORDER BY id DESC LIMIT 1").fetchone()
+    assert newest[1] == "e" and newest[0] > rows[-1][0]
+    db.close()
+    # A run continuing that one counts every row of both tables.
+    with milepost.Run("old", display="none", history=path, resume=run.id) as again:
+        assert again.phase("p").done == 5, "a and b of run r, then c, d and e"
+
+
+def test_thousands_of_rows_are_a_few_stored_rows_read_back_whole(tmp_path) -> None:
+    path = tmp_path / "runs.db"
+    with milepost.Run("many", display="none", history=path) as run:
+        ph = run.phase("work", total=3000)
+        for i in range(3000):
+            with ph.item(f"doc-{i}") as item:
+                if i == 1234:
+                    item.metric("tokens", 7)
+        try:
+            with ph.item("bad"):
+                raise ValueError("no good")
+        except ValueError:
+            pass
+    db = sqlite3.connect(str(path))
+    chunks, rows = db.execute("SELECT count(*), sum(n) FROM item_chunks WHERE run_id = ?", (run.id,)).fetchone()
+    assert rows == 3001 and chunks < 50, f"{rows} rows in {chunks} stored rows"
+    got = dict(db.execute("SELECT status, count(*) FROM items WHERE run_id = ? GROUP BY status", (run.id,)))
+    assert got == {"done": 3000, "failed": 1}
+    one = db.execute("SELECT metrics, duration >= 0, started_at > 0 FROM items WHERE name = 'doc-1234'").fetchone()
+    assert (json.loads(one[0]), one[1:]) == ({"tokens": 7}, (1, 1))
+    db.close()
+    history = History.open(path)
+    newest = history.recent_items(run.id, limit=3)
+    assert [r["name"] for r in newest] == ["bad", "doc-2999", "doc-2998"]
+    assert newest[0]["error"] == "ValueError: no good"
+    after = history.recent_items(run.id, limit=100, after=newest[1]["id"])
+    assert [r["name"] for r in after] == ["bad"], "only rows newer than `after`"
+    detail = history.run(run.id)
+    assert [f["name"] for f in detail["failures"]] == ["bad"]
