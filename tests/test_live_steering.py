@@ -89,6 +89,7 @@ def test_hostile_files_in_the_command_directory_are_left_alone() -> None:
     with milepost.Run("hostile", display="none") as run:
         live = find_run(run.id)
         commands = live.directory / "commands"
+        commands.mkdir(mode=0o700, exist_ok=True)  # made by the first to write there (a sender)
         os.mkfifo(commands / "0-fifo.json")  # a pipe would block whoever opened it
         (commands / "1-link.json").symlink_to("/dev/zero")  # a link to an endless file
         (commands / "2-garbage.json").write_text("{not json")

@@ -19,6 +19,7 @@ import pytest
 
 import milepost
 from milepost.persistence import default_path
+from milepost.service import FIRST_DELIVERY
 
 
 def track_runs(n: int):
@@ -36,6 +37,9 @@ def _threads() -> int:
 def test_hundreds_of_short_runs_start_no_thread_each_and_keep_everything() -> None:
     for _ in track_runs(5):  # the shared threads exist from here on
         pass
+    # Threads an earlier test's runs left due (a run still open starts its delivery and
+    # resource threads FIRST_DELIVERY after its start) are started before the count.
+    time.sleep(3 * FIRST_DELIVERY)
     before = _threads()
     out = io.StringIO()
     for i in range(200):
@@ -46,8 +50,10 @@ def test_hundreds_of_short_runs_start_no_thread_each_and_keep_everything() -> No
             run.phase("p").advance(i)
     after = _threads()
     assert after <= before + 2, (before, after)
-    lines = out.getvalue().splitlines()
-    assert len(lines) == 200 and all(f"bar{i} · completed" in line and "3/3" in line for i, line in enumerate(lines))
+    # A bar that a loaded machine keeps past 0.1 s prints a progress line too, by design.
+    lines = [line for line in out.getvalue().splitlines() if " · running " not in line]
+    odd = [line for i, line in enumerate(lines) if f"bar{i} · completed" not in line or "3/3" not in line]
+    assert len(lines) == 200 and not odd, odd
     db = sqlite3.connect(str(default_path()))
     kept = dict(db.execute("SELECT name, done FROM runs WHERE name LIKE 'kept-%' AND status = 'completed'"))
     assert kept == {f"kept-{i}": i for i in range(50)}

@@ -131,9 +131,11 @@ class RunCore:
     def stop_ticker(self) -> None:
         """Stops the thread after a final frame; waits for it without holding the GIL."""
     def start_resources(self, interval: float, disk_warn: float, dirs: list[str]) -> bool:
-        """Starts sampling this process's tree and the free space of ``dirs`` every
-        ``interval`` seconds on a thread of its own (``InvalidValueError`` for a bad value);
-        False if already started."""
+        """Samples this process's tree and the free space of ``dirs`` now, and every
+        ``interval`` seconds once ``spawn_resources`` starts the sampling thread
+        (``InvalidValueError`` for a bad value); False if already started."""
+    def spawn_resources(self) -> None:
+        """Starts the resource sampling thread (not after ``stop_resources``)."""
     def stop_resources(self) -> None:
         """Takes a last sample and stops the resource thread, without holding the GIL."""
     def take_resource_warnings(self) -> list[str]:

@@ -31,6 +31,7 @@ from .owner import Owner
 from .persistence import History, HistoryObserver, Resume, Store, find_resumable, prior_rates
 from .renderers.options import DisplayOptions
 from .resources import ResourceSettings, written_dirs
+from .service import SERVICE, Client
 from .signals import sigint_held
 from .snapshot import Snapshot
 from .steer import Meta
@@ -112,6 +113,7 @@ class Run(Task):
     # In slots, as `Task`'s (why: see there).
     __slots__ = (
         "_resources",
+        "_sampling",
         "display",
         "_core",
         "_owner",
@@ -158,6 +160,8 @@ class Run(Task):
         options = DisplayOptions.make(display, output, interval, refresh_hz, max_lanes, leave, redirect)
         stall = check_interval(stall_after, "stall_after") or 60.0
         self._resources = ResourceSettings.make(resources)
+        #: The starter's promise to start the resource sampling thread (see `start`).
+        self._sampling: Optional[Client] = None
         self.display = options.display
         if history is True and not history_on():  # MILEPOST_HISTORY=off: kept nowhere
             history = False
@@ -314,8 +318,11 @@ class Run(Task):
         self._delivery.start()
         self._core.start_ticker(SAMPLE_HZ, native=False)
         if self._resources is not None:
+            # The first sample now; the sampling thread once the run has lived a moment (a run
+            # of a few milliseconds starts none: its last sample is taken at its end, here).
             dirs = written_dirs(self._written)
             self._core.start_resources(self._resources.interval, self._resources.disk_warn, dirs)
+            self._sampling = SERVICE.add(self._core.spawn_resources)
         return self
 
     def finish(self, state: str = "completed") -> None:
@@ -359,6 +366,8 @@ class Run(Task):
         self._owner.now()
         for task in reversed(self._owner.tasks):
             task.end(state)
+        if self._sampling is not None:
+            SERVICE.take_back(self._sampling)  # a thread started after the stop would start nothing
         self._core.stop_resources()  # a last sample: the end has the run's CPU time and peak memory
         self._core.sample()  # takes what the workers sent last
         self._delivery.pull_now()  # ...and hands it on before the run's end

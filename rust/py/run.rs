@@ -61,19 +61,30 @@ impl PyRunCore {
             py.detach(move || ticker.stop());
         }
     }
-    /// Samples the run's processes and the free space of `dirs` every `interval` seconds on a
-    /// thread of its own (once; false if already started).
+    /// Samples the run's processes and the free space of `dirs` now, and every `interval`
+    /// seconds once `spawn_resources` starts the sampling thread (once; false if already
+    /// started).
     #[allow(clippy::needless_pass_by_value)] // PyO3 extracts a Python list into an owned Vec
-    fn start_resources(&self, interval: f64, disk_warn: f64, dirs: Vec<String>) -> PyResult<bool> {
+    fn start_resources(&self, py: Python<'_>, interval: f64, disk_warn: f64, dirs: Vec<String>) -> PyResult<bool> {
         let options = ResourceOptions::new(interval, disk_warn, dirs.iter().map(std::path::PathBuf::from).collect())?;
-        let mut slot = self.resources.lock();
-        if slot.is_some() {
-            return Ok(false);
-        }
-        *slot = Some(ResourceSampler::start(&self.core, options));
-        Ok(true)
+        py.detach(|| {
+            let mut slot = self.resources.lock();
+            if slot.is_some() {
+                return Ok(false);
+            }
+            *slot = Some(ResourceSampler::start(&self.core, &options));
+            Ok(true)
+        })
     }
-    /// Takes a last sample and stops the resource thread.
+    /// Starts the resource sampling thread (a run that lived a moment; see `start_resources`).
+    fn spawn_resources(&self, py: Python<'_>) {
+        py.detach(|| {
+            if let Some(sampler) = self.resources.lock().as_mut() {
+                sampler.spawn();
+            }
+        });
+    }
+    /// Takes a last sample and stops the resource thread, if it was started.
     fn stop_resources(&self, py: Python<'_>) {
         if let Some(mut sampler) = self.resources.lock().take() {
             py.detach(move || sampler.stop());

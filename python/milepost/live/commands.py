@@ -60,6 +60,9 @@ def drop(run: Path, kind: str, arg: Optional[str], sender: str) -> str:
     """Leaves a command for the run in directory `run`: its id."""
     command_id = f"{time.time_ns()}-{uuid.uuid4().hex[:8]}"
     body = {"id": command_id, "kind": kind, "arg": arg, "from": sender, "at": time.time()}
+    # The run makes no `commands/` of its own (its start waits for every directory it makes);
+    # not with parents: a run whose directory is gone has ended.
+    (run / COMMANDS).mkdir(mode=0o700, exist_ok=True)
     write_json(run / COMMANDS / f"{command_id}.json", body)
     return command_id
 
@@ -106,6 +109,7 @@ def _read_small(path: Path) -> str:
 
 def answer(run: Path, command_id: str, ok: bool, message: str) -> None:
     safe = "".join(c for c in str(command_id) if c.isalnum() or c in "-_")[:64] or "unnamed"
+    (run / REPLIES).mkdir(mode=0o700, exist_ok=True)
     write_json(run / REPLIES / f"{safe}.json", {"id": command_id, "ok": ok, "message": message, "at": time.time()})
 
 

@@ -7,24 +7,25 @@ the run's metadata and what items in flight reported (progress, checks), replace
 four times a second and at the end, with how the run ended),
 `events.jsonl` (lifecycle events and log lines, appended; kept under EVENTS_BYTES by starting
 a new file and keeping the one before as `events.1.jsonl`), and the `commands/` and `replies/`
-of `commands`. A write that fails (a full disk) is said once and publishing stops; the job
-goes on.
+of `commands` (each made by the first to write there). A write that fails (a full disk) is
+said once and publishing stops; the job goes on.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, TextIO
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, TextIO
 
 from ..events import Event, RunFinished
 from ..observers.base import BaseObserver
 from . import commands
-from .place import FORMAT, HOST, LiveError, ensure_live_dir, process_start, run_dir
+from .place import FORMAT, HOST, LiveError, ensure_live_dir, live_dir, process_start, run_dir
 from .reader import prune
 
 if TYPE_CHECKING:
@@ -38,6 +39,9 @@ _log = logging.getLogger("milepost")
 PUBLISH_INTERVAL = 0.25
 #: Size at which the events file starts over (the previous one is kept beside it).
 EVENTS_BYTES = 4 * 1024 * 1024
+
+#: The live directories this process made or found and checked (`place.ensure_live_dir`).
+_CHECKED: Set[Path] = set()
 
 
 class Steering:
@@ -59,6 +63,23 @@ class Steering:
         self.reports = reports
 
 
+def own_start() -> Optional[int]:
+    """`process_start` of this process, read once a process (in a forked child, again)."""
+    pid = os.getpid()
+    if _OWN_START[0] != pid:
+        _OWN_START[:] = [pid, process_start(pid)]
+    return _OWN_START[1]
+
+
+_OWN_START: List[Optional[int]] = [None, None]
+
+
+@functools.lru_cache(maxsize=16)
+def _resolved(path: str, cwd: str) -> str:
+    """The history file's resolved path (`path` as seen from `cwd`), for readers anywhere."""
+    return str(Path(cwd, path).resolve())
+
+
 class LivePublisher(BaseObserver):
     """Publishes a run in the live directory (see the module's docstring)."""
 
@@ -72,12 +93,12 @@ class LivePublisher(BaseObserver):
             "id": run_id,
             "name": name,
             "pid": os.getpid(),
-            "pid_start": process_start(os.getpid()),
+            "pid_start": own_start(),
             "host": HOST,
             "argv": list(sys.argv),
             "cwd": os.getcwd(),
             "started_at": started_at,
-            "history": str(history.resolve()) if history is not None else None,
+            "history": _resolved(str(history), os.getcwd()) if history is not None else None,
         }
         self._steer = steer
         self._dir: Optional[Path] = None
@@ -97,16 +118,25 @@ class LivePublisher(BaseObserver):
         self._guard(self._open)
 
     def _open(self) -> None:
-        root = ensure_live_dir()
-        self._root = root
+        # The run's start waits for this: the live directory is checked once a process (made
+        # again if it went), `commands/` and `replies/` are made by whoever first writes there,
+        # and `run.json` has one writer, this process.
+        root = live_dir()
         directory = run_dir(self._id, root)
-        for sub in (directory, directory / commands.COMMANDS, directory / commands.REPLIES):
-            sub.mkdir(mode=0o700, exist_ok=True)
+        try:
+            if root not in _CHECKED:
+                raise FileNotFoundError(root)
+            directory.mkdir(mode=0o700, exist_ok=True)
+        except FileNotFoundError:
+            ensure_live_dir()
+            _CHECKED.add(root)
+            directory.mkdir(mode=0o700, exist_ok=True)
+        self._root = root
         self._dir = directory
-        commands.write_json(directory / "run.json", self._info)
-        self._events = open(directory / "events.jsonl", "a", encoding="utf-8")  # noqa: SIM115 - kept open
+        commands.write_json(directory / "run.json", self._info, private_tmp=True)
+        fd = os.open(directory / "events.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._events = open(fd, "a", encoding="utf-8")  # noqa: SIM115 - kept open
         self._written = self._events.tell()
-        os.chmod(directory / "events.jsonl", 0o600)
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, RunFinished):

@@ -234,11 +234,9 @@ fn the_thread_samples_into_the_snapshot_and_once_more_when_stopped() {
     let run = run();
     let fake = Fake { tree: vec![1], readings: HashMap::from([(1, proc(0, 42))]), panic: false };
     let options = ResourceOptions::new(3600.0, 0.05, vec![std::env::temp_dir()]).unwrap();
-    let mut t = ResourceSampler::start_with(&run, options, fake, 1);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while run.resources.latest().is_none() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
+    let mut t = ResourceSampler::start_with(&run, &options, fake, 1);
+    assert!(run.resources.latest().is_some(), "the first sample is taken at the start");
+    t.spawn();
     t.stop();
     let r = run.snapshot(run.clock.now()).resources.expect("sampled at start and at the stop");
     assert_eq!(r.rss_bytes, Some(42));
@@ -252,7 +250,8 @@ fn the_thread_samples_into_the_snapshot_and_once_more_when_stopped() {
 fn a_panic_while_sampling_is_told_never_silent() {
     let run = run();
     let fake = Fake { panic: true, ..Fake::default() };
-    let mut t = ResourceSampler::start_with(&run, ResourceOptions::new(0.1, 0.05, Vec::new()).unwrap(), fake, 1);
+    let mut t = ResourceSampler::start_with(&run, &ResourceOptions::new(0.1, 0.05, Vec::new()).unwrap(), fake, 1);
+    t.spawn();
     std::thread::sleep(std::time::Duration::from_millis(50));
     t.stop();
     let r = run.snapshot(run.clock.now()).resources.unwrap();
@@ -260,4 +259,32 @@ fn a_panic_while_sampling_is_told_never_silent() {
     let warnings = run.resources.take_warnings();
     assert_eq!(warnings.len(), 1);
     assert!(warnings[0].starts_with("resource sampling stopped: "));
+}
+
+#[test]
+fn a_run_stopped_before_the_thread_was_started_samples_twice_on_the_caller() {
+    let run = run();
+    let fake = Fake { tree: vec![1], readings: HashMap::from([(1, proc(0, 42))]), panic: false };
+    let mut t = ResourceSampler::start_with(&run, &ResourceOptions::new(3600.0, 0.05, Vec::new()).unwrap(), fake, 1);
+    t.stop();
+    t.spawn(); // after the stop: starts nothing
+    let r = run.snapshot(run.clock.now()).resources.expect("sampled at start and at the stop");
+    assert_eq!(r.cpu_percent, Some(0.0), "two samples: at the start and at the stop");
+    assert_eq!(r.rss_bytes, Some(42));
+}
+
+#[test]
+fn the_thread_samples_every_interval_once_spawned() {
+    let run = run();
+    let fake = Fake { tree: vec![1], readings: HashMap::from([(1, proc(0, 42))]), panic: false };
+    let mut t = ResourceSampler::start_with(&run, &ResourceOptions::new(0.1, 0.05, Vec::new()).unwrap(), fake, 1);
+    assert_eq!(run.snapshot(run.clock.now()).resources.unwrap().cpu_percent, None, "one sample so far");
+    t.spawn();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while run.snapshot(run.clock.now()).resources.unwrap().cpu_percent.is_none() && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    assert_eq!(run.snapshot(run.clock.now()).resources.unwrap().cpu_percent, Some(0.0), "the thread's sample");
+    t.stop();
 }
