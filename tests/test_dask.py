@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -98,6 +99,19 @@ def test_map_counts_ten_thousand_items_with_failures(client: Any) -> None:
     failures = run.snapshot().data["failures"]
     assert {f["error"] for f in failures} >= {"ValueError: bad item 9007"}
     assert all(f["lane"].startswith("tcp://127.0.0.1:") for f in failures)
+
+
+def test_rows_sent_from_the_workers_are_kept_in_the_history(client: Any, tmp_path) -> None:
+    # The items' rows travel with the counts (`remote`): each is kept once, under its phase.
+    history = tmp_path / "runs.db"
+    with milepost.Run("rows", display="none", history=history) as run:
+        mdask.map(_square, range(200), client=client, return_exceptions=True, description="squares")
+    db = sqlite3.connect(str(history))
+    rows = db.execute("SELECT phase, name, status, error FROM items WHERE run_id = ?", (run.id,)).fetchall()
+    db.close()
+    assert sorted(int(r[1]) for r in rows) == list(range(200)), "one row an item"
+    assert {r[0] for r in rows} == {"squares"}
+    assert [(r[1], r[2], r[3]) for r in rows if r[2] != "done"] == [("7", "failed", "ValueError: bad item 7")]
 
 
 def test_map_raises_the_first_failure_and_as_completed_yields_all(client: Any) -> None:

@@ -572,6 +572,6 @@ def run_items(
     that raised with whether each ran, how many items started, and the rows of the items from
     ``tail_from`` on."""
 
-def extend_rows(buffer: RowBuffer, rows: str, n: int) -> int:
-    """Queues ``n`` rows another buffer of this run encoded (its ``take()``); returns how many
-    rows are waiting. Anything else is a ``ValueError``."""
+def extend_rows(buffer: RowBuffer, run_id: str, rows: str, n: int) -> int:
+    """Queues ``n`` rows another buffer of run ``run_id`` encoded (its ``take()``); returns
+    how many rows are waiting. Anything else, or another run's rows, is a ``ValueError``."""

@@ -18,7 +18,7 @@ from .pools import Again, PoolScope, default_name, worker_count
 from .retrying import NO_RETRIES, RetryPolicy
 from .snapshot import node_paths
 from .task import Task, length_of
-from .workers import Chunk, ChunkDone, Recent, init_pool_worker, run_chunk
+from .workers import Chunk, ChunkDone, ChunkRowsText, Recent, init_pool_worker, run_chunk
 
 __all__ = ["process_map", "process_as_completed", "WorkerDied"]
 
@@ -98,7 +98,7 @@ def _chunks(items: Iterable[Any], size: int, item_name: Callable[[Any, int], str
         start += len(batch)
 
 
-def _record(task: Task, pid: int, rows: Optional[Tuple[str, int]], recent: List[Recent]) -> None:
+def _record(task: Task, pid: int, rows: Optional[ChunkRowsText], recent: List[Recent]) -> None:
     """What the parent keeps of a chunk whose results came back: the history rows of the
     items that ran (a worker has no store), so that a resumed run's `pending()` knows them,
     and its newest items in the run's recent list (in the lane of the worker they ran in).
@@ -112,17 +112,17 @@ def _record(task: Task, pid: int, rows: Optional[Tuple[str, int]], recent: List[
         task.node.record_item(name, status, duration, ended - origin, lane)
 
 
-def _store(sink: RowSink, rows: str, n: int) -> None:
+def _store(sink: RowSink, run_id: str, rows: str, n: int) -> None:
     """A chunk's rows as the worker encoded them: queued in one call into the store's buffer;
     row by row into any other sink (a store that is off counts them)."""
     buffer = sink.buffer
     if buffer is not None:
         try:
-            sink.pushed(_milepost.extend_rows(buffer, rows, n))
+            sink.pushed(_milepost.extend_rows(buffer, run_id, rows, n))
             return
         except ValueError:  # not rows of this buffer's run (never seen): they go in as its own
             pass
-    for _, phase, name, status, started, duration, error, metrics in json.loads(rows):
+    for phase, name, status, started, duration, error, metrics in json.loads(rows):
         sink.item(phase, name, status, started, duration, error, metrics)
 
 

@@ -356,13 +356,13 @@ class RemoteContext:
         taken = self.rows.buffer.take() if self.rows.buffer is not None else None
         if taken is None:
             return
-        for _, phase, name, status, started, duration, error, metrics in json.loads(taken[0]):
+        for row in json.loads(taken[0]):  # phase, name, status, start, duration, error, metrics
             if len(self._rows) >= MAX_WAITING_ROWS:
                 self.rows_dropped += 1
                 continue
-            self._rows.append([phase, name, status, started, duration, error, metrics])
-            waiting = self._waiting.setdefault(phase, {})
-            waiting[status] = waiting.get(status, 0) + 1
+            self._rows.append(row)
+            waiting = self._waiting.setdefault(row[0], {})
+            waiting[row[2]] = waiting.get(row[2], 0) + 1
 
     def _pop_row(self) -> List[Any]:
         row = self._rows.popleft()

@@ -131,6 +131,11 @@ class WorkerRun(Task):
         _print(*values, sep=sep, end=end)
 
 
+#: A chunk's history rows as its worker encoded them: the run's id, the rows (one JSON array,
+#: see `RowBuffer`) and how many.
+ChunkRowsText = Tuple[str, str, int]
+
+
 class ChunkRows:
     """Where the items of a pool's chunk keep their history rows in a worker process (the
     `RowSink` of a `WorkerContext`): a buffer while `run_chunk` runs a chunk, whose rows go
@@ -143,13 +148,14 @@ class ChunkRows:
     def begin(self, run_id: str) -> None:
         self.buffer = _milepost.RowBuffer(run_id)
 
-    def end(self) -> Optional[Tuple[str, int]]:
-        """The chunk's rows (the text and how many; None: none), and no buffer from now on."""
+    def end(self) -> Optional[ChunkRowsText]:
+        """The chunk's rows (None: none), and no buffer from now on."""
         buffer, self.buffer = self.buffer, None
         if buffer is None:
             return None
         buffer.close()  # items ended natively ask for `buffer` again: None now
-        return buffer.take()
+        taken = buffer.take()
+        return None if taken is None else (buffer.run_id, *taken)
 
     def pushed(self, waiting: int) -> None:
         pass  # the rows go back with the chunk's results
@@ -562,7 +568,7 @@ Chunk = Tuple[Sequence[int], List[Any], Optional[List[str]]]
 Recent = Tuple[str, str, Optional[float], float]
 
 #: What a worker returns for a chunk, in one piece (see `run_chunk`).
-ChunkDone = Tuple[int, List[Any], List[int], Optional[Tuple[str, int]], List[Recent]]
+ChunkDone = Tuple[int, List[Any], List[int], Optional[ChunkRowsText], List[Recent]]
 
 #: How many items of a chunk the parent puts in the run's recent list: the list keeps the
 #: newest 32 (the core's `RECENT_ITEMS`), so the chunk's earlier ones would only pass through.
@@ -580,7 +586,7 @@ def run_chunk(
     worker's pid (the lane the items ran in); each item's result (its exception for one that
     raised or did not start, in chunk order); the positions of the items that ran and raised;
     the history rows of the items that ran, queued natively as each ended, for the store of
-    task `phase` (the rows text and how many; None when none ran, when `phase` is None, the
+    task `phase` (`ChunkRowsText`; None when none ran, when `phase` is None, the
     parent keeping no history, or when the context keeps its rows itself); and the chunk's
     last items for the run's recent list (failures are there already: the worker's event put
     them there)."""

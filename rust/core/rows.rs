@@ -12,6 +12,7 @@ pub struct RowBuffer {
 }
 
 /// One item row: phase path, name, status, start (Unix time), duration, error, metrics JSON.
+/// Encoded as a JSON array of those seven; the run is the buffer's, kept beside the rows.
 #[derive(Debug, Clone, Copy)]
 pub struct Row<'a> {
     pub phase: &'a str,
@@ -60,8 +61,8 @@ impl RowBuffer {
         let (buf, n) = &mut *g;
         buf.push(if *n == 0 { b'[' } else { b',' });
         buf.push(b'[');
-        push_str(buf, &self.run_id);
-        for s in [row.phase, &name, row.status] {
+        push_str(buf, row.phase);
+        for s in [&name, row.status] {
             buf.push(b',');
             push_str(buf, s);
         }
@@ -102,15 +103,12 @@ impl RowBuffer {
         self.inner.lock().1
     }
 
-    /// Appends `n` rows that another buffer of the same run encoded and `take` returned (a
+    /// Appends `n` rows that another buffer of run `run_id` encoded and `take` returned (a
     /// pool's worker process encodes its chunk's rows; the parent queues them in one call).
     /// Returns how many rows are waiting, or an error, leaving the buffer as it was, when
     /// `array` is not such a take of this run's rows.
-    pub fn extend_encoded(&self, array: &str, n: usize) -> Result<usize, String> {
-        let mut prefix = b"[[".to_vec();
-        push_str(&mut prefix, &self.run_id);
-        prefix.push(b',');
-        if n == 0 || !array.as_bytes().starts_with(&prefix) || !array.ends_with("]]") {
+    pub fn extend_encoded(&self, array: &str, n: usize, run_id: &str) -> Result<usize, String> {
+        if n == 0 || run_id != self.run_id || !array.starts_with("[[\"") || !array.ends_with("]]") {
             return Err(format!("not {n} encoded rows of run {:?}", self.run_id));
         }
         let rows = &array.as_bytes()[1..array.len() - 1]; // without the array's brackets
@@ -141,23 +139,24 @@ mod tests {
         let (chunk, n) = worker.take().unwrap();
         let parent = RowBuffer::new("r1");
         parent.push(&Row { name: "first", ..row });
-        assert_eq!(parent.extend_encoded(&chunk, n), Ok(3));
+        assert_eq!(parent.extend_encoded(&chunk, n, "r1"), Ok(3));
         let (text, n) = parent.take().unwrap();
         assert_eq!(n, 3);
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-        let names: Vec<_> = v.as_array().unwrap().iter().map(|r| r[2].as_str().unwrap()).collect();
+        let names: Vec<_> = v.as_array().unwrap().iter().map(|r| r[1].as_str().unwrap()).collect();
         assert_eq!(names, ["first", "a", "b"]);
-        assert_eq!(v[2][6], "boom");
+        assert_eq!(v[2][5], "boom");
         let empty = RowBuffer::new("r1");
-        assert_eq!(empty.extend_encoded(&chunk, 2), Ok(2), "into an empty buffer too");
+        assert_eq!(empty.extend_encoded(&chunk, 2, "r1"), Ok(2), "into an empty buffer too");
         assert_eq!(
             serde_json::from_str::<serde_json::Value>(&empty.take().unwrap().0).unwrap().as_array().unwrap().len(),
             2
         );
-        for bad in ["", "[]", "[[\"r2\",\"p\"]]", "[[\"r1\",\"p\"]"] {
-            assert!(parent.extend_encoded(bad, 1).is_err(), "{bad:?} is refused");
+        for bad in ["", "[]", "[[\"p\",\"a\"]"] {
+            assert!(parent.extend_encoded(bad, 1, "r1").is_err(), "{bad:?} is refused");
         }
-        assert!(parent.extend_encoded(&chunk, 0).is_err(), "no rows is no take");
+        assert!(parent.extend_encoded(&chunk, n, "r2").is_err(), "another run's rows are refused");
+        assert!(parent.extend_encoded(&chunk, 0, "r1").is_err(), "no rows is no take");
         assert!(parent.is_empty(), "a refused text leaves the buffer as it was");
     }
 
@@ -179,10 +178,10 @@ mod tests {
         let (text, n) = b.take().unwrap();
         assert_eq!(n, 2);
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(v[0][2], "a\"b\n\u{7}");
-        assert_eq!(v[1][5], serde_json::Value::Null, "non-finite numbers become null");
-        assert_eq!(v[1][6], "boom");
-        assert_eq!(v[0][1], "map", "plain text is copied as it is");
+        assert_eq!(v[0][1], "a\"b\n\u{7}");
+        assert_eq!(v[1][4], serde_json::Value::Null, "non-finite numbers become null");
+        assert_eq!(v[1][5], "boom");
+        assert_eq!(v[0][0], "map", "plain text is copied as it is");
         assert!(b.take().is_none());
     }
 

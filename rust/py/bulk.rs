@@ -12,11 +12,12 @@ use super::item::{enter, exit, make_item};
 use super::rows::PyRowBuffer;
 use super::shared::PySharedRun;
 
-/// Queues `n` rows another buffer of this run encoded (`RowBuffer.take()` in a worker);
-/// returns how many rows are waiting. Text that is not such a take is a `ValueError`.
+/// Queues `n` rows another buffer of run `run_id` encoded (`RowBuffer.take()` in a worker);
+/// returns how many rows are waiting. Text that is not such a take of this buffer's run is a
+/// `ValueError`.
 #[pyfunction]
-pub fn extend_rows(buffer: &PyRowBuffer, rows: &str, n: usize) -> PyResult<usize> {
-    buffer.rows.extend_encoded(rows, n).map_err(PyValueError::new_err)
+pub fn extend_rows(buffer: &PyRowBuffer, run_id: &str, rows: &str, n: usize) -> PyResult<usize> {
+    buffer.rows.extend_encoded(rows, n, run_id).map_err(PyValueError::new_err)
 }
 
 /// What `run_items` did with a chunk: each item's result in chunk order (for an item whose

@@ -136,8 +136,8 @@ NEXT_ITEM_ID = (
 
 # Version 5: item rows are stored a batch at a time. SQLite took about 2.6 µs of CPU to insert
 # one row into an indexed table (the writer's whole cost in a pool of 10 µs items); a batch of
-# rows is one row of `item_chunks`, the JSON array the row buffer encoded (each element: run
-# id, phase, name, status, start, duration, error, metrics), stored as it came, about a tenth of
+# rows is one row of `item_chunks`, the JSON array the row buffer encoded (each element: phase,
+# name, status, start, duration, error, metrics; the run is the chunk's), stored as it came, about a tenth of
 # that. Row `k` of a chunk has id `chunk id + k`: ids stay unique and in the order rows were
 # kept across both tables. `items` is now a view of both, read as the table was; an insert
 # into it (an older writer's, a tool's) goes to `item_rows`, the table the rows kept before
@@ -154,8 +154,8 @@ CREATE INDEX item_chunks_by_run ON item_chunks (run_id, id);
 CREATE VIEW items (id, run_id, phase, name, status, started_at, duration, error, metrics) AS
     SELECT id, run_id, phase, name, status, started_at, duration, error, metrics FROM item_rows
     UNION ALL
-    SELECT c.id + j.key, c.run_id, j.value->>1, j.value->>2, j.value->>3, j.value->>4, j.value->>5,
-           j.value->>6, j.value->>7
+    SELECT c.id + j.key, c.run_id, j.value->>0, j.value->>1, j.value->>2, j.value->>3, j.value->>4,
+           j.value->>5, j.value->>6
     FROM item_chunks c, json_each(c.rows) j;
 CREATE TRIGGER items_insert INSTEAD OF INSERT ON items BEGIN
     INSERT INTO item_rows (id, run_id, phase, name, status, started_at, duration, error, metrics)
