@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import milepost
@@ -94,3 +96,38 @@ def test_thousands_of_rows_are_a_few_stored_rows_read_back_whole(tmp_path) -> No
     assert [r["name"] for r in after] == ["bad"], "only rows newer than `after`"
     detail = history.run(run.id)
     assert [f["name"] for f in detail["failures"]] == ["bad"]
+
+
+_WRITER = """
+import sys
+import milepost
+with milepost.Run(sys.argv[2], display="none", history=sys.argv[1]) as run:
+    ph = run.phase("p")
+    for i in range(int(sys.argv[3])):
+        with ph.item(f"{sys.argv[2]}-{i}"):
+            pass
+print(run.id)
+"""
+
+
+def test_processes_writing_one_history_at_once_keep_every_row_once(tmp_path) -> None:
+    path = tmp_path / "runs.db"
+    jobs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(path), f"job{k}", "30000"], stdout=subprocess.PIPE, text=True
+        )
+        for k in range(3)
+    ]
+    ids = []
+    for job in jobs:
+        out, _ = job.communicate(timeout=120)
+        assert job.returncode == 0
+        ids.append(out.strip())
+    db = sqlite3.connect(str(path))
+    try:
+        assert db.execute("SELECT count(*), count(DISTINCT id) FROM items").fetchone() == (90_000, 90_000)
+        for k, run_id in enumerate(ids):
+            names = {r[0] for r in db.execute("SELECT name FROM items WHERE run_id = ?", (run_id,))}
+            assert names == {f"job{k}-{i}" for i in range(30_000)}
+    finally:
+        db.close()

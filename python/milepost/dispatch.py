@@ -373,6 +373,11 @@ class Delivery:
     def add(self, observer: Observer) -> None:
         (self.own if is_own(observer) else self.user).add(observer)
 
+    @property
+    def listening(self) -> bool:
+        """Whether any observer takes events (none: an event need not even be made)."""
+        return bool(self.own.observers or self.user.observers)
+
     def emit(self, event: Event) -> None:
         self.own.emit(event)
         self.user.emit(event)

@@ -143,7 +143,8 @@ class Owner:
         return self._manual
 
     def emit(self, cls: type[Event], path: Tuple[str, ...], **fields: Any) -> None:
-        if self.delivery is not None:
+        # No event is made for a run nobody listens to (a bare `track()` loop's).
+        if self.delivery is not None and self.delivery.listening:
             self.delivery.emit(cls(self.core.id, self.core.name, time.time(), (self.core.name, *path[1:]), **fields))
 
     # -- RunContext: the tree --------------------------------------------------------------------
