@@ -83,6 +83,12 @@ def test_thousands_of_rows_are_a_few_stored_rows_read_back_whole(tmp_path) -> No
     db = sqlite3.connect(str(path))
     chunks, rows = db.execute("SELECT count(*), sum(n) FROM item_chunks WHERE run_id = ?", (run.id,)).fetchone()
     assert rows == 3001 and chunks < 50, f"{rows} rows in {chunks} stored rows"
+    # A chunk holds at most a thousand rows (a reader of the newest rows unpacks a few), and
+    # its counts are its rows'.
+    for n, done, failed, skipped, text in db.execute("SELECT n, done, failed, skipped, rows FROM item_chunks"):
+        statuses = [r[2] for r in json.loads(text)]
+        assert n == len(statuses) <= 1000
+        assert (done, failed, skipped) == tuple(statuses.count(s) for s in ("done", "failed", "skipped"))
     got = dict(db.execute("SELECT status, count(*) FROM items WHERE run_id = ? GROUP BY status", (run.id,)))
     assert got == {"done": 3000, "failed": 1}
     one = db.execute("SELECT metrics, duration >= 0, started_at > 0 FROM items WHERE name = 'doc-1234'").fetchone()
@@ -131,3 +137,23 @@ def test_processes_writing_one_history_at_once_keep_every_row_once(tmp_path) -> 
             assert names == {f"job{k}-{i}" for i in range(30_000)}
     finally:
         db.close()
+
+
+def test_a_version_4_history_read_by_a_newer_milepost_without_upgrading_it(tmp_path) -> None:
+    # An older milepost may still be writing it: reads open it read-only and leave it at 4.
+    path = tmp_path / "runs.db"
+    _version_4_history(path)
+    db = sqlite3.connect(str(path))
+    db.execute(
+        "INSERT INTO items (run_id, phase, name, status, started_at, duration, error) "
+        "VALUES ('r', 'p', 'c', 'failed', 2, 1, 'ValueError: c')"
+    )
+    db.commit()
+    db.close()
+    with History.open(path) as history:
+        assert [r["name"] for r in history.recent_items("r", limit=2)] == ["c", "b"]
+        detail = history.run("r")
+        assert (detail["items"]["n"], detail["items"]["done"]) == (3, 2)
+        assert [(f["name"], f["error"]) for f in detail["failures"]] == [("c", "ValueError: c")]
+        assert history.resume_point("r").finished == {"p": {"a", "b"}}
+    assert sqlite3.connect(str(path)).execute("PRAGMA user_version").fetchone()[0] == 4

@@ -559,8 +559,10 @@ class RowBuffer:
         """The run whose rows these are."""
     def close(self) -> None:
         """The store no longer reads this buffer: items ended natively ask it again."""
-    def take(self) -> Optional[tuple[str, int]]:
-        """The waiting rows as one JSON array and their number."""
+    def take(self) -> Optional[list[tuple[str, int, int, int, int]]]:
+        """The waiting rows in chunks of at most a thousand (a chunk given to ``extend_rows``
+        stays whole): each one JSON array, with its rows and how many are done, failed and
+        skipped."""
     def __len__(self) -> int: ...
 
 def run_items(
@@ -572,6 +574,7 @@ def run_items(
     that raised with whether each ran, how many items started, and the rows of the items from
     ``tail_from`` on."""
 
-def extend_rows(buffer: RowBuffer, run_id: str, rows: str, n: int) -> int:
-    """Queues ``n`` rows another buffer of run ``run_id`` encoded (its ``take()``); returns
-    how many rows are waiting. Anything else, or another run's rows, is a ``ValueError``."""
+def extend_rows(buffer: RowBuffer, run_id: str, rows: str, n: int, done: int, failed: int, skipped: int) -> int:
+    """Queues a chunk of ``n`` rows another buffer of run ``run_id`` encoded (of its
+    ``take()``), whole; returns how many rows are waiting. Anything else, or another run's
+    rows, is a ``ValueError``."""

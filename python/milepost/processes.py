@@ -105,20 +105,23 @@ def _record(task: Task, pid: int, rows: Optional[ChunkRowsText], recent: List[Re
     Items that did not start have no row: a resumed run runs them."""
     sink = task.context.rows
     if rows is not None and sink is not None:
-        _store(sink, *rows)
+        run_id, chunks = rows
+        for chunk in chunks:
+            _store(sink, run_id, *chunk)
     origin = task.context.wall(0.0)
     lane = f"pid {pid}"
     for name, status, duration, ended in recent:
         task.node.record_item(name, status, duration, ended - origin, lane)
 
 
-def _store(sink: RowSink, run_id: str, rows: str, n: int) -> None:
-    """A chunk's rows as the worker encoded them: queued in one call into the store's buffer;
-    row by row into any other sink (a store that is off counts them)."""
+def _store(sink: RowSink, run_id: str, rows: str, n: int, done: int, failed: int, skipped: int) -> None:
+    """A chunk of rows as the worker encoded them (with its counts by status): queued in one
+    call into the store's buffer; row by row into any other sink (a store that is off counts
+    them)."""
     buffer = sink.buffer
     if buffer is not None:
         try:
-            sink.pushed(_milepost.extend_rows(buffer, run_id, rows, n))
+            sink.pushed(_milepost.extend_rows(buffer, run_id, rows, n, done, failed, skipped))
             return
         except ValueError:  # not rows of this buffer's run (never seen): they go in as its own
             pass

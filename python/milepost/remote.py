@@ -354,15 +354,14 @@ class RemoteContext:
 
     def _take_rows(self) -> None:
         taken = self.rows.buffer.take() if self.rows.buffer is not None else None
-        if taken is None:
-            return
-        for row in json.loads(taken[0]):  # phase, name, status, start, duration, error, metrics
-            if len(self._rows) >= MAX_WAITING_ROWS:
-                self.rows_dropped += 1
-                continue
-            self._rows.append(row)
-            waiting = self._waiting.setdefault(row[0], {})
-            waiting[row[2]] = waiting.get(row[2], 0) + 1
+        for chunk in taken or ():
+            for row in json.loads(chunk[0]):  # phase, name, status, start, duration, error, metrics
+                if len(self._rows) >= MAX_WAITING_ROWS:
+                    self.rows_dropped += 1
+                    continue
+                self._rows.append(row)
+                waiting = self._waiting.setdefault(row[0], {})
+                waiting[row[2]] = waiting.get(row[2], 0) + 1
 
     def _pop_row(self) -> List[Any]:
         row = self._rows.popleft()

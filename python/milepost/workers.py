@@ -131,9 +131,9 @@ class WorkerRun(Task):
         _print(*values, sep=sep, end=end)
 
 
-#: A chunk's history rows as its worker encoded them: the run's id, the rows (one JSON array,
-#: see `RowBuffer`) and how many.
-ChunkRowsText = Tuple[str, str, int]
+#: A chunk's history rows as its worker encoded them: the run's id, and the rows in chunks as
+#: `RowBuffer.take()` returns them (one JSON array each, with its counts).
+ChunkRowsText = Tuple[str, List[Tuple[str, int, int, int, int]]]
 
 
 class ChunkRows:
@@ -155,7 +155,7 @@ class ChunkRows:
             return None
         buffer.close()  # items ended natively ask for `buffer` again: None now
         taken = buffer.take()
-        return None if taken is None else (buffer.run_id, *taken)
+        return None if taken is None else (buffer.run_id, taken)
 
     def pushed(self, waiting: int) -> None:
         pass  # the rows go back with the chunk's results

@@ -61,9 +61,10 @@ fn an_item_and_its_row_go_in_one_call() {
     p.item_started("b", None).unwrap();
     assert_eq!(p.item_finished(&end("b", ItemStatus::Cancelled), None, Some(&rows), extra).unwrap(), 0);
     assert_eq!(p.fail("c", "boom", Some(&rows), 2.0).unwrap(), 2);
-    let (json, n) = rows.take().unwrap();
-    assert_eq!(n, 2);
-    assert!(json.contains("[\"h1\",\"p\",\"a\",\"done\",1.0,0.5,null,\"{\\\"t\\\":1}\"]"), "{json}");
+    let chunks = rows.take().unwrap();
+    assert_eq!((chunks.len(), chunks[0].rows, chunks[0].counts.done, chunks[0].counts.failed), (1, 2, 1, 1));
+    let json = String::from_utf8(chunks[0].text.clone()).unwrap();
+    assert!(json.contains("[\"p\",\"a\",\"done\",1.0,0.5,null,\"{\\\"t\\\":1}\"]"), "{json}");
     let c = p.counts();
     assert_eq!((c.item_done, c.failed, c.in_flight), (1, 1, 0));
 }

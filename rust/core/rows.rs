@@ -1,14 +1,57 @@
-//! Item rows for the history store, encoded as they come: a JSON array the store's writer
-//! hands to `SQLite` in one statement (`json_each`). Encoding here, not in Python, keeps the
-//! writer thread off the interpreter lock while the job runs.
+//! Item rows for the history store, encoded as they come into chunks of at most
+//! [`ROWS_PER_CHUNK`] rows, each a JSON array the store keeps as one row of `item_chunks` with
+//! its counts by status. Encoding here, not in Python, keeps the writer thread off the
+//! interpreter lock while the job runs.
 
 use parking_lot::Mutex;
+
+/// The most rows a chunk takes from `push`: a reader of the newest rows (a monitor, every half
+/// second) unpacks a few chunks, never a long run's whole batch. A chunk a worker encoded is
+/// kept as it came (its pool's chunk size).
+pub const ROWS_PER_CHUNK: usize = 1000;
 
 /// Rows of one run, waiting for the store's writer.
 #[derive(Debug, Default)]
 pub struct RowBuffer {
     run_id: String,
-    inner: Mutex<(Vec<u8>, usize)>,
+    inner: Mutex<Pending>,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    chunks: Vec<Chunk>,
+    /// Rows in all of `chunks`.
+    rows: usize,
+    /// The last chunk was appended whole (`extend_encoded`): the next row starts a new one.
+    sealed: bool,
+}
+
+/// A chunk of rows: the JSON array's text (without its closing bracket until taken), how many
+/// rows, and how many of them are done, failed and skipped.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    pub text: Vec<u8>,
+    pub rows: usize,
+    pub counts: StatusCounts,
+}
+
+/// Rows by status: done, failed, skipped (the statuses rows are kept for).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct StatusCounts {
+    pub done: usize,
+    pub failed: usize,
+    pub skipped: usize,
+}
+
+impl StatusCounts {
+    fn add(&mut self, status: &str) {
+        match status {
+            "done" => self.done += 1,
+            "failed" => self.failed += 1,
+            "skipped" => self.skipped += 1,
+            _ => {}
+        }
+    }
 }
 
 /// One item row: phase path, name, status, start (Unix time), duration, error, metrics JSON.
@@ -58,8 +101,14 @@ impl RowBuffer {
         let error = row.error.map(|e| super::text::clip(e, super::limits::MAX_ERROR_CHARS));
         let row = Row { name: &name, error: error.as_deref(), ..*row };
         let mut g = self.inner.lock();
-        let (buf, n) = &mut *g;
-        buf.push(if *n == 0 { b'[' } else { b',' });
+        let pending = &mut *g;
+        if pending.sealed || pending.chunks.last().is_none_or(|c| c.rows >= ROWS_PER_CHUNK) {
+            pending.chunks.push(Chunk::default());
+            pending.sealed = false;
+        }
+        let chunk = pending.chunks.last_mut().expect("a chunk was just made");
+        let buf = &mut chunk.text;
+        buf.push(if chunk.rows == 0 { b'[' } else { b',' });
         buf.push(b'[');
         push_str(buf, row.phase);
         for s in [&name, row.status] {
@@ -78,20 +127,24 @@ impl RowBuffer {
             }
         }
         buf.push(b']');
-        *n += 1;
-        *n
+        chunk.rows += 1;
+        chunk.counts.add(row.status);
+        pending.rows += 1;
+        pending.rows
     }
 
-    /// The waiting rows as one JSON array, and how many they are (the buffer starts over).
-    pub fn take(&self) -> Option<(String, usize)> {
+    /// The waiting chunks, each a whole JSON array (the buffer starts over); None if no row
+    /// waits.
+    pub fn take(&self) -> Option<Vec<Chunk>> {
         let mut g = self.inner.lock();
-        if g.1 == 0 {
+        if g.rows == 0 {
             return None;
         }
-        let (mut buf, n) = std::mem::take(&mut *g);
-        buf.push(b']');
-        // Only JSON (valid UTF-8) was ever written into the buffer.
-        Some((String::from_utf8(buf).expect("JSON is UTF-8"), n))
+        let mut chunks = std::mem::take(&mut *g).chunks;
+        for chunk in &mut chunks {
+            chunk.text.push(b']');
+        }
+        Some(chunks)
     }
 
     /// The run whose rows these are.
@@ -100,24 +153,27 @@ impl RowBuffer {
     }
 
     pub fn len(&self) -> usize {
-        self.inner.lock().1
+        self.inner.lock().rows
     }
 
-    /// Appends `n` rows that another buffer of run `run_id` encoded and `take` returned (a
-    /// pool's worker process encodes its chunk's rows; the parent queues them in one call).
-    /// Returns how many rows are waiting, or an error, leaving the buffer as it was, when
-    /// `array` is not such a take of this run's rows.
-    pub fn extend_encoded(&self, array: &str, n: usize, run_id: &str) -> Result<usize, String> {
-        if n == 0 || run_id != self.run_id || !array.starts_with("[[\"") || !array.ends_with("]]") {
-            return Err(format!("not {n} encoded rows of run {:?}", self.run_id));
+    /// Appends a chunk that another buffer of run `run_id` encoded and `take` returned (a
+    /// pool's worker process encodes its chunk's rows; the parent queues them in one call),
+    /// kept whole. Returns how many rows are waiting, or an error, leaving the buffer as it
+    /// was, when `array` is not such a chunk of this run's rows.
+    pub fn extend_encoded(
+        &self, array: &str, rows: usize, counts: StatusCounts, run_id: &str,
+    ) -> Result<usize, String> {
+        let counted = counts.done + counts.failed + counts.skipped;
+        if rows == 0 || counted > rows || run_id != self.run_id || !array.starts_with("[[\"") || !array.ends_with("]]")
+        {
+            return Err(format!("not {rows} encoded rows of run {:?}", self.run_id));
         }
-        let rows = &array.as_bytes()[1..array.len() - 1]; // without the array's brackets
         let mut g = self.inner.lock();
-        let (buf, waiting) = &mut *g;
-        buf.push(if *waiting == 0 { b'[' } else { b',' });
-        buf.extend_from_slice(rows);
-        *waiting += n;
-        Ok(*waiting)
+        let text = array.as_bytes()[..array.len() - 1].to_vec(); // the closing bracket comes at `take`
+        g.chunks.push(Chunk { text, rows, counts });
+        g.rows += rows;
+        g.sealed = true;
+        Ok(g.rows)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -129,39 +185,41 @@ impl RowBuffer {
 mod tests {
     use super::*;
 
+    fn text(chunk: &Chunk) -> serde_json::Value {
+        serde_json::from_slice(&chunk.text).unwrap()
+    }
+
     #[test]
-    fn encoded_rows_of_the_same_run_append_whole() {
+    fn encoded_chunks_of_the_same_run_append_whole() {
         let row =
             Row { phase: "p", name: "a", status: "done", started_at: 1.0, duration: None, error: None, metrics: None };
         let worker = RowBuffer::new("r1");
         worker.push(&row);
         worker.push(&Row { name: "b", status: "failed", error: Some("boom"), ..row });
-        let (chunk, n) = worker.take().unwrap();
+        let chunks = worker.take().unwrap();
+        assert_eq!(chunks.len(), 1);
+        let (chunk, counts) = (std::str::from_utf8(&chunks[0].text).unwrap(), chunks[0].counts);
+        assert_eq!(counts, StatusCounts { done: 1, failed: 1, skipped: 0 });
         let parent = RowBuffer::new("r1");
         parent.push(&Row { name: "first", ..row });
-        assert_eq!(parent.extend_encoded(&chunk, n, "r1"), Ok(3));
-        let (text, n) = parent.take().unwrap();
-        assert_eq!(n, 3);
-        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-        let names: Vec<_> = v.as_array().unwrap().iter().map(|r| r[1].as_str().unwrap()).collect();
-        assert_eq!(names, ["first", "a", "b"]);
-        assert_eq!(v[2][5], "boom");
-        let empty = RowBuffer::new("r1");
-        assert_eq!(empty.extend_encoded(&chunk, 2, "r1"), Ok(2), "into an empty buffer too");
-        assert_eq!(
-            serde_json::from_str::<serde_json::Value>(&empty.take().unwrap().0).unwrap().as_array().unwrap().len(),
-            2
-        );
+        assert_eq!(parent.extend_encoded(chunk, 2, counts, "r1"), Ok(3));
+        parent.push(&Row { name: "after", ..row });
+        let got = parent.take().unwrap();
+        assert_eq!(got.iter().map(|c| c.rows).collect::<Vec<_>>(), [1, 2, 1], "the worker's chunk stays whole");
+        assert_eq!(text(&got[1])[1][5], "boom");
+        assert_eq!(got[1].counts, counts);
         for bad in ["", "[]", "[[\"p\",\"a\"]"] {
-            assert!(parent.extend_encoded(bad, 1, "r1").is_err(), "{bad:?} is refused");
+            assert!(parent.extend_encoded(bad, 1, StatusCounts::default(), "r1").is_err(), "{bad:?} is refused");
         }
-        assert!(parent.extend_encoded(&chunk, n, "r2").is_err(), "another run's rows are refused");
-        assert!(parent.extend_encoded(&chunk, 0, "r1").is_err(), "no rows is no take");
+        assert!(parent.extend_encoded(chunk, 2, counts, "r2").is_err(), "another run's rows are refused");
+        assert!(parent.extend_encoded(chunk, 0, StatusCounts::default(), "r1").is_err(), "no rows is no chunk");
+        let too_many = StatusCounts { done: 3, ..counts };
+        assert!(parent.extend_encoded(chunk, 2, too_many, "r1").is_err(), "counts beyond the rows");
         assert!(parent.is_empty(), "a refused text leaves the buffer as it was");
     }
 
     #[test]
-    fn rows_encode_as_one_json_array() {
+    fn rows_encode_as_json_arrays_of_bounded_chunks() {
         let b = RowBuffer::new("r1");
         assert!(b.take().is_none());
         let row = Row {
@@ -174,15 +232,22 @@ mod tests {
             metrics: Some("{\"t\":1}"),
         };
         assert_eq!(b.push(&row), 1);
-        b.push(&Row { duration: Some(f64::NAN), error: Some("boom"), ..row });
-        let (text, n) = b.take().unwrap();
-        assert_eq!(n, 2);
-        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        b.push(&Row { duration: Some(f64::NAN), error: Some("boom"), status: "skipped", ..row });
+        let chunks = b.take().unwrap();
+        assert_eq!((chunks.len(), chunks[0].rows), (1, 2));
+        assert_eq!(chunks[0].counts, StatusCounts { done: 1, failed: 0, skipped: 1 });
+        let v = text(&chunks[0]);
         assert_eq!(v[0][1], "a\"b\n\u{7}");
         assert_eq!(v[1][4], serde_json::Value::Null, "non-finite numbers become null");
         assert_eq!(v[1][5], "boom");
         assert_eq!(v[0][0], "map", "plain text is copied as it is");
         assert!(b.take().is_none());
+        for i in 0..=(2 * ROWS_PER_CHUNK) {
+            assert_eq!(b.push(&row), i + 1);
+        }
+        let chunks = b.take().unwrap();
+        assert_eq!(chunks.iter().map(|c| c.rows).collect::<Vec<_>>(), [ROWS_PER_CHUNK, ROWS_PER_CHUNK, 1]);
+        assert!(chunks.iter().all(|c| text(c).as_array().unwrap().len() == c.rows));
     }
 
     #[test]
@@ -199,7 +264,7 @@ mod tests {
             error: Some(&err),
             metrics: None,
         });
-        let (text, _) = b.take().unwrap();
-        assert!(text.len() < 4000, "a row stays small: {} bytes", text.len());
+        let chunks = b.take().unwrap();
+        assert!(chunks[0].text.len() < 4000, "a row stays small: {} bytes", chunks[0].text.len());
     }
 }

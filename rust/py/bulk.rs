@@ -11,13 +11,18 @@ use super::counting::PyTaskBase;
 use super::item::{enter, exit, make_item};
 use super::rows::PyRowBuffer;
 use super::shared::PySharedRun;
+use crate::core::rows::StatusCounts;
 
-/// Queues `n` rows another buffer of run `run_id` encoded (`RowBuffer.take()` in a worker);
-/// returns how many rows are waiting. Text that is not such a take of this buffer's run is a
-/// `ValueError`.
+/// Queues a chunk of `n` rows (`done`, `failed` and `skipped` of them) another buffer of run
+/// `run_id` encoded (`RowBuffer.take()` in a worker), whole; returns how many rows are waiting.
+/// Text that is not such a chunk of this buffer's run is a `ValueError`.
 #[pyfunction]
-pub fn extend_rows(buffer: &PyRowBuffer, run_id: &str, rows: &str, n: usize) -> PyResult<usize> {
-    buffer.rows.extend_encoded(rows, n, run_id).map_err(PyValueError::new_err)
+#[allow(clippy::too_many_arguments)]
+pub fn extend_rows(
+    buffer: &PyRowBuffer, run_id: &str, rows: &str, n: usize, done: usize, failed: usize, skipped: usize,
+) -> PyResult<usize> {
+    let counts = StatusCounts { done, failed, skipped };
+    buffer.rows.extend_encoded(rows, n, counts, run_id).map_err(PyValueError::new_err)
 }
 
 /// What `run_items` did with a chunk: each item's result in chunk order (for an item whose

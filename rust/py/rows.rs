@@ -5,7 +5,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
-use crate::core::rows::{Row, RowBuffer};
+use crate::core::rows::{Chunk, Row, RowBuffer};
+
+/// A chunk of rows as Python sees it: the JSON array, its rows, and how many are done, failed
+/// and skipped.
+type ChunkTuple = (String, usize, usize, usize, usize);
+
+#[allow(unsafe_code)]
+fn chunk_tuple(chunk: Chunk) -> ChunkTuple {
+    // SAFETY: only JSON (valid UTF-8) is ever written into a chunk.
+    let text = unsafe { String::from_utf8_unchecked(chunk.text) };
+    (text, chunk.rows, chunk.counts.done, chunk.counts.failed, chunk.counts.skipped)
+}
 
 #[pyclass(frozen, name = "RowBuffer", module = "milepost._milepost")]
 pub struct PyRowBuffer {
@@ -39,10 +50,11 @@ impl PyRowBuffer {
         let error = err.as_deref();
         self.rows.push(&Row { phase: &phase, name: &name, status, started_at, duration, error, metrics })
     }
-    /// The waiting rows as one JSON array and their number, or None; the GIL is released
-    /// while the buffer is swapped.
-    fn take(&self, py: Python<'_>) -> Option<(String, usize)> {
-        py.detach(|| self.rows.take())
+    /// The waiting rows in chunks, each `(rows as one JSON array, rows, done, failed,
+    /// skipped)`, or None; the GIL is released while the buffer is swapped.
+    fn take(&self, py: Python<'_>) -> Option<Vec<ChunkTuple>> {
+        let chunks = py.detach(|| self.rows.take())?;
+        Some(chunks.into_iter().map(chunk_tuple).collect())
     }
     /// The run whose rows these are.
     #[getter]

@@ -7,16 +7,13 @@ import sqlite3
 from typing import Dict, List, Optional, Tuple
 
 from .. import _milepost
+from .items import failed_rows
 from .paths import display_path, path_levels
 from .records import FailureRecord
 
 _EVENTS = (
     "SELECT path AS phase, json_extract(data, '$.item') AS name, message AS error, ts AS at, "
     "json_extract(data, '$.path') AS names FROM events WHERE run_id = ? AND kind = 'item_failed'"
-)
-_ROWS = (
-    "SELECT phase, name, error, started_at + coalesce(duration, 0) AS at FROM items "
-    "WHERE run_id = ? AND status = 'failed'"
 )
 #: How long an item name is kept (in events, sanitized and clipped to this).
 _NAME_CHARS = 256
@@ -44,7 +41,7 @@ def recorded_failures(db: sqlite3.Connection, run_id: str) -> List[FailureRecord
         events.append(failure)
         unmatched.setdefault((names, _item_key(r["name"])), []).append(failure)
     failures = list(events)
-    for row in db.execute(_ROWS, (run_id,)):
+    for row in failed_rows(db, run_id):
         levels = path_levels(row["phase"])
         key = (tuple(n for n, _ in levels), _item_key(row["name"]))
         if unmatched.get(key):

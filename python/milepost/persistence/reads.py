@@ -18,6 +18,8 @@ from typing import Any, Dict, List, Optional, Set, Tuple, Type, Union
 from ..errors import MilepostError
 from ..pids import HOST, alive
 from .failures import recorded_failures, recorded_retries
+from .items import Row as ItemRow
+from .items import finished_items, item_counts, newest_rows
 from .logs import log_row, rows_matching
 from .money import cost_of
 from .paths import display_path, path_levels
@@ -30,20 +32,6 @@ _PHASES = (
     "metrics FROM phases WHERE run_id = ? ORDER BY rowid"
 )
 _LOGS = "SELECT id, data FROM events WHERE run_id = ? AND kind IN ('log', 'item_failed') AND id > ? ORDER BY id"
-# The newest rows of both item tables (see the schema's version 5). In `item_rows`, `+run_id`
-# keeps SQLite off the (run_id, phase, status) index: walking the rows newest first stops after
-# `limit` of them, where the index would gather and sort all of a long run's rows. Of the
-# chunks, only the newest `limit` are unpacked: each holds one row at least.
-_RECENT_ITEMS = (
-    "SELECT * FROM (SELECT id, phase, name, status, started_at, duration, error, metrics FROM item_rows "
-    "WHERE +run_id = ?1 AND id > ?2 ORDER BY id DESC LIMIT ?3) "
-    "UNION ALL "
-    "SELECT * FROM (SELECT c.id + j.key AS id, j.value->>0, j.value->>1, j.value->>2, j.value->>3, "
-    "j.value->>4, j.value->>5, j.value->>6 FROM item_chunks c, json_each(c.rows) j "
-    "WHERE c.id IN (SELECT id FROM item_chunks WHERE run_id = ?1 AND id + n > ?2 ORDER BY id DESC LIMIT ?3) "
-    "AND c.id + j.key > ?2 ORDER BY 1 DESC LIMIT ?3) "
-    "ORDER BY id DESC LIMIT ?3"
-)
 _RECENT_COMPLETED = (
     "SELECT id FROM runs WHERE name = ? AND status = 'completed' AND id != ? ORDER BY started_at DESC LIMIT ?"
 )
@@ -140,9 +128,7 @@ class History:
         what its items reported (`reports`)."""
         run = self.find_run(which)
         recorded = recorded_failures(self.db, run["id"])
-        items = self.db.execute(
-            "SELECT count(*) AS n, sum(status = 'done') AS done FROM items WHERE run_id = ?", (run["id"],)
-        ).fetchone()
+        n, done = item_counts(self.db, run["id"])
         phases, workers = self.phases(run["id"]), self.workers(run["id"])
         if run["status"] == "crashed":
             # Killed before it could write its end: what was running then did not go on (the
@@ -155,7 +141,7 @@ class History:
             "workers": workers,
             "failures": recorded if failures is None else recorded[:failures],
             "failures_recorded": len(recorded),
-            "items": ItemCounts(n=items["n"], done=items["done"]),
+            "items": ItemCounts(n=n, done=done),
             "reports": recorded_reports(self.db, run["id"]),
             "retries": recorded_retries(self.db, run["id"]),
             "notices": self.logs(run["id"], level="warning", source="milepost")[:MAX_NOTICES],
@@ -185,7 +171,7 @@ class History:
     def recent_items(self, run_id: str, limit: int = 20, after: int = 0) -> List[ItemRecord]:
         """A run's newest `limit` finished items (row id above `after`), newest first, each
         with its own metrics: what a live run's monitor lists as it goes."""
-        return [item_record(r) for r in self.db.execute(_RECENT_ITEMS, (run_id, after, limit))]
+        return [item_record(r) for r in newest_rows(self.db, run_id, limit, after)]
 
     def stats(self, name: str, limit: int) -> Stats:
         """Durations, costs and success across the latest `limit` runs called `name`."""
@@ -226,12 +212,10 @@ class History:
         }
         finished: Dict[str, Set[str]] = {}
         items: Dict[str, Tuple[int, int]] = {}
-        for r in self.db.execute(
-            "SELECT phase, name, status FROM items WHERE run_id = ? AND status IN ('done', 'skipped')", (run_id,)
-        ):
-            finished.setdefault(r["phase"], set()).add(r["name"])
-            done, skipped = items.get(r["phase"], (0, 0))
-            items[r["phase"]] = (done + 1, skipped) if r["status"] == "done" else (done, skipped + 1)
+        for phase, name, status in finished_items(self.db, run_id):
+            finished.setdefault(phase, set()).add(name)
+            done, skipped = items.get(phase, (0, 0))
+            items[phase] = (done + 1, skipped) if status == "done" else (done, skipped + 1)
         row = self.db.execute(
             "SELECT resumed, started_at, elapsed, explicit_done, explicit_skipped, meta, cpu_seconds, peak_rss_bytes "
             "FROM runs WHERE id = ?",
@@ -312,17 +296,18 @@ def _json_object(text: Optional[str]) -> Dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def item_record(row: Any) -> ItemRecord:
-    """An item's row as a record (its metrics parsed, its cost summed)."""
-    metrics = json.loads(row["metrics"] or "{}")
+def item_record(row: ItemRow) -> ItemRecord:
+    """An item's row (`items.Row`) as a record (its metrics parsed, its cost summed)."""
+    row_id, phase, name, status, started_at, duration, error, metrics_text = row
+    metrics = json.loads(metrics_text or "{}")
     return {
-        "id": row["id"],
-        "phase": row["phase"],
-        "name": row["name"],
-        "status": row["status"],
-        "started_at": row["started_at"],
-        "duration": row["duration"],
-        "error": row["error"],
+        "id": row_id,
+        "phase": phase,
+        "name": name,
+        "status": status,
+        "started_at": started_at,
+        "duration": duration,
+        "error": error,
         "metrics": metrics,
         "cost": cost_of(metrics),
     }

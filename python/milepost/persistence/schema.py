@@ -134,20 +134,25 @@ NEXT_ITEM_ID = (
     "coalesce((SELECT max(id) FROM item_rows), 0) + 1)"
 )
 
-# Version 5: item rows are stored a batch at a time. SQLite took about 2.6 µs of CPU to insert
-# one row into an indexed table (the writer's whole cost in a pool of 10 µs items); a batch of
-# rows is one row of `item_chunks`, the JSON array the row buffer encoded (each element: phase,
-# name, status, start, duration, error, metrics; the run is the chunk's), stored as it came, about a tenth of
-# that. Row `k` of a chunk has id `chunk id + k`: ids stay unique and in the order rows were
-# kept across both tables. `items` is now a view of both, read as the table was; an insert
-# into it (an older writer's, a tool's) goes to `item_rows`, the table the rows kept before
-# this version stay in.
+# Version 5: item rows are stored a chunk at a time. SQLite took about 2.6 µs of CPU to insert
+# one row into an indexed table (the writer's whole cost in a pool of 10 µs items); a chunk of
+# up to a thousand rows (or a pool's chunk) is one row of `item_chunks`, the JSON array the row
+# buffer encoded (each element: phase, name, status, start, duration, error, metrics; the run is
+# the chunk's), stored as it came, about a tenth of that, with its rows' counts by status: the
+# reads that need all of a run's rows (`persistence.items`) unpack them in Python, counts and
+# failures come from the counts, and the newest rows from the newest chunks only. Row `k` of
+# a chunk has id `chunk id + k`: ids stay unique and in the order rows were kept across both
+# tables. `items` is now a view of both, read as the table was; an insert into it (an older
+# writer's, a tool's) goes to `item_rows`, the table the rows kept before this version stay in.
 _V5 = f"""
 ALTER TABLE items RENAME TO item_rows;
 CREATE TABLE item_chunks (
     id INTEGER PRIMARY KEY,
     run_id TEXT NOT NULL,
     n INTEGER NOT NULL,
+    done INTEGER NOT NULL,
+    failed INTEGER NOT NULL,
+    skipped INTEGER NOT NULL,
     rows TEXT NOT NULL
 );
 CREATE INDEX item_chunks_by_run ON item_chunks (run_id, id);

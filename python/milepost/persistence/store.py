@@ -44,11 +44,13 @@ BACKPRESSURE_NAP = 0.02
 #: Seconds a writer with no run to serve keeps its connection and thread for the next run.
 IDLE_EXIT = 5.0
 
-# A whole batch of item rows in one statement, one row of `item_chunks`: the JSON array the
-# row buffer encoded, as it came (see the schema's version 5). Python's sqlite3 releases the
-# GIL around each step of a statement; with one step a batch, the writer thread never waits
-# for the job's thread to hand the GIL back, once per row, at every switch interval.
-ITEMS_CHUNK = f"INSERT INTO item_chunks (id, run_id, n, rows) VALUES ({NEXT_ITEM_ID}, ?, ?, ?)"
+# A chunk of item rows in one statement, one row of `item_chunks`: the JSON array the row
+# buffer encoded, as it came, with its counts (see the schema's version 5). Python's sqlite3
+# releases the GIL around each step of a statement; with one step a chunk, the writer thread
+# never waits for the job's thread to hand the GIL back, once per row, at every switch interval.
+ITEMS_CHUNK = (
+    f"INSERT INTO item_chunks (id, run_id, rows, n, done, failed, skipped) VALUES ({NEXT_ITEM_ID}, ?, ?, ?, ?, ?, ?)"
+)
 
 Op = Tuple[str, Sequence[Any]]
 
@@ -379,9 +381,10 @@ class Store:
 
     def _write_batch(self) -> None:
         buffer = self._rows
-        ops, rows = self._take(self._queue), buffer.take()
-        if not ops and rows is None:
+        ops, chunks = self._take(self._queue), buffer.take()
+        if not ops and chunks is None:
             return
+        rows = sum(chunk[1] for chunk in chunks) if chunks else 0
         db = self._writer.db
         try:
             # Statements first, in a transaction of their own: an item's phase row exists
@@ -392,10 +395,10 @@ class Store:
                     for sql, params in ops:
                         db.execute(sql, params)
                 self.written += len(ops)
-            if rows is not None:
+            if chunks:
                 with db:
-                    db.execute(ITEMS_CHUNK, (buffer.run_id, rows[1], rows[0]))
-                self.written += rows[1]
+                    db.executemany(ITEMS_CHUNK, [(buffer.run_id, *chunk) for chunk in chunks])
+                self.written += rows
         except Exception as e:  # noqa: BLE001 - any failure (a full disk, a bad value) turns history off
-            self.dropped += rows[1] if rows else 0
+            self.dropped += rows
             self._disable(f"cannot write to {self.path} ({type(e).__name__}: {e})")

@@ -1,0 +1,113 @@
+"""A run's item rows, read from where the history keeps them.
+
+Since schema version 5 the rows are in chunks (`item_chunks`: a JSON array of up to a thousand
+rows, or a pool's chunk, with its counts by status) and, for rows kept before, in `item_rows`;
+the `items` view reads both a row at a time, which costs SQLite about 0.5 µs a row of JSON. The
+reads here that need many rows take the chunks' text and unpack it in Python, at a fraction of
+that; counts come from the chunks' counts, failures from the chunks that have any, and the
+newest rows from the newest chunks only. A database at version 4, opened read-only (an older
+milepost still writes it), has only its `items` table: the same reads, from it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any, Dict, Iterator, List, Tuple
+
+__all__ = ["item_counts", "finished_items", "failed_rows", "newest_rows"]
+
+#: A row as the reads here give it: id, phase, name, status, start, duration, error, metrics.
+Row = Tuple[int, str, str, str, Any, Any, Any, Any]
+
+_COLUMNS = "id, phase, name, status, started_at, duration, error, metrics"
+
+
+def _chunked(db: sqlite3.Connection) -> bool:
+    """Whether the database keeps rows in chunks (schema version 5 on)."""
+    return bool(db.execute("PRAGMA user_version").fetchone()[0] >= 5)
+
+
+def _legacy(db: sqlite3.Connection) -> str:
+    """The table that holds rows one a row: `item_rows`, or at version 4 `items` itself."""
+    return "item_rows" if _chunked(db) else "items"
+
+
+def _rows_of(chunk_id: int, text: str) -> Iterator[Row]:
+    for k, r in enumerate(json.loads(text)):
+        yield (chunk_id + k, *r)
+
+
+def item_counts(db: sqlite3.Connection, run_id: str) -> Tuple[int, int]:
+    """How many item rows the run has, and how many of them are done."""
+    n, done = db.execute(
+        f"SELECT count(*), coalesce(sum(status = 'done'), 0) FROM {_legacy(db)} WHERE run_id = ?", (run_id,)
+    ).fetchone()
+    if _chunked(db):
+        more = db.execute(
+            "SELECT coalesce(sum(n), 0), coalesce(sum(done), 0) FROM item_chunks WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        n, done = n + more[0], done + more[1]
+    return int(n), int(done)
+
+
+def finished_items(db: sqlite3.Connection, run_id: str) -> Iterator[Tuple[str, str, str]]:
+    """Phase, name and status of each of the run's rows that is done or skipped."""
+    yield from db.execute(
+        f"SELECT phase, name, status FROM {_legacy(db)} WHERE run_id = ? AND status IN ('done', 'skipped')",
+        (run_id,),
+    )
+    if _chunked(db):
+        for (text,) in db.execute(
+            "SELECT rows FROM item_chunks WHERE run_id = ? AND done + skipped > 0 ORDER BY id", (run_id,)
+        ):
+            for phase, name, status, *_ in json.loads(text):
+                if status in ("done", "skipped"):
+                    yield phase, name, status
+
+
+def failed_rows(db: sqlite3.Connection, run_id: str) -> List[Dict[str, Any]]:
+    """The run's failed rows: phase, name, error and when it ended (`at`)."""
+    out = [
+        {"phase": r[0], "name": r[1], "error": r[2], "at": r[3]}
+        for r in db.execute(
+            f"SELECT phase, name, error, started_at + coalesce(duration, 0) FROM {_legacy(db)} "
+            "WHERE run_id = ? AND status = 'failed'",
+            (run_id,),
+        )
+    ]
+    if _chunked(db):
+        for (text,) in db.execute("SELECT rows FROM item_chunks WHERE run_id = ? AND failed > 0", (run_id,)):
+            for phase, name, status, started, duration, error, _ in json.loads(text):
+                if status == "failed":
+                    at = started + (duration or 0) if started is not None else None
+                    out.append({"phase": phase, "name": name, "error": error, "at": at})
+    return out
+
+
+def newest_rows(db: sqlite3.Connection, run_id: str, limit: int, after: int = 0) -> List[Row]:
+    """The run's newest `limit` rows with an id above `after`, newest first."""
+    # `+run_id` keeps SQLite off the (run_id, phase, status) index: walking the rows newest
+    # first stops after `limit` of them, where the index would gather and sort all of a long
+    # run's rows.
+    rows: List[Row] = [
+        tuple(r)
+        for r in db.execute(
+            f"SELECT {_COLUMNS} FROM {_legacy(db)} WHERE +run_id = ? AND id > ? ORDER BY id DESC LIMIT ?",
+            (run_id, after, limit),
+        )
+    ]
+    if _chunked(db):
+        # The newest chunks until they hold `limit` rows (their text is read only for these).
+        need = limit
+        for (chunk_id,) in db.execute(
+            "SELECT id FROM item_chunks WHERE run_id = ? AND id + n > ? ORDER BY id DESC", (run_id, after)
+        ):
+            (text,) = db.execute("SELECT rows FROM item_chunks WHERE id = ?", (chunk_id,)).fetchone()
+            newer = [r for r in _rows_of(chunk_id, text) if r[0] > after]
+            rows.extend(newer)
+            need -= len(newer)
+            if need <= 0:
+                break
+    rows.sort(key=lambda r: r[0], reverse=True)
+    return rows[:limit]
