@@ -3,6 +3,7 @@ latest state and events, tell a live run from one whose process died, send comma
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -27,6 +28,12 @@ KEEP_SECONDS = 7 * 24 * 3600
 ANSWER_WAIT = 3.0
 #: Seconds between two prunings of the live directory.
 PRUNE_EVERY = 3600.0
+#: The most ended runs whose directories are kept, the newest: a machine that starts many short
+#: runs kept one for each for KEEP_SECONDS (40,000 directories, about 1 GB, in a week of
+#: benchmarks), and a directory that large made every run's start slower.
+KEEP_ENDED = 200
+#: Seconds since a run last published within which it is taken to be running, unread.
+FRESH_SECONDS = 10.0
 
 
 @dataclass
@@ -257,26 +264,50 @@ def find_run(which: str, root: Optional[Path] = None) -> LiveRun:
     raise LiveError(f"no run {which!r} on this machine (see `milepost runs`)")
 
 
-def prune(root: Path, keep: float = KEEP_SECONDS) -> None:
-    """Removes the directories of runs that ended (or crashed) over `keep` seconds ago; at most
-    once every PRUNE_EVERY seconds (a run starts on the job's thread: it must stay cheap)."""
+def prune(root: Path, keep: float = KEEP_SECONDS, keep_ended: int = KEEP_ENDED) -> None:
+    """Removes the directories of runs that ended (or crashed) over `keep` seconds ago, and
+    of the ended runs beyond the newest `keep_ended`; at most once every PRUNE_EVERY seconds
+    (a run starts on the job's thread: it must stay cheap), or at once when the directory
+    holds more than twice `keep_ended` runs."""
     marker = root / ".pruned"
     try:
-        if time.time() - marker.stat().st_mtime < PRUNE_EVERY:
+        if time.time() - marker.stat().st_mtime < PRUNE_EVERY and not _crowded(root, keep_ended):
             return
     except FileNotFoundError:
         pass
     marker.touch(mode=0o600)
     os.utime(marker)
     now = time.time()
+    runs: List[Tuple[float, Path]] = []
     for entry in os.scandir(root):
-        if not entry.is_dir(follow_symlinks=False):
+        if entry.is_dir(follow_symlinks=False):
+            with contextlib.suppress(OSError):
+                runs.append((_published(Path(entry.path)), Path(entry.path)))
+    ended = 0
+    for published, directory in sorted(runs, reverse=True):  # the newest first
+        # A live run publishes four times a second: a fresh file is a running run's.
+        if now - published <= FRESH_SECONDS:
             continue
         try:
-            # A live run publishes four times a second: only an old file can be a run to remove.
-            if now - (Path(entry.path) / "snapshot.json").stat().st_mtime <= keep:
+            if not LiveRun(directory).read().ended:
                 continue
-            if LiveRun(Path(entry.path)).read().ended:
-                shutil.rmtree(entry.path, ignore_errors=True)
         except (LiveError, OSError, ValueError, TypeError):
             continue  # not a run, or not ours to judge: left alone
+        ended += 1
+        if ended > keep_ended or now - published > keep:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def _published(directory: Path) -> float:
+    """When the run last published: its snapshot's time, else (it never published one) when
+    it started."""
+    try:
+        return (directory / "snapshot.json").stat().st_mtime
+    except FileNotFoundError:
+        return (directory / "run.json").stat().st_mtime
+
+
+def _crowded(root: Path, keep_ended: int) -> bool:
+    """Whether the live directory holds more than twice `keep_ended` runs, told by its link
+    count where that counts its subdirectories (ext4, XFS; elsewhere it is not told)."""
+    return os.stat(root).st_nlink > 2 + 2 * keep_ended
