@@ -250,27 +250,24 @@ def test_milepost_home_holds_the_live_directory_unless_it_is_set_apart(monkeypat
     assert live_dir() == tmp_path / "cache" / "milepost" / "live"
 
 
-def test_ended_runs_beyond_the_newest_are_pruned_and_running_ones_kept(monkeypatch) -> None:
+def test_ended_runs_beyond_the_newest_are_pruned_and_running_ones_kept() -> None:
     from milepost.live import reader
 
     for i in range(8):
         with milepost.Run(f"short-{i}", display="none"):
             pass
         time.sleep(0.01)  # distinct publish times: the newest are kept
+    root = live_dir()
+    (root / ".pruned").touch()
+    assert not reader.prune_due(root), "pruned an hour apart..."
+    assert reader.prune_due(root, keep_ended=3), "...unless the directory holds more than twice the runs kept"
+    reader.prune(root, keep_ended=3)
+    assert {run.name for run, _ in list_runs()} == {"short-5", "short-6", "short-7"}
     proc, running = _start("steady", "60", "0.02")
     try:
         find_run(running)
-        root = live_dir()
-        monkeypatch.setattr(reader, "FRESH_SECONDS", 0.0)  # the ended runs count at once
-        (root / ".pruned").unlink(missing_ok=True)
-        reader.prune(root, keep_ended=3)
-        left = {run.name for run, _ in list_runs()}
-        assert left == {"short-5", "short-6", "short-7", "steady"}, left
-        # The hour between prunings is skipped when the directory is crowded.
-        with milepost.Run("one-more", display="none"):
-            pass
-        reader.prune(root, keep_ended=1)
-        assert {run.name for run, _ in list_runs()} == {"one-more", "steady"}
+        reader.prune(root, keep_ended=0)
+        assert {run.name for run, _ in list_runs()} == {"steady"}, "a running run is kept"
     finally:
         proc.kill()
         proc.communicate(timeout=10)

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, TextIO
@@ -26,7 +27,7 @@ from ..events import Event, RunFinished
 from ..observers.base import BaseObserver
 from . import commands
 from .place import FORMAT, HOST, LiveError, ensure_live_dir, live_dir, process_start, run_dir
-from .reader import prune
+from .reader import prune, prune_due
 
 if TYPE_CHECKING:
     from ..snapshot import Snapshot
@@ -61,6 +62,28 @@ class Steering:
         self.meta = meta
         #: What items in flight reported (progress, checks), by item name.
         self.reports = reports
+
+
+#: Held while this process prunes the live directory (one pruning at a time).
+_PRUNING = threading.Lock()
+
+
+def _prune_if_due(root: Path) -> None:
+    """Prunes the live directory if it is due, on a thread of its own: removing a few hundred
+    directories takes tens of milliseconds, which no run's end should wait for. A pruning cut
+    short by the process's exit is finished by the next."""
+    if not prune_due(root) or not _PRUNING.acquire(blocking=False):
+        return
+
+    def work() -> None:
+        try:
+            prune(root)
+        except Exception as e:  # noqa: BLE001 - housekeeping: said, and done again next time
+            _log.warning("milepost: pruning the live directory %s failed (%s: %s)", root, type(e).__name__, e)
+        finally:
+            _PRUNING.release()
+
+    threading.Thread(target=work, name="milepost-prune", daemon=True).start()
 
 
 def own_start() -> Optional[int]:
@@ -161,7 +184,7 @@ class LivePublisher(BaseObserver):
             return
         if self._root is not None:
             root, self._root = self._root, None
-            self._guard(prune, root)
+            self._guard(_prune_if_due, root)
         self._guard(self._publish, snapshot)
         self._guard(self._obey)
 

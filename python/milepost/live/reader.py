@@ -19,7 +19,17 @@ from ..persistence import History
 from . import commands
 from .place import FORMAT, HOST, LiveError, alive, check_owned, live_dir, run_dir
 
-__all__ = ["LiveRun", "LiveState", "EventTail", "list_runs", "find_run", "prune", "KEEP_SECONDS", "ANSWER_WAIT"]
+__all__ = [
+    "LiveRun",
+    "LiveState",
+    "EventTail",
+    "list_runs",
+    "find_run",
+    "prune",
+    "prune_due",
+    "KEEP_SECONDS",
+    "ANSWER_WAIT",
+]
 
 #: How long the directory of a run that ended (or crashed) is kept: `milepost runs` lists it as
 #: recent until then.
@@ -28,12 +38,11 @@ KEEP_SECONDS = 7 * 24 * 3600
 ANSWER_WAIT = 3.0
 #: Seconds between two prunings of the live directory.
 PRUNE_EVERY = 3600.0
-#: The most ended runs whose directories are kept, the newest: a machine that starts many short
-#: runs kept one for each for KEEP_SECONDS (40,000 directories, about 1 GB, in a week of
-#: benchmarks), and a directory that large made every run's start slower.
+#: How many of the newest runs' directories are kept whatever their state (older ones are kept
+#: while they run): a machine that starts many short runs kept one for each for KEEP_SECONDS
+#: (40,000 directories, about 1 GB, in a week of benchmarks), and a directory that large made
+#: every run's start slower.
 KEEP_ENDED = 200
-#: Seconds since a run last published within which it is taken to be running, unread.
-FRESH_SECONDS = 10.0
 
 
 @dataclass
@@ -264,38 +273,39 @@ def find_run(which: str, root: Optional[Path] = None) -> LiveRun:
     raise LiveError(f"no run {which!r} on this machine (see `milepost runs`)")
 
 
-def prune(root: Path, keep: float = KEEP_SECONDS, keep_ended: int = KEEP_ENDED) -> None:
-    """Removes the directories of runs that ended (or crashed) over `keep` seconds ago, and
-    of the ended runs beyond the newest `keep_ended`; at most once every PRUNE_EVERY seconds
-    (a run starts on the job's thread: it must stay cheap), or at once when the directory
-    holds more than twice `keep_ended` runs."""
+def prune_due(root: Path, keep_ended: int = KEEP_ENDED) -> bool:
+    """Whether the live directory is to be pruned now (and, if so, it is marked pruned): once
+    every PRUNE_EVERY seconds, or at once when it holds more than twice `keep_ended` runs. Two
+    small reads: a run's start may ask."""
     marker = root / ".pruned"
     try:
         if time.time() - marker.stat().st_mtime < PRUNE_EVERY and not _crowded(root, keep_ended):
-            return
+            return False
     except FileNotFoundError:
         pass
     marker.touch(mode=0o600)
     os.utime(marker)
+    return True
+
+
+def prune(root: Path, keep: float = KEEP_SECONDS, keep_ended: int = KEEP_ENDED) -> None:
+    """Removes the directories of runs that ended (or crashed) over `keep` seconds ago, and of
+    those that ended beyond the newest `keep_ended` runs. Reads only the runs it may remove
+    (one that is still running stays)."""
     now = time.time()
     runs: List[Tuple[float, Path]] = []
     for entry in os.scandir(root):
         if entry.is_dir(follow_symlinks=False):
             with contextlib.suppress(OSError):
                 runs.append((_published(Path(entry.path)), Path(entry.path)))
-    ended = 0
-    for published, directory in sorted(runs, reverse=True):  # the newest first
-        # A live run publishes four times a second: a fresh file is a running run's.
-        if now - published <= FRESH_SECONDS:
+    for newer, (published, directory) in enumerate(sorted(runs, reverse=True)):  # the newest first
+        if newer < keep_ended and now - published <= keep:
             continue
         try:
-            if not LiveRun(directory).read().ended:
-                continue
+            if LiveRun(directory).read().ended:
+                shutil.rmtree(directory, ignore_errors=True)
         except (LiveError, OSError, ValueError, TypeError):
             continue  # not a run, or not ours to judge: left alone
-        ended += 1
-        if ended > keep_ended or now - published > keep:
-            shutil.rmtree(directory, ignore_errors=True)
 
 
 def _published(directory: Path) -> float:
