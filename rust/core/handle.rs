@@ -149,19 +149,19 @@ impl Handle {
     /// Item `name` starts (on `lane`: a worker process is its own lane, and ignores it);
     /// returns the clock reading it started at: the run's clock, or in a worker's slot, whose
     /// parent keeps the run's clock, this process's own ([`process_now`]).
-    pub fn item_started(&self, name: &str, lane: Option<&Lane>) -> Result<Option<f64>, Error> {
+    pub fn item_started(&self, name: &str, lane: Option<&Lane>) -> Result<f64, Error> {
         self.check_open("item()")?;
         match self.place() {
-            Place::Node(run, node) => run.item_started(node, lane, name).map(Some),
-            Place::Slot(seg, idx) => seg.item_started(idx, name).map(|()| Some(process_now())),
+            Place::Node(run, node) => run.item_started(node, lane, name),
+            Place::Slot(seg, idx) => seg.item_started(idx, name).map(|()| process_now()),
         }
     }
 
     /// Seconds on the clock [`Self::item_started`] reads.
-    pub fn now(&self) -> Option<f64> {
+    pub fn now(&self) -> f64 {
         match self.place() {
-            Place::Node(run, _) => Some(run.clock.now()),
-            Place::Slot(..) => Some(process_now()),
+            Place::Node(run, _) => run.clock.now(),
+            Place::Slot(..) => process_now(),
         }
     }
 

@@ -589,12 +589,11 @@ pub fn enter<'py>(slf: &Bound<'py, PyItemBase>) -> PyResult<Bound<'py, PyAny>> {
         let task = this.task.bind(py).get();
         let lane = lane.as_ref().map(|l| &*l.get().lane);
         let started = |name: &str| task.node.get()?.item_started(name, lane).map_err(PyErr::from);
-        let at = if this.digits_at < NO_DIGITS {
+        if this.digits_at < NO_DIGITS {
             started(digits(&this.digits, this.digits_at.into()))?
         } else {
             with_name(this.name.bind(py), started)??
-        };
-        at.ok_or_else(no_clock)?
+        }
     };
     let current = make_current(slf)?;
     let mut this = slf.borrow_mut();
@@ -668,12 +667,7 @@ pub fn exit(slf: &Bound<'_, PyItemBase>, exc_type: &Obj<'_>, exc: &Obj<'_>, tb: 
 /// The clock reading now that the task's node times items by: the run's clock, or in a
 /// worker process its own (`Handle::now`).
 fn core_now(task: &PyTaskBase) -> PyResult<f64> {
-    task.node.get()?.now().ok_or_else(no_clock)
-}
-
-#[cold]
-fn no_clock() -> PyErr {
-    PyRuntimeError::new_err("an item path on a node without a clock")
+    Ok(task.node.get()?.now())
 }
 
 /// Makes `item` current in the calling context: on this thread's `ENTERED`, or through the

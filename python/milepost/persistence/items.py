@@ -28,9 +28,11 @@ def _chunked(db: sqlite3.Connection) -> bool:
     return bool(db.execute("PRAGMA user_version").fetchone()[0] >= 5)
 
 
-def _legacy(db: sqlite3.Connection) -> str:
-    """The table that holds rows one a row: `item_rows`, or at version 4 `items` itself."""
-    return "item_rows" if _chunked(db) else "items"
+def _tables(db: sqlite3.Connection) -> Tuple[str, bool]:
+    """The table that holds rows one a row (`item_rows`, or at version 4 `items` itself), and
+    whether there are chunks too."""
+    chunked = _chunked(db)
+    return ("item_rows" if chunked else "items"), chunked
 
 
 def _rows_of(chunk_id: int, text: str) -> Iterator[Row]:
@@ -40,10 +42,11 @@ def _rows_of(chunk_id: int, text: str) -> Iterator[Row]:
 
 def item_counts(db: sqlite3.Connection, run_id: str) -> Tuple[int, int]:
     """How many item rows the run has, and how many of them are done."""
+    table, chunked = _tables(db)
     n, done = db.execute(
-        f"SELECT count(*), coalesce(sum(status = 'done'), 0) FROM {_legacy(db)} WHERE run_id = ?", (run_id,)
+        f"SELECT count(*), coalesce(sum(status = 'done'), 0) FROM {table} WHERE run_id = ?", (run_id,)
     ).fetchone()
-    if _chunked(db):
+    if chunked:
         more = db.execute(
             "SELECT coalesce(sum(n), 0), coalesce(sum(done), 0) FROM item_chunks WHERE run_id = ?", (run_id,)
         ).fetchone()
@@ -53,11 +56,12 @@ def item_counts(db: sqlite3.Connection, run_id: str) -> Tuple[int, int]:
 
 def finished_items(db: sqlite3.Connection, run_id: str) -> Iterator[Tuple[str, str, str]]:
     """Phase, name and status of each of the run's rows that is done or skipped."""
+    table, chunked = _tables(db)
     yield from db.execute(
-        f"SELECT phase, name, status FROM {_legacy(db)} WHERE run_id = ? AND status IN ('done', 'skipped')",
+        f"SELECT phase, name, status FROM {table} WHERE run_id = ? AND status IN ('done', 'skipped')",
         (run_id,),
     )
-    if _chunked(db):
+    if chunked:
         for (text,) in db.execute(
             "SELECT rows FROM item_chunks WHERE run_id = ? AND done + skipped > 0 ORDER BY id", (run_id,)
         ):
@@ -68,15 +72,16 @@ def finished_items(db: sqlite3.Connection, run_id: str) -> Iterator[Tuple[str, s
 
 def failed_rows(db: sqlite3.Connection, run_id: str) -> List[Dict[str, Any]]:
     """The run's failed rows: phase, name, error and when it ended (`at`)."""
+    table, chunked = _tables(db)
     out = [
         {"phase": r[0], "name": r[1], "error": r[2], "at": r[3]}
         for r in db.execute(
-            f"SELECT phase, name, error, started_at + coalesce(duration, 0) FROM {_legacy(db)} "
+            f"SELECT phase, name, error, started_at + coalesce(duration, 0) FROM {table} "
             "WHERE run_id = ? AND status = 'failed'",
             (run_id,),
         )
     ]
-    if _chunked(db):
+    if chunked:
         for (text,) in db.execute("SELECT rows FROM item_chunks WHERE run_id = ? AND failed > 0", (run_id,)):
             for phase, name, status, started, duration, error, _ in json.loads(text):
                 if status == "failed":
@@ -87,17 +92,18 @@ def failed_rows(db: sqlite3.Connection, run_id: str) -> List[Dict[str, Any]]:
 
 def newest_rows(db: sqlite3.Connection, run_id: str, limit: int, after: int = 0) -> List[Row]:
     """The run's newest `limit` rows with an id above `after`, newest first."""
+    table, chunked = _tables(db)
     # `+run_id` keeps SQLite off the (run_id, phase, status) index: walking the rows newest
     # first stops after `limit` of them, where the index would gather and sort all of a long
     # run's rows.
     rows: List[Row] = [
         tuple(r)
         for r in db.execute(
-            f"SELECT {_COLUMNS} FROM {_legacy(db)} WHERE +run_id = ? AND id > ? ORDER BY id DESC LIMIT ?",
+            f"SELECT {_COLUMNS} FROM {table} WHERE +run_id = ? AND id > ? ORDER BY id DESC LIMIT ?",
             (run_id, after, limit),
         )
     ]
-    if _chunked(db):
+    if chunked:
         # The newest chunks until they hold `limit` rows (their text is read only for these).
         need = limit
         for (chunk_id,) in db.execute(
