@@ -1,6 +1,6 @@
 """Jobs run in their own process by the live-channel tests: `python live_jobs.py KIND ...`.
 
-Each prints `started <run id>` once its run is published, and `ended <state>` at the end."""
+Each prints `started <run id>` once its run has started, and `ended <state>` at the end."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Tuple
 
 import milepost
+from milepost.live.place import LiveError
+from milepost.live.reader import LiveRun, find_run
 
 
 def start_job(*args: str) -> Tuple[subprocess.Popen, str]:
@@ -22,7 +24,25 @@ def start_job(*args: str) -> Tuple[subprocess.Popen, str]:
     assert proc.stdout is not None
     line = proc.stdout.readline()
     assert line.startswith("started"), line + (proc.stderr.read() if proc.stderr else "")
-    return proc, line.split()[1]
+    run_id = line.split()[1]
+    published(run_id, alive=proc.poll)
+    return proc, run_id
+
+
+def published(run_id: str, seconds: float = 20.0, alive=lambda: None) -> LiveRun:
+    """(For tests.) The run once it is published: a quarter second after its start, or after
+    its end if that is sooner (or once `alive()` says its process ended: then as it is)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            run = find_run(run_id)
+            if (run.directory / "snapshot.json").exists():
+                return run
+        except LiveError:
+            pass
+        if alive() is not None or time.monotonic() > deadline:
+            return find_run(run_id)
+        time.sleep(0.02)
 
 
 def steady(n: int, item_seconds: float) -> None:

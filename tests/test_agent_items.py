@@ -15,6 +15,7 @@ import pytest
 from rich.console import Console
 
 import milepost
+from live_jobs import published
 from milepost.live.reader import find_run
 from milepost.monitor.render import in_flight
 from milepost.monitor.view import View
@@ -146,7 +147,7 @@ def test_an_item_in_flight_is_published_and_the_monitor_shows_it() -> None:
     worker.start()
     try:
         assert reported.wait(30)
-        live = find_run(runs[0].id)
+        live = published(runs[0].id)
         _until(lambda: "issue-7" in live.read().reports)
         state = live.read()
         assert state.reports["issue-7"] == {"progress": [3, 20], "checks_ok": 2, "checks": 3, "artifacts": 0}

@@ -16,7 +16,7 @@ from typing import Any, AsyncIterator, List
 import pytest
 
 import milepost
-from milepost.live.reader import find_run
+from live_jobs import published
 
 
 async def agen(n: int) -> AsyncIterator[int]:
@@ -376,7 +376,7 @@ def test_a_live_retry_runs_exactly_the_failed_item_again() -> None:
                 if i == 0:  # the first result waits while item 3 fails and is retried
                     while run.snapshot().root["failed"] < 1:
                         await asyncio.sleep(0.005)
-                    answers.append(await asyncio.to_thread(find_run(run.id).send, "retry"))
+                    answers.append(await asyncio.to_thread(lambda: published(run.id).send("retry")))
                 if i == 3:
                     calls[3] += 1
                     if calls[3] == 1:

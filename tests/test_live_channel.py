@@ -10,6 +10,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -169,7 +170,8 @@ def test_another_users_runs_are_refused(tmp_path) -> None:
 def test_the_live_files_are_the_users_alone() -> None:
     with milepost.Run("private", display="none") as run:
         run.phase("p").advance()
-    directory = live_dir() / run.id
+    directory = find_run(run.id).directory  # published after its end: it ended at once
+    assert directory == live_dir() / run.id
     assert stat.S_IMODE(live_dir().stat().st_mode) == 0o700
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
     for name in ("run.json", "snapshot.json", "events.jsonl"):
@@ -187,6 +189,7 @@ def test_a_name_is_never_taken_for_the_start_of_another_runs_id() -> None:
         other.phase("p").advance()
     prefix = other.id[:4]
     with milepost.Run(prefix, display="none") as named:
+        _wait_for(lambda: (live_dir() / named.id / "snapshot.json").exists())  # published at 0.25 s
         assert find_run(prefix).id == named.id, "the run of that name, not the run whose id starts so"
         assert find_run(other.id[:6]).id == other.id
         result = _cli("cancel", "a" * 300)
@@ -196,6 +199,7 @@ def test_a_name_is_never_taken_for_the_start_of_another_runs_id() -> None:
 def test_milepost_runs_shows_names_and_commands_as_text() -> None:
     with milepost.Run("evil\x1b[31mRED\x1b[0m\nline2\ttab", display="none") as run:
         run.phase("p").advance()
+    list_runs()  # a run that ended at once is published at its process's exit, or by a reader there
     table = _cli("runs").stdout
     assert "\x1b" not in table and "evilRED line2 tab" in table
     assert len([line for line in table.splitlines() if run.id in line]) == 1
@@ -230,7 +234,7 @@ def test_a_run_that_stopped_publishing_and_then_completed_is_not_called_crashed(
         with run.phase("p") as ph:
             ph.advance(3)
     # Its publishing had stopped (as on a full disk): the last published state says running.
-    directory = live_dir() / run.id
+    directory = find_run(run.id).directory
     snapshot = json.loads((directory / "snapshot.json").read_text())
     (directory / "snapshot.json").write_text(json.dumps({**snapshot, "ended": None}))
     info = json.loads((directory / "run.json").read_text())
@@ -257,6 +261,7 @@ def test_ended_runs_beyond_the_newest_are_pruned_and_running_ones_kept() -> None
         with milepost.Run(f"short-{i}", display="none"):
             pass
         time.sleep(0.01)  # distinct publish times: the newest are kept
+    assert len(list_runs()) == 8, "each published after its end (listing waits for that)"
     root = live_dir()
     (root / ".pruned").touch()
     assert not reader.prune_due(root), "pruned an hour apart..."
@@ -271,3 +276,60 @@ def test_ended_runs_beyond_the_newest_are_pruned_and_running_ones_kept() -> None
     finally:
         proc.kill()
         proc.communicate(timeout=10)
+
+
+def test_the_jobs_thread_never_waits_for_the_live_directory(monkeypatch) -> None:
+    """A run is published from the delivery thread once it has lived a quarter second; a
+    shorter one when its process exits, or when the process reads the live directory: entering
+    and leaving a run never waits for the directory. What it logged before is in its events."""
+    from milepost.live.publisher import PUBLISH_AFTER, LivePublisher
+
+    opened_on = []
+    original = LivePublisher._open  # noqa: SLF001 - the step under test
+
+    def watched(self, *args) -> None:
+        opened_on.append(threading.current_thread())
+        original(self, *args)
+
+    monkeypatch.setattr(LivePublisher, "_open", watched)
+    with milepost.Run("brief", display="none") as brief:
+        brief.log("said at once")
+    assert opened_on == [], "not at its start, nor at its end"
+    state = find_run(brief.id).read()  # a reader in the process publishes what waits
+    assert state.state == "completed" and len(opened_on) == 1
+    assert any(e.get("message") == "said at once" for e in find_run(brief.id).events().new())
+    with milepost.Run("longer", display="none") as longer:
+        longer.log("said early")
+        time.sleep(PUBLISH_AFTER + 0.3)
+        assert (live_dir() / longer.id / "snapshot.json").exists(), "published while it runs"
+    assert find_run(longer.id).read().state == "completed"
+    assert any(e.get("message") == "said early" for e in find_run(longer.id).events().new())
+    assert len(opened_on) == 2 and opened_on[1] is not threading.main_thread()
+
+
+def test_of_many_short_runs_the_newest_are_published() -> None:
+    from milepost.live.backlog import KEEP
+
+    ids = []
+    for i in range(KEEP + 5):
+        with milepost.Run(f"short-{i}", display="none") as run:
+            pass
+        ids.append(run.id)
+    assert not (live_dir() / ids[-1]).exists(), "waiting for the process's exit or a reader"
+    assert {run.id for run, _ in list_runs()} == set(ids[-KEEP:])
+
+
+def test_a_process_of_short_runs_publishes_them_at_its_exit_and_prunes() -> None:
+    """Runs that end within a quarter second are published when their process exits, which
+    also removes what is due (here: a run that ended eight days ago)."""
+    with milepost.Run("old", display="none") as old:
+        pass
+    directory = find_run(old.id).directory
+    eight_days_ago = time.time() - 8 * 86400
+    os.utime(directory / "snapshot.json", (eight_days_ago, eight_days_ago))
+    os.utime(live_dir() / ".pruned", (eight_days_ago, eight_days_ago))  # pruned long ago
+    code = "import milepost\nwith milepost.Run('quick', display='none') as run:\n    print(run.id)"
+    quick = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert quick.returncode == 0, quick.stderr
+    assert find_run(quick.stdout.strip()).read().state == "completed", "published at its exit"
+    assert not directory.exists(), "the run that ended eight days ago was removed"

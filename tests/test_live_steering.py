@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import milepost
+from live_jobs import published
 from milepost.live.reader import find_run
 
 JOBS = str(Path(__file__).parent / "live_jobs.py")
@@ -36,7 +37,7 @@ def test_a_retry_after_a_cancel_runs_nothing_and_counts_nothing() -> None:
         if i == 2:
             _until(lambda: run.snapshot().root["failed"] == 1)
             run.cancel("enough")
-            answers.append(find_run(run.id).send("retry"))
+            answers.append(published(run.id).send("retry"))
         return i
 
     with pytest.raises(milepost.Cancelled):
@@ -54,7 +55,7 @@ def test_a_failure_behind_a_slow_item_can_be_run_again_at_once() -> None:
     def fn(i: int) -> int:
         if i == 0:  # the first result waits while item 3 fails and is retried
             _until(lambda: run.snapshot().root["failed"] == 1)
-            answers.append(find_run(run.id).send("retry"))
+            answers.append(published(run.id).send("retry"))
         if i == 3:
             calls[3] += 1
             if calls[3] == 1:
@@ -72,7 +73,7 @@ def test_a_failure_behind_a_slow_item_can_be_run_again_at_once() -> None:
 def test_a_skip_is_taken_by_one_item_only() -> None:
     seen = []
     with milepost.Run("skip-once", display="none") as run:
-        live = find_run(run.id)
+        live = published(run.id)
         with run.phase("p") as ph:
             assert "skip asked for 'a'" in live.send("skip", "a")
             for name in ("a", "a", "b"):
@@ -87,7 +88,7 @@ def test_a_skip_is_taken_by_one_item_only() -> None:
 
 def test_hostile_files_in_the_command_directory_are_left_alone() -> None:
     with milepost.Run("hostile", display="none") as run:
-        live = find_run(run.id)
+        live = published(run.id)
         commands = live.directory / "commands"
         commands.mkdir(mode=0o700, exist_ok=True)  # made by the first to write there (a sender)
         os.mkfifo(commands / "0-fifo.json")  # a pipe would block whoever opened it
@@ -121,7 +122,7 @@ def test_a_killed_job_nobody_reaped_is_crashed() -> None:
     )
     try:
         assert proc.stdout is not None
-        run = find_run(proc.stdout.readline().split()[1])
+        run = published(proc.stdout.readline().split()[1])
         _until(lambda: run.read().root.get("done", 0) > 3)
         os.kill(proc.pid, signal.SIGKILL)
         # Not reaped yet: the process is a zombie, its pid still taken.
@@ -134,7 +135,7 @@ def test_a_killed_job_nobody_reaped_is_crashed() -> None:
 def test_a_command_sent_while_the_run_thinks_is_answered_by_a_thread(tmp_path) -> None:
     """Two clients at once get their own answers."""
     with milepost.Run("two-clients", display="none") as run:
-        live = find_run(run.id)
+        live = published(run.id)
         answers = []
         clients = [threading.Thread(target=lambda: answers.append(live.send("retry"))) for _ in range(2)]
         for c in clients:

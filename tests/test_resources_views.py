@@ -16,6 +16,7 @@ from typing import Tuple
 import pytest
 
 import milepost
+from live_jobs import published
 from resources_helpers import burn
 
 JOB = textwrap.dedent(
@@ -38,6 +39,7 @@ def _start(stop: Path) -> Tuple[subprocess.Popen, str]:
     assert proc.stdout is not None
     line = proc.stdout.readline()
     assert line.startswith("started"), line + (proc.stderr.read() if proc.stderr else "")
+    published(line.split()[1], alive=proc.poll)  # a quarter second after its start
     return proc, line.split()[1]
 
 

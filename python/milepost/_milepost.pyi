@@ -423,6 +423,12 @@ class Snapshot:
     @property
     def now(self) -> float:
         """The run's clock when the snapshot was taken."""
+    @property
+    def state(self) -> str:
+        """The run's state (its root node's)."""
+    @property
+    def failed(self) -> int:
+        """The items the run counts failed (its root node's)."""
     def json(self) -> str:
         """The snapshot as JSON text (schema documented in the README)."""
     def explicit_counts(self) -> list[tuple[str, str, int, int]]:

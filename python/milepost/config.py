@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Set, Tuple
@@ -97,7 +98,7 @@ SETTINGS: Dict[str, Tuple[str, Callable[[Any], Any], Any]] = {
 }
 
 _warned: Set[Tuple[str, str]] = set()
-_cache: Dict[Path, Tuple[Tuple[int, int], Dict[str, Any]]] = {}
+_cache: Dict[str, Tuple[Tuple[int, int], Dict[str, Any]]] = {}
 
 
 def setting(name: str) -> Any:
@@ -126,35 +127,33 @@ def file_settings(start: Optional[Path] = None) -> Tuple[Dict[str, Any], str]:
     directory) upward, and where it is; empty when there is none, or it does not parse (said
     once). Read again only when the file changes."""
     # getcwd() is already absolute and free of links (the kernel's own path): no realpath.
-    path = _walk(os.path.realpath(str(start)) if start is not None else os.getcwd())
-    return _table(path) if path is not None else ({}, "")
+    found = _walk(os.path.realpath(str(start)) if start is not None else os.getcwd())
+    if found is None:
+        return {}, ""
+    name, st = found
+    stamp = (st.st_mtime_ns, st.st_size)
+    cached = _cache.get(name)
+    if cached is None or cached[0] != stamp:
+        cached = _cache[name] = (stamp, _read(Path(name)))
+    return cached[1], name
 
 
-def _walk(folder: str) -> Optional[str]:
-    """The nearest pyproject.toml from `folder` upward. os.path rather than pathlib: every
-    run asks for its settings, and this walk was a tenth of a short `track()` loop's set-up."""
+def _walk(folder: str) -> Optional[Tuple[str, os.stat_result]]:
+    """The nearest pyproject.toml from `folder` upward, with its `stat` (which says whether the
+    cached table is still the file's). os.path and one `stat` a folder: every run asks for its
+    settings, and a short `track()` loop's set-up is a few dozen microseconds."""
     while True:
         name = os.path.join(folder, "pyproject.toml")
-        if os.path.isfile(name):
-            return name
+        try:
+            st = os.stat(name)
+        except OSError:
+            st = None
+        if st is not None and stat.S_ISREG(st.st_mode):
+            return name, st
         parent = os.path.dirname(folder)
         if parent == folder:
             return None
         folder = parent
-
-
-def _table(name: str) -> Tuple[Dict[str, Any], str]:
-    """The file's `[tool.milepost]`, read again only when the file changed."""
-    path = Path(name)
-    try:
-        st = os.stat(name)
-    except OSError:
-        return {}, ""
-    stamp = (st.st_mtime_ns, st.st_size)
-    cached = _cache.get(path)
-    if cached is None or cached[0] != stamp:
-        _cache[path] = (stamp, _read(path))
-    return _cache[path][1], name
 
 
 def _read(path: Path) -> Dict[str, Any]:

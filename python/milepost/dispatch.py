@@ -360,6 +360,9 @@ class Delivery:
         self._pull_source = pull
         self.own = Dispatcher([o for o in observers if is_own(o)], snapshot, now, pull=self.pull_now, late=True)
         self.user = Dispatcher([o for o in observers if not is_own(o)], snapshot, now, name="milepost-observers")
+        #: Whether any observer takes events (none: an event need not even be made). Asked
+        #: for every event a run would emit: kept, not worked out each time.
+        self.listening = bool(observers)
 
     @property
     def observers(self) -> List[Observer]:
@@ -372,11 +375,7 @@ class Delivery:
 
     def add(self, observer: Observer) -> None:
         (self.own if is_own(observer) else self.user).add(observer)
-
-    @property
-    def listening(self) -> bool:
-        """Whether any observer takes events (none: an event need not even be made)."""
-        return bool(self.own.observers or self.user.observers)
+        self.listening = True
 
     def emit(self, event: Event) -> None:
         self.own.emit(event)

@@ -11,7 +11,6 @@ import logging
 import os
 import threading
 import time
-import uuid
 import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, TextIO, Union
@@ -168,7 +167,7 @@ class Run(Task):
         store = Store(None if history is True else Path(history)) if history else None
         resumed = _resumable(store, name, resume) if resume else None
         started_at = resumed.started_at if resumed is not None else time.time()
-        run_id = resumed.run_id if resumed is not None else run_id or uuid.uuid4().hex[:12]
+        run_id = resumed.run_id if resumed is not None else run_id or os.urandom(6).hex()  # uuid4's source
         core = _milepost.RunCore(run_id, name, clock is not None, started_at)
         owner = Owner(core, clock, store, resumed, stall, limits)
         if owner.steer is not None:
@@ -197,8 +196,10 @@ class Run(Task):
         self._written = (store.path if store is not None else None, options.output, snapshot_file)
         self._token: Any = None
         self._opened = self._started = False
-        #: Set once the run's end is written: another thread leaving the run waits for it.
-        self._ended = threading.Event()
+        #: Held until the run's end is written: another thread leaving the run waits for it
+        #: (a plain lock, released by whichever thread ends the run: cheaper than an Event).
+        self._ended = threading.Lock()
+        self._ended.acquire()
         #: `capture_logging`: the handler on the root logger while the run is open.
         self._capture = RunLogHandler(self.log, capture) if capture is not None else None
 
@@ -350,13 +351,14 @@ class Run(Task):
             if not self._owner.finished:  # what remote workers counted comes in before the end
                 self._owner.settle_links()
             if not self._owner.mark_finished():
-                if wait:  # another thread is ending the run: the end is written when we return
-                    self._ended.wait(FINISH_WAIT)
+                # Another thread is ending the run: the end is written when we return.
+                if wait and self._ended.acquire(timeout=FINISH_WAIT):
+                    self._ended.release()  # for the next thread that waits
                 return
             try:
                 self._end(state)
             finally:
-                self._ended.set()
+                self._ended.release()
                 _unfinished.discard(self)
 
     def _end(self, state: str) -> None:

@@ -241,6 +241,16 @@ class Snapshot:
         context, which the history keeps for a resumed run."""
         return self._native.explicit_counts()
 
+    @property
+    def state(self) -> str:
+        """The run's state (its root's), without decoding the JSON."""
+        return self._native.state
+
+    @property
+    def failed(self) -> int:
+        """The items the run counts failed (its root's), without decoding the JSON."""
+        return int(self._native.failed)
+
     def run_line(self) -> str:
         return self._native.run_line()
 

@@ -103,7 +103,7 @@ class FirstFailures:
         """The closing line, from the run's final count (failures from workers included)."""
         if snapshot is None:
             return None
-        return more_failures(int(snapshot.root["failed"]) - self.printed, self._where)
+        return more_failures(snapshot.failed - self.printed, self._where)
 
 
 class LatestFailures:
@@ -121,5 +121,5 @@ class LatestFailures:
     def lines(self, snapshot: Snapshot) -> Tuple[List[str], Optional[str]]:
         """`item: error` for each failure listed, and the closing line (None if none is due)."""
         shown = snapshot.data["failures"][: self.limit]
-        more = more_failures(int(snapshot.root["failed"]) - len(shown), self._where)
+        more = more_failures(snapshot.failed - len(shown), self._where)
         return [failure_line(f["name"], f["error"]) for f in shown], more

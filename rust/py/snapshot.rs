@@ -27,6 +27,16 @@ impl PySnapshot {
     fn now(&self) -> f64 {
         self.snap.now
     }
+    /// The run's state (its root node's), read without the JSON.
+    #[getter]
+    fn state(&self) -> &'static str {
+        self.snap.root.state.as_str()
+    }
+    /// The items the run counts failed (its root's), read without the JSON.
+    #[getter]
+    fn failed(&self) -> u64 {
+        self.snap.root.failed
+    }
     #[getter]
     fn events_dropped(&self) -> u64 {
         self.snap.events_dropped

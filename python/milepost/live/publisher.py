@@ -1,7 +1,9 @@
 """The run's side of the live channel: an observer that publishes the run outside its process
 and carries out the commands it is sent.
 
-In the run's directory (see `place`): `run.json` (who and where, written once),
+A run is published once it has lived PUBLISH_AFTER seconds: its directory is made then, on
+the delivery thread; a run that ends sooner waits in `backlog` to be published when its process
+exits (the job's thread never waits for the directory). In it (see `place`): `run.json` (who and where, written once),
 `snapshot.json` (the latest snapshot, whose lanes carry the tails of what items stream, with
 the run's metadata and what items in flight reported (progress, checks), replaced atomically
 four times a second and at the end, with how the run ended),
@@ -13,6 +15,7 @@ said once and publishing stops; the job goes on.
 
 from __future__ import annotations
 
+import collections
 import functools
 import json
 import logging
@@ -21,11 +24,11 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, TextIO
+from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Set, TextIO
 
 from ..events import Event, RunFinished
 from ..observers.base import BaseObserver
-from . import commands
+from . import backlog, commands
 from .place import FORMAT, HOST, LiveError, ensure_live_dir, live_dir, process_start, run_dir
 from .reader import prune, prune_due
 
@@ -38,6 +41,12 @@ _log = logging.getLogger("milepost")
 
 #: Seconds between published snapshots (and between looks for commands).
 PUBLISH_INTERVAL = 0.25
+#: Seconds a run has lived when it is first published: its directory is made then, on the
+#: delivery thread. A run that ends younger is published when its process exits (`backlog`):
+#: making and writing a directory costs more than such a run, which should not wait for it.
+PUBLISH_AFTER = PUBLISH_INTERVAL
+#: Events kept for a run not yet published (written once it is; a flood keeps the newest).
+EARLY_EVENTS = 1000
 #: Size at which the events file starts over (the previous one is kept beside it).
 EVENTS_BYTES = 4 * 1024 * 1024
 
@@ -68,11 +77,18 @@ class Steering:
 _PRUNING = threading.Lock()
 
 
-def _prune_if_due(root: Path) -> None:
+def _prune_if_due(root: Path, here: bool = False) -> None:
     """Prunes the live directory if it is due, on a thread of its own: removing a few hundred
     directories takes tens of milliseconds, which no run's end should wait for. A pruning cut
-    short by the process's exit is finished by the next."""
+    short by the process's exit is finished by the next. `here`: on this thread (at the
+    process's exit, where no thread may start any more)."""
     if not prune_due(root) or not _PRUNING.acquire(blocking=False):
+        return
+    if here:
+        try:
+            prune(root)
+        finally:
+            _PRUNING.release()
         return
 
     def work() -> None:
@@ -124,10 +140,13 @@ class LivePublisher(BaseObserver):
             "history": _resolved(str(history), os.getcwd()) if history is not None else None,
         }
         self._steer = steer
+        self._born = time.monotonic()
+        #: The run's directory, made once the run has lived PUBLISH_AFTER seconds.
         self._dir: Optional[Path] = None
-        #: The live directory, pruned of ended runs' leftovers at the first delivery, on the
-        #: delivery thread: a listing the run's start does not wait for.
-        self._root: Optional[Path] = None
+        #: The events delivered before then, written once it is made.
+        self._early: Deque[Event] = collections.deque(maxlen=EARLY_EVENTS)
+        #: The newest snapshot of a run not published yet (its end's, once it ended).
+        self._unpublished: Optional[Snapshot] = None
         self._events: Optional[TextIO] = None
         self._ended: Optional[str] = None
         self._off = False
@@ -137,13 +156,11 @@ class LivePublisher(BaseObserver):
     def directory(self) -> Optional[Path]:
         return self._dir
 
-    def start(self) -> None:
-        self._guard(self._open)
-
-    def _open(self) -> None:
-        # The run's start waits for this: the live directory is checked once a process (made
-        # again if it went), `commands/` and `replies/` are made by whoever first writes there,
-        # and `run.json` has one writer, this process.
+    def _open(self, at_exit: bool = False) -> None:
+        # On the delivery thread, once the run has lived PUBLISH_AFTER seconds (or at its end,
+        # if the thread came late): the live directory is checked once a process (made again
+        # if it went), `commands/` and `replies/` are made by whoever first writes there, and
+        # `run.json` has one writer, this process.
         root = live_dir()
         directory = run_dir(self._id, root)
         try:
@@ -154,18 +171,23 @@ class LivePublisher(BaseObserver):
             ensure_live_dir()
             _CHECKED.add(root)
             directory.mkdir(mode=0o700, exist_ok=True)
-        self._root = root
         self._dir = directory
         commands.write_json(directory / "run.json", self._info, private_tmp=True)
         fd = os.open(directory / "events.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self._events = open(fd, "a", encoding="utf-8")  # noqa: SIM115 - kept open
         self._written = self._events.tell()
+        early, self._early = self._early, collections.deque()
+        for event in early:
+            self._append(event)
+        _prune_if_due(root, here=at_exit)  # ended runs' leftovers (a listing; removed if due)
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, RunFinished):
             self._ended = event.state
         if self._events is not None:
             self._guard(self._append, event)
+        elif self._dir is None:
+            self._early.append(event)
 
     def _append(self, event: Event) -> None:
         assert self._events is not None and self._dir is not None
@@ -181,10 +203,12 @@ class LivePublisher(BaseObserver):
 
     def on_snapshot(self, snapshot: Snapshot) -> None:
         if self._dir is None:
-            return
-        if self._root is not None:
-            root, self._root = self._root, None
-            self._guard(_prune_if_due, root)
+            if self._off or time.monotonic() - self._born < PUBLISH_AFTER:
+                self._unpublished = snapshot
+                return
+            self._guard(self._open)
+            if self._dir is None:
+                return
         self._guard(self._publish, snapshot)
         self._guard(self._obey)
 
@@ -234,9 +258,22 @@ class LivePublisher(BaseObserver):
 
     def close(self) -> None:
         if self._dir is None:
+            if self._unpublished is not None and not self._off:
+                backlog.later(self._publish_ended)  # a run that ended before its first publish
             return
         # Commands that came after the last look are answered: nobody waits for ever.
         self._guard(self._obey)
+        if self._events is not None:
+            self._guard(self._events.close)
+            self._events = None
+
+    def _publish_ended(self) -> None:
+        """The directory of a run that has ended, with its last snapshot (from `backlog`: at
+        the process's exit, where pruning, if due, is done here, or for a reader)."""
+        final, self._unpublished = self._unpublished, None
+        self._guard(self._open, True)
+        if self._dir is not None and final is not None:
+            self._guard(self._publish, final)
         if self._events is not None:
             self._guard(self._events.close)
             self._events = None

@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from ..errors import MilepostError
 from ..outcome import END_STATES
 from ..persistence import History
-from . import commands
+from . import backlog, commands
 from .place import FORMAT, HOST, LiveError, alive, check_owned, live_dir, run_dir
 
 __all__ = [
@@ -229,6 +229,7 @@ class EventTail:
 
 def list_runs(root: Optional[Path] = None) -> List[Tuple[LiveRun, LiveState]]:
     """Every run published on this machine by this user, newest first, with its state."""
+    backlog.drain()  # runs of this process that ended before their first publish
     root = root or live_dir()
     if not root.exists():
         return []
@@ -250,6 +251,7 @@ def find_run(which: str, root: Optional[Path] = None) -> LiveRun:
     """A run by id, by name (the newest of that name), or by the start of its id: in that
     order, so that a name made of hex digits (`cafe`, `2024`) is never taken for another run's
     id."""
+    backlog.drain()
     root = root or live_dir()
     if not root.exists():
         raise LiveError(f"no live runs on this machine yet ({root} does not exist)")

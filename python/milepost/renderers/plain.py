@@ -50,8 +50,8 @@ class PlainRenderer(BaseObserver):
         self._final = snapshot
         lines = [snapshot.run_line()]
         nodes = snapshot.node_lines()
-        if len(nodes) == 1 and not snapshot.root["children"][0]["children"]:
-            nodes = []  # a single loop: the run line already carries its figures
+        if len(nodes) == 1:
+            nodes = []  # a single loop (the root's only node): the run line carries its figures
         for index, (depth, name, state, stats) in enumerate(nodes):
             # Running tasks every time; others once, when they reach a new state.
             changed = self._states.get((index, name)) != state
@@ -60,7 +60,7 @@ class PlainRenderer(BaseObserver):
                 lines.append(f"{'  ' * depth}{name}: {stats}")
         # A run that ends before its first snapshot is taken shows its end twice (the start's
         # snapshot and the end's); the same ended lines again tell a log reader nothing.
-        ended = snapshot.root["state"] not in ("pending", "running")
+        ended = snapshot.state not in ("pending", "running")
         if ended and lines == self._ended:
             return
         self._ended = lines if ended else None

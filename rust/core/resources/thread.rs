@@ -11,7 +11,7 @@
 //! taken at the stop by the caller.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -54,7 +54,7 @@ impl ResourceSampler {
         run: &Arc<RunCore>, options: &ResourceOptions, source: S, root: u32,
     ) -> Self {
         let weak: Weak<RunCore> = Arc::downgrade(run);
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+        let cores = cores();
         let mut sampler = Sampler::new(source, root, cores);
         let mut disks = DiskWatch::new(&options.dirs, options.disk_warn);
         let interval = options.interval;
@@ -135,6 +135,14 @@ impl Drop for ResourceSampler {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The cores this process may use, asked once (the standard library reads cgroup files each
+/// time: a few syscalls every run's start paid).
+fn cores() -> u32 {
+    static CORES: OnceLock<u32> = OnceLock::new();
+    *CORES
+        .get_or_init(|| std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX)))
 }
 
 fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
