@@ -307,3 +307,27 @@ def test_a_finished_run_and_its_tasks_are_freed() -> None:
     task, run = job()
     gc.collect()
     assert task() is None and run() is None
+
+
+def test_a_bound_exit_held_elsewhere_keeps_its_item_and_ends_it() -> None:
+    """A loop's items get the same bound `__enter__`/`__exit__` each time (nothing made per
+    item); one held by the caller keeps its item from being made again for the next."""
+    with milepost.Run("bound", display="none", history=False) as run:
+        ph = run.phase("p")
+        with ph.item("a"):
+            pass
+        with ph.item("b") as kept:
+            pass
+        del kept
+        first = ph.item("c")
+        enter, leave = first.__enter__, first.__exit__
+        with ph.item("d"):
+            pass  # an item of its own: "c" is held through its bound methods
+        del first
+        enter()
+        with ph.item("e") as inner:
+            assert milepost.current_item() is inner
+        leave(None, None, None)  # ends "c", not the item "e" was
+        names = [r["name"] for r in run.snapshot().data["recent"]]
+        assert sorted(names) == ["a", "b", "c", "d", "e"] and ph.done == 5
+        assert milepost.current_item() is None

@@ -88,6 +88,8 @@ pub struct PyTaskBase {
     pub(crate) items: Mutex<Option<Py<PyItemPath>>>,
     /// The last item it made, made again once nothing else holds it (see `item::make_item`).
     pub(crate) spare: Mutex<Option<Py<PyItemBase>>>,
+    /// That item's `__enter__` and `__exit__`, bound, handed out again (see `bound`).
+    pub(crate) bound: Mutex<[Option<Py<PyAny>>; 2]>,
 }
 
 #[pymethods]
@@ -96,7 +98,7 @@ impl PyTaskBase {
     #[new]
     #[pyo3(signature = (*_args, **_kwargs))]
     fn py_new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
-        Self { node: NodeSlot::default(), items: Mutex::new(None), spare: Mutex::new(None) }
+        Self { node: NodeSlot::default(), items: Mutex::new(None), spare: Mutex::new(None), bound: Mutex::default() }
     }
     /// A subclass gets descriptors of its own for the fast methods (see `fast`).
     #[classmethod]
@@ -119,12 +121,18 @@ impl PyTaskBase {
         if let Some(items) = self.items.try_lock() {
             visit.call(items.as_ref())?;
         }
+        if let Some(bound) = self.bound.try_lock() {
+            for kept in bound.iter() {
+                visit.call(kept.as_ref())?;
+            }
+        }
         Ok(())
     }
     fn __clear__(&self) {
         let spare = self.spare.lock().take();
         let items = self.items.lock().take();
-        drop((spare, items)); // after the locks: freeing the item may run code
+        let bound = std::mem::take(&mut *self.bound.lock());
+        drop((spare, items, bound)); // after the locks: freeing the item may run code
     }
     /// Context manager for one item: records its duration and worker lane; an exception
     /// marks it failed with the error text and is re-raised.

@@ -136,6 +136,12 @@ pub fn own_methods(cls: &Bound<'_, PyType>) -> PyResult<()> {
         // SAFETY: `cls` is a live type; the definition is static and never written.
         let own =
             unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyDescr_NewMethod(cls.as_type_ptr(), method.def.0.get())) }?;
+        // An item's `with` methods are bound through `bound::wrap` (one bound method a loop).
+        let own = match method.name {
+            "__enter__" => super::bound::wrap(cls, &own, super::bound::ENTER)?,
+            "__exit__" => super::bound::wrap(cls, &own, super::bound::EXIT)?,
+            _ => own,
+        };
         cls.setattr(method.name, own)?;
     }
     Ok(())

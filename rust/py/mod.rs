@@ -1,6 +1,7 @@
 //! `PyO3` glue: thin wrappers over `core` and `render`, conversions and the error mapping; no
 //! progress logic lives here. What `milepost._milepost` exports is declared in `lib.rs`.
 
+mod bound;
 mod bulk;
 mod convert;
 mod counting;

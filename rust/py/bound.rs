@@ -1,0 +1,196 @@
+//! `ItemMethod`: the descriptor of an item class's `__enter__` and `__exit__`, which hands a
+//! loop's item the same bound methods every time.
+//!
+//! `with item:` looks up `__enter__` and `__exit__` on the item, and `CPython` (before 3.14)
+//! binds each: a new method object made, tracked by the collector and freed for every item
+//! (callgrind, `CPython` 3.11: about 800 instructions an item of the 3,500 a plain item took,
+//! the collection those objects set off included). The task keeps its spare item's two bound
+//! methods beside the item (`PyTaskBase::bound`, see `item::make_item`): this descriptor hands
+//! out the kept one when nothing else holds it (its reference count is the task's one), and
+//! else binds as the method descriptor it wraps does. Read on the class, it is that method
+//! descriptor (introspection sees what it saw before).
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr::null_mut;
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyType;
+
+use super::counting::PyTaskBase;
+use super::item::PyItemBase;
+
+/// `__enter__` and `__exit__`: their places in `PyTaskBase::bound`.
+pub const ENTER: usize = 0;
+pub const EXIT: usize = 1;
+
+#[repr(C)]
+struct ItemMethod {
+    ob_base: ffi::PyObject,
+    /// The method descriptor it binds (the class's own, see `fast::own_methods`).
+    method: *mut ffi::PyObject,
+    /// `ENTER` or `EXIT`.
+    which: usize,
+    /// The class it is the method of (its instances are items: no type check for them).
+    cls: *mut ffi::PyObject,
+}
+
+static TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+const DOC: &std::ffi::CStr = c"An item's __enter__ or __exit__: binds the method it wraps, handing a loop's item the same bound method each time.";
+
+#[allow(unsafe_code)]
+fn item_method_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    let made = TYPE.get_or_try_init(py, || -> PyResult<Py<PyType>> {
+        let mut slots = [
+            ffi::PyType_Slot { slot: ffi::Py_tp_descr_get, pfunc: descr_get as *mut std::ffi::c_void },
+            ffi::PyType_Slot { slot: ffi::Py_tp_dealloc, pfunc: dealloc as *mut std::ffi::c_void },
+            ffi::PyType_Slot { slot: ffi::Py_tp_doc, pfunc: DOC.as_ptr().cast_mut().cast() },
+            ffi::PyType_Slot { slot: 0, pfunc: null_mut() },
+        ];
+        let mut spec = ffi::PyType_Spec {
+            // Static: before 3.12 the type keeps a pointer to its name.
+            name: c"milepost._milepost.ItemMethod".as_ptr(),
+            basicsize: i32::try_from(std::mem::size_of::<ItemMethod>()).unwrap_or(i32::MAX),
+            itemsize: 0,
+            flags: (ffi::Py_TPFLAGS_DEFAULT | ffi::Py_TPFLAGS_IMMUTABLETYPE) as std::ffi::c_uint,
+            slots: slots.as_mut_ptr(),
+        };
+        // SAFETY: the spec and its slots are valid for the call (CPython copies the slots).
+        let made = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyType_FromSpec(&raw mut spec)) }?;
+        Ok(made.cast_into::<PyType>()?.unbind())
+    })?;
+    Ok(made.bind(py))
+}
+
+/// An `ItemMethod` wrapping `method` (a method descriptor of `cls`, a subclass of `ItemBase`)
+/// as `which`.
+#[allow(unsafe_code)]
+pub fn wrap<'py>(cls: &Bound<'py, PyType>, method: &Bound<'py, PyAny>, which: usize) -> PyResult<Bound<'py, PyAny>> {
+    let py = method.py();
+    let tp = item_method_type(py)?;
+    // SAFETY: `tp` is a live type made from our spec; `PyType_GenericAlloc` returns a new,
+    // zeroed instance of its basic size (with a reference to the type) or NULL.
+    let made = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyType_GenericAlloc(tp.as_type_ptr(), 0)) }?;
+    // SAFETY: `made` is an `ItemMethod` just allocated; it takes a reference to `method`.
+    unsafe {
+        let this = made.as_ptr().cast::<ItemMethod>();
+        (*this).method = method.clone().into_ptr();
+        (*this).which = which;
+        (*this).cls = cls.clone().into_any().into_ptr();
+    }
+    Ok(made)
+}
+
+#[allow(unsafe_code)]
+unsafe extern "C" fn dealloc(slf: *mut ffi::PyObject) {
+    // SAFETY: CPython deallocates an `ItemMethod` once, with the thread attached; a heap type's
+    // instance holds a reference to its type, given back after the memory.
+    unsafe {
+        let tp = ffi::Py_TYPE(slf);
+        ffi::Py_XDECREF((*slf.cast::<ItemMethod>()).method);
+        ffi::Py_XDECREF((*slf.cast::<ItemMethod>()).cls);
+        let free: ffi::freefunc = std::mem::transmute(ffi::PyType_GetSlot(tp, ffi::Py_tp_free));
+        free(slf.cast());
+        ffi::Py_DECREF(tp.cast());
+    }
+}
+
+/// The wrapped method bound to `obj`, as its own descriptor binds it (a new reference or NULL).
+#[allow(unsafe_code)]
+unsafe fn bind(method: *mut ffi::PyObject, obj: *mut ffi::PyObject, ty: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    // SAFETY: `method` is a live method descriptor, whose type (a static type, readable with
+    // `PyType_GetSlot` from 3.10) has `tp_descr_get`.
+    unsafe {
+        let get: ffi::descrgetfunc =
+            std::mem::transmute(ffi::PyType_GetSlot(ffi::Py_TYPE(method), ffi::Py_tp_descr_get));
+        get(method, obj, ty)
+    }
+}
+
+#[allow(unsafe_code)]
+unsafe extern "C" fn descr_get(
+    descr: *mut ffi::PyObject, obj: *mut ffi::PyObject, ty: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: CPython calls the slot on an `ItemMethod`, with the thread attached.
+    let (method, which, cls) = unsafe {
+        let this = descr.cast::<ItemMethod>();
+        ((*this).method, (*this).which, (*this).cls)
+    };
+    // SAFETY: as CPython calls the slot (`obj` NULL: read on the class).
+    if obj.is_null() || unsafe { ffi::Py_IsNone(obj) } != 0 {
+        return unsafe { bind(method, obj, ty) };
+    }
+    // SAFETY: as above.
+    let py = unsafe { Python::assume_attached() };
+    let kept = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: `obj` is a live object; one of exactly the class is an item.
+        let obj = unsafe { Borrowed::from_ptr(py, obj) };
+        let item = if unsafe { ffi::Py_TYPE(obj.as_ptr()) }.cast() == cls {
+            unsafe { obj.cast_unchecked::<PyItemBase>() }
+        } else {
+            obj.cast::<PyItemBase>().ok()?
+        };
+        let this = item.try_borrow().ok()?;
+        kept_bound(this.task().get(), &obj, which)
+    }));
+    if let Ok(Some(kept)) = kept {
+        return kept.into_ptr();
+    }
+    // SAFETY: as above.
+    let made = unsafe { bind(method, obj, ty) };
+    if !made.is_null() {
+        // SAFETY: `made` is a live new reference (borrowed here; the caller gets it).
+        let made_ref = unsafe { Borrowed::from_ptr(py, made) };
+        let _ = catch_unwind(AssertUnwindSafe(|| keep_bound(py, obj, &made_ref, which)));
+    }
+    made
+}
+
+/// The task's kept bound method `which`, if it is bound to `obj` and nothing else holds it.
+#[allow(unsafe_code)]
+fn kept_bound<'py>(task: &PyTaskBase, obj: &Borrowed<'_, 'py, PyAny>, which: usize) -> Option<Bound<'py, PyAny>> {
+    let bound = task.bound.lock();
+    let kept = bound[which].as_ref()?;
+    // SAFETY: `kept` is a live bound method (a `PyCFunction`) the task holds.
+    let free = unsafe { ffi::Py_REFCNT(kept.as_ptr()) == 1 && ffi::PyCFunction_GetSelf(kept.as_ptr()) == obj.as_ptr() };
+    free.then(|| kept.bind(obj.py()).clone())
+}
+
+/// Keeps `made` (bound to `obj`) in its task when `obj` is the task's spare item.
+fn keep_bound(py: Python<'_>, obj: *mut ffi::PyObject, made: &Borrowed<'_, '_, PyAny>, which: usize) {
+    // SAFETY: `obj` is a live object (the caller's).
+    #[allow(unsafe_code)]
+    let obj = unsafe { Borrowed::from_ptr(py, obj) };
+    let Ok(item) = obj.cast::<PyItemBase>() else { return };
+    let Ok(this) = item.try_borrow() else { return };
+    let task = this.task().get();
+    if task.spare.lock().as_ref().is_none_or(|s| s.as_ptr() != obj.as_ptr()) {
+        return;
+    }
+    let earlier = task.bound.lock()[which].replace(Borrowed::to_owned(*made).unbind());
+    drop(earlier.map(|e| e.into_bound(py))); // outside the lock: freeing it frees what it holds
+}
+
+/// Whether the bound methods `task` keeps leave `spare` free to be made again: each one bound
+/// to it is held by the task alone, and nothing else holds the item (its count is the task's
+/// spare slot and those methods).
+#[allow(unsafe_code)]
+pub fn spare_alone(task: &PyTaskBase, spare: &Bound<'_, PyItemBase>) -> bool {
+    let bound = task.bound.lock();
+    let mut holders = 1;
+    for kept in bound.iter().flatten() {
+        // SAFETY: `kept` is a live bound method the task holds.
+        unsafe {
+            if ffi::PyCFunction_GetSelf(kept.as_ptr()) == spare.as_ptr() {
+                if ffi::Py_REFCNT(kept.as_ptr()) != 1 {
+                    return false;
+                }
+                holders += 1;
+            }
+        }
+    }
+    // SAFETY: `spare` is a live object.
+    unsafe { ffi::Py_REFCNT(spare.as_ptr()) == holders }
+}
