@@ -331,3 +331,20 @@ def test_a_bound_exit_held_elsewhere_keeps_its_item_and_ends_it() -> None:
         names = [r["name"] for r in run.snapshot().data["recent"]]
         assert sorted(names) == ["a", "b", "c", "d", "e"] and ph.done == 5
         assert milepost.current_item() is None
+
+
+def test_an_item_class_method_is_made_only_by_its_class_and_goes_with_it() -> None:
+    from milepost.task import Item
+
+    method = type(Item.__dict__["__enter__"])
+    with pytest.raises(TypeError):
+        method()  # made by the class alone: one made here would bind nothing
+    assert Item.__enter__.__name__ == "__enter__", "read on the class, the method descriptor"
+
+    class Mine(Item):
+        pass
+
+    made = weakref.ref(Mine)
+    del Mine
+    gc.collect()
+    assert made() is None, "a class made at run time is freed with its methods"

@@ -333,3 +333,30 @@ def test_a_process_of_short_runs_publishes_them_at_its_exit_and_prunes() -> None
     assert quick.returncode == 0, quick.stderr
     assert find_run(quick.stdout.strip()).read().state == "completed", "published at its exit"
     assert not directory.exists(), "the run that ended eight days ago was removed"
+
+
+def test_a_run_published_after_its_end_goes_where_it_began_and_holds_nothing(monkeypatch, tmp_path) -> None:
+    import gc
+    import weakref
+
+    monkeypatch.setenv("MILEPOST_LIVE_DIR", str(tmp_path / "began"))
+    with milepost.Run("moved", display="none") as run:
+        pass
+    run_id, ended = run.id, weakref.ref(run)
+    del run
+    gc.collect()
+    assert ended() is None, "waiting to be published holds nothing of the run"
+    monkeypatch.setenv("MILEPOST_LIVE_DIR", str(tmp_path / "later"))
+    list_runs()  # publishes what waits
+    assert (tmp_path / "began" / run_id / "snapshot.json").exists()
+    assert not (tmp_path / "later" / run_id).exists()
+
+
+def test_what_a_run_said_before_its_publish_is_in_its_events() -> None:
+    with milepost.Run("chatty-start", display="none") as run:
+        for i in range(1500):
+            run.log(f"line {i}")
+    events = find_run(run.id).events().new(limit=100_000)
+    said = [e["message"] for e in events if e.get("message", "").startswith("line ")]
+    assert said == [f"line {i}" for i in range(1500)]
+    assert events[0]["event"] == "run_started"

@@ -46,6 +46,8 @@ fn item_method_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
         let mut slots = [
             ffi::PyType_Slot { slot: ffi::Py_tp_descr_get, pfunc: descr_get as *mut std::ffi::c_void },
             ffi::PyType_Slot { slot: ffi::Py_tp_dealloc, pfunc: dealloc as *mut std::ffi::c_void },
+            ffi::PyType_Slot { slot: ffi::Py_tp_traverse, pfunc: traverse as *mut std::ffi::c_void },
+            ffi::PyType_Slot { slot: ffi::Py_tp_clear, pfunc: clear as *mut std::ffi::c_void },
             ffi::PyType_Slot { slot: ffi::Py_tp_doc, pfunc: DOC.as_ptr().cast_mut().cast() },
             ffi::PyType_Slot { slot: 0, pfunc: null_mut() },
         ];
@@ -54,7 +56,12 @@ fn item_method_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
             name: c"milepost._milepost.ItemMethod".as_ptr(),
             basicsize: i32::try_from(std::mem::size_of::<ItemMethod>()).unwrap_or(i32::MAX),
             itemsize: 0,
-            flags: (ffi::Py_TPFLAGS_DEFAULT | ffi::Py_TPFLAGS_IMMUTABLETYPE) as std::ffi::c_uint,
+            // Made only by `wrap`; tracked by the collector, as it holds its class (a class
+            // made at run time and let go is freed with its methods).
+            flags: (ffi::Py_TPFLAGS_DEFAULT
+                | ffi::Py_TPFLAGS_IMMUTABLETYPE
+                | ffi::Py_TPFLAGS_DISALLOW_INSTANTIATION
+                | ffi::Py_TPFLAGS_HAVE_GC) as std::ffi::c_uint,
             slots: slots.as_mut_ptr(),
         };
         // SAFETY: the spec and its slots are valid for the call (CPython copies the slots).
@@ -71,7 +78,8 @@ pub fn wrap<'py>(cls: &Bound<'py, PyType>, method: &Bound<'py, PyAny>, which: us
     let py = method.py();
     let tp = item_method_type(py)?;
     // SAFETY: `tp` is a live type made from our spec; `PyType_GenericAlloc` returns a new,
-    // zeroed instance of its basic size (with a reference to the type) or NULL.
+    // zeroed instance of its basic size (with a reference to the type, tracked by the
+    // collector) or NULL; its fields are NULL until set here, and every slot checks.
     let made = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyType_GenericAlloc(tp.as_type_ptr(), 0)) }?;
     // SAFETY: `made` is an `ItemMethod` just allocated; it takes a reference to `method`.
     unsafe {
@@ -89,12 +97,43 @@ unsafe extern "C" fn dealloc(slf: *mut ffi::PyObject) {
     // instance holds a reference to its type, given back after the memory.
     unsafe {
         let tp = ffi::Py_TYPE(slf);
-        ffi::Py_XDECREF((*slf.cast::<ItemMethod>()).method);
-        ffi::Py_XDECREF((*slf.cast::<ItemMethod>()).cls);
+        ffi::PyObject_GC_UnTrack(slf.cast());
+        clear(slf);
         let free: ffi::freefunc = std::mem::transmute(ffi::PyType_GetSlot(tp, ffi::Py_tp_free));
         free(slf.cast());
         ffi::Py_DECREF(tp.cast());
     }
+}
+
+#[allow(unsafe_code)]
+unsafe extern "C" fn traverse(slf: *mut ffi::PyObject, visit: ffi::visitproc, arg: *mut std::ffi::c_void) -> i32 {
+    // SAFETY: CPython traverses a live `ItemMethod`; a heap type's instance visits its type.
+    unsafe {
+        let this = slf.cast::<ItemMethod>();
+        for held in [(*this).method, (*this).cls, ffi::Py_TYPE(slf).cast()] {
+            if !held.is_null() {
+                let r = visit(held, arg);
+                if r != 0 {
+                    return r;
+                }
+            }
+        }
+    }
+    0
+}
+
+#[allow(unsafe_code)]
+unsafe extern "C" fn clear(slf: *mut ffi::PyObject) -> i32 {
+    // SAFETY: a live `ItemMethod`; each field is set to NULL before its reference is given back.
+    unsafe {
+        let this = slf.cast::<ItemMethod>();
+        let (method, cls) = ((*this).method, (*this).cls);
+        (*this).method = null_mut();
+        (*this).cls = null_mut();
+        ffi::Py_XDECREF(method);
+        ffi::Py_XDECREF(cls);
+    }
+    0
 }
 
 /// The wrapped method bound to `obj`, as its own descriptor binds it (a new reference or NULL).
@@ -118,6 +157,14 @@ unsafe extern "C" fn descr_get(
         let this = descr.cast::<ItemMethod>();
         ((*this).method, (*this).which, (*this).cls)
     };
+    if method.is_null() || cls.is_null() {
+        // Cleared by the collector (a cycle being freed): nothing left to bind.
+        // SAFETY: as CPython calls the slot, with the thread attached.
+        unsafe {
+            ffi::PyErr_SetString(ffi::PyExc_AttributeError, c"this method of an item class was cleared".as_ptr());
+        }
+        return null_mut();
+    }
     // SAFETY: as CPython calls the slot (`obj` NULL: read on the class).
     if obj.is_null() || unsafe { ffi::Py_IsNone(obj) } != 0 {
         return unsafe { bind(method, obj, ty) };

@@ -294,8 +294,9 @@ pub fn make_item<'py>(task: &Bound<'py, PyTaskBase>, name: &Obj<'py>) -> PyResul
     // SAFETY: `tp_new_impl` returns a new reference to an instance of `cls`.
     let made: Bound<'py, PyItemBase> = unsafe { Bound::from_owned_ptr(py, made).cast_into_unchecked() };
     let earlier = base.spare.lock().replace(made.clone().unbind());
-    let bound = std::mem::take(&mut *base.bound.lock()); // the earlier spare's
-                                                         // Outside the locks: freeing an item drops its name.
+    // The earlier spare's bound methods go with it, outside the locks (freeing an item drops
+    // its name, which may run any code).
+    let bound = std::mem::take(&mut *base.bound.lock());
     drop((earlier.map(|e| e.into_bound(py)), bound.map(|b| b.map(|b| b.into_bound(py)))));
     Ok(made)
 }
@@ -575,7 +576,7 @@ pub fn enter<'py>(slf: &Bound<'py, PyItemBase>) -> PyResult<Bound<'py, PyAny>> {
     };
     let path = path.get();
     let lane = match &path.lanes {
-        Some(lanes) => context_lane(lanes.bind(py))?,
+        Some(lanes) => context_get(lanes.bind(py))?,
         None => None,
     };
     {
@@ -734,43 +735,11 @@ mod ctx {
 }
 
 /// The lane bound in the calling context (`var.get()`; its default is None).
-#[cfg(windows)]
 fn context_get<'py>(var: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyLane>>> {
     Ok(match context_value(var)? {
         Some(v) => Some(v.cast_into::<PyLane>()?),
         None => None,
     })
-}
-
-/// The lane bound in the calling context, as `context_get`; a context where `var` is unset
-/// gets it set to None (its default: nothing reads otherwise), once. `CPython` keeps a
-/// variable's value for the thread's next look-up only when the context holds it: unset, every
-/// look-up walked the context's map (callgrind: 230 instructions an item, of 3,600).
-#[allow(unsafe_code)]
-fn context_lane<'py>(var: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyLane>>> {
-    #[cfg(not(windows))]
-    {
-        let py = var.py();
-        let mut out = null_mut();
-        // SAFETY: `var` is a live ContextVar, and also the default that says "unset" (a variable
-        // is never its own value here: only lanes and None are set); `out` gets a new reference
-        // or NULL.
-        if unsafe { ctx::PyContextVar_Get(var.as_ptr(), var.as_ptr(), &raw mut out) } < 0 {
-            return Err(PyErr::fetch(py));
-        }
-        // SAFETY: as above.
-        let Some(value) = (unsafe { Bound::from_owned_ptr_or_opt(py, out) }) else { return Ok(None) };
-        if value.is(var) {
-            drop(context_set(var, &py.None().into_bound(py))?); // the token: never reset
-            return Ok(None);
-        }
-        if value.is_none() {
-            return Ok(None);
-        }
-        Ok(Some(value.cast_into::<PyLane>()?))
-    }
-    #[cfg(windows)]
-    context_get(var)
 }
 
 /// The value set for `var` in the calling context, None when unset or None.

@@ -24,16 +24,16 @@ _log = logging.getLogger("milepost")
 #: Runs kept waiting: a job that starts many short runs publishes its newest this many.
 KEEP = 20
 
-_waiting: Deque[Callable[[], None]] = collections.deque(maxlen=KEEP)
+_waiting: Deque[Callable[[bool], None]] = collections.deque(maxlen=KEEP)
 
 
-def later(publish: Callable[[], None]) -> None:
-    """Publishes a run that has ended, at the process's exit or its next read of the live
-    directory (the oldest waiting is dropped past KEEP)."""
+def later(publish: Callable[[bool], None]) -> None:
+    """Publishes a run that has ended (`publish(at_exit)`), at the process's exit or its next
+    read of the live directory (the oldest waiting is dropped past KEEP)."""
     _waiting.append(publish)
 
 
-def drain() -> None:
+def drain(at_exit: bool = False) -> None:
     """Publishes the runs waiting, here and now, each once (a `popleft` is atomic: two
     threads draining at once take different runs)."""
     while True:
@@ -42,10 +42,10 @@ def drain() -> None:
         except IndexError:
             return
         try:
-            publish()
+            publish(at_exit)
         except Exception as e:  # noqa: BLE001 - one run's publishing must not stop the others'
             _log.warning("milepost: publishing an ended run failed (%s: %s)", type(e).__name__, e)
 
 
-atexit.register(drain)
+atexit.register(drain, True)
 os.register_at_fork(after_in_child=_waiting.clear)  # the parent's runs are the parent's

@@ -50,9 +50,9 @@ def check_owned(path: Path) -> None:
         raise LiveError(f"{path} can be written by other users (mode {stat.S_IMODE(st.st_mode):o}): refused")
 
 
-def ensure_live_dir() -> Path:
-    """The live directory, made (0700) if needed and checked."""
-    root = live_dir()
+def ensure_live_dir(root: Optional[Path] = None) -> Path:
+    """The live directory (`root`, else `live_dir()`), made (0700) if needed and checked."""
+    root = root if root is not None else live_dir()
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     check_owned(root)
     return root

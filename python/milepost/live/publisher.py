@@ -45,8 +45,9 @@ PUBLISH_INTERVAL = 0.25
 #: delivery thread. A run that ends younger is published when its process exits (`backlog`):
 #: making and writing a directory costs more than such a run, which should not wait for it.
 PUBLISH_AFTER = PUBLISH_INTERVAL
-#: Events kept for a run not yet published (written once it is; a flood keeps the newest).
-EARLY_EVENTS = 1000
+#: Events kept for a run not yet published (written once it is; a flood keeps the first,
+#: its start, and the newest).
+EARLY_EVENTS = 10_000
 #: Size at which the events file starts over (the previous one is kept beside it).
 EVENTS_BYTES = 4 * 1024 * 1024
 
@@ -71,6 +72,15 @@ class Steering:
         self.meta = meta
         #: What items in flight reported (progress, checks), by item name.
         self.reports = reports
+
+    @classmethod
+    def ended(cls, meta: Dict[str, Any], reports: Dict[str, Dict[str, Any]]) -> Steering:
+        """A run's steering once it has ended: its last metadata and reports, nothing to do."""
+
+        def refuse(*_: Any) -> Any:
+            raise LiveError("the run has ended")
+
+        return cls(refuse, refuse, refuse, lambda: meta, lambda: reports)
 
 
 #: Held while this process prunes the live directory (one pruning at a time).
@@ -141,6 +151,9 @@ class LivePublisher(BaseObserver):
         }
         self._steer = steer
         self._born = time.monotonic()
+        #: Where the run is published: chosen at its start (a run published later, at the
+        #: process's exit, goes where the run began, whatever the environment says by then).
+        self._root = live_dir()
         #: The run's directory, made once the run has lived PUBLISH_AFTER seconds.
         self._dir: Optional[Path] = None
         #: The events delivered before then, written once it is made.
@@ -158,17 +171,17 @@ class LivePublisher(BaseObserver):
 
     def _open(self, at_exit: bool = False) -> None:
         # On the delivery thread, once the run has lived PUBLISH_AFTER seconds (or at its end,
-        # if the thread came late): the live directory is checked once a process (made again
+        # if that thread came late): the live directory is checked once a process (made again
         # if it went), `commands/` and `replies/` are made by whoever first writes there, and
         # `run.json` has one writer, this process.
-        root = live_dir()
+        root = self._root
         directory = run_dir(self._id, root)
         try:
             if root not in _CHECKED:
                 raise FileNotFoundError(root)
             directory.mkdir(mode=0o700, exist_ok=True)
         except FileNotFoundError:
-            ensure_live_dir()
+            ensure_live_dir(root)
             _CHECKED.add(root)
             directory.mkdir(mode=0o700, exist_ok=True)
         self._dir = directory
@@ -187,6 +200,10 @@ class LivePublisher(BaseObserver):
         if self._events is not None:
             self._guard(self._append, event)
         elif self._dir is None:
+            if len(self._early) == EARLY_EVENTS:
+                first = self._early.popleft()  # the run's start stays; the oldest after it goes
+                self._early.popleft()
+                self._early.appendleft(first)
             self._early.append(event)
 
     def _append(self, event: Event) -> None:
@@ -259,7 +276,12 @@ class LivePublisher(BaseObserver):
     def close(self) -> None:
         if self._dir is None:
             if self._unpublished is not None and not self._off:
-                backlog.later(self._publish_ended)  # a run that ended before its first publish
+                # A run that ended before its first publish: what the publish needs is taken
+                # now, so that waiting for it holds nothing of the run (its steering is the
+                # run's own methods).
+                meta, reports = self._steer.meta(), self._steer.reports()
+                self._steer = Steering.ended(meta, reports)
+                backlog.later(self._publish_ended)
             return
         # Commands that came after the last look are answered: nobody waits for ever.
         self._guard(self._obey)
@@ -267,11 +289,11 @@ class LivePublisher(BaseObserver):
             self._guard(self._events.close)
             self._events = None
 
-    def _publish_ended(self) -> None:
+    def _publish_ended(self, at_exit: bool) -> None:
         """The directory of a run that has ended, with its last snapshot (from `backlog`: at
         the process's exit, where pruning, if due, is done here, or for a reader)."""
         final, self._unpublished = self._unpublished, None
-        self._guard(self._open, True)
+        self._guard(self._open, at_exit)
         if self._dir is not None and final is not None:
             self._guard(self._publish, final)
         if self._events is not None:
