@@ -348,3 +348,20 @@ def test_an_item_class_method_is_made_only_by_its_class_and_goes_with_it() -> No
     del Mine
     gc.collect()
     assert made() is None, "a class made at run time is freed with its methods"
+
+
+def test_a_weak_reference_to_a_bound_exit_keeps_its_item_from_being_made_again() -> None:
+    with milepost.Run("weak", display="none", history=False) as run:
+        ph = run.phase("p")
+        first = ph.item("b")
+        weak_exit = weakref.ref(first.__exit__)
+        with first:
+            pass
+        del first
+        second = ph.item("c")
+        second.__enter__()
+        held = weak_exit()
+        assert held is None or held.__self__ is not second, "the weak reference reaches its own item only"
+        assert milepost.current_item() is second
+        second.__exit__(None, None, None)
+        assert ph.done == 2 and milepost.current_item() is None

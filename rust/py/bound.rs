@@ -12,6 +12,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::null_mut;
+use std::sync::atomic::{AtomicIsize, AtomicPtr, Ordering};
 
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -76,6 +77,7 @@ fn item_method_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
 #[allow(unsafe_code)]
 pub fn wrap<'py>(cls: &Bound<'py, PyType>, method: &Bound<'py, PyAny>, which: usize) -> PyResult<Bound<'py, PyAny>> {
     let py = method.py();
+    learn_method_type(py)?;
     let tp = item_method_type(py)?;
     // SAFETY: `tp` is a live type made from our spec; `PyType_GenericAlloc` returns a new,
     // zeroed instance of its basic size (with a reference to the type, tracked by the
@@ -205,11 +207,43 @@ fn kept_bound<'py>(task: &PyTaskBase, obj: &Borrowed<'_, 'py, PyAny>, which: usi
     free.then(|| kept.bind(obj.py()).clone())
 }
 
+/// The type of a bound C method (`builtin_function_or_method`, a static type: never freed),
+/// and where its instances keep their weak references (`__weakrefoffset__`), asked once by
+/// `wrap` (read for every item: two plain loads).
+static METHOD_TYPE: AtomicPtr<ffi::PyObject> = AtomicPtr::new(null_mut());
+static WEAKLIST_OFFSET: AtomicIsize = AtomicIsize::new(0);
+
+fn learn_method_type(py: Python<'_>) -> PyResult<()> {
+    if !METHOD_TYPE.load(Ordering::Acquire).is_null() {
+        return Ok(());
+    }
+    let tp = py.import("builtins")?.getattr("len")?.get_type();
+    WEAKLIST_OFFSET.store(tp.getattr("__weakrefoffset__")?.extract::<isize>()?, Ordering::Release);
+    METHOD_TYPE.store(tp.as_ptr(), Ordering::Release);
+    Ok(())
+}
+
+/// Whether a weak reference reaches `kept` (a bound C method): one taken by the caller
+/// reaches its item too, which must not be made again for another.
+#[allow(unsafe_code)]
+fn weakly_held(kept: &Py<PyAny>) -> bool {
+    let offset = WEAKLIST_OFFSET.load(Ordering::Relaxed);
+    if offset <= 0 {
+        return false;
+    }
+    // SAFETY: `kept` is an instance of `METHOD_TYPE` (see `keep_bound`), whose instances hold
+    // the head of their weak reference list (NULL: none) at `offset`.
+    unsafe { !kept.as_ptr().cast::<u8>().offset(offset).cast::<*mut ffi::PyObject>().read_unaligned().is_null() }
+}
+
 /// Keeps `made` (bound to `obj`) in its task when `obj` is the task's spare item.
 fn keep_bound(py: Python<'_>, obj: *mut ffi::PyObject, made: &Borrowed<'_, '_, PyAny>, which: usize) {
     // SAFETY: `obj` is a live object (the caller's).
     #[allow(unsafe_code)]
     let obj = unsafe { Borrowed::from_ptr(py, obj) };
+    if made.get_type().as_ptr() != METHOD_TYPE.load(Ordering::Acquire) {
+        return; // not a plain bound C method: nothing known of its layout
+    }
     let Ok(item) = obj.cast::<PyItemBase>() else { return };
     let Ok(this) = item.try_borrow() else { return };
     let task = this.task().get();
@@ -221,8 +255,8 @@ fn keep_bound(py: Python<'_>, obj: *mut ffi::PyObject, made: &Borrowed<'_, '_, P
 }
 
 /// Whether the bound methods `task` keeps leave `spare` free to be made again: each one bound
-/// to it is held by the task alone, and nothing else holds the item (its count is the task's
-/// spare slot and those methods).
+/// to it is held by the task alone (no reference, weak or strong, from anywhere else), and
+/// nothing else holds the item (its count is the task's spare slot and those methods).
 #[allow(unsafe_code)]
 pub fn spare_alone(task: &PyTaskBase, spare: &Bound<'_, PyItemBase>) -> bool {
     let bound = task.bound.lock();
@@ -231,7 +265,7 @@ pub fn spare_alone(task: &PyTaskBase, spare: &Bound<'_, PyItemBase>) -> bool {
         // SAFETY: `kept` is a live bound method the task holds.
         unsafe {
             if ffi::PyCFunction_GetSelf(kept.as_ptr()) == spare.as_ptr() {
-                if ffi::Py_REFCNT(kept.as_ptr()) != 1 {
+                if ffi::Py_REFCNT(kept.as_ptr()) != 1 || weakly_held(kept) {
                     return false;
                 }
                 holders += 1;
