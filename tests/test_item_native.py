@@ -365,3 +365,37 @@ def test_a_weak_reference_to_a_bound_exit_keeps_its_item_from_being_made_again()
         assert milepost.current_item() is second
         second.__exit__(None, None, None)
         assert ph.done == 2 and milepost.current_item() is None
+
+
+def test_items_in_a_fresh_thread_and_in_one_whose_loop_ended_are_current() -> None:
+    """Where no loop ever ran, and where one ran and ended, a plain `with` takes the
+    thread's own list; under a loop started later in that thread, a helper's item is still
+    current in its task only."""
+    seen = []
+
+    def body(ph: milepost.Task) -> None:
+        with ph.item("fresh") as item:
+            seen.append(milepost.current_item() is item)
+        asyncio.run(asyncio.sleep(0))  # a loop ran in this thread, and ended
+        with contextlib.ExitStack() as stack:
+            item = stack.enter_context(ph.item("after"))
+            seen.append(milepost.current_item() is item)
+
+        async def helper(i: int) -> None:
+            with contextlib.ExitStack() as stack:
+                item = stack.enter_context(ph.item(f"under-{i}"))
+                await asyncio.sleep(0.001 * i)
+                seen.append(milepost.current_item() is item)
+
+        async def gathered() -> None:
+            await asyncio.gather(*(helper(i) for i in range(3)))
+
+        asyncio.run(gathered())
+        seen.append(milepost.current_item() is None)
+
+    with milepost.Run("loops", display="none", history=False) as run:
+        ph = run.phase("p")
+        worker = threading.Thread(target=body, args=(ph,))
+        worker.start()
+        worker.join(30)
+    assert seen == [True] * 6 and run.snapshot().find("p")["done"] == 5

@@ -218,7 +218,11 @@ fn learn_method_type(py: Python<'_>) -> PyResult<()> {
         return Ok(());
     }
     let tp = py.import("builtins")?.getattr("len")?.get_type();
-    WEAKLIST_OFFSET.store(tp.getattr("__weakrefoffset__")?.extract::<isize>()?, Ordering::Release);
+    let offset = tp.getattr("__weakrefoffset__")?.extract::<isize>()?;
+    if offset <= 0 {
+        return Ok(()); // weak references kept some other way: no bound method is kept at all
+    }
+    WEAKLIST_OFFSET.store(offset, Ordering::Release);
     METHOD_TYPE.store(tp.as_ptr(), Ordering::Release);
     Ok(())
 }
@@ -229,7 +233,7 @@ fn learn_method_type(py: Python<'_>) -> PyResult<()> {
 fn weakly_held(kept: &Py<PyAny>) -> bool {
     let offset = WEAKLIST_OFFSET.load(Ordering::Relaxed);
     if offset <= 0 {
-        return false;
+        return true; // unknown (never so: nothing is kept then, see `learn_method_type`)
     }
     // SAFETY: `kept` is an instance of `METHOD_TYPE` (see `keep_bound`), whose instances hold
     // the head of their weak reference list (NULL: none) at `offset`.
