@@ -185,5 +185,8 @@ def items_of_another_phase(x: int) -> int:
 
 def exits_on_4(x: int) -> int:
     if x == 4:
+        # The map ends as the exit comes back: the first chunk (0-2, on the other worker) has
+        # long come back by then, on a loaded machine too.
+        time.sleep(0.5)
         raise SystemExit(3)
     return x
