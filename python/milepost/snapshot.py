@@ -249,7 +249,7 @@ class Snapshot:
     @property
     def failed(self) -> int:
         """The items the run counts failed (its root's), without decoding the JSON."""
-        return int(self._native.failed)
+        return self._native.failed
 
     def run_line(self) -> str:
         return self._native.run_line()

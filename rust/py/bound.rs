@@ -173,33 +173,37 @@ unsafe extern "C" fn descr_get(
     }
     // SAFETY: as above.
     let py = unsafe { Python::assume_attached() };
-    let kept = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: `obj` is a live object; one of exactly the class is an item.
-        let obj = unsafe { Borrowed::from_ptr(py, obj) };
-        let item = if unsafe { ffi::Py_TYPE(obj.as_ptr()) }.cast() == cls {
-            unsafe { obj.cast_unchecked::<PyItemBase>() }
-        } else {
-            obj.cast::<PyItemBase>().ok()?
-        };
-        let this = item.try_borrow().ok()?;
-        kept_bound(this.task().get(), &obj, which)
-    }));
-    if let Ok(Some(kept)) = kept {
+    // SAFETY: `obj` is a live object (the caller's), borrowed for this call.
+    let obj = unsafe { Borrowed::from_ptr(py, obj) };
+    let task = catch_unwind(AssertUnwindSafe(|| task_of(obj, cls))).ok().flatten();
+    if let Some(kept) = task.as_ref().and_then(|task| kept_bound(task.get(), obj, which)) {
         return kept.into_ptr();
     }
     // SAFETY: as above.
-    let made = unsafe { bind(method, obj, ty) };
-    if !made.is_null() {
+    let made = unsafe { bind(method, obj.as_ptr(), ty) };
+    if let (false, Some(task)) = (made.is_null(), task) {
         // SAFETY: `made` is a live new reference (borrowed here; the caller gets it).
         let made_ref = unsafe { Borrowed::from_ptr(py, made) };
-        let _ = catch_unwind(AssertUnwindSafe(|| keep_bound(py, obj, &made_ref, which)));
+        let _ = catch_unwind(AssertUnwindSafe(|| keep_bound(task.get(), obj, made_ref, which)));
     }
     made
 }
 
+/// The task of `obj` when it is an item (one of exactly the class `cls` is: no type check).
+#[allow(unsafe_code)]
+fn task_of<'py>(obj: Borrowed<'_, 'py, PyAny>, cls: *mut ffi::PyObject) -> Option<Bound<'py, PyTaskBase>> {
+    // SAFETY: `obj` is live; an instance of exactly `cls`, a subclass of `ItemBase`, is an item.
+    let item = if unsafe { ffi::Py_TYPE(obj.as_ptr()) }.cast() == cls {
+        unsafe { obj.cast_unchecked::<PyItemBase>() }
+    } else {
+        obj.cast::<PyItemBase>().ok()?
+    };
+    Some(item.try_borrow().ok()?.task().bind(obj.py()).clone())
+}
+
 /// The task's kept bound method `which`, if it is bound to `obj` and nothing else holds it.
 #[allow(unsafe_code)]
-fn kept_bound<'py>(task: &PyTaskBase, obj: &Borrowed<'_, 'py, PyAny>, which: usize) -> Option<Bound<'py, PyAny>> {
+fn kept_bound<'py>(task: &PyTaskBase, obj: Borrowed<'_, 'py, PyAny>, which: usize) -> Option<Bound<'py, PyAny>> {
     let bound = task.bound.lock();
     let kept = bound[which].as_ref()?;
     // SAFETY: `kept` is a live bound method (a `PyCFunction`) the task holds.
@@ -240,22 +244,16 @@ fn weakly_held(kept: &Py<PyAny>) -> bool {
     unsafe { !kept.as_ptr().cast::<u8>().offset(offset).cast::<*mut ffi::PyObject>().read_unaligned().is_null() }
 }
 
-/// Keeps `made` (bound to `obj`) in its task when `obj` is the task's spare item.
-fn keep_bound(py: Python<'_>, obj: *mut ffi::PyObject, made: &Borrowed<'_, '_, PyAny>, which: usize) {
-    // SAFETY: `obj` is a live object (the caller's).
-    #[allow(unsafe_code)]
-    let obj = unsafe { Borrowed::from_ptr(py, obj) };
+/// Keeps `made` (bound to `obj`) in `task` when `obj` is the task's spare item.
+fn keep_bound(task: &PyTaskBase, obj: Borrowed<'_, '_, PyAny>, made: Borrowed<'_, '_, PyAny>, which: usize) {
     if made.get_type().as_ptr() != METHOD_TYPE.load(Ordering::Acquire) {
         return; // not a plain bound C method: nothing known of its layout
     }
-    let Ok(item) = obj.cast::<PyItemBase>() else { return };
-    let Ok(this) = item.try_borrow() else { return };
-    let task = this.task().get();
     if task.spare.lock().as_ref().is_none_or(|s| s.as_ptr() != obj.as_ptr()) {
         return;
     }
-    let earlier = task.bound.lock()[which].replace(Borrowed::to_owned(*made).unbind());
-    drop(earlier.map(|e| e.into_bound(py))); // outside the lock: freeing it frees what it holds
+    let earlier = task.bound.lock()[which].replace(made.to_owned().unbind());
+    drop(earlier.map(|e| e.into_bound(obj.py()))); // outside the lock: freeing it frees what it holds
 }
 
 /// Whether the bound methods `task` keeps leave `spare` free to be made again: each one bound

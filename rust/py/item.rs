@@ -190,8 +190,8 @@ fn in_coroutine(py: Python<'_>) -> PyResult<bool> {
         let running = py.import("asyncio.events")?.getattr("_get_running_loop")?;
         // asyncio's C module keeps a thread's running loop in the thread state's dict under
         // this key, from 3.10 to 3.12 (a later one keeps it elsewhere: asked every time).
-        let in_dict = (3, 10) <= (py.version_info().major, py.version_info().minor)
-            && (py.version_info().major, py.version_info().minor) < (3, 13)
+        let version = (py.version_info().major, py.version_info().minor);
+        let in_dict = ((3, 10)..(3, 13)).contains(&version)
             && running.get_type().name()?.to_str()? == "builtin_function_or_method";
         let key = in_dict.then(|| PyString::intern(py, "__asyncio_running_event_loop__").unbind());
         Ok((running.unbind(), key))

@@ -296,9 +296,7 @@ class LivePublisher(BaseObserver):
         self._guard(self._open, at_exit)
         if self._dir is not None and final is not None:
             self._guard(self._publish, final)
-        if self._events is not None:
-            self._guard(self._events.close)
-            self._events = None
+        self.close()  # as a published run's end: its events file closed
 
     def _guard(self, action: Callable[..., Any], *args: Any) -> None:
         if self._off:
