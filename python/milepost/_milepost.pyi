@@ -332,6 +332,10 @@ class ItemPath:
     def __new__(
         cls, wall_origin: float, lanes: Optional[Any], sink: Optional[Any], eager: int, keep_rows: bool = False
     ) -> ItemPath: ...
+    def use_buffer(self, buffer: Optional[RowBuffer]) -> None:
+        """Where the rows of items ending from now on go, for a path without a sink (a pool's
+        worker process): ``buffer``, or nowhere (None). A ``RuntimeError`` for a path with a
+        sink."""
 
 @disjoint_base
 class ItemBase:
@@ -572,12 +576,22 @@ class RowBuffer:
     def __len__(self) -> int: ...
 
 def run_items(
-    task: TaskBase, func: Any, items: list[Any], names: list[Any], shared: SharedRun, pool: int, tail_from: int
+    task: TaskBase,
+    func: Any,
+    items: list[Any],
+    names: Optional[list[Any]],
+    shared: SharedRun,
+    pool: int,
+    tail_from: int,
+    namer: Optional[Any] = None,
+    indices: Optional[Any] = None,
 ) -> tuple[list[Any], list[tuple[int, bool]], int, list[tuple[Any, Optional[tuple[Any, ...]]]]]:
-    """A pool chunk's items in a worker, one native loop: ``with task.item(names[k]):
-    func(items[k])`` for each until the run is cancelled or pool ``pool`` told to stop.
-    Returns each result (an ``Exception`` the block raised, as raised), the positions of those
-    that raised with whether each ran, how many items started, and the rows of the items from
+    """A pool chunk's items in a worker, one native loop: ``with task.item(name):
+    func(items[k])`` for each until the run is cancelled or pool ``pool`` told to stop. The
+    name is ``names[k]``; without ``names``, an exact ``str``, ``int`` or ``float`` item names
+    itself and any other is ``namer(item, indices[k])``. Returns each result (an
+    ``Exception`` the block raised, as raised), the positions of those that raised with
+    whether each ran, how many items started, and the names and rows of the items from
     ``tail_from`` on."""
 
 def extend_rows(buffer: RowBuffer, run_id: str, rows: str, n: int, done: int, failed: int, skipped: int) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import operator
 import multiprocessing
 import os
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -443,11 +444,8 @@ def process_map(
     )
     failure: Optional[BaseException] = None
     try:
-        results: Dict[int, Union[R, BaseException]] = {}
-        for indices, values in pool.chunk_results():
-            results.update(zip(indices, values, strict=True))
-        ordered = [results[i] for i in range(len(results))]
-        errors = [v for v in ordered if isinstance(v, BaseException)]
+        ordered = _in_order(pool.chunk_results())
+        errors = _exceptions(ordered)
         if any(isinstance(v, NotStarted) for v in errors):
             raise pool.scope.task.stopped_error("items not started were not run")
         if errors and not return_exceptions:
@@ -458,3 +456,30 @@ def process_map(
         raise
     finally:
         pool.scope.end(failure)
+
+
+def _in_order(chunks: Iterable[Tuple[Sequence[int], List[Any]]]) -> List[Any]:
+    """The results of every chunk in input order: whole chunks of consecutive items put end
+    to end, then the results of items run again in place of their first ones. Per chunk, not
+    per item: the parent's share of a map over small items is this loop."""
+    runs: List[Tuple[int, List[Any]]] = []
+    again: List[Tuple[Sequence[int], List[Any]]] = []
+    for indices, values in chunks:
+        if isinstance(indices, range) and indices.step == 1:
+            runs.append((indices.start, values))
+        else:
+            again.append((indices, values))
+    runs.sort(key=operator.itemgetter(0))
+    ordered = list(itertools.chain.from_iterable(values for _, values in runs))
+    for indices, values in again:
+        for i, value in zip(indices, values, strict=True):
+            ordered[i] = value
+    return ordered
+
+
+def _exceptions(values: List[Any]) -> List[BaseException]:
+    """The exceptions among `values`, in order; looked for only when one of their types is
+    one (a set of types, made at C speed, is all a map without failures costs)."""
+    if not any(issubclass(kind, BaseException) for kind in set(map(type, values))):
+        return []
+    return [v for v in values if isinstance(v, BaseException)]

@@ -140,20 +140,27 @@ class ChunkRows:
     """Where the items of a pool's chunk keep their history rows in a worker process (the
     `RowSink` of a `WorkerContext`): a buffer while `run_chunk` runs a chunk, whose rows go
     back to the parent with the results, which stores them. No buffer otherwise: an item
-    counted here outside a pool's chunk keeps no row (as in a child forked from the run)."""
+    counted here outside a pool's chunk keeps no row (as in a child forked from the run).
+    Items ended natively are handed the buffer (`ItemPath.use_buffer`), not asked for it."""
 
     def __init__(self) -> None:
         self.buffer: Optional[_milepost.RowBuffer] = None
+        #: The worker's item path, once made: given each chunk's buffer.
+        self.path: Optional[_milepost.ItemPath] = None
 
     def begin(self, run_id: str) -> None:
         self.buffer = _milepost.RowBuffer(run_id)
+        if self.path is not None:
+            self.path.use_buffer(self.buffer)
 
     def end(self) -> Optional[ChunkRowsText]:
         """The chunk's rows (None: none), and no buffer from now on."""
         buffer, self.buffer = self.buffer, None
+        if self.path is not None:
+            self.path.use_buffer(None)
         if buffer is None:
             return None
-        buffer.close()  # items ended natively ask for `buffer` again: None now
+        buffer.close()  # an item still holding it keeps no row in it from now on
         taken = buffer.take()
         return None if taken is None else (buffer.run_id, taken)
 
@@ -172,11 +179,6 @@ class ChunkRows:
     ) -> None:
         if self.buffer is not None:
             self.buffer.push(phase, name, status, started_at, duration, error, metrics)
-
-
-#: `ItemPath.eager` of a worker: its `ChunkRows` is never told of rows waiting (the parent
-#: takes the chunk's rows at its end).
-NEVER_TOLD = 2**62
 
 
 class WorkerContext:
@@ -285,11 +287,13 @@ class WorkerContext:
 
     def item_path(self) -> _milepost.ItemPath:
         """Items here are entered and ended natively too, timed on this process's own clock;
-        a pool chunk's items queue their rows in its buffer (`ChunkRows`), and an ended item
-        keeps its row to be read (`item.row`)."""
+        a pool chunk's items queue their rows in the buffer `ChunkRows` gives the path, and an
+        ended item keeps its row to be read (`item.row`)."""
         if self._item_path is None:
             wall_origin = time.time() - _milepost.process_now()
-            self._item_path = _milepost.ItemPath(wall_origin, None, self.rows, NEVER_TOLD, keep_rows=True)
+            self._item_path = _milepost.ItemPath(wall_origin, None, None, 0, keep_rows=True)
+            self.rows.path = self._item_path
+            self._item_path.use_buffer(self.rows.buffer)
         return self._item_path
 
     def keep_rows(self, task: Task, key: str) -> None:
@@ -599,10 +603,8 @@ def run_chunk(
         if task.node.path != phase:
             ctx.keep_rows(task, phase)
     indices, items, names = chunk
-    if names is None:
-        names = default_names(indices, items)
     failed: List[int] = []
-    first_of_tail = max(0, len(names) - RECENT_ITEMS)
+    first_of_tail = max(0, len(items) - RECENT_ITEMS)
     if sink is not None:
         sink.begin(ctx.id)
     try:
@@ -610,16 +612,21 @@ def run_chunk(
             # The common case, one native loop (`_milepost.run_items`): what the loop below
             # does, minus the interpreter's work around each item.
             shared = ctx._shared  # noqa: SLF001 - the context's own segment
+            # Default names are the native loop's to make (a number names itself).
             values, raised, started, tail = _milepost.run_items(
-                task, fn, list(items), list(names), shared, _pool, first_of_tail
+                task, fn, list(items), None if names is None else list(names), shared, _pool, first_of_tail,
+                default_name, indices,
             )
-            values.extend(Cancelled.not_started(name) for name in names[started:])
+            if started < len(items):
+                left = names[started:] if names is not None else default_names(indices[started:], items[started:])
+                values.extend(Cancelled.not_started(name) for name in left)
             for k, ran in raised:
                 values[k] = _picklable(values[k])
                 if ran:  # an item the run refused did not run
                     failed.append(k)
         else:
             stopped = _stopper(ctx, _pool)
+            names = default_names(indices, items) if names is None else names
             values, failed, tail = _run_items(task, fn, items, names, policy, stopped, first_of_tail)
     finally:
         rows = sink.end() if sink is not None else None

@@ -4,11 +4,11 @@
 
 use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyList;
+use pyo3::types::{PyFloat, PyInt, PyList, PyString};
 
 use super::convert::Obj;
 use super::counting::PyTaskBase;
-use super::item::{enter, exit, make_item};
+use super::item::{enter_as, exit, make_item};
 use super::rows::PyRowBuffer;
 use super::shared::PySharedRun;
 use crate::core::rows::StatusCounts;
@@ -32,29 +32,56 @@ pub fn extend_rows(
 type Ran<'py> = (Bound<'py, PyList>, Vec<(usize, bool)>, usize, Bound<'py, PyList>);
 
 /// A pool chunk's items in a worker process, one native loop: for each item, unless the run
-/// was cancelled or pool `pool` told to stop, `with task.item(names[k]): func(items[k])`,
-/// with the very entry points a Python `with` calls (`item::enter`, `item::exit`), minus the
+/// was cancelled or pool `pool` told to stop, `with task.item(name): func(items[k])`, with the
+/// very entry points a Python `with` calls (`item::enter`, `item::exit`), minus the
 /// interpreter's work around them. An `Exception` raised by the block (or by the item's own
 /// entry or exit, as in a `with` inside a `try`) is kept as the item's result; anything else
 /// (`SystemExit`, `KeyboardInterrupt`) propagates, the item ended as a `with` would end it.
+///
+/// An item's name is `names[k]`; without `names`, its default name: an exact `str`, `int` or
+/// `float` item names itself (an item keeps a number as its name and gives it as text, as
+/// `str()` does: no text is made for it here), anything else is `namer(item, indices[k])`.
 #[pyfunction]
+#[pyo3(signature = (task, func, items, names, shared, pool, tail_from, namer=None, indices=None))]
+#[allow(clippy::too_many_arguments)]
 pub fn run_items<'py>(
-    task: &Bound<'py, PyTaskBase>, func: &Obj<'py>, items: &Bound<'py, PyList>, names: &Bound<'py, PyList>,
-    shared: &PySharedRun, pool: usize, tail_from: usize,
+    task: &Bound<'py, PyTaskBase>, func: &Obj<'py>, items: &Bound<'py, PyList>, names: Option<&Bound<'py, PyList>>,
+    shared: &PySharedRun, pool: usize, tail_from: usize, namer: Option<&Obj<'py>>, indices: Option<&Obj<'py>>,
 ) -> PyResult<Ran<'py>> {
     let py = task.py();
-    if items.len() != names.len() {
-        return Err(PyValueError::new_err(format!("{} items for {} names", items.len(), names.len())));
+    if let Some(names) = names {
+        if items.len() != names.len() {
+            return Err(PyValueError::new_err(format!("{} items for {} names", items.len(), names.len())));
+        }
+    } else if namer.is_none() || indices.is_none() {
+        return Err(PyValueError::new_err("run_items needs names, or a namer and the items' indices"));
     }
+    let name_of = |k: usize, item: &Bound<'py, PyAny>| -> PyResult<Bound<'py, PyAny>> {
+        if let Some(names) = names {
+            return names.get_item(k);
+        }
+        if item.is_exact_instance_of::<PyString>()
+            || item.is_exact_instance_of::<PyInt>()
+            || item.is_exact_instance_of::<PyFloat>()
+        {
+            return Ok(item.clone());
+        }
+        let (Some(namer), Some(indices)) = (namer, indices) else { unreachable!("checked above") };
+        namer.call1((item, indices.get_item(k)?))
+    };
     let (values, tail) = (PyList::empty(py), PyList::empty(py));
     let mut raised = Vec::new();
     let none = py.None().into_bound(py);
-    for (k, (name, value)) in names.iter().zip(items.iter()).enumerate() {
+    // Asked once a chunk, not once an item: every item of it is entered from this same call,
+    // which no coroutine made and in which no event loop can start before the next item.
+    let in_coroutine = super::item::in_coroutine(py)?;
+    for (k, value) in items.iter().enumerate() {
         if shared.stopping(pool) {
             return Ok((values, raised, k, tail));
         }
+        let name = name_of(k, &value)?;
         let it = make_item(task, &name)?;
-        let outcome = enter(&it).and_then(|_| match func.call1((value,)) {
+        let outcome = enter_as(&it, in_coroutine).and_then(|_| match func.call1((value,)) {
             Ok(got) => exit(&it, &none, &none, &none).map(|()| got),
             Err(e) => {
                 let (kind, err, tb) = (e.get_type(py).into_any(), e.value(py).clone().into_any(), e.traceback(py));

@@ -51,14 +51,16 @@ pub struct PyItemPath {
     wall_origin: f64,
     /// The context variable holding the calling context's worker lane, if the run has lanes.
     lanes: Option<Py<PyAny>>,
-    /// Where the run keeps item rows (the store, a `RowSink`), if it keeps them.
+    /// Where the run keeps item rows (the store, a `RowSink`), if it keeps them. Without one,
+    /// rows go to the buffer last given (`use_buffer`), if any: a pool's worker process.
     sink: Option<Py<PyAny>>,
     /// An ended item keeps its row to be read (`item.row`) though no sink takes it: a pool's
     /// worker process, which sends its chunk's rows back to the parent.
     keep_rows: bool,
     /// Rows waiting from which the sink is told (`pushed`), so that its writer wakes.
     eager: usize,
-    /// The sink's row buffer as last asked (asked again once the store closed it).
+    /// The sink's row buffer as last asked (asked again once the store closed it), or the one
+    /// given (`use_buffer`).
     buffer: Mutex<Option<Py<PyRowBuffer>>>,
 }
 
@@ -78,6 +80,18 @@ impl PyItemPath {
         }
         let keep_rows = keep_rows || sink.is_some();
         Ok(Self { wall_origin, lanes, sink, keep_rows, eager, buffer: Mutex::new(None) })
+    }
+
+    /// Where the rows of items ending from now on go, for a path without a sink (a pool's
+    /// worker process, which gives each chunk a buffer of its own): `buffer`, or nowhere. The
+    /// items ask no Python object for it: a worker without history does nothing an item.
+    fn use_buffer(&self, py: Python<'_>, buffer: Option<Py<PyRowBuffer>>) -> PyResult<()> {
+        if self.sink.is_some() {
+            return Err(PyRuntimeError::new_err("this ItemPath asks its sink for the buffer"));
+        }
+        let earlier = std::mem::replace(&mut *self.buffer.lock(), buffer);
+        drop(earlier.map(|b| b.into_bound(py)));
+        Ok(())
     }
 }
 
@@ -182,7 +196,7 @@ static RUNNING_LOOP: PyOnceLock<(Py<PyAny>, Option<Py<PyString>>)> = PyOnceLock:
 /// (a `with` reached through a helper such as `ExitStack.enter_context`), when there is no
 /// Python frame, or when greenlets switch this thread.
 #[allow(unsafe_code)]
-fn in_coroutine(py: Python<'_>) -> PyResult<bool> {
+pub(crate) fn in_coroutine(py: Python<'_>) -> PyResult<bool> {
     if GREENLETS.load(Ordering::Relaxed) || in_coroutine_frame(py)? {
         return Ok(true);
     }
@@ -606,9 +620,15 @@ impl PyItemBase {
 
 /// `item.__enter__()`: natively with an item path, else the subclass's `_enter`.
 pub fn enter<'py>(slf: &Bound<'py, PyItemBase>) -> PyResult<Bound<'py, PyAny>> {
-    let py = slf.py();
     // Before any Python runs: the frame read is the one whose `with` enters the item.
-    slf.borrow_mut().in_coroutine = in_coroutine(py)?;
+    enter_as(slf, in_coroutine(slf.py())?)
+}
+
+/// `enter`, told whether the item is entered where other tasks may run before it ends (see
+/// `in_coroutine`: a caller entering many items from one frame asks once).
+pub fn enter_as<'py>(slf: &Bound<'py, PyItemBase>, in_coroutine: bool) -> PyResult<Bound<'py, PyAny>> {
+    let py = slf.py();
+    slf.borrow_mut().in_coroutine = in_coroutine;
     let Some(path) = slf.borrow().path.as_ref().map(|p| p.bind(py).clone()) else {
         return slf.call_method0(pyo3::intern!(py, "_enter"));
     };
@@ -672,7 +692,7 @@ pub fn exit(slf: &Bound<'_, PyItemBase>, exc_type: &Obj<'_>, exc: &Obj<'_>, tb: 
     unset_current(slf, current)?;
     let buffer = match &path.sink {
         Some(sink) => path.buffer(py, sink)?,
-        None => None,
+        None => path.buffer.lock().as_ref().filter(|b| !b.get().is_closed()).map(|b| b.bind(py).clone()),
     };
     let (status, started, duration) = {
         let mut this = slf.borrow_mut();
