@@ -190,3 +190,15 @@ def exits_on_4(x: int) -> int:
         time.sleep(0.5)
         raise SystemExit(3)
     return x
+
+
+def name_of(x: object) -> object:
+    """The name of the item running `x`, as `current_item()` gives it."""
+    return milepost.current_item().name
+
+
+class Label(str):
+    """Text that shows itself otherwise (`str()` of it is not its value)."""
+
+    def __str__(self) -> str:
+        return f"label:{str.__str__(self)}"

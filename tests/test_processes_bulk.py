@@ -149,6 +149,20 @@ def test_a_name_made_as_a_path_reaches_the_item_as_a_path_and_the_history_as_tex
     assert sorted(_rows(run)) == [f"doc-{x}.txt" for x in range(5)]
 
 
+def test_default_names_are_made_in_the_worker_as_default_name_makes_them() -> None:
+    # Numbers and text name themselves (no text is made for a number until it is asked for);
+    # anything else is `default_name`'s: `str()` of a str or int subclass (a bool, a label
+    # that shows itself otherwise), a path's text, `#index` for the rest.
+    from procs_helpers import Label, name_of
+
+    items = [3, "a", 1.5, True, ("t",), Path("p/q"), Label("x"), -7, 10**30]
+    expected = ["3", "a", "1.5", "True", "#4", "p/q", "label:x", "-7", str(10**30)]
+    with milepost.Run("names", display="none") as run:
+        got = milepost.process_map(name_of, items, workers=2, chunksize=4, description="m")
+    assert [str(g) if isinstance(g, Path) else g for g in got] == expected
+    assert sorted(_rows(run)) == sorted(expected)
+
+
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_items_of_a_phase_made_in_the_worker_are_counted_and_keep_no_row_of_the_pool(method) -> None:
     # The chunk's rows are the pool's items: an item of another phase run inside one (made in
