@@ -1,5 +1,7 @@
 """Item rows stored a batch at a time (history schema 5): a batch is one row of
-`item_chunks`, and `items` reads as the table did, rows kept before the upgrade included."""
+`item_chunks`, and `items` reads as the table did, rows kept before the upgrade included. A
+process pool's chunk is stored short (schema 6: its rows share their phase and start), and
+reads back as whole rows everywhere."""
 
 from __future__ import annotations
 
@@ -7,12 +9,16 @@ import json
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import pytest
 
 import milepost
 from milepost.persistence import SCHEMA_VERSION
 from milepost.persistence.reads import History
-from milepost.persistence.schema import _V1, _V2, _V3, _V4, _script
+from milepost.persistence.schema import _V1, _V2, _V3, _V4, _V5, _script
+from procs_helpers import mixed
 
 
 def _version_4_history(path: Path) -> None:
@@ -44,7 +50,7 @@ def test_a_version_4_history_keeps_its_rows_and_new_rows_come_after_them(tmp_pat
             with ph.item(name):
                 pass
     db = sqlite3.connect(str(path))
-    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
     # The old rows stay where they were; the new ones are one batch, after them.
     assert db.execute("SELECT count(*) FROM item_rows").fetchone()[0] == 2
     assert db.execute("SELECT count(*), sum(n) FROM item_chunks").fetchone() == (1, 2)
@@ -157,3 +163,96 @@ def test_a_version_4_history_read_by_a_newer_milepost_without_upgrading_it(tmp_p
         assert [(f["name"], f["error"]) for f in detail["failures"]] == [("c", "ValueError: c")]
         assert history.resume_point("r").finished == {"p": {"a", "b"}}
     assert sqlite3.connect(str(path)).execute("PRAGMA user_version").fetchone()[0] == 4
+
+
+def _version_5_history(path: Path) -> None:
+    """A history as milepost wrote it at schema 5: run 'r' kept items a (done) and b (failed)
+    of phase p in one chunk of whole rows."""
+    db = sqlite3.connect(str(path))
+    for script in (_V1, _V2, _V3, _V4, _V5):
+        _script(db, script)
+    db.execute("PRAGMA user_version = 5")
+    db.execute("INSERT INTO runs (id, name, status, started_at, done) VALUES ('r', 'old', 'cancelled', 0, 1)")
+    db.execute(
+        "INSERT INTO phases (run_id, path, name, kind, status, done) VALUES ('r', 'p', 'p', 'phase', 'cancelled', 1)"
+    )
+    rows = [["p", "a", "done", 1.0, 0.5, None, '{"t":2}'], ["p", "b", "failed", 2.0, 0.25, "ValueError: b", None]]
+    db.execute(
+        "INSERT INTO item_chunks (id, run_id, rows, n, done, failed, skipped) VALUES (1, 'r', ?, 2, 1, 1, 0)",
+        (json.dumps(rows),),
+    )
+    db.commit()
+    db.close()
+
+
+def test_a_pools_chunks_are_stored_short_and_every_reader_gets_whole_rows(tmp_path) -> None:
+    path = tmp_path / "runs.db"
+    with milepost.Run("short", display="none", history=path) as run:
+        before = time.time()
+        milepost.process_map(mixed, range(40), workers=2, chunksize=10, description="m", return_exceptions=True)
+        after = time.time()
+    db = sqlite3.connect(str(path))
+    chunks = db.execute("SELECT rows, n, phase, t0 FROM item_chunks WHERE run_id = ?", (run.id,)).fetchall()
+    assert sorted(c[1] for c in chunks) == [10, 10, 10, 10], "a pool's chunk is one stored row"
+    for text, n, phase, t0 in chunks:
+        assert phase == "m" and before - 1 <= t0 <= after, "the phase and start its rows share"
+        rows = json.loads(text)
+        assert {len(r) for r in rows} <= {4, 5, 6} and all(r[0].isdigit() for r in rows), "no phase in a row"
+        plain = [r for r in rows if r[1] == "skipped"]  # no error, no metrics
+        assert plain and all(len(r) == 4 and len(json.dumps(r, separators=(",", ":"))) < 40 for r in plain), plain
+    by_name = {
+        r[0]: r[1:]
+        for r in db.execute(
+            "SELECT name, phase, status, started_at, duration, error, metrics FROM items WHERE run_id = ?", (run.id,)
+        )
+    }
+    db.close()
+    assert len(by_name) == 40
+    for x in range(40):
+        phase, status, started, duration, error, metrics = by_name[str(x)]
+        assert phase == "m" and before - 1e-6 <= started <= after and 0 <= duration < after - before
+        if x % 10 == 3:
+            assert (status, error, metrics) == ("failed", f"ValueError: bad {x}", None)
+        elif x % 10 == 5:
+            assert (status, error, metrics) == ("skipped", None, None)
+        else:
+            assert (status, error, json.loads(metrics)) == ("done", None, {"tokens": x})
+    # The Python readers unpack the chunks as the view does.
+    with History.open(path) as history:
+        newest = history.recent_items(run.id, limit=100)
+        assert len(newest) == 40
+        for r in newest:
+            assert (r["phase"], r["status"], r["error"]) == by_name[r["name"]][:2] + (by_name[r["name"]][4],)
+            assert r["started_at"] == pytest.approx(by_name[r["name"]][2], abs=1e-6)
+        failures = history.run(run.id)["failures"]
+        assert sorted(f["name"] for f in failures) == sorted(str(x) for x in range(40) if x % 10 == 3)
+        finished = history.resume_point(run.id).finished
+        assert finished == {"m": {str(x) for x in range(40) if x % 10 != 3}}
+    # A resumed run runs again only what failed.
+    with milepost.Run("short", display="none", history=path, resume=run.id) as again:
+        assert list(again.phase("m").pending([str(x) for x in range(40)])) == [str(x) for x in range(3, 40, 10)]
+
+
+def test_a_version_5_history_upgrades_to_short_chunks_and_keeps_its_whole_ones(tmp_path) -> None:
+    path = tmp_path / "runs.db"
+    _version_5_history(path)
+    with History.open(path) as history:  # read-only: read as it is, left at 5
+        assert [(r["name"], r["error"]) for r in history.recent_items("r")] == [("b", "ValueError: b"), ("a", None)]
+        assert [f["name"] for f in history.run("r")["failures"]] == ["b"]
+    assert sqlite3.connect(str(path)).execute("PRAGMA user_version").fetchone()[0] == 5
+    with milepost.Run("old", display="none", history=path, resume="r") as run:
+        milepost.process_map(mixed, [1, 2], workers=1, chunksize=2, description="p")
+    db = sqlite3.connect(str(path))
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
+    rows = db.execute("SELECT id, run_id, phase, name, status, started_at, metrics FROM items ORDER BY id").fetchall()
+    db.close()
+    assert [r[1:5] for r in rows] == [
+        ("r", "p", "a", "done"),
+        ("r", "p", "b", "failed"),
+        (run.id, "p", "1", "done"),
+        (run.id, "p", "2", "done"),
+    ]
+    assert rows[0][5:] == (1.0, '{"t":2}') and rows[2][5] > 1e9, "whole rows as they were; short ones whole again"
+    assert len({r[0] for r in rows}) == 4, "ids stay unique across both kinds of chunks"
+    with History.open(path) as history:
+        assert [r["name"] for r in history.recent_items(run.id)] == ["2", "1", "b", "a"], "the run continued r"

@@ -552,7 +552,9 @@ class SharedRun:
 class RowBuffer:
     """Item rows for the history store, encoded in Rust as one JSON array."""
 
-    def __new__(cls, run_id: str) -> RowBuffer: ...
+    def __new__(cls, run_id: str, short: bool = False) -> RowBuffer:
+        """A buffer of run ``run_id``'s rows; ``short``: each chunk's rows share their phase and
+        start and are encoded without them (a pool's worker; history schema 6)."""
     def push(
         self,
         phase: str,
@@ -569,10 +571,10 @@ class RowBuffer:
         """The run whose rows these are."""
     def close(self) -> None:
         """The store no longer reads this buffer: items ended natively ask it again."""
-    def take(self) -> Optional[list[tuple[str, int, int, int, int]]]:
+    def take(self) -> Optional[list[tuple[str, int, int, int, int, Optional[str], Optional[float]]]]:
         """The waiting rows in chunks of at most a thousand (a chunk given to ``extend_rows``
-        stays whole): each one JSON array, with its rows and how many are done, failed and
-        skipped."""
+        stays whole): each one JSON array, with its rows, how many are done, failed and
+        skipped, and the phase and start its rows share (None, None: whole rows)."""
     def __len__(self) -> int: ...
 
 def run_items(
@@ -594,7 +596,17 @@ def run_items(
     whether each ran, how many items started, and the names and rows of the items from
     ``tail_from`` on."""
 
-def extend_rows(buffer: RowBuffer, run_id: str, rows: str, n: int, done: int, failed: int, skipped: int) -> int:
+def extend_rows(
+    buffer: RowBuffer,
+    run_id: str,
+    rows: str,
+    n: int,
+    done: int,
+    failed: int,
+    skipped: int,
+    phase: Optional[str] = None,
+    t0: Optional[float] = None,
+) -> int:
     """Queues a chunk of ``n`` rows another buffer of run ``run_id`` encoded (of its
-    ``take()``), whole; returns how many rows are waiting. Anything else, or another run's
-    rows, is a ``ValueError``."""
+    ``take()``), whole, with the ``phase`` and ``t0`` its short rows share; returns how many
+    rows are waiting. Anything else, or another run's rows, is a ``ValueError``."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 import operator
 import multiprocessing
 import os
@@ -15,6 +14,7 @@ from . import _milepost
 from .budget import Budget
 from .context import RowSink
 from .errors import Cancelled, InvalidValueError, MilepostError, NotStarted
+from .persistence.items import unpack
 from .pools import Again, PoolScope, default_name, worker_count
 from .retrying import NO_RETRIES, RetryPolicy
 from .snapshot import node_paths
@@ -115,19 +115,29 @@ def _record(task: Task, pid: int, rows: Optional[ChunkRowsText], recent: List[Re
         task.node.record_item(name, status, duration, ended - origin, lane)
 
 
-def _store(sink: RowSink, run_id: str, rows: str, n: int, done: int, failed: int, skipped: int) -> None:
-    """A chunk of rows as the worker encoded them (with its counts by status): queued in one
-    call into the store's buffer; row by row into any other sink (a store that is off counts
-    them)."""
+def _store(
+    sink: RowSink,
+    run_id: str,
+    rows: str,
+    n: int,
+    done: int,
+    failed: int,
+    skipped: int,
+    phase: Optional[str] = None,
+    t0: Optional[float] = None,
+) -> None:
+    """A chunk of rows as the worker encoded them (with its counts by status, and what its
+    short rows share): queued in one call into the store's buffer; row by row into any other
+    sink (a store that is off counts them)."""
     buffer = sink.buffer
     if buffer is not None:
         try:
-            sink.pushed(_milepost.extend_rows(buffer, run_id, rows, n, done, failed, skipped))
+            sink.pushed(_milepost.extend_rows(buffer, run_id, rows, n, done, failed, skipped, phase, t0))
             return
         except ValueError:  # not rows of this buffer's run (never seen): they go in as its own
             pass
-    for phase, name, status, started, duration, error, metrics in json.loads(rows):
-        sink.item(phase, name, status, started, duration, error, metrics)
+    for row_phase, name, status, started, duration, error, metrics in unpack(rows, phase, t0):
+        sink.item(row_phase, name, status, started, duration, error, metrics)
 
 
 def _chunksize(total: Optional[int], workers: int) -> int:

@@ -132,8 +132,9 @@ class WorkerRun(Task):
 
 
 #: A chunk's history rows as its worker encoded them: the run's id, and the rows in chunks as
-#: `RowBuffer.take()` returns them (one JSON array each, with its counts).
-ChunkRowsText = Tuple[str, List[Tuple[str, int, int, int, int]]]
+#: `RowBuffer.take()` returns them (one JSON array each, with its counts, and the phase and start
+#: its short rows share).
+ChunkRowsText = Tuple[str, List[Tuple[str, int, int, int, int, Optional[str], Optional[float]]]]
 
 
 class ChunkRows:
@@ -149,7 +150,8 @@ class ChunkRows:
         self.path: Optional[_milepost.ItemPath] = None
 
     def begin(self, run_id: str) -> None:
-        self.buffer = _milepost.RowBuffer(run_id)
+        # Short rows: the chunk's rows share their phase and start (history schema 6).
+        self.buffer = _milepost.RowBuffer(run_id, short=True)
         if self.path is not None:
             self.path.use_buffer(self.buffer)
 

@@ -7,15 +7,17 @@ use pyo3::types::PyString;
 
 use crate::core::rows::{Chunk, Row, RowBuffer};
 
-/// A chunk of rows as Python sees it: the JSON array, its rows, and how many are done, failed
-/// and skipped.
-type ChunkTuple = (String, usize, usize, usize, usize);
+/// A chunk of rows as Python sees it: the JSON array, its rows, how many are done, failed and
+/// skipped, and the phase and start its rows share (None, None: each row is whole; see
+/// `core::rows`).
+type ChunkTuple = (String, usize, usize, usize, usize, Option<String>, Option<f64>);
 
 #[allow(unsafe_code)]
 fn chunk_tuple(chunk: Chunk) -> ChunkTuple {
     // SAFETY: only JSON (valid UTF-8) is ever written into a chunk.
     let text = unsafe { String::from_utf8_unchecked(chunk.text) };
-    (text, chunk.rows, chunk.counts.done, chunk.counts.failed, chunk.counts.skipped)
+    let (phase, t0) = chunk.shared.map_or((None, None), |s| (Some(s.phase), Some(s.t0)));
+    (text, chunk.rows, chunk.counts.done, chunk.counts.failed, chunk.counts.skipped, phase, t0)
 }
 
 #[pyclass(frozen, name = "RowBuffer", module = "milepost._milepost")]
@@ -34,9 +36,13 @@ impl PyRowBuffer {
 
 #[pymethods]
 impl PyRowBuffer {
+    /// A buffer of run `run_id`'s rows; `short`: encoded short, a chunk a phase (a pool's
+    /// worker, see `core::rows`).
     #[new]
-    fn py_new(run_id: &str) -> Self {
-        Self { rows: RowBuffer::new(run_id), closed: AtomicBool::new(false) }
+    #[pyo3(signature = (run_id, short=false))]
+    fn py_new(run_id: &str, short: bool) -> Self {
+        let rows = if short { RowBuffer::short(run_id) } else { RowBuffer::new(run_id) };
+        Self { rows, closed: AtomicBool::new(false) }
     }
     /// Adds an item row; returns how many are waiting. Names that are not valid UTF-8 (lone
     /// surrogates from undecodable file names) are stored with replacement characters.
@@ -51,7 +57,8 @@ impl PyRowBuffer {
         self.rows.push(&Row { phase: &phase, name: &name, status, started_at, duration, error, metrics })
     }
     /// The waiting rows in chunks, each `(rows as one JSON array, rows, done, failed,
-    /// skipped)`, or None; the GIL is released while the buffer is swapped.
+    /// skipped, phase, t0)` (see `ChunkTuple`), or None; the GIL is released while the buffer
+    /// is swapped.
     fn take(&self, py: Python<'_>) -> Option<Vec<ChunkTuple>> {
         let chunks = py.detach(|| self.rows.take())?;
         Some(chunks.into_iter().map(chunk_tuple).collect())

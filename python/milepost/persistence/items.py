@@ -1,7 +1,8 @@
 """A run's item rows, read from where the history keeps them.
 
 Since schema version 5 the rows are in chunks (`item_chunks`: a JSON array of up to a thousand
-rows, or a pool's chunk, with its counts by status) and, for rows kept before, in `item_rows`;
+rows, or a pool's chunk, with its counts by status; since version 6 a pool's chunk is short, its
+rows sharing their phase and start: `unpack`) and, for rows kept before, in `item_rows`;
 the `items` view reads both a row at a time, which costs SQLite about 0.5 µs a row of JSON. The
 reads here that need many rows take the chunks' text and unpack it in Python, at a fraction of
 that; counts come from the chunks' counts, failures from the chunks that have any, and the
@@ -13,9 +14,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-__all__ = ["item_counts", "finished_items", "failed_rows", "newest_rows"]
+__all__ = ["item_counts", "finished_items", "failed_rows", "newest_rows", "unpack"]
 
 #: A row as the reads here give it: id, phase, name, status, start, duration, error, metrics.
 Row = Tuple[int, str, str, str, Any, Any, Any, Any]
@@ -35,8 +36,32 @@ def _tables(db: sqlite3.Connection) -> Tuple[str, bool]:
     return ("item_rows" if chunked else "items"), chunked
 
 
-def _rows_of(chunk_id: int, text: str) -> Iterator[Row]:
-    for k, r in enumerate(json.loads(text)):
+def _short(db: sqlite3.Connection) -> bool:
+    """Whether chunks may be short (schema version 6 on: `phase`, `t0`)."""
+    return bool(db.execute("PRAGMA user_version").fetchone()[0] >= 6)
+
+
+def _chunk_columns(db: sqlite3.Connection) -> str:
+    """The columns a chunk is unpacked from (`unpack`), at the database's version."""
+    return "rows, phase, t0" if _short(db) else "rows, NULL, NULL"
+
+
+def unpack(text: str, phase: Optional[str], t0: Optional[float]) -> List[List[Any]]:
+    """A chunk's rows, each `[phase, name, status, start, duration, error, metrics]`: as they
+    are, or for a short chunk (`phase` given: schema version 6) with what they share."""
+    rows = json.loads(text)
+    if phase is None:
+        return rows  # type: ignore[no-any-return]
+    out = []
+    for name, status, offset, duration, *rest in rows:
+        rest += [None] * (2 - len(rest))
+        start = None if offset is None or t0 is None else t0 + offset
+        out.append([phase, name, status, start, duration, rest[0], rest[1]])
+    return out
+
+
+def _rows_of(chunk_id: int, text: str, phase: Optional[str], t0: Optional[float]) -> Iterator[Row]:
+    for k, r in enumerate(unpack(text, phase, t0)):
         yield (chunk_id + k, *r)
 
 
@@ -62,10 +87,11 @@ def finished_items(db: sqlite3.Connection, run_id: str) -> Iterator[Tuple[str, s
         (run_id,),
     )
     if chunked:
-        for (text,) in db.execute(
-            "SELECT rows FROM item_chunks WHERE run_id = ? AND done + skipped > 0 ORDER BY id", (run_id,)
+        for text, shared, t0 in db.execute(
+            f"SELECT {_chunk_columns(db)} FROM item_chunks WHERE run_id = ? AND done + skipped > 0 ORDER BY id",
+            (run_id,),
         ):
-            for phase, name, status, *_ in json.loads(text):
+            for phase, name, status, *_ in unpack(text, shared, t0):
                 if status in ("done", "skipped"):
                     yield phase, name, status
 
@@ -82,8 +108,10 @@ def failed_rows(db: sqlite3.Connection, run_id: str) -> List[Dict[str, Any]]:
         )
     ]
     if chunked:
-        for (text,) in db.execute("SELECT rows FROM item_chunks WHERE run_id = ? AND failed > 0", (run_id,)):
-            for phase, name, status, started, duration, error, _ in json.loads(text):
+        for text, shared, t0 in db.execute(
+            f"SELECT {_chunk_columns(db)} FROM item_chunks WHERE run_id = ? AND failed > 0", (run_id,)
+        ):
+            for phase, name, status, started, duration, error, _ in unpack(text, shared, t0):
                 if status == "failed":
                     at = started + (duration or 0) if started is not None else None
                     out.append({"phase": phase, "name": name, "error": error, "at": at})
@@ -109,8 +137,10 @@ def newest_rows(db: sqlite3.Connection, run_id: str, limit: int, after: int = 0)
         for (chunk_id,) in db.execute(
             "SELECT id FROM item_chunks WHERE run_id = ? AND id + n > ? ORDER BY id DESC", (run_id, after)
         ):
-            (text,) = db.execute("SELECT rows FROM item_chunks WHERE id = ?", (chunk_id,)).fetchone()
-            newer = [r for r in _rows_of(chunk_id, text) if r[0] > after]
+            text, shared, t0 = db.execute(
+                f"SELECT {_chunk_columns(db)} FROM item_chunks WHERE id = ?", (chunk_id,)
+            ).fetchone()
+            newer = [r for r in _rows_of(chunk_id, text, shared, t0) if r[0] > after]
             rows.extend(newer)
             need -= len(newer)
             if need <= 0:

@@ -45,11 +45,13 @@ BACKPRESSURE_NAP = 0.02
 IDLE_EXIT = 5.0
 
 # A chunk of item rows in one statement, one row of `item_chunks`: the JSON array the row
-# buffer encoded, as it came, with its counts (see the schema's version 5). Python's sqlite3
+# buffer encoded, as it came, with its counts and what its rows share (see the schema's
+# versions 5 and 6). Python's sqlite3
 # releases the GIL around each step of a statement; with one step a chunk, the writer thread
 # never waits for the job's thread to hand the GIL back, once per row, at every switch interval.
 ITEMS_CHUNK = (
-    f"INSERT INTO item_chunks (id, run_id, rows, n, done, failed, skipped) VALUES ({NEXT_ITEM_ID}, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO item_chunks (id, run_id, rows, n, done, failed, skipped, phase, t0) "
+    f"VALUES ({NEXT_ITEM_ID}, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 Op = Tuple[str, Sequence[Any]]
