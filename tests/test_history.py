@@ -40,6 +40,20 @@ def _job(name="job", fail_at=None, stop_at=None, items=20, **kw):
     return run
 
 
+def test_a_new_history_has_16_kib_pages_and_an_older_one_keeps_its_own(tmp_path) -> None:
+    _job(history=tmp_path / "new.db")
+    assert sqlite3.connect(str(tmp_path / "new.db")).execute("PRAGMA page_size").fetchone()[0] == 16384
+    old = tmp_path / "old.db"
+    db = sqlite3.connect(str(old))
+    db.execute("PRAGMA journal_mode=WAL")  # made by an earlier milepost: SQLite's 4 KiB pages
+    db.close()
+    run = _job(history=old)
+    db = sqlite3.connect(str(old))
+    assert db.execute("PRAGMA page_size").fetchone()[0] == 4096
+    assert db.execute("SELECT count(*) FROM items WHERE run_id = ?", (run.id,)).fetchone()[0] == 20
+    db.close()
+
+
 def test_a_run_is_kept_with_its_phases_items_and_events() -> None:
     run = _job(fail_at="doc-4")
     db = _db()

@@ -51,7 +51,7 @@ def unpack(text: str, phase: Optional[str], t0: Optional[float]) -> List[List[An
     are, or for a short chunk (`phase` given: schema version 6) with what they share."""
     rows = json.loads(text)
     if phase is None:
-        return rows  # type: ignore[no-any-return]
+        return rows
     out = []
     for name, status, offset, duration, *rest in rows:
         rest += [None] * (2 - len(rest))
