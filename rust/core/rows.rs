@@ -4,12 +4,13 @@
 //! interpreter lock while the job runs.
 //!
 //! A row is `[phase, name, status, start, duration, error, metrics]`. A pool's worker encodes
-//! its chunk's rows shorter (a buffer made `shared`, history schema 6): the rows of a chunk
+//! its chunk's rows shorter (a buffer made `short`, history schema 6): the rows of a chunk
 //! share their phase and the start they are timed from ([`Shared`], kept beside the chunk), so
-//! that a row is `[name, status, start - t0, duration]`, with its error and metrics only when
-//! it has them, its start to the microsecond and its duration to the nanosecond. About half
-//! the bytes: SQLite's cost of storing a chunk (its pages, the WAL, the checkpoint that copies
-//! them) goes with its bytes, and at 10 µs an item it was a pool's largest cost of history.
+//! that a row is `[name, status, microseconds from t0 to its start, its duration in
+//! nanoseconds]`, whole numbers, with its error and metrics only when it has them. Less than
+//! half the bytes, and integers are written in a fraction of a float's time: SQLite's cost of
+//! storing a chunk (its pages, the WAL, the checkpoint that copies them) goes with its bytes,
+//! and at 10 µs an item it was a pool's largest cost of history.
 
 use parking_lot::Mutex;
 
@@ -109,10 +110,16 @@ fn push_num(out: &mut Vec<u8>, v: Option<f64>) {
     }
 }
 
-/// `v` rounded to a multiple of `1 / per` (a second's microseconds, nanoseconds): its shortest
-/// text is short.
-fn rounded(v: f64, per: f64) -> f64 {
-    (v * per).round() / per
+/// `seconds` as a whole number of `1 / per` seconds (microseconds, nanoseconds), or null when
+/// it is not finite or out of range.
+fn push_units(out: &mut Vec<u8>, seconds: Option<f64>, per: f64) {
+    // 2**62: beyond any time a run lasts, well within an i64 (the cast cannot saturate).
+    const LIMIT: f64 = 4.611_686_018_427_388e18;
+    match seconds.map(|s| (s * per).round()).filter(|u| u.is_finite() && u.abs() < LIMIT) {
+        #[allow(clippy::cast_possible_truncation)]
+        Some(units) => out.extend_from_slice(itoa::Buffer::new().format(units as i64).as_bytes()),
+        None => out.extend_from_slice(b"null"),
+    }
 }
 
 /// `phase, name, status, start, duration, error, metrics`.
@@ -135,16 +142,16 @@ fn encode_whole(buf: &mut Vec<u8>, row: &Row<'_>) {
     }
 }
 
-/// `name, status, start - t0, duration`, then the error and the metrics as far as the row has
-/// them (a reader takes what is missing as null).
+/// `name, status, microseconds from t0 to the start, nanoseconds of duration`, then the error
+/// and the metrics as far as the row has them (a reader takes what is missing as null).
 fn encode_short(buf: &mut Vec<u8>, row: &Row<'_>, t0: f64) {
     push_str(buf, row.name);
     buf.push(b',');
     push_str(buf, row.status);
     buf.push(b',');
-    push_num(buf, Some(rounded(row.started_at - t0, 1e6)));
+    push_units(buf, Some(row.started_at - t0), 1e6);
     buf.push(b',');
-    push_num(buf, row.duration.map(|d| rounded(d, 1e9)));
+    push_units(buf, row.duration, 1e9);
     let rest: &[Option<&str>] = match (row.error, row.metrics) {
         (_, Some(_)) => &[row.error, row.metrics],
         (Some(_), None) => &[row.error],
@@ -332,18 +339,20 @@ mod tests {
         b.push(&row);
         b.push(&Row { started_at: row.started_at + 0.25, status: "failed", error: Some("boom"), ..row });
         b.push(&Row { metrics: Some("{\"t\":1}"), duration: None, ..row });
-        b.push(&Row { phase: "other", ..row });
-        b.push(&Row { phase: "other", name: "8", ..row });
+        b.push(&Row { phase: "other", duration: Some(f64::NAN), ..row });
+        b.push(&Row { phase: "other", name: "8", duration: Some(1e300), ..row });
         let chunks = b.take().unwrap();
         assert_eq!(chunks.iter().map(|c| c.rows).collect::<Vec<_>>(), [3, 2], "a chunk a phase");
         let shared = chunks[0].shared.clone().unwrap();
         assert_eq!((shared.phase.as_str(), shared.t0), ("map", row.started_at), "the first row's start");
         assert_eq!(chunks[1].shared.as_ref().unwrap().phase, "other");
+        let other: serde_json::Value = serde_json::from_slice(&chunks[1].text).unwrap();
+        assert_eq!((&other[0][3], &other[1][3]), (&serde_json::Value::Null, &serde_json::Value::Null), "out of range");
         assert_eq!(
             std::str::from_utf8(&chunks[0].text).unwrap(),
-            r#"[["7","done",0.0,0.0000103],["7","failed",0.25,0.0000103,"boom"],["7","done",0.0,null,null,{"t":1}]]"#
+            r#"[["7","done",0,10300],["7","failed",250000,10300,"boom"],["7","done",0,null,null,{"t":1}]]"#
                 .replace(r#"{"t":1}"#, r#""{\"t\":1}""#),
-            "start to the microsecond from t0, duration to the nanosecond, no trailing nulls"
+            "microseconds from t0 to the start, nanoseconds of duration, no trailing nulls"
         );
         assert_eq!(chunks[0].counts, StatusCounts { done: 2, failed: 1, skipped: 0 });
         // The parent keeps a worker's short chunk whole, with what its rows share.

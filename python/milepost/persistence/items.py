@@ -48,15 +48,16 @@ def _chunk_columns(db: sqlite3.Connection) -> str:
 
 def unpack(text: str, phase: Optional[str], t0: Optional[float]) -> List[List[Any]]:
     """A chunk's rows, each `[phase, name, status, start, duration, error, metrics]`: as they
-    are, or for a short chunk (`phase` given: schema version 6) with what they share."""
+    are, or for a short chunk (`phase` given: schema version 6) with what they share, its
+    microseconds and nanoseconds in seconds (as the `items` view reads them)."""
     rows = json.loads(text)
     if phase is None:
         return rows
     out = []
-    for name, status, offset, duration, *rest in rows:
+    for name, status, micros, nanos, *rest in rows:
         rest += [None] * (2 - len(rest))
-        start = None if offset is None or t0 is None else t0 + offset
-        out.append([phase, name, status, start, duration, rest[0], rest[1]])
+        start = None if micros is None or t0 is None else t0 + micros / 1e6
+        out.append([phase, name, status, start, None if nanos is None else nanos / 1e9, rest[0], rest[1]])
     return out
 
 
