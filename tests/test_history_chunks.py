@@ -197,10 +197,12 @@ def test_a_pools_chunks_are_stored_short_and_every_reader_gets_whole_rows(tmp_pa
     for text, n, phase, t0 in chunks:
         assert phase == "m" and before - 1 <= t0 <= after, "the phase and start its rows share"
         rows = json.loads(text)
-        assert {len(r) for r in rows} <= {4, 5, 6} and all(r[0].isdigit() for r in rows), "no phase in a row"
-        assert all(isinstance(r[2], int) and isinstance(r[3], int) for r in rows), "µs and ns, whole numbers"
-        plain = [r for r in rows if r[1] == "skipped"]  # no error, no metrics
-        assert plain and all(len(r) == 4 and len(json.dumps(r, separators=(",", ":"))) < 32 for r in plain), plain
+        assert {len(r) for r in rows} <= {4, 5, 6} and all(type(r[0]) is int for r in rows), "no phase; numbers"
+        assert all(isinstance(r[1], int) and isinstance(r[2], int) for r in rows), "µs and ns, whole numbers"
+        skipped = [r for r in rows if len(r) == 4]  # no error, no metrics
+        assert skipped and all(r[3] == "skipped" and len(json.dumps(r, separators=(",", ":"))) < 32 for r in skipped)
+        done = [r for r in rows if r[3] is None]  # done, with metrics
+        assert done and all(len(r) == 6 and json.loads(r[5]) == {"tokens": r[0]} for r in done)
     by_name = {
         r[0]: r[1:]
         for r in db.execute(
@@ -257,3 +259,22 @@ def test_a_version_5_history_upgrades_to_short_chunks_and_keeps_its_whole_ones(t
     assert len({r[0] for r in rows}) == 4, "ids stay unique across both kinds of chunks"
     with History.open(path) as history:
         assert [r["name"] for r in history.recent_items(run.id)] == ["2", "1", "b", "a"], "the run continued r"
+
+
+def test_names_that_look_like_numbers_read_back_as_the_text_they_were(tmp_path) -> None:
+    # A number's own text is stored as the number and read back as that text; any other text
+    # of digits ("007", "-0") stays text, so that every name reads back as it was given.
+    path = tmp_path / "runs.db"
+    names = ["7", "007", "-0", "-12", "1e5", "123456789012345678", "x"]
+    with milepost.Run("digits", display="none", history=path) as run:
+        milepost.process_map(
+            mixed, range(len(names)), workers=1, chunksize=10, item_name=lambda x, i: names[i], return_exceptions=True
+        )
+    db = sqlite3.connect(str(path))
+    got = db.execute("SELECT name, typeof(name) FROM items WHERE run_id = ? ORDER BY id", (run.id,)).fetchall()
+    (text,) = db.execute("SELECT rows FROM item_chunks WHERE run_id = ?", (run.id,)).fetchone()
+    db.close()
+    assert got == [(n, "text") for n in names]
+    assert [type(r[0]).__name__ for r in json.loads(text)] == ["int", "str", "str", "int", "str", "str", "str"]
+    with History.open(path) as history:
+        assert [r["name"] for r in history.recent_items(run.id)] == names[::-1]

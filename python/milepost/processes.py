@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import itertools
-import operator
 import multiprocessing
+import operator
 import os
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool

@@ -616,8 +616,15 @@ def run_chunk(
             shared = ctx._shared  # noqa: SLF001 - the context's own segment
             # Default names are the native loop's to make (a number names itself).
             values, raised, started, tail = _milepost.run_items(
-                task, fn, list(items), None if names is None else list(names), shared, _pool, first_of_tail,
-                default_name, indices,
+                task,
+                fn,
+                list(items),
+                None if names is None else list(names),
+                shared,
+                _pool,
+                first_of_tail,
+                default_name,
+                indices,
             )
             if started < len(items):
                 left = names[started:] if names is not None else default_names(indices[started:], items[started:])

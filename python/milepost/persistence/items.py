@@ -49,15 +49,17 @@ def _chunk_columns(db: sqlite3.Connection) -> str:
 def unpack(text: str, phase: Optional[str], t0: Optional[float]) -> List[List[Any]]:
     """A chunk's rows, each `[phase, name, status, start, duration, error, metrics]`: as they
     are, or for a short chunk (`phase` given: schema version 6) with what they share, its
-    microseconds and nanoseconds in seconds (as the `items` view reads them)."""
+    microseconds and nanoseconds in seconds, a number's name as text and no status as done (as
+    the `items` view reads them)."""
     rows = json.loads(text)
     if phase is None:
         return rows
     out = []
-    for name, status, micros, nanos, *rest in rows:
-        rest += [None] * (2 - len(rest))
+    for name, micros, nanos, *rest in rows:
+        status, error, metrics = rest + [None] * (3 - len(rest))
         start = None if micros is None or t0 is None else t0 + micros / 1e6
-        out.append([phase, name, status, start, None if nanos is None else nanos / 1e9, rest[0], rest[1]])
+        duration = None if nanos is None else nanos / 1e9
+        out.append([phase, name if type(name) is str else str(name), status or "done", start, duration, error, metrics])
     return out
 
 

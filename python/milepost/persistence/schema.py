@@ -175,10 +175,10 @@ CREATE VIEW items (id, run_id, phase, name, status, started_at, duration, error,
 
 # Version 6: a process pool's chunk is stored short. Its rows share their phase and the start
 # they are timed from (`phase`, `t0`: NULL for a chunk of whole rows), and each is `[name,
-# status, microseconds from t0 to its start, its duration in nanoseconds]`, then its error and
-# metrics as far as it has them: less than half the bytes, and SQLite's cost of keeping a chunk
-# (its pages, the WAL, the checkpoint) goes with its bytes (docs/benchmarks.md). `items` reads
-# both kinds.
+# microseconds from t0 to its start, its duration in nanoseconds]`, then its status (none:
+# done), error and metrics as far as it has them; a name that is an integer's decimal text is
+# that number. A quarter of the bytes, and SQLite's cost of keeping a chunk (its pages, the WAL,
+# the checkpoint) goes with its bytes (docs/benchmarks.md). `items` reads both kinds.
 _V6 = f"""
 ALTER TABLE item_chunks ADD COLUMN phase TEXT;
 ALTER TABLE item_chunks ADD COLUMN t0 REAL;
@@ -190,8 +190,8 @@ CREATE VIEW items (id, run_id, phase, name, status, started_at, duration, error,
            j.value->>5, j.value->>6
     FROM item_chunks c, json_each(c.rows) j WHERE c.phase IS NULL
     UNION ALL
-    SELECT c.id + j.key, c.run_id, c.phase, j.value->>0, j.value->>1, c.t0 + (j.value->>2) / 1e6,
-           (j.value->>3) / 1e9, j.value->>4, j.value->>5
+    SELECT c.id + j.key, c.run_id, c.phase, CAST(j.value->>0 AS TEXT), coalesce(j.value->>3, 'done'),
+           c.t0 + (j.value->>1) / 1e6, (j.value->>2) / 1e9, j.value->>4, j.value->>5
     FROM item_chunks c, json_each(c.rows) j WHERE c.phase IS NOT NULL;
 {_ITEMS_INSERT}
 """
