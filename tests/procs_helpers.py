@@ -202,3 +202,17 @@ class Label(str):
 
     def __str__(self) -> str:
         return f"label:{str.__str__(self)}"
+
+
+class Unnamable:
+    """An item whose default name cannot be made: a path-like whose text raises."""
+
+    def __fspath__(self) -> str:
+        return "unnamable"
+
+    def __str__(self) -> str:
+        raise RuntimeError("no text for this item")
+
+
+def ident(x: object) -> object:
+    return x

@@ -163,6 +163,20 @@ def test_default_names_are_made_in_the_worker_as_default_name_makes_them() -> No
     assert sorted(_rows(run)) == sorted(expected)
 
 
+def test_an_item_whose_name_cannot_be_made_fails_alone_and_the_rest_of_its_chunk_runs() -> None:
+    from procs_helpers import Unnamable, ident
+
+    with milepost.Run("unnamable", display="none") as run:
+        got = milepost.process_map(
+            ident, [1, 2, 3, Unnamable(), 5], workers=1, chunksize=5, description="m", return_exceptions=True
+        )
+        snap = run.snapshot()
+    assert got[:3] == [1, 2, 3] and got[4] == 5
+    assert isinstance(got[3], RuntimeError) and str(got[3]) == "no text for this item"
+    assert snap.find("m")["done"] == 4, "the item that could not be named did not run"
+    assert sorted(_rows(run)) == ["1", "2", "3", "5"], "the rows of the chunk's other items are kept"
+
+
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_items_of_a_phase_made_in_the_worker_are_counted_and_keep_no_row_of_the_pool(method) -> None:
     # The chunk's rows are the pool's items: an item of another phase run inside one (made in

@@ -490,6 +490,7 @@ def _in_order(chunks: Iterable[Tuple[Sequence[int], List[Any]]]) -> List[Any]:
 def _exceptions(values: List[Any]) -> List[BaseException]:
     """The exceptions among `values`, in order; looked for only when one of their types is
     one (a set of types, made at C speed, is all a map without failures costs)."""
+    # Every result came through pickle, which looks its type up in a dict: the types hash.
     if not any(issubclass(kind, BaseException) for kind in set(map(type, values))):
         return []
     return [v for v in values if isinstance(v, BaseException)]

@@ -23,6 +23,7 @@ from typing import Any, Deque, Dict, Iterable, List, Optional, Protocol, Set, Tu
 from . import _milepost, wire
 from .errors import MilepostError
 from .events import Event, PhaseFinished, PhaseStarted, StepFinished, StepStarted
+from .persistence.items import unpack
 from .task import Task
 
 __all__ = ["Channel", "RemoteContext", "Route", "context_for", "flush"]
@@ -354,8 +355,8 @@ class RemoteContext:
 
     def _take_rows(self) -> None:
         taken = self.rows.buffer.take() if self.rows.buffer is not None else None
-        for chunk in taken or ():
-            for row in json.loads(chunk[0]):  # phase, name, status, start, duration, error, metrics
+        for text, _, _, _, _, phase, t0 in taken or ():
+            for row in unpack(text, phase, t0):  # phase, name, status, start, duration, error, metrics
                 if len(self._rows) >= MAX_WAITING_ROWS:
                     self.rows_dropped += 1
                     continue

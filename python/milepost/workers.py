@@ -206,6 +206,7 @@ class WorkerContext:
         #: Unix time at the clock's zero (`now` is the monotonic clock): an item's start.
         self._wall_origin = time.time() - time.monotonic()
         self._item_path: Optional[_milepost.ItemPath] = None
+        self._path_lock = threading.Lock()
         #: A pool chunk's rows while it runs (`run_chunk`).
         self.rows = ChunkRows()
         self.wall = functools.partial(operator.add, self._wall_origin)
@@ -292,10 +293,15 @@ class WorkerContext:
         a pool chunk's items queue their rows in the buffer `ChunkRows` gives the path, and an
         ended item keeps its row to be read (`item.row`)."""
         if self._item_path is None:
-            wall_origin = time.time() - _milepost.process_now()
-            self._item_path = _milepost.ItemPath(wall_origin, None, None, 0, keep_rows=True)
-            self.rows.path = self._item_path
-            self._item_path.use_buffer(self.rows.buffer)
+            # Under a lock: a second path made by another thread at the same moment would
+            # never be given a chunk's buffer, and its items' rows would be lost.
+            with self._path_lock:
+                if self._item_path is None:
+                    wall_origin = time.time() - _milepost.process_now()
+                    path = _milepost.ItemPath(wall_origin, None, None, 0, keep_rows=True)
+                    self.rows.path = path
+                    path.use_buffer(self.rows.buffer)
+                    self._item_path = path
         return self._item_path
 
     def keep_rows(self, task: Task, key: str) -> None:

@@ -204,7 +204,10 @@ impl RowBuffer {
         let pending = &mut *g;
         let other_phase = |c: &Chunk| self.short && c.shared.as_ref().is_none_or(|s| s.phase != row.phase);
         if pending.sealed || pending.chunks.last().is_none_or(|c| c.rows >= ROWS_PER_CHUNK || other_phase(c)) {
-            let shared = self.short.then(|| Shared { phase: row.phase.to_owned(), t0: row.started_at });
+            // A start that is no time (never, as items are timed) is no chunk's origin: the
+            // rows' microseconds count from the epoch then, and only that row has no start.
+            let t0 = if row.started_at.is_finite() { row.started_at } else { 0.0 };
+            let shared = self.short.then(|| Shared { phase: row.phase.to_owned(), t0 });
             pending.chunks.push(Chunk { shared, ..Chunk::default() });
             pending.sealed = false;
         }
@@ -355,6 +358,12 @@ mod tests {
         b.push(&Row { started_at: row.started_at + 0.25, status: "failed", error: Some("boom"), ..row });
         b.push(&Row { metrics: Some("{\"t\":1}"), duration: None, ..row });
         b.push(&Row { phase: "other", duration: Some(f64::NAN), ..row });
+        let no_start = RowBuffer::short("r1");
+        no_start.push(&Row { started_at: f64::NAN, ..row });
+        no_start.push(&Row { started_at: 2.5, ..row });
+        let taken = no_start.take().unwrap();
+        assert_eq!(taken[0].shared.as_ref().unwrap().t0, 0.0, "no chunk starts at no time");
+        assert_eq!(std::str::from_utf8(&taken[0].text).unwrap(), "[[7,null,10300],[7,2500000,10300]]");
         b.push(&Row { phase: "other", name: "8", duration: Some(1e300), ..row });
         let chunks = b.take().unwrap();
         assert_eq!(chunks.iter().map(|c| c.rows).collect::<Vec<_>>(), [3, 2], "a chunk a phase");

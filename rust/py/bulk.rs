@@ -88,7 +88,17 @@ pub fn run_items<'py>(
         if shared.stopping(pool) {
             return Ok((values, raised, k, tail));
         }
-        let name = name_of(k, &value)?;
+        // A name that cannot be made (a path whose text raises) is that item's error: it does
+        // not run, and the chunk's other items do, as when it is made in the parent.
+        let name = match name_of(k, &value) {
+            Ok(name) => name,
+            Err(e) if e.is_instance_of::<PyException>(py) => {
+                raised.push((k, false));
+                values.append(e.into_value(py))?;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let it = make_item(task, &name)?;
         let outcome = enter_as(&it, in_coroutine).and_then(|_| match call_one(func, &value) {
             Ok(got) => exit(&it, &none, &none, &none).map(|()| got),

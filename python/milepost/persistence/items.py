@@ -12,6 +12,7 @@ milepost still writes it), has only its `items` table: the same reads, from it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from typing import Any, Dict, Iterator, List, Optional, Tuple
@@ -42,8 +43,24 @@ def _short(db: sqlite3.Connection) -> bool:
 
 
 def _chunk_columns(db: sqlite3.Connection) -> str:
-    """The columns a chunk is unpacked from (`unpack`), at the database's version."""
+    """The columns a chunk is unpacked from (`unpack`), at the database's version (asked in
+    the reader's `_snapshot`, where the version and the chunks agree)."""
     return "rows, phase, t0" if _short(db) else "rows, NULL, NULL"
+
+
+@contextlib.contextmanager
+def _snapshot(db: sqlite3.Connection) -> Iterator[None]:
+    """One read transaction around a read of chunks: the version it asks and the chunks it
+    reads are of the same moment, though another process upgrades the database meanwhile and
+    stores short chunks at once."""
+    if db.in_transaction:
+        yield
+        return
+    db.execute("BEGIN")
+    try:
+        yield
+    finally:
+        db.execute("COMMIT")
 
 
 def unpack(text: str, phase: Optional[str], t0: Optional[float]) -> List[List[Any]]:
@@ -90,13 +107,14 @@ def finished_items(db: sqlite3.Connection, run_id: str) -> Iterator[Tuple[str, s
         (run_id,),
     )
     if chunked:
-        for text, shared, t0 in db.execute(
-            f"SELECT {_chunk_columns(db)} FROM item_chunks WHERE run_id = ? AND done + skipped > 0 ORDER BY id",
-            (run_id,),
-        ):
-            for phase, name, status, *_ in unpack(text, shared, t0):
-                if status in ("done", "skipped"):
-                    yield phase, name, status
+        with _snapshot(db):
+            for text, shared, t0 in db.execute(
+                f"SELECT {_chunk_columns(db)} FROM item_chunks WHERE run_id = ? AND done + skipped > 0 ORDER BY id",
+                (run_id,),
+            ):
+                for phase, name, status, *_ in unpack(text, shared, t0):
+                    if status in ("done", "skipped"):
+                        yield phase, name, status
 
 
 def failed_rows(db: sqlite3.Connection, run_id: str) -> List[Dict[str, Any]]:
@@ -111,9 +129,11 @@ def failed_rows(db: sqlite3.Connection, run_id: str) -> List[Dict[str, Any]]:
         )
     ]
     if chunked:
-        for text, shared, t0 in db.execute(
-            f"SELECT {_chunk_columns(db)} FROM item_chunks WHERE run_id = ? AND failed > 0", (run_id,)
-        ):
+        with _snapshot(db):
+            chunks = db.execute(
+                f"SELECT {_chunk_columns(db)} FROM item_chunks WHERE run_id = ? AND failed > 0", (run_id,)
+            ).fetchall()
+        for text, shared, t0 in chunks:
             for phase, name, status, started, duration, error, _ in unpack(text, shared, t0):
                 if status == "failed":
                     at = started + (duration or 0) if started is not None else None
@@ -137,16 +157,16 @@ def newest_rows(db: sqlite3.Connection, run_id: str, limit: int, after: int = 0)
     if chunked:
         # The newest chunks until they hold `limit` rows (their text is read only for these).
         need = limit
-        for (chunk_id,) in db.execute(
-            "SELECT id FROM item_chunks WHERE run_id = ? AND id + n > ? ORDER BY id DESC", (run_id, after)
-        ):
-            text, shared, t0 = db.execute(
-                f"SELECT {_chunk_columns(db)} FROM item_chunks WHERE id = ?", (chunk_id,)
-            ).fetchone()
-            newer = [r for r in _rows_of(chunk_id, text, shared, t0) if r[0] > after]
-            rows.extend(newer)
-            need -= len(newer)
-            if need <= 0:
-                break
+        with _snapshot(db):
+            columns = _chunk_columns(db)
+            for (chunk_id,) in db.execute(
+                "SELECT id FROM item_chunks WHERE run_id = ? AND id + n > ? ORDER BY id DESC", (run_id, after)
+            ):
+                text, shared, t0 = db.execute(f"SELECT {columns} FROM item_chunks WHERE id = ?", (chunk_id,)).fetchone()
+                newer = [r for r in _rows_of(chunk_id, text, shared, t0) if r[0] > after]
+                rows.extend(newer)
+                need -= len(newer)
+                if need <= 0:
+                    break
     rows.sort(key=lambda r: r[0], reverse=True)
     return rows[:limit]
