@@ -190,8 +190,10 @@ def test_a_run_whose_items_fill_the_disk_stays_in_the_history(tmp_path) -> None:
         with milepost.Run("warm", display="none", history=db):
             pass
         size = max(os.path.getsize(db), os.path.getsize(db + "-wal") if os.path.exists(db + "-wal") else 0)
+        page = sqlite3.connect(db).execute("PRAGMA page_size").fetchone()[0]
         soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (size + 20_000, hard))
+        # Room for the run's own rows (a few pages), not for its items' (about 300 KB).
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size + 6 * page, hard))
         with milepost.Run("A", display="none", history=db) as a:
             with a.phase("p") as p:
                 for i in range(3000):
