@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sys
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple
 
 from ..events import Event, ItemDetails, ItemFailed, ItemRetried, LogLine, RunFinished
 from ..observers.base import BaseObserver
+from ..pids import HOST
 from ..snapshot import node_paths
 from .store import Store
 
@@ -76,7 +76,8 @@ class HistoryObserver(BaseObserver):
         #: CPU seconds and peak memory of the runs this one resumes: added to, and kept.
         self._used_before = used_before
         # Fixed for the life of the run (a resumed run is a new process: its own observer).
-        host, pid, argv = socket.gethostname(), os.getpid(), json.dumps(sys.argv)
+        # The host as the history's readers judge a run's process by (`pids.HOST`, asked once).
+        host, pid, argv = HOST, os.getpid(), json.dumps(sys.argv)
         store.execute(_RUN_START, (run_id, name, started_at, host, pid, argv, resumed, json.dumps(meta())))
         if resumed:
             # Written before the job goes on: a resumed run killed at once must not leave the
