@@ -585,13 +585,13 @@ def run_items(
     shared: SharedRun,
     pool: int,
     tail_from: int,
-    namer: Optional[Any] = None,
+    make_name: Optional[Any] = None,
     indices: Optional[Any] = None,
 ) -> tuple[list[Any], list[tuple[int, bool]], int, list[tuple[Any, Optional[tuple[Any, ...]]]]]:
     """A pool chunk's items in a worker, one native loop: ``with task.item(name):
     func(items[k])`` for each until the run is cancelled or pool ``pool`` told to stop. The
     name is ``names[k]``; without ``names``, an exact ``str``, ``int`` or ``float`` item names
-    itself and any other is ``namer(item, indices[k])``. Returns each result (an
+    itself and any other is ``make_name(item, indices[k])``. Returns each result (an
     ``Exception`` the block raised, as raised), the positions of those that raised with
     whether each ran, how many items started, and the names and rows of the items from
     ``tail_from`` on."""

@@ -10,7 +10,7 @@
 //! whole numbers, then its status, error and metrics as far as it has them (no status is
 //! "done"). A name that is an integer's own decimal text is written as that number. A done
 //! item of a pool over numbers is `[12345,4123,10300]`, 19 bytes of the 72 a whole row took,
-//! and integers are written in a fraction of a float's time: SQLite's cost of storing a chunk
+//! and integers are written in a fraction of a float's time: `SQLite`'s cost of storing a chunk
 //! (its pages, the WAL, the checkpoint that copies them) goes with its bytes, and at 10 µs an
 //! item it was a pool's largest cost of history.
 
@@ -175,9 +175,8 @@ fn encode_short(buf: &mut Vec<u8>, row: &Row<'_>, t0: f64) {
 fn is_integer_text(name: &str) -> bool {
     let digits = name.strip_prefix('-').unwrap_or(name).as_bytes();
     match digits {
-        [] => false,
         [b'0'] => digits.len() == name.len(),
-        [b'0', ..] => false,
+        [] | [b'0', ..] => false,
         _ => digits.len() <= 15 && digits.iter().all(u8::is_ascii_digit),
     }
 }
@@ -362,7 +361,7 @@ mod tests {
         no_start.push(&Row { started_at: f64::NAN, ..row });
         no_start.push(&Row { started_at: 2.5, ..row });
         let taken = no_start.take().unwrap();
-        assert_eq!(taken[0].shared.as_ref().unwrap().t0, 0.0, "no chunk starts at no time");
+        assert_eq!(taken[0].shared.as_ref().unwrap().t0.to_bits(), 0f64.to_bits(), "no chunk starts at no time");
         assert_eq!(std::str::from_utf8(&taken[0].text).unwrap(), "[[7,null,10300],[7,2500000,10300]]");
         b.push(&Row { phase: "other", name: "8", duration: Some(1e300), ..row });
         let chunks = b.take().unwrap();

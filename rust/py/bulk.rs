@@ -49,21 +49,21 @@ type Ran<'py> = (Bound<'py, PyList>, Vec<(usize, bool)>, usize, Bound<'py, PyLis
 ///
 /// An item's name is `names[k]`; without `names`, its default name: an exact `str`, `int` or
 /// `float` item names itself (an item keeps a number as its name and gives it as text, as
-/// `str()` does: no text is made for it here), anything else is `namer(item, indices[k])`.
+/// `str()` does: no text is made for it here), anything else is `make_name(item, indices[k])`.
 #[pyfunction]
-#[pyo3(signature = (task, func, items, names, shared, pool, tail_from, namer=None, indices=None))]
+#[pyo3(signature = (task, func, items, names, shared, pool, tail_from, make_name=None, indices=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn run_items<'py>(
     task: &Bound<'py, PyTaskBase>, func: &Obj<'py>, items: &Bound<'py, PyList>, names: Option<&Bound<'py, PyList>>,
-    shared: &PySharedRun, pool: usize, tail_from: usize, namer: Option<&Obj<'py>>, indices: Option<&Obj<'py>>,
+    shared: &PySharedRun, pool: usize, tail_from: usize, make_name: Option<&Obj<'py>>, indices: Option<&Obj<'py>>,
 ) -> PyResult<Ran<'py>> {
     let py = task.py();
     if let Some(names) = names {
         if items.len() != names.len() {
             return Err(PyValueError::new_err(format!("{} items for {} names", items.len(), names.len())));
         }
-    } else if namer.is_none() || indices.is_none() {
-        return Err(PyValueError::new_err("run_items needs names, or a namer and the items' indices"));
+    } else if make_name.is_none() || indices.is_none() {
+        return Err(PyValueError::new_err("run_items needs names, or make_name and the items' indices"));
     }
     let name_of = |k: usize, item: &Bound<'py, PyAny>| -> PyResult<Bound<'py, PyAny>> {
         if let Some(names) = names {
@@ -75,8 +75,8 @@ pub fn run_items<'py>(
         {
             return Ok(item.clone());
         }
-        let (Some(namer), Some(indices)) = (namer, indices) else { unreachable!("checked above") };
-        namer.call1((item, indices.get_item(k)?))
+        let (Some(make_name), Some(indices)) = (make_name, indices) else { unreachable!("checked above") };
+        make_name.call1((item, indices.get_item(k)?))
     };
     let (values, tail) = (PyList::empty(py), PyList::empty(py));
     let mut raised = Vec::new();
