@@ -19,7 +19,7 @@ from .pools import Again, PoolScope, default_name, worker_count
 from .retrying import NO_RETRIES, RetryPolicy
 from .snapshot import node_paths
 from .task import Task, length_of
-from .workers import Chunk, ChunkDone, ChunkRowsText, Recent, init_pool_worker, run_chunk
+from .workers import Chunk, ChunkDone, ChunkRowsText, ChunkText, Recent, init_pool_worker, run_chunk
 
 __all__ = ["process_map", "process_as_completed", "WorkerDied"]
 
@@ -108,35 +108,26 @@ def _record(task: Task, pid: int, rows: Optional[ChunkRowsText], recent: List[Re
     if rows is not None and sink is not None:
         run_id, chunks = rows
         for chunk in chunks:
-            _store(sink, run_id, *chunk)
+            _store(sink, run_id, chunk)
     origin = task.context.wall(0.0)
     lane = f"pid {pid}"
     for name, status, duration, ended in recent:
         task.node.record_item(name, status, duration, ended - origin, lane)
 
 
-def _store(
-    sink: RowSink,
-    run_id: str,
-    rows: str,
-    n: int,
-    done: int,
-    failed: int,
-    skipped: int,
-    phase: Optional[str] = None,
-    t0: Optional[float] = None,
-) -> None:
-    """A chunk of rows as the worker encoded them (with its counts by status, and what its
-    short rows share): queued in one call into the store's buffer; row by row into any other
-    sink (a store that is off counts them)."""
+def _store(sink: RowSink, run_id: str, chunk: ChunkText) -> None:
+    """A chunk of rows as the worker encoded them (`RowBuffer.take()`: the text, its counts by
+    status, and what its short rows share): queued in one call into the store's buffer; row by
+    row into any other sink (a store that is off counts them)."""
     buffer = sink.buffer
     if buffer is not None:
         try:
-            sink.pushed(_milepost.extend_rows(buffer, run_id, rows, n, done, failed, skipped, phase, t0))
+            sink.pushed(_milepost.extend_rows(buffer, run_id, *chunk))
             return
         except ValueError:  # not rows of this buffer's run (never seen): they go in as its own
             pass
-    for row_phase, name, status, started, duration, error, metrics in unpack(rows, phase, t0):
+    text, phase, t0 = chunk[0], chunk[5], chunk[6]
+    for row_phase, name, status, started, duration, error, metrics in unpack(text, phase, t0):
         sink.item(row_phase, name, status, started, duration, error, metrics)
 
 

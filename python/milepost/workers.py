@@ -134,7 +134,10 @@ class WorkerRun(Task):
 #: A chunk's history rows as its worker encoded them: the run's id, and the rows in chunks as
 #: `RowBuffer.take()` returns them (one JSON array each, with its counts, and the phase and start
 #: its short rows share).
-ChunkRowsText = Tuple[str, List[Tuple[str, int, int, int, int, Optional[str], Optional[float]]]]
+ChunkRowsText = Tuple[str, List["ChunkText"]]
+#: One chunk of rows as `RowBuffer.take()` gives it: the JSON array, its rows, how many are done,
+#: failed and skipped, and the phase and start its short rows share (None, None: whole rows).
+ChunkText = Tuple[str, int, int, int, int, Optional[str], Optional[float]]
 
 
 class ChunkRows:
