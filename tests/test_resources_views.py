@@ -60,8 +60,14 @@ def test_the_monitor_shows_the_run_s_cpu_and_memory_and_each_worker_s(tmp_path) 
         lane = r"pid \d+  burn   0 done · 0 failed   \d+% · [\d.]+ MB"
         seen["running"] = await until(pilot, lambda: re.search(lane, screen_text(app)) and screen_text(app), 15)
         stop.touch()
+        # The run's figures and its end are drawn by two updates: wait for both.
         ended = r"peak RSS [\d.]+ [kMG]B · CPU time [\d.]+s"
-        seen["ended"] = await until(pilot, lambda: re.search(ended, screen_text(app)) and screen_text(app), 15)
+
+        def both() -> object:
+            text = screen_text(app)
+            return re.search(ended, text) and "Run ended completed" in text and text
+
+        seen["ended"] = await until(pilot, both, 15)
 
     try:
         drive(app, body)
