@@ -333,9 +333,9 @@ class ItemPath:
         cls, wall_origin: float, lanes: Optional[Any], sink: Optional[Any], eager: int, keep_rows: bool = False
     ) -> ItemPath: ...
     def use_buffer(self, buffer: Optional[RowBuffer]) -> None:
-        """Where the rows of items ending from now on go, for a path without a sink (a pool's
-        worker process): ``buffer``, or nowhere (None). A ``RuntimeError`` for a path with a
-        sink."""
+        """Where the rows of items ending from now on go, for a path that keeps rows without a
+        sink (a pool's worker process): ``buffer``, or nowhere (None). A ``RuntimeError`` for
+        any other path."""
 
 @disjoint_base
 class ItemBase:

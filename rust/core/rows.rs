@@ -137,10 +137,7 @@ fn encode_whole(buf: &mut Vec<u8>, row: &Row<'_>) {
     push_num(buf, row.duration);
     for s in [row.error, row.metrics] {
         buf.push(b',');
-        match s {
-            Some(s) => push_str(buf, s),
-            None => buf.extend_from_slice(b"null"),
-        }
+        push_text(buf, s);
     }
 }
 
@@ -160,12 +157,17 @@ fn encode_short(buf: &mut Vec<u8>, row: &Row<'_>, t0: f64) {
     let status = (row.status != "done").then_some(row.status);
     let rest = [status, row.error, row.metrics];
     let kept = rest.iter().rposition(Option::is_some).map_or(0, |last| last + 1);
-    for s in &rest[..kept] {
+    for s in rest[..kept].iter().copied() {
         buf.push(b',');
-        match s {
-            Some(s) => push_str(buf, s),
-            None => buf.extend_from_slice(b"null"),
-        }
+        push_text(buf, s);
+    }
+}
+
+/// A text field, or null.
+fn push_text(buf: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => push_str(buf, s),
+        None => buf.extend_from_slice(b"null"),
     }
 }
 

@@ -82,12 +82,13 @@ impl PyItemPath {
         Ok(Self { wall_origin, lanes, sink, keep_rows, eager, buffer: Mutex::new(None) })
     }
 
-    /// Where the rows of items ending from now on go, for a path without a sink (a pool's
-    /// worker process, which gives each chunk a buffer of its own): `buffer`, or nowhere. The
-    /// items ask no Python object for it: a worker without history does nothing an item.
+    /// Where the rows of items ending from now on go, for a path that keeps rows without a
+    /// sink (a pool's worker process, which gives each chunk a buffer of its own): `buffer`, or
+    /// nowhere. The items ask no Python object for it: a worker without history does nothing
+    /// an item, and a path that keeps no rows never looks.
     fn use_buffer(&self, py: Python<'_>, buffer: Option<Py<PyRowBuffer>>) -> PyResult<()> {
-        if self.sink.is_some() {
-            return Err(PyRuntimeError::new_err("this ItemPath asks its sink for the buffer"));
+        if self.sink.is_some() || !self.keep_rows {
+            return Err(PyRuntimeError::new_err("use_buffer is for an ItemPath that keeps rows without a sink"));
         }
         let earlier = std::mem::replace(&mut *self.buffer.lock(), buffer);
         drop(earlier.map(|b| b.into_bound(py)));
@@ -690,9 +691,13 @@ pub fn exit(slf: &Bound<'_, PyItemBase>, exc_type: &Obj<'_>, exc: &Obj<'_>, tb: 
     let now = core_now(slf.borrow().task.bind(py).get())?;
     let current = std::mem::replace(&mut slf.borrow_mut().current, Current::No);
     unset_current(slf, current)?;
+    // A path that keeps no rows (a run without history) takes no lock here.
     let buffer = match &path.sink {
         Some(sink) => path.buffer(py, sink)?,
-        None => path.buffer.lock().as_ref().filter(|b| !b.get().is_closed()).map(|b| b.bind(py).clone()),
+        None if path.keep_rows => {
+            path.buffer.lock().as_ref().filter(|b| !b.get().is_closed()).map(|b| b.bind(py).clone())
+        }
+        None => None,
     };
     let (status, started, duration) = {
         let mut this = slf.borrow_mut();

@@ -25,27 +25,22 @@ Row = Tuple[int, str, str, str, Any, Any, Any, Any]
 _COLUMNS = "id, phase, name, status, started_at, duration, error, metrics"
 
 
-def _chunked(db: sqlite3.Connection) -> bool:
-    """Whether the database keeps rows in chunks (schema version 5 on)."""
-    return bool(db.execute("PRAGMA user_version").fetchone()[0] >= 5)
+def _version(db: sqlite3.Connection) -> int:
+    """The database's schema version: chunks from 5 on, short ones (`phase`, `t0`) from 6."""
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
 
 
 def _tables(db: sqlite3.Connection) -> Tuple[str, bool]:
     """The table that holds rows one a row (`item_rows`, or at version 4 `items` itself), and
     whether there are chunks too."""
-    chunked = _chunked(db)
+    chunked = _version(db) >= 5
     return ("item_rows" if chunked else "items"), chunked
-
-
-def _short(db: sqlite3.Connection) -> bool:
-    """Whether chunks may be short (schema version 6 on: `phase`, `t0`)."""
-    return bool(db.execute("PRAGMA user_version").fetchone()[0] >= 6)
 
 
 def _chunk_columns(db: sqlite3.Connection) -> str:
     """The columns a chunk is unpacked from (`unpack`), at the database's version (asked in
     the reader's `_snapshot`, where the version and the chunks agree)."""
-    return "rows, phase, t0" if _short(db) else "rows, NULL, NULL"
+    return "rows, phase, t0" if _version(db) >= 6 else "rows, NULL, NULL"
 
 
 @contextlib.contextmanager
