@@ -193,10 +193,14 @@ def test_a_pools_chunks_are_stored_short_and_every_reader_gets_whole_rows(tmp_pa
         after = time.time()
     db = sqlite3.connect(str(path))
     chunks = db.execute("SELECT rows, n, phase, t0 FROM item_chunks WHERE run_id = ?", (run.id,)).fetchall()
-    assert sorted(c[1] for c in chunks) == [10, 10, 10, 10], "a pool's chunk is one stored row"
+    # The pool's four chunks came back within one of the writer's rounds (two, if a round fell
+    # between them): joined into one stored row, as they are timed from the same start.
+    assert sum(c[1] for c in chunks) == 40 and len(chunks) <= 2, [c[1] for c in chunks]
+    assert len({c[3] for c in chunks}) == 1, "one start for the whole pool: the pool's"
     for text, n, phase, t0 in chunks:
-        assert phase == "m" and before - 1 <= t0 <= after, "the phase and start its rows share"
+        assert phase == "m" and before <= t0 <= after, "the phase and start its rows share"
         rows = json.loads(text)
+        assert len(rows) == n and all(r[1] >= 0 for r in rows), "no item starts before its pool"
         assert {len(r) for r in rows} <= {4, 5, 6} and all(type(r[0]) is int for r in rows), "no phase; numbers"
         assert all(isinstance(r[1], int) and isinstance(r[2], int) for r in rows), "µs and ns, whole numbers"
         skipped = [r for r in rows if len(r) == 4]  # no error, no metrics

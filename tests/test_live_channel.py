@@ -307,6 +307,30 @@ def test_the_jobs_thread_never_waits_for_the_live_directory(monkeypatch) -> None
     assert len(opened_on) == 2 and opened_on[1] is not threading.main_thread()
 
 
+def test_a_run_that_ends_before_its_first_publish_is_published_later_even_if_old_enough(monkeypatch) -> None:
+    """The end's delivery, which the job's thread waits for, makes no directory: a run that
+    lived long enough to be published but was not yet (its delivery thread had not come round)
+    waits for its process's exit, or a reader, as a brief run does."""
+    from milepost.live import publisher
+
+    opened_on = []
+    original = publisher.LivePublisher._open  # noqa: SLF001 - the step under test
+
+    def watched(self, *args) -> None:
+        opened_on.append(threading.current_thread())
+        original(self, *args)
+
+    monkeypatch.setattr(publisher.LivePublisher, "_open", watched)
+    monkeypatch.setattr(publisher, "PUBLISH_AFTER", 0.0)  # old enough at once
+    with milepost.Run("ended-first", display="none") as run:
+        run.log("said before the end")
+    assert opened_on == [], "not made by the end's delivery"
+    assert not (live_dir() / run.id).exists()
+    state = find_run(run.id).read()
+    assert state.state == "completed" and opened_on == [threading.main_thread()], "made by the reader"
+    assert any(e.get("message") == "said before the end" for e in find_run(run.id).events().new())
+
+
 def test_of_many_short_runs_the_newest_are_published() -> None:
     from milepost.live.backlog import KEEP
 

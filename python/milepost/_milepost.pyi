@@ -552,9 +552,11 @@ class SharedRun:
 class RowBuffer:
     """Item rows for the history store, encoded in Rust as one JSON array."""
 
-    def __new__(cls, run_id: str, short: bool = False) -> RowBuffer:
-        """A buffer of run ``run_id``'s rows; ``short``: each chunk's rows share their phase and
-        start and are encoded without them (a pool's worker; history schema 6)."""
+    def __new__(cls, run_id: str, origin: Optional[float] = None) -> RowBuffer:
+        """A buffer of run ``run_id``'s rows; with an ``origin`` (Unix time, a pool's start):
+        each chunk's rows share their phase and are timed from ``origin``, and are encoded
+        without them (a pool's worker; history schema 6). ValueError for an origin that is
+        not finite."""
     def push(
         self,
         phase: str,

@@ -6,6 +6,7 @@ import itertools
 import multiprocessing
 import operator
 import os
+import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, TypeVar, Union
@@ -195,6 +196,9 @@ class _Pool:
         self.item_name = item_name
         self.chunks: Iterator[_Chunk] = _chunks(items, size, item_name)
         self.number = scope.context.next_pool()
+        #: The pool's start, which its workers time their items' rows from: the same in all,
+        #: so that the parent joins their chunks of rows (see `RowBuffer`).
+        self.origin = time.time()
         self.pool = ProcessPoolExecutor(
             n_workers, mp_context=ctx, initializer=init_pool_worker, initargs=(scope.task, os.getpid(), self.number)
         )
@@ -223,7 +227,7 @@ class _Pool:
                 self.chunks = itertools.chain([rest], self.chunks)
         task = self.scope.task
         phase = task.key if task.context.keeps_rows else None  # no history: no rows are made
-        self.pending[self.pool.submit(run_chunk, self.fn, chunk.args(), self.policy, phase)] = chunk
+        self.pending[self.pool.submit(run_chunk, self.fn, chunk.args(), self.policy, phase, self.origin)] = chunk
 
     def _reserve(self, n: int) -> int:
         """How many of `n` items the budgets let this pool hand out now, judged from one

@@ -152,9 +152,10 @@ class ChunkRows:
         #: The worker's item path, once made: given each chunk's buffer.
         self.path: Optional[_milepost.ItemPath] = None
 
-    def begin(self, run_id: str) -> None:
-        # Short rows: the chunk's rows share their phase and start (history schema 6).
-        self.buffer = _milepost.RowBuffer(run_id, short=True)
+    def begin(self, run_id: str, origin: float) -> None:
+        # Short rows: the chunk's rows share their phase and are timed from `origin`, the
+        # pool's start, as in its other workers (history schema 6; the parent joins them).
+        self.buffer = _milepost.RowBuffer(run_id, origin)
         if self.path is not None:
             self.path.use_buffer(self.buffer)
 
@@ -595,14 +596,16 @@ def run_chunk(
     chunk: Chunk,
     policy: RetryPolicy = NO_RETRIES,
     phase: Optional[str] = None,
+    origin: float = 0.0,
 ) -> ChunkDone:
     """Runs `fn` over a chunk in a worker, each call an item of the pool's task (tried again
     here per `policy`), counted into shared memory as it ends. Returns, in one piece: this
     worker's pid (the lane the items ran in); each item's result (its exception for one that
     raised or did not start, in chunk order); the positions of the items that ran and raised;
     the history rows of the items that ran, queued natively as each ended, for the store of
-    task `phase` (`ChunkRowsText`; None when none ran, when `phase` is None, the
-    parent keeping no history, or when the context keeps its rows itself); and the chunk's
+    task `phase`, their starts timed from `origin`, the pool's start (`ChunkRowsText`; None
+    when none ran, when `phase` is None, the parent keeping no history, or when the context
+    keeps its rows itself); and the chunk's
     last items for the run's recent list (failures are there already: the worker's event put
     them there)."""
     task = _pool_task
@@ -617,7 +620,7 @@ def run_chunk(
     failed: List[int] = []
     first_of_tail = max(0, len(items) - RECENT_ITEMS)
     if sink is not None:
-        sink.begin(ctx.id)
+        sink.begin(ctx.id, origin)
     try:
         if isinstance(ctx, WorkerContext) and not policy.retries:
             # The common case, one native loop (`_milepost.run_items`): what the loop below

@@ -9,10 +9,15 @@
 //! that a row is `[name, microseconds from t0 to its start, its duration in nanoseconds]`,
 //! whole numbers, then its status, error and metrics as far as it has them (no status is
 //! "done"). A name that is an integer's own decimal text is written as that number. A done
-//! item of a pool over numbers is `[12345,4123,10300]`, 19 bytes of the 72 a whole row took,
-//! and integers are written in a fraction of a float's time: `SQLite`'s cost of storing a chunk
-//! (its pages, the WAL, the checkpoint that copies them) goes with its bytes, and at 10 µs an
-//! item it was a pool's largest cost of history.
+//! item of a pool over numbers is `[12345,41230,10300]`, about 20 bytes of the 72 a whole row
+//! took, and integers are written in a fraction of a float's time: `SQLite`'s cost of storing
+//! a chunk (its pages, the WAL, the checkpoint that copies them) goes with its bytes, and at
+//! 10 µs an item it was a pool's largest cost of history.
+//!
+//! t0 is the pool's start, the same in all its workers, so that the parent joins the chunks
+//! its workers send into chunks of about [`JOINED_BYTES`] (`extend_encoded`): a chunk of a few
+//! kilobytes is stored whole in a page of its own that it fills by half, where a larger one
+//! fills the pages it takes.
 
 use parking_lot::Mutex;
 
@@ -21,12 +26,18 @@ use parking_lot::Mutex;
 /// kept as it came (its pool's chunk size).
 pub const ROWS_PER_CHUNK: usize = 1000;
 
+/// Short chunks the parent is given are joined while the text stays within this many bytes:
+/// `SQLite` stores a row larger than a page (16 KiB) in full overflow pages, and this size
+/// fills them to within a few percent, while a reader of the newest rows unpacks about three
+/// thousand.
+pub const JOINED_BYTES: usize = 64 * 1024;
+
 /// Rows of one run, waiting for the store's writer.
 #[derive(Debug, Default)]
 pub struct RowBuffer {
     run_id: String,
-    /// Rows are encoded short, a chunk a phase (see the module's docs).
-    short: bool,
+    /// Rows are encoded short, a chunk a phase, timed from this start (see the module's docs).
+    origin: Option<f64>,
     inner: Mutex<Pending>,
 }
 
@@ -35,7 +46,7 @@ struct Pending {
     chunks: Vec<Chunk>,
     /// Rows in all of `chunks`.
     rows: usize,
-    /// The last chunk was appended whole (`extend_encoded`): the next row starts a new one.
+    /// The last chunk was given whole (`extend_encoded`): the next row starts a new one.
     sealed: bool,
 }
 
@@ -51,7 +62,7 @@ pub struct Chunk {
 }
 
 /// What the rows of a short chunk share: their phase, and the start (Unix time) each row's
-/// start is the offset from.
+/// start is the offset from (their pool's start).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Shared {
     pub phase: String,
@@ -67,6 +78,12 @@ pub struct StatusCounts {
 }
 
 impl StatusCounts {
+    fn add_counts(&mut self, other: Self) {
+        self.done += other.done;
+        self.failed += other.failed;
+        self.skipped += other.skipped;
+    }
+
     fn add(&mut self, status: &str) {
         match status {
             "done" => self.done += 1,
@@ -185,13 +202,13 @@ fn is_integer_text(name: &str) -> bool {
 
 impl RowBuffer {
     pub fn new(run_id: &str) -> Self {
-        Self { run_id: run_id.to_owned(), short: false, inner: Mutex::default() }
+        Self { run_id: run_id.to_owned(), origin: None, inner: Mutex::default() }
     }
 
-    /// A buffer whose rows are encoded short, a chunk a phase (a pool's worker; see the
-    /// module's docs).
-    pub fn short(run_id: &str) -> Self {
-        Self { short: true, ..Self::new(run_id) }
+    /// A buffer whose rows are encoded short, a chunk a phase, their starts timed from
+    /// `origin` (a pool's worker, `origin` the pool's start; see the module's docs).
+    pub fn short(run_id: &str, origin: f64) -> Self {
+        Self { origin: Some(origin), ..Self::new(run_id) }
     }
 
     /// Adds a row of the buffer's run; returns how many rows are waiting. The name is stored as
@@ -203,12 +220,9 @@ impl RowBuffer {
         let row = Row { name: &name, error: error.as_deref(), ..*row };
         let mut g = self.inner.lock();
         let pending = &mut *g;
-        let other_phase = |c: &Chunk| self.short && c.shared.as_ref().is_none_or(|s| s.phase != row.phase);
+        let other_phase = |c: &Chunk| self.origin.is_some() && c.shared.as_ref().is_none_or(|s| s.phase != row.phase);
         if pending.sealed || pending.chunks.last().is_none_or(|c| c.rows >= ROWS_PER_CHUNK || other_phase(c)) {
-            // A start that is no time (never, as items are timed) is no chunk's origin: the
-            // rows' microseconds count from the epoch then, and only that row has no start.
-            let t0 = if row.started_at.is_finite() { row.started_at } else { 0.0 };
-            let shared = self.short.then(|| Shared { phase: row.phase.to_owned(), t0 });
+            let shared = self.origin.map(|t0| Shared { phase: row.phase.to_owned(), t0 });
             pending.chunks.push(Chunk { shared, ..Chunk::default() });
             pending.sealed = false;
         }
@@ -251,9 +265,11 @@ impl RowBuffer {
     }
 
     /// Appends a chunk that another buffer of run `run_id` encoded and `take` returned (a
-    /// pool's worker process encodes its chunk's rows; the parent queues them in one call),
-    /// kept whole. Returns how many rows are waiting, or an error, leaving the buffer as it
-    /// was, when `array` is not such a chunk of this run's rows.
+    /// pool's worker process encodes its chunk's rows; the parent queues them in one call):
+    /// its rows are joined to the last chunk's when that is one given here too, whose rows share
+    /// the same phase and t0, and the text stays within [`JOINED_BYTES`]; else it is kept as
+    /// it came. Returns how many rows are waiting, or an error, leaving the buffer as it was,
+    /// when `array` is not such a chunk of this run's rows.
     pub fn extend_encoded(
         &self, array: &str, rows: usize, counts: StatusCounts, run_id: &str, shared: Option<Shared>,
     ) -> Result<usize, String> {
@@ -262,11 +278,21 @@ impl RowBuffer {
             return Err(format!("not {rows} encoded rows of run {:?}", self.run_id));
         }
         let mut g = self.inner.lock();
-        let text = array.as_bytes()[..array.len() - 1].to_vec(); // the closing bracket comes at `take`
-        g.chunks.push(Chunk { text, rows, counts, shared });
-        g.rows += rows;
-        g.sealed = true;
-        Ok(g.rows)
+        let pending = &mut *g;
+        let open = array.len() - 1; // the closing bracket comes at `take`
+        let joins = |c: &Chunk| shared.is_some() && c.shared == shared && c.text.len() + open <= JOINED_BYTES;
+        match pending.chunks.last_mut().filter(|c| pending.sealed && joins(c)) {
+            Some(last) => {
+                last.text.push(b',');
+                last.text.extend_from_slice(&array.as_bytes()[1..open]);
+                last.rows += rows;
+                last.counts.add_counts(counts);
+            }
+            None => pending.chunks.push(Chunk { text: array.as_bytes()[..open].to_vec(), rows, counts, shared }),
+        }
+        pending.rows += rows;
+        pending.sealed = true;
+        Ok(pending.rows)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -345,46 +371,98 @@ mod tests {
 
     #[test]
     fn a_short_buffer_keeps_a_phase_a_chunk_and_rows_without_what_they_share() {
-        let b = RowBuffer::short("r1");
+        let origin = 1_764_532_012.123_456_7;
+        let b = RowBuffer::short("r1", origin);
         let row = Row {
             phase: "map",
             name: "7",
             status: "done",
-            started_at: 1_764_532_012.123_456_7,
+            started_at: origin + 0.5,
             duration: Some(1.029_999_9e-5),
             error: None,
             metrics: None,
         };
         b.push(&row);
         b.push(&Row { started_at: row.started_at + 0.25, status: "failed", error: Some("boom"), ..row });
-        b.push(&Row { metrics: Some("{\"t\":1}"), duration: None, ..row });
+        b.push(&Row { metrics: Some("{\"t\":1}"), duration: None, started_at: f64::NAN, ..row });
         b.push(&Row { phase: "other", duration: Some(f64::NAN), ..row });
-        let no_start = RowBuffer::short("r1");
-        no_start.push(&Row { started_at: f64::NAN, ..row });
-        no_start.push(&Row { started_at: 2.5, ..row });
-        let taken = no_start.take().unwrap();
-        assert_eq!(taken[0].shared.as_ref().unwrap().t0.to_bits(), 0f64.to_bits(), "no chunk starts at no time");
-        assert_eq!(std::str::from_utf8(&taken[0].text).unwrap(), "[[7,null,10300],[7,2500000,10300]]");
-        b.push(&Row { phase: "other", name: "8", duration: Some(1e300), ..row });
+        b.push(&Row { phase: "other", name: "8", duration: Some(1e300), started_at: origin - 1.0, ..row });
         let chunks = b.take().unwrap();
         assert_eq!(chunks.iter().map(|c| c.rows).collect::<Vec<_>>(), [3, 2], "a chunk a phase");
         let shared = chunks[0].shared.clone().unwrap();
-        assert_eq!((shared.phase.as_str(), shared.t0), ("map", row.started_at), "the first row's start");
-        assert_eq!(chunks[1].shared.as_ref().unwrap().phase, "other");
-        let other: serde_json::Value = serde_json::from_slice(&chunks[1].text).unwrap();
-        assert_eq!((&other[0][3], &other[1][3]), (&serde_json::Value::Null, &serde_json::Value::Null), "out of range");
+        assert_eq!((shared.phase.as_str(), shared.t0.to_bits()), ("map", origin.to_bits()), "timed from the origin");
+        assert_eq!(chunks[1].shared, Some(Shared { phase: "other".into(), t0: origin }));
         assert_eq!(
             std::str::from_utf8(&chunks[0].text).unwrap(),
-            r#"[[7,0,10300],[7,250000,10300,"failed","boom"],[7,0,null,null,null,{"t":1}]]"#
+            r#"[[7,500000,10300],[7,750000,10300,"failed","boom"],[7,null,null,null,null,{"t":1}]]"#
                 .replace(r#"{"t":1}"#, r#""{\"t\":1}""#),
-            "microseconds from t0 to the start, nanoseconds of duration, no status when done, no trailing nulls"
+            "microseconds from t0 to the start (none for a start that is no time), nanoseconds of \
+             duration, no status when done, no trailing nulls"
+        );
+        assert_eq!(
+            std::str::from_utf8(&chunks[1].text).unwrap(),
+            "[[7,500000,null],[8,-1000000,null]]",
+            "out of range is null; a start before the origin counts back"
         );
         assert_eq!(chunks[0].counts, StatusCounts { done: 2, failed: 1, skipped: 0 });
-        // The parent keeps a worker's short chunk whole, with what its rows share.
+        // The parent keeps a worker's short chunk with what its rows share.
         let parent = RowBuffer::new("r1");
         let text = std::str::from_utf8(&chunks[1].text).unwrap();
         assert_eq!(parent.extend_encoded(text, 2, chunks[1].counts, "r1", chunks[1].shared.clone()), Ok(2));
         assert_eq!(parent.take().unwrap()[0].shared, chunks[1].shared);
+    }
+
+    #[test]
+    fn given_chunks_of_a_phase_and_origin_are_joined_up_to_a_size() {
+        let worker = |origin: f64, names: std::ops::Range<usize>, phase: &str| {
+            let b = RowBuffer::short("r1", origin);
+            for (k, name) in names.map(|n| n.to_string()).enumerate() {
+                let status = if k == 1 { "failed" } else { "done" };
+                let row =
+                    Row { phase, name: &name, status, started_at: origin, duration: None, error: None, metrics: None };
+                b.push(&row);
+            }
+            b.take().unwrap().remove(0)
+        };
+        let give = |parent: &RowBuffer, c: &Chunk| {
+            let text = std::str::from_utf8(&c.text).unwrap();
+            parent.extend_encoded(text, c.rows, c.counts, "r1", c.shared.clone())
+        };
+        let parent = RowBuffer::new("r1");
+        let (a, b) = (worker(5.0, 0..3, "map"), worker(5.0, 3..5, "map"));
+        assert_eq!(give(&parent, &a), Ok(3));
+        assert_eq!(give(&parent, &b), Ok(5));
+        give(&parent, &worker(6.0, 5..6, "map")).unwrap(); // another pool's: another origin
+        give(&parent, &worker(6.0, 6..7, "other")).unwrap(); // another phase
+        parent.push(&Row {
+            phase: "p",
+            name: "own",
+            status: "done",
+            started_at: 1.0,
+            duration: None,
+            error: None,
+            metrics: None,
+        });
+        give(&parent, &worker(6.0, 7..8, "other")).unwrap(); // after a row of the parent's own
+        let got = parent.take().unwrap();
+        assert_eq!(got.iter().map(|c| c.rows).collect::<Vec<_>>(), [5, 1, 1, 1, 1]);
+        assert_eq!(
+            std::str::from_utf8(&got[0].text).unwrap(),
+            "[[0,0,null],[1,0,null,\"failed\"],[2,0,null],[3,0,null],[4,0,null,\"failed\"]]"
+        );
+        assert_eq!(got[0].counts, StatusCounts { done: 3, failed: 2, skipped: 0 });
+        assert_eq!(got[0].shared, a.shared);
+        // Joined while the text stays within `JOINED_BYTES`.
+        let big = worker(5.0, 0..1000, "map");
+        assert!(big.text.len() < JOINED_BYTES / 3);
+        for _ in 0..10 {
+            give(&parent, &big).unwrap();
+        }
+        let got = parent.take().unwrap();
+        assert!(got.len() > 1 && got.iter().all(|c| c.text.len() <= JOINED_BYTES), "bounded");
+        assert!(got.iter().all(|c| c.rows % 1000 == 0 && text(c).as_array().unwrap().len() == c.rows));
+        assert_eq!(got.iter().map(|c| c.rows).sum::<usize>(), 10_000);
+        assert_eq!(got.iter().map(|c| c.counts.failed).sum::<usize>(), 10);
     }
 
     #[test]
@@ -395,7 +473,7 @@ mod tests {
         for name in ["", "-", "-0", "00", "07", "1e5", "1.5", " 1", "+1", "1000000000000000", "٣"] {
             assert!(!is_integer_text(name), "{name}");
         }
-        let b = RowBuffer::short("r1");
+        let b = RowBuffer::short("r1", 0.0);
         for name in ["07", "-0", "x"] {
             b.push(&Row {
                 phase: "p",

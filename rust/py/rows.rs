@@ -36,13 +36,19 @@ impl PyRowBuffer {
 
 #[pymethods]
 impl PyRowBuffer {
-    /// A buffer of run `run_id`'s rows; `short`: encoded short, a chunk a phase (a pool's
-    /// worker, see `core::rows`).
+    /// A buffer of run `run_id`'s rows; with an `origin` (Unix time, the pool's start): encoded
+    /// short, a chunk a phase, their starts timed from it (a pool's worker, see `core::rows`).
     #[new]
-    #[pyo3(signature = (run_id, short=false))]
-    fn py_new(run_id: &str, short: bool) -> Self {
-        let rows = if short { RowBuffer::short(run_id) } else { RowBuffer::new(run_id) };
-        Self { rows, closed: AtomicBool::new(false) }
+    #[pyo3(signature = (run_id, origin=None))]
+    fn py_new(run_id: &str, origin: Option<f64>) -> PyResult<Self> {
+        let rows = match origin {
+            None => RowBuffer::new(run_id),
+            Some(t0) if t0.is_finite() => RowBuffer::short(run_id, t0),
+            Some(t0) => {
+                return Err(pyo3::exceptions::PyValueError::new_err(format!("origin must be a time, not {t0}")))
+            }
+        };
+        Ok(Self { rows, closed: AtomicBool::new(false) })
     }
     /// Adds an item row; returns how many are waiting. Names that are not valid UTF-8 (lone
     /// surrogates from undecodable file names) are stored with replacement characters.

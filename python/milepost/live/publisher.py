@@ -2,8 +2,9 @@
 and carries out the commands it is sent.
 
 A run is published once it has lived PUBLISH_AFTER seconds: its directory is made then, on
-the delivery thread; a run that ends sooner waits in `backlog` to be published when its process
-exits (the job's thread never waits for the directory). In it (see `place`): `run.json` (who and where, written once),
+the delivery thread; a run that ends before then (before that thread published it) waits in
+`backlog` to be published when its process exits (the job's thread, which waits for the end's
+delivery, never waits for the directory). In it (see `place`): `run.json` (who and where, written once),
 `snapshot.json` (the latest snapshot, whose lanes carry the tails of what items stream, with
 the run's metadata and what items in flight reported (progress, checks), replaced atomically
 four times a second and at the end, with how the run ended),
@@ -220,7 +221,9 @@ class LivePublisher(BaseObserver):
 
     def on_snapshot(self, snapshot: Snapshot) -> None:
         if self._dir is None:
-            if self._off or time.monotonic() - self._born < PUBLISH_AFTER:
+            # Not published yet and young, or ended (this is its end's snapshot, delivered
+            # while the job's thread waits): published when its process exits (`backlog`).
+            if self._off or self._ended is not None or time.monotonic() - self._born < PUBLISH_AFTER:
                 self._unpublished = snapshot
                 return
             self._guard(self._open)

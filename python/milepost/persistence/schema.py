@@ -174,7 +174,8 @@ CREATE VIEW items (id, run_id, phase, name, status, started_at, duration, error,
 """
 
 # Version 6: a process pool's chunk is stored short. Its rows share their phase and the start
-# they are timed from (`phase`, `t0`: NULL for a chunk of whole rows), and each is `[name,
+# they are timed from (`phase`, `t0`: NULL for a chunk of whole rows; the pool's start, so that
+# the chunks of its workers join into one), and each is `[name,
 # microseconds from t0 to its start, its duration in nanoseconds]`, then its status (none:
 # done), error and metrics as far as it has them; a name that is an integer's decimal text is
 # that number. A quarter of the bytes, and SQLite's cost of keeping a chunk (its pages, the WAL,
