@@ -75,6 +75,22 @@ def test_process_map_counts_every_item_exactly(method, shm_dir) -> None:
     assert list(shm_dir.iterdir()) == [], "no segment left behind"
 
 
+def test_a_task_counts_what_its_pools_workers_did() -> None:
+    """`task.done` and its kin, read after a pool (or while it runs), hold what the worker
+    processes counted for the task, as its snapshot does: they held only the parent's own."""
+    with milepost.Run("pm", display="none") as run:
+        phase = run.phase("map", total=310)
+        phase.advance(10)  # the parent's own
+        milepost.process_map(
+            square_or_fail, range(300), workers=2, task=phase, return_exceptions=True, mp_context=mp.get_context("fork")
+        )
+        got = (phase.done, phase.failed, phase.skipped, phase.in_flight)
+        assert got == (298, 12, 0, 0)
+        node = run.snapshot().find("map")
+        assert got == (node["done"], node["failed"], node["skipped"], node["in_flight"])
+    assert (phase.done, phase.failed) == (298, 12), "and after the run"
+
+
 def test_process_map_raises_the_first_error_by_default() -> None:
     with milepost.Run("pm", display="none"):
         with pytest.raises(ValueError, match="bad 7"):

@@ -276,7 +276,8 @@ class Task(_milepost.TaskBase, AsyncWith):
     # -- counts ------------------------------------------------------------------------------
     @property
     def done(self) -> int:
-        """Items done by this task itself (a snapshot rolls up its steps too)."""
+        """Items done by this task itself, in this process and in its pools' worker processes
+        (a snapshot rolls up its steps too)."""
         return self._node.done
 
     @property

@@ -406,7 +406,7 @@ impl Handle {
     /// in a worker, this process's counts: the parent's snapshot sums every process).
     pub fn counts(&self) -> Counts {
         match self.place() {
-            Place::Node(_, node) => node.counts(),
+            Place::Node(run, node) => run.node_counts(node),
             Place::Slot(seg, idx) => seg.own_counts(idx),
         }
     }

@@ -5,6 +5,7 @@
 use std::sync::atomic::Ordering;
 
 use super::{ItemEnd, ItemStatus, RunCore, MAX_ERROR_CHARS, MAX_NAME_CHARS};
+use crate::core::counter::Counts;
 use crate::core::error::Error;
 use crate::core::lanes::Lane;
 use crate::core::node::{Node, Tally};
@@ -46,6 +47,18 @@ impl RunCore {
     #[inline(never)]
     fn ended_error(&self, t: Tally) -> Error {
         Error::RunEnded { run: self.name.clone(), call: t.call().into() }
+    }
+
+    /// `node`'s own counts with what worker processes counted for it, as a snapshot has them
+    /// (`task.done` after a process pool is the pool's items).
+    pub fn node_counts(&self, node: &Node) -> Counts {
+        let mut counts = node.counts();
+        if let Some(shm) = node.shm_index() {
+            if let Some(sharing) = self.sharing.lock().as_ref() {
+                counts += sharing.seg.sum_node(shm, &sharing.seg.used_slots()).counts;
+            }
+        }
+        counts
     }
 
     /// `node`'s own total; for a shared node the segment's, which workers may have grown.
