@@ -100,7 +100,7 @@ def _rows(run: milepost.Run) -> Dict[str, int]:
 
 
 def test_process_map_against_process_pool_executor(benchmark: Any) -> None:
-    items, chunk, rounds = (2_000, 100, 1) if benchmark.disabled else (40_000, 500, 15)
+    items, chunk, rounds = (2_000, 100, 1) if benchmark.disabled else (40_000, 500, 21)
     fn = functools.partial(busy, k=calibrate())
     expected = [fn(i) for i in range(items)]
     ctx = mp.get_context("fork")
