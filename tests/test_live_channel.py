@@ -311,6 +311,7 @@ def test_a_run_that_ends_before_its_first_publish_is_published_later_even_if_old
     """The end's delivery, which the job's thread waits for, makes no directory: a run that
     lived long enough to be published but was not yet (its delivery thread had not come round)
     waits for its process's exit, or a reader, as a brief run does."""
+    from milepost import service
     from milepost.live import publisher
 
     opened_on = []
@@ -322,6 +323,9 @@ def test_a_run_that_ends_before_its_first_publish_is_published_later_even_if_old
 
     monkeypatch.setattr(publisher.LivePublisher, "_open", watched)
     monkeypatch.setattr(publisher, "PUBLISH_AFTER", 0.0)  # old enough at once
+    # Its delivery thread never starts (however slow this machine): the end's delivery, made on
+    # the job's thread, is the run's first.
+    monkeypatch.setattr(service, "FIRST_DELIVERY", 60.0)
     with milepost.Run("ended-first", display="none") as run:
         run.log("said before the end")
     assert opened_on == [], "not made by the end's delivery"

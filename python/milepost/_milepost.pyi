@@ -574,8 +574,9 @@ class RowBuffer:
     def close(self) -> None:
         """The store no longer reads this buffer: items ended natively ask it again."""
     def take(self) -> Optional[list[tuple[str, int, int, int, int, Optional[str], Optional[float]]]]:
-        """The waiting rows in chunks of at most a thousand (a chunk given to ``extend_rows``
-        stays whole): each one JSON array, with its rows, how many are done, failed and
+        """The waiting rows in chunks of at most a thousand (chunks given to ``extend_rows``
+        are kept as they came, or joined up to 64 KiB when their short rows share their phase
+        and start): each one JSON array, with its rows, how many are done, failed and
         skipped, and the phase and start its rows share (None, None: whole rows)."""
     def __len__(self) -> int: ...
 
@@ -610,5 +611,5 @@ def extend_rows(
     t0: Optional[float] = None,
 ) -> int:
     """Queues a chunk of ``n`` rows another buffer of run ``run_id`` encoded (of its
-    ``take()``), whole, with the ``phase`` and ``t0`` its short rows share; returns how many
-    rows are waiting. Anything else, or another run's rows, is a ``ValueError``."""
+    ``take()``), with the ``phase`` and ``t0`` its short rows share (joined to the chunk before
+    when that is one given with the same, up to 64 KiB); returns how many rows are waiting. Anything else, or another run's rows, is a ``ValueError``."""

@@ -596,7 +596,7 @@ def run_chunk(
     chunk: Chunk,
     policy: RetryPolicy = NO_RETRIES,
     phase: Optional[str] = None,
-    origin: float = 0.0,
+    origin: Optional[float] = None,
 ) -> ChunkDone:
     """Runs `fn` over a chunk in a worker, each call an item of the pool's task (tried again
     here per `policy`), counted into shared memory as it ends. Returns, in one piece: this
@@ -620,7 +620,7 @@ def run_chunk(
     failed: List[int] = []
     first_of_tail = max(0, len(items) - RECENT_ITEMS)
     if sink is not None:
-        sink.begin(ctx.id, origin)
+        sink.begin(ctx.id, time.time() if origin is None else origin)
     try:
         if isinstance(ctx, WorkerContext) and not policy.retries:
             # The common case, one native loop (`_milepost.run_items`): what the loop below

@@ -402,8 +402,9 @@ impl Handle {
         }
     }
 
-    /// The node's own counts where this handle counts (children are rolled up in snapshots;
-    /// in a worker, this process's counts: the parent's snapshot sums every process).
+    /// The node's own counts (children are rolled up in snapshots): in the parent, its own
+    /// with every worker process's for it, as its snapshot has them; in a worker, this
+    /// process's.
     pub fn counts(&self) -> Counts {
         match self.place() {
             Place::Node(run, node) => run.node_counts(node),

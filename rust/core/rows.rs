@@ -1,6 +1,6 @@
 //! Item rows for the history store, encoded as they come into chunks of at most
-//! [`ROWS_PER_CHUNK`] rows, each a JSON array the store keeps as one row of `item_chunks` with
-//! its counts by status. Encoding here, not in Python, keeps the writer thread off the
+//! [`ROWS_PER_CHUNK`] rows (a pool's, joined up to [`JOINED_BYTES`]), each a JSON array the
+//! store keeps as one row of `item_chunks` with its counts by status. Encoding here, not in Python, keeps the writer thread off the
 //! interpreter lock while the job runs.
 //!
 //! A row is `[phase, name, status, start, duration, error, metrics]`. A pool's worker encodes
@@ -17,13 +17,15 @@
 //! t0 is the pool's start, the same in all its workers, so that the parent joins the chunks
 //! its workers send into chunks of about [`JOINED_BYTES`] (`extend_encoded`): a chunk of a few
 //! kilobytes is stored whole in a page of its own that it fills by half, where a larger one
-//! fills the pages it takes.
+//! fills the pages it takes. A start's offset grows with the pool's age (six digits a few
+//! seconds in, ten an hour in: four bytes more than from its chunk's first start), and fewer,
+//! fuller pages more than make up for it.
 
 use parking_lot::Mutex;
 
 /// The most rows a chunk takes from `push`: a reader of the newest rows (a monitor, every half
-/// second) unpacks a few chunks, never a long run's whole batch. A chunk a worker encoded is
-/// kept as it came (its pool's chunk size).
+/// second) unpacks a few chunks, never a long run's whole batch. The chunks a pool's workers
+/// encoded are joined up to [`JOINED_BYTES`] (see `extend_encoded`).
 pub const ROWS_PER_CHUNK: usize = 1000;
 
 /// Short chunks the parent is given are joined while the text stays within this many bytes:
@@ -280,7 +282,8 @@ impl RowBuffer {
         let mut g = self.inner.lock();
         let pending = &mut *g;
         let open = array.len() - 1; // the closing bracket comes at `take`
-        let joins = |c: &Chunk| shared.is_some() && c.shared == shared && c.text.len() + open <= JOINED_BYTES;
+                                    // Joined, the text is the two less one bracket, plus a comma and the closing one.
+        let joins = |c: &Chunk| shared.is_some() && c.shared == shared && c.text.len() + open < JOINED_BYTES;
         match pending.chunks.last_mut().filter(|c| pending.sealed && joins(c)) {
             Some(last) => {
                 last.text.push(b',');

@@ -15,8 +15,9 @@ use super::shared::PySharedRun;
 use crate::core::rows::{Shared, StatusCounts};
 
 /// Queues a chunk of `n` rows (`done`, `failed` and `skipped` of them) another buffer of run
-/// `run_id` encoded (`RowBuffer.take()` in a worker), whole, with the phase and start its rows
-/// share when it was encoded short; returns how many rows are waiting. Text that is not such
+/// `run_id` encoded (`RowBuffer.take()` in a worker), with the phase and start its rows share
+/// when it was encoded short (joined to the chunk before when that is a pool's with the same:
+/// `RowBuffer::extend_encoded`); returns how many rows are waiting. Text that is not such
 /// a chunk of this buffer's run is a `ValueError`.
 #[pyfunction]
 #[pyo3(signature = (buffer, run_id, rows, n, done, failed, skipped, phase=None, t0=None))]

@@ -43,8 +43,9 @@ _log = logging.getLogger("milepost")
 #: Seconds between published snapshots (and between looks for commands).
 PUBLISH_INTERVAL = 0.25
 #: Seconds a run has lived when it is first published: its directory is made then, on the
-#: delivery thread. A run that ends younger is published when its process exits (`backlog`):
-#: making and writing a directory costs more than such a run, which should not wait for it.
+#: delivery thread. A run that ends before then (before that thread published it) is published
+#: when its process exits (`backlog`): making and writing a directory costs more than such a
+#: run, which should not wait for it.
 PUBLISH_AFTER = PUBLISH_INTERVAL
 #: Events kept for a run not yet published (written once it is; a flood keeps the first,
 #: its start, and the newest).
@@ -171,8 +172,8 @@ class LivePublisher(BaseObserver):
         return self._dir
 
     def _open(self, at_exit: bool = False) -> None:
-        # On the delivery thread, once the run has lived PUBLISH_AFTER seconds (or at its end,
-        # if that thread came late): the live directory is checked once a process (made again
+        # On the delivery thread, once the run has lived PUBLISH_AFTER seconds (or, for a run
+        # that ended first, from the backlog): the live directory is checked once a process (made again
         # if it went), `commands/` and `replies/` are made by whoever first writes there, and
         # `run.json` has one writer, this process.
         root = self._root

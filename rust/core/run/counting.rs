@@ -50,13 +50,13 @@ impl RunCore {
     }
 
     /// `node`'s own counts with what worker processes counted for it, as a snapshot has them
-    /// (`task.done` after a process pool is the pool's items).
+    /// (`task.done` after a process pool is the pool's items). Read from the segment without
+    /// the `sharing` lock, which a sample holds while it takes the workers' events (the reader
+    /// holds the interpreter's lock) and a child forked meanwhile would find held for good.
     pub fn node_counts(&self, node: &Node) -> Counts {
         let mut counts = node.counts();
-        if let Some(shm) = node.shm_index() {
-            if let Some(sharing) = self.sharing.lock().as_ref() {
-                counts += sharing.seg.sum_node(shm, &sharing.seg.used_slots()).counts;
-            }
+        if let (Some(seg), Some(shm)) = (self.segment.get(), node.shm_index()) {
+            counts += seg.node_counts(shm);
         }
         counts
     }

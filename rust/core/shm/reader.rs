@@ -74,6 +74,16 @@ impl Segment {
         (0..MAX_SLOTS).filter(|&s| !matches!(self.state_word(s).load(Ordering::Acquire), FREE | CLAIMING)).collect()
     }
 
+    /// `node`'s counts summed over the slots workers have used (no metrics: what a task's
+    /// counts read in the parent add to its own).
+    pub fn node_counts(&self, node: usize) -> crate::core::counter::Counts {
+        let mut counts = crate::core::counter::Counts::default();
+        for s in self.used_slots() {
+            counts += self.slot_counts(s, node);
+        }
+        counts
+    }
+
     /// `node`'s counts summed over `slots`.
     pub fn sum_node(&self, node: usize, slots: &[usize]) -> SharedSums {
         let mut sums = SharedSums::default();
