@@ -612,4 +612,5 @@ def extend_rows(
 ) -> int:
     """Queues a chunk of ``n`` rows another buffer of run ``run_id`` encoded (of its
     ``take()``), with the ``phase`` and ``t0`` its short rows share (joined to the chunk before
-    when that is one given with the same, up to 64 KiB); returns how many rows are waiting. Anything else, or another run's rows, is a ``ValueError``."""
+    when that is one given with the same, up to 64 KiB); returns how many rows are waiting.
+    Anything else, or another run's rows, is a ``ValueError``."""
