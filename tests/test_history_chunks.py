@@ -240,6 +240,28 @@ def test_a_pools_chunks_are_stored_short_and_every_reader_gets_whole_rows(tmp_pa
         assert list(again.phase("m").pending([str(x) for x in range(40)])) == [str(x) for x in range(3, 40, 10)]
 
 
+def test_the_newest_rows_of_a_pools_joined_chunks_are_the_views_newest(tmp_path) -> None:
+    """A reader of the newest rows (the monitor) takes them from the tail of a pool's joined
+    chunks, with the ids and values the `items` view gives them, newer than `after`."""
+    path = tmp_path / "runs.db"
+    with milepost.Run("joined", display="none", history=path) as run:
+        milepost.process_map(mixed, range(3000), workers=2, chunksize=250, description="m", return_exceptions=True)
+    db = sqlite3.connect(str(path))
+    sizes = [n for (n,) in db.execute("SELECT n FROM item_chunks WHERE run_id = ? ORDER BY id", (run.id,))]
+    assert sum(sizes) == 3000 and max(sizes) > 250, f"joined: {sizes}"
+    view = db.execute(
+        "SELECT id, name, status, started_at, duration, error FROM items WHERE run_id = ? ORDER BY id DESC", (run.id,)
+    ).fetchall()
+    db.close()
+    keys = ("id", "name", "status", "started_at", "duration", "error")
+    with History.open(path) as history:
+        for limit, after in [(1, 0), (7, 0), (300, 0), (3000, 0), (4000, 0), (10, view[5][0]), (5, view[-2][0])]:
+            got = [tuple(r[k] for k in keys) for r in history.recent_items(run.id, limit=limit, after=after)]
+            want = [r for r in view if r[0] > after][:limit]
+            assert [g[:3] + g[5:] for g in got] == [w[:3] + w[5:] for w in want], (limit, after)
+            assert all(g[3] == pytest.approx(w[3], abs=1e-6) and g[4] == pytest.approx(w[4]) for g, w in zip(got, want))
+
+
 def test_a_version_5_history_upgrades_to_short_chunks_and_keeps_its_whole_ones(tmp_path) -> None:
     path = tmp_path / "runs.db"
     _version_5_history(path)

@@ -58,12 +58,14 @@ def _snapshot(db: sqlite3.Connection) -> Iterator[None]:
         db.execute("COMMIT")
 
 
-def unpack(text: str, phase: Optional[str], t0: Optional[float]) -> List[List[Any]]:
-    """A chunk's rows, each `[phase, name, status, start, duration, error, metrics]`: as they
-    are, or for a short chunk (`phase` given: schema version 6) with what they share, its
-    microseconds and nanoseconds in seconds, a number's name as text and no status as done (as
-    the `items` view reads them)."""
+def unpack(text: str, phase: Optional[str], t0: Optional[float], first: int = 0) -> List[List[Any]]:
+    """A chunk's rows from its `first` on, each `[phase, name, status, start, duration, error,
+    metrics]`: as they are, or for a short chunk (`phase` given: schema version 6) with what
+    they share, its microseconds and nanoseconds in seconds, a number's name as text and no
+    status as done (as the `items` view reads them)."""
     rows = json.loads(text)
+    if first:
+        rows = rows[first:]
     if phase is None:
         return rows
     out = []
@@ -75,8 +77,8 @@ def unpack(text: str, phase: Optional[str], t0: Optional[float]) -> List[List[An
     return out
 
 
-def _rows_of(chunk_id: int, text: str, phase: Optional[str], t0: Optional[float]) -> Iterator[Row]:
-    for k, r in enumerate(unpack(text, phase, t0)):
+def _rows_of(chunk_id: int, text: str, phase: Optional[str], t0: Optional[float], first: int = 0) -> Iterator[Row]:
+    for k, r in enumerate(unpack(text, phase, t0, first), first):
         yield (chunk_id + k, *r)
 
 
@@ -150,15 +152,17 @@ def newest_rows(db: sqlite3.Connection, run_id: str, limit: int, after: int = 0)
         )
     ]
     if chunked:
-        # The newest chunks until they hold `limit` rows (their text is read only for these).
+        # The newest chunks until they hold `limit` rows (their text is read only for these),
+        # and of each only its rows newer than `after` among its newest `need`: a pool's joined
+        # chunk holds thousands, a monitor asks for a few twice a second.
         need = limit
         with _snapshot(db):
             columns = _chunk_columns(db)
-            for (chunk_id,) in db.execute(
-                "SELECT id FROM item_chunks WHERE run_id = ? AND id + n > ? ORDER BY id DESC", (run_id, after)
+            for chunk_id, n in db.execute(
+                "SELECT id, n FROM item_chunks WHERE run_id = ? AND id + n > ? ORDER BY id DESC", (run_id, after)
             ):
                 text, shared, t0 = db.execute(f"SELECT {columns} FROM item_chunks WHERE id = ?", (chunk_id,)).fetchone()
-                newer = [r for r in _rows_of(chunk_id, text, shared, t0) if r[0] > after]
+                newer = list(_rows_of(chunk_id, text, shared, t0, max(0, after + 1 - chunk_id, n - need)))
                 rows.extend(newer)
                 need -= len(newer)
                 if need <= 0:
