@@ -1,7 +1,7 @@
 //! Item rows for the history store, encoded as they come into chunks of at most
 //! [`ROWS_PER_CHUNK`] rows (a pool's, joined up to [`JOINED_BYTES`]), each a JSON array the
-//! store keeps as one row of `item_chunks` with its counts by status. Encoding here, not in Python, keeps the writer thread off the
-//! interpreter lock while the job runs.
+//! store keeps as one row of `item_chunks` with its counts by status. Encoding here, not in
+//! Python, keeps the writer thread off the interpreter lock while the job runs.
 //!
 //! A row is `[phase, name, status, start, duration, error, metrics]`. A pool's worker encodes
 //! its chunk's rows shorter (a buffer made `short`, history schema 6): the rows of a chunk
@@ -48,7 +48,8 @@ struct Pending {
     chunks: Vec<Chunk>,
     /// Rows in all of `chunks`.
     rows: usize,
-    /// The last chunk was given whole (`extend_encoded`): the next row starts a new one.
+    /// The last chunk was given (`extend_encoded`): the next row starts a new one, and only
+    /// the next given chunk may join it.
     sealed: bool,
 }
 
@@ -281,8 +282,9 @@ impl RowBuffer {
         }
         let mut g = self.inner.lock();
         let pending = &mut *g;
-        let open = array.len() - 1; // the closing bracket comes at `take`
-                                    // Joined, the text is the two less one bracket, plus a comma and the closing one.
+        // Without its closing bracket, which comes at `take`. Joined, the text is the two
+        // without their closing brackets and this one's opening one, a comma and a closing one.
+        let open = array.len() - 1;
         let joins = |c: &Chunk| shared.is_some() && c.shared == shared && c.text.len() + open < JOINED_BYTES;
         match pending.chunks.last_mut().filter(|c| pending.sealed && joins(c)) {
             Some(last) => {

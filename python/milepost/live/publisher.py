@@ -173,9 +173,9 @@ class LivePublisher(BaseObserver):
 
     def _open(self, at_exit: bool = False) -> None:
         # On the delivery thread, once the run has lived PUBLISH_AFTER seconds (or, for a run
-        # that ended first, from the backlog): the live directory is checked once a process (made again
-        # if it went), `commands/` and `replies/` are made by whoever first writes there, and
-        # `run.json` has one writer, this process.
+        # that ended first, from the backlog): the live directory is checked once a process
+        # (made again if it went), `commands/` and `replies/` are made by whoever first writes
+        # there, and `run.json` has one writer, this process.
         root = self._root
         directory = run_dir(self._id, root)
         try:

@@ -2,7 +2,8 @@
 
 Since schema version 5 the rows are in chunks (`item_chunks`: a JSON array of up to a thousand
 rows, or a pool's chunks joined up to 64 KiB, with its counts by status; since version 6 a
-pool's chunk is short, its rows sharing their phase and start: `unpack`) and, for rows kept before, in `item_rows`;
+pool's chunk is short, its rows sharing their phase and start: `unpack`) and, for rows kept
+before, in `item_rows`;
 the `items` view reads both a row at a time, which costs SQLite about 0.5 µs a row of JSON. The
 reads here that need many rows take the chunks' text and unpack it in Python, at a fraction of
 that; counts come from the chunks' counts, failures from the chunks that have any, and the

@@ -178,8 +178,8 @@ CREATE VIEW items (id, run_id, phase, name, status, started_at, duration, error,
 # the chunks of its workers join into one), and each is `[name,
 # microseconds from t0 to its start, its duration in nanoseconds]`, then its status (none:
 # done), error and metrics as far as it has them; a name that is an integer's decimal text is
-# that number. About a quarter of the bytes, and SQLite's cost of keeping a chunk (its pages, the WAL,
-# the checkpoint) goes with its bytes (docs/benchmarks.md). `items` reads both kinds.
+# that number. About a quarter of the bytes, and SQLite's cost of keeping a chunk (its pages,
+# the WAL, the checkpoint) goes with its bytes (docs/benchmarks.md). `items` reads both kinds.
 _V6 = f"""
 ALTER TABLE item_chunks ADD COLUMN phase TEXT;
 ALTER TABLE item_chunks ADD COLUMN t0 REAL;

@@ -71,14 +71,18 @@ impl Segment {
 
     /// Slots that a worker has used (their counts are part of the run).
     pub fn used_slots(&self) -> Vec<usize> {
-        (0..MAX_SLOTS).filter(|&s| !matches!(self.state_word(s).load(Ordering::Acquire), FREE | CLAIMING)).collect()
+        self.used().collect()
     }
 
-    /// `node`'s counts summed over the slots workers have used (no metrics: what a task's
-    /// counts read in the parent add to its own).
+    fn used(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..MAX_SLOTS).filter(|&s| !matches!(self.state_word(s).load(Ordering::Acquire), FREE | CLAIMING))
+    }
+
+    /// `node`'s counts summed over the slots workers have used (no metrics, nothing allocated:
+    /// what a task's counts read in the parent add to its own).
     pub fn node_counts(&self, node: usize) -> crate::core::counter::Counts {
         let mut counts = crate::core::counter::Counts::default();
-        for s in self.used_slots() {
+        for s in self.used() {
             counts += self.slot_counts(s, node);
         }
         counts
