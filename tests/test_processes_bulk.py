@@ -210,3 +210,47 @@ def test_a_system_exit_in_an_item_ends_the_map_with_what_ran_counted() -> None:
     assert m["in_flight"] == 0 and m["failed"] == 1, "item 4 ended as a `with` ends it, the 5 after it never started"
     rows = _rows(run)
     assert "4" not in rows and "5" not in rows and {"0", "1", "2"} <= set(rows), "its chunk's rows are lost with it"
+
+
+def test_chunks_are_submitted_in_batches_and_never_run_dry(monkeypatch) -> None:
+    """The parent tops its chunks in flight up in batches: each submission wakes the executor's
+    thread, so one a chunk that came back cost a turn of that thread per chunk. In flight
+    there are never fewer than half the read-ahead (16 chunks here) while chunks are left. And
+    the parent takes each chunk as it finishes from a queue the futures put themselves in:
+    `wait(FIRST_COMPLETED)` installed a waiter in every future in flight for each chunk."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from milepost import processes
+
+    in_flight = []
+    submit = ProcessPoolExecutor.submit
+
+    def counting(self, *args, **kwargs):
+        fut = submit(self, *args, **kwargs)
+        in_flight.append(len(pool.pending) if pool else 0)
+        return fut
+
+    pool = None
+    make = processes._Pool.__init__
+
+    def keep(self, *args, **kwargs):
+        nonlocal pool
+        make(self, *args, **kwargs)
+        pool = self
+
+    waits = []
+    wait = processes.wait
+    monkeypatch.setattr(processes, "wait", lambda *a, **k: waits.append(1) or wait(*a, **k))
+    monkeypatch.setattr(processes._Pool, "__init__", keep)
+    monkeypatch.setattr(ProcessPoolExecutor, "submit", counting)
+    with milepost.Run("batches", display="none"):
+        out = milepost.process_map(str, range(400), workers=2, chunksize=5, mp_context=mp.get_context("fork"))
+    assert out == [str(i) for i in range(400)]
+    assert not waits, "no waiter installed in the futures in flight"
+    assert len(in_flight) == 80, "a submission a chunk"
+    first, rest = in_flight[:16], in_flight[16:]
+    assert first == list(range(16)), "the read-ahead first"
+    # Topped up when 8 are left, to 16: each batch is 8 submissions in a row.
+    assert min(rest) >= 8, rest
+    batches = sum(1 for k in range(1, len(rest)) if rest[k] <= rest[k - 1]) + 1
+    assert batches <= len(rest) // 8 + 1, rest

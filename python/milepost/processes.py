@@ -6,10 +6,11 @@ import itertools
 import multiprocessing
 import operator
 import os
+import queue
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union
 
 from . import _milepost
 from .budget import Budget
@@ -203,6 +204,10 @@ class _Pool:
             n_workers, mp_context=ctx, initializer=init_pool_worker, initargs=(scope.task, os.getpid(), self.number)
         )
         self.pending: Dict[Future[ChunkDone], _Chunk] = {}
+        #: The submitted chunks' futures as they finish (each puts itself here, from the
+        #: executor's thread, when it is done or cancelled). `wait(FIRST_COMPLETED)` installed
+        #: a waiter in every pending future and took it out again, for each chunk that came back.
+        self.finished: "queue.SimpleQueue[Future[ChunkDone]]" = queue.SimpleQueue()
         self.again = Again(scope.task, lambda: scope.state(None) == "completed")
         #: The run's budget: each chunk is reserved before it is submitted, and the spend is
         #: read from the run's totals as chunks come back (the workers' metrics are counted in
@@ -212,6 +217,16 @@ class _Pool:
         #: are back, then the pool asks again with nothing in flight (the counts of a snapshot
         #: taken while workers run can price an item twice); refused then, the budget is spent.
         self.refusing: Optional[Budget] = None
+        # Enough chunks queued that a worker never waits for the parent to submit the next one
+        # (on a busy machine the parent's thread may not run for a while), few enough that a
+        # long iterable is never materialized. Under a budget, a chunk a worker: what is
+        # submitted is spent, and a queue of chunks submitted before the spend per item is
+        # known could pass the budget.
+        self.ahead = n_workers if self.budgets else max(16, n_workers * 4)
+        #: Chunks in flight below which the queue is topped up to `ahead` again: in batches,
+        #: as each submission wakes the executor's thread once (a pipe write, a `poll`, a turn
+        #: of its loop), where the chunks of a batch wake it about once together.
+        self.refill = self.ahead - 1 if self.budgets else self.ahead // 2
         self._handed_out = 0
         #: Items each budget's task had finished before this pool (by the budget's key).
         self._base: Dict[str, int] = {}
@@ -227,7 +242,9 @@ class _Pool:
                 self.chunks = itertools.chain([rest], self.chunks)
         task = self.scope.task
         phase = task.key if task.context.keeps_rows else None  # no history: no rows are made
-        self.pending[self.pool.submit(run_chunk, self.fn, chunk.args(), self.policy, phase, self.origin)] = chunk
+        fut = self.pool.submit(run_chunk, self.fn, chunk.args(), self.policy, phase, self.origin)
+        self.pending[fut] = chunk
+        fut.add_done_callback(self.finished.put)
 
     def _reserve(self, n: int) -> int:
         """How many of `n` items the budgets let this pool hand out now, judged from one
@@ -258,21 +275,15 @@ class _Pool:
         items left over, once the pool broke or was stopped)."""
         wait_at_end = True
         try:
-            # Enough chunks queued that a worker never waits for the parent to submit the next
-            # one (on a busy machine the parent's thread may not run for a while), few enough
-            # that a long iterable is never materialized.
-            # Under a budget, a chunk a worker: what is submitted is spent, and a queue of
-            # chunks submitted before the spend per item is known could pass the budget.
-            ahead = self.n_workers if self.budgets else max(16, self.n_workers * 4)
+            ahead = self.ahead
             for chunk in itertools.islice(self.chunks, ahead):
                 self._submit(chunk)
             steer = self.scope.context.steer
             if steer is not None:
                 steer.add_pool(self.again)
             while self.pending or self._run_again() or self._ask_again(ahead):
-                done: Set[Future[Any]]
-                done, _ = wait(self.pending, return_when=FIRST_COMPLETED)
-                for fut in done:
+                fut = self.finished.get()  # a Ctrl-C interrupts it, as it did `wait`
+                if fut in self.pending:
                     yield from self._chunk_done(fut)
             if self.refusing is not None:  # refused with nothing in flight: the budget is spent
                 self.refusing.stop()
@@ -335,8 +346,9 @@ class _Pool:
             again = self.again.take_jobs()
             if again:
                 self._submit(_Chunk.of_jobs(again, self.item_name))
-            for nxt in itertools.islice(self.chunks, 1):
-                self._submit(nxt)
+            if len(self.pending) <= self.refill:
+                for nxt in itertools.islice(self.chunks, self.ahead - len(self.pending)):
+                    self._submit(nxt)
             return
         for f in self.pending:
             f.cancel()  # chunks not started yet
