@@ -399,3 +399,29 @@ def test_items_in_a_fresh_thread_and_in_one_whose_loop_ended_are_current() -> No
         worker.start()
         worker.join(30)
     assert seen == [True] * 6 and run.snapshot().find("p")["done"] == 5
+
+
+def test_a_name_whose_text_uses_the_item_is_entered_and_ended_natively() -> None:
+    """No borrow of the item is held while Python code runs on the way in or out (a name's
+    `__fspath__` here): the item is read and written from it, and ends as a plain item does.
+    The entry and exit take what they need from the item in one borrow each, an atomic
+    operation a borrow."""
+    seen = []
+
+    class Name:
+        def __fspath__(self) -> str:
+            item = holder[0]
+            seen.append((item.row, milepost.current_item() is item))
+            item.skip()  # an exclusive borrow of the item, while it is entered or ended
+            return "odd name"
+
+    holder: list = []
+    with milepost.Run("names", display="none", history=False) as run:
+        ph = run.phase("p")
+        it = ph.item(Name())
+        holder.append(it)
+        with it:
+            pass
+    assert seen, "the name's text was asked for"
+    assert run.snapshot().find("p")["skipped"] == 1
+    assert run.snapshot().find("p")["done"] == 0

@@ -305,10 +305,11 @@ pub fn make_item<'py>(task: &Bound<'py, PyTaskBase>, name: &Obj<'py>) -> PyResul
     let py = task.py();
     let base = task.get();
     let path = base.items.lock().as_ref().map(|p| p.clone_ref(py));
-    let spare = base.spare.lock().take();
-    if let Some(spare) = spare {
-        let spare = spare.into_bound(py);
-        let alone = super::bound::spare_alone(base, &spare);
+    // Looked at where it is kept, under its lock (a lock taken and let go is two atomic
+    // operations): nothing here runs Python code, and the old values are dropped after.
+    let kept = base.spare.lock();
+    if let Some(spare) = kept.as_ref().map(|s| s.bind(py)) {
+        let alone = super::bound::spare_alone(base, spare);
         if let Some(mut item) = spare.try_borrow_mut().ok().filter(|i| alone && i.live == ENDED) {
             // The old values are dropped after the item is whole again: a name's `__del__`
             // may run any code, this very call included.
@@ -325,7 +326,8 @@ pub fn make_item<'py>(task: &Bound<'py, PyTaskBase>, name: &Obj<'py>) -> PyResul
             item.in_coroutine = false;
             item.digits_at = NO_DIGITS;
             drop(item);
-            *base.spare.lock() = Some(spare.clone().unbind());
+            let spare = spare.clone();
+            drop(kept);
             // As `Bound`s: a `Py` dropped here, where PyO3 does not know the thread attached
             // (`fast::item`), would be queued for a later decref.
             drop((old_name.into_bound(py), old_path.map(|p| p.into_bound(py))));
@@ -336,6 +338,7 @@ pub fn make_item<'py>(task: &Bound<'py, PyTaskBase>, name: &Obj<'py>) -> PyResul
             return Ok(spare);
         }
     }
+    drop(kept);
     let item = PyItemBase::fresh(task, name, path);
     let Some((cls, _)) = ITEM_CLASS.get(py) else {
         return Err(PyRuntimeError::new_err("milepost.task.Item was not given to ItemBase._use"));
@@ -500,8 +503,10 @@ impl PyItemBase {
     /// Makes the item current in the calling context (`milepost.current_item()`).
     #[pyo3(name = "_set_current")]
     fn set_current(slf: &Bound<'_, Self>) -> PyResult<()> {
-        let current = make_current(slf)?;
-        slf.borrow_mut().current = current;
+        let in_coroutine = slf.borrow().in_coroutine;
+        let (order, current) = make_current(slf, in_coroutine)?;
+        let mut this = slf.borrow_mut();
+        (this.order, this.current) = (order, current);
         Ok(())
     }
 
@@ -629,18 +634,18 @@ pub fn enter<'py>(slf: &Bound<'py, PyItemBase>) -> PyResult<Bound<'py, PyAny>> {
 /// `in_coroutine`: a caller entering many items from one frame asks once).
 pub fn enter_as<'py>(slf: &Bound<'py, PyItemBase>, in_coroutine: bool) -> PyResult<Bound<'py, PyAny>> {
     let py = slf.py();
-    slf.borrow_mut().in_coroutine = in_coroutine;
-    let Some(path) = slf.borrow().path.as_ref().map(|p| p.bind(py).clone()) else {
-        return slf.call_method0(pyo3::intern!(py, "_enter"));
-    };
-    let path = path.get();
-    let lane = match &path.lanes {
-        Some(lanes) => context_get(lanes.bind(py))?,
-        None => None,
-    };
-    {
+    // Each borrow of the item is an atomic compare-and-swap (and a shared one an atomic
+    // decrement too): what no Python code can run during is done in one exclusive borrow,
+    // with what the rest needs taken out of it, so that no borrow is held while a name's
+    // `__fspath__` or `__str__` runs.
+    let (path, task, name, digits, digits_at) = {
         let mut this = slf.borrow_mut();
-        let name = this.name.bind(py);
+        this.in_coroutine = in_coroutine;
+        let Some(path) = this.path.as_ref().map(|p| p.bind(py).clone()) else {
+            drop(this);
+            return slf.call_method0(pyo3::intern!(py, "_enter"));
+        };
+        let name = this.name.bind(py).clone();
         if name.is_exact_instance_of::<PyInt>() {
             if let Ok(n) = name.extract::<i64>() {
                 let mut buf = [0u8; 20];
@@ -648,24 +653,30 @@ pub fn enter_as<'py>(slf: &Bound<'py, PyItemBase>, in_coroutine: bool) -> PyResu
                 (this.digits, this.digits_at) = (buf, u8::try_from(at).unwrap_or(NO_DIGITS));
             }
         }
-    }
+        (path, this.task.bind(py).clone(), name, this.digits, this.digits_at)
+    };
+    let path = path.get();
+    let lane = match &path.lanes {
+        Some(lanes) => context_get(lanes.bind(py))?,
+        None => None,
+    };
     // The item starts at the run clock's reading the core took for it.
     let t0 = {
-        let this = slf.borrow();
-        let task = this.task.bind(py).get();
+        let task = task.get();
         let lane = lane.as_ref().map(|l| &*l.get().lane);
         let started = |name: &str| task.node.get()?.item_started(name, lane).map_err(PyErr::from);
-        if this.digits_at < NO_DIGITS {
-            started(digits(&this.digits, this.digits_at.into()))?
+        if digits_at < NO_DIGITS {
+            started(self::digits(&digits, digits_at.into()))?
         } else {
-            with_name(this.name.bind(py), started)??
+            with_name(&name, started)??
         }
     };
-    let current = make_current(slf)?;
+    let (order, current) = make_current(slf, in_coroutine)?;
     let mut this = slf.borrow_mut();
     let earlier = std::mem::replace(&mut this.lane, lane.map(Bound::unbind));
     this.entered = true;
     this.t0 = t0;
+    this.order = order;
     this.current = current;
     drop(this);
     drop(earlier.map(|l| l.into_bound(py)));
@@ -676,20 +687,33 @@ pub fn enter_as<'py>(slf: &Bound<'py, PyItemBase>, in_coroutine: bool) -> PyResu
 /// `_exit_slow`.
 pub fn exit(slf: &Bound<'_, PyItemBase>, exc_type: &Obj<'_>, exc: &Obj<'_>, tb: &Obj<'_>) -> PyResult<()> {
     let py = slf.py();
-    let path = {
-        let this = slf.borrow();
-        match &this.path {
+    // As in `enter_as`: one exclusive borrow takes out what the end needs (an atomic operation
+    // a borrow), and none is held while Python code may run (a name's `__str__`, the sink).
+    let (path, task, name, digits, digits_at, t0, lane, current) = {
+        let mut this = slf.borrow_mut();
+        let path = match &this.path {
             Some(path) if exc_type.is_none() && this.live & SLOW == 0 && this.entered => path.bind(py).clone(),
             _ => {
                 drop(this);
                 slf.call_method1(pyo3::intern!(py, "_exit_slow"), (exc_type, exc, tb))?;
                 return Ok(());
             }
-        }
+        };
+        let current = std::mem::replace(&mut this.current, Current::No);
+        let lane = this.lane.as_ref().map(|l| l.bind(py).clone());
+        (
+            path,
+            this.task.bind(py).clone(),
+            this.name.bind(py).clone(),
+            this.digits,
+            this.digits_at,
+            this.t0,
+            lane,
+            current,
+        )
     };
     let path = path.get();
-    let now = core_now(slf.borrow().task.bind(py).get())?;
-    let current = std::mem::replace(&mut slf.borrow_mut().current, Current::No);
+    let now = core_now(task.get())?;
     unset_current(slf, current)?;
     // A path that keeps no rows (a run without history) takes no lock here.
     let buffer = match &path.sink {
@@ -699,27 +723,29 @@ pub fn exit(slf: &Bound<'_, PyItemBase>, exc_type: &Obj<'_>, exc: &Obj<'_>, tb: 
         }
         None => None,
     };
-    let (status, started, duration) = {
+    let status = {
         let mut this = slf.borrow_mut();
         this.live |= ENDED;
-        let status = if this.skipped { ItemStatus::Skipped } else { ItemStatus::Done };
-        (status, path.wall_origin + this.t0, now - this.t0)
+        if this.skipped {
+            ItemStatus::Skipped
+        } else {
+            ItemStatus::Done
+        }
     };
-    // Shared, not exclusive: a path's `__fspath__` may read the item.
+    let (started, duration) = (path.wall_origin + t0, now - t0);
     let waiting = {
-        let this = slf.borrow();
-        let task = this.task.bind(py).get();
-        let lane = this.lane.as_ref().map(|l| &*l.get().lane);
+        let task = task.get();
+        let lane = lane.as_ref().map(|l| &*l.get().lane);
         let rows = buffer.as_ref().map(|b| &b.get().rows);
         let finished = |name: &str| {
             let end = ItemEnd { name, status, duration: Some(duration), error: None };
             let extra = RowExtra { started_at: started, metrics: None };
             task.node.get()?.item_finished_at(&end, lane, rows, extra, Some(now)).map_err(PyErr::from)
         };
-        if this.digits_at < NO_DIGITS {
-            finished(digits(&this.digits, this.digits_at.into()))?
+        if digits_at < NO_DIGITS {
+            finished(self::digits(&digits, digits_at.into()))?
         } else {
-            with_name(this.name.bind(py), finished)??
+            with_name(&name, finished)??
         }
     };
     if path.keep_rows {
@@ -741,22 +767,19 @@ fn core_now(task: &PyTaskBase) -> PyResult<f64> {
 }
 
 /// Makes `item` current in the calling context: on this thread's `ENTERED`, or through the
-/// context variable when a coroutine entered it (see `ENTERED`).
-fn make_current(item: &Bound<'_, PyItemBase>) -> PyResult<Current> {
+/// context variable when a coroutine entered it (see `ENTERED`). Returns when it was made
+/// current (`ORDER`), for the caller to keep in the item with how.
+fn make_current(item: &Bound<'_, PyItemBase>, in_coroutine: bool) -> PyResult<(u64, Current)> {
     let py = item.py();
-    let in_coroutine = {
-        let mut this = item.borrow_mut();
-        this.order = ORDER.fetch_add(1, Ordering::Relaxed) + 1;
-        this.in_coroutine
-    };
+    let order = ORDER.fetch_add(1, Ordering::Relaxed) + 1;
     if !in_coroutine {
         ENTERED.with(|s| s.borrow_mut().push(item.clone().into_any().unbind()));
-        return Ok(Current::Entered);
+        return Ok((order, Current::Entered));
     }
     let Some((_, var)) = ITEM_CLASS.get(py) else {
         return Err(PyRuntimeError::new_err("milepost.task.Item was not given to ItemBase._use"));
     };
-    Ok(Current::Token(context_set(var.bind(py), item.as_any())?.unbind()))
+    Ok((order, Current::Token(context_set(var.bind(py), item.as_any())?.unbind())))
 }
 
 /// Undoes `make_current` (an item left out of order is taken from where it is).
