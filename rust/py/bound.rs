@@ -204,8 +204,8 @@ fn task_of<'py>(obj: Borrowed<'_, 'py, PyAny>, cls: *mut ffi::PyObject) -> Optio
 /// The task's kept bound method `which`, if it is bound to `obj` and nothing else holds it.
 #[allow(unsafe_code)]
 fn kept_bound<'py>(task: &PyTaskBase, obj: Borrowed<'_, 'py, PyAny>, which: usize) -> Option<Bound<'py, PyAny>> {
-    let bound = task.bound.lock();
-    let kept = bound[which].as_ref()?;
+    let kept = task.kept.lock();
+    let kept = kept.bound[which].as_ref()?;
     // SAFETY: `kept` is a live bound method (a `PyCFunction`) the task holds.
     let free = unsafe { ffi::Py_REFCNT(kept.as_ptr()) == 1 && ffi::PyCFunction_GetSelf(kept.as_ptr()) == obj.as_ptr() };
     free.then(|| kept.bind(obj.py()).clone())
@@ -249,19 +249,20 @@ fn keep_bound(task: &PyTaskBase, obj: Borrowed<'_, '_, PyAny>, made: Borrowed<'_
     if made.get_type().as_ptr() != METHOD_TYPE.load(Ordering::Acquire) {
         return; // not a plain bound C method: nothing known of its layout
     }
-    if task.spare.lock().as_ref().is_none_or(|s| s.as_ptr() != obj.as_ptr()) {
+    let mut kept = task.kept.lock();
+    if kept.spare.as_ref().is_none_or(|s| s.as_ptr() != obj.as_ptr()) {
         return;
     }
-    let earlier = task.bound.lock()[which].replace(made.to_owned().unbind());
+    let earlier = kept.bound[which].replace(made.to_owned().unbind());
+    drop(kept);
     drop(earlier.map(|e| e.into_bound(obj.py()))); // outside the lock: freeing it frees what it holds
 }
 
-/// Whether the bound methods `task` keeps leave `spare` free to be made again: each one bound
+/// Whether the bound methods a task keeps (`bound`) leave `spare` free to be made again: each one bound
 /// to it is held by the task alone (no reference, weak or strong, from anywhere else), and
 /// nothing else holds the item (its count is the task's spare slot and those methods).
 #[allow(unsafe_code)]
-pub fn spare_alone(task: &PyTaskBase, spare: &Bound<'_, PyItemBase>) -> bool {
-    let bound = task.bound.lock();
+pub fn spare_alone(bound: &[Option<Py<PyAny>>; 2], spare: &Bound<'_, PyItemBase>) -> bool {
     let mut holders = 1;
     for kept in bound.iter().flatten() {
         // SAFETY: `kept` is a live bound method the task holds.

@@ -84,12 +84,20 @@ fn unbound() -> PyErr {
 #[pyclass(subclass, frozen, name = "TaskBase", module = "milepost._milepost")]
 pub struct PyTaskBase {
     pub(crate) node: NodeSlot,
+    /// What making an item reads, under one lock (taking a lock and letting it go is two
+    /// atomic operations, and an item is made for every item of a loop).
+    pub(crate) kept: Mutex<Kept>,
+}
+
+/// What a task keeps for making its items (`item::make_item`).
+#[derive(Default)]
+pub(crate) struct Kept {
     /// How its items are handled natively (None: by `Item`'s Python), see `item`.
-    pub(crate) items: Mutex<Option<Py<PyItemPath>>>,
+    pub(crate) items: Option<Py<PyItemPath>>,
     /// The last item it made, made again once nothing else holds it (see `item::make_item`).
-    pub(crate) spare: Mutex<Option<Py<PyItemBase>>>,
+    pub(crate) spare: Option<Py<PyItemBase>>,
     /// That item's `__enter__` and `__exit__`, bound, handed out again (see `bound`).
-    pub(crate) bound: Mutex<[Option<Py<PyAny>>; 2]>,
+    pub(crate) bound: [Option<Py<PyAny>>; 2],
 }
 
 #[pymethods]
@@ -98,7 +106,7 @@ impl PyTaskBase {
     #[new]
     #[pyo3(signature = (*_args, **_kwargs))]
     fn py_new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
-        Self { node: NodeSlot::default(), items: Mutex::new(None), spare: Mutex::new(None), bound: Mutex::default() }
+        Self { node: NodeSlot::default(), kept: Mutex::default() }
     }
     /// A subclass gets descriptors of its own for the fast methods (see `fast`).
     #[classmethod]
@@ -110,29 +118,24 @@ impl PyTaskBase {
     #[pyo3(signature = (node, items=None))]
     fn _bind_node(&self, node: &PyNode, items: Option<Py<PyItemPath>>) {
         self.node.bind(node.handle.clone());
-        *self.items.lock() = items;
+        let earlier = std::mem::replace(&mut self.kept.lock().items, items);
+        drop(earlier); // after the lock: freeing it may run code
     }
     // The task's spare item refers back to it: the collector must see that cycle. A lock held
     // (a task made or bound in this very thread) leaves its reference unvisited this time.
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        if let Some(spare) = self.spare.try_lock() {
-            visit.call(spare.as_ref())?;
-        }
-        if let Some(items) = self.items.try_lock() {
-            visit.call(items.as_ref())?;
-        }
-        if let Some(bound) = self.bound.try_lock() {
-            for kept in bound.iter() {
-                visit.call(kept.as_ref())?;
+        if let Some(kept) = self.kept.try_lock() {
+            visit.call(kept.spare.as_ref())?;
+            visit.call(kept.items.as_ref())?;
+            for bound in &kept.bound {
+                visit.call(bound.as_ref())?;
             }
         }
         Ok(())
     }
     fn __clear__(&self) {
-        let spare = self.spare.lock().take();
-        let items = self.items.lock().take();
-        let bound = std::mem::take(&mut *self.bound.lock());
-        drop((spare, items, bound)); // after the locks: freeing the item may run code
+        let kept = std::mem::take(&mut *self.kept.lock());
+        drop(kept); // after the lock: freeing the item may run code
     }
     /// Context manager for one item: records its duration and worker lane; an exception
     /// marks it failed with the error text and is re-raised.

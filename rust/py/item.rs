@@ -304,12 +304,13 @@ pub fn current_item(py: Python<'_>) -> PyResult<Py<PyAny>> {
 pub fn make_item<'py>(task: &Bound<'py, PyTaskBase>, name: &Obj<'py>) -> PyResult<Bound<'py, PyItemBase>> {
     let py = task.py();
     let base = task.get();
-    let path = base.items.lock().as_ref().map(|p| p.clone_ref(py));
-    // Looked at where it is kept, under its lock (a lock taken and let go is two atomic
-    // operations): nothing here runs Python code, and the old values are dropped after.
-    let kept = base.spare.lock();
-    if let Some(spare) = kept.as_ref().map(|s| s.bind(py)) {
-        let alone = super::bound::spare_alone(base, spare);
+    // One lock for all the task keeps (a lock taken and let go is two atomic operations), the
+    // spare looked at where it is kept: nothing here runs Python code, and the old values
+    // are dropped after.
+    let kept = base.kept.lock();
+    let path = kept.items.as_ref().map(|p| p.clone_ref(py));
+    if let Some(spare) = kept.spare.as_ref().map(|s| s.bind(py)) {
+        let alone = super::bound::spare_alone(&kept.bound, spare);
         if let Some(mut item) = spare.try_borrow_mut().ok().filter(|i| alone && i.live == ENDED) {
             // The old values are dropped after the item is whole again: a name's `__del__`
             // may run any code, this very call included.
@@ -349,10 +350,12 @@ pub fn make_item<'py>(task: &Bound<'py, PyTaskBase>, name: &Obj<'py>) -> PyResul
     }?;
     // SAFETY: `tp_new_impl` returns a new reference to an instance of `cls`.
     let made: Bound<'py, PyItemBase> = unsafe { Bound::from_owned_ptr(py, made).cast_into_unchecked() };
-    let earlier = base.spare.lock().replace(made.clone().unbind());
-    // The earlier spare's bound methods go with it, outside the locks (freeing an item drops
+    let mut kept = base.kept.lock();
+    let earlier = kept.spare.replace(made.clone().unbind());
+    // The earlier spare's bound methods go with it, outside the lock (freeing an item drops
     // its name, which may run any code).
-    let bound = std::mem::take(&mut *base.bound.lock());
+    let bound = std::mem::take(&mut kept.bound);
+    drop(kept);
     drop((earlier.map(|e| e.into_bound(py)), bound.map(|b| b.map(|b| b.into_bound(py)))));
     Ok(made)
 }
@@ -452,7 +455,7 @@ impl PyItemBase {
     /// `Item(task, name)`, as `task.item(name)` makes it.
     #[new]
     fn py_new(task: &Bound<'_, PyTaskBase>, name: &Obj<'_>) -> Self {
-        let path = task.get().items.lock().as_ref().map(|p| p.clone_ref(task.py()));
+        let path = task.get().kept.lock().items.as_ref().map(|p| p.clone_ref(task.py()));
         Self::fresh(task, name, path)
     }
 
