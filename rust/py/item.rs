@@ -691,8 +691,9 @@ pub fn enter_as<'py>(slf: &Bound<'py, PyItemBase>, in_coroutine: bool) -> PyResu
 pub fn exit(slf: &Bound<'_, PyItemBase>, exc_type: &Obj<'_>, exc: &Obj<'_>, tb: &Obj<'_>) -> PyResult<()> {
     let py = slf.py();
     // As in `enter_as`: one exclusive borrow takes out what the end needs (an atomic operation
-    // a borrow), and none is held while Python code may run (a name's `__str__`, the sink).
-    let (path, task, name, digits, digits_at, t0, lane, current) = {
+    // a borrow), one more marks it ended, and none is held while Python code may run (a
+    // name's `__fspath__`, the sink).
+    let (path, task, name, digits, digits_at, t0, lane, current, skipped) = {
         let mut this = slf.borrow_mut();
         let path = match &this.path {
             Some(path) if exc_type.is_none() && this.live & SLOW == 0 && this.entered => path.bind(py).clone(),
@@ -704,16 +705,8 @@ pub fn exit(slf: &Bound<'_, PyItemBase>, exc_type: &Obj<'_>, exc: &Obj<'_>, tb: 
         };
         let current = std::mem::replace(&mut this.current, Current::No);
         let lane = this.lane.as_ref().map(|l| l.bind(py).clone());
-        (
-            path,
-            this.task.bind(py).clone(),
-            this.name.bind(py).clone(),
-            this.digits,
-            this.digits_at,
-            this.t0,
-            lane,
-            current,
-        )
+        let (task, name) = (this.task.bind(py).clone(), this.name.bind(py).clone());
+        (path, task, name, this.digits, this.digits_at, this.t0, lane, current, this.skipped)
     };
     let path = path.get();
     let now = core_now(task.get())?;
@@ -726,15 +719,7 @@ pub fn exit(slf: &Bound<'_, PyItemBase>, exc_type: &Obj<'_>, exc: &Obj<'_>, tb: 
         }
         None => None,
     };
-    let status = {
-        let mut this = slf.borrow_mut();
-        this.live |= ENDED;
-        if this.skipped {
-            ItemStatus::Skipped
-        } else {
-            ItemStatus::Done
-        }
-    };
+    let status = if skipped { ItemStatus::Skipped } else { ItemStatus::Done };
     let (started, duration) = (path.wall_origin + t0, now - t0);
     let waiting = {
         let task = task.get();
@@ -746,14 +731,21 @@ pub fn exit(slf: &Bound<'_, PyItemBase>, exc_type: &Obj<'_>, exc: &Obj<'_>, tb: 
             task.node.get()?.item_finished_at(&end, lane, rows, extra, Some(now)).map_err(PyErr::from)
         };
         if digits_at < NO_DIGITS {
-            finished(self::digits(&digits, digits_at.into()))?
+            Ok(finished(self::digits(&digits, digits_at.into())))
         } else {
-            with_name(&name, finished)??
+            with_name(&name, finished)
         }
     };
-    if path.keep_rows {
-        slf.borrow_mut().row = Row::Ended { status, started, duration };
+    // Ended whether or not the core took it (a run that ended refuses it); its row is kept
+    // only when it did.
+    {
+        let mut this = slf.borrow_mut();
+        this.live |= ENDED;
+        if path.keep_rows && matches!(waiting, Ok(Ok(_))) {
+            this.row = Row::Ended { status, started, duration };
+        }
     }
+    let waiting = waiting??;
     if let Some(sink) = &path.sink {
         // The store counts a row it could not keep, and wakes its writer for a batch.
         if buffer.is_none() || waiting >= path.eager {
@@ -774,7 +766,10 @@ fn core_now(task: &PyTaskBase) -> PyResult<f64> {
 /// current (`ORDER`), for the caller to keep in the item with how.
 fn make_current(item: &Bound<'_, PyItemBase>, in_coroutine: bool) -> PyResult<(u64, Current)> {
     let py = item.py();
-    let order = ORDER.fetch_add(1, Ordering::Relaxed) + 1;
+    // A load and a store, not an atomic add: the interpreter's lock serializes the threads
+    // that make items current (as it does the writers of a worker's slot, `shm::segment`).
+    let order = ORDER.load(Ordering::Relaxed) + 1;
+    ORDER.store(order, Ordering::Relaxed);
     if !in_coroutine {
         ENTERED.with(|s| s.borrow_mut().push(item.clone().into_any().unbind()));
         return Ok((order, Current::Entered));
