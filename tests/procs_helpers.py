@@ -160,6 +160,14 @@ def dear_then_cheap(x: int) -> int:
     return x
 
 
+def costs_the_same(pair: tuple) -> int:
+    """Item `i` of `(i, cost)` records `cost_usd` = `cost` (in the worker process)."""
+    i, cost = pair
+    milepost.current_item().metric("cost_usd", cost)
+    time.sleep(0.002)
+    return i
+
+
 def mixed(x: int) -> int:
     """Item `x` fails when x % 10 == 3, is skipped when x % 10 == 5, else records `x` tokens."""
     item = milepost.current_item()

@@ -425,3 +425,32 @@ def test_a_name_whose_text_uses_the_item_is_entered_and_ended_natively() -> None
     assert seen, "the name's text was asked for"
     assert run.snapshot().find("p")["skipped"] == 1
     assert run.snapshot().find("p")["done"] == 0
+
+
+def test_what_a_name_asks_of_its_item_while_the_item_ends_is_refused() -> None:
+    """Found in review: the native end marked the item ended only after it read the name, so a
+    name's `__fspath__` run by the end could stream into the item (which then never settled)
+    or skip it after it was counted done. The item is ended first now, as on Python's path."""
+    asked = []
+
+    class Name:
+        def __fspath__(self) -> str:
+            asked.append(len(asked))
+            if len(asked) == 2:  # the second time: while the item ends
+                item = holder[0]
+                item.skip()
+                with pytest.raises(milepost.MilepostError, match="after it ended"):
+                    item.stream("late")
+            return "odd name"
+
+    holder: list = []
+    with milepost.Run("names", display="none", history=False) as run:
+        ph = run.phase("p")
+        it = ph.item(Name())
+        holder.append(it)
+        with it:
+            pass
+    assert len(asked) >= 2, "the name's text was asked for on the way in and out"
+    p = run.snapshot().find("p")
+    assert (p["done"], p["skipped"]) == (1, 0)
+    assert not it._skipped, "counted done, and says so"

@@ -11,7 +11,7 @@ from typing import Any, List
 import pytest
 
 import milepost
-from procs_helpers import dear_then_cheap, spend_a_cent
+from procs_helpers import costs_the_same, dear_then_cheap, spend_a_cent
 
 COST = 0.01
 
@@ -181,6 +181,24 @@ def test_spend_recorded_outside_the_items_context_still_counts_per_item() -> Non
             asyncio.run(milepost.async_map(call, range(1000), concurrency=20))
     spent = run.snapshot().root["metrics"]["cost_usd"]
     assert 0.9 <= spent <= 1.0 + COST + 1e-9, spent
+
+
+@pytest.mark.parametrize("cost", [0.3, 0.23, 0.13])
+def test_a_process_pool_under_a_budget_runs_its_items_in_order_when_chunks_come_back_together(cost) -> None:
+    """Found in review: once chunks in flight came back after a refusal, the pool topped up
+    several at once from the iterator it had started, past the refused chunk put back in front:
+    item 3 ran and item 2 was reported not run. Every item costs the same here."""
+    ran: List[int] = []
+    with milepost.Run("same-cost", display="none", budget={"cost_usd": 1.0}):
+        try:
+            items = [(i, cost) for i in range(30)]
+            for i, value in milepost.process_as_completed(costs_the_same, items, workers=2, chunksize=1):
+                if not isinstance(value, BaseException):
+                    ran.append(i)
+        except milepost.Cancelled:
+            pass
+    assert ran, "some items ran"
+    assert sorted(ran) == list(range(len(ran))), f"an item skipped and a later one run: {sorted(ran)}"
 
 
 def test_a_process_pool_never_skips_an_item_and_runs_later_ones() -> None:

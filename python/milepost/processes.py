@@ -246,6 +246,18 @@ class _Pool:
         self.pending[fut] = chunk
         fut.add_done_callback(self.finished.put)
 
+    def _submit_next(self, n: int) -> None:
+        """Up to `n` more chunks, in order. None once a budget refused one: the refused chunk
+        (or what did not fit of it) waits in front of `chunks` for the next ask, and no later
+        chunk may run before it. `chunks` is read afresh for each: `_submit` puts back there."""
+        for _ in range(n):
+            if self.refusing is not None:
+                return
+            chunk = next(self.chunks, None)
+            if chunk is None:
+                return
+            self._submit(chunk)
+
     def _reserve(self, n: int) -> int:
         """How many of `n` items the budgets let this pool hand out now, judged from one
         snapshot: each budget's task's spend and items finished, and this pool's items not
@@ -276,8 +288,7 @@ class _Pool:
         wait_at_end = True
         try:
             ahead = self.ahead
-            for chunk in itertools.islice(self.chunks, ahead):
-                self._submit(chunk)
+            self._submit_next(ahead)
             steer = self.scope.context.steer
             if steer is not None:
                 steer.add_pool(self.again)
@@ -312,8 +323,7 @@ class _Pool:
         if self.refusing is None or self.scope.state(None) != "completed":
             return False
         self.refusing = None
-        for chunk in itertools.islice(self.chunks, ahead):
-            self._submit(chunk)
+        self._submit_next(ahead)
         return bool(self.pending)
 
     def _run_again(self) -> bool:
@@ -347,8 +357,7 @@ class _Pool:
             if again:
                 self._submit(_Chunk.of_jobs(again, self.item_name))
             if len(self.pending) <= self.refill:
-                for nxt in itertools.islice(self.chunks, self.ahead - len(self.pending)):
-                    self._submit(nxt)
+                self._submit_next(self.ahead - len(self.pending))
             return
         for f in self.pending:
             f.cancel()  # chunks not started yet

@@ -322,7 +322,7 @@ pub fn make_item<'py>(task: &Bound<'py, PyTaskBase>, name: &Obj<'py>) -> PyResul
             item.t0 = 0.0;
             item.live = 0;
             item.skipped = false;
-            item.current = Current::No;
+            let old_current = std::mem::replace(&mut item.current, Current::No);
             item.order = 0;
             item.in_coroutine = false;
             item.digits_at = NO_DIGITS;
@@ -333,6 +333,9 @@ pub fn make_item<'py>(task: &Bound<'py, PyTaskBase>, name: &Obj<'py>) -> PyResul
             // (`fast::item`), would be queued for a later decref.
             drop((old_name.into_bound(py), old_path.map(|p| p.into_bound(py))));
             drop(old_lane.map(|l| l.into_bound(py)));
+            if let Current::Token(token) = old_current {
+                drop(token.into_bound(py));
+            }
             if let Row::Set(row) = old_row {
                 drop(row.into_bound(py));
             }
@@ -589,9 +592,12 @@ impl PyItemBase {
         self.row = row.map_or(Row::None, Row::Set);
     }
 
-    /// Counts the item skipped instead of done when it ends.
+    /// Counts the item skipped instead of done when it ends (once it ended, its count is
+    /// taken: the item stays as it was counted).
     fn skip(&mut self) {
-        self.skipped = true;
+        if self.live & ENDED == 0 {
+            self.skipped = true;
+        }
     }
 
     /// Seconds on the clock the item's start was read on: the core's run clock for an item
@@ -690,9 +696,9 @@ pub fn enter_as<'py>(slf: &Bound<'py, PyItemBase>, in_coroutine: bool) -> PyResu
 /// `_exit_slow`.
 pub fn exit(slf: &Bound<'_, PyItemBase>, exc_type: &Obj<'_>, exc: &Obj<'_>, tb: &Obj<'_>) -> PyResult<()> {
     let py = slf.py();
-    // As in `enter_as`: one exclusive borrow takes out what the end needs (an atomic operation
-    // a borrow), one more marks it ended, and none is held while Python code may run (a
-    // name's `__fspath__`, the sink).
+    // As in `enter_as`: one exclusive borrow marks it ended and takes out what the end needs
+    // (an atomic operation a borrow), one more keeps its row when rows are kept, and none is
+    // held while Python code may run (a name's `__fspath__`, the sink).
     let (path, task, name, digits, digits_at, t0, lane, current, skipped) = {
         let mut this = slf.borrow_mut();
         let path = match &this.path {
@@ -703,6 +709,9 @@ pub fn exit(slf: &Bound<'_, PyItemBase>, exc_type: &Obj<'_>, exc: &Obj<'_>, tb: 
                 return Ok(());
             }
         };
+        // Ended before any Python code runs on the way out (a name's `__fspath__`, the sink):
+        // what it asks of the item then (a stream, a skip) is refused, as on Python's path.
+        this.live |= ENDED;
         let current = std::mem::replace(&mut this.current, Current::No);
         let lane = this.lane.as_ref().map(|l| l.bind(py).clone());
         let (task, name) = (this.task.bind(py).clone(), this.name.bind(py).clone());
@@ -731,21 +740,14 @@ pub fn exit(slf: &Bound<'_, PyItemBase>, exc_type: &Obj<'_>, exc: &Obj<'_>, tb: 
             task.node.get()?.item_finished_at(&end, lane, rows, extra, Some(now)).map_err(PyErr::from)
         };
         if digits_at < NO_DIGITS {
-            Ok(finished(self::digits(&digits, digits_at.into())))
+            finished(self::digits(&digits, digits_at.into()))?
         } else {
-            with_name(&name, finished)
+            with_name(&name, finished)??
         }
     };
-    // Ended whether or not the core took it (a run that ended refuses it); its row is kept
-    // only when it did.
-    {
-        let mut this = slf.borrow_mut();
-        this.live |= ENDED;
-        if path.keep_rows && matches!(waiting, Ok(Ok(_))) {
-            this.row = Row::Ended { status, started, duration };
-        }
+    if path.keep_rows {
+        slf.borrow_mut().row = Row::Ended { status, started, duration };
     }
-    let waiting = waiting??;
     if let Some(sink) = &path.sink {
         // The store counts a row it could not keep, and wakes its writer for a batch.
         if buffer.is_none() || waiting >= path.eager {
@@ -766,10 +768,7 @@ fn core_now(task: &PyTaskBase) -> PyResult<f64> {
 /// current (`ORDER`), for the caller to keep in the item with how.
 fn make_current(item: &Bound<'_, PyItemBase>, in_coroutine: bool) -> PyResult<(u64, Current)> {
     let py = item.py();
-    // A load and a store, not an atomic add: the interpreter's lock serializes the threads
-    // that make items current (as it does the writers of a worker's slot, `shm::segment`).
-    let order = ORDER.load(Ordering::Relaxed) + 1;
-    ORDER.store(order, Ordering::Relaxed);
+    let order = ORDER.fetch_add(1, Ordering::Relaxed) + 1;
     if !in_coroutine {
         ENTERED.with(|s| s.borrow_mut().push(item.clone().into_any().unbind()));
         return Ok((order, Current::Entered));
