@@ -13,6 +13,7 @@ import sqlite3
 import threading
 import time
 import weakref
+from typing import Any, Callable, Dict, List, Tuple
 
 import pytest
 
@@ -401,56 +402,56 @@ def test_items_in_a_fresh_thread_and_in_one_whose_loop_ended_are_current() -> No
     assert seen == [True] * 6 and run.snapshot().find("p")["done"] == 5
 
 
+def _through_a_name(on_text: Callable[[Any, int], None]) -> Tuple[Dict[str, Any], Any]:
+    """Enters and leaves one plain item named by an object whose `__fspath__` calls
+    `on_text(item, nth)` each time the item's name is asked for (the first time on the way in,
+    the second on the way out); returns the phase's counts and the item."""
+    asked: List[int] = []
+    holder: List[Any] = []
+
+    class Name:
+        def __fspath__(self) -> str:
+            asked.append(len(asked))
+            on_text(holder[0], len(asked))
+            return "odd name"
+
+    with milepost.Run("names", display="none", history=False) as run:
+        it = run.phase("p").item(Name())
+        holder.append(it)
+        with it:
+            pass
+    assert len(asked) >= 2, "the name's text was asked for on the way in and out"
+    return run.snapshot().find("p"), it
+
+
 def test_a_name_whose_text_uses_the_item_is_entered_and_ended_natively() -> None:
-    """No borrow of the item is held while Python code runs on the way in or out (a name's
+    """No borrow of the item is held while Python code runs on the way in (a name's
     `__fspath__` here): the item is read and written from it, and ends as a plain item does.
     The entry and exit take what they need from the item in one borrow each, an atomic
     operation a borrow."""
     seen = []
 
-    class Name:
-        def __fspath__(self) -> str:
-            item = holder[0]
-            seen.append((item.row, milepost.current_item() is item))
-            item.skip()  # an exclusive borrow of the item, while it is entered or ended
-            return "odd name"
+    def use(item: Any, nth: int) -> None:
+        seen.append((item.row, milepost.current_item() is item))
+        if nth == 1:
+            item.skip()  # an exclusive borrow of the item, while it is entered
 
-    holder: list = []
-    with milepost.Run("names", display="none", history=False) as run:
-        ph = run.phase("p")
-        it = ph.item(Name())
-        holder.append(it)
-        with it:
-            pass
-    assert seen, "the name's text was asked for"
-    assert run.snapshot().find("p")["skipped"] == 1
-    assert run.snapshot().find("p")["done"] == 0
+    p, _ = _through_a_name(use)
+    assert seen[0] == (None, False), "read on the way in, before it is current"
+    assert (p["done"], p["skipped"]) == (0, 1)
 
 
 def test_what_a_name_asks_of_its_item_while_the_item_ends_is_refused() -> None:
     """Found in review: the native end marked the item ended only after it read the name, so a
     name's `__fspath__` run by the end could stream into the item (which then never settled)
     or skip it after it was counted done. The item is ended first now, as on Python's path."""
-    asked = []
 
-    class Name:
-        def __fspath__(self) -> str:
-            asked.append(len(asked))
-            if len(asked) == 2:  # the second time: while the item ends
-                item = holder[0]
-                item.skip()
-                with pytest.raises(milepost.MilepostError, match="after it ended"):
-                    item.stream("late")
-            return "odd name"
+    def late(item: Any, nth: int) -> None:
+        if nth == 2:  # while the item ends
+            item.skip()
+            with pytest.raises(milepost.MilepostError, match="after it ended"):
+                item.stream("late")
 
-    holder: list = []
-    with milepost.Run("names", display="none", history=False) as run:
-        ph = run.phase("p")
-        it = ph.item(Name())
-        holder.append(it)
-        with it:
-            pass
-    assert len(asked) >= 2, "the name's text was asked for on the way in and out"
-    p = run.snapshot().find("p")
+    p, it = _through_a_name(late)
     assert (p["done"], p["skipped"]) == (1, 0)
     assert not it._skipped, "counted done, and says so"
