@@ -193,7 +193,6 @@ class _Pool:
         self.scope = scope
         self.fn = fn
         self.policy = policy
-        self.n_workers = n_workers
         self.item_name = item_name
         self.chunks: Iterator[_Chunk] = _chunks(items, size, item_name)
         self.number = scope.context.next_pool()
@@ -287,12 +286,11 @@ class _Pool:
         items left over, once the pool broke or was stopped)."""
         wait_at_end = True
         try:
-            ahead = self.ahead
-            self._submit_next(ahead)
+            self._submit_next(self.ahead)
             steer = self.scope.context.steer
             if steer is not None:
                 steer.add_pool(self.again)
-            while self.pending or self._run_again() or self._ask_again(ahead):
+            while self.pending or self._run_again() or self._ask_again():
                 fut = self.finished.get()  # a Ctrl-C interrupts it, as it did `wait`
                 if fut in self.pending:
                     yield from self._chunk_done(fut)
@@ -317,13 +315,13 @@ class _Pool:
             self.scope.context.stop_pool(self.number, False)  # the bit may serve another pool
             self.scope.context.sample()  # account for workers that died, take their last events
 
-    def _ask_again(self, ahead: int) -> bool:
+    def _ask_again(self) -> bool:
         """Every chunk in flight is back after a budget refused one: asks again, with nothing
         in flight (True: some went)."""
         if self.refusing is None or self.scope.state(None) != "completed":
             return False
         self.refusing = None
-        self._submit_next(ahead)
+        self._submit_next(self.ahead)
         return bool(self.pending)
 
     def _run_again(self) -> bool:

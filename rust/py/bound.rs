@@ -258,9 +258,10 @@ fn keep_bound(task: &PyTaskBase, obj: Borrowed<'_, '_, PyAny>, made: Borrowed<'_
     drop(earlier.map(|e| e.into_bound(obj.py()))); // outside the lock: freeing it frees what it holds
 }
 
-/// Whether the bound methods a task keeps (`bound`) leave `spare` free to be made again: each one bound
-/// to it is held by the task alone (no reference, weak or strong, from anywhere else), and
-/// nothing else holds the item (its count is the task's spare slot and those methods).
+/// Whether the bound methods a task keeps (`bound`) leave `spare` free to be made again: each
+/// one bound to it is held by the task alone (no reference, weak or strong, from anywhere
+/// else), and nothing else holds the item (its count is the task's spare slot and those
+/// methods).
 #[allow(unsafe_code)]
 pub fn spare_alone(bound: &[Option<Py<PyAny>>; 2], spare: &Bound<'_, PyItemBase>) -> bool {
     let mut holders = 1;

@@ -646,7 +646,7 @@ pub fn enter_as<'py>(slf: &Bound<'py, PyItemBase>, in_coroutine: bool) -> PyResu
     // Each borrow of the item is an atomic compare-and-swap (and a shared one an atomic
     // decrement too): what no Python code can run during is done in one exclusive borrow,
     // with what the rest needs taken out of it, so that no borrow is held while a name's
-    // `__fspath__` or `__str__` runs.
+    // `__fspath__` runs.
     let (path, task, name, digits, digits_at) = {
         let mut this = slf.borrow_mut();
         this.in_coroutine = in_coroutine;
