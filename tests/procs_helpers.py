@@ -224,3 +224,34 @@ class Unnamable:
 
 def ident(x: object) -> object:
     return x
+
+
+#: The item the last call of `keep_the_item` was handed, in this worker process.
+_KEPT: dict = {}
+
+
+def keep_the_item(x: int) -> tuple:
+    """What `current_item()` gives an item of a pool, asked twice, around an item of its own
+    and after it, and what became of the item before it in this worker, which it kept."""
+    first = milepost.current_item()
+    again = milepost.current_item()
+    with milepost.current_run().phase("inner").item(f"inner-{x}") as inner:
+        inner_is_current = milepost.current_item() is inner
+    before = _KEPT.get("item")
+    _KEPT["item"] = first
+    kept_row = None if before is None else before.row[0]
+    return first is again, inner_is_current, milepost.current_item() is first, first.name, kept_row
+
+
+def a_coroutine_inside(x: int) -> tuple:
+    """An item entered in a coroutine inside a pool's item, before the pool's item was asked
+    for: the coroutine's is current in it, the pool's after it."""
+    import asyncio
+
+    async def inside() -> bool:
+        with milepost.current_run().phase("aio").item(f"aio-{x}") as it:
+            await asyncio.sleep(0)
+            return milepost.current_item() is it
+
+    inner_is_current = asyncio.run(inside())
+    return inner_is_current, milepost.current_item().name

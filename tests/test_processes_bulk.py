@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import milepost
-from procs_helpers import die_on_13, exits_on_4, items_of_another_phase, mixed
+from procs_helpers import a_coroutine_inside, die_on_13, exits_on_4, items_of_another_phase, keep_the_item, mixed
 
 
 @pytest.fixture(autouse=True)
@@ -254,3 +254,29 @@ def test_chunks_are_submitted_in_batches_and_never_run_dry(monkeypatch) -> None:
     assert min(rest) >= 8, rest
     batches = sum(1 for k in range(1, len(rest)) if rest[k] <= rest[k - 1]) + 1
     assert batches <= len(rest) // 8 + 1, rest
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_the_item_a_pool_hands_its_function_is_one_object_current_around_items_of_its_own(method) -> None:
+    # The pool's workers make an item's object only when the function asks for it: asked
+    # twice it is the same, an item entered inside it is current until it ends, and an item
+    # kept after its block has ended, counted and with its row.
+    with milepost.Run("kept", display="none") as run:
+        out = milepost.process_map(
+            keep_the_item, range(40), workers=2, chunksize=5, description="k", mp_context=mp.get_context(method)
+        )
+    for x, (same, inner_current, outer_again, name, kept_row) in enumerate(out):
+        assert (same, inner_current, outer_again, name) == (True, True, True, str(x))
+        assert kept_row in (None, "done"), (x, kept_row)
+    assert sum(o[4] == "done" for o in out) >= 40 - 2, "every item but each worker's first saw the one before ended"
+    snap = run.snapshot()
+    assert (snap.find("k")["done"], snap.find("inner")["done"]) == (40, 40)
+    rows = _rows(run)
+    assert all(rows[str(x)][:2] == ("k", "done") for x in range(40))
+
+
+def test_an_item_entered_in_a_coroutine_inside_a_pool_item_is_the_current_one_there() -> None:
+    with milepost.Run("aio", display="none") as run:
+        out = milepost.process_map(a_coroutine_inside, range(12), workers=2, chunksize=3, description="p")
+    assert out == [(True, str(x)) for x in range(12)]
+    assert (run.snapshot().find("p")["done"], run.snapshot().find("aio")["done"]) == (12, 12)

@@ -150,10 +150,16 @@ impl Handle {
     /// returns the clock reading it started at: the run's clock, or in a worker's slot, whose
     /// parent keeps the run's clock, this process's own ([`process_now`]).
     pub fn item_started(&self, name: &str, lane: Option<&Lane>) -> Result<f64, Error> {
+        self.item_started_at(name, lane, None)
+    }
+
+    /// [`Self::item_started`] at `now` on the clock [`Self::now`] reads when the caller read it
+    /// (the reading the item before it ended at), else at the clock's reading now.
+    pub fn item_started_at(&self, name: &str, lane: Option<&Lane>, now: Option<f64>) -> Result<f64, Error> {
         self.check_open("item()")?;
         match self.place() {
-            Place::Node(run, node) => run.item_started(node, lane, name),
-            Place::Slot(seg, idx) => seg.item_started(idx, name).map(|()| process_now()),
+            Place::Node(run, node) => run.item_started_at(node, lane, name, now.unwrap_or_else(|| run.clock.now())),
+            Place::Slot(seg, idx) => seg.item_started(idx, name).map(|()| now.unwrap_or_else(process_now)),
         }
     }
 

@@ -9,9 +9,13 @@ use pyo3::types::{PyFloat, PyInt, PyList, PyString};
 
 use super::convert::Obj;
 use super::counting::PyTaskBase;
-use super::item::{enter_as, exit, make_item};
+use super::current::{context_get, in_coroutine, push_pending, take_pending, Current};
+use super::item::{enter_as, exit, make_item, NameText, PyItemBase, PyItemPath};
+use super::node::PyLane;
 use super::rows::PyRowBuffer;
 use super::shared::PySharedRun;
+use crate::core::handle::Handle;
+use crate::core::kinds::ItemStatus;
 use crate::core::rows::{Shared, StatusCounts};
 
 /// Queues a chunk of `n` rows (`done`, `failed` and `skipped` of them) another buffer of run
@@ -44,9 +48,11 @@ type Ran<'py> = (Bound<'py, PyList>, Vec<(usize, bool)>, usize, Bound<'py, PyLis
 /// A pool chunk's items in a worker process, one native loop: for each item, unless the run
 /// was cancelled or pool `pool` told to stop, `with task.item(name): func(items[k])`, with the
 /// very entry points a Python `with` calls (`item::enter`, `item::exit`), minus the
-/// interpreter's work around them. An `Exception` raised by the block (or by the item's own
-/// entry or exit, as in a `with` inside a `try`) is kept as the item's result; anything else
-/// (`SystemExit`, `KeyboardInterrupt`) propagates, the item ended as a `with` would end it.
+/// interpreter's work around them, or where the run's items are handled natively, what those
+/// do without an object made for the item (see `Plain`). An `Exception` raised by the block
+/// (or by the item's own entry or exit, as in a `with` inside a `try`) is kept as the item's
+/// result; anything else (`SystemExit`, `KeyboardInterrupt`) propagates, the item ended as a
+/// `with` would end it.
 ///
 /// An item's name is `names[k]`; without `names`, its default name: an exact `str`, `int` or
 /// `float` item names itself (an item keeps a number as its name and gives it as text, as
@@ -81,10 +87,14 @@ pub fn run_items<'py>(
     };
     let (values, tail) = (PyList::empty(py), PyList::empty(py));
     let mut raised = Vec::new();
-    let none = py.None().into_bound(py);
     // Asked once a chunk, not once an item: every item of it is entered from this same call,
     // which no coroutine made and in which no event loop can start before the next item.
-    let in_coroutine = super::item::in_coroutine(py)?;
+    let in_coroutine = in_coroutine(py)?;
+    let path = task.get().kept.lock().items.as_ref().map(|p| p.clone_ref(py));
+    let mut plain = match path {
+        Some(path) if !in_coroutine => Some(Plain::new(task, path.into_bound(py))?),
+        _ => None,
+    };
     for (k, value) in items.iter().enumerate() {
         if shared.stopping(pool) {
             return Ok((values, raised, k, tail));
@@ -100,28 +110,151 @@ pub fn run_items<'py>(
             }
             Err(e) => return Err(e),
         };
-        let it = make_item(task, &name)?;
-        let outcome = enter_as(&it, in_coroutine).and_then(|_| match call_one(func, &value) {
-            Ok(got) => exit(&it, &none, &none, &none).map(|()| got),
-            Err(e) => {
-                let (kind, err, tb) = (e.get_type(py).into_any(), e.value(py).clone().into_any(), e.traceback(py));
-                exit(&it, &kind, &err, &tb.map_or_else(|| none.clone(), Bound::into_any))?;
-                Err(e)
+        let ended = if let Some(plain) = &mut plain {
+            plain.run(func, &value, &name)
+        } else {
+            let it = make_item(task, &name)?;
+            let outcome = enter_as(&it, in_coroutine).and_then(|_| end(&it, call_one(func, &value)));
+            Ended { outcome, item: Some(it), plain: None }
+        };
+        let row = |ended: &Ended<'py>| -> PyResult<Option<Py<PyAny>>> {
+            match (&ended.item, ended.plain) {
+                (Some(it), _) => it.borrow().row(py),
+                (None, Some((started, duration))) => {
+                    let row = (ItemStatus::Done.as_str(), started, duration, py.None(), py.None());
+                    Ok(Some(row.into_pyobject(py)?.into_any().unbind()))
+                }
+                (None, None) => Ok(None),
             }
-        });
-        match outcome {
+        };
+        let kept = if k >= tail_from { Some(row(&ended)?) } else { None };
+        match ended.outcome {
             Ok(got) => values.append(got)?,
             Err(e) if e.is_instance_of::<PyException>(py) => {
-                raised.push((k, it.borrow().row(py)?.is_some()));
+                let ran = match &kept {
+                    Some(kept) => kept.is_some(),
+                    None => row(&Ended { outcome: Ok(none(py)), ..ended })?.is_some(),
+                };
+                raised.push((k, ran));
                 values.append(e.into_value(py))?;
             }
             Err(e) => return Err(e),
         }
-        if k >= tail_from {
-            tail.append((name, it.borrow().row(py)?))?;
+        if let Some(kept) = kept {
+            tail.append((name, kept))?;
         }
     }
     Ok((values, raised, items.len(), tail))
+}
+
+fn none(py: Python<'_>) -> Bound<'_, PyAny> {
+    py.None().into_bound(py)
+}
+
+/// What became of an item of a chunk: its block's result (or the exception it, or the item's
+/// entry or exit, raised), the item's object if one was made (its row is there), else the
+/// start (Unix time) and duration of a plain item that ended with its row kept (see `Plain`).
+struct Ended<'py> {
+    outcome: PyResult<Bound<'py, PyAny>>,
+    item: Option<Bound<'py, PyItemBase>>,
+    plain: Option<(f64, f64)>,
+}
+
+/// Ends entered item `it` as a `with` does, after its block gave `result`.
+fn end<'py>(it: &Bound<'py, PyItemBase>, result: PyResult<Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+    let py = it.py();
+    match result {
+        Ok(got) => exit(it, &none(py), &none(py), &none(py)).map(|()| got),
+        Err(e) => {
+            let (kind, err, tb) = (e.get_type(py).into_any(), e.value(py).clone().into_any(), e.traceback(py));
+            exit(it, &kind, &err, &tb.map_or_else(|| none(py), Bound::into_any))?;
+            Err(e)
+        }
+    }
+}
+
+/// A chunk's items where its run handles items natively (an `ItemPath`), each entered and
+/// ended as `item::enter_as` and `item::exit` would, but with no object made for it unless the
+/// block asks for it (`current_item()`: see `current::Pending`) or raises; and one clock
+/// reading between two items, the end of the one and the start of the next (an item's time
+/// runs from the end of the one before it in the chunk). In a worker, an item that the block
+/// does not ask for costs no borrow, no lock and no Python object (`perf`: about half of what
+/// an item of `process_map` cost a worker).
+struct Plain<'py> {
+    task: Bound<'py, PyTaskBase>,
+    path: Bound<'py, PyItemPath>,
+    /// The calling context's worker lane (none in a worker process: the worker is its lane).
+    lane: Option<Bound<'py, PyLane>>,
+    /// The row buffer found for the items before (see `PyItemPath::rows_buffer`).
+    rows: Option<Bound<'py, PyRowBuffer>>,
+    /// The clock reading the item before ended at, if it ended here (see above).
+    last_end: Option<f64>,
+}
+
+impl<'py> Plain<'py> {
+    fn new(task: &Bound<'py, PyTaskBase>, path: Bound<'py, PyItemPath>) -> PyResult<Self> {
+        let lane = match path.get().lanes() {
+            Some(lanes) => context_get(lanes.bind(task.py()))?,
+            None => None,
+        };
+        Ok(Self { task: task.clone(), path, lane, rows: None, last_end: None })
+    }
+
+    /// `with task.item(name): func(value)`.
+    fn run(&mut self, func: &Obj<'py>, value: &Obj<'py>, name: &Obj<'py>) -> Ended<'py> {
+        let py = self.task.py();
+        let refused = |e: PyErr| Ended { outcome: Err(e), item: None, plain: None };
+        let text = match NameText::of(name) {
+            Ok(text) => text,
+            Err(e) => return refused(e),
+        };
+        let (task, lane) = (self.task.get(), self.lane.as_ref().map(|l| &*l.get().lane));
+        let started =
+            task.node.get().and_then(|node| Ok(node.item_started_at(text.as_str(), lane, self.last_end.take())?));
+        let t0 = match started {
+            Ok(t0) => t0,
+            Err(e) => return refused(e),
+        };
+        let id = push_pending(&self.task, name, self.lane.as_ref(), t0);
+        let result = call_one(func, value);
+        let now = task.node.get().map(Handle::now);
+        let Some(pending) = take_pending(id) else {
+            unreachable!("only this loop takes its pending item out of the thread's ENTERED")
+        };
+        // Made by `current_item()` or now for an end the core does not settle (the block
+        // raised): the item's object ends as `exit` ends it.
+        let item = match (pending.made(py), &result) {
+            (Some(item), _) => Some(Ok(item)),
+            (None, Err(_)) => Some(pending.item(py, Current::No)),
+            (None, Ok(_)) => None,
+        };
+        pending.drop_in(py);
+        match item {
+            Some(Ok(item)) => return Ended { outcome: end(&item, result), item: Some(item), plain: None },
+            Some(Err(e)) => return refused(e),
+            None => {}
+        }
+        let finished = now.and_then(|now| {
+            let (path, rows) = (self.path.get(), path_rows(&self.path, self.rows.take())?);
+            let ended = path.finish(task, text.as_str(), lane, rows.as_ref(), ItemStatus::Done, t0, now);
+            self.rows = rows;
+            let (started, duration, waiting) = ended?;
+            path.pushed(py, self.rows.is_some(), waiting)?;
+            self.last_end = Some(now);
+            Ok(path.keeps_rows().then_some((started, duration)))
+        });
+        match finished {
+            Ok(plain) => Ended { outcome: result, item: None, plain },
+            Err(e) => refused(e),
+        }
+    }
+}
+
+/// `path`'s row buffer (see `PyItemPath::rows_buffer`).
+fn path_rows<'py>(
+    path: &Bound<'py, PyItemPath>, kept: Option<Bound<'py, PyRowBuffer>>,
+) -> PyResult<Option<Bound<'py, PyRowBuffer>>> {
+    path.get().rows_buffer(path.py(), kept)
 }
 
 /// `func(arg)` without a tuple for its argument: the C API's call with a list of arguments

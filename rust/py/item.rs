@@ -4,19 +4,16 @@
 //! A plain item (`with task.item(name): ...` whose block neither raises nor streams, reports,
 //! costs or records metrics) is made, entered and left here: the run clock's readings (the
 //! core's own, one at each end), the worker lane (the run's context variable), the current
-//! item (see `ENTERED`), the count, the lane's and the recent list's record and the history
+//! item (see `current`), the count, the lane's and the recent list's record and the history
 //! row, with no Python frame and, in a loop, no Python object made at all (the task's last
 //! item is made again: see `make_item`). Measured in `benches/test_item.py` and under
 //! callgrind (docs/benchmarks.md). Anything else
 //! is the subclass's Python (`Item._enter`, `Item._exit_slow`), which keeps every rule: a task
-//! whose run has no `ItemPath` (a manual clock, budgets, a worker process) takes it for every
+//! whose run has no `ItemPath` (a manual clock, budgets) takes it for every
 //! item, and a natively entered item takes it at its end when the block raised or the item
 //! holds more than its counts.
 
-use std::cell::RefCell;
-#[cfg(not(windows))]
-use std::ptr::null_mut;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use parking_lot::Mutex;
 use pyo3::exceptions::{PyAttributeError, PyRuntimeError, PyTypeError};
@@ -24,15 +21,17 @@ use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyFloat, PyInt, PyString, PyType};
+use pyo3::PyClassInitializer;
 use pyo3::PyTraverseError;
-use pyo3::{ffi, PyClassInitializer};
 
 use super::convert::{text, Obj};
 use super::counting::PyTaskBase;
+use super::current::{context_get, in_coroutine, make_current, unset_current, Current, GREENLETS};
 use super::node::PyLane;
 use super::rows::PyRowBuffer;
 use crate::core::handle::RowExtra;
 use crate::core::kinds::ItemStatus;
+use crate::core::lanes::Lane;
 use crate::core::run::ItemEnd;
 
 /// `Item._live` bits the native side reads and sets (the rest are the subclass's, task.py).
@@ -111,6 +110,62 @@ impl PyItemPath {
         drop(earlier.map(|b| b.into_bound(py)));
         Ok(buffer)
     }
+
+    /// The row buffer an ending item queues its row in: `kept` (the one found for an item
+    /// before) while it is open, else as `buffer` finds it for a path with a sink, else the
+    /// one given (`use_buffer`) while it is open. A path that keeps no rows (a run without
+    /// history) takes no lock here.
+    pub(crate) fn rows_buffer<'py>(
+        &self, py: Python<'py>, kept: Option<Bound<'py, PyRowBuffer>>,
+    ) -> PyResult<Option<Bound<'py, PyRowBuffer>>> {
+        if let Some(kept) = kept.filter(|b| !b.get().is_closed()) {
+            return Ok(Some(kept));
+        }
+        Ok(match &self.sink {
+            Some(sink) => self.buffer(py, sink)?,
+            None if self.keep_rows => {
+                self.buffer.lock().as_ref().filter(|b| !b.get().is_closed()).map(|b| b.bind(py).clone())
+            }
+            None => None,
+        })
+    }
+
+    /// A plain item of `task` named `name`, started at `t0` on the core's clock, ends at
+    /// `now` with `status`: counted, its lane's record made and (given `rows`) its row queued,
+    /// in one core call. Returns its start (Unix time), its duration and how many rows wait.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn finish(
+        &self, task: &PyTaskBase, name: &str, lane: Option<&Lane>, rows: Option<&Bound<'_, PyRowBuffer>>,
+        status: ItemStatus, t0: f64, now: f64,
+    ) -> PyResult<(f64, f64, usize)> {
+        let (started, duration) = (self.wall_origin + t0, now - t0);
+        let end = ItemEnd { name, status, duration: Some(duration), error: None };
+        let extra = RowExtra { started_at: started, metrics: None };
+        let rows = rows.map(|b| &b.get().rows);
+        let waiting = task.node.get()?.item_finished_at(&end, lane, rows, extra, Some(now))?;
+        Ok((started, duration, waiting))
+    }
+
+    /// Tells the sink that `waiting` rows wait after an item's end (`queued`: its row went to
+    /// a buffer): the store counts a row it could not keep, and wakes its writer for a batch.
+    pub(crate) fn pushed(&self, py: Python<'_>, queued: bool, waiting: usize) -> PyResult<()> {
+        match &self.sink {
+            Some(sink) if !queued || waiting >= self.eager => {
+                sink.bind(py).call_method1(pyo3::intern!(py, "pushed"), (waiting,)).map(drop)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether an ended item keeps its row to be read (`item.row`).
+    pub(crate) fn keeps_rows(&self) -> bool {
+        self.keep_rows
+    }
+
+    /// The context variable holding the calling context's worker lane, if the run has lanes.
+    pub(crate) fn lanes(&self) -> Option<&Py<PyAny>> {
+        self.lanes.as_ref()
+    }
 }
 
 /// The item's history row once it ended natively (built as a tuple only when asked), or the
@@ -137,7 +192,7 @@ pub struct PyItemBase {
     skipped: bool,
     current: Current,
     /// When it was made current (`ORDER`), and whether by a coroutine's `with`.
-    order: u64,
+    pub(crate) order: u64,
     in_coroutine: bool,
     /// An `int` name's digits as `enter` wrote them (from `digits_at`; 20: none), for `exit`.
     digits: [u8; 20],
@@ -145,153 +200,9 @@ pub struct PyItemBase {
     row: Row,
 }
 
-/// How the item was made current (see `ENTERED`).
-enum Current {
-    No,
-    /// Through the context variable: its token.
-    Token(Py<PyAny>),
-    /// On this thread's `ENTERED`.
-    Entered,
-}
-
 /// The subclass items are made of (`milepost.task.Item`) and the context variable of the
 /// current item (`milepost.task._current_item`), given once (`ItemBase._use`).
-static ITEM_CLASS: PyOnceLock<(Py<PyType>, Py<PyAny>)> = PyOnceLock::new();
-
-/// Greenlets were imported by the time a run began: their switches share a thread, so items
-/// are made current through the context variable alone (each greenlet has its own context).
-static GREENLETS: AtomicBool = AtomicBool::new(false);
-
-/// The order items were made current in, over all threads: of this thread's innermost item
-/// and the context variable's, the later one is the innermost (see `current_item`).
-static ORDER: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    /// The items made current in this thread outside coroutines and event loops, innermost
-    /// last.
-    ///
-    /// `milepost.current_item()` is the item entered in the calling context. A block entered
-    /// by a function that is not a coroutine, in a thread running no event loop, cannot await:
-    /// nothing runs on this thread before it ends but what it calls (greenlets aside), so the
-    /// innermost item entered so is the calling context's. A push and a pop, where a context
-    /// variable costs a new context mapping and a token an item (callgrind: about 2,000
-    /// instructions of the 7,000 an item took). An item entered where other tasks may run
-    /// before it ends (see `in_coroutine`) is set in the context variable as before.
-    static ENTERED: RefCell<Vec<Py<PyAny>>> = const { RefCell::new(Vec::new()) };
-    /// The code of the last frame that entered an item, and whether it is a coroutine's.
-    static LAST_CODE: RefCell<Option<(Py<PyAny>, bool)>> = const { RefCell::new(None) };
-}
-
-/// `co_flags` of a coroutine, an old-style (iterable) coroutine and an async generator.
-const CO_ASYNC: i64 = 0x80 | 0x100 | 0x200;
-
-/// `asyncio.events._get_running_loop` (C: a look-up in the thread's state), and the key of the
-/// thread state's dict where it looks, on the Pythons that keep it there (see
-/// `never_ran_a_loop`).
-static RUNNING_LOOP: PyOnceLock<(Py<PyAny>, Option<Py<PyString>>)> = PyOnceLock::new();
-
-/// Whether the item is entered where other tasks may run on this thread before it ends: then
-/// it is made current through the context variable. That is when the Python frame calling
-/// now (the one whose `with` enters the item) is a coroutine's or an async generator's (a
-/// `with` in an `async def`, trio's included), when an asyncio event loop runs in this thread
-/// (a `with` reached through a helper such as `ExitStack.enter_context`), when there is no
-/// Python frame, or when greenlets switch this thread.
-#[allow(unsafe_code)]
-pub(crate) fn in_coroutine(py: Python<'_>) -> PyResult<bool> {
-    if GREENLETS.load(Ordering::Relaxed) || in_coroutine_frame(py)? {
-        return Ok(true);
-    }
-    let (running, key) = RUNNING_LOOP.get_or_try_init(py, || -> PyResult<(Py<PyAny>, Option<Py<PyString>>)> {
-        let running = py.import("asyncio.events")?.getattr("_get_running_loop")?;
-        // asyncio's C module keeps a thread's running loop in the thread state's dict under
-        // this key, from 3.10 to 3.12 (a later one keeps it elsewhere: asked every time).
-        let version = (py.version_info().major, py.version_info().minor);
-        let in_dict = ((3, 10)..(3, 13)).contains(&version)
-            && running.get_type().name()?.to_str()? == "builtin_function_or_method";
-        let key = in_dict.then(|| PyString::intern(py, "__asyncio_running_event_loop__").unbind());
-        Ok((running.unbind(), key))
-    })?;
-    if key.as_ref().is_some_and(never_ran_a_loop) {
-        return Ok(false);
-    }
-    // SAFETY: a live callable; a new reference or NULL with an exception set.
-    let got = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyObject_CallNoArgs(running.as_ptr())) }?;
-    Ok(!got.is_none())
-}
-
-/// Whether no asyncio loop was ever set running in this thread: the thread state's dict has
-/// no `key` (asyncio never takes it out). Two look-ups, where asking asyncio is a call, its
-/// look-ups and none of its caching when no loop was found (callgrind: about 250 instructions).
-#[allow(unsafe_code)]
-fn never_ran_a_loop(key: &Py<PyString>) -> bool {
-    // SAFETY: the thread is attached; a borrowed dict or NULL (no dict yet: nothing in it).
-    let dict = unsafe { ffi::PyThreadState_GetDict() };
-    if dict.is_null() {
-        return true;
-    }
-    // SAFETY: `dict` is a live dict and `key` a live string; a borrowed value or NULL (with an
-    // exception set only on an error, which is cleared: then asyncio is asked).
-    let value = unsafe { ffi::PyDict_GetItemWithError(dict, key.as_ptr()) };
-    if !value.is_null() {
-        return false;
-    }
-    // SAFETY: as above.
-    unsafe {
-        if !ffi::PyErr_Occurred().is_null() {
-            ffi::PyErr_Clear();
-            return false;
-        }
-    }
-    true
-}
-
-/// Whether the calling Python frame is a coroutine's or an async generator's (true without
-/// one).
-#[allow(unsafe_code)]
-fn in_coroutine_frame(py: Python<'_>) -> PyResult<bool> {
-    // SAFETY: the thread is attached; a borrowed frame or NULL.
-    let frame = unsafe { ffi::PyEval_GetFrame() };
-    if frame.is_null() {
-        return Ok(true);
-    }
-    // SAFETY: `frame` is live (it is running); a new reference to its code.
-    let code = unsafe { Bound::from_owned_ptr(py, ffi::PyFrame_GetCode(frame).cast()) };
-    let known = LAST_CODE.with(|c| c.borrow().as_ref().filter(|(last, _)| last.bind(py).is(&code)).map(|(_, a)| *a));
-    if let Some(is_async) = known {
-        return Ok(is_async);
-    }
-    let flags: i64 = code.getattr(pyo3::intern!(py, "co_flags"))?.extract()?;
-    let is_async = flags & CO_ASYNC != 0;
-    // The code is kept (not its address): another code at the same address cannot be taken for it.
-    let earlier = LAST_CODE.with(|c| c.borrow_mut().replace((code.unbind(), is_async)));
-    drop(earlier.map(|(code, _)| code.into_bound(py)));
-    Ok(is_async)
-}
-
-/// The item entered in the calling context (`milepost.current_item()`), or None: of the
-/// innermost item this thread entered outside a coroutine and the context variable's (an
-/// asyncio task's, or one a thread was handed with a copied context), the one entered last.
-#[pyfunction]
-pub fn current_item(py: Python<'_>) -> PyResult<Py<PyAny>> {
-    let top = ENTERED.with(|s| s.borrow().last().map(|i| i.clone_ref(py)));
-    let set = match ITEM_CLASS.get(py) {
-        Some((_, var)) => context_value(var.bind(py))?,
-        None => None,
-    };
-    let order = |item: &Bound<'_, PyAny>| item.cast::<PyItemBase>().map_or(0, |i| i.borrow().order);
-    Ok(match (top, set) {
-        (None, None) => py.None(),
-        (Some(item), None) => item,
-        (None, Some(item)) => item.unbind(),
-        (Some(top), Some(set)) => {
-            if order(&set) > order(top.bind(py)) {
-                set.unbind()
-            } else {
-                top
-            }
-        }
-    })
-}
+pub(crate) static ITEM_CLASS: PyOnceLock<(Py<PyType>, Py<PyAny>)> = PyOnceLock::new();
 
 /// A new item of `task` named `name`: the subclass's instance, with no `__init__` run.
 ///
@@ -363,6 +274,22 @@ pub fn make_item<'py>(task: &Bound<'py, PyTaskBase>, name: &Obj<'py>) -> PyResul
     Ok(made)
 }
 
+/// An item of `task` named `name` as `enter_as` leaves it, for one that a pool chunk's native
+/// loop entered with no object (`current::Pending`): started at `t0` in `lane`, made current
+/// at `order` as `current` says.
+pub(crate) fn entered_item<'py>(
+    task: &Bound<'py, PyTaskBase>, name: &Obj<'py>, lane: Option<Bound<'py, PyLane>>, t0: f64, order: u64,
+    current: Current,
+) -> PyResult<Bound<'py, PyItemBase>> {
+    let item = make_item(task, name)?;
+    let mut this = item.borrow_mut();
+    let earlier = std::mem::replace(&mut this.lane, lane.map(Bound::unbind));
+    (this.entered, this.t0, this.order, this.current) = (true, t0, order, current);
+    drop(this);
+    drop(earlier.map(|l| l.into_bound(task.py())));
+    Ok(item)
+}
+
 /// `digits_at` of an item whose name has no digits kept.
 const NO_DIGITS: u8 = 20;
 
@@ -403,27 +330,48 @@ fn digits(buf: &[u8; 20], at: usize) -> &str {
     unsafe { std::str::from_utf8_unchecked(&buf[at.min(buf.len())..]) }
 }
 
-/// An item's name as the core keeps it, handed to `f`: a `str` borrowed when it is UTF-8, an
-/// `int` formatted without a Python object, anything else as `text` converts it (a float by
-/// `str()`, as `Item` names it).
+/// An item's name as the core keeps it, handed to `f` (see `NameText`).
 fn with_name<R>(name: &Obj<'_>, f: impl FnOnce(&str) -> R) -> PyResult<R> {
-    if let Ok(s) = name.cast::<PyString>() {
-        return Ok(match s.to_str() {
-            Ok(t) => f(t),
-            Err(_) => f(&s.to_string_lossy()),
-        });
+    Ok(f(NameText::of(name)?.as_str()))
+}
+
+/// An item's name as the core keeps it: a `str` borrowed when it is UTF-8, an `int` formatted
+/// without a Python object, anything else as `text` converts it (a float by `str()`, as `Item`
+/// names it). Made once for an item's start and its end (`bulk::run_items`).
+pub(crate) enum NameText<'a> {
+    Borrowed(&'a str),
+    Digits([u8; 20], usize),
+    Owned(String),
+}
+
+impl<'a> NameText<'a> {
+    pub(crate) fn of(name: &'a Obj<'_>) -> PyResult<Self> {
+        if let Ok(s) = name.cast::<PyString>() {
+            return Ok(match s.to_str() {
+                Ok(t) => Self::Borrowed(t),
+                Err(_) => Self::Owned(s.to_string_lossy().into_owned()),
+            });
+        }
+        if name.is_exact_instance_of::<PyInt>() {
+            if let Ok(n) = name.extract::<i64>() {
+                let mut buf = [0u8; 20];
+                let at = decimal_at(n, &mut buf);
+                return Ok(Self::Digits(buf, at));
+            }
+        }
+        if name.is_exact_instance_of::<PyInt>() || name.is_exact_instance_of::<PyFloat>() {
+            return Ok(Self::Owned(name.str()?.to_string_lossy().into_owned()));
+        }
+        Ok(Self::Owned(text(name, "item name")?))
     }
-    if name.is_exact_instance_of::<PyInt>() {
-        if let Ok(n) = name.extract::<i64>() {
-            let mut buf = [0u8; 20];
-            let at = decimal_at(n, &mut buf);
-            return Ok(f(digits(&buf, at)));
+
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            Self::Borrowed(t) => t,
+            Self::Digits(buf, at) => digits(buf, *at),
+            Self::Owned(t) => t,
         }
     }
-    if name.is_exact_instance_of::<PyInt>() || name.is_exact_instance_of::<PyFloat>() {
-        return Ok(f(&name.str()?.to_string_lossy()));
-    }
-    Ok(f(&text(name, "item name")?))
 }
 
 impl PyItemBase {
@@ -720,153 +668,25 @@ pub fn exit(slf: &Bound<'_, PyItemBase>, exc_type: &Obj<'_>, exc: &Obj<'_>, tb: 
     let path = path.get();
     let now = core_now(task.get())?;
     unset_current(slf, current)?;
-    // A path that keeps no rows (a run without history) takes no lock here.
-    let buffer = match &path.sink {
-        Some(sink) => path.buffer(py, sink)?,
-        None if path.keep_rows => {
-            path.buffer.lock().as_ref().filter(|b| !b.get().is_closed()).map(|b| b.bind(py).clone())
-        }
-        None => None,
-    };
+    let buffer = path.rows_buffer(py, None)?;
     let status = if skipped { ItemStatus::Skipped } else { ItemStatus::Done };
-    let (started, duration) = (path.wall_origin + t0, now - t0);
-    let waiting = {
-        let task = task.get();
-        let lane = lane.as_ref().map(|l| &*l.get().lane);
-        let rows = buffer.as_ref().map(|b| &b.get().rows);
-        let finished = |name: &str| {
-            let end = ItemEnd { name, status, duration: Some(duration), error: None };
-            let extra = RowExtra { started_at: started, metrics: None };
-            task.node.get()?.item_finished_at(&end, lane, rows, extra, Some(now)).map_err(PyErr::from)
-        };
-        if digits_at < NO_DIGITS {
-            finished(self::digits(&digits, digits_at.into()))?
-        } else {
-            with_name(&name, finished)??
-        }
+    let lane = lane.as_ref().map(|l| &*l.get().lane);
+    let finish = |name: &str| path.finish(task.get(), name, lane, buffer.as_ref(), status, t0, now);
+    let (started, duration, waiting) = if digits_at < NO_DIGITS {
+        finish(self::digits(&digits, digits_at.into()))?
+    } else {
+        with_name(&name, finish)??
     };
     if path.keep_rows {
         slf.borrow_mut().row = Row::Ended { status, started, duration };
     }
-    if let Some(sink) = &path.sink {
-        // The store counts a row it could not keep, and wakes its writer for a batch.
-        if buffer.is_none() || waiting >= path.eager {
-            sink.bind(py).call_method1(pyo3::intern!(py, "pushed"), (waiting,))?;
-        }
-    }
-    Ok(())
+    path.pushed(py, buffer.is_some(), waiting)
 }
 
 /// The clock reading now that the task's node times items by: the run's clock, or in a
 /// worker process its own (`Handle::now`).
 fn core_now(task: &PyTaskBase) -> PyResult<f64> {
     Ok(task.node.get()?.now())
-}
-
-/// Makes `item` current in the calling context: on this thread's `ENTERED`, or through the
-/// context variable when a coroutine entered it (see `ENTERED`). Returns when it was made
-/// current (`ORDER`), for the caller to keep in the item with how.
-fn make_current(item: &Bound<'_, PyItemBase>, in_coroutine: bool) -> PyResult<(u64, Current)> {
-    let py = item.py();
-    let order = ORDER.fetch_add(1, Ordering::Relaxed) + 1;
-    if !in_coroutine {
-        ENTERED.with(|s| s.borrow_mut().push(item.clone().into_any().unbind()));
-        return Ok((order, Current::Entered));
-    }
-    let Some((_, var)) = ITEM_CLASS.get(py) else {
-        return Err(PyRuntimeError::new_err("milepost.task.Item was not given to ItemBase._use"));
-    };
-    Ok((order, Current::Token(context_set(var.bind(py), item.as_any())?.unbind())))
-}
-
-/// Undoes `make_current` (an item left out of order is taken from where it is).
-fn unset_current(item: &Bound<'_, PyItemBase>, current: Current) -> PyResult<()> {
-    let py = item.py();
-    match current {
-        Current::No => Ok(()),
-        Current::Token(token) => {
-            let token = token.into_bound(py);
-            match ITEM_CLASS.get(py) {
-                Some((_, var)) => context_reset(var.bind(py), &token),
-                None => Ok(()),
-            }
-        }
-        Current::Entered => {
-            let taken = ENTERED.with(|s| {
-                let mut s = s.borrow_mut();
-                let at = s.iter().rposition(|i| i.bind(py).is(item))?;
-                Some(s.remove(at))
-            });
-            drop(taken.map(|i| i.into_bound(py))); // after the borrow: no code reading `ENTERED` runs in it
-            Ok(())
-        }
-    }
-}
-
-// `CPython`'s context variables: the item's lane and `current_item()`. Their C API is not in
-// the limited API, but every `CPython` exports it; where an extension links against the stable
-// ABI's library (Windows), the variables' methods are called instead.
-#[cfg(not(windows))]
-#[allow(unsafe_code)]
-mod ctx {
-    use pyo3::ffi::PyObject;
-    extern "C" {
-        pub fn PyContextVar_Get(var: *mut PyObject, default: *mut PyObject, value: *mut *mut PyObject) -> i32;
-        pub fn PyContextVar_Set(var: *mut PyObject, value: *mut PyObject) -> *mut PyObject;
-        pub fn PyContextVar_Reset(var: *mut PyObject, token: *mut PyObject) -> i32;
-    }
-}
-
-/// The lane bound in the calling context (`var.get()`; its default is None).
-fn context_get<'py>(var: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyLane>>> {
-    Ok(match context_value(var)? {
-        Some(v) => Some(v.cast_into::<PyLane>()?),
-        None => None,
-    })
-}
-
-/// The value set for `var` in the calling context, None when unset or None.
-#[allow(unsafe_code)]
-fn context_value<'py>(var: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
-    let py = var.py();
-    #[cfg(not(windows))]
-    let value = {
-        let mut out = null_mut();
-        // SAFETY: `var` is a live ContextVar; `out` gets a new reference or NULL.
-        if unsafe { ctx::PyContextVar_Get(var.as_ptr(), null_mut(), &raw mut out) } < 0 {
-            return Err(PyErr::fetch(py));
-        }
-        // SAFETY: as above.
-        unsafe { Bound::from_owned_ptr_or_opt(py, out) }
-    };
-    #[cfg(windows)]
-    let value = Some(var.call_method0(pyo3::intern!(py, "get"))?);
-    Ok(value.filter(|v| !v.is_none()))
-}
-
-/// `var.set(value)`: its token.
-#[allow(unsafe_code)]
-fn context_set<'py>(var: &Bound<'py, PyAny>, value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    #[cfg(not(windows))]
-    // SAFETY: `var` is a live ContextVar, `value` a live object; a new reference or NULL.
-    return unsafe { Bound::from_owned_ptr_or_err(var.py(), ctx::PyContextVar_Set(var.as_ptr(), value.as_ptr())) };
-    #[cfg(windows)]
-    return var.call_method1(pyo3::intern!(var.py(), "set"), (value,));
-}
-
-/// `var.reset(token)`.
-#[allow(unsafe_code)]
-fn context_reset(var: &Bound<'_, PyAny>, token: &Bound<'_, PyAny>) -> PyResult<()> {
-    #[cfg(not(windows))]
-    {
-        // SAFETY: `var` is a live ContextVar, `token` a live object (checked by CPython).
-        if unsafe { ctx::PyContextVar_Reset(var.as_ptr(), token.as_ptr()) } < 0 {
-            return Err(PyErr::fetch(var.py()));
-        }
-        Ok(())
-    }
-    #[cfg(windows)]
-    var.call_method1(pyo3::intern!(var.py(), "reset"), (token,)).map(drop)
 }
 
 #[cfg(test)]

@@ -96,8 +96,13 @@ impl RunCore {
     }
 
     pub fn item_started(&self, node: &Node, lane: Option<&Lane>, name: &str) -> Result<f64, Error> {
+        self.item_started_at(node, lane, name, self.clock.now())
+    }
+
+    /// [`Self::item_started`] at `now` on the run's clock, read by the caller (who ended the
+    /// item before with the same reading).
+    pub fn item_started_at(&self, node: &Node, lane: Option<&Lane>, name: &str, now: f64) -> Result<f64, Error> {
         self.check_open("item()")?;
-        let now = self.clock.now();
         node.start(now, node.processed());
         node.item_started();
         if let Some(lane) = lane {
