@@ -255,3 +255,11 @@ def a_coroutine_inside(x: int) -> tuple:
 
     inner_is_current = asyncio.run(inside())
     return inner_is_current, milepost.current_item().name
+
+
+def nap_or_fail(x: int) -> int:
+    """2 ms an item, never asking for it; item `x` fails when x % 4 == 1."""
+    time.sleep(0.002)
+    if x % 4 == 1:
+        raise ValueError(f"bad {x}")
+    return x

@@ -14,7 +14,15 @@ from pathlib import Path
 import pytest
 
 import milepost
-from procs_helpers import a_coroutine_inside, die_on_13, exits_on_4, items_of_another_phase, keep_the_item, mixed
+from procs_helpers import (
+    a_coroutine_inside,
+    die_on_13,
+    exits_on_4,
+    items_of_another_phase,
+    keep_the_item,
+    mixed,
+    nap_or_fail,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -275,8 +283,42 @@ def test_the_item_a_pool_hands_its_function_is_one_object_current_around_items_o
     assert all(rows[str(x)][:2] == ("k", "done") for x in range(40))
 
 
-def test_an_item_entered_in_a_coroutine_inside_a_pool_item_is_the_current_one_there() -> None:
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_an_item_entered_in_a_coroutine_inside_a_pool_item_is_the_current_one_there(method) -> None:
     with milepost.Run("aio", display="none") as run:
-        out = milepost.process_map(a_coroutine_inside, range(12), workers=2, chunksize=3, description="p")
+        out = milepost.process_map(
+            a_coroutine_inside, range(12), workers=2, chunksize=3, description="p", mp_context=mp.get_context(method)
+        )
     assert out == [(True, str(x)) for x in range(12)]
     assert (run.snapshot().find("p")["done"], run.snapshot().find("aio")["done"]) == (12, 12)
+
+
+def test_items_that_never_ask_for_themselves_are_timed_back_to_back_and_fail_with_their_error() -> None:
+    # Chunks of 4 in order: item 4c+1 raises, so 4c+2 starts on a reading of its own; 4c+1
+    # and 4c+3 start at the very reading the item before them ended at. Spawned workers: a
+    # process that imported greenlet (as this test session may have, through playwright)
+    # enters every item through its object, timed as a `with` times it.
+    with milepost.Run("plain", display="none") as run:
+        out = milepost.process_map(
+            nap_or_fail,
+            range(40),
+            workers=2,
+            chunksize=4,
+            description="p",
+            return_exceptions=True,
+            mp_context=mp.get_context("spawn"),
+        )
+    assert [type(v).__name__ if isinstance(v, Exception) else v for v in out] == [
+        "ValueError" if x % 4 == 1 else x for x in range(40)
+    ]
+    snap = run.snapshot().find("p")
+    assert (snap["done"], snap["failed"]) == (30, 10)
+    rows = _rows(run)
+    for x in range(40):
+        phase, status, started, duration, error, _ = rows[str(x)]
+        assert (phase, status, error) == ("p", "failed", f"ValueError: bad {x}") if x % 4 == 1 else ("p", "done", None)
+        assert duration >= 0.002, (x, duration)
+        if x % 4:
+            gap = started - (rows[str(x - 1)][2] + rows[str(x - 1)][3])
+            # Starts are kept to the microsecond: back to back is within that.
+            assert gap >= -2e-6 if x % 4 == 2 else abs(gap) <= 2e-6, (x, gap)

@@ -106,6 +106,9 @@ pub fn run_items<'py>(
             Err(e) if e.is_instance_of::<PyException>(py) => {
                 raised.push((k, false));
                 values.append(e.into_value(py))?;
+                if let Some(plain) = &mut plain {
+                    plain.last_end = None; // the time making the name took is nobody's
+                }
                 continue;
             }
             Err(e) => return Err(e),
@@ -120,8 +123,8 @@ pub fn run_items<'py>(
         let row = |ended: &Ended<'py>| -> PyResult<Option<Py<PyAny>>> {
             match (&ended.item, ended.plain) {
                 (Some(it), _) => it.borrow().row(py),
-                (None, Some((started, duration))) => {
-                    let row = (ItemStatus::Done.as_str(), started, duration, py.None(), py.None());
+                (None, Some((status, started, duration))) => {
+                    let row = (status.as_str(), started, duration, py.None(), py.None());
                     Ok(Some(row.into_pyobject(py)?.into_any().unbind()))
                 }
                 (None, None) => Ok(None),
@@ -153,11 +156,12 @@ fn none(py: Python<'_>) -> Bound<'_, PyAny> {
 
 /// What became of an item of a chunk: its block's result (or the exception it, or the item's
 /// entry or exit, raised), the item's object if one was made (its row is there), else the
-/// start (Unix time) and duration of a plain item that ended with its row kept (see `Plain`).
+/// status, start (Unix time) and duration of an item ended natively with its row kept (see
+/// `Plain`).
 struct Ended<'py> {
     outcome: PyResult<Bound<'py, PyAny>>,
     item: Option<Bound<'py, PyItemBase>>,
-    plain: Option<(f64, f64)>,
+    plain: Option<(ItemStatus, f64, f64)>,
 }
 
 /// Ends entered item `it` as a `with` does, after its block gave `result`.
@@ -203,14 +207,15 @@ impl<'py> Plain<'py> {
     /// `with task.item(name): func(value)`.
     fn run(&mut self, func: &Obj<'py>, value: &Obj<'py>, name: &Obj<'py>) -> Ended<'py> {
         let py = self.task.py();
+        // Taken first: after an item that did not start, the next one reads the clock.
+        let last_end = self.last_end.take();
         let refused = |e: PyErr| Ended { outcome: Err(e), item: None, plain: None };
         let text = match NameText::of(name) {
             Ok(text) => text,
             Err(e) => return refused(e),
         };
         let (task, lane) = (self.task.get(), self.lane.as_ref().map(|l| &*l.get().lane));
-        let started =
-            task.node.get().and_then(|node| Ok(node.item_started_at(text.as_str(), lane, self.last_end.take())?));
+        let started = task.node.get().and_then(|node| Ok(node.item_started_at(text.as_str(), lane, last_end)?));
         let t0 = match started {
             Ok(t0) => t0,
             Err(e) => return refused(e),
@@ -229,24 +234,35 @@ impl<'py> Plain<'py> {
             (None, Ok(_)) => None,
         };
         pending.drop_in(py);
-        match item {
+        let status = match item {
             Some(Ok(item)) => return Ended { outcome: end(&item, result), item: Some(item), plain: None },
-            Some(Err(e)) => return refused(e),
-            None => {}
-        }
-        let finished = now.and_then(|now| {
-            let (path, rows) = (self.path.get(), path_rows(&self.path, self.rows.take())?);
-            let ended = path.finish(task, text.as_str(), lane, rows.as_ref(), ItemStatus::Done, t0, now);
-            self.rows = rows;
-            let (started, duration, waiting) = ended?;
-            path.pushed(py, self.rows.is_some(), waiting)?;
+            // No object could be made for an item that raised (no memory left): it started,
+            // so it ends here all the same, failed, and what its block raised stays its
+            // result (a Ctrl-C stays a Ctrl-C).
+            Some(Err(_)) => ItemStatus::Failed,
+            None => ItemStatus::Done,
+        };
+        let now = match now {
+            Ok(now) => now,
+            Err(e) => return refused(e),
+        };
+        let path = self.path.get();
+        let rows = match path_rows(&self.path, self.rows.take()) {
+            Ok(rows) => rows,
+            Err(e) => return refused(e),
+        };
+        let ended = path.finish(task, text.as_str(), lane, rows.as_ref(), status, t0, now);
+        self.rows = rows;
+        let (started, duration, waiting) = match ended {
+            Ok(ended) => ended,
+            Err(e) => return refused(e),
+        };
+        if status == ItemStatus::Done {
             self.last_end = Some(now);
-            Ok(path.keeps_rows().then_some((started, duration)))
-        });
-        match finished {
-            Ok(plain) => Ended { outcome: result, item: None, plain },
-            Err(e) => refused(e),
         }
+        // Counted and its row kept: a sink that fails now is the item's error, as in `exit`.
+        let plain = path.keeps_rows().then_some((status, started, duration));
+        Ended { outcome: path.pushed(py, self.rows.is_some(), waiting).and(result), item: None, plain }
     }
 }
 

@@ -254,33 +254,38 @@ fn made_pending(py: Python<'_>, id: u64) -> PyResult<Option<Py<PyAny>>> {
 /// asyncio task's, or one a thread was handed with a copied context), the one entered last.
 #[pyfunction]
 pub fn current_item(py: Python<'_>) -> PyResult<Py<PyAny>> {
+    /// This thread's innermost entry: an item, or a pending one whose object is made only if
+    /// it is the answer.
+    enum Top {
+        Item(Py<PyAny>),
+        Pending { id: u64, order: u64 },
+    }
     let top = ENTERED.with(|s| {
         s.borrow().last().map(|e| match e {
-            Entered::Item(i) => Ok(i.clone_ref(py)),
-            Entered::Pending(p) => Err(p.id),
+            Entered::Item(i) => Top::Item(i.clone_ref(py)),
+            Entered::Pending(p) => match &p.made {
+                Some(made) => Top::Item(made.clone_ref(py).into_any()),
+                None => Top::Pending { id: p.id, order: p.order },
+            },
         })
     });
-    let top = match top {
-        Some(Ok(item)) => Some(item),
-        Some(Err(id)) => made_pending(py, id)?,
-        None => None,
-    };
     let set = match ITEM_CLASS.get(py) {
         Some((_, var)) => context_value(var.bind(py))?,
         None => None,
     };
     let order = |item: &Bound<'_, PyAny>| item.cast::<PyItemBase>().map_or(0, |i| i.borrow().order);
-    Ok(match (top, set) {
-        (None, None) => py.None(),
-        (Some(item), None) => item,
-        (None, Some(item)) => item.unbind(),
-        (Some(top), Some(set)) => {
-            if order(&set) > order(top.bind(py)) {
-                set.unbind()
-            } else {
-                top
-            }
-        }
+    let top_order = match &top {
+        Some(Top::Item(item)) => order(item.bind(py)),
+        Some(Top::Pending { order, .. }) => *order,
+        None => 0,
+    };
+    if let Some(set) = set.filter(|set| top.is_none() || order(set) > top_order) {
+        return Ok(set.unbind());
+    }
+    Ok(match top {
+        None => py.None(),
+        Some(Top::Item(item)) => item,
+        Some(Top::Pending { id, .. }) => made_pending(py, id)?.unwrap_or_else(|| py.None()),
     })
 }
 
