@@ -120,31 +120,20 @@ pub fn run_items<'py>(
             let outcome = enter_as(&it, in_coroutine).and_then(|_| end(&it, call_one(func, &value)));
             Ended { outcome, item: Some(it), plain: None }
         };
-        let row = |ended: &Ended<'py>| -> PyResult<Option<Py<PyAny>>> {
-            match (&ended.item, ended.plain) {
-                (Some(it), _) => it.borrow().row(py),
-                (None, Some((status, started, duration))) => {
-                    let row = (status.as_str(), started, duration, py.None(), py.None());
-                    Ok(Some(row.into_pyobject(py)?.into_any().unbind()))
-                }
-                (None, None) => Ok(None),
-            }
-        };
-        let kept = if k >= tail_from { Some(row(&ended)?) } else { None };
+        // Made only where it is read: for the chunk's tail, and for an item that raised (it
+        // ran if it has one).
+        let in_tail = k >= tail_from;
+        let row = if in_tail || ended.outcome.is_err() { ended.row(py)? } else { None };
         match ended.outcome {
             Ok(got) => values.append(got)?,
             Err(e) if e.is_instance_of::<PyException>(py) => {
-                let ran = match &kept {
-                    Some(kept) => kept.is_some(),
-                    None => row(&Ended { outcome: Ok(none(py)), ..ended })?.is_some(),
-                };
-                raised.push((k, ran));
+                raised.push((k, row.is_some()));
                 values.append(e.into_value(py))?;
             }
             Err(e) => return Err(e),
         }
-        if let Some(kept) = kept {
-            tail.append((name, kept))?;
+        if in_tail {
+            tail.append((name, row))?;
         }
     }
     Ok((values, raised, items.len(), tail))
@@ -162,6 +151,20 @@ struct Ended<'py> {
     outcome: PyResult<Bound<'py, PyAny>>,
     item: Option<Bound<'py, PyItemBase>>,
     plain: Option<(ItemStatus, f64, f64)>,
+}
+
+impl Ended<'_> {
+    /// The item's history row, if it keeps one.
+    fn row(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        match (&self.item, self.plain) {
+            (Some(it), _) => it.borrow().row(py),
+            (None, Some((status, started, duration))) => {
+                let row = (status.as_str(), started, duration, py.None(), py.None());
+                Ok(Some(row.into_pyobject(py)?.into_any().unbind()))
+            }
+            (None, None) => Ok(None),
+        }
+    }
 }
 
 /// Ends entered item `it` as a `with` does, after its block gave `result`.
@@ -230,7 +233,7 @@ impl<'py> Plain<'py> {
         // raised): the item's object ends as `exit` ends it.
         let item = match (pending.made(py), &result) {
             (Some(item), _) => Some(Ok(item)),
-            (None, Err(_)) => Some(pending.item(py, Current::No)),
+            (None, Err(_)) => Some(pending.make(py, Current::No)),
             (None, Ok(_)) => None,
         };
         pending.drop_in(py);
@@ -247,7 +250,7 @@ impl<'py> Plain<'py> {
             Err(e) => return refused(e),
         };
         let path = self.path.get();
-        let rows = match path_rows(&self.path, self.rows.take()) {
+        let rows = match path.rows_buffer(py, self.rows.take()) {
             Ok(rows) => rows,
             Err(e) => return refused(e),
         };
@@ -264,13 +267,6 @@ impl<'py> Plain<'py> {
         let plain = path.keeps_rows().then_some((status, started, duration));
         Ended { outcome: path.pushed(py, self.rows.is_some(), waiting).and(result), item: None, plain }
     }
-}
-
-/// `path`'s row buffer (see `PyItemPath::rows_buffer`).
-fn path_rows<'py>(
-    path: &Bound<'py, PyItemPath>, kept: Option<Bound<'py, PyRowBuffer>>,
-) -> PyResult<Option<Bound<'py, PyRowBuffer>>> {
-    path.get().rows_buffer(path.py(), kept)
 }
 
 /// `func(arg)` without a tuple for its argument: the C API's call with a list of arguments

@@ -163,11 +163,8 @@ pub(crate) struct Pending {
 }
 
 impl Pending {
-    /// Its object, made now if it was not yet: entered at `t0`, current as `current` says.
-    pub(crate) fn item<'py>(&self, py: Python<'py>, current: Current) -> PyResult<Bound<'py, PyItemBase>> {
-        if let Some(made) = &self.made {
-            return Ok(made.bind(py).clone());
-        }
+    /// An object made for it now, as entered at `t0`, current as `current` says.
+    pub(crate) fn make<'py>(&self, py: Python<'py>, current: Current) -> PyResult<Bound<'py, PyItemBase>> {
         let lane = self.lane.as_ref().map(|l| l.bind(py).clone());
         entered_item(self.task.bind(py), self.name.bind(py), lane, self.t0, self.order, current)
     }
@@ -218,25 +215,19 @@ pub(crate) fn take_pending(id: u64) -> Option<Pending> {
 
 /// The object of pending item `id`, made now if it was not yet (see `Pending`).
 fn made_pending(py: Python<'_>, id: u64) -> PyResult<Option<Py<PyAny>>> {
-    let cloned = ENTERED.with(|s| {
+    let found = ENTERED.with(|s| {
         s.borrow().iter().rev().find_map(|e| match e {
-            Entered::Pending(p) if p.id == id => Some(Pending {
-                id,
-                task: p.task.clone_ref(py),
-                name: p.name.clone_ref(py),
-                lane: p.lane.as_ref().map(|l| l.clone_ref(py)),
-                made: p.made.as_ref().map(|m| m.clone_ref(py)),
-                ..*p
-            }),
+            Entered::Pending(p) if p.id == id => {
+                let lane = p.lane.as_ref().map(|l| l.bind(py).clone());
+                Some((p.task.bind(py).clone(), p.name.bind(py).clone(), lane, p.t0, p.order))
+            }
             _ => None,
         })
     });
-    let Some(pending) = cloned else { return Ok(None) };
+    let Some((task, name, lane, t0, order)) = found else { return Ok(None) };
     // Made with no borrow of `ENTERED` held: making it may drop an old name, whose `__del__`
     // may run any code, this very function's included.
-    let item = pending.item(py, Current::Entered);
-    pending.drop_in(py);
-    let item = item?;
+    let item = entered_item(&task, &name, lane, t0, order, Current::Entered)?;
     let kept = ENTERED.with(|s| {
         let mut s = s.borrow_mut();
         let p = s.iter_mut().rev().find_map(|e| match e {

@@ -282,11 +282,7 @@ pub(crate) fn entered_item<'py>(
     current: Current,
 ) -> PyResult<Bound<'py, PyItemBase>> {
     let item = make_item(task, name)?;
-    let mut this = item.borrow_mut();
-    let earlier = std::mem::replace(&mut this.lane, lane.map(Bound::unbind));
-    (this.entered, this.t0, this.order, this.current) = (true, t0, order, current);
-    drop(this);
-    drop(earlier.map(|l| l.into_bound(task.py())));
+    set_entered(&item, lane, t0, order, current);
     Ok(item)
 }
 
@@ -629,15 +625,18 @@ pub fn enter_as<'py>(slf: &Bound<'py, PyItemBase>, in_coroutine: bool) -> PyResu
         }
     };
     let (order, current) = make_current(slf, in_coroutine)?;
-    let mut this = slf.borrow_mut();
-    let earlier = std::mem::replace(&mut this.lane, lane.map(Bound::unbind));
-    this.entered = true;
-    this.t0 = t0;
-    this.order = order;
-    this.current = current;
-    drop(this);
-    drop(earlier.map(|l| l.into_bound(py)));
+    set_entered(slf, lane, t0, order, current);
     Ok(slf.clone().into_any())
+}
+
+/// Writes into `item` that it was entered at `t0` in `lane` and made current at `order` as
+/// `current` says, in one borrow (the lane it had is dropped after).
+fn set_entered(item: &Bound<'_, PyItemBase>, lane: Option<Bound<'_, PyLane>>, t0: f64, order: u64, current: Current) {
+    let mut this = item.borrow_mut();
+    let earlier = std::mem::replace(&mut this.lane, lane.map(Bound::unbind));
+    (this.entered, this.t0, this.order, this.current) = (true, t0, order, current);
+    drop(this);
+    drop(earlier.map(|l| l.into_bound(item.py())));
 }
 
 /// `item.__exit__(exc_type, exc, tb)`: a plain item natively, anything else by the subclass's
