@@ -96,6 +96,7 @@ impl Handle {
     }
 
     /// An error once the run has ended; `call` names the refused call in it.
+    #[inline]
     pub fn check_open(&self, call: impl Into<Cow<'static, str>>) -> Result<(), Error> {
         match self {
             Self::Local { run, .. } => run.check_open(call),

@@ -60,9 +60,10 @@ impl Segment {
                 self.bump_lane(slot, t == Tally::Failed);
             }
         }
+        // One sign of life for the item's end (the count's, or this one).
         self.bump(slot, node, C_IN_FLIGHT, u64::MAX); // wrapping: minus one
         if let Some(d) = duration.filter(|d| d.is_finite() && *d >= 0.0) {
-            self.bump(slot, node, C_TIMED, 1);
+            self.add_quietly(slot, node, C_TIMED, 1);
             self.bump_f64(slot, node, C_SECONDS, d);
         }
         self.set_item(slot, "");
