@@ -29,7 +29,7 @@ mod _milepost {
     use crate::py::{current_item, is_money, item_key, process_now, resource_options, sanitize, set_colors};
 
     #[pymodule_export]
-    use crate::py::{extend_rows, run_items};
+    use crate::py::{encode_recent, extend_rows, run_items};
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -322,3 +322,33 @@ def test_items_that_never_ask_for_themselves_are_timed_back_to_back_and_fail_wit
             gap = started - (rows[str(x - 1)][2] + rows[str(x - 1)][3])
             # Starts are kept to the microsecond: back to back is within that.
             assert gap >= -2e-6 if x % 4 == 2 else abs(gap) <= 2e-6, (x, gap)
+
+
+def _path_name(item: int, index: int) -> Path:
+    return Path(f'dir/"{item}" é\udcff')  # a quote, an accent, a lone surrogate (an undecodable file name)
+
+
+@pytest.mark.parametrize("retries", [0, 1])
+def test_a_chunks_newest_items_reach_the_recent_list_named_as_the_history_names_them(retries) -> None:
+    # A chunk's newest items cross to the parent as one text: made by the native loop, or by
+    # the Python one when items may run again. Either way every item is there once (a failed
+    # one by its worker's event), with its status, its worker's lane and its name as the text
+    # the history keeps for it (a lone surrogate replaced, as in every name the run keeps).
+    with milepost.Run("recent", display="none") as run:
+        milepost.process_map(
+            mixed,
+            range(20),
+            workers=2,
+            chunksize=8,
+            description="m",
+            item_name=_path_name,
+            return_exceptions=True,
+            retries=retries,
+            backoff=0.01,
+            mp_context=mp.get_context("fork"),
+        )
+        recent = run.snapshot().data["recent"]
+    rows = _rows(run)
+    assert len(rows) == 20 and all(name.startswith('dir/"') and "é\ufffd" in name for name in rows)
+    assert {r["name"]: r["status"] for r in recent} == {name: row[1] for name, row in rows.items()}
+    assert len(recent) == 20 and all(r["lane"].startswith("pid ") for r in recent)

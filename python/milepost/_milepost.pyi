@@ -8,7 +8,7 @@ of ``milepost.Task`` and of the manual bars, and ``TrackerBase``, the base of ``
 
 import os
 from collections.abc import Callable, Iterable
-from typing import Any, Final, Literal, Optional, TypeAlias, Union, final
+from typing import Any, Final, Literal, Optional, Sequence, TypeAlias, Union, final
 
 from typing_extensions import disjoint_base
 
@@ -33,6 +33,7 @@ __all__ = [
     "Estimator",
     "SharedRun",
     "RowBuffer",
+    "encode_recent",
     "extend_rows",
     "run_items",
     "process_now",
@@ -258,6 +259,10 @@ class Node:
     ) -> None:
         """Keeps an item a worker process counted in the run's recent (and failures) list; in
         a worker process it keeps nothing (a worker has no recent list)."""
+    def record_recent(self, text: str, origin: float, lane: Optional[str] = None) -> None:
+        """Keeps the items of a chunk's recent text (`encode_recent`'s, or a worker's
+        `run_items`') as `record_item` keeps one, each at its end less `origin`; text that is
+        not such a list is a `ValueError`."""
     def restore(self, item_done: int, item_skipped: int, done: int, skipped: int) -> None:
         """What a resumed run takes over, each into its own counter."""
     def start(self) -> None:
@@ -590,14 +595,18 @@ def run_items(
     tail_from: int,
     make_name: Optional[Any] = None,
     indices: Optional[Any] = None,
-) -> tuple[list[Any], list[tuple[int, bool]], int, list[tuple[Any, Optional[tuple[Any, ...]]]]]:
+) -> tuple[list[Any], list[tuple[int, bool]], int, str]:
     """A pool chunk's items in a worker, one native loop: ``with task.item(name):
     func(items[k])`` for each until the run is cancelled or pool ``pool`` told to stop. The
     name is ``names[k]``; without ``names``, an exact ``str``, ``int`` or ``float`` item names
     itself and any other is ``make_name(item, indices[k])``. Returns each result (an
     ``Exception`` the block raised, as raised), the positions of those that raised with
-    whether each ran, how many items started, and the names and rows of the items from
-    ``tail_from`` on."""
+    whether each ran, how many items started, and of the items from ``tail_from`` on those
+    that ran and did not fail, as ``encode_recent`` gives them."""
+
+def encode_recent(items: Sequence[tuple[_Text, str, Optional[float], float]]) -> str:
+    """``[[name, status, duration, end], ...]`` of ``items`` as one JSON text, what a chunk's
+    newest items cross to the parent as (see ``Node.record_recent``)."""
 
 def extend_rows(
     buffer: RowBuffer,

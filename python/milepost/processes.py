@@ -21,7 +21,7 @@ from .pools import Again, PoolScope, default_name, worker_count
 from .retrying import NO_RETRIES, RetryPolicy
 from .snapshot import node_paths
 from .task import Task, length_of
-from .workers import Chunk, ChunkDone, ChunkRowsText, ChunkText, Recent, init_pool_worker, run_chunk
+from .workers import Chunk, ChunkDone, ChunkRowsText, ChunkText, init_pool_worker, run_chunk
 
 __all__ = ["process_map", "process_as_completed", "WorkerDied"]
 
@@ -101,7 +101,7 @@ def _chunks(items: Iterable[Any], size: int, item_name: Callable[[Any, int], str
         start += len(batch)
 
 
-def _record(task: Task, pid: int, rows: Optional[ChunkRowsText], recent: List[Recent]) -> None:
+def _record(task: Task, pid: int, rows: Optional[ChunkRowsText], recent: str) -> None:
     """What the parent keeps of a chunk whose results came back: the history rows of the
     items that ran (a worker has no store), so that a resumed run's `pending()` knows them,
     and its newest items in the run's recent list (in the lane of the worker they ran in).
@@ -111,10 +111,7 @@ def _record(task: Task, pid: int, rows: Optional[ChunkRowsText], recent: List[Re
         run_id, chunks = rows
         for chunk in chunks:
             _store(sink, run_id, chunk)
-    origin = task.context.wall(0.0)
-    lane = f"pid {pid}"
-    for name, status, duration, ended in recent:
-        task.node.record_item(name, status, duration, ended - origin, lane)
+    task.node.record_recent(recent, task.context.wall(0.0), f"pid {pid}")
 
 
 def _store(sink: RowSink, run_id: str, chunk: ChunkText) -> None:
@@ -241,7 +238,9 @@ class _Pool:
                 self.chunks = itertools.chain([rest], self.chunks)
         task = self.scope.task
         phase = task.key if task.context.keeps_rows else None  # no history: no rows are made
-        fut = self.pool.submit(run_chunk, self.fn, chunk.args(), self.policy, phase, self.origin)
+        # No policy without retries: None pickles in a byte, a policy as an object a chunk.
+        policy = self.policy if self.policy.retries else None
+        fut = self.pool.submit(run_chunk, self.fn, chunk.args(), policy, phase, self.origin)
         self.pending[fut] = chunk
         fut.add_done_callback(self.finished.put)
 

@@ -583,8 +583,9 @@ Chunk = Tuple[Sequence[int], List[Any], Optional[List[str]]]
 #: An item kept for the run's recent list: name, status, duration, end (Unix time).
 Recent = Tuple[str, str, Optional[float], float]
 
-#: What a worker returns for a chunk, in one piece (see `run_chunk`).
-ChunkDone = Tuple[int, List[Any], List[int], Optional[ChunkRowsText], List[Recent]]
+#: What a worker returns for a chunk, in one piece (see `run_chunk`); its newest items as one
+#: text (`_milepost.encode_recent`), which the parent keeps in one call (`Node.record_recent`).
+ChunkDone = Tuple[int, List[Any], List[int], Optional[ChunkRowsText], str]
 
 #: How many items of a chunk the parent puts in the run's recent list: the list keeps the
 #: newest 32 (the core's `RECENT_ITEMS`), so the chunk's earlier ones would only pass through.
@@ -594,22 +595,23 @@ RECENT_ITEMS = 32
 def run_chunk(
     fn: Any,
     chunk: Chunk,
-    policy: RetryPolicy = NO_RETRIES,
+    policy: Optional[RetryPolicy] = None,
     phase: Optional[str] = None,
     origin: Optional[float] = None,
 ) -> ChunkDone:
     """Runs `fn` over a chunk in a worker, each call an item of the pool's task (tried again
-    here per `policy`), counted into shared memory as it ends. Returns, in one piece: this
-    worker's pid (the lane the items ran in); each item's result (its exception for one that
+    here per `policy`: None, never), counted into shared memory as it ends. Returns, in one
+    piece: this worker's pid (the lane the items ran in); each item's result (its exception for one that
     raised or did not start, in chunk order); the positions of the items that ran and raised;
     the history rows of the items that ran, queued natively as each ended, for the store of
     task `phase`, their starts timed from `origin`, the pool's start (`ChunkRowsText`; None
     when none ran, when `phase` is None, the parent keeping no history, or when the context
     keeps its rows itself); and the chunk's
-    last items for the run's recent list (failures are there already: the worker's event put
-    them there)."""
+    last items for the run's recent list, as one text (failures are there already: the
+    worker's event put them there)."""
     task = _pool_task
     assert task is not None, "init_pool_worker did not run"
+    policy = policy or NO_RETRIES
     ctx = task.context
     sink: Optional[ChunkRows] = None
     if isinstance(ctx, WorkerContext) and phase is not None:
@@ -627,7 +629,7 @@ def run_chunk(
             # does, minus the interpreter's work around each item.
             shared = ctx._shared  # noqa: SLF001 - the context's own segment
             # Default names are the native loop's to make (a number names itself).
-            values, raised, started, tail = _milepost.run_items(
+            values, raised, started, recent = _milepost.run_items(
                 task,
                 fn,
                 list(items),
@@ -649,9 +651,10 @@ def run_chunk(
             stopped = _stopper(ctx, _pool)
             names = default_names(indices, items) if names is None else names
             values, failed, tail = _run_items(task, fn, items, names, policy, stopped, first_of_tail)
+            recent = _milepost.encode_recent(_recent(tail))
     finally:
         rows = sink.end() if sink is not None else None
-    return os.getpid(), values, failed, rows, _recent(tail)
+    return os.getpid(), values, failed, rows, recent
 
 
 def _run_items(

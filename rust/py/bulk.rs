@@ -12,6 +12,7 @@ use super::counting::PyTaskBase;
 use super::current::{context_get, in_coroutine, push_pending, take_pending, Current};
 use super::item::{enter_as, exit, make_item, NameText, PyItemBase, PyItemPath};
 use super::node::PyLane;
+use super::recent::RecentText;
 use super::rows::PyRowBuffer;
 use super::shared::PySharedRun;
 use crate::core::handle::Handle;
@@ -42,8 +43,9 @@ pub fn extend_rows(
 /// What `run_items` did with a chunk: each item's result in chunk order (for an item whose
 /// `with` raised, the exception as raised), the positions of those that raised with whether
 /// each ran (it has a row), how many items it started before the pool was told to stop (the
-/// rest did not start), and the rows of the items from position `tail_from` on.
-type Ran<'py> = (Bound<'py, PyList>, Vec<(usize, bool)>, usize, Bound<'py, PyList>);
+/// rest did not start), and of the items from position `tail_from` on, those that ran and did
+/// not fail, for the run's recent list (`recent::RecentText`).
+type Ran<'py> = (Bound<'py, PyList>, Vec<(usize, bool)>, usize, String);
 
 /// A pool chunk's items in a worker process, one native loop: for each item, unless the run
 /// was cancelled or pool `pool` told to stop, `with task.item(name): func(items[k])`, with the
@@ -85,7 +87,8 @@ pub fn run_items<'py>(
         let (Some(make_name), Some(indices)) = (make_name, indices) else { unreachable!("checked above") };
         make_name.call1((item, indices.get_item(k)?))
     };
-    let (values, tail) = (PyList::empty(py), PyList::empty(py));
+    let values = PyList::empty(py);
+    let mut recent = RecentText::default();
     let mut raised = Vec::new();
     // Asked once a chunk, not once an item: every item of it is entered from this same call,
     // which no coroutine made and in which no event loop can start before the next item.
@@ -97,7 +100,7 @@ pub fn run_items<'py>(
     };
     for (k, value) in items.iter().enumerate() {
         if shared.stopping(pool) {
-            return Ok((values, raised, k, tail));
+            return Ok((values, raised, k, recent.text()));
         }
         // A name that cannot be made (a path whose text raises) is that item's error: it does
         // not run, and the chunk's other items do, as when it is made in the parent.
@@ -120,23 +123,24 @@ pub fn run_items<'py>(
             let outcome = enter_as(&it, in_coroutine).and_then(|_| end(&it, call_one(func, &value)));
             Ended { outcome, item: Some(it), plain: None }
         };
-        // Made only where it is read: for the chunk's tail, and for an item that raised (it
-        // ran if it has one).
-        let in_tail = k >= tail_from;
-        let row = if in_tail || ended.outcome.is_err() { ended.row(py)? } else { None };
+        if k >= tail_from {
+            if let Some((status, started, duration)) = ended.kept(py)?.filter(|k| k.0 != ItemStatus::Failed) {
+                let end = started + duration.unwrap_or(0.0);
+                recent.push(NameText::of(&name)?.as_str(), status, duration, end);
+            }
+        }
+        // Only for an item that raised: it ran if it has a row (an item the run refused did not).
+        let ran = ended.outcome.is_err() && ended.row(py)?.is_some();
         match ended.outcome {
             Ok(got) => values.append(got)?,
             Err(e) if e.is_instance_of::<PyException>(py) => {
-                raised.push((k, row.is_some()));
+                raised.push((k, ran));
                 values.append(e.into_value(py))?;
             }
             Err(e) => return Err(e),
         }
-        if in_tail {
-            tail.append((name, row))?;
-        }
     }
-    Ok((values, raised, items.len(), tail))
+    Ok((values, raised, items.len(), recent.text()))
 }
 
 fn none(py: Python<'_>) -> Bound<'_, PyAny> {
@@ -154,6 +158,18 @@ struct Ended<'py> {
 }
 
 impl Ended<'_> {
+    /// The status, start (Unix time) and duration its row keeps, if it keeps one.
+    fn kept(&self, py: Python<'_>) -> PyResult<Option<(ItemStatus, f64, Option<f64>)>> {
+        if let (None, Some((status, started, duration))) = (&self.item, self.plain) {
+            return Ok(Some((status, started, Some(duration))));
+        }
+        let Some(row) = self.row(py)? else { return Ok(None) };
+        let row = row.bind(py);
+        let status: String = row.get_item(0)?.extract()?;
+        let (started, duration): (f64, Option<f64>) = (row.get_item(1)?.extract()?, row.get_item(2)?.extract()?);
+        Ok(Some((ItemStatus::parse(&status)?, started, duration)))
+    }
+
     /// The item's history row, if it keeps one.
     fn row(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
         match (&self.item, self.plain) {

@@ -120,6 +120,18 @@ impl PyNode {
         self.handle.record_item(&ItemEnd { name: &name, status, duration, error: error.as_deref() }, at, lane);
         Ok(())
     }
+    /// Keeps the items of a chunk's recent text (`recent::RecentText`) as `record_item` keeps
+    /// one, each at its end less `origin` (the run's start, Unix time).
+    #[pyo3(signature = (text, origin, lane=None))]
+    fn record_recent(&self, text: &str, origin: f64, lane: Option<&str>) -> PyResult<()> {
+        for (name, status, duration, end) in super::recent::parse(text)? {
+            let status = ItemStatus::parse(&status)?;
+            if let Some(end) = end {
+                self.handle.record_item(&ItemEnd { name: &name, status, duration, error: None }, end - origin, lane);
+            }
+        }
+        Ok(())
+    }
     fn restore(&self, item_done: u64, item_skipped: u64, done: u64, skipped: u64) -> PyResult<()> {
         Ok(self.handle.restore(item_done, item_skipped, done, skipped)?)
     }
