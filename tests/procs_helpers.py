@@ -263,3 +263,8 @@ def nap_or_fail(x: int) -> int:
     if x % 4 == 1:
         raise ValueError(f"bad {x}")
     return x
+
+
+def label_name(item: int, index: int) -> Label:
+    """An item name that is a `str` of its own text, whose `str()` says something else."""
+    return Label(f"label {item}")

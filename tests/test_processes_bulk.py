@@ -20,6 +20,7 @@ from procs_helpers import (
     exits_on_4,
     items_of_another_phase,
     keep_the_item,
+    label_name,
     mixed,
     nap_or_fail,
 )
@@ -328,12 +329,14 @@ def _path_name(item: int, index: int) -> Path:
     return Path(f'dir/"{item}" é\udcff')  # a quote, an accent, a lone surrogate (an undecodable file name)
 
 
+@pytest.mark.parametrize("named", [_path_name, label_name])
 @pytest.mark.parametrize("retries", [0, 1])
-def test_a_chunks_newest_items_reach_the_recent_list_named_as_the_history_names_them(retries) -> None:
+def test_a_chunks_newest_items_reach_the_recent_list_named_as_the_history_names_them(retries, named) -> None:
     # A chunk's newest items cross to the parent as one text: made by the native loop, or by
     # the Python one when items may run again. Either way every item is there once (a failed
     # one by its worker's event), with its status, its worker's lane and its name as the text
-    # the history keeps for it (a lone surrogate replaced, as in every name the run keeps).
+    # the history keeps for it (a lone surrogate replaced, as in every name the run keeps; a
+    # `str` of its own by its own text, not its `str()`).
     with milepost.Run("recent", display="none") as run:
         milepost.process_map(
             mixed,
@@ -341,7 +344,7 @@ def test_a_chunks_newest_items_reach_the_recent_list_named_as_the_history_names_
             workers=2,
             chunksize=8,
             description="m",
-            item_name=_path_name,
+            item_name=named,
             return_exceptions=True,
             retries=retries,
             backoff=0.01,
@@ -349,6 +352,9 @@ def test_a_chunks_newest_items_reach_the_recent_list_named_as_the_history_names_
         )
         recent = run.snapshot().data["recent"]
     rows = _rows(run)
-    assert len(rows) == 20 and all(name.startswith('dir/"') and "é\ufffd" in name for name in rows)
+    if named is label_name:
+        assert set(rows) == {f"label {x}" for x in range(20)}
+    else:
+        assert len(rows) == 20 and all(name.startswith('dir/"') and "é\ufffd" in name for name in rows)
     assert {r["name"]: r["status"] for r in recent} == {name: row[1] for name, row in rows.items()}
     assert len(recent) == 20 and all(r["lane"].startswith("pid ") for r in recent)

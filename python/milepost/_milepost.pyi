@@ -604,7 +604,7 @@ def run_items(
     whether each ran, how many items started, and of the items from ``tail_from`` on those
     that ran and did not fail, as ``encode_recent`` gives them."""
 
-def encode_recent(items: Sequence[tuple[_Text, str, Optional[float], float]]) -> str:
+def encode_recent(items: Sequence[tuple[Any, str, Optional[float], float]]) -> str:
     """``[[name, status, duration, end], ...]`` of ``items`` as one JSON text, what a chunk's
     newest items cross to the parent as (see ``Node.record_recent``)."""
 

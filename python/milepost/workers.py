@@ -29,7 +29,7 @@ from .events import Event
 from .output import print as _print
 from .remote import Route
 from .retrying import NO_RETRIES, RetryPolicy, call
-from .task import Task, _text
+from .task import Task
 
 #: Segments attached in this process, by path.
 _attached: Dict[str, _milepost.SharedRun] = {}
@@ -580,8 +580,8 @@ def default_names(indices: Sequence[int], items: List[Any]) -> List[str]:
 #: (None: the default names, which the worker makes).
 Chunk = Tuple[Sequence[int], List[Any], Optional[List[str]]]
 
-#: An item kept for the run's recent list: name, status, duration, end (Unix time).
-Recent = Tuple[str, str, Optional[float], float]
+#: An item kept for the run's recent list: name (as given), status, duration, end (Unix time).
+Recent = Tuple[Any, str, Optional[float], float]
 
 #: What a worker returns for a chunk, in one piece (see `run_chunk`); its newest items as one
 #: text (`_milepost.encode_recent`), which the parent keeps in one call (`Node.record_recent`).
@@ -697,10 +697,10 @@ def _run_items(
 
 def _recent(tail: List[Tuple[Any, Optional[ItemRow]]]) -> List[Recent]:
     """Of the chunk's last items, those that ran and did not fail, oldest first, as many as
-    the run's recent list keeps (a row's name is text: an item keeps the name it was given,
-    a path stays a path)."""
+    the run's recent list keeps, each name as the item was given it (`encode_recent` makes it
+    text as the native loop does)."""
     return [
-        (_text(name), row[0], row[2], row[1] + (row[2] or 0.0))
+        (name, row[0], row[2], row[1] + (row[2] or 0.0))
         for name, row in tail[-RECENT_ITEMS:]
         if row is not None and row[0] != "failed"
     ]

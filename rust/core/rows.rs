@@ -138,12 +138,15 @@ fn push_units(out: &mut Vec<u8>, seconds: Option<f64>, per: f64) {
     // 2**62: beyond any time a run lasts, well within an i64 (the cast cannot saturate).
     const LIMIT: f64 = 4.611_686_018_427_388e18;
     match seconds.map(|s| s * per).filter(|u| u.abs() < LIMIT) {
-        // Rounded half away from zero, as `f64::round`, by a cast that truncates: `round` is a
-        // call into libm (no SSE4.1 instruction for it in the baseline x86-64), twice a row.
-        #[allow(clippy::cast_possible_truncation)]
+        // Rounded half away from zero, as `f64::round`, by a cast that truncates and a look at
+        // what it cut off (exact: both are exact below 2**62): `round` is a call into libm (no
+        // SSE4.1 instruction for it in the baseline x86-64), twice a row.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
         Some(units) => {
-            let whole = (units + 0.5f64.copysign(units)) as i64;
-            out.extend_from_slice(itoa::Buffer::new().format(whole).as_bytes());
+            let whole = units as i64;
+            let away = i64::from((units - whole as f64).abs() >= 0.5);
+            let rounded = if units < 0.0 { whole - away } else { whole + away };
+            out.extend_from_slice(itoa::Buffer::new().format(rounded).as_bytes());
         }
         None => out.extend_from_slice(b"null"),
     }
@@ -485,7 +488,14 @@ mod tests {
         let cases = [(0.5e-6, "1"), (-0.5e-6, "-1"), (1.49e-6, "1"), (-1.51e-6, "-2"), (2.5e-6, "3"), (0.0, "0")];
         for (seconds, want) in cases {
             assert_eq!(units(Some(seconds), 1e6), want, "{seconds} s in microseconds");
-            assert_eq!(units(Some(seconds), 1e6), format!("{}", (seconds * 1e6).round()), "as f64::round");
+        }
+        // What adding a half and cutting would get wrong: a float just under a half, and the
+        // odd whole numbers from 2**52 on (nanoseconds of about 52 days).
+        let edges = [0.499_999_999_999_999_94, -0.499_999_999_999_999_94, 4_503_599_627_370_497.0, 12_345.678];
+        for u in edges.into_iter().chain(cases.map(|(s, _)| s * 1e6)) {
+            #[allow(clippy::cast_possible_truncation)]
+            let want = (u.round() as i64).to_string();
+            assert_eq!(units(Some(u), 1.0), want, "{u} rounds as f64::round");
         }
         assert_eq!(units(Some(1.029_999_9e-5), 1e9), "10300");
         for bad in [Some(f64::NAN), Some(f64::INFINITY), Some(-f64::INFINITY), Some(5e12), None] {

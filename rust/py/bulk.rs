@@ -124,9 +124,13 @@ pub fn run_items<'py>(
             Ended { outcome, item: Some(it), plain: None }
         };
         if k >= tail_from {
-            if let Some((status, started, duration)) = ended.kept(py)?.filter(|k| k.0 != ItemStatus::Failed) {
-                let end = started + duration.unwrap_or(0.0);
-                recent.push(NameText::of(&name)?.as_str(), status, duration, end);
+            // What a display shows: an item whose row or name cannot be read again (no memory
+            // left, a path whose text fails the second time) is left out of it, and the
+            // chunk's results and rows go back all the same.
+            if let Ok(Some((status, started, duration))) = ended.kept(py) {
+                if let (true, Ok(text)) = (status != ItemStatus::Failed, NameText::of(&name)) {
+                    recent.push(text.as_str(), status, duration, started + duration.unwrap_or(0.0));
+                }
             }
         }
         // Only for an item that raised: it ran if it has a row (an item the run refused did not).

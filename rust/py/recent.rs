@@ -8,7 +8,8 @@
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-use super::convert::{text, Obj};
+use super::convert::Obj;
+use super::item::NameText;
 use crate::core::kinds::ItemStatus;
 
 /// The encoder: items pushed oldest first.
@@ -43,13 +44,14 @@ pub(crate) fn parse(text: &str) -> PyResult<Vec<Recent>> {
     })
 }
 
-/// `[[name, status, duration, end], ...]` of `items` (name: a str or path; status: "done" or
-/// "skipped"): what a chunk whose items ran in Python hands the parent.
+/// `[[name, status, duration, end], ...]` of `items` (name: an item's name as the pool gave
+/// it, made text as the native loop makes it; status: "done" or "skipped"): what a chunk whose
+/// items ran in Python hands the parent.
 #[pyfunction]
 pub fn encode_recent(items: Vec<(Obj<'_>, String, Option<f64>, f64)>) -> PyResult<String> {
     let mut out = RecentText::default();
     for (name, status, duration, end) in items {
-        out.push(&text(&name, "item name")?, ItemStatus::parse(&status)?, duration, end);
+        out.push(NameText::of(&name)?.as_str(), ItemStatus::parse(&status)?, duration, end);
     }
     Ok(out.text())
 }

@@ -53,15 +53,20 @@ impl Segment {
         let slot = self.my_slot()?;
         // Counted before it leaves flight: a kill between the two stores may count the item
         // twice (done, and failed as the dead worker's), but never loses it.
-        if let Some(t) = Tally::of_item(status) {
+        let counted = Tally::of_item(status);
+        if let Some(t) = counted {
             self.tally(node, t, 1)?;
             // A lane's "done" means done, as everywhere: a skipped item is neither.
             if t != Tally::ItemSkipped {
                 self.bump_lane(slot, t == Tally::Failed);
             }
         }
-        // One sign of life for the item's end (the count's, or this one).
-        self.bump(slot, node, C_IN_FLIGHT, u64::MAX); // wrapping: minus one
+        // One sign of life for the item's end: the count's, or this one.
+        if counted.is_some() {
+            self.add_quietly(slot, node, C_IN_FLIGHT, u64::MAX); // wrapping: minus one
+        } else {
+            self.bump(slot, node, C_IN_FLIGHT, u64::MAX);
+        }
         if let Some(d) = duration.filter(|d| d.is_finite() && *d >= 0.0) {
             self.add_quietly(slot, node, C_TIMED, 1);
             self.bump_f64(slot, node, C_SECONDS, d);
