@@ -601,14 +601,13 @@ def run_chunk(
 ) -> ChunkDone:
     """Runs `fn` over a chunk in a worker, each call an item of the pool's task (tried again
     here per `policy`: None, never), counted into shared memory as it ends. Returns, in one
-    piece: this worker's pid (the lane the items ran in); each item's result (its exception for one that
-    raised or did not start, in chunk order); the positions of the items that ran and raised;
-    the history rows of the items that ran, queued natively as each ended, for the store of
-    task `phase`, their starts timed from `origin`, the pool's start (`ChunkRowsText`; None
-    when none ran, when `phase` is None, the parent keeping no history, or when the context
-    keeps its rows itself); and the chunk's
-    last items for the run's recent list, as one text (failures are there already: the
-    worker's event put them there)."""
+    piece: this worker's pid (the lane the items ran in); each item's result (its exception
+    for one that raised or did not start, in chunk order); the positions of the items that ran
+    and raised; the history rows of the items that ran, queued natively as each ended, for the
+    store of task `phase`, their starts timed from `origin`, the pool's start (`ChunkRowsText`;
+    None when none ran, when `phase` is None, the parent keeping no history, or when the
+    context keeps its rows itself); and the chunk's last items for the run's recent list, as
+    one text (failures are there already: the worker's event put them there)."""
     task = _pool_task
     assert task is not None, "init_pool_worker did not run"
     policy = policy or NO_RETRIES

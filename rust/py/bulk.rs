@@ -127,8 +127,9 @@ pub fn run_items<'py>(
             // What a display shows: an item whose row or name cannot be read again (no memory
             // left, a path whose text fails the second time) is left out of it, and the
             // chunk's results and rows go back all the same.
-            if let Ok(Some((status, started, duration))) = ended.kept(py) {
-                if let (true, Ok(text)) = (status != ItemStatus::Failed, NameText::of(&name)) {
+            let kept = ended.kept(py).ok().flatten().filter(|(status, ..)| *status != ItemStatus::Failed);
+            if let Some((status, started, duration)) = kept {
+                if let Ok(text) = NameText::of(&name) {
                     recent.push(text.as_str(), status, duration, started + duration.unwrap_or(0.0));
                 }
             }

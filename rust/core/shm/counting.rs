@@ -61,11 +61,9 @@ impl Segment {
                 self.bump_lane(slot, t == Tally::Failed);
             }
         }
-        // One sign of life for the item's end: the count's, or this one.
-        if counted.is_some() {
-            self.add_quietly(slot, node, C_IN_FLIGHT, u64::MAX); // wrapping: minus one
-        } else {
-            self.bump(slot, node, C_IN_FLIGHT, u64::MAX);
+        self.add_quietly(slot, node, C_IN_FLIGHT, u64::MAX); // wrapping: minus one
+        if counted.is_none() {
+            self.beat(slot); // one sign of life for the item's end: the count's, or this one
         }
         if let Some(d) = duration.filter(|d| d.is_finite() && *d >= 0.0) {
             self.add_quietly(slot, node, C_TIMED, 1);
