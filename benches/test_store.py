@@ -3,11 +3,15 @@
 1. Throughput: item rows written per second by the store's background thread.
 2. Overhead: a 100,000-item job of ~100 µs items with the history store against the same
    job without it, in fresh processes, alternating, paired rounds (median of the ratios).
+3. The writer beside a pool: the CPU the writer's connection spends storing a pool's 40,000
+   short rows while a forked process is alive (as a pool's workers are), with the writer's
+   small page cache against SQLite's default, alternating, paired rounds.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
 import statistics
 import subprocess
 import sys
@@ -18,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from milepost.persistence import Store
+from milepost.persistence.store import ITEMS_CHUNK, writer_connection
 
 pytestmark = pytest.mark.benchmark(group="store")
 
@@ -94,4 +99,52 @@ def test_history_overhead_on_100_us_items(benchmark) -> None:
         "with history, median s": round(statistics.median(kept), 3),
         "slowdown, median of rounds (%)": round(statistics.median(ratios), 2),
         "spread of rounds (%)": f"{min(ratios):+.2f}..{max(ratios):+.2f}",
+    }
+
+
+def test_writer_beside_forked_workers(benchmark, tmp_path: Path) -> None:
+    rounds, chunks = (2, 4) if benchmark.disabled else (41, 14)
+    # A pool's chunk of short rows as the parent joins them (~60 KB, 3,000 rows): 14 of them
+    # are a 40,000-item map's rows, stored in two batches (one mid-run, one at its end).
+    text = "[" + ",".join(f"[{i},{1000 * i + 123_456},{10_300 + i % 100}]" for i in range(3000)) + "]"
+    params = [("run", text, 3000, 3000, 0, 0, "map", 0.0)] * (chunks // 2)
+    dbs = {
+        "writer's cache": writer_connection(tmp_path / "small.db"),
+        "default cache": writer_connection(tmp_path / "big.db"),
+    }
+    dbs["default cache"].execute("PRAGMA cache_size = -2000")
+    cpu: dict = {label: [] for label in dbs}
+    fork = mp.get_context("fork")
+
+    def once(label: str) -> None:
+        worker = fork.Process(target=time.sleep, args=(60,), daemon=True)  # shares the parent's pages
+        worker.start()
+        try:
+            t = time.thread_time()
+            for _ in range(2):
+                with dbs[label]:
+                    dbs[label].executemany(ITEMS_CHUNK, params)
+            cpu[label].append(time.thread_time() - t)
+        finally:
+            worker.kill()
+            worker.join(timeout=10)
+
+    def ab() -> None:
+        for r in range(rounds):
+            for label in list(dbs) if r % 2 == 0 else list(dbs)[::-1]:
+                once(label)
+
+    benchmark.pedantic(ab, rounds=1, iterations=1)
+    for label, db in dbs.items():
+        stored = chunks // 2 * 2 * rounds  # every round stores its chunks once in each database
+        assert tuple(db.execute("SELECT count(*), sum(n) FROM item_chunks").fetchone()) == (stored, 3000 * stored)
+        db.close()
+    ratios = [a / b for a, b in zip(cpu["writer's cache"], cpu["default cache"]) if b > 0]
+    benchmark.extra_info["report"] = {
+        "rows a round": 3000 * (chunks // 2) * 2,
+        "rounds": rounds,
+        **{f"{label}, median CPU ms": round(1000 * statistics.median(v), 3) for label, v in cpu.items()},
+        "writer's cache / default cache, CPU, median of rounds": round(statistics.median(ratios), 3)
+        if ratios
+        else None,
     }

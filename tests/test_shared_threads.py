@@ -8,6 +8,7 @@ from __future__ import annotations
 import fcntl
 import io
 import os
+import queue
 import sqlite3
 import subprocess
 import sys
@@ -210,3 +211,19 @@ def test_a_run_whose_items_fill_the_disk_stays_in_the_history(tmp_path) -> None:
     assert out.returncode == 0, out.stderr
     assert "run history is off" in out.stderr
     assert out.stdout.strip() == "['A', 'warm']", out.stdout
+
+
+def test_the_history_writer_keeps_few_pages_in_memory(tmp_path) -> None:
+    # Its pages are copied once a pool forks its workers (they share them until the writer
+    # writes): the writer's connection keeps a small cache (benches/test_store.py).
+    from milepost.persistence import Store
+    from milepost.persistence.store import WRITER_CACHE_KIB
+
+    store = Store(tmp_path / "runs.db")
+    got: "queue.SimpleQueue[int]" = queue.SimpleQueue()
+    store.query(lambda db: int(db.execute("PRAGMA cache_size").fetchone()[0]), got.put)
+    try:
+        assert got.get(timeout=30) == -WRITER_CACHE_KIB, "KiB of cache, as SQLite gives a size in KiB"
+        assert WRITER_CACHE_KIB < 2000, "less than SQLite's default"
+    finally:
+        store.close()
