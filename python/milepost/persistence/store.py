@@ -49,7 +49,7 @@ IDLE_EXIT = 5.0
 #: chunks and updates a few rows, and reads little. Once a pool has forked its workers, each
 #: page of memory the parent writes to is copied first (they share it until then): a cache
 #: the writer cycles through in a few pages is copied that much less. With a forked process
-#: alive, writing a pool's rows cost the writer about half as much CPU (`test_store.py`).
+#: alive, writing a pool's rows cost the writer about 30% less CPU (`test_store.py`).
 WRITER_CACHE_KIB = 256
 
 # A chunk of item rows in one statement, one row of `item_chunks`: the JSON array the row
