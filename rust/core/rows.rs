@@ -172,8 +172,8 @@ fn encode_whole(buf: &mut Vec<u8>, row: &Row<'_>) {
 /// `name, microseconds from t0 to the start, nanoseconds of duration`, then the status, the
 /// error and the metrics as far as the row has them (a reader takes what is missing as null,
 /// and a null status as "done").
-fn encode_short(buf: &mut Vec<u8>, row: &Row<'_>, t0: f64) {
-    if is_integer_text(row.name) {
+fn encode_short(buf: &mut Vec<u8>, row: &Row<'_>, t0: f64, integer: bool) {
+    if integer {
         buf.extend_from_slice(row.name.as_bytes());
     } else {
         push_str(buf, row.name);
@@ -226,7 +226,9 @@ impl RowBuffer {
     /// its history key and the error clipped (see `text::item_key`), so that a row stays small
     /// whatever the job hands in.
     pub fn push(&self, row: &Row<'_>) -> usize {
-        let name = super::text::item_key(row.name);
+        // An integer's own text is its own key (no NUL, and short): not looked at again.
+        let integer = is_integer_text(row.name);
+        let name = if integer { std::borrow::Cow::Borrowed(row.name) } else { super::text::item_key(row.name) };
         let error = row.error.map(|e| super::text::clip(e, super::limits::MAX_ERROR_CHARS));
         let row = Row { name: &name, error: error.as_deref(), ..*row };
         let mut g = self.inner.lock();
@@ -243,7 +245,7 @@ impl RowBuffer {
         buf.push(b'[');
         match &chunk.shared {
             None => encode_whole(buf, &row),
-            Some(shared) => encode_short(buf, &row, shared.t0),
+            Some(shared) => encode_short(buf, &row, shared.t0, integer),
         }
         buf.push(b']');
         chunk.rows += 1;
