@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Dict, List
 
 import pytest
 
@@ -113,7 +114,7 @@ def test_writer_beside_forked_workers(benchmark, tmp_path: Path) -> None:
         "default cache": writer_connection(tmp_path / "big.db"),
     }
     dbs["default cache"].execute("PRAGMA cache_size = -2000")
-    cpu: dict = {label: [] for label in dbs}
+    cpu: Dict[str, List[float]] = {label: [] for label in dbs}
     fork = mp.get_context("fork")
 
     def once(label: str) -> None:

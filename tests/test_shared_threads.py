@@ -19,7 +19,8 @@ import time
 import pytest
 
 import milepost
-from milepost.persistence import default_path
+from milepost.persistence import Store, default_path
+from milepost.persistence.store import WRITER_CACHE_KIB
 from milepost.service import FIRST_DELIVERY
 
 
@@ -216,9 +217,6 @@ def test_a_run_whose_items_fill_the_disk_stays_in_the_history(tmp_path) -> None:
 def test_the_history_writer_keeps_few_pages_in_memory(tmp_path) -> None:
     # Its pages are copied once a pool forks its workers (they share them until the writer
     # writes): the writer's connection keeps a small cache (benches/test_store.py).
-    from milepost.persistence import Store
-    from milepost.persistence.store import WRITER_CACHE_KIB
-
     store = Store(tmp_path / "runs.db")
     got: "queue.SimpleQueue[int]" = queue.SimpleQueue()
     store.query(lambda db: int(db.execute("PRAGMA cache_size").fetchone()[0]), got.put)
