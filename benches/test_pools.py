@@ -55,26 +55,46 @@ def calibrate() -> int:
     return max(1, round(k * WORK_SECONDS / min(once() for _ in range(5))))
 
 
-def _cpu() -> float:
-    """CPU seconds of this process and of its children that ended (a pool's workers)."""
+def _usage() -> tuple:
+    """CPU seconds of this process and of its children that ended (a pool's workers), and this
+    process's own CPU seconds and page faults."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    mine = own.ru_utime + own.ru_stime
+    return mine + children.ru_utime + children.ru_stime, mine, own.ru_minflt
 
 
 def turns(contenders: Dict[str, Callable[[], Any]], rounds: int) -> Dict[str, Dict[str, List[float]]]:
-    """Each contender's wall seconds and CPU seconds (its workers' included), one run a round,
-    in an order that turns each round."""
+    """Each contender's wall seconds and CPU seconds (its workers' included), and the parent's
+    own CPU seconds and page faults, one run a round, in an order that turns each round."""
     labels = list(contenders)
     out: Dict[str, Dict[str, List[float]]] = {
-        "wall": {label: [] for label in labels},
-        "cpu": {label: [] for label in labels},
+        kind: {label: [] for label in labels} for kind in ("wall", "cpu", "parent cpu", "parent faults")
     }
     for r in range(rounds):
         for label in labels[r % len(labels) :] + labels[: r % len(labels)]:
-            c0, t0 = _cpu(), time.perf_counter()
+            (c0, p0, f0), t0 = _usage(), time.perf_counter()
             contenders[label]()
             out["wall"][label].append(time.perf_counter() - t0)
-            out["cpu"][label].append(_cpu() - c0)
+            (c1, p1, f1) = _usage()
+            out["cpu"][label].append(c1 - c0)
+            out["parent cpu"][label].append(p1 - p0)
+            out["parent faults"][label].append(f1 - f0)
+    return out
+
+
+def parent_figures(measured: Dict[str, Dict[str, List[float]]], baseline: str) -> Dict[str, Any]:
+    """What the pool's parent process spends a run, its workers aside (on a machine whose two
+    cores the workers keep busy, it comes out of theirs): its CPU, median and over the
+    baseline's in the same round, and its page faults (after a fork, the first write to each
+    page the workers share is one)."""
+    out: Dict[str, Any] = {}
+    cpu, faults = measured["parent cpu"], measured["parent faults"]
+    for label in cpu:
+        out[f"{label}, parent CPU a run, median ms"] = round(statistics.median(cpu[label]) * 1e3, 2)
+        out[f"{label}, parent page faults a run, median"] = statistics.median(faults[label])
+        if label != baseline:
+            over = [(a - b) * 1e3 for a, b in zip(cpu[label], cpu[baseline], strict=True)]
+            out[f"{label}, parent CPU over {baseline}'s, median of rounds, ms"] = round(statistics.median(over), 2)
     return out
 
 
@@ -92,7 +112,8 @@ def ratios(measured: Dict[str, Dict[str, List[float]]], baseline: str) -> Dict[s
     per-round ratio to `baseline` (what a user waits), and the same for CPU seconds (what the
     machine spends, less moved by the other tenants of a shared machine)."""
     out: Dict[str, Any] = {}
-    for kind, seconds in measured.items():
+    for kind in ("wall", "cpu"):
+        seconds = measured[kind]
         out[f"{baseline}, median {kind} s"] = round(statistics.median(seconds[baseline]), 4)
         for label, times in seconds.items():
             if label == baseline:
@@ -144,6 +165,7 @@ def test_process_map_against_process_pool_executor(benchmark: Any) -> None:
         "workers, chunksize": f"2, {chunk}",
         "rounds": rounds,
         **ratios(result, "ProcessPoolExecutor.map"),
+        **parent_figures(result, "ProcessPoolExecutor.map"),
     }
 
 

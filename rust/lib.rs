@@ -16,7 +16,7 @@ mod _milepost {
     #[pymodule_export]
     use crate::py::{
         PyBarBase, PyEstimator, PyItemBase, PyItemPath, PyLane, PyNode, PyRowBuffer, PyRunCore, PySharedRun,
-        PySnapshot, PyTaskBase, PyTracker,
+        PySnapshot, PyTakenRows, PyTaskBase, PyTracker,
     };
 
     #[pymodule_export]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import time
@@ -268,3 +269,14 @@ def nap_or_fail(x: int) -> int:
 def label_name(item: int, index: int) -> Label:
     """An item name that is a `str` of its own text, whose `str()` says something else."""
     return Label(f"label {item}")
+
+
+#: Calls `counted_once` really made in this process.
+_CALLS = [0]
+
+
+@functools.lru_cache(maxsize=None)
+def counted_once(x: float) -> tuple:
+    """`(x, how many calls this process really made)`: a repeated `x` is the cache's answer."""
+    _CALLS[0] += 1
+    return (x, _CALLS[0])

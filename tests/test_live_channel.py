@@ -37,7 +37,9 @@ def _wait_for(predicate, seconds: float = 10.0, step: float = 0.02):
 
 
 def test_a_job_is_listed_live_then_with_its_final_counts() -> None:
-    proc, run_id = _start("steady", "60", "0.02")
+    # Four seconds of job: both listings below (a CLI process each, a second or more on a
+    # loaded machine) see it running.
+    proc, run_id = _start("steady", "200", "0.02")
     try:
         run = find_run(run_id)
         _wait_for(lambda: run.read().root.get("done", 0) > 3)
@@ -53,7 +55,7 @@ def test_a_job_is_listed_live_then_with_its_final_counts() -> None:
     assert "ended completed" in out
     state = find_run(run_id).read()
     assert state.state == "completed"
-    assert state.root["done"] == 60 and state.root["children"][0]["done"] == 60
+    assert state.root["done"] == 200 and state.root["children"][0]["done"] == 200
 
 
 def test_a_job_that_exits_at_once_is_shown_completed_with_its_counts() -> None:

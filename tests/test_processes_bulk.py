@@ -16,8 +16,10 @@ import pytest
 import milepost
 from procs_helpers import (
     a_coroutine_inside,
+    counted_once,
     die_on_13,
     exits_on_4,
+    ident,
     items_of_another_phase,
     keep_the_item,
     label_name,
@@ -358,3 +360,55 @@ def test_a_chunks_newest_items_reach_the_recent_list_named_as_the_history_names_
         assert len(rows) == 20 and all(name.startswith('dir/"') and "é\ufffd" in name for name in rows)
     assert {r["name"]: r["status"] for r in recent} == {name: row[1] for name, row in rows.items()}
     assert len(recent) == 20 and all(r["lane"].startswith("pid ") for r in recent)
+    # Each done item's duration as its row has it (the row keeps nanoseconds).
+    done = [r for r in recent if r["status"] == "done"]
+    assert done and all(abs(r["duration"] - rows[r["name"]][3]) < 1e-8 for r in done)
+
+
+def test_a_pool_items_huge_name_reaches_the_recent_list_clipped_as_any_name_is() -> None:
+    names = [f"{i}" + "x" * 10_000 + "é" for i in range(6)]
+    with milepost.Run("huge names", display="none", history=False) as run:
+        assert milepost.process_map(ident, names, workers=2, chunksize=3, mp_context=mp.get_context("fork")) == names
+        recent = run.snapshot().data["recent"]
+    assert sorted(r["name"] for r in recent) == sorted(n[:256] + "…" for n in names)
+
+
+def test_recent_items_that_are_not_what_a_worker_sends_are_refused_whole() -> None:
+    # What a chunk's worker sends its parent for the recent list: bytes that are cut short, name
+    # an unknown status or hold a name that is not UTF-8 are a ValueError saying where, and
+    # nothing of them is kept.
+    good = milepost._milepost.encode_recent([("a", "done", 0.5, 100.0), ("b", "skipped", None, 101.0)])
+    status_at = len(good) // 2  # the second item's status byte (two items of one-byte names)
+    broken = {
+        "cut short": good[:-3],
+        "an unknown status": good[:status_at] + b"\x09" + good[status_at + 1 :],
+        "not UTF-8": good[:-1] + b"\xff",
+    }
+    with milepost.Run("recent bytes", display="none", history=False) as run:
+        node = run._node
+        for what, data in broken.items():
+            with pytest.raises(ValueError, match=f"not a chunk's recent items: .*{what.split()[-1]}.* at byte \\d+"):
+                node.record_recent(data, 99.0, "pid 1")
+        assert run.snapshot().data["recent"] == []
+        node.record_recent(good, 99.0, "pid 1")
+        recent = run.snapshot().data["recent"]
+    assert [(r["name"], r["status"], r["duration"], r["lane"]) for r in recent] == [
+        ("b", "skipped", None, "pid 1"),
+        ("a", "done", 0.5, "pid 1"),
+    ]
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_a_pool_calls_a_function_that_keeps_or_hashes_its_arguments_as_it_would_be_called(method) -> None:
+    # A callable that sees the tuple of its arguments: an exception class keeps it as its
+    # `args`, `functools.lru_cache` makes it its key (and Python 3.14 keeps a tuple's hash in
+    # it). Each item is called with a tuple of its own: every exception holds its item, and the
+    # cache answers a repeated item and nothing else.
+    ctx = mp.get_context(method)
+    errors = milepost.process_map(
+        ValueError, ["a", "b", "c"], workers=1, chunksize=3, mp_context=ctx, return_exceptions=True, display="none"
+    )
+    assert [e.args for e in errors] == [("a",), ("b",), ("c",)]
+    items = [0.5, 0.5, 1.5, 1.5, 2.5, 0.5, 2.5, 3.5]
+    got = milepost.process_map(counted_once, items, workers=1, chunksize=8, mp_context=ctx, display="none")
+    assert got == [(0.5, 1), (0.5, 1), (1.5, 2), (1.5, 2), (2.5, 3), (0.5, 1), (2.5, 3), (3.5, 4)]

@@ -33,6 +33,7 @@ __all__ = [
     "Estimator",
     "SharedRun",
     "RowBuffer",
+    "TakenRows",
     "encode_recent",
     "extend_rows",
     "run_items",
@@ -259,10 +260,10 @@ class Node:
     ) -> None:
         """Keeps an item a worker process counted in the run's recent (and failures) list; in
         a worker process it keeps nothing (a worker has no recent list)."""
-    def record_recent(self, text: str, origin: float, lane: Optional[str] = None) -> None:
-        """Keeps the items of a chunk's recent text (`encode_recent`'s, or a worker's
-        `run_items`') as `record_item` keeps one, each at its end less `origin`; text that is
-        not such a list is a `ValueError`."""
+    def record_recent(self, data: bytes, origin: float, lane: Optional[str] = None) -> None:
+        """Keeps a chunk's recent items (`encode_recent`'s bytes, or a worker's `run_items`')
+        as `record_item` keeps one, each at its end less `origin`; bytes that are not such
+        items are a `ValueError`, and none of them is kept."""
     def restore(self, item_done: int, item_skipped: int, done: int, skipped: int) -> None:
         """What a resumed run takes over, each into its own counter."""
     def start(self) -> None:
@@ -583,7 +584,21 @@ class RowBuffer:
         are kept as they came, or joined up to 64 KiB when their short rows share their phase
         and start): each one JSON array, with its rows, how many are done, failed and
         skipped, and the phase and start its rows share (None, None: whole rows)."""
+    def take_each(self) -> Optional[TakenRows]:
+        """The waiting rows as ``take`` gives them, but a chunk at a time, each with the run
+        first (the parameters of the store's insert), or None."""
     def __len__(self) -> int: ...
+
+@final
+class TakenRows:
+    """Rows taken from a ``RowBuffer`` for the store's writer: each chunk's text is made a
+    string only when the writer comes to it (``RowBuffer.take_each``)."""
+
+    @property
+    def rows(self) -> int:
+        """How many rows were taken."""
+    def __iter__(self) -> TakenRows: ...
+    def __next__(self) -> tuple[str, str, int, int, int, int, Optional[str], Optional[float]]: ...
 
 def run_items(
     task: TaskBase,
@@ -595,7 +610,7 @@ def run_items(
     tail_from: int,
     make_name: Optional[Any] = None,
     indices: Optional[Any] = None,
-) -> tuple[list[Any], list[tuple[int, bool]], int, str]:
+) -> tuple[list[Any], list[tuple[int, bool]], int, bytes]:
     """A pool chunk's items in a worker, one native loop: ``with task.item(name):
     func(items[k])`` for each until the run is cancelled or pool ``pool`` told to stop. The
     name is ``names[k]``; without ``names``, an exact ``str``, ``int`` or ``float`` item names
@@ -604,8 +619,8 @@ def run_items(
     whether each ran, how many items started, and of the items from ``tail_from`` on those
     that ran and did not fail, as ``encode_recent`` gives them."""
 
-def encode_recent(items: Sequence[tuple[Any, str, Optional[float], float]]) -> str:
-    """``[[name, status, duration, end], ...]`` of ``items`` as one JSON text, what a chunk's
+def encode_recent(items: Sequence[tuple[Any, str, Optional[float], float]]) -> bytes:
+    """``(name, status, duration, end)`` of each of ``items`` in one ``bytes``, what a chunk's
     newest items cross to the parent as (see ``Node.record_recent``)."""
 
 def extend_rows(

@@ -101,7 +101,7 @@ def _chunks(items: Iterable[Any], size: int, item_name: Callable[[Any, int], str
         start += len(batch)
 
 
-def _record(task: Task, pid: int, rows: Optional[ChunkRowsText], recent: str) -> None:
+def _record(task: Task, pid: int, rows: Optional[ChunkRowsText], recent: bytes) -> None:
     """What the parent keeps of a chunk whose results came back: the history rows of the
     items that ran (a worker has no store), so that a resumed run's `pending()` knows them,
     and its newest items in the run's recent list (in the lane of the worker they ran in).

@@ -584,8 +584,8 @@ Chunk = Tuple[Sequence[int], List[Any], Optional[List[str]]]
 Recent = Tuple[Any, str, Optional[float], float]
 
 #: What a worker returns for a chunk, in one piece (see `run_chunk`); its newest items as one
-#: text (`_milepost.encode_recent`), which the parent keeps in one call (`Node.record_recent`).
-ChunkDone = Tuple[int, List[Any], List[int], Optional[ChunkRowsText], str]
+#: `bytes` (`_milepost.encode_recent`), which the parent keeps in one call (`Node.record_recent`).
+ChunkDone = Tuple[int, List[Any], List[int], Optional[ChunkRowsText], bytes]
 
 #: How many items of a chunk the parent puts in the run's recent list: the list keeps the
 #: newest 32 (the core's `RECENT_ITEMS`), so the chunk's earlier ones would only pass through.
@@ -606,8 +606,8 @@ def run_chunk(
     and raised; the history rows of the items that ran, queued natively as each ended, for the
     store of task `phase`, their starts timed from `origin`, the pool's start (`ChunkRowsText`;
     None when none ran, when `phase` is None, the parent keeping no history, or when the
-    context keeps its rows itself); and the chunk's last items for the run's recent list, as
-    one text (failures are there already: the worker's event put them there)."""
+    context keeps its rows itself); and the chunk's last items for the run's recent list, in
+    one `bytes` (failures are there already: the worker's event put them there)."""
     task = _pool_task
     assert task is not None, "init_pool_worker did not run"
     policy = policy or NO_RETRIES

@@ -63,7 +63,7 @@ fn an_item_and_its_row_go_in_one_call() {
     assert_eq!(p.fail("c", "boom", Some(&rows), 2.0).unwrap(), 2);
     let chunks = rows.take().unwrap();
     assert_eq!((chunks.len(), chunks[0].rows, chunks[0].counts.done, chunks[0].counts.failed), (1, 2, 1, 1));
-    let json = String::from_utf8(chunks[0].text.clone()).unwrap();
+    let json = String::from_utf8(chunks[0].text.to_vec()).unwrap();
     assert!(json.contains("[\"p\",\"a\",\"done\",1.0,0.5,null,\"{\\\"t\\\":1}\"]"), "{json}");
     let c = p.counts();
     assert_eq!((c.item_done, c.failed, c.in_flight), (1, 1, 0));

@@ -2,6 +2,7 @@
 //! counting handle and the snapshot. Everything here is testable with
 //! `cargo test --no-default-features`.
 
+pub mod chunk_text;
 pub mod clock;
 pub mod cost;
 pub mod counter;

@@ -23,6 +23,8 @@
 
 use parking_lot::Mutex;
 
+use super::chunk_text::ChunkText;
+
 /// The most rows a chunk takes from `push`: a reader of the newest rows (a monitor, every half
 /// second) unpacks a few chunks, never a long run's whole batch. The chunks a pool's workers
 /// encoded are joined up to [`JOINED_BYTES`] (see `extend_encoded`).
@@ -58,7 +60,7 @@ struct Pending {
 /// row is whole).
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Chunk {
-    pub text: Vec<u8>,
+    pub text: ChunkText,
     pub rows: usize,
     pub counts: StatusCounts,
     pub shared: Option<Shared>,
@@ -240,7 +242,7 @@ impl RowBuffer {
             pending.sealed = false;
         }
         let chunk = pending.chunks.last_mut().expect("a chunk was just made");
-        let buf = &mut chunk.text;
+        let buf = chunk.text.heap_mut();
         buf.push(if chunk.rows == 0 { b'[' } else { b',' });
         buf.push(b'[');
         match &chunk.shared {
@@ -296,14 +298,15 @@ impl RowBuffer {
         // without their closing brackets and this one's opening one, a comma and a closing one.
         let open = array.len() - 1;
         let joins = |c: &Chunk| shared.is_some() && c.shared == shared && c.text.len() + open < JOINED_BYTES;
-        match pending.chunks.last_mut().filter(|c| pending.sealed && joins(c)) {
-            Some(last) => {
-                last.text.push(b',');
-                last.text.extend_from_slice(&array.as_bytes()[1..open]);
-                last.rows += rows;
-                last.counts.add_counts(counts);
-            }
-            None => pending.chunks.push(Chunk { text: array.as_bytes()[..open].to_vec(), rows, counts, shared }),
+        if let Some(last) = pending.chunks.last_mut().filter(|c| pending.sealed && joins(c)) {
+            last.text.push(b',');
+            last.text.extend_from_slice(&array.as_bytes()[1..open]);
+            last.rows += rows;
+            last.counts.add_counts(counts);
+        } else {
+            // In fork-private memory: the workers' chunks are joined into it while they run.
+            let text = ChunkText::private(&array.as_bytes()[..open]);
+            pending.chunks.push(Chunk { text, rows, counts, shared });
         }
         pending.rows += rows;
         pending.sealed = true;

@@ -5,14 +5,15 @@
 use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyFloat, PyInt, PyList, PyString};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBytes, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
 
 use super::convert::Obj;
 use super::counting::PyTaskBase;
 use super::current::{context_get, in_coroutine, push_pending, take_pending, Current};
 use super::item::{enter_as, exit, make_item, NameText, PyItemBase, PyItemPath};
 use super::node::PyLane;
-use super::recent::RecentText;
+use super::recent::RecentItems;
 use super::rows::PyRowBuffer;
 use super::shared::PySharedRun;
 use crate::core::handle::Handle;
@@ -44,8 +45,8 @@ pub fn extend_rows(
 /// `with` raised, the exception as raised), the positions of those that raised with whether
 /// each ran (it has a row), how many items it started before the pool was told to stop (the
 /// rest did not start), and of the items from position `tail_from` on, those that ran and did
-/// not fail, for the run's recent list (`recent::RecentText`).
-type Ran<'py> = (Bound<'py, PyList>, Vec<(usize, bool)>, usize, String);
+/// not fail, for the run's recent list (`recent::RecentItems`).
+type Ran<'py> = (Bound<'py, PyList>, Vec<(usize, bool)>, usize, Bound<'py, PyBytes>);
 
 /// A pool chunk's items in a worker process, one native loop: for each item, unless the run
 /// was cancelled or pool `pool` told to stop, `with task.item(name): func(items[k])`, with the
@@ -88,7 +89,8 @@ pub fn run_items<'py>(
         make_name.call1((item, indices.get_item(k)?))
     };
     let values = PyList::empty(py);
-    let mut recent = RecentText::default();
+    let mut recent = RecentItems::default();
+    let mut call = OneArg::new(func);
     let mut raised = Vec::new();
     // Asked once a chunk, not once an item: every item of it is entered from this same call,
     // which no coroutine made and in which no event loop can start before the next item.
@@ -100,7 +102,7 @@ pub fn run_items<'py>(
     };
     for (k, value) in items.iter().enumerate() {
         if shared.stopping(pool) {
-            return Ok((values, raised, k, recent.text()));
+            return Ok((values, raised, k, recent.into_bytes(py)));
         }
         // A name that cannot be made (a path whose text raises) is that item's error: it does
         // not run, and the chunk's other items do, as when it is made in the parent.
@@ -117,10 +119,10 @@ pub fn run_items<'py>(
             Err(e) => return Err(e),
         };
         let ended = if let Some(plain) = &mut plain {
-            plain.run(func, &value, &name)
+            plain.run(&mut call, func, &value, &name)
         } else {
             let it = make_item(task, &name)?;
-            let outcome = enter_as(&it, in_coroutine).and_then(|_| end(&it, call_one(func, &value)));
+            let outcome = enter_as(&it, in_coroutine).and_then(|_| end(&it, call.call(func, &value)));
             Ended { outcome, item: Some(it), plain: None }
         };
         if k >= tail_from {
@@ -145,7 +147,7 @@ pub fn run_items<'py>(
             Err(e) => return Err(e),
         }
     }
-    Ok((values, raised, items.len(), recent.text()))
+    Ok((values, raised, items.len(), recent.into_bytes(py)))
 }
 
 fn none(py: Python<'_>) -> Bound<'_, PyAny> {
@@ -229,7 +231,7 @@ impl<'py> Plain<'py> {
     }
 
     /// `with task.item(name): func(value)`.
-    fn run(&mut self, func: &Obj<'py>, value: &Obj<'py>, name: &Obj<'py>) -> Ended<'py> {
+    fn run(&mut self, call: &mut OneArg<'py>, func: &Obj<'py>, value: &Obj<'py>, name: &Obj<'py>) -> Ended<'py> {
         let py = self.task.py();
         // Taken first: after an item that did not start, the next one reads the clock.
         let last_end = self.last_end.take();
@@ -245,7 +247,7 @@ impl<'py> Plain<'py> {
             Err(e) => return refused(e),
         };
         let id = push_pending(&self.task, name, self.lane.as_ref(), t0);
-        let result = call_one(func, value);
+        let result = call.call(func, value);
         let now = task.node.get().map(Handle::now);
         let Some(pending) = take_pending(id) else {
             unreachable!("only this loop takes its pending item out of the thread's ENTERED")
@@ -290,10 +292,75 @@ impl<'py> Plain<'py> {
     }
 }
 
+/// `func(arg)` for each item of a chunk. Where the callee never sees the tuple of its
+/// arguments itself (`tuple_stays_hidden`), through one tuple made once and given the next item
+/// while nobody else holds it: `PyObject_Call` with a tuple is the executor's own `fn(*args)`,
+/// and a Python function takes the tuple's items as they are, where the C API's call with a
+/// list of arguments counted them through a `va_list` first and, for a `functools.partial` with
+/// keywords (it has no vector call), made and freed a tuple an item (callgrind: about 200
+/// instructions of an item of a pool's worker). Any other callee gets the C API's call: one
+/// that sees the tuple may keep it, hash it (Python 3.14 keeps a tuple's hash in it) or leave
+/// it untracked by the collector, none of which a tuple whose item changes under it survives.
+struct OneArg<'py> {
+    reuse: bool,
+    /// The last call's tuple.
+    tuple: Option<Bound<'py, PyTuple>>,
+}
+
+impl<'py> OneArg<'py> {
+    fn new(func: &Obj<'py>) -> Self {
+        Self { reuse: tuple_stays_hidden(func), tuple: None }
+    }
+
+    #[allow(unsafe_code)]
+    fn call(&mut self, func: &Obj<'py>, arg: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        if !self.reuse {
+            return call_one(func, arg);
+        }
+        let py = func.py();
+        let tuple = match self.tuple.take() {
+            // SAFETY: a tuple only this call holds (a callee that kept it holds it too) may
+            // have its item replaced: `PyTuple_SetItem` takes the new reference and lets go of
+            // the old item; it fails only for a tuple someone else holds.
+            Some(t) if unsafe { ffi::Py_REFCNT(t.as_ptr()) } == 1 => {
+                if unsafe { ffi::PyTuple_SetItem(t.as_ptr(), 0, arg.clone().into_ptr()) } != 0 {
+                    return Err(PyErr::fetch(py));
+                }
+                t
+            }
+            _ => PyTuple::new(py, [arg])?,
+        };
+        // SAFETY: `func` and `tuple` are live objects, the tuple of the call's one argument; a
+        // new reference, or NULL with an exception set.
+        let result = unsafe {
+            Bound::from_owned_ptr_or_err(py, ffi::PyObject_Call(func.as_ptr(), tuple.as_ptr(), std::ptr::null_mut()))
+        };
+        self.tuple = Some(tuple);
+        result
+    }
+}
+
+/// Whether `func`, called with a tuple, hands nothing the tuple itself: a Python function takes
+/// its items (a `*args` parameter is a new tuple), and a `functools.partial` of one passes the
+/// tuple on to it (or makes a new one, its own arguments first). Subclasses and anything else
+/// may keep the tuple, or hash it (`functools.lru_cache` makes it its key).
+fn tuple_stays_hidden(func: &Obj<'_>) -> bool {
+    static TYPES: PyOnceLock<(Py<PyType>, Py<PyType>)> = PyOnceLock::new();
+    let py = func.py();
+    let types = TYPES.get_or_try_init(py, || -> PyResult<_> {
+        let function = py.import("types")?.getattr("FunctionType")?.cast_into::<PyType>()?.unbind();
+        let partial = py.import("functools")?.getattr("partial")?.cast_into::<PyType>()?.unbind();
+        Ok((function, partial))
+    });
+    let Ok((function, partial)) = types else { return false };
+    let function = function.bind(py).as_any();
+    func.is_exact_instance(function)
+        || (func.is_exact_instance(partial.bind(py).as_any())
+            && func.getattr(pyo3::intern!(py, "func")).is_ok_and(|f| f.is_exact_instance(function)))
+}
+
 /// `func(arg)` without a tuple for its argument: the C API's call with a list of arguments
-/// hands them to `vectorcall` from the stack (a Python function, a `functools.partial`), where
-/// `call1` makes and frees a tuple an item (callgrind: about 350 instructions of an item's
-/// 2,800 in a worker).
+/// hands them to `vectorcall` from the stack where the callable has one.
 #[allow(unsafe_code)]
 fn call_one<'py>(func: &Obj<'py>, arg: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let end: *mut ffi::PyObject = std::ptr::null_mut();

@@ -28,7 +28,7 @@ pub use fast::tracker_type;
 pub use item::{PyItemBase, PyItemPath};
 pub use node::{PyLane, PyNode};
 pub use recent::encode_recent;
-pub use rows::PyRowBuffer;
+pub use rows::{PyRowBuffer, PyTakenRows};
 pub use run::PyRunCore;
 pub use shared::{after_fork_in_child, PySharedRun};
 pub use snapshot::PySnapshot;

@@ -120,14 +120,14 @@ impl PyNode {
         self.handle.record_item(&ItemEnd { name: &name, status, duration, error: error.as_deref() }, at, lane);
         Ok(())
     }
-    /// Keeps the items of a chunk's recent text (`recent::RecentText`) as `record_item` keeps
-    /// one, each at its end less `origin` (the run's start, Unix time).
-    #[pyo3(signature = (text, origin, lane=None))]
-    fn record_recent(&self, text: &str, origin: f64, lane: Option<&str>) -> PyResult<()> {
-        for (name, status, duration, end) in super::recent::parse(text)? {
-            let status = ItemStatus::parse(&status)?;
-            if let Some(end) = end {
-                self.handle.record_item(&ItemEnd { name: &name, status, duration, error: None }, end - origin, lane);
+    /// Keeps the items of a chunk's recent items (`recent::RecentItems`) as `record_item`
+    /// keeps one, each at its end less `origin` (the run's start, Unix time); an item whose end
+    /// is not a time is left out. Bytes that are not such items are an error, and none is kept.
+    #[pyo3(signature = (data, origin, lane=None))]
+    fn record_recent(&self, data: &[u8], origin: f64, lane: Option<&str>) -> PyResult<()> {
+        for (name, status, duration, end) in super::recent::parse(data)? {
+            if end.is_finite() {
+                self.handle.record_item(&ItemEnd { name, status, duration, error: None }, end - origin, lane);
             }
         }
         Ok(())

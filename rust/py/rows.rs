@@ -1,6 +1,9 @@
 //! `RowBuffer`: item rows for the history store, encoded in Rust (see `core::rows`).
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+use parking_lot::Mutex;
 
 use pyo3::prelude::*;
 use pyo3::types::PyString;
@@ -10,14 +13,49 @@ use crate::core::rows::{Chunk, Row, RowBuffer};
 /// A chunk of rows as Python sees it: the JSON array, its rows, how many are done, failed and
 /// skipped, and the phase and start its rows share (None, None: each row is whole; see
 /// `core::rows`).
-type ChunkTuple = (String, usize, usize, usize, usize, Option<String>, Option<f64>);
+type ChunkTuple<'py> = (Bound<'py, PyString>, usize, usize, usize, usize, Option<String>, Option<f64>);
 
 #[allow(unsafe_code)]
-fn chunk_tuple(chunk: Chunk) -> ChunkTuple {
-    // SAFETY: only JSON (valid UTF-8) is ever written into a chunk.
-    let text = unsafe { String::from_utf8_unchecked(chunk.text) };
+fn chunk_tuple(py: Python<'_>, chunk: Chunk) -> ChunkTuple<'_> {
+    // SAFETY: only UTF-8 is ever written into a chunk (JSON it encoded, or a `str` it was given);
+    // a forked child reads its parent's fork-private chunks as zeros, UTF-8 too (`chunk_text`).
+    let text = PyString::new(py, unsafe { std::str::from_utf8_unchecked(&chunk.text) });
     let (phase, t0) = chunk.shared.map_or((None, None), |s| (Some(s.phase), Some(s.t0)));
     (text, chunk.rows, chunk.counts.done, chunk.counts.failed, chunk.counts.skipped, phase, t0)
+}
+
+/// What the store's writer inserts for a chunk: its run, then the chunk as `ChunkTuple`.
+type ChunkParams<'py> = (String, Bound<'py, PyString>, usize, usize, usize, usize, Option<String>, Option<f64>);
+
+/// Rows taken from a buffer for the store's writer, handed out a chunk at a time
+/// (`RowBuffer.take_each`): each chunk's text becomes a Python string only when the writer
+/// comes to it, and is let go before the next one is made. Made all at once, a batch's strings
+/// took as much fresh memory as its text, and once a pool has forked its workers each page of
+/// it the parent writes to is first copied (a fault each, several microseconds); one at a time,
+/// the writer reuses the memory of the chunk before.
+#[pyclass(frozen, name = "TakenRows", module = "milepost._milepost")]
+pub struct PyTakenRows {
+    run_id: String,
+    rows: usize,
+    chunks: Mutex<VecDeque<Chunk>>,
+}
+
+#[pymethods]
+impl PyTakenRows {
+    /// How many rows were taken (in all chunks, handed out or not).
+    #[getter]
+    fn rows(&self) -> usize {
+        self.rows
+    }
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+    /// The next chunk as the parameters of the store's insert: `(run_id, *ChunkTuple)`.
+    fn __next__<'py>(&self, py: Python<'py>) -> Option<ChunkParams<'py>> {
+        let chunk = self.chunks.lock().pop_front()?;
+        let (text, rows, done, failed, skipped, phase, t0) = chunk_tuple(py, chunk);
+        Some((self.run_id.clone(), text, rows, done, failed, skipped, phase, t0))
+    }
 }
 
 #[pyclass(frozen, name = "RowBuffer", module = "milepost._milepost")]
@@ -65,9 +103,16 @@ impl PyRowBuffer {
     /// The waiting rows in chunks, each `(rows as one JSON array, rows, done, failed,
     /// skipped, phase, t0)` (see `ChunkTuple`), or None; the GIL is released while the buffer
     /// is swapped.
-    fn take(&self, py: Python<'_>) -> Option<Vec<ChunkTuple>> {
+    fn take<'py>(&self, py: Python<'py>) -> Option<Vec<ChunkTuple<'py>>> {
         let chunks = py.detach(|| self.rows.take())?;
-        Some(chunks.into_iter().map(chunk_tuple).collect())
+        Some(chunks.into_iter().map(|c| chunk_tuple(py, c)).collect())
+    }
+    /// The waiting rows, as `take` gives them but a chunk at a time, each with the run first
+    /// (see `TakenRows`), or None.
+    fn take_each(&self, py: Python<'_>) -> Option<PyTakenRows> {
+        let chunks = py.detach(|| self.rows.take())?;
+        let rows = chunks.iter().map(|c| c.rows).sum();
+        Some(PyTakenRows { run_id: self.rows.run_id().to_owned(), rows, chunks: Mutex::new(chunks.into()) })
     }
     /// The run whose rows these are.
     #[getter]

@@ -120,6 +120,9 @@ class _Dropped:
     def take(self) -> None:
         return None
 
+    def take_each(self) -> None:
+        return None
+
     def close(self) -> None:
         pass
 
@@ -402,11 +405,10 @@ class Store:
         return out
 
     def _write_batch(self) -> None:
-        buffer = self._rows
-        ops, chunks = self._take(self._queue), buffer.take()
+        ops, chunks = self._take(self._queue), self._rows.take_each()
         if not ops and chunks is None:
             return
-        rows = sum(chunk[1] for chunk in chunks) if chunks else 0
+        rows = chunks.rows if chunks is not None else 0
         db = self._writer.db
         try:
             # Statements first, in a transaction of their own: an item's phase row exists
@@ -417,9 +419,10 @@ class Store:
                     for sql, params in ops:
                         db.execute(sql, params)
                 self.written += len(ops)
-            if chunks:
+            if chunks is not None:
                 with db:
-                    db.executemany(ITEMS_CHUNK, [(buffer.run_id, *chunk) for chunk in chunks])
+                    # A chunk at a time: its text is made a string when it is written (`TakenRows`).
+                    db.executemany(ITEMS_CHUNK, chunks)
                 self.written += rows
         except Exception as e:  # noqa: BLE001 - any failure (a full disk, a bad value) turns history off
             self.dropped += rows
