@@ -25,16 +25,12 @@ use crate::core::text::clip;
 /// Bytes of an item before its name: status, duration, end, the name's length.
 const HEAD: usize = 1 + 8 + 8 + 4;
 
-/// The statuses as the bytes encode them.
+/// The statuses as the bytes encode them: each by its place here.
 const STATUSES: [ItemStatus; 4] = [ItemStatus::Done, ItemStatus::Failed, ItemStatus::Skipped, ItemStatus::Cancelled];
 
 fn code(status: ItemStatus) -> u8 {
-    match status {
-        ItemStatus::Done => 0,
-        ItemStatus::Failed => 1,
-        ItemStatus::Skipped => 2,
-        ItemStatus::Cancelled => 3,
-    }
+    let at = STATUSES.iter().position(|s| *s == status).expect("every status is in STATUSES");
+    u8::try_from(at).expect("four statuses")
 }
 
 /// The encoder: items pushed oldest first.

@@ -117,9 +117,6 @@ class _Dropped:
         self._store.dropped += 1
         return 0
 
-    def take(self) -> None:
-        return None
-
     def take_each(self) -> None:
         return None
 
