@@ -18,7 +18,7 @@ import milepost
 from milepost.persistence import SCHEMA_VERSION
 from milepost.persistence.reads import History
 from milepost.persistence.schema import _V1, _V2, _V3, _V4, _V5, _script
-from procs_helpers import mixed
+from procs_helpers import ident, mixed, slow
 
 
 def _version_4_history(path: Path) -> None:
@@ -238,6 +238,35 @@ def test_a_pools_chunks_are_stored_short_and_every_reader_gets_whole_rows(tmp_pa
     # A resumed run runs again only what failed.
     with milepost.Run("short", display="none", history=path, resume=run.id) as again:
         assert list(again.phase("m").pending([str(x) for x in range(40)])) == [str(x) for x in range(3, 40, 10)]
+
+
+def test_a_pools_plain_rows_are_three_numbers_that_read_back_as_their_items_times(tmp_path) -> None:
+    path = tmp_path / "runs.db"
+    names = [-5, 0, 7, 10**14, 123_456_789, *range(100, 140)]
+    with milepost.Run("plain", display="none", history=path) as run:
+        before = time.time()
+        assert milepost.process_map(ident, names, workers=2, chunksize=8, description="fast") == names
+        middle = time.time()
+        assert milepost.process_map(slow, range(4), workers=2, chunksize=2, description="slow") == list(range(4))
+        after = time.time()
+    db = sqlite3.connect(str(path))
+    texts = db.execute("SELECT rows, phase FROM item_chunks WHERE run_id = ?", (run.id,)).fetchall()
+    rows = {phase: [r for text, p in texts if p == phase for r in json.loads(text)] for phase in ("fast", "slow")}
+    # A done item with nothing else, named by an integer: `[name, µs from the pool's start, ns]`.
+    assert sorted(r[0] for r in rows["fast"]) == sorted(names) and sorted(r[0] for r in rows["slow"]) == [0, 1, 2, 3]
+    assert all(len(r) == 3 and all(type(v) is int for v in r) for r in rows["fast"] + rows["slow"])
+    kept = {
+        (phase, name): (status, started, duration)
+        for phase, name, status, started, duration in db.execute(
+            "SELECT phase, name, status, started_at, duration FROM items WHERE run_id = ?", (run.id,)
+        )
+    }
+    db.close()
+    assert {name for phase, name in kept if phase == "fast"} == {str(x) for x in names}, "names read back as text"
+    for (phase, _), (status, started, duration) in kept.items():
+        begun, ended = (before, middle) if phase == "fast" else (middle, after)
+        assert status == "done" and begun - 1e-6 <= started and started + duration <= ended + 1e-6
+        assert 0.05 - 1e-6 <= duration if phase == "slow" else 0 <= duration, "each item's own time"
 
 
 def test_the_newest_rows_of_a_pools_joined_chunks_are_the_views_newest(tmp_path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 
@@ -270,3 +271,31 @@ def test_a_failing_snapshot_never_stops_the_delivery(caplog) -> None:
             assert seen.wait(10), "events still arrive after snapshots failed"
     assert run.state == "completed"
     assert sum("taking a snapshot failed" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_an_events_dict_has_every_field_in_order_and_is_a_copy(clock) -> None:
+    rec = Recorder()
+    with milepost.Run("dicts", observers=[rec], display="none", clock=clock, history=False) as run:
+        with run.phase("map", total=2) as ph:
+            with ph.item("a") as item:
+                item.progress(1, of=2)
+                item.check("ok", True)
+            ph.fail("b", "boom")
+        run.log("hello", source="me")
+    kinds = set()
+    for event in rec.events:
+        d = event.to_dict()
+        fields = [f.name for f in dataclasses.fields(event)]
+        assert list(d) == ["event", *fields] and d["event"] == event.kind
+        assert d["path"] == list(event.path) and isinstance(d["path"], list)
+        assert {k: v for k, v in d.items() if k not in ("event", "path")} == {
+            f: getattr(event, f) for f in fields if f != "path"
+        }
+        json.dumps(d)  # JSON-ready
+        kinds.add(event.kind)
+        if event.kind == "item_details":
+            d["checks"][0][1] = False  # changing the dict changes no event
+            d["progress"].append(9)
+            assert event.checks[0][1] is True and event.progress == [1, 2]
+            assert event.to_dict()["checks"][0][1] is True
+    assert {"run_started", "phase_started", "item_details", "item_failed", "log", "run_finished"} <= kinds

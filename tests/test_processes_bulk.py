@@ -398,6 +398,21 @@ def test_recent_items_that_are_not_what_a_worker_sends_are_refused_whole() -> No
     ]
 
 
+def test_a_row_whose_status_is_none_of_an_items_is_refused_naming_it() -> None:
+    # The rows of items that ran elsewhere (a remote worker, a chunk that came back as rows)
+    # are queued with their status as text: a status that is not an item's is said, and adds
+    # no row.
+    buffer = milepost._milepost.RowBuffer("r1", 100.0)
+    assert buffer.push("map", "7", "done", 100.5, 0.25) == 1
+    with pytest.raises(ValueError, match='item status must be .*, got "finished"'):
+        buffer.push("map", "8", "finished", 100.5, 0.25)
+    assert len(buffer) == 1
+    assert buffer.push("map", "9", "skipped", 100.75) == 2
+    ((text, rows, done, failed, skipped, phase, t0),) = buffer.take()
+    assert json.loads(text) == [[7, 500000, 250000000], [9, 750000, None, "skipped"]]
+    assert (rows, done, failed, skipped, phase, t0) == (2, 1, 0, 1, "map", 100.0)
+
+
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_a_pool_calls_a_function_that_keeps_or_hashes_its_arguments_as_it_would_be_called(method) -> None:
     # A callable that sees the tuple of its arguments: an exception class keeps it as its

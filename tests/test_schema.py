@@ -71,6 +71,20 @@ def test_worker_processes_output_follows_the_schema(validators) -> None:
         snap_v.validate(run.snapshot().data)
 
 
+def test_what_the_history_keeps_of_a_snapshot_is_its_tree_lanes_and_resources_as_in_its_data() -> None:
+    with milepost.Run("kept", display="none", history=False) as run:
+        milepost.process_map(
+            square_or_fail, range(40), workers=2, return_exceptions=True, mp_context=mp.get_context("fork")
+        )
+    snap = run.snapshot()  # the end's: with the last sample of the run's resources
+    kept = snap.kept()
+    assert set(kept) == {"root", "lanes", "resources"}
+    assert kept["root"]["failed"] > 0 and len(kept["lanes"]) == 2 and kept["resources"] is not None
+    assert snap.data["recent"], "a snapshot with recent items, which the kept part leaves out"
+    assert kept == {key: snap.data[key] for key in kept}, "each part as the whole snapshot has it"
+    assert snap.kept() == kept, "the same once the whole snapshot is decoded"
+
+
 def test_the_schema_rejects_what_is_not_a_snapshot(validators) -> None:
     snap_v, _ = validators
     with pytest.raises(jsonschema.ValidationError):

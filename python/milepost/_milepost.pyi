@@ -441,6 +441,8 @@ class Snapshot:
         """The items the run counts failed (its root node's)."""
     def json(self) -> str:
         """The snapshot as JSON text (schema documented in the README)."""
+    def kept_json(self) -> str:
+        """``{"root", "lanes", "resources"}`` as in ``json()``, without the recent items and failures."""
     def explicit_counts(self) -> list[tuple[str, str, int, int]]:
         """``(path, kind, done, skipped)``: each node's own counts made without an item context."""
     def run_line(self) -> str:
@@ -573,7 +575,8 @@ class RowBuffer:
         error: Optional[str] = None,
         metrics: Optional[str] = None,
     ) -> int:
-        """Adds an item row; returns how many are waiting."""
+        """Adds an item row; returns how many are waiting. A ``status`` that is none of an
+        item's (``done``, ``failed``, ``skipped``, ``cancelled``) is an ``InvalidValueError``."""
     @property
     def run_id(self) -> str:
         """The run whose rows these are."""

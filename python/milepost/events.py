@@ -6,9 +6,10 @@ on the caller's thread. Counters are not events: observers see them through snap
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, List, Optional, Tuple
+from typing import Any, ClassVar, Dict, List, Optional, Tuple
 
 __all__ = [
     "Event",
@@ -39,10 +40,25 @@ class Event:
     kind: ClassVar[str] = "event"
 
     def to_dict(self) -> dict[str, Any]:
-        """The event as a JSON-ready dict, with its `event` kind."""
-        d = dataclasses.asdict(self)
+        """The event as a JSON-ready dict, with its `event` kind (a copy: changing it changes
+        no event)."""
+        # Field by field, not `dataclasses.asdict`, which deep-copies every value (most of what
+        # handing an event to the history and the live channel cost): only a list or a dict
+        # (an item's details; a field of an event a worker or a peer sent as JSON) can change.
+        d: dict[str, Any] = {"event": self.kind}
+        cls = type(self)
+        names = _FIELD_NAMES.get(cls)
+        if names is None:
+            names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(self))
+        for name in names:
+            value = getattr(self, name)
+            d[name] = copy.deepcopy(value) if isinstance(value, (list, dict)) else value
         d["path"] = list(self.path)
-        return {"event": self.kind, **d}
+        return d
+
+
+#: Each event class's field names, in order (asked once a class).
+_FIELD_NAMES: Dict[type, Tuple[str, ...]] = {}
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from . import _milepost
 __all__ = [
     "DiskSpaceData",
     "ItemData",
+    "KeptData",
     "LaneData",
     "NodeData",
     "ProjectedCostData",
@@ -161,6 +162,14 @@ class SnapshotData(TypedDict):
     resources: Optional[ResourcesData]
 
 
+class KeptData(TypedDict):
+    """What `Snapshot.kept()` gives: the parts of `SnapshotData` the history keeps."""
+
+    root: NodeData
+    lanes: List[LaneData]
+    resources: Optional[ResourcesData]
+
+
 def walk(root: NodeData) -> Iterator[Tuple[int, NodeData]]:
     """`(depth, node)` for every phase and step below `root`, depth-first, in creation order
     (the run itself excluded): the one walk of the tree every reader uses."""
@@ -191,12 +200,13 @@ class Snapshot:
     renderer draws, for displays that lay out the rest themselves.
     """
 
-    __slots__ = ("_native", "_data", "_json")
+    __slots__ = ("_native", "_data", "_json", "_kept")
 
     def __init__(self, native: _milepost.Snapshot) -> None:
         self._native = native
         self._data: Optional[SnapshotData] = None
         self._json: Optional[str] = None
+        self._kept: Optional[KeptData] = None
 
     @property
     def events_dropped(self) -> int:
@@ -220,6 +230,16 @@ class Snapshot:
     def root(self) -> NodeData:
         """The run's own node, with phases and steps as `children`."""
         return self.data["root"]
+
+    def kept(self) -> KeptData:
+        """The run's tree, lanes and resources, as in `data` (parsed once), without decoding
+        the recent items and failures: what the history keeps of a snapshot, read every
+        second."""
+        if self._data is not None:
+            return {"root": self._data["root"], "lanes": self._data["lanes"], "resources": self._data["resources"]}
+        if self._kept is None:
+            self._kept = json.loads(self._native.kept_json())
+        return self._kept
 
     @property
     def now(self) -> float:

@@ -249,7 +249,7 @@ impl Handle {
             return 0;
         }
         let RowExtra { started_at, metrics } = extra;
-        let (name, status, duration, error) = (end.name, end.status.as_str(), end.duration, end.error);
+        let (name, status, duration, error) = (end.name, end.status, end.duration, end.error);
         rows.push(&Row { phase, name, status, started_at, duration, error, metrics })
     }
 

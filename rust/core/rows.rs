@@ -24,6 +24,7 @@
 use parking_lot::Mutex;
 
 use super::chunk_text::ChunkText;
+use super::kinds::ItemStatus;
 
 /// The most rows a chunk takes from `push`: a reader of the newest rows (a monitor, every half
 /// second) unpacks a few chunks, never a long run's whole batch. The chunks a pool's workers
@@ -89,12 +90,12 @@ impl StatusCounts {
         self.skipped += other.skipped;
     }
 
-    fn add(&mut self, status: &str) {
+    fn add(&mut self, status: ItemStatus) {
         match status {
-            "done" => self.done += 1,
-            "failed" => self.failed += 1,
-            "skipped" => self.skipped += 1,
-            _ => {}
+            ItemStatus::Done => self.done += 1,
+            ItemStatus::Failed => self.failed += 1,
+            ItemStatus::Skipped => self.skipped += 1,
+            ItemStatus::Cancelled => {}
         }
     }
 }
@@ -105,7 +106,7 @@ impl StatusCounts {
 pub struct Row<'a> {
     pub phase: &'a str,
     pub name: &'a str,
-    pub status: &'a str,
+    pub status: ItemStatus,
     pub started_at: f64,
     pub duration: Option<f64>,
     pub error: Option<&'a str>,
@@ -134,30 +135,120 @@ fn push_num(out: &mut Vec<u8>, v: Option<f64>) {
     }
 }
 
+/// A short row's start is in microseconds from its chunk's t0, its duration in nanoseconds.
+const MICROS: f64 = 1e6;
+const NANOS: f64 = 1e9;
+
 /// `seconds` as a whole number of `1 / per` seconds (microseconds, nanoseconds), or null when
 /// it is not finite or out of range.
 fn push_units(out: &mut Vec<u8>, seconds: Option<f64>, per: f64) {
-    // 2**62: beyond any time a run lasts, well within an i64 (the cast cannot saturate).
-    const LIMIT: f64 = 4.611_686_018_427_388e18;
-    match seconds.map(|s| s * per).filter(|u| u.abs() < LIMIT) {
-        // Rounded half away from zero, as `f64::round`, by a cast that truncates and a look at
-        // what it cut off (exact: both are exact below 2**62): `round` is a call into libm (no
-        // SSE4.1 instruction for it in the baseline x86-64), twice a row.
-        #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
-        Some(units) => {
-            let whole = units as i64;
-            let away = i64::from((units - whole as f64).abs() >= 0.5);
-            let rounded = if units < 0.0 { whole - away } else { whole + away };
-            out.extend_from_slice(itoa::Buffer::new().format(rounded).as_bytes());
-        }
+    match seconds.and_then(|s| whole_units(s * per)) {
+        Some(units) => out.extend_from_slice(itoa::Buffer::new().format(units).as_bytes()),
         None => out.extend_from_slice(b"null"),
     }
+}
+
+/// `units` rounded half away from zero, as `f64::round`, or None when it is not finite or out
+/// of range.
+fn whole_units(units: f64) -> Option<i64> {
+    // 2**62: beyond any time a run lasts, well within an i64 (the cast cannot saturate).
+    const LIMIT: f64 = 4.611_686_018_427_388e18;
+    if units.abs() >= LIMIT || units.is_nan() {
+        return None;
+    }
+    // By a cast that truncates and a look at what it cut off (exact: both are exact below
+    // 2**62): `round` is a call into libm (no SSE4.1 instruction for it in the baseline
+    // x86-64), twice a row.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+    let whole = units as i64;
+    #[allow(clippy::cast_precision_loss)]
+    let away = i64::from((units - whole as f64).abs() >= 0.5);
+    Some(if units < 0.0 { whole - away } else { whole + away })
+}
+
+/// Two digits a pair, `00` to `99`.
+const DIGIT_PAIRS: &[u8; 200] = b"\
+    0001020304050607080910111213141516171819202122232425262728293031323334353637383940414243444546474849\
+    5051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899";
+
+/// The row a pool over numbers makes for each item, `[name,start,duration]` (done, its name an
+/// integer's text, nothing else), made on the stack from its end back (no digit is counted
+/// first) and appended in one copy; its lead is the `[` or `,` before it. Formatting it field by field into the chunk took a
+/// capacity check, a copy and a formatter's buffer a field: most of what keeping a row cost a
+/// worker.
+struct Line {
+    bytes: [u8; Self::MAX],
+    /// Where the row starts in `bytes` (it ends at their end).
+    start: usize,
+}
+
+impl Line {
+    /// The lead, the brackets, two commas, a name of at most 16 bytes (see `is_integer_text`)
+    /// and two numbers of at most 20 (`whole_units` bounds them).
+    const MAX: usize = 64;
+
+    /// The row, or None when it is not such a row (a time that is no time, or out of range).
+    fn done(lead: u8, name: &str, start_us: f64, duration_ns: Option<f64>) -> Option<Self> {
+        let (start, duration) = (whole_units(start_us)?, whole_units(duration_ns?)?);
+        let name = name.as_bytes();
+        let mut bytes = [0u8; Self::MAX];
+        let mut at = Self::MAX - 1;
+        bytes[at] = b']';
+        at = put_int(&mut bytes, at, duration);
+        at -= 1;
+        bytes[at] = b',';
+        at = put_int(&mut bytes, at, start);
+        at -= 1;
+        bytes[at] = b',';
+        at -= name.len();
+        bytes[at..at + name.len()].copy_from_slice(name);
+        bytes[at - 2] = lead;
+        bytes[at - 1] = b'[';
+        Some(Self { bytes, start: at - 2 })
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[self.start..]
+    }
+}
+
+/// Writes `v` in decimal so that it ends before `bytes[end]`, two digits at a time (in 32-bit
+/// arithmetic once it fits: a start in a pool's first 71 minutes, a duration under 4.2 s);
+/// returns where it starts.
+#[inline]
+fn put_int(bytes: &mut [u8; Line::MAX], end: usize, v: i64) -> usize {
+    let mut at = end;
+    let mut pair = |at: &mut usize, p: usize| {
+        *at -= 2;
+        bytes[*at..*at + 2].copy_from_slice(&DIGIT_PAIRS[p * 2..p * 2 + 2]);
+    };
+    let mut wide = v.unsigned_abs();
+    while wide > u64::from(u32::MAX) {
+        pair(&mut at, usize::try_from(wide % 100).unwrap_or(0));
+        wide /= 100;
+    }
+    let mut n = u32::try_from(wide).unwrap_or(0);
+    while n >= 100 {
+        pair(&mut at, (n % 100) as usize);
+        n /= 100;
+    }
+    if n >= 10 {
+        pair(&mut at, n as usize);
+    } else {
+        at -= 1;
+        bytes[at] = DIGIT_PAIRS[n as usize * 2 + 1];
+    }
+    if v < 0 {
+        at -= 1;
+        bytes[at] = b'-';
+    }
+    at
 }
 
 /// `phase, name, status, start, duration, error, metrics`.
 fn encode_whole(buf: &mut Vec<u8>, row: &Row<'_>) {
     push_str(buf, row.phase);
-    for s in [row.name, row.status] {
+    for s in [row.name, row.status.as_str()] {
         buf.push(b',');
         push_str(buf, s);
     }
@@ -181,10 +272,10 @@ fn encode_short(buf: &mut Vec<u8>, row: &Row<'_>, t0: f64, integer: bool) {
         push_str(buf, row.name);
     }
     buf.push(b',');
-    push_units(buf, Some(row.started_at - t0), 1e6);
+    push_units(buf, Some(row.started_at - t0), MICROS);
     buf.push(b',');
-    push_units(buf, row.duration, 1e9);
-    let status = (row.status != "done").then_some(row.status);
+    push_units(buf, row.duration, NANOS);
+    let status = (row.status != ItemStatus::Done).then_some(row.status.as_str());
     let rest = [status, row.error, row.metrics];
     let kept = rest.iter().rposition(Option::is_some).map_or(0, |last| last + 1);
     for s in rest[..kept].iter().copied() {
@@ -243,13 +334,26 @@ impl RowBuffer {
         }
         let chunk = pending.chunks.last_mut().expect("a chunk was just made");
         let buf = chunk.text.heap_mut();
-        buf.push(if chunk.rows == 0 { b'[' } else { b',' });
-        buf.push(b'[');
-        match &chunk.shared {
-            None => encode_whole(buf, &row),
-            Some(shared) => encode_short(buf, &row, shared.t0, integer),
+        let lead = if chunk.rows == 0 { b'[' } else { b',' };
+        let line = match &chunk.shared {
+            Some(shared)
+                if integer && row.status == ItemStatus::Done && row.error.is_none() && row.metrics.is_none() =>
+            {
+                Line::done(lead, row.name, (row.started_at - shared.t0) * MICROS, row.duration.map(|d| d * NANOS))
+            }
+            _ => None,
+        };
+        if let Some(line) = line {
+            buf.extend_from_slice(line.as_bytes());
+        } else {
+            buf.push(lead);
+            buf.push(b'[');
+            match &chunk.shared {
+                None => encode_whole(buf, &row),
+                Some(shared) => encode_short(buf, &row, shared.t0, integer),
+            }
+            buf.push(b']');
         }
-        buf.push(b']');
         chunk.rows += 1;
         chunk.counts.add(row.status);
         pending.rows += 1;
@@ -328,11 +432,18 @@ mod tests {
 
     #[test]
     fn encoded_chunks_of_the_same_run_append_whole() {
-        let row =
-            Row { phase: "p", name: "a", status: "done", started_at: 1.0, duration: None, error: None, metrics: None };
+        let row = Row {
+            phase: "p",
+            name: "a",
+            status: ItemStatus::Done,
+            started_at: 1.0,
+            duration: None,
+            error: None,
+            metrics: None,
+        };
         let worker = RowBuffer::new("r1");
         worker.push(&row);
-        worker.push(&Row { name: "b", status: "failed", error: Some("boom"), ..row });
+        worker.push(&Row { name: "b", status: ItemStatus::Failed, error: Some("boom"), ..row });
         let chunks = worker.take().unwrap();
         assert_eq!(chunks.len(), 1);
         let (chunk, counts) = (std::str::from_utf8(&chunks[0].text).unwrap(), chunks[0].counts);
@@ -362,14 +473,14 @@ mod tests {
         let row = Row {
             phase: "map",
             name: "a\"b\n\u{7}",
-            status: "done",
+            status: ItemStatus::Done,
             started_at: 1.5,
             duration: Some(0.25),
             error: None,
             metrics: Some("{\"t\":1}"),
         };
         assert_eq!(b.push(&row), 1);
-        b.push(&Row { duration: Some(f64::NAN), error: Some("boom"), status: "skipped", ..row });
+        b.push(&Row { duration: Some(f64::NAN), error: Some("boom"), status: ItemStatus::Skipped, ..row });
         let chunks = b.take().unwrap();
         assert_eq!((chunks.len(), chunks[0].rows), (1, 2));
         assert_eq!(chunks[0].counts, StatusCounts { done: 1, failed: 0, skipped: 1 });
@@ -394,14 +505,14 @@ mod tests {
         let row = Row {
             phase: "map",
             name: "7",
-            status: "done",
+            status: ItemStatus::Done,
             started_at: origin + 0.5,
             duration: Some(1.029_999_9e-5),
             error: None,
             metrics: None,
         };
         b.push(&row);
-        b.push(&Row { started_at: row.started_at + 0.25, status: "failed", error: Some("boom"), ..row });
+        b.push(&Row { started_at: row.started_at + 0.25, status: ItemStatus::Failed, error: Some("boom"), ..row });
         b.push(&Row { metrics: Some("{\"t\":1}"), duration: None, started_at: f64::NAN, ..row });
         b.push(&Row { phase: "other", duration: Some(f64::NAN), ..row });
         b.push(&Row { phase: "other", name: "8", duration: Some(1e300), started_at: origin - 1.0, ..row });
@@ -435,7 +546,7 @@ mod tests {
         let worker = |origin: f64, names: std::ops::Range<usize>, phase: &str| {
             let b = RowBuffer::short("r1", origin);
             for (k, name) in names.map(|n| n.to_string()).enumerate() {
-                let status = if k == 1 { "failed" } else { "done" };
+                let status = if k == 1 { ItemStatus::Failed } else { ItemStatus::Done };
                 let row =
                     Row { phase, name: &name, status, started_at: origin, duration: None, error: None, metrics: None };
                 b.push(&row);
@@ -455,7 +566,7 @@ mod tests {
         parent.push(&Row {
             phase: "p",
             name: "own",
-            status: "done",
+            status: ItemStatus::Done,
             started_at: 1.0,
             duration: None,
             error: None,
@@ -509,6 +620,58 @@ mod tests {
     }
 
     #[test]
+    fn the_common_row_is_written_as_the_general_path_writes_it() {
+        // Rows pushed through a short buffer, which writes the common row on the stack, against
+        // the same rows written by the general path alone.
+        let general = |rows: &[Row<'_>]| {
+            let mut out = Vec::new();
+            for (k, row) in rows.iter().enumerate() {
+                out.push(if k == 0 { b'[' } else { b',' });
+                out.push(b'[');
+                encode_short(&mut out, row, 0.0, is_integer_text(row.name));
+                out.push(b']');
+            }
+            out.push(b']');
+            String::from_utf8(out).unwrap()
+        };
+        let mut times = vec![0.0, -0.0, 0.5e-6, -0.5e-6, 1.49e-6, -1.51e-6, 9e-6, 1e-5, 99.5e-6, 1e-4, 0.012_345_678];
+        times.extend([-0.987_654_5, 1.029_999_9e-5, f64::NAN, f64::INFINITY, -f64::INFINITY, 5e12, -5e12]);
+        // Around each power of two (in microseconds) and of ten (in nanoseconds and microseconds).
+        times.extend((0..63).map(|p| (2f64.powi(p) - 0.25) / 1e6));
+        times.extend((1..19).flat_map(|p| [(10f64.powi(p) - 1.0) / 1e9, 10f64.powi(p) / 1e9, -(10f64.powi(p)) / 1e6]));
+        let mut common = 0;
+        for name in ["0", "7", "-7", "42", "999999999999999", "-999999999999999", "x", "07"] {
+            for &t in &times {
+                for duration in [Some(t), Some(t.abs()), Some(1.030_04e-5), None] {
+                    let row = Row {
+                        phase: "p",
+                        name,
+                        status: ItemStatus::Done,
+                        started_at: t,
+                        duration,
+                        error: None,
+                        metrics: None,
+                    };
+                    let rows = [row, Row { status: ItemStatus::Failed, error: Some("e"), ..row }, row];
+                    let buffer = RowBuffer::short("r", 0.0);
+                    for r in &rows {
+                        buffer.push(r);
+                    }
+                    let chunks = buffer.take().unwrap();
+                    let text = std::str::from_utf8(&chunks[0].text).unwrap();
+                    assert_eq!((chunks.len(), text), (1, general(&rows).as_str()), "{name} {t} {duration:?}");
+                    let on_the_stack = Line::done(b',', name, t * MICROS, duration.map(|d| d * NANOS)).is_some();
+                    common += usize::from(on_the_stack && is_integer_text(name));
+                }
+            }
+        }
+        assert!(common > 1000, "{common} common rows compared");
+        for bad in [f64::NAN, f64::INFINITY, 5e18] {
+            assert!(Line::done(b'[', "1", bad, Some(1.0)).is_none() && Line::done(b'[', "1", 1.0, Some(bad)).is_none());
+        }
+    }
+
+    #[test]
     fn only_an_integers_own_text_is_written_as_a_number() {
         for name in ["0", "7", "-7", "12345", "999999999999999"] {
             assert!(is_integer_text(name), "{name}");
@@ -521,7 +684,7 @@ mod tests {
             b.push(&Row {
                 phase: "p",
                 name,
-                status: "done",
+                status: ItemStatus::Done,
                 started_at: 0.0,
                 duration: None,
                 error: None,
@@ -540,7 +703,7 @@ mod tests {
         b.push(&Row {
             phase: "p",
             name: &long,
-            status: "failed",
+            status: ItemStatus::Failed,
             started_at: 0.0,
             duration: None,
             error: Some(&err),

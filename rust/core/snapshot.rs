@@ -206,9 +206,26 @@ pub struct LaneSnapshot {
     pub rss_bytes: Option<u64>,
 }
 
+/// What the history keeps of a snapshot: its tree, its lanes and its resources, as their JSON
+/// in the snapshot (`Snapshot::kept_json`).
+#[derive(Serialize)]
+struct Kept<'a> {
+    root: &'a NodeSnapshot,
+    lanes: &'a [LaneSnapshot],
+    resources: Option<&'a Resources>,
+}
+
 impl Snapshot {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("snapshot serializes")
+    }
+
+    /// `{"root": ..., "lanes": ..., "resources": ...}` as in [`Self::to_json`], without the
+    /// recent items and failures: the history reads a snapshot every second and at every
+    /// boundary, and decoding the recent list's numbers was most of what that read cost.
+    pub fn kept_json(&self) -> String {
+        let kept = Kept { root: &self.root, lanes: &self.lanes, resources: self.resources.as_ref() };
+        serde_json::to_string(&kept).expect("snapshot serializes")
     }
 
     /// Reads a snapshot back from its JSON (a saved `.progress.json` or JSON-lines stream).

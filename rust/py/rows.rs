@@ -8,6 +8,7 @@ use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
+use crate::core::kinds::ItemStatus;
 use crate::core::rows::{Chunk, Row, RowBuffer};
 
 /// A chunk of rows as Python sees it: the JSON array, its rows, how many are done, failed and
@@ -89,16 +90,18 @@ impl PyRowBuffer {
         Ok(Self { rows, closed: AtomicBool::new(false) })
     }
     /// Adds an item row; returns how many are waiting. Names that are not valid UTF-8 (lone
-    /// surrogates from undecodable file names) are stored with replacement characters.
+    /// surrogates from undecodable file names) are stored with replacement characters; a status
+    /// that is none of an item's is a `ValueError` naming it, and adds nothing.
     #[pyo3(signature = (phase, name, status, started_at, duration=None, error=None, metrics=None))]
     #[allow(clippy::too_many_arguments)]
     fn push(
         &self, phase: &Bound<'_, PyString>, name: &Bound<'_, PyString>, status: &str, started_at: f64,
         duration: Option<f64>, error: Option<&Bound<'_, PyString>>, metrics: Option<&str>,
-    ) -> usize {
+    ) -> PyResult<usize> {
+        let status = ItemStatus::parse(status)?;
         let (phase, name, err) = (phase.to_string_lossy(), name.to_string_lossy(), error.map(|e| e.to_string_lossy()));
         let error = err.as_deref();
-        self.rows.push(&Row { phase: &phase, name: &name, status, started_at, duration, error, metrics })
+        Ok(self.rows.push(&Row { phase: &phase, name: &name, status, started_at, duration, error, metrics }))
     }
     /// The waiting rows in chunks, each `(rows as one JSON array, rows, done, failed,
     /// skipped, phase, t0)` (see `ChunkTuple`), or None; the GIL is released while the buffer

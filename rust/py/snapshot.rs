@@ -20,6 +20,11 @@ impl PySnapshot {
     fn json(&self) -> String {
         self.snap.to_json()
     }
+    /// The run's tree, lanes and resources as JSON (`{"root", "lanes", "resources"}`, as in
+    /// `json()`), without the recent items and failures.
+    fn kept_json(&self) -> String {
+        self.snap.kept_json()
+    }
     fn explicit_counts(&self) -> Vec<(String, &'static str, u64, u64)> {
         self.snap.explicit_counts()
     }

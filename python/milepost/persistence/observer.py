@@ -16,7 +16,7 @@ from ..snapshot import node_paths
 from .store import Store
 
 if TYPE_CHECKING:
-    from ..snapshot import Snapshot
+    from ..snapshot import ResourcesData, Snapshot
 
 # The run's first row: a resumed run keeps the counts its history shows until its own first
 # snapshot replaces them (a resumed run killed at once must not read "0 done").
@@ -108,7 +108,8 @@ class HistoryObserver(BaseObserver):
         )
 
     def on_snapshot(self, snapshot: Snapshot) -> None:
-        root = snapshot.root
+        kept = snapshot.kept()
+        root = kept["root"]
         explicit = {path: (done, skipped) for path, _, done, skipped in snapshot.explicit_counts()}
         status = root["state"]
         elapsed = None if root["elapsed"] is None else self._before + root["elapsed"]
@@ -126,7 +127,7 @@ class HistoryObserver(BaseObserver):
                 json.dumps(root["metrics"]),
                 *explicit.get("", (0, 0)),
                 json.dumps(self._meta()),
-                *self._used(snapshot),
+                *self._used(kept["resources"]),
                 self._id,
             ),
         )
@@ -151,14 +152,13 @@ class HistoryObserver(BaseObserver):
                     *explicit.get(path, (0, 0)),
                 ),
             )
-        for lane in snapshot.data["lanes"]:
+        for lane in kept["lanes"]:
             self.store.execute(_WORKER_UPSERT, (self._id, lane["name"], lane["state"], lane["done"], lane["failed"]))
 
-    def _used(self, snapshot: Snapshot) -> Tuple[Optional[float], Optional[int]]:
-        """CPU seconds and peak memory of the run's processes, those of the runs it resumes
-        included (None when nothing was ever sampled)."""
+    def _used(self, r: Optional[ResourcesData]) -> Tuple[Optional[float], Optional[int]]:
+        """CPU seconds and peak memory of the run's processes (`r`, the snapshot's resources),
+        those of the runs it resumes included (None when nothing was ever sampled)."""
         cpu, peak = self._used_before
-        r = snapshot.data.get("resources")
         if r is None:
             return cpu, peak
         return (cpu or 0.0) + r["cpu_seconds"], max(peak or 0, r["peak_rss_bytes"])
