@@ -119,10 +119,10 @@ pub fn run_items<'py>(
             Err(e) => return Err(e),
         };
         let ended = if let Some(plain) = &mut plain {
-            plain.run(&mut call, func, &value, &name)
+            plain.run(&mut call, &value, &name)
         } else {
             let it = make_item(task, &name)?;
-            let outcome = enter_as(&it, in_coroutine).and_then(|_| end(&it, call.call(func, &value)));
+            let outcome = enter_as(&it, in_coroutine).and_then(|_| end(&it, call.call(&value)));
             Ended { outcome, item: Some(it), plain: None }
         };
         if k >= tail_from {
@@ -231,7 +231,7 @@ impl<'py> Plain<'py> {
     }
 
     /// `with task.item(name): func(value)`.
-    fn run(&mut self, call: &mut OneArg<'py>, func: &Obj<'py>, value: &Obj<'py>, name: &Obj<'py>) -> Ended<'py> {
+    fn run(&mut self, call: &mut OneArg<'py>, value: &Obj<'py>, name: &Obj<'py>) -> Ended<'py> {
         let py = self.task.py();
         // Taken first: after an item that did not start, the next one reads the clock.
         let last_end = self.last_end.take();
@@ -247,7 +247,7 @@ impl<'py> Plain<'py> {
             Err(e) => return refused(e),
         };
         let id = push_pending(&self.task, name, self.lane.as_ref(), t0);
-        let result = call.call(func, value);
+        let result = call.call(value);
         let now = task.node.get().map(Handle::now);
         let Some(pending) = take_pending(id) else {
             unreachable!("only this loop takes its pending item out of the thread's ENTERED")
@@ -302,6 +302,7 @@ impl<'py> Plain<'py> {
 /// that sees the tuple may keep it, hash it (Python 3.14 keeps a tuple's hash in it) or leave
 /// it untracked by the collector, none of which a tuple whose item changes under it survives.
 struct OneArg<'py> {
+    func: Obj<'py>,
     reuse: bool,
     /// The last call's tuple.
     tuple: Option<Bound<'py, PyTuple>>,
@@ -309,11 +310,12 @@ struct OneArg<'py> {
 
 impl<'py> OneArg<'py> {
     fn new(func: &Obj<'py>) -> Self {
-        Self { reuse: tuple_stays_hidden(func), tuple: None }
+        Self { func: func.clone(), reuse: tuple_stays_hidden(func), tuple: None }
     }
 
     #[allow(unsafe_code)]
-    fn call(&mut self, func: &Obj<'py>, arg: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn call(&mut self, arg: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let func = &self.func;
         if !self.reuse {
             return call_one(func, arg);
         }

@@ -25,11 +25,9 @@ use crate::core::text::clip;
 /// Bytes of an item before its name: status, duration, end, the name's length.
 const HEAD: usize = 1 + 8 + 8 + 4;
 
-/// The statuses as the bytes encode them: each by its place here.
-const STATUSES: [ItemStatus; 4] = [ItemStatus::Done, ItemStatus::Failed, ItemStatus::Skipped, ItemStatus::Cancelled];
-
+/// A status as the bytes encode it: its place in `ItemStatus::ALL`.
 fn code(status: ItemStatus) -> u8 {
-    let at = STATUSES.iter().position(|s| *s == status).expect("every status is in STATUSES");
+    let at = ItemStatus::ALL.iter().position(|s| *s == status).expect("every status is in ALL");
     u8::try_from(at).expect("four statuses")
 }
 
@@ -69,7 +67,7 @@ pub(crate) fn parse(data: &[u8]) -> PyResult<Vec<Recent<'_>>> {
     let mut at = 0;
     while at < data.len() {
         let head = data.get(at..at + HEAD).ok_or_else(|| bad(at, "an item cut short"))?;
-        let status = *STATUSES.get(usize::from(head[0])).ok_or_else(|| bad(at, "an unknown status"))?;
+        let status = *ItemStatus::ALL.get(usize::from(head[0])).ok_or_else(|| bad(at, "an unknown status"))?;
         let float = |k: usize| f64::from_le_bytes(head[k..k + 8].try_into().expect("8 bytes"));
         let (duration, end) = (float(1), float(9));
         let len = u32::from_le_bytes(head[17..21].try_into().expect("4 bytes"));
