@@ -79,7 +79,8 @@ def test_what_the_history_keeps_of_a_snapshot_is_its_tree_lanes_and_resources_as
     snap = run.snapshot()  # the end's: with the last sample of the run's resources
     kept = snap.kept()
     assert set(kept) == {"root", "lanes", "resources"}
-    assert kept["root"]["failed"] > 0 and len(kept["lanes"]) == 2 and kept["resources"] is not None
+    # A lane for each worker that took items: the pool may hand all 40 to one of its two.
+    assert kept["root"]["failed"] > 0 and kept["lanes"] and kept["resources"] is not None
     assert snap.data["recent"], "a snapshot with recent items, which the kept part leaves out"
     assert kept == {key: snap.data[key] for key in kept}, "each part as the whole snapshot has it"
     assert snap.kept() == kept, "the same once the whole snapshot is decoded"
