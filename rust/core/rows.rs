@@ -168,12 +168,12 @@ fn whole_units(units: f64) -> Option<i64> {
 
 /// The row a pool over numbers makes for each item, `[name,start,duration]` (done, its name an
 /// integer's text, nothing else), made on the stack from its end back (so that no number's
-/// digits are counted first) and appended to the chunk in one copy; its lead is the `[` or `,`
-/// before it. Written field by field into the chunk, each field took a capacity check and a
-/// copy of its own: about a fifth of what keeping a row cost a worker.
+/// digits are counted first) and appended to the chunk in one copy, once its lead (the `[` or
+/// `,` before it) is known. Written field by field into the chunk, each field took a capacity
+/// check and a copy of its own: about a fifth of what keeping a row cost a worker.
 struct Line {
     bytes: [u8; Self::MAX],
-    /// Where the row starts in `bytes` (it ends at their end).
+    /// Where the row's lead goes in `bytes` (the row ends at their end).
     start: usize,
 }
 
@@ -183,7 +183,7 @@ impl Line {
     const MAX: usize = 64;
 
     /// The row, or None when it is not such a row (a time that is no time, or out of range).
-    fn done(lead: u8, name: &str, start_us: f64, duration_ns: Option<f64>) -> Option<Self> {
+    fn done(name: &str, start_us: f64, duration_ns: Option<f64>) -> Option<Self> {
         let (start, duration) = (whole_units(start_us)?, whole_units(duration_ns?)?);
         let name = name.as_bytes();
         let mut bytes = [0u8; Self::MAX];
@@ -197,12 +197,13 @@ impl Line {
         bytes[at] = b',';
         at -= name.len();
         bytes[at..at + name.len()].copy_from_slice(name);
-        bytes[at - 2] = lead;
         bytes[at - 1] = b'[';
         Some(Self { bytes, start: at - 2 })
     }
 
-    fn as_bytes(&self) -> &[u8] {
+    /// The row with its lead.
+    fn led(&mut self, lead: u8) -> &[u8] {
+        self.bytes[self.start] = lead;
         &self.bytes[self.start..]
     }
 }
@@ -291,45 +292,64 @@ impl RowBuffer {
     /// its history key and the error clipped (see `text::item_key`), so that a row stays small
     /// whatever the job hands in.
     pub fn push(&self, row: &Row<'_>) -> usize {
+        if let Some(line) = self.common_line(row) {
+            return self.push_line(row.phase, line);
+        }
         // An integer's own text is its own key (no NUL, and short): not looked at again.
         let integer = is_integer_text(row.name);
         let name = if integer { std::borrow::Cow::Borrowed(row.name) } else { super::text::item_key(row.name) };
         let error = row.error.map(|e| super::text::clip(e, super::limits::MAX_ERROR_CHARS));
         let row = Row { name: &name, error: error.as_deref(), ..*row };
         let mut g = self.inner.lock();
-        let pending = &mut *g;
-        let other_phase = |c: &Chunk| self.origin.is_some() && c.shared.as_ref().is_none_or(|s| s.phase != row.phase);
+        let chunk = self.chunk_for(&mut g, row.phase);
+        let buf = chunk.text.heap_mut();
+        buf.push(if chunk.rows == 0 { b'[' } else { b',' });
+        buf.push(b'[');
+        match &chunk.shared {
+            None => encode_whole(buf, &row),
+            Some(shared) => encode_short(buf, &row, shared.t0, integer),
+        }
+        buf.push(b']');
+        chunk.rows += 1;
+        chunk.counts.add(row.status);
+        g.rows += 1;
+        g.rows
+    }
+
+    /// The row of a short buffer's done item named by an integer (no error, no metrics): see
+    /// `Line`. Made before the lock is taken.
+    #[inline]
+    fn common_line(&self, row: &Row<'_>) -> Option<Line> {
+        let t0 = self.origin?;
+        if row.status != ItemStatus::Done || row.error.is_some() || row.metrics.is_some() || !is_integer_text(row.name)
+        {
+            return None;
+        }
+        Line::done(row.name, (row.started_at - t0) * MICROS, row.duration.map(|d| d * NANOS))
+    }
+
+    /// Appends the common row `line` of phase `phase` (see `common_line`).
+    fn push_line(&self, phase: &str, mut line: Line) -> usize {
+        let mut g = self.inner.lock();
+        let chunk = self.chunk_for(&mut g, phase);
+        let lead = if chunk.rows == 0 { b'[' } else { b',' };
+        chunk.text.heap_mut().extend_from_slice(line.led(lead));
+        chunk.rows += 1;
+        chunk.counts.done += 1;
+        g.rows += 1;
+        g.rows
+    }
+
+    /// The chunk a row of `phase` goes to: the last one, unless it was given (sealed), is full,
+    /// or (in a short buffer) holds another phase's rows; else a new one.
+    fn chunk_for<'g>(&self, pending: &'g mut Pending, phase: &str) -> &'g mut Chunk {
+        let other_phase = |c: &Chunk| self.origin.is_some() && c.shared.as_ref().is_none_or(|s| s.phase != phase);
         if pending.sealed || pending.chunks.last().is_none_or(|c| c.rows >= ROWS_PER_CHUNK || other_phase(c)) {
-            let shared = self.origin.map(|t0| Shared { phase: row.phase.to_owned(), t0 });
+            let shared = self.origin.map(|t0| Shared { phase: phase.to_owned(), t0 });
             pending.chunks.push(Chunk { shared, ..Chunk::default() });
             pending.sealed = false;
         }
-        let chunk = pending.chunks.last_mut().expect("a chunk was just made");
-        let buf = chunk.text.heap_mut();
-        let lead = if chunk.rows == 0 { b'[' } else { b',' };
-        let line = match &chunk.shared {
-            Some(shared)
-                if integer && row.status == ItemStatus::Done && row.error.is_none() && row.metrics.is_none() =>
-            {
-                Line::done(lead, row.name, (row.started_at - shared.t0) * MICROS, row.duration.map(|d| d * NANOS))
-            }
-            _ => None,
-        };
-        if let Some(line) = line {
-            buf.extend_from_slice(line.as_bytes());
-        } else {
-            buf.push(lead);
-            buf.push(b'[');
-            match &chunk.shared {
-                None => encode_whole(buf, &row),
-                Some(shared) => encode_short(buf, &row, shared.t0, integer),
-            }
-            buf.push(b']');
-        }
-        chunk.rows += 1;
-        chunk.counts.add(row.status);
-        pending.rows += 1;
-        pending.rows
+        pending.chunks.last_mut().expect("a chunk was just made")
     }
 
     /// The waiting chunks, each a whole JSON array (the buffer starts over); None if no row
@@ -632,14 +652,14 @@ mod tests {
                     let chunks = buffer.take().unwrap();
                     let text = std::str::from_utf8(&chunks[0].text).unwrap();
                     assert_eq!((chunks.len(), text), (1, general(&rows).as_str()), "{name} {t} {duration:?}");
-                    let on_the_stack = Line::done(b',', name, t * MICROS, duration.map(|d| d * NANOS)).is_some();
+                    let on_the_stack = Line::done(name, t * MICROS, duration.map(|d| d * NANOS)).is_some();
                     common += usize::from(on_the_stack && is_integer_text(name));
                 }
             }
         }
         assert!(common > 1000, "{common} common rows compared");
         for bad in [f64::NAN, f64::INFINITY, 5e18] {
-            assert!(Line::done(b'[', "1", bad, Some(1.0)).is_none() && Line::done(b'[', "1", 1.0, Some(bad)).is_none());
+            assert!(Line::done("1", bad, Some(1.0)).is_none() && Line::done("1", 1.0, Some(bad)).is_none());
         }
     }
 

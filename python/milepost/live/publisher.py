@@ -139,6 +139,7 @@ class LivePublisher(BaseObserver):
 
     def __init__(self, run_id: str, name: str, started_at: float, history: Optional[Path], steer: Steering) -> None:
         self._id = run_id
+        cwd = os.getcwd()  # once: a run's start may wait for the interpreter's lock at each call
         self._info = {
             "format": FORMAT,
             "id": run_id,
@@ -147,9 +148,9 @@ class LivePublisher(BaseObserver):
             "pid_start": own_start(),
             "host": HOST,
             "argv": list(sys.argv),
-            "cwd": os.getcwd(),
+            "cwd": cwd,
             "started_at": started_at,
-            "history": _resolved(str(history), os.getcwd()) if history is not None else None,
+            "history": _resolved(str(history), cwd) if history is not None else None,
         }
         self._steer = steer
         self._born = time.monotonic()
