@@ -88,7 +88,7 @@ impl ChunkText {
 
     /// The heap bytes to append to: a private text that is appended to is moved to the heap
     /// first (a chunk `push` encodes into is always on the heap).
-    #[inline]
+    #[inline] // called once a row by a worker's `RowBuffer::push`: not worth a call of its own
     pub fn heap_mut(&mut self) -> &mut Vec<u8> {
         if let Self::Private(p) = self {
             *self = Self::Heap(p.as_slice().to_vec());

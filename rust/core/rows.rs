@@ -182,7 +182,8 @@ impl Line {
     /// and two numbers of at most 20 (`whole_units` bounds them).
     const MAX: usize = 64;
 
-    /// The row, or None when it is not such a row (a time that is no time, or out of range).
+    /// The row without its lead (a zero byte until `led` writes it), or None when it is not
+    /// such a row (a time that is no time, or out of range).
     fn done(name: &str, start_us: f64, duration_ns: Option<f64>) -> Option<Self> {
         let (start, duration) = (whole_units(start_us)?, whole_units(duration_ns?)?);
         let name = name.as_bytes();
@@ -317,7 +318,11 @@ impl RowBuffer {
     }
 
     /// The row of a short buffer's done item named by an integer (no error, no metrics): see
-    /// `Line`. Made before the lock is taken.
+    /// `Line`. Made before the lock is taken, so that the lock is held for the copy alone (the
+    /// threads of a `thread_map` share a buffer), and without the general path's name key,
+    /// clipped error and rebuilt row, which such a row never needs. Its start is timed from the
+    /// buffer's origin: every chunk `push` writes to is one `chunk_for` made, with that t0 (a
+    /// chunk given by `extend_encoded`, with a t0 of its own, is sealed: no row joins it).
     #[inline]
     fn common_line(&self, row: &Row<'_>) -> Option<Line> {
         let t0 = self.origin?;
@@ -332,6 +337,7 @@ impl RowBuffer {
     fn push_line(&self, phase: &str, mut line: Line) -> usize {
         let mut g = self.inner.lock();
         let chunk = self.chunk_for(&mut g, phase);
+        debug_assert_eq!(chunk.shared.as_ref().map(|s| s.t0.to_bits()), self.origin.map(f64::to_bits));
         let lead = if chunk.rows == 0 { b'[' } else { b',' };
         chunk.text.heap_mut().extend_from_slice(line.led(lead));
         chunk.rows += 1;
@@ -660,6 +666,74 @@ mod tests {
         assert!(common > 1000, "{common} common rows compared");
         for bad in [f64::NAN, f64::INFINITY, 5e18] {
             assert!(Line::done("1", bad, Some(1.0)).is_none() && Line::done("1", 1.0, Some(bad)).is_none());
+        }
+    }
+
+    #[test]
+    fn common_rows_take_the_general_paths_chunks() {
+        // Common rows (done, an integer's name, whole times) through every choice of chunk: a
+        // full one, another phase's, and one given by `extend_encoded` with a t0 of its own,
+        // which no row joins. Each chunk's rows, counts and text are those of the general path.
+        // The chunks the general path makes: (phase, its rows' text).
+        fn expect(want: &mut Vec<(&'static str, Vec<String>)>, phase: &'static str, r: &Row<'_>, t0: f64, fresh: bool) {
+            let mut line = Vec::new();
+            encode_short(&mut line, r, t0, true);
+            let line = String::from_utf8(line).unwrap();
+            match want.last_mut() {
+                Some((p, lines)) if !fresh && *p == phase && lines.len() < ROWS_PER_CHUNK => lines.push(line),
+                _ => want.push((phase, vec![line])),
+            }
+        }
+        let origin = 1_764_532_012.123_456_7;
+        let b = RowBuffer::short("r1", origin);
+        let row = |k: usize, phase: &'static str| Row {
+            phase,
+            name: "0",
+            status: ItemStatus::Done,
+            started_at: origin + 0.001 * k as f64,
+            duration: Some(1e-5 + 1e-9 * k as f64),
+            error: None,
+            metrics: None,
+        };
+        let mut want = Vec::new();
+        let names: Vec<String> = (0..=2 * ROWS_PER_CHUNK + 4).map(|k| k.to_string()).collect();
+        for (k, name) in names.iter().enumerate() {
+            let phase = if k % 700 < 350 { "a" } else { "b" };
+            let r = Row { name, ..row(k, phase) };
+            b.push(&r);
+            expect(&mut want, phase, &r, origin, false);
+            if k == ROWS_PER_CHUNK + 3 {
+                let given = Shared { phase: phase.into(), t0: origin - 1.0 };
+                b.extend_encoded(
+                    "[[1,2,3]]",
+                    1,
+                    StatusCounts { done: 1, ..StatusCounts::default() },
+                    "r1",
+                    Some(given),
+                )
+                .unwrap();
+                want.push(("given", vec!["1,2,3".into()]));
+                let r = Row { name, ..row(k, phase) };
+                b.push(&r);
+                expect(&mut want, phase, &r, origin, true);
+            }
+        }
+        let chunks = b.take().unwrap();
+        assert_eq!(chunks.len(), want.len());
+        for (chunk, (phase, lines)) in chunks.iter().zip(&want) {
+            let shared = chunk.shared.as_ref().unwrap();
+            if *phase == "given" {
+                assert_eq!(
+                    (shared.t0.to_bits(), chunk.rows),
+                    ((origin - 1.0).to_bits(), 1),
+                    "a given chunk stays as it came"
+                );
+                continue;
+            }
+            assert_eq!((shared.phase.as_str(), shared.t0.to_bits()), (*phase, origin.to_bits()));
+            assert_eq!((chunk.rows, chunk.counts.done), (lines.len(), lines.len()));
+            let text = format!("[[{}]]", lines.join("],["));
+            assert_eq!(std::str::from_utf8(&chunk.text).unwrap(), text);
         }
     }
 
