@@ -63,9 +63,19 @@ def _usage() -> tuple:
     return mine + children.ru_utime + children.ru_stime, mine, own.ru_minflt
 
 
+def _reaped(limit: float = 10.0) -> None:
+    """Waits until this process has no child process left: `process_map` returns once its
+    workers have left the run, and its executor reaps them meanwhile; their CPU is counted once
+    they are reaped (and the next round starts without them)."""
+    deadline = time.monotonic() + limit
+    while mp.active_children() and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
 def turns(contenders: Dict[str, Callable[[], Any]], rounds: int) -> Dict[str, Dict[str, List[float]]]:
-    """Each contender's wall seconds and CPU seconds (its workers' included), and the parent's
-    own CPU seconds and page faults, one run a round, in an order that turns each round."""
+    """Each contender's wall seconds (until its call returns) and CPU seconds (its workers'
+    included, once they are reaped), and the parent's own CPU seconds and page faults, one run a
+    round, in an order that turns each round."""
     labels = list(contenders)
     out: Dict[str, Dict[str, List[float]]] = {
         kind: {label: [] for label in labels} for kind in ("wall", "cpu", "parent cpu", "parent faults")
@@ -75,6 +85,7 @@ def turns(contenders: Dict[str, Callable[[], Any]], rounds: int) -> Dict[str, Di
             (c0, p0, f0), t0 = _usage(), time.perf_counter()
             contenders[label]()
             out["wall"][label].append(time.perf_counter() - t0)
+            _reaped()
             (c1, p1, f1) = _usage()
             out["cpu"][label].append(c1 - c0)
             out["parent cpu"][label].append(p1 - p0)

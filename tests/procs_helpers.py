@@ -6,8 +6,12 @@ import functools
 import os
 import signal
 import time
+from multiprocessing import util
 
 import milepost
+
+#: Seconds a worker of `linger_at_exit` takes to end once it has left the run.
+LINGER = 3.0
 
 
 def square_or_fail(x: int) -> int:
@@ -280,3 +284,15 @@ def counted_once(x: float) -> tuple:
     """`(x, how many calls this process really made)`: a repeated `x` is the cache's answer."""
     _CALLS[0] += 1
     return (x, _CALLS[0])
+
+
+def linger_at_exit(x: int) -> int:
+    """An item whose worker process, told to go, takes LINGER seconds to end after it has left
+    the run: an exit handler of the job's own, which runs after milepost's (a lower priority)."""
+    if not _lingering:
+        util.Finalize(None, time.sleep, args=(LINGER,), exitpriority=0)
+        _lingering.append(True)
+    return x * 2
+
+
+_lingering: list = []

@@ -151,6 +151,10 @@ class RunContext(Protocol):
     def stopped_workers(self) -> None:
         """The stopped workers are gone: their items in flight leave flight uncounted."""
 
+    def workers_left(self, pids: List[int]) -> Optional[bool]:
+        """Whether these worker processes have all left the run (each marks so on its way out,
+        before its process is torn down); None where this context cannot tell."""
+
 
 #: The root task of the innermost run of this context (a `Run` in the process that made it,
 #: a worker's root task in a worker process): the parent of loops and pools made without one.

@@ -303,6 +303,9 @@ class Owner:
     def stopped_workers(self) -> None:
         self.core.stopped_workers()
 
+    def workers_left(self, pids: List[int]) -> Optional[bool]:
+        return self.core.workers_left(pids)
+
     def become_worker(self) -> None:
         """In a child made by fork: every task of the run counts into shared memory from now
         on, through a worker's context; nothing is drawn or stored here."""

@@ -297,6 +297,9 @@ class RemoteContext:
     def stopped_workers(self) -> None:
         pass
 
+    def workers_left(self, pids: List[int]) -> Optional[bool]:
+        return None  # no slots here to tell by: a pool waits for its processes
+
     # -- sending --------------------------------------------------------------------------------
     def _ship(self) -> None:
         """The sending thread: a message every `INTERVAL` when something changed, a heartbeat

@@ -349,6 +349,9 @@ class WorkerContext:
     def stopped_workers(self) -> None:
         pass
 
+    def workers_left(self, pids: List[int]) -> Optional[bool]:
+        return None  # a worker's own pools are threads (see `stop_pool`)
+
     def arm(self) -> None:
         """Marks this process's slot exited when the process ends, including in children that
         multiprocessing bootstraps (their bootstrap clears finalizers, then runs after-fork

@@ -163,6 +163,10 @@ impl PyRunCore {
     fn cancel(&self) {
         self.core.cancel();
     }
+    #[allow(clippy::needless_pass_by_value)] // PyO3 extracts a Python list into an owned Vec
+    fn workers_left(&self, pids: Vec<u32>) -> bool {
+        self.core.workers_left(&pids)
+    }
     fn stopped_workers(&self) {
         self.core.stopped_workers();
     }

@@ -226,6 +226,20 @@ impl RunCore {
         }
     }
 
+    /// Whether none of the worker processes `pids` holds a slot any more: each marks its own
+    /// exited on its way out (`Segment::detach`, among its interpreter's first exit handlers),
+    /// before the rest of its teardown and the kernel's; a slot found dead, or stopped and
+    /// accounted, is left too. True for a run not shared (no slot to hold).
+    pub fn workers_left(&self, pids: &[u32]) -> bool {
+        use super::shm::segment::{ACTIVE, STOPPING};
+        let Some(seg) = self.segment.get() else { return true };
+        seg.used_slots().into_iter().all(|slot| {
+            let state = seg.state_word(slot).load(Ordering::Acquire);
+            let pid = seg.pid_word(slot).load(Ordering::Acquire);
+            !matches!(state, ACTIVE | STOPPING) || !pids.iter().any(|&p| u64::from(p) == pid)
+        })
+    }
+
     /// Worker processes the parent stopped, now gone: their items in flight leave flight
     /// uncounted, as an item interrupted by Ctrl-C does (not failed, as a death's are).
     pub fn stopped_workers(&self) {
