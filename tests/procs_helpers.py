@@ -287,11 +287,13 @@ def counted_once(x: float) -> tuple:
 
 
 def linger_at_exit(x: int) -> int:
-    """An item whose worker process, told to go, takes LINGER seconds to end after it has left
-    the run: an exit handler of the job's own, which runs after milepost's (a lower priority)."""
+    """An item of 50 ms (so that a pool's workers all take some) whose worker process, told to
+    go, takes LINGER seconds to end after it has left the run: an exit handler of the job's own,
+    which runs after milepost's (a lower priority)."""
     if not _lingering:
         util.Finalize(None, time.sleep, args=(LINGER,), exitpriority=0)
         _lingering.append(True)
+    time.sleep(0.05)
     return x * 2
 
 

@@ -84,10 +84,10 @@ def test_a_pool_returns_once_its_workers_left_the_run_not_once_they_are_gone() -
     executor (a worker's teardown after its last chunk took 4 to 6 ms of the job's time)."""
     with milepost.Run("pm", display="none", history=False) as run:
         t = time.monotonic()
-        out = milepost.process_map(linger_at_exit, range(8), workers=2, chunksize=2, mp_context=mp.get_context("fork"))
+        out = milepost.process_map(linger_at_exit, range(16), workers=2, chunksize=2, mp_context=mp.get_context("fork"))
         took = time.monotonic() - t
         lanes = [lane for lane in run.snapshot().data["lanes"] if lane["name"].startswith("pid ")]
-    assert out == [x * 2 for x in range(8)]
+    assert out == [x * 2 for x in range(16)]
     assert lanes and all(lane["state"] == "finished" for lane in lanes)
     # Before, the pool waited for every worker's exit handlers: LINGER seconds at least.
     assert took < LINGER - 1.0, f"the pool waited {took:.2f} s for its workers to end"
@@ -96,6 +96,17 @@ def test_a_pool_returns_once_its_workers_left_the_run_not_once_they_are_gone() -
     while any(os.path.exists(f"/proc/{pid}") for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.05)  # a zombie keeps its /proc entry until it is reaped
     assert not any(os.path.exists(f"/proc/{pid}") for pid in pids), "every worker ended and was reaped"
+
+
+def test_a_pool_with_a_worker_that_never_counted_waits_for_its_processes() -> None:
+    """A worker that took no chunk holds no slot, and may be a process still starting (under
+    spawn, one that has yet to attach to the run's segment, which the run removes as it ends):
+    the pool cannot tell it left, so it waits for every process to end, as before."""
+    ctx = mp.get_context("fork")  # both workers start at once; one takes the only chunk
+    with milepost.Run("pm", display="none", history=False):
+        out = milepost.process_map(linger_at_exit, range(2), workers=2, chunksize=2, mp_context=ctx)
+        assert mp.active_children() == [], "every worker process ended and was reaped"
+    assert out == [0, 2]
 
 
 def test_a_task_counts_what_its_pools_workers_did() -> None:

@@ -162,9 +162,9 @@ class RunCore:
         """Worker processes about to be stopped (a second Ctrl-C): not deaths."""
     def stopped_workers(self) -> None:
         """The stopped workers are gone: their items in flight leave flight uncounted."""
-    def workers_left(self, pids: list[int]) -> bool:
-        """Whether none of these worker processes holds a slot any more (each marks its own
-        on its way out)."""
+    def workers_left(self, pids: list[int]) -> Optional[bool]:
+        """Whether these worker processes have all left the run (each marks its slot on its
+        way out); None when one of them never took a slot (it may still be starting)."""
     def stop_pool(self, pool: int, stop: bool) -> None:
         """Tells pool ``pool``'s workers to stop handing out items (``False``: frees the bit)."""
     def node_states(self) -> list[_NodeState]:

@@ -153,7 +153,8 @@ class RunContext(Protocol):
 
     def workers_left(self, pids: List[int]) -> Optional[bool]:
         """Whether these worker processes have all left the run (each marks so on its way out,
-        before its process is torn down); None where this context cannot tell."""
+        before its process is torn down); None where this context cannot tell, or one of them
+        never counted (it may be a process still starting)."""
 
 
 #: The root task of the innermost run of this context (a `Run` in the process that made it,

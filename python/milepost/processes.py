@@ -171,17 +171,19 @@ def _close_served(pool: ProcessPoolExecutor, context: Any) -> None:
     the rest of its interpreter's teardown, the kernel's and the executor's reaping of it took
     4 to 6 ms more here (the executor's own thread reaps them meanwhile; the interpreter's exit
     waits for it). So the final count sees every worker as finished, and the job does not wait
-    for the processes to be gone. Where the context cannot tell (None), or the workers take
-    longer than LEAVE_WAIT, this waits for their processes as `shutdown` does."""
+    for the processes to be gone. Where the context cannot tell (None: a remote worker's pool, or
+    a worker that never counted, which may be a process still starting and about to attach to
+    the run's segment), or the workers take longer than LEAVE_WAIT, this waits for their
+    processes as `shutdown` does."""
     # `_processes` and the executor's thread are its only record of its workers and their reaper.
     procs = list((pool._processes or {}).values())  # noqa: SLF001
     # (typeshed has the thread's attribute as its wake-up object.)
     reaper = cast(Optional[threading.Thread], pool._executor_manager_thread)  # noqa: SLF001
-    pids = [p.pid for p in procs if p.pid is not None]
+    pids = [p.pid for p in procs]
     pool.shutdown(wait=False, cancel_futures=True)
     start = time.monotonic()
     while True:
-        left = context.workers_left(pids)
+        left = None if None in pids else context.workers_left(cast(List[int], pids))
         if left:
             return
         waited = time.monotonic() - start

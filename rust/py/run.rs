@@ -164,7 +164,7 @@ impl PyRunCore {
         self.core.cancel();
     }
     #[allow(clippy::needless_pass_by_value)] // PyO3 extracts a Python list into an owned Vec
-    fn workers_left(&self, pids: Vec<u32>) -> bool {
+    fn workers_left(&self, pids: Vec<u32>) -> Option<bool> {
         self.core.workers_left(&pids)
     }
     fn stopped_workers(&self) {

@@ -226,18 +226,26 @@ impl RunCore {
         }
     }
 
-    /// Whether none of the worker processes `pids` holds a slot any more: each marks its own
-    /// exited on its way out (`Segment::detach`, among its interpreter's first exit handlers),
-    /// before the rest of its teardown and the kernel's; a slot found dead, or stopped and
-    /// accounted, is left too. True for a run not shared (no slot to hold).
-    pub fn workers_left(&self, pids: &[u32]) -> bool {
+    /// Whether the worker processes `pids` have all left the run: each marks its slot exited on
+    /// its way out (`Segment::detach`, among its interpreter's first exit handlers), before the
+    /// rest of its teardown and the kernel's; a slot found dead, or stopped and accounted, is
+    /// left too. None when one of them holds no slot: it never counted, and may be a process
+    /// still starting, which attaches to the segment yet (a pool then waits for the processes).
+    pub fn workers_left(&self, pids: &[u32]) -> Option<bool> {
         use super::shm::segment::{ACTIVE, STOPPING};
-        let Some(seg) = self.segment.get() else { return true };
-        seg.used_slots().into_iter().all(|slot| {
-            let state = seg.state_word(slot).load(Ordering::Acquire);
-            let pid = seg.pid_word(slot).load(Ordering::Acquire);
-            !matches!(state, ACTIVE | STOPPING) || !pids.iter().any(|&p| u64::from(p) == pid)
-        })
+        let seg = self.segment.get()?;
+        let held: Vec<(u64, u64)> = seg
+            .used_slots()
+            .into_iter()
+            .map(|slot| (seg.pid_word(slot).load(Ordering::Acquire), seg.state_word(slot).load(Ordering::Acquire)))
+            .collect();
+        let mut left = true;
+        for &pid in pids {
+            let mut slots = held.iter().filter(|(p, _)| *p == u64::from(pid)).peekable();
+            slots.peek()?;
+            left &= slots.all(|(_, state)| !matches!(*state, ACTIVE | STOPPING));
+        }
+        Some(left)
     }
 
     /// Worker processes the parent stopped, now gone: their items in flight leave flight

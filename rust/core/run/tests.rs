@@ -1,5 +1,6 @@
 use super::*;
 use crate::core::clock::Clock;
+use crate::core::shm::Segment;
 use crate::core::snapshot::{NodeSnapshot, Snapshot};
 
 fn run() -> RunCore {
@@ -221,4 +222,28 @@ fn each_phase_projects_its_own_cost_and_the_run_adds_them_up() {
     // A phase with no total leaves the run without one, so without a projection.
     r.add_node(0, NodeKind::Phase, "extra", "it", None).unwrap();
     assert_eq!(r.snapshot(2.0).root.projected_cost, None);
+}
+
+#[test]
+fn workers_have_left_once_each_marked_its_slot_and_not_before() {
+    // Three workers in this process, each with its own attachment and pid: one still holds its
+    // slot, one marked it on its way out, and one never counted (no slot: perhaps a process
+    // still starting, about to attach): a pool can tell only of the first two.
+    let core = run();
+    assert_eq!(core.workers_left(&[7]), None, "a run not shared has no slots to tell by");
+    let dir = std::env::temp_dir().join(format!("milepost-left-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = core.enable_sharing(&dir, 60.0).unwrap();
+    let (busy, leaving) = (Segment::attach(&path).unwrap(), Segment::attach(&path).unwrap());
+    busy.claim(101).unwrap();
+    leaving.claim(102).unwrap();
+    assert_eq!(core.workers_left(&[101, 102]), Some(false), "both hold their slots");
+    leaving.detach();
+    assert_eq!(core.workers_left(&[102]), Some(true), "marked on its way out");
+    assert_eq!(core.workers_left(&[101, 102]), Some(false), "one still holds its slot");
+    assert_eq!(core.workers_left(&[102, 103]), None, "one never took a slot");
+    busy.detach();
+    assert_eq!(core.workers_left(&[101, 102]), Some(true));
+    core.stop_sharing();
+    let _ = std::fs::remove_dir_all(&dir);
 }
