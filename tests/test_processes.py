@@ -109,6 +109,23 @@ def test_a_pool_with_a_worker_that_never_counted_waits_for_its_processes() -> No
     assert out == [0, 2]
 
 
+@pytest.mark.parametrize("retries", [0, 1])
+def test_an_items_error_carries_its_workers_traceback(retries) -> None:
+    """As `concurrent.futures` does: the exception the pool raises (or returns) has the
+    worker's traceback as its cause, down to the line of the job's function that raised (the
+    native loop without retries, the Python one with them)."""
+    ctx = mp.get_context("fork")
+    with pytest.raises(ValueError, match="bad 7") as raised:
+        milepost.process_map(square_or_fail, range(10), workers=2, chunksize=5, retries=retries, mp_context=ctx)
+    out = milepost.process_map(
+        square_or_fail, range(10), workers=2, chunksize=5, retries=retries, return_exceptions=True, mp_context=ctx
+    )
+    for error in (raised.value, out[7]):
+        cause = error.__cause__
+        assert type(cause).__name__ == "RemoteTraceback", cause
+        assert "in square_or_fail" in str(cause) and 'raise ValueError(f"bad {x}")' in str(cause)
+
+
 def test_a_task_counts_what_its_pools_workers_did() -> None:
     """`task.done` and its kin, read after a pool (or while it runs), hold what the worker
     processes counted for the task, as its snapshot does: they held only the parent's own."""

@@ -20,6 +20,7 @@ import signal
 import tempfile
 import threading
 import time
+import traceback
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 from . import _milepost, context, events, remote
@@ -646,7 +647,7 @@ def run_chunk(
                 left = names[started:] if names is not None else default_names(indices[started:], items[started:])
                 values.extend(Cancelled.not_started(name) for name in left)
             for k, ran in raised:
-                values[k] = _picklable(values[k])
+                values[k] = _returned(values[k])
                 if ran:  # an item the run refused did not run
                     failed.append(k)
         else:
@@ -688,7 +689,7 @@ def _run_items(
                 else:
                     value = fn(items[k])
         except Exception as e:  # noqa: BLE001 - returned to the parent per item
-            value = _picklable(e)
+            value = _returned(e)
             if it.row is not None:  # it ran (an item the run refused did not)
                 failed.append(k)
         values.append(value)
@@ -715,6 +716,46 @@ def _stopper(ctx: Any, pool: int) -> Callable[[], bool]:
         shared = ctx._shared  # noqa: SLF001 - the context's own segment, read per item
         return lambda: shared.cancelled or shared.pool_stopped(pool)
     return lambda: bool(ctx.cancelled or ctx.pool_stopped(pool))
+
+
+class RemoteTraceback(Exception):
+    """The traceback of an item's exception in its worker process: the cause of the exception
+    the parent gets (`concurrent.futures` gives its own the same way), so that the line of the
+    job's function that raised is shown where the pool raises it."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _with_remote_traceback(e: BaseException, text: str) -> BaseException:
+    e.__cause__ = RemoteTraceback(text)
+    return e
+
+
+class _Returned:
+    """An item's exception on its way to the parent, which unpickles it with its worker's
+    traceback as its cause (see `RemoteTraceback`)."""
+
+    __slots__ = ("error", "text")
+
+    def __init__(self, error: BaseException, text: str) -> None:
+        self.error, self.text = error, text
+
+    def __reduce__(self) -> Tuple[Any, Tuple[BaseException, str]]:
+        return _with_remote_traceback, (self.error, self.text)
+
+
+def _returned(e: BaseException) -> Any:
+    """What a chunk returns for an item that raised `e`: `e` (or its text, if it cannot be
+    pickled), with the worker's traceback of it."""
+    tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+    error = _picklable(e)
+    error.__traceback__ = None  # its frames hold the item's locals: not kept past the chunk
+    return _Returned(error, f'\n"""\n{tb}"""')
 
 
 def _picklable(e: BaseException) -> BaseException:
