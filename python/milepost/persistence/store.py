@@ -408,19 +408,30 @@ class Store:
         rows = chunks.rows if chunks is not None else 0
         db = self._writer.db
         try:
-            # Statements first, in a transaction of their own: an item's phase row exists
-            # before its items, and a batch of rows that cannot be written (a full disk) takes
-            # the run's own rows with it no more (the run stays in the history, `running`).
-            if ops:
+            # Statements first (an item's phase row exists before its items), then the rows,
+            # in one transaction: a commit costs the writer several writes to the WAL, about
+            # 0.4 ms of CPU here, and a run with a pool made four of them where two do.
+            try:
                 with db:
-                    for sql, params in ops:
-                        db.execute(sql, params)
+                    _execute(db, ops)
+                    if chunks is not None:
+                        # A chunk at a time: its text is made a string when it is written (`TakenRows`).
+                        db.executemany(ITEMS_CHUNK, chunks)
+            except Exception:
+                if not ops or chunks is None:
+                    raise
+                # Rows that cannot be written (a full disk) take the run's own rows with them
+                # no more: those go in alone (the run stays in the history, `running`).
+                with db:
+                    _execute(db, ops)
                 self.written += len(ops)
-            if chunks is not None:
-                with db:
-                    # A chunk at a time: its text is made a string when it is written (`TakenRows`).
-                    db.executemany(ITEMS_CHUNK, chunks)
-                self.written += rows
+                raise
+            self.written += len(ops) + rows
         except Exception as e:  # noqa: BLE001 - any failure (a full disk, a bad value) turns history off
             self.dropped += rows
             self._disable(f"cannot write to {self.path} ({type(e).__name__}: {e})")
+
+
+def _execute(db: sqlite3.Connection, ops: List[Op]) -> None:
+    for sql, params in ops:
+        db.execute(sql, params)
