@@ -175,11 +175,10 @@ def _close_served(pool: ProcessPoolExecutor, context: Any) -> None:
     a worker that never counted, which may be a process still starting and about to attach to
     the run's segment), or the workers take longer than LEAVE_WAIT, this waits for their
     processes as `shutdown` does."""
-    # `_processes` and the executor's thread are its only record of its workers and their reaper.
-    procs = list((pool._processes or {}).values())  # noqa: SLF001
-    # (typeshed has the thread's attribute as its wake-up object.)
+    pids = [p.pid for p in _processes(pool)]
+    # The executor's thread is its only record of its workers' reaper (typeshed has the
+    # attribute as its wake-up object).
     reaper = cast(Optional[threading.Thread], pool._executor_manager_thread)  # noqa: SLF001
-    pids = [p.pid for p in procs]
     pool.shutdown(wait=False, cancel_futures=True)
     start = time.monotonic()
     while True:
@@ -196,10 +195,14 @@ def _close_served(pool: ProcessPoolExecutor, context: Any) -> None:
         reaper.join()  # what `shutdown(wait=True)` waits for
 
 
+def _processes(pool: ProcessPoolExecutor) -> List[multiprocessing.Process]:
+    """The pool's worker processes: `_processes` is the executor's only record of them."""
+    return list((pool._processes or {}).values())  # noqa: SLF001
+
+
 def _stop_workers(pool: ProcessPoolExecutor, task: Task) -> None:
     """Kills the pool's workers, telling the run first that these are no deaths."""
-    # `_processes` is the executor's only record of its workers' pids.
-    procs = list((pool._processes or {}).values())  # noqa: SLF001
+    procs = _processes(pool)
     task.context.stopping_workers([p.pid for p in procs if p.pid is not None])
     for p in procs:
         p.kill()

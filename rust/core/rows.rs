@@ -184,35 +184,22 @@ impl Line {
 
     /// The row without its lead (a zero byte until `led` writes it), or None when it is not
     /// such a row (a time that is no time, or out of range).
-    #[cfg(test)]
     fn done(name: &str, start_us: f64, duration_ns: Option<f64>) -> Option<Self> {
-        let mut line = Self { bytes: [0; Self::MAX], start: 0 };
-        line.fill(name, start_us, duration_ns).then_some(line)
-    }
-
-    /// Writes the row without its lead (`done`) into `self`, in place: made where it is used
-    /// and filled there, a line is never copied (returned, it was moved twice a row); false
-    /// when it is not such a row.
-    #[inline]
-    fn fill(&mut self, name: &str, start_us: f64, duration_ns: Option<f64>) -> bool {
-        let (Some(start), Some(duration)) = (whole_units(start_us), duration_ns.and_then(whole_units)) else {
-            return false;
-        };
+        let (start, duration) = (whole_units(start_us)?, whole_units(duration_ns?)?);
         let name = name.as_bytes();
-        let bytes = &mut self.bytes;
+        let mut bytes = [0u8; Self::MAX];
         let mut at = Self::MAX - 1;
         bytes[at] = b']';
-        at = put_int(bytes, at, duration);
+        at = put_int(&mut bytes, at, duration);
         at -= 1;
         bytes[at] = b',';
-        at = put_int(bytes, at, start);
+        at = put_int(&mut bytes, at, start);
         at -= 1;
         bytes[at] = b',';
         at -= name.len();
         bytes[at..at + name.len()].copy_from_slice(name);
         bytes[at - 1] = b'[';
-        self.start = at - 2;
-        true
+        Some(Self { bytes, start: at - 2 })
     }
 
     /// The row with its lead.
@@ -306,9 +293,8 @@ impl RowBuffer {
     /// its history key and the error clipped (see `text::item_key`), so that a row stays small
     /// whatever the job hands in.
     pub fn push(&self, row: &Row<'_>) -> usize {
-        let mut line = Line { bytes: [0; Line::MAX], start: 0 };
-        if self.common_line(row, &mut line) {
-            return self.push_line(row.phase, &mut line);
+        if let Some(line) = self.common_line(row) {
+            return self.push_line(row.phase, line);
         }
         // An integer's own text is its own key (no NUL, and short): not looked at again.
         let integer = is_integer_text(row.name);
@@ -338,38 +324,26 @@ impl RowBuffer {
     /// buffer's origin: every chunk `push` writes to is one `chunk_for` made, with that t0 (a
     /// chunk given by `extend_encoded`, with a t0 of its own, is sealed: no row joins it).
     #[inline]
-    fn common_line(&self, row: &Row<'_>, line: &mut Line) -> bool {
-        let Some(t0) = self.origin else { return false };
+    fn common_line(&self, row: &Row<'_>) -> Option<Line> {
+        let t0 = self.origin?;
         if row.status != ItemStatus::Done || row.error.is_some() || row.metrics.is_some() || !is_integer_text(row.name)
         {
-            return false;
+            return None;
         }
-        line.fill(row.name, (row.started_at - t0) * MICROS, row.duration.map(|d| d * NANOS))
+        Line::done(row.name, (row.started_at - t0) * MICROS, row.duration.map(|d| d * NANOS))
     }
 
     /// Appends the common row `line` of phase `phase` (see `common_line`).
-    fn push_line(&self, phase: &str, line: &mut Line) -> usize {
+    fn push_line(&self, phase: &str, mut line: Line) -> usize {
         let mut g = self.inner.lock();
-        let pending = &mut *g;
-        // Nearly always the last chunk, the one the row before went to: told here, inline, by
-        // the tests `chunk_for` makes (a worker paid a call and a closure a row for them).
-        let chunk = match pending.chunks.last_mut() {
-            Some(last)
-                if !pending.sealed
-                    && last.rows < ROWS_PER_CHUNK
-                    && last.shared.as_ref().is_some_and(|s| s.phase == phase) =>
-            {
-                last
-            }
-            _ => self.chunk_for(pending, phase),
-        };
+        let chunk = self.chunk_for(&mut g, phase);
         debug_assert_eq!(chunk.shared.as_ref().map(|s| s.t0.to_bits()), self.origin.map(f64::to_bits));
         let lead = if chunk.rows == 0 { b'[' } else { b',' };
         chunk.text.heap_mut().extend_from_slice(line.led(lead));
         chunk.rows += 1;
         chunk.counts.done += 1;
-        pending.rows += 1;
-        pending.rows
+        g.rows += 1;
+        g.rows
     }
 
     /// The chunk a row of `phase` goes to: the last one, unless it was given (sealed), is full,
