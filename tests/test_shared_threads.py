@@ -22,7 +22,7 @@ import pytest
 
 import milepost
 from milepost.persistence import Store, default_path
-from milepost.persistence.store import WRITER_CACHE_KIB
+from milepost.persistence.store import WRITER_CACHE_KIB, close_writers
 from milepost.service import FIRST_DELIVERY
 
 
@@ -268,3 +268,58 @@ def test_the_history_writer_keeps_few_pages_in_memory(tmp_path) -> None:
         assert WRITER_CACHE_KIB < 2000, "less than SQLite's default"
     finally:
         store.close()
+
+
+def test_after_a_clean_exit_the_database_file_alone_holds_the_history(tmp_path) -> None:
+    """Found trying it as a user: right after a job, `.milepost/` held `runs.db-wal` beside
+    `runs.db`, with the job's rows in the WAL only, so a copy of `runs.db` lacked the job. At
+    the interpreter's exit the writer now writes what is queued and closes its connection."""
+    db = tmp_path / "runs.db"
+    code = textwrap.dedent(
+        """
+        import sys, milepost
+        with milepost.Run("job", display="none", history=sys.argv[1]) as run:
+            with run.phase("p") as p:
+                for i in range(500):
+                    with p.item(str(i)):
+                        pass
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(db)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs.db"]
+    copy = tmp_path / "copy" / "runs.db"
+    copy.parent.mkdir()
+    copy.write_bytes(db.read_bytes())
+    got = sqlite3.connect(str(copy))
+    assert got.execute("SELECT name, status, done FROM runs").fetchall() == [("job", "completed", 500)]
+    assert got.execute("SELECT SUM(n) FROM item_chunks").fetchone() == (500,)
+
+
+def test_the_exit_waits_for_a_stuck_history_writer_only_so_long(tmp_path, caplog) -> None:
+    """A writer held up (here by another connection's lock on the file) holds up the
+    interpreter's exit for the bound alone, and says so; it writes once the lock goes."""
+    db_path = tmp_path / "runs.db"
+    store = Store(db_path)
+    assert store.flush(30)
+    other = sqlite3.connect(str(db_path), timeout=0)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        store.execute("INSERT INTO runs (id, name, status, started_at) VALUES (?, ?, ?, ?)", ("r1", "one", "x", 0.0))
+        t0 = time.monotonic()
+        close_writers(timeout=1.0)
+        assert time.monotonic() - t0 < 5
+        assert "did not finish within 1 s of the exit" in caplog.text
+    finally:
+        other.rollback()
+        other.close()
+
+    def runs() -> int:
+        with contextlib.closing(sqlite3.connect(str(db_path))) as db:
+            return int(db.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+
+    deadline = time.monotonic() + 30
+    while runs() == 0:
+        assert time.monotonic() < deadline, "the writer never wrote once the lock went"
+        time.sleep(0.05)
+    store.close()

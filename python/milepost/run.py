@@ -28,6 +28,7 @@ from .output import RunLogHandler
 from .output import print as _print
 from .owner import Owner
 from .persistence import History, HistoryObserver, Resume, Store, find_resumable, prior_rates
+from .persistence.store import close_writers
 from .renderers.options import DisplayOptions
 from .resources import ResourceSettings, written_dirs
 from .service import SERVICE, Client
@@ -56,6 +57,9 @@ os.register_at_fork(after_in_child=_unfinished.clear)  # a forked child never en
 def _finish_unfinished() -> None:
     for run in list(_unfinished):
         run.finish("cancelled")
+    # Then, with every run's rows queued, the history files are closed: each is whole in its
+    # database file, without the WAL beside it.
+    close_writers()
 
 
 def current_run() -> Any:

@@ -141,6 +141,8 @@ class _Writer:
         self._wake: "queue.SimpleQueue[bool]" = queue.SimpleQueue()
         self._tickets: Deque["queue.SimpleQueue[bool]"] = deque()
         self.gone = False
+        #: Set at the interpreter's exit (`close_writers`): one last round, then the connection closes.
+        self.stopping = False
         self._thread = threading.Thread(target=self._loop, name="milepost-store", daemon=True)
         self._thread.start()
 
@@ -156,6 +158,14 @@ class _Writer:
 
     def wake(self) -> None:
         self._wake.put(True)
+
+    def stop(self, timeout: float) -> bool:
+        """Writes what is queued, then closes the connection (see `close_writers`); False if
+        the writer did not finish within `timeout` seconds."""
+        self.stopping = True
+        self._wake.put(True)
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     def ticket(self) -> "queue.SimpleQueue[bool]":
         """A queue that gets True once everything queued before now is written."""
@@ -180,9 +190,11 @@ class _Writer:
     def _write_until_idle(self) -> None:
         idle_since = time.monotonic()
         while True:
+            # Read before the round: what was queued before `stop` asked is in this round.
+            stopping = self.stopping
             stores = list(self._stores)
             interval = min((s.flush_interval for s in stores), default=IDLE_EXIT)
-            if not self._tickets and sum(s._pending() for s in stores) < EAGER_BATCH:  # noqa: SLF001
+            if not stopping and not self._tickets and sum(s._pending() for s in stores) < EAGER_BATCH:  # noqa: SLF001
                 with contextlib.suppress(queue.Empty):
                     self._wake.get(timeout=interval)
             while not self._wake.empty():  # wake-ups that came meanwhile: this round serves them
@@ -195,6 +207,8 @@ class _Writer:
                 store._write_round()  # noqa: SLF001 - the store's writer
             for ticket in tickets:
                 ticket.put(True)
+            if stopping:
+                return
             if stores or tickets:
                 idle_since = time.monotonic()
             elif time.monotonic() - idle_since > IDLE_EXIT and _retire(self):
@@ -228,6 +242,25 @@ def _retire(writer: _Writer) -> bool:
         if _writers.get(os.path.realpath(writer.path)) is writer:
             del _writers[os.path.realpath(writer.path)]
         return True
+
+
+#: Seconds the interpreter's exit waits for each history writer to write what is queued and close.
+EXIT_WAIT = 10.0
+
+
+def close_writers(timeout: float = EXIT_WAIT) -> None:
+    """At the interpreter's exit, once the runs have ended: each writer writes what is queued
+    and closes its connection. The last connection to a file folds its WAL into the database
+    and removes the `-wal` and `-shm` files, so that the database file alone holds the history
+    (for whoever copies it); a writer that was idle for IDLE_EXIT seconds did so already."""
+    with _writers_lock:
+        writers = list(_writers.values())
+        _writers.clear()
+    for writer in writers:
+        if writer.alive() and not writer.stop(timeout):
+            _log.warning(
+                "milepost: the history writer of %s did not finish within %.0f s of the exit", writer.path, timeout
+            )
 
 
 def _forget_writers() -> None:
