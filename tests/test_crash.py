@@ -4,6 +4,7 @@ job reported done at least twice the flush interval before the kill is in the da
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -67,3 +68,50 @@ def test_sigkill_at_random_moments_loses_nothing_reported(tmp_path) -> None:
             assert data["schema"] == 1 and data["name"] == "crash"
         assert len(old_enough) > 0 or trial > 0
         db.close()
+
+
+KILLED = textwrap.dedent(
+    """
+    import sys, time, milepost
+    with milepost.Run("killed", display="none") as run:
+        with run.phase("p", total=1000) as ph:
+            for i in range(120):
+                with ph.item(f"item-{i}"):
+                    pass
+            ph.advance(30)  # counted, with no item row
+            print("ready", flush=True)
+            time.sleep(60)
+    """
+)
+
+
+def test_show_of_a_crashed_run_says_what_a_resume_will_skip(tmp_path) -> None:
+    """Found trying it as a user: after a kill -9, `milepost show` gave the counts of the run's
+    last snapshot and `milepost runs` those of its last live one, and neither is what a resume
+    goes by: the item rows. `show` now says how many items the history holds done."""
+    env = {**os.environ, "MILEPOST_HOME": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-c", KILLED], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        db = tmp_path / "runs.db"
+        deadline = time.monotonic() + 30
+        # The snapshot with the 30 counted (a second at most) and the rows (half a second).
+        while True:
+            with contextlib.closing(sqlite3.connect(str(db))) as c:
+                done = c.execute("SELECT done FROM runs").fetchone()
+                rows = c.execute("SELECT coalesce(sum(done), 0) FROM item_chunks").fetchone()[0]
+            if done == (150,) and rows == 120:
+                break
+            assert time.monotonic() < deadline, (done, rows)
+            time.sleep(0.1)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+        proc.stdout.close()
+    out = subprocess.run(
+        [sys.executable, "-m", "milepost", "show", "killed"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    first, second = out.stdout.splitlines()[:2]
+    assert ": crashed," in first and "150/1,000 processed" in first
+    assert second.startswith("  the history holds 120 items done, one by one: those are what a resume"), second

@@ -95,6 +95,15 @@ def show_text(run: RunDetail, db: Optional[str] = None) -> str:
         f"{_milepost.format_count(run['failed'])} failed, {_milepost.format_count(run['skipped'])} skipped, "
         f"success {_pct(run['success_rate'])}"
     ]
+    recorded = run["items"]["done"]
+    if run["status"] == "crashed" and recorded != run["done"]:
+        # Its counts are its last snapshot's (written once a second); its item rows are written
+        # apart from them, and they are what a resume goes by.
+        out.append(
+            f"  the history holds {_milepost.format_count(recorded)} items done, one by one: those are what a "
+            "resume (resume=True) skips; the counts above are from its last snapshot, written up to a second "
+            "before the crash"
+        )
     if run.get("meta"):
         out.append(
             "about: "
