@@ -6,6 +6,7 @@ Jobs run in real subprocesses against a real SQLite file and are killed with rea
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import sqlite3
@@ -354,3 +355,41 @@ def test_pending_in_a_forked_child_of_a_resumed_run_skips_what_was_done() -> Non
             in_child = queue.get(timeout=30)
             child.join(30)
             assert in_child == list(ph.pending(range(10))) == [6, 7, 8, 9]
+
+
+def test_a_run_still_running_elsewhere_is_not_resumed_until_its_process_is_gone(tmp_path) -> None:
+    """Found trying it as a user: a second process that resumed a run while the first was
+    still at it ran the same items, and the history held 2,263 of them twice. The resume is
+    refused while the run's process is alive; once it is gone, the run resumes."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", ITEM_JOB, "1000000"], stdout=subprocess.PIPE, text=True, env=_env(tmp_path)
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().startswith("start")
+        with pytest.raises(milepost.MilepostError, match=r"run 'exact' \(\w+\) is still running in process \d+"):
+            milepost.Run("exact", resume=True, display="none", history=tmp_path / "runs.db")
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+        proc.stdout.close()
+    with milepost.Run("exact", resume=True, display="none", history=tmp_path / "runs.db") as run:
+        pass
+    with contextlib.closing(sqlite3.connect(str(tmp_path / "runs.db"))) as db:
+        assert db.execute("SELECT id, resumed, status FROM runs").fetchall() == [(run.id, 1, "completed")]
+
+
+def test_a_run_whose_pid_a_later_process_took_is_crashed_and_resumes(tmp_path) -> None:
+    """The history keeps a run's pid, not its process's start: a process that started after
+    the run only reuses the number (this test's process stands in for it)."""
+    db_path = tmp_path / "runs.db"
+    with milepost.Run("reused", display="none", history=db_path) as run:
+        pass
+    with contextlib.closing(sqlite3.connect(str(db_path))) as db, db:
+        db.execute("UPDATE runs SET status = 'running', pid = ?, started_at = 1e9 WHERE id = ?", (os.getpid(), run.id))
+    out = subprocess.run(
+        [sys.executable, "-m", "milepost", "history", "--db", str(db_path), "--json"], capture_output=True, text=True
+    )
+    assert [r["status"] for r in json.loads(out.stdout)] == ["crashed"], out.stderr
+    with milepost.Run("reused", resume=True, display="none", history=db_path) as again:
+        pass
+    assert again.id == run.id

@@ -8,7 +8,7 @@ import os
 import socket
 from typing import List, Optional
 
-__all__ = ["HOST", "alive", "process_start"]
+__all__ = ["HOST", "alive", "alive_since", "process_start"]
 
 #: This machine's name: a run on another host (a shared home directory) is never judged by
 #: its pid here.
@@ -50,6 +50,34 @@ def alive(pid: int, start: Optional[int]) -> bool:
     if fields[0] in (b"Z", b"X"):
         return False  # killed, and not yet reaped by its parent
     return start is None or int(fields[19]) == start
+
+
+def alive_since(pid: int, when: float) -> bool:
+    """Whether process `pid` is still there and was there at `when` (Unix time): a process
+    that started later only reuses the number of the one that wrote a run at `when` (the
+    history keeps a run's pid and start, not its process's start)."""
+    if not alive(pid, None):
+        return False
+    started = _started_at(pid)
+    return started is None or started <= when + _START_SLACK
+
+
+#: Seconds of rounding in a process's start time as /proc gives it (clock ticks since a boot
+#: time in whole seconds).
+_START_SLACK = 2.0
+
+
+def _started_at(pid: int) -> Optional[float]:
+    """When process `pid` started (Unix time), where /proc tells."""
+    fields = _stat(pid)
+    if fields is None:
+        return None
+    try:
+        with open("/proc/stat", "rb") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith(b"btime "))
+        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, StopIteration, ValueError):
+        return None
 
 
 def _alive_on_windows(pid: int) -> bool:

@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import Any, Dict, List, Optional, Set, Tuple, Type, Union
 
 from ..errors import MilepostError
-from ..pids import HOST, alive
+from ..pids import HOST, alive_since
 from .failures import recorded_failures, recorded_retries
 from .items import Row as ItemRow
 from .items import finished_items, item_counts, newest_rows
@@ -100,7 +100,7 @@ class History:
 
     def status(self, run_id: str) -> Optional[str]:
         """The run's status as the history has it (`crashed` for a dead `running` one), or None."""
-        row = self.db.execute("SELECT status, host, pid FROM runs WHERE id = ?", (run_id,)).fetchone()
+        row = self.db.execute("SELECT status, host, pid, started_at, resumed FROM runs WHERE id = ?", (run_id,)).fetchone()
         return _status(row) if row is not None else None
 
     # -- runs ---------------------------------------------------------------------------------
@@ -192,13 +192,25 @@ class History:
     def resumable(self, name: str, which: Union[bool, str]) -> Optional[str]:
         """The run to continue: `which` is True (the latest unfinished run called `name`) or an
         id (that run, whatever its name)."""
+        columns = "id, name, status, started_at, host, pid, resumed"
         if which is True:
             row = self.db.execute(
-                "SELECT id FROM runs WHERE name = ? AND status != 'completed' ORDER BY started_at DESC LIMIT 1", (name,)
+                f"SELECT {columns} FROM runs WHERE name = ? AND status != 'completed' ORDER BY started_at DESC LIMIT 1",
+                (name,),
             ).fetchone()
         else:
-            row = self.db.execute("SELECT id FROM runs WHERE id = ?", (str(which),)).fetchone()
-        return None if row is None else str(row["id"])
+            row = self.db.execute(f"SELECT {columns} FROM runs WHERE id = ?", (str(which),)).fetchone()
+        if row is None:
+            return None
+        if row["host"] == HOST and _status(row) == "running":
+            # Its process is still at it: two processes would run the same items, and the
+            # history would hold each of them twice.
+            raise MilepostError(
+                f"run {row['name']!r} ({row['id']}) is still running in process {row['pid']} on this machine: "
+                "resuming it now would run its items twice; let it end, or stop it first "
+                f"(milepost cancel {row['id']})"
+            )
+        return str(row["id"])
 
     def resume_point(self, run_id: str) -> ResumePoint:
         """What the run `run_id` reached. Counts of items come from the item rows, never from a
@@ -255,7 +267,10 @@ def _status(row: Any) -> str:
     status = str(row["status"])
     keys = row.keys()
     if status == "running" and "pid" in keys and "host" in keys and row["host"] == HOST and row["pid"]:
-        if not alive(int(row["pid"]), None):
+        # A run's start is its process's unless it was resumed (its row keeps the first start):
+        # a process that started after it only reuses the pid.
+        since = float(row["started_at"]) if "resumed" in keys and not row["resumed"] else float("inf")
+        if not alive_since(int(row["pid"]), since):
             return "crashed"
     return status
 
