@@ -100,7 +100,8 @@ class History:
 
     def status(self, run_id: str) -> Optional[str]:
         """The run's status as the history has it (`crashed` for a dead `running` one), or None."""
-        row = self.db.execute("SELECT status, host, pid, started_at, resumed FROM runs WHERE id = ?", (run_id,)).fetchone()
+        sql = "SELECT status, host, pid, started_at, resumed FROM runs WHERE id = ?"
+        row = self.db.execute(sql, (run_id,)).fetchone()
         return _status(row) if row is not None else None
 
     # -- runs ---------------------------------------------------------------------------------
