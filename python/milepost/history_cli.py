@@ -96,7 +96,7 @@ def show_text(run: RunDetail, db: Optional[str] = None) -> str:
         f"success {_pct(run['success_rate'])}"
     ]
     recorded = run["items"]["done"]
-    if run["status"] == "crashed" and recorded != run["done"]:
+    if run["status"] == "crashed" and recorded is not None and recorded != run["done"]:
         # Its counts are its last snapshot's (written once a second); its item rows are written
         # apart from them, and they are what a resume goes by.
         out.append(
