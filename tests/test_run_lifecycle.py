@@ -133,6 +133,30 @@ def test_a_disabled_bar_leaves_no_trace() -> None:
     assert threading.active_count() == threads and milepost.current_run() is None
 
 
+def test_a_run_made_and_never_started_leaves_no_row(tmp_path) -> None:
+    """Found trying it as a user: a `Run` made and never entered, after another run of the
+    process had used the history, was kept as a run that later read as crashed, and
+    `resume=True` took it up. Its row is now written as it starts."""
+    code = textwrap.dedent(
+        """
+        import milepost
+        with milepost.Run("setup", display="none") as run:
+            run.phase("p", total=1).advance()
+        nightly = milepost.Run("nightly", display="none")
+        print(repr(nightly))
+        """
+    )
+    env = {**os.environ, "MILEPOST_HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "<Run 'nightly' not started>"
+    db = sqlite3.connect(str(tmp_path / "runs.db"))
+    try:
+        assert db.execute("SELECT name, status FROM runs").fetchall() == [("setup", "completed")]
+    finally:
+        db.close()
+
+
 def test_a_run_ended_by_an_observer_is_written_before_the_process_exits(tmp_path) -> None:
     """Found in review: `run.finish()` from an observer's thread left the history `running`
     with done 0 when the process exited right after `with Run`."""

@@ -230,6 +230,11 @@ class Run(Task):
         return kept
 
     # -- identity ---------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        if not self._opened:  # made, not entered: nothing of it runs or is kept yet
+            return f"<Run {self._core.name!r} not started>"
+        return super().__repr__()
+
     @property
     def id(self) -> str:
         return self._core.id

@@ -75,18 +75,26 @@ class HistoryObserver(BaseObserver):
         self._before = elapsed_before
         #: CPU seconds and peak memory of the runs this one resumes: added to, and kept.
         self._used_before = used_before
+        self._name = name
+        self._started_at = started_at
+        self._resumed = resumed
+
+    def start(self) -> None:
+        # On the job's thread as the run starts (not when it is made: a run made and never
+        # started leaves no row, where it left one that later read as crashed and resumable).
         # Fixed for the life of the run (a resumed run is a new process: its own observer).
         # The host as the history's readers judge a run's process by (`pids.HOST`, asked once).
         host, pid, argv = HOST, os.getpid(), json.dumps(sys.argv)
-        store.execute(_RUN_START, (run_id, name, started_at, host, pid, argv, resumed, json.dumps(meta())))
-        if resumed:
+        row = (self._id, self._name, self._started_at, host, pid, argv, self._resumed, json.dumps(self._meta()))
+        self.store.execute(_RUN_START, row)
+        if self._resumed:
             # Written before the job goes on: a resumed run killed at once must not leave the
             # history saying it was never resumed (the counts it took over are in the row).
-            store.flush(timeout=5.0)
+            self.store.flush(timeout=5.0)
         else:
             # Written at once by the writer, without holding up the job's start (a run is in the
             # history within milliseconds; one killed before that has nothing to keep yet).
-            store.wake()
+            self.store.wake()
 
     def on_event(self, event: Event) -> None:
         if not isinstance(event, (ItemFailed, ItemRetried, ItemDetails, LogLine, RunFinished)):
