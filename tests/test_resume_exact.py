@@ -121,6 +121,11 @@ def test_the_readme_pool_resume_ends_at_exactly_the_items(tmp_path, sig) -> None
     ).stdout.split("\n")
     assert out[0] == f"start {recorded} {1000 - recorded}"
     assert out[1] == "final 1000 1000"
+    # Found trying it as a user: the killed attempt's workers were still listed as busy in the
+    # completed run.
+    with contextlib.closing(sqlite3.connect(str(tmp_path / "runs.db"))) as db:
+        states = [r[0] for r in db.execute("SELECT state FROM workers")]
+    assert len(states) >= 4 and not {"busy", "idle", "stalled"} & set(states), states
 
 
 def test_a_resumed_run_killed_at_once_keeps_its_counts_in_the_history(tmp_path) -> None:

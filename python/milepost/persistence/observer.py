@@ -13,6 +13,7 @@ from ..events import Event, ItemDetails, ItemFailed, ItemRetried, LogLine, RunFi
 from ..observers.base import BaseObserver
 from ..pids import HOST
 from ..snapshot import node_paths
+from .records import AT_WORK
 from .store import Store
 
 if TYPE_CHECKING:
@@ -26,6 +27,8 @@ VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET status = 'running', ended_at = NULL, pid = excluded.pid, argv = excluded.argv,
     host = excluded.host, resumed = excluded.resumed, meta = excluded.meta
 """
+
+_LANES_LOST = f"UPDATE workers SET state = 'lost' WHERE run_id = ? AND state IN {AT_WORK!r}"
 
 _RUN_UPDATE = """
 UPDATE runs SET status = ?, ended_at = ?, elapsed = ?, total = ?, done = ?, failed = ?, skipped = ?, retried = ?,
@@ -88,6 +91,9 @@ class HistoryObserver(BaseObserver):
         row = (self._id, self._name, self._started_at, host, pid, argv, self._resumed, json.dumps(self._meta()))
         self.store.execute(_RUN_START, row)
         if self._resumed:
+            # The lanes of the attempt before, which ended without a word (killed), ended with
+            # it: a completed run does not list them as still at work.
+            self.store.execute(_LANES_LOST, (self._id,))
             # Written before the job goes on: a resumed run killed at once must not leave the
             # history saying it was never resumed (the counts it took over are in the row).
             self.store.flush(timeout=5.0)

@@ -23,7 +23,18 @@ from .items import finished_items, item_counts, newest_rows
 from .logs import log_row, rows_matching
 from .money import cost_of
 from .paths import display_path, path_levels
-from .records import ItemCounts, ItemRecord, LogRecord, PhaseRecord, RunDetail, RunRecord, Stats, Summary, WorkerRecord
+from .records import (
+    AT_WORK,
+    ItemCounts,
+    ItemRecord,
+    LogRecord,
+    PhaseRecord,
+    RunDetail,
+    RunRecord,
+    Stats,
+    Summary,
+    WorkerRecord,
+)
 from .reports import recorded_reports
 from .store import connect, default_path
 
@@ -135,7 +146,7 @@ class History:
             # Killed before it could write its end: what was running then did not go on (the
             # monitor shows a crashed run's phases the same way).
             phases = [{**p, "status": "crashed"} if p["status"] == "running" else p for p in phases]
-            workers = [{**w, "state": "lost"} if w["state"] in ("busy", "idle", "stalled") else w for w in workers]
+            workers = [{**w, "state": "lost"} if w["state"] in AT_WORK else w for w in workers]
         return {
             **run,
             "phases": phases,

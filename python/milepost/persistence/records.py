@@ -26,7 +26,12 @@ __all__ = [
     "ItemRecord",
     "Summary",
     "Stats",
+    "AT_WORK",
 ]
+
+#: A worker lane's states while its run goes on: a run that ended without a word (killed) left
+#: its lanes in one of them, and they are read, and kept once it resumes, as `lost`.
+AT_WORK = ("busy", "idle", "stalled")
 
 
 class RunRecord(TypedDict):
