@@ -4,7 +4,9 @@ work alike in threads, forked and spawned worker processes."""
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from collections import Counter
 
 from milepost import retrying
@@ -63,3 +65,16 @@ def always_fails_after_marking(path: str) -> None:
 
 def _longest() -> float:
     return 1.0
+
+
+def fails_while_flagged_then_waits(pair: tuple) -> int:
+    """Item `(x, folder)`: 2 and 5 fail while `folder/failing` exists; 7 waits (10 s at most) for
+    `folder/go`, holding its chunk out; then `x` comes back."""
+    x, folder = pair
+    if x in (2, 5) and os.path.exists(os.path.join(folder, "failing")):
+        raise Flaky(f"flagged {x}")
+    if x == 7:
+        deadline = time.monotonic() + 10
+        while not os.path.exists(os.path.join(folder, "go")) and time.monotonic() < deadline:
+            time.sleep(0.005)
+    return x

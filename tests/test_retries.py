@@ -311,3 +311,44 @@ def test_retry_failed_from_code_runs_the_failed_items_of_a_running_pool_again() 
     node = run.snapshot().find("pool")
     assert (node["done"], node["failed"], node["retried"], node["total"]) == (8, 2, 2, 10)
     assert run.retry_failed() == 0, "no pool is running: nothing to run again"
+
+
+def test_a_retry_takes_the_failures_of_a_process_chunk_still_out(tmp_path: Path) -> None:
+    """Found trying it as a user: `milepost retry` on a `process_map` ran again only the
+    failures whose chunk had come back (15 of 23), though the display counted them all; the
+    others stayed failed. The failures a worker counted before the retry are run again as its
+    chunk comes back."""
+    (tmp_path / "failing").touch()
+    asked: list = []
+
+    def failed() -> int:
+        try:
+            return int(run.snapshot().find("pool")["failed"])
+        except KeyError:  # the pool's phase is not made yet
+            return 0
+
+    def steer() -> None:
+        deadline = time.monotonic() + 10
+        while failed() < 2 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        (tmp_path / "failing").unlink()
+        asked.append(run.retry_failed())  # the chunk with both failures is still out (item 7 waits)
+        (tmp_path / "go").touch()
+
+    with milepost.Run("retry-chunk-out", display="none") as run:
+        helper = threading.Thread(target=steer)
+        helper.start()
+        items = [(x, str(tmp_path)) for x in range(10)]
+        out = milepost.process_map(
+            rh.fails_while_flagged_then_waits,
+            items,
+            1,
+            chunksize=10,
+            return_exceptions=True,
+            description="pool",
+            mp_context=mp.get_context("fork"),
+        )
+        helper.join(10)
+    assert asked == [2] and out == list(range(10)), (asked, out)
+    node = run.snapshot().find("pool")
+    assert (node["done"], node["failed"], node["retried"], node["total"]) == (10, 2, 2, 12)

@@ -7,7 +7,7 @@ import os
 import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable, Deque, Iterable, List, Optional, Tuple, TypeVar, Union
+from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Tuple, TypeVar, Union
 
 from . import context
 from .budget import reserve_all
@@ -61,35 +61,64 @@ def pool_task(
 class Again:
     """A pool's failed items, and those asked to run again (`milepost retry`, the monitor's
     `r`), for thread and process pools alike. A retry counts as one more item: the task's total
-    grows by the items run again, and each counts as retried; the failure stays counted."""
+    grows by the items run again, and each counts as retried; the failure stays counted.
 
-    def __init__(self, task: Task, taking: Callable[[], bool]) -> None:
+    `counted`: for a pool whose workers hand in their failures only with their chunk's results
+    (a process pool), the failures each worker (by pid) has counted so far. A retry asked while
+    a worker's chunk is out also takes that chunk's failures counted by then: the first of its
+    failures to come back (a worker runs its items in order)."""
+
+    def __init__(
+        self, task: Task, taking: Callable[[], bool], counted: Optional[Callable[[], Dict[int, int]]] = None
+    ) -> None:
         self._task = task
         #: Whether the pool still takes work (not once the run was cancelled or the pool broke).
         self._taking = taking
+        self._counted = counted
         self._failed: List[Tuple[int, Any, str]] = []
         self._queued: List[Tuple[int, Any, str]] = []
+        #: Per worker: failures handed in, and failures a retry took before they were handed in.
+        self._handed_in: Dict[int, int] = {}
+        self._owed: Dict[int, int] = {}
         self._closed = False
         self._lock = threading.Lock()
 
-    def failed(self, index: int, item: Any, name: str) -> None:
+    def failed(self, index: int, item: Any, name: str, worker: Optional[int] = None) -> None:
+        """An item that failed (`worker`: the pid whose chunk handed it in, if it came back
+        with one)."""
         with self._lock:
+            if worker is not None:
+                self._handed_in[worker] = self._handed_in.get(worker, 0) + 1
+                if self._owed.get(worker, 0) > 0:
+                    self._owed[worker] -= 1
+                    if not self._closed and self._taking():
+                        self._run_again([(index, item, name)])
+                        return
             self._failed.append((index, item, name))
 
     def request_retry(self) -> int:
+        # The workers' counts are read first, outside the lock (a snapshot of the run).
+        counted = self._counted() if self._counted is not None else {}
         # Under the lock from the answer to the queue: the pool cannot close in between (items
         # counted, never run), nor run an item before its total grew.
         with self._lock:
-            if self._closed or not self._failed or not self._taking():
+            if self._closed or not self._taking():
                 return 0
-            again = self._failed
-            if self._task.total is not None:
-                self._task.add_total(len(again))
-            for _, _, name in again:
-                self._task.retry(name)
-            self._failed = []
-            self._queued += again
-        return len(again)
+            out = {w: n - self._handed_in.get(w, 0) - self._owed.get(w, 0) for w, n in counted.items()}
+            out = {w: n for w, n in out.items() if n > 0}
+            again, self._failed = self._failed, []
+            self._run_again(again)
+            for worker, n in out.items():
+                self._owed[worker] = self._owed.get(worker, 0) + n
+        return len(again) + sum(out.values())
+
+    def _run_again(self, jobs: List[Tuple[int, Any, str]]) -> None:
+        """Under the lock: `jobs` counted as retried and queued to run again."""
+        if jobs and self._task.total is not None:
+            self._task.add_total(len(jobs))
+        for _, _, name in jobs:
+            self._task.retry(name)
+        self._queued += jobs
 
     @property
     def waiting(self) -> bool:

@@ -246,7 +246,7 @@ class _Pool:
         #: executor's thread, when it is done or cancelled). `wait(FIRST_COMPLETED)` installed
         #: a waiter in every pending future and took it out again, for each chunk that came back.
         self.finished: "queue.SimpleQueue[Future[ChunkDone]]" = queue.SimpleQueue()
-        self.again = Again(scope.task, lambda: scope.state(None) == "completed")
+        self.again = Again(scope.task, lambda: scope.state(None) == "completed", self._counted_failures)
         #: The run's budget: each chunk is reserved before it is submitted, and the spend is
         #: read from the run's totals as chunks come back (the workers' metrics are counted in
         #: shared memory, where the budget's own sum cannot see them).
@@ -268,6 +268,13 @@ class _Pool:
         self._handed_out = 0
         #: Items each budget's task had finished before this pool (by the budget's key).
         self._base: Dict[str, int] = {}
+
+    def _counted_failures(self) -> Dict[int, int]:
+        """The failures each of the pool's workers has counted (by pid), as the run's shared
+        counts have them now (a retry takes those whose chunk is not back yet too)."""
+        pids = {p.pid for p in _processes(self.pool)}
+        lanes = self.scope.context.run.snapshot().data["lanes"]
+        return {lane["pid"]: lane["failed"] for lane in lanes if lane["pid"] in pids}
 
     def _submit(self, chunk: _Chunk) -> None:
         if self.budgets:
@@ -392,9 +399,9 @@ class _Pool:
             _record(self.scope.task, pid, rows, recent)
         except BrokenProcessPool:
             self.scope.broken = True
-            values, failed = [_lost(chunk.name(k)) for k in range(len(chunk))], []
+            pid, values, failed = None, [_lost(chunk.name(k)) for k in range(len(chunk))], []
         for k in failed:  # they ran and raised: they may be asked to run again
-            self.again.failed(*chunk.job(k))
+            self.again.failed(*chunk.job(k), worker=pid)
         yield chunk.indices, values
         state = self.scope.state(None)
         if state == "completed":
