@@ -239,3 +239,27 @@ def test_leave_false_inner_bars_are_not_drawn_once_they_end() -> None:
     assert "epochs" in frame and not re.search(r"epoch \d", frame), frame
     assert all(f"kept {e}" in frame for e in range(4)), frame
     assert all(nodes[f"epoch {e}"]["done"] == 10 for e in range(4))  # counted all the same
+
+
+def test_bad_totals_and_updates_are_refused_by_name_and_change_nothing(capsys) -> None:
+    """Found trying it as a user: `reset(-3)` raised, naming `add_total(n)`, after it had
+    started a new pass (the bar read 0/0); `update(nan)` named `advance(n)` and "an int"; and
+    `total=float("inf")`, which tqdm takes for an unknown total, was refused."""
+    import milepost
+
+    bar = tqdm(total=5, desc="kept")
+    bar.update(3)
+    with pytest.raises(milepost.InvalidValueError, match=r"reset\(total\) must be a number >= 0 .* got -3"):
+        bar.reset(-3)
+    assert (bar.n, bar.total) == (3, 5)
+    with pytest.raises(milepost.InvalidValueError, match=r"update\(n\) must be a finite number >= 0, got nan"):
+        bar.update(float("nan"))
+    assert bar.n == 3
+    bar.close()
+    endless = tqdm(total=float("inf"), desc="endless")
+    endless.update(2)
+    assert (endless.n, endless.total) == (2, None)
+    endless.close()
+    quiet = tqdm(total=5, disable=True)
+    with pytest.raises(milepost.InvalidValueError, match=r"reset\(total\)"):
+        quiet.reset(-1)

@@ -30,6 +30,18 @@ __all__ = ["tqdm", "trange"]
 _GAUGES: "weakref.WeakKeyDictionary[Task, Dict[str, float]]" = weakref.WeakKeyDictionary()
 
 
+def _whole_total(total: Any, what: str) -> Optional[int]:
+    """A tqdm total as milepost counts it: whole items (tqdm takes floats), and infinity as no
+    total (tqdm's "unknown"); anything else is an error naming it."""
+    if total is None or (isinstance(total, int) and not isinstance(total, bool) and total >= 0):
+        return total
+    if isinstance(total, float) and total == math.inf:
+        return None
+    if isinstance(total, float) and math.isfinite(total) and total >= 0:
+        return int(total)
+    raise InvalidValueError(f"{what} must be a number >= 0 (or infinity: no total), got {total!r}")
+
+
 class tqdm(_milepost.BarBase):  # noqa: N801 - tqdm's name, so that `from milepost import tqdm` is the whole change
     """tqdm's progress bar: iterate it, or `update(n)` it by hand; `close()` or `with` ends it.
 
@@ -72,10 +84,7 @@ class tqdm(_milepost.BarBase):  # noqa: N801 - tqdm's name, so that `from milepo
             raise TypeError(f"tqdm() got unexpected keyword argument(s): {', '.join(sorted(unknown))}")
         if total is None and iterable is not None:
             total = length_of(iterable)
-        if total is not None and not isinstance(total, int):
-            if not (isinstance(total, float) and math.isfinite(total) and total >= 0):
-                raise InvalidValueError(f"total must be a number >= 0, got {total!r}")
-            total = int(total)  # tqdm takes floats; milepost counts whole items
+        total = _whole_total(total, "total")
         self.iterable = iterable
         self.desc = desc or ""
         self.disable = bool(disable)
@@ -152,13 +161,14 @@ class tqdm(_milepost.BarBase):  # noqa: N801 - tqdm's name, so that `from milepo
         """Starts a new pass of `total` items (the last pass's total when None), as tqdm's
         bar starts again from 0: the phase's counts stay (milepost never loses one) and its
         total grows by the new pass; displays show the pass."""
+        size = _whole_total(total, "reset(total)") if total is not None else self.total
+        # Checked above, before anything changes: a bad total leaves the bar as it was.
         if self._task is None:
-            self._n, self._total = 0, total if total is not None else self._total
+            self._n, self._total = 0, size
             return
-        size = total if total is not None else self.total
         self._task.node.new_pass()
         if size is not None:
-            self._task.add_total(int(size))
+            self._task.add_total(size)
 
     def refresh(self, *args: Any, **kwargs: Any) -> None:
         pass  # drawn by its own thread

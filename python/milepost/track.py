@@ -66,7 +66,9 @@ def whole_update(n: Any, carry: float) -> tuple[Any, float]:
         return 1, carry
     if isinstance(n, (int, float)) and not isinstance(n, bool) and n < 0:
         raise InvalidValueError(f"update(n) must be >= 0 (milepost never takes a count back), got {n!r}")
-    if isinstance(n, float) and math.isfinite(n):
+    if isinstance(n, float) and not math.isfinite(n):
+        raise InvalidValueError(f"update(n) must be a finite number >= 0, got {n!r}")
+    if isinstance(n, float):
         carry += n
         whole = math.floor(carry + 1e-9)  # 0.1 ten times is 0.9999999999999999
         return whole, max(0.0, carry - whole)
