@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 import milepost
 
@@ -131,3 +135,23 @@ def test_demo_whose_run_fails_exits_1(tmp_path) -> None:
             proc.communicate()
     assert proc.returncode == 1, (proc.returncode, err[-2000:])
     assert "failed" in err
+
+
+@pytest.mark.parametrize("kind", ["text", "empty sqlite", "no bytes"])
+def test_a_db_that_is_not_a_history_is_said_in_one_line(tmp_path, kind) -> None:
+    """Found trying it as a user: `--db` at a file that is not a milepost history ended in a
+    traceback (`file is not a database`, `no such table: runs`)."""
+    db = tmp_path / "other.db"
+    if kind == "text":
+        db.write_text("hello\n")
+    elif kind == "empty sqlite":
+        with contextlib.closing(sqlite3.connect(str(db))) as c:
+            c.execute("CREATE TABLE x (a)")
+    else:
+        db.touch()
+    for command in (["history"], ["show", "x"], ["stats", "x"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "milepost", *command, "--db", str(db)], capture_output=True, text=True, timeout=60
+        )
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stderr.strip().startswith(f"milepost {command[0]}: {db} is not a milepost run history")

@@ -95,7 +95,20 @@ class History:
         db_path = Path(path) if path else default_path()
         if not db_path.exists():
             raise NoHistory(f"no run history at {db_path} (runs are kept there by default; MILEPOST_HOME moves it)")
-        return cls(connect(db_path, readonly=True))
+        try:
+            db = connect(db_path, readonly=True)
+        except sqlite3.DatabaseError as e:  # not SQLite at all (a text file, a truncated copy)
+            raise NoHistory(f"{db_path} is not a milepost run history ({e})") from None
+        try:
+            kept = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'").fetchone()
+        except sqlite3.DatabaseError as e:
+            kept, why = None, f" ({e})"
+        else:
+            why = ": it has no runs table"
+        if kept is None:  # another program's database, or an empty file
+            db.close()
+            raise NoHistory(f"{db_path} is not a milepost run history{why}")
+        return cls(db)
 
     def close(self) -> None:
         """Closes the connection."""
