@@ -27,6 +27,7 @@ from procs_helpers import (
     nested_steps,
     open_step_forever,
     slow,
+    square_or_fail,
 )
 
 FORK = mp.get_context("fork")
@@ -292,3 +293,19 @@ def test_zero_workers_or_chunksize_mean_the_default(workers, chunksize) -> None:
 def test_bad_worker_counts_are_named(bad) -> None:
     with pytest.raises(milepost.InvalidValueError, match=repr(bad)):
         milepost.process_map(abs, range(3), workers=bad, display="none")
+
+
+def test_a_pools_failures_reach_observers_before_its_phase_ends(event_log) -> None:
+    """Found trying it as a user: with `display="json"`, a pool's last failures came after its
+    phase's end, after the next phase too, and `milepost replay` put them under that phase."""
+    with milepost.Run("order", display="none", observers=[event_log]) as run:
+        with run.phase("map", total=400) as ph:
+            out = milepost.process_map(
+                square_or_fail, range(400), task=ph, workers=2, mp_context=FORK, return_exceptions=True
+            )
+        with run.phase("after") as after:
+            after.advance()
+    kinds = [(type(e).__name__, e.path[1:]) for e in event_log.events]
+    failed = [i for i, (kind, path) in enumerate(kinds) if kind == "ItemFailed"]
+    assert len(failed) == sum(isinstance(v, Exception) for v in out) > 0
+    assert max(failed) < kinds.index(("PhaseFinished", ("map",))), kinds

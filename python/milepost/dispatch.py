@@ -358,6 +358,7 @@ class Delivery:
     ) -> None:
         observers = list(observers)
         self._pull_source = pull
+        self._pulling = threading.Lock()
         self.own = Dispatcher([o for o in observers if is_own(o)], snapshot, now, pull=self.pull_now, late=True)
         self.user = Dispatcher([o for o in observers if not is_own(o)], snapshot, now, name="milepost-observers")
         #: Whether any observer takes events (none: an event need not even be made). Asked
@@ -382,9 +383,11 @@ class Delivery:
         self.user.emit(event)
 
     def pull_now(self) -> None:
-        """Queues the worker processes' events waiting now, for both dispatchers."""
-        for event in self._pull_source():
-            self.emit(event)
+        """Queues the worker processes' events waiting now, for both dispatchers (one thread at
+        a time: the events are queued in the order they were taken)."""
+        with self._pulling:
+            for event in self._pull_source():
+                self.emit(event)
 
     def start(self, threads: bool = True) -> None:
         """The observers' `start()`: the run's own here and now (its display is up before

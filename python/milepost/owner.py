@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional,
 from . import _milepost, workers
 from .budget import Budget
 from .errors import MilepostError, RunEndedError
-from .events import LogLine
+from .events import LogLine, RunFinished, TaskFinished
 from .persistence.store import EAGER_BATCH
 from .steer import Steer
 from .task import Task
@@ -57,6 +57,8 @@ class Owner:
         self.prior: Dict[str, float] = {}
         self.stall_after = stall_after
         self.delivery: Optional[Delivery] = None
+        #: Worker processes may have events for the run (it was shared with them).
+        self._shared = False
         self.tasks: List[Task] = []
         # Bound per context, not per thread: an asyncio task has a context of its own (its
         # lane), and each thread starts with one of its own too.
@@ -145,6 +147,10 @@ class Owner:
     def emit(self, cls: type[Event], path: Tuple[str, ...], **fields: Any) -> None:
         # No event is made for a run nobody listens to (a bare `track()` loop's).
         if self.delivery is not None and self.delivery.listening:
+            if self._shared and issubclass(cls, (TaskFinished, RunFinished)):
+                # What the workers said before this end goes before it (a pool's last failures
+                # came after its phase's end, and a replay put them under the next phase).
+                self.delivery.pull_now()
             self.delivery.emit(cls(self.core.id, self.core.name, time.time(), (self.core.name, *path[1:]), **fields))
 
     # -- RunContext: the tree --------------------------------------------------------------------
@@ -232,6 +238,7 @@ class Owner:
     def share(self) -> str:
         """Shares the run with worker processes (once): the segment's path."""
         path = self.core.enable_sharing(workers.shm_dir(), self.stall_after)
+        self._shared = True
         workers.owned[path] = self
         return path
 
