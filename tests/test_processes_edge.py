@@ -11,6 +11,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -309,3 +310,30 @@ def test_a_pools_failures_reach_observers_before_its_phase_ends(event_log) -> No
     failed = [i for i, (kind, path) in enumerate(kinds) if kind == "ItemFailed"]
     assert len(failed) == sum(isinstance(v, Exception) for v in out) > 0
     assert max(failed) < kinds.index(("PhaseFinished", ("map",))), kinds
+
+
+def test_a_function_workers_cannot_load_is_refused_before_anything_is_made() -> None:
+    with milepost.Run("lambda", display="none", history=False) as run:
+        with pytest.raises(milepost.InvalidValueError, match=r"fn must be picklable .* <function .*<lambda>"):
+            milepost.process_map(lambda x: x, range(10), workers=2, mp_context=FORK)
+    assert run.snapshot().root["children"] == [] and run.snapshot().root["state"] == "completed"
+
+
+def test_an_item_that_cannot_be_sent_to_a_worker_raises_and_hangs_nothing() -> None:
+    """Found trying it as a user: a `process_map` whose chunk could not be pickled hung for
+    good in the executor's shutdown (CPython issue 116685): its error is raised now."""
+    code = textwrap.dedent(
+        """
+        import threading, milepost
+        from procs_helpers import slow
+        with milepost.Run("unpicklable", display="none", history=False):
+            try:
+                milepost.process_map(slow, [1, 2, threading.Lock(), 4], workers=2, chunksize=1)
+            except TypeError as e:
+                print("raised:", e)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(__file__)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "raised: cannot pickle '_thread.lock' object"

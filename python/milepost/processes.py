@@ -6,6 +6,7 @@ import itertools
 import multiprocessing
 import operator
 import os
+import pickle
 import queue
 import threading
 import time
@@ -365,7 +366,11 @@ class _Pool:
             else:
                 # Waits for the workers (quick: they have no more items, or were stopped), so
                 # that the final count sees every worker that ended.
-                self.pool.shutdown(wait=wait_at_end, cancel_futures=True)
+                # Not `cancel_futures=True`: the chunks not started were cancelled above, and
+                # with it a chunk that cannot be pickled (an item holding a lock) hangs the
+                # executor's thread, and this call, for good (CPython issue 116685, 3.11 and
+                # earlier: it forgets the chunks its feeder fails).
+                self.pool.shutdown(wait=wait_at_end)
             self.scope.context.stop_pool(self.number, False)  # the bit may serve another pool
             self.scope.context.sample()  # account for workers that died, take their last events
 
@@ -443,8 +448,21 @@ def _make_pool(
     size = chunksize if chunksize not in (None, 0) else _chunksize(total, n_workers)
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise InvalidValueError(f"chunksize must be an int >= 1, got {chunksize!r}")
+    _check_picklable(fn)
     scope = PoolScope(fn, description, total, unit, run, task, display)
     return _Pool(scope, fn, items, n_workers, size, item_name, mp_context or multiprocessing.get_context(), policy)
+
+
+def _check_picklable(fn: Callable[[Any], Any]) -> None:
+    """Worker processes get `fn` pickled with every chunk: one that cannot be (a lambda, a
+    function defined inside another) is said now, before the pool or its phase is made."""
+    try:
+        pickle.dumps(fn)
+    except Exception as e:  # noqa: BLE001 - whatever pickling raises (PicklingError, AttributeError, TypeError)
+        raise InvalidValueError(
+            f"fn must be picklable to run in worker processes (a function defined at a module's top level): "
+            f"{fn!r} is not ({type(e).__name__}: {e})"
+        ) from None
 
 
 def process_as_completed(
