@@ -159,6 +159,7 @@ def test_a_killed_job_shows_crashed_within_two_seconds() -> None:
         assert "‼ crashed" in text
         assert "● running" not in text, "nothing of a crashed run is shown running"
         assert "nothing: the run is over" in text, "nor in flight"
+        assert "In flight ·" not in text, "nor counted in flight in the panel's title"
 
     try:
         drive(app, body)

@@ -170,6 +170,8 @@ def in_flight(view: View, width: int) -> RenderableType:
     n = int(view.root.get("in_flight") or 0)
     if not rows:
         if view.ended:
+            if view.state.state == "crashed" and n:
+                return Text(f"nothing: the run is over (its process died with {count(n)} in flight)", style="dim")
             return Text("nothing: the run is over", style="dim")
         text = f"{count(n)} item{'s' if n != 1 else ''} in flight" if n else "nothing in flight"
         return Text(text, style="dim")

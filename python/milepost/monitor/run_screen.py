@@ -135,7 +135,8 @@ class RunScreen(Screen[None]):
         for panel in self.query(Panel):
             if not which or panel.id in which:
                 panel.show(self.view)
-        n = int(self.view.root.get("in_flight") or 0)
+        # A run that is over has nothing in flight, whatever its last published counts said.
+        n = 0 if self.view.ended else int(self.view.root.get("in_flight") or 0)
         self.query_one("#in-flight", Panel).border_title = f"In flight · {n}" if n else "In flight"
         failed = int(self.view.root.get("failed") or 0)
         self.query_one("#failures", Panel).border_title = f"Failures · {failed}"
