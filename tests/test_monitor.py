@@ -197,3 +197,17 @@ def test_without_a_run_it_lists_them_and_attaches_to_the_one_picked(tmp_path: Pa
         await until(pilot, lambda: isinstance(app.screen, RunScreen) and "In flight · 3" in screen_text(app))
 
     drive(app, body)
+
+
+def test_items_of_a_few_milliseconds_show_their_milliseconds() -> None:
+    """Found trying it as a user: the newest items of a job of 2-10 ms items all read 0.0s."""
+    from milepost.monitor.looks import item_duration
+
+    assert [item_duration(s) for s in (0.0042, 0.0099, 0.05, 0.999, 1.5, None)] == [
+        "4.2ms",
+        "9.9ms",
+        "50ms",
+        "999ms",
+        "1.5s",
+        "–",
+    ]

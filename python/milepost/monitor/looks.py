@@ -95,6 +95,15 @@ def duration(seconds: Optional[float]) -> str:
     return "–" if seconds is None else _milepost.format_duration(max(0.0, float(seconds)))
 
 
+def item_duration(seconds: Optional[float]) -> str:
+    """An item's duration: below a second in milliseconds (items of a few ms read "0.0s" as
+    a run's elapsed time is written)."""
+    if seconds is None or seconds >= 1:
+        return duration(seconds)
+    ms = max(0.0, float(seconds)) * 1000
+    return f"{ms:.1f}ms" if ms < 10 else f"{ms:.0f}ms"
+
+
 def wall_time(t: float) -> str:
     """A Unix time as the local date and time (the run started then)."""
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))

@@ -12,7 +12,7 @@ from rich.text import Text
 
 from .. import _milepost
 from ..agent import summary
-from .looks import Bar, clean, count, duration, mark, state_text, wall_time
+from .looks import Bar, clean, count, duration, item_duration, mark, state_text, wall_time
 from .view import ENDINGS, View
 
 __all__ = ["header", "cost_line", "usage_line", "phases", "in_flight", "items", "failures", "totals", "NARROW"]
@@ -232,7 +232,7 @@ def items(view: View, width: int, limit: int = 8) -> RenderableType:
         detail = Text(metrics)
         if item.get("error"):
             detail = Text(clean(item["error"]), style="red")
-        table.add_row(state_text(status), clean(item["name"]), duration(item.get("duration")), detail)
+        table.add_row(state_text(status), clean(item["name"]), item_duration(item.get("duration")), detail)
     return table
 
 
