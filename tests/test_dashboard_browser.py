@@ -142,3 +142,27 @@ def test_the_page_follows_a_live_run_and_cancels_it(live_job) -> None:
             assert 0 < snap.find("map")["done"] < 5000
         finally:
             browser.close()
+
+
+def test_a_past_runs_phases_give_their_rate_in_their_unit() -> None:
+    """The page gave every phase of a past run in it/s: the history keeps a phase's unit now."""
+    with milepost.Run("past units", display="none") as run:
+        with run.phase("load", total=30, unit="doc") as ph:
+            for _ in range(30):
+                ph.advance()
+                time.sleep(0.001)
+    dashboard.stop()
+    server = dashboard.start(port=0)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+            try:
+                page = browser.new_page()
+                page.goto(f"{server.url}#run={run.id}", wait_until="domcontentloaded")
+                row = page.locator("#phases .phase").first
+                expect(row).to_contain_text("load", timeout=15_000)
+                expect(row).to_contain_text("doc/s", timeout=15_000)
+            finally:
+                browser.close()
+    finally:
+        dashboard.stop()

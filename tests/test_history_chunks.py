@@ -5,6 +5,8 @@ reads back as whole rows everywhere."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import sqlite3
 import subprocess
@@ -17,7 +19,7 @@ import pytest
 import milepost
 from milepost.persistence import SCHEMA_VERSION
 from milepost.persistence.reads import History
-from milepost.persistence.schema import _V1, _V2, _V3, _V4, _V5, _script
+from milepost.persistence.schema import _V1, _V2, _V3, _V4, _V5, _V6, _script
 from procs_helpers import ident, mixed, slow
 
 
@@ -50,7 +52,7 @@ def test_a_version_4_history_keeps_its_rows_and_new_rows_come_after_them(tmp_pat
             with ph.item(name):
                 pass
     db = sqlite3.connect(str(path))
-    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 7
     # The old rows stay where they were; the new ones are one batch, after them.
     assert db.execute("SELECT count(*) FROM item_rows").fetchone()[0] == 2
     assert db.execute("SELECT count(*), sum(n) FROM item_chunks").fetchone() == (1, 2)
@@ -301,7 +303,7 @@ def test_a_version_5_history_upgrades_to_short_chunks_and_keeps_its_whole_ones(t
     with milepost.Run("old", display="none", history=path, resume="r") as run:
         milepost.process_map(mixed, [1, 2], workers=1, chunksize=2, description="p")
     db = sqlite3.connect(str(path))
-    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 7
     rows = db.execute("SELECT id, run_id, phase, name, status, started_at, metrics FROM items ORDER BY id").fetchall()
     db.close()
     assert [r[1:5] for r in rows] == [
@@ -333,3 +335,41 @@ def test_names_that_look_like_numbers_read_back_as_the_text_they_were(tmp_path) 
     assert [type(r[0]).__name__ for r in json.loads(text)] == ["int", "str", "str", "int", "str", "str", "str"]
     with History.open(path) as history:
         assert [r["name"] for r in history.recent_items(run.id)] == names[::-1]
+
+
+def test_show_gives_a_phases_rate_in_its_unit_and_a_version_6_history_in_items(tmp_path) -> None:
+    """Found trying it as a user: `milepost show` gave every phase's rate in it/s, whatever its
+    unit. Schema 7 keeps a phase's unit and divisor; a history of version 6, read where it is
+    (a read never upgrades it), still reads, its rates in it/s."""
+    path = tmp_path / "runs.db"
+    with milepost.Run("units", display="none", history=path) as run:
+        with run.phase("load", total=50, unit="doc") as ph:
+            ph.advance(50)
+        with run.phase("fetch", total=4096, unit="B") as raw:
+            raw.advance(4096)
+
+    def show(*extra: str) -> str:
+        cmd = [sys.executable, "-m", "milepost", "show", "units", "--db", str(path), *extra]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    rates = {line.split()[0]: line.split()[-1] for line in show().splitlines() if line.startswith(("load ", "fetch "))}
+    assert rates["load"].endswith("doc/s") and rates["fetch"].endswith("B/s"), rates
+    csv_rows = list(csv.DictReader(io.StringIO(show("--csv"))))
+    assert {r["name"]: r["unit"] for r in csv_rows if r["record"] == "phase"} == {"load": "doc", "fetch": "B"}
+    old = tmp_path / "v6.db"
+    db = sqlite3.connect(str(old))
+    for script in (_V1, _V2, _V3, _V4, _V5, _V6):
+        _script(db, script)
+    db.execute("PRAGMA user_version = 6")
+    db.execute("INSERT INTO runs (id, name, status, started_at, done) VALUES ('r', 'units', 'completed', 0, 5)")
+    db.execute(
+        "INSERT INTO phases (run_id, path, name, kind, status, done, elapsed, rate) "
+        "VALUES ('r', 'p', 'p', 'phase', 'completed', 5, 1.0, 5.0)"
+    )
+    db.commit()
+    db.close()
+    path = old
+    assert [line.split()[-1] for line in show().splitlines() if line.startswith("p ")] == ["it/s"]
+    assert sqlite3.connect(str(old)).execute("PRAGMA user_version").fetchone()[0] == 6

@@ -17,7 +17,7 @@ RUN_COLUMNS = (
     "done", "failed", "skipped", "retried", "success_rate", "cost",
 )  # fmt: skip
 PHASE_COLUMNS = ("path", "name", "kind", "status", "total", "processed", "done", "failed", "skipped", "retried",
-                 "elapsed", "rate", "cost")  # fmt: skip
+                 "elapsed", "rate", "unit", "cost")  # fmt: skip
 FAILURE_COLUMNS = ("phase", "name", "error", "at")
 
 

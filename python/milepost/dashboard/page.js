@@ -1079,7 +1079,8 @@
       return {
         id: path || i, name: name, title: path, kind: p.kind || (depth > 0 ? "step" : "phase"), depth: depth, state: p.status,
         fraction: p.total ? pr / p.total : null, processed: pr, total: p.total, failed: p.failed,
-        rate: p.rate != null ? p.rate : (p.elapsed ? pr / p.elapsed : null), unit: "it",
+        rate: p.rate != null ? p.rate : (p.elapsed ? pr / p.elapsed : null), unit: p.unit || "it",
+        divisor: p.unit_divisor || null,
         eta: pterm ? { text: p.elapsed != null ? "took " + fmtDur(p.elapsed) : String(p.status), cls: "" }
                    : { text: p.elapsed != null ? "ran " + fmtDur(p.elapsed) : "ETA ?", cls: "" }
       };

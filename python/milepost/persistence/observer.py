@@ -37,12 +37,13 @@ UPDATE runs SET status = ?, ended_at = ?, elapsed = ?, total = ?, done = ?, fail
 
 _PHASE_UPSERT = """
 INSERT INTO phases (run_id, path, name, kind, status, total, done, failed, skipped, retried, elapsed, rate,
-                    mean_item_seconds, metrics, explicit_done, explicit_skipped)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    mean_item_seconds, metrics, explicit_done, explicit_skipped, unit, unit_divisor)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (run_id, path) DO UPDATE SET name = excluded.name, status = excluded.status, total = excluded.total,
     done = excluded.done, failed = excluded.failed, skipped = excluded.skipped, retried = excluded.retried,
     elapsed = excluded.elapsed, rate = excluded.rate, mean_item_seconds = excluded.mean_item_seconds,
-    metrics = excluded.metrics, explicit_done = excluded.explicit_done, explicit_skipped = excluded.explicit_skipped
+    metrics = excluded.metrics, explicit_done = excluded.explicit_done, explicit_skipped = excluded.explicit_skipped,
+    unit = excluded.unit, unit_divisor = excluded.unit_divisor
 """
 
 _WORKER_UPSERT = """
@@ -164,6 +165,8 @@ class HistoryObserver(BaseObserver):
                     node["mean_item_seconds"],
                     json.dumps(node["metrics"]),
                     *explicit.get(path, (0, 0)),
+                    node["unit"],
+                    node["unit_divisor"],
                 ),
             )
         for lane in kept["lanes"]:

@@ -38,10 +38,9 @@ from .records import (
 from .reports import recorded_reports
 from .store import connect, default_path
 
-_PHASES = (
-    "SELECT path, name, kind, status, total, done, failed, skipped, retried, elapsed, rate, mean_item_seconds, "
-    "metrics FROM phases WHERE run_id = ? ORDER BY rowid"
-)
+# Every column: a history read where it is (not upgraded) may be of a version before the
+# phase's unit (7).
+_PHASES = "SELECT * FROM phases WHERE run_id = ? ORDER BY rowid"
 _LOGS = "SELECT id, data FROM events WHERE run_id = ? AND kind IN ('log', 'item_failed') AND id > ? ORDER BY id"
 _RECENT_COMPLETED = (
     "SELECT id FROM runs WHERE name = ? AND status = 'completed' AND id != ? ORDER BY started_at DESC LIMIT ?"
@@ -373,6 +372,8 @@ def phase_record(row: Any) -> PhaseRecord:
         "processed": row["done"] + row["failed"] + row["skipped"],
         "cost": cost_of(metrics),
         "display": display_path(path_levels(row["path"])),
+        "unit": (row["unit"] if "unit" in row.keys() else None) or "it",
+        "unit_divisor": row["unit_divisor"] if "unit_divisor" in row.keys() else None,
     }
 
 

@@ -92,6 +92,10 @@ class PhaseRecord(TypedDict):
     cost: Optional[float]
     #: The path for people: `load (2nd) › inner/part`.
     display: str
+    #: What it counts (`phase(name, unit="doc")`; "it" in a history from before schema 7).
+    unit: str
+    #: tqdm's `unit_divisor` (1000 or 1024) for counts shown with SI prefixes, if it had one.
+    unit_divisor: Optional[int]
 
 
 class WorkerRecord(TypedDict):

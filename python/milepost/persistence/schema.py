@@ -11,7 +11,7 @@ from typing import Callable, Dict
 
 from ..errors import MilepostError
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 _V1 = """
 CREATE TABLE runs (
@@ -197,6 +197,13 @@ CREATE VIEW items (id, run_id, phase, name, status, started_at, duration, error,
 {_ITEMS_INSERT}
 """
 
+# A phase's unit (`phase(name, unit="doc")`) and tqdm's unit_divisor: `milepost show` and the
+# dashboard's past runs gave every rate in it/s.
+_V7 = """
+ALTER TABLE phases ADD COLUMN unit TEXT;
+ALTER TABLE phases ADD COLUMN unit_divisor INTEGER;
+"""
+
 MIGRATIONS: Dict[int, Callable[[sqlite3.Connection], object]] = {
     1: lambda db: _script(db, _V1),
     2: lambda db: _script(db, _V2),
@@ -204,6 +211,7 @@ MIGRATIONS: Dict[int, Callable[[sqlite3.Connection], object]] = {
     4: lambda db: _script(db, _V4),
     5: lambda db: _script(db, _V5),
     6: lambda db: _script(db, _V6),
+    7: lambda db: _script(db, _V7),
 }
 
 
