@@ -398,3 +398,57 @@ def test_a_run_whose_pid_a_later_process_took_is_crashed_and_resumes(tmp_path) -
     with milepost.Run("reused", resume=True, display="none", history=db_path) as again:
         pass
     assert again.id == run.id
+
+
+RESUMER = textwrap.dedent(
+    """
+    import sys, time, milepost
+    time.sleep(max(0.0, float(sys.argv[1]) - time.time()))  # both start at the same moment
+    try:
+        with milepost.Run("exact", resume=True, display="none") as run:
+            print("resumed", run.id, flush=True)
+            with run.phase("p", total=400) as ph:
+                for i in ph.pending(range(400)):
+                    with ph.item(str(i)):
+                        time.sleep(0.005)
+    except milepost.MilepostError as e:
+        print("refused", e, flush=True)
+    """
+)
+
+
+def test_two_processes_resuming_a_run_at_once_do_not_both_take_it(tmp_path) -> None:
+    """Found trying it as a user: two processes that resumed a crashed run at the same moment
+    both went ahead (each found it crashed before either had written its row), and the history
+    held 227 of its 300 items twice. A resume claims the run in one transaction that checks it
+    first."""
+    first = subprocess.Popen(
+        [sys.executable, "-c", RESUMER, "0"], stdout=subprocess.PIPE, text=True, env=_env(tmp_path)
+    )
+    assert first.stdout is not None and first.stdout.readline().startswith("resumed")
+    time.sleep(0.5)  # about 100 of its 400 items
+    first.kill()
+    first.communicate(timeout=60)
+    at = str(time.time() + 1.5)
+    procs = [
+        subprocess.Popen([sys.executable, "-c", RESUMER, at], stdout=subprocess.PIPE, text=True, env=_env(tmp_path))
+        for _ in range(3)
+    ]
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert sorted(o.split()[0] for o in outs) == ["refused", "refused", "resumed"], outs
+    assert all("is still running in process" in o for o in outs if o.startswith("refused")), outs
+    with contextlib.closing(sqlite3.connect(str(tmp_path / "runs.db"))) as db:
+        n, names = db.execute("SELECT count(*), count(DISTINCT name) FROM items WHERE status = 'done'").fetchone()
+    assert n == names == 400, "each item recorded once"
+
+
+def test_a_run_made_to_resume_and_never_started_does_not_keep_this_process_from_it(tmp_path) -> None:
+    db = tmp_path / "runs.db"
+    with pytest.raises(KeyboardInterrupt):
+        with milepost.Run("again", display="none", history=db) as first:
+            raise KeyboardInterrupt
+    forgot = milepost.Run("again", resume=True, display="none", history=db)  # made, never entered
+    with milepost.Run("again", resume=True, display="none", history=db) as run:
+        assert run.id == first.id == forgot.id
+        with pytest.raises(milepost.MilepostError, match="still running in this process"):
+            milepost.Run("again", resume=True, display="none", history=db)

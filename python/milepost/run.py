@@ -27,7 +27,7 @@ from .outcome import end_state, run_end_state
 from .output import RunLogHandler
 from .output import print as _print
 from .owner import Owner
-from .persistence import History, HistoryObserver, Resume, Store, find_resumable, prior_rates
+from .persistence import History, HistoryObserver, Resume, Store, claim, find_resumable, prior_rates
 from .persistence.store import close_writers
 from .renderers.options import DisplayOptions
 from .resources import ResourceSettings, written_dirs
@@ -514,7 +514,13 @@ def _resumable(store: Optional[Store], name: str, which: Union[bool, str]) -> Op
     found = find_resumable(store, name, which)
     if found is None and which is not True:
         raise MilepostError(f"no run with id {which!r} in {store.path}")
-    return Resume(store, found) if found is not None else None
+    if found is None:
+        return None
+    if any(run.id == found and not run.finished for run in list(_unfinished)):
+        raise MilepostError(f"run {found} is still running in this process: resuming it now would run its items twice")
+    resume = Resume(store, found)
+    claim(store, found, resume.resumed + 1)  # refused if another process took it meanwhile
+    return resume
 
 
 def _dashboard(run: Run, options: Union[bool, int, dict]) -> Observer:

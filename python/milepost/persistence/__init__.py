@@ -13,7 +13,7 @@ interrupted runs.
 from .money import cost_of, is_money
 from .observer import HistoryObserver
 from .reads import History, NoHistory, Unreadable
-from .resume import Resume, find_resumable, prior_rates
+from .resume import Resume, claim, find_resumable, prior_rates
 from .schema import SCHEMA_VERSION, SchemaError
 from .store import Store, connect, default_path
 
@@ -28,6 +28,7 @@ __all__ = [
     "connect",
     "cost_of",
     "default_path",
+    "claim",
     "find_resumable",
     "is_money",
     "prior_rates",

@@ -9,6 +9,7 @@ Writes go the other way: run, phase and worker rows through `HistoryObserver`, i
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -216,7 +217,7 @@ class History:
     def resumable(self, name: str, which: Union[bool, str]) -> Optional[str]:
         """The run to continue: `which` is True (the latest unfinished run called `name`) or an
         id (that run, whatever its name)."""
-        columns = "id, name, status, started_at, host, pid, resumed"
+        columns = RUNNING_COLUMNS
         if which is True:
             row = self.db.execute(
                 f"SELECT {columns} FROM runs WHERE name = ? AND status != 'completed' ORDER BY started_at DESC LIMIT 1",
@@ -226,14 +227,7 @@ class History:
             row = self.db.execute(f"SELECT {columns} FROM runs WHERE id = ?", (str(which),)).fetchone()
         if row is None:
             return None
-        if row["host"] == HOST and _status(row) == "running":
-            # Its process is still at it: two processes would run the same items, and the
-            # history would hold each of them twice.
-            raise MilepostError(
-                f"run {row['name']!r} ({row['id']}) is still running in process {row['pid']} on this machine: "
-                "resuming it now would run its items twice; let it end, or stop it first "
-                f"(milepost cancel {row['id']})"
-            )
+        refuse_if_running(row)
         return str(row["id"])
 
     def resume_point(self, run_id: str) -> ResumePoint:
@@ -283,6 +277,23 @@ class History:
                 if r["elapsed"] and r["n"]:
                     rates.setdefault(r["path"], []).append(r["n"] / r["elapsed"])
         return {path: sorted(v)[len(v) // 2] for path, v in rates.items()}
+
+
+#: What `refuse_if_running` reads of a run's row.
+RUNNING_COLUMNS = "id, name, status, started_at, host, pid, resumed"
+
+
+def refuse_if_running(row: Any) -> None:
+    """A run to resume whose process is still at it on this machine is refused: two processes
+    would run the same items, and the history would hold each of them twice. This process's
+    own runs are the caller's to judge (a `Run` made to resume one and never started holds it
+    here, and must not keep the process from resuming it)."""
+    if row["host"] == HOST and row["pid"] != os.getpid() and _status(row) == "running":
+        raise MilepostError(
+            f"run {row['name']!r} ({row['id']}) is still running in process {row['pid']} on this machine: "
+            "resuming it now would run its items twice; let it end, or stop it first "
+            f"(milepost cancel {row['id']})"
+        )
 
 
 def _status(row: Any) -> str:

@@ -3,9 +3,12 @@ pace earlier runs of its name reached (an ETA before its own first items)."""
 
 from __future__ import annotations
 
+import os
+import sqlite3
 from typing import Dict, Optional, Set, Tuple, Union
 
-from .reads import History
+from ..pids import HOST
+from .reads import RUNNING_COLUMNS, History, refuse_if_running
 from .store import Store
 
 
@@ -38,6 +41,31 @@ class Resume:
         """What the node at `path` starts from: items done and skipped (from their rows), then
         done and skipped counted otherwise."""
         return (*self.items.get(path, (0, 0)), *self.explicit.get(path, (0, 0)))
+
+
+def claim(store: Store, run_id: str, resumed: int) -> None:
+    """Marks the run `run_id` as this process's (its pid and host, `running`, resumed
+    `resumed` times), in one transaction that first checks that no other live process of this
+    machine did so since it was found: two processes resuming a run at once both went ahead,
+    and the history held their items twice."""
+    db = sqlite3.connect(str(store.path), timeout=30)
+    try:
+        db.row_factory = sqlite3.Row
+        db.execute("BEGIN IMMEDIATE")  # one writer at a time, across processes: the check holds
+        try:
+            row = db.execute(f"SELECT {RUNNING_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is not None:
+                refuse_if_running(row)
+                db.execute(
+                    "UPDATE runs SET status = 'running', ended_at = NULL, host = ?, pid = ?, resumed = ? WHERE id = ?",
+                    (HOST, os.getpid(), resumed, run_id),
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+    finally:
+        db.close()
 
 
 def find_resumable(store: Store, name: str, which: Union[bool, str]) -> Optional[str]:
