@@ -137,16 +137,16 @@ def test_demo_whose_run_fails_exits_1(tmp_path) -> None:
     assert "failed" in err
 
 
-@pytest.mark.parametrize("kind", ["text", "empty sqlite", "no bytes"])
+@pytest.mark.parametrize("kind", ["text", "empty sqlite", "no bytes", "another runs table"])
 def test_a_db_that_is_not_a_history_is_said_in_one_line(tmp_path, kind) -> None:
     """Found trying it as a user: `--db` at a file that is not a milepost history ended in a
     traceback (`file is not a database`, `no such table: runs`)."""
     db = tmp_path / "other.db"
     if kind == "text":
         db.write_text("hello\n")
-    elif kind == "empty sqlite":
+    elif kind in ("empty sqlite", "another runs table"):
         with contextlib.closing(sqlite3.connect(str(db))) as c:
-            c.execute("CREATE TABLE x (a)")
+            c.execute("CREATE TABLE runs (x)" if kind == "another runs table" else "CREATE TABLE x (a)")
     else:
         db.touch()
     for command in (["history"], ["show", "x"], ["stats", "x"]):

@@ -73,10 +73,11 @@ class Param:
 
 RUN_ID = Param("run_id", "path", "string", about="A run's id")
 LIMIT = Param("limit", default=50, low=1, high=500, about="How many runs")
-OFFSET = Param("offset", default=0, about="How many runs to leave out first")
+# Bounded: SQLite takes whole numbers below 2**63, and an offset past them answered 500.
+OFFSET = Param("offset", default=0, high=10**9, about="How many runs to leave out first")
 NAME = Param("name", kind="string", about="Only runs with this name")
 LEVEL = Param("level", kind="string", choices=tuple(LEVELS), about="This level and worse")
 SOURCE = Param("source", kind="string", about="Only lines from this source")
-AFTER = Param("after", default=0, about="Only what came after this id")
+AFTER = Param("after", default=0, high=2**63 - 1, about="Only what came after this id")
 LAST_EVENT_ID = Param("Last-Event-ID", "header", default=0, about="Resume after this event id (as `after`)")
 RUN = Param("run", kind="string", about="The live run's id (required)")

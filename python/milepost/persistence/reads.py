@@ -101,11 +101,13 @@ class History:
             raise NoHistory(f"{db_path} is not a milepost run history ({e})") from None
         try:
             kept = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'").fetchone()
+            versioned = db.execute("PRAGMA user_version").fetchone()[0] > 0  # milepost numbers its schema
         except sqlite3.DatabaseError as e:
             kept, why = None, f" ({e})"
         else:
-            why = ": it has no runs table"
-        if kept is None:  # another program's database, or an empty file
+            why = ": it has no runs table" if kept is None else ": its schema has no version"
+            kept = kept if versioned else None
+        if kept is None:  # another program's database (a runs table of its own), or an empty file
             db.close()
             raise NoHistory(f"{db_path} is not a milepost run history{why}")
         return cls(db)
