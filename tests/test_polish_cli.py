@@ -11,6 +11,8 @@ import subprocess
 import sys
 from typing import List
 
+import pytest
+
 import milepost
 
 CLI = [sys.executable, "-m", "milepost"]
@@ -113,3 +115,35 @@ def test_every_command_exits_quietly_when_its_output_pipe_closes(tmp_path) -> No
         assert "Traceback" not in res.stderr and "BrokenPipeError" not in res.stderr, (args, res.stderr)
         assert res.stderr == "", (args, unbuffered, res.stderr)
         assert res.returncode in (0, 141, -signal.SIGPIPE), (args, unbuffered, res.returncode)
+
+
+def test_replay_skips_lines_that_are_not_utf8_or_nest_too_deep(tmp_path) -> None:
+    """Found trying it as a user: one Latin-1 line, or one line of 5,000 nested arrays, in a
+    saved stream ended `milepost replay` in a traceback; such lines are skipped and counted."""
+    good = tmp_path / "good.jsonl"
+    with milepost.Run("replayed", display="json", output=str(good)) as r:
+        r.phase("p", total=3).advance(3)
+    lines = good.read_bytes().splitlines(keepends=True)
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_bytes(b"".join([*lines[:2], b"caf\xe9 latin-1 line\n", b"[" * 5000 + b"]" * 5000 + b"\n", *lines[2:]]))
+    res = subprocess.run(
+        [sys.executable, "-m", "milepost", "replay", str(mixed), "--no-wait"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    assert "skipped 2 lines that are not milepost records (the first at " in res.stderr
+    assert "p" in res.stdout and "3/3" in res.stdout
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "99999999999999999999999"])
+def test_a_limit_that_is_no_count_of_runs_is_refused_by_name(value) -> None:
+    """Found trying it as a user: `--limit -5` listed every run, `--limit 0` said there were
+    none, and a huge one ended in a traceback."""
+    for command in (["history"], ["stats", "x"]):
+        res = subprocess.run(
+            [sys.executable, "-m", "milepost", *command, "--limit", value], capture_output=True, text=True, timeout=60
+        )
+        assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+        assert f"argument --limit: must be a whole number from 1 to 1000000, got {value!r}" in res.stderr, res.stderr

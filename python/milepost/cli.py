@@ -27,6 +27,18 @@ def _count_or_all(text: str) -> Optional[int]:
     return value
 
 
+#: The most runs `--limit` asks for (a history holds fewer; SQLite takes no number past 2**63).
+MAX_LIMIT = 1_000_000
+
+
+def _limit(text: str) -> int:
+    """How many runs: a whole number from 1 to MAX_LIMIT."""
+    value = int(text) if text.strip().isascii() and text.strip().isdigit() else 0
+    if not 1 <= value <= MAX_LIMIT:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_LIMIT}, got {text!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="milepost", description="Progress you can trust for long jobs.")
     parser.add_argument("--version", action="version", version=f"milepost {__version__}")
@@ -63,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     add_pipe_arguments(pipe)
     hist = sub.add_parser("history", help="recent runs from the history database")
     hist.add_argument("--name", default=None, help="only runs with this name")
-    hist.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
+    hist.add_argument("--limit", type=_limit, default=20, help="how many runs (default 20)")
     show = sub.add_parser("show", help="one run: phases, workers, failures, metrics")
     show.add_argument("run", help="a run id, or a name (its latest run)")
     show.add_argument(
@@ -75,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     stats = sub.add_parser("stats", help="durations, costs and success across the runs of a name")
     stats.add_argument("name")
-    stats.add_argument("--limit", type=int, default=50, help="how many recent runs (default 50)")
+    stats.add_argument("--limit", type=_limit, default=50, help="how many recent runs (default 50)")
     srv = sub.add_parser("serve", help="the web dashboard: the live runs on this machine and the run history")
     srv.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; others need a token)"

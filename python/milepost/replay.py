@@ -36,21 +36,20 @@ def records(path: Path, skipped: Optional[Skipped] = None) -> Iterator[Dict[str,
     """The stream's objects. A whole-file snapshot (`.progress.json`) is one snapshot record.
     Lines that are not records are counted in `skipped`; a file with none is an error."""
     skipped = skipped if skipped is not None else Skipped()
-    text = path.read_text(encoding="utf-8")
+    # Bytes that are not UTF-8 are kept as they are (surrogate escapes): a line holding them is
+    # not a record, and is skipped as any other.
+    text = path.read_bytes().decode("utf-8", errors="surrogateescape")
     stripped = text.lstrip()
     if stripped.startswith("{") and "\n{" not in stripped.rstrip():
-        obj = json.loads(stripped)
-        if "root" in obj:
+        obj = _parsed(stripped)
+        if isinstance(obj, dict) and "root" in obj:
             yield {"type": "snapshot", "ts": obj.get("started_at_unix", 0) + obj.get("now", 0), "snapshot": obj}
             return
     found = False
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            obj = None
+        obj = _parsed(line)
         if not isinstance(obj, dict) or obj.get("type") not in ("snapshot", "event"):
             skipped.add(f"{path}:{number}")
             continue
@@ -58,6 +57,16 @@ def records(path: Path, skipped: Optional[Skipped] = None) -> Iterator[Dict[str,
         yield obj
     if not found:
         raise ReplayError(f"{path}: no milepost records in it (a JSON-lines stream from display='json')")
+
+
+def _parsed(text: str) -> Any:
+    """The JSON value of `text`, or None when it is none: not JSON, not UTF-8 (surrogate
+    escapes), or nested deeper than the parser goes."""
+    try:
+        text.encode("utf-8")
+        return json.loads(text)
+    except (ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
+        return None
 
 
 def replay(
