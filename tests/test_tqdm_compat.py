@@ -263,3 +263,13 @@ def test_bad_totals_and_updates_are_refused_by_name_and_change_nothing(capsys) -
     quiet = tqdm(total=5, disable=True)
     with pytest.raises(milepost.InvalidValueError, match=r"reset\(total\)"):
         quiet.reset(-1)
+    huge = tqdm(total=10, desc="huge")
+    huge.update(4)
+    for total in (2**60, 1e300):
+        with pytest.raises(milepost.InvalidValueError, match=r"reset\(total\) would take the phase's total past"):
+            huge.reset(total)
+        assert (huge.n, huge.total) == (4, 10), "a refused reset leaves the bar as it was"
+    huge.reset(float("inf"))
+    huge.update(5)
+    assert (huge.n, huge.total) == (5, None)
+    huge.close()

@@ -162,13 +162,21 @@ class tqdm(_milepost.BarBase):  # noqa: N801 - tqdm's name, so that `from milepo
         bar starts again from 0: the phase's counts stay (milepost never loses one) and its
         total grows by the new pass; displays show the pass."""
         size = _whole_total(total, "reset(total)") if total is not None else self.total
-        # Checked above, before anything changes: a bad total leaves the bar as it was.
+        # Checked first, before anything changes: a bad total leaves the bar as it was.
         if self._task is None:
             self._n, self._total = 0, size
             return
+        whole = self._task.total
+        if size is not None and whole is not None and size > _milepost.MAX_COUNT - whole:
+            raise InvalidValueError(
+                f"reset(total) would take the phase's total past {_milepost.MAX_COUNT:,} "
+                f"(it is {whole:,} over its passes), got {total!r}"
+            )
         self._task.node.new_pass()
         if size is not None:
             self._task.add_total(size)
+        elif total is not None:  # infinity: a pass of no known total, as tqdm takes it
+            self._task.set_total(None)
 
     def refresh(self, *args: Any, **kwargs: Any) -> None:
         pass  # drawn by its own thread
