@@ -337,3 +337,14 @@ def test_an_item_that_cannot_be_sent_to_a_worker_raises_and_hangs_nothing() -> N
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "raised: cannot pickle '_thread.lock' object"
+
+
+def test_mp_context_takes_a_start_methods_name_and_refuses_anything_else() -> None:
+    """Found trying it as a user: `mp_context="spawn"` failed with an AttributeError and left
+    a completed phase of no items."""
+    with milepost.Run("contexts", display="none", history=False) as run:
+        assert milepost.process_map(slow, [1, 2], workers=1, mp_context="fork") == [1, 2]
+        for bad in ("teleport", 42):
+            with pytest.raises(milepost.InvalidValueError, match=rf"mp_context must be .*, got {bad!r}"):
+                milepost.process_map(slow, [1, 2], workers=1, mp_context=bad)
+    assert [c["name"] for c in run.snapshot().root["children"]] == ["slow"], "no phase for a refused pool"

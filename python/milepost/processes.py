@@ -449,8 +449,30 @@ def _make_pool(
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise InvalidValueError(f"chunksize must be an int >= 1, got {chunksize!r}")
     _check_picklable(fn)
+    ctx = _context(mp_context)
     scope = PoolScope(fn, description, total, unit, run, task, display)
-    return _Pool(scope, fn, items, n_workers, size, item_name, mp_context or multiprocessing.get_context(), policy)
+    return _Pool(scope, fn, items, n_workers, size, item_name, ctx, policy)
+
+
+def _context(mp_context: Any) -> Any:
+    """A multiprocessing context: the one given, one named by its start method ("spawn", as
+    `multiprocessing.get_context` takes it), or the default; anything else is an error naming
+    it, before the pool or its phase is made."""
+    if mp_context is None:
+        return multiprocessing.get_context()
+    if isinstance(mp_context, str):
+        try:
+            return multiprocessing.get_context(mp_context)
+        except ValueError:
+            methods = ", ".join(multiprocessing.get_all_start_methods())
+            raise InvalidValueError(
+                f"mp_context must be a start method ({methods}) or a context, got {mp_context!r}"
+            ) from None
+    if not callable(getattr(mp_context, "get_start_method", None)):
+        raise InvalidValueError(
+            f"mp_context must be a multiprocessing context or a start method's name, got {mp_context!r}"
+        )
+    return mp_context
 
 
 def _check_picklable(fn: Callable[[Any], Any]) -> None:
