@@ -452,3 +452,17 @@ def test_a_run_made_to_resume_and_never_started_does_not_keep_this_process_from_
         assert run.id == first.id == forgot.id
         with pytest.raises(milepost.MilepostError, match="still running in this process"):
             milepost.Run("again", resume=True, display="none", history=db)
+
+
+def test_a_resume_that_ends_before_making_its_phases_keeps_the_runs_counts(tmp_path) -> None:
+    """Found trying it as a user: a resumed run that ended before it made its phases again
+    wrote 0 done over the run's counts (its phase's row still said 51/300)."""
+    _start_and_kill(ITEM_JOB, tmp_path, 1.5, "1000000")  # past its first snapshot written (1 s)
+    db_path = tmp_path / "runs.db"
+    with pytest.raises(SystemExit):
+        with milepost.Run("exact", resume=True, display="none", history=db_path):
+            raise SystemExit(1)
+    with contextlib.closing(sqlite3.connect(str(db_path))) as db:
+        run_done, status = db.execute("SELECT done, status FROM runs").fetchone()
+        (phase_done,) = db.execute("SELECT done FROM phases WHERE path = 'p'").fetchone()
+    assert status == "failed" and run_done == phase_done > 0, (run_done, phase_done)

@@ -222,7 +222,17 @@ class Run(Task):
         meta = steer.snapshot_meta if steer is not None else dict
         used = (resumed.cpu_seconds, resumed.peak_rss_bytes) if resumed is not None else (None, None)
         kept: List[Observer] = [
-            HistoryObserver(store, core.id, core.name, started_at, times, before, meta=meta, used_before=used)
+            HistoryObserver(
+                store,
+                core.id,
+                core.name,
+                started_at,
+                times,
+                before,
+                meta=meta,
+                used_before=used,
+                carried=resumed.phases if resumed is not None else (),
+            )
         ]
         if steer is not None and os.environ.get("MILEPOST_LIVE", "on").lower() not in ("0", "off", "no", "false"):
             steering = Steering(self.cancel, steer.retry, steer.request_skip, steer.snapshot_meta, steer.reports)

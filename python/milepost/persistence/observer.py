@@ -7,7 +7,7 @@ import json
 import os
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Sequence, Tuple
 
 from ..events import Event, ItemDetails, ItemFailed, ItemRetried, LogLine, RunFinished
 from ..observers.base import BaseObserver
@@ -69,6 +69,7 @@ class HistoryObserver(BaseObserver):
         interval: float = 1.0,
         meta: Callable[[], Dict[str, Any]] = dict,
         used_before: Tuple[Optional[float], Optional[int]] = (None, None),
+        carried: Sequence[Tuple[str, Optional[int], int, int, int]] = (),
     ) -> None:
         self.store = store
         #: The run's `meta` (JSON-ready; a resumed run's starts from what it had).
@@ -79,6 +80,10 @@ class HistoryObserver(BaseObserver):
         self._before = elapsed_before
         #: CPU seconds and peak memory of the runs this one resumes: added to, and kept.
         self._used_before = used_before
+        #: The top-level phases of the run this one resumes: `(path, total, done, failed,
+        #: skipped)`. Until it makes one again, its counts are the run's still (a resumed run
+        #: that ended before making its phases wrote 0 done over them).
+        self._carried = list(carried)
         self._name = name
         self._started_at = started_at
         self._resumed = resumed
@@ -128,16 +133,17 @@ class HistoryObserver(BaseObserver):
         explicit = {path: (done, skipped) for path, _, done, skipped in snapshot.explicit_counts()}
         status = root["state"]
         elapsed = None if root["elapsed"] is None else self._before + root["elapsed"]
+        total, done, failed, skipped = self._with_carried(root)
         self.store.execute(
             _RUN_UPDATE,
             (
                 status,
                 None if status == "running" else time.time(),
                 elapsed,
-                root["total"],
-                root["done"],
-                root["failed"],
-                root["skipped"],
+                total,
+                done,
+                failed,
+                skipped,
                 root["retried"],
                 json.dumps(root["metrics"]),
                 *explicit.get("", (0, 0)),
@@ -171,6 +177,19 @@ class HistoryObserver(BaseObserver):
             )
         for lane in kept["lanes"]:
             self.store.execute(_WORKER_UPSERT, (self._id, lane["name"], lane["state"], lane["done"], lane["failed"]))
+
+    def _with_carried(self, root: Any) -> Tuple[Optional[int], int, int, int]:
+        """The run's total and counts, with those of the phases it resumes that it has not
+        made again."""
+        total, done, failed, skipped = root["total"], root["done"], root["failed"], root["skipped"]
+        if not self._carried:
+            return total, done, failed, skipped
+        made = {child["path"] for child in root["children"]}
+        for path, t, d, f, s in self._carried:
+            if path not in made:
+                total = None if total is None or t is None else total + t
+                done, failed, skipped = done + d, failed + f, skipped + s
+        return total, done, failed, skipped
 
     def _used(self, r: Optional[ResourcesData]) -> Tuple[Optional[float], Optional[int]]:
         """CPU seconds and peak memory of the run's processes (`r`, the snapshot's resources),

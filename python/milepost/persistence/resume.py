@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from typing import Dict, Optional, Set, Tuple, Union
+from typing import Dict, List, Optional, Set, Tuple, Union
 
 from ..pids import HOST
 from .reads import RUNNING_COLUMNS, History, refuse_if_running
@@ -26,6 +26,13 @@ class Resume:
         self.run_id = run_id
         with History.open(store.path) as history:
             point = history.resume_point(run_id)
+            #: Its top-level phases as the history has them: `(path, total, done, failed,
+            #: skipped)`, counted in the run's row until the resumed run makes them again.
+            self.phases: List[Tuple[str, Optional[int], int, int, int]] = [
+                (p["path"], p["total"], p["done"], p["failed"], p["skipped"])
+                for p in history.phases(run_id)
+                if "/" not in p["path"]
+            ]
         self.finished: Dict[str, Set[str]] = point.finished
         self.items: Dict[str, Tuple[int, int]] = point.items
         self.explicit: Dict[str, Tuple[int, int]] = point.explicit
