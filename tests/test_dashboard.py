@@ -453,3 +453,13 @@ def test_two_servers_stream_the_same_run(server) -> None:
     finally:
         outer.should_exit = True
         thread.join(15)
+
+
+def test_a_run_asked_for_before_its_first_delivery_is_live(server) -> None:
+    """Found in CI under load: a page that asked for a run before its first snapshot reached
+    the dashboard (its delivery thread starts a moment after the run) got the history's row,
+    showed a recorded run, and never followed the live one."""
+    with milepost.Run("asked-early", display="none", dashboard={"port": 0}) as run:
+        r = httpx.get(_base(server) + f"/api/runs/{run.id}")
+        assert r.status_code == 200 and r.json()["live"] is True, r.text
+        assert r.json()["snapshot"]["name"] == "asked-early"

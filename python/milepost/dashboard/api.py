@@ -108,6 +108,13 @@ class Api:
         recorded = ch is not None and ch.remote and ch.finished and ch.state != "crashed"
         if ch is not None and ch.snapshot_seq and not recorded:
             return JSONResponse(snapshot_answer(ch))
+        run = ch.run if ch is not None and not ch.finished else None
+        if ch is not None and run is not None:
+            # A run of this process before its first delivery (its thread starts a moment
+            # after the run does): live, from a snapshot taken now. Answered from the history,
+            # it read as a recorded run, and a page that asked then never followed it.
+            snap = json.loads(run.snapshot().json())
+            return JSONResponse({"live": True, "state": state_of(ch, snap.get("root", {})), "snapshot": snap})
         found = self.read(lambda h: h.run(run_id), None)
         if found is None and ch is not None and ch.snapshot_seq:
             return JSONResponse(snapshot_answer(ch))
