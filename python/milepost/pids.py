@@ -4,6 +4,7 @@ parent (a zombie) counts as gone. Read by the live channel and by the history's 
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from typing import List, Optional
@@ -52,14 +53,16 @@ def alive(pid: int, start: Optional[int]) -> bool:
     return start is None or int(fields[19]) == start
 
 
-def alive_since(pid: int, when: float) -> bool:
-    """Whether process `pid` is still there and was there at `when` (Unix time): a process
-    that started later only reuses the number of the one that wrote a run at `when` (the
-    history keeps a run's pid and start, not its process's start)."""
+def alive_since(pid: int, when: Optional[float]) -> bool:
+    """Whether process `pid` is still there and was there at `when` (Unix time; None: at any
+    time): a process that started later only reuses the number of the one that wrote a run at
+    `when` (the history keeps a run's pid and start, not its process's start)."""
     if not alive(pid, None):
         return False
-    started = _started_at(pid)
-    return started is None or started <= when + _START_SLACK
+    ticks, boot = (process_start(pid), _boot_time()) if when is not None else (None, None)
+    if when is None or ticks is None or boot is None:
+        return True
+    return boot + ticks / os.sysconf("SC_CLK_TCK") <= when + _START_SLACK
 
 
 #: Seconds of rounding in a process's start time as /proc gives it (clock ticks since a boot
@@ -67,15 +70,12 @@ def alive_since(pid: int, when: float) -> bool:
 _START_SLACK = 2.0
 
 
-def _started_at(pid: int) -> Optional[float]:
-    """When process `pid` started (Unix time), where /proc tells."""
-    fields = _stat(pid)
-    if fields is None:
-        return None
+@functools.lru_cache(maxsize=1)
+def _boot_time() -> Optional[int]:
+    """When this machine booted (Unix time, whole seconds), where /proc tells: read once."""
     try:
         with open("/proc/stat", "rb") as f:
-            boot = next(int(line.split()[1]) for line in f if line.startswith(b"btime "))
-        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+            return next(int(line.split()[1]) for line in f if line.startswith(b"btime "))
     except (OSError, StopIteration, ValueError):
         return None
 

@@ -113,8 +113,7 @@ class Api:
             # A run of this process before its first delivery (its thread starts a moment
             # after the run does): live, from a snapshot taken now. Answered from the history,
             # it read as a recorded run, and a page that asked then never followed it.
-            snap = json.loads(run.snapshot().json())
-            return JSONResponse({"live": True, "state": state_of(ch, snap.get("root", {})), "snapshot": snap})
+            return JSONResponse(snapshot_answer(ch, run.snapshot().json()))
         found = self.read(lambda h: h.run(run_id), None)
         if found is None and ch is not None and ch.snapshot_seq:
             return JSONResponse(snapshot_answer(ch))
@@ -193,9 +192,10 @@ class Api:
         return Response(text, media_type=content_type)
 
 
-def snapshot_answer(ch: Channel) -> Dict[str, Any]:
-    """A run as its latest snapshot says, with its state (the snapshot's, or `crashed`)."""
-    snap = json.loads(ch.snapshot_json)
+def snapshot_answer(ch: Channel, text: Optional[str] = None) -> Dict[str, Any]:
+    """A run as its latest snapshot says (or the snapshot `text`, taken now), with its state
+    (the snapshot's, or `crashed`)."""
+    snap = json.loads(text if text is not None else ch.snapshot_json)
     return {"live": not ch.finished, "state": state_of(ch, snap.get("root", {})), "snapshot": snap}
 
 

@@ -219,18 +219,14 @@ class History:
     def resumable(self, name: str, which: Union[bool, str]) -> Optional[str]:
         """The run to continue: `which` is True (the latest unfinished run called `name`) or an
         id (that run, whatever its name)."""
-        columns = RUNNING_COLUMNS
         if which is True:
             row = self.db.execute(
-                f"SELECT {columns} FROM runs WHERE name = ? AND status != 'completed' ORDER BY started_at DESC LIMIT 1",
-                (name,),
+                "SELECT id FROM runs WHERE name = ? AND status != 'completed' ORDER BY started_at DESC LIMIT 1", (name,)
             ).fetchone()
         else:
-            row = self.db.execute(f"SELECT {columns} FROM runs WHERE id = ?", (str(which),)).fetchone()
-        if row is None:
-            return None
-        refuse_if_running(row)
-        return str(row["id"])
+            row = self.db.execute("SELECT id FROM runs WHERE id = ?", (str(which),)).fetchone()
+        # Whether another process has it is for the claim to say (`resume.claim`), under a lock.
+        return None if row is None else str(row["id"])
 
     def resume_point(self, run_id: str) -> ResumePoint:
         """What the run `run_id` reached. Counts of items come from the item rows, never from a
@@ -306,7 +302,7 @@ def _status(row: Any) -> str:
     if status == "running" and "pid" in keys and "host" in keys and row["host"] == HOST and row["pid"]:
         # A run's start is its process's unless it was resumed (its row keeps the first start):
         # a process that started after it only reuses the pid.
-        since = float(row["started_at"]) if "resumed" in keys and not row["resumed"] else float("inf")
+        since = float(row["started_at"]) if "resumed" in keys and not row["resumed"] else None
         if not alive_since(int(row["pid"]), since):
             return "crashed"
     return status
