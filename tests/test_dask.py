@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from typing import Any, Dict, Iterator, List
 
@@ -19,6 +20,7 @@ distributed = pytest.importorskip("distributed")
 import milepost  # noqa: E402
 import milepost.dask as mdask  # noqa: E402
 from milepost import wire  # noqa: E402
+from milepost.dask.link import DaskRoute  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -183,6 +185,37 @@ def test_a_flood_is_bounded_counted_and_shown_and_counts_stay_exact(client: Any)
         _wait(lambda: link.merger.stats()[worker]["seq"] == 501)
         assert _nodes(run)["p"]["done"] == 501  # the totals a later message carried
     assert any("too many messages" in line for line in seen.logs())
+
+
+def _send_from_a_thread_then_the_loop(
+    topic: str, first: Dict[str, Any], second: Dict[str, Any], dask_worker: Any = None
+) -> None:
+    # What a worker does when the run asks for its counts (`flush`, on the worker's event loop)
+    # just after its sending thread sent: the thread's message is queued for the loop, then
+    # the loop sends its own.
+    channel = DaskRoute(topic).open()
+    sender = threading.Thread(target=channel.send, args=(first,))
+    sender.start()
+    sender.join()
+    channel.send(second)
+
+
+def test_messages_from_a_workers_thread_and_its_loop_arrive_in_the_order_sent(client: Any) -> None:
+    # A later message that overtook an earlier one had the earlier one ignored as late: its
+    # rows and events were lost (and, before every message carried every count, its counts).
+    seen = Events()
+    with milepost.Run("order", display="none", history=False, observers=[seen]) as run:
+        run.phase("p")
+        run.share()
+        link = mdask.connect(run.context, client)
+        client.submit(int, pure=False).result()  # the subscription reached the scheduler (same stream)
+        worker = next(iter(client.scheduler_info()["workers"]))
+        first, second = _message(run.id, worker, 1, 5), _message(run.id, worker, 2, 5)
+        first["events"] = [["1", "log", {"message": "sent first", "level": "info"}]]
+        second["events"] = [["1", "log", {"message": "sent second", "level": "info"}]]
+        client.run(_send_from_a_thread_then_the_loop, link.route.topic, first, second, workers=[worker])
+        _wait(lambda: link.merger.stats().get(worker, {}).get("seq") == 2)
+    assert [line for line in seen.logs() if line.startswith("sent")] == ["sent first", "sent second"]
 
 
 def _count_then_hang(phase: milepost.Task, flag: str) -> int:

@@ -163,7 +163,8 @@ class RemoteContext:
         self._pools = itertools.count(1)
         self._lock = threading.Lock()  # one message built at a time
         self._seq = 0
-        self._sent: Dict[str, List[Any]] = {}
+        #: The nodes' counts and the lanes the last message carried.
+        self._sent: Tuple[Dict[str, List[Any]], List[List[Any]]] = ({}, [])
         self._last_send = 0.0
         self._rows: Deque[List[Any]] = deque()
         #: Rows waiting in `_rows`, per node key and status.
@@ -314,29 +315,30 @@ class RemoteContext:
 
     def _tick(self) -> None:
         with self._lock:
-            message = self._message()
-            if message is None and time.monotonic() - self._last_send < HEARTBEAT:
-                return
-            self._send(message or self._empty())
+            message = self._message(heartbeat=time.monotonic() - self._last_send >= HEARTBEAT)
+            if message is not None:
+                self._send(message)
 
     def send_now(self) -> int:
         """Sends a message now, whatever changed (a flush): its number."""
         with self._lock:
-            message = self._message(all_rows=True) or self._empty()
+            message = self._message(all_rows=True, heartbeat=True)
+            assert message is not None
             self._send(message)
             return int(message["seq"])
 
     def _send(self, message: Dict[str, Any]) -> None:
+        # Under the lock that numbered it: messages leave in the order of their numbers (the
+        # run ignores one that arrives after a later one, see `merge.py`).
         self._last_send = time.monotonic()
         self._channel.send(message)
 
-    def _empty(self) -> Dict[str, Any]:
-        return self._wrap({}, [], [], [])
-
-    def _message(self, all_rows: bool = False) -> Optional[Dict[str, Any]]:
-        """What changed since the last message, or None. Counts are read before rows are
-        taken, and less the items whose rows still wait here: a count never reaches the run
-        before its item's row (see `merge.py`)."""
+    def _message(self, all_rows: bool = False, heartbeat: bool = False) -> Optional[Dict[str, Any]]:
+        """The next message: every node's counts, with the rows and events since the last one;
+        None when nothing changed and no heartbeat is due. Every message carries every count,
+        so that one lost, dropped or overtaken costs nothing but its rows and events. Counts
+        are read before rows are taken, and less the items whose rows still wait here: a
+        count never reaches the run before its item's row (see `merge.py`)."""
         snap = json.loads(self._core.snapshot().json())
         self._take_rows()
         rows = [self._pop_row() for _ in range(len(self._rows) if all_rows else min(MAX_ROWS, len(self._rows)))]
@@ -345,15 +347,12 @@ class RemoteContext:
             key = child["name"]
             waiting = self._waiting.get(key, {})
             state = [child[k] - waiting.get(k, 0) for k in _COUNTED]
-            state += [child["in_flight"], self._nodes[key].total, child.get("metrics") or {}]
-            if self._sent.get(key) != state:
-                nodes[key] = state
+            nodes[key] = state + [child["in_flight"], self._nodes[key].total, child.get("metrics") or {}]
         lanes = [[lane["name"], lane.get("item")] for lane in snap["lanes"]]
         events = [self._events.popleft() for _ in range(min(MAX_EVENTS, len(self._events)))]
-        if not (nodes or rows or events) and lanes == self._sent.get("\0lanes"):
+        if not (heartbeat or rows or events) and (nodes, lanes) == self._sent:
             return None
-        self._sent.update(nodes)
-        self._sent["\0lanes"] = lanes
+        self._sent = (nodes, lanes)
         return self._wrap(nodes, rows, lanes, events)
 
     def _take_rows(self) -> None:

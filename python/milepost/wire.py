@@ -2,8 +2,9 @@
 
 A message is a plain dict (what msgpack, and so Dask's event stream, carries), tagged with its
 format's version. Counts in it are cumulative (each node's own totals so far, not what changed
-since the last message): a message lost, dropped or repeated leaves the run's counts exact,
-since the next one carries them all. Rows and events are the only parts that are deltas.
+since the last message), for every node in every message: a message lost, dropped or repeated
+leaves the run's counts exact, since the next one carries them all. Rows and events are the
+only parts that are deltas.
 
 ```
 milepost   VERSION

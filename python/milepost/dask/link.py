@@ -45,8 +45,11 @@ class DaskChannel:
         return str(self._worker.address)
 
     def send(self, message: Dict[str, Any]) -> None:
-        # From any thread: the worker hands it to its event loop.
-        self._worker.log_event(self._topic, message)
+        # Always queued for the worker's event loop, even from that loop (where `flush` runs):
+        # `log_event` sends at once on the loop's thread but queues from any other, and a
+        # flush's message then overtook the sending thread's queued one, which the run
+        # ignored as late (its rows and events lost).
+        self._worker.loop.add_callback(self._worker.log_event, self._topic, message)
 
 
 class DaskRoute:
@@ -162,16 +165,20 @@ class DaskLink:
         wanted = {str(k): v for k, v in asked["seqs"].items() if isinstance(v, int)}
         return self.merger.wait_for(wanted, max(0.0, deadline - time.monotonic()))
 
+    def catch_up(self) -> None:
+        """`sync`, saying on the run's log which workers' last messages did not come."""
+        missing = self.sync()
+        if missing:
+            self.merger.note(
+                f"no last message from Dask worker(s) {', '.join(missing)}: their last counts may be missing",
+                "warning",
+            )
+
     def settle(self) -> None:
         """Before the run's counts are final (never raises: what could not be asked is said
         on the run's log)."""
         try:
-            missing = self.sync()
-            if missing:
-                self.merger.note(
-                    f"no last message from Dask worker(s) {', '.join(missing)}: their last counts may be missing",
-                    "warning",
-                )
+            self.catch_up()
         except Exception as e:  # noqa: BLE001 - the run ends whatever the cluster does
             self.merger.note(f"the Dask workers' last counts could not be asked for: {e}", "warning")
         self.merger.finish()

@@ -122,7 +122,7 @@ class _DaskPool:
                     yield index, value
         finally:
             self.client.cancel([f for f in futures if not f.done()])
-            self.link.sync()  # what the workers counted is in the run before the map returns
+            self.link.catch_up()  # what the workers counted is in the run before the map returns
 
 
 def as_completed(
