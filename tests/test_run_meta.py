@@ -85,22 +85,27 @@ def test_the_dashboard_gives_a_live_runs_meta() -> None:
     server = dashboard.start(port=0)
     try:
 
-        async def main() -> None:
+        def listed(run_id: str) -> List[Any]:
+            runs = httpx.get(f"http://127.0.0.1:{server.port}/api/runs", timeout=10).json()["runs"]
+            return [r for r in runs if r["id"] == run_id]
+
+        async def main() -> str:
             async with milepost.Run("dash-meta", display="none", meta={"model": "m1"}, dashboard={"port": 0}) as run:
                 run.meta["provider"] = "p1"
                 run.phase("p", total=1).advance()
                 await asyncio.sleep(0.3)
-                runs = httpx.get(f"http://127.0.0.1:{server.port}/api/runs", timeout=10).json()["runs"]
-                assert [r["meta"] for r in runs if r["id"] == run.id] == [{"model": "m1", "provider": "p1"}]
+                assert [r["meta"] for r in listed(run.id)] == [{"model": "m1", "provider": "p1"}]
+            return run.id
 
-        asyncio.run(main())
+        run_id = asyncio.run(main())
+        # By id: other tests' runs (another process's, still live) may come first in the list.
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            runs = httpx.get(f"http://127.0.0.1:{server.port}/api/runs", timeout=10).json()["runs"]
-            if runs and not runs[0]["live"]:
-                break
+        while not [r for r in listed(run_id) if not r["live"]]:
+            assert time.monotonic() < deadline, "the run still listed live 10 s after it ended"
             time.sleep(0.05)
-        assert runs[0]["meta"] == {"model": "m1", "provider": "p1"}, "kept by the history for a run that ended"
+        assert listed(run_id)[0]["meta"] == {"model": "m1", "provider": "p1"}, (
+            "kept by the history for a run that ended"
+        )
     finally:
         dashboard.stop()
 
