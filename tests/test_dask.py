@@ -116,6 +116,29 @@ def test_rows_sent_from_the_workers_are_kept_in_the_history(client: Any, tmp_pat
     assert [(r[1], r[2], r[3]) for r in rows if r[2] != "done"] == [("7", "failed", "ValueError: bad item 7")]
 
 
+def test_the_scheduler_keeps_no_message_of_a_map_that_returned_or_a_run_that_ended(client: Any) -> None:
+    # Dask's scheduler keeps the last 1,000 events of every topic for as long as it lives: the
+    # messages of a run of 300,000 items held all their rows there (78 MB) after the run ended.
+    # And a worker sent a heartbeat a second, on a thread of its own, for every run it ever
+    # counted for, for as long as it lived.
+    with milepost.Run("kept", display="none", history=False) as run:
+        topic = f"milepost-{run.id}"
+        mdask.map(_square, range(5000), client=client, return_exceptions=True, description="squares")
+        assert sum(len(m["rows"]) for _, m in client.get_events(topic)) == 0  # merged, then dropped
+        phase = run.phase("counted")
+        client.submit(_count, phase, 10, pure=False).result()
+        assert any(client.run(_sending_for, run.id).values())
+    assert _nodes(run)["counted"]["done"] == 10
+    assert not any(client.run(_sending_for, run.id).values())
+    kept = len(client.get_events(topic))
+    time.sleep(1.5)  # a heartbeat's interval and some
+    assert len(client.get_events(topic)) == kept <= 1
+
+
+def _sending_for(run_id: str) -> List[str]:
+    return [t.name for t in threading.enumerate() if t.name == f"milepost-remote-{run_id}"]
+
+
 def test_map_raises_the_first_failure_and_as_completed_yields_all(client: Any) -> None:
     with milepost.Run("map2", display="none", history=False):
         with pytest.raises(ValueError, match="bad item 7"):

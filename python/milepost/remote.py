@@ -26,7 +26,7 @@ from .events import Event, PhaseFinished, PhaseStarted, StepFinished, StepStarte
 from .persistence.items import unpack
 from .task import Task
 
-__all__ = ["Channel", "RemoteContext", "Route", "context_for", "flush"]
+__all__ = ["Channel", "RemoteContext", "Route", "context_for", "flush", "retire"]
 
 log = logging.getLogger("milepost")
 
@@ -86,6 +86,18 @@ def flush(run_id: str) -> int:
     never reached this process)."""
     ctx = _contexts.get(run_id)
     return ctx.send_now() if ctx is not None else 0
+
+
+def retire(run_id: str) -> bool:
+    """The run ended: this process stops sending for it (its thread ends; a long-lived worker
+    otherwise sent a heartbeat a second for every run it ever counted for). Whether it had
+    counted for it. A handle of the run unpickled later starts afresh."""
+    with _contexts_lock:
+        ctx = _contexts.pop(run_id, None)
+    if ctx is None:
+        return False
+    ctx.stop()
+    return True
 
 
 class RemoteRun(Task):
@@ -302,6 +314,12 @@ class RemoteContext:
         return None  # no slots here to tell by: a pool waits for its processes
 
     # -- sending --------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Sends no more (a message being built still goes: it is waited for)."""
+        self._stop.set()
+        with self._lock:
+            pass
+
     def _ship(self) -> None:
         """The sending thread: a message every `INTERVAL` when something changed, a heartbeat
         every `HEARTBEAT` otherwise. It never dies of a failed send: that is logged, counted,

@@ -13,12 +13,12 @@ import logging
 import threading
 import time
 import weakref
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from ..errors import MilepostError
 from ..merge import Merger
 from ..owner import Owner
-from ..remote import flush
+from ..remote import flush, retire
 
 __all__ = ["DaskChannel", "DaskLink", "DaskRoute", "connect", "find_route"]
 
@@ -139,35 +139,57 @@ class DaskLink:
             if source not in workers:
                 self.merger.lose(source, "the scheduler removed it")
 
-    def sync(self, timeout: float = SETTLE_TIMEOUT) -> List[str]:
-        """Asks every worker to send what it counted now and waits until that is merged; the
-        workers whose last message did not arrive in `timeout` seconds. `MilepostError` when
-        the scheduler cannot be reached in that time."""
-        deadline = time.monotonic() + timeout
+    def _ask(self, what: str, call: Callable[[], Any], timeout: float) -> Any:
+        """`call()` (a request to the cluster), waited for at most `timeout` seconds: Dask
+        retries a lost scheduler for 30 s (its connect timeout). `MilepostError` saying `what`
+        could not be asked."""
         if self.client.status != "running":
             raise MilepostError(f"the Dask client is {self.client.status}: its scheduler is gone")
         asked: Dict[str, Any] = {}
 
         def ask() -> None:
             try:
-                asked["seqs"] = self.client.run(flush, self.owner.id, on_error="return")
+                asked["answer"] = call()
             except BaseException as e:  # noqa: BLE001 - handed to the caller
                 asked["error"] = e
 
-        # Dask retries a lost scheduler for 30 s (its connect timeout): the run waits `timeout`.
-        asking = threading.Thread(target=ask, name=f"milepost-dask-flush-{self.owner.id}", daemon=True)
+        asking = threading.Thread(target=ask, name=f"milepost-dask-ask-{self.owner.id}", daemon=True)
         asking.start()
         asking.join(timeout)
         if "error" in asked:
-            raise MilepostError(f"the Dask workers could not be asked: {asked['error']}") from asked["error"]
-        if "seqs" not in asked:
+            raise MilepostError(f"{what} could not be asked: {asked['error']}") from asked["error"]
+        if "answer" not in asked:
             raise MilepostError(f"the Dask scheduler did not answer in {timeout:g}s")
-        wanted = {str(k): v for k, v in asked["seqs"].items() if isinstance(v, int)}
+        return asked["answer"]
+
+    def sync(self, timeout: float = SETTLE_TIMEOUT) -> List[str]:
+        """Asks every worker to send what it counted now and waits until that is merged; the
+        workers whose last message did not arrive in `timeout` seconds. `MilepostError` when
+        the scheduler cannot be reached in that time."""
+        deadline = time.monotonic() + timeout
+        seqs = self._ask("the Dask workers", lambda: self.client.run(flush, self.owner.id, on_error="return"), timeout)
+        wanted = {str(k): v for k, v in seqs.items() if isinstance(v, int)}
         return self.merger.wait_for(wanted, max(0.0, deadline - time.monotonic()))
 
+    def forget(self, timeout: float = SETTLE_TIMEOUT) -> None:
+        """Has the scheduler drop the messages it keeps of the run's topic (all merged by
+        now): Dask keeps a topic's last 1,000 events as long as the scheduler lives, item rows
+        and all (78 MB for a run of 300,000 items). Never raises: a scheduler it cannot ask
+        keeps them."""
+        try:
+            self._ask(
+                "the Dask scheduler", lambda: self.client.run_on_scheduler(_forgetter(), self.route.topic), timeout
+            )
+        except Exception:  # noqa: BLE001 - only memory on the scheduler is at stake
+            log.debug("milepost: the Dask scheduler kept run %s's messages", self.owner.id, exc_info=True)
+
     def catch_up(self) -> None:
-        """`sync`, saying on the run's log which workers' last messages did not come."""
-        missing = self.sync()
+        """`sync`, saying on the run's log which workers' last messages did not come, then
+        `forget`."""
+        self._say_missing(self.sync())
+        self.forget()
+
+    def _say_missing(self, missing: List[str]) -> None:
         if missing:
             self.merger.note(
                 f"no last message from Dask worker(s) {', '.join(missing)}: their last counts may be missing",
@@ -178,10 +200,21 @@ class DaskLink:
         """Before the run's counts are final (never raises: what could not be asked is said
         on the run's log)."""
         try:
-            self.catch_up()
+            missing = self.sync()
+            self._retire()
+            self._say_missing(missing)
+            self.forget()
         except Exception as e:  # noqa: BLE001 - the run ends whatever the cluster does
             self.merger.note(f"the Dask workers' last counts could not be asked for: {e}", "warning")
         self.merger.finish()
+
+    def _retire(self) -> None:
+        """The workers stop sending for the run (their threads end). Never raises: a worker
+        not asked sends on, to a topic no one reads."""
+        try:
+            self._ask("the Dask workers", lambda: self.client.run(retire, self.owner.id, on_error="return"), 5.0)
+        except Exception:  # noqa: BLE001 - said at debug level: the run's counts are settled
+            log.debug("milepost: the Dask workers of run %s were not told it ended", self.owner.id, exc_info=True)
 
     def close(self) -> None:
         self._stop.set()
@@ -192,6 +225,26 @@ class DaskLink:
         except Exception:  # noqa: BLE001 - a client already closed has no topics left
             pass
         _links.pop(id(self.owner), None)
+
+
+def _forgetter() -> Callable[..., bool]:
+    """What runs on the scheduler to drop a topic's kept events. Made here, so that it is
+    pickled by value: a scheduler need not have milepost installed."""
+
+    def forget(topic: str, dask_scheduler: Any = None) -> bool:
+        # Dask has no public call for it: the broker of recent versions, the deque per topic
+        # of older ones (before 2024.4).
+        broker = getattr(dask_scheduler, "_broker", None)
+        if broker is not None:
+            broker.truncate(topic)
+            return True
+        events = getattr(dask_scheduler, "events", None)
+        if isinstance(events, dict) and topic in events:
+            events[topic].clear()
+            return True
+        return False
+
+    return forget
 
 
 #: Links by run (its owner's id), while the run lives.
