@@ -210,6 +210,52 @@ def test_a_flood_is_bounded_counted_and_shown_and_counts_stay_exact(client: Any)
     assert any("too many messages" in line for line in seen.logs())
 
 
+def test_a_bunch_of_messages_arriving_at_once_is_no_flood(client: Any) -> None:
+    # A worker sends four messages a second, but they reach the run in bunches (the worker's
+    # loop busy, the scheduler's batches): up to 33 at once were seen from a plain map, and
+    # past 16 at once they were dropped as a flood, with the item rows they carried.
+    with milepost.Run("bunch", display="none", history=False) as run:
+        run.phase("p")
+        run.share()
+        link = mdask.connect(run.context, client)
+        client.submit(int, pure=False).result()  # the subscription reached the scheduler (same stream)
+        worker = next(iter(client.scheduler_info()["workers"]))
+        bunch = [_message(run.id, worker, i, i) for i in range(1, 41)]
+        client.run(_send, link.route.topic, bunch, workers=[worker])
+        _wait(lambda: link.merger.stats().get(worker, {}).get("seq", 0) == 40)
+        assert link.merger.stats()[worker]["dropped"] == 0
+
+
+def test_maps_started_at_once_from_threads_share_one_link(client: Any) -> None:
+    # Each thread made a link of its own: each subscribed the run's topic (Dask keeps the last
+    # handler), and the others waited out their 10 s for messages that went elsewhere.
+    with milepost.Run("threads", display="none", history=False) as run:
+        start = threading.Barrier(4)
+        links: List[Any] = []
+
+        def first_map(i: int) -> None:
+            start.wait(10)
+            links.append(mdask.connect(run.context, client))
+            mdask.map(
+                _square,
+                range(i * 100, i * 100 + 100),
+                client=client,
+                return_exceptions=True,
+                run=run,
+                description=f"m{i}",
+            )
+
+        threads = [threading.Thread(target=first_map, args=(i,)) for i in range(4)]
+        began = time.monotonic()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert len({id(link) for link in links}) == 1 and len(run.context.links) == 1
+        assert time.monotonic() - began < 8  # no map waited out another's link
+    assert sum(n["done"] + n["failed"] for n in _nodes(run).values()) == 400
+
+
 def _send_from_a_thread_then_the_loop(
     topic: str, first: Dict[str, Any], second: Dict[str, Any], dask_worker: Any = None
 ) -> None:

@@ -34,11 +34,12 @@ log = logging.getLogger("milepost")
 INTERVAL = 0.25
 #: Seconds between heartbeats when nothing changed.
 HEARTBEAT = 1.0
-#: Rows and events one message carries at most; more wait for the next message.
-MAX_ROWS = 2000
+#: Events one message carries at most; more wait for the next message. A message carries
+#: every row waiting: with a cap (2,000), a worker counting more than 8,000 items a second
+#: piled its rows up and dropped them.
 MAX_EVENTS = 200
-#: Rows and events kept waiting at most; past them they are dropped and counted (the counts
-#: stay exact: they travel apart, as totals).
+#: Rows and events kept waiting at most (rows: what one message may carry, ~8 MB); past them
+#: they are dropped and counted (the counts stay exact: they travel apart, as totals).
 MAX_WAITING_ROWS = 100_000
 MAX_WAITING_EVENTS = 2000
 #: The counts a message carries per node, in order (then in flight, total, metrics).
@@ -340,7 +341,7 @@ class RemoteContext:
     def send_now(self) -> int:
         """Sends a message now, whatever changed (a flush): its number."""
         with self._lock:
-            message = self._message(all_rows=True, heartbeat=True)
+            message = self._message(heartbeat=True)
             assert message is not None
             self._send(message)
             return int(message["seq"])
@@ -351,7 +352,7 @@ class RemoteContext:
         self._last_send = time.monotonic()
         self._channel.send(message)
 
-    def _message(self, all_rows: bool = False, heartbeat: bool = False) -> Optional[Dict[str, Any]]:
+    def _message(self, heartbeat: bool = False) -> Optional[Dict[str, Any]]:
         """The next message: every node's counts, with the rows and events since the last one;
         None when nothing changed and no heartbeat is due. Every message carries every count,
         so that one lost, dropped or overtaken costs nothing but its rows and events. Counts
@@ -359,7 +360,7 @@ class RemoteContext:
         count never reaches the run before its item's row (see `merge.py`)."""
         snap = json.loads(self._core.snapshot().json())
         self._take_rows()
-        rows = [self._pop_row() for _ in range(len(self._rows) if all_rows else min(MAX_ROWS, len(self._rows)))]
+        rows = [self._pop_row() for _ in range(len(self._rows))]
         nodes: Dict[str, List[Any]] = {}
         for child in snap["root"]["children"]:
             key = child["name"]

@@ -252,15 +252,21 @@ _links: "Dict[int, DaskLink]" = {}
 _owners: "weakref.WeakValueDictionary[int, Owner]" = weakref.WeakValueDictionary()
 
 
+#: One link made at a time: maps started at once from threads made one each (each subscribed
+#: the run's topic, Dask kept the last handler, and the others' maps waited 10 s for nothing).
+_connecting = threading.Lock()
+
+
 def connect(owner: Owner, client: Any) -> DaskLink:
     """The run's link to Dask (made, with `client`, on first use): its handles carry the route."""
-    link = _links.get(id(owner))
-    if link is None or _owners.get(id(owner)) is not owner:
-        link = _links[id(owner)] = DaskLink(owner, client)
-        _owners[id(owner)] = owner
-        owner.links.append(link)
-        owner.route = link.route
-    return link
+    with _connecting:
+        link = _links.get(id(owner))
+        if link is None or _owners.get(id(owner)) is not owner:
+            link = _links[id(owner)] = DaskLink(owner, client)
+            _owners[id(owner)] = owner
+            owner.links.append(link)
+            owner.route = link.route
+        return link
 
 
 def find_route(owner: Any) -> Optional[DaskRoute]:
