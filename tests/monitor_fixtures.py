@@ -71,8 +71,8 @@ def snapshot(ended: Optional[str]) -> Dict[str, Any]:
     failures = [
         {"name": f"doc-0{n}.md", "node": "summarize", "status": "failed", "duration": 2.5, "at": 300.0 + n,
          "lane": "worker-1", "error": err}
-        for n, err in [(117, "RateLimitError: 429 Too Many Requests"), (342, "ValueError: empty document"),
-                       (590, "TimeoutError: no answer in 60 s")]
+        for n, err in [(590, "TimeoutError: no answer in 60 s"), (342, "ValueError: empty document"),
+                       (117, "RateLimitError: 429 Too Many Requests")]  # newest first, as a snapshot lists them
     ]  # fmt: skip
     return {
         "schema": 1, "run_id": RUN_ID, "name": "summarize-docs", "now": 754.25, "started_at_unix": STARTED,

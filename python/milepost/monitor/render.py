@@ -237,12 +237,13 @@ def items(view: View, width: int, limit: int = 8) -> RenderableType:
 
 
 def failures(view: View, width: int, limit: int = 6) -> Optional[RenderableType]:
-    """The newest failures, or None when there are none (the panel hides)."""
+    """The newest failures, in the order they came, or None when there are none (the panel
+    hides). The snapshot lists them newest first."""
     listed = view.failures
     if not listed:
         return None
     lines: List[RenderableType] = []
-    for failure in listed[-limit:]:
+    for failure in reversed(listed[:limit]):
         where = f" ({clean(failure['node'])})" if failure.get("node") else ""
         line = Text.assemble(("✗ ", "bold red"), (clean(failure.get("name")), "bold red"), where, ": ")
         line.append(clean(failure.get("error")), style="red")
