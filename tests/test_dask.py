@@ -314,6 +314,36 @@ def test_a_killed_worker_is_lost_and_counts_stay(client: Any, tmp_path: Any) -> 
         assert failure["error"] == f"worker lost ({busy[0]})" and failure["name"] == "hangs"
 
 
+def _dies_on_15(x: int) -> int:
+    if x == 15:
+        os._exit(1)  # the worker dies, each time Dask runs the chunk again (KilledWorker)
+    time.sleep(0.002)
+    return x
+
+
+def test_a_chunk_that_kills_its_workers_counts_its_items_failed(client: Any, tmp_path: Any) -> None:
+    # The items of a chunk that failed as a whole were never counted (190 of 200 done, no
+    # failure).
+    history = tmp_path / "runs.db"
+    with milepost.Run("dies", display="none", history=history) as run:
+        results = mdask.map(
+            _dies_on_15, range(100), client=client, chunksize=10, return_exceptions=True, description="d"
+        )
+        node = _nodes(run)["d"]
+    # Dask also gives up on a chunk that waited on a worker each time it died.
+    lost = [i for i, r in enumerate(results) if isinstance(r, BaseException)]
+    assert set(range(10, 20)) <= set(lost) and all(type(results[i]).__name__ == "KilledWorker" for i in lost)
+    assert node["failed"] >= len(lost)
+    # Nothing finished is lost with a dying worker (a chunk it finished in its last 3 s may
+    # run again: at least once).
+    assert node["done"] >= 100 - len(lost)
+    db = sqlite3.connect(str(history))
+    failed = {n for (n,) in db.execute("SELECT name FROM items WHERE run_id = ? AND status = 'failed'", (run.id,))}
+    db.close()
+    assert {str(i) for i in range(16, 20)} <= failed  # never started anywhere: failed with the chunk
+    client.wait_for_workers(2, timeout=60)  # the nanny brought them back for the tests after
+
+
 def _inc_or_fail(x: int) -> int:
     if x == 13:
         raise ValueError("thirteen")

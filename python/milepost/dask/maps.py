@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import itertools
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, TypeVar, Union
+import time
+from collections import deque
+from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Tuple, TypeVar, Union
 
 from ..errors import InvalidValueError, MilepostError
 from ..owner import Owner
@@ -17,6 +19,9 @@ __all__ = ["as_completed", "map"]
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+#: Seconds a chunk's future is kept once its results are taken (see `_DaskPool.results`).
+KEEP_FOR = 3.0
 
 #: A pool item's result from a worker: index, ok, value (or exception), and the item's row
 #: when the run stores it from here (a worker on the run's shared memory has no store).
@@ -110,19 +115,36 @@ class _DaskPool:
             [self.policy] * len(self.chunks),
             pure=False,
         )
-        chunk_of = {f.key: c for f, c in zip(futures, self.chunks, strict=True)}
+        # Results fetched on the client's loop as chunks end, not one blocking call each.
+        completed = dask_completed(futures, with_results=True, raise_errors=False)
+        pending = {f.key: (f, c) for f, c in zip(futures, self.chunks, strict=True)}
+        del futures
+        # A chunk's future, once its results are taken, is released after `KEEP_FOR` seconds:
+        # a future held is one Dask runs again when the worker holding its result dies (every
+        # chunk a dying worker had finished ran again, and counted again), and by then the
+        # worker's messages have brought its counts (released at once, they died with it).
+        taken: Deque[Tuple[float, Any]] = deque()
         try:
-            # Results fetched on the client's loop as chunks end, not one blocking call each.
-            for fut, got in dask_completed(futures, with_results=True, raise_errors=False):
-                chunk = chunk_of[fut.key]
-                results: List[Result] = got if fut.status == "finished" else _chunk_failed(chunk, got)
+            for fut, got in completed:
+                _, chunk = pending.pop(fut.key)
+                whole = fut.status != "finished"
+                now = time.monotonic()
+                taken.append((now, fut))
+                while taken and now - taken[0][0] >= KEEP_FOR:
+                    taken.popleft()[1].release()
+                del fut
+                results: List[Result] = _chunk_failed(chunk, got) if whole else got
                 for (index, _, value, row), (_, _, name) in zip(results, chunk, strict=True):
                     if row is not None:
                         task.record(name, row, "dask")
+                    elif whole:  # its workers died (or it was cancelled): each item fails here
+                        task.fail(name, value)
                     yield index, value
         finally:
-            self.client.cancel([f for f in futures if not f.done()])
+            self.client.cancel([f for f, _ in pending.values() if not f.done()])
+            pending.clear()
             self.link.catch_up()  # what the workers counted is in the run before the map returns
+            taken.clear()
 
 
 def as_completed(
