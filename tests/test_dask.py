@@ -369,6 +369,17 @@ def test_progress_counts_futures_and_a_collections_partitions(client: Any) -> No
     assert [e.error for e in failed] == ["ValueError: thirteen"] and failed[0].item.startswith("_inc_or_fail-")
 
 
+def test_progress_counts_a_cancelled_future_failed_not_done(client: Any) -> None:
+    with milepost.Run("dask-cancelled", display="none", history=False) as run:
+        futures = client.map(_inc_or_fail, range(4), pure=False)
+        slow = client.submit(time.sleep, 30, pure=False)
+        client.cancel([slow])
+        mdask.progress([*futures, slow], description="some")
+    node = run.snapshot().find("some")
+    assert (node["done"], node["failed"]) == (4, 1)
+    assert run.snapshot().data["failures"][0]["error"].startswith("CancelledError")
+
+
 def _advance_and_return(phase: milepost.Task, n: int) -> int:
     for _ in range(n):
         phase.advance()

@@ -23,8 +23,9 @@ def progress(
     display: Optional[str] = "auto",
 ) -> Any:
     """Waits for `work` (futures, or collections, which are persisted first) and counts each
-    future (each partition of a collection) done or failed with its error as it finishes, in a
-    phase of the current run (`task`, or a new phase of `run`; else a run of its own). Returns
+    future (each partition of a collection) done or failed with its error as it finishes (a
+    cancelled one failed, `CancelledError`), in a phase of the current run (`task`, or a new
+    phase of `run`; else a run of its own). Returns
     what it was given, persisted: `progress(bag)` then `.compute()` takes the results at once.
     A failure is counted and kept; raise it with `future.result()` as Dask does."""
     from distributed import Future, as_completed, default_client, futures_of
@@ -52,6 +53,8 @@ def progress(
             name = _name(future.key)
             if future.status == "error":
                 scope.task.fail(name, future.exception())
+            elif future.status == "cancelled":  # it will never run: not done
+                scope.task.fail(name, f"CancelledError: {future.key} was cancelled")
             else:
                 scope.task.advance()
     except BaseException as e:
