@@ -380,6 +380,21 @@ def test_progress_counts_a_cancelled_future_failed_not_done(client: Any) -> None
     assert run.snapshot().data["failures"][0]["error"].startswith("CancelledError")
 
 
+def _five_then_broken() -> Iterator[int]:
+    yield from range(5)
+    raise OSError("the source went away")
+
+
+def test_items_that_raise_end_the_maps_phase_and_its_own_run_failed(client: Any) -> None:
+    with milepost.Run("broken", display="none", history=False) as run:
+        with pytest.raises(OSError, match="went away"):
+            mdask.map(_square, _five_then_broken(), client=client, description="m")
+        assert run.snapshot().find("m")["state"] == "failed"
+    with pytest.raises(OSError, match="went away"):
+        mdask.map(_square, _five_then_broken(), client=client, description="alone", display="none")
+    assert milepost.current_run() is None
+
+
 def _advance_and_return(phase: milepost.Task, n: int) -> int:
     for _ in range(n):
         phase.advance()

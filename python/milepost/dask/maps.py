@@ -95,13 +95,19 @@ class _DaskPool:
         total = kw["total"] if kw["total"] is not None else length_of(items)
         size = _chunksize(kw["chunksize"], total, self.client)
         self.scope = PoolScope(fn, kw["description"], total, kw["unit"], kw["run"], kw["task"], kw["display"])
-        owner = self.scope.context
-        if not isinstance(owner, Owner):
-            raise MilepostError("milepost.dask.map is called in the process that started the run")
-        self.link = connect(owner, self.client)
-        self.fn = fn
-        self.policy = RetryPolicy.of(kw["retries"], kw["retry_on"], kw["backoff"]) if kw["retries"] else NO_RETRIES
-        self.chunks = list(_chunks(items, size, kw["item_name"]))
+        try:
+            owner = self.scope.context
+            if not isinstance(owner, Owner):
+                raise MilepostError("milepost.dask.map is called in the process that started the run")
+            self.link = connect(owner, self.client)
+            self.fn = fn
+            self.policy = RetryPolicy.of(kw["retries"], kw["retry_on"], kw["backoff"]) if kw["retries"] else NO_RETRIES
+            self.chunks = list(_chunks(items, size, kw["item_name"]))
+        except BaseException as e:
+            # The items, or a name of one, raised: the phase made above (and a run of its own)
+            # ends failed with it (it stayed running, and the run it made stayed current).
+            self.scope.end(e)
+            raise
 
     def results(self) -> Iterator[Tuple[int, Any]]:
         from distributed import as_completed as dask_completed
