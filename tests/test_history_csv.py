@@ -4,6 +4,7 @@ phase or failure, metrics as columns of their own."""
 from __future__ import annotations
 
 import csv
+import json
 import io
 import subprocess
 import sys
@@ -55,3 +56,13 @@ def test_show_is_the_run_its_phases_and_its_failures_a_row_each() -> None:
 def test_csv_and_json_together_are_refused() -> None:
     done = _cli("history", "--csv", "--json")
     assert done.returncode == 2 and "not allowed with argument" in done.stderr
+
+
+def test_a_phases_rate_is_in_the_csv_and_json_as_in_the_table() -> None:
+    # The table worked out a rate the row did not keep (processed over elapsed); the CSV left
+    # it empty and the JSON said null.
+    run = _job("csv-rate", fail=False)
+    phase = [r for r in _rows(_cli("show", run.id, "--csv").stdout) if r["record"] == "phase"][0]
+    assert phase["name"] == "map" and float(phase["rate"]) == float(phase["processed"]) / float(phase["elapsed"])
+    shown = json.loads(_cli("show", run.id, "--json").stdout)["phases"][0]
+    assert shown["rate"] == shown["processed"] / shown["elapsed"]

@@ -39,9 +39,7 @@ def _items(r: Mapping[str, Any]) -> str:
 
 def _rate(p: Mapping[str, Any]) -> str:
     unit, divisor = p.get("unit") or "it", p.get("unit_divisor")
-    if p["rate"] is not None:
-        return _milepost.format_rate(p["rate"], unit, divisor)
-    return _milepost.format_rate(p["processed"] / p["elapsed"], unit, divisor) if p["elapsed"] else "-"
+    return "-" if p["rate"] is None else _milepost.format_rate(p["rate"], unit, divisor)
 
 
 def _pct(x: Optional[float]) -> str:

@@ -364,6 +364,10 @@ def item_record(row: ItemRow) -> ItemRecord:
 def phase_record(row: Any) -> PhaseRecord:
     """A phase's row as a record: `path` as stored, `display` as `milepost show` prints it."""
     metrics = json.loads(row["metrics"] or "{}")
+    processed = row["done"] + row["failed"] + row["skipped"]
+    # The rate kept is the live one at the end, which a short phase never had: then its
+    # average (as `show`'s table gave, while its CSV and JSON said nothing).
+    rate = row["rate"] if row["rate"] is not None else (processed / row["elapsed"] if row["elapsed"] else None)
     return {
         "path": row["path"],
         "name": row["name"],
@@ -375,10 +379,10 @@ def phase_record(row: Any) -> PhaseRecord:
         "skipped": row["skipped"],
         "retried": row["retried"],
         "elapsed": row["elapsed"],
-        "rate": row["rate"],
+        "rate": rate,
         "mean_item_seconds": row["mean_item_seconds"],
         "metrics": metrics,
-        "processed": row["done"] + row["failed"] + row["skipped"],
+        "processed": processed,
         "cost": cost_of(metrics),
         "display": display_path(path_levels(row["path"])),
         "unit": (row["unit"] if "unit" in row.keys() else None) or "it",
