@@ -66,3 +66,13 @@ def test_a_phases_rate_is_in_the_csv_and_json_as_in_the_table() -> None:
     assert phase["name"] == "map" and float(phase["rate"]) == float(phase["processed"]) / float(phase["elapsed"])
     shown = json.loads(_cli("show", run.id, "--json").stdout)["phases"][0]
     assert shown["rate"] == shown["processed"] / shown["elapsed"]
+
+
+def test_a_runs_cpu_time_and_peak_memory_are_columns_as_in_json() -> None:
+    # `stats` trends them and `--json` gives them: the CSV had neither column.
+    run = _job("csv-resources", fail=False)
+    row = _rows(_cli("history", "--csv").stdout)[0]
+    record = json.loads(_cli("history", "--json").stdout)[0]
+    assert row["id"] == record["id"] == run.id
+    assert float(row["cpu_seconds"]) == record["cpu_seconds"] and int(row["peak_rss_bytes"]) == record["peak_rss_bytes"]
+    assert "cpu_seconds" in _rows(_cli("stats", "csv-resources", "--csv").stdout)[0]

@@ -14,7 +14,7 @@ __all__ = ["history_csv", "show_csv", "stats_csv"]
 
 RUN_COLUMNS = (
     "id", "name", "status", "started_at", "ended_at", "elapsed", "total", "processed",
-    "done", "failed", "skipped", "retried", "success_rate", "cost",
+    "done", "failed", "skipped", "retried", "success_rate", "cost", "cpu_seconds", "peak_rss_bytes",
 )  # fmt: skip
 PHASE_COLUMNS = ("path", "name", "kind", "status", "total", "processed", "done", "failed", "skipped", "retried",
                  "elapsed", "rate", "unit", "cost")  # fmt: skip
