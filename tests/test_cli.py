@@ -56,7 +56,8 @@ def test_demo_under_a_terminal_draws_bars(pty_run) -> None:
 
 def test_bad_arguments_are_named() -> None:
     proc = subprocess.run([*DEMO[:4], "--items", "0"], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2 and "--items must be >= 1, got 0" in proc.stderr
+    assert proc.returncode == 2
+    assert "argument --items: must be a whole number from 1 to 10000000, got '0'" in proc.stderr
     proc = subprocess.run([*DEMO[:4], "--fail-rate", "2"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "--fail-rate must be between 0 and 1, got 2.0" in proc.stderr
 

@@ -4,8 +4,8 @@ phase or failure, metrics as columns of their own."""
 from __future__ import annotations
 
 import csv
-import json
 import io
+import json
 import subprocess
 import sys
 from typing import List

@@ -147,3 +147,37 @@ def test_a_limit_that_is_no_count_of_runs_is_refused_by_name(value) -> None:
         )
         assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
         assert f"argument --limit: must be a whole number from 1 to 1000000, got {value!r}" in res.stderr, res.stderr
+
+
+def _one_line_error(proc: subprocess.CompletedProcess, code: int, *named: str) -> None:
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]  # argparse's usage lines come first
+    for text in named:
+        assert text in last, proc.stderr
+
+
+@pytest.mark.parametrize("port", ["99999", "-5", "http"])
+def test_serve_refuses_a_port_out_of_range_naming_it(port: str) -> None:
+    # It printed a traceback ending in OverflowError: bind(): port must be 0-65535.
+    _one_line_error(_cli("serve", "--port", port), 2, "argument --port", repr(port))
+
+
+@pytest.mark.parametrize(("option", "value"), [("--items", "99999999999999999999"), ("--workers", "100000")])
+def test_demo_refuses_more_items_or_workers_than_a_demo_can_hold(option: str, value: str) -> None:
+    # --items 10**20 grew to 1.5 GB in 15 s without a line; --workers 100000 kept spawning.
+    _one_line_error(_cli("demo", option, value), 2, option, value)
+
+
+def test_demo_output_to_a_directory_is_one_line_naming_it(tmp_path) -> None:
+    _one_line_error(_cli("demo", "--items", "5", "--output", str(tmp_path)), 2, str(tmp_path))
+
+
+@pytest.mark.parametrize("command", [["runs"], ["cancel", "x"], ["monitor", "x"]])
+def test_a_live_directory_that_is_a_file_is_one_line_naming_it(command: List[str], tmp_path) -> None:
+    # `runs`, `cancel` and `monitor` ended in NotADirectoryError tracebacks.
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("")
+    env = {**os.environ, "MILEPOST_LIVE_DIR": str(not_a_dir)}
+    proc = subprocess.run([*CLI, *command], capture_output=True, text=True, timeout=60, env=env)
+    _one_line_error(proc, 1, str(not_a_dir), "not a directory")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 from . import __version__, live_cli
 from .errors import Cancelled, MilepostError
@@ -31,12 +31,25 @@ def _count_or_all(text: str) -> Optional[int]:
 MAX_LIMIT = 1_000_000
 
 
-def _limit(text: str) -> int:
-    """How many runs: a whole number from 1 to MAX_LIMIT."""
-    value = int(text) if text.strip().isascii() and text.strip().isdigit() else 0
-    if not 1 <= value <= MAX_LIMIT:
-        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_LIMIT}, got {text!r}")
-    return value
+def _whole(low: int, high: int) -> Callable[[str], int]:
+    """An argument's type: a whole number from `low` to `high` (argparse then names the
+    option and the value given)."""
+
+    def parse(text: str) -> int:
+        value = int(text) if text.strip().isascii() and text.strip().isdigit() else -1
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be a whole number from {low} to {high}, got {text!r}")
+        return value
+
+    return parse
+
+
+#: How many runs a listing gives: a whole number from 1 to MAX_LIMIT.
+_limit = _whole(1, MAX_LIMIT)
+#: The most items and worker processes a demo takes (more only fills memory, or the process
+#: table: --items 10**20 grew to 1.5 GB without a line, --workers 100000 kept spawning).
+MAX_DEMO_ITEMS = 10_000_000
+MAX_DEMO_WORKERS = 256
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,8 +60,18 @@ def _parser() -> argparse.ArgumentParser:
         "demo", help="run a MapReduce-style demo job (or, with --llm, an LLM one) with its live display"
     )
     demo.add_argument("--llm", action="store_true", help="an asyncio LLM job against a fake model on 127.0.0.1")
-    demo.add_argument("--items", type=int, default=None, help="documents to map (default 5000; --llm: personas, 300)")
-    demo.add_argument("--workers", type=int, default=8, help="worker processes (default 8; not with --llm)")
+    demo.add_argument(
+        "--items",
+        type=_whole(1, MAX_DEMO_ITEMS),
+        default=None,
+        help=f"documents to map (default 5000; --llm: personas, 300; at most {MAX_DEMO_ITEMS:,})",
+    )
+    demo.add_argument(
+        "--workers",
+        type=_whole(1, MAX_DEMO_WORKERS),
+        default=8,
+        help=f"worker processes (default 8, at most {MAX_DEMO_WORKERS}; not with --llm)",
+    )
     demo.add_argument(
         "--fail-rate", type=float, default=0.02, help="chance of an error per attempt (default 0.02; not with --llm)"
     )
@@ -92,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     srv.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; others need a token)"
     )
-    srv.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any free port)")
+    srv.add_argument("--port", type=_whole(0, 65535), default=8080, help="port (default 8080; 0: any free port)")
     srv.add_argument("--token", default=None, help="token to require (made up when binding beyond loopback)")
     srv.add_argument(
         "--db", default=None, help="history database (default: $MILEPOST_HOME/runs.db or .milepost/runs.db)"
@@ -231,6 +254,9 @@ def _replay(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
+    if args.output not in (None, "stdout", "stderr") and os.path.isdir(args.output):
+        print(f"milepost demo: --output {args.output} is a directory: give a file", file=sys.stderr)
+        return 2
     try:
         run_demo(
             args.items if args.items is not None else 300 if args.llm else 5000,
@@ -249,6 +275,11 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"milepost demo: {e}", file=sys.stderr)
         return 2
     except (Cancelled, MilepostError) as e:  # its budget, `milepost cancel`, the dashboard; a failed run
+        print(f"milepost demo: {e}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        raise  # the reader of its output went: `main` ends quietly
+    except OSError as e:  # --output not writable, a full disk
         print(f"milepost demo: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

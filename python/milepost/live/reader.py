@@ -227,13 +227,21 @@ class EventTail:
         return out
 
 
+def _check_root(root: Path) -> None:
+    """Refuses a live directory that is not one (MILEPOST_LIVE_DIR naming a file), or not this
+    user's alone."""
+    if not root.is_dir():
+        raise LiveError(f"{root} is not a directory: the live runs' directory (MILEPOST_LIVE_DIR) must be one")
+    check_owned(root)
+
+
 def list_runs(root: Optional[Path] = None) -> List[Tuple[LiveRun, LiveState]]:
     """Every run published on this machine by this user, newest first, with its state."""
     backlog.drain()  # runs of this process that ended before their first publish
     root = root or live_dir()
     if not root.exists():
         return []
-    check_owned(root)
+    _check_root(root)
     found: List[Tuple[LiveRun, LiveState]] = []
     for entry in os.scandir(root):
         if not entry.is_dir(follow_symlinks=False):
@@ -255,7 +263,7 @@ def find_run(which: str, root: Optional[Path] = None) -> LiveRun:
     root = root or live_dir()
     if not root.exists():
         raise LiveError(f"no live runs on this machine yet ({root} does not exist)")
-    check_owned(root)
+    _check_root(root)
     try:
         exact: Optional[Path] = run_dir(which, root)
         is_run = exact is not None and exact.is_dir()
