@@ -308,6 +308,12 @@ class Merger:
         with self._lock:
             return [p.source for p in self.peers.values() if p.lost is None and now - p.last_seen > lost_after]
 
+    def heard_after(self, source: str, seq: int) -> bool:
+        """Whether a message of `source` numbered after `seq` was merged, or it was lost."""
+        with self._lock:
+            peer = self.peers.get(source)
+            return peer is not None and (peer.seq > seq or peer.lost is not None)
+
     def wait_for(self, seqs: Dict[str, int], timeout: float) -> List[str]:
         """Waits until each peer's message `seqs[source]` was merged (or it was lost); the
         sources still missing after `timeout` seconds."""

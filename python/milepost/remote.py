@@ -338,6 +338,12 @@ class RemoteContext:
             if message is not None:
                 self._send(message)
 
+    def last_sent(self) -> Tuple[str, int]:
+        """Who sends, and the number of its last message: what is counted now is in a later
+        one."""
+        with self._lock:
+            return self.source, self._seq
+
     def send_now(self) -> int:
         """Sends a message now, whatever changed (a flush): its number."""
         with self._lock:

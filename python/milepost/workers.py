@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 import traceback
+import weakref
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 from . import _milepost, context, events, remote
@@ -37,8 +38,10 @@ _attached: Dict[str, _milepost.SharedRun] = {}
 #: Worker contexts of this process, by segment path.
 _workers: Dict[str, "WorkerContext"] = {}
 #: Runs this process shares with its workers, by segment path (their `Owner`s): a task of one
-#: of these unpickled here (a deep copy, a result sent back) is the run's own task.
-owned: Dict[str, Any] = {}
+#: of these unpickled here (a deep copy, a result sent back) is the run's own task. Weak: a
+#: run that ended and is no longer used is freed (every run that shared stayed, for as long
+#: as the process lived).
+owned: "weakref.WeakValueDictionary[str, Any]" = weakref.WeakValueDictionary()
 
 #: Where a run finds the route its remote workers reach it by, asked when it first hands out
 #: a task (`milepost.dask` adds one: a Dask client in this process). Each takes the run's

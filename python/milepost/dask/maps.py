@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-import time
-from collections import deque
-from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, TypeVar, Union
 
 from ..errors import InvalidValueError, MilepostError
 from ..owner import Owner
@@ -20,16 +18,21 @@ __all__ = ["as_completed", "map"]
 T = TypeVar("T")
 R = TypeVar("R")
 
-#: Seconds a chunk's future is kept once its results are taken (see `_DaskPool.results`).
-KEEP_FOR = 3.0
-
 #: A pool item's result from a worker: index, ok, value (or exception), and the item's row
 #: when the run stores it from here (a worker on the run's shared memory has no store).
 Result = Tuple[int, bool, Any, Any]
 
 
-def run_chunk(task: Task, fn: Callable[[Any], Any], chunk: List[Tuple[int, Any, str]], policy: RetryPolicy) -> Any:
-    """In a Dask worker: `fn` over a chunk, each call an item of `task`, counted when it ends."""
+def run_chunk(
+    handle: Tuple[Callable[..., Task], Tuple[Any, ...]],
+    fn: Callable[[Any], Any],
+    chunk: List[Tuple[int, Any, str]],
+    policy: RetryPolicy,
+) -> Any:
+    """In a Dask worker: `fn` over a chunk, each call an item of the task `handle` names (what
+    unpickling the task makes), counted when it ends."""
+    make, args = handle
+    task = make(*args)
     out: List[Result] = []
     # On shared memory nothing here stores a row (a worker keeps rows only in a process pool's
     # chunk): the run stores them from the results.
@@ -46,7 +49,10 @@ def run_chunk(task: Task, fn: Callable[[Any], Any], chunk: List[Tuple[int, Any, 
         except Exception as e:  # noqa: BLE001 - returned per item
             ok, value = False, e
         out.append((index, ok, value, it.row if returns_rows else None))
-    return out
+    # Where its counts travel: the run holds the chunk's future until a message sent after
+    # this one arrived (see `_DaskPool.results`).
+    sent = getattr(task.context, "last_sent", None)
+    return out, sent() if sent is not None else None
 
 
 def _chunk_failed(chunk: List[Tuple[int, Any, str]], got: Any) -> List[Result]:
@@ -113,9 +119,12 @@ class _DaskPool:
         from distributed import as_completed as dask_completed
 
         task = self.scope.task
+        # The task's handle, not the task: Dask's client keeps its last 1,000 messages, task
+        # graphs and their arguments with them, and a task kept there kept its whole run.
+        handle = task.__reduce__()
         futures = self.client.map(
             run_chunk,
-            [task] * len(self.chunks),
+            [handle] * len(self.chunks),
             [self.fn] * len(self.chunks),
             self.chunks,
             [self.policy] * len(self.chunks),
@@ -125,21 +134,20 @@ class _DaskPool:
         completed = dask_completed(futures, with_results=True, raise_errors=False)
         pending = {f.key: (f, c) for f, c in zip(futures, self.chunks, strict=True)}
         del futures
-        # A chunk's future, once its results are taken, is released after `KEEP_FOR` seconds:
-        # a future held is one Dask runs again when the worker holding its result dies (every
-        # chunk a dying worker had finished ran again, and counted again), and by then the
-        # worker's messages have brought its counts (released at once, they died with it).
-        taken: Deque[Tuple[float, Any]] = deque()
+        # A chunk's future, once its results are taken, is released once its worker's counts
+        # of it have arrived (a message it sent after the chunk ended, or it was lost): a
+        # future held is one Dask runs again when the worker holding its result dies (every
+        # chunk a dying worker had finished ran again, and counted again), and one released
+        # before its counts arrived had them die with the worker.
+        held: List[Tuple[Any, Optional[Tuple[str, int]]]] = []
         try:
             for fut, got in completed:
                 _, chunk = pending.pop(fut.key)
                 whole = fut.status != "finished"
-                now = time.monotonic()
-                taken.append((now, fut))
-                while taken and now - taken[0][0] >= KEEP_FOR:
-                    taken.popleft()[1].release()
+                results: List[Result] = _chunk_failed(chunk, got) if whole else got[0]
+                held.append((fut, None if whole else got[1]))
+                held = [(f, sent) for f, sent in held if not self._release(f, sent)]
                 del fut
-                results: List[Result] = _chunk_failed(chunk, got) if whole else got
                 for (index, _, value, row), (_, _, name) in zip(results, chunk, strict=True):
                     if row is not None:
                         task.record(name, row, "dask")
@@ -150,7 +158,16 @@ class _DaskPool:
             self.client.cancel([f for f, _ in pending.values() if not f.done()])
             pending.clear()
             self.link.catch_up()  # what the workers counted is in the run before the map returns
-            taken.clear()
+            held.clear()
+
+    def _release(self, fut: Any, sent: Optional[Tuple[str, int]]) -> bool:
+        """Releases the future of a chunk whose counts are in the run: those of a worker on
+        shared memory are at once; a remote worker's, once it sent a message after the chunk's
+        (`sent`: its address and the number of its last message then), or was lost."""
+        if sent is not None and not self.link.merger.heard_after(*sent):
+            return False
+        fut.release()
+        return True
 
 
 def as_completed(
