@@ -14,6 +14,7 @@ from typing import List
 import pytest
 
 import milepost
+from milepost.persistence import History
 
 CLI = [sys.executable, "-m", "milepost"]
 
@@ -181,3 +182,30 @@ def test_a_live_directory_that_is_a_file_is_one_line_naming_it(command: List[str
     env = {**os.environ, "MILEPOST_LIVE_DIR": str(not_a_dir)}
     proc = subprocess.run([*CLI, *command], capture_output=True, text=True, timeout=60, env=env)
     _one_line_error(proc, 1, str(not_a_dir), "not a directory")
+
+
+def test_history_of_a_name_with_no_runs_says_so_and_stats_counts_one_run() -> None:
+    # "no runs yet" while the history held runs of other names; "1 runs".
+    with milepost.Run("polish-one", display="none"):
+        pass
+    assert _cli("history", "--name", "polish-nosuch").stdout.strip() == "no runs named 'polish-nosuch'"
+    assert "polish-one: 1 run\n" in _cli("stats", "polish-one").stdout
+
+
+@pytest.mark.parametrize("speed", ["0", "-1", "nan", "inf", "fast"])
+def test_replay_refuses_a_speed_that_is_not_a_positive_number(speed: str, tmp_path) -> None:
+    stream = tmp_path / "run.jsonl"
+    stream.write_text("")
+    _one_line_error(_cli("replay", str(stream), "--speed", speed), 2, "argument --speed", repr(speed))
+
+
+def test_the_history_api_refuses_a_bad_level_or_limit_naming_it() -> None:
+    with milepost.Run("polish-api", display="none") as run:
+        run.log("kept", level="error")
+    with History.open() as history:
+        with pytest.raises(milepost.InvalidValueError, match="'eror'"):
+            history.logs(run.id, level="eror")
+        for limit in (-1, 0, True, "5"):
+            with pytest.raises(milepost.InvalidValueError, match="limit"):
+                history.runs("polish-api", limit=limit)
+        assert [r["message"] for r in history.logs(run.id, level="ERROR") if r["message"] == "kept"] == ["kept"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from typing import Callable, List, Optional
@@ -42,6 +43,17 @@ def _whole(low: int, high: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def _speed(text: str) -> float:
+    """A replay's speed: a positive finite number (0 or less never ended, or ran at once)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a number above 0, got {text!r}")
+    return value
 
 
 #: How many runs a listing gives: a whole number from 1 to MAX_LIMIT.
@@ -122,7 +134,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     rep = sub.add_parser("replay", help="draw a saved JSON-lines stream (display='json') again")
     rep.add_argument("file", help="a JSON-lines file, or a .progress.json snapshot")
-    rep.add_argument("--speed", type=float, default=1.0, help="faster (2) or slower (0.5) than recorded")
+    rep.add_argument("--speed", type=_speed, default=1.0, help="faster (2) or slower (0.5) than recorded")
     rep.add_argument("--no-wait", action="store_true", help="draw everything at once")
     live_cli.add_parsers(sub)
     for p in (hist, show, stats):
@@ -147,7 +159,7 @@ def _history_command(args: argparse.Namespace) -> int:
         with History.open(args.db) as history:
             if args.command == "history":
                 runs = history.runs(args.name, args.limit)
-                data, shown = runs, table.history_csv(runs) if args.csv else text.history_text(runs)
+                data, shown = runs, table.history_csv(runs) if args.csv else text.history_text(runs, args.name)
             elif args.command == "show":
                 run = history.run(args.run, args.failures)
                 data, shown = run, table.show_csv(run) if args.csv else text.show_text(run, args.db)

@@ -65,10 +65,10 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 
 
-def history_text(runs: Sequence[RunRecord]) -> str:
-    """`milepost history`: one line a run."""
+def history_text(runs: Sequence[RunRecord], name: Optional[str] = None) -> str:
+    """`milepost history` (of runs called `name`, if given): one line a run."""
     if not runs:
-        return "no runs yet"
+        return "no runs yet" if name is None else f"no runs named {_milepost.sanitize(name)!r}"
     rows = [
         [
             r["id"],
@@ -213,7 +213,7 @@ def stats_text(s: Stats) -> str:
         for r in runs
     ]
     out = [
-        f"{_milepost.sanitize(s['name'])}: {len(runs)} runs",
+        f"{_milepost.sanitize(s['name'])}: {len(runs)} run{'' if len(runs) == 1 else 's'}",
         "",
         table(["id", "status", "started", "duration", "processed", "success", "cost", "cpu", "peak rss"], rows),
         "",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, List, Mapping, Optional
 
+from ..errors import InvalidValueError
 from .records import LogRecord
 
 #: Levels by rank; a filter keeps its level and worse.
@@ -43,6 +44,8 @@ def rows_matching(
     rows: Iterable[LogRecord], level: Optional[str], source: Optional[str], after: int
 ) -> List[LogRecord]:
     """The rows after id `after`, at `level` or worse, from `source` (None: any)."""
+    if level is not None and (not isinstance(level, str) or level.lower() not in LEVELS):
+        raise InvalidValueError(f"level must be one of {', '.join(LEVELS)} (or None), got {level!r}")
     floor = LEVELS.get((level or "").lower(), 0)
     return [
         r

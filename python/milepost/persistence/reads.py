@@ -16,7 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Dict, List, Optional, Set, Tuple, Type, Union
 
-from ..errors import MilepostError
+from ..errors import InvalidValueError, MilepostError
 from ..pids import HOST, alive_since
 from .failures import recorded_failures, recorded_retries
 from .items import Row as ItemRow
@@ -133,6 +133,9 @@ class History:
     # -- runs ---------------------------------------------------------------------------------
     def runs(self, name: Optional[str] = None, limit: int = 20, offset: int = 0) -> List[RunRecord]:
         """The runs, newest first: all of them or those called `name`, `limit` from `offset`."""
+        for label, value, low in (("limit", limit, 1), ("offset", offset, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise InvalidValueError(f"{label} must be an int >= {low}, got {value!r}")
         where, args = (" WHERE name = ?", [name]) if name else ("", [])
         sql = f"SELECT * FROM runs{where} ORDER BY started_at DESC LIMIT ? OFFSET ?"
         return [run_record(r) for r in self.db.execute(sql, (*args, limit, offset))]
