@@ -209,3 +209,11 @@ def test_the_history_api_refuses_a_bad_level_or_limit_naming_it() -> None:
             with pytest.raises(milepost.InvalidValueError, match="limit"):
                 history.runs("polish-api", limit=limit)
         assert [r["message"] for r in history.logs(run.id, level="ERROR") if r["message"] == "kept"] == ["kept"]
+
+
+def test_a_history_path_that_is_a_directory_is_said_so(tmp_path) -> None:
+    # "is not a milepost run history (disk I/O error)", and "unable to open database file".
+    _one_line_error(_cli("history", "--db", str(tmp_path)), 1, str(tmp_path), "is a directory")
+    code = f"import milepost\nwith milepost.Run('d', display='none', history={str(tmp_path)!r}): pass"
+    job = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert job.returncode == 0 and "a directory, not a run history" in job.stderr, job.stderr

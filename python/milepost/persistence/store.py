@@ -19,6 +19,7 @@ operating-system crash or power loss, the last commits may be lost, unless
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import queue
@@ -79,7 +80,11 @@ def writer_connection(path: Path) -> sqlite3.Connection:
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     """A connection with the store's settings (the schema brought up to date unless
-    `readonly`)."""
+    `readonly`). A directory at `path` is an `OSError` saying so (SQLite said "unable to open
+    database file", or "disk I/O error")."""
+    if path.is_dir():
+        why = "a directory, not a run history (give the database file's path)"
+        raise IsADirectoryError(errno.EISDIR, why, str(path))
     if readonly:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
         version = db.execute("PRAGMA user_version").fetchone()[0]
