@@ -155,3 +155,15 @@ def test_every_answer_the_page_reads_carries_a_ready_cost(server) -> None:
 def test_the_page_reads_cost_and_never_sums_metric_names(server) -> None:
     script = httpx.get(server + "/page.js").text
     assert "usd" not in script.lower() and "metrics[" not in script
+
+
+def test_workers_are_listed_in_the_order_of_their_numbers() -> None:
+    # w0, w1, w10, w11, ... w19, w2: sorted as text.
+    with milepost.Run("many-workers", display="none") as run:
+        phase = run.phase("p")
+        for i in (10, 2, 0, 1, 11):
+            run.context.bind_lane(run.add_lane(f"w{i}"))
+            with phase.item(f"doc-{i}"):
+                pass
+    with History.open() as history:
+        assert [w["name"] for w in history.workers(run.id)] == ["w0", "w1", "w2", "w10", "w11"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,13 +185,12 @@ class History:
         return [phase_record(r) for r in self.db.execute(_PHASES, (run_id,))]
 
     def workers(self, run_id: str) -> List[WorkerRecord]:
-        """A run's worker lanes as last written, by name."""
-        return [
-            {"name": r["name"], "state": r["state"], "done": r["done"], "failed": r["failed"]}
-            for r in self.db.execute(
-                "SELECT name, state, done, failed FROM workers WHERE run_id = ? ORDER BY name", (run_id,)
-            )
+        """A run's worker lanes as last written, by name, numbers in it by value (w2 before w10)."""
+        rows = self.db.execute("SELECT name, state, done, failed FROM workers WHERE run_id = ?", (run_id,))
+        out: List[WorkerRecord] = [
+            {"name": r["name"], "state": r["state"], "done": r["done"], "failed": r["failed"]} for r in rows
         ]
+        return sorted(out, key=lambda w: _natural(w["name"]))
 
     def logs(
         self, run_id: str, level: Optional[str] = None, source: Optional[str] = None, after: int = 0
@@ -364,6 +364,11 @@ def item_record(row: ItemRow) -> ItemRecord:
         "metrics": metrics,
         "cost": cost_of(metrics),
     }
+
+
+def _natural(name: str) -> List[Tuple[int, Union[int, str]]]:
+    """A name's sort key with its runs of digits as numbers: w0, w1, w2, w10."""
+    return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", name) if part]
 
 
 def phase_record(row: Any) -> PhaseRecord:
