@@ -13,12 +13,19 @@ use std::collections::HashMap;
 use super::snapshot::{ProcessFigures, Resources};
 use super::source::{ProcReading, ProcessSource};
 
+/// The shortest time between two samples that a CPU % is worked out over: CPU time moves in
+/// 10 ms ticks, and one tick over a run of 5 ms read 200% a process. A sample closer to the
+/// one before keeps the last figure worked out (none yet: none).
+pub const MIN_CPU_WINDOW: f64 = 0.05;
+
 /// A process's reading as kept until the next sample.
 #[derive(Debug, Clone, Copy)]
 struct Seen {
     reading: ProcReading,
     /// CPU milliseconds it had used before sampling started (counted in nobody's CPU time).
     before_ms: u64,
+    /// Its last CPU %.
+    percent: Option<f64>,
 }
 
 /// Samples the tree below one process (the run's).
@@ -32,6 +39,8 @@ pub struct Sampler<S> {
     /// CPU milliseconds of processes that left the tree, as last seen.
     gone_ms: u64,
     peak_rss: u64,
+    /// The tree's last CPU %.
+    cpu: Option<f64>,
 }
 
 /// One sample: the tree's figures and each process's own.
@@ -44,7 +53,7 @@ pub struct Sample {
 impl<S: ProcessSource> Sampler<S> {
     /// Samples `root`'s tree through `source`, counting `cores` cores for the machine's share.
     pub fn new(source: S, root: u32, cores: u32) -> Self {
-        Self { source, root, cores: cores.max(1), last: None, seen: HashMap::new(), gone_ms: 0, peak_rss: 0 }
+        Self { source, root, cores: cores.max(1), last: None, seen: HashMap::new(), gone_ms: 0, peak_rss: 0, cpu: None }
     }
 
     /// Reads the tree at `now` (seconds on the run's clock) and compares it with the previous
@@ -53,6 +62,7 @@ impl<S: ProcessSource> Sampler<S> {
         let readings = self.source.sample(self.root);
         let first = self.last.is_none();
         let dt = self.last.map(|t| now - t).filter(|dt| *dt > 0.0);
+        let long = dt.filter(|dt| *dt >= MIN_CPU_WINDOW);
         let mut totals = Totals::default();
         let mut processes = HashMap::with_capacity(readings.len());
         let mut seen = HashMap::with_capacity(readings.len());
@@ -68,9 +78,12 @@ impl<S: ProcessSource> Sampler<S> {
             let used_ms = r.cpu_ms.saturating_sub(prev_ms);
             totals.add(&r, used_ms, prev_io, dt);
             totals.since_start_ms += r.cpu_ms.saturating_sub(before_ms);
-            let cpu_percent = known.and(dt).map(|dt| percent(used_ms, dt));
+            let cpu_percent = match long {
+                Some(dt) => known.map(|_| percent(used_ms, dt)),
+                None => known.and_then(|s| s.percent),
+            };
             processes.insert(pid, ProcessFigures { cpu_percent, rss_bytes: Some(r.rss) });
-            seen.insert(pid, Seen { reading: r, before_ms });
+            seen.insert(pid, Seen { reading: r, before_ms, percent: cpu_percent });
         }
         // Processes that left the tree (or were gone before they could be read) keep what they
         // had used when last seen.
@@ -81,7 +94,12 @@ impl<S: ProcessSource> Sampler<S> {
         self.last = Some(now);
         self.peak_rss = self.peak_rss.max(totals.rss);
         let any = totals.read > 0;
-        let cpu = dt.filter(|_| any).map(|dt| percent(totals.used_ms, dt));
+        let cpu = match long {
+            Some(dt) => Some(percent(totals.used_ms, dt)),
+            None => self.cpu,
+        }
+        .filter(|_| any);
+        self.cpu = cpu;
         let resources = Resources {
             at: now,
             processes: totals.read,

@@ -86,6 +86,31 @@ fn cpu_is_time_used_per_second_of_the_clock_and_the_first_sample_has_none() {
 }
 
 #[test]
+fn cpu_over_a_window_shorter_than_the_counters_tick_is_not_a_figure() {
+    // CPU time moves in 10 ms ticks: one tick over a run of 5 ms read 200% a process (a short
+    // run's end showed `CPU 1794%` on two cores).
+    let mut rig = Rig::new(2);
+    rig.set(&[(1, proc(1_000, 100))]);
+    rig.sampler.sample(0.0);
+    rig.set(&[(1, proc(1_010, 100))]);
+    let s = rig.sampler.sample(0.005);
+    assert_eq!(s.resources.cpu_percent, None, "a run of 5 ms has no CPU % to give");
+    assert_eq!(s.processes[&1].cpu_percent, None);
+    close(s.resources.cpu_seconds, 0.01, "its CPU time is still counted");
+    // A second on, then a sample just after: that one keeps the second's figure.
+    rig.set(&[(1, proc(1_510, 100))]);
+    let s = rig.sampler.sample(1.005);
+    let second = s.resources.cpu_percent.expect("a second is a window");
+    close(second, 50.0, "");
+    rig.set(&[(1, proc(1_520, 100))]);
+    let s = rig.sampler.sample(1.008);
+    assert_eq!(s.resources.cpu_percent, Some(second));
+    assert_eq!(s.resources.machine_cpu_percent, Some(second / 2.0));
+    assert_eq!(s.processes[&1].cpu_percent, Some(second));
+    close(s.resources.cpu_seconds, 0.52, "");
+}
+
+#[test]
 fn a_process_new_since_the_last_sample_counts_all_it_used_in_the_total() {
     let mut rig = Rig::new(2);
     rig.set(&[(1, proc(0, 100))]);
@@ -242,7 +267,7 @@ fn the_thread_samples_into_the_snapshot_and_once_more_when_stopped() {
     assert_eq!(r.rss_bytes, Some(42));
     close(r.interval, 3600.0, "");
     assert_eq!(r.disks.len(), 1);
-    assert_eq!(r.cpu_percent, Some(0.0), "two samples: at the start and at the stop");
+    assert_eq!(r.cpu_percent, None, "two samples, microseconds apart: no CPU % (MIN_CPU_WINDOW)");
     assert_eq!(r.error, None);
 }
 
@@ -269,7 +294,7 @@ fn a_run_stopped_before_the_thread_was_started_samples_twice_on_the_caller() {
     t.stop();
     t.spawn(); // after the stop: starts nothing
     let r = run.snapshot(run.clock.now()).resources.expect("sampled at start and at the stop");
-    assert_eq!(r.cpu_percent, Some(0.0), "two samples: at the start and at the stop");
+    assert_eq!(r.cpu_percent, None, "two samples, microseconds apart: no CPU % (MIN_CPU_WINDOW)");
     assert_eq!(r.rss_bytes, Some(42));
 }
 
