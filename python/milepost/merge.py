@@ -309,10 +309,11 @@ class Merger:
             return [p.source for p in self.peers.values() if p.lost is None and now - p.last_seen > lost_after]
 
     def heard_after(self, source: str, seq: int) -> bool:
-        """Whether a message of `source` numbered after `seq` was merged, or it was lost."""
+        """Whether a message of `source` numbered after `seq` was merged (a lost peer's last
+        counts are lost with it)."""
         with self._lock:
             peer = self.peers.get(source)
-            return peer is not None and (peer.seq > seq or peer.lost is not None)
+            return peer is not None and peer.seq > seq
 
     def wait_for(self, seqs: Dict[str, int], timeout: float) -> List[str]:
         """Waits until each peer's message `seqs[source]` was merged (or it was lost); the

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import sys
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, TypeVar, Union
 
 from ..errors import InvalidValueError, MilepostError
@@ -117,6 +118,7 @@ class _DaskPool:
 
     def results(self) -> Iterator[Tuple[int, Any]]:
         from distributed import as_completed as dask_completed
+        from distributed import wait
 
         task = self.scope.task
         # The task's handle, not the task: Dask's client keeps its last 1,000 messages, task
@@ -157,13 +159,19 @@ class _DaskPool:
         finally:
             self.client.cancel([f for f, _ in pending.values() if not f.done()])
             pending.clear()
+            if sys.exc_info()[1] is None:
+                # Chunks whose worker died before its counts of them went: Dask runs them
+                # again (they are held), and that run counts them.
+                wait([f for f, _ in held if not f.done()])
             self.link.catch_up()  # what the workers counted is in the run before the map returns
             held.clear()
 
     def _release(self, fut: Any, sent: Optional[Tuple[str, int]]) -> bool:
         """Releases the future of a chunk whose counts are in the run: those of a worker on
         shared memory are at once; a remote worker's, once it sent a message after the chunk's
-        (`sent`: its address and the number of its last message then), or was lost."""
+        (`sent`: its address and the number of its last message then). One whose worker died
+        first stays held: Dask runs it again, and that run counts it (released, it ran nowhere
+        and its counts were lost)."""
         if sent is not None and not self.link.merger.heard_after(*sent):
             return False
         fut.release()
