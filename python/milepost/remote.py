@@ -179,9 +179,6 @@ class RemoteContext:
         #: The nodes' counts and the lanes the last message carried.
         self._sent: Tuple[Dict[str, List[Any]], List[List[Any]]] = ({}, [])
         self._last_send = 0.0
-        self._rows: Deque[List[Any]] = deque()
-        #: Rows waiting in `_rows`, per node key and status.
-        self._waiting: Dict[str, Dict[str, int]] = {}
         self._events: Deque[List[Any]] = deque()
         self.rows_dropped = 0
         self.events_dropped = 0
@@ -362,17 +359,15 @@ class RemoteContext:
         """The next message: every node's counts, with the rows and events since the last one;
         None when nothing changed and no heartbeat is due. Every message carries every count,
         so that one lost, dropped or overtaken costs nothing but its rows and events. Counts
-        are read before rows are taken, and less the items whose rows still wait here: a
-        count never reaches the run before its item's row (see `merge.py`)."""
+        are read before rows are taken, and every row waiting goes: a count never reaches the
+        run before its item's row (see `merge.py`)."""
         snap = json.loads(self._core.snapshot().json())
-        self._take_rows()
-        rows = [self._pop_row() for _ in range(len(self._rows))]
+        rows = self._take_rows()
         nodes: Dict[str, List[Any]] = {}
         for child in snap["root"]["children"]:
             key = child["name"]
-            waiting = self._waiting.get(key, {})
-            state = [child[k] - waiting.get(k, 0) for k in _COUNTED]
-            nodes[key] = state + [child["in_flight"], self._nodes[key].total, child.get("metrics") or {}]
+            counts = [child[k] for k in _COUNTED]
+            nodes[key] = counts + [child["in_flight"], self._nodes[key].total, child.get("metrics") or {}]
         lanes = [[lane["name"], lane.get("item")] for lane in snap["lanes"]]
         events = [self._events.popleft() for _ in range(min(MAX_EVENTS, len(self._events)))]
         if not (heartbeat or rows or events) and (nodes, lanes) == self._sent:
@@ -380,21 +375,18 @@ class RemoteContext:
         self._sent = (nodes, lanes)
         return self._wrap(nodes, rows, lanes, events)
 
-    def _take_rows(self) -> None:
+    def _take_rows(self) -> List[List[Any]]:
+        """Every row waiting in the native buffer, `MAX_WAITING_ROWS` at most (the rest are
+        dropped and counted)."""
+        rows: List[List[Any]] = []
         taken = self.rows.buffer.take() if self.rows.buffer is not None else None
         for text, _, _, _, _, phase, t0 in taken or ():
             for row in unpack(text, phase, t0):  # phase, name, status, start, duration, error, metrics
-                if len(self._rows) >= MAX_WAITING_ROWS:
+                if len(rows) >= MAX_WAITING_ROWS:
                     self.rows_dropped += 1
                     continue
-                self._rows.append(row)
-                waiting = self._waiting.setdefault(row[0], {})
-                waiting[row[2]] = waiting.get(row[2], 0) + 1
-
-    def _pop_row(self) -> List[Any]:
-        row = self._rows.popleft()
-        self._waiting[row[0]][row[2]] -= 1
-        return row
+                rows.append(row)
+        return rows
 
     def _wrap(
         self, nodes: Dict[str, List[Any]], rows: List[List[Any]], lanes: List[List[Any]], events: List[List[Any]]

@@ -183,27 +183,24 @@ class DaskLink:
         except Exception:  # noqa: BLE001 - only memory on the scheduler is at stake
             log.debug("milepost: the Dask scheduler kept run %s's messages", self.owner.id, exc_info=True)
 
-    def catch_up(self) -> None:
+    def catch_up(self, ended: bool = False) -> None:
         """`sync`, saying on the run's log which workers' last messages did not come, then
-        `forget`."""
-        self._say_missing(self.sync())
-        self.forget()
-
-    def _say_missing(self, missing: List[str]) -> None:
+        `forget`; when the run has `ended`, the workers stop sending for it first."""
+        missing = self.sync()
         if missing:
             self.merger.note(
                 f"no last message from Dask worker(s) {', '.join(missing)}: their last counts may be missing",
                 "warning",
             )
+        if ended:
+            self._retire()
+        self.forget()
 
     def settle(self) -> None:
         """Before the run's counts are final (never raises: what could not be asked is said
         on the run's log)."""
         try:
-            missing = self.sync()
-            self._retire()
-            self._say_missing(missing)
-            self.forget()
+            self.catch_up(ended=True)
         except Exception as e:  # noqa: BLE001 - the run ends whatever the cluster does
             self.merger.note(f"the Dask workers' last counts could not be asked for: {e}", "warning")
         self.merger.finish()
@@ -247,7 +244,7 @@ def _forgetter() -> Callable[..., bool]:
 
     def forget(topic: str, dask_scheduler: Any = None) -> bool:
         # Dask has no public call for it: the broker of recent versions, the deque per topic
-        # of older ones (before 2024.4).
+        # of older ones.
         broker = getattr(dask_scheduler, "_broker", None)
         if broker is not None:
             broker.truncate(topic)

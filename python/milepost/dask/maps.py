@@ -137,10 +137,10 @@ class _DaskPool:
         pending = {f.key: (f, c) for f, c in zip(futures, self.chunks, strict=True)}
         del futures
         # A chunk's future, once its results are taken, is released once its worker's counts
-        # of it have arrived (a message it sent after the chunk ended, or it was lost): a
-        # future held is one Dask runs again when the worker holding its result dies (every
-        # chunk a dying worker had finished ran again, and counted again), and one released
-        # before its counts arrived had them die with the worker.
+        # of it have arrived (a message it sent after the chunk ended): a future held is one
+        # Dask runs again when the worker holding its result dies (every chunk a dying worker
+        # had finished ran again, and counted again), and one released before its counts
+        # arrived had them die with the worker.
         held: List[Tuple[Any, Optional[Tuple[str, int]]]] = []
         try:
             for fut, got in completed:

@@ -100,8 +100,8 @@ class History:
             db = connect(db_path, readonly=True)
         except sqlite3.DatabaseError as e:  # not SQLite at all (a text file, a truncated copy)
             raise NoHistory(f"{db_path} is not a milepost run history ({e})") from None
-        except IsADirectoryError:
-            raise NoHistory(f"{db_path} is a directory, not a run history: give the database file's path") from None
+        except IsADirectoryError as e:  # `connect` says why
+            raise NoHistory(f"{db_path} is {e.strerror}") from None
         try:
             kept = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'").fetchone()
             versioned = db.execute("PRAGMA user_version").fetchone()[0] > 0  # milepost numbers its schema
